@@ -1,0 +1,6 @@
+// The slice of OpenSSL's libcrypto that DES uses: SHA-256 (one-shot and streaming).
+#ifndef CDESCRYPTO_SHIM_H
+#define CDESCRYPTO_SHIM_H
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#endif

@@ -1,0 +1,43 @@
+/// Figures about an archive, computed from its footer and index.
+public struct DESArchiveStats: Sendable, Codable, Equatable {
+    /// Total size of the archive in bytes.
+    public var archiveSize: UInt64
+    /// Number of index entries.
+    public var fileCount: Int
+    /// Entries whose bodies live outside the archive.
+    public var externalCount: Int
+    /// Entries flagged deleted.
+    public var deletedCount: Int
+    /// Sum of all entries' sizes (external ones included).
+    public var totalFileBytes: UInt64
+    /// The largest entry's size.
+    public var largestFile: UInt64
+    /// Offset and length of the DATA region.
+    public var dataStart: UInt64, dataLength: UInt64
+    /// Offset and length of the META region.
+    public var metaStart: UInt64, metaLength: UInt64
+    /// Offset and length of the INDEX region.
+    public var indexStart: UInt64, indexLength: UInt64
+    /// Format version.
+    public var version: Int
+}
+
+extension DESArchiveReader {
+    /// Figures about the archive (no file bodies are read).
+    public var stats: DESArchiveStats {
+        var external = 0, deleted = 0
+        var total: UInt64 = 0, largest: UInt64 = 0
+        for e in index.entries {
+            if e.isExternal { external += 1 }
+            if e.flags.contains(.deleted) { deleted += 1 }
+            total += e.dataLength
+            largest = max(largest, e.dataLength)
+        }
+        let f = index.footer
+        return DESArchiveStats(
+            archiveSize: index.archiveSize, fileCount: index.count, externalCount: external, deletedCount: deleted,
+            totalFileBytes: total, largestFile: largest, dataStart: f.dataStart, dataLength: f.dataLength,
+            metaStart: f.metaStart, metaLength: f.metaLength, indexStart: f.indexStart, indexLength: f.indexLength,
+            version: Int(DESFormat.version))
+    }
+}

@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension DESArchiveReader {
+    /// Totals of an unpack.
+    public struct UnpackTotals: Sendable {
+        /// Files written.
+        public var files = 0
+        /// Bytes written.
+        public var bytes: UInt64 = 0
+        /// Entries not written (external bodies).
+        public var skipped: [String] = []
+    }
+
+    /// Writes every entry under `directory`, recreating the `/`-separated tree.
+    ///
+    /// Never writes outside `directory`: every name is checked against the name
+    /// rules before anything is written (no absolute paths, no `..`), and every
+    /// path component is opened with `O_NOFOLLOW`, so a symbolic link planted
+    /// inside the directory cannot redirect a write. Existing files are an error
+    /// unless `overwrite` is set. External entries are skipped and listed.
+    public func unpack(to directory: String, overwrite: Bool = false, onFile: (String) -> Void = { _ in }) throws
+        -> UnpackTotals
+    {
+        for entry in index.entries {
+            do {
+                try DESNameRules.validate(entry.name)
+            } catch let error as DESFormatError {
+                throw DESFormatError(.unsafePath, "refusing to unpack: \(error.message)", path: path)
+            }
+        }
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw ioError("create directory", path: directory) }
+        let root = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if root < 0 { throw ioError("open directory", path: directory) }
+        defer { _ = Glibc.close(root) }
+
+        var totals = UnpackTotals()
+        var cachedDir = ""
+        var cachedFD: Int32 = -1
+        defer { if cachedFD >= 0 { _ = Glibc.close(cachedFD) } }
+
+        for entry in index.entries where index.entry(named: entry.name) == entry {
+            if entry.isExternal {
+                totals.skipped.append(entry.name)
+                continue
+            }
+            var parts = entry.name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            let leaf = parts.removeLast()
+            let dirPath = parts.joined(separator: "/")
+            var dirFD = root
+            if !parts.isEmpty {
+                if dirPath != cachedDir || cachedFD < 0 {
+                    if cachedFD >= 0 { _ = Glibc.close(cachedFD) }
+                    cachedFD = -1
+                    cachedFD = try openDirectoryChain(root: root, parts: parts, base: directory)
+                    cachedDir = dirPath
+                }
+                dirFD = cachedFD
+            }
+            let target = directory + "/" + entry.name
+            var fd = openat(dirFD, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            if fd < 0 && errno == EEXIST {
+                guard overwrite else {
+                    throw DESFormatError(.outputExists, "already exists (set overwrite to replace it)", path: target)
+                }
+                var st = stat()
+                if fstatat(dirFD, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+                    throw DESFormatError(.unsafePath, "a directory is in the way", path: target)
+                }
+                if unlinkat(dirFD, leaf, 0) != 0 { throw ioError("remove existing file", path: target) }
+                fd = openat(dirFD, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            }
+            if fd < 0 { throw ioError("create", path: target) }
+            defer { _ = Glibc.close(fd) }
+            try forEachChunk(offset: entry.dataOffset, length: entry.dataLength) { chunk in
+                if let base = chunk.baseAddress, chunk.count > 0 {
+                    try writeFully(fd, base, count: chunk.count, path: target)
+                }
+            }
+            var st = stat()
+            if fstat(fd, &st) != 0 || UInt64(st.st_size) != entry.dataLength {
+                throw DESFormatError(.io, "short write (disk full?)", path: target)
+            }
+            totals.files += 1
+            totals.bytes += entry.dataLength
+            onFile(entry.name)
+        }
+        return totals
+    }
+
+    /// Opens (creating as needed) `root/parts...`, refusing to follow symbolic links.
+    private func openDirectoryChain(root: Int32, parts: [String], base: String) throws -> Int32 {
+        var current = root
+        var shown = base
+        for part in parts {
+            shown += "/" + part
+            var next = openat(current, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0 && errno == ENOENT {
+                if mkdirat(current, part, 0o755) != 0 && errno != EEXIST {
+                    let error = ioError("create directory", path: shown)
+                    if current != root { _ = Glibc.close(current) }
+                    throw error
+                }
+                next = openat(current, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
+            if next < 0 {
+                let code = errno
+                if current != root { _ = Glibc.close(current) }
+                if code == ELOOP || code == ENOTDIR {
+                    throw DESFormatError(.unsafePath, "is a symbolic link or not a directory; refusing to write through it", path: shown, errno: code)
+                }
+                throw ioError("open directory", path: shown, errno: code)
+            }
+            if current != root { _ = Glibc.close(current) }
+            current = next
+        }
+        return current
+    }
+}

@@ -1,0 +1,233 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// Reads a DES v1 archive on local disk.
+///
+/// Opening validates the header, footer and index (DESIGN.md §3) and loads the
+/// index once into a hash map; every later lookup is a dictionary access plus
+/// one copy. By default the archive is memory-mapped; ``Mode/positional`` uses
+/// `pread` instead (one read per file, merged reads for batches).
+///
+/// A reader is immutable after opening and safe to share between threads.
+public final class DESArchiveReader: @unchecked Sendable {
+    /// How bytes are fetched from the file.
+    public enum Mode: Sendable {
+        /// Map the archive into memory (fastest for repeated reads).
+        case mapped
+        /// Use positional reads (`pread`); batch reads merge neighbouring ranges.
+        case positional
+    }
+
+    /// The archive's path.
+    public let path: String
+    /// The validated index.
+    public let index: DESIndex
+    /// How bytes are fetched.
+    public let mode: Mode
+
+    private let fd: Int32
+    private let mapping: UnsafeRawPointer?
+    private let readCounter = Atomic<Int>(0)
+
+    /// Opens and validates an archive.
+    public init(path: String, mode: Mode = .mapped) throws {
+        self.path = path
+        self.mode = mode
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            let code = errno
+            if code == ENOENT { throw DESFormatError(.io, "no such file", path: path, errno: code) }
+            throw ioError("open", path: path, errno: code)
+        }
+        var mapping: UnsafeRawPointer?
+        var mappedSize = 0
+        do {
+            var st = stat()
+            if fstat(fd, &st) != 0 { throw ioError("stat", path: path) }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                throw DESFormatError(.io, "not a regular file", path: path)
+            }
+            let size = UInt64(st.st_size)
+            if mode == .mapped && size >= UInt64(DESFormat.minimumArchiveSize) {
+                let p = mmap(nil, Int(size), PROT_READ, MAP_SHARED, fd, 0)
+                if p == MAP_FAILED || p == nil { throw ioError("mmap", path: path) }
+                mapping = UnsafeRawPointer(p)
+                mappedSize = Int(size)
+                _ = madvise(p, Int(size), MADV_RANDOM)
+            }
+            self.index = try Self.loadIndex(fd: fd, mapping: mapping, size: size, path: path)
+        } catch {
+            if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping), mappedSize) }
+            _ = Glibc.close(fd)
+            throw (error as? DESFormatError)?.at(path) ?? error
+        }
+        self.fd = fd
+        self.mapping = mapping
+    }
+
+    deinit {
+        if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping), Int(index.archiveSize)) }
+        _ = Glibc.close(fd)
+    }
+
+    private static func loadIndex(fd: Int32, mapping: UnsafeRawPointer?, size: UInt64, path: String)
+        throws -> DESIndex
+    {
+        if let mapping {
+            return try DESIndex.parse(archive: UnsafeRawBufferPointer(start: mapping, count: Int(size)))
+        }
+        var header = [UInt8](repeating: 0, count: DESFormat.headerSize)
+        if size >= UInt64(DESFormat.headerSize) {
+            try header.withUnsafeMutableBytes { raw throws in
+                try preadFully(fd, raw.baseAddress.unsafelyUnwrapped, count: raw.count, offset: 0, path: path)
+            }
+        }
+        try header.withUnsafeBytes { raw throws in try DESIndex.validateHeader(raw, archiveSize: size) }
+        var footerBytes = [UInt8](repeating: 0, count: DESFormat.footerSize)
+        try footerBytes.withUnsafeMutableBytes { raw throws in
+            try preadFully(fd, raw.baseAddress.unsafelyUnwrapped, count: raw.count, offset: size - UInt64(DESFormat.footerSize), path: path)
+        }
+        let footer = try footerBytes.withUnsafeBytes { raw throws in try DESFooter.decode(raw) }
+        try footer.validate(archiveSize: size)
+        var indexBytes = [UInt8](repeating: 0, count: Int(footer.indexLength))
+        if !indexBytes.isEmpty {
+            try indexBytes.withUnsafeMutableBytes { raw throws in
+                try preadFully(fd, raw.baseAddress.unsafelyUnwrapped, count: raw.count, offset: footer.indexStart, path: path)
+            }
+        }
+        return try indexBytes.withUnsafeBytes { raw throws in
+            try DESIndex(indexBytes: raw, footer: footer, archiveSize: size)
+        }
+    }
+
+    // MARK: Lookups
+
+    /// Whether the archive has an entry with this name.
+    public func contains(_ name: String) -> Bool { index.contains(name) }
+    /// The entry with this name, if any.
+    public func entry(named name: String) -> DESIndexEntry? { index.entry(named: name) }
+    /// Every entry, in index order.
+    public var entries: [DESIndexEntry] { index.entries }
+    /// Number of `pread` calls made for file bodies so far (0 in mapped mode).
+    public var bodyReadCount: Int { readCounter.load(ordering: .relaxed) }
+
+    /// The bytes of the file `name`.
+    public func file(named name: String) throws -> [UInt8] {
+        let entry = try requireEntry(name)
+        return try bytes(of: entry)
+    }
+
+    /// Calls `body` with the file's bytes without copying them (mapped mode) or after one read.
+    public func withFile<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let entry = try requireEntry(name)
+        guard entry.dataLength > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        if let mapping {
+            return try body(UnsafeRawBufferPointer(start: mapping + Int(entry.dataOffset), count: Int(entry.dataLength)))
+        }
+        return try bytes(of: entry).withUnsafeBytes(body)
+    }
+
+    /// The META of `name`, parsed.
+    public func meta(named name: String) throws -> DESMetadata {
+        let raw = try rawMeta(named: name)
+        do {
+            return try DESMetadata.parse(raw)
+        } catch {
+            let message = (error as? DESFormatError)?.message ?? "\(error)"
+            throw DESFormatError(.badMetadata, "META of \(DESNameRules.quoted(name)): \(message)", path: path)
+        }
+    }
+
+    /// The META of `name`, exactly as stored.
+    public func rawMeta(named name: String) throws -> [UInt8] {
+        let entry = try requireEntry(name)
+        return try read(offset: entry.metaOffset, length: entry.metaLength, countAsBody: false)
+    }
+
+    /// Reads many files, merging neighbouring ranges whose gap is at most `maxGap` into one read.
+    /// Names that are not in the archive are left out of the result.
+    public func files(named names: [String], maxGap: Int = DESFormat.defaultMaxGap) throws -> [String: [UInt8]] {
+        var found: [DESIndexEntry] = []
+        var result: [String: [UInt8]] = [:]
+        for name in names {
+            guard let entry = index.entry(named: name) else { continue }
+            if entry.isExternal { continue }
+            if entry.dataLength == 0 { result[name] = [] } else { found.append(entry) }
+        }
+        let plan = DESRangePlanner.plan(found.map { ($0.dataOffset, $0.dataLength) }, maxGap: UInt64(max(0, maxGap)))
+        for read in plan {
+            let chunk = try self.read(offset: read.offset, length: read.length, countAsBody: true)
+            for i in read.members {
+                let e = found[i]
+                let start = Int(e.dataOffset - read.offset)
+                result[e.name] = Array(chunk[start..<(start + Int(e.dataLength))])
+            }
+        }
+        return result
+    }
+
+    func requireEntry(_ name: String) throws -> DESIndexEntry {
+        guard let entry = index.entry(named: name) else {
+            throw DESFormatError(.notFound, "no entry named \(DESNameRules.quoted(name))", path: path)
+        }
+        return entry
+    }
+
+    func bytes(of entry: DESIndexEntry) throws -> [UInt8] {
+        if entry.isExternal {
+            throw DESFormatError(
+                .externalEntry,
+                "\(DESNameRules.quoted(entry.name)) is stored outside the archive (external key \(externalKey(of: entry)))",
+                path: path)
+        }
+        if entry.dataLength == 0 { return [] }
+        return try read(offset: entry.dataOffset, length: entry.dataLength, countAsBody: true)
+    }
+
+    func externalKey(of entry: DESIndexEntry) -> String {
+        guard let raw = try? read(offset: entry.metaOffset, length: entry.metaLength, countAsBody: false),
+            let meta = try? DESMetadata.parse(raw), let key = meta["external_key"]?.stringValue
+        else { return "unknown" }
+        return "\"\(key)\""
+    }
+
+    /// Reads `length` bytes at `offset` (inside the archive, already validated).
+    func read(offset: UInt64, length: UInt64, countAsBody: Bool) throws -> [UInt8] {
+        let count = Int(length)
+        if count == 0 { return [] }
+        if let mapping {
+            return [UInt8](UnsafeRawBufferPointer(start: mapping + Int(offset), count: count))
+        }
+        if countAsBody { readCounter.add(1, ordering: .relaxed) }
+        let fd = self.fd, path = self.path
+        return try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
+            try preadFully(fd, buf.baseAddress.unsafelyUnwrapped, count: count, offset: offset, path: path)
+            initialized = count
+        }
+    }
+
+    /// Runs `body` over consecutive chunks (at most `chunkSize` bytes) of a range.
+    func forEachChunk(offset: UInt64, length: UInt64, chunkSize: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void)
+        throws
+    {
+        if let mapping {
+            try body(UnsafeRawBufferPointer(start: mapping + Int(offset), count: Int(length)))
+            return
+        }
+        var done: UInt64 = 0
+        var chunk = [UInt8](repeating: 0, count: Int(min(UInt64(chunkSize), max(length, 1))))
+        while done < length {
+            let n = Int(min(UInt64(chunk.count), length - done))
+            let fd = self.fd, path = self.path
+            try chunk.withUnsafeMutableBytes { raw throws in
+                try preadFully(fd, raw.baseAddress.unsafelyUnwrapped, count: n, offset: offset + done, path: path)
+            }
+            try chunk.withUnsafeBytes { raw in try body(UnsafeRawBufferPointer(rebasing: raw.prefix(n))) }
+            done += UInt64(n)
+        }
+    }
+}

@@ -1,0 +1,339 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes a DES v1 archive, streaming each file's bytes through once.
+///
+/// The archive is written to `PATH.partial` and renamed to `PATH` only by
+/// ``close()``, so an interrupted writer never leaves a file that reads as a
+/// valid archive. DATA is streamed through a fixed buffer; META and INDEX are
+/// kept in memory until ``close()``. A failed ``add(name:from:metadata:)``
+/// leaves the archive as it was before the call.
+///
+/// ```swift
+/// let writer = try DESArchiveWriter(path: "out.des")
+/// try writer.add(name: "a.txt", bytes: Array("hello".utf8), metadata: ["mime": "text/plain"])
+/// let summary = try writer.close()
+/// ```
+///
+/// A writer is used from one thread at a time.
+public final class DESArchiveWriter {
+    /// How the writer behaves.
+    public struct Options: Sendable {
+        /// Record a `sha256` of each file in its META (default on). Off reproduces the original's bytes.
+        public var checksums: Bool = true
+        /// Replace an existing archive at the path (default off: an existing file is an error).
+        public var overwrite: Bool = false
+        /// `fsync` the archive (and its directory) before it gets its final name (default on).
+        public var syncOnClose: Bool = true
+        /// Size of the output buffer in bytes (default 1 MiB).
+        public var bufferSize: Int = 1 << 20
+        /// Default options.
+        public init() {}
+    }
+
+    private enum State { case open, failed(DESFormatError), closed }
+
+    /// The final path of the archive.
+    public let path: String
+    /// The path written to until ``close()``.
+    public let partialPath: String
+    /// The options in force.
+    public let options: Options
+    /// Entries added so far.
+    public var fileCount: Int { entries.count }
+    /// Bytes of DATA written so far.
+    public var dataLength: UInt64 { position - UInt64(DESFormat.headerSize) }
+
+    private var state: State = .open
+    private let fd: Int32
+    private let buffer: UnsafeMutableRawPointer
+    private let capacity: Int
+    private var used = 0
+    private var flushedOffset: UInt64 = 0
+    private var entries: [DESIndexEntry] = []
+    private var names: Set<String> = []
+    private var meta: [UInt8] = []
+    private let hasher = SHA256Stream()
+
+    private var position: UInt64 { flushedOffset + UInt64(used) }
+
+    /// Opens a new archive for writing at `path` (written as `path.partial` until closed).
+    public init(path: String, options: Options = Options()) throws {
+        self.path = path
+        self.partialPath = path + ".partial"
+        self.options = options
+        if !options.overwrite && access(path, F_OK) == 0 {
+            throw DESFormatError(.outputExists, "already exists (set the overwrite option to replace it)", path: path)
+        }
+        let fd = open(partialPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw ioError("create", path: partialPath) }
+        self.fd = fd
+        self.capacity = max(options.bufferSize, 64 * 1024)
+        self.buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        var header = DESFormat.headerMagic
+        header.append(DESFormat.version)
+        header.append(contentsOf: [UInt8](repeating: 0, count: 7))
+        header.withUnsafeBytes { raw in
+            buffer.copyMemory(from: raw.baseAddress.unsafelyUnwrapped, byteCount: raw.count)
+        }
+        used = header.count
+    }
+
+    deinit {
+        if case .closed = state {} else { discard() }
+        buffer.deallocate()
+    }
+
+    // MARK: Adding files
+
+    /// Adds a file whose bytes are in memory.
+    @discardableResult
+    public func add(name: String, bytes: [UInt8], metadata: DESMetadata = [:]) throws -> DESIndexEntry {
+        var stream = DESBufferStream(bytes)
+        return try add(name: name, from: &stream, metadata: metadata)
+    }
+
+    /// Adds a file by reading `sourcePath` (which must be a regular file).
+    @discardableResult
+    public func add(name: String, contentsOfFile sourcePath: String, metadata: DESMetadata = [:])
+        throws -> DESIndexEntry
+    {
+        try checkNew(name: name, metadata: metadata)
+        let source = open(sourcePath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        if source < 0 {
+            let code = errno
+            if code == ENOENT { throw DESFormatError(.io, "no such file", path: sourcePath, errno: code) }
+            throw ioError("open", path: sourcePath, errno: code)
+        }
+        defer { _ = Glibc.close(source) }
+        return try add(name: name, fileDescriptor: source, path: sourcePath, metadata: metadata)
+    }
+
+    /// Adds a file read from an open descriptor of a regular file (not closed by the writer).
+    @discardableResult
+    public func add(name: String, fileDescriptor source: Int32, path sourcePath: String, metadata: DESMetadata = [:])
+        throws -> DESIndexEntry
+    {
+        var st = stat()
+        if fstat(source, &st) != 0 { throw ioError("stat", path: sourcePath) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw DESFormatError(.io, "not a regular file", path: sourcePath)
+        }
+        var stream = DESFileDescriptorStream(fileDescriptor: source, path: sourcePath, expectedSize: UInt64(st.st_size))
+        return try add(name: name, from: &stream, metadata: metadata)
+    }
+
+    /// Adds a file whose bytes come from a stream, copied once into the archive.
+    @discardableResult
+    public func add(name: String, from stream: inout some DESByteStream, metadata: DESMetadata = [:])
+        throws -> DESIndexEntry
+    {
+        try checkNew(name: name, metadata: metadata)
+        let start = position
+        var total: UInt64 = 0
+        let checksums = options.checksums
+        do {
+            while true {
+                if used == capacity { try flush() }
+                let free = UnsafeMutableRawBufferPointer(start: buffer + used, count: capacity - used)
+                let n = try stream.read(into: free)
+                if n == 0 { break }
+                if checksums { hasher.update(buffer + used, count: n) }
+                used += n
+                total += UInt64(n)
+            }
+        } catch {
+            hasher.reset()
+            try rollback(to: start)
+            if let e = error as? DESFormatError { throw e }
+            throw DESFormatError(.io, "reading the body of \(DESNameRules.quoted(name)) failed: \(error)")
+        }
+        var fields = metadata
+        fields["size"] = .int(Int64(total))
+        if checksums { fields["sha256"] = .string(hasher.finalizeHex()) }
+        return record(name: name, offset: start, length: total, fields: fields, flags: [])
+    }
+
+    /// Records a file whose body is stored elsewhere (flag `external`): `data_offset` 0,
+    /// `data_length` the real size, META with `is_external` and `external_key`.
+    @discardableResult
+    public func addExternal(
+        name: String, size: UInt64, externalKey: String, sha256: String? = nil, metadata: DESMetadata = [:]
+    ) throws -> DESIndexEntry {
+        try checkNew(name: name, metadata: metadata)
+        var fields = metadata
+        fields["size"] = .int(Int64(size))
+        fields["is_external"] = .bool(true)
+        fields["external_key"] = .string(externalKey)
+        if let sha256 { fields["sha256"] = .string(sha256) }
+        return record(name: name, offset: 0, length: size, fields: fields, flags: .external)
+    }
+
+    /// Keys DES writes itself; caller metadata may not use them.
+    public static let reservedMetadataKeys: Set<String> = ["size", "sha256", "is_external", "external_key"]
+
+    private func checkNew(name: String, metadata: DESMetadata) throws {
+        switch state {
+        case .open: break
+        case .failed(let error): throw DESFormatError(.writerClosed, "writer failed earlier: \(error.message)", path: path)
+        case .closed: throw DESFormatError(.writerClosed, "writer is already closed", path: path)
+        }
+        try DESNameRules.validate(name)
+        if names.contains(name) {
+            throw DESFormatError(.duplicateName, "duplicate name \(DESNameRules.quoted(name)): a name appears once per archive", path: path)
+        }
+        for key in metadata.keys where Self.reservedMetadataKeys.contains(key) {
+            throw DESFormatError(.reservedMetadataKey, "metadata key \"\(key)\" of \(DESNameRules.quoted(name)) is reserved for DES")
+        }
+    }
+
+    private func record(name: String, offset: UInt64, length: UInt64, fields: DESMetadata, flags: DESEntryFlags)
+        -> DESIndexEntry
+    {
+        let json = fields.jsonBytes
+        let entry = DESIndexEntry(
+            name: name, dataOffset: offset, dataLength: length, metaOffset: UInt64(meta.count), metaLength: UInt64(json.count),
+            flags: flags)
+        meta.append(contentsOf: json)
+        entries.append(entry)
+        names.insert(name)
+        return entry
+    }
+
+    // MARK: Closing
+
+    /// Writes META, INDEX and the footer, syncs, and gives the archive its final name.
+    @discardableResult
+    public func close() throws -> DESArchiveSummary {
+        switch state {
+        case .open: break
+        case .failed(let error): throw DESFormatError(.writerClosed, "writer failed earlier: \(error.message)", path: path)
+        case .closed: throw DESFormatError(.writerClosed, "writer is already closed", path: path)
+        }
+        do {
+            let dataEnd = position
+            let metaStart = dataEnd
+            var index: [UInt8] = []
+            index.reserveCapacity(entries.count * (DESFormat.indexEntryOverhead + 24))
+            for var entry in entries {
+                entry.metaOffset += metaStart
+                entry.encode(into: &index)
+            }
+            try append(meta)
+            let indexStart = position
+            try append(index)
+            let footer = DESFooter(
+                dataStart: UInt64(DESFormat.headerSize), dataLength: dataEnd - UInt64(DESFormat.headerSize),
+                metaStart: metaStart, metaLength: UInt64(meta.count), indexStart: indexStart,
+                indexLength: UInt64(index.count), fileCount: UInt64(entries.count))
+            try append(footer.bytes)
+            try flush()
+            if options.syncOnClose && fsync(fd) != 0 { throw ioError("fsync", path: partialPath) }
+            if Glibc.close(fd) != 0 { throw ioError("close", path: partialPath) }
+            state = .closed
+            if !options.overwrite && access(path, F_OK) == 0 {
+                unlink(partialPath)
+                throw DESFormatError(.outputExists, "appeared while writing; not replaced", path: path)
+            }
+            if rename(partialPath, path) != 0 {
+                let code = errno
+                unlink(partialPath)
+                throw ioError("rename to final name", path: path, errno: code)
+            }
+            if options.syncOnClose { syncDirectory(of: path) }
+            return DESArchiveSummary(
+                path: path, fileCount: entries.count, dataLength: footer.dataLength, archiveSize: position)
+        } catch {
+            if case .open = state { discard() }
+            let failure = error as? DESFormatError ?? DESFormatError(.io, "\(error)", path: path)
+            state = .failed(failure)
+            throw failure
+        }
+    }
+
+    /// Abandons the archive: the partial file is removed and nothing is left at `path`.
+    public func abort() {
+        if case .closed = state { return }
+        discard()
+        state = .closed
+    }
+
+    // MARK: Buffer
+
+    private func discard() {
+        if case .closed = state { return }
+        _ = Glibc.close(fd)
+        unlink(partialPath)
+    }
+
+    private func flush() throws {
+        guard used > 0 else { return }
+        do {
+            try writeFully(fd, buffer, count: used, path: partialPath)
+        } catch {
+            let failure = error as? DESFormatError ?? DESFormatError(.io, "\(error)", path: partialPath)
+            state = .failed(failure)
+            throw failure
+        }
+        flushedOffset += UInt64(used)
+        used = 0
+    }
+
+    private func append(_ bytes: [UInt8]) throws {
+        var done = 0
+        while done < bytes.count {
+            if used == capacity { try flush() }
+            let n = min(capacity - used, bytes.count - done)
+            bytes.withUnsafeBytes { raw in
+                (buffer + used).copyMemory(from: raw.baseAddress.unsafelyUnwrapped + done, byteCount: n)
+            }
+            used += n
+            done += n
+        }
+    }
+
+    private func rollback(to offset: UInt64) throws {
+        if offset >= flushedOffset {
+            used = Int(offset - flushedOffset)
+            return
+        }
+        used = 0
+        if ftruncate(fd, off_t(offset)) != 0 || lseek(fd, off_t(offset), SEEK_SET) < 0 {
+            let error = ioError("truncate after a failed add", path: partialPath)
+            state = .failed(error)
+            throw error
+        }
+        flushedOffset = offset
+    }
+}
+
+/// What a closed writer produced.
+public struct DESArchiveSummary: Sendable, Equatable {
+    /// The archive's path.
+    public var path: String
+    /// Number of entries.
+    public var fileCount: Int
+    /// Bytes in the DATA region.
+    public var dataLength: UInt64
+    /// Total size of the archive.
+    public var archiveSize: UInt64
+}
+
+/// `fsync`s the directory holding `path` so a rename survives a crash.
+func syncDirectory(of path: String) {
+    var dir = path
+    if let slash = dir.lastIndex(of: "/") {
+        dir = String(dir[..<slash])
+        if dir.isEmpty { dir = "/" }
+    } else {
+        dir = "."
+    }
+    let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if dfd >= 0 {
+        _ = fsync(dfd)
+        _ = Glibc.close(dfd)
+    }
+}

@@ -1,0 +1,117 @@
+/// The 72-byte footer: where each region starts and how long it is, and the file count.
+public struct DESFooter: Sendable, Equatable {
+    /// Offset of the DATA region (16 in every archive written so far).
+    public var dataStart: UInt64
+    /// Length of the DATA region.
+    public var dataLength: UInt64
+    /// Offset of the META region.
+    public var metaStart: UInt64
+    /// Length of the META region.
+    public var metaLength: UInt64
+    /// Offset of the INDEX region.
+    public var indexStart: UInt64
+    /// Length of the INDEX region.
+    public var indexLength: UInt64
+    /// Number of entries in the index.
+    public var fileCount: UInt64
+
+    /// Creates a footer from its seven values.
+    public init(
+        dataStart: UInt64, dataLength: UInt64, metaStart: UInt64, metaLength: UInt64,
+        indexStart: UInt64, indexLength: UInt64, fileCount: UInt64
+    ) {
+        self.dataStart = dataStart
+        self.dataLength = dataLength
+        self.metaStart = metaStart
+        self.metaLength = metaLength
+        self.indexStart = indexStart
+        self.indexLength = indexLength
+        self.fileCount = fileCount
+    }
+
+    /// The footer's 72 bytes.
+    public var bytes: [UInt8] {
+        var out = DESFormat.footerMagic
+        out.reserveCapacity(DESFormat.footerSize)
+        out.append(DESFormat.version)
+        out.append(contentsOf: [UInt8](repeating: 0, count: 7))
+        for v in [dataStart, dataLength, metaStart, metaLength, indexStart, indexLength, fileCount] {
+            out.appendLE(v)
+        }
+        return out
+    }
+
+    /// Decodes a footer, checking its magic and version.
+    public static func decode(_ raw: UnsafeRawBufferPointer) throws -> DESFooter {
+        guard raw.count == DESFormat.footerSize else {
+            throw DESFormatError(.tooSmall, "footer must be \(DESFormat.footerSize) bytes, got \(raw.count)")
+        }
+        guard raw.prefix(8).elementsEqual(DESFormat.footerMagic) else {
+            throw DESFormatError(
+                .badFooterMagic,
+                "bad footer magic \(printable(raw.prefix(8))) (expected \"DESFOOT1\"): the archive is truncated, unfinished or not a DES archive"
+            )
+        }
+        guard raw[8] == DESFormat.version else {
+            throw DESFormatError(.badFooterVersion, "unsupported footer version \(raw[8]) (this reader knows version 1)")
+        }
+        return DESFooter(
+            dataStart: raw.loadLE(UInt64.self, at: 16), dataLength: raw.loadLE(UInt64.self, at: 24),
+            metaStart: raw.loadLE(UInt64.self, at: 32), metaLength: raw.loadLE(UInt64.self, at: 40),
+            indexStart: raw.loadLE(UInt64.self, at: 48), indexLength: raw.loadLE(UInt64.self, at: 56),
+            fileCount: raw.loadLE(UInt64.self, at: 64))
+    }
+
+    /// Checks the footer against the archive's total size, in the order DESIGN.md §3 gives:
+    /// file count against index length, each region start inside the file, then region order.
+    public func validate(archiveSize: UInt64) throws {
+        let footerStart = archiveSize - UInt64(DESFormat.footerSize)
+        let (need, overflow) = fileCount.multipliedReportingOverflow(by: UInt64(DESFormat.indexEntryOverhead))
+        if overflow || need > indexLength {
+            throw DESFormatError(
+                .badFileCount,
+                "file count \(fileCount) needs at least \(overflow ? "more than 2^64" : String(need)) index bytes but the index is \(indexLength) bytes"
+            )
+        }
+        let regions: [(String, UInt64, UInt64)] = [
+            ("DATA", dataStart, dataLength), ("META", metaStart, metaLength), ("INDEX", indexStart, indexLength),
+        ]
+        for (name, start, _) in regions where start < UInt64(DESFormat.headerSize) || start > footerStart {
+            throw DESFormatError(
+                .regionOutOfBounds,
+                "\(name) region starts at \(start), outside \(DESFormat.headerSize)…\(footerStart) (archive is \(archiveSize) bytes)"
+            )
+        }
+        func end(_ start: UInt64, _ length: UInt64, _ name: String) throws -> UInt64 {
+            let (e, o) = start.addingReportingOverflow(length)
+            if o { throw DESFormatError(.regionOutOfBounds, "\(name) region length \(length) overflows") }
+            return e
+        }
+        let dataEnd = try end(dataStart, dataLength, "DATA")
+        let metaEnd = try end(metaStart, metaLength, "META")
+        let indexEnd = try end(indexStart, indexLength, "INDEX")
+        if dataEnd > metaStart {
+            throw DESFormatError(.regionsOutOfOrder, "DATA region (\(dataStart)+\(dataLength)) runs past META start \(metaStart)")
+        }
+        if metaEnd > indexStart {
+            throw DESFormatError(.regionsOutOfOrder, "META region (\(metaStart)+\(metaLength)) runs past INDEX start \(indexStart)")
+        }
+        if indexEnd > footerStart {
+            throw DESFormatError(
+                .regionsOutOfOrder, "INDEX region (\(indexStart)+\(indexLength)) runs past the footer at \(footerStart)")
+        }
+    }
+}
+
+/// Bytes shown as a quoted ASCII string with non-printables escaped.
+func printable(_ bytes: some Sequence<UInt8>) -> String {
+    var s = "\""
+    for b in bytes {
+        if b >= 0x20 && b < 0x7F && b != 0x22 && b != 0x5C {
+            s.append(Character(Unicode.Scalar(b)))
+        } else {
+            s += "\\x" + (b < 16 ? "0" : "") + String(b, radix: 16)
+        }
+    }
+    return s + "\""
+}

@@ -1,0 +1,173 @@
+/// One entry of an archive's index.
+public struct DESIndexEntry: Sendable, Equatable {
+    /// The file's name within the archive.
+    public var name: String
+    /// Absolute offset of the body in the archive (0 for external entries).
+    public var dataOffset: UInt64
+    /// Length of the body (the real size for external entries).
+    public var dataLength: UInt64
+    /// Absolute offset of the entry's META JSON.
+    public var metaOffset: UInt64
+    /// Length of the entry's META JSON.
+    public var metaLength: UInt64
+    /// Flag bits.
+    public var flags: DESEntryFlags
+
+    /// Creates an entry.
+    public init(
+        name: String, dataOffset: UInt64, dataLength: UInt64, metaOffset: UInt64, metaLength: UInt64,
+        flags: DESEntryFlags
+    ) {
+        self.name = name
+        self.dataOffset = dataOffset
+        self.dataLength = dataLength
+        self.metaOffset = metaOffset
+        self.metaLength = metaLength
+        self.flags = flags
+    }
+
+    /// Whether the body is stored outside the archive.
+    public var isExternal: Bool { flags.contains(.external) }
+
+    /// Appends the entry's index bytes.
+    func encode(into out: inout [UInt8]) {
+        let nameBytes = Array(name.utf8)
+        out.appendLE(UInt16(nameBytes.count))
+        out.append(contentsOf: nameBytes)
+        out.appendLE(dataOffset)
+        out.appendLE(dataLength)
+        out.appendLE(metaOffset)
+        out.appendLE(metaLength)
+        out.appendLE(flags.rawValue)
+    }
+}
+
+/// A parsed, validated archive index: the footer plus every entry, with a hash
+/// map from name to entry. This is what readers and index caches hold.
+public struct DESIndex: Sendable {
+    /// The archive's footer.
+    public let footer: DESFooter
+    /// The archive's total size in bytes.
+    public let archiveSize: UInt64
+    /// The entries, in index order.
+    public let entries: [DESIndexEntry]
+    /// Names that appear more than once (archives written by the original can have them; the last one wins).
+    public let duplicateNames: [String]
+    private let positions: [String: Int]
+
+    /// Parses and validates an index region.
+    ///
+    /// - Parameters:
+    ///   - indexBytes: exactly the INDEX region (`footer.indexLength` bytes).
+    ///   - footer: the archive's footer, already validated against `archiveSize`.
+    ///   - archiveSize: the archive's total size.
+    public init(indexBytes: UnsafeRawBufferPointer, footer: DESFooter, archiveSize: UInt64) throws {
+        guard UInt64(indexBytes.count) == footer.indexLength else {
+            throw DESFormatError(.badIndexEntry, "index region is \(indexBytes.count) bytes, footer says \(footer.indexLength)")
+        }
+        self.footer = footer
+        self.archiveSize = archiveSize
+        let count = Int(footer.fileCount)
+        var entries: [DESIndexEntry] = []
+        entries.reserveCapacity(count)
+        var positions: [String: Int] = [:]
+        positions.reserveCapacity(count)
+        var duplicates: [String] = []
+        let dataRange = footer.dataStart...(footer.dataStart + footer.dataLength)
+        let metaRange = footer.metaStart...(footer.metaStart + footer.metaLength)
+        var pos = 0
+        for i in 0..<count {
+            guard pos + 2 <= indexBytes.count else {
+                throw DESFormatError(.badIndexEntry, "index entry \(i) starts past the end of the index region")
+            }
+            let nameLength = Int(indexBytes.loadLE(UInt16.self, at: pos))
+            let fixed = pos + 2 + nameLength
+            guard fixed + DESFormat.indexEntryFixedSize <= indexBytes.count else {
+                throw DESFormatError(
+                    .badIndexEntry,
+                    "index entry \(i) (name length \(nameLength)) runs past the end of the index region")
+            }
+            guard
+                let name = String(
+                    validating: UnsafeRawBufferPointer(rebasing: indexBytes[(pos + 2)..<fixed]), as: UTF8.self)
+            else {
+                throw DESFormatError(.badIndexEntry, "index entry \(i): name is not valid UTF-8")
+            }
+            let entry = DESIndexEntry(
+                name: name,
+                dataOffset: indexBytes.loadLE(UInt64.self, at: fixed),
+                dataLength: indexBytes.loadLE(UInt64.self, at: fixed + 8),
+                metaOffset: indexBytes.loadLE(UInt64.self, at: fixed + 16),
+                metaLength: indexBytes.loadLE(UInt64.self, at: fixed + 24),
+                flags: DESEntryFlags(rawValue: indexBytes.loadLE(UInt32.self, at: fixed + 32)))
+            if !entry.isExternal {
+                let (end, overflow) = entry.dataOffset.addingReportingOverflow(entry.dataLength)
+                if overflow || !dataRange.contains(entry.dataOffset) || !dataRange.contains(end) {
+                    throw DESFormatError(
+                        .regionOutOfBounds,
+                        "entry \(DESNameRules.quoted(name)): data \(entry.dataOffset)+\(entry.dataLength) lies outside the DATA region \(footer.dataStart)+\(footer.dataLength)"
+                    )
+                }
+            }
+            let (metaEnd, metaOverflow) = entry.metaOffset.addingReportingOverflow(entry.metaLength)
+            if metaOverflow || !metaRange.contains(entry.metaOffset) || !metaRange.contains(metaEnd) {
+                throw DESFormatError(
+                    .regionOutOfBounds,
+                    "entry \(DESNameRules.quoted(name)): meta \(entry.metaOffset)+\(entry.metaLength) lies outside the META region \(footer.metaStart)+\(footer.metaLength)"
+                )
+            }
+            if positions.updateValue(i, forKey: name) != nil { duplicates.append(name) }
+            entries.append(entry)
+            pos = fixed + DESFormat.indexEntryFixedSize
+        }
+        guard pos == indexBytes.count else {
+            throw DESFormatError(
+                .badIndexEntry,
+                "index region has \(indexBytes.count - pos) bytes after its \(count) entries (count or lengths are wrong)")
+        }
+        self.entries = entries
+        self.positions = positions
+        self.duplicateNames = duplicates
+    }
+
+    /// The entry with this name, if any.
+    @inline(__always)
+    public func entry(named name: String) -> DESIndexEntry? {
+        guard let i = positions[name] else { return nil }
+        return entries[i]
+    }
+
+    /// Whether an entry has this name.
+    public func contains(_ name: String) -> Bool { positions[name] != nil }
+
+    /// Number of entries (including shadowed duplicates).
+    public var count: Int { entries.count }
+
+    /// Reads and validates the header, footer and index of a whole archive held in memory.
+    public static func parse(archive: UnsafeRawBufferPointer) throws -> DESIndex {
+        let size = UInt64(archive.count)
+        try validateHeader(UnsafeRawBufferPointer(rebasing: archive.prefix(min(archive.count, DESFormat.headerSize))), archiveSize: size)
+        let footer = try DESFooter.decode(UnsafeRawBufferPointer(rebasing: archive.suffix(DESFormat.footerSize)))
+        try footer.validate(archiveSize: size)
+        let start = Int(footer.indexStart)
+        let index = UnsafeRawBufferPointer(rebasing: archive[start..<(start + Int(footer.indexLength))])
+        return try DESIndex(indexBytes: index, footer: footer, archiveSize: size)
+    }
+
+    /// Checks the archive size and the 16-byte header (the first checks of DESIGN.md §3).
+    public static func validateHeader(_ header: UnsafeRawBufferPointer, archiveSize: UInt64) throws {
+        guard archiveSize >= UInt64(DESFormat.minimumArchiveSize) else {
+            throw DESFormatError(
+                .tooSmall,
+                "archive is \(archiveSize) bytes; a DES archive is at least \(DESFormat.minimumArchiveSize) (header + footer)")
+        }
+        guard header.count >= DESFormat.headerSize, header.prefix(8).elementsEqual(DESFormat.headerMagic) else {
+            throw DESFormatError(
+                .badHeaderMagic,
+                "bad header magic \(printable(header.prefix(8))) (expected \"DESHEAD1\"): not a DES archive")
+        }
+        guard header[8] == DESFormat.version else {
+            throw DESFormatError(.badHeaderVersion, "unsupported header version \(header[8]) (this reader knows version 1)")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import CDESCrypto
+
+/// Streaming SHA-256 over OpenSSL's EVP interface (SHA-NI accelerated where
+/// the CPU has it). One instance is reused for many files; not thread-safe.
+final class SHA256Stream {
+    private let context: OpaquePointer
+    private let digest: OpaquePointer?
+
+    init() {
+        // EVP_MD_CTX_new only fails when memory is exhausted.
+        guard let ctx = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
+        context = ctx
+        digest = EVP_sha256()
+        reset()
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    /// Starts a new digest.
+    func reset() {
+        EVP_DigestInit_ex(context, digest, nil)
+    }
+
+    /// Feeds bytes into the digest.
+    @inline(__always)
+    func update(_ bytes: UnsafeRawPointer, count: Int) {
+        if count > 0 { EVP_DigestUpdate(context, bytes, count) }
+    }
+
+    /// Feeds a buffer into the digest.
+    func update(_ buffer: UnsafeRawBufferPointer) {
+        if let base = buffer.baseAddress { update(base, count: buffer.count) }
+    }
+
+    /// Ends the digest and returns it as lowercase hex; the stream is reset.
+    func finalizeHex() -> String {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &out, &length)
+        reset()
+        return hexString(out)
+    }
+
+    /// The SHA-256 of a whole buffer, as lowercase hex.
+    static func hex(of buffer: UnsafeRawBufferPointer) -> String {
+        let stream = SHA256Stream()
+        stream.update(buffer)
+        return stream.finalizeHex()
+    }
+}
+
+private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+/// Lowercase hex of bytes.
+func hexString(_ bytes: [UInt8]) -> String {
+    String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+        var i = 0
+        for b in bytes {
+            out[i] = hexDigits[Int(b >> 4)]
+            out[i + 1] = hexDigits[Int(b & 0x0F)]
+            i += 2
+        }
+        return i
+    }
+}

@@ -1,0 +1,41 @@
+/// Which shard a name belongs to, and which pod owns which shards (DESIGN.md §4).
+///
+/// A file's shard is `consistentHash(desName, shardBits)`; pod `i` of `N` owns
+/// the shards `s` with `s mod N == i`.
+public struct ShardAssignment: Sendable, Hashable {
+    /// Bits of the shard number (shards are `0 ..< 2^shardBits`).
+    public var shardBits: Int
+    /// This pod's index, `0 ..< podCount`.
+    public var podIndex: Int
+    /// Number of pods sharing the shards.
+    public var podCount: Int
+
+    /// Creates an assignment, checking its numbers.
+    public init(shardBits: Int, podIndex: Int = 0, podCount: Int = 1) throws(NamingError) {
+        guard (1...24).contains(shardBits) else {
+            throw NamingError(.invalidConfiguration, "shard bits \(shardBits) is outside 1…24")
+        }
+        guard podCount >= 1 else { throw NamingError(.invalidConfiguration, "pod count \(podCount) must be at least 1") }
+        guard (0..<podCount).contains(podIndex) else {
+            throw NamingError(.invalidConfiguration, "pod index \(podIndex) is outside 0…\(podCount - 1)")
+        }
+        self.shardBits = shardBits
+        self.podIndex = podIndex
+        self.podCount = podCount
+    }
+
+    /// Number of shards, `2^shardBits`.
+    public var shardCount: Int { 1 << shardBits }
+
+    /// The shard of a DES name.
+    public func shard(of name: String) -> Int { Int(consistentHash(name, bits: shardBits)) }
+
+    /// The pod that owns `shard`.
+    public func owner(of shard: Int) -> Int { shard % podCount }
+
+    /// Whether this pod owns `shard`.
+    public func owns(_ shard: Int) -> Bool { owner(of: shard) == podIndex }
+
+    /// The shards this pod owns, ascending.
+    public var ownedShards: [Int] { Array(stride(from: podIndex, to: shardCount, by: podCount)) }
+}

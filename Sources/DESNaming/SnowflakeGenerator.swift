@@ -1,0 +1,155 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Makes unique DES names: `{PREFIX}_{YYYYMMDD}_({F}_{CC})` (DESIGN.md §4).
+///
+/// Thread-safe. Within one millisecond up to 256 names are made per node; the
+/// 257th waits for the next millisecond. If the clock steps back, the last
+/// millisecond is kept (and, should its sequence run out, the generator moves
+/// to the next millisecond without waiting for the clock to catch up).
+///
+/// Generators of one process that share a node id share one sequence, so two
+/// callers never get the same name: use ``shared(configuration:)`` or make one
+/// generator and pass it around.
+public final class SnowflakeGenerator: Sendable {
+    /// How names are made.
+    public struct Configuration: Sendable, Hashable {
+        /// Name prefix: ASCII letters and digits (default `DES`).
+        public var prefix: String
+        /// Node id, 0–255 (default 0).
+        public var node: Int
+        /// Bits of epoch milliseconds kept in F, 1–32 (default 32).
+        public var wrapBits: Int
+
+        /// Creates a configuration; call ``validate()`` or let the generator do it.
+        public init(prefix: String = "DES", node: Int = 0, wrapBits: Int = 32) {
+            self.prefix = prefix
+            self.node = node
+            self.wrapBits = wrapBits
+        }
+
+        /// Checks the prefix, node and wrap bits.
+        public func validate() throws(NamingError) {
+            guard !prefix.isEmpty, prefix.utf8.allSatisfy(isAlnum) else {
+                throw NamingError(.invalidConfiguration, "prefix '\(prefix)' must be ASCII letters and digits")
+            }
+            guard (0...255).contains(node) else {
+                throw NamingError(.invalidConfiguration, "node id \(node) is outside 0…255")
+            }
+            guard (1...32).contains(wrapBits) else {
+                throw NamingError(.invalidConfiguration, "wrap bits \(wrapBits) is outside 1…32")
+            }
+        }
+    }
+
+    /// A source of wall-clock milliseconds since the Unix epoch.
+    public typealias Clock = @Sendable () -> UInt64
+
+    /// The configuration in force.
+    public let configuration: Configuration
+    private let clock: Clock
+    private let sequence: Sequencer
+
+    /// Creates a generator. With the default (system) clock its sequence is the
+    /// process-wide one for its node id; with a custom clock it has its own.
+    public init(configuration: Configuration, clock: Clock? = nil) throws(NamingError) {
+        try configuration.validate()
+        self.configuration = configuration
+        if let clock {
+            self.clock = clock
+            self.sequence = Sequencer()
+        } else {
+            self.clock = systemMilliseconds
+            self.sequence = Sequencer.shared(node: configuration.node)
+        }
+    }
+
+    /// A generator for `configuration` using the system clock and the process-wide sequence.
+    public static func shared(configuration: Configuration) throws(NamingError) -> SnowflakeGenerator {
+        try SnowflakeGenerator(configuration: configuration)
+    }
+
+    /// The next name.
+    public func next() -> SnowflakeName {
+        let (ms, seq) = sequence.next(clock: clock)
+        let wrapped = configuration.wrapBits >= 64 ? ms : ms & ((UInt64(1) << UInt64(configuration.wrapBits)) - 1)
+        let f = (wrapped << 16) | (UInt64(configuration.node) << 8) | UInt64(seq)
+        return SnowflakeName(prefix: configuration.prefix, day: utcDay(milliseconds: ms), value: f)
+    }
+
+    /// The next `count` names, in order.
+    public func next(count: Int) -> [SnowflakeName] {
+        (0..<max(0, count)).map { _ in next() }
+    }
+}
+
+/// The (millisecond, sequence) state shared by the generators of one node.
+final class Sequencer: Sendable {
+    private struct State {
+        var lastMs: UInt64 = 0
+        var seq: Int = -1
+    }
+    private let state = Mutex(State())
+    private static let registry = Mutex<[Int: Sequencer]>([:])
+
+    static func shared(node: Int) -> Sequencer {
+        registry.withLock { map in
+            if let s = map[node] { return s }
+            let s = Sequencer()
+            map[node] = s
+            return s
+        }
+    }
+
+    func next(clock: () -> UInt64) -> (UInt64, UInt8) {
+        while true {
+            let now = clock()
+            let result: (UInt64, UInt8)? = state.withLock { s in
+                if now > s.lastMs {
+                    s.lastMs = now
+                    s.seq = 0
+                } else if s.seq < 255 {
+                    s.seq += 1  // same millisecond, or the clock stepped back: keep the last millisecond
+                } else if now < s.lastMs {
+                    s.lastMs += 1  // clock is behind and this millisecond is used up: move on without waiting
+                    s.seq = 0
+                } else {
+                    return nil  // 256 names in this millisecond: wait for the next one
+                }
+                return (s.lastMs, UInt8(s.seq))
+            }
+            if let result { return result }
+            usleep(50)
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+@Sendable func systemMilliseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}
+
+/// `YYYYMMDD` of a Unix time in milliseconds, in UTC.
+public func utcDay(milliseconds: UInt64) -> String {
+    let days = Int64(milliseconds / 86_400_000)
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let doe = z - era * 146_097
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let d = doy - (153 * mp + 2) / 5 + 1
+    let m = mp < 10 ? mp + 3 : mp - 9
+    let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+    func pad(_ v: Int64, _ n: Int) -> String {
+        let s = String(v)
+        return String(repeating: "0", count: max(0, n - s.count)) + s
+    }
+    return pad(y, 4) + pad(m, 2) + pad(d, 2)
+}

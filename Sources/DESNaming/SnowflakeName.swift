@@ -1,0 +1,133 @@
+/// A parsed DES name: `{PREFIX}_{YYYYMMDD}_({F as 12 hex}_{CC as 2 hex})`.
+///
+/// F is the 48-bit Snowflake value `((epoch_ms mod 2^wrap_bits) << 16) | (node << 8) | seq`
+/// and CC the sum of F's six big-endian bytes mod 256.
+public struct SnowflakeName: Sendable, Hashable, CustomStringConvertible {
+    /// The prefix (ASCII letters and digits).
+    public var prefix: String
+    /// The UTC day, as `YYYYMMDD`.
+    public var day: String
+    /// The 48-bit Snowflake value.
+    public var value: UInt64
+    /// The checksum as written in the name.
+    public var checksum: UInt8
+
+    /// The node id (bits 8–15 of F).
+    public var node: UInt8 { UInt8(truncatingIfNeeded: value >> 8) }
+    /// The sequence number within the millisecond (bits 0–7 of F).
+    public var sequence: UInt8 { UInt8(truncatingIfNeeded: value) }
+    /// The (wrapped) milliseconds (bits 16–47 of F).
+    public var wrappedMilliseconds: UInt64 { value >> 16 }
+    /// The day as `YYYY-MM-DD`, as used in storage keys.
+    public var isoDay: String {
+        let c = Array(day)
+        return String(c[0..<4]) + "-" + String(c[4..<6]) + "-" + String(c[6..<8])
+    }
+    /// Whether the written checksum matches F.
+    public var checksumIsValid: Bool { checksum == Self.checksum(of: value) }
+
+    /// The name's text.
+    public var description: String {
+        "\(prefix)_\(day)_(\(hex(value, digits: 12))_\(hex(UInt64(checksum), digits: 2)))"
+    }
+
+    /// Creates a name from its parts; the checksum is computed.
+    public init(prefix: String, day: String, value: UInt64) {
+        self.prefix = prefix
+        self.day = day
+        self.value = value & 0xFFFF_FFFF_FFFF
+        self.checksum = Self.checksum(of: self.value)
+    }
+
+    /// The checksum of a Snowflake value: the sum of its six big-endian bytes mod 256.
+    public static func checksum(of value: UInt64) -> UInt8 {
+        var sum: UInt64 = 0
+        for shift in stride(from: 40, through: 0, by: -8) { sum += (value >> UInt64(shift)) & 0xFF }
+        return UInt8(sum & 0xFF)
+    }
+
+    /// Parses a name. Throws ``NamingError`` saying which part is wrong; a wrong
+    /// checksum is an error unless `verifyChecksum` is false.
+    public init(parsing text: String, verifyChecksum: Bool = true) throws(NamingError) {
+        let bytes = Array(text.utf8)
+        // Shape from the end: "_YYYYMMDD_(" + 12 hex + "_" + 2 hex + ")" = 27 bytes after the prefix.
+        let tail = 27
+        guard bytes.count > tail, bytes.last == UInt8(ascii: ")") else {
+            throw NamingError(.malformedName, "'\(text)' is not a DES name (expected PREFIX_YYYYMMDD_(FFFFFFFFFFFF_CC))")
+        }
+        let p = bytes.count - tail
+        let prefixBytes = bytes[..<p]
+        guard bytes[p] == UInt8(ascii: "_"), bytes[p + 9] == UInt8(ascii: "_"), bytes[p + 10] == UInt8(ascii: "("),
+            bytes[p + 23] == UInt8(ascii: "_")
+        else {
+            throw NamingError(.malformedName, "'\(text)' is not a DES name (expected PREFIX_YYYYMMDD_(FFFFFFFFFFFF_CC))")
+        }
+        guard prefixBytes.allSatisfy(isAlnum) else {
+            throw NamingError(.malformedName, "'\(text)': prefix must be ASCII letters and digits")
+        }
+        let dayBytes = bytes[(p + 1)..<(p + 9)]
+        guard dayBytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            throw NamingError(.malformedName, "'\(text)': day must be 8 digits YYYYMMDD")
+        }
+        let day = String(decoding: dayBytes, as: UTF8.self)
+        guard let month = Int(day.dropFirst(4).prefix(2)), let dom = Int(day.suffix(2)), (1...12).contains(month),
+            (1...31).contains(dom)
+        else {
+            throw NamingError(.malformedName, "'\(text)': day \(day) is not a calendar day")
+        }
+        guard let f = parseHex(bytes[(p + 11)..<(p + 23)]), let cc = parseHex(bytes[(p + 24)..<(p + 26)]) else {
+            throw NamingError(.malformedName, "'\(text)': Snowflake value and checksum must be uppercase hex")
+        }
+        self.prefix = String(decoding: prefixBytes, as: UTF8.self)
+        self.day = day
+        self.value = f
+        self.checksum = UInt8(cc)
+        if verifyChecksum && !checksumIsValid {
+            throw NamingError(
+                .badChecksum,
+                "'\(text)': checksum \(hex(cc, digits: 2)) does not match the value (expected \(hex(UInt64(Self.checksum(of: f)), digits: 2)))"
+            )
+        }
+    }
+}
+
+@inline(__always)
+func isAlnum(_ b: UInt8) -> Bool {
+    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+}
+
+private func parseHex(_ bytes: ArraySlice<UInt8>) -> UInt64? {
+    var v: UInt64 = 0
+    for b in bytes {
+        let d: UInt8
+        switch b {
+        case 0x30...0x39: d = b - 0x30
+        case 0x41...0x46: d = b - 0x41 + 10
+        default: return nil
+        }
+        v = v << 4 | UInt64(d)
+    }
+    return v
+}
+
+/// Uppercase hex, zero-padded to `digits`.
+func hex(_ v: UInt64, digits: Int) -> String {
+    let s = String(v, radix: 16, uppercase: true)
+    return s.count >= digits ? s : String(repeating: "0", count: digits - s.count) + s
+}
+
+/// An error from naming: a malformed name, a bad checksum, or a bad setting.
+public struct NamingError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The kind of failure.
+    public enum Code: String, Sendable { case malformedName, badChecksum, invalidConfiguration }
+    /// The kind of failure.
+    public var code: Code
+    /// What is wrong.
+    public var message: String
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message }
+}

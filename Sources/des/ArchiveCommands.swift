@@ -1,0 +1,241 @@
+import ArgumentParser
+import DESFormat
+
+/// Opens an archive for a command.
+func openArchive(_ path: String) throws -> DESArchiveReader {
+    try DESArchiveReader(path: path)
+}
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "List the entries of an archive.",
+        discussion: """
+            Prints one name per line, in index order. With -l: size, flags and name. \
+            With --json: one JSON array of {name, size, offset, flags}.
+
+            Examples:
+              des ls photos.des
+              des ls photos.des -l
+              des ls photos.des --json | jq '.[].name'
+            """
+    )
+
+    @Argument(help: "The archive.") var archive: String
+    @Flag(name: .short, help: "Long listing: size, flags, name.") var long = false
+    @Flag(help: "Print a JSON array.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let reader = try openArchive(archive)
+            if json {
+                let items: [[String: Any]] = reader.entries.map {
+                    ["name": $0.name, "size": $0.dataLength, "offset": $0.dataOffset, "flags": $0.flags.names]
+                }
+                Terminal.out(Terminal.json(items) + "\n")
+                return
+            }
+            var out = ""
+            out.reserveCapacity(reader.entries.count * 32)
+            for e in reader.entries {
+                if long {
+                    let flags = e.flags.names.isEmpty ? "-" : e.flags.names.joined(separator: ",")
+                    let size = String(e.dataLength)
+                    out += String(repeating: " ", count: max(0, 12 - size.count)) + size + "  "
+                    out += flags + String(repeating: " ", count: max(0, 9 - flags.count)) + "  " + e.name + "\n"
+                } else {
+                    out += e.name + "\n"
+                }
+                if out.utf8.count > 1 << 16 {
+                    Terminal.out(out)
+                    out = ""
+                }
+            }
+            Terminal.out(out)
+        }
+    }
+}
+
+struct CatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cat",
+        abstract: "Write one entry's bytes to stdout.",
+        discussion: """
+            The body is checked against its recorded sha256 before anything is \
+            written (pass --no-verify to skip the check).
+
+            Example:
+              des cat photos.des 2024/a.jpg > a.jpg
+            """
+    )
+
+    @Argument(help: "The archive.") var archive: String
+    @Argument(help: "The entry's name.") var name: String
+    @Flag(help: "Do not check the body against its recorded sha256.") var noVerify = false
+
+    func run() throws {
+        try reportingErrors {
+            let reader = try openArchive(archive)
+            let bytes = noVerify ? try reader.file(named: name) : try reader.checkedFile(named: name)
+            try bytes.withUnsafeBytes { try Terminal.outBytes($0) }
+        }
+    }
+}
+
+struct MetaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "meta",
+        abstract: "Print one entry's META JSON, exactly as stored.",
+        discussion: """
+            Example:
+              des meta photos.des 2024/a.jpg      # {"size":5,"sha256":"2cf2…"}
+            """
+    )
+
+    @Argument(help: "The archive.") var archive: String
+    @Argument(help: "The entry's name.") var name: String
+
+    func run() throws {
+        try reportingErrors {
+            let reader = try openArchive(archive)
+            _ = try reader.meta(named: name)  // must parse
+            let raw = try reader.rawMeta(named: name)
+            Terminal.out(String(decoding: raw, as: UTF8.self) + "\n")
+        }
+    }
+}
+
+struct StatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stat",
+        abstract: "Show an archive's regions, counts and sizes.",
+        discussion: """
+            Examples:
+              des stat photos.des
+              des stat photos.des --json
+            """
+    )
+
+    @Argument(help: "The archive.") var archive: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let s = try openArchive(archive).stats
+            if json {
+                Terminal.out(
+                    Terminal.json([
+                        "archive": archive, "version": s.version, "archive_size": s.archiveSize, "file_count": s.fileCount,
+                        "external_count": s.externalCount, "deleted_count": s.deletedCount,
+                        "total_file_bytes": s.totalFileBytes, "largest_file": s.largestFile,
+                        "data_start": s.dataStart, "data_length": s.dataLength, "meta_start": s.metaStart,
+                        "meta_length": s.metaLength, "index_start": s.indexStart, "index_length": s.indexLength,
+                    ]) + "\n")
+                return
+            }
+            Terminal.out(
+                """
+                archive:     \(archive)
+                version:     \(s.version)
+                size:        \(s.archiveSize) bytes (\(Terminal.bytes(s.archiveSize)))
+                files:       \(s.fileCount) (\(s.externalCount) external, \(s.deletedCount) deleted)
+                file bytes:  \(s.totalFileBytes) (largest \(s.largestFile))
+                DATA:        \(s.dataStart) + \(s.dataLength)
+                META:        \(s.metaStart) + \(s.metaLength)
+                INDEX:       \(s.indexStart) + \(s.indexLength)
+
+                """)
+        }
+    }
+}
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check every entry of an archive; exit 0 only when all check out.",
+        discussion: """
+            Validates the header, footer and index, then re-reads every entry: its \
+            META must be a JSON object whose size matches the index, and its body \
+            must match the recorded sha256. Archives written by the original DES \
+            carry no checksums: their bounds, sizes and META are still checked, and \
+            the report says how many entries had no checksum to check.
+
+            Exit codes: 0 all good, 65 corrupt (the first problems are printed), 66 no such file.
+
+            Example:
+              des verify photos.des
+            """
+    )
+
+    @Argument(help: "The archive.") var archive: String
+    @Option(help: "Show at most this many problems.") var maxProblems = 20
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let start = Terminal.seconds()
+            let reader = try openArchive(archive)
+            let report = try reader.verify(maxProblems: max(1, maxProblems))
+            let secs = max(Terminal.seconds() - start, 1e-9)
+            if json {
+                Terminal.out(
+                    Terminal.json([
+                        "archive": archive, "ok": report.isOK, "entries": report.entries,
+                        "checksummed": report.checksummed, "without_checksum": report.withoutChecksum,
+                        "external": report.external, "bytes_checked": report.bytesChecked,
+                        "problem_count": report.problemCount, "problems": report.problems.map(\.description),
+                        "seconds": secs,
+                    ]) + "\n")
+            } else if report.isOK {
+                var line = "\(archive): OK, \(report.entries) entries, \(Terminal.bytes(report.bytesChecked)) checked"
+                line += ", \(report.checksummed) checksums verified"
+                if report.withoutChecksum > 0 { line += ", \(report.withoutChecksum) without a checksum to check" }
+                if report.external > 0 { line += ", \(report.external) external (META only)" }
+                Terminal.out(line + "\n")
+            } else {
+                for p in report.problems { Terminal.error("\(archive): \(p)") }
+                if report.problemCount > report.problems.count {
+                    Terminal.error("\(archive): … and \(report.problemCount - report.problems.count) more problems")
+                }
+            }
+            if !report.isOK {
+                if !json { Terminal.error("\(archive): FAILED, \(report.problemCount) problems in \(report.entries) entries") }
+                throw ExitCode(DESExit.dataError)
+            }
+        }
+    }
+}
+
+struct UnpackCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unpack",
+        abstract: "Extract every entry of an archive into a directory.",
+        discussion: """
+            Recreates the '/'-separated tree under DIR (created if missing). Never \
+            writes outside DIR: names with absolute paths or '..' segments are \
+            refused before anything is written, and symbolic links inside DIR are \
+            never followed. Existing files are an error unless --force.
+
+            Example:
+              des unpack photos.des -C restored/
+            """
+    )
+
+    @Argument(help: "The archive.") var archive: String
+    @Option(name: .customShort("C"), help: "The directory to extract into.") var directory: String
+    @Flag(help: "Replace existing files.") var force = false
+
+    func run() throws {
+        try reportingErrors {
+            let reader = try openArchive(archive)
+            var n = 0
+            let totals = try reader.unpack(to: directory, overwrite: force) { _ in
+                n += 1
+                Terminal.progress("unpacking: \(n) files")
+            }
+            Terminal.clearProgress()
+            for name in totals.skipped { Terminal.warn("\(name): external entry (body not in the archive), skipped") }
+            Terminal.out("unpacked \(totals.files) files (\(Terminal.bytes(totals.bytes))) into \(directory)\n")
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import DESFormat
+import DESNaming
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Exit codes of `des` (sysexits-style), shown in `des --help`.
+enum DESExit {
+    static let failure: Int32 = 1
+    static let usage: Int32 = 64
+    static let dataError: Int32 = 65
+    static let noInput: Int32 = 66
+    static let software: Int32 = 70
+    static let cantCreate: Int32 = 73
+    static let ioError: Int32 = 74
+}
+
+/// An error the CLI reports as one line with a chosen exit code.
+struct CLIFailure: Error {
+    var message: String
+    var exitCode: Int32
+}
+
+/// Runs a command body, turning any error into one line on stderr and a meaningful exit code.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CleanExit {
+        throw error
+    } catch {
+        let (message, code) = describe(error)
+        Terminal.error(message)
+        throw ExitCode(code)
+    }
+}
+
+/// The message and exit code for an error.
+func describe(_ error: Error) -> (String, Int32) {
+    switch error {
+    case let e as CLIFailure:
+        return (e.message, e.exitCode)
+    case let e as DESFormatError:
+        let code: Int32
+        if e.code.isCorruption {
+            code = DESExit.dataError
+        } else if e.code == .notFound || e.errno == ENOENT {
+            code = DESExit.noInput
+        } else if e.code == .outputExists {
+            code = DESExit.cantCreate
+        } else if e.code == .io {
+            code = DESExit.ioError
+        } else {
+            code = DESExit.dataError
+        }
+        let prefix = e.code.isCorruption ? "corrupt archive: " : ""
+        var message = e.message
+        if e.code == .outputExists { message = "already exists (pass --force to replace it)" }
+        if e.code == .invalidName { message = message.replacingOccurrences(of: "pass skipInvalidNames", with: "pass --skip-invalid-names") }
+        if let path = e.path { return ("\(path): \(prefix)\(message)", code) }
+        return (prefix + message, code)
+    case let e as NamingError:
+        return (e.message, e.code == .invalidConfiguration ? DESExit.usage : DESExit.dataError)
+    default:
+        return ("\(error)", DESExit.software)
+    }
+}

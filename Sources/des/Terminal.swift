@@ -1,0 +1,88 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writing to stdout/stderr, progress lines on a TTY, and number formatting.
+enum Terminal {
+    /// Whether stderr is a terminal (progress lines are shown only then).
+    static let stderrIsTTY = isatty(2) == 1
+
+    /// Writes a line to stderr.
+    static func warn(_ text: String) {
+        clearProgress()
+        FileHandle.standardError.write(Data(("des: warning: " + text + "\n").utf8))
+    }
+
+    /// Writes an error line to stderr.
+    static func error(_ text: String) {
+        clearProgress()
+        FileHandle.standardError.write(Data(("des: error: " + text + "\n").utf8))
+    }
+
+    /// Writes text to stdout.
+    static func out(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    /// Writes raw bytes to stdout, retrying short writes.
+    static func outBytes(_ bytes: UnsafeRawBufferPointer) throws {
+        guard var p = bytes.baseAddress else { return }
+        var left = bytes.count
+        while left > 0 {
+            let n = write(1, p, left)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CLIFailure(message: "writing to stdout failed: \(String(cString: strerror(errno)))", exitCode: 74)
+            }
+            p += n
+            left -= n
+        }
+    }
+
+    nonisolated(unsafe) private static var progressShown = false
+    nonisolated(unsafe) private static var lastProgress: UInt64 = 0
+
+    /// Shows a progress line on a TTY, at most ten times a second.
+    static func progress(_ text: @autoclosure () -> String) {
+        guard stderrIsTTY else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        if now - lastProgress < 100_000_000 { return }
+        lastProgress = now
+        progressShown = true
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text()).utf8))
+    }
+
+    /// Removes the progress line.
+    static func clearProgress() {
+        guard progressShown else { return }
+        progressShown = false
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+
+    /// Seconds since an arbitrary start, for timing.
+    static func seconds() -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+    }
+
+    /// `1.5 MiB`-style sizes.
+    static func bytes(_ n: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n)
+        var u = 0
+        while v >= 1024 && u < units.count - 1 {
+            v /= 1024
+            u += 1
+        }
+        return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+    }
+
+    /// Compact JSON text of a Foundation object, keys sorted.
+    static func json(_ object: Any) -> String {
+        guard JSONSerialization.isValidJSONObject(object),
+            let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        else { return "null" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
