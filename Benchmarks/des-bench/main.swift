@@ -1,1 +1,79 @@
-print("stub")
+// des-bench: in-process read benchmarks on a packed archive.
+//
+//   des-bench gets ARCHIVE [--seconds S] [--seed N]
+//
+// Prints `key value` lines: warm random file(named:) gets/s from one thread,
+// and batch reads (positional mode) with the number of merged reads.
+import DESFormat
+import Foundation
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data(("des-bench: " + message + "\n").utf8))
+    exit(64)
+}
+
+let args = Array(CommandLine.arguments.dropFirst())
+guard args.count >= 2, args[0] == "gets" else { fail("usage: des-bench gets ARCHIVE [--seconds S] [--seed N]") }
+let path = args[1]
+var seconds = 2.0
+var seed: UInt64 = 1
+var i = 2
+while i + 1 < args.count {
+    switch args[i] {
+    case "--seconds": seconds = Double(args[i + 1]) ?? seconds
+    case "--seed": seed = UInt64(args[i + 1]) ?? seed
+    default: fail("unknown option \(args[i])")
+    }
+    i += 2
+}
+
+do {
+    let reader = try DESArchiveReader(path: path)
+    let names = reader.entries.map(\.name)
+    guard !names.isEmpty else { fail("archive is empty") }
+    var rng = SplitMix64(state: seed)
+    let picks = (0..<(1 << 20)).map { _ in names[Int(rng.next() % UInt64(names.count))] }
+
+    // Warm-up: touch every page once.
+    var sink = 0
+    for name in names { sink &+= try reader.file(named: name).count }
+
+    var gets = 0
+    let start = now()
+    var deadline = start + seconds
+    while true {
+        for _ in 0..<10_000 {
+            sink &+= try reader.file(named: picks[gets & (picks.count - 1)]).count
+            gets += 1
+        }
+        let t = now()
+        if t >= deadline { deadline = t; break }
+    }
+    print("gets_per_sec \(Int(Double(gets) / (deadline - start)))")
+
+    // Batch read of 1,000 random names in positional mode: reads merged by gap.
+    let positional = try DESArchiveReader(path: path, mode: .positional)
+    let batch = Array(picks.prefix(1000))
+    let t0 = now()
+    let got = try positional.files(named: batch)
+    let t1 = now()
+    print("batch_files \(got.count)")
+    print("batch_reads \(positional.bodyReadCount)")
+    print("batch_seconds \(String(format: "%.4f", t1 - t0))")
+    if sink == -1 { print("") }
+} catch {
+    fail("\(error)")
+}

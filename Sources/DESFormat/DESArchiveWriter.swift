@@ -49,6 +49,8 @@ public final class DESArchiveWriter {
 
     private var state: State = .open
     private let fd: Int32
+    /// Whether `fd` is still ours to close (it is closed exactly once, even when `close()` fails after closing it).
+    private var fdIsOpen = true
     private let buffer: UnsafeMutableRawPointer
     private let capacity: Int
     private var used = 0
@@ -232,6 +234,7 @@ public final class DESArchiveWriter {
             try append(footer.bytes)
             try flush()
             if options.syncOnClose && fsync(fd) != 0 { throw ioError("fsync", path: partialPath) }
+            fdIsOpen = false  // close(2) releases the descriptor even when it reports an error
             if Glibc.close(fd) != 0 { throw ioError("close", path: partialPath) }
             state = .closed
             if !options.overwrite && access(path, F_OK) == 0 {
@@ -265,7 +268,10 @@ public final class DESArchiveWriter {
 
     private func discard() {
         if case .closed = state { return }
-        _ = Glibc.close(fd)
+        if fdIsOpen {
+            fdIsOpen = false
+            _ = Glibc.close(fd)
+        }
         unlink(partialPath)
     }
 
