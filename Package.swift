@@ -3,18 +3,29 @@ import PackageDescription
 
 // DES: packs billions of small files into append-only container archives.
 // Module layout and dependency direction: see ../shared/DESIGN.md §2.
-//   DESFormat, DESNaming  -> nothing of ours (only the libcrypto shim)
-//   des                   -> wires everything
+//   DESFormat, DESNaming        -> nothing of ours (only the libcrypto shim)
+//   DESKit                      -> DESFormat, DESNaming
+//   DESStorage, DESEngine       -> DESKit
+//   Plugins (DESPlugin*)        -> DESKit (+ their C client)
+//   DESCLI, des                 -> wire everything
 let package = Package(
     name: "DES",
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "DESFormat", targets: ["DESFormat"]),
         .library(name: "DESNaming", targets: ["DESNaming"]),
+        .library(name: "DESKit", targets: ["DESKit"]),
+        .library(name: "DESStorage", targets: ["DESStorage"]),
+        .library(name: "DESEngine", targets: ["DESEngine"]),
+        .library(name: "DESPluginSQLite", targets: ["DESPluginSQLite"]),
+        .library(name: "DESCLI", targets: ["DESCLI"]),
         .executable(name: "des", targets: ["des"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // OpenSSL's libcrypto: hardware-accelerated SHA-256 for checksums and shard hashing.
@@ -26,21 +37,48 @@ let package = Package(
         ),
         .target(name: "DESFormat", dependencies: ["CDESCrypto"]),
         .target(name: "DESNaming", dependencies: ["CDESCrypto"]),
-        .executableTarget(
-            name: "des",
+        .target(
+            name: "DESKit",
             dependencies: [
                 "DESFormat", "DESNaming",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(
-            name: "des-bench",
-            dependencies: ["DESFormat"],
-            path: "Benchmarks/des-bench"
+        .target(name: "DESStorage", dependencies: ["DESKit"]),
+        .target(
+            name: "DESEngine",
+            dependencies: [
+                "DESKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
+
+        // Source plugins: a driver (SQLConnection) plus a dialect, each over its C client.
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Plugins/SQLite/CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(name: "DESPluginSQLite", dependencies: ["DESKit", "CSQLite"], path: "Plugins/SQLite/DESPluginSQLite"),
+
+        .target(
+            name: "DESCLI",
+            dependencies: [
+                "DESFormat", "DESNaming", "DESKit", "DESStorage", "DESEngine", "DESPluginSQLite",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite"]),
+        .executableTarget(name: "des-bench", dependencies: ["DESFormat"], path: "Benchmarks/des-bench"),
+
         .testTarget(name: "DESFormatTests", dependencies: ["DESFormat"]),
         .testTarget(name: "DESNamingTests", dependencies: ["DESNaming"]),
-        .testTarget(name: "desTests", dependencies: ["DESFormat"]),
+        .testTarget(name: "DESKitTests", dependencies: ["DESKit"]),
+        .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import DESFormat
+import DESKit
 import DESNaming
 
 #if canImport(Glibc)
@@ -13,6 +14,7 @@ enum DESExit {
     static let usage: Int32 = 64
     static let dataError: Int32 = 65
     static let noInput: Int32 = 66
+    static let unavailable: Int32 = 69
     static let software: Int32 = 70
     static let cantCreate: Int32 = 73
     static let ioError: Int32 = 74
@@ -28,6 +30,21 @@ struct CLIFailure: Error {
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CleanExit {
+        throw error
+    } catch {
+        let (message, code) = describe(error)
+        Terminal.error(message)
+        throw ExitCode(code)
+    }
+}
+
+/// The async form of ``reportingErrors(_:)``.
+func reportingErrorsAsync(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
     } catch let error as ExitCode {
         throw error
     } catch let error as CleanExit {
@@ -65,6 +82,18 @@ func describe(_ error: Error) -> (String, Int32) {
         return (prefix + message, code)
     case let e as NamingError:
         return (e.message, e.code == .invalidConfiguration ? DESExit.usage : DESExit.dataError)
+    case let e as ConfigError:
+        // FILE:LINE:COL: key: message; a config file that is not there is "no input".
+        return (e.description, e.code == .unreadable ? DESExit.noInput : DESExit.dataError)
+    case let e as DESKitError:
+        switch e.code {
+        case .configuration, .unknownPlugin, .invalidData: return (e.message, DESExit.dataError)
+        case .notFound: return (e.message, DESExit.noInput)
+        case .unavailable: return (e.message, DESExit.unavailable)
+        default: return (e.message, DESExit.failure)
+        }
+    case let e as SQLError:
+        return (e.description, e.isTransient ? DESExit.unavailable : DESExit.failure)
     default:
         return ("\(error)", DESExit.software)
     }

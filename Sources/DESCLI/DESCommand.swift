@@ -1,8 +1,26 @@
 import ArgumentParser
+import DESKit
+import Synchronization
 
-/// The `des` command line.
-@main
-struct DESCommand: ParsableCommand {
+/// The `des` command line, as a library: the stock `des` and any custom
+/// package call ``DESCommandLine/main(registry:)`` with their plugins registered.
+public enum DESCommandLine {
+    private static let current = Mutex<PluginRegistry?>(nil)
+
+    /// The registry the commands build sources and metadata stores from.
+    static var registry: PluginRegistry {
+        current.withLock { $0 } ?? PluginRegistry()
+    }
+
+    /// Parses the process's arguments and runs the command, with `registry`'s plugins.
+    public static func main(registry: PluginRegistry) async {
+        current.withLock { $0 = registry }
+        await DESCommand.main()
+    }
+}
+
+/// The `des` command.
+struct DESCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "des",
         abstract: "Pack many small files into DES container archives and read them back.",
@@ -25,6 +43,8 @@ struct DESCommand: ParsableCommand {
         subcommands: [
             PackCommand.self, ListCommand.self, CatCommand.self, MetaCommand.self, StatCommand.self,
             VerifyCommand.self, UnpackCommand.self, NameCommand.self, ShardCommand.self,
+            MarkerCommand.self, PackerCommand.self, RecoverCommand.self, StatusCommand.self, GetCommand.self,
+            CheckCommand.self, SampleCommand.self, ConfigCommand.self,
         ]
     )
 }

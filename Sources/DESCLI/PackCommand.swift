@@ -34,6 +34,9 @@ struct PackCommand: ParsableCommand {
     @Flag(help: "Leave out files whose path breaks the name rules instead of failing.")
     var skipInvalidNames = false
 
+    @Flag(help: "fsync the archive before renaming it into place (tar does not; off by default).")
+    var fsync = false
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
@@ -47,6 +50,7 @@ struct PackCommand: ParsableCommand {
             var options = DESArchiveWriter.Options()
             options.overwrite = force
             options.checksums = !noChecksums
+            options.syncOnClose = fsync
             let writer = try DESArchiveWriter(path: output, options: options)
             var packer = DESDirectoryPacker()
             packer.skipInvalidNames = skipInvalidNames

@@ -1,0 +1,181 @@
+import CSQLite
+import DESKit
+import Foundation
+
+/// A SQLite database connection (the embedded default's driver).
+///
+/// Every call runs on the connection's own thread. The connection uses WAL
+/// mode and a busy timeout, and caches prepared statements.
+public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
+    // `handle` and `statements` are touched only on `thread`: that is the synchronisation.
+    private let thread: DedicatedThread
+    private var handle: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+    /// The database file.
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path`.
+    public static func open(path: String, busyTimeoutMilliseconds: Int32 = 10_000) async throws -> SQLiteConnection {
+        let connection = SQLiteConnection(path: path)
+        try await connection.thread.run { try connection.openOnThread(busyTimeout: busyTimeoutMilliseconds) }
+        return connection
+    }
+
+    private init(path: String) {
+        self.path = path
+        self.thread = DedicatedThread(name: "des-sqlite")
+    }
+
+    deinit {
+        for (_, s) in statements { sqlite3_finalize(s) }
+        if let handle { sqlite3_close_v2(handle) }
+        thread.stop()
+    }
+
+    private func openOnThread(busyTimeout: Int32) throws {
+        var db: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            if let db { sqlite3_close_v2(db) }
+            throw SQLError(code: "SQLITE_\(rc)", message: "cannot open SQLite database '\(path)': \(message)")
+        }
+        handle = db
+        sqlite3_busy_timeout(db, busyTimeout)
+        sqlite3_extended_result_codes(db, 1)
+        let session = Session(connection: self)
+        _ = try session.query("PRAGMA journal_mode=WAL")
+        try session.execute("PRAGMA synchronous=NORMAL")
+        try session.execute("PRAGMA foreign_keys=ON")
+    }
+
+    public func withSession<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+        try await thread.run { [self] in
+            guard handle != nil else { throw SQLError(code: "SQLITE_MISUSE", message: "connection is closed") }
+            return try body(Session(connection: self))
+        }
+    }
+
+    public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+        try await thread.run { [self] in
+            guard handle != nil else { throw SQLError(code: "SQLITE_MISUSE", message: "connection is closed") }
+            let session = Session(connection: self)
+            try session.execute("BEGIN IMMEDIATE")
+            do {
+                let result = try body(session)
+                try session.execute("COMMIT")
+                return result
+            } catch {
+                _ = try? session.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    public func close() async {
+        _ = try? await thread.run { [self] in
+            for (_, s) in statements { sqlite3_finalize(s) }
+            statements = [:]
+            if let handle { sqlite3_close_v2(handle) }
+            handle = nil
+        }
+        thread.stop()
+    }
+
+    // MARK: On the connection's thread
+
+    fileprivate func error(_ rc: Int32, _ sql: String?) -> SQLError {
+        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "no connection"
+        let primary = rc & 0xFF
+        return SQLError(
+            code: "SQLITE_\(rc)", message: message, statement: sql,
+            isTransient: primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
+    }
+
+    fileprivate func prepare(_ sql: String) throws -> OpaquePointer {
+        if let cached = statements[sql] { return cached }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw error(rc, sql) }
+        if statements.count > 256 {
+            for (_, s) in statements { sqlite3_finalize(s) }
+            statements = [:]
+        }
+        statements[sql] = stmt
+        return stmt
+    }
+
+    fileprivate func bind(_ stmt: OpaquePointer, _ binds: [SQLValue], _ sql: String) throws {
+        sqlite3_reset(stmt)
+        sqlite3_clear_bindings(stmt)
+        for (i, value) in binds.enumerated() {
+            let index = Int32(i + 1)
+            let rc: Int32
+            switch value {
+            case .null: rc = sqlite3_bind_null(stmt, index)
+            case .int(let v): rc = sqlite3_bind_int64(stmt, index, v)
+            case .double(let v): rc = sqlite3_bind_double(stmt, index, v)
+            case .text(let s):
+                rc = s.utf8.withContiguousStorageIfAvailable { buf in
+                    buf.withMemoryRebound(to: CChar.self) { des_sqlite3_bind_text(stmt, index, $0.baseAddress, Int32($0.count)) }
+                } ?? des_sqlite3_bind_text(stmt, index, s, -1)
+            case .blob(let b):
+                rc = b.withUnsafeBytes { des_sqlite3_bind_blob(stmt, index, $0.baseAddress, Int32($0.count)) }
+            }
+            guard rc == SQLITE_OK else { throw error(rc, sql) }
+        }
+    }
+
+    fileprivate func run(_ sql: String, _ binds: [SQLValue], collect: Bool) throws -> ([SQLRow], Int) {
+        let stmt = try prepare(sql)
+        defer { sqlite3_reset(stmt) }
+        try bind(stmt, binds, sql)
+        var rows: [SQLRow] = []
+        let count = Int(sqlite3_column_count(stmt))
+        var names: [String] = []
+        if collect {
+            names = (0..<count).map { String(cString: sqlite3_column_name(stmt, Int32($0))) }
+        }
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw error(rc, sql) }
+            guard collect else { continue }
+            var values: [SQLValue] = []
+            values.reserveCapacity(count)
+            for c in 0..<Int32(count) {
+                switch sqlite3_column_type(stmt, c) {
+                case SQLITE_INTEGER: values.append(.int(sqlite3_column_int64(stmt, c)))
+                case SQLITE_FLOAT: values.append(.double(sqlite3_column_double(stmt, c)))
+                case SQLITE_TEXT:
+                    if let p = sqlite3_column_text(stmt, c) {
+                        values.append(.text(String(cString: p)))
+                    } else {
+                        values.append(.null)
+                    }
+                case SQLITE_BLOB:
+                    let n = Int(sqlite3_column_bytes(stmt, c))
+                    if let p = sqlite3_column_blob(stmt, c), n > 0 {
+                        values.append(.blob([UInt8](UnsafeRawBufferPointer(start: p, count: n))))
+                    } else {
+                        values.append(.blob([]))
+                    }
+                default: values.append(.null)
+                }
+            }
+            rows.append(SQLRow(columns: names, values: values))
+        }
+        return (rows, Int(sqlite3_changes(handle)))
+    }
+
+    private struct Session: SQLSession {
+        let connection: SQLiteConnection
+        func query(_ sql: String, _ binds: [SQLValue]) throws -> [SQLRow] {
+            try connection.run(sql, binds, collect: true).0
+        }
+        func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int {
+            try connection.run(sql, binds, collect: false).1
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import ArgumentParser
+import DESKit
+import Foundation
+
+/// `des config …`: work with config files.
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Work with DES config files.",
+        subcommands: [ConfigCheckCommand.self]
+    )
+}
+
+/// `des config check FILE`: validates a config file without connecting to anything.
+struct ConfigCheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check a config file without connecting to anything.",
+        discussion: """
+            Reads FILE, expands ${VAR} and ${VAR:-default} from the environment and \
+            checks every key, type and range. Prints a summary when the file is \
+            valid (passwords shown as ***); otherwise prints one line \
+            FILE:LINE:COL: key: message and exits 65. A missing FILE exits 66.
+
+            Examples:
+              des config check configs/local.yaml
+              PG_PASSWORD=x des config check configs/source_databases.yaml --json
+            """
+    )
+
+    @Argument(help: "The config file.", completion: .file(extensions: ["yaml", "yml"]))
+    var file: String
+
+    @Flag(help: "Print the summary (or the error) as JSON on stdout.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            guard FileManager.default.fileExists(atPath: file) else {
+                throw CLIFailure(message: "\(file): no such config file", exitCode: DESExit.noInput)
+            }
+            let known = ConfigLoader.stockSourceTypes.union(DESCommandLine.registry.sourceTypes)
+            let config: DESConfig
+            do {
+                config = try ConfigLoader.load(path: file, knownSourceTypes: known)
+            } catch let error as ConfigError {
+                if json { Terminal.out(Terminal.json(Self.errorJSON(error)) + "\n") }
+                throw error
+            }
+            Terminal.out(json ? Terminal.json(ConfigSummary.json(config)) + "\n" : ConfigSummary.text(config))
+        }
+    }
+
+    static func errorJSON(_ e: ConfigError) -> [String: Any] {
+        [
+            "valid": false, "file": e.file, "line": e.line, "column": e.column, "key": e.keyPath, "code": "\(e.code)",
+            "message": e.message, "suggestion": e.suggestion ?? NSNull(),
+        ]
+    }
+}
+
+/// The summary `des config check` prints: what each section says, secrets as `***`.
+enum ConfigSummary {
+    static let masked = "***"
+
+    static func text(_ config: DESConfig) -> String {
+        var out = "\(config.path ?? "config"): valid\n"
+        let enabled = config.enabledSources.count
+        out += "sources: \(config.sources.count) (\(enabled) enabled)\n"
+        for s in config.sources {
+            let c = s.connection
+            out += "  \(s.name) (\(c.type), \(s.enabled ? "enabled" : "disabled"))\n"
+            if let host = c.host { out += "    host:      \(host)\(c.port.map { ":\($0)" } ?? "")\n" }
+            if let database = c.database { out += "    database:  \(database)\n" }
+            if let user = c.username { out += "    username:  \(user)\n" }
+            if c.password != nil { out += "    password:  \(masked)\n" }
+            let table = (s.table.schema.map { $0 + "." } ?? "") + s.table.name
+            out += "    table:     \(table) (key column \(s.table.columns.s3Key), status column \(s.table.columns.status))\n"
+            out += "    bodies:    \(s.bodies.type)\(s.bodies.root.map { " under \($0)" } ?? "")\n"
+            out += "    batch:     \(s.batchSize) rows, shard_bits \(s.shardBits ?? config.packer.shardBits)\n"
+        }
+        let st = config.storage
+        var storage = st.type == "s3" ? "s3 bucket \(st.bucket ?? "?")" : "local root \(st.root ?? "?")"
+        storage += ", prefix \(st.prefix)"
+        if let endpoint = st.endpoint { storage += ", endpoint \(endpoint)" }
+        if let region = st.region { storage += ", region \(region)" }
+        if st.accessKey != nil { storage += ", access_key \(masked)" }
+        if st.secretKey != nil { storage += ", secret_key \(masked)" }
+        out += "storage:  \(storage)\n"
+        let m = config.metadata.connection
+        var metadata = m.type
+        if let host = m.host { metadata += " \(host)\(m.port.map { ":\($0)" } ?? "")" }
+        if let database = m.database { metadata += " \(database)" }
+        if m.password != nil { metadata += ", password \(masked)" }
+        out += "metadata: \(metadata)\n"
+        let p = config.packer
+        out += "packer:   \(1 << p.shardBits) shards (shard_bits \(p.shardBits)), pod \(p.podIndex) of \(p.podCount), "
+            + "work_dir \(p.workDir)\n"
+        let k = config.marker
+        out += "marker:   \(k.naming) names, prefix \(k.namePrefix), node \(k.nodeID), batch \(k.batchSize)\n"
+        let c = config.cache
+        out += "cache:    \(c.type)\(c.type == "none" ? "" : ", \(c.maxEntries) entries")\(c.url != nil ? ", url \(masked)" : "")\n"
+        out += "server:   \(config.server.host):\(config.server.port)\n"
+        return out
+    }
+
+    static func json(_ config: DESConfig) -> [String: Any] {
+        func opt(_ v: Any?) -> Any { v ?? NSNull() }
+        let sources: [[String: Any]] = config.sources.map { s in
+            let c = s.connection
+            return [
+                "name": s.name, "enabled": s.enabled, "type": c.type, "host": opt(c.host), "port": opt(c.port),
+                "database": opt(c.database), "username": opt(c.username), "password": c.password == nil ? NSNull() : masked,
+                "table": s.table.name, "schema": opt(s.table.schema), "batch_size": s.batchSize,
+                "shard_bits": s.shardBits ?? config.packer.shardBits, "bodies": s.bodies.type,
+            ]
+        }
+        let st = config.storage
+        let m = config.metadata.connection
+        let p = config.packer
+        return [
+            "valid": true, "path": opt(config.path), "sources": sources,
+            "storage": [
+                "type": st.type, "root": opt(st.root), "bucket": opt(st.bucket), "prefix": st.prefix,
+                "endpoint": opt(st.endpoint), "region": opt(st.region),
+                "access_key": st.accessKey == nil ? NSNull() : masked, "secret_key": st.secretKey == nil ? NSNull() : masked,
+            ] as [String: Any],
+            "metadata": [
+                "type": m.type, "host": opt(m.host), "port": opt(m.port), "database": opt(m.database),
+                "password": m.password == nil ? NSNull() : masked,
+            ] as [String: Any],
+            "packer": [
+                "shard_bits": p.shardBits, "shards": 1 << p.shardBits, "pod_index": p.podIndex, "pod_count": p.podCount,
+                "work_dir": p.workDir, "batch_size": p.batchSize,
+            ] as [String: Any],
+            "marker": ["naming": config.marker.naming, "name_prefix": config.marker.namePrefix, "node_id": config.marker.nodeID]
+                as [String: Any],
+            "cache": ["type": config.cache.type, "max_entries": config.cache.maxEntries] as [String: Any],
+            "server": ["host": config.server.host, "port": config.server.port] as [String: Any],
+        ]
+    }
+}

@@ -1,0 +1,152 @@
+import ArgumentParser
+import DESEngine
+import DESKit
+import DESNaming
+import Foundation
+
+struct MarkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "marker", abstract: "The marker worker: gives catalog rows their DES names.",
+        subcommands: [MarkerRun.self])
+}
+
+struct MarkerRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Name pending catalog rows: Snowflake name, hash and shard, in batches.",
+        discussion: """
+            Runs until SIGINT/SIGTERM (finishing the batch in hand), or with \
+            --until-idle until no source has rows needing a name. Metrics: \
+            des_marker_entries_marked_total{status}, des_marker_batch_duration_seconds, \
+            des_marker_errors_total{error_type}, des_marker_retries_total, des_marker_dlq_entries_total.
+
+            Example:
+              des marker run --config configs/local.yaml --until-idle
+            """)
+
+    @OptionGroup var options: PipelineOptions
+    @Flag(help: "Stop when no rows need a name.") var untilIdle = false
+
+    func run() async throws {
+        try await reportingErrorsAsync {
+            let logger = options.logger("des.marker")
+            let runtime = try await Runtime.open(configPath: options.configPath)
+            let c = runtime.config
+            let generator = try SnowflakeGenerator(
+                configuration: .init(prefix: c.marker.namePrefix, node: c.marker.nodeID, wrapBits: 32))
+            let naming: any NamingStrategy
+            switch c.marker.naming {
+            case "column": naming = ColumnNaming()
+            case "key_basename": naming = KeyBasenameNaming()
+            default: naming = SnowflakeNaming(generator: generator)
+            }
+            let marker = Marker(
+                sources: runtime.sources, metadata: runtime.metadata, naming: naming, shardBits: c.packer.shardBits,
+                config: c.marker, logger: logger)
+            let shutdown = ShutdownSignal()
+            let handlers = installSignalHandlers(shutdown, logger: logger)
+            defer { handlers.forEach { $0.cancel() } }
+            let start = Terminal.seconds()
+            let totals = try await marker.run(shutdown: shutdown, untilIdle: untilIdle)
+            await runtime.close()
+            let secs = max(Terminal.seconds() - start, 1e-9)
+            Terminal.out("marked \(totals.marked) rows (\(totals.failed) failed) in \(String(format: "%.2f", secs)) s, \(Int(Double(totals.marked) / secs)) rows/s\n")
+        }
+    }
+}
+
+struct PackerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "packer", abstract: "The packer worker: packs named rows into containers.",
+        subcommands: [PackerRun.self])
+}
+
+struct PackerRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Lease shards, claim their rows from every source, pack, upload, mark packed.",
+        discussion: """
+            Exactly once, even under kill -9: rows are marked packed only after \
+            their container is uploaded and recorded under the shard lease's \
+            fencing token; on start and on lease takeover the packer recovers \
+            what a dead predecessor left. SIGINT/SIGTERM finishes and uploads the \
+            open containers, then releases the leases.
+
+            Examples:
+              des packer run --config configs/local.yaml --until-idle
+              des packer run --config prod.yaml --pod-index 2 --pod-count 4
+            """)
+
+    @OptionGroup var options: PipelineOptions
+    @Flag(help: "Stop (after uploading every open container) when no owned shard has pending rows.") var untilIdle = false
+    @Option(help: "This pod's index (overrides packer.pod_index).") var podIndex: Int?
+    @Option(help: "Number of pods (overrides packer.pod_count).") var podCount: Int?
+    @Option(help: "Stable pod name (overrides packer.pod_name).") var podName: String?
+
+    func run() async throws {
+        try await reportingErrorsAsync {
+            let logger = options.logger("des.packer")
+            let runtime = try await Runtime.open(configPath: options.configPath)
+            var config = runtime.config.packer
+            if let podIndex { config.podIndex = podIndex }
+            if let podCount { config.podCount = podCount }
+            if let podName { config.podName = podName }
+            let packer = try Packer(
+                parts: .init(
+                    sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata,
+                    storage: runtime.storage, keyPrefix: runtime.config.storage.prefix),
+                config: config, logger: logger)
+            let shutdown = ShutdownSignal()
+            let handlers = installSignalHandlers(shutdown, logger: logger)
+            defer { handlers.forEach { $0.cancel() } }
+            let start = Terminal.seconds()
+            let totals = try await packer.run(shutdown: shutdown, untilIdle: untilIdle)
+            await runtime.close()
+            let secs = max(Terminal.seconds() - start, 1e-9)
+            Terminal.out(
+                "packed \(totals.filesPacked) files (\(Terminal.bytes(totals.bytesPacked))) into \(totals.containersUploaded) containers, "
+                    + "\(totals.filesFailed) failed, in \(String(format: "%.2f", secs)) s, \(Int(Double(totals.filesPacked) / secs)) files/s\n")
+        }
+    }
+}
+
+struct RecoverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recover",
+        abstract: "Recover what crashed packers left: stale claims, partial containers.",
+        discussion: """
+            For each shard whose lease is free or expired: a writing container with \
+            no object is discarded, one whose object validates is recorded uploaded; \
+            claimed rows found in an uploaded container are marked packed, others \
+            return to pending. Shards held by live packers are skipped.
+
+            Example:
+              des recover --config configs/local.yaml
+            """)
+
+    @OptionGroup var options: PipelineOptions
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrorsAsync {
+            let logger = options.logger("des.recover")
+            let runtime = try await Runtime.open(configPath: options.configPath)
+            let recovery = Recovery(sources: runtime.sources, metadata: runtime.metadata, storage: runtime.storage, logger: logger)
+            let shards = Array(0..<(1 << runtime.config.packer.shardBits))
+            let holder = LeaseHolder(pod: "des-recover-\(ProcessInfo.processInfo.hostName)", instance: "\(getpid())")
+            let r = try await recovery.recoverAll(shards: shards, holder: holder, ttlSeconds: runtime.config.packer.leaseTTLSeconds)
+            await runtime.close()
+            if json {
+                Terminal.out(
+                    Terminal.json([
+                        "containers_recovered": r.containersRecovered, "containers_discarded": r.containersDiscarded,
+                        "rows_packed": r.rowsPacked, "rows_released": r.rowsReleased, "shards_skipped": r.shardsSkipped,
+                    ]) + "\n")
+            } else {
+                Terminal.out(
+                    "recovered: \(r.containersRecovered) containers recorded uploaded, \(r.containersDiscarded) discarded, "
+                        + "\(r.rowsPacked) rows marked packed, \(r.rowsReleased) returned to pending, \(r.shardsSkipped) shards skipped (held by live packers)\n")
+            }
+        }
+    }
+}

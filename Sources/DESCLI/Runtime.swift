@@ -1,0 +1,127 @@
+import DESEngine
+import DESKit
+import DESStorage
+import Foundation
+import Logging
+import Synchronization
+
+/// Everything a pipeline command needs, built from a config file through the plugin registry.
+struct Runtime {
+    let config: DESConfig
+    let baseDirectory: String
+    let sources: [any SourceConnector]
+    let fetchers: [String: any BodyFetcher]
+    let metadata: any MetadataStore
+    let storage: any StorageBackend
+
+    /// The stock source types `des config check` accepts without connecting.
+    static let stockSourceTypes = ConfigLoader.stockSourceTypes
+
+    /// Loads the config and opens sources, metadata and storage.
+    static func open(configPath: String, needSources: Bool = true) async throws -> Runtime {
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            throw CLIFailure(message: "\(configPath): no such config file", exitCode: DESExit.noInput)
+        }
+        let config = try ConfigLoader.load(path: configPath)
+        let base = ((configPath as NSString).deletingLastPathComponent as NSString).standardizingPath
+        let baseDirectory = base.isEmpty ? FileManager.default.currentDirectoryPath : base
+        func resolve(_ path: String) -> String {
+            path.hasPrefix("/") ? path : ((baseDirectory as NSString).appendingPathComponent(path) as NSString).standardizingPath
+        }
+        let registry = DESCommandLine.registry
+        var sources: [any SourceConnector] = []
+        var fetchers: [String: any BodyFetcher] = [:]
+        if needSources {
+            if config.enabledSources.isEmpty {
+                throw CLIFailure(message: "\(configPath): no enabled sources", exitCode: DESExit.dataError)
+            }
+            for source in config.enabledSources {
+                sources.append(try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: baseDirectory)))
+                switch source.bodies.type {
+                case "local":
+                    fetchers[source.name] = LocalBodyFetcher(root: resolve(source.bodies.root ?? "."))
+                default:
+                    throw CLIFailure(
+                        message: "source '\(source.name)': bodies.type '\(source.bodies.type)' is not available in this build (local only)",
+                        exitCode: DESExit.dataError)
+                }
+            }
+        }
+        let metadata = try await registry.makeMetadataStore(config.metadata.connection, baseDirectory: baseDirectory)
+        let storage: any StorageBackend
+        switch config.storage.type {
+        case "local":
+            storage = try LocalDiskStorage(root: resolve(config.storage.root ?? "./des-data/archive"))
+        default:
+            throw CLIFailure(
+                message: "storage.type '\(config.storage.type)' is not available in this build (local only)", exitCode: DESExit.dataError)
+        }
+        var resolved = config
+        resolved.packer.workDir = resolve(config.packer.workDir)
+        return Runtime(
+            config: resolved, baseDirectory: baseDirectory, sources: sources, fetchers: fetchers, metadata: metadata,
+            storage: storage)
+    }
+
+    /// Closes every connection.
+    func close() async {
+        for source in sources { await source.close() }
+        await metadata.close()
+    }
+}
+
+/// Options shared by the pipeline commands.
+struct PipelineOptions: ParsableArguments {
+    @Option(name: [.short, .long], help: "The config file (default: $DES_CONFIG or configs/local.yaml).")
+    var config: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default: $DES_LOG_LEVEL or info).")
+    var logLevel: String?
+
+    var configPath: String {
+        config ?? ProcessInfo.processInfo.environment["DES_CONFIG"] ?? "configs/local.yaml"
+    }
+
+    /// Sets up logging to stderr (once per process) and returns a logger.
+    func logger(_ label: String) -> Logger {
+        let level = Logger.Level(rawValue: (logLevel ?? ProcessInfo.processInfo.environment["DES_LOG_LEVEL"] ?? "info").lowercased()) ?? .info
+        LoggingSetup.once(level: level)
+        var logger = Logger(label: label)
+        logger.logLevel = level
+        return logger
+    }
+}
+
+import ArgumentParser
+
+/// Bootstraps swift-log once.
+enum LoggingSetup {
+    private static let done = Mutex(false)
+    static func once(level: Logger.Level) {
+        let first = done.withLock { d -> Bool in
+            defer { d = true }
+            return !d
+        }
+        guard first else { return }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// Triggers `shutdown` on SIGINT or SIGTERM (a second signal exits at once).
+func installSignalHandlers(_ shutdown: ShutdownSignal, logger: Logger) -> [DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { sig in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler {
+            if shutdown.isTriggered { exit(130) }
+            logger.notice("signal received: finishing the batch in hand, then stopping", metadata: ["signal": "\(sig)"])
+            shutdown.trigger()
+        }
+        source.resume()
+        return source
+    }
+}

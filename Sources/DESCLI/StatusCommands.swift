@@ -1,0 +1,168 @@
+import ArgumentParser
+import DESEngine
+import DESKit
+import DESNaming
+import Foundation
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Rows by status per source, containers by state, shard leases.",
+        discussion: """
+            Example:
+              des status --config configs/local.yaml
+              des status --config configs/local.yaml --json
+            """)
+
+    @OptionGroup var options: PipelineOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrorsAsync {
+            _ = options.logger("des.status")
+            let runtime = try await Runtime.open(configPath: options.configPath)
+            var sourceStats: [(String, SourceStats)] = []
+            for source in runtime.sources { sourceStats.append((source.name, try await source.stats())) }
+            let containers = try await runtime.metadata.containers(state: nil, shard: nil, day: nil)
+            let leases = try await runtime.metadata.leases()
+            let letters = try await runtime.metadata.deadLetters(limit: 5)
+            await runtime.close()
+            var byState: [String: (count: Int, files: Int, bytes: UInt64)] = [:]
+            for c in containers {
+                var v = byState[c.state.rawValue] ?? (0, 0, 0)
+                v.count += 1
+                v.files += c.fileCount
+                v.bytes += c.size ?? c.bytes
+                byState[c.state.rawValue] = v
+            }
+            let now = Date().timeIntervalSince1970
+            let live = leases.filter { $0.expiresAt > now }
+            if json {
+                Terminal.out(
+                    Terminal.json([
+                        "sources": Dictionary(uniqueKeysWithValues: sourceStats.map { ($0.0, [
+                            "unnamed": $0.1.unnamed, "pending": $0.1.pending, "claimed": $0.1.claimed,
+                            "packed": $0.1.packed, "failed": $0.1.failed, "other": $0.1.other,
+                        ]) }),
+                        "containers": byState.mapValues { ["count": $0.count, "files": $0.files, "bytes": $0.bytes] },
+                        "leases": ["total": leases.count, "live": live.count,
+                                   "holders": Array(Set(live.map { $0.holder.description })).sorted()],
+                        "dead_letters": letters.map { ["source": $0.source, "row_id": $0.rowID, "stage": $0.stage, "reason": $0.reason] },
+                    ]) + "\n")
+                return
+            }
+            var out = "sources:\n"
+            for (name, s) in sourceStats {
+                out += "  \(name): unnamed \(s.unnamed), pending \(s.pending), claimed \(s.claimed), packed \(s.packed), failed \(s.failed)"
+                out += s.other > 0 ? ", other \(s.other)\n" : "\n"
+            }
+            out += "containers:\n"
+            for state in ContainerState.allCases {
+                let v = byState[state.rawValue] ?? (0, 0, 0)
+                out += "  \(state.rawValue): \(v.count) (\(v.files) files, \(Terminal.bytes(v.bytes)))\n"
+            }
+            out += "leases: \(live.count) live of \(leases.count)"
+            let holders = Set(live.map { $0.holder.description })
+            out += holders.isEmpty ? "\n" : " (held by \(holders.sorted().joined(separator: ", ")))\n"
+            if !letters.isEmpty {
+                out += "latest dead letters:\n"
+                for l in letters { out += "  \(l.source) row \(l.rowID) [\(l.stage)]: \(l.reason)\n" }
+            }
+            Terminal.out(out)
+        }
+    }
+}
+
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Read a packed file by its DES name.",
+        discussion: """
+            The name alone finds the file: its day and shard select the uploaded \
+            containers of (day, shard); their indexes find the entry; one ranged \
+            read returns the bytes. Exit 66 when no container holds the name.
+
+            Examples:
+              des get 'DES_20250101_(21BCAA000100_88)' --config configs/local.yaml > file
+              des get 'DES_20250101_(21BCAA000100_88)' -o file
+            """)
+
+    @OptionGroup var options: PipelineOptions
+    @Argument(help: "The DES name.") var name: String
+    @Option(name: [.short, .customLong("output")], help: "Write to this file instead of stdout.") var output: String?
+
+    func run() async throws {
+        try await reportingErrorsAsync {
+            _ = options.logger("des.get")
+            let parsed = try SnowflakeName(parsing: name)
+            let runtime = try await Runtime.open(configPath: options.configPath, needSources: false)
+            defer { Task { await runtime.close() } }
+            let shard = Int(consistentHash(name, bits: runtime.config.packer.shardBits))
+            let reader = StorageArchiveReader(storage: runtime.storage)
+            let containers = try await runtime.metadata.containers(state: .uploaded, shard: shard, day: parsed.isoDay)
+            for container in containers.reversed() {
+                if let bytes = try await reader.file(named: name, key: container.key, etag: container.etag) {
+                    if let output {
+                        guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
+                            throw CLIFailure(message: "\(output): cannot write", exitCode: DESExit.cantCreate)
+                        }
+                    } else {
+                        try bytes.withUnsafeBytes { try Terminal.outBytes($0) }
+                    }
+                    return
+                }
+            }
+            throw CLIFailure(
+                message: "\(name): not in any uploaded container of day \(parsed.isoDay), shard \(shard) (\(containers.count) searched)",
+                exitCode: DESExit.noInput)
+        }
+    }
+}
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Audit: read every packed row back by name and compare it with its body.",
+        discussion: """
+            Checks that every packed row's name is in its uploaded container, that no \
+            name is in two uploaded containers, and that the packed bytes equal the \
+            body at the row's location. Exit 0 when all is well, 65 otherwise.
+
+            Example:
+              des check --config configs/local.yaml
+            """)
+
+    @OptionGroup var options: PipelineOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrorsAsync {
+            _ = options.logger("des.check")
+            let runtime = try await Runtime.open(configPath: options.configPath)
+            let start = Terminal.seconds()
+            let report = try await CatalogAudit(
+                sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata, storage: runtime.storage
+            ).run()
+            await runtime.close()
+            let secs = max(Terminal.seconds() - start, 1e-9)
+            if json {
+                Terminal.out(
+                    Terminal.json([
+                        "ok": report.isOK, "rows_checked": report.rowsChecked, "bytes_checked": report.bytesChecked,
+                        "containers": report.containers, "entries": report.entries, "problems": report.problems,
+                        "seconds": secs,
+                    ]) + "\n")
+            } else {
+                for p in report.problems { Terminal.error(p) }
+                Terminal.out(
+                    "\(report.isOK ? "OK" : "FAILED"): \(report.rowsChecked) packed rows read back by name "
+                        + "(\(Terminal.bytes(report.bytesChecked))) from \(report.containers) containers "
+                        + "(\(report.entries) entries) in \(String(format: "%.2f", secs)) s\n")
+                for (source, s) in report.unpacked.sorted(by: { $0.key < $1.key }) {
+                    Terminal.out("  \(source) not packed: unnamed \(s.unnamed), pending \(s.pending), claimed \(s.claimed), failed \(s.failed)\n")
+                }
+            }
+            if !report.isOK { throw ExitCode(DESExit.dataError) }
+        }
+    }
+}

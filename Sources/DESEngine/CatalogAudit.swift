@@ -1,0 +1,103 @@
+import DESFormat
+import DESKit
+import Foundation
+import Logging
+
+/// Reads every packed row back by its name and compares it with its body; checks
+/// that every name is in exactly one uploaded container (`des check`).
+public struct CatalogAudit: Sendable {
+    /// What the audit found.
+    public struct Report: Sendable, Equatable {
+        /// Packed rows read back.
+        public var rowsChecked = 0
+        /// Bytes read back.
+        public var bytesChecked: UInt64 = 0
+        /// Uploaded containers.
+        public var containers = 0
+        /// Entries across uploaded containers.
+        public var entries = 0
+        /// Rows not packed, by status, per source.
+        public var unpacked: [String: SourceStats] = [:]
+        /// Problems (mismatches, missing or duplicated entries), at most 100.
+        public var problems: [String] = []
+        /// Whether everything checked out.
+        public var isOK: Bool { problems.isEmpty }
+        /// Creates an empty report.
+        public init() {}
+    }
+
+    let sources: [any SourceConnector]
+    let fetchers: [String: any BodyFetcher]
+    let metadata: any MetadataStore
+    let storage: any StorageBackend
+
+    /// Creates an audit over these parts.
+    public init(sources: [any SourceConnector], fetchers: [String: any BodyFetcher], metadata: any MetadataStore, storage: any StorageBackend) {
+        self.sources = sources
+        self.fetchers = fetchers
+        self.metadata = metadata
+        self.storage = storage
+    }
+
+    /// Runs the audit; `compareBodies` false checks only names and containers.
+    public func run(compareBodies: Bool = true) async throws -> Report {
+        var report = Report()
+        func problem(_ text: String) { if report.problems.count < 100 { report.problems.append(text) } }
+        let reader = StorageArchiveReader(storage: storage)
+        var indexes: [String: DESIndex] = [:]
+        var seen: [String: String] = [:]
+        for container in try await metadata.containers(state: .uploaded, shard: nil, day: nil) {
+            let index = try await reader.index(key: container.key)
+            indexes[container.key] = index
+            report.containers += 1
+            report.entries += index.count
+            if index.count != container.fileCount {
+                problem("container \(container.key): index has \(index.count) entries, metadata says \(container.fileCount)")
+            }
+            for entry in index.entries {
+                if let other = seen.updateValue(container.key, forKey: entry.name) {
+                    problem("\(entry.name) is in two uploaded containers: \(other) and \(container.key)")
+                }
+            }
+        }
+        var packedNames = Set<String>()
+        for source in sources {
+            var after: String?
+            while true {
+                let rows = try await source.packedRows(afterRowID: after, limit: 1000)
+                if rows.isEmpty { break }
+                after = rows.last?.rowID
+                for row in rows {
+                    report.rowsChecked += 1
+                    packedNames.insert(row.desName)
+                    guard let index = indexes[row.container] else {
+                        problem("\(source.name) row \(row.rowID): container \(row.container) is not an uploaded container")
+                        continue
+                    }
+                    guard let entry = index.entry(named: row.desName) else {
+                        problem("\(source.name) row \(row.rowID): \(row.desName) is not in \(row.container)")
+                        continue
+                    }
+                    guard compareBodies else { continue }
+                    let packed = entry.dataLength == 0 ? [] : try await storage.get(key: row.container, offset: entry.dataOffset, length: entry.dataLength)
+                    report.bytesChecked += UInt64(packed.count)
+                    guard let fetcher = fetchers[source.name] else { continue }
+                    let body = try await fetcher.fetch(row.body)
+                    let original = FileManager.default.contents(atPath: body.path).map { [UInt8]($0) }
+                    if body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) }
+                    if original != packed {
+                        problem("\(source.name) row \(row.rowID): packed bytes of \(row.desName) differ from the body at \(row.body)")
+                    }
+                }
+            }
+            let stats = try await source.stats()
+            if stats.pending + stats.claimed + stats.failed + stats.unnamed + stats.other > 0 {
+                report.unpacked[source.name] = stats
+            }
+        }
+        for name in seen.keys where !packedNames.contains(name) {
+            problem("\(name) is in container \(seen[name] ?? "?") but no packed row has that name")
+        }
+        return report
+    }
+}

@@ -1,0 +1,122 @@
+import DESKit
+import DESNaming
+import Foundation
+import Logging
+import Synchronization
+
+/// Gives catalog rows their DES names (DESIGN.md §8).
+///
+/// Each batch selects rows needing a name (locked, skipping rows others hold),
+/// gives each a name, hash and shard, and writes them back in one statement.
+/// A token bucket limits rows per second; transient errors are retried with
+/// exponential backoff and jitter; rows that cannot be named go to the
+/// dead-letter table.
+public struct Marker: Sendable {
+    /// Counts of one run.
+    public struct Totals: Sendable, Equatable {
+        /// Rows named.
+        public var marked = 0
+        /// Rows that failed for good.
+        public var failed = 0
+        /// Batches run.
+        public var batches = 0
+        /// Creates zero totals.
+        public init() {}
+    }
+
+    let sources: [any SourceConnector]
+    let metadata: any MetadataStore
+    let naming: any NamingStrategy
+    let shardBits: Int
+    let config: MarkerConfig
+    let logger: Logger
+    let bucket: TokenBucket
+    let retry: RetryPolicy
+    private let metrics = MarkerMetrics()
+
+    /// Creates a marker over `sources`.
+    public init(
+        sources: [any SourceConnector], metadata: any MetadataStore, naming: any NamingStrategy, shardBits: Int,
+        config: MarkerConfig, logger: Logger
+    ) {
+        self.sources = sources
+        self.metadata = metadata
+        self.naming = naming
+        self.shardBits = shardBits
+        self.config = config
+        self.logger = logger
+        self.bucket = TokenBucket(rate: config.rateLimitPerSecond, burst: max(Double(config.batchSize), config.rateLimitPerSecond))
+        self.retry = RetryPolicy(maxRetries: config.maxRetries, baseDelay: 0.05 * config.retryBackoffBase, multiplier: config.retryBackoffBase)
+    }
+
+    /// One batch on one source. Returns (named, failed).
+    public func markBatch(_ source: any SourceConnector) async throws -> (marked: Int, failed: Int) {
+        let failures = Mutex<[FailedRow]>([])
+        let (naming, bits) = (self.naming, self.shardBits)
+        let start = monotonicSeconds()
+        let marked = try await retry.run(onRetry: { error, attempt in
+            metrics.retries.increment()
+            logger.warning("marker batch failed, retrying", metadata: ["source": "\(source.name)", "attempt": "\(attempt)", "error": "\(error)"])
+        }) {
+            failures.withLock { $0 = [] }
+            return try await source.nameRows(limit: config.batchSize) { rows in
+                var out: [NameAssignment] = []
+                out.reserveCapacity(rows.count)
+                for row in rows {
+                    do {
+                        let name = try naming.name(for: row)
+                        let shard = Int(consistentHash(name, bits: bits))
+                        let hash = String(consistentHash(name, bits: 64), radix: 16)
+                        out.append(NameAssignment(rowID: row.rowID, desName: name, hash: hash, shard: shard))
+                    } catch {
+                        failures.withLock { $0.append(FailedRow(rowID: row.rowID, reason: "naming failed: \(error)")) }
+                    }
+                }
+                return out
+            }
+        }
+        metrics.batchDuration.recordSeconds(monotonicSeconds() - start)
+        let failed = failures.withLock { $0 }
+        if !failed.isEmpty {
+            _ = try await source.markFailed(failed, holder: nil)
+            if config.enableDeadLetterQueue {
+                try await metadata.addDeadLetters(
+                    failed.map { DeadLetter(source: source.name, rowID: $0.rowID, desName: nil, stage: "marker", reason: $0.reason) })
+                metrics.deadLetters.increment(by: failed.count)
+            }
+            metrics.markFailed.increment(by: failed.count)
+        }
+        if marked > 0 { metrics.marked.increment(by: marked) }
+        return (marked, failed.count)
+    }
+
+    /// Runs batches over every source until `shutdown` fires, or — with
+    /// `untilIdle` — until no source has rows needing a name.
+    public func run(shutdown: ShutdownSignal, untilIdle: Bool) async throws -> Totals {
+        var totals = Totals()
+        logger.info("marker started", metadata: ["sources": "\(sources.map(\.name))", "batch_size": "\(config.batchSize)"])
+        while !shutdown.isTriggered {
+            var didWork = false
+            for source in sources where !shutdown.isTriggered {
+                guard await bucket.take(Double(config.batchSize), shutdown: shutdown) else { break }
+                do {
+                    let (marked, failed) = try await markBatch(source)
+                    totals.batches += 1
+                    totals.marked += marked
+                    totals.failed += failed
+                    if marked + failed > 0 { didWork = true }
+                } catch {
+                    metrics.error(errorType(error))
+                    logger.error("marker batch failed", metadata: ["source": "\(source.name)", "error": "\(error)"])
+                    if !RetryPolicy.isTransient(error) { throw error }
+                }
+            }
+            if !didWork {
+                if untilIdle { break }
+                await shutdown.sleep(seconds: config.intervalSeconds)
+            }
+        }
+        logger.info("marker stopped", metadata: ["marked": "\(totals.marked)", "failed": "\(totals.failed)"])
+        return totals
+    }
+}

@@ -1,0 +1,213 @@
+import DESFormat
+import DESKit
+import Foundation
+import Logging
+
+/// The open container of one (day, shard).
+struct ContainerSlot: Hashable {
+    var day: String
+    var shard: Int
+}
+
+/// A container being written in the work directory.
+final class OpenContainer {
+    let record: ContainerRecord
+    let lease: ShardLease
+    let writer: DESArchiveWriter
+    let path: String
+    let openedAt = monotonicSeconds()
+    var rows: [String: [String]] = [:]
+    var fileCount = 0
+    var bytes: UInt64 = 0
+    var checkpointFiles = 0
+    var checkpointAt = monotonicSeconds()
+
+    init(record: ContainerRecord, lease: ShardLease, writer: DESArchiveWriter, path: String) {
+        self.record = record
+        self.lease = lease
+        self.writer = writer
+        self.path = path
+    }
+}
+
+extension Packer {
+    /// Fetches bodies with bounded concurrency (results in input order).
+    func fetchAll(_ files: [PendingFile]) async -> [Result<FetchedBody, Error>] {
+        let limit = max(1, config.fetchConcurrency)
+        let fetchers = parts.fetchers
+        @Sendable func fetch(_ file: PendingFile) async -> Result<FetchedBody, Error> {
+            guard let fetcher = fetchers[file.source] else {
+                return .failure(DESKitError(.configuration, "no body fetcher for source '\(file.source)'"))
+            }
+            do { return .success(try await fetcher.fetch(file.body)) } catch { return .failure(error) }
+        }
+        var results: [Result<FetchedBody, Error>] = []
+        results.reserveCapacity(files.count)
+        var start = 0
+        while start < files.count {
+            let window = Array(files[start..<min(files.count, start + limit)])
+            let fetched = await withTaskGroup(of: (Int, Result<FetchedBody, Error>).self) { group in
+                for (i, file) in window.enumerated() {
+                    group.addTask { (i, await fetch(file)) }
+                }
+                var out = [Result<FetchedBody, Error>?](repeating: nil, count: window.count)
+                for await (i, r) in group { out[i] = r }
+                return out
+            }
+            results += fetched.map { $0 ?? .failure(DESKitError(.invalidData, "body was not fetched")) }
+            start += limit
+        }
+        return results
+    }
+
+    /// Appends claimed files to their containers; failures go to the dead-letter table.
+    func pack(_ files: [PendingFile]) async throws {
+        let bodies = await fetchAll(files)
+        var failed: [String: [FailedRow]] = [:]
+        var letters: [DeadLetter] = []
+        func fail(_ file: PendingFile, _ reason: String) {
+            failed[file.source, default: []].append(FailedRow(rowID: file.rowID, reason: reason))
+            letters.append(DeadLetter(source: file.source, rowID: file.rowID, desName: file.desName, stage: "packer", reason: reason))
+        }
+        for (file, fetched) in zip(files, bodies) {
+            guard let lease = book.lease(file.shard) else { continue }  // lost meanwhile: the new holder recovers the row
+            let body: FetchedBody
+            switch fetched {
+            case .success(let b): body = b
+            case .failure(let error):
+                if RetryPolicy.isTransient(error) { throw error }
+                fail(file, "fetching the body from \(file.body) failed: \(error)")
+                continue
+            }
+            defer { if body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) } }
+            let container = try await containerFor(file, lease: lease)
+            do {
+                let entry = try container.writer.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
+                container.rows[file.source, default: []].append(file.rowID)
+                container.fileCount += 1
+                container.bytes += entry.dataLength
+                if let size = file.size, size != entry.dataLength {
+                    logger.warning(
+                        "catalog size differs from the body", metadata: ["name": "\(file.desName)", "catalog": "\(size)", "body": "\(entry.dataLength)"])
+                }
+            } catch let error as DESFormatError where error.path != container.writer.partialPath && error.code != .writerClosed {
+                fail(file, "cannot pack \(file.body): \(error)")
+            }
+        }
+        for (source, rows) in failed {
+            _ = try await sourceNamed(source)?.markFailed(rows, holder: holder.description)
+        }
+        if !letters.isEmpty {
+            try await parts.metadata.addDeadLetters(letters)
+            totals.filesFailed += letters.count
+            metrics.filesFailed.increment(by: letters.count)
+            logger.warning("rows failed", metadata: ["count": "\(letters.count)", "first": "\(letters[0].reason)"])
+        }
+        try await checkpointDue()
+    }
+
+    private func containerFor(_ file: PendingFile, lease: ShardLease) async throws -> OpenContainer {
+        let slot = ContainerSlot(day: dayOfName(file.desName), shard: file.shard)
+        if let existing = open[slot] { return existing }
+        let record = try await parts.metadata.createContainer(day: slot.day, shard: slot.shard, lease: lease, keyPrefix: parts.keyPrefix)
+        let path = (workDir as NSString).appendingPathComponent("c\(record.id).des")
+        var options = DESArchiveWriter.Options()
+        options.overwrite = true
+        let writer = try DESArchiveWriter(path: path, options: options)
+        let container = OpenContainer(record: record, lease: lease, writer: writer, path: path)
+        open[slot] = container
+        metrics.openContainers.record(open.count)
+        return container
+    }
+
+    private func checkpointDue() async throws {
+        let now = monotonicSeconds()
+        for (slot, c) in open
+        where c.fileCount - c.checkpointFiles >= config.checkpointEveryFiles
+            || (c.fileCount > c.checkpointFiles && now - c.checkpointAt >= config.checkpointEverySeconds)
+        {
+            do {
+                try await parts.metadata.checkpoint(containerID: c.record.id, fileCount: c.fileCount, bytes: c.bytes, lease: c.lease)
+                c.checkpointFiles = c.fileCount
+                c.checkpointAt = now
+            } catch let error as DESKitError where error.code == .fenced {
+                book.lose(slot.shard)
+            }
+        }
+    }
+
+    /// Finalizes containers that are full, old enough, or of a closed day (all of them when idle and due).
+    func finalizeDue(idle: Bool) async throws {
+        let today = dayOfName("")
+        let now = monotonicSeconds()
+        for (slot, c) in open {
+            let due = c.bytes >= config.maxContainerBytes || c.fileCount >= config.maxContainerFiles
+                || now - c.openedAt >= config.maxContainerAgeSeconds || slot.day < today
+            if due { try await finalize(slot) }
+        }
+        _ = idle
+    }
+
+    /// Finalizes every open container (shutdown, or idle in until-idle mode).
+    func finalizeAll() async throws {
+        for slot in open.keys.sorted(by: { ($0.day, $0.shard) < ($1.day, $1.shard) }) { try await finalize(slot) }
+    }
+
+    /// Close, upload, check, record uploaded under the fencing token, then mark the rows packed.
+    func finalize(_ slot: ContainerSlot) async throws {
+        guard let c = open[slot] else { return }
+        open[slot] = nil
+        metrics.openContainers.record(open.count)
+        let start = monotonicSeconds()
+        let key = c.record.key
+        if c.fileCount == 0 {
+            c.writer.abort()
+            try await parts.metadata.discardContainer(id: c.record.id)
+            return
+        }
+        let summary = try c.writer.close()
+        defer { try? FileManager.default.removeItem(atPath: c.path) }
+        let info = try await RetryPolicy().run { try await parts.storage.put(key: key, fromFile: c.path) }
+        guard info.size == summary.archiveSize else {
+            throw DESKitError(.storage, "uploaded '\(key)' is \(info.size) bytes, expected \(summary.archiveSize)")
+        }
+        let recorded = try await parts.metadata.markUploaded(
+            containerID: c.record.id, fileCount: c.fileCount, bytes: c.bytes, size: info.size, etag: info.etag, lease: c.lease)
+        guard recorded else {
+            // Fenced: someone took the shard. If their recovery did not adopt the object, it is an orphan.
+            let state = try await parts.metadata.containers(state: nil, shard: slot.shard, day: slot.day).first { $0.id == c.record.id }?.state
+            if state != .uploaded { try? await parts.storage.delete(key: key) }
+            book.lose(slot.shard)
+            logger.warning("container upload fenced: lease lost", metadata: ["key": "\(key)"])
+            return
+        }
+        for (source, ids) in c.rows {
+            guard let connector = sourceNamed(source) else { continue }
+            let changed = try await RetryPolicy().run { try await connector.markPacked(rowIDs: ids, container: key, holder: holder.description) }
+            if changed != ids.count {
+                logger.warning("some rows were not marked packed", metadata: ["key": "\(key)", "expected": "\(ids.count)", "changed": "\(changed)"])
+            }
+        }
+        totals.filesPacked += c.fileCount
+        totals.bytesPacked += c.bytes
+        totals.containersUploaded += 1
+        metrics.filesPacked.increment(by: c.fileCount)
+        metrics.bytesPacked.increment(by: Int(c.bytes))
+        metrics.containersUploaded.increment()
+        metrics.finalizeDuration.recordSeconds(monotonicSeconds() - start)
+        logger.info("container uploaded", metadata: ["key": "\(key)", "files": "\(c.fileCount)", "bytes": "\(info.size)"])
+    }
+
+    /// Drops every open container after an error: writers aborted, claims returned.
+    func abandonAll(reason: String) async {
+        for (slot, c) in open {
+            c.writer.abort()
+            try? await parts.metadata.discardContainer(id: c.record.id)
+            for (source, ids) in c.rows {
+                _ = try? await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description)
+            }
+            open[slot] = nil
+            logger.warning("abandoned container", metadata: ["key": "\(c.record.key)", "reason": "\(reason)"])
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import DESFormat
+import DESKit
+import DESNaming
+
+import Foundation
+import Logging
+
+/// Crash recovery (DESIGN.md §7 step 7), run per shard under an exclusive lease:
+/// on packer start, on lease takeover, and by `des recover`.
+///
+/// - a `writing` container with no object in storage is discarded; one whose
+///   object exists and whose footer and index validate is recorded `uploaded`;
+/// - a row claimed by someone else whose container is uploaded and whose name is
+///   in that container's index is marked packed; any other such claim returns to pending.
+public struct Recovery: Sendable {
+    /// What a recovery did.
+    public struct Report: Sendable, Equatable {
+        public var containersRecovered = 0
+        public var containersDiscarded = 0
+        public var rowsPacked = 0
+        public var rowsReleased = 0
+        public var shardsSkipped = 0
+        /// Creates an empty report.
+        public init() {}
+        /// Adds another report's counts.
+        public mutating func add(_ o: Report) {
+            containersRecovered += o.containersRecovered
+            containersDiscarded += o.containersDiscarded
+            rowsPacked += o.rowsPacked
+            rowsReleased += o.rowsReleased
+            shardsSkipped += o.shardsSkipped
+        }
+    }
+
+    let sources: [any SourceConnector]
+    let metadata: any MetadataStore
+    let storage: any StorageBackend
+    let logger: Logger
+
+    /// Creates a recovery over these parts.
+    public init(sources: [any SourceConnector], metadata: any MetadataStore, storage: any StorageBackend, logger: Logger) {
+        self.sources = sources
+        self.metadata = metadata
+        self.storage = storage
+        self.logger = logger
+    }
+
+    /// Recovers one shard. The caller must hold the shard's lease as `currentHolder`
+    /// (whose own containers and claims are left alone).
+    public func recoverShard(_ shard: Int, currentHolder: String) async throws -> Report {
+        var report = Report()
+        let reader = StorageArchiveReader(storage: storage)
+        for container in try await metadata.containers(state: .writing, shard: shard, day: nil)
+        where container.holder != currentHolder {
+            if let info = try await storage.head(key: container.key) {
+                do {
+                    let index = try await reader.index(key: container.key)
+                    try await metadata.recoverUploaded(containerID: container.id, fileCount: index.count, size: info.size, etag: info.etag)
+                    report.containersRecovered += 1
+                    logger.info("recovered uploaded container", metadata: ["key": "\(container.key)", "files": "\(index.count)"])
+                    continue
+                } catch {
+                    logger.warning("container object is invalid; discarding it", metadata: ["key": "\(container.key)", "error": "\(error)"])
+                    try await storage.delete(key: container.key)
+                }
+            }
+            try await metadata.discardContainer(id: container.id)
+            report.containersDiscarded += 1
+        }
+
+        var indexes: [String: Set<String>] = [:]
+        for source in sources {
+            let stale = try await source.staleClaims(shards: [shard], excludingHolder: currentHolder, olderThanSeconds: nil)
+            if stale.isEmpty { continue }
+            var byDay: [String: [PendingFile]] = [:]
+            for file in stale { byDay[dayOfName(file.desName), default: []].append(file) }
+            var packed: [String: [String]] = [:]
+            var release: [String] = []
+            for (day, files) in byDay {
+                let uploaded = try await metadata.containers(state: .uploaded, shard: shard, day: day)
+                for container in uploaded where indexes[container.key] == nil {
+                    let index = try await reader.index(key: container.key, etag: container.etag)
+                    indexes[container.key] = Set(index.entries.map(\.name))
+                }
+                for file in files {
+                    if let hit = uploaded.first(where: { indexes[$0.key]?.contains(file.desName) == true }) {
+                        packed[hit.key, default: []].append(file.rowID)
+                    } else {
+                        release.append(file.rowID)
+                    }
+                }
+            }
+            for (key, ids) in packed {
+                report.rowsPacked += try await source.markPacked(rowIDs: ids, container: key, holder: nil)
+            }
+            report.rowsReleased += try await source.releaseClaims(rowIDs: release, holder: nil)
+        }
+        if report != Report() {
+            logger.info(
+                "recovered shard",
+                metadata: [
+                    "shard": "\(shard)", "containers_recovered": "\(report.containersRecovered)",
+                    "containers_discarded": "\(report.containersDiscarded)", "rows_packed": "\(report.rowsPacked)",
+                    "rows_released": "\(report.rowsReleased)",
+                ])
+        }
+        return report
+    }
+
+    /// `des recover`: for each shard whose lease is free or expired, takes the lease,
+    /// recovers the shard and gives the lease back. Shards held by live packers are
+    /// skipped (they recover their own shards on takeover).
+    public func recoverAll(shards: [Int], holder: LeaseHolder, ttlSeconds: Double) async throws -> Report {
+        var total = Report()
+        for shard in shards {
+            guard let lease = try await metadata.acquireLease(shard: shard, holder: holder, ttlSeconds: ttlSeconds) else {
+                total.shardsSkipped += 1
+                continue
+            }
+            do {
+                total.add(try await recoverShard(shard, currentHolder: holder.description))
+            } catch {
+                try? await metadata.releaseLease(lease)
+                throw error
+            }
+            try await metadata.releaseLease(lease)
+        }
+        return total
+    }
+}
+
+/// The `YYYY-MM-DD` day of a DES name; names that carry no day belong to today (UTC).
+public func dayOfName(_ name: String) -> String {
+    if let parsed = try? SnowflakeName(parsing: name, verifyChecksum: false) { return parsed.isoDay }
+    let today = utcDay(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
+    return String(today.prefix(4)) + "-" + String(today.dropFirst(4).prefix(2)) + "-" + String(today.suffix(2))
+}

@@ -1,0 +1,60 @@
+import Foundation
+import Synchronization
+
+/// A one-way "please stop" flag that long-running workers check and sleep on.
+///
+/// `des` triggers it from SIGINT/SIGTERM; workers finish or release the batch
+/// in hand and return.
+public final class ShutdownSignal: Sendable {
+    private struct State {
+        var triggered = false
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextID: UInt64 = 0
+    }
+    private let state = Mutex(State())
+
+    /// A signal not yet triggered.
+    public init() {}
+
+    /// Whether stopping was asked for.
+    public var isTriggered: Bool { state.withLock { $0.triggered } }
+
+    /// Asks every worker to stop; wakes sleepers.
+    public func trigger() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.triggered = true
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Sleeps up to `seconds`, returning early (with `false`) when triggered.
+    @discardableResult
+    public func sleep(seconds: Double) async -> Bool {
+        if isTriggered { return false }
+        let id = state.withLock { s -> UInt64 in
+            s.nextID += 1
+            return s.nextID
+        }
+        let timer = Task {
+            try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+            self.wake(id)
+        }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                if s.triggered { return true }
+                s.waiters[id] = c
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+        timer.cancel()
+        return !isTriggered
+    }
+
+    private func wake(_ id: UInt64) {
+        let w = state.withLock { $0.waiters.removeValue(forKey: id) }
+        w?.resume()
+    }
+}

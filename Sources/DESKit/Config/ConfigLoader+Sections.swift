@@ -1,0 +1,133 @@
+/// The `storage:`, `metadata:`, `packer:`, `marker:`, `cache:` and `server:` sections.
+extension ConfigLoader {
+    static let storageKeys = ["type", "root", "prefix", "bucket", "endpoint", "region", "access_key", "secret_key"]
+    static let packerKeys = [
+        "work_dir", "shard_bits", "pod_index", "pod_count", "pod_name", "batch_size", "fetch_concurrency",
+        "max_container_bytes", "max_container_files", "max_container_age_seconds", "checkpoint_every_files",
+        "checkpoint_every_seconds", "lease_ttl_seconds", "heartbeat_seconds", "claim_timeout_seconds",
+        "idle_sleep_seconds",
+    ]
+    static let markerKeys = [
+        "batch_size", "rate_limit_per_second", "max_retries", "retry_backoff_base", "interval_seconds", "node_id",
+        "name_prefix", "naming", "enable_dead_letter_queue",
+    ]
+    /// The metadata stores DES provides.
+    static let metadataTypes = ["sqlite", "postgresql"]
+
+    /// `storage:` — `local` needs `root`, `s3` needs `bucket`.
+    ///
+    /// When the section is written, `root` has no default (the section's own value, or none).
+    static func parseStorage(_ m: ConfigMapping) throws -> StorageConfig {
+        var s = StorageConfig()
+        if let type = try m.choice("type", among: ["local", "s3"]) { s.type = type }
+        s.root = try nonEmpty(m, "root")
+        if let prefix = try m.string("prefix") {
+            if prefix.hasPrefix("/") || prefix.hasSuffix("/") || prefix.contains("//") {
+                throw m.error("prefix", .invalidValue, "'\(prefix)' must not start or end with '/' or contain '//'")
+            }
+            s.prefix = prefix
+        }
+        s.bucket = try nonEmpty(m, "bucket")
+        s.endpoint = try nonEmpty(m, "endpoint")
+        s.region = try nonEmpty(m, "region")
+        s.accessKey = try m.string("access_key")
+        s.secretKey = try m.string("secret_key").map(Secret.init)
+        switch s.type {
+        case "local" where s.root == nil:
+            throw m.context.error(
+                .missingKey, at: m.mark, path: m.childPath("root"), "storage type 'local' needs 'root' (the directory holding containers)")
+        case "s3" where s.bucket == nil:
+            throw m.context.error(.missingKey, at: m.mark, path: m.childPath("bucket"), "storage type 's3' needs 'bucket'")
+        default:
+            break
+        }
+        return s
+    }
+
+    /// `metadata:` — a `connection:` block of type `sqlite` or `postgresql`.
+    static func parseMetadata(_ m: ConfigMapping) throws -> MetadataConfig {
+        var metadata = MetadataConfig()
+        guard let connection = try m.mapping("connection", allowed: connectionKeys, secretKeys: ["password"]) else {
+            return metadata
+        }
+        _ = try connection.choice("type", among: metadataTypes)
+        metadata.connection = try parseConnection(connection, knownTypes: nil)
+        return metadata
+    }
+
+    /// `packer:` — sizes, intervals and this pod's place among the packers.
+    static func parsePacker(_ m: ConfigMapping) throws -> PackerConfig {
+        var p = PackerConfig()
+        if let v = try nonEmpty(m, "work_dir") { p.workDir = v }
+        if let v = try m.int("shard_bits", in: shardBitsRange) { p.shardBits = v }
+        if let v = try m.int("pod_count", in: 1...Int.max) { p.podCount = v }
+        if let v = try m.int("pod_index", in: 0...Int.max) { p.podIndex = v }
+        if p.podIndex >= p.podCount {
+            throw m.error("pod_index", .invalidValue, "must be less than pod_count (\(p.podCount)), got \(p.podIndex)")
+        }
+        p.podName = try nonEmpty(m, "pod_name")
+        if let v = try m.int("batch_size", in: 1...Int.max) { p.batchSize = v }
+        if let v = try m.int("fetch_concurrency", in: 1...Int.max) { p.fetchConcurrency = v }
+        if let v = try m.byteCount("max_container_bytes") { p.maxContainerBytes = v }
+        if let v = try m.int("max_container_files", in: 1...Int.max) { p.maxContainerFiles = v }
+        if let v = try m.double("max_container_age_seconds", positive: true) { p.maxContainerAgeSeconds = v }
+        if let v = try m.int("checkpoint_every_files", in: 1...Int.max) { p.checkpointEveryFiles = v }
+        if let v = try m.double("checkpoint_every_seconds", positive: true) { p.checkpointEverySeconds = v }
+        if let v = try m.double("lease_ttl_seconds", positive: true) { p.leaseTTLSeconds = v }
+        if let v = try m.double("heartbeat_seconds", positive: true) { p.heartbeatSeconds = v }
+        if p.heartbeatSeconds >= p.leaseTTLSeconds {
+            let key = m.node("heartbeat_seconds") != nil ? "heartbeat_seconds" : "lease_ttl_seconds"
+            throw m.error(
+                key, .invalidValue,
+                "heartbeat_seconds (\(ConfigMapping.format(p.heartbeatSeconds))) must be less than lease_ttl_seconds (\(ConfigMapping.format(p.leaseTTLSeconds))), or leases expire between heartbeats")
+        }
+        if let v = try m.double("claim_timeout_seconds", positive: true) { p.claimTimeoutSeconds = v }
+        if let v = try m.double("idle_sleep_seconds", minimum: 0) { p.idleSleepSeconds = v }
+        return p
+    }
+
+    /// `marker:` — naming and pacing of the marker.
+    static func parseMarker(_ m: ConfigMapping) throws -> MarkerConfig {
+        var k = MarkerConfig()
+        if let v = try m.int("batch_size", in: 1...Int.max) { k.batchSize = v }
+        if let v = try m.double("rate_limit_per_second", minimum: 0) { k.rateLimitPerSecond = v }
+        if let v = try m.int("max_retries", in: 0...Int.max) { k.maxRetries = v }
+        if let v = try m.double("retry_backoff_base", positive: true) { k.retryBackoffBase = v }
+        if let v = try m.double("interval_seconds", positive: true) { k.intervalSeconds = v }
+        if let v = try m.int("node_id", in: 0...255) { k.nodeID = v }
+        if let v = try m.string("name_prefix") {
+            let isAlnum: (UInt8) -> Bool = { (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
+            guard !v.isEmpty, v.utf8.allSatisfy(isAlnum) else {
+                throw m.error("name_prefix", .invalidValue, "'\(v)' must be ASCII letters and digits (like DES or IMG)")
+            }
+            k.namePrefix = v
+        }
+        if let v = try m.choice("naming", among: ["snowflake", "column", "key_basename"]) { k.naming = v }
+        if let v = try m.bool("enable_dead_letter_queue") { k.enableDeadLetterQueue = v }
+        return k
+    }
+
+    /// `cache:` — the index cache; `redis` needs `url`; `ttl_seconds: 0` or `null` means no expiry.
+    static func parseCache(_ m: ConfigMapping) throws -> CacheConfig {
+        var c = CacheConfig()
+        if let type = try m.choice("type", among: ["memory", "redis", "none"]) { c.type = type }
+        if let v = try m.int("max_entries", in: 1...Int.max) { c.maxEntries = v }
+        if m.contains("ttl_seconds") {
+            let ttl = try m.double("ttl_seconds", minimum: 0)
+            c.ttlSeconds = ttl == 0 ? nil : ttl
+        }
+        c.url = try nonEmpty(m, "url")
+        if c.type == "redis", c.url == nil {
+            throw m.context.error(.missingKey, at: m.mark, path: m.childPath("url"), "cache type 'redis' needs 'url' (redis://host:6379)")
+        }
+        return c
+    }
+
+    /// `server:` — where the HTTP server listens.
+    static func parseServer(_ m: ConfigMapping) throws -> ServerConfig {
+        var s = ServerConfig()
+        if let v = try nonEmpty(m, "host") { s.host = v }
+        if let v = try m.int("port", in: 1...65535) { s.port = v }
+        return s
+    }
+}

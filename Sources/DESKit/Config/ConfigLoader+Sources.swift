@@ -1,0 +1,160 @@
+/// The `sources:` list: each upstream catalog's connection, table, columns and bodies.
+extension ConfigLoader {
+    static let sourceKeys = ["name", "enabled", "connection", "table", "bodies", "batch_size", "shard_bits"]
+    static let connectionKeys = [
+        "type", "host", "port", "database", "username", "password", "schema", "charset", "pool_size", "driver_options",
+    ]
+    static let tableKeys = [
+        "name", "schema", "columns", "where_clause", "status_new_value", "status_pending_value", "status_claimed_value",
+        "status_packed_value", "status_failed_value", "shard_key_column",
+    ]
+    static let columnKeys = [
+        "id", "s3_bucket", "s3_key", "size_bytes", "status", "created_at", "metadata_columns", "des_name", "des_hash",
+        "des_container", "claimed_by", "claimed_at", "error",
+    ]
+    /// The range of shard bits (2^24 shards at most).
+    static let shardBitsRange = 1...24
+
+    /// Reads every source; checks names (non-empty, `[A-Za-z0-9_-]`, unique) and that shard bits agree with the packer's.
+    ///
+    /// When the packer section does not set `shard_bits`, the first source that does sets it for the packer.
+    static func parseSources(
+        _ items: [ConfigItem], context: ConfigContext, packer: inout PackerConfig, packerBitsGiven: Bool,
+        knownSourceTypes: Set<String>?
+    ) throws -> [SourceConfig] {
+        var sources: [SourceConfig] = []
+        var names: [String: String] = [:]  // name -> key path of its first use
+        var bitsOrigin: String? = packerBitsGiven ? "packer.shard_bits" : nil
+        for item in items {
+            let m = try ConfigMapping(item.node, path: item.path, context: context, allowed: sourceKeys)
+            let source = try parseSource(m, knownSourceTypes: knownSourceTypes)
+            if let first = names[source.name] {
+                throw m.error("name", .duplicate, "source name '\(source.name)' is already used by \(first) (names must be unique)")
+            }
+            names[source.name] = item.path
+            if let bits = source.shardBits {
+                if let origin = bitsOrigin {
+                    if bits != packer.shardBits {
+                        throw m.error(
+                            "shard_bits", .invalidValue,
+                            "shard_bits \(bits) differs from \(origin) (\(packer.shardBits)); every source must use the packer's shard bits")
+                    }
+                } else {
+                    packer.shardBits = bits
+                    bitsOrigin = m.childPath("shard_bits")
+                }
+            }
+            sources.append(source)
+        }
+        return sources
+    }
+
+    /// One item of `sources:`.
+    static func parseSource(_ m: ConfigMapping, knownSourceTypes: Set<String>?) throws -> SourceConfig {
+        let name = try m.requiredString("name")
+        guard name.utf8.allSatisfy(isNameByte) else {
+            throw m.error("name", .invalidValue, "source name '\(name)' may use only ASCII letters, digits, '_' and '-'")
+        }
+        guard let connectionMapping = try m.mapping("connection", allowed: connectionKeys, secretKeys: ["password"]) else {
+            throw m.missing("connection")
+        }
+        let connection = try parseConnection(connectionMapping, knownTypes: knownSourceTypes)
+        guard let tableMapping = try m.mapping("table", allowed: tableKeys) else { throw m.missing("table") }
+        var source = SourceConfig(name: name, connection: connection, table: try parseTable(tableMapping))
+        if let enabled = try m.bool("enabled") { source.enabled = enabled }
+        if let bodies = try m.mapping("bodies", allowed: ["type", "root"]) {
+            if let type = try bodies.choice("type", among: ["local", "s3"]) { source.bodies.type = type }
+            source.bodies.root = try nonEmpty(bodies, "root")
+        }
+        if let batch = try m.int("batch_size", in: 1...Int.max) { source.batchSize = batch }
+        source.shardBits = try m.int("shard_bits", in: shardBitsRange)
+        return source
+    }
+
+    /// A `connection:` block (of a source, or of `metadata:`).
+    ///
+    /// `type` is required (and, with `knownTypes`, must be one of them); SQLite needs `database` (the file's path).
+    static func parseConnection(_ m: ConfigMapping, knownTypes: Set<String>?) throws -> ConnectionConfig {
+        let type = try m.requiredString("type").lowercased()
+        if let knownTypes {
+            let known = Set(knownTypes.map { $0.lowercased() })
+            if !known.contains(type) {
+                throw m.error(
+                    "type", .invalidValue,
+                    "unknown connection type '\(type)' (known: \(known.sorted().joined(separator: ", ")))",
+                    suggestion: KeySuggestion.suggest(for: type, among: known.sorted()))
+            }
+        }
+        var connection = ConnectionConfig(type: type)
+        connection.host = try nonEmpty(m, "host")
+        connection.port = try m.int("port", in: 1...65535)
+        connection.database = try nonEmpty(m, "database")
+        connection.username = try m.string("username")
+        connection.password = try m.string("password").map(Secret.init)
+        connection.schema = try nonEmpty(m, "schema")
+        connection.charset = try nonEmpty(m, "charset")
+        if let pool = try m.int("pool_size", in: 1...Int.max) { connection.poolSize = pool }
+        connection.driverOptions = try m.stringMap("driver_options") ?? [:]
+        if type == "sqlite", connection.database == nil {
+            throw m.missing("database")
+        }
+        return connection
+    }
+
+    /// A `table:` block.
+    static func parseTable(_ m: ConfigMapping) throws -> TableConfig {
+        var table = TableConfig(name: try m.requiredString("name"))
+        table.schema = try nonEmpty(m, "schema")
+        if let columns = try m.mapping("columns", allowed: columnKeys) {
+            table.columns = try parseColumns(columns)
+        }
+        table.whereClause = try nonEmpty(m, "where_clause")
+        table.statusNewValue = try nonEmpty(m, "status_new_value")
+        if let v = try nonEmpty(m, "status_pending_value") { table.statusPendingValue = v }
+        if let v = try nonEmpty(m, "status_claimed_value") { table.statusClaimedValue = v }
+        if let v = try nonEmpty(m, "status_packed_value") { table.statusPackedValue = v }
+        if let v = try nonEmpty(m, "status_failed_value") { table.statusFailedValue = v }
+        if let v = try nonEmpty(m, "shard_key_column") { table.shardKeyColumn = v }
+        let statuses = [
+            ("status_pending_value", table.statusPendingValue), ("status_claimed_value", table.statusClaimedValue),
+            ("status_packed_value", table.statusPackedValue), ("status_failed_value", table.statusFailedValue),
+        ]
+        for (i, (key, value)) in statuses.enumerated() {
+            if let earlier = statuses[..<i].first(where: { $0.1 == value }) {
+                throw m.error(key, .invalidValue, "'\(value)' is also \(earlier.0); each status needs its own value")
+            }
+        }
+        return table
+    }
+
+    /// A `columns:` block; every column not given keeps its default name.
+    static func parseColumns(_ m: ConfigMapping) throws -> ColumnMapping {
+        var c = ColumnMapping()
+        if let v = try nonEmpty(m, "id") { c.id = v }
+        c.s3Bucket = try nonEmpty(m, "s3_bucket")
+        if let v = try nonEmpty(m, "s3_key") { c.s3Key = v }
+        c.sizeBytes = try nonEmpty(m, "size_bytes")
+        if let v = try nonEmpty(m, "status") { c.status = v }
+        c.createdAt = try nonEmpty(m, "created_at")
+        if let v = try m.stringList("metadata_columns") { c.metadataColumns = v }
+        if let v = try nonEmpty(m, "des_name") { c.desName = v }
+        c.desHash = try nonEmpty(m, "des_hash")
+        if let v = try nonEmpty(m, "des_container") { c.desContainer = v }
+        if let v = try nonEmpty(m, "claimed_by") { c.claimedBy = v }
+        if let v = try nonEmpty(m, "claimed_at") { c.claimedAt = v }
+        if let v = try nonEmpty(m, "error") { c.error = v }
+        return c
+    }
+
+    /// A string that, when written, must not be empty.
+    static func nonEmpty(_ m: ConfigMapping, _ key: String) throws -> String? {
+        guard let value = try m.string(key) else { return nil }
+        if value.isEmpty { throw m.error(key, .invalidValue, "must not be empty") }
+        return value
+    }
+
+    /// `[A-Za-z0-9_-]`.
+    static func isNameByte(_ b: UInt8) -> Bool {
+        (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || b == 0x5F || b == 0x2D
+    }
+}

@@ -1,0 +1,353 @@
+import Yams
+
+/// What every node of one config document shares: the file name (for errors) and the environment.
+struct ConfigContext {
+    /// The config file, as given to the loader.
+    let file: String
+    /// Variables for `${VAR}`.
+    let environment: [String: String]
+
+    /// An error at `mark` (or at the start of the file when the node has no position).
+    func error(
+        _ code: ConfigError.Code, at mark: Mark?, path: String, _ message: String, suggestion: String? = nil
+    ) -> ConfigError {
+        ConfigError(
+            code, file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, keyPath: path, message: message,
+            suggestion: suggestion)
+    }
+
+    /// The key path of `key` under `path`.
+    static func join(_ path: String, _ key: String) -> String {
+        path.isEmpty ? key : path + "." + key
+    }
+}
+
+/// One element of a YAML list, with its key path (`sources[2]`).
+struct ConfigItem {
+    let node: Node
+    let path: String
+}
+
+/// A YAML mapping of a config file, checked against the keys its section allows, with typed access.
+///
+/// Every accessor returns nil for an absent key or a null value (`key:`, `key: ~`,
+/// `key: null`), expands `${VAR}` in scalars before converting them, and throws a
+/// ``ConfigError`` pointing at the value when it has the wrong type. Values of the
+/// keys in `secretKeys` are shown as `<redacted>` in errors.
+struct ConfigMapping {
+    /// Where this mapping is in the document (`sources[0].connection`; empty for the root).
+    let path: String
+    /// Where the mapping starts.
+    let mark: Mark?
+    let context: ConfigContext
+    /// Keys whose values must never be shown.
+    let secretKeys: Set<String>
+    /// The keys present, in document order.
+    private(set) var keys: [String] = []
+    private var entries: [String: (keyMark: Mark?, value: Node)] = [:]
+
+    /// Reads `node` as a mapping whose keys are all in `allowed`.
+    ///
+    /// With `allowExtensions`, keys starting with `x-` are accepted and ignored (a
+    /// place for YAML anchors). `<<: *anchor` merge keys are honoured.
+    init(
+        _ node: Node, path: String, context: ConfigContext, allowed: [String], secretKeys: Set<String> = [],
+        allowExtensions: Bool = false
+    ) throws {
+        self.path = path
+        self.mark = node.mark
+        self.context = context
+        self.secretKeys = secretKeys
+        guard case .mapping(let mapping) = node else {
+            throw context.error(.wrongType, at: node.mark, path: path, "expected a mapping, got \(Self.describe(node, secret: false))")
+        }
+        var merged: [(Node, Node)] = []
+        for (key, value) in mapping {
+            if key.scalar?.string == "<<", key.scalar?.style == .plain {
+                let sources: [Node]
+                switch value {
+                case .mapping: sources = [value]
+                case .sequence(let seq): sources = Array(seq)
+                default:
+                    throw context.error(.wrongType, at: value.mark, path: path, "'<<' must merge a mapping or a list of mappings")
+                }
+                for source in sources {
+                    guard case .mapping(let m) = source else {
+                        throw context.error(.wrongType, at: source.mark, path: path, "'<<' must merge a mapping or a list of mappings")
+                    }
+                    merged.append(contentsOf: m.map { ($0.key, $0.value) })
+                }
+                continue
+            }
+            guard case .scalar(let scalar) = key else {
+                throw context.error(.wrongType, at: key.mark, path: path, "keys must be plain words, got \(Self.describe(key, secret: false))")
+            }
+            let name = scalar.string
+            if allowExtensions, name.hasPrefix("x-") { continue }
+            guard allowed.contains(name) else {
+                throw context.error(
+                    .unknownKey, at: key.mark, path: ConfigContext.join(path, name), "unknown key '\(name)'",
+                    suggestion: KeySuggestion.suggest(for: name, among: allowed))
+            }
+            keys.append(name)
+            entries[name] = (key.mark, value)
+        }
+        // Merged keys count only where the mapping does not set them itself.
+        for (key, value) in merged {
+            guard let name = key.scalar?.string, entries[name] == nil else { continue }
+            if allowExtensions, name.hasPrefix("x-") { continue }
+            guard allowed.contains(name) else {
+                throw context.error(
+                    .unknownKey, at: key.mark, path: ConfigContext.join(path, name), "unknown key '\(name)'",
+                    suggestion: KeySuggestion.suggest(for: name, among: allowed))
+            }
+            keys.append(name)
+            entries[name] = (key.mark, value)
+        }
+    }
+
+    // MARK: Positions and errors
+
+    /// The key path of `key`.
+    func childPath(_ key: String) -> String { ConfigContext.join(path, key) }
+
+    /// Whether `key` is written in the mapping (even with a null value).
+    func contains(_ key: String) -> Bool { entries[key] != nil }
+
+    /// The value of `key` when present and not null.
+    func node(_ key: String) -> Node? {
+        guard let value = entries[key]?.value, !Self.isNull(value) else { return nil }
+        return value
+    }
+
+    /// Where `key`'s value is (or the key itself, or the mapping, when the value has no position).
+    func position(of key: String) -> Mark? {
+        entries[key]?.value.mark ?? entries[key]?.keyMark ?? mark
+    }
+
+    /// An error about `key`'s value.
+    func error(_ key: String, _ code: ConfigError.Code, _ message: String, suggestion: String? = nil) -> ConfigError {
+        context.error(code, at: position(of: key), path: childPath(key), message, suggestion: suggestion)
+    }
+
+    /// The error for a required key that is absent (pointing at the mapping, or at the null value).
+    func missing(_ key: String) -> ConfigError {
+        let at = entries[key].map { $0.value.mark ?? $0.keyMark } ?? mark
+        return context.error(.missingKey, at: at, path: childPath(key), "missing required key '\(key)'")
+    }
+
+    /// How a value is quoted in an error: `'abc'`, or `<redacted>` for a secret.
+    func shown(_ text: String, key: String) -> String {
+        secretKeys.contains(key) ? "<redacted>" : Self.quote(text)
+    }
+
+    // MARK: Scalars
+
+    /// The scalar text of `key` after `${VAR}` expansion; nil when absent, null, or empty after substitution.
+    func text(_ key: String, expected: String = "a string") throws -> String? {
+        guard let value = node(key) else { return nil }
+        guard case .scalar(let scalar) = value else {
+            throw error(key, .wrongType, "expected \(expected), got \(Self.describe(value, secret: false))")
+        }
+        return try expand(scalar.string, key: key)
+    }
+
+    /// Expands `${VAR}` in a scalar of `key`; nil when a substitution leaves it empty.
+    func expand(_ raw: String, key: String, path: String? = nil, mark: Mark? = nil) throws -> String? {
+        let at = mark ?? position(of: key)
+        let keyPath = path ?? childPath(key)
+        let result: EnvironmentExpansion.Result
+        do throws(EnvironmentExpansion.Failure) {
+            result = try EnvironmentExpansion.expand(raw, environment: context.environment)
+        } catch {
+            switch error {
+            case .missingVariable(let name):
+                throw context.error(
+                    .missingVariable, at: at, path: keyPath,
+                    "environment variable '\(name)' is not set (set it, or write ${\(name):-default})")
+            case .unterminated:
+                throw context.error(
+                    .badExpansion, at: at, path: keyPath, "'${' without a closing '}' (write '$${' for a literal '${')")
+            case .badName(let inner):
+                let what = secretKeys.contains(key) ? "a reference" : "'${\(inner)}'"
+                throw context.error(
+                    .badExpansion, at: at, path: keyPath,
+                    "\(what) does not name a variable (expected ${NAME} or ${NAME:-default})")
+            }
+        }
+        if result.substituted, result.text.isEmpty { return nil }
+        return result.text
+    }
+
+    /// A string; empty strings are kept.
+    func string(_ key: String) throws -> String? { try text(key) }
+
+    /// A string that must be present and non-empty.
+    func requiredString(_ key: String) throws -> String {
+        guard let value = try text(key) else { throw missing(key) }
+        guard !value.isEmpty else { throw error(key, .invalidValue, "must not be empty") }
+        return value
+    }
+
+    /// An integer, optionally within `range`.
+    func int(_ key: String, in range: ClosedRange<Int>? = nil) throws -> Int? {
+        guard let text = try text(key, expected: "an integer") else { return nil }
+        guard let value = Self.parseInt(text) else {
+            throw error(key, .wrongType, "expected an integer, got \(shown(text, key: key))")
+        }
+        if let range, !range.contains(value) {
+            let bounds = range.upperBound == Int.max ? "at least \(range.lowerBound)" : "between \(range.lowerBound) and \(range.upperBound)"
+            throw error(key, .invalidValue, "must be \(bounds), got \(value)")
+        }
+        return value
+    }
+
+    /// A number (integer or decimal), at least `minimum` or, with `positive`, greater than zero.
+    func double(_ key: String, minimum: Double? = nil, positive: Bool = false) throws -> Double? {
+        guard let text = try text(key, expected: "a number") else { return nil }
+        let cleaned = text.trimmingSpaces.replacing("_", with: "")
+        guard let value = Double(cleaned), value.isFinite, !cleaned.lowercased().hasPrefix("0x") else {
+            throw error(key, .wrongType, "expected a number, got \(shown(text, key: key))")
+        }
+        if positive, !(value > 0) { throw error(key, .invalidValue, "must be greater than 0, got \(cleaned)") }
+        if let minimum, value < minimum { throw error(key, .invalidValue, "must be at least \(Self.format(minimum)), got \(cleaned)") }
+        return value
+    }
+
+    /// `true`/`false` (also `yes`/`no`, `on`/`off`).
+    func bool(_ key: String) throws -> Bool? {
+        guard let text = try text(key, expected: "true or false") else { return nil }
+        switch text.trimmingSpaces.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw error(key, .wrongType, "expected true or false, got \(shown(text, key: key))")
+        }
+    }
+
+    /// A byte count: an integer, optionally with a unit (`KB`, `MB`, `GB`, `TB` are powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` of 1024).
+    func byteCount(_ key: String, minimum: UInt64 = 1) throws -> UInt64? {
+        guard let text = try text(key, expected: "a byte count") else { return nil }
+        guard let value = Self.parseBytes(text) else {
+            throw error(key, .wrongType, "expected a byte count (like 1073741824 or 1GiB), got \(shown(text, key: key))")
+        }
+        if value < minimum { throw error(key, .invalidValue, "must be at least \(minimum), got \(value)") }
+        return value
+    }
+
+    /// One of `choices` (compared without regard to case; the choice's spelling is returned).
+    func choice(_ key: String, among choices: [String]) throws -> String? {
+        guard let text = try text(key) else { return nil }
+        if let match = choices.first(where: { $0.lowercased() == text.lowercased() }) { return match }
+        let list = choices.count == 2 ? "\(choices[0]) or \(choices[1])" : choices.dropLast().joined(separator: ", ") + " or " + (choices.last ?? "")
+        throw error(
+            key, .invalidValue, "must be \(list), got \(shown(text, key: key))",
+            suggestion: secretKeys.contains(key) ? nil : KeySuggestion.suggest(for: text, among: choices))
+    }
+
+    // MARK: Collections
+
+    /// A list of non-empty strings.
+    func stringList(_ key: String) throws -> [String]? {
+        guard let items = try items(key) else { return nil }
+        return try items.map { item in
+            guard case .scalar(let scalar) = item.node else {
+                throw context.error(.wrongType, at: item.node.mark, path: item.path, "expected a string, got \(Self.describe(item.node, secret: false))")
+            }
+            guard let text = try expand(scalar.string, key: key, path: item.path, mark: item.node.mark), !text.isEmpty else {
+                throw context.error(.invalidValue, at: item.node.mark, path: item.path, "must not be empty")
+            }
+            return text
+        }
+    }
+
+    /// A mapping of strings to strings (any scalar value is taken as its text).
+    func stringMap(_ key: String) throws -> [String: String]? {
+        guard let value = node(key) else { return nil }
+        guard case .mapping(let mapping) = value else {
+            throw error(key, .wrongType, "expected a mapping, got \(Self.describe(value, secret: secretKeys.contains(key)))")
+        }
+        var out: [String: String] = [:]
+        for (k, v) in mapping {
+            guard case .scalar(let name) = k else {
+                throw context.error(.wrongType, at: k.mark, path: childPath(key), "keys must be plain words")
+            }
+            let itemPath = ConfigContext.join(childPath(key), name.string)
+            if Self.isNull(v) { continue }
+            guard case .scalar(let scalar) = v else {
+                throw context.error(.wrongType, at: v.mark, path: itemPath, "expected a string, got \(Self.describe(v, secret: false))")
+            }
+            out[name.string] = try expand(scalar.string, key: key, path: itemPath, mark: v.mark) ?? ""
+        }
+        return out
+    }
+
+    /// The elements of a list, each with its key path.
+    func items(_ key: String) throws -> [ConfigItem]? {
+        guard let value = node(key) else { return nil }
+        guard case .sequence(let sequence) = value else {
+            throw error(key, .wrongType, "expected a list, got \(Self.describe(value, secret: secretKeys.contains(key)))")
+        }
+        return sequence.enumerated().map { ConfigItem(node: $1, path: "\(childPath(key))[\($0)]") }
+    }
+
+    /// A nested mapping checked against `allowed`.
+    func mapping(_ key: String, allowed: [String], secretKeys: Set<String> = []) throws -> ConfigMapping? {
+        guard let value = node(key) else { return nil }
+        return try ConfigMapping(value, path: childPath(key), context: context, allowed: allowed, secretKeys: secretKeys)
+    }
+
+    // MARK: Helpers
+
+    /// Whether a node is YAML null (an empty value, `~`, `null`).
+    static func isNull(_ node: Node) -> Bool {
+        guard case .scalar(let scalar) = node, scalar.style == .plain || scalar.style == .any else { return false }
+        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+
+    /// `a mapping`, `a list`, `'text'` or `<redacted>`.
+    static func describe(_ node: Node, secret: Bool) -> String {
+        switch node {
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        case .scalar(let scalar): return secret ? "<redacted>" : quote(scalar.string)
+        }
+    }
+
+    /// `'text'`, shortened to 40 characters.
+    static func quote(_ text: String) -> String {
+        text.count > 40 ? "'\(text.prefix(37))...'" : "'\(text)'"
+    }
+
+    static func parseInt(_ text: String) -> Int? {
+        var t = text.trimmingSpaces.replacing("_", with: "")
+        if t.hasPrefix("+") { t.removeFirst() }
+        if t.lowercased().hasPrefix("0x") { return Int(t.dropFirst(2), radix: 16) }
+        return Int(t)
+    }
+
+    static func parseBytes(_ text: String) -> UInt64? {
+        let t = text.trimmingSpaces.replacing("_", with: "").replacing(" ", with: "")
+        let digits = t.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let number = UInt64(digits) else { return nil }
+        let units: [String: UInt64] = [
+            "": 1, "b": 1, "kb": 1_000, "mb": 1_000_000, "gb": 1_000_000_000, "tb": 1_000_000_000_000,
+            "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+        ]
+        guard let unit = units[t.dropFirst(digits.count).lowercased()] else { return nil }
+        let (value, overflow) = number.multipliedReportingOverflow(by: unit)
+        return overflow ? nil : value
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+}
+
+extension String {
+    /// Without leading and trailing spaces and tabs.
+    fileprivate var trimmingSpaces: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        return String(drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+    }
+}

@@ -1,0 +1,41 @@
+/// An error from the framework core: configuration, plugins, sources, storage, metadata.
+public struct DESKitError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The kind of failure.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let raw: String
+        private init(_ raw: String) { self.raw = raw }
+        /// The configuration is invalid.
+        public static let configuration = Code("configuration")
+        /// No plugin is registered for a type.
+        public static let unknownPlugin = Code("unknownPlugin")
+        /// A database reported an error.
+        public static let database = Code("database")
+        /// A server could not be reached.
+        public static let unavailable = Code("unavailable")
+        /// Storage failed.
+        public static let storage = Code("storage")
+        /// Data is not what it must be.
+        public static let invalidData = Code("invalidData")
+        /// Something was not found.
+        public static let notFound = Code("notFound")
+        /// A fencing token or lease no longer holds.
+        public static let fenced = Code("fenced")
+        public var description: String { raw }
+    }
+
+    /// The kind of failure.
+    public var code: Code
+    /// What is wrong.
+    public var message: String
+    /// Whether retrying may succeed (a dropped connection, a busy database, a timeout).
+    public var isTransient: Bool
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String, transient: Bool = false) {
+        self.code = code
+        self.message = message
+        self.isTransient = transient
+    }
+
+    public var description: String { message }
+}

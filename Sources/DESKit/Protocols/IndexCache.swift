@@ -1,0 +1,46 @@
+import DESFormat
+
+/// The identity of one version of an archive: bucket/key/ETag, or path/size/mtime.
+public struct ArchiveIdentity: Sendable, Hashable, CustomStringConvertible {
+    /// Where the archive is (bucket or storage location).
+    public var location: String
+    /// The archive's key or path.
+    public var key: String
+    /// The version (ETag, or size+mtime).
+    public var version: String
+    /// Creates an identity.
+    public init(location: String, key: String, version: String) {
+        self.location = location
+        self.key = key
+        self.version = version
+    }
+    public var description: String { "\(location)/\(key)@\(version)" }
+}
+
+/// Figures about a cache.
+public struct IndexCacheStats: Sendable, Equatable {
+    /// Lookups that found an entry.
+    public var hits: Int = 0
+    /// Lookups that did not.
+    public var misses: Int = 0
+    /// Entries held.
+    public var entries: Int = 0
+    /// Entries dropped for space or age.
+    public var evictions: Int = 0
+    /// Creates zero figures.
+    public init() {}
+}
+
+/// A cache of parsed archive indexes, so a warm read costs one ranged read.
+public protocol IndexCache: Sendable {
+    /// The cached index for this identity, if present and not expired.
+    func get(_ identity: ArchiveIdentity) async -> DESIndex?
+    /// Stores an index, optionally expiring after `ttlSeconds`.
+    func set(_ identity: ArchiveIdentity, index: DESIndex, ttlSeconds: Double?) async
+    /// Drops one entry.
+    func delete(_ identity: ArchiveIdentity) async
+    /// Drops everything.
+    func clear() async
+    /// Hit, miss and size figures.
+    func stats() async -> IndexCacheStats
+}

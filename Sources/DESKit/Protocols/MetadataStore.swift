@@ -1,0 +1,172 @@
+/// Who holds a lease: a stable pod identity plus this process's incarnation.
+///
+/// A pod runs one packer; a new incarnation of the same pod may take over the
+/// pod's leases at once (its predecessor is dead), with a new fencing token.
+public struct LeaseHolder: Sendable, Hashable, CustomStringConvertible {
+    /// The pod's stable name.
+    public var pod: String
+    /// This process's unique incarnation id.
+    public var instance: String
+    /// Creates a holder.
+    public init(pod: String, instance: String) {
+        self.pod = pod
+        self.instance = instance
+    }
+    /// `pod#instance`, the value stored in claim columns.
+    public var description: String { "\(pod)#\(instance)" }
+}
+
+/// A granted shard lease.
+public struct ShardLease: Sendable, Hashable {
+    /// The shard.
+    public var shard: Int
+    /// The holder.
+    public var holder: LeaseHolder
+    /// The fencing token: bumped on every new grant, checked on every guarded write.
+    public var token: Int64
+    /// When the lease expires, in database time (seconds since the epoch).
+    public var expiresAt: Double
+    /// Whether this grant took the shard from someone (or from an earlier incarnation): run recovery.
+    public var isNewGrant: Bool
+    /// Creates a lease.
+    public init(shard: Int, holder: LeaseHolder, token: Int64, expiresAt: Double, isNewGrant: Bool) {
+        self.shard = shard
+        self.holder = holder
+        self.token = token
+        self.expiresAt = expiresAt
+        self.isNewGrant = isNewGrant
+    }
+}
+
+/// The state of a container.
+public enum ContainerState: String, Sendable, CaseIterable, Codable {
+    /// Being written in a packer's work directory.
+    case writing
+    /// Uploaded, checked and recorded: its rows are (or will be) marked packed.
+    case uploaded
+    /// Abandoned (never uploaded); its rows went back to pending.
+    case discarded
+}
+
+/// A container as the metadata store records it.
+public struct ContainerRecord: Sendable, Hashable, Codable {
+    public var id: Int64
+    /// `YYYY-MM-DD` of the names it holds.
+    public var day: String
+    public var shard: Int
+    /// The storage key.
+    public var key: String
+    public var state: ContainerState
+    /// `pod#instance` of the writer.
+    public var holder: String
+    /// The fencing token it was created under.
+    public var token: Int64
+    /// Files and bytes at the last checkpoint (final values once uploaded).
+    public var fileCount: Int
+    public var bytes: UInt64
+    /// Object size and ETag once uploaded.
+    public var size: UInt64?
+    public var etag: String?
+    /// Creates a record.
+    public init(
+        id: Int64, day: String, shard: Int, key: String, state: ContainerState, holder: String, token: Int64,
+        fileCount: Int, bytes: UInt64, size: UInt64?, etag: String?
+    ) {
+        self.id = id
+        self.day = day
+        self.shard = shard
+        self.key = key
+        self.state = state
+        self.holder = holder
+        self.token = token
+        self.fileCount = fileCount
+        self.bytes = bytes
+        self.size = size
+        self.etag = etag
+    }
+}
+
+/// A row that failed for good.
+public struct DeadLetter: Sendable, Hashable, Codable {
+    public var source: String
+    public var rowID: String
+    public var desName: String?
+    /// `marker` or `packer`.
+    public var stage: String
+    public var reason: String
+    /// Creates a dead letter.
+    public init(source: String, rowID: String, desName: String?, stage: String, reason: String) {
+        self.source = source
+        self.rowID = rowID
+        self.desName = desName
+        self.stage = stage
+        self.reason = reason
+    }
+}
+
+/// Shard leases, containers, dead letters and the schema version.
+///
+/// PostgreSQL in production; SQLite as the embedded default. Every time
+/// comparison uses database time, never the caller's clock.
+public protocol MetadataStore: Sendable {
+    /// Creates or upgrades the tables; returns the schema version.
+    @discardableResult
+    func migrate() async throws -> Int
+
+    /// Takes the shard when it is free, expired, or already held by this pod, in
+    /// one statement; a new grant bumps the fencing token. Nil when someone else holds it.
+    func acquireLease(shard: Int, holder: LeaseHolder, ttlSeconds: Double) async throws -> ShardLease?
+
+    /// Extends a lease still held with this token; nil when it was lost.
+    func renewLease(_ lease: ShardLease, ttlSeconds: Double) async throws -> ShardLease?
+
+    /// Gives a lease up (only when still held with this token).
+    func releaseLease(_ lease: ShardLease) async throws
+
+    /// Every lease row (for status).
+    func leases() async throws -> [ShardLease]
+
+    /// Records a new `writing` container for (day, shard) under a lease; its key is
+    /// `{prefix}/{day}/shard_{NN}_c{id}.des`. Fails when the lease no longer holds.
+    func createContainer(day: String, shard: Int, lease: ShardLease, keyPrefix: String) async throws -> ContainerRecord
+
+    /// Records progress of a `writing` container (guarded by the lease's token).
+    func checkpoint(containerID: Int64, fileCount: Int, bytes: UInt64, lease: ShardLease) async throws
+
+    /// Records a container `uploaded` — only while `lease` still holds with its token.
+    /// Returns false when fenced (the lease was lost).
+    func markUploaded(containerID: Int64, fileCount: Int, bytes: UInt64, size: UInt64, etag: String, lease: ShardLease)
+        async throws -> Bool
+
+    /// Recovery: records a `writing` container whose object exists and verifies as `uploaded`.
+    func recoverUploaded(containerID: Int64, fileCount: Int, size: UInt64, etag: String) async throws
+
+    /// Marks a `writing` container `discarded`.
+    func discardContainer(id: Int64) async throws
+
+    /// Containers, filtered by state, shard and day.
+    func containers(state: ContainerState?, shard: Int?, day: String?) async throws -> [ContainerRecord]
+
+    /// Adds rows to the dead-letter table.
+    func addDeadLetters(_ letters: [DeadLetter]) async throws
+
+    /// The newest dead letters.
+    func deadLetters(limit: Int) async throws -> [DeadLetter]
+
+    /// Checks that the store answers.
+    func healthCheck() async throws
+
+    /// Closes connections.
+    func close() async
+}
+
+/// The storage key of a container: `{prefix}/{YYYY-MM-DD}/shard_{NN}_c{id}.des`
+/// (NN at least two digits, id at least six).
+public func containerKey(prefix: String, day: String, shard: Int, id: Int64) -> String {
+    func pad(_ v: Int64, _ n: Int) -> String {
+        let s = String(v)
+        return s.count >= n ? s : String(repeating: "0", count: n - s.count) + s
+    }
+    let base = "\(day)/shard_\(pad(Int64(shard), 2))_c\(pad(id, 6)).des"
+    return prefix.isEmpty ? base : "\(prefix)/\(base)"
+}

@@ -1,0 +1,183 @@
+import DESFormat
+
+/// Where a file's body lives.
+public struct BodyLocation: Sendable, Hashable, CustomStringConvertible {
+    /// The bucket (S3) or nil for a path on local disk.
+    public var bucket: String?
+    /// The object key, or a path (relative to the source's body root, or absolute).
+    public var key: String
+
+    /// Creates a location.
+    public init(bucket: String?, key: String) {
+        self.bucket = bucket
+        self.key = key
+    }
+
+    public var description: String { bucket.map { "s3://\($0)/\(key)" } ?? key }
+}
+
+/// A catalog row claimed for packing.
+public struct PendingFile: Sendable, Hashable {
+    /// The source (its `name` in the config) the row came from.
+    public var source: String
+    /// The row's primary key, as text.
+    public var rowID: String
+    /// The DES name the marker gave the row.
+    public var desName: String
+    /// The row's shard.
+    public var shard: Int
+    /// The size recorded in the catalog, if any.
+    public var size: UInt64?
+    /// Where the body is.
+    public var body: BodyLocation
+    /// The metadata columns, in configured order (become the entry's META keys).
+    public var metadata: DESMetadata
+
+    /// Creates a pending file.
+    public init(
+        source: String, rowID: String, desName: String, shard: Int, size: UInt64?, body: BodyLocation,
+        metadata: DESMetadata
+    ) {
+        self.source = source
+        self.rowID = rowID
+        self.desName = desName
+        self.shard = shard
+        self.size = size
+        self.body = body
+        self.metadata = metadata
+    }
+
+    public static func == (a: PendingFile, b: PendingFile) -> Bool { a.source == b.source && a.rowID == b.rowID }
+    public func hash(into h: inout Hasher) {
+        h.combine(source)
+        h.combine(rowID)
+    }
+}
+
+/// A row that failed, and why.
+public struct FailedRow: Sendable, Hashable {
+    /// The row's primary key.
+    public var rowID: String
+    /// What went wrong (stored in the catalog and the dead-letter table).
+    public var reason: String
+    /// Creates a failed row.
+    public init(rowID: String, reason: String) {
+        self.rowID = rowID
+        self.reason = reason
+    }
+}
+
+/// A name given to a row by the marker.
+public struct NameAssignment: Sendable, Hashable {
+    /// The row's primary key.
+    public var rowID: String
+    /// The DES name.
+    public var desName: String
+    /// The consistent hash of the name (hex), stored where the catalog has a column for it.
+    public var hash: String
+    /// The shard.
+    public var shard: Int
+    /// Creates an assignment.
+    public init(rowID: String, desName: String, hash: String, shard: Int) {
+        self.rowID = rowID
+        self.desName = desName
+        self.hash = hash
+        self.shard = shard
+    }
+}
+
+/// A row that needs a name, as the marker sees it.
+public struct UnnamedRow: Sendable, Hashable {
+    /// The row's primary key.
+    public var rowID: String
+    /// The body's key (used by naming strategies that derive names from it).
+    public var key: String
+    /// The value of the name column, for strategies that take the name from the catalog.
+    public var presetName: String?
+    /// Creates an unnamed row.
+    public init(rowID: String, key: String, presetName: String? = nil) {
+        self.rowID = rowID
+        self.key = key
+        self.presetName = presetName
+    }
+}
+
+/// A packed row: where its body came from and which container holds it.
+public struct PackedRow: Sendable, Hashable {
+    public var rowID: String
+    public var desName: String
+    /// The container's storage key.
+    public var container: String
+    public var body: BodyLocation
+    /// Creates a packed row.
+    public init(rowID: String, desName: String, container: String, body: BodyLocation) {
+        self.rowID = rowID
+        self.desName = desName
+        self.container = container
+        self.body = body
+    }
+}
+
+/// Row counts by status.
+public struct SourceStats: Sendable, Equatable, Codable {
+    /// Rows that have no DES name yet.
+    public var unnamed: Int = 0
+    /// Rows waiting to be packed.
+    public var pending: Int = 0
+    /// Rows claimed by a packer.
+    public var claimed: Int = 0
+    /// Rows packed.
+    public var packed: Int = 0
+    /// Rows that failed.
+    public var failed: Int = 0
+    /// Rows in any other status.
+    public var other: Int = 0
+    /// Creates zero counts.
+    public init() {}
+}
+
+/// A catalog of files to pack: one upstream table, in any database.
+///
+/// Implement this to bring an unusual source; for SQL databases implement a
+/// ``SQLConnection`` and a ``SQLDialect`` instead and let ``SQLSourceConnector``
+/// do the rest. All methods may be called concurrently.
+public protocol SourceConnector: Sendable {
+    /// The source's name (from the config).
+    var name: String { get }
+
+    /// Claims up to `limit` pending rows of the given shards for `holder`, atomically:
+    /// rows locked by other claimers are skipped, never waited on. The shard filter
+    /// is applied before the limit.
+    func claim(shards: [Int], limit: Int, holder: String) async throws -> [PendingFile]
+
+    /// Marks rows packed into `container` — only rows still claimed by `holder`
+    /// (`holder` nil: regardless of claimer, for recovery). Returns how many changed.
+    func markPacked(rowIDs: [String], container: String, holder: String?) async throws -> Int
+
+    /// Marks rows failed with their reasons. Returns how many changed.
+    func markFailed(_ rows: [FailedRow], holder: String?) async throws -> Int
+
+    /// Returns claimed rows to pending (`holder` nil: regardless of claimer). Returns how many changed.
+    func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int
+
+    /// Claimed rows of the given shards whose claim is held by someone other than
+    /// `excludingHolder`, or is older than `olderThanSeconds`.
+    func staleClaims(shards: [Int]?, excludingHolder: String?, olderThanSeconds: Double?) async throws -> [PendingFile]
+
+    /// Rows needing a name, up to `limit`, locked for the duration of `assign`
+    /// (skipping rows locked by others); the names `assign` returns are written
+    /// in one statement. Returns the number of rows named.
+    func nameRows(limit: Int, assign: @escaping @Sendable ([UnnamedRow]) throws -> [NameAssignment]) async throws -> Int
+
+    /// Packed rows with their container, in row-id order after `afterRowID` (for audits).
+    func packedRows(afterRowID: String?, limit: Int) async throws -> [PackedRow]
+
+    /// Row counts by status.
+    func stats() async throws -> SourceStats
+
+    /// Checks that the source answers (for health checks).
+    func healthCheck() async throws
+
+    /// Closes connections.
+    func close() async
+}

@@ -1,0 +1,45 @@
+/// What storage knows about an object.
+public struct ObjectInfo: Sendable, Equatable {
+    /// The object's key.
+    public var key: String
+    /// Its size in bytes.
+    public var size: UInt64
+    /// An identity that changes when the object changes (S3 ETag, or size+mtime on disk).
+    public var etag: String
+    /// Creates an object description.
+    public init(key: String, size: UInt64, etag: String) {
+        self.key = key
+        self.size = size
+        self.etag = etag
+    }
+}
+
+/// Where containers are kept: local disk or S3.
+///
+/// Keys are `/`-separated relative paths such as `des/2025-01-01/shard_07_c12.des`.
+/// Implementations must make `put` atomic: a reader sees the whole object or none.
+public protocol StorageBackend: Sendable {
+    /// A human-readable description (`file:///data/archive`, `s3://bucket/prefix`) with no secrets.
+    var location: String { get }
+
+    /// Stores the file at `path` under `key` (multipart when large), replacing any object there.
+    func put(key: String, fromFile path: String) async throws -> ObjectInfo
+
+    /// The whole object.
+    func get(key: String) async throws -> [UInt8]
+
+    /// `length` bytes from `offset`.
+    func get(key: String, offset: UInt64, length: UInt64) async throws -> [UInt8]
+
+    /// The last `length` bytes (or the whole object if shorter) and the object's total size.
+    func getSuffix(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64)
+
+    /// The object's size and identity, or nil when there is none.
+    func head(key: String) async throws -> ObjectInfo?
+
+    /// Removes the object (no error when it does not exist).
+    func delete(key: String) async throws
+
+    /// Objects whose keys start with `prefix`, sorted by key.
+    func list(prefix: String) async throws -> [ObjectInfo]
+}

@@ -1,0 +1,121 @@
+/// A catalog table's identifiers, validated and quoted for one dialect, plus its status values.
+public struct SQLTableShape: Sendable {
+    /// `schema.table`, quoted.
+    public let table: String
+    public let id: String, key: String, bucket: String?, size: String?
+    public let status: String, desName: String, desHash: String?, shard: String
+    public let container: String, claimedBy: String, claimedAt: String, error: String
+    /// Metadata columns, quoted, and their plain names (the META keys).
+    public let metadata: [(quoted: String, name: String)]
+    /// The extra condition from the config, parenthesised, or nil.
+    public let whereClause: String?
+    public let statusNew: String?, statusPending: String, statusClaimed: String, statusPacked: String, statusFailed: String
+
+    /// The columns a claim returns, in order: id, key, bucket?, size?, name, shard, metadata….
+    public var claimSelectList: String {
+        var cols = [id, key]
+        if let bucket { cols.append(bucket) }
+        if let size { cols.append(size) }
+        cols += [desName, shard]
+        cols += metadata.map(\.quoted)
+        return cols.joined(separator: ", ")
+    }
+
+    /// ` AND (where_clause)` or an empty string.
+    public var andWhere: String { whereClause.map { " AND (\($0))" } ?? "" }
+
+    /// Builds the shape, validating every identifier.
+    public init(config: TableConfig, dialect: any SQLDialect) throws {
+        func q(_ name: String, _ what: String) throws -> String {
+            try SQLIdentifier.validate(name, what: what)
+            return dialect.quoteIdentifier(name)
+        }
+        let c = config.columns
+        if let schema = config.schema {
+            table = try q(schema, "table.schema") + "." + q(config.name, "table.name")
+        } else {
+            table = try q(config.name, "table.name")
+        }
+        id = try q(c.id, "columns.id")
+        key = try q(c.s3Key, "columns.s3_key")
+        bucket = try c.s3Bucket.map { try q($0, "columns.s3_bucket") }
+        size = try c.sizeBytes.map { try q($0, "columns.size_bytes") }
+        status = try q(c.status, "columns.status")
+        desName = try q(c.desName, "columns.des_name")
+        desHash = try c.desHash.map { try q($0, "columns.des_hash") }
+        shard = try q(config.shardKeyColumn, "shard_key_column")
+        container = try q(c.desContainer, "columns.des_container")
+        claimedBy = try q(c.claimedBy, "columns.claimed_by")
+        claimedAt = try q(c.claimedAt, "columns.claimed_at")
+        error = try q(c.error, "columns.error")
+        metadata = try c.metadataColumns.map { (try q($0, "columns.metadata_columns"), $0) }
+        whereClause = config.whereClause.flatMap { $0.isEmpty ? nil : "(\($0))" }
+        statusNew = config.statusNewValue
+        statusPending = config.statusPendingValue
+        statusClaimed = config.statusClaimedValue
+        statusPacked = config.statusPackedValue
+        statusFailed = config.statusFailedValue
+    }
+}
+
+/// Identifier rules for names that come from the config.
+public enum SQLIdentifier {
+    /// Checks an identifier: a letter or `_`, then letters, digits, `_` or `$`, at most 128 characters.
+    public static func validate(_ name: String, what: String) throws {
+        let scalars = Array(name.unicodeScalars)
+        guard let first = scalars.first, scalars.count <= 128 else {
+            throw DESKitError(.configuration, "\(what): identifier '\(name)' must be 1–128 characters")
+        }
+        func isLetter(_ s: Unicode.Scalar) -> Bool { (s >= "a" && s <= "z") || (s >= "A" && s <= "Z") || s == "_" }
+        guard isLetter(first), scalars.allSatisfy({ isLetter($0) || ($0 >= "0" && $0 <= "9") || $0 == "$" }) else {
+            throw DESKitError(
+                .configuration,
+                "\(what): identifier '\(name)' may hold only letters, digits, '_' and '$' and must not start with a digit")
+        }
+    }
+}
+
+/// How one database claims, names, quotes and limits: the dialect half of a SQL plugin.
+///
+/// The generic ``SQLSourceConnector`` builds ordinary statements from the
+/// dialect's quoting, placeholders and time expressions, and asks the dialect
+/// for the two statements that differ most between databases: the claim and
+/// the bulk name assignment.
+public protocol SQLDialect: Sendable {
+    /// The dialect's name, e.g. `sqlite`.
+    var name: String { get }
+    /// Quotes an already validated identifier.
+    func quoteIdentifier(_ identifier: String) -> String
+    /// The placeholder for the `position`-th (1-based) bound value.
+    func placeholder(_ position: Int) -> String
+    /// SQL for the current database time, as stored in `claimed_at`.
+    var currentTimestamp: String { get }
+    /// A condition that is true when `column` is more than `seconds` in the past.
+    func olderThan(_ column: String, seconds: Double) -> String
+    /// Most bound values in one statement.
+    var maxBindParameters: Int { get }
+
+    /// Claims up to `limit` pending rows of `shards` for `holder` inside the
+    /// current transaction, skipping rows locked by others, and returns them
+    /// with the columns of ``SQLTableShape/claimSelectList``.
+    func claim(in session: any SQLSession, table: SQLTableShape, shards: [Int], limit: Int, holder: String) throws -> [SQLRow]
+
+    /// Selects up to `limit` rows needing a name (id, key, name columns),
+    /// locking them where the database can (`FOR UPDATE SKIP LOCKED`).
+    func selectUnnamed(in session: any SQLSession, table: SQLTableShape, limit: Int) throws -> [SQLRow]
+
+    /// Writes names, hashes, shards and the pending status for many rows in one statement.
+    func assignNames(in session: any SQLSession, table: SQLTableShape, _ assignments: [NameAssignment]) throws -> Int
+}
+
+extension SQLDialect {
+    /// `?, ?, ?` starting at `start` (1-based) for `count` values.
+    public func placeholders(_ count: Int, from start: Int = 1) -> String {
+        (0..<count).map { placeholder(start + $0) }.joined(separator: ", ")
+    }
+
+    /// `id IN (…)` over shard numbers, inlined as integers (they are ours, not input).
+    public func shardList(_ shards: [Int]) -> String {
+        shards.map(String.init).joined(separator: ", ")
+    }
+}

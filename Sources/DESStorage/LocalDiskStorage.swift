@@ -1,0 +1,222 @@
+import DESKit
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Containers on local disk under a root directory.
+///
+/// `put` is atomic: the object is linked (or copied and `fsync`ed) to a
+/// temporary name beside its final one and renamed into place, then the
+/// directory is synced. File I/O runs on the storage's own thread.
+public final class LocalDiskStorage: StorageBackend {
+    /// The directory holding the objects.
+    public let root: String
+    private let thread = DedicatedThread(name: "des-local-storage")
+
+    /// Uses (creating if needed) `root`.
+    public init(root: String) throws {
+        var r = root
+        while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
+        self.root = r
+        do {
+            try FileManager.default.createDirectory(atPath: r, withIntermediateDirectories: true)
+        } catch {
+            throw DESKitError(.storage, "cannot create storage directory '\(r)': \(error.localizedDescription)")
+        }
+    }
+
+    deinit { thread.stop() }
+
+    public var location: String { "file://\(root)" }
+
+    /// The path of an object (keys are checked: no absolute paths, no `..`).
+    public func path(for key: String) throws -> String {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+        guard !key.isEmpty, !key.hasPrefix("/"), !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw DESKitError(.storage, "invalid storage key '\(key)'")
+        }
+        return root + "/" + key
+    }
+
+    private static func failure(_ what: String, _ path: String, _ code: Int32 = errno) -> DESKitError {
+        DESKitError(.storage, "\(what) '\(path)' failed: \(String(cString: strerror(code)))", transient: code == EINTR || code == EAGAIN)
+    }
+
+    private static func info(key: String, path: String) throws -> ObjectInfo? {
+        var st = stat()
+        if stat(path, &st) != 0 {
+            if errno == ENOENT { return nil }
+            throw failure("stat", path)
+        }
+        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        return ObjectInfo(key: key, size: UInt64(st.st_size), etag: "\(st.st_size)-\(mtime)-\(st.st_ino)")
+    }
+
+    public func put(key: String, fromFile source: String) async throws -> ObjectInfo {
+        let target = try path(for: key)
+        return try await thread.run {
+            let dir = (target as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let temp = target + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            if link(source, temp) != 0 {
+                // Different filesystem (or no hard links): copy and sync.
+                try Self.copy(from: source, to: temp)
+            } else {
+                let fd = open(temp, O_RDONLY | O_CLOEXEC)
+                if fd >= 0 {
+                    _ = fsync(fd)
+                    close(fd)
+                }
+            }
+            if rename(temp, target) != 0 {
+                let code = errno
+                unlink(temp)
+                throw Self.failure("rename into place", target, code)
+            }
+            let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dfd >= 0 {
+                _ = fsync(dfd)
+                close(dfd)
+            }
+            guard let info = try Self.info(key: key, path: target) else {
+                throw DESKitError(.storage, "object '\(key)' vanished right after it was stored")
+            }
+            return info
+        }
+    }
+
+    private static func copy(from source: String, to target: String) throws {
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        if input < 0 { throw failure("open", source) }
+        defer { close(input) }
+        let output = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if output < 0 { throw failure("create", target) }
+        var ok = false
+        defer {
+            close(output)
+            if !ok { unlink(target) }
+        }
+        let size = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(input, buffer, size)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw failure("read", source)
+            }
+            if n == 0 { break }
+            var done = 0
+            while done < n {
+                let w = write(output, buffer + done, n - done)
+                if w < 0 {
+                    if errno == EINTR { continue }
+                    throw failure("write", target)
+                }
+                done += w
+            }
+        }
+        if fsync(output) != 0 { throw failure("fsync", target) }
+        ok = true
+    }
+
+    public func get(key: String) async throws -> [UInt8] {
+        let p = try path(for: key)
+        return try await thread.run {
+            guard let data = FileManager.default.contents(atPath: p) else {
+                throw DESKitError(.notFound, "no object '\(key)' in \(self.location)")
+            }
+            return [UInt8](data)
+        }
+    }
+
+    public func get(key: String, offset: UInt64, length: UInt64) async throws -> [UInt8] {
+        let p = try path(for: key)
+        return try await thread.run { try Self.readRange(p, key: key, offset: offset, length: length, location: self.location) }
+    }
+
+    private static func readRange(_ p: String, key: String, offset: UInt64, length: UInt64, location: String) throws -> [UInt8] {
+        let fd = open(p, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { throw DESKitError(.notFound, "no object '\(key)' in \(location)") }
+            throw failure("open", p)
+        }
+        defer { close(fd) }
+        let count = Int(length)
+        return try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
+            var done = 0
+            while done < count {
+                let n = pread(fd, buf.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw failure("read", p)
+                }
+                if n == 0 { break }
+                done += n
+            }
+            initialized = done
+            if done < count {
+                throw DESKitError(.storage, "object '\(key)' ends before byte \(offset + length)")
+            }
+        }
+    }
+
+    public func getSuffix(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64) {
+        let p = try path(for: key)
+        return try await thread.run {
+            guard let info = try Self.info(key: key, path: p) else {
+                throw DESKitError(.notFound, "no object '\(key)' in \(self.location)")
+            }
+            let n = min(length, info.size)
+            let bytes = try Self.readRange(p, key: key, offset: info.size - n, length: n, location: self.location)
+            return (bytes, info.size)
+        }
+    }
+
+    public func head(key: String) async throws -> ObjectInfo? {
+        let p = try path(for: key)
+        return try await thread.run { try Self.info(key: key, path: p) }
+    }
+
+    public func delete(key: String) async throws {
+        let p = try path(for: key)
+        try await thread.run {
+            if unlink(p) != 0 && errno != ENOENT { throw Self.failure("delete", p) }
+        }
+    }
+
+    public func list(prefix: String) async throws -> [ObjectInfo] {
+        let root = self.root
+        return try await thread.run {
+            var out: [ObjectInfo] = []
+            guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+            while let rel = walker.nextObject() as? String {
+                guard rel.hasPrefix(prefix) || prefix.hasPrefix(rel + "/") || prefix.isEmpty else {
+                    continue
+                }
+                guard rel.hasPrefix(prefix), !rel.contains(".tmp-") else { continue }
+                if let info = try Self.info(key: rel, path: root + "/" + rel), walker.fileAttributes?[.type] as? FileAttributeType == .typeRegular {
+                    out.append(info)
+                }
+            }
+            return out.sorted { $0.key < $1.key }
+        }
+    }
+}
+
+/// Bodies on local disk: keys are paths under a root (absolute keys are used as given).
+public struct LocalBodyFetcher: BodyFetcher {
+    /// The directory relative keys resolve against.
+    public let root: String
+    /// Creates a fetcher.
+    public init(root: String) { self.root = root }
+
+    public func fetch(_ location: BodyLocation) async throws -> FetchedBody {
+        let key = location.key
+        guard !key.isEmpty else { throw DESKitError(.notFound, "row has an empty body key") }
+        let path = key.hasPrefix("/") ? key : (root as NSString).appendingPathComponent(key)
+        return FetchedBody(path: path, isTemporary: false)
+    }
+}

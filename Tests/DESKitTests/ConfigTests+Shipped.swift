@@ -1,0 +1,86 @@
+import DESKit
+import Foundation
+import Testing
+
+/// The package root, found from this file's path.
+private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+private let sourceDatabasesEnv = [
+    "ORACLE_PASSWORD": "oracle-pw-1", "MSSQL_PASSWORD": "mssql-pw-2", "MYSQL_PASSWORD": "mysql-pw-3",
+    "POSTGRES_PASSWORD": "postgres-pw-4", "DES_METADATA_PASSWORD": "metadata-pw-5",
+]
+
+/// The configs shipped in configs/ parse, with the values their comments promise.
+@Suite struct ShippedConfigTests {
+    @Test func localConfig() throws {
+        let path = packageRoot + "/configs/local.yaml"
+        let config = try ConfigLoader.load(path: path, environment: [:], knownSourceTypes: ConfigLoader.stockSourceTypes)
+        #expect(config.path == path)
+        #expect(config.baseDirectory == packageRoot + "/configs")
+        #expect(config.resolvePath("./des-data/x") == packageRoot + "/configs/des-data/x")
+        let source = try #require(config.sources.first)
+        #expect(config.sources.count == 1)
+        #expect(source.name == "catalog" && source.enabled)
+        #expect(source.connection.type == "sqlite")
+        #expect(source.connection.database == "./des-data/catalog.sqlite")
+        #expect(source.table.name == "files")
+        #expect(source.table.columns.id == "id")
+        #expect(source.table.columns.s3Key == "body_path")
+        #expect(source.table.columns.sizeBytes == "size_bytes")
+        #expect(source.table.columns.status == "des_status")
+        #expect(source.table.columns.metadataColumns == ["mime", "owner"])
+        #expect(source.bodies == BodiesConfig(type: "local", root: "./des-data/bodies"))
+        #expect(source.shardBits == 4)
+        #expect(config.storage.type == "local" && config.storage.root == "./des-data/archive" && config.storage.prefix == "des")
+        #expect(config.metadata.connection.type == "sqlite")
+        #expect(config.metadata.connection.database == "./des-data/metadata.sqlite")
+        #expect(config.packer.workDir == "./des-data/work")
+        #expect(config.packer.shardBits == 4)
+        #expect(config.packer.batchSize == 500)
+        #expect(config.packer.maxContainerFiles == 2000)
+        #expect(config.packer.maxContainerAgeSeconds == 30)
+        #expect(config.packer.leaseTTLSeconds == 30)
+        #expect(config.packer.heartbeatSeconds == 5)
+        #expect(config.marker.batchSize == 500 && config.marker.namePrefix == "DES" && config.marker.nodeID == 0)
+        #expect(config.cache.type == "memory")
+    }
+
+    @Test func sourceDatabasesConfig() throws {
+        let path = packageRoot + "/configs/source_databases.yaml"
+        let config = try ConfigLoader.load(path: path, environment: sourceDatabasesEnv, knownSourceTypes: ConfigLoader.stockSourceTypes)
+        #expect(config.sources.map(\.connection.type) == ["oracle", "mssql", "mysql", "postgresql"])
+        #expect(config.sources.allSatisfy { $0.shardBits == 8 && $0.enabled && $0.table.columns.metadataColumns.count == 3 })
+        #expect(config.sources.allSatisfy { $0.table.whereClause != nil && $0.table.statusPendingValue == "DES_TODO" })
+        #expect(config.sources[0].connection.port == 1521)
+        #expect(config.sources[0].connection.password?.value == "oracle-pw-1")
+        #expect(config.sources[1].connection.port == 1433)
+        #expect(config.sources[2].connection.charset == "utf8mb4")
+        #expect(config.sources[3].connection.driverOptions == ["sslmode": "require"])
+        #expect(config.storage.type == "s3" && config.storage.bucket == "des-archive")
+        #expect(config.storage.region == "us-east-1")
+        #expect(config.storage.endpoint == nil && config.storage.secretKey == nil)
+        #expect(config.metadata.connection.type == "postgresql")
+        #expect(config.metadata.connection.password?.value == "metadata-pw-5")
+        #expect(config.packer.shardBits == 8 && config.packer.maxContainerBytes == 1 << 30 && config.packer.podName == nil)
+        #expect(config.marker.naming == "snowflake")
+        #expect(config.server.port == 8080)
+
+        var env = sourceDatabasesEnv
+        env["DES_BUCKET"] = "other-bucket"
+        env["POD_INDEX"] = "3"
+        env["POD_COUNT"] = "4"
+        env["POSTGRES_SOURCE_ENABLED"] = "false"
+        let overridden = try ConfigLoader.load(path: path, environment: env)
+        #expect(overridden.storage.bucket == "other-bucket")
+        #expect(overridden.packer.podIndex == 3)
+        #expect(overridden.enabledSources.count == 3)
+
+        env = sourceDatabasesEnv
+        env["ORACLE_PASSWORD"] = nil
+        let error = try #require(throws: ConfigError.self) { try ConfigLoader.load(path: path, environment: env) }
+        #expect(error.code == .missingVariable)
+        #expect(error.keyPath == "sources[0].connection.password")
+        #expect(error.description.hasPrefix(path + ":"))
+    }
+}

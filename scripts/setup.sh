@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what DES needs on a fresh Debian machine: the C libraries the
+# package links (OpenSSL's libcrypto), pkg-config, and the tools the demo and
+# benchmarks use. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+PACKAGES=(libssl-dev libsqlite3-dev pkg-config tar python3 diffutils)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  echo "setup: no Swift toolchain on PATH (expected one at /opt/swift/usr/bin)" >&2
+  exit 1
+fi
