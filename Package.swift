@@ -78,6 +78,7 @@ let package = Package(
         .testTarget(name: "DESFormatTests", dependencies: ["DESFormat"]),
         .testTarget(name: "DESNamingTests", dependencies: ["DESNaming"]),
         .testTarget(name: "DESKitTests", dependencies: ["DESKit"]),
+        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESCLI"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming"]),
     ],
     swiftLanguageModes: [.v6]

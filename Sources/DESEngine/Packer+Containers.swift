@@ -86,6 +86,9 @@ extension Packer {
                 container.rows[file.source, default: []].append(file.rowID)
                 container.fileCount += 1
                 container.bytes += entry.dataLength
+                if container.bytes >= config.maxContainerBytes || container.fileCount >= config.maxContainerFiles {
+                    try await finalize(ContainerSlot(day: container.record.day, shard: container.record.shard))
+                }
                 if let size = file.size, size != entry.dataLength {
                     logger.warning(
                         "catalog size differs from the body", metadata: ["name": "\(file.desName)", "catalog": "\(size)", "body": "\(entry.dataLength)"])

@@ -1,0 +1,79 @@
+import DESEngine
+import DESKit
+import Foundation
+import Testing
+
+/// The `des` binary next to the test bundle (or $DES_BIN).
+func desBinary() throws -> String {
+    if let bin = ProcessInfo.processInfo.environment["DES_BIN"] { return bin }
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("des").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    throw DESKitError(.notFound, "des binary not found next to \(CommandLine.arguments[0]); set DES_BIN")
+}
+
+@Suite("Crash") struct CrashTests {
+    @Test("kill -9 the packer 20 times: every row packed exactly once, bytes intact")
+    func killNine() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(8000, size: nil)
+        _ = try await d.mark(shardBits: 3)
+        let config = d.dir + "/des.yaml"
+        try """
+            sources:
+              - name: catalog
+                connection: {type: sqlite, database: catalog.sqlite}
+                table:
+                  name: files
+                  columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status, metadata_columns: [mime]}
+                bodies: {type: local, root: bodies}
+            storage: {type: local, root: archive, prefix: des}
+            metadata: {connection: {type: sqlite, database: metadata.sqlite}}
+            packer:
+              work_dir: work
+              shard_bits: 3
+              pod_name: crashy
+              batch_size: 20
+              max_container_files: 60
+              checkpoint_every_files: 10
+              lease_ttl_seconds: 30
+              heartbeat_seconds: 1
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bin = try desBinary()
+        func start() throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: bin)
+            p.arguments = ["packer", "run", "-c", config, "--until-idle", "--log-level", "critical"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        var rng = SystemRandomNumberGenerator()
+        var kills = 0, attempts = 0
+        while kills < 20 && attempts < 200 {
+            attempts += 1
+            let p = try start()
+            try await Task.sleep(nanoseconds: UInt64.random(in: 20_000_000...200_000_000, using: &rng))
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            p.waitUntilExit()
+        }
+        let final = try start()
+        final.waitUntilExit()
+        #expect(final.terminationStatus == 0)
+        #expect(kills >= 20)
+        let statuses = try await d.sql("SELECT des_status, COUNT(*) FROM files GROUP BY des_status")
+        #expect(statuses.count == 1 && statuses.first?[0].text == "DES_PACKED" && statuses.first?[1].int == 8000, "\(statuses)")
+        let audit = try await d.audit()
+        #expect(audit.isOK, "\(audit.problems)")
+        #expect(audit.rowsChecked == 8000 && audit.entries == 8000)
+        print("crash test: \(kills) kills; \(audit.containers) uploaded containers")
+    }
+}

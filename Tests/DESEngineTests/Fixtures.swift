@@ -1,0 +1,93 @@
+import DESCLI
+import DESEngine
+import DESKit
+import DESNaming
+import DESPluginSQLite
+import DESStorage
+import Foundation
+import Logging
+
+/// A temporary embedded-default deployment: SQLite catalog and metadata, local bodies and storage.
+struct Deployment {
+    let dir: String
+    let table: TableConfig
+    let source: SourceConfig
+    var catalogPath: String { dir + "/catalog.sqlite" }
+    var bodiesRoot: String { dir + "/bodies" }
+    var logger: Logger {
+        var l = Logger(label: "test")
+        l.logLevel = .critical
+        return l
+    }
+
+    init() throws {
+        dir = NSTemporaryDirectory() + "des-engine-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var columns = ColumnMapping()
+        columns.s3Key = "body_path"
+        columns.sizeBytes = "size_bytes"
+        columns.metadataColumns = ["mime"]
+        table = TableConfig(name: "files", columns: columns)
+        source = SourceConfig(
+            name: "catalog", connection: ConnectionConfig(type: "sqlite", database: dir + "/catalog.sqlite", poolSize: 1),
+            table: table, bodies: BodiesConfig(type: "local", root: dir + "/bodies"))
+    }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func addRows(_ count: Int, size: Int? = 64, seed: UInt64 = 1) async throws {
+        _ = try await SampleCatalog.create(
+            databasePath: catalogPath, table: table, bodiesRoot: bodiesRoot, files: count, size: size, seed: seed)
+    }
+
+    func connector(poolSize: Int = 1) throws -> SQLSourceConnector {
+        let path = catalogPath
+        let pool = SQLConnectionPool(size: poolSize) { try await SQLiteConnection.open(path: path) }
+        return try SQLSourceConnector(config: source, dialect: SQLiteDialect(), pool: pool)
+    }
+
+    func metadata() async throws -> SQLiteMetadataStore {
+        let store = try await SQLiteMetadataStore.open(path: dir + "/metadata.sqlite")
+        try await store.migrate()
+        return store
+    }
+
+    func storage() throws -> LocalDiskStorage { try LocalDiskStorage(root: dir + "/archive") }
+
+    /// Names every row with Snowflake names from `clock` (default: now).
+    func mark(shardBits: Int, clock: SnowflakeGenerator.Clock? = nil) async throws -> Int {
+        let generator = try SnowflakeGenerator(configuration: .init(prefix: "T", node: 1), clock: clock)
+        let marker = Marker(
+            sources: [try connector()], metadata: try await metadata(), naming: SnowflakeNaming(generator: generator),
+            shardBits: shardBits, config: MarkerConfig(), logger: logger)
+        return try await marker.run(shutdown: ShutdownSignal(), untilIdle: true).marked
+    }
+
+    func sql(_ statement: String) async throws -> [SQLRow] {
+        let c = try await SQLiteConnection.open(path: catalogPath)
+        let rows = try await c.withSession { try $0.query(statement) }
+        await c.close()
+        return rows
+    }
+
+    func packer(shardBits: Int, maxFiles: Int = 100_000, pod: String = "pod") async throws -> Packer {
+        var config = PackerConfig()
+        config.workDir = dir + "/work"
+        config.shardBits = shardBits
+        config.maxContainerFiles = maxFiles
+        config.podName = pod
+        config.heartbeatSeconds = 1
+        return try Packer(
+            parts: .init(
+                sources: [try connector()], fetchers: ["catalog": LocalBodyFetcher(root: bodiesRoot)],
+                metadata: try await metadata(), storage: try storage(), keyPrefix: "des"),
+            config: config, logger: logger)
+    }
+
+    func audit() async throws -> CatalogAudit.Report {
+        try await CatalogAudit(
+            sources: [try connector()], fetchers: ["catalog": LocalBodyFetcher(root: bodiesRoot)],
+            metadata: try await metadata(), storage: try storage()
+        ).run()
+    }
+}
