@@ -24,6 +24,7 @@ test: setup
 
 bench: setup
 	scripts/bench-pack.sh
+	scripts/bench-pipeline.sh
 
 clean:
 	rm -rf .build

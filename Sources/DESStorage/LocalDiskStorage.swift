@@ -148,7 +148,7 @@ public final class LocalDiskStorage: StorageBackend {
         return try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
             var done = 0
             while done < count {
-                let n = pread(fd, buf.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                let n = pread(fd, buf.baseAddress.unsafelyUnwrapped + done, count - done, off_t(offset) + off_t(done))
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw failure("read", p)
