@@ -28,32 +28,20 @@ struct CLIFailure: Error {
 
 /// Runs a command body, turning any error into one line on stderr and a meaningful exit code.
 func reportingErrors(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as ExitCode {
-        throw error
-    } catch let error as CleanExit {
-        throw error
-    } catch {
-        let (message, code) = describe(error)
-        Terminal.error(message)
-        throw ExitCode(code)
-    }
+    do { try body() } catch { throw reported(error) }
 }
 
 /// The async form of ``reportingErrors(_:)``.
 func reportingErrorsAsync(_ body: () async throws -> Void) async throws {
-    do {
-        try await body()
-    } catch let error as ExitCode {
-        throw error
-    } catch let error as CleanExit {
-        throw error
-    } catch {
-        let (message, code) = describe(error)
-        Terminal.error(message)
-        throw ExitCode(code)
-    }
+    do { try await body() } catch { throw reported(error) }
+}
+
+/// Prints an error as one line and returns the exit code to throw (exits pass through).
+private func reported(_ error: Error) -> Error {
+    if error is ExitCode || error is CleanExit { return error }
+    let (message, code) = describe(error)
+    Terminal.error(message)
+    return ExitCode(code)
 }
 
 /// The message and exit code for an error.

@@ -10,11 +10,24 @@ final class SHA256Stream {
         // EVP_MD_CTX_new only fails when memory is exhausted.
         guard let ctx = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
         context = ctx
-        digest = EVP_sha256()
+        // An explicitly fetched implementation: EVP_sha256() would be looked up
+        // again on every init (OpenSSL 3), which costs more than hashing a small file.
+        if let md = EVP_MD_fetch(nil, "SHA256", nil) {
+            digest = md
+            fetched = true
+        } else {
+            digest = EVP_sha256()
+            fetched = false
+        }
         reset()
     }
 
-    deinit { EVP_MD_CTX_free(context) }
+    private let fetched: Bool
+
+    deinit {
+        EVP_MD_CTX_free(context)
+        if fetched, let digest { EVP_MD_free(digest) }
+    }
 
     /// Starts a new digest.
     func reset() {
