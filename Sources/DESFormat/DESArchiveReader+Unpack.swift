@@ -30,7 +30,11 @@ extension DESArchiveReader {
                 throw DESFormatError(.unsafePath, "refusing to unpack: \(error.message)", path: path)
             }
         }
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw ioError("create directory", path: directory) }
+        var prefix = directory.hasPrefix("/") ? "/" : ""
+        for part in directory.split(separator: "/") {
+            prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + part
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { throw ioError("create directory", path: prefix) }
+        }
         let root = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if root < 0 { throw ioError("open directory", path: directory) }
         defer { _ = Glibc.close(root) }

@@ -70,8 +70,8 @@ public struct SnowflakeName: Sendable, Hashable, CustomStringConvertible {
             throw NamingError(.malformedName, "'\(text)': day must be 8 digits YYYYMMDD")
         }
         let day = String(decoding: dayBytes, as: UTF8.self)
-        guard let month = Int(day.dropFirst(4).prefix(2)), let dom = Int(day.suffix(2)), (1...12).contains(month),
-            (1...31).contains(dom)
+        guard let year = Int(day.prefix(4)), let month = Int(day.dropFirst(4).prefix(2)), let dom = Int(day.suffix(2)),
+            (1...12).contains(month), (1...daysInMonth(year: year, month: month)).contains(dom)
         else {
             throw NamingError(.malformedName, "'\(text)': day \(day) is not a calendar day")
         }
@@ -88,6 +88,15 @@ public struct SnowflakeName: Sendable, Hashable, CustomStringConvertible {
                 "'\(text)': checksum \(hex(cc, digits: 2)) does not match the value (expected \(hex(UInt64(Self.checksum(of: f)), digits: 2)))"
             )
         }
+    }
+}
+
+/// Days in a month of the proleptic Gregorian calendar.
+func daysInMonth(year: Int, month: Int) -> Int {
+    switch month {
+    case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+    case 4, 6, 9, 11: return 30
+    default: return 31
     }
 }
 

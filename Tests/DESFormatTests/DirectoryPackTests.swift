@@ -262,3 +262,16 @@ struct DirectoryPackTests {
         }
     }
 }
+
+@Test("unpack creates every missing folder of the target path")
+func unpackCreatesParents() throws {
+    let dir = NSTemporaryDirectory() + "des-unpack-parents-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let writer = try DESArchiveWriter(path: dir + "/a.des")
+    try writer.add(name: "x/y.txt", bytes: Array("hi".utf8))
+    try writer.close()
+    let totals = try DESArchiveReader(path: dir + "/a.des").unpack(to: dir + "/new/deeper/out")
+    #expect(totals.files == 1)
+    #expect(FileManager.default.contents(atPath: dir + "/new/deeper/out/x/y.txt") == Data("hi".utf8))
+}

@@ -109,3 +109,11 @@ struct SnowflakeNameTests {
         }
     }
 }
+
+@Test("parsing rejects days that are not on the calendar")
+func impossibleDays() throws {
+    for bad in ["20250231", "20250431", "20230229", "20251301"] {
+        #expect(throws: NamingError.self) { try SnowflakeName(parsing: "T_\(bad)_(21BCAA000100_88)", verifyChecksum: false) }
+    }
+    #expect(try SnowflakeName(parsing: "T_20240229_(21BCAA000100_88)").isoDay == "2024-02-29")
+}
