@@ -76,4 +76,48 @@ func desBinary() throws -> String {
         #expect(audit.rowsChecked == 8000 && audit.entries == 8000)
         print("crash test: \(kills) kills; \(audit.containers) uploaded containers")
     }
+
+    @Test("SIGTERM finishes the batch in hand: no claimed rows, no writing containers, exit 0")
+    func gracefulShutdown() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(6000, size: 256)
+        _ = try await d.mark(shardBits: 2)
+        let config = d.dir + "/des.yaml"
+        try """
+            sources:
+              - name: catalog
+                connection: {type: sqlite, database: catalog.sqlite}
+                table:
+                  name: files
+                  columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status, metadata_columns: [mime]}
+                bodies: {type: local, root: bodies}
+            storage: {type: local, root: archive, prefix: des}
+            metadata: {connection: {type: sqlite, database: metadata.sqlite}}
+            packer: {work_dir: work, shard_bits: 2, pod_name: polite, batch_size: 10, max_container_files: 100000, max_container_age_seconds: 3600}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try desBinary())
+        p.arguments = ["packer", "run", "-c", config, "--log-level", "critical"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Wait until it has claimed something, then ask it to stop.
+        var claimed: Int64 = 0
+        for _ in 0..<200 where claimed == 0 {
+            try await Task.sleep(nanoseconds: 20_000_000)
+            claimed = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status <> 'DES_TODO'").first?[0].int ?? 0
+        }
+        #expect(claimed > 0)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0)
+        #expect(try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_CLAIMED'").first?[0].int == 0)
+        #expect(try await d.metadata().containers(state: .writing, shard: nil, day: nil).isEmpty)
+        let packed = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_PACKED'").first?[0].int ?? 0
+        #expect(packed > 0)
+        let audit = try await d.audit()
+        #expect(audit.isOK, "\(audit.problems)")
+        #expect(Int64(audit.rowsChecked) == packed)
+    }
 }
