@@ -75,11 +75,12 @@ let package = Package(
         .executableTarget(name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite"]),
         .executableTarget(name: "des-bench", dependencies: ["DESFormat"], path: "Benchmarks/des-bench"),
 
-        .testTarget(name: "DESFormatTests", dependencies: ["DESFormat"]),
-        .testTarget(name: "DESNamingTests", dependencies: ["DESNaming"]),
+        .target(name: "DESTestSupport", path: "Tests/DESTestSupport"),
+        .testTarget(name: "DESFormatTests", dependencies: ["DESFormat", "DESTestSupport"]),
+        .testTarget(name: "DESNamingTests", dependencies: ["DESNaming", "DESTestSupport"]),
         .testTarget(name: "DESKitTests", dependencies: ["DESKit"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESCLI"]),
-        .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming"]),
+        .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import ArgumentParser
 import DESEngine
 import DESKit
 import DESStorage
@@ -13,9 +14,6 @@ struct Runtime {
     let fetchers: [String: any BodyFetcher]
     let metadata: any MetadataStore
     let storage: any StorageBackend
-
-    /// The stock source types `des config check` accepts without connecting.
-    static let stockSourceTypes = ConfigLoader.stockSourceTypes
 
     /// Loads the config and opens sources, metadata and storage.
     static func open(configPath: String, needSources: Bool = true) async throws -> Runtime {
@@ -91,8 +89,6 @@ struct PipelineOptions: ParsableArguments {
         return logger
     }
 }
-
-import ArgumentParser
 
 /// Bootstraps swift-log once.
 enum LoggingSetup {

@@ -96,26 +96,41 @@ struct GetCommand: AsyncParsableCommand {
             _ = options.logger("des.get")
             let parsed = try SnowflakeName(parsing: name)
             let runtime = try await Runtime.open(configPath: options.configPath, needSources: false)
-            defer { Task { await runtime.close() } }
+            let found: [UInt8]?
+            let searched: Int
             let shard = Int(consistentHash(name, bits: runtime.config.packer.shardBits))
-            let reader = StorageArchiveReader(storage: runtime.storage)
-            let containers = try await runtime.metadata.containers(state: .uploaded, shard: shard, day: parsed.isoDay)
-            for container in containers.reversed() {
-                if let bytes = try await reader.file(named: name, key: container.key, etag: container.etag) {
-                    if let output {
-                        guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
-                            throw CLIFailure(message: "\(output): cannot write", exitCode: DESExit.cantCreate)
-                        }
-                    } else {
-                        try bytes.withUnsafeBytes { try Terminal.outBytes($0) }
-                    }
-                    return
-                }
+            do {
+                (found, searched) = try await find(parsed: parsed, shard: shard, runtime: runtime)
+            } catch {
+                await runtime.close()
+                throw error
             }
-            throw CLIFailure(
-                message: "\(name): not in any uploaded container of day \(parsed.isoDay), shard \(shard) (\(containers.count) searched)",
-                exitCode: DESExit.noInput)
+            await runtime.close()
+            guard let bytes = found else {
+                throw CLIFailure(
+                    message: "\(name): not in any uploaded container of day \(parsed.isoDay), shard \(shard) (\(searched) searched)",
+                    exitCode: DESExit.noInput)
+            }
+            if let output {
+                guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
+                    throw CLIFailure(message: "\(output): cannot write", exitCode: DESExit.cantCreate)
+                }
+            } else {
+                try bytes.withUnsafeBytes { try Terminal.outBytes($0) }
+            }
         }
+    }
+
+    /// The bytes of the name from the uploaded containers of its (day, shard), newest first.
+    private func find(parsed: SnowflakeName, shard: Int, runtime: Runtime) async throws -> ([UInt8]?, Int) {
+        let reader = StorageArchiveReader(storage: runtime.storage)
+        let containers = try await runtime.metadata.containers(state: .uploaded, shard: shard, day: parsed.isoDay)
+        for container in containers.reversed() {
+            if let bytes = try await reader.file(named: name, key: container.key, etag: container.etag) {
+                return (bytes, containers.count)
+            }
+        }
+        return (nil, containers.count)
     }
 }
 

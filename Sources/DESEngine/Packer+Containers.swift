@@ -139,8 +139,8 @@ extension Packer {
         }
     }
 
-    /// Finalizes containers that are full, old enough, or of a closed day (all of them when idle and due).
-    func finalizeDue(idle: Bool) async throws {
+    /// Finalizes containers that are full, old enough, or of a closed day.
+    func finalizeDue() async throws {
         let today = dayOfName("")
         let now = monotonicSeconds()
         for (slot, c) in open {
@@ -148,7 +148,6 @@ extension Packer {
                 || now - c.openedAt >= config.maxContainerAgeSeconds || slot.day < today
             if due { try await finalize(slot) }
         }
-        _ = idle
     }
 
     /// Finalizes every open container (shutdown, or idle in until-idle mode).

@@ -127,13 +127,13 @@ public final class Packer {
                 metrics.claimDuration.recordSeconds(monotonicSeconds() - start)
             }
             if files.isEmpty {
-                try await finalizeDue(idle: true)
+                try await finalizeDue()
                 if untilIdle && book.held.count == assignment.ownedShards.count { return }
                 await shutdown.sleep(seconds: config.idleSleepSeconds)
                 continue
             }
             try await pack(files)
-            try await finalizeDue(idle: false)
+            try await finalizeDue()
         }
     }
 

@@ -193,13 +193,11 @@ public final class LocalDiskStorage: StorageBackend {
             var out: [ObjectInfo] = []
             guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
             while let rel = walker.nextObject() as? String {
-                guard rel.hasPrefix(prefix) || prefix.hasPrefix(rel + "/") || prefix.isEmpty else {
-                    continue
-                }
-                guard rel.hasPrefix(prefix), !rel.contains(".tmp-") else { continue }
-                if let info = try Self.info(key: rel, path: root + "/" + rel), walker.fileAttributes?[.type] as? FileAttributeType == .typeRegular {
-                    out.append(info)
-                }
+                guard rel.hasPrefix(prefix), !rel.contains(".tmp-"),
+                    walker.fileAttributes?[.type] as? FileAttributeType == .typeRegular,
+                    let info = try Self.info(key: rel, path: root + "/" + rel)
+                else { continue }
+                out.append(info)
             }
             return out.sorted { $0.key < $1.key }
         }

@@ -22,37 +22,10 @@ func desBinary() throws -> String {
         defer { d.cleanup() }
         try await d.addRows(8000, size: nil)
         _ = try await d.mark(shardBits: 3)
-        let config = d.dir + "/des.yaml"
-        try """
-            sources:
-              - name: catalog
-                connection: {type: sqlite, database: catalog.sqlite}
-                table:
-                  name: files
-                  columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status, metadata_columns: [mime]}
-                bodies: {type: local, root: bodies}
-            storage: {type: local, root: archive, prefix: des}
-            metadata: {connection: {type: sqlite, database: metadata.sqlite}}
-            packer:
-              work_dir: work
-              shard_bits: 3
-              pod_name: crashy
-              batch_size: 20
-              max_container_files: 60
-              checkpoint_every_files: 10
-              lease_ttl_seconds: 30
-              heartbeat_seconds: 1
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        let bin = try desBinary()
-        func start() throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: bin)
-            p.arguments = ["packer", "run", "-c", config, "--until-idle", "--log-level", "critical"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            return p
-        }
+        let config = try d.writeConfig(
+            packer: "{work_dir: work, shard_bits: 3, pod_name: crashy, batch_size: 20, max_container_files: 60, "
+                + "checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1}")
+        func start() throws -> Process { try d.startPacker(config: config, untilIdle: true) }
         var rng = SystemRandomNumberGenerator()
         var kills = 0, attempts = 0
         while kills < 20 && attempts < 200 {
@@ -91,25 +64,10 @@ func desBinary() throws -> String {
         defer { d.cleanup() }
         try await d.addRows(6000, size: 256)
         _ = try await d.mark(shardBits: 2)
-        let config = d.dir + "/des.yaml"
-        try """
-            sources:
-              - name: catalog
-                connection: {type: sqlite, database: catalog.sqlite}
-                table:
-                  name: files
-                  columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status, metadata_columns: [mime]}
-                bodies: {type: local, root: bodies}
-            storage: {type: local, root: archive, prefix: des}
-            metadata: {connection: {type: sqlite, database: metadata.sqlite}}
-            packer: {work_dir: work, shard_bits: 2, pod_name: polite, batch_size: 10, max_container_files: 100000, max_container_age_seconds: 3600}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try desBinary())
-        p.arguments = ["packer", "run", "-c", config, "--log-level", "critical"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let config = try d.writeConfig(
+            packer: "{work_dir: work, shard_bits: 2, pod_name: polite, batch_size: 10, max_container_files: 100000, "
+                + "max_container_age_seconds: 3600}")
+        let p = try d.startPacker(config: config, untilIdle: false)
         // Wait until it has claimed something, then ask it to stop.
         var claimed: Int64 = 0
         for _ in 0..<200 where claimed == 0 {

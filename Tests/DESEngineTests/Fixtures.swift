@@ -90,4 +90,33 @@ struct Deployment {
             metadata: try await metadata(), storage: try storage()
         ).run()
     }
+
+    /// Writes a config for a `des` child process over this deployment; `packer` is the packer section's flow map.
+    func writeConfig(packer: String) throws -> String {
+        let path = dir + "/des.yaml"
+        try """
+            sources:
+              - name: catalog
+                connection: {type: sqlite, database: catalog.sqlite}
+                table:
+                  name: files
+                  columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status, metadata_columns: [mime]}
+                bodies: {type: local, root: bodies}
+            storage: {type: local, root: archive, prefix: des}
+            metadata: {connection: {type: sqlite, database: metadata.sqlite}}
+            packer: \(packer)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Starts `des packer run` on `config` as a child process, its output discarded.
+    func startPacker(config: String, untilIdle: Bool) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try desBinary())
+        p.arguments = ["packer", "run", "-c", config, "--log-level", "critical"] + (untilIdle ? ["--until-idle"] : [])
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
 }

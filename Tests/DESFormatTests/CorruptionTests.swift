@@ -1,4 +1,5 @@
 import DESFormat
+import DESTestSupport
 import Testing
 
 /// Damaged archives: each kind of damage must give its own typed error with a

@@ -1,4 +1,5 @@
 import DESFormat
+import DESTestSupport
 import Testing
 
 /// The byte-exact vectors of DESIGN.md §3: what the original Python writer produces.

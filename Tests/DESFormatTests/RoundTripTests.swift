@@ -1,5 +1,6 @@
 import DESFormat
 import Foundation
+import DESTestSupport
 import Testing
 
 /// 10,000 files with random names, sizes and metadata, written through all three

@@ -1,5 +1,6 @@
 import DESFormat
 import Foundation
+import DESTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import DESNaming
+import DESTestSupport
 import Testing
 
 /// consistent_hash and shard ownership (DESIGN.md §4).

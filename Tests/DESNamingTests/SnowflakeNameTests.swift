@@ -1,5 +1,6 @@
 import DESNaming
 import Foundation
+import DESTestSupport
 import Testing
 
 /// Parsing DES names and the UTC day in them.

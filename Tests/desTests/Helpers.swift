@@ -1,4 +1,5 @@
 import Foundation
+import DESTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -108,21 +109,6 @@ func writeFile(_ path: String, _ bytes: [UInt8]) throws {
 /// Parses JSON text into a Foundation object.
 func parseJSON(_ text: String) throws -> Any {
     try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
-}
-
-/// SplitMix64, seeded.
-struct SeededRNG: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) } }
 }
 
 /// A small tree of files (relative path -> bytes) with nesting, unicode names, empty and binary files.
