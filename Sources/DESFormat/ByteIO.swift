@@ -58,3 +58,16 @@ func writeFully(_ fd: Int32, _ buffer: UnsafeRawPointer, count: Int, path: Strin
         done += n
     }
 }
+
+/// Writes all of `count` bytes at `offset`, retrying short writes and EINTR.
+func pwriteFully(_ fd: Int32, _ buffer: UnsafeRawPointer, count: Int, offset: UInt64, path: String) throws {
+    var done = 0
+    while done < count {
+        let n = pwrite(fd, buffer + done, count - done, off_t(offset) + off_t(done))
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw ioError("write", path: path)
+        }
+        done += n
+    }
+}

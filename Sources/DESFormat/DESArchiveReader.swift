@@ -117,18 +117,24 @@ public final class DESArchiveReader: @unchecked Sendable {
 
     /// The bytes of the file `name`.
     public func file(named name: String) throws -> [UInt8] {
-        let entry = try requireEntry(name)
-        return try bytes(of: entry)
+        // The hot path reads the entry's numbers in place: copying the entry would touch its name too.
+        let i = try requirePosition(name)
+        let length = index.entries[i].dataLength
+        guard !index.entries[i].flags.contains(.external), length > 0 else { return try bytes(of: index.entries[i]) }
+        return try read(offset: index.entries[i].dataOffset, length: length, countAsBody: true)
     }
 
     /// Calls `body` with the file's bytes without copying them (mapped mode) or after one read.
     public func withFile<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        let entry = try requireEntry(name)
-        guard entry.dataLength > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        if let mapping {
-            return try body(UnsafeRawBufferPointer(start: mapping + Int(entry.dataOffset), count: Int(entry.dataLength)))
+        let i = try requirePosition(name)
+        let length = index.entries[i].dataLength
+        guard !index.entries[i].flags.contains(.external), length > 0 else {
+            return try bytes(of: index.entries[i]).withUnsafeBytes(body)
         }
-        return try bytes(of: entry).withUnsafeBytes(body)
+        if let mapping {
+            return try body(UnsafeRawBufferPointer(start: mapping + Int(index.entries[i].dataOffset), count: Int(length)))
+        }
+        return try read(offset: index.entries[i].dataOffset, length: length, countAsBody: true).withUnsafeBytes(body)
     }
 
     /// The META of `name`, parsed.
@@ -171,10 +177,14 @@ public final class DESArchiveReader: @unchecked Sendable {
     }
 
     func requireEntry(_ name: String) throws -> DESIndexEntry {
-        guard let entry = index.entry(named: name) else {
+        index.entries[try requirePosition(name)]
+    }
+
+    func requirePosition(_ name: String) throws -> Int {
+        guard let i = index.position(of: name) else {
             throw DESFormatError(.notFound, "no entry named \(DESNameRules.quoted(name))", path: path)
         }
-        return entry
+        return i
     }
 
     func bytes(of entry: DESIndexEntry) throws -> [UInt8] {

@@ -34,7 +34,7 @@ public final class DESArchiveWriter {
         public init() {}
     }
 
-    private enum State { case open, failed(DESFormatError), closed }
+    enum State { case open, failed(DESFormatError), closed }
 
     /// The final path of the archive.
     public let path: String
@@ -47,18 +47,20 @@ public final class DESArchiveWriter {
     /// Bytes of DATA written so far.
     public var dataLength: UInt64 { position - UInt64(DESFormat.headerSize) }
 
-    private var state: State = .open
-    private let fd: Int32
+    var state: State = .open
+    let fd: Int32
     /// Whether `fd` is still ours to close (it is closed exactly once, even when `close()` fails after closing it).
     private var fdIsOpen = true
     private let buffer: UnsafeMutableRawPointer
-    private let capacity: Int
-    private var used = 0
-    private var flushedOffset: UInt64 = 0
-    private var entries: [DESIndexEntry] = []
-    private var names: Set<String> = []
-    private var meta: [UInt8] = []
-    private let hasher = SHA256Stream()
+    let capacity: Int
+    var used = 0
+    var flushedOffset: UInt64 = 0
+    var entries: [DESIndexEntry] = []
+    var names = NameTable()
+    /// Set while ``addFiles(concurrently:_:)`` runs: the writer is then fed only through its feed.
+    var feeding = false
+    var meta: [UInt8] = []
+    let hasher = SHA256Stream()
 
     private var position: UInt64 { flushedOffset + UInt64(used) }
 
@@ -103,7 +105,7 @@ public final class DESArchiveWriter {
     public func add(name: String, contentsOfFile sourcePath: String, metadata: DESMetadata = [:])
         throws -> DESIndexEntry
     {
-        try checkNew(name: name, metadata: metadata)
+        try checkNew(name: name, metadata: metadata, reserving: false)
         let source = open(sourcePath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if source < 0 {
             let code = errno
@@ -119,12 +121,7 @@ public final class DESArchiveWriter {
     public func add(name: String, fileDescriptor source: Int32, path sourcePath: String, metadata: DESMetadata = [:])
         throws -> DESIndexEntry
     {
-        var st = stat()
-        if fstat(source, &st) != 0 { throw ioError("stat", path: sourcePath) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw DESFormatError(.io, "not a regular file", path: sourcePath)
-        }
-        var stream = DESFileDescriptorStream(fileDescriptor: source, path: sourcePath, expectedSize: UInt64(st.st_size))
+        var stream = try DESFileDescriptorStream(regularFile: source, path: sourcePath)
         return try add(name: name, from: &stream, metadata: metadata)
     }
 
@@ -133,7 +130,13 @@ public final class DESArchiveWriter {
     public func add(name: String, from stream: inout some DESByteStream, metadata: DESMetadata = [:])
         throws -> DESIndexEntry
     {
-        try checkNew(name: name, metadata: metadata)
+        try add(name: name, from: &stream, metadata: metadata, viaFeed: false)
+    }
+
+    func add(name: String, from stream: inout some DESByteStream, metadata: DESMetadata, viaFeed: Bool)
+        throws -> DESIndexEntry
+    {
+        try checkNew(name: name, metadata: metadata, reserving: true, viaFeed: viaFeed)
         let start = position
         var total: UInt64 = 0
         let checksums = options.checksums
@@ -149,14 +152,14 @@ public final class DESArchiveWriter {
             }
         } catch {
             hasher.reset()
+            names.removeLast(name)
             try rollback(to: start)
             if let e = error as? DESFormatError { throw e }
             throw DESFormatError(.io, "reading the body of \(DESNameRules.quoted(name)) failed: \(error)")
         }
-        var fields = metadata
-        fields["size"] = .int(Int64(total))
-        if checksums { fields["sha256"] = .string(hasher.finalizeHex()) }
-        return record(name: name, offset: start, length: total, fields: fields, flags: [])
+        return record(
+            name: name, offset: start, length: total, metadata: metadata, checksum: checksums ? .hasher : .none,
+            flags: [])
     }
 
     /// Records a file whose body is stored elsewhere (flag `external`): `data_offset` 0,
@@ -165,44 +168,39 @@ public final class DESArchiveWriter {
     public func addExternal(
         name: String, size: UInt64, externalKey: String, sha256: String? = nil, metadata: DESMetadata = [:]
     ) throws -> DESIndexEntry {
-        try checkNew(name: name, metadata: metadata)
-        var fields = metadata
-        fields["size"] = .int(Int64(size))
-        fields["is_external"] = .bool(true)
-        fields["external_key"] = .string(externalKey)
-        if let sha256 { fields["sha256"] = .string(sha256) }
-        return record(name: name, offset: 0, length: size, fields: fields, flags: .external)
+        try checkNew(name: name, metadata: metadata, reserving: true)
+        return record(
+            name: name, offset: 0, length: size, metadata: metadata, externalKey: externalKey,
+            checksum: sha256.map { .given($0) } ?? .none, flags: .external)
     }
 
-    /// Keys DES writes itself; caller metadata may not use them.
-    public static let reservedMetadataKeys: Set<String> = ["size", "sha256", "is_external", "external_key"]
-
-    private func checkNew(name: String, metadata: DESMetadata) throws {
+    /// Throws unless the writer is open; while ``addFiles(concurrently:_:)`` runs, only its feed may add.
+    func checkUsable(viaFeed: Bool = false) throws {
         switch state {
         case .open: break
         case .failed(let error): throw DESFormatError(.writerClosed, "writer failed earlier: \(error.message)", path: path)
         case .closed: throw DESFormatError(.writerClosed, "writer is already closed", path: path)
         }
-        try DESNameRules.validate(name)
-        if names.contains(name) {
-            throw DESFormatError(.duplicateName, "duplicate name \(DESNameRules.quoted(name)): a name appears once per archive", path: path)
-        }
-        for key in metadata.keys where Self.reservedMetadataKeys.contains(key) {
-            throw DESFormatError(.reservedMetadataKey, "metadata key \"\(key)\" of \(DESNameRules.quoted(name)) is reserved for DES")
+        if feeding && !viaFeed {
+            throw DESFormatError(.writerClosed, "writer is busy in addFiles: add files through its feed", path: path)
         }
     }
 
-    private func record(name: String, offset: UInt64, length: UInt64, fields: DESMetadata, flags: DESEntryFlags)
-        -> DESIndexEntry
-    {
-        let json = fields.jsonBytes
-        let entry = DESIndexEntry(
-            name: name, dataOffset: offset, dataLength: length, metaOffset: UInt64(meta.count), metaLength: UInt64(json.count),
-            flags: flags)
-        meta.append(contentsOf: json)
-        entries.append(entry)
-        names.insert(name)
-        return entry
+    /// Keys DES writes itself; caller metadata may not use them.
+    public static let reservedMetadataKeys: Set<String> = ["size", "sha256", "is_external", "external_key"]
+
+    /// Checks that `name` may be added now; with `reserving`, also records it so a second add of it is a duplicate
+    /// (the caller removes it again if the add fails).
+    func checkNew(name: String, metadata: DESMetadata, reserving: Bool, viaFeed: Bool = false) throws {
+        try checkUsable(viaFeed: viaFeed)
+        try DESNameRules.validate(name)
+        for (key, _) in metadata.pairs where Self.reservedMetadataKeys.contains(key) {
+            throw DESFormatError(.reservedMetadataKey, "metadata key \"\(key)\" of \(DESNameRules.quoted(name)) is reserved for DES")
+        }
+        // One hash of the name on the common path: insert, and treat "already there" as the duplicate.
+        if reserving ? names.insert(name, value: names.count) != nil : names.value(for: name) != nil {
+            throw DESFormatError(.duplicateName, "duplicate name \(DESNameRules.quoted(name)): a name appears once per archive", path: path)
+        }
     }
 
     // MARK: Closing
@@ -210,11 +208,7 @@ public final class DESArchiveWriter {
     /// Writes META, INDEX and the footer, syncs, and gives the archive its final name.
     @discardableResult
     public func close() throws -> DESArchiveSummary {
-        switch state {
-        case .open: break
-        case .failed(let error): throw DESFormatError(.writerClosed, "writer failed earlier: \(error.message)", path: path)
-        case .closed: throw DESFormatError(.writerClosed, "writer is already closed", path: path)
-        }
+        try checkUsable()
         do {
             let dataEnd = position
             let metaStart = dataEnd
@@ -275,7 +269,7 @@ public final class DESArchiveWriter {
         unlink(partialPath)
     }
 
-    private func flush() throws {
+    func flush() throws {
         guard used > 0 else { return }
         do {
             try writeFully(fd, buffer, count: used, path: partialPath)

@@ -31,6 +31,16 @@ public struct DESFileDescriptorStream: DESByteStream {
         self.expectedSize = expectedSize
     }
 
+    /// Creates a stream over a descriptor that must be a regular file, expecting the size `fstat` gives.
+    public init(regularFile fileDescriptor: Int32, path: String) throws {
+        var st = stat()
+        if fstat(fileDescriptor, &st) != 0 { throw ioError("stat", path: path) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw DESFormatError(.io, "not a regular file", path: path)
+        }
+        self.init(fileDescriptor: fileDescriptor, path: path, expectedSize: UInt64(st.st_size))
+    }
+
     public mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         var want = buffer.count

@@ -31,6 +31,9 @@ public struct DESDirectoryPacker {
 
     /// Report invalid names as skipped instead of failing.
     public var skipInvalidNames = false
+    /// Read files on the calling thread while a second thread hashes and writes them (default on);
+    /// see ``DESArchiveWriter/addFiles(concurrently:_:)``. The archive is the same either way.
+    public var concurrentReads = true
     /// Called for each item left out.
     public var onSkip: (Skipped) -> Void = { _ in }
     /// Called after each file with the running totals.
@@ -43,6 +46,13 @@ public struct DESDirectoryPacker {
     /// named by its last path component) to `writer`.
     public func pack(roots: [String], into writer: DESArchiveWriter) throws -> Totals {
         var totals = Totals()
+        try writer.addFiles(concurrently: concurrentReads) { feed in
+            try pack(roots: roots, into: feed, totals: &totals)
+        }
+        return totals
+    }
+
+    private func pack(roots: [String], into writer: DESFileFeed, totals: inout Totals) throws {
         for root in roots {
             var st = stat()
             if stat(root, &st) != 0 {
@@ -58,12 +68,13 @@ public struct DESDirectoryPacker {
                 var base = root
                 while base.hasSuffix("/") { base.removeLast() }
                 if let slash = base.lastIndex(of: "/") { base = String(base[base.index(after: slash)...]) }
-                try addFile(dirFD: AT_FDCWD, entryName: root, diskPath: root, name: base, writer: writer, totals: &totals)
+                try root.withCString { path in
+                    try addFile(dirFD: AT_FDCWD, entryName: path, diskPath: root, name: base, writer: writer, totals: &totals)
+                }
             } else {
                 skip(root, "not a regular file or directory", &totals)
             }
         }
-        return totals
     }
 
     private func skip(_ path: String, _ reason: String, _ totals: inout Totals) {
@@ -72,7 +83,7 @@ public struct DESDirectoryPacker {
     }
 
     /// Walks one directory (takes ownership of `dirFD`).
-    private func walk(dirFD: Int32, diskPath: String, prefix: String, writer: DESArchiveWriter, totals: inout Totals)
+    private func walk(dirFD: Int32, diskPath: String, prefix: String, writer: DESFileFeed, totals: inout Totals)
         throws
     {
         guard let dir = fdopendir(dirFD) else {
@@ -81,28 +92,17 @@ public struct DESDirectoryPacker {
             throw error
         }
         defer { closedir(dir) }
-        var children: [(name: String, type: UInt8)] = []
-        while true {
-            errno = 0
-            guard let ent = readdir(dir) else {
-                if errno != 0 { throw ioError("read directory", path: diskPath) }
-                break
-            }
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name == "." || name == ".." { continue }
-            children.append((name, ent.pointee.d_type))
-        }
-        children.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let listing = try DirectoryListing(dir, path: diskPath)
         let fd = dirfd(dir)
-        for child in children {
-            let childDisk = diskPath.hasSuffix("/") ? diskPath + child.name : diskPath + "/" + child.name
-            let childName = prefix.isEmpty ? child.name : prefix + "/" + child.name
-            var type = child.type
+        try listing.forEach { entryName, raw, listedType in
+            // Opened by its bytes as listed; named in the archive only if they are UTF-8.
+            let component = String(validating: raw, as: UTF8.self)
+            let shown = component ?? String(decoding: raw, as: UTF8.self)
+            let childDisk = diskPath.hasSuffix("/") ? diskPath + shown : diskPath + "/" + shown
+            var type = listedType
             if type == UInt8(DT_UNKNOWN) {
                 var st = stat()
-                if fstatat(fd, child.name, &st, AT_SYMLINK_NOFOLLOW) != 0 { throw ioError("stat", path: childDisk) }
+                if fstatat(fd, entryName, &st, AT_SYMLINK_NOFOLLOW) != 0 { throw ioError("stat", path: childDisk) }
                 switch st.st_mode & S_IFMT {
                 case S_IFDIR: type = UInt8(DT_DIR)
                 case S_IFREG: type = UInt8(DT_REG)
@@ -110,23 +110,38 @@ public struct DESDirectoryPacker {
                 default: type = UInt8(DT_UNKNOWN)
                 }
             }
-            switch Int(type) {
-            case Int(DT_REG):
-                try addFile(dirFD: fd, entryName: child.name, diskPath: childDisk, name: childName, writer: writer, totals: &totals)
-            case Int(DT_DIR):
-                let sub = openat(fd, child.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if type == UInt8(DT_LNK) {
+                skip(childDisk, "symbolic link skipped", &totals)
+                return
+            }
+            if type != UInt8(DT_REG) && type != UInt8(DT_DIR) {
+                skip(childDisk, "special file skipped", &totals)
+                return
+            }
+            guard let component else {
+                if skipInvalidNames {
+                    skip(childDisk, "name is not valid UTF-8", &totals)
+                    return
+                }
+                throw DESFormatError(
+                    .invalidName,
+                    "invalid name: \(DESNameRules.quoted(shown)) is not valid UTF-8 (pass skipInvalidNames to leave such files out)",
+                    path: childDisk)
+            }
+            let childName = prefix.isEmpty ? component : prefix + "/" + component
+            if type == UInt8(DT_REG) {
+                try addFile(dirFD: fd, entryName: entryName, diskPath: childDisk, name: childName, writer: writer, totals: &totals)
+            } else {
+                let sub = openat(fd, entryName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 if sub < 0 { throw ioError("open directory", path: childDisk) }
                 try walk(dirFD: sub, diskPath: childDisk, prefix: childName, writer: writer, totals: &totals)
-            case Int(DT_LNK):
-                skip(childDisk, "symbolic link skipped", &totals)
-            default:
-                skip(childDisk, "special file skipped", &totals)
             }
         }
     }
 
     private func addFile(
-        dirFD: Int32, entryName: String, diskPath: String, name: String, writer: DESArchiveWriter, totals: inout Totals
+        dirFD: Int32, entryName: UnsafePointer<CChar>, diskPath: String, name: String, writer: DESFileFeed,
+        totals: inout Totals
     ) throws {
         if skipInvalidNames && !DESNameRules.isValid(name) {
             skip(diskPath, "name breaks the DES name rules", &totals)
@@ -140,14 +155,62 @@ public struct DESDirectoryPacker {
             }
             throw ioError("open", path: diskPath)
         }
-        defer { _ = Glibc.close(fd) }
         do {
-            let entry = try writer.add(name: name, fileDescriptor: fd, path: diskPath)
+            let size = try writer.add(name: name, ownedFileDescriptor: fd, path: diskPath)
             totals.files += 1
-            totals.bytes += entry.dataLength
+            totals.bytes += size
             onProgress(totals)
         } catch let error as DESFormatError where error.code == .invalidName {
             throw DESFormatError(.invalidName, "\(error.message) (pass skipInvalidNames to leave such files out)", path: diskPath)
+        }
+    }
+}
+
+/// One directory's entries (less `.` and `..`), sorted by their bytes so a tree packs in the same
+/// order everywhere. Names are kept NUL-terminated in one buffer: no string per entry until one is needed.
+struct DirectoryListing {
+    private var arena: [UInt8] = []
+    private var entries: [(start: Int, count: Int, type: UInt8)] = []
+
+    /// Reads every entry of `dir`.
+    init(_ dir: OpaquePointer, path: String) throws {
+        while true {
+            errno = 0
+            guard let ent = readdir(dir) else {
+                if errno != 0 { throw ioError("read directory", path: path) }
+                break
+            }
+            let type = ent.pointee.d_type
+            withUnsafeBytes(of: ent.pointee.d_name) { raw in
+                let count = raw.firstIndex(of: 0) ?? raw.count
+                let dot = UInt8(ascii: ".")
+                if (count == 1 && raw[0] == dot) || (count == 2 && raw[0] == dot && raw[1] == dot) { return }
+                entries.append((arena.count, count, type))
+                arena.append(contentsOf: raw.prefix(count))
+                arena.append(0)
+            }
+        }
+        arena.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            entries.sort { a, b in
+                let r = memcmp(base + a.start, base + b.start, min(a.count, b.count))
+                return r != 0 ? r < 0 : a.count < b.count
+            }
+        }
+    }
+
+    /// Calls `body` with each entry's NUL-terminated name, its bytes, and its `d_type`, in order.
+    func forEach(
+        _ body: (UnsafePointer<CChar>, UnsafeBufferPointer<UInt8>, UInt8) throws -> Void
+    ) rethrows {
+        try arena.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            for entry in entries {
+                let bytes = UnsafeBufferPointer(start: base + entry.start, count: entry.count)
+                try UnsafeRawPointer(base + entry.start).withMemoryRebound(to: CChar.self, capacity: entry.count + 1) {
+                    try body($0, bytes, entry.type)
+                }
+            }
         }
     }
 }

@@ -53,7 +53,7 @@ public struct DESIndex: Sendable {
     public let entries: [DESIndexEntry]
     /// Names that appear more than once (archives written by the original can have them; the last one wins).
     public let duplicateNames: [String]
-    private let positions: [String: Int]
+    private let positions: NameTable
 
     /// Parses and validates an index region.
     ///
@@ -70,8 +70,7 @@ public struct DESIndex: Sendable {
         let count = Int(footer.fileCount)
         var entries: [DESIndexEntry] = []
         entries.reserveCapacity(count)
-        var positions: [String: Int] = [:]
-        positions.reserveCapacity(count)
+        var positions = NameTable(capacity: count)
         var duplicates: [String] = []
         let dataRange = footer.dataStart...(footer.dataStart + footer.dataLength)
         let metaRange = footer.metaStart...(footer.metaStart + footer.metaLength)
@@ -116,7 +115,7 @@ public struct DESIndex: Sendable {
                     "entry \(DESNameRules.quoted(name)): meta \(entry.metaOffset)+\(entry.metaLength) lies outside the META region \(footer.metaStart)+\(footer.metaLength)"
                 )
             }
-            if positions.updateValue(i, forKey: name) != nil { duplicates.append(name) }
+            if positions.insert(name, value: i, replace: true) != nil { duplicates.append(name) }
             entries.append(entry)
             pos = fixed + DESFormat.indexEntryFixedSize
         }
@@ -133,12 +132,16 @@ public struct DESIndex: Sendable {
     /// The entry with this name, if any.
     @inline(__always)
     public func entry(named name: String) -> DESIndexEntry? {
-        guard let i = positions[name] else { return nil }
+        guard let i = positions.value(for: name) else { return nil }
         return entries[i]
     }
 
+    /// The position in ``entries`` of the entry with this name, if any.
+    @inline(__always)
+    public func position(of name: String) -> Int? { positions.value(for: name) }
+
     /// Whether an entry has this name.
-    public func contains(_ name: String) -> Bool { positions[name] != nil }
+    public func contains(_ name: String) -> Bool { positions.value(for: name) != nil }
 
     /// Number of entries (including shadowed duplicates).
     public var count: Int { entries.count }

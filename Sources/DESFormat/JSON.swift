@@ -20,7 +20,9 @@ enum JSONWriter {
         switch value {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
-        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .int(let i):
+            if i < 0 { out.append(UInt8(ascii: "-")) }
+            write(unsigned: i.magnitude, into: &out)
         case .double(let d):
             if d.isNaN {
                 out.append(contentsOf: "NaN".utf8)
@@ -43,6 +45,29 @@ enum JSONWriter {
 
     static func write(string: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Fast path: printable ASCII with nothing to escape is copied as it is.
+        var copy = string
+        let plain = copy.withUTF8 { utf8 -> Bool in
+            for b in utf8 where b < 0x20 || b > 0x7E || b == 0x22 || b == 0x5C { return false }
+            out.append(contentsOf: utf8)
+            return true
+        }
+        if !plain { writeEscaped(string, into: &out) }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Writes a non-negative integer in decimal without going through `String`.
+    static func write(unsigned value: UInt64, into out: inout [UInt8]) {
+        let start = out.count
+        var v = value
+        repeat {
+            out.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10))
+            v /= 10
+        } while v > 0
+        out[start...].reverse()
+    }
+
+    private static func writeEscaped(_ string: String, into out: inout [UInt8]) {
         for unit in string.utf16 {
             switch unit {
             case 0x22: out.append(contentsOf: [0x5C, 0x22])
@@ -61,7 +86,6 @@ enum JSONWriter {
                 out.append(hex[Int(unit) & 0xF])
             }
         }
-        out.append(UInt8(ascii: "\""))
     }
 }
 

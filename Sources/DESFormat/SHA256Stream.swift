@@ -54,6 +54,20 @@ final class SHA256Stream {
         return hexString(out)
     }
 
+    /// Ends the digest and appends it to `out` as 64 lowercase hex digits; the stream is reset.
+    func finalizeHex(appendingTo out: inout [UInt8]) {
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var length: UInt32 = 0
+        withUnsafeMutableBytes(of: &digest) { raw in
+            EVP_DigestFinal_ex(context, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), &length)
+            for b in raw {
+                out.append(hexDigits[Int(b >> 4)])
+                out.append(hexDigits[Int(b & 0x0F)])
+            }
+        }
+        reset()
+    }
+
     /// The SHA-256 of a whole buffer, as lowercase hex.
     static func hex(of buffer: UnsafeRawBufferPointer) -> String {
         let stream = SHA256Stream()

@@ -141,6 +141,63 @@ struct DirectoryPackTests {
         }
     }
 
+    @Test("Reading on a second thread or on one, a tree packs to the same bytes")
+    func concurrentMatchesSerial() throws {
+        try withTempDir { dir in
+            _ = try Self.makeTree(at: dir + "/tree")
+            // Enough files that the reader runs ahead by several chunks of 64 KiB and 64 descriptors.
+            var rng = SeededRNG(seed: 3)
+            try FileManager.default.createDirectory(atPath: dir + "/tree/many", withIntermediateDirectories: true)
+            for i in 0..<600 { try writeFile(dir + "/tree/many/\(i).bin", rng.bytes(Int(rng.next() % 4_000))) }
+            var archives: [[UInt8]] = []
+            for concurrent in [true, false] {
+                var packer = DESDirectoryPacker()
+                packer.concurrentReads = concurrent
+                let path = dir + "/\(concurrent).des"
+                let writer = try DESArchiveWriter(path: path, options: writerOptions(bufferSize: 64 * 1024))
+                let totals = try packer.pack(roots: [dir + "/tree"], into: writer)
+                try writer.close()
+                #expect(totals.files == 608)
+                archives.append(try readFile(path))
+            }
+            #expect(sameBytes(archives[0], archives[1]))
+            #expect(try DESArchiveReader(path: dir + "/true.des").verify().isOK)
+        }
+    }
+
+    @Test("A file name that is not UTF-8 is opened by its bytes, then refused or skipped by name")
+    func nonUTF8NameOnDisk() throws {
+        try withTempDir { dir in
+            let root = dir + "/t"
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            try writeFile(root + "/ok.txt", [1])
+            // "bad<0xFF>.txt": a name no String holds as it is.
+            var raw = Array((root + "/bad").utf8) + [0xFF] + Array(".txt".utf8) + [0]
+            let fd = raw.withUnsafeMutableBufferPointer { p in
+                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { open($0, O_CREAT | O_WRONLY, 0o644) }
+            }
+            #expect(fd >= 0)
+            close(fd)
+            let writer = try DESArchiveWriter(path: dir + "/x.des", options: writerOptions())
+            let e = try #require(formatError { _ = try DESDirectoryPacker().pack(roots: [root], into: writer) })
+            #expect(e.code == .invalidName)
+            #expect(e.message.contains("not valid UTF-8"))
+            writer.abort()
+
+            var skipped: [DESDirectoryPacker.Skipped] = []
+            var packer = DESDirectoryPacker()
+            packer.skipInvalidNames = true
+            packer.onSkip = { skipped.append($0) }
+            let w2 = try DESArchiveWriter(path: dir + "/y.des", options: writerOptions())
+            let totals = try packer.pack(roots: [root], into: w2)
+            try w2.close()
+            #expect(totals.files == 1)
+            #expect(skipped.count == 1)
+            #expect(skipped.first?.reason == "name is not valid UTF-8")
+            #expect(try DESArchiveReader(path: dir + "/y.des").entries.map(\.name) == ["ok.txt"])
+        }
+    }
+
     @Test("A root that is a single file is named by its last component")
     func singleFileRoot() throws {
         try withTempDir { dir in
