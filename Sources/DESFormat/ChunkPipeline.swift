@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// A buffer of file bodies read back to back, with what happened in it, in order.
 ///
@@ -64,6 +65,7 @@ final class ChunkQueue: @unchecked Sendable {
     private var filled: [PipelineChunk] = []
     private var finished = false
     private var failure: (any Error)?
+    private let failed = Atomic<Bool>(false)
 
     init(chunks: Int, chunkSize: Int) {
         free = (0..<chunks).map { _ in PipelineChunk(capacity: chunkSize) }
@@ -134,11 +136,15 @@ final class ChunkQueue: @unchecked Sendable {
     func fail(_ error: any Error) {
         locked {
             if failure == nil { failure = error }
+            failed.store(true, ordering: .releasing)
             pthread_cond_broadcast(condition)
         }
     }
 
-    /// The writer's failure, if any (read after the writer thread has been joined).
+    /// Whether the writer has failed (a cheap check for the reader before each file).
+    var hasFailed: Bool { failed.load(ordering: .acquiring) }
+
+    /// The writer's failure, if any.
     var writerFailure: (any Error)? { locked { failure } }
 }
 

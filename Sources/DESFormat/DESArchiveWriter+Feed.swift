@@ -20,51 +20,45 @@ extension DESArchiveWriter {
     /// Files whose add returned are in the archive even when `produce` throws later;
     /// a failed add leaves nothing of its file behind. When the writer's thread
     /// fails (a write error), the next add throws that error and the writer is failed.
+    /// ``abort()`` called meanwhile (from a callback, say) takes effect when this returns;
+    /// adds throw from then on.
     ///
     /// - Parameter concurrently: `false` does everything on the calling thread.
     public func addFiles(concurrently: Bool = true, _ produce: (DESFileFeed) throws -> Void) throws {
         try checkUsable()
+        let pipeline = concurrently ? try startPipeline() : nil
         feeding = true
-        defer { feeding = false }
-        guard concurrently else {
-            let feed = DESFileFeed(writer: self, pipeline: nil)
-            defer { feed.closed = true }
-            try produce(feed)
-            return
-        }
-        // Our own buffer goes out first; from here on chunks are written at explicit offsets.
-        try flush()
-        let queue = ChunkQueue(chunks: 4, chunkSize: capacity)
-        let start = flushedOffset
-        let first = try queue.takeFree()
-        first.reset(at: start)
-        let writerBox = UnsafeTransfer(self)
-        guard let worker = WorkerThread.start({ writerBox.value.drain(queue) }) else {
-            // No thread to be had: do the same work on this thread.
-            let feed = DESFileFeed(writer: self, pipeline: nil)
-            defer { feed.closed = true }
-            try produce(feed)
-            return
-        }
-        let feed = DESFileFeed(writer: self, pipeline: (queue, first))
+        let feed = DESFileFeed(writer: self, pipeline: pipeline.map { ($0.queue, $0.first) })
         var produceError: (any Error)?
         do { try produce(feed) } catch { produceError = error }
         feed.finish()
-        queue.finish()
-        worker.join()
-        if let failure = queue.writerFailure {
+        if let pipeline {
+            pipeline.queue.finish()
+            pipeline.worker.join()
+        }
+        feeding = false
+        if abortRequested {
+            abort()
+            throw produceError ?? DESFormatError(.writerClosed, "the writer was aborted while adding files", path: path)
+        }
+        if let failure = pipeline?.queue.writerFailure {
             let error = failure as? DESFormatError ?? DESFormatError(.io, "\(failure)", path: partialPath)
             state = .failed(error)
             throw error
         }
-        // The sequential writer continues after the last chunk.
-        flushedOffset = feed.cursor
-        if lseek(fd, off_t(flushedOffset), SEEK_SET) < 0 {
-            let error = ioError("seek after concurrent adds", path: partialPath)
-            state = .failed(error)
-            throw error
-        }
         if let produceError { throw produceError }
+    }
+
+    /// Flushes the writer's own buffer (the chunks follow it), then starts the writer's thread;
+    /// nil when no thread is to be had, and the work is done on the calling thread instead.
+    private func startPipeline() throws -> (queue: ChunkQueue, first: PipelineChunk, worker: WorkerThread)? {
+        try flush()
+        let queue = ChunkQueue(chunks: 4, chunkSize: capacity)
+        let first = try queue.takeFree()
+        first.reset(at: flushedOffset)
+        let writerBox = UnsafeTransfer(self)
+        guard let worker = WorkerThread.start({ writerBox.value.drain(queue) }) else { return nil }
+        return (queue, first, worker)
     }
 
     /// The writer's thread: replays each chunk's events, writes its bytes, and closes the descriptors
@@ -118,15 +112,19 @@ public final class DESFileFeed {
     private let writer: DESArchiveWriter
     private let queue: ChunkQueue?
     private var current: PipelineChunk?
-    /// Where the next byte goes in the archive.
-    fileprivate(set) var cursor: UInt64
-    fileprivate var closed = false
+    private var closed = false
+
+    /// Where the next byte goes in the archive: the writer's own offset, which the feed moves on
+    /// (the writer's buffer is empty while the feed runs), so the writer's `dataLength` stays true.
+    private var cursor: UInt64 {
+        get { writer.flushedOffset }
+        set { writer.flushedOffset = newValue }
+    }
 
     fileprivate init(writer: DESArchiveWriter, pipeline: (ChunkQueue, PipelineChunk)?) {
         self.writer = writer
         self.queue = pipeline?.0
         self.current = pipeline?.1
-        self.cursor = pipeline?.1.archiveOffset ?? 0
     }
 
     /// Adds a file read from an open descriptor of a regular file (not closed here) and returns
@@ -165,6 +163,8 @@ public final class DESFileFeed {
 
     /// Owned descriptors a chunk may carry before it is handed over, full or not.
     static let descriptorsPerChunk = 64
+    /// Events a chunk may carry before it is handed over (bounds memory for runs of empty files).
+    static let eventsPerChunk = 4096
 
     /// The one path every add takes. `descriptor` (or -1) is closed once the file is recorded when this
     /// returns normally; when it throws, the descriptor is still the caller's.
@@ -174,6 +174,7 @@ public final class DESFileFeed {
         if closed {
             throw DESFormatError(.writerClosed, "the feed is used after addFiles returned", path: writer.path)
         }
+        if let queue, queue.hasFailed, let failure = queue.writerFailure { throw failure }
         guard let queue, var target = current else {
             let size = try writer.add(name: name, from: &stream, metadata: metadata, viaFeed: true).dataLength
             if descriptor >= 0 { _ = Glibc.close(descriptor) }
@@ -182,7 +183,9 @@ public final class DESFileFeed {
         try writer.checkNew(name: name, metadata: metadata, reserving: true, viaFeed: true)
         var total: UInt64 = 0
         // A file starts in a chunk with room, so "started in this chunk" below means "nothing has left yet".
-        if target.used == target.capacity || target.descriptors >= Self.descriptorsPerChunk {
+        if target.used == target.capacity || target.descriptors >= Self.descriptorsPerChunk
+            || target.events.count >= Self.eventsPerChunk
+        {
             do {
                 target = try advance(from: target, queue: queue)
             } catch {
@@ -197,7 +200,11 @@ public final class DESFileFeed {
                 if target.used == target.capacity { target = try advance(from: target, queue: queue) }
                 let n = try stream.read(into: target.free)
                 if n == 0 { break }
-                target.events.append(.bytes(offset: target.used, count: n))
+                if case .bytes(let offset, let count)? = target.events.last, offset + count == target.used {
+                    target.events[target.events.count - 1] = .bytes(offset: offset, count: count + n)
+                } else {
+                    target.events.append(.bytes(offset: target.used, count: n))
+                }
                 target.used += n
                 cursor += UInt64(n)
                 total += UInt64(n)

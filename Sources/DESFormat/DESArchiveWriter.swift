@@ -43,7 +43,7 @@ public final class DESArchiveWriter {
     /// The options in force.
     public let options: Options
     /// Entries added so far.
-    public var fileCount: Int { entries.count }
+    public var fileCount: Int { names.count }
     /// Bytes of DATA written so far.
     public var dataLength: UInt64 { position - UInt64(DESFormat.headerSize) }
 
@@ -59,6 +59,8 @@ public final class DESArchiveWriter {
     var names = NameTable()
     /// Set while ``addFiles(concurrently:_:)`` runs: the writer is then fed only through its feed.
     var feeding = false
+    /// ``abort()`` was called while feeding; ``addFiles(concurrently:_:)`` carries it out when its thread is done.
+    var abortRequested = false
     var meta: [UInt8] = []
     let hasher = SHA256Stream()
 
@@ -181,6 +183,9 @@ public final class DESArchiveWriter {
         case .failed(let error): throw DESFormatError(.writerClosed, "writer failed earlier: \(error.message)", path: path)
         case .closed: throw DESFormatError(.writerClosed, "writer is already closed", path: path)
         }
+        if abortRequested {
+            throw DESFormatError(.writerClosed, "the writer was aborted", path: path)
+        }
         if feeding && !viaFeed {
             throw DESFormatError(.writerClosed, "writer is busy in addFiles: add files through its feed", path: path)
         }
@@ -252,8 +257,14 @@ public final class DESArchiveWriter {
     }
 
     /// Abandons the archive: the partial file is removed and nothing is left at `path`.
+    /// Called while ``addFiles(concurrently:_:)`` runs, it takes effect when that returns.
     public func abort() {
         if case .closed = state { return }
+        if feeding {
+            abortRequested = true
+            return
+        }
+        abortRequested = false
         discard()
         state = .closed
     }
@@ -272,7 +283,7 @@ public final class DESArchiveWriter {
     func flush() throws {
         guard used > 0 else { return }
         do {
-            try writeFully(fd, buffer, count: used, path: partialPath)
+            try pwriteFully(fd, buffer, count: used, offset: flushedOffset, path: partialPath)
         } catch {
             let failure = error as? DESFormatError ?? DESFormatError(.io, "\(error)", path: partialPath)
             state = .failed(failure)
@@ -301,7 +312,7 @@ public final class DESArchiveWriter {
             return
         }
         used = 0
-        if ftruncate(fd, off_t(offset)) != 0 || lseek(fd, off_t(offset), SEEK_SET) < 0 {
+        if ftruncate(fd, off_t(offset)) != 0 {
             let error = ioError("truncate after a failed add", path: partialPath)
             state = .failed(error)
             throw error

@@ -6,9 +6,10 @@ import Glibc
 /// named by its path relative to the tree's root, segments joined with `/`.
 ///
 /// Directories are walked depth-first with each directory's entries sorted by
-/// name, so the same tree always gives the same archive. Symbolic links and
-/// special files (devices, FIFOs, sockets) are skipped and reported; a file
-/// whose path breaks the name rules is an error unless `skipInvalidNames` is set.
+/// name, so the same tree always gives the same archive. Symbolic links inside
+/// a tree and special files (devices, FIFOs, sockets) are skipped and reported
+/// (a root that is a link is followed); a file whose path breaks the name rules,
+/// or is not UTF-8, is an error unless `skipInvalidNames` is set.
 public struct DESDirectoryPacker {
     /// Something left out of the archive, and why.
     public struct Skipped: Sendable, CustomStringConvertible {
@@ -69,7 +70,9 @@ public struct DESDirectoryPacker {
                 while base.hasSuffix("/") { base.removeLast() }
                 if let slash = base.lastIndex(of: "/") { base = String(base[base.index(after: slash)...]) }
                 try root.withCString { path in
-                    try addFile(dirFD: AT_FDCWD, entryName: path, diskPath: root, name: base, writer: writer, totals: &totals)
+                    try addFile(
+                        dirFD: AT_FDCWD, entryName: path, followLink: true, diskPath: root, name: base, writer: writer,
+                        totals: &totals)
                 }
             } else {
                 skip(root, "not a regular file or directory", &totals)
@@ -140,14 +143,15 @@ public struct DESDirectoryPacker {
     }
 
     private func addFile(
-        dirFD: Int32, entryName: UnsafePointer<CChar>, diskPath: String, name: String, writer: DESFileFeed,
-        totals: inout Totals
+        dirFD: Int32, entryName: UnsafePointer<CChar>, followLink: Bool = false, diskPath: String, name: String,
+        writer: DESFileFeed, totals: inout Totals
     ) throws {
         if skipInvalidNames && !DESNameRules.isValid(name) {
             skip(diskPath, "name breaks the DES name rules", &totals)
             return
         }
-        let fd = openat(dirFD, entryName, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        // A root named on the command line is followed like a root directory is; links inside a tree are not.
+        let fd = openat(dirFD, entryName, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (followLink ? 0 : O_NOFOLLOW))
         if fd < 0 {
             if errno == ELOOP {
                 skip(diskPath, "symbolic link skipped", &totals)

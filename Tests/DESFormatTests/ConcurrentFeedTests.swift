@@ -205,6 +205,86 @@ struct ConcurrentFeedTests {
         }
     }
 
+    @Test("abort() from inside addFiles takes effect when it returns; adds after it throw; nothing is left")
+    func abortWhileFeeding() throws {
+        try withTempDir { dir in
+            let path = dir + "/a.des"
+            let writer = try DESArchiveWriter(path: path, options: writerOptions(bufferSize: 64 * 1024))
+            let e = try #require(
+                formatError {
+                    try writer.addFiles { feed in
+                        var big = PatternStream(count: 200_000)
+                        try feed.add(name: "big", from: &big)
+                        writer.abort()
+                        var more = PatternStream(count: 10)
+                        #expect(formatError { try feed.add(name: "more", from: &more) }?.code == .writerClosed)
+                    }
+                })
+            #expect(e.code == .writerClosed)
+            #expect(!fileExists(path))
+            #expect(!fileExists(writer.partialPath))
+            #expect(formatError { try writer.close() }?.code == .writerClosed)
+        }
+    }
+
+    @Test("fileCount and dataLength are current while the feed runs")
+    func countsWhileFeeding() throws {
+        try withTempDir { dir in
+            let writer = try DESArchiveWriter(path: dir + "/n.des", options: writerOptions(bufferSize: 64 * 1024))
+            try writer.add(name: "own", bytes: [1, 2, 3])
+            try writer.addFiles { feed in
+                for i in 1...20 {
+                    var s = PatternStream(count: 10_000)
+                    try feed.add(name: "f\(i)", from: &s)
+                    #expect(writer.fileCount == 1 + i)
+                    #expect(writer.dataLength == UInt64(3 + 10_000 * i))
+                }
+            }
+            #expect(writer.fileCount == 21)
+            let summary = try writer.close()
+            #expect(summary.dataLength == 200_003)
+        }
+    }
+
+    @Test("Ten thousand empty files (more events than one chunk holds) go through as the serial writer writes them")
+    func manyEmptyFiles() throws {
+        try withTempDir { dir in
+            var archives: [[UInt8]] = []
+            for concurrently in [true, false] {
+                let path = dir + "/\(concurrently).des"
+                let writer = try DESArchiveWriter(path: path, options: writerOptions())
+                try writer.addFiles(concurrently: concurrently) { feed in
+                    for i in 0..<10_000 {
+                        var s = PatternStream(count: i % 1000 == 0 ? 5 : 0)
+                        try feed.add(name: "e/\(i)", from: &s)
+                    }
+                }
+                try writer.close()
+                archives.append(try readFile(path))
+            }
+            #expect(sameBytes(archives[0], archives[1]))
+            #expect(try DESArchiveReader(path: dir + "/true.des").entries.count == 10_000)
+        }
+    }
+
+    @Test("Names are compared byte for byte: composed and decomposed é are two names, as in the original")
+    func namesAreBytes() throws {
+        try withTempDir { dir in
+            let composed = "caf\u{E9}"
+            let decomposed = "cafe\u{301}"
+            #expect(composed == decomposed)  // Swift's String equality is canonical; archive names are not
+            let writer = try DESArchiveWriter(path: dir + "/u.des", options: writerOptions())
+            try writer.add(name: composed, bytes: [1])
+            try writer.add(name: decomposed, bytes: [2])
+            #expect(formatError { try writer.add(name: "caf\u{E9}", bytes: [3]) }?.code == .duplicateName)
+            try writer.close()
+            let reader = try DESArchiveReader(path: dir + "/u.des")
+            #expect(try reader.file(named: composed) == [1])
+            #expect(try reader.file(named: decomposed) == [2])
+            #expect(reader.index.duplicateNames.isEmpty)
+        }
+    }
+
     @Test("An error thrown by the producer keeps the files added before it; the writer stays usable")
     func producerThrows() throws {
         struct Stop: Error {}

@@ -207,6 +207,12 @@ struct DirectoryPackTests {
             try writer.close()
             #expect(totals.files == 1)
             #expect(try DESArchiveReader(path: dir + "/s.des").file(named: "one.txt") == [1, 2])
+            // A root that is a link is followed, to a file as to a directory, and named by the link.
+            #expect(symlink(dir + "/one.txt", dir + "/alias.txt") == 0)
+            let w2 = try DESArchiveWriter(path: dir + "/l.des", options: writerOptions())
+            #expect(try DESDirectoryPacker().pack(roots: [dir + "/alias.txt"], into: w2).files == 1)
+            try w2.close()
+            #expect(try DESArchiveReader(path: dir + "/l.des").file(named: "alias.txt") == [1, 2])
             let missing = try #require(formatError { _ = try DESDirectoryPacker().pack(roots: [dir + "/none"], into: DESArchiveWriter(path: dir + "/m.des", options: writerOptions())) })
             #expect(missing.code == .io)
         }

@@ -1,4 +1,5 @@
 import DESFormat
+import DESTestSupport
 import Foundation
 import Testing
 
@@ -147,6 +148,23 @@ struct CLIArchiveTests {
             #expect(pack.errLines.first?.hasPrefix("des: warning: ") == true)
             #expect(pack.stderr.contains("link"))
             #expect(try runDES(["ls", "l.des"], in: dir).outLines == ["real"])
+        }
+    }
+
+    @Test("pack that cannot write (file too large) exits 74 and leaves neither an archive nor a partial file")
+    func packWriteFailure() throws {
+        try withTempDir { dir in
+            // 3 MiB of bodies against a 1 MiB limit: the writer's thread fails part-way through.
+            var rng = SeededRNG(seed: 5)
+            for i in 0..<48 { try writeFile(dir + "/src/f\(i)", rng.bytes(64 * 1024)) }
+            let pack = try runDES(["pack", "src", "-o", "out.des"], in: dir, fileSizeLimitKiB: 1024)
+            #expect(pack.status == 74)
+            expectCleanErrorLine(pack)
+            #expect(pack.stderr.contains("File too large"))
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out.des"))
+            #expect(!FileManager.default.fileExists(atPath: dir + "/out.des.partial"))
+            // The same files pack fine without the limit.
+            #expect(try runDES(["pack", "src", "-o", "out.des"], in: dir).status == 0)
         }
     }
 }

@@ -50,10 +50,19 @@ struct RunResult {
 }
 
 /// Runs `des ARGS` in `dir` (stdout and stderr captured through files, so large outputs cannot block).
-func runDES(_ args: [String], in dir: String, environment: [String: String] = [:]) throws -> RunResult {
+/// With `fileSizeLimitKiB`, `des` runs under `ulimit -f` with SIGXFSZ ignored, so a write past the
+/// limit fails with EFBIG, as on a full disk.
+func runDES(
+    _ args: [String], in dir: String, environment: [String: String] = [:], fileSizeLimitKiB: Int? = nil
+) throws -> RunResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: try desBinary())
-    process.arguments = args
+    if let limit = fileSizeLimitKiB {
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", "trap '' XFSZ; ulimit -f \(limit); exec \"$0\" \"$@\"", try desBinary()] + args
+    } else {
+        process.executableURL = URL(fileURLWithPath: try desBinary())
+        process.arguments = args
+    }
     process.currentDirectoryURL = URL(fileURLWithPath: dir)
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
