@@ -9,8 +9,11 @@ struct PackCommand: ParsableCommand {
             Every regular file under each DIR becomes an entry named by its path \
             relative to DIR, with '/' between segments (a DIR that is a file is \
             named by its basename). Each entry's META records its size and SHA-256. \
-            Symbolic links and special files are skipped with a warning. The archive \
-            is written to OUT.partial and renamed only when complete.
+            Symbolic links inside a tree and special files are skipped with a warning \
+            (a DIR that is a link is followed). A file whose name is not UTF-8 or breaks \
+            the name rules stops the pack unless --skip-invalid-names. Files are read on \
+            one thread while another hashes and writes them. The archive is written to \
+            OUT.partial and renamed only when complete.
 
             Examples:
               des pack photos/ -o photos.des
