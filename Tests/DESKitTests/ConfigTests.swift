@@ -95,6 +95,13 @@ private func configError(
         let config = try parse(yaml)
         #expect(config.sources[0].connection.database == "shared.sqlite")
         #expect(config.sources[0].connection.poolSize == 2)
+
+        // A key the mapping sets itself wins over the merged one; an unknown merged key is still an error.
+        let own = try parse(yaml.replacingOccurrences(of: "pool_size: 2", with: "pool_size: 2\n      database: own.sqlite"))
+        #expect(own.sources[0].connection.database == "own.sqlite")
+        let unknown = try #require(configError(yaml.replacingOccurrences(of: "database: shared.sqlite", with: "databse: shared.sqlite")))
+        #expect(unknown.code == .unknownKey)
+        #expect(unknown.suggestion == "database")
     }
 
     @Test func suggestionDistance() {

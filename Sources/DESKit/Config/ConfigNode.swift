@@ -82,28 +82,27 @@ struct ConfigMapping {
             guard case .scalar(let scalar) = key else {
                 throw context.error(.wrongType, at: key.mark, path: path, "keys must be plain words, got \(Self.describe(key, secret: false))")
             }
-            let name = scalar.string
-            if allowExtensions, name.hasPrefix("x-") { continue }
-            guard allowed.contains(name) else {
-                throw context.error(
-                    .unknownKey, at: key.mark, path: ConfigContext.join(path, name), "unknown key '\(name)'",
-                    suggestion: KeySuggestion.suggest(for: name, among: allowed))
-            }
-            keys.append(name)
-            entries[name] = (key.mark, value)
+            try accept(scalar.string, at: key.mark, value: value, allowed: allowed, allowExtensions: allowExtensions)
         }
         // Merged keys count only where the mapping does not set them itself.
         for (key, value) in merged {
             guard let name = key.scalar?.string, entries[name] == nil else { continue }
-            if allowExtensions, name.hasPrefix("x-") { continue }
-            guard allowed.contains(name) else {
-                throw context.error(
-                    .unknownKey, at: key.mark, path: ConfigContext.join(path, name), "unknown key '\(name)'",
-                    suggestion: KeySuggestion.suggest(for: name, among: allowed))
-            }
-            keys.append(name)
-            entries[name] = (key.mark, value)
+            try accept(name, at: key.mark, value: value, allowed: allowed, allowExtensions: allowExtensions)
         }
+    }
+
+    /// Records key `name` (an `x-` extension is ignored when allowed; a key not in `allowed` is an error).
+    private mutating func accept(_ name: String, at keyMark: Mark?, value: Node, allowed: [String], allowExtensions: Bool)
+        throws
+    {
+        if allowExtensions, name.hasPrefix("x-") { return }
+        guard allowed.contains(name) else {
+            throw context.error(
+                .unknownKey, at: keyMark, path: ConfigContext.join(path, name), "unknown key '\(name)'",
+                suggestion: KeySuggestion.suggest(for: name, among: allowed))
+        }
+        keys.append(name)
+        entries[name] = (keyMark, value)
     }
 
     // MARK: Positions and errors
