@@ -73,7 +73,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite"]),
-        .executableTarget(name: "des-bench", dependencies: ["DESFormat"], path: "Benchmarks/des-bench"),
+        .executableTarget(name: "des-bench", dependencies: ["DESFormat", "DESTestSupport"], path: "Benchmarks/des-bench"),
 
         .target(name: "DESTestSupport", path: "Tests/DESTestSupport"),
         .testTarget(name: "DESFormatTests", dependencies: ["DESFormat", "DESTestSupport"]),

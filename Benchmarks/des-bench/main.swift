@@ -5,18 +5,8 @@
 // Prints `key value` lines: warm random file(named:) gets/s from one thread (best of three windows),
 // and batch reads (positional mode) with the number of merged reads.
 import DESFormat
+import DESTestSupport
 import Foundation
-
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
@@ -44,7 +34,7 @@ do {
     let reader = try DESArchiveReader(path: path)
     let names = reader.entries.map(\.name)
     guard !names.isEmpty else { fail("archive is empty") }
-    var rng = SplitMix64(state: seed)
+    var rng = SeededRNG(seed: seed)
     let picks = (0..<(1 << 20)).map { _ in names[Int(rng.next() % UInt64(names.count))] }
 
     // Warm-up: touch every page once.

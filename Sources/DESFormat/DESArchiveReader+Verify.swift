@@ -90,8 +90,7 @@ extension DESArchiveReader {
 
     /// Checks one entry's body against its recorded checksum; throws `checksumMismatch` if it differs.
     public func checkedFile(named name: String) throws -> [UInt8] {
-        let entry = try requireEntry(name)
-        let data = try bytes(of: entry)
+        let data = try bytes(at: requirePosition(name))
         let meta = try self.meta(named: name)
         if let want = meta["sha256"]?.stringValue {
             let got = data.withUnsafeBytes { SHA256Stream.hex(of: $0) }

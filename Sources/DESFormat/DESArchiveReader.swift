@@ -117,24 +117,17 @@ public final class DESArchiveReader: @unchecked Sendable {
 
     /// The bytes of the file `name`.
     public func file(named name: String) throws -> [UInt8] {
-        // The hot path reads the entry's numbers in place: copying the entry would touch its name too.
-        let i = try requirePosition(name)
-        let length = index.entries[i].dataLength
-        guard !index.entries[i].flags.contains(.external), length > 0 else { return try bytes(of: index.entries[i]) }
-        return try read(offset: index.entries[i].dataOffset, length: length, countAsBody: true)
+        try bytes(at: requirePosition(name))
     }
 
     /// Calls `body` with the file's bytes without copying them (mapped mode) or after one read.
     public func withFile<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let i = try requirePosition(name)
         let length = index.entries[i].dataLength
-        guard !index.entries[i].flags.contains(.external), length > 0 else {
-            return try bytes(of: index.entries[i]).withUnsafeBytes(body)
-        }
-        if let mapping {
+        if let mapping, length > 0, !index.entries[i].flags.contains(.external) {
             return try body(UnsafeRawBufferPointer(start: mapping + Int(index.entries[i].dataOffset), count: Int(length)))
         }
-        return try read(offset: index.entries[i].dataOffset, length: length, countAsBody: true).withUnsafeBytes(body)
+        return try bytes(at: i).withUnsafeBytes(body)
     }
 
     /// The META of `name`, parsed.
@@ -187,15 +180,19 @@ public final class DESArchiveReader: @unchecked Sendable {
         return i
     }
 
-    func bytes(of entry: DESIndexEntry) throws -> [UInt8] {
-        if entry.isExternal {
+    /// The body of the entry at position `i` of the index. Its numbers are read in place, as this is every
+    /// get's path: copying the entry would touch its name too.
+    func bytes(at i: Int) throws -> [UInt8] {
+        if index.entries[i].flags.contains(.external) {
+            let entry = index.entries[i]
             throw DESFormatError(
                 .externalEntry,
                 "\(DESNameRules.quoted(entry.name)) is stored outside the archive (external key \(externalKey(of: entry)))",
                 path: path)
         }
-        if entry.dataLength == 0 { return [] }
-        return try read(offset: entry.dataOffset, length: entry.dataLength, countAsBody: true)
+        let length = index.entries[i].dataLength
+        if length == 0 { return [] }
+        return try read(offset: index.entries[i].dataOffset, length: length, countAsBody: true)
     }
 
     func externalKey(of entry: DESIndexEntry) -> String {

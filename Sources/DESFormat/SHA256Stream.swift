@@ -47,11 +47,10 @@ final class SHA256Stream {
 
     /// Ends the digest and returns it as lowercase hex; the stream is reset.
     func finalizeHex() -> String {
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        EVP_DigestFinal_ex(context, &out, &length)
-        reset()
-        return hexString(out)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(64)
+        finalizeHex(appendingTo: &hex)
+        return String(decoding: hex, as: UTF8.self)
     }
 
     /// Ends the digest and appends it to `out` as 64 lowercase hex digits; the stream is reset.
@@ -77,16 +76,3 @@ final class SHA256Stream {
 }
 
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
-/// Lowercase hex of bytes.
-func hexString(_ bytes: [UInt8]) -> String {
-    String(unsafeUninitializedCapacity: bytes.count * 2) { out in
-        var i = 0
-        for b in bytes {
-            out[i] = hexDigits[Int(b >> 4)]
-            out[i + 1] = hexDigits[Int(b & 0x0F)]
-            i += 2
-        }
-        return i
-    }
-}
