@@ -2,7 +2,7 @@
 import PackageDescription
 
 // DES: packs billions of small files into append-only container archives.
-// Module layout and dependency direction: see ../shared/DESIGN.md §2.
+// Module layout and dependency direction: see docs/architecture.md.
 //   DESFormat, DESNaming        -> nothing of ours (only the libcrypto shim)
 //   DESKit                      -> DESFormat, DESNaming
 //   DESStorage, DESEngine       -> DESKit
@@ -35,7 +35,9 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
-        .target(name: "DESFormat", dependencies: ["CDESCrypto"]),
+        // CRC-32C for the archive seal (hardware instructions where present).
+        .target(name: "CDESChecksum", path: "Sources/CDESChecksum"),
+        .target(name: "DESFormat", dependencies: ["CDESCrypto", "CDESChecksum"]),
         .target(name: "DESNaming", dependencies: ["CDESCrypto"]),
         .target(
             name: "DESKit",
@@ -73,6 +75,10 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite"]),
+        // Fuzz targets (archive reader, config loader) and their seeded-mutation driver (`make fuzz`).
+        .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
+        .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz"], path: "Fuzz/des-fuzz"),
+        .executableTarget(name: "des-libfuzzer", dependencies: ["DESFuzz"], path: "Fuzz/des-libfuzzer"),
         .executableTarget(name: "des-bench", dependencies: ["DESFormat", "DESTestSupport"], path: "Benchmarks/des-bench"),
 
         .target(name: "DESTestSupport", path: "Tests/DESTestSupport"),

@@ -51,7 +51,11 @@ private func transferFully(
 func preadFully(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, count: Int, offset: UInt64, path: String) throws {
     try transferFully(
         count, "read", path: path,
-        atEnd: { DESFormatError(.regionOutOfBounds, "unexpected end of file at offset \(offset + UInt64($0))", path: path) }
+        atEnd: {
+            DESFormatError(
+                .truncated, "the file ended at offset \(offset + UInt64($0)) while reading \(count) bytes at \(offset): it shrank or was truncated",
+                path: path)
+        }
     ) { done in pread(fd, buffer + done, count - done, off_t(offset) + off_t(done)) }
 }
 

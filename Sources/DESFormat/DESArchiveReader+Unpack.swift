@@ -20,9 +20,15 @@ extension DESArchiveReader {
     /// path component is opened with `O_NOFOLLOW`, so a symbolic link planted
     /// inside the directory cannot redirect a write. Existing files are an error
     /// unless `overwrite` is set. External entries are skipped and listed.
-    public func unpack(to directory: String, overwrite: Bool = false, onFile: (String) -> Void = { _ in }) throws
-        -> UnpackTotals
-    {
+    ///
+    /// With `verify` (the default) each body is hashed as it is written and checked
+    /// against the `sha256` in its META before it gets its name: a body that does
+    /// not match stops the unpack with `checksumMismatch` and leaves no file behind
+    /// for that entry. Each file is written under a temporary name and renamed into
+    /// place, so no name ever holds a half-written body.
+    public func unpack(
+        to directory: String, overwrite: Bool = false, verify: Bool = true, onFile: (String) -> Void = { _ in }
+    ) throws -> UnpackTotals {
         for entry in index.entries {
             do {
                 try DESNameRules.validate(entry.name)
@@ -63,34 +69,54 @@ extension DESArchiveReader {
                 dirFD = cachedFD
             }
             let target = directory + "/" + entry.name
-            var fd = openat(dirFD, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-            if fd < 0 && errno == EEXIST {
+            let want = verify ? try checksumCheck(for: entry.name, size: entry.dataLength) : nil
+            var st = stat()
+            if fstatat(dirFD, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 {
                 guard overwrite else {
                     throw DESFormatError(.outputExists, "already exists (set overwrite to replace it)", path: target)
                 }
-                var st = stat()
-                if fstatat(dirFD, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+                if (st.st_mode & S_IFMT) == S_IFDIR {
                     throw DESFormatError(.unsafePath, "a directory is in the way", path: target)
                 }
-                if unlinkat(dirFD, leaf, 0) != 0 { throw ioError("remove existing file", path: target) }
-                fd = openat(dirFD, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             }
-            if fd < 0 { throw ioError("create", path: target) }
-            defer { _ = Glibc.close(fd) }
-            try forEachChunk(offset: entry.dataOffset, length: entry.dataLength) { chunk in
-                if let base = chunk.baseAddress, chunk.count > 0 {
-                    try writeFully(fd, base, count: chunk.count, path: target)
-                }
-            }
-            var st = stat()
-            if fstat(fd, &st) != 0 || UInt64(st.st_size) != entry.dataLength {
-                throw DESFormatError(.io, "short write (disk full?)", path: target)
-            }
+            try writeEntry(entry, into: dirFD, leaf: leaf, target: target, checksum: want)
             totals.files += 1
             totals.bytes += entry.dataLength
             onFile(entry.name)
         }
         return totals
+    }
+
+    /// Writes one body to a temporary name beside `leaf`, checks its size and checksum, and renames it
+    /// into place (replacing a file or link there, never following one). On any failure the temporary file is removed.
+    private func writeEntry(_ entry: DESIndexEntry, into dirFD: Int32, leaf: String, target: String, checksum want: String?)
+        throws
+    {
+        let temp = ".\(leaf.prefix(200)).des-unpack-\(getpid())"
+        _ = unlinkat(dirFD, temp, 0)
+        let fd = openat(dirFD, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        if fd < 0 { throw ioError("create", path: target) }
+        var done = false
+        defer {
+            _ = Glibc.close(fd)
+            if !done { _ = unlinkat(dirFD, temp, 0) }
+        }
+        let hasher = want == nil ? nil : SHA256Stream()
+        try forEachChunk(offset: entry.dataOffset, length: entry.dataLength) { chunk in
+            if let base = chunk.baseAddress, chunk.count > 0 {
+                hasher?.update(chunk)
+                try writeFully(fd, base, count: chunk.count, path: target)
+            }
+        }
+        var st = stat()
+        if fstat(fd, &st) != 0 || UInt64(st.st_size) != entry.dataLength {
+            throw DESFormatError(.io, "short write (disk full?)", path: target)
+        }
+        if let want, let hasher {
+            try Self.compare(got: hasher.finalizeHex(), want: want, name: entry.name, path: path)
+        }
+        if renameat(dirFD, temp, dirFD, leaf) != 0 { throw ioError("rename into place", path: target) }
+        done = true
     }
 
     /// Opens (creating as needed) `root/parts...`, refusing to follow symbolic links.

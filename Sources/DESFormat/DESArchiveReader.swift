@@ -7,18 +7,22 @@ import Synchronization
 
 /// Reads a DES v1 archive on local disk.
 ///
-/// Opening validates the header, footer and index (DESIGN.md §3) and loads the
-/// index once into a hash map; every later lookup is a dictionary access plus
-/// one copy. By default the archive is memory-mapped; ``Mode/positional`` uses
-/// `pread` instead (one read per file, merged reads for batches).
+/// Opening validates the header, footer, seal and index (`docs/format.md`) and
+/// loads the index once into a hash table; every later lookup is a table probe
+/// plus one read. By default bodies are read with `pread` (one read per file,
+/// merged reads for batches), so a file that shrinks under the reader is a typed
+/// ``DESFormatError/Code/truncated`` error. ``Mode/mapped`` maps the archive
+/// instead — faster for repeated reads, but only for archives nothing truncates
+/// while they are open: touching a page past a new end of file raises SIGBUS.
 ///
 /// A reader is immutable after opening and safe to share between threads.
 public final class DESArchiveReader: @unchecked Sendable {
     /// How bytes are fetched from the file.
     public enum Mode: Sendable {
-        /// Map the archive into memory (fastest for repeated reads).
+        /// Map the archive into memory: fastest for repeated reads, for archives that are
+        /// never truncated while open (a truncated mapping raises SIGBUS, not an error).
         case mapped
-        /// Use positional reads (`pread`); batch reads merge neighbouring ranges.
+        /// Use positional reads (`pread`), the default; batch reads merge neighbouring ranges.
         case positional
     }
 
@@ -34,7 +38,7 @@ public final class DESArchiveReader: @unchecked Sendable {
     private let readCounter = Atomic<Int>(0)
 
     /// Opens and validates an archive.
-    public init(path: String, mode: Mode = .mapped) throws {
+    public init(path: String, mode: Mode = .positional) throws {
         self.path = path
         self.mode = mode
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -93,14 +97,13 @@ public final class DESArchiveReader: @unchecked Sendable {
         }
         let footer = try footerBytes.withUnsafeBytes { raw throws in try DESFooter.decode(raw) }
         try footer.validate(archiveSize: size)
-        var indexBytes = [UInt8](repeating: 0, count: Int(footer.indexLength))
-        if !indexBytes.isEmpty {
-            try indexBytes.withUnsafeMutableBytes { raw throws in
-                try preadFully(fd, raw.baseAddress.unsafelyUnwrapped, count: raw.count, offset: footer.indexStart, path: path)
-            }
+        // One read of the tail: INDEX and the footer, with META before them when sealed.
+        var tail = [UInt8](repeating: 0, count: Int(size - footer.tailStart))
+        try tail.withUnsafeMutableBytes { raw throws in
+            try preadFully(fd, raw.baseAddress.unsafelyUnwrapped, count: raw.count, offset: footer.tailStart, path: path)
         }
-        return try indexBytes.withUnsafeBytes { raw throws in
-            try DESIndex(indexBytes: raw, footer: footer, archiveSize: size)
+        return try tail.withUnsafeBytes { raw throws in
+            try DESIndex(tail: raw, footer: footer, archiveSize: size)
         }
     }
 
@@ -112,6 +115,8 @@ public final class DESArchiveReader: @unchecked Sendable {
     public func entry(named name: String) -> DESIndexEntry? { index.entry(named: name) }
     /// Every entry, in index order.
     public var entries: [DESIndexEntry] { index.entries }
+    /// Whether the archive is sealed (its seal was checked when it opened).
+    public var isSealed: Bool { index.isSealed }
     /// Number of `pread` calls made for file bodies so far (0 in mapped mode).
     public var bodyReadCount: Int { readCounter.load(ordering: .relaxed) }
 

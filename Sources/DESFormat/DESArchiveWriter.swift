@@ -165,11 +165,25 @@ public final class DESArchiveWriter {
     }
 
     /// Records a file whose body is stored elsewhere (flag `external`): `data_offset` 0,
-    /// `data_length` the real size, META with `is_external` and `external_key`.
+    /// `data_length` the real size (at most 5 TiB), META with `is_external` and `external_key`.
+    /// With checksums on (a sealed archive) the body's `sha256` is required.
     @discardableResult
     public func addExternal(
         name: String, size: UInt64, externalKey: String, sha256: String? = nil, metadata: DESMetadata = [:]
     ) throws -> DESIndexEntry {
+        try checkNew(name: name, metadata: metadata, reserving: false)
+        if options.checksums {
+            guard let sha256, sha256.count == 64, sha256.lowercased().utf8.allSatisfy(isHexDigit) else {
+                throw DESFormatError(
+                    .missingChecksum,
+                    "external entry \(DESNameRules.quoted(name)) needs the sha256 of its body (64 hex digits): a sealed archive records one for every entry",
+                    path: path)
+            }
+        }
+        guard size <= DESFormat.maximumExternalLength else {
+            throw DESFormatError(
+                .invalidName, "external entry \(DESNameRules.quoted(name)) is \(size) bytes, over the 5 TiB limit", path: path)
+        }
         try checkNew(name: name, metadata: metadata, reserving: true)
         return record(
             name: name, offset: 0, length: size, metadata: metadata, externalKey: externalKey,
@@ -226,10 +240,17 @@ public final class DESArchiveWriter {
             try append(meta)
             let indexStart = position
             try append(index)
-            let footer = DESFooter(
+            var footer = DESFooter(
                 dataStart: UInt64(DESFormat.headerSize), dataLength: dataEnd - UInt64(DESFormat.headerSize),
                 metaStart: metaStart, metaLength: UInt64(meta.count), indexStart: indexStart,
                 indexLength: UInt64(index.count), fileCount: UInt64(entries.count))
+            if options.checksums {
+                // Every entry carries its sha256 and size: seal META, INDEX and the footer's values.
+                footer.sealVersion = DESFormat.sealVersion
+                footer.sealCRC = meta.withUnsafeBytes { m in
+                    index.withUnsafeBytes { i in DESFooter.sealCRC(meta: m, index: i, fields: footer.fieldBytes) }
+                }
+            }
             try append(footer.bytes)
             try flush()
             if options.syncOnClose && fsync(fd) != 0 { throw ioError("fsync", path: partialPath) }

@@ -1,4 +1,10 @@
-/// The 72-byte footer: where each region starts and how long it is, and the file count.
+/// The 72-byte footer: where each region starts and how long it is, the file count,
+/// and — in archives DES writes with checksums — the seal.
+///
+/// The seal lives in the 7 bytes after the footer's version byte, which the
+/// original implementation writes as zeros and ignores when reading: byte 9 is
+/// the seal version (0 = unsealed), bytes 10–13 a CRC-32C (little-endian) over
+/// META, INDEX and the footer's seven values, bytes 14–15 zero.
 public struct DESFooter: Sendable, Equatable {
     /// Offset of the DATA region (16 in every archive written so far).
     public var dataStart: UInt64
@@ -14,12 +20,21 @@ public struct DESFooter: Sendable, Equatable {
     public var indexLength: UInt64
     /// Number of entries in the index.
     public var fileCount: UInt64
+    /// The seal version: 0 for an unsealed archive (the original's), ``DESFormat/sealVersion`` when sealed.
+    public var sealVersion: UInt8
+    /// The CRC-32C the seal records (0 when unsealed).
+    public var sealCRC: UInt32
 
-    /// Creates a footer from its seven values.
+    /// Whether the footer carries a seal.
+    public var isSealed: Bool { sealVersion != 0 }
+
+    /// Creates a footer from its seven values (unsealed unless a seal is given).
     public init(
         dataStart: UInt64, dataLength: UInt64, metaStart: UInt64, metaLength: UInt64,
-        indexStart: UInt64, indexLength: UInt64, fileCount: UInt64
+        indexStart: UInt64, indexLength: UInt64, fileCount: UInt64, sealVersion: UInt8 = 0, sealCRC: UInt32 = 0
     ) {
+        self.sealVersion = sealVersion
+        self.sealCRC = sealCRC
         self.dataStart = dataStart
         self.dataLength = dataLength
         self.metaStart = metaStart
@@ -34,12 +49,26 @@ public struct DESFooter: Sendable, Equatable {
         var out = DESFormat.footerMagic
         out.reserveCapacity(DESFormat.footerSize)
         out.append(DESFormat.version)
-        out.append(contentsOf: [UInt8](repeating: 0, count: 7))
+        out.append(sealVersion)
+        out.appendLE(sealCRC)
+        out.append(contentsOf: [0, 0])
+        out.append(contentsOf: fieldBytes)
+        return out
+    }
+
+    /// The seven values as stored (footer bytes 16–71): the part of the footer the seal covers.
+    public var fieldBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(56)
         for v in [dataStart, dataLength, metaStart, metaLength, indexStart, indexLength, fileCount] {
             out.appendLE(v)
         }
         return out
     }
+
+    /// Where a reader's tail read must start to load and check the index: META's start when the
+    /// archive is sealed (the seal covers META), INDEX's start otherwise. Valid after ``validate(archiveSize:)``.
+    public var tailStart: UInt64 { isSealed ? metaStart : indexStart }
 
     /// Decodes a footer, checking its magic and version.
     public static func decode(_ raw: UnsafeRawBufferPointer) throws -> DESFooter {
@@ -55,11 +84,45 @@ public struct DESFooter: Sendable, Equatable {
         guard raw[8] == DESFormat.version else {
             throw DESFormatError(.badFooterVersion, "unsupported footer version \(raw[8]) (this reader knows version 1)")
         }
+        let seal = raw[9]
+        let crc = raw.loadLE(UInt32.self, at: 10)
+        if seal == 0 {
+            guard raw[10..<16].allSatisfy({ $0 == 0 }) else {
+                throw DESFormatError(
+                    .badSeal,
+                    "footer bytes 10–15 are not zero in an unsealed archive: the seal byte was cleared or the footer is damaged")
+            }
+        } else {
+            guard seal == DESFormat.sealVersion else {
+                throw DESFormatError(.badSeal, "unknown seal version \(seal) in the footer (this reader knows seal version \(DESFormat.sealVersion))")
+            }
+            guard raw[14] == 0, raw[15] == 0 else {
+                throw DESFormatError(.badSeal, "footer bytes 14–15 are not zero in a sealed archive")
+            }
+        }
         return DESFooter(
             dataStart: raw.loadLE(UInt64.self, at: 16), dataLength: raw.loadLE(UInt64.self, at: 24),
             metaStart: raw.loadLE(UInt64.self, at: 32), metaLength: raw.loadLE(UInt64.self, at: 40),
             indexStart: raw.loadLE(UInt64.self, at: 48), indexLength: raw.loadLE(UInt64.self, at: 56),
-            fileCount: raw.loadLE(UInt64.self, at: 64))
+            fileCount: raw.loadLE(UInt64.self, at: 64), sealVersion: seal, sealCRC: crc)
+    }
+
+    /// The CRC-32C a seal records: over META, then INDEX, then the footer's seven values.
+    public static func sealCRC(meta: UnsafeRawBufferPointer, index: UnsafeRawBufferPointer, fields: [UInt8]) -> UInt32 {
+        var crc = CRC32C.update(0, meta)
+        crc = CRC32C.update(crc, index)
+        return fields.withUnsafeBytes { CRC32C.update(crc, $0) }
+    }
+
+    /// Checks the seal against META and INDEX as read (does nothing for an unsealed footer).
+    public func checkSeal(meta: UnsafeRawBufferPointer, index: UnsafeRawBufferPointer) throws {
+        guard isSealed else { return }
+        let got = Self.sealCRC(meta: meta, index: index, fields: fieldBytes)
+        guard got == sealCRC else {
+            throw DESFormatError(
+                .sealMismatch,
+                "seal check failed: META, INDEX and footer hash to CRC-32C \(hex32(got)), the seal says \(hex32(sealCRC)) (a name, META, flag or offset was changed)")
+        }
     }
 
     /// Checks the footer against the archive's total size, in the order DESIGN.md §3 gives:
@@ -101,6 +164,12 @@ public struct DESFooter: Sendable, Equatable {
                 .regionsOutOfOrder, "INDEX region (\(indexStart)+\(indexLength)) runs past the footer at \(footerStart)")
         }
     }
+}
+
+/// `0x` and eight hex digits.
+func hex32(_ v: UInt32) -> String {
+    let digits = String(v, radix: 16)
+    return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
 }
 
 /// Bytes shown as a quoted ASCII string with non-printables escaped.

@@ -3,7 +3,8 @@
 /// A DES v1 archive is, in order: a 16-byte header, the DATA region (file
 /// bodies back to back), the META region (one compact JSON object per file),
 /// the INDEX region (one entry per file) and a 72-byte footer. All integers are
-/// little-endian. See `DESIGN.md` §3 for the full description.
+/// little-endian. `docs/format.md` describes every byte, and the seal that
+/// archives written with checksums carry in the footer's reserved bytes.
 public enum DESFormat {
     /// The header magic, `DESHEAD1`.
     public static let headerMagic: [UInt8] = Array("DESHEAD1".utf8)
@@ -25,6 +26,13 @@ public enum DESFormat {
     public static let maximumNameLength = Int(UInt16.max)
     /// Default gap (1 MiB) under which neighbouring ranges of a batch read are merged.
     public static let defaultMaxGap = 1 << 20
+    /// The seal version DES writes in the footer's first reserved byte (0 = unsealed).
+    public static let sealVersion: UInt8 = 1
+    /// The largest size an external entry may claim: 5 TiB, S3's largest object.
+    public static let maximumExternalLength: UInt64 = 5 << 40
+    /// The flag bits a reader accepts: external and deleted. Compressed and encrypted
+    /// are reserved (this reader can decode neither); any other bit is unknown.
+    public static let supportedFlags: DESEntryFlags = [.external, .deleted]
 }
 
 /// The per-entry flag bits stored in the index.

@@ -9,7 +9,7 @@ public struct DESFormatError: Error, Sendable, CustomStringConvertible, Equatabl
             case tooSmall, badHeaderMagic, badHeaderVersion, badFooterMagic, badFooterVersion
             case badFileCount, regionOutOfBounds, regionsOutOfOrder, badIndexEntry, badMetadata
             case invalidName, duplicateName, reservedMetadataKey, notFound, externalEntry
-            case checksumMismatch, sizeMismatch, io, writerClosed, outputExists, unsafePath
+            case checksumMismatch, sizeMismatch, badSeal, sealMismatch, missingChecksum, unsupportedEntry, truncated, io, writerClosed, outputExists, unsafePath
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -48,6 +48,16 @@ public struct DESFormatError: Error, Sendable, CustomStringConvertible, Equatabl
         public static let checksumMismatch = Code(.checksumMismatch)
         /// A body's size disagrees with its META or its source.
         public static let sizeMismatch = Code(.sizeMismatch)
+        /// The footer's seal bytes are malformed (unknown seal version, non-zero reserved bytes).
+        public static let badSeal = Code(.badSeal)
+        /// META, INDEX or the footer no longer match the seal's CRC-32C.
+        public static let sealMismatch = Code(.sealMismatch)
+        /// An entry of a sealed archive lacks its `sha256` or `size`.
+        public static let missingChecksum = Code(.missingChecksum)
+        /// An entry uses a flag this reader cannot honour (compressed, encrypted, or an unknown bit).
+        public static let unsupportedEntry = Code(.unsupportedEntry)
+        /// The archive ended early while being read: it shrank or was truncated under the reader.
+        public static let truncated = Code(.truncated)
         /// An operating-system call failed.
         public static let io = Code(.io)
         /// The writer was already closed or aborted.
@@ -64,7 +74,7 @@ public struct DESFormatError: Error, Sendable, CustomStringConvertible, Equatabl
             switch base {
             case .tooSmall, .badHeaderMagic, .badHeaderVersion, .badFooterMagic, .badFooterVersion,
                 .badFileCount, .regionOutOfBounds, .regionsOutOfOrder, .badIndexEntry, .badMetadata,
-                .checksumMismatch:
+                .checksumMismatch, .badSeal, .sealMismatch, .missingChecksum, .unsupportedEntry, .truncated:
                 return true
             default:
                 return false

@@ -55,13 +55,36 @@ public struct DESIndex: Sendable {
     public let duplicateNames: [String]
     private let positions: NameTable
 
-    /// Parses and validates an index region.
+    /// Whether the archive carries a seal (its footer, META and INDEX were checked against it).
+    public var isSealed: Bool { footer.isSealed }
+
+    /// Parses and validates the index from the archive's tail: the last `tail.count` bytes,
+    /// starting at or before ``DESFooter/tailStart`` (META's start when sealed, so that the
+    /// seal can be checked) and ending with the footer.
     ///
     /// - Parameters:
-    ///   - indexBytes: exactly the INDEX region (`footer.indexLength` bytes).
-    ///   - footer: the archive's footer, already validated against `archiveSize`.
+    ///   - tail: the end of the archive, footer included.
+    ///   - footer: the archive's footer, already decoded and validated against `archiveSize`.
     ///   - archiveSize: the archive's total size.
-    public init(indexBytes: UnsafeRawBufferPointer, footer: DESFooter, archiveSize: UInt64) throws {
+    public init(tail: UnsafeRawBufferPointer, footer: DESFooter, archiveSize: UInt64) throws {
+        let tailOffset = archiveSize - UInt64(tail.count)
+        guard tail.count >= DESFormat.footerSize, tailOffset <= footer.tailStart else {
+            throw DESFormatError(
+                .badIndexEntry, "the tail read (\(tail.count) bytes) does not reach back to offset \(footer.tailStart)")
+        }
+        func slice(_ start: UInt64, _ length: UInt64) -> UnsafeRawBufferPointer {
+            let s = Int(start - tailOffset)
+            return UnsafeRawBufferPointer(rebasing: tail[s..<(s + Int(length))])
+        }
+        let index = slice(footer.indexStart, footer.indexLength)
+        if footer.isSealed {
+            try footer.checkSeal(meta: slice(footer.metaStart, footer.metaLength), index: index)
+        }
+        try self.init(indexBytes: index, footer: footer, archiveSize: archiveSize)
+    }
+
+    /// Parses and validates an index region (the seal, if any, must already have been checked).
+    init(indexBytes: UnsafeRawBufferPointer, footer: DESFooter, archiveSize: UInt64) throws {
         guard UInt64(indexBytes.count) == footer.indexLength else {
             throw DESFormatError(.badIndexEntry, "index region is \(indexBytes.count) bytes, footer says \(footer.indexLength)")
         }
@@ -99,7 +122,14 @@ public struct DESIndex: Sendable {
                 metaOffset: indexBytes.loadLE(UInt64.self, at: fixed + 16),
                 metaLength: indexBytes.loadLE(UInt64.self, at: fixed + 24),
                 flags: DESEntryFlags(rawValue: indexBytes.loadLE(UInt32.self, at: fixed + 32)))
-            if !entry.isExternal {
+            try Self.checkFlags(entry)
+            if entry.isExternal {
+                if entry.dataLength > DESFormat.maximumExternalLength {
+                    throw DESFormatError(
+                        .badIndexEntry,
+                        "entry \(DESNameRules.quoted(name)): external size \(entry.dataLength) exceeds the limit of \(DESFormat.maximumExternalLength) bytes (5 TiB)")
+                }
+            } else {
                 let (end, overflow) = entry.dataOffset.addingReportingOverflow(entry.dataLength)
                 if overflow || !dataRange.contains(entry.dataOffset) || !dataRange.contains(end) {
                     throw DESFormatError(
@@ -129,6 +159,16 @@ public struct DESIndex: Sendable {
         self.duplicateNames = duplicates
     }
 
+    /// Refuses flags this reader cannot honour: compressed and encrypted (reserved) and unknown bits.
+    private static func checkFlags(_ entry: DESIndexEntry) throws {
+        let unsupported = entry.flags.subtracting(DESFormat.supportedFlags)
+        guard unsupported.isEmpty else {
+            throw DESFormatError(
+                .unsupportedEntry,
+                "entry \(DESNameRules.quoted(entry.name)) has flags \(unsupported.names.joined(separator: ", ")) (0x\(String(entry.flags.rawValue, radix: 16))), which this reader does not support")
+        }
+    }
+
     /// The entry with this name, if any.
     @inline(__always)
     public func entry(named name: String) -> DESIndexEntry? {
@@ -152,9 +192,8 @@ public struct DESIndex: Sendable {
         try validateHeader(UnsafeRawBufferPointer(rebasing: archive.prefix(min(archive.count, DESFormat.headerSize))), archiveSize: size)
         let footer = try DESFooter.decode(UnsafeRawBufferPointer(rebasing: archive.suffix(DESFormat.footerSize)))
         try footer.validate(archiveSize: size)
-        let start = Int(footer.indexStart)
-        let index = UnsafeRawBufferPointer(rebasing: archive[start..<(start + Int(footer.indexLength))])
-        return try DESIndex(indexBytes: index, footer: footer, archiveSize: size)
+        return try DESIndex(
+            tail: UnsafeRawBufferPointer(rebasing: archive[Int(footer.tailStart)...]), footer: footer, archiveSize: size)
     }
 
     /// Checks the archive size and the 16-byte header (the first checks of DESIGN.md §3).

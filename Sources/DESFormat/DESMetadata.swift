@@ -45,9 +45,21 @@ public struct DESMetadata: Sendable, Equatable, ExpressibleByDictionaryLiteral, 
 
     /// An object with these pairs, in this order (a later duplicate key replaces the earlier value in place).
     public init(_ pairs: [(String, DESJSONValue)]) {
-        self.pairs = []
-        for (k, v) in pairs { self[k] = v }
+        var unique: [(key: String, value: DESJSONValue)] = []
+        var positions: [String: Int] = [:]
+        for (k, v) in pairs {
+            if let i = positions[k] {
+                unique[i].value = v
+            } else {
+                positions[k] = unique.count
+                unique.append((k, v))
+            }
+        }
+        self.pairs = unique
     }
+
+    /// Pairs whose keys are already unique (the parser's result).
+    init(uniquePairs: [(key: String, value: DESJSONValue)]) { self.pairs = uniquePairs }
 
     public init(dictionaryLiteral elements: (String, DESJSONValue)...) { self.init(elements) }
 

@@ -66,19 +66,55 @@ public enum DESNameRules {
         DESFormatError(.invalidName, "invalid name \(quoted(name)): it \(problem)")
     }
 
-    /// A name quoted for messages: control characters escaped, long names shortened.
+    /// A name quoted for messages: control characters escaped (as ``escapedForDisplay(_:)``), long names shortened.
     static func quoted(_ name: String) -> String {
         var out = "\""
         var count = 0
         for scalar in name.unicodeScalars {
             if count == 120 { out += "…"; break }
             count += 1
-            if scalar.value < 0x20 || scalar.value == 0x7F {
-                out += "\\u{" + String(scalar.value, radix: 16) + "}"
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
+            appendEscaped(scalar, to: &out)
         }
         return out + "\""
+    }
+
+    /// A name made safe for a terminal, one line per name: C0 and C1 control characters, DEL,
+    /// the bidirectional and other invisible format controls, and the backslash are written as
+    /// escapes (`\n`, `\t`, `\r`, `\\`, `\x1b`, `\u{202e}`), so a hostile name can neither fake
+    /// entries nor drive the terminal. Every other character is kept.
+    public static func escapedForDisplay(_ name: String) -> String {
+        var out = ""
+        out.reserveCapacity(name.utf8.count)
+        for scalar in name.unicodeScalars { appendEscaped(scalar, to: &out) }
+        return out
+    }
+
+    /// Whether ``escapedForDisplay(_:)`` would change `name`.
+    public static func needsEscaping(_ name: String) -> Bool {
+        name.unicodeScalars.contains(where: isUnsafeForDisplay)
+    }
+
+    private static func isUnsafeForDisplay(_ s: Unicode.Scalar) -> Bool {
+        switch s.value {
+        case 0x00...0x1F, 0x5C, 0x7F...0x9F, 0x200B...0x200F, 0x2028...0x202E, 0x2060...0x2069, 0xFEFF: return true
+        default: return false
+        }
+    }
+
+    private static func appendEscaped(_ scalar: Unicode.Scalar, to out: inout String) {
+        guard isUnsafeForDisplay(scalar) else {
+            out.unicodeScalars.append(scalar)
+            return
+        }
+        switch scalar.value {
+        case 0x0A: out += "\\n"
+        case 0x09: out += "\\t"
+        case 0x0D: out += "\\r"
+        case 0x5C: out += "\\\\"
+        case 0x00...0x7F:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\x" + (hex.count == 1 ? "0" : "") + hex
+        default: out += "\\u{" + String(scalar.value, radix: 16) + "}"
+        }
     }
 }

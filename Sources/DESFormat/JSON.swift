@@ -138,19 +138,28 @@ struct JSONParser {
             guard depth < 512 else { throw fail("nesting too deep") }
             defer { depth -= 1 }
             pos += 1
-            var obj = DESMetadata()
+            // Keys are placed through a hash table, so an object of n keys parses in O(n)
+            // (a later duplicate replaces the earlier value in place, as Python's json does).
+            var pairs: [(key: String, value: DESJSONValue)] = []
+            var positions: [String: Int] = [:]
             skipSpace()
-            if peek() == UInt8(ascii: "}") { pos += 1; return .object(obj) }
+            if peek() == UInt8(ascii: "}") { pos += 1; return .object(DESMetadata()) }
             while true {
                 skipSpace()
                 guard peek() == UInt8(ascii: "\"") else { throw fail("expected a key string") }
                 let key = try parseString()
                 skipSpace()
                 try expect(":")
-                obj[key] = try parseValue()
+                let value = try parseValue()
+                if let i = positions[key] {
+                    pairs[i].value = value
+                } else {
+                    positions[key] = pairs.count
+                    pairs.append((key, value))
+                }
                 skipSpace()
                 if peek() == UInt8(ascii: ",") { pos += 1; continue }
-                if peek() == UInt8(ascii: "}") { pos += 1; return .object(obj) }
+                if peek() == UInt8(ascii: "}") { pos += 1; return .object(DESMetadata(uniquePairs: pairs)) }
                 throw fail("expected ',' or '}'")
             }
         case UInt8(ascii: "["):

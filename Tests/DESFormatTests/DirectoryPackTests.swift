@@ -317,7 +317,7 @@ struct DirectoryPackTests {
         try withTempDir { dir in
             let writer = try DESArchiveWriter(path: dir + "/e.des", options: writerOptions())
             try writer.add(name: "in.txt", bytes: [1])
-            try writer.addExternal(name: "ext.bin", size: 10, externalKey: "k")
+            try writer.addExternal(name: "ext.bin", size: 10, externalKey: "k", sha256: String(repeating: "0", count: 64))
             try writer.close()
             let totals = try DESArchiveReader(path: dir + "/e.des").unpack(to: dir + "/out")
             #expect(totals.files == 1)

@@ -32,10 +32,16 @@ struct GoldenVectorTests {
             #expect(summary.archiveSize == 88)
             #expect(summary.fileCount == 0)
 
-            // With checksums on an empty archive is the same (there is no META to carry them).
+            // With checksums on an empty archive is the same but for the seal in footer bytes 9–15:
+            // seal version 1, then the CRC-32C of the seven footer values (0xBFF19811, computed by an
+            // independent implementation of the CRC), then two zero bytes.
             let path2 = dir + "/empty2.des"
             try DESArchiveWriter(path: path2, options: writerOptions(checksums: true)).close()
-            #expect(try readFile(path2) == expected)
+            var sealed = expected
+            sealed.replaceSubrange((16 + 9)..<(16 + 16), with: [0x01, 0x11, 0x98, 0xF1, 0xBF, 0x00, 0x00])
+            #expect(try readFile(path2) == sealed)
+            #expect(try DESArchiveReader(path: path2).isSealed)
+            #expect(try !DESArchiveReader(path: path).isSealed)
 
             for mode in [DESArchiveReader.Mode.mapped, .positional] {
                 let reader = try DESArchiveReader(path: path, mode: mode)
@@ -135,11 +141,14 @@ struct GoldenVectorTests {
             let footer = rawFooter(bytes)
             #expect(footer.values == [16, 5, 21, UInt64(metaA.utf8.count + metaB.utf8.count), 21 + UInt64(metaA.utf8.count + metaB.utf8.count), 82, 2])
             #expect(String(decoding: bytes[21..<Int(footer.indexStart)], as: UTF8.self) == metaA + metaB)
-            // Apart from META (and the offsets that follow it) the archive is the original's layout.
-            let raw = buildRawArchive([
+            // Apart from META (and the offsets that follow it) the archive is the original's layout,
+            // plus the seal: version 1 and CRC-32C 0x6392C308 (from an independent implementation).
+            var raw = buildRawArchive([
                 RawEntry("a.txt", Array("hello".utf8), meta: metaA),
                 RawEntry("b", [], meta: metaB),
             ])
+            raw.replaceSubrange((raw.count - 72 + 9)..<(raw.count - 72 + 16), with: [0x01, 0x08, 0xC3, 0x92, 0x63, 0x00, 0x00])
+            #expect(bytes.count == 367)
             #expect(bytes == raw)
 
             let reader = try DESArchiveReader(path: path)

@@ -236,3 +236,19 @@ extension DESArchiveReader.Mode: CustomTestStringConvertible {
     public var testDescription: String { self == .mapped ? "mapped" : "positional" }
 }
 
+
+/// Clears an archive's seal (footer bytes 9–13), leaving an unsealed archive whose META still carries checksums.
+func unseal(_ bytes: inout [UInt8]) {
+    for i in (bytes.count - 72 + 9)..<(bytes.count - 72 + 14) { bytes[i] = 0 }
+}
+
+/// Recomputes an archive's seal after a deliberate change (as a forger who knows the format would).
+func reseal(_ bytes: inout [UInt8]) {
+    let f = rawFooter(bytes)
+    let meta = Array(bytes[Int(f.metaStart)..<Int(f.metaStart + f.metaLength)])
+    let index = Array(bytes[Int(f.indexStart)..<Int(f.indexStart + f.indexLength)])
+    let fields = Array(bytes[(bytes.count - 56)...])
+    let crc = CRC32C.portableChecksum(meta + index + fields)
+    bytes[bytes.count - 72 + 9] = 1
+    for k in 0..<4 { bytes[bytes.count - 72 + 10 + k] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(k))) }
+}

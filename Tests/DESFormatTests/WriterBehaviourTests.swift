@@ -299,7 +299,7 @@ struct WriterBehaviourTests {
             let path = dir + "/e.des"
             let writer = try DESArchiveWriter(path: path, options: writerOptions())
             try writer.add(name: "in", bytes: [1, 2, 3])
-            let entry = try writer.addExternal(name: "out/big.bin", size: 123_456, externalKey: "bucket/key/big.bin", metadata: ["mime": "x/y"])
+            let entry = try writer.addExternal(name: "out/big.bin", size: 123_456, externalKey: "bucket/key/big.bin", sha256: String(repeating: "ab", count: 32), metadata: ["mime": "x/y"])
             #expect(entry.flags == .external)
             #expect(entry.dataOffset == 0)
             #expect(entry.dataLength == 123_456)
@@ -313,7 +313,7 @@ struct WriterBehaviourTests {
             #expect(raw[1].dataLength == 123_456)
             #expect(rawFooter(bytes).dataLength == 3)  // the external body takes no DATA
             let meta = String(decoding: bytes[Int(raw[1].metaOffset)..<Int(raw[1].metaOffset + raw[1].metaLength)], as: UTF8.self)
-            #expect(meta == #"{"mime":"x/y","size":123456,"is_external":true,"external_key":"bucket/key/big.bin"}"#)
+            #expect(meta == #"{"mime":"x/y","size":123456,"is_external":true,"external_key":"bucket/key/big.bin","sha256":"\#(String(repeating: "ab", count: 32))"}"#)
 
             for mode in [DESArchiveReader.Mode.mapped, .positional] {
                 let reader = try DESArchiveReader(path: path, mode: mode)
@@ -326,8 +326,8 @@ struct WriterBehaviourTests {
                 #expect(report.isOK)
                 #expect(report.external == 1)
                 #expect(report.checksummed == 1)
-                #expect(reader.stats.externalCount == 1)
-                #expect(reader.stats.totalFileBytes == 123_459)
+                #expect(try reader.stats().externalCount == 1)
+                #expect(try reader.stats().totalFileBytes == 123_459)
             }
         }
     }
