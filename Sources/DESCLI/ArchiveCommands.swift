@@ -14,6 +14,11 @@ struct ListCommand: ParsableCommand {
             Prints one name per line, in index order. With -l: size, flags and name. \
             With --json: one JSON array of {name, size, offset, flags}.
 
+            A name is printed with control characters, invisible format characters \
+            and backslashes escaped (\\n, \\x1b, \\u{202e}, \\\\), so that a hostile \
+            archive cannot fake entries or drive the terminal; --json escapes them \
+            as JSON does, and --raw prints the names' bytes as they are.
+
             Examples:
               des ls photos.des
               des ls photos.des -l
@@ -24,6 +29,7 @@ struct ListCommand: ParsableCommand {
     @Argument(help: "The archive.") var archive: String
     @Flag(name: .short, help: "Long listing: size, flags, name.") var long = false
     @Flag(help: "Print a JSON array.") var json = false
+    @Flag(help: "Print names exactly as stored, without escaping control characters.") var raw = false
 
     func run() throws {
         try reportingErrors {
@@ -38,13 +44,14 @@ struct ListCommand: ParsableCommand {
             var out = ""
             out.reserveCapacity(reader.entries.count * 32)
             for e in reader.entries {
+                let name = raw || !DESNameRules.needsEscaping(e.name) ? e.name : DESNameRules.escapedForDisplay(e.name)
                 if long {
                     let flags = e.flags.names.isEmpty ? "-" : e.flags.names.joined(separator: ",")
                     let size = String(e.dataLength)
                     out += String(repeating: " ", count: max(0, 12 - size.count)) + size + "  "
-                    out += flags + String(repeating: " ", count: max(0, 9 - flags.count)) + "  " + e.name + "\n"
+                    out += flags + String(repeating: " ", count: max(0, 9 - flags.count)) + "  " + name + "\n"
                 } else {
-                    out += e.name + "\n"
+                    out += name + "\n"
                 }
                 if out.utf8.count > 1 << 16 {
                     Terminal.out(out)
@@ -121,11 +128,11 @@ struct StatCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let s = try openArchive(archive).stats
+            let s = try openArchive(archive).stats()
             if json {
                 Terminal.out(
                     Terminal.json([
-                        "archive": archive, "version": s.version, "archive_size": s.archiveSize, "file_count": s.fileCount,
+                        "archive": archive, "version": s.version, "sealed": s.sealVersion != 0, "seal_version": s.sealVersion, "archive_size": s.archiveSize, "file_count": s.fileCount,
                         "external_count": s.externalCount, "deleted_count": s.deletedCount,
                         "total_file_bytes": s.totalFileBytes, "largest_file": s.largestFile,
                         "data_start": s.dataStart, "data_length": s.dataLength, "meta_start": s.metaStart,
@@ -137,6 +144,7 @@ struct StatCommand: ParsableCommand {
                 """
                 archive:     \(archive)
                 version:     \(s.version)
+                seal:        \(s.sealVersion == 0 ? "none (unsealed)" : "version \(s.sealVersion), CRC-32C checked")
                 size:        \(s.archiveSize) bytes (\(Terminal.bytes(s.archiveSize)))
                 files:       \(s.fileCount) (\(s.externalCount) external, \(s.deletedCount) deleted)
                 file bytes:  \(s.totalFileBytes) (largest \(s.largestFile))
@@ -154,40 +162,50 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check every entry of an archive; exit 0 only when all check out.",
         discussion: """
-            Validates the header, footer and index, then re-reads every entry: its \
-            META must be a JSON object whose size matches the index, and its body \
-            must match the recorded sha256. Archives written by the original DES \
-            carry no checksums: their bounds, sizes and META are still checked, and \
-            the report says how many entries had no checksum to check.
+            Validates the header, the footer, the seal and the index, then re-reads \
+            every entry: its META must be a JSON object whose size matches the index, \
+            and its body must match the recorded sha256. An archive DES wrote is \
+            sealed: a CRC-32C in the footer covers every name, META byte, flag and \
+            offset, and every entry must carry a sha256. Archives written by the \
+            original DES (or with --no-checksums) are unsealed and carry no checksums: \
+            their bounds, sizes and META are still checked, the report says so, and \
+            --require-seal makes that a failure.
 
-            Exit codes: 0 all good, 65 corrupt (the first problems are printed), 66 no such file.
+            Exit codes: 0 all good, 65 corrupt (the first problems are printed) or \
+            unsealed with --require-seal, 66 no such file.
 
-            Example:
+            Examples:
               des verify photos.des
+              des verify photos.des --require-seal --json
             """
     )
 
     @Argument(help: "The archive.") var archive: String
     @Option(help: "Show at most this many problems.") var maxProblems = 20
     @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "Fail (exit 65) when the archive carries no seal.") var requireSeal = false
 
     func run() throws {
         try reportingErrors {
             let start = Terminal.seconds()
             let reader = try openArchive(archive)
-            let report = try reader.verify(maxProblems: max(1, maxProblems))
+            var report = try reader.verify(maxProblems: max(1, maxProblems))
+            if requireSeal && !report.sealed {
+                report.problemCount += 1
+                report.problems.append(.init(name: "(archive)", message: "is not sealed (--require-seal)"))
+            }
             let secs = max(Terminal.seconds() - start, 1e-9)
             if json {
                 Terminal.out(
                     Terminal.json([
-                        "archive": archive, "ok": report.isOK, "entries": report.entries,
+                        "archive": archive, "ok": report.isOK, "sealed": report.sealed, "entries": report.entries,
                         "checksummed": report.checksummed, "without_checksum": report.withoutChecksum,
                         "external": report.external, "bytes_checked": report.bytesChecked,
                         "problem_count": report.problemCount, "problems": report.problems.map(\.description),
                         "seconds": secs,
                     ]) + "\n")
             } else if report.isOK {
-                var line = "\(archive): OK, \(report.entries) entries, \(Terminal.bytes(report.bytesChecked)) checked"
+                var line = "\(archive): OK, \(report.sealed ? "sealed" : "unsealed (no seal to check)"), \(report.entries) entries, \(Terminal.bytes(report.bytesChecked)) checked"
                 line += ", \(report.checksummed) checksums verified"
                 if report.withoutChecksum > 0 { line += ", \(report.withoutChecksum) without a checksum to check" }
                 if report.external > 0 { line += ", \(report.external) external (META only)" }
@@ -216,6 +234,11 @@ struct UnpackCommand: ParsableCommand {
             refused before anything is written, and symbolic links inside DIR are \
             never followed. Existing files are an error unless --force.
 
+            Every body is checked against its recorded sha256 as it is written, and \
+            gets its name only when it matches: a corrupted entry stops the unpack \
+            with exit 65 and leaves no file for that entry (--no-verify skips the \
+            check). An entry of a sealed archive with no sha256 is corruption too.
+
             Example:
               des unpack photos.des -C restored/
             """
@@ -224,12 +247,13 @@ struct UnpackCommand: ParsableCommand {
     @Argument(help: "The archive.") var archive: String
     @Option(name: .customShort("C"), help: "The directory to extract into.") var directory: String
     @Flag(help: "Replace existing files.") var force = false
+    @Flag(help: "Do not check bodies against their recorded sha256.") var noVerify = false
 
     func run() throws {
         try reportingErrors {
             let reader = try openArchive(archive)
             var n = 0
-            let totals = try reader.unpack(to: directory, overwrite: force) { _ in
+            let totals = try reader.unpack(to: directory, overwrite: force, verify: !noVerify) { _ in
                 n += 1
                 Terminal.progress("unpacking: \(n) files")
             }
