@@ -260,7 +260,7 @@ private func configError(
             node, path: "x", context: ConfigContext(file: "f.yaml", environment: [:]), allowed: ["password"],
             secretKeys: ["password"])
         do {
-            _ = try mapping.int("password")
+            _ = try mapping.int("password", in: 0...10)
             Issue.record("expected an error")
         } catch let error as ConfigError {
             #expect(error.message == "expected an integer, got <redacted>")
@@ -317,7 +317,7 @@ private func configError(
         #expect(shard.keyPath == "packer.shard_bits")
         #expect(configError(sourceYAML(connectionExtra: "port: 0"))?.message == "must be between 1 and 65535, got 0")
         #expect(configError(sourceYAML(connectionExtra: "port: 70000"))?.keyPath == "sources[0].connection.port")
-        #expect(configError(sourceYAML(connectionExtra: "pool_size: 0"))?.message == "must be at least 1, got 0")
+        #expect(configError(sourceYAML(connectionExtra: "pool_size: 0"))?.message == "must be between 1 and 1000, got 0")
         #expect(configError(sourceYAML(extra: "batch_size: 0"))?.keyPath == "sources[0].batch_size")
         #expect(configError("packer:\n  fetch_concurrency: 0\n")?.keyPath == "packer.fetch_concurrency")
         #expect(configError("marker:\n  node_id: 256\n")?.message == "must be between 0 and 255, got 256")

@@ -59,42 +59,50 @@ extension ConfigLoader {
     static func parsePacker(_ m: ConfigMapping) throws -> PackerConfig {
         var p = PackerConfig()
         if let v = try nonEmpty(m, "work_dir") { p.workDir = v }
-        if let v = try m.int("shard_bits", in: shardBitsRange) { p.shardBits = v }
-        if let v = try m.int("pod_count", in: 1...Int.max) { p.podCount = v }
-        if let v = try m.int("pod_index", in: 0...Int.max) { p.podIndex = v }
+        if let v = try m.int("shard_bits", in: ConfigLimits.shardBits) { p.shardBits = v }
+        if let v = try m.int("pod_count", in: ConfigLimits.podCount) { p.podCount = v }
+        if let v = try m.int("pod_index", in: ConfigLimits.podIndex) { p.podIndex = v }
         if p.podIndex >= p.podCount {
             throw m.error("pod_index", .invalidValue, "must be less than pod_count (\(p.podCount)), got \(p.podIndex)")
         }
         p.podName = try nonEmpty(m, "pod_name")
-        if let v = try m.int("batch_size", in: 1...Int.max) { p.batchSize = v }
-        if let v = try m.int("fetch_concurrency", in: 1...Int.max) { p.fetchConcurrency = v }
-        if let v = try m.byteCount("max_container_bytes") { p.maxContainerBytes = v }
-        if let v = try m.int("max_container_files", in: 1...Int.max) { p.maxContainerFiles = v }
-        if let v = try m.double("max_container_age_seconds", positive: true) { p.maxContainerAgeSeconds = v }
-        if let v = try m.int("checkpoint_every_files", in: 1...Int.max) { p.checkpointEveryFiles = v }
-        if let v = try m.double("checkpoint_every_seconds", positive: true) { p.checkpointEverySeconds = v }
-        if let v = try m.double("lease_ttl_seconds", positive: true) { p.leaseTTLSeconds = v }
-        if let v = try m.double("heartbeat_seconds", positive: true) { p.heartbeatSeconds = v }
+        if let v = try m.int("batch_size", in: ConfigLimits.packerBatchSize) { p.batchSize = v }
+        if let v = try m.int("fetch_concurrency", in: ConfigLimits.fetchConcurrency) { p.fetchConcurrency = v }
+        if let v = try m.byteCount("max_container_bytes", in: ConfigLimits.maxContainerBytes) { p.maxContainerBytes = v }
+        if let v = try m.int("max_container_files", in: ConfigLimits.maxContainerFiles) { p.maxContainerFiles = v }
+        if let v = try m.double("max_container_age_seconds", in: ConfigLimits.maxContainerAgeSeconds) { p.maxContainerAgeSeconds = v }
+        if let v = try m.int("checkpoint_every_files", in: ConfigLimits.checkpointEveryFiles) { p.checkpointEveryFiles = v }
+        if let v = try m.double("checkpoint_every_seconds", in: ConfigLimits.checkpointEverySeconds) { p.checkpointEverySeconds = v }
+        if let v = try m.double("lease_ttl_seconds", in: ConfigLimits.leaseTTLSeconds) { p.leaseTTLSeconds = v }
+        if let v = try m.double("heartbeat_seconds", in: ConfigLimits.heartbeatSeconds) { p.heartbeatSeconds = v }
         if p.heartbeatSeconds >= p.leaseTTLSeconds {
             let key = m.node("heartbeat_seconds") != nil ? "heartbeat_seconds" : "lease_ttl_seconds"
             throw m.error(
                 key, .invalidValue,
                 "heartbeat_seconds (\(ConfigMapping.format(p.heartbeatSeconds))) must be less than lease_ttl_seconds (\(ConfigMapping.format(p.leaseTTLSeconds))), or leases expire between heartbeats")
         }
-        if let v = try m.double("claim_timeout_seconds", positive: true) { p.claimTimeoutSeconds = v }
-        if let v = try m.double("idle_sleep_seconds", minimum: 0) { p.idleSleepSeconds = v }
+        if let v = try m.double("claim_timeout_seconds", in: ConfigLimits.claimTimeoutSeconds) { p.claimTimeoutSeconds = v }
+        if let v = try m.double("idle_sleep_seconds", in: ConfigLimits.idleSleepSeconds) { p.idleSleepSeconds = v }
         return p
     }
 
     /// `marker:` — naming and pacing of the marker.
     static func parseMarker(_ m: ConfigMapping) throws -> MarkerConfig {
         var k = MarkerConfig()
-        if let v = try m.int("batch_size", in: 1...Int.max) { k.batchSize = v }
-        if let v = try m.double("rate_limit_per_second", minimum: 0) { k.rateLimitPerSecond = v }
-        if let v = try m.int("max_retries", in: 0...Int.max) { k.maxRetries = v }
-        if let v = try m.double("retry_backoff_base", positive: true) { k.retryBackoffBase = v }
-        if let v = try m.double("interval_seconds", positive: true) { k.intervalSeconds = v }
-        if let v = try m.int("node_id", in: 0...255) { k.nodeID = v }
+        if let v = try m.int("batch_size", in: ConfigLimits.markerBatchSize) { k.batchSize = v }
+        if let v = try m.double("rate_limit_per_second", in: ConfigLimits.rateLimitPerSecond, unit: ConfigLimits.rateUnit) {
+            if v > 0, v < ConfigLimits.rateLimitSmallestNonZero {
+                let range = ConfigLimits.rateLimitSmallestNonZero...ConfigLimits.rateLimitPerSecond.upperBound
+                throw m.error(
+                    "rate_limit_per_second", .invalidValue,
+                    "must be 0 (unlimited) or \(ConfigMapping.bounds(range, unit: ConfigLimits.rateUnit)), got \(ConfigMapping.format(v))")
+            }
+            k.rateLimitPerSecond = v
+        }
+        if let v = try m.int("max_retries", in: ConfigLimits.maxRetries) { k.maxRetries = v }
+        if let v = try m.double("retry_backoff_base", in: ConfigLimits.retryBackoffBase, unit: "") { k.retryBackoffBase = v }
+        if let v = try m.double("interval_seconds", in: ConfigLimits.intervalSeconds) { k.intervalSeconds = v }
+        if let v = try m.int("node_id", in: ConfigLimits.nodeID) { k.nodeID = v }
         if let v = try m.string("name_prefix") {
             let isAlnum: (UInt8) -> Bool = { (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
             guard !v.isEmpty, v.utf8.allSatisfy(isAlnum) else {
@@ -111,9 +119,9 @@ extension ConfigLoader {
     static func parseCache(_ m: ConfigMapping) throws -> CacheConfig {
         var c = CacheConfig()
         if let type = try m.choice("type", among: ["memory", "redis", "none"]) { c.type = type }
-        if let v = try m.int("max_entries", in: 1...Int.max) { c.maxEntries = v }
+        if let v = try m.int("max_entries", in: ConfigLimits.cacheMaxEntries) { c.maxEntries = v }
         if m.contains("ttl_seconds") {
-            let ttl = try m.double("ttl_seconds", minimum: 0)
+            let ttl = try m.double("ttl_seconds", in: ConfigLimits.cacheTTLSeconds)
             c.ttlSeconds = ttl == 0 ? nil : ttl
         }
         c.url = try nonEmpty(m, "url")
@@ -127,7 +135,7 @@ extension ConfigLoader {
     static func parseServer(_ m: ConfigMapping) throws -> ServerConfig {
         var s = ServerConfig()
         if let v = try nonEmpty(m, "host") { s.host = v }
-        if let v = try m.int("port", in: 1...65535) { s.port = v }
+        if let v = try m.int("port", in: ConfigLimits.port) { s.port = v }
         return s
     }
 }

@@ -1,6 +1,7 @@
 /// The `sources:` list: each upstream catalog's connection, table, columns and bodies.
 extension ConfigLoader {
     static let sourceKeys = ["name", "enabled", "connection", "table", "bodies", "batch_size", "shard_bits"]
+    static let bodiesKeys = ["type", "root", "allow_absolute"]
     static let connectionKeys = [
         "type", "host", "port", "database", "username", "password", "schema", "charset", "pool_size", "driver_options",
     ]
@@ -12,8 +13,6 @@ extension ConfigLoader {
         "id", "s3_bucket", "s3_key", "size_bytes", "status", "created_at", "metadata_columns", "des_name", "des_hash",
         "des_container", "claimed_by", "claimed_at", "error",
     ]
-    /// The range of shard bits (2^24 shards at most).
-    static let shardBitsRange = 1...24
 
     /// Reads every source; checks names (non-empty, `[A-Za-z0-9_-]`, unique) and that shard bits agree with the packer's.
     ///
@@ -62,12 +61,13 @@ extension ConfigLoader {
         guard let tableMapping = try m.mapping("table", allowed: tableKeys) else { throw m.missing("table") }
         var source = SourceConfig(name: name, connection: connection, table: try parseTable(tableMapping))
         if let enabled = try m.bool("enabled") { source.enabled = enabled }
-        if let bodies = try m.mapping("bodies", allowed: ["type", "root"]) {
+        if let bodies = try m.mapping("bodies", allowed: bodiesKeys) {
             if let type = try bodies.choice("type", among: ["local", "s3"]) { source.bodies.type = type }
             source.bodies.root = try nonEmpty(bodies, "root")
+            if let allow = try bodies.bool("allow_absolute") { source.bodies.allowAbsolute = allow }
         }
-        if let batch = try m.int("batch_size", in: 1...Int.max) { source.batchSize = batch }
-        source.shardBits = try m.int("shard_bits", in: shardBitsRange)
+        if let batch = try m.int("batch_size", in: ConfigLimits.sourceBatchSize) { source.batchSize = batch }
+        source.shardBits = try m.int("shard_bits", in: ConfigLimits.shardBits)
         return source
     }
 
@@ -87,13 +87,13 @@ extension ConfigLoader {
         }
         var connection = ConnectionConfig(type: type)
         connection.host = try nonEmpty(m, "host")
-        connection.port = try m.int("port", in: 1...65535)
+        connection.port = try m.int("port", in: ConfigLimits.port)
         connection.database = try nonEmpty(m, "database")
         connection.username = try m.string("username")
         connection.password = try m.string("password").map(Secret.init)
         connection.schema = try nonEmpty(m, "schema")
         connection.charset = try nonEmpty(m, "charset")
-        if let pool = try m.int("pool_size", in: 1...Int.max) { connection.poolSize = pool }
+        if let pool = try m.int("pool_size", in: ConfigLimits.poolSize) { connection.poolSize = pool }
         connection.driverOptions = try m.stringMap("driver_options") ?? [:]
         if type == "sqlite", connection.database == nil {
             throw m.missing("database")

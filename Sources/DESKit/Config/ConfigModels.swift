@@ -20,7 +20,7 @@ public struct ConnectionConfig: Sendable, Hashable {
     public var password: Secret?
     public var schema: String?
     public var charset: String?
-    /// Connections per pool (default 4).
+    /// Connections per pool (default 4; ``ConfigLimits/poolSize``).
     public var poolSize: Int
     /// Driver-specific options, passed through.
     public var driverOptions: [String: String]
@@ -110,12 +110,16 @@ public struct TableConfig: Sendable, Hashable {
 public struct BodiesConfig: Sendable, Hashable {
     /// `local` (keys are paths under `root`) or `s3` (keys are objects in the row's bucket).
     public var type: String
-    /// For `local`: the directory keys are relative to (absolute keys are used as they are).
+    /// For `local`: the directory keys are relative to.
     public var root: String?
+    /// Whether the catalog may name bodies by absolute path (default false):
+    /// absolute body paths in the catalog are refused unless this is true.
+    public var allowAbsolute: Bool
     /// Creates a bodies config.
-    public init(type: String = "local", root: String? = nil) {
+    public init(type: String = "local", root: String? = nil, allowAbsolute: Bool = false) {
         self.type = type
         self.root = root
+        self.allowAbsolute = allowAbsolute
     }
 }
 
@@ -126,7 +130,7 @@ public struct SourceConfig: Sendable, Hashable {
     public var connection: ConnectionConfig
     public var table: TableConfig
     public var bodies: BodiesConfig
-    /// Rows per claim (default 100).
+    /// Rows per claim (default 100; ``ConfigLimits/sourceBatchSize``).
     public var batchSize: Int
     /// Shard bits (must match the packer's; default the packer's).
     public var shardBits: Int?
@@ -172,37 +176,62 @@ public struct MetadataConfig: Sendable, Hashable {
 }
 
 /// Packer settings.
+///
+/// The loader keeps every number within its range in ``ConfigLimits``.
 public struct PackerConfig: Sendable, Hashable {
+    /// Where open containers are written before upload.
     public var workDir: String = "./des-data/work"
+    /// Shards are `2^shardBits` (``ConfigLimits/shardBits``).
     public var shardBits: Int = 8
+    /// This packer's place among `podCount` packers (``ConfigLimits/podIndex``; less than `podCount`).
     public var podIndex: Int = 0
+    /// Packers sharing the shards (``ConfigLimits/podCount``).
     public var podCount: Int = 1
     /// Stable identity of this packer (default: the host name plus the pod index).
     public var podName: String? = nil
+    /// Rows claimed per round trip (``ConfigLimits/packerBatchSize``).
     public var batchSize: Int = 500
+    /// Bodies fetched at once (``ConfigLimits/fetchConcurrency``).
     public var fetchConcurrency: Int = 8
+    /// A container is finalized at this size (``ConfigLimits/maxContainerBytes``).
     public var maxContainerBytes: UInt64 = 1 << 30
+    /// … or with this many files (``ConfigLimits/maxContainerFiles``).
     public var maxContainerFiles: Int = 100_000
+    /// … or at this age, in seconds (``ConfigLimits/maxContainerAgeSeconds``).
     public var maxContainerAgeSeconds: Double = 300
+    /// Progress is checkpointed after this many files (``ConfigLimits/checkpointEveryFiles``).
     public var checkpointEveryFiles: Int = 1000
+    /// … or after this many seconds (``ConfigLimits/checkpointEverySeconds``).
     public var checkpointEverySeconds: Double = 5
+    /// A shard lease lapses this long after its last heartbeat (``ConfigLimits/leaseTTLSeconds``).
     public var leaseTTLSeconds: Double = 30
+    /// Seconds between lease renewals (``ConfigLimits/heartbeatSeconds``; less than `leaseTTLSeconds`).
     public var heartbeatSeconds: Double = 10
+    /// A claim older than this is stale (``ConfigLimits/claimTimeoutSeconds``).
     public var claimTimeoutSeconds: Double = 600
+    /// The pause when there is nothing to pack (``ConfigLimits/idleSleepSeconds``).
     public var idleSleepSeconds: Double = 1
     /// Creates the defaults.
     public init() {}
 }
 
 /// Marker settings (seed 002's MarkerConfig).
+///
+/// The loader keeps every number within its range in ``ConfigLimits``.
 public struct MarkerConfig: Sendable, Hashable {
+    /// Rows named per update (``ConfigLimits/markerBatchSize``).
     public var batchSize: Int = 200
-    /// Rows per second (0: unlimited).
+    /// Rows per second (0: unlimited; ``ConfigLimits/rateLimitPerSecond``).
     public var rateLimitPerSecond: Double = 0
+    /// Retries of a failing batch (``ConfigLimits/maxRetries``).
     public var maxRetries: Int = 3
+    /// The growth factor of the retry delay (``ConfigLimits/retryBackoffBase``).
     public var retryBackoffBase: Double = 2.0
+    /// The pause between scans when idle, in seconds (``ConfigLimits/intervalSeconds``).
     public var intervalSeconds: Double = 5
+    /// The Snowflake node of this marker (``ConfigLimits/nodeID``).
     public var nodeID: Int = 0
+    /// The first part of every DES name (ASCII letters and digits).
     public var namePrefix: String = "DES"
     /// `snowflake` (default), `column` or `key_basename`.
     public var naming: String = "snowflake"
@@ -215,8 +244,11 @@ public struct MarkerConfig: Sendable, Hashable {
 public struct CacheConfig: Sendable, Hashable {
     /// `memory`, `redis` or `none`.
     public var type: String = "memory"
+    /// Indexes kept (``ConfigLimits/cacheMaxEntries``).
     public var maxEntries: Int = 1024
+    /// Seconds an index is kept (nil: no expiry; ``ConfigLimits/cacheTTLSeconds``).
     public var ttlSeconds: Double? = 3600
+    /// For `redis`: the server's URL.
     public var url: String? = nil
     /// Creates the defaults.
     public init() {}
@@ -226,7 +258,7 @@ public struct CacheConfig: Sendable, Hashable {
 public struct ServerConfig: Sendable, Hashable {
     /// The address to listen on (default `127.0.0.1`).
     public var host: String = "127.0.0.1"
-    /// The port to listen on (default 8080).
+    /// The port to listen on (default 8080; ``ConfigLimits/port``).
     public var port: Int = 8080
     /// Creates the defaults.
     public init() {}

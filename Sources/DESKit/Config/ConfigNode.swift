@@ -140,6 +140,11 @@ struct ConfigMapping {
         secretKeys.contains(key) ? "<redacted>" : Self.quote(text)
     }
 
+    /// A number as shown in an error: as it is, or `<redacted>` for a secret.
+    func shownNumber(_ text: String, key: String) -> String {
+        secretKeys.contains(key) ? "<redacted>" : text
+    }
+
     // MARK: Scalars
 
     /// The scalar text of `key` after `${VAR}` expansion; nil when absent, null, or empty after substitution.
@@ -188,28 +193,38 @@ struct ConfigMapping {
         return value
     }
 
-    /// An integer, optionally within `range`.
-    func int(_ key: String, in range: ClosedRange<Int>? = nil) throws -> Int? {
+    /// An integer within `range` (a finite range from ``ConfigLimits``).
+    ///
+    /// A value outside the range, or an integer too large to represent, is an
+    /// `invalidValue` error stating the range and the value.
+    func int(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let text = try text(key, expected: "an integer") else { return nil }
         guard let value = Self.parseInt(text) else {
-            throw error(key, .wrongType, "expected an integer, got \(shown(text, key: key))")
+            guard Self.isIntegerLiteral(text) else {
+                throw error(key, .wrongType, "expected an integer, got \(shown(text, key: key))")
+            }
+            throw error(key, .invalidValue, "must be \(Self.bounds(range)), got \(shownNumber(text.trimmingSpaces, key: key))")
         }
-        if let range, !range.contains(value) {
-            let bounds = range.upperBound == Int.max ? "at least \(range.lowerBound)" : "between \(range.lowerBound) and \(range.upperBound)"
-            throw error(key, .invalidValue, "must be \(bounds), got \(value)")
+        guard range.contains(value) else {
+            throw error(key, .invalidValue, "must be \(Self.bounds(range)), got \(shownNumber(String(value), key: key))")
         }
         return value
     }
 
-    /// A number (integer or decimal), at least `minimum` or, with `positive`, greater than zero.
-    func double(_ key: String, minimum: Double? = nil, positive: Bool = false) throws -> Double? {
+    /// A finite number (integer or decimal) within `range`; `unit` names the unit in errors (`seconds`).
+    ///
+    /// `.inf`, `.nan` (and `inf`, `nan`), numbers too large for a `Double` and values
+    /// outside the range are `invalidValue` errors stating the range and the value.
+    func double(_ key: String, in range: ClosedRange<Double>, unit: String = "seconds") throws -> Double? {
         guard let text = try text(key, expected: "a number") else { return nil }
         let cleaned = text.trimmingSpaces.replacing("_", with: "")
-        guard let value = Double(cleaned), value.isFinite, !cleaned.lowercased().hasPrefix("0x") else {
+        guard let value = Self.parseDouble(cleaned) else {
             throw error(key, .wrongType, "expected a number, got \(shown(text, key: key))")
         }
-        if positive, !(value > 0) { throw error(key, .invalidValue, "must be greater than 0, got \(cleaned)") }
-        if let minimum, value < minimum { throw error(key, .invalidValue, "must be at least \(Self.format(minimum)), got \(cleaned)") }
+        guard value.isFinite, range.contains(value) else {
+            let got = value.isFinite ? Self.format(value) : cleaned
+            throw error(key, .invalidValue, "must be \(Self.bounds(range, unit: unit)), got \(shownNumber(got, key: key))")
+        }
         return value
     }
 
@@ -223,13 +238,24 @@ struct ConfigMapping {
         }
     }
 
-    /// A byte count: an integer, optionally with a unit (`KB`, `MB`, `GB`, `TB` are powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` of 1024).
-    func byteCount(_ key: String, minimum: UInt64 = 1) throws -> UInt64? {
+    /// A byte count within `range`: an integer, optionally with a unit (`KB`, `MB`, `GB`, `TB` are powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` of 1024).
+    ///
+    /// A count outside the range (or too large for 64 bits) is an `invalidValue` error stating the range and the value.
+    func byteCount(_ key: String, in range: ClosedRange<UInt64>) throws -> UInt64? {
         guard let text = try text(key, expected: "a byte count") else { return nil }
-        guard let value = Self.parseBytes(text) else {
+        let value: UInt64
+        switch Self.parseBytes(text) {
+        case .malformed:
             throw error(key, .wrongType, "expected a byte count (like 1073741824 or 1GiB), got \(shown(text, key: key))")
+        case .tooLarge:
+            throw error(key, .invalidValue, "must be \(Self.byteBounds(range)), got \(shown(text, key: key))")
+        case .bytes(let bytes):
+            value = bytes
         }
-        if value < minimum { throw error(key, .invalidValue, "must be at least \(minimum), got \(value)") }
+        guard range.contains(value) else {
+            let got = secretKeys.contains(key) ? "<redacted>" : Self.formatBytes(value)
+            throw error(key, .invalidValue, "must be \(Self.byteBounds(range)), got \(got)")
+        }
         return value
     }
 
@@ -325,19 +351,90 @@ struct ConfigMapping {
         return Int(t)
     }
 
-    static func parseBytes(_ text: String) -> UInt64? {
+    /// Whether `text` is written as an integer (decimal, or hexadecimal with `0x`), however large.
+    static func isIntegerLiteral(_ text: String) -> Bool {
+        var t = Substring(text.trimmingSpaces.replacing("_", with: ""))
+        if t.hasPrefix("+") || t.hasPrefix("-") { t = t.dropFirst() }
+        if t.lowercased().hasPrefix("0x") {
+            let digits = t.dropFirst(2)
+            return !digits.isEmpty && digits.allSatisfy(\.isHexDigit)
+        }
+        return !t.isEmpty && t.allSatisfy { $0.isASCII && $0.isNumber }
+    }
+
+    /// A decimal number, or YAML's `.inf`, `-.inf` and `.nan`; nil for anything else (hexadecimal included).
+    static func parseDouble(_ cleaned: String) -> Double? {
+        let lower = cleaned.lowercased()
+        switch lower {
+        case ".inf", "+.inf": return .infinity
+        case "-.inf": return -.infinity
+        case ".nan": return .nan
+        default: break
+        }
+        if lower.hasPrefix("0x") || lower.hasPrefix("+0x") || lower.hasPrefix("-0x") { return nil }
+        return Double(cleaned)
+    }
+
+    /// How a byte count reads.
+    enum ByteCount: Equatable {
+        /// A count.
+        case bytes(UInt64)
+        /// Well formed, but more than 64 bits hold.
+        case tooLarge
+        /// Not a byte count.
+        case malformed
+    }
+
+    static func parseBytes(_ text: String) -> ByteCount {
         let t = text.trimmingSpaces.replacing("_", with: "").replacing(" ", with: "")
         let digits = t.prefix { $0.isASCII && $0.isNumber }
-        guard !digits.isEmpty, let number = UInt64(digits) else { return nil }
+        guard !digits.isEmpty else { return .malformed }
         let units: [String: UInt64] = [
             "": 1, "b": 1, "kb": 1_000, "mb": 1_000_000, "gb": 1_000_000_000, "tb": 1_000_000_000_000,
             "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
         ]
-        guard let unit = units[t.dropFirst(digits.count).lowercased()] else { return nil }
+        guard let unit = units[t.dropFirst(digits.count).lowercased()] else { return .malformed }
+        guard let number = UInt64(digits) else { return .tooLarge }
         let (value, overflow) = number.multipliedReportingOverflow(by: unit)
-        return overflow ? nil : value
+        return overflow ? .tooLarge : .bytes(value)
     }
 
+    /// `between 1 and 100000`.
+    static func bounds(_ range: ClosedRange<Int>) -> String {
+        "between \(range.lowerBound) and \(range.upperBound)"
+    }
+
+    /// `between 0.1 and 3600 seconds` (no unit when `unit` is empty).
+    static func bounds(_ range: ClosedRange<Double>, unit: String) -> String {
+        "between \(format(range.lowerBound)) and \(format(range.upperBound))" + (unit.isEmpty ? "" : " " + unit)
+    }
+
+    /// `between 1KiB and 5TiB (1024 and 5497558138880 bytes)`.
+    static func byteBounds(_ range: ClosedRange<UInt64>) -> String {
+        let low = binaryUnits(range.lowerBound)
+        let high = binaryUnits(range.upperBound)
+        guard let low, let high else { return "between \(range.lowerBound) and \(range.upperBound) bytes" }
+        return "between \(low) and \(high) (\(range.lowerBound) and \(range.upperBound) bytes)"
+    }
+
+    /// `100TiB (109951162777600 bytes)`, or `1000 bytes` when no binary unit divides it.
+    static func formatBytes(_ value: UInt64) -> String {
+        guard let units = binaryUnits(value) else { return "\(value) bytes" }
+        return "\(units) (\(value) bytes)"
+    }
+
+    /// `5TiB`: the count in the largest binary unit not above it, when that unit divides it exactly
+    /// (nil below 1KiB and for counts like 1500KiB).
+    static func binaryUnits(_ value: UInt64) -> String? {
+        for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+            let size: UInt64 = 1 << UInt64(shift)
+            guard value >= size else { continue }
+            return value % size == 0 ? "\(value / size)\(unit)" : nil
+        }
+        return nil
+    }
+
+    /// `3600`, `0.1`, `1e+21`: whole numbers below 10^15 without a decimal point.
     static func format(_ value: Double) -> String {
         value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }

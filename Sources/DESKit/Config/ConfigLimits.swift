@@ -1,0 +1,149 @@
+/// The allowed range of every numeric key of a DES config file.
+///
+/// The loader checks each number against its range here and reports a value
+/// outside it as a ``ConfigError`` with code ``ConfigError/Code/invalidValue``,
+/// naming the file, line, key and range. Every default of the model structs
+/// (``PackerConfig``, ``MarkerConfig``, ``CacheConfig``, ``ServerConfig``,
+/// ``SourceConfig``, ``ConnectionConfig``) lies inside its range.
+///
+/// Durations are in seconds (`ClosedRange<Double>`), counts are `ClosedRange<Int>`,
+/// sizes are bytes (`ClosedRange<UInt64>`). The bounds are chosen so that no value
+/// the checker accepts can overflow a later conversion (to nanoseconds for a sleep,
+/// for instance) and so that a typo of a few digits is caught.
+public enum ConfigLimits {
+    // MARK: Shared
+
+    /// A TCP port (`server.port`, and `port` of every `connection:` block).
+    public static let port: ClosedRange<Int> = 1...65_535
+    /// `pool_size` of a `connection:` block: connections per pool.
+    public static let poolSize: ClosedRange<Int> = 1...1_000
+    /// `shard_bits` of the packer and of a source: 2 to 16,777,216 shards.
+    public static let shardBits: ClosedRange<Int> = 1...24
+
+    // MARK: sources[]
+
+    /// `sources[].batch_size`: rows per claim.
+    public static let sourceBatchSize: ClosedRange<Int> = 1...100_000
+
+    // MARK: packer
+
+    /// `packer.pod_count`: packers sharing the shards.
+    public static let podCount: ClosedRange<Int> = 1...65_536
+    /// `packer.pod_index`: this packer's place (also less than `pod_count`).
+    public static let podIndex: ClosedRange<Int> = 0...(podCount.upperBound - 1)
+    /// `packer.batch_size`: rows claimed per round trip.
+    public static let packerBatchSize: ClosedRange<Int> = 1...100_000
+    /// `packer.fetch_concurrency`: bodies downloaded at once.
+    public static let fetchConcurrency: ClosedRange<Int> = 1...1_024
+    /// `packer.max_container_bytes`: from 1 KiB to 5 TiB (the largest S3 object).
+    public static let maxContainerBytes: ClosedRange<UInt64> = (1 << 10)...(5 << 40)
+    /// `packer.max_container_files`: files per container.
+    public static let maxContainerFiles: ClosedRange<Int> = 1...10_000_000
+    /// `packer.max_container_age_seconds`: from a second to a week.
+    public static let maxContainerAgeSeconds: ClosedRange<Double> = 1...week
+    /// `packer.checkpoint_every_files`.
+    public static let checkpointEveryFiles: ClosedRange<Int> = 1...10_000_000
+    /// `packer.checkpoint_every_seconds`: from a millisecond to a day.
+    public static let checkpointEverySeconds: ClosedRange<Double> = 0.001...day
+    /// `packer.lease_ttl_seconds`: from 0.1 s to an hour.
+    public static let leaseTTLSeconds: ClosedRange<Double> = 0.1...3_600
+    /// `packer.heartbeat_seconds`: from 0.05 s to half an hour (also less than `lease_ttl_seconds`,
+    /// so each end of ``leaseTTLSeconds`` can be used).
+    public static let heartbeatSeconds: ClosedRange<Double> = 0.05...1_800
+    /// `packer.claim_timeout_seconds`: from a second to a week.
+    public static let claimTimeoutSeconds: ClosedRange<Double> = 1...week
+    /// `packer.idle_sleep_seconds`: from no pause to an hour.
+    public static let idleSleepSeconds: ClosedRange<Double> = 0...3_600
+
+    // MARK: marker
+
+    /// `marker.batch_size`: rows per update.
+    public static let markerBatchSize: ClosedRange<Int> = 1...100_000
+    /// `marker.rate_limit_per_second`: rows per second; 0 means unlimited.
+    ///
+    /// A value other than 0 must also be at least ``rateLimitSmallestNonZero``.
+    public static let rateLimitPerSecond: ClosedRange<Double> = 0...10_000_000
+    /// The smallest rate other than 0 (unlimited): slower rates would make the marker
+    /// wait longer than it can sleep in one step.
+    public static let rateLimitSmallestNonZero: Double = 0.001
+    /// `marker.max_retries`: retries of a failing batch.
+    public static let maxRetries: ClosedRange<Int> = 0...100
+    /// `marker.retry_backoff_base`: the growth factor of the retry delay (the first delay is 0.05 s times it).
+    public static let retryBackoffBase: ClosedRange<Double> = 0.001...60
+    /// `marker.interval_seconds`: the pause between scans when idle, from a millisecond to a day.
+    public static let intervalSeconds: ClosedRange<Double> = 0.001...day
+    /// `marker.node_id`: the Snowflake node (8 bits).
+    public static let nodeID: ClosedRange<Int> = 0...255
+
+    // MARK: cache
+
+    /// `cache.max_entries`: indexes kept.
+    public static let cacheMaxEntries: ClosedRange<Int> = 1...100_000_000
+    /// `cache.ttl_seconds`: up to 30 days; 0 means no expiry.
+    public static let cacheTTLSeconds: ClosedRange<Double> = 0...(30 * day)
+
+    // MARK: Units
+
+    /// Seconds in a day.
+    public static let day: Double = 86_400
+    /// Seconds in a week.
+    public static let week: Double = 7 * day
+
+    // MARK: The table
+
+    /// The range of one key, by kind.
+    public enum Bounds: Sendable, Hashable {
+        /// An integer count.
+        case count(ClosedRange<Int>)
+        /// A duration in seconds.
+        case seconds(ClosedRange<Double>)
+        /// A plain number (a rate or a factor), with the unit named in errors (may be empty).
+        case number(ClosedRange<Double>, unit: String)
+        /// A size in bytes.
+        case bytes(ClosedRange<UInt64>)
+    }
+
+    /// One numeric key and its range.
+    public struct Entry: Sendable, Hashable {
+        /// Where the key is, like `packer.batch_size`; `sources[]` stands for every source.
+        public var keyPath: String
+        /// Its range.
+        public var bounds: Bounds
+    }
+
+    /// Every numeric key of the config, with its range, in the order of the documentation.
+    public static let entries: [Entry] = [
+        Entry(keyPath: "sources[].connection.port", bounds: .count(port)),
+        Entry(keyPath: "sources[].connection.pool_size", bounds: .count(poolSize)),
+        Entry(keyPath: "sources[].batch_size", bounds: .count(sourceBatchSize)),
+        Entry(keyPath: "sources[].shard_bits", bounds: .count(shardBits)),
+        Entry(keyPath: "metadata.connection.port", bounds: .count(port)),
+        Entry(keyPath: "metadata.connection.pool_size", bounds: .count(poolSize)),
+        Entry(keyPath: "packer.shard_bits", bounds: .count(shardBits)),
+        Entry(keyPath: "packer.pod_index", bounds: .count(podIndex)),
+        Entry(keyPath: "packer.pod_count", bounds: .count(podCount)),
+        Entry(keyPath: "packer.batch_size", bounds: .count(packerBatchSize)),
+        Entry(keyPath: "packer.fetch_concurrency", bounds: .count(fetchConcurrency)),
+        Entry(keyPath: "packer.max_container_bytes", bounds: .bytes(maxContainerBytes)),
+        Entry(keyPath: "packer.max_container_files", bounds: .count(maxContainerFiles)),
+        Entry(keyPath: "packer.max_container_age_seconds", bounds: .seconds(maxContainerAgeSeconds)),
+        Entry(keyPath: "packer.checkpoint_every_files", bounds: .count(checkpointEveryFiles)),
+        Entry(keyPath: "packer.checkpoint_every_seconds", bounds: .seconds(checkpointEverySeconds)),
+        Entry(keyPath: "packer.lease_ttl_seconds", bounds: .seconds(leaseTTLSeconds)),
+        Entry(keyPath: "packer.heartbeat_seconds", bounds: .seconds(heartbeatSeconds)),
+        Entry(keyPath: "packer.claim_timeout_seconds", bounds: .seconds(claimTimeoutSeconds)),
+        Entry(keyPath: "packer.idle_sleep_seconds", bounds: .seconds(idleSleepSeconds)),
+        Entry(keyPath: "marker.batch_size", bounds: .count(markerBatchSize)),
+        Entry(keyPath: "marker.rate_limit_per_second", bounds: .number(rateLimitPerSecond, unit: rateUnit)),
+        Entry(keyPath: "marker.max_retries", bounds: .count(maxRetries)),
+        Entry(keyPath: "marker.retry_backoff_base", bounds: .number(retryBackoffBase, unit: "")),
+        Entry(keyPath: "marker.interval_seconds", bounds: .seconds(intervalSeconds)),
+        Entry(keyPath: "marker.node_id", bounds: .count(nodeID)),
+        Entry(keyPath: "cache.max_entries", bounds: .count(cacheMaxEntries)),
+        Entry(keyPath: "cache.ttl_seconds", bounds: .seconds(cacheTTLSeconds)),
+        Entry(keyPath: "server.port", bounds: .count(port)),
+    ]
+
+    /// The unit of `marker.rate_limit_per_second` in errors.
+    static let rateUnit = "rows per second"
+}
