@@ -118,7 +118,10 @@ struct RecoverCommand: AsyncParsableCommand {
             For each shard whose lease is free or expired: a writing container with \
             no object is discarded, one whose object validates is recorded uploaded; \
             claimed rows found in an uploaded container are marked packed, others \
-            return to pending. Shards held by live packers are skipped.
+            return to pending. Shards held by live packers are skipped. Temporary \
+            objects that interrupted uploads left in storage are removed when their \
+            writer is provably dead (same host) or older than an hour; finished \
+            containers never are.
 
             Example:
               des recover --config configs/local.yaml
@@ -133,19 +136,22 @@ struct RecoverCommand: AsyncParsableCommand {
             let runtime = try await Runtime.open(configPath: options.configPath)
             let recovery = Recovery(sources: runtime.sources, metadata: runtime.metadata, storage: runtime.storage, logger: logger)
             let shards = Array(0..<(1 << runtime.config.packer.shardBits))
-            let holder = LeaseHolder(pod: "des-recover-\(ProcessInfo.processInfo.hostName)", instance: "\(getpid())")
-            let r = try await recovery.recoverAll(shards: shards, holder: holder, ttlSeconds: runtime.config.packer.leaseTTLSeconds)
+            let holder = LeaseHolder(pod: "des-recover-\(ProcessInfo.processInfo.hostName)", instance: ProcessIdentity.current.token)
+            let r = try await recovery.recoverAll(
+                shards: shards, holder: holder, ttlSeconds: runtime.config.packer.leaseTTLSeconds, keyPrefix: runtime.config.storage.prefix)
             await runtime.close()
             if json {
                 Terminal.out(
                     Terminal.json([
                         "containers_recovered": r.containersRecovered, "containers_discarded": r.containersDiscarded,
                         "rows_packed": r.rowsPacked, "rows_released": r.rowsReleased, "shards_skipped": r.shardsSkipped,
+                        "temporaries_removed": r.temporariesRemoved,
                     ]) + "\n")
             } else {
                 Terminal.out(
                     "recovered: \(r.containersRecovered) containers recorded uploaded, \(r.containersDiscarded) discarded, "
-                        + "\(r.rowsPacked) rows marked packed, \(r.rowsReleased) returned to pending, \(r.shardsSkipped) shards skipped (held by live packers)\n")
+                        + "\(r.rowsPacked) rows marked packed, \(r.rowsReleased) returned to pending, \(r.shardsSkipped) shards skipped (held by live packers), "
+                        + "\(r.temporariesRemoved) temporary objects removed\n")
             }
         }
     }

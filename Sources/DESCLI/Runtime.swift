@@ -37,7 +37,7 @@ struct Runtime {
                 sources.append(try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: baseDirectory)))
                 switch source.bodies.type {
                 case "local":
-                    fetchers[source.name] = LocalBodyFetcher(root: resolve(source.bodies.root ?? "."))
+                    fetchers[source.name] = LocalBodyFetcher(root: resolve(source.bodies.root ?? "."), allowAbsolute: source.bodies.allowAbsolute)
                 default:
                     throw CLIFailure(
                         message: "source '\(source.name)': bodies.type '\(source.bodies.type)' is not available in this build (local only)",

@@ -156,7 +156,8 @@ struct CheckCommand: AsyncParsableCommand {
             let runtime = try await Runtime.open(configPath: options.configPath)
             let start = Terminal.seconds()
             let report = try await CatalogAudit(
-                sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata, storage: runtime.storage
+                sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata, storage: runtime.storage,
+                staleAfterSeconds: runtime.config.packer.leaseTTLSeconds
             ).run()
             await runtime.close()
             let secs = max(Terminal.seconds() - start, 1e-9)

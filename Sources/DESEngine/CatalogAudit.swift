@@ -4,7 +4,9 @@ import Foundation
 import Logging
 
 /// Reads every packed row back by its name and compares it with its body; checks
-/// that every name is in exactly one uploaded container (`des check`).
+/// that every name is in exactly one uploaded container, and that no work is
+/// stranded: rows claimed for longer than the lease TTL and `writing` containers
+/// untouched for longer than it are problems (`des check`).
 public struct CatalogAudit: Sendable {
     /// What the audit found.
     public struct Report: Sendable, Equatable {
@@ -30,13 +32,19 @@ public struct CatalogAudit: Sendable {
     let fetchers: [String: any BodyFetcher]
     let metadata: any MetadataStore
     let storage: any StorageBackend
+    let staleAfterSeconds: Double
 
-    /// Creates an audit over these parts.
-    public init(sources: [any SourceConnector], fetchers: [String: any BodyFetcher], metadata: any MetadataStore, storage: any StorageBackend) {
+    /// Creates an audit over these parts; claims and `writing` containers older than
+    /// `staleAfterSeconds` (the lease TTL) are reported as stranded.
+    public init(
+        sources: [any SourceConnector], fetchers: [String: any BodyFetcher], metadata: any MetadataStore,
+        storage: any StorageBackend, staleAfterSeconds: Double = 30
+    ) {
         self.sources = sources
         self.fetchers = fetchers
         self.metadata = metadata
         self.storage = storage
+        self.staleAfterSeconds = staleAfterSeconds
     }
 
     /// Runs the audit; `compareBodies` false checks only names and containers.
@@ -93,6 +101,18 @@ public struct CatalogAudit: Sendable {
             let stats = try await source.stats()
             if stats.pending + stats.claimed + stats.failed + stats.unnamed + stats.other > 0 {
                 report.unpacked[source.name] = stats
+            }
+        }
+        for container in try await metadata.containers(state: .writing, shard: nil, day: nil)
+        where (container.ageSeconds ?? 0) > staleAfterSeconds {
+            problem(
+                "container \(container.key) has been writing for \(Int(container.ageSeconds ?? 0)) s without progress (more than the lease TTL of \(Int(staleAfterSeconds)) s): run des recover")
+        }
+        for source in sources {
+            let stale = try await source.staleClaims(shards: nil, excludingHolder: nil, olderThanSeconds: staleAfterSeconds)
+            if !stale.isEmpty {
+                problem(
+                    "\(source.name): \(stale.count) rows claimed for more than the lease TTL of \(Int(staleAfterSeconds)) s (first: row \(stale[0].rowID)): run des recover")
             }
         }
         for name in seen.keys where !packedNames.contains(name) {

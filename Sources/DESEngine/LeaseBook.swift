@@ -50,7 +50,7 @@ func runHeartbeat(
     book: LeaseBook, metadata: any MetadataStore, ttl: Double, interval: Double, logger: Logger, metrics: PackerMetrics
 ) async {
     while !Task.isCancelled {
-        try? await Task.sleep(nanoseconds: UInt64(max(0.05, interval) * 1e9))
+        try? await Task.sleep(nanoseconds: nanoseconds(max(0.05, interval)))
         if Task.isCancelled { return }
         for (shard, lease) in book.held {
             do {

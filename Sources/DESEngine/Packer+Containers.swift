@@ -61,47 +61,74 @@ extension Packer {
     }
 
     /// Appends claimed files to their containers; failures go to the dead-letter table.
+    ///
+    /// Every claimed row ends in a container, failed, or given back: a row whose shard's lease
+    /// was lost meanwhile is released at once, and when the batch stops on an error the rows
+    /// not yet placed are released before the error is passed on.
     func pack(_ files: [PendingFile]) async throws {
         let bodies = await fetchAll(files)
         var failed: [String: [FailedRow]] = [:]
         var letters: [DeadLetter] = []
+        var giveBack: [PendingFile] = []
         func fail(_ file: PendingFile, _ reason: String) {
             failed[file.source, default: []].append(FailedRow(rowID: file.rowID, reason: reason))
             letters.append(DeadLetter(source: file.source, rowID: file.rowID, desName: file.desName, stage: "packer", reason: reason))
         }
-        for (file, fetched) in zip(files, bodies) {
-            guard let lease = book.lease(file.shard) else { continue }  // lost meanwhile: the new holder recovers the row
-            let body: FetchedBody
-            switch fetched {
-            case .success(let b): body = b
-            case .failure(let error):
-                if RetryPolicy.isTransient(error) { throw error }
-                fail(file, "fetching the body from \(file.body) failed: \(error)")
-                continue
-            }
-            defer { if body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) } }
-            let container = try await containerFor(file, lease: lease)
-            do {
-                let entry = try container.writer.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
-                container.rows[file.source, default: []].append(file.rowID)
-                container.fileCount += 1
-                container.bytes += entry.dataLength
-                if container.bytes >= config.maxContainerBytes || container.fileCount >= config.maxContainerFiles {
-                    try await finalize(ContainerSlot(day: container.record.day, shard: container.record.shard))
+        var placed = 0  // files[..<placed] are in a container, failed or given back
+        do {
+            for (i, (file, fetched)) in zip(files, bodies).enumerated() {
+                placed = i
+                guard let lease = book.lease(file.shard) else {
+                    giveBack.append(file)  // lost meanwhile: the claim is ours to return
+                    continue
                 }
-                if let size = file.size, size != entry.dataLength {
-                    logger.warning(
-                        "catalog size differs from the body", metadata: ["name": "\(file.desName)", "catalog": "\(size)", "body": "\(entry.dataLength)"])
+                let body: FetchedBody
+                switch fetched {
+                case .success(let b): body = b
+                case .failure(let error):
+                    if RetryPolicy.isTransient(error) { throw error }
+                    fail(file, "fetching the body from \(file.body) failed: \(error)")
+                    continue
                 }
-            } catch let error as DESFormatError where error.path != container.writer.partialPath && error.code != .writerClosed {
-                fail(file, "cannot pack \(file.body): \(error)")
+                defer { if body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) } }
+                let container: OpenContainer
+                do {
+                    container = try await containerFor(file, lease: lease)
+                } catch let error as DESKitError where error.code == .fenced {
+                    logger.warning("lease lost while opening a container", metadata: ["shard": "\(file.shard)"])
+                    book.lose(file.shard)
+                    giveBack.append(file)
+                    continue
+                }
+                do {
+                    let entry = try container.writer.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
+                    container.rows[file.source, default: []].append(file.rowID)
+                    container.fileCount += 1
+                    container.bytes += entry.dataLength
+                    placed = i + 1
+                    if let size = file.size, size != entry.dataLength {
+                        logger.warning(
+                            "catalog size differs from the body", metadata: ["name": "\(file.desName)", "catalog": "\(size)", "body": "\(entry.dataLength)"])
+                    }
+                    if container.bytes >= config.maxContainerBytes || container.fileCount >= config.maxContainerFiles {
+                        try await finalize(ContainerSlot(day: container.record.day, shard: container.record.shard))
+                    }
+                } catch let error as DESFormatError where error.path != container.writer.partialPath && error.code != .writerClosed {
+                    fail(file, "cannot pack \(file.body): \(error)")
+                }
             }
+            placed = files.count
+        } catch {
+            await release(giveBack + files[placed...].filter { !isPlaced($0) }, reason: "batch stopped: \(error)")
+            throw error
         }
+        await release(giveBack, reason: "lease lost")
         for (source, rows) in failed {
-            _ = try await sourceNamed(source)?.markFailed(rows, holder: holder.description)
+            _ = try await RetryPolicy().run { try await sourceNamed(source)?.markFailed(rows, holder: holder.description) }
         }
         if !letters.isEmpty {
-            try await parts.metadata.addDeadLetters(letters)
+            let batch = letters
+            try await retry.run { try await parts.metadata.addDeadLetters(batch) }
             totals.filesFailed += letters.count
             metrics.filesFailed.increment(by: letters.count)
             logger.warning("rows failed", metadata: ["count": "\(letters.count)", "first": "\(letters[0].reason)"])
@@ -109,10 +136,29 @@ extension Packer {
         try await checkpointDue()
     }
 
+    /// Whether a claimed file is in one of the open containers.
+    private func isPlaced(_ file: PendingFile) -> Bool {
+        let slot = ContainerSlot(day: dayOfName(file.desName), shard: file.shard)
+        return open[slot]?.rows[file.source]?.contains(file.rowID) == true
+    }
+
+    /// Returns claims of ours to pending (best effort: a row left claimed is recovered later).
+    func release(_ files: [PendingFile], reason: String) async {
+        guard !files.isEmpty else { return }
+        var bySource: [String: [String]] = [:]
+        for file in files { bySource[file.source, default: []].append(file.rowID) }
+        for (source, ids) in bySource {
+            _ = try? await RetryPolicy().run { try await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description) }
+        }
+        logger.notice("gave back claimed rows", metadata: ["rows": "\(files.count)", "reason": "\(reason)"])
+    }
+
     private func containerFor(_ file: PendingFile, lease: ShardLease) async throws -> OpenContainer {
         let slot = ContainerSlot(day: dayOfName(file.desName), shard: file.shard)
         if let existing = open[slot] { return existing }
-        let record = try await parts.metadata.createContainer(day: slot.day, shard: slot.shard, lease: lease, keyPrefix: parts.keyPrefix)
+        let record = try await retry.run {
+            try await parts.metadata.createContainer(day: slot.day, shard: slot.shard, lease: lease, keyPrefix: parts.keyPrefix)
+        }
         let path = (workDir as NSString).appendingPathComponent("c\(record.id).des")
         var options = DESArchiveWriter.Options()
         options.overwrite = true
@@ -130,13 +176,16 @@ extension Packer {
             || (c.fileCount > c.checkpointFiles && now - c.checkpointAt >= config.checkpointEverySeconds)
         {
             do {
-                try await parts.metadata.checkpoint(containerID: c.record.id, fileCount: c.fileCount, bytes: c.bytes, lease: c.lease)
+                try await retry.run {
+                    try await parts.metadata.checkpoint(containerID: c.record.id, fileCount: c.fileCount, bytes: c.bytes, lease: c.lease)
+                }
                 c.checkpointFiles = c.fileCount
                 c.checkpointAt = now
             } catch let error as DESKitError where error.code == .fenced {
                 book.lose(slot.shard)
             }
         }
+        await dropLostShards()
     }
 
     /// Finalizes containers that are full, old enough, or of a closed day.
@@ -156,6 +205,11 @@ extension Packer {
     }
 
     /// Close, upload, check, record uploaded under the fencing token, then mark the rows packed.
+    ///
+    /// A fenced upload (the lease was lost) abandons the container and gives its rows back,
+    /// and the packer carries on. Any other failure abandons it too and is passed on — except
+    /// when recording `uploaded` itself fails after retries: then the outcome is unknown, so the
+    /// rows stay claimed and the object stays for recovery to adopt or discard.
     func finalize(_ slot: ContainerSlot) async throws {
         guard let c = open[slot] else { return }
         open[slot] = nil
@@ -164,23 +218,30 @@ extension Packer {
         let key = c.record.key
         if c.fileCount == 0 {
             c.writer.abort()
-            try await parts.metadata.discardContainer(id: c.record.id)
+            try await retry.run { try await parts.metadata.discardContainer(id: c.record.id) }
             return
         }
-        let summary = try c.writer.close()
-        defer { try? FileManager.default.removeItem(atPath: c.path) }
-        let info = try await RetryPolicy().run { try await parts.storage.put(key: key, fromFile: c.path) }
-        guard info.size == summary.archiveSize else {
-            throw DESKitError(.storage, "uploaded '\(key)' is \(info.size) bytes, expected \(summary.archiveSize)")
+        let info: ObjectInfo
+        do {
+            let summary = try c.writer.close()
+            info = try await retry.run { try await parts.storage.put(key: key, fromFile: c.path) }
+            guard info.size == summary.archiveSize else {
+                throw DESKitError(.storage, "uploaded '\(key)' is \(info.size) bytes, expected \(summary.archiveSize)")
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: c.path)
+            await abandon(c, objectMayExist: true, reason: "upload failed: \(error)")
+            throw error
         }
-        let recorded = try await parts.metadata.markUploaded(
-            containerID: c.record.id, fileCount: c.fileCount, bytes: c.bytes, size: info.size, etag: info.etag, lease: c.lease)
+        try? FileManager.default.removeItem(atPath: c.path)
+        let recorded = try await retry.run {
+            try await parts.metadata.markUploaded(
+                containerID: c.record.id, fileCount: c.fileCount, bytes: c.bytes, size: info.size, etag: info.etag, lease: c.lease)
+        }
         guard recorded else {
-            // Fenced: someone took the shard. If their recovery did not adopt the object, it is an orphan.
-            let state = try await parts.metadata.containers(state: nil, shard: slot.shard, day: slot.day).first { $0.id == c.record.id }?.state
-            if state != .uploaded { try? await parts.storage.delete(key: key) }
-            book.lose(slot.shard)
             logger.warning("container upload fenced: lease lost", metadata: ["key": "\(key)"])
+            await abandon(c, objectMayExist: true, reason: "upload fenced")
+            book.lose(slot.shard)
             return
         }
         for (source, ids) in c.rows {
@@ -200,16 +261,45 @@ extension Packer {
         logger.info("container uploaded", metadata: ["key": "\(key)", "files": "\(c.fileCount)", "bytes": "\(info.size)"])
     }
 
+    /// Abandons one container: the writer is aborted, the record discarded, and — when the
+    /// discard took (the container can then never be uploaded) — its object deleted and its
+    /// rows given back. When someone else already adopted it as uploaded its rows stay
+    /// claimed (their recovery marks them packed); when the store cannot be reached, nothing
+    /// more is done and recovery sorts it out later.
+    func abandon(_ c: OpenContainer, objectMayExist: Bool, reason: String) async {
+        c.writer.abort()
+        guard let discarded = try? await retry.run({ try await parts.metadata.discardContainer(id: c.record.id) }) else {
+            logger.warning("could not discard an abandoned container; recovery will", metadata: ["key": "\(c.record.key)"])
+            return
+        }
+        if !discarded {
+            let state = try? await retry.run {
+                try await parts.metadata.containers(state: nil, shard: c.record.shard, day: c.record.day).first { $0.id == c.record.id }?.state
+            }
+            guard state == .discarded else {
+                logger.notice("abandoned container was adopted by another packer", metadata: ["key": "\(c.record.key)"])
+                return
+            }
+        } else if objectMayExist {
+            try? await retry.run { try await parts.storage.delete(key: c.record.key) }
+        }
+        for (source, ids) in c.rows {
+            _ = try? await RetryPolicy().run { try await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description) }
+        }
+        logger.warning("abandoned container", metadata: ["key": "\(c.record.key)", "files": "\(c.fileCount)", "reason": "\(reason)"])
+    }
+
+    /// Abandons every open container of `shard`.
+    func abandonShard(_ shard: Int, reason: String) async {
+        for slot in open.keys.filter({ $0.shard == shard }) {
+            guard let c = open.removeValue(forKey: slot) else { continue }
+            await abandon(c, objectMayExist: false, reason: reason)
+        }
+        metrics.openContainers.record(open.count)
+    }
+
     /// Drops every open container after an error: writers aborted, claims returned.
     func abandonAll(reason: String) async {
-        for (slot, c) in open {
-            c.writer.abort()
-            try? await parts.metadata.discardContainer(id: c.record.id)
-            for (source, ids) in c.rows {
-                _ = try? await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description)
-            }
-            open[slot] = nil
-            logger.warning("abandoned container", metadata: ["key": "\(c.record.key)", "reason": "\(reason)"])
-        }
+        for shard in Set(open.keys.map(\.shard)).sorted() { await abandonShard(shard, reason: reason) }
     }
 }

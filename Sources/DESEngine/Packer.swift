@@ -48,12 +48,17 @@ public final class Packer {
     let parts: Parts
     let config: PackerConfig
     let logger: Logger
-    /// This incarnation's identity.
+    /// This incarnation's identity: the pod, and an instance naming this process (``ProcessIdentity``).
     public let holder: LeaseHolder
     let assignment: ShardAssignment
     let book = LeaseBook()
     let metrics = PackerMetrics()
     let recovery: Recovery
+    /// Retries metadata-store and storage calls (a lock held for half a minute is ridden out).
+    let retry = RetryPolicy.metadata
+    /// This pod's folder of work directories (one per instance).
+    let podDir: String
+    /// This instance's work directory.
     let workDir: String
     var open: [ContainerSlot: OpenContainer] = [:]
     var totals = Totals()
@@ -65,7 +70,8 @@ public final class Packer {
         self.config = config
         self.logger = logger
         let pod = config.podName ?? "\(ProcessInfo.processInfo.hostName)-\(config.podIndex)"
-        self.holder = LeaseHolder(pod: pod, instance: String(UInt64.random(in: 0...UInt64.max), radix: 36))
+        let instance = ProcessIdentity.current.token + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        self.holder = LeaseHolder(pod: pod, instance: instance)
         do {
             self.assignment = try ShardAssignment(shardBits: config.shardBits, podIndex: config.podIndex, podCount: config.podCount)
         } catch {
@@ -73,11 +79,12 @@ public final class Packer {
         }
         self.recovery = Recovery(sources: parts.sources, metadata: parts.metadata, storage: parts.storage, logger: logger)
         let safePod = pod.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }
-        self.workDir = (config.workDir as NSString).appendingPathComponent(String(safePod))
+        self.podDir = (config.workDir as NSString).appendingPathComponent(String(safePod))
+        self.workDir = (podDir as NSString).appendingPathComponent(instance)
     }
 
-    /// Runs until `shutdown` fires — or, with `untilIdle`, until no owned shard has
-    /// pending rows, when every open container is finalized.
+    /// Runs until `shutdown` fires — or, with `untilIdle`, until no owned shard has pending
+    /// rows, every open container is finalized and no row of its shards is left claimed by it.
     public func run(shutdown: ShutdownSignal, untilIdle: Bool) async throws -> Totals {
         try prepareWorkDir()
         logger.info("packer started", metadata: ["holder": "\(holder)", "shards": "\(assignment.ownedShards.count)"])
@@ -87,6 +94,9 @@ public final class Packer {
                 logger: logger, metrics: metrics)
         }
         do {
+            try await takeOverDeadPredecessors()
+            totals.recovery.temporariesRemoved += try await recovery.removeTemporaries(
+                prefix: parts.keyPrefix, olderThanSeconds: max(config.leaseTTLSeconds, 3600))
             try await loop(shutdown: shutdown, untilIdle: untilIdle)
             try await finalizeAll()
         } catch {
@@ -103,19 +113,41 @@ public final class Packer {
         return totals
     }
 
+    /// Creates this instance's work directory and removes those of dead instances of the pod
+    /// (their containers are recovered from metadata). A live instance's directory is left alone.
     private func prepareWorkDir() throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: workDir, withIntermediateDirectories: true)
-        // Leftovers of an earlier incarnation of this pod: their containers are recovered from metadata.
-        for name in (try? fm.contentsOfDirectory(atPath: workDir)) ?? [] {
-            try? fm.removeItem(atPath: (workDir as NSString).appendingPathComponent(name))
+        for name in (try? fm.contentsOfDirectory(atPath: podDir)) ?? [] where name != holder.instance {
+            let path = (podDir as NSString).appendingPathComponent(name)
+            var isDirectory: ObjCBool = false
+            _ = fm.fileExists(atPath: path, isDirectory: &isDirectory)
+            // Loose files are an older layout's leftovers; a directory is an instance's.
+            if !isDirectory.boolValue || ProcessIdentity.isProvablyDead(token: name) {
+                try? fm.removeItem(atPath: path)
+            }
+        }
+    }
+
+    /// Ends the leases of this pod's earlier instances that are provably dead (a restart on the
+    /// same host), so this instance takes them at once; a live instance's leases are never touched.
+    private func takeOverDeadPredecessors() async throws {
+        let owned = Set(assignment.ownedShards)
+        for lease in try await retry.run({ try await parts.metadata.leases() })
+        where owned.contains(lease.shard) && lease.holder.pod == holder.pod && lease.holder.instance != holder.instance
+            && ProcessIdentity.isProvablyDead(token: lease.holder.instance)
+        {
+            if try await retry.run({ try await parts.metadata.expireLease(shard: lease.shard, holder: lease.holder) }) {
+                logger.info("took over the lease of a dead instance of this pod", metadata: ["shard": "\(lease.shard)", "was": "\(lease.holder)"])
+            }
         }
     }
 
     private func loop(shutdown: ShutdownSignal, untilIdle: Bool) async throws {
+        var leftoverRounds = 0
         while !shutdown.isTriggered {
-            try await acquireLeases(force: false)
             await dropLostShards()
+            try await acquireLeases(force: false)
             let shards = book.held.keys.sorted()
             var files: [PendingFile] = []
             if !shards.isEmpty {
@@ -128,13 +160,59 @@ public final class Packer {
             }
             if files.isEmpty {
                 try await finalizeDue()
-                if untilIdle && book.held.count == assignment.ownedShards.count { return }
+                if untilIdle, try await idleEverywhere(claimedFrom: shards) {
+                    try await finalizeAll()
+                    await dropLostShards()
+                    let left = try await claimsLeft(shards: shards)
+                    if left == 0, try await idleEverywhere(claimedFrom: shards) { return }
+                    // Rows still claimed by this instance with nothing in hand (a release that failed,
+                    // rows marked packed only in part): recover them, then go round again.
+                    leftoverRounds += 1
+                    if leftoverRounds > 3 {
+                        throw DESKitError(
+                            .invalidData, "\(left) rows of this packer's shards are still claimed by it after \(leftoverRounds - 1) recoveries")
+                    }
+                    logger.warning("rows still claimed by this packer while idle; recovering its shards", metadata: ["rows": "\(left)"])
+                    for shard in shards where book.lease(shard) != nil {
+                        totals.recovery.add(try await recovery.recoverShard(shard))
+                    }
+                    continue
+                }
                 await shutdown.sleep(seconds: config.idleSleepSeconds)
                 continue
             }
+            leftoverRounds = 0
             try await pack(files)
             try await finalizeDue()
         }
+    }
+
+    /// Whether every owned shard this instance does not hold is leased, live, by another instance
+    /// of this pod (which drains it): with `--until-idle` an instance then stops when its own
+    /// shards are idle. A shard held by anyone else (a dead instance whose lease has not yet
+    /// expired, `des recover`) is waited for, as it may still have rows for us.
+    ///
+    /// `claimedFrom` are the shards the last (empty) claim covered: when the shards held now
+    /// differ, there is more to look at and the answer is no.
+    private func idleEverywhere(claimedFrom: [Int]) async throws -> Bool {
+        let owned = Set(assignment.ownedShards)
+        if Set(claimedFrom) == owned && Set(book.held.keys) == owned { return true }
+        try await acquireLeases(force: true)
+        guard Set(book.held.keys) == Set(claimedFrom) else { return false }
+        let missing = owned.subtracting(claimedFrom)
+        if missing.isEmpty { return true }
+        let leases = try await retry.run { try await parts.metadata.leases() }
+        return leases.filter { missing.contains($0.shard) }.allSatisfy { $0.holder.pod == holder.pod && $0.holder.instance != holder.instance }
+            && leases.filter { missing.contains($0.shard) }.count == missing.count
+    }
+
+    /// How many rows of `shards` this instance still has claimed, over every source.
+    private func claimsLeft(shards: [Int]) async throws -> Int {
+        var left = 0
+        for source in parts.sources {
+            left += try await RetryPolicy().run { try await source.claimedRowIDs(shards: shards, holder: holder.description) }.count
+        }
+        return left
     }
 
     // MARK: Leases
@@ -145,10 +223,14 @@ public final class Packer {
         guard !missing.isEmpty, force || now - lastLeaseAttempt >= min(config.leaseTTLSeconds / 2, 5) else { return }
         lastLeaseAttempt = now
         for shard in missing {
-            guard let lease = try await parts.metadata.acquireLease(shard: shard, holder: holder, ttlSeconds: config.leaseTTLSeconds) else { continue }
+            // Nothing may be in hand on a shard being leased again: recovery treats all its work as stale.
+            await abandonShard(shard, reason: "lease being taken again")
+            guard let lease = try await retry.run({
+                try await parts.metadata.acquireLease(shard: shard, holder: holder, ttlSeconds: config.leaseTTLSeconds)
+            }) else { continue }
             book.add(lease)
             if lease.isNewGrant {
-                totals.recovery.add(try await recovery.recoverShard(shard, currentHolder: holder.description))
+                totals.recovery.add(try await recovery.recoverShard(shard))
             }
         }
     }
@@ -157,20 +239,13 @@ public final class Packer {
         for lease in book.removeAll() { try? await parts.metadata.releaseLease(lease) }
     }
 
-    /// Stops work on shards whose lease was lost: their containers are abandoned
-    /// (the new holder recovers them) and our claims there are given back.
-    private func dropLostShards() async {
-        let lost = book.takeLost()
-        guard !lost.isEmpty else { return }
-        for (slot, container) in open where lost.contains(slot.shard) {
-            container.writer.abort()
-            open[slot] = nil
-            for (source, ids) in container.rows {
-                _ = try? await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description)
-            }
-            logger.warning("abandoned container after losing its lease", metadata: ["key": "\(container.record.key)"])
-        }
-        metrics.openContainers.record(open.count)
+    /// Stops work on shards whose lease was lost: their containers are abandoned and our
+    /// claims there are given back (the packer carries on with its other shards).
+    func dropLostShards() async {
+        var lost = book.takeLost()
+        // A container whose lease is no longer the one held (lost and taken again meanwhile) is stale too.
+        for slot in open.keys where book.lease(slot.shard)?.token != open[slot]?.lease.token { lost.insert(slot.shard) }
+        for shard in lost.sorted() { await abandonShard(shard, reason: "lease lost") }
     }
 
     func sourceNamed(_ name: String) -> (any SourceConnector)? { parts.sources.first { $0.name == name } }

@@ -5,13 +5,17 @@ import DESNaming
 import Foundation
 import Logging
 
-/// Crash recovery (DESIGN.md §7 step 7), run per shard under an exclusive lease:
-/// on packer start, on lease takeover, and by `des recover`.
+/// Crash recovery, run per shard under an exclusive lease, whenever a lease is newly
+/// granted (on packer start, on takeover, on a re-grant to the same instance after a
+/// pause) and by `des recover`.
 ///
+/// The caller has no work in hand on the shard (a packer abandons a shard's
+/// containers and claims before it leases the shard again), so every claim and
+/// every `writing` container of the shard is stale, whoever made it — this instance too:
 /// - a `writing` container with no object in storage is discarded; one whose
-///   object exists and whose footer and index validate is recorded `uploaded`;
-/// - a row claimed by someone else whose container is uploaded and whose name is
-///   in that container's index is marked packed; any other such claim returns to pending.
+///   object exists and whose footer, seal and index validate is recorded `uploaded`;
+/// - a claimed row whose name is in an uploaded container of its (day, shard) is
+///   marked packed; any other claim returns to pending.
 public struct Recovery: Sendable {
     /// What a recovery did.
     public struct Report: Sendable, Equatable {
@@ -20,6 +24,8 @@ public struct Recovery: Sendable {
         public var rowsPacked = 0
         public var rowsReleased = 0
         public var shardsSkipped = 0
+        /// Temporary objects of interrupted uploads removed from storage.
+        public var temporariesRemoved = 0
         /// Creates an empty report.
         public init() {}
         /// Adds another report's counts.
@@ -29,6 +35,7 @@ public struct Recovery: Sendable {
             rowsPacked += o.rowsPacked
             rowsReleased += o.rowsReleased
             shardsSkipped += o.shardsSkipped
+            temporariesRemoved += o.temporariesRemoved
         }
     }
 
@@ -36,23 +43,34 @@ public struct Recovery: Sendable {
     let metadata: any MetadataStore
     let storage: any StorageBackend
     let logger: Logger
+    let retry: RetryPolicy
 
-    /// Creates a recovery over these parts.
-    public init(sources: [any SourceConnector], metadata: any MetadataStore, storage: any StorageBackend, logger: Logger) {
+    /// Creates a recovery over these parts; storage and metadata calls are retried by `retry`.
+    public init(
+        sources: [any SourceConnector], metadata: any MetadataStore, storage: any StorageBackend, logger: Logger,
+        retry: RetryPolicy = .metadata
+    ) {
         self.sources = sources
         self.metadata = metadata
         self.storage = storage
         self.logger = logger
+        self.retry = retry
     }
 
-    /// Recovers one shard. The caller must hold the shard's lease as `currentHolder`
-    /// (whose own containers and claims are left alone).
-    public func recoverShard(_ shard: Int, currentHolder: String) async throws -> Report {
+    /// Removes the temporary objects interrupted uploads left under `prefix`: those whose
+    /// writer is provably dead, and any older than `olderThanSeconds`.
+    public func removeTemporaries(prefix: String, olderThanSeconds: Double) async throws -> Int {
+        let removed = try await retry.run { try await storage.removeStaleTemporaries(prefix: prefix, olderThanSeconds: olderThanSeconds) }
+        if removed > 0 { logger.info("removed temporary objects of interrupted uploads", metadata: ["count": "\(removed)"]) }
+        return removed
+    }
+
+    /// Recovers one shard. The caller must hold the shard's lease and have no work in hand on it.
+    public func recoverShard(_ shard: Int) async throws -> Report {
         var report = Report()
         let reader = StorageArchiveReader(storage: storage)
-        for container in try await metadata.containers(state: .writing, shard: shard, day: nil)
-        where container.holder != currentHolder {
-            if let info = try await storage.head(key: container.key) {
+        for container in try await retry.run({ try await metadata.containers(state: .writing, shard: shard, day: nil) }) {
+            if let info = try await retry.run({ try await storage.head(key: container.key) }) {
                 do {
                     let index = try await reader.index(key: container.key)
                     try await metadata.recoverUploaded(containerID: container.id, fileCount: index.count, size: info.size, etag: info.etag)
@@ -70,14 +88,14 @@ public struct Recovery: Sendable {
 
         var indexes: [String: Set<String>] = [:]
         for source in sources {
-            let stale = try await source.staleClaims(shards: [shard], excludingHolder: currentHolder, olderThanSeconds: nil)
+            let stale = try await retry.run { try await source.staleClaims(shards: [shard], excludingHolder: nil, olderThanSeconds: nil) }
             if stale.isEmpty { continue }
             var byDay: [String: [PendingFile]] = [:]
             for file in stale { byDay[dayOfName(file.desName), default: []].append(file) }
             var packed: [String: [String]] = [:]
             var release: [String] = []
             for (day, files) in byDay {
-                let uploaded = try await metadata.containers(state: .uploaded, shard: shard, day: day)
+                let uploaded = try await retry.run { try await metadata.containers(state: .uploaded, shard: shard, day: day) }
                 for container in uploaded where indexes[container.key] == nil {
                     let index = try await reader.index(key: container.key, etag: container.etag)
                     indexes[container.key] = Set(index.entries.map(\.name))
@@ -91,9 +109,9 @@ public struct Recovery: Sendable {
                 }
             }
             for (key, ids) in packed {
-                report.rowsPacked += try await source.markPacked(rowIDs: ids, container: key, holder: nil)
+                report.rowsPacked += try await retry.run { try await source.markPacked(rowIDs: ids, container: key, holder: nil) }
             }
-            report.rowsReleased += try await source.releaseClaims(rowIDs: release, holder: nil)
+            report.rowsReleased += try await retry.run { try await source.releaseClaims(rowIDs: release, holder: nil) }
         }
         if report != Report() {
             logger.info(
@@ -107,18 +125,19 @@ public struct Recovery: Sendable {
         return report
     }
 
-    /// `des recover`: for each shard whose lease is free or expired, takes the lease,
-    /// recovers the shard and gives the lease back. Shards held by live packers are
-    /// skipped (they recover their own shards on takeover).
-    public func recoverAll(shards: [Int], holder: LeaseHolder, ttlSeconds: Double) async throws -> Report {
+    /// `des recover`: removes stale temporary objects under `keyPrefix`, then, for each shard
+    /// whose lease is free or expired, takes the lease, recovers the shard and gives the lease
+    /// back. Shards held by live packers are skipped (they recover their own shards on takeover).
+    public func recoverAll(shards: [Int], holder: LeaseHolder, ttlSeconds: Double, keyPrefix: String = "") async throws -> Report {
         var total = Report()
+        total.temporariesRemoved = try await removeTemporaries(prefix: keyPrefix, olderThanSeconds: max(ttlSeconds, 3600))
         for shard in shards {
             guard let lease = try await metadata.acquireLease(shard: shard, holder: holder, ttlSeconds: ttlSeconds) else {
                 total.shardsSkipped += 1
                 continue
             }
             do {
-                total.add(try await recoverShard(shard, currentHolder: holder.description))
+                total.add(try await recoverShard(shard))
             } catch {
                 try? await metadata.releaseLease(lease)
                 throw error

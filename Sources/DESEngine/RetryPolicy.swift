@@ -20,6 +20,10 @@ public struct RetryPolicy: Sendable {
         self.maxDelay = maxDelay
     }
 
+    /// For metadata-store and storage calls: enough patience to ride out a lock held for
+    /// half a minute or a short outage (about a minute of backoff in all).
+    public static let metadata = RetryPolicy(maxRetries: 8, baseDelay: 0.25, multiplier: 2, maxDelay: 15)
+
     /// The delay before retry number `attempt` (1-based): full jitter over the exponential step.
     public func delay(attempt: Int) -> Double {
         let step = min(maxDelay, baseDelay * pow(multiplier, Double(max(0, attempt - 1))))
@@ -36,6 +40,7 @@ public struct RetryPolicy: Sendable {
     }
 
     /// Runs `body`, retrying transient failures; `onRetry` is told of each retry.
+    @discardableResult
     public func run<T: Sendable>(
         onRetry: (Error, Int) -> Void = { _, _ in }, _ body: () async throws -> T
     ) async throws -> T {
@@ -47,7 +52,7 @@ public struct RetryPolicy: Sendable {
                 attempt += 1
                 guard attempt <= maxRetries, Self.isTransient(error) else { throw error }
                 onRetry(error, attempt)
-                try await Task.sleep(nanoseconds: UInt64(delay(attempt: attempt) * 1e9))
+                try await Task.sleep(nanoseconds: nanoseconds(delay(attempt: attempt)))
             }
         }
     }

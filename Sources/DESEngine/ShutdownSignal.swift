@@ -9,6 +9,8 @@ public final class ShutdownSignal: Sendable {
     private struct State {
         var triggered = false
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// Timers that fired before their sleeper was registered (the sleeper then does not wait).
+        var fired: Set<UInt64> = []
         var nextID: UInt64 = 0
     }
     private let state = Mutex(State())
@@ -38,12 +40,12 @@ public final class ShutdownSignal: Sendable {
             return s.nextID
         }
         let timer = Task {
-            try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+            try? await Task.sleep(nanoseconds: nanoseconds(seconds))
             self.wake(id)
         }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let resumeNow = state.withLock { s -> Bool in
-                if s.triggered { return true }
+                if s.triggered || s.fired.remove(id) != nil { return true }
                 s.waiters[id] = c
                 return false
             }
@@ -54,7 +56,17 @@ public final class ShutdownSignal: Sendable {
     }
 
     private func wake(_ id: UInt64) {
-        let w = state.withLock { $0.waiters.removeValue(forKey: id) }
+        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let w = s.waiters.removeValue(forKey: id) { return w }
+            s.fired.insert(id)  // the sleeper has not registered yet: it must not wait when it does
+            return nil
+        }
         w?.resume()
     }
+}
+
+/// Seconds as nanoseconds for `Task.sleep`, clamped to 0…one day (no overflow trap on absurd values).
+func nanoseconds(_ seconds: Double) -> UInt64 {
+    guard seconds.isFinite, seconds > 0 else { return 0 }
+    return UInt64(min(seconds, 86_400) * 1e9)
 }

@@ -48,7 +48,7 @@ public final class TokenBucket: Sendable {
             if let shutdown {
                 if !(await shutdown.sleep(seconds: wait)) { return false }
             } else {
-                try? await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+                try? await Task.sleep(nanoseconds: nanoseconds(wait))
             }
         }
     }

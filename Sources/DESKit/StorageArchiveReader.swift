@@ -19,43 +19,52 @@ public struct StorageArchiveReader: Sendable {
     }
 
     /// Loads and validates the index of the container at `key`.
+    ///
+    /// One suffix read fetches the footer and usually everything the index needs (INDEX, and
+    /// META before it when the container is sealed, so the seal is checked); when that tail
+    /// is longer than the suffix, one more ranged read fetches the rest.
     public func index(key: String, etag: String? = nil) async throws -> DESIndex {
         let identity = etag.map { ArchiveIdentity(location: storage.location, key: key, version: $0) }
         if let identity, let cache, let hit = await cache.get(identity) { return hit }
-        let (tail, size) = try await storage.getSuffix(key: key, length: suffixLength)
-        let index = try parseIndex(tail: tail, size: size, key: key)
-        let result: DESIndex
-        if let index {
-            result = index
-        } else {
-            // The index is larger than the suffix: one more ranged read.
-            let footer = try tail.withUnsafeBytes { raw in
-                try DESFooter.decode(UnsafeRawBufferPointer(rebasing: raw.suffix(DESFormat.footerSize)))
+        var (tail, size) = try await storage.getSuffix(key: key, length: suffixLength)
+        let footer = try Self.footer(tail: tail, size: size, key: key)
+        let tailOffset = size - UInt64(tail.count)
+        if footer.tailStart < tailOffset {
+            let rest = try await storage.get(key: key, offset: footer.tailStart, length: tailOffset - footer.tailStart)
+            guard UInt64(rest.count) == tailOffset - footer.tailStart else {
+                throw DESFormatError(.truncated, "short read of the index region (\(rest.count) bytes)", path: key)
             }
-            try footer.validate(archiveSize: size)
-            let bytes = try await storage.get(key: key, offset: footer.indexStart, length: footer.indexLength)
-            result = try bytes.withUnsafeBytes { try DESIndex(indexBytes: $0, footer: footer, archiveSize: size) }
+            tail = rest + tail
+        }
+        let result: DESIndex
+        do {
+            result = try tail.withUnsafeBytes { raw in
+                let start = Int(footer.tailStart - (size - UInt64(raw.count)))
+                return try DESIndex(tail: UnsafeRawBufferPointer(rebasing: raw[start...]), footer: footer, archiveSize: size)
+            }
+        } catch let error as DESFormatError {
+            throw error.path == nil ? DESFormatError(error.code, error.message, path: key) : error
         }
         if let identity, let cache { await cache.set(identity, index: result, ttlSeconds: nil) }
         return result
     }
 
-    /// Parses the footer and index from the tail of the object when the tail holds them; nil when it does not.
-    private func parseIndex(tail: [UInt8], size: UInt64, key: String) throws -> DESIndex? {
+    /// Decodes and validates the footer at the end of a suffix read (and the header, when the suffix is the whole object).
+    private static func footer(tail: [UInt8], size: UInt64, key: String) throws -> DESFooter {
         guard size >= UInt64(DESFormat.minimumArchiveSize), tail.count >= DESFormat.footerSize else {
             throw DESFormatError(.tooSmall, "archive is \(size) bytes; a DES archive is at least \(DESFormat.minimumArchiveSize)", path: key)
         }
-        return try tail.withUnsafeBytes { raw -> DESIndex? in
-            let footer = try DESFooter.decode(UnsafeRawBufferPointer(rebasing: raw.suffix(DESFormat.footerSize)))
-            try footer.validate(archiveSize: size)
-            let tailStart = size - UInt64(tail.count)
-            if tailStart == 0 {
-                try DESIndex.validateHeader(UnsafeRawBufferPointer(rebasing: raw.prefix(DESFormat.headerSize)), archiveSize: size)
+        do {
+            return try tail.withUnsafeBytes { raw in
+                if UInt64(raw.count) == size {
+                    try DESIndex.validateHeader(UnsafeRawBufferPointer(rebasing: raw.prefix(DESFormat.headerSize)), archiveSize: size)
+                }
+                let footer = try DESFooter.decode(UnsafeRawBufferPointer(rebasing: raw.suffix(DESFormat.footerSize)))
+                try footer.validate(archiveSize: size)
+                return footer
             }
-            guard footer.indexStart >= tailStart else { return nil }
-            let start = Int(footer.indexStart - tailStart)
-            let slice = UnsafeRawBufferPointer(rebasing: raw[start..<(start + Int(footer.indexLength))])
-            return try DESIndex(indexBytes: slice, footer: footer, archiveSize: size)
+        } catch let error as DESFormatError {
+            throw DESFormatError(error.code, error.message, path: key)
         }
     }
 

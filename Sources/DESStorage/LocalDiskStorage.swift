@@ -59,7 +59,7 @@ public final class LocalDiskStorage: StorageBackend {
         return try await thread.run {
             let dir = (target as NSString).deletingLastPathComponent
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let temp = target + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            let temp = target + Self.temporaryMarker + ProcessIdentity.current.token + ".r\(UInt32.random(in: 0...UInt32.max))"
             if link(source, temp) != 0 {
                 // Different filesystem (or no hard links): copy and sync.
                 try Self.copy(from: source, to: temp)
@@ -187,6 +187,29 @@ public final class LocalDiskStorage: StorageBackend {
         }
     }
 
+    /// What a temporary object's name holds between its final key and the writer's identity.
+    static let temporaryMarker = ".tmp-"
+
+    public func removeStaleTemporaries(prefix: String, olderThanSeconds: Double) async throws -> Int {
+        let root = self.root
+        return try await thread.run {
+            guard let walker = FileManager.default.enumerator(atPath: root) else { return 0 }
+            var removed = 0
+            let now = Date().timeIntervalSince1970
+            while let rel = walker.nextObject() as? String {
+                guard rel.hasPrefix(prefix), let marker = rel.range(of: Self.temporaryMarker, options: .backwards),
+                    walker.fileAttributes?[.type] as? FileAttributeType == .typeRegular
+                else { continue }
+                let token = String(rel[marker.upperBound...])
+                let modified = (walker.fileAttributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? now
+                // Today's names carry the writer's identity; older ones (`.tmp-PID-N`) only their age.
+                guard ProcessIdentity.isProvablyDead(token: token) || now - modified >= olderThanSeconds else { continue }
+                if unlink(root + "/" + rel) == 0 { removed += 1 }
+            }
+            return removed
+        }
+    }
+
     public func list(prefix: String) async throws -> [ObjectInfo] {
         let root = self.root
         return try await thread.run {
@@ -204,17 +227,71 @@ public final class LocalDiskStorage: StorageBackend {
     }
 }
 
-/// Bodies on local disk: keys are paths under a root (absolute keys are used as given).
+/// Bodies on local disk: keys are paths relative to a root.
+///
+/// A catalog row must not reach outside the root: a key whose resolved path
+/// (after `..` and symbolic links) leaves the root is refused, and so is an
+/// absolute key unless `allowAbsolute` is set. Such a refusal is permanent (the
+/// packer sends the row to the dead-letter table with the reason).
 public struct LocalBodyFetcher: BodyFetcher {
     /// The directory relative keys resolve against.
     public let root: String
+    /// Whether absolute paths in the catalog are used as they are (`bodies.allow_absolute`).
+    public let allowAbsolute: Bool
+
     /// Creates a fetcher.
-    public init(root: String) { self.root = root }
+    public init(root: String, allowAbsolute: Bool = false) {
+        self.root = root
+        self.allowAbsolute = allowAbsolute
+    }
 
     public func fetch(_ location: BodyLocation) async throws -> FetchedBody {
-        let key = location.key
-        guard !key.isEmpty else { throw DESKitError(.notFound, "row has an empty body key") }
-        let path = key.hasPrefix("/") ? key : (root as NSString).appendingPathComponent(key)
-        return FetchedBody(path: path, isTemporary: false)
+        FetchedBody(path: try resolve(location.key), isTemporary: false)
+    }
+
+    /// The path a key names, checked against the root.
+    public func resolve(_ key: String) throws -> String {
+        guard !key.isEmpty else { throw DESKitError(.invalidData, "row has an empty body key") }
+        guard !key.utf8.contains(0) else { throw DESKitError(.invalidData, "body key contains a NUL byte") }
+        if key.hasPrefix("/") {
+            guard allowAbsolute else {
+                throw DESKitError(
+                    .invalidData,
+                    "absolute body path '\(key)' refused: bodies are read under the root '\(root)' (set bodies.allow_absolute: true to allow absolute paths)")
+            }
+            return key
+        }
+        guard let realRoot = Self.realPath(root) else {
+            throw DESKitError(.notFound, "body root '\(root)' does not exist")
+        }
+        let joined = realRoot + "/" + key
+        guard let resolved = Self.realPath(joined) else {
+            // Missing file: refuse a lexical escape all the same, so the reason is the right one.
+            if Self.escapesLexically(key) {
+                throw DESKitError(.invalidData, "body path '\(key)' escapes the body root '\(root)'")
+            }
+            throw DESKitError(.notFound, "no such file '\(joined)'")
+        }
+        guard resolved.hasPrefix(realRoot == "/" ? "/" : realRoot + "/") else {
+            throw DESKitError(
+                .invalidData, "body path '\(key)' escapes the body root '\(root)' (it resolves to '\(resolved)')")
+        }
+        return resolved
+    }
+
+    private static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    /// Whether `..` segments climb above the start of a relative key.
+    private static func escapesLexically(_ key: String) -> Bool {
+        var depth = 0
+        for part in key.split(separator: "/") {
+            if part == ".." { depth -= 1 } else if part != "." { depth += 1 }
+            if depth < 0 { return true }
+        }
+        return false
     }
 }

@@ -36,7 +36,7 @@ func desBinary() throws -> String {
                 kill(p.processIdentifier, SIGKILL)
                 kills += 1
             }
-            p.waitUntilExit()
+            await d.wait(p)
             // Keep work in hand until the 20th kill: top the catalog up when it is all packed.
             let open = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status <> 'DES_PACKED'").first?[0].int ?? 0
             if open == 0 && kills < 20 {
@@ -47,7 +47,7 @@ func desBinary() throws -> String {
         let total = try await d.sql("SELECT COUNT(*) FROM files").first?[0].int ?? 0
         #expect(total >= 8000)
         let final = try start()
-        final.waitUntilExit()
+        await d.wait(final)
         #expect(final.terminationStatus == 0)
         #expect(kills >= 20)
         let statuses = try await d.sql("SELECT des_status, COUNT(*) FROM files GROUP BY des_status")
@@ -55,6 +55,7 @@ func desBinary() throws -> String {
         let audit = try await d.audit()
         #expect(audit.isOK, "\(audit.problems)")
         #expect(Int64(audit.rowsChecked) == total && Int64(audit.entries) == total)
+        try await expectNothingStranded(d, "after the final run")
         print("crash test: \(kills) kills; \(audit.containers) uploaded containers")
     }
 
@@ -76,7 +77,7 @@ func desBinary() throws -> String {
         }
         #expect(claimed > 0)
         kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
+        await d.wait(p)
         #expect(p.terminationReason == .exit && p.terminationStatus == 0)
         #expect(try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_CLAIMED'").first?[0].int == 0)
         #expect(try await d.metadata().containers(state: .writing, shard: nil, day: nil).isEmpty)

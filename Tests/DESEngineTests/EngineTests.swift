@@ -75,9 +75,18 @@ import Testing
         await #expect(throws: DESKitError.self) {
             _ = try await store.createContainer(day: "2025-01-01", shard: 3, lease: leaseA, keyPrefix: "des")
         }
-        // A new incarnation of the same pod takes over at once, with a new token.
-        let b2 = try #require(try await store.acquireLease(shard: 3, holder: LeaseHolder(pod: "b", instance: "2"), ttlSeconds: 10))
+        // Another live instance of the same pod never takes the live lease; once the holder is
+        // known dead its lease can be ended at once, and the new instance takes it with a new token.
+        let b2holder = LeaseHolder(pod: "b", instance: "2")
+        #expect(try await store.acquireLease(shard: 3, holder: b2holder, ttlSeconds: 10) == nil)
+        #expect(try await store.expireLease(shard: 3, holder: b2holder) == false)  // not the holder: nothing ended
+        #expect(try await store.expireLease(shard: 3, holder: b))
+        let b2 = try #require(try await store.acquireLease(shard: 3, holder: b2holder, ttlSeconds: 10))
         #expect(b2.token == leaseB.token + 1)
+        #expect(b2.isNewGrant)
+        // The same instance renewing its own live lease keeps the token.
+        let again = try #require(try await store.acquireLease(shard: 3, holder: b2holder, ttlSeconds: 10))
+        #expect(again.token == b2.token && !again.isNewGrant)
         #expect(try await store.markUploaded(containerID: container.id, fileCount: 1, bytes: 1, size: 1, etag: "x", lease: leaseB) == false)
     }
 }

@@ -16,7 +16,7 @@ struct Deployment {
     var bodiesRoot: String { dir + "/bodies" }
     var logger: Logger {
         var l = Logger(label: "test")
-        l.logLevel = .critical
+        l.logLevel = ProcessInfo.processInfo.environment["DES_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
         return l
     }
 
@@ -70,8 +70,9 @@ struct Deployment {
         return rows
     }
 
-    func packer(shardBits: Int, maxFiles: Int = 100_000, pod: String = "pod") async throws -> Packer {
+    func packer(shardBits: Int, maxFiles: Int = 100_000, pod: String = "pod", batchSize: Int = 500) async throws -> Packer {
         var config = PackerConfig()
+        config.batchSize = batchSize
         config.workDir = dir + "/work"
         config.shardBits = shardBits
         config.maxContainerFiles = maxFiles
@@ -92,8 +93,8 @@ struct Deployment {
     }
 
     /// Writes a config for a `des` child process over this deployment; `packer` is the packer section's flow map.
-    func writeConfig(packer: String) throws -> String {
-        let path = dir + "/des.yaml"
+    func writeConfig(packer: String, name: String = "des.yaml") throws -> String {
+        let path = dir + "/" + name
         try """
             sources:
               - name: catalog
@@ -107,6 +108,12 @@ struct Deployment {
             packer: \(packer)
             """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
+    }
+
+    /// Waits for a child to exit without blocking a thread of the cooperative pool (tests run in
+    /// parallel, and a blocked pool would starve the packers running in-process).
+    func wait(_ p: Process) async {
+        while p.isRunning { try? await Task.sleep(nanoseconds: 20_000_000) }
     }
 
     /// Starts `des packer run` on `config` as a child process, its output discarded.

@@ -14,10 +14,13 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
     /// The database file.
     public let path: String
 
-    /// Opens (creating if needed) the database at `path`.
-    public static func open(path: String, busyTimeoutMilliseconds: Int32 = 10_000) async throws -> SQLiteConnection {
+    /// Opens the database at `path` — creating it when `create` is set, and otherwise failing
+    /// with an error naming the file when there is none.
+    public static func open(path: String, create: Bool = true, busyTimeoutMilliseconds: Int32 = 10_000) async throws
+        -> SQLiteConnection
+    {
         let connection = SQLiteConnection(path: path)
-        try await connection.thread.run { try connection.openOnThread(busyTimeout: busyTimeoutMilliseconds) }
+        try await connection.thread.run { try connection.openOnThread(busyTimeout: busyTimeoutMilliseconds, create: create) }
         return connection
     }
 
@@ -32,9 +35,9 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         thread.stop()
     }
 
-    private func openOnThread(busyTimeout: Int32) throws {
+    private func openOnThread(busyTimeout: Int32, create: Bool) throws {
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
@@ -45,9 +48,28 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         sqlite3_busy_timeout(db, busyTimeout)
         sqlite3_extended_result_codes(db, 1)
         let session = Session(connection: self)
-        _ = try session.query("PRAGMA journal_mode=WAL")
+        // Switching a fresh database to WAL takes an exclusive lock and does not always wait on
+        // the busy handler: several processes opening one new database at once retry here.
+        let deadline = monotonicNow() + Double(busyTimeout) / 1000
+        while true {
+            do {
+                _ = try session.query("PRAGMA journal_mode=WAL")
+                break
+            } catch let error as SQLError where error.isTransient && monotonicNow() < deadline {
+                usleep(UInt32.random(in: 2_000...20_000))
+            } catch var error as SQLError {
+                error.message = "\(path): \(error.message)"
+                throw error
+            }
+        }
         try session.execute("PRAGMA synchronous=NORMAL")
         try session.execute("PRAGMA foreign_keys=ON")
+    }
+
+    private func monotonicNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     public func withSession<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {

@@ -75,13 +75,25 @@ public final class SQLiteMetadataStore: MetadataStore {
                           THEN des_shard_locks.token ELSE des_shard_locks.token + 1 END,
                   holder_pod = excluded.holder_pod, holder_instance = excluded.holder_instance,
                   expires_at = excluded.expires_at, acquired_at = excluded.acquired_at
-                WHERE des_shard_locks.expires_at <= \(Self.now) OR des_shard_locks.holder_pod = excluded.holder_pod
+                WHERE des_shard_locks.expires_at <= \(Self.now)
+                   OR (des_shard_locks.holder_pod = excluded.holder_pod AND des_shard_locks.holder_instance = excluded.holder_instance)
                 RETURNING token, expires_at
                 """, [.int(Int64(shard)), .text(holder.pod), .text(holder.instance), .double(ttlSeconds)])
             guard let row = rows.first, let token = row[0].int, let expires = row[1].double else { return nil }
             let renewed = before.map { $0[0].int == token && $0[1].text == holder.pod && $0[2].text == holder.instance && $0[3].int == 1 } ?? false
             return ShardLease(shard: shard, holder: holder, token: token, expiresAt: expires, isNewGrant: !renewed)
         }
+    }
+
+    @discardableResult
+    public func expireLease(shard: Int, holder: LeaseHolder) async throws -> Bool {
+        try await connection.withTransaction { s in
+            try s.execute(
+                """
+                UPDATE des_shard_locks SET expires_at = \(Self.now) - 1
+                WHERE shard = ?1 AND holder_pod = ?2 AND holder_instance = ?3 AND expires_at > \(Self.now)
+                """, [.int(Int64(shard)), .text(holder.pod), .text(holder.instance)])
+        } == 1
     }
 
     public func renewLease(_ lease: ShardLease, ttlSeconds: Double) async throws -> ShardLease? {
@@ -190,16 +202,17 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
     }
 
-    public func discardContainer(id: Int64) async throws {
-        _ = try await connection.withTransaction { s in
+    @discardableResult
+    public func discardContainer(id: Int64) async throws -> Bool {
+        try await connection.withTransaction { s in
             try s.execute(
                 "UPDATE des_containers SET state = 'discarded', updated_at = \(Self.now) WHERE id = ?1 AND state = 'writing'",
                 [.int(id)])
-        }
+        } == 1
     }
 
     public func containers(state: ContainerState?, shard: Int?, day: String?) async throws -> [ContainerRecord] {
-        var sql = "SELECT id, day, shard, key, state, holder, token, file_count, bytes, size, etag FROM des_containers WHERE 1 = 1"
+        var sql = "SELECT id, day, shard, key, state, holder, token, file_count, bytes, size, etag, \(Self.now) - updated_at FROM des_containers WHERE 1 = 1"
         var binds: [SQLValue] = []
         if let state {
             binds.append(.text(state.rawValue))
@@ -221,7 +234,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                     id: r[0].int ?? 0, day: r[1].text ?? "", shard: Int(r[2].int ?? 0), key: r[3].text ?? "",
                     state: ContainerState(rawValue: r[4].text ?? "") ?? .discarded, holder: r[5].text ?? "",
                     token: r[6].int ?? 0, fileCount: Int(r[7].int ?? 0), bytes: UInt64(max(0, r[8].int ?? 0)),
-                    size: r[9].int.map { UInt64(max(0, $0)) }, etag: r[10].text)
+                    size: r[9].int.map { UInt64(max(0, $0)) }, etag: r[10].text, ageSeconds: r[11].double)
             }
         }
     }

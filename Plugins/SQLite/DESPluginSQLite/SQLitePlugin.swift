@@ -9,28 +9,36 @@ public enum SQLitePlugin {
     /// Adds the SQLite source and metadata store to `registry`.
     public static func register(in registry: PluginRegistry) {
         registry.registerSource(type: type) { context in
-            let path = try databasePath(context.source.connection, base: context.baseDirectory, what: "source '\(context.source.name)'")
+            let what = "source '\(context.source.name)'"
+            let path = try databasePath(context.source.connection, base: context.baseDirectory, what: what, create: false)
+            // A catalog is never created here: a mistyped path must not become an empty database.
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw DESKitError(
+                    .notFound,
+                    "\(what): SQLite database '\(path)' does not exist (check connection.database; `des sample` creates a sample catalog)")
+            }
             let pool = SQLConnectionPool(size: max(1, context.source.connection.poolSize)) {
-                try await SQLiteConnection.open(path: path)
+                try await SQLiteConnection.open(path: path, create: false)
             }
             return try SQLSourceConnector(config: context.source, dialect: SQLiteDialect(), pool: pool)
         }
         registry.registerMetadataStore(type: type) { connection, base in
-            let path = try databasePath(connection, base: base, what: "metadata")
+            let path = try databasePath(connection, base: base, what: "metadata", create: true)
             let store = try await SQLiteMetadataStore.open(path: path)
             try await store.migrate()
             return store
         }
     }
 
-    /// The database file of a connection (`database:`), resolved against the config's directory.
-    static func databasePath(_ connection: ConnectionConfig, base: String, what: String) throws -> String {
+    /// The database file of a connection (`database:`), resolved against the config's directory;
+    /// with `create`, its directory is created (the metadata store's database is DES's own).
+    static func databasePath(_ connection: ConnectionConfig, base: String, what: String, create: Bool) throws -> String {
         guard let database = connection.database, !database.isEmpty else {
             throw DESKitError(.configuration, "\(what): connection.database must name the SQLite file")
         }
         let path = database.hasPrefix("/") ? database : (base as NSString).appendingPathComponent(database)
         let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if create, !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         return path
     }
 }

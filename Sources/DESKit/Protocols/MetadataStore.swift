@@ -1,7 +1,9 @@
 /// Who holds a lease: a stable pod identity plus this process's incarnation.
 ///
-/// A pod runs one packer; a new incarnation of the same pod may take over the
-/// pod's leases at once (its predecessor is dead), with a new fencing token.
+/// The instance is part of the lease: no instance ever takes a live lease from
+/// another, even of the same pod. A restarted packer takes its dead predecessor's
+/// leases at once only when it can prove the predecessor dead (same host, its
+/// process gone: see ``ProcessIdentity``); otherwise it waits for them to expire.
 public struct LeaseHolder: Sendable, Hashable, CustomStringConvertible {
     /// The pod's stable name.
     public var pod: String
@@ -67,11 +69,14 @@ public struct ContainerRecord: Sendable, Hashable, Codable {
     /// Object size and ETag once uploaded.
     public var size: UInt64?
     public var etag: String?
+    /// Seconds since the record last changed (created, checkpointed, finished), in database time, when read.
+    public var ageSeconds: Double?
     /// Creates a record.
     public init(
         id: Int64, day: String, shard: Int, key: String, state: ContainerState, holder: String, token: Int64,
-        fileCount: Int, bytes: UInt64, size: UInt64?, etag: String?
+        fileCount: Int, bytes: UInt64, size: UInt64?, etag: String?, ageSeconds: Double? = nil
     ) {
+        self.ageSeconds = ageSeconds
         self.id = id
         self.day = day
         self.shard = shard
@@ -113,9 +118,16 @@ public protocol MetadataStore: Sendable {
     @discardableResult
     func migrate() async throws -> Int
 
-    /// Takes the shard when it is free, expired, or already held by this pod, in
-    /// one statement; a new grant bumps the fencing token. Nil when someone else holds it.
+    /// Takes the shard when it is free, expired, or already held by this very holder
+    /// (pod and instance), in one statement; a new grant (anything but the renewal of a
+    /// live lease of this holder) bumps the fencing token. Nil when another holder has a live lease.
     func acquireLease(shard: Int, holder: LeaseHolder, ttlSeconds: Double) async throws -> ShardLease?
+
+    /// Ends, at once, the lease `holder` has on `shard` (if it still has it), so that the next
+    /// ``acquireLease(shard:holder:ttlSeconds:)`` may take it: for a holder known to be dead.
+    /// Returns whether a lease was ended.
+    @discardableResult
+    func expireLease(shard: Int, holder: LeaseHolder) async throws -> Bool
 
     /// Extends a lease still held with this token; nil when it was lost.
     func renewLease(_ lease: ShardLease, ttlSeconds: Double) async throws -> ShardLease?
@@ -141,8 +153,10 @@ public protocol MetadataStore: Sendable {
     /// Recovery: records a `writing` container whose object exists and verifies as `uploaded`.
     func recoverUploaded(containerID: Int64, fileCount: Int, size: UInt64, etag: String) async throws
 
-    /// Marks a `writing` container `discarded`.
-    func discardContainer(id: Int64) async throws
+    /// Marks a `writing` container `discarded` (a final state: it can never become uploaded).
+    /// Returns false when the container was not `writing` (already uploaded or discarded).
+    @discardableResult
+    func discardContainer(id: Int64) async throws -> Bool
 
     /// Containers, filtered by state, shard and day.
     func containers(state: ContainerState?, shard: Int?, day: String?) async throws -> [ContainerRecord]

@@ -42,4 +42,15 @@ public protocol StorageBackend: Sendable {
 
     /// Objects whose keys start with `prefix`, sorted by key.
     func list(prefix: String) async throws -> [ObjectInfo]
+
+    /// Removes what interrupted `put`s left under `prefix` (temporary files, unfinished
+    /// multipart uploads) whose writer is certainly dead or which are older than
+    /// `olderThanSeconds`; never a finished object. Returns how many were removed.
+    /// Recovery calls it on packer start and in `des recover`.
+    func removeStaleTemporaries(prefix: String, olderThanSeconds: Double) async throws -> Int
+}
+
+extension StorageBackend {
+    /// A backend whose puts leave nothing behind has nothing to remove.
+    public func removeStaleTemporaries(prefix: String, olderThanSeconds: Double) async throws -> Int { 0 }
 }

@@ -11,7 +11,7 @@ public final class SQLConnectionPool: Sendable {
     private struct State {
         var idle: [any SQLConnection] = []
         var open = 0
-        var waiters: [CheckedContinuation<(any SQLConnection)?, Never>] = []
+        var waiters: [CheckedContinuation<Handoff, Never>] = []
         var closed = false
     }
 
@@ -27,6 +27,9 @@ public final class SQLConnectionPool: Sendable {
     }
 
     private enum Lease { case use(any SQLConnection), openNew, wait, closed }
+    /// What a waiter is woken with: a connection, the pool's end, or a free slot to open one in
+    /// (after a failed connect, so that a waiter is never left waiting for a connection that will not come).
+    private enum Handoff: @unchecked Sendable { case connection(any SQLConnection), closed, retry }
 
     /// Runs `body` with a connection of the pool.
     public func withConnection<T: Sendable>(_ body: (any SQLConnection) async throws -> T) async throws -> T {
@@ -42,6 +45,13 @@ public final class SQLConnectionPool: Sendable {
     }
 
     private func acquire() async throws -> any SQLConnection {
+        while true {
+            if let c = try await acquireOnce() { return c }
+        }
+    }
+
+    /// A connection, or nil when woken to retry (a slot was freed by a failed connect).
+    private func acquireOnce() async throws -> (any SQLConnection)? {
         let decision: Lease = state.withLock { s in
             if s.closed { return .closed }
             if let c = s.idle.popLast() { return .use(c) }
@@ -58,31 +68,39 @@ public final class SQLConnectionPool: Sendable {
             do {
                 return try await factory()
             } catch {
-                state.withLock { $0.open -= 1 }
+                let waiter = state.withLock { s -> CheckedContinuation<Handoff, Never>? in
+                    s.open -= 1
+                    return s.waiters.isEmpty ? nil : s.waiters.removeFirst()
+                }
+                waiter?.resume(returning: .retry)
                 throw error
             }
         case .wait:
-            let c = await withCheckedContinuation { (cont: CheckedContinuation<(any SQLConnection)?, Never>) in
-                let immediate: (any SQLConnection)?? = state.withLock { s in
-                    if s.closed { return .some(nil) }
-                    if let c = s.idle.popLast() { return .some(c) }
+            let handoff = await withCheckedContinuation { (cont: CheckedContinuation<Handoff, Never>) in
+                let immediate: Handoff? = state.withLock { s in
+                    if s.closed { return .closed }
+                    if let c = s.idle.popLast() { return .connection(c) }
+                    if s.open < size { return .retry }
                     s.waiters.append(cont)
                     return nil
                 }
                 if let immediate { cont.resume(returning: immediate) }
             }
-            guard let c else { throw DESKitError(.unavailable, "connection pool is closed") }
-            return c
+            switch handoff {
+            case .connection(let c): return c
+            case .closed: throw DESKitError(.unavailable, "connection pool is closed")
+            case .retry: return nil
+            }
         }
     }
 
     private func release(_ connection: any SQLConnection) {
-        let waiter: CheckedContinuation<(any SQLConnection)?, Never>? = state.withLock { s in
+        let waiter: CheckedContinuation<Handoff, Never>? = state.withLock { s in
             if !s.waiters.isEmpty { return s.waiters.removeFirst() }
             s.idle.append(connection)
             return nil
         }
-        waiter?.resume(returning: connection)
+        waiter?.resume(returning: .connection(connection))
     }
 
     /// Closes every idle connection; connections in use close when returned... after which the pool refuses new work.
@@ -94,7 +112,7 @@ public final class SQLConnectionPool: Sendable {
             s.waiters = []
             return r
         }
-        for w in waiters { w.resume(returning: nil) }
+        for w in waiters { w.resume(returning: .closed) }
         for c in idle { await c.close() }
     }
 }
