@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite"]),
         // Fuzz targets (archive reader, config loader) and their seeded-mutation driver (`make fuzz`).
         .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
-        .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz"], path: "Fuzz/des-fuzz"),
+        .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz", "DESTestSupport"], path: "Fuzz/des-fuzz"),
         .executableTarget(name: "des-libfuzzer", dependencies: ["DESFuzz"], path: "Fuzz/des-libfuzzer"),
         .executableTarget(name: "des-bench", dependencies: ["DESFormat", "DESTestSupport"], path: "Benchmarks/des-bench"),
 

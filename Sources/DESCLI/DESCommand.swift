@@ -36,8 +36,10 @@ struct DESCommand: AsyncParsableCommand {
               des name --prefix IMG --count 3      make DES names
               des shard 'IMG_20250101_(21BCAA000100_88)' --bits 8
 
-            Exit codes: 0 success, 1 failure, 64 usage error, 65 corrupt archive \
-            or bad data, 66 input not found, 73 output exists, 74 I/O error.
+            Exit codes: 0 success, 1 other failure, 64 usage error, 65 corrupt \
+            archive or bad data, 66 input not found, 69 a server unavailable, \
+            70 internal error, 73 output exists, 74 I/O error, 130 stopped by a \
+            second signal.
             """,
         version: "0.1.0",
         subcommands: [

@@ -123,12 +123,14 @@ extension Packer {
             throw error
         }
         await release(giveBack, reason: "lease lost")
-        for (source, rows) in failed {
-            _ = try await RetryPolicy().run { try await sourceNamed(source)?.markFailed(rows, holder: holder.description) }
-        }
         if !letters.isEmpty {
+            // The dead letter first: a crash between the two leaves a letter for a row that is
+            // still claimed (recovered, and failed again), never a failed row without its letter.
             let batch = letters
             try await retry.run { try await parts.metadata.addDeadLetters(batch) }
+            for (source, rows) in failed {
+                _ = try await retry.run { try await sourceNamed(source)?.markFailed(rows, holder: holder.description) }
+            }
             totals.filesFailed += letters.count
             metrics.filesFailed.increment(by: letters.count)
             logger.warning("rows failed", metadata: ["count": "\(letters.count)", "first": "\(letters[0].reason)"])
@@ -145,10 +147,11 @@ extension Packer {
     /// Returns claims of ours to pending (best effort: a row left claimed is recovered later).
     func release(_ files: [PendingFile], reason: String) async {
         guard !files.isEmpty else { return }
+        activity += 1
         var bySource: [String: [String]] = [:]
         for file in files { bySource[file.source, default: []].append(file.rowID) }
         for (source, ids) in bySource {
-            _ = try? await RetryPolicy().run { try await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description) }
+            _ = try? await retry.run { try await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description) }
         }
         logger.notice("gave back claimed rows", metadata: ["rows": "\(files.count)", "reason": "\(reason)"])
     }
@@ -246,7 +249,7 @@ extension Packer {
         }
         for (source, ids) in c.rows {
             guard let connector = sourceNamed(source) else { continue }
-            let changed = try await RetryPolicy().run { try await connector.markPacked(rowIDs: ids, container: key, holder: holder.description) }
+            let changed = try await retry.run { try await connector.markPacked(rowIDs: ids, container: key, holder: holder.description) }
             if changed != ids.count {
                 logger.warning("some rows were not marked packed", metadata: ["key": "\(key)", "expected": "\(ids.count)", "changed": "\(changed)"])
             }
@@ -267,6 +270,7 @@ extension Packer {
     /// claimed (their recovery marks them packed); when the store cannot be reached, nothing
     /// more is done and recovery sorts it out later.
     func abandon(_ c: OpenContainer, objectMayExist: Bool, reason: String) async {
+        activity += 1
         c.writer.abort()
         guard let discarded = try? await retry.run({ try await parts.metadata.discardContainer(id: c.record.id) }) else {
             logger.warning("could not discard an abandoned container; recovery will", metadata: ["key": "\(c.record.key)"])
@@ -280,11 +284,13 @@ extension Packer {
                 logger.notice("abandoned container was adopted by another packer", metadata: ["key": "\(c.record.key)"])
                 return
             }
+            // Discarded by someone else's recovery (a final state): an object we uploaded is garbage.
+            if objectMayExist { try? await retry.run { try await parts.storage.delete(key: c.record.key) } }
         } else if objectMayExist {
             try? await retry.run { try await parts.storage.delete(key: c.record.key) }
         }
         for (source, ids) in c.rows {
-            _ = try? await RetryPolicy().run { try await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description) }
+            _ = try? await retry.run { try await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description) }
         }
         logger.warning("abandoned container", metadata: ["key": "\(c.record.key)", "files": "\(c.fileCount)", "reason": "\(reason)"])
     }

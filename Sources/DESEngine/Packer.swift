@@ -63,6 +63,9 @@ public final class Packer {
     var open: [ContainerSlot: OpenContainer] = [:]
     var totals = Totals()
     var lastLeaseAttempt = -Double.infinity
+    /// Bumped whenever rows may have gone back to pending or the leases changed (a release, an
+    /// abandon, a new grant, a lost lease): `--until-idle` stops only if nothing moved since its empty claim.
+    var activity = 0
 
     /// Creates a packer; `podName` defaults to the host name plus the pod index.
     public init(parts: Parts, config: PackerConfig, logger: Logger) throws {
@@ -149,36 +152,40 @@ public final class Packer {
             await dropLostShards()
             try await acquireLeases(force: false)
             let shards = book.held.keys.sorted()
+            let epoch = activity
             var files: [PendingFile] = []
             if !shards.isEmpty {
                 let start = monotonicSeconds()
                 for source in parts.sources {
-                    let batch = try await RetryPolicy().run { try await source.claim(shards: shards, limit: config.batchSize, holder: holder.description) }
+                    let batch = try await retry.run { try await source.claim(shards: shards, limit: config.batchSize, holder: holder.description) }
                     files += batch
                 }
                 metrics.claimDuration.recordSeconds(monotonicSeconds() - start)
             }
             if files.isEmpty {
                 try await finalizeDue()
-                if untilIdle, try await idleEverywhere(claimedFrom: shards) {
+                if untilIdle, activity == epoch, try await idleEverywhere(claimedFrom: shards) {
                     try await finalizeAll()
                     await dropLostShards()
-                    let left = try await claimsLeft(shards: shards)
-                    if left == 0, try await idleEverywhere(claimedFrom: shards) { return }
-                    // Rows still claimed by this instance with nothing in hand (a release that failed,
-                    // rows marked packed only in part): recover them, then go round again.
-                    leftoverRounds += 1
-                    if leftoverRounds > 3 {
-                        throw DESKitError(
-                            .invalidData, "\(left) rows of this packer's shards are still claimed by it after \(leftoverRounds - 1) recoveries")
-                    }
-                    logger.warning("rows still claimed by this packer while idle; recovering its shards", metadata: ["rows": "\(left)"])
-                    for shard in shards where book.lease(shard) != nil {
-                        totals.recovery.add(try await recovery.recoverShard(shard))
+                    // Nothing is in hand now, so any claim left on a held shard — this instance's (a release
+                    // that failed) or a paused zombie's — is stale: recover it, and go round again.
+                    let stale = try await claimsOn(shards.filter { book.lease($0) != nil })
+                    if stale == 0, activity == epoch, try await idleEverywhere(claimedFrom: shards), activity == epoch { return }
+                    if stale > 0 {
+                        leftoverRounds += 1
+                        if leftoverRounds > 3 {
+                            throw DESKitError(
+                                .invalidData, "\(stale) rows of this packer's shards are still claimed after \(leftoverRounds - 1) recoveries")
+                        }
+                        logger.warning("claimed rows left on idle shards; recovering them", metadata: ["rows": "\(stale)"])
+                        for shard in shards where book.lease(shard) != nil {
+                            totals.recovery.add(try await recovery.recoverShard(shard))
+                        }
+                        activity += 1
                     }
                     continue
                 }
-                await shutdown.sleep(seconds: config.idleSleepSeconds)
+                if activity == epoch { await shutdown.sleep(seconds: config.idleSleepSeconds) }
                 continue
             }
             leftoverRounds = 0
@@ -201,18 +208,24 @@ public final class Packer {
         guard Set(book.held.keys) == Set(claimedFrom) else { return false }
         let missing = owned.subtracting(claimedFrom)
         if missing.isEmpty { return true }
-        let leases = try await retry.run { try await parts.metadata.leases() }
-        return leases.filter { missing.contains($0.shard) }.allSatisfy { $0.holder.pod == holder.pod && $0.holder.instance != holder.instance }
-            && leases.filter { missing.contains($0.shard) }.count == missing.count
+        let leases = try await retry.run { try await parts.metadata.leases() }.filter { missing.contains($0.shard) }
+        for lease in leases where lease.holder.pod == holder.pod && ProcessIdentity.isProvablyDead(token: lease.holder.instance) {
+            // A sibling instance died while we ran: take its shards over instead of trusting it to drain them.
+            try await retry.run { try await parts.metadata.expireLease(shard: lease.shard, holder: lease.holder) }
+            return false
+        }
+        return leases.count == missing.count
+            && leases.allSatisfy { $0.holder.pod == holder.pod && $0.holder.instance != holder.instance }
     }
 
-    /// How many rows of `shards` this instance still has claimed, over every source.
-    private func claimsLeft(shards: [Int]) async throws -> Int {
-        var left = 0
+    /// How many rows of `shards` are claimed, by anyone, over every source.
+    private func claimsOn(_ shards: [Int]) async throws -> Int {
+        guard !shards.isEmpty else { return 0 }
+        var claimed = 0
         for source in parts.sources {
-            left += try await RetryPolicy().run { try await source.claimedRowIDs(shards: shards, holder: holder.description) }.count
+            claimed += try await retry.run { try await source.staleClaims(shards: shards, excludingHolder: nil, olderThanSeconds: nil) }.count
         }
-        return left
+        return claimed
     }
 
     // MARK: Leases
@@ -231,6 +244,7 @@ public final class Packer {
             book.add(lease)
             if lease.isNewGrant {
                 totals.recovery.add(try await recovery.recoverShard(shard))
+                activity += 1
             }
         }
     }
@@ -245,6 +259,7 @@ public final class Packer {
         var lost = book.takeLost()
         // A container whose lease is no longer the one held (lost and taken again meanwhile) is stale too.
         for slot in open.keys where book.lease(slot.shard)?.token != open[slot]?.lease.token { lost.insert(slot.shard) }
+        if !lost.isEmpty { activity += 1 }
         for shard in lost.sorted() { await abandonShard(shard, reason: "lease lost") }
     }
 

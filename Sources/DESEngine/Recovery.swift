@@ -72,17 +72,21 @@ public struct Recovery: Sendable {
         for container in try await retry.run({ try await metadata.containers(state: .writing, shard: shard, day: nil) }) {
             if let info = try await retry.run({ try await storage.head(key: container.key) }) {
                 do {
-                    let index = try await reader.index(key: container.key)
-                    try await metadata.recoverUploaded(containerID: container.id, fileCount: index.count, size: info.size, etag: info.etag)
+                    let index = try await retry.run { try await reader.index(key: container.key) }
+                    try await retry.run {
+                        try await metadata.recoverUploaded(containerID: container.id, fileCount: index.count, size: info.size, etag: info.etag)
+                    }
                     report.containersRecovered += 1
                     logger.info("recovered uploaded container", metadata: ["key": "\(container.key)", "files": "\(index.count)"])
                     continue
-                } catch {
+                } catch let error as DESFormatError where error.code.isCorruption {
+                    // Only an object that is certainly not a whole container is deleted (a transient
+                    // error is passed on, and recovery runs again on the next grant).
                     logger.warning("container object is invalid; discarding it", metadata: ["key": "\(container.key)", "error": "\(error)"])
-                    try await storage.delete(key: container.key)
+                    try await retry.run { try await storage.delete(key: container.key) }
                 }
             }
-            try await metadata.discardContainer(id: container.id)
+            try await retry.run { try await metadata.discardContainer(id: container.id) }
             report.containersDiscarded += 1
         }
 
@@ -92,26 +96,37 @@ public struct Recovery: Sendable {
             if stale.isEmpty { continue }
             var byDay: [String: [PendingFile]] = [:]
             for file in stale { byDay[dayOfName(file.desName), default: []].append(file) }
-            var packed: [String: [String]] = [:]
-            var release: [String] = []
+            // Keyed by (container or "", claimer): every write is a compare-and-set on the claim as read,
+            // so a recovery that has lost its lease meanwhile cannot touch a claim someone made since.
+            var packed: [String: [String: [String]]] = [:]
+            var release: [String: [String]] = [:]
             for (day, files) in byDay {
                 let uploaded = try await retry.run { try await metadata.containers(state: .uploaded, shard: shard, day: day) }
                 for container in uploaded where indexes[container.key] == nil {
-                    let index = try await reader.index(key: container.key, etag: container.etag)
+                    let index = try await retry.run { try await reader.index(key: container.key, etag: container.etag) }
                     indexes[container.key] = Set(index.entries.map(\.name))
                 }
                 for file in files {
+                    let claimer = file.claimedBy ?? ""
                     if let hit = uploaded.first(where: { indexes[$0.key]?.contains(file.desName) == true }) {
-                        packed[hit.key, default: []].append(file.rowID)
+                        packed[hit.key, default: [:]][claimer, default: []].append(file.rowID)
                     } else {
-                        release.append(file.rowID)
+                        release[claimer, default: []].append(file.rowID)
                     }
                 }
             }
-            for (key, ids) in packed {
-                report.rowsPacked += try await retry.run { try await source.markPacked(rowIDs: ids, container: key, holder: nil) }
+            for (key, byClaimer) in packed {
+                for (claimer, ids) in byClaimer {
+                    report.rowsPacked += try await retry.run {
+                        try await source.markPacked(rowIDs: ids, container: key, holder: claimer.isEmpty ? nil : claimer)
+                    }
+                }
             }
-            report.rowsReleased += try await retry.run { try await source.releaseClaims(rowIDs: release, holder: nil) }
+            for (claimer, ids) in release {
+                report.rowsReleased += try await retry.run {
+                    try await source.releaseClaims(rowIDs: ids, holder: claimer.isEmpty ? nil : claimer)
+                }
+            }
         }
         if report != Report() {
             logger.info(

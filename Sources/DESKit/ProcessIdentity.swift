@@ -17,7 +17,7 @@ public struct ProcessIdentity: Sendable, Hashable {
     public var pid: Int32
     /// The process's start time in clock ticks since boot (`/proc/PID/stat` field 22).
     public var startTime: UInt64
-    /// The first 8 hex digits of the host's boot id (`/proc/sys/kernel/random/boot_id`).
+    /// The host's boot id (`/proc/sys/kernel/random/boot_id`), its 32 hex digits.
     public var boot: String
     /// The inode of the pid namespace (`/proc/self/ns/pid`).
     public var namespace: UInt64
@@ -25,8 +25,10 @@ public struct ProcessIdentity: Sendable, Hashable {
     /// This process.
     public static let current: ProcessIdentity = {
         let pid = getpid()
-        return ProcessIdentity(
-            pid: pid, startTime: startTime(of: pid) ?? 0, boot: bootID() ?? "unknown", namespace: pidNamespace() ?? 0)
+        // /proc must be this pid namespace's (its "self" is our pid), or the start time would be another
+        // process's: record 0 then, which makes this identity unprovable (never judged dead).
+        let start = procSelfPID() == pid ? startTime(of: pid) ?? 0 : 0
+        return ProcessIdentity(pid: pid, startTime: start, boot: bootID() ?? "unknown", namespace: pidNamespace() ?? 0)
     }()
 
     /// `p{pid}.t{start}.b{boot}.n{namespace}`: letters, digits and dots only.
@@ -59,11 +61,17 @@ public struct ProcessIdentity: Sendable, Hashable {
             other.startTime != 0
         else { return false }
         if other.pid == me.pid && other.startTime == me.startTime { return false }  // this very process
-        guard let start = startTime(of: other.pid) else {
-            // No /proc entry: gone, unless /proc itself is unreadable.
-            return access("/proc/self/stat", R_OK) == 0
-        }
-        return start != other.startTime
+        if me.startTime == 0 { return false }  // our /proc is not our pid namespace's
+        // Gone only when the kernel says no such process; any other doubt (EPERM, an unreadable
+        // /proc entry) is "cannot prove".
+        if kill(other.pid, 0) != 0 { return errno == ESRCH }
+        guard let start = startTime(of: other.pid) else { return false }
+        return start != other.startTime  // the pid now belongs to a later process
+    }
+
+    private static func procSelfPID() -> Int32? {
+        guard let text = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8) else { return nil }
+        return text.split(separator: " ", maxSplits: 1).first.flatMap { Int32($0) }
     }
 
     /// Field 22 of `/proc/PID/stat` (after the parenthesised command name, which may hold spaces).
@@ -80,7 +88,7 @@ public struct ProcessIdentity: Sendable, Hashable {
     private static func bootID() -> String? {
         guard let text = try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8) else { return nil }
         let hex = text.filter { $0.isHexDigit }
-        return hex.count >= 8 ? String(hex.prefix(8)).lowercased() : nil
+        return hex.count >= 8 ? hex.lowercased() : nil
     }
 
     private static func pidNamespace() -> UInt64? {

@@ -197,10 +197,14 @@ public final class LocalDiskStorage: StorageBackend {
             var removed = 0
             let now = Date().timeIntervalSince1970
             while let rel = walker.nextObject() as? String {
-                guard rel.hasPrefix(prefix), let marker = rel.range(of: Self.temporaryMarker, options: .backwards),
+                let leaf = rel.split(separator: "/").last.map(String.init) ?? rel
+                guard rel.hasPrefix(prefix), let marker = leaf.range(of: ".des" + Self.temporaryMarker, options: .backwards),
                     walker.fileAttributes?[.type] as? FileAttributeType == .typeRegular
                 else { continue }
-                let token = String(rel[marker.upperBound...])
+                let token = String(leaf[marker.upperBound...])
+                // Only names put() makes: the writer's identity token, or the older `PID-N`.
+                let oldForm = token.split(separator: "-").count == 2 && token.allSatisfy { $0.isNumber || $0 == "-" }
+                guard ProcessIdentity(token: token) != nil || oldForm else { continue }
                 let modified = (walker.fileAttributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? now
                 // Today's names carry the writer's identity; older ones (`.tmp-PID-N`) only their age.
                 guard ProcessIdentity.isProvablyDead(token: token) || now - modified >= olderThanSeconds else { continue }
@@ -262,7 +266,7 @@ public struct LocalBodyFetcher: BodyFetcher {
             return key
         }
         guard let realRoot = Self.realPath(root) else {
-            throw DESKitError(.notFound, "body root '\(root)' does not exist")
+            throw DESKitError(.unavailable, "body root '\(root)' does not exist (is its volume mounted?)")
         }
         let joined = realRoot + "/" + key
         guard let resolved = Self.realPath(joined) else {

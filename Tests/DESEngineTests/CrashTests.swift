@@ -70,11 +70,7 @@ func desBinary() throws -> String {
                 + "max_container_age_seconds: 3600}")
         let p = try d.startPacker(config: config, untilIdle: false)
         // Wait until it has claimed something, then ask it to stop.
-        var claimed: Int64 = 0
-        for _ in 0..<200 where claimed == 0 {
-            try await Task.sleep(nanoseconds: 20_000_000)
-            claimed = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status <> 'DES_TODO'").first?[0].int ?? 0
-        }
+        let claimed = try await d.waitForClaims()
         #expect(claimed > 0)
         kill(p.processIdentifier, SIGTERM)
         await d.wait(p)

@@ -110,6 +110,16 @@ struct Deployment {
         return path
     }
 
+    /// Waits (up to about 10 s) until the packer has taken some rows: how many rows have left `DES_TODO`.
+    func waitForClaims() async throws -> Int64 {
+        var taken: Int64 = 0
+        for _ in 0..<1000 where taken == 0 {
+            try await Task.sleep(nanoseconds: 10_000_000)
+            taken = try await sql("SELECT COUNT(*) FROM files WHERE des_status <> 'DES_TODO'").first?[0].int ?? 0
+        }
+        return taken
+    }
+
     /// Waits for a child to exit without blocking a thread of the cooperative pool (tests run in
     /// parallel, and a blocked pool would starve the packers running in-process).
     func wait(_ p: Process) async {

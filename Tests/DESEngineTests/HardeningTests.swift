@@ -31,11 +31,7 @@ func expectNothingStranded(_ d: Deployment, _ label: String = "") async throws {
             packer: "{work_dir: work, shard_bits: 2, pod_name: sleepy, batch_size: 5, max_container_files: 400, "
                 + "checkpoint_every_files: 20, lease_ttl_seconds: 1, heartbeat_seconds: 0.3}")
         let p = try d.startPacker(config: config, untilIdle: true)
-        var packed: Int64 = 0
-        for _ in 0..<500 where packed == 0 {
-            try await Task.sleep(nanoseconds: 10_000_000)
-            packed = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status <> 'DES_TODO'").first?[0].int ?? 0
-        }
+        #expect(try await d.waitForClaims() > 0)
         try #require(p.isRunning, "the packer finished before it could be paused; give it more work")
         kill(p.processIdentifier, SIGSTOP)
         try await Task.sleep(nanoseconds: 2_500_000_000)  // well past the 1 s lease TTL
@@ -91,18 +87,14 @@ func expectNothingStranded(_ d: Deployment, _ label: String = "") async throws {
     func metadataLockHeld() async throws {
         let d = try Deployment()
         defer { d.cleanup() }
-        try await d.addRows(3000, size: 128)
+        try await d.addRows(8000, size: 128)
         _ = try await d.mark(shardBits: 2)
         _ = try await d.metadata()  // create the schema first
         let config = try d.writeConfig(
-            packer: "{work_dir: work, shard_bits: 2, pod_name: patient, batch_size: 10, max_container_files: 100, "
+            packer: "{work_dir: work, shard_bits: 2, pod_name: patient, batch_size: 5, max_container_files: 100, "
                 + "checkpoint_every_files: 10, lease_ttl_seconds: 60, heartbeat_seconds: 1}")
         let p = try d.startPacker(config: config, untilIdle: true)
-        var started: Int64 = 0
-        for _ in 0..<500 where started == 0 {
-            try await Task.sleep(nanoseconds: 10_000_000)
-            started = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_PACKED'").first?[0].int ?? 0
-        }
+        #expect(try await d.waitForClaims() > 0)
         try #require(p.isRunning)
         // Hold the write lock for 12 s: longer than the store's 10 s busy timeout.
         let lock = try await SQLiteConnection.open(path: d.dir + "/metadata.sqlite")

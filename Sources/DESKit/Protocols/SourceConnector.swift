@@ -32,12 +32,16 @@ public struct PendingFile: Sendable, Hashable {
     public var body: BodyLocation
     /// The metadata columns, in configured order (become the entry's META keys).
     public var metadata: DESMetadata
+    /// Who holds the claim, as read (set by ``SourceConnector/staleClaims(shards:excludingHolder:olderThanSeconds:)``,
+    /// so that recovery changes a row only while that same claim is still on it).
+    public var claimedBy: String?
 
     /// Creates a pending file.
     public init(
         source: String, rowID: String, desName: String, shard: Int, size: UInt64?, body: BodyLocation,
-        metadata: DESMetadata
+        metadata: DESMetadata, claimedBy: String? = nil
     ) {
+        self.claimedBy = claimedBy
         self.source = source
         self.rowID = rowID
         self.desName = desName
@@ -165,7 +169,7 @@ public protocol SourceConnector: Sendable {
     func claimedRowIDs(shards: [Int], holder: String) async throws -> [String]
 
     /// Claimed rows of the given shards whose claim is held by someone other than
-    /// `excludingHolder`, or is older than `olderThanSeconds`.
+    /// `excludingHolder`, or is older than `olderThanSeconds`, each with its ``PendingFile/claimedBy``.
     func staleClaims(shards: [Int]?, excludingHolder: String?, olderThanSeconds: Double?) async throws -> [PendingFile]
 
     /// Rows needing a name, up to `limit`, locked for the duration of `assign`

@@ -123,12 +123,14 @@ public final class SQLSourceConnector: SourceConnector {
         return try await transaction { session in
             var changed = 0
             for row in rows {
-                var binds: [SQLValue] = [.text(s.statusFailed), .text(String(row.reason.prefix(2000))), .rowID(row.rowID)]
+                var binds: [SQLValue] = [
+                    .text(s.statusFailed), .text(String(row.reason.prefix(2000))), .rowID(row.rowID), .text(s.statusClaimed),
+                ]
                 var sql = "UPDATE \(s.table) SET \(s.status) = \(d.placeholder(1)), \(s.error) = \(d.placeholder(2)) "
-                    + "WHERE \(s.id) = \(d.placeholder(3))"
+                    + "WHERE \(s.id) = \(d.placeholder(3)) AND \(s.status) = \(d.placeholder(4))"
                 if let holder {
                     binds.append(.text(holder))
-                    sql += " AND \(s.claimedBy) = \(d.placeholder(4))"
+                    sql += " AND \(s.claimedBy) = \(d.placeholder(5))"
                 }
                 changed += try session.execute(sql, binds)
             }
@@ -153,7 +155,7 @@ public final class SQLSourceConnector: SourceConnector {
     {
         let (d, s) = (dialect, shape)
         var binds: [SQLValue] = [.text(s.statusClaimed)]
-        var sql = "SELECT \(s.claimSelectList) FROM \(s.table) WHERE \(s.status) = \(d.placeholder(1))"
+        var sql = "SELECT \(s.claimSelectList), \(s.claimedBy) FROM \(s.table) WHERE \(s.status) = \(d.placeholder(1))"
         if let shards {
             if shards.isEmpty { return [] }
             sql += " AND \(s.shard) IN (\(d.shardList(shards)))"
@@ -171,7 +173,11 @@ public final class SQLSourceConnector: SourceConnector {
         let rows = try await pool.withConnection { conn in
             try await conn.withSession { session in try session.query(query, values) }
         }
-        return try rows.map(pendingFile)
+        return try rows.map { row in
+            var file = try pendingFile(row)
+            file.claimedBy = row.values.last?.text
+            return file
+        }
     }
 
     public func nameRows(limit: Int, assign: @escaping @Sendable ([UnnamedRow]) throws -> [NameAssignment]) async throws

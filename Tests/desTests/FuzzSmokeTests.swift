@@ -1,0 +1,27 @@
+import Foundation
+import Testing
+
+/// The fuzz targets run briefly on every test run (`make fuzz` runs them for ten minutes each):
+/// no crash, no hang, bounded memory, and the mutations reach more than the seeds.
+@Suite("Fuzz smoke")
+struct FuzzSmokeTests {
+    @Test("des-fuzz runs each target for a few seconds without a crash or a hang", arguments: ["archive", "config"])
+    func briefFuzz(target: String) throws {
+        try withTempDir { dir in
+            let fuzz = URL(fileURLWithPath: try desBinary()).deletingLastPathComponent().appendingPathComponent("des-fuzz").path
+            let configs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("configs").path
+            let run = try runProcess(fuzz, [target, "--seconds", "4", "--seed", "\(UInt32.random(in: 1...UInt32.max))", "--configs", configs, "--crash-dir", dir])
+            #expect(run.status == 0, "des-fuzz \(target) failed: \(run.stderr)")
+            var values: [String: String] = [:]
+            for line in run.out.split(separator: "\n") {
+                let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+                if parts.count == 2 { values[parts[0]] = parts[1] }
+            }
+            #expect((Int(values["execs"] ?? "") ?? 0) > 1000, "\(run.out)")
+            #expect((Int(values["outcomes"] ?? "") ?? 0) > 5, "\(run.out)")
+            #expect((Int(values["peak_rss_mb"] ?? "") ?? 1000) < 100, "\(run.out)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("des-fuzz") }.isEmpty)
+        }
+    }
+}
