@@ -254,3 +254,25 @@ func readAll(_ path: String) throws -> [UInt8] {
     guard let data = FileManager.default.contents(atPath: path) else { throw DESKitError(.notFound, path) }
     return [UInt8](data)
 }
+
+@Suite("Marker on unnamable rows") struct MarkerDeadLetterTests {
+    @Test("A row whose naming fails goes to the dead-letter table once, and --until-idle ends", .timeLimit(.minutes(1)))
+    func unnamableRow() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(30, size: 16)
+        _ = try await d.sql("UPDATE files SET body_path = '/' WHERE id = 3")  // no basename to name it by
+        func marker() async throws -> Marker {
+            Marker(
+                sources: [try d.connector()], metadata: try await d.metadata(), naming: KeyBasenameNaming(), shardBits: 1,
+                config: MarkerConfig(), logger: d.logger)
+        }
+        let first = try await marker().run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(first.marked == 29 && first.failed == 1)
+        let second = try await marker().run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(second.marked == 0 && second.failed == 0)
+        let letters = try await d.metadata().deadLetters(limit: 10)
+        #expect(letters.count == 1 && letters.first?.rowID == "3" && letters.first?.stage == "marker")
+        #expect(try await d.sql("SELECT des_status FROM files WHERE id = 3").first?[0].text == "DES_FAILED")
+    }
+}

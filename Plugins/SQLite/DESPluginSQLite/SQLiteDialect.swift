@@ -40,11 +40,13 @@ public struct SQLiteDialect: SQLDialect {
     }
 
     public func selectUnnamed(in session: any SQLSession, table t: SQLTableShape, limit: Int) throws -> [SQLRow] {
+        // A row whose naming failed is not selected again: it went to the dead-letter table once.
         var sql = "SELECT \(t.id), \(t.key), \(t.desName) FROM \(t.table) WHERE \(t.desName) IS NULL"
-        var binds: [SQLValue] = []
+            + " AND (\(t.status) IS NULL OR \(t.status) <> ?1)"
+        var binds: [SQLValue] = [.text(t.statusFailed)]
         if let statusNew = t.statusNew {
             binds.append(.text(statusNew))
-            sql += " AND \(t.status) = ?1"
+            sql += " AND \(t.status) = ?2"
         }
         binds.append(.int(Int64(limit)))
         sql += "\(t.andWhere) ORDER BY \(t.id) LIMIT ?\(binds.count)"

@@ -123,14 +123,13 @@ public final class SQLSourceConnector: SourceConnector {
         return try await transaction { session in
             var changed = 0
             for row in rows {
-                var binds: [SQLValue] = [
-                    .text(s.statusFailed), .text(String(row.reason.prefix(2000))), .rowID(row.rowID), .text(s.statusClaimed),
-                ]
+                var binds: [SQLValue] = [.text(s.statusFailed), .text(String(row.reason.prefix(2000))), .rowID(row.rowID)]
                 var sql = "UPDATE \(s.table) SET \(s.status) = \(d.placeholder(1)), \(s.error) = \(d.placeholder(2)) "
-                    + "WHERE \(s.id) = \(d.placeholder(3)) AND \(s.status) = \(d.placeholder(4))"
+                    + "WHERE \(s.id) = \(d.placeholder(3))"
                 if let holder {
-                    binds.append(.text(holder))
-                    sql += " AND \(s.claimedBy) = \(d.placeholder(5))"
+                    // The packer fails only rows it still has claimed.
+                    binds += [.text(s.statusClaimed), .text(holder)]
+                    sql += " AND \(s.status) = \(d.placeholder(4)) AND \(s.claimedBy) = \(d.placeholder(5))"
                 }
                 changed += try session.execute(sql, binds)
             }
