@@ -32,6 +32,15 @@ public protocol SQLConnection: AnyObject, Sendable {
 
     /// Closes the connection; later calls fail.
     func close() async
+
+    /// Whether the connection can no longer be used (the server went away, the session is lost):
+    /// the pool then discards it instead of handing it out again. Default: false.
+    var isBroken: Bool { get }
+}
+
+extension SQLConnection {
+    /// A connection that never reports itself broken.
+    public var isBroken: Bool { false }
 }
 
 /// A database error with the server's code.

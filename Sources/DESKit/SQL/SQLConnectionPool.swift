@@ -1,118 +1,182 @@
+import Foundation
 import Synchronization
 
-/// A fixed-size pool of connections, opened lazily.
+/// A pool of at most `size` connections, opened lazily, whose every decision is made by
+/// ``PoolStateMachine``: a caller takes an idle connection, opens a new one while fewer
+/// than `size` exist, or waits in FIFO order — at most `waitTimeout` seconds.
 ///
-/// State machine: a caller takes an idle connection, or opens a new one while
-/// fewer than `size` exist, or waits in FIFO order for one to be returned.
+/// A failed connect fails the caller it was for and gives the next waiter a connect of
+/// its own (nobody waits for a connection that will not come); a broken connection is
+/// closed instead of returning to idle; ``close()`` fails every waiter, closes idle
+/// connections at once and those in use when they come back.
 public final class SQLConnectionPool: Sendable {
     /// Opens one connection.
     public typealias Factory = @Sendable () async throws -> any SQLConnection
 
+    private typealias Machine = PoolStateMachine<ConnectionBox, Int>
+    /// Sendable wrapper (connections are Sendable; the box only gives the machine a concrete type).
+    private struct ConnectionBox: Sendable {
+        let connection: any SQLConnection
+    }
+
     private struct State {
-        var idle: [any SQLConnection] = []
-        var open = 0
-        var waiters: [CheckedContinuation<Handoff, Never>] = []
-        var closed = false
+        var machine: Machine
+        var continuations: [Int: CheckedContinuation<any SQLConnection, Error>] = [:]
+        /// Outcomes that reached a waiter before it had parked its continuation.
+        var early: [Int: Result<any SQLConnection, Error>] = [:]
+        var nextWaiter = 0
     }
 
     /// Most connections open at once.
     public let size: Int
+    /// Longest wait for a connection, in seconds (nil: no limit).
+    public let waitTimeout: Double?
     private let factory: Factory
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    /// Creates a pool of at most `size` connections.
-    public init(size: Int, factory: @escaping Factory) {
+    /// Creates a pool of at most `size` connections; a caller waits at most `waitTimeout` seconds.
+    public init(size: Int, waitTimeout: Double? = 60, factory: @escaping Factory) {
         self.size = max(1, size)
+        self.waitTimeout = waitTimeout
         self.factory = factory
+        self.state = Mutex(State(machine: Machine(size: size)))
     }
 
-    private enum Lease { case use(any SQLConnection), openNew, wait, closed }
-    /// What a waiter is woken with: a connection, the pool's end, or a free slot to open one in
-    /// (after a failed connect, so that a waiter is never left waiting for a connection that will not come).
-    private enum Handoff: @unchecked Sendable { case connection(any SQLConnection), closed, retry }
+    /// How many connections exist, how many of them are idle, and how many callers wait.
+    public struct Stats: Sendable, Equatable {
+        public var open: Int
+        public var idle: Int
+        public var waiting: Int
+    }
+
+    /// The pool's counts now.
+    public var stats: Stats {
+        state.withLock { Stats(open: $0.machine.open, idle: $0.machine.idle.count, waiting: $0.machine.waiters.count) }
+    }
 
     /// Runs `body` with a connection of the pool.
     public func withConnection<T: Sendable>(_ body: (any SQLConnection) async throws -> T) async throws -> T {
         let connection = try await acquire()
         do {
             let result = try await body(connection)
-            release(connection)
+            await release(connection)
             return result
         } catch {
-            release(connection)
+            await release(connection)
             throw error
         }
     }
 
     private func acquire() async throws -> any SQLConnection {
-        while true {
-            if let c = try await acquireOnce() { return c }
+        let (id, action) = state.withLock { s -> (Int, Machine.Action) in
+            s.nextWaiter += 1
+            return (s.nextWaiter, s.machine.lease(s.nextWaiter))
         }
-    }
-
-    /// A connection, or nil when woken to retry (a slot was freed by a failed connect).
-    private func acquireOnce() async throws -> (any SQLConnection)? {
-        let decision: Lease = state.withLock { s in
-            if s.closed { return .closed }
-            if let c = s.idle.popLast() { return .use(c) }
-            if s.open < size {
-                s.open += 1
-                return .openNew
-            }
-            return .wait
+        switch action {
+        case .use(let box): return box.connection
+        case .failClosed: throw DESKitError(.unavailable, "connection pool is closed")
+        case .open: return try await openForCaller()
+        default: break  // .wait
         }
-        switch decision {
-        case .use(let c): return c
-        case .closed: throw DESKitError(.unavailable, "connection pool is closed")
-        case .openNew:
-            do {
-                return try await factory()
-            } catch {
-                let waiter = state.withLock { s -> CheckedContinuation<Handoff, Never>? in
-                    s.open -= 1
-                    return s.waiters.isEmpty ? nil : s.waiters.removeFirst()
-                }
-                waiter?.resume(returning: .retry)
-                throw error
-            }
-        case .wait:
-            let handoff = await withCheckedContinuation { (cont: CheckedContinuation<Handoff, Never>) in
-                let immediate: Handoff? = state.withLock { s in
-                    if s.closed { return .closed }
-                    if let c = s.idle.popLast() { return .connection(c) }
-                    if s.open < size { return .retry }
-                    s.waiters.append(cont)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<any SQLConnection, Error>) in
+                let early = state.withLock { s -> Result<any SQLConnection, Error>? in
+                    if let r = s.early.removeValue(forKey: id) { return r }
+                    s.continuations[id] = cont
                     return nil
                 }
-                if let immediate { cont.resume(returning: immediate) }
+                if let early {
+                    cont.resume(with: early)
+                    return
+                }
+                if let waitTimeout {
+                    Task { [weak self] in
+                        try? await Task.sleep(nanoseconds: UInt64(min(max(waitTimeout, 0), 86_400) * 1e9))
+                        await self?.timeOut(id)
+                    }
+                }
             }
-            switch handoff {
-            case .connection(let c): return c
-            case .closed: throw DESKitError(.unavailable, "connection pool is closed")
-            case .retry: return nil
-            }
+        } onCancel: {
+            Task { [weak self] in await self?.timeOut(id) }
         }
     }
 
-    private func release(_ connection: any SQLConnection) {
-        let waiter: CheckedContinuation<Handoff, Never>? = state.withLock { s in
-            if !s.waiters.isEmpty { return s.waiters.removeFirst() }
-            s.idle.append(connection)
+    /// Opens a connection for the caller that was told `.open`.
+    private func openForCaller() async throws -> any SQLConnection {
+        do {
+            let connection = try await factory()
+            let action = state.withLock { $0.machine.connected(ConnectionBox(connection: connection), for: nil) }
+            if case .use = action { return connection }
+            await perform(action)
+            throw DESKitError(.unavailable, "connection pool is closed")
+        } catch {
+            let action = state.withLock { $0.machine.connectFailed(for: nil) }
+            await perform(action)
+            await perform(state.withLock { $0.machine.nextConnect() })
+            throw error
+        }
+    }
+
+    /// Opens a connection for a parked waiter.
+    private func open(for waiter: Int) async {
+        do {
+            let connection = try await factory()
+            await perform(state.withLock { $0.machine.connected(ConnectionBox(connection: connection), for: waiter) })
+        } catch {
+            await perform(state.withLock { $0.machine.connectFailed(for: waiter) }, error: error)
+            await perform(state.withLock { $0.machine.nextConnect() })
+        }
+    }
+
+    private func release(_ connection: any SQLConnection) async {
+        let action = state.withLock { $0.machine.release(ConnectionBox(connection: connection), broken: connection.isBroken) }
+        await perform(action)
+    }
+
+    private func timeOut(_ waiter: Int) async {
+        await perform(state.withLock { $0.machine.timedOut(waiter) })
+    }
+
+    /// Carries out what the machine decided.
+    private func perform(_ action: Machine.Action, error: Error? = nil) async {
+        switch action {
+        case .none, .use, .open, .wait, .failClosed:
+            return
+        case .hand(let box, let waiter):
+            deliver(.success(box.connection), to: waiter)
+        case .openFor(let waiter):
+            Task { await self.open(for: waiter) }
+        case .close(let box):
+            await box.connection.close()
+        case .closeAndOpenFor(let box, let waiter):
+            await box.connection.close()
+            Task { await self.open(for: waiter) }
+        case .fail(let waiters, let reason, let closing):
+            let message: String
+            switch reason {
+            case .connectFailed: message = "could not connect: \(error.map { "\($0)" } ?? "unknown error")"
+            case .timedOut: message = "no connection came free within \(waitTimeout.map { "\($0)" } ?? "?") s (pool of \(size))"
+            case .closed: message = "connection pool is closed"
+            }
+            let failure: Error = reason == .connectFailed && error != nil
+                ? error ?? DESKitError(.unavailable, message) : DESKitError(.unavailable, message, transient: reason != .closed)
+            for waiter in waiters { deliver(.failure(failure), to: waiter) }
+            for box in closing { await box.connection.close() }
+        }
+    }
+
+    /// Resumes a waiter, or keeps the outcome for it when it has not parked yet.
+    private func deliver(_ outcome: Result<any SQLConnection, Error>, to waiter: Int) {
+        let cont = state.withLock { s -> CheckedContinuation<any SQLConnection, Error>? in
+            if let c = s.continuations.removeValue(forKey: waiter) { return c }
+            s.early[waiter] = outcome
             return nil
         }
-        waiter?.resume(returning: .connection(connection))
+        cont?.resume(with: outcome)
     }
 
-    /// Closes every idle connection; connections in use close when returned... after which the pool refuses new work.
+    /// Fails every waiter and closes idle connections now; connections in use close when they come back.
     public func close() async {
-        let (idle, waiters) = state.withLock { s in
-            s.closed = true
-            let r = (s.idle, s.waiters)
-            s.idle = []
-            s.waiters = []
-            return r
-        }
-        for w in waiters { w.resume(returning: .closed) }
-        for c in idle { await c.close() }
+        await perform(state.withLock { $0.machine.close() })
     }
 }
