@@ -21,9 +21,11 @@ final class LeaseBook: Sendable {
         }
     }
 
-    /// Marks a lease lost: the loop drops its work on that shard.
-    func lose(_ shard: Int) {
+    /// Marks the lease with `token` on `shard` lost (nil: whatever is held): the loop drops its work
+    /// on that shard. A lease granted since (another token) is left alone.
+    func lose(_ shard: Int, token: Int64? = nil) {
         state.withLock { s in
+            guard let held = s.held[shard], token == nil || held.token == token else { return }
             s.held[shard] = nil
             s.lost.insert(shard)
         }
@@ -45,24 +47,35 @@ final class LeaseBook: Sendable {
     }
 }
 
-/// Renews every held lease every `interval` seconds; a lease that cannot be renewed is lost.
+/// Renews every held lease every `interval` seconds; a lease that cannot be renewed is lost, and so is
+/// one whose renewals have kept failing (the store unreachable) for longer than its TTL by this
+/// process's clock — it has expired in the store by then, whatever the store says later.
 func runHeartbeat(
     book: LeaseBook, metadata: any MetadataStore, ttl: Double, interval: Double, logger: Logger, metrics: PackerMetrics
 ) async {
+    var lastRenewed: [Int: (token: Int64, at: Double)] = [:]
     while !Task.isCancelled {
         try? await Task.sleep(nanoseconds: nanoseconds(max(0.05, interval)))
         if Task.isCancelled { return }
         for (shard, lease) in book.held {
+            let started = monotonicSeconds()
+            if lastRenewed[shard]?.token != lease.token { lastRenewed[shard] = (lease.token, started) }
             do {
                 if let renewed = try await metadata.renewLease(lease, ttlSeconds: ttl) {
                     book.renewed(renewed)
+                    lastRenewed[shard] = (lease.token, started)
                 } else {
-                    book.lose(shard)
+                    book.lose(shard, token: lease.token)
                     metrics.leasesLost.increment()
                     logger.warning("lease lost", metadata: ["shard": "\(shard)", "token": "\(lease.token)"])
                 }
             } catch {
                 logger.warning("lease renewal failed", metadata: ["shard": "\(shard)", "error": "\(error)"])
+                if let last = lastRenewed[shard], monotonicSeconds() - last.at > ttl {
+                    book.lose(shard, token: lease.token)
+                    metrics.leasesLost.increment()
+                    logger.warning("lease given up: not renewed within its TTL", metadata: ["shard": "\(shard)", "token": "\(lease.token)"])
+                }
             }
         }
     }

@@ -96,7 +96,7 @@ extension Packer {
                     container = try await containerFor(file, lease: lease)
                 } catch let error as DESKitError where error.code == .fenced {
                     logger.warning("lease lost while opening a container", metadata: ["shard": "\(file.shard)"])
-                    book.lose(file.shard)
+                    book.lose(file.shard, token: lease.token)
                     giveBack.append(file)
                     continue
                 }
@@ -185,7 +185,7 @@ extension Packer {
                 c.checkpointFiles = c.fileCount
                 c.checkpointAt = now
             } catch let error as DESKitError where error.code == .fenced {
-                book.lose(slot.shard)
+                book.lose(slot.shard, token: c.lease.token)
             }
         }
         await dropLostShards()
@@ -244,7 +244,7 @@ extension Packer {
         guard recorded else {
             logger.warning("container upload fenced: lease lost", metadata: ["key": "\(key)"])
             await abandon(c, objectMayExist: true, reason: "upload fenced")
-            book.lose(slot.shard)
+            book.lose(slot.shard, token: c.lease.token)
             return
         }
         for (source, ids) in c.rows {
