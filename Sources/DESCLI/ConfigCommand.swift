@@ -47,6 +47,8 @@ struct ConfigCheckCommand: ParsableCommand {
                 if json { Terminal.out(Terminal.json(Self.errorJSON(error)) + "\n") }
                 throw error
             }
+            // Keys accepted but not (yet) honoured: one line each on stderr, file:line:col: key: what.
+            for warning in config.warnings { Terminal.warn(warning.description) }
             Terminal.out(json ? Terminal.json(ConfigSummary.json(config)) + "\n" : ConfigSummary.text(config))
         }
     }

@@ -71,7 +71,9 @@ private func outside(_ bounds: ConfigLimits.Bounds) -> (below: String?, above: S
     switch bounds {
     case .count(let r): return (String(r.lowerBound - 1), String(r.upperBound + 1))
     case .seconds(let r), .number(let r, _):
-        return (text(r.lowerBound == 0 ? -1 : r.lowerBound / 2), text(r.upperBound * 2))
+        // Below a negative end (pool_recycle's -1, "never"): one less; below 0: -1; else half the end.
+        let below = r.lowerBound < 0 ? r.lowerBound - 1 : r.lowerBound == 0 ? -1 : r.lowerBound / 2
+        return (text(below), text(r.upperBound * 2))
     case .bytes(let r): return (r.lowerBound == 0 ? nil : String(r.lowerBound - 1), String(r.upperBound + 1))
     }
 }
@@ -222,7 +224,9 @@ private let outOfRangeCases: [OutOfRangeCase] = [
                 #expect(r.upperBound <= 100_000_000, "\(entry.keyPath)")
                 #expect(r.lowerBound >= 0, "\(entry.keyPath)")
             case .seconds(let r), .number(let r, _):
-                #expect(r.lowerBound.isFinite && r.upperBound.isFinite && r.lowerBound >= 0, "\(entry.keyPath)")
+                // No negative durations, except pool_recycle's -1, which means "never".
+                let lowest = entry.keyPath.hasSuffix(".pool_recycle") ? ConfigLimits.poolRecycleNever : 0
+                #expect(r.lowerBound.isFinite && r.upperBound.isFinite && r.lowerBound >= lowest, "\(entry.keyPath)")
                 // A sleep of the longest duration still fits UInt64 nanoseconds.
                 #expect(r.upperBound * 1e9 < Double(UInt64.max), "\(entry.keyPath)")
             case .bytes(let r):
@@ -247,9 +251,12 @@ private let outOfRangeCases: [OutOfRangeCase] = [
         let k = config.marker
         let defaults: [String: Value] = [
             "sources[].connection.pool_size": .int(source.connection.poolSize),
+            "sources[].connection.pool_recycle": .double(source.connection.poolRecycleSeconds),
             "sources[].batch_size": .int(source.batchSize),
+            "sources[].claim_timeout_seconds": .double(source.effectiveClaimTimeoutSeconds(packer: p)),
             "sources[].shard_bits": .int(source.shardBits ?? p.shardBits),
             "metadata.connection.pool_size": .int(config.metadata.connection.poolSize),
+            "metadata.connection.pool_recycle": .double(config.metadata.connection.poolRecycleSeconds),
             "packer.shard_bits": .int(p.shardBits),
             "packer.pod_index": .int(p.podIndex),
             "packer.pod_count": .int(p.podCount),

@@ -49,14 +49,26 @@ private let sourceDatabasesEnv = [
     @Test func sourceDatabasesConfig() throws {
         let path = packageRoot + "/configs/source_databases.yaml"
         let config = try ConfigLoader.load(path: path, environment: sourceDatabasesEnv, knownSourceTypes: ConfigLoader.stockSourceTypes)
-        #expect(config.sources.map(\.connection.type) == ["oracle", "mssql", "mysql", "postgresql"])
-        #expect(config.sources.allSatisfy { $0.shardBits == 8 && $0.enabled && $0.table.columns.metadataColumns.count == 3 })
-        #expect(config.sources.allSatisfy { $0.table.whereClause != nil && $0.table.statusPendingValue == "DES_TODO" })
-        #expect(config.sources[0].connection.port == 1521)
-        #expect(config.sources[0].connection.password?.value == "oracle-pw-1")
-        #expect(config.sources[1].connection.port == 1433)
-        #expect(config.sources[2].connection.charset == "utf8mb4")
-        #expect(config.sources[3].connection.driverOptions == ["sslmode": "require"])
+        #expect(config.sources.map(\.name) == ["documents-postgres", "uploads-mysql", "scans-mssql", "archive-oracle"])
+        #expect(config.sources.map(\.connection.type) == ["postgresql", "mysql", "mssql", "oracle"])
+        #expect(config.sources.map(\.connection.port) == [5432, 3306, 1433, 1521])
+        #expect(config.sources.allSatisfy { $0.shardBits == 8 && $0.enabled && $0.table.columns.metadata.count >= 2 })
+        #expect(config.sources.allSatisfy { $0.table.whereClause != nil && $0.claimTimeoutSeconds != nil })
+        #expect(config.sources.allSatisfy { $0.connection.poolPrePing && $0.connection.poolRecycleSeconds > 0 })
+        #expect(config.sources.allSatisfy { !$0.connection.driverOptions.isEmpty && $0.bodies.type == "s3" })
+        let postgres = config.sources[0]
+        #expect(postgres.connection.password?.value == "postgres-pw-4")
+        #expect(postgres.connection.driverOptions["sslmode"] == "require")
+        #expect(postgres.connection.driverOptions["connect_timeout"] == "10")
+        #expect(postgres.table.columns.metadata.first == MetadataColumn(key: "document_type", column: "doc_type"))
+        #expect(postgres.table.statusPendingValue == "uploaded" && postgres.table.statusClaimedValue == "claimed")
+        #expect(postgres.table.whereClause == "deleted_at IS NULL")
+        #expect(postgres.claimTimeoutSeconds == 300 && postgres.batchSize == 200)
+        #expect(config.sources[1].connection.charset == "utf8mb4")
+        #expect(config.sources[1].connection.driverOptions["ssl_verify_cert"] == "true")
+        #expect(config.sources[2].table.schema == "dbo")
+        #expect(config.sources[3].connection.password?.value == "oracle-pw-1")
+        #expect(config.sources[3].table.shardKeyColumn == "DES_SHARD")
         #expect(config.storage.type == "s3" && config.storage.bucket == "des-archive")
         #expect(config.storage.region == "us-east-1")
         #expect(config.storage.endpoint == nil && config.storage.secretKey == nil)
@@ -65,6 +77,13 @@ private let sourceDatabasesEnv = [
         #expect(config.packer.shardBits == 8 && config.packer.maxContainerBytes == 1 << 30 && config.packer.podName == nil)
         #expect(config.marker.naming == "snowflake")
         #expect(config.server.port == 8080)
+
+        // Every warning names this file, a line and a key; none for keys DES honours.
+        #expect(!config.warnings.isEmpty)
+        #expect(config.warnings.allSatisfy { $0.file == path && $0.line > 0 && $0.description.hasPrefix(path + ":") })
+        let warned = Set(config.warnings.map { $0.keyPath.split(separator: ".").last.map(String.init) ?? "" })
+        #expect(warned == ["pool_recycle", "pool_pre_ping", "created_at", "batch_size"])
+        #expect(!config.warnings.contains { $0.keyPath.hasSuffix(".charset") || $0.keyPath.hasSuffix(".shard_key_column") })
 
         var env = sourceDatabasesEnv
         env["DES_BUCKET"] = "other-bucket"
@@ -75,12 +94,14 @@ private let sourceDatabasesEnv = [
         #expect(overridden.storage.bucket == "other-bucket")
         #expect(overridden.packer.podIndex == 3)
         #expect(overridden.enabledSources.count == 3)
+    }
 
-        env = sourceDatabasesEnv
-        env["ORACLE_PASSWORD"] = nil
-        let error = try #require(throws: ConfigError.self) { try ConfigLoader.load(path: path, environment: env) }
-        #expect(error.code == .missingVariable)
-        #expect(error.keyPath == "sources[0].connection.password")
-        #expect(error.description.hasPrefix(path + ":"))
+    /// With nothing in the environment the example still checks: passwords are simply absent.
+    @Test func sourceDatabasesConfigLoadsWithAnEmptyEnvironment() throws {
+        let path = packageRoot + "/configs/source_databases.yaml"
+        let config = try ConfigLoader.load(path: path, environment: [:], knownSourceTypes: ConfigLoader.stockSourceTypes)
+        #expect(config.sources.count == 4)
+        #expect(config.sources.allSatisfy { $0.connection.password == nil })
+        #expect(config.metadata.connection.password == nil)
     }
 }

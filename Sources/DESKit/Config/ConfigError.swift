@@ -69,3 +69,39 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible, Equatable {
         return text
     }
 }
+
+/// A key the loader accepted but DES does not honour (yet), pointing at the place it is written.
+///
+/// The description has the same compiler-style form as ``ConfigError``:
+/// `configs/x.yaml:14:21: sources[0].connection.pool_recycle: not honoured: …`.
+/// A warning never quotes a secret.
+public struct ConfigWarning: Sendable, Hashable, CustomStringConvertible {
+    /// The config file, as given to the loader.
+    public var file: String
+    /// 1-based line of the key's value (0 when unknown).
+    public var line: Int
+    /// 1-based column of the key's value (0 when unknown).
+    public var column: Int
+    /// Where in the document, like `sources[0].connection.pool_recycle`.
+    public var keyPath: String
+    /// What DES does instead, in words.
+    public var message: String
+
+    /// Creates a warning.
+    public init(file: String, line: Int, column: Int, keyPath: String, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.keyPath = keyPath
+        self.message = message
+    }
+
+    /// `FILE:LINE:COL: KEY: message`; the position and key are left out when unknown.
+    public var description: String {
+        var text = file
+        if line > 0 { text += ":\(line):\(column)" }
+        text += ": "
+        if !keyPath.isEmpty { text += keyPath + ": " }
+        return text + message
+    }
+}

@@ -19,6 +19,12 @@ public enum ConfigLimits {
     public static let poolSize: ClosedRange<Int> = 1...1_000
     /// `shard_bits` of the packer and of a source: 2 to 16,777,216 shards.
     public static let shardBits: ClosedRange<Int> = 1...24
+    /// `pool_recycle` of a `connection:` block: seconds before a pooled connection is replaced,
+    /// up to a day; ``poolRecycleNever`` (-1) means never, as in SQLAlchemy. Values between
+    /// -1 and 0 are refused.
+    public static let poolRecycleSeconds: ClosedRange<Double> = poolRecycleNever...day
+    /// The `pool_recycle` value meaning "never recycle" (the only value below 0 allowed).
+    public static let poolRecycleNever: Double = -1
 
     // MARK: sources[]
 
@@ -50,7 +56,7 @@ public enum ConfigLimits {
     /// `packer.heartbeat_seconds`: from 0.05 s to half an hour (also less than `lease_ttl_seconds`,
     /// so each end of ``leaseTTLSeconds`` can be used).
     public static let heartbeatSeconds: ClosedRange<Double> = 0.05...1_800
-    /// `packer.claim_timeout_seconds`: from a second to a week.
+    /// `packer.claim_timeout_seconds` and `sources[].claim_timeout_seconds`: from a second to a week.
     public static let claimTimeoutSeconds: ClosedRange<Double> = 1...week
     /// `packer.idle_sleep_seconds`: from no pause to an hour.
     public static let idleSleepSeconds: ClosedRange<Double> = 0...3_600
@@ -115,10 +121,13 @@ public enum ConfigLimits {
     public static let entries: [Entry] = [
         Entry(keyPath: "sources[].connection.port", bounds: .count(port)),
         Entry(keyPath: "sources[].connection.pool_size", bounds: .count(poolSize)),
+        Entry(keyPath: "sources[].connection.pool_recycle", bounds: .seconds(poolRecycleSeconds)),
         Entry(keyPath: "sources[].batch_size", bounds: .count(sourceBatchSize)),
+        Entry(keyPath: "sources[].claim_timeout_seconds", bounds: .seconds(claimTimeoutSeconds)),
         Entry(keyPath: "sources[].shard_bits", bounds: .count(shardBits)),
         Entry(keyPath: "metadata.connection.port", bounds: .count(port)),
         Entry(keyPath: "metadata.connection.pool_size", bounds: .count(poolSize)),
+        Entry(keyPath: "metadata.connection.pool_recycle", bounds: .seconds(poolRecycleSeconds)),
         Entry(keyPath: "packer.shard_bits", bounds: .count(shardBits)),
         Entry(keyPath: "packer.pod_index", bounds: .count(podIndex)),
         Entry(keyPath: "packer.pod_count", bounds: .count(podCount)),

@@ -50,7 +50,13 @@ extension ConfigLoader {
         guard let connection = try m.mapping("connection", allowed: connectionKeys, secretKeys: ["password"]) else {
             return metadata
         }
-        _ = try connection.choice("type", among: metadataTypes)
+        let type = try connectionType(connection)
+        guard metadataTypes.contains(type) else {
+            let written = try connection.string("type") ?? type
+            throw connection.error(
+                "type", .invalidValue, "must be \(metadataTypes.joined(separator: " or ")), got \(ConfigMapping.quote(written))",
+                suggestion: KeySuggestion.suggest(for: type, among: metadataTypes))
+        }
         metadata.connection = try parseConnection(connection, knownTypes: nil)
         return metadata
     }

@@ -1,10 +1,17 @@
 /// The `sources:` list: each upstream catalog's connection, table, columns and bodies.
 extension ConfigLoader {
-    static let sourceKeys = ["name", "enabled", "connection", "table", "bodies", "batch_size", "shard_bits"]
+    static let sourceKeys = [
+        "name", "enabled", "connection", "table", "bodies", "batch_size", "claim_timeout_seconds", "shard_bits",
+    ]
     static let bodiesKeys = ["type", "root", "allow_absolute"]
     static let connectionKeys = [
-        "type", "host", "port", "database", "username", "password", "schema", "charset", "pool_size", "driver_options",
+        "type", "host", "port", "database", "username", "password", "schema", "charset", "pool_size", "pool_recycle",
+        "pool_pre_ping", "driver_options",
     ]
+    /// Spellings of `connection.type` read as another type: the original wrote `postgres`.
+    static let connectionTypeAliases = ["postgres": "postgresql"]
+    /// The stock types `charset` means something for (the original used it only for these).
+    static let charsetTypes: Set<String> = ["mysql", "mariadb"]
     static let tableKeys = [
         "name", "schema", "columns", "where_clause", "status_new_value", "status_pending_value", "status_claimed_value",
         "status_packed_value", "status_failed_value", "shard_key_column",
@@ -26,7 +33,7 @@ extension ConfigLoader {
         var bitsOrigin: String? = packerBitsGiven ? "packer.shard_bits" : nil
         for item in items {
             let m = try ConfigMapping(item.node, path: item.path, context: context, allowed: sourceKeys)
-            let source = try parseSource(m, knownSourceTypes: knownSourceTypes)
+            let source = try parseSource(m, knownSourceTypes: knownSourceTypes, packerBatchSize: packer.batchSize)
             if let first = names[source.name] {
                 throw m.error("name", .duplicate, "source name '\(source.name)' is already used by \(first) (names must be unique)")
             }
@@ -49,7 +56,10 @@ extension ConfigLoader {
     }
 
     /// One item of `sources:`.
-    static func parseSource(_ m: ConfigMapping, knownSourceTypes: Set<String>?) throws -> SourceConfig {
+    ///
+    /// Without a `bodies:` block, a table whose columns name an `s3_bucket` reads its bodies from S3,
+    /// as the original did; otherwise bodies are local.
+    static func parseSource(_ m: ConfigMapping, knownSourceTypes: Set<String>?, packerBatchSize: Int) throws -> SourceConfig {
         let name = try m.requiredString("name")
         guard name.utf8.allSatisfy(isNameByte) else {
             throw m.error("name", .invalidValue, "source name '\(name)' may use only ASCII letters, digits, '_' and '-'")
@@ -59,23 +69,38 @@ extension ConfigLoader {
         }
         let connection = try parseConnection(connectionMapping, knownTypes: knownSourceTypes)
         guard let tableMapping = try m.mapping("table", allowed: tableKeys) else { throw m.missing("table") }
-        var source = SourceConfig(name: name, connection: connection, table: try parseTable(tableMapping))
+        var table = try parseTable(tableMapping)
+        if table.schema == nil { table.schema = connection.schema }
+        var source = SourceConfig(name: name, connection: connection, table: table)
         if let enabled = try m.bool("enabled") { source.enabled = enabled }
         if let bodies = try m.mapping("bodies", allowed: bodiesKeys) {
             if let type = try bodies.choice("type", among: ["local", "s3"]) { source.bodies.type = type }
             source.bodies.root = try nonEmpty(bodies, "root")
             if let allow = try bodies.bool("allow_absolute") { source.bodies.allowAbsolute = allow }
+        } else if table.columns.s3Bucket != nil {
+            source.bodies.type = "s3"
         }
-        if let batch = try m.int("batch_size", in: ConfigLimits.sourceBatchSize) { source.batchSize = batch }
+        if let batch = try m.int("batch_size", in: ConfigLimits.sourceBatchSize) {
+            source.batchSize = batch
+            if batch != packerBatchSize {
+                m.warn(
+                    "batch_size",
+                    "not honoured yet: the packer claims packer.batch_size (\(packerBatchSize)) rows per round trip from every source")
+            }
+        }
+        source.claimTimeoutSeconds = try m.double("claim_timeout_seconds", in: ConfigLimits.claimTimeoutSeconds)
         source.shardBits = try m.int("shard_bits", in: ConfigLimits.shardBits)
         return source
     }
 
     /// A `connection:` block (of a source, or of `metadata:`).
     ///
-    /// `type` is required (and, with `knownTypes`, must be one of them); SQLite needs `database` (the file's path).
+    /// `type` is required (and, with `knownTypes`, must be one of them); `postgres` is read as `postgresql`.
+    /// SQLite needs `database` (the file's path). `pool_recycle` other than -1 and `pool_pre_ping: true`
+    /// are kept with a warning (the pool does neither), and so is `charset` on a stock type other than
+    /// MySQL and MariaDB.
     static func parseConnection(_ m: ConfigMapping, knownTypes: Set<String>?) throws -> ConnectionConfig {
-        let type = try m.requiredString("type").lowercased()
+        let type = try connectionType(m)
         if let knownTypes {
             let known = Set(knownTypes.map { $0.lowercased() })
             if !known.contains(type) {
@@ -93,7 +118,26 @@ extension ConfigLoader {
         connection.password = try m.string("password").map(Secret.init)
         connection.schema = try nonEmpty(m, "schema")
         connection.charset = try nonEmpty(m, "charset")
+        if connection.charset != nil, stockSourceTypes.contains(type), !charsetTypes.contains(type) {
+            m.warn("charset", "applies only to mysql and mariadb connections; ignored for type '\(type)'")
+        }
         if let pool = try m.int("pool_size", in: ConfigLimits.poolSize) { connection.poolSize = pool }
+        if let recycle = try m.double("pool_recycle", in: ConfigLimits.poolRecycleSeconds) {
+            if recycle < 0, recycle != ConfigLimits.poolRecycleNever {
+                let range = 0...ConfigLimits.poolRecycleSeconds.upperBound
+                throw m.error(
+                    "pool_recycle", .invalidValue,
+                    "must be -1 (never) or \(ConfigMapping.bounds(range, unit: "seconds")), got \(ConfigMapping.format(recycle))")
+            }
+            connection.poolRecycleSeconds = recycle
+            if recycle != ConfigLimits.poolRecycleNever {
+                m.warn("pool_recycle", "not honoured: DES's connection pool does not recycle connections; it behaves as pool_recycle: -1")
+            }
+        }
+        if let ping = try m.bool("pool_pre_ping") {
+            connection.poolPrePing = ping
+            if ping { m.warn("pool_pre_ping", "not honoured: DES's connection pool does not test connections before use") }
+        }
         connection.driverOptions = try m.stringMap("driver_options") ?? [:]
         if type == "sqlite", connection.database == nil {
             throw m.missing("database")
@@ -101,14 +145,26 @@ extension ConfigLoader {
         return connection
     }
 
+    /// `connection.type`, in lower case, with the original's spellings read as DES's (`postgres` is `postgresql`).
+    static func connectionType(_ m: ConfigMapping) throws -> String {
+        let type = try m.requiredString("type").lowercased()
+        return connectionTypeAliases[type] ?? type
+    }
+
     /// A `table:` block.
+    ///
+    /// `where_clause` is kept exactly as written (an empty or blank one means none). `shard_key_column`
+    /// must not be a column the table maps to anything else, since the marker writes shard numbers into it;
+    /// written with another name than `des_shard`, it draws a warning, as its meaning differs from the original's.
     static func parseTable(_ m: ConfigMapping) throws -> TableConfig {
         var table = TableConfig(name: try m.requiredString("name"))
         table.schema = try nonEmpty(m, "schema")
         if let columns = try m.mapping("columns", allowed: columnKeys) {
             table.columns = try parseColumns(columns)
         }
-        table.whereClause = try nonEmpty(m, "where_clause")
+        if let clause = try m.string("where_clause"), clause.contains(where: { !$0.isWhitespace }) {
+            table.whereClause = clause
+        }
         table.statusNewValue = try nonEmpty(m, "status_new_value")
         if let v = try nonEmpty(m, "status_pending_value") { table.statusPendingValue = v }
         if let v = try nonEmpty(m, "status_claimed_value") { table.statusClaimedValue = v }
@@ -124,7 +180,34 @@ extension ConfigLoader {
                 throw m.error(key, .invalidValue, "'\(value)' is also \(earlier.0); each status needs its own value")
             }
         }
+        let shard = table.shardKeyColumn
+        if let (other, _) = mappedColumns(table.columns).first(where: { $0.1.lowercased() == shard.lowercased() }) {
+            throw m.error(
+                m.contains("shard_key_column") ? "shard_key_column" : "columns", .invalidValue,
+                "'\(shard)' is also \(other); the marker writes each row's shard number into shard_key_column, so it needs a column of its own")
+        }
+        if m.node("shard_key_column") != nil, shard.lowercased() != TableConfig(name: table.name).shardKeyColumn {
+            m.warn(
+                "shard_key_column",
+                "DES writes each row's shard number into '\(shard)' (shards come from the DES name's hash; the original hashed this column's value instead)")
+        }
         return table
+    }
+
+    /// Every column a table's mapping names, with the key naming it (`columns.id`).
+    static func mappedColumns(_ c: ColumnMapping) -> [(String, String)] {
+        var out: [(String, String)] = [
+            ("columns.id", c.id), ("columns.s3_key", c.s3Key), ("columns.status", c.status), ("columns.des_name", c.desName),
+            ("columns.des_container", c.desContainer), ("columns.claimed_by", c.claimedBy),
+            ("columns.claimed_at", c.claimedAt), ("columns.error", c.error),
+        ]
+        let optional: [(String, String?)] = [
+            ("columns.s3_bucket", c.s3Bucket), ("columns.size_bytes", c.sizeBytes), ("columns.created_at", c.createdAt),
+            ("columns.des_hash", c.desHash),
+        ]
+        out += optional.compactMap { key, column in column.map { (key, $0) } }
+        out += c.metadata.map { ("columns.metadata_columns.\($0.key)", $0.column) }
+        return out
     }
 
     /// A `columns:` block; every column not given keeps its default name.
@@ -136,7 +219,10 @@ extension ConfigLoader {
         c.sizeBytes = try nonEmpty(m, "size_bytes")
         if let v = try nonEmpty(m, "status") { c.status = v }
         c.createdAt = try nonEmpty(m, "created_at")
-        if let v = try m.stringList("metadata_columns") { c.metadataColumns = v }
+        if c.createdAt != nil {
+            m.warn("created_at", "not read yet: DES does not copy it into META (the original did); list it in metadata_columns to keep it")
+        }
+        if let v = try m.metadataColumns("metadata_columns") { c.metadata = v }
         if let v = try nonEmpty(m, "des_name") { c.desName = v }
         c.desHash = try nonEmpty(m, "des_hash")
         if let v = try nonEmpty(m, "des_container") { c.desContainer = v }

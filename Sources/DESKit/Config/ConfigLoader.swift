@@ -7,7 +7,9 @@ import Yams
 /// an unknown key (with "did you mean" for near misses), a value of the wrong
 /// type, a missing required key, a value out of range and an unset `${VAR}` are
 /// each a ``ConfigError`` naming the file, line, column and key path. Secret
-/// values never appear in errors.
+/// values never appear in errors. A key that is accepted but not honoured (an
+/// original-schema key DES does not act on yet) is recorded as a
+/// ``ConfigWarning`` in ``DESConfig/warnings`` instead.
 ///
 /// Values may use `${VAR}` and `${VAR:-default}` (expanded before conversion,
 /// so `port: ${PG_PORT:-5432}` is an integer); `$${` is a literal `${`. Keys
@@ -99,6 +101,7 @@ public enum ConfigLoader {
         if let server = try top.mapping("server", allowed: ["host", "port"]) {
             config.server = try parseServer(server)
         }
+        config.warnings = context.warnings.items
         return config
     }
 

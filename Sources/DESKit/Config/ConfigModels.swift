@@ -9,27 +9,47 @@ public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugSt
 }
 
 /// How to reach a database (the original `connection:` block).
+///
+/// Every key of the original's block is here. The connection parameters (`host`
+/// to `driverOptions`) are handed to the plugin registered for ``type``; the pool
+/// settings are DES's (``poolSize`` is honoured; ``poolRecycleSeconds`` and
+/// ``poolPrePing`` are kept, and the loader warns when they ask for something the
+/// pool does not do).
 public struct ConnectionConfig: Sendable, Hashable {
     /// The plugin type: `sqlite`, `postgresql`, `mysql`, `mariadb`, `mssql`, `oracle`, `odbc`, or a custom one.
+    ///
+    /// The loader writes it in lower case and reads the original's `postgres` as `postgresql`.
     public var type: String
+    /// The database server's host name or address.
     public var host: String?
+    /// The server's TCP port (nil: the driver's usual port; ``ConfigLimits/port``).
     public var port: Int?
     /// Database name (for SQLite: the database file's path).
     public var database: String?
+    /// The user to log in as.
     public var username: String?
+    /// The password (printed as `***`).
     public var password: Secret?
+    /// The connection's default schema; the catalog table is looked up in it when the table sets no schema of its own.
     public var schema: String?
+    /// The connection's character set (MySQL and MariaDB).
     public var charset: String?
     /// Connections per pool (default 4; ``ConfigLimits/poolSize``).
     public var poolSize: Int
-    /// Driver-specific options, passed through.
+    /// Seconds after which a pooled connection is replaced; -1 (the default) means never, as in SQLAlchemy
+    /// (``ConfigLimits/poolRecycleSeconds``).
+    public var poolRecycleSeconds: Double
+    /// Whether a pooled connection is tested before each use (default false).
+    public var poolPrePing: Bool
+    /// Driver-specific options, passed through as text (a number or boolean in the config becomes its text).
     public var driverOptions: [String: String]
 
     /// Creates a connection config.
     public init(
         type: String, host: String? = nil, port: Int? = nil, database: String? = nil, username: String? = nil,
         password: Secret? = nil, schema: String? = nil, charset: String? = nil, poolSize: Int = 4,
-        driverOptions: [String: String] = [:]
+        driverOptions: [String: String] = [:], poolRecycleSeconds: Double = ConfigLimits.poolRecycleNever,
+        poolPrePing: Bool = false
     ) {
         self.type = type
         self.host = host
@@ -40,20 +60,51 @@ public struct ConnectionConfig: Sendable, Hashable {
         self.schema = schema
         self.charset = charset
         self.poolSize = poolSize
+        self.poolRecycleSeconds = poolRecycleSeconds
+        self.poolPrePing = poolPrePing
         self.driverOptions = driverOptions
+    }
+}
+
+/// One column copied into each entry's META: the key it is stored under and the catalog column it is read from.
+public struct MetadataColumn: Sendable, Hashable {
+    /// The META key.
+    public var key: String
+    /// The catalog column.
+    public var column: String
+    /// Creates a metadata column; `key` and `column` may differ (`document_type: doc_type`).
+    public init(key: String, column: String) {
+        self.key = key
+        self.column = column
+    }
+    /// A column stored under its own name.
+    public init(_ column: String) {
+        self.init(key: column, column: column)
     }
 }
 
 /// Which catalog columns hold what (the original `columns:` block plus DES's own columns).
 public struct ColumnMapping: Sendable, Hashable {
+    /// The primary key.
     public var id: String = "id"
+    /// The body's bucket, when it varies per row.
     public var s3Bucket: String? = nil
+    /// Where the body is: an object key, or a path under the bodies' root.
     public var s3Key: String = "s3_key"
+    /// The body's size in bytes (checked against the body when given).
     public var sizeBytes: String? = nil
+    /// The status column DES moves through pending, claimed, packed and failed.
     public var status: String = "des_status"
+    /// When the file was created (kept; DES does not read it yet).
     public var createdAt: String? = nil
-    /// Columns copied into each entry's META, in this order.
-    public var metadataColumns: [String] = []
+    /// What is copied into each entry's META, in this order: META key and column
+    /// (`metadata_columns` as a mapping `meta_key: column`, or a list where each key is its column).
+    public var metadata: [MetadataColumn] = []
+    /// The catalog columns of ``metadata``, in order; setting it stores each column under its own name.
+    public var metadataColumns: [String] {
+        get { metadata.map(\.column) }
+        set { metadata = newValue.map(MetadataColumn.init) }
+    }
     /// The DES name column.
     public var desName: String = "des_name"
     /// Where the name's hash is stored (nil: not stored).
@@ -72,18 +123,25 @@ public struct ColumnMapping: Sendable, Hashable {
 
 /// The catalog table of a source (the original `table:` block).
 public struct TableConfig: Sendable, Hashable {
+    /// The catalog table.
     public var name: String
+    /// The table's schema (nil: the connection's default schema).
     public var schema: String?
+    /// Which column holds what.
     public var columns: ColumnMapping
-    /// Extra SQL condition, trusted from the config (not user input).
+    /// Extra SQL condition (without `WHERE`), kept exactly as written: it is trusted, since it comes from the config.
     public var whereClause: String?
     /// Status of rows that need a name (nil: rows whose name column is NULL, whatever their status).
     public var statusNewValue: String?
+    /// Status of rows ready to pack.
     public var statusPendingValue: String
+    /// Status a packer sets on the rows it claims.
     public var statusClaimedValue: String
+    /// Status of rows stored in an uploaded container.
     public var statusPackedValue: String
+    /// Status of rows that could not be packed.
     public var statusFailedValue: String
-    /// The column holding the shard number.
+    /// The column the marker writes each row's shard number into (DES routes by the hash of the DES name).
     public var shardKeyColumn: String
 
     /// Creates a table config with the defaults.
@@ -125,20 +183,29 @@ public struct BodiesConfig: Sendable, Hashable {
 
 /// One upstream catalog (an item of `sources:`).
 public struct SourceConfig: Sendable, Hashable {
+    /// The source's name (ASCII letters, digits, `_` and `-`; unique).
     public var name: String
+    /// Whether the source is packed (default true).
     public var enabled: Bool
+    /// How to reach its database.
     public var connection: ConnectionConfig
+    /// Its catalog table.
     public var table: TableConfig
+    /// Where its file bodies are read from.
     public var bodies: BodiesConfig
     /// Rows per claim (default 100; ``ConfigLimits/sourceBatchSize``).
     public var batchSize: Int
+    /// A claim of this source held longer than this many seconds is stale
+    /// (nil: `packer.claim_timeout_seconds`; ``ConfigLimits/claimTimeoutSeconds``).
+    public var claimTimeoutSeconds: Double?
     /// Shard bits (must match the packer's; default the packer's).
     public var shardBits: Int?
 
     /// Creates a source config.
     public init(
         name: String, enabled: Bool = true, connection: ConnectionConfig, table: TableConfig,
-        bodies: BodiesConfig = BodiesConfig(), batchSize: Int = 100, shardBits: Int? = nil
+        bodies: BodiesConfig = BodiesConfig(), batchSize: Int = 100, shardBits: Int? = nil,
+        claimTimeoutSeconds: Double? = nil
     ) {
         self.name = name
         self.enabled = enabled
@@ -146,7 +213,13 @@ public struct SourceConfig: Sendable, Hashable {
         self.table = table
         self.bodies = bodies
         self.batchSize = batchSize
+        self.claimTimeoutSeconds = claimTimeoutSeconds
         self.shardBits = shardBits
+    }
+
+    /// Seconds after which a claim of this source is stale: its own `claim_timeout_seconds`, or the packer's.
+    public func effectiveClaimTimeoutSeconds(packer: PackerConfig) -> Double {
+        claimTimeoutSeconds ?? packer.claimTimeoutSeconds
     }
 }
 
@@ -266,15 +339,25 @@ public struct ServerConfig: Sendable, Hashable {
 
 /// A whole DES configuration file.
 public struct DESConfig: Sendable, Hashable {
+    /// The upstream catalogs.
     public var sources: [SourceConfig] = []
+    /// Where containers are stored.
     public var storage = StorageConfig()
+    /// DES's own database.
     public var metadata = MetadataConfig()
+    /// Packer settings.
     public var packer = PackerConfig()
+    /// Marker settings.
     public var marker = MarkerConfig()
+    /// Index cache settings.
     public var cache = CacheConfig()
+    /// HTTP server settings.
     public var server = ServerConfig()
     /// The file it was read from, if any.
     public var path: String? = nil
+    /// Keys the loader accepted but DES does not honour (yet), in document order;
+    /// `des config check` prints them. Empty for a config built in code.
+    public var warnings: [ConfigWarning] = []
     /// Creates an empty configuration with every default.
     public init() {}
 

@@ -1,11 +1,21 @@
 import Yams
 
-/// What every node of one config document shares: the file name (for errors) and the environment.
+/// The warnings of one document, collected while it is read.
+final class ConfigWarningLog {
+    /// The warnings so far, in the order they were recorded.
+    private(set) var items: [ConfigWarning] = []
+    /// Records a warning.
+    func append(_ warning: ConfigWarning) { items.append(warning) }
+}
+
+/// What every node of one config document shares: the file name (for errors), the environment and the warnings.
 struct ConfigContext {
     /// The config file, as given to the loader.
     let file: String
     /// Variables for `${VAR}`.
     let environment: [String: String]
+    /// Where ``ConfigMapping/warn(_:_:)`` records warnings.
+    let warnings = ConfigWarningLog()
 
     /// An error at `mark` (or at the start of the file when the node has no position).
     func error(
@@ -127,6 +137,13 @@ struct ConfigMapping {
     /// An error about `key`'s value.
     func error(_ key: String, _ code: ConfigError.Code, _ message: String, suggestion: String? = nil) -> ConfigError {
         context.error(code, at: position(of: key), path: childPath(key), message, suggestion: suggestion)
+    }
+
+    /// Records a warning about `key` (at its value), for a key that is accepted but not honoured.
+    func warn(_ key: String, _ message: String) {
+        let at = position(of: key)
+        context.warnings.append(
+            ConfigWarning(file: context.file, line: at?.line ?? 0, column: at?.column ?? 0, keyPath: childPath(key), message: message))
     }
 
     /// The error for a required key that is absent (pointing at the mapping, or at the null value).
@@ -304,6 +321,56 @@ struct ConfigMapping {
             out[name.string] = try expand(scalar.string, key: key, path: itemPath, mark: v.mark) ?? ""
         }
         return out
+    }
+
+    /// `metadata_columns`: a mapping `meta_key: column` (the original's form) or a list of columns,
+    /// each stored under its own name. Keys and columns must be non-empty strings, and no META key may repeat.
+    func metadataColumns(_ key: String) throws -> [MetadataColumn]? {
+        guard let value = node(key) else { return nil }
+        var out: [MetadataColumn] = []
+        var seen: [String: String] = [:]  // META key -> key path of its first use
+        func add(_ field: MetadataColumn, path: String, mark: Mark?) throws {
+            if let first = seen[field.key] {
+                throw context.error(.duplicate, at: mark, path: path, "META key '\(field.key)' is already taken by \(first)")
+            }
+            seen[field.key] = path
+            out.append(field)
+        }
+        switch value {
+        case .sequence(let sequence):
+            for (i, item) in sequence.enumerated() {
+                let path = "\(childPath(key))[\(i)]"
+                let column = try metadataText(item, key: key, path: path)
+                try add(MetadataColumn(column), path: path, mark: item.mark)
+            }
+        case .mapping(let mapping):
+            for (k, v) in mapping {
+                guard case .scalar(let name) = k else {
+                    throw context.error(.wrongType, at: k.mark, path: childPath(key), "META keys must be plain words, got \(Self.describe(k, secret: false))")
+                }
+                let path = ConfigContext.join(childPath(key), name.string)
+                guard let metaKey = try expand(name.string, key: key, path: path, mark: k.mark), !metaKey.isEmpty else {
+                    throw context.error(.invalidValue, at: k.mark, path: path, "a META key must not be empty")
+                }
+                let column = try metadataText(v, key: key, path: path)
+                try add(MetadataColumn(key: metaKey, column: column), path: path, mark: k.mark)
+            }
+        default:
+            throw error(key, .wrongType, "expected a mapping (meta_key: column) or a list of columns, got \(Self.describe(value, secret: false))")
+        }
+        return out
+    }
+
+    /// The column name of one `metadata_columns` entry: a non-empty scalar.
+    private func metadataText(_ node: Node, key: String, path: String) throws -> String {
+        guard case .scalar(let scalar) = node, !Self.isNull(node) else {
+            let got = Self.isNull(node) ? "nothing" : Self.describe(node, secret: false)
+            throw context.error(.wrongType, at: node.mark, path: path, "expected a column name, got \(got)")
+        }
+        guard let text = try expand(scalar.string, key: key, path: path, mark: node.mark), !text.isEmpty else {
+            throw context.error(.invalidValue, at: node.mark, path: path, "must not be empty")
+        }
+        return text
     }
 
     /// The elements of a list, each with its key path.
