@@ -276,3 +276,22 @@ func readAll(_ path: String) throws -> [UInt8] {
         #expect(try await d.sql("SELECT des_status FROM files WHERE id = 3").first?[0].text == "DES_FAILED")
     }
 }
+
+@Suite("Metadata columns") struct MetadataColumnTests {
+    @Test("A metadata column mapped to another META key (the original's mapping) is stored under that key")
+    func renamedMetaKey() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(5, size: 8)
+        _ = try await d.mark(shardBits: 1)
+        var source = d.source
+        source.table.columns.metadata = [MetadataColumn(key: "content_type", column: "mime")]
+        let path = d.catalogPath
+        let pool = SQLConnectionPool(size: 1) { try await SQLiteConnection.open(path: path) }
+        let connector = try SQLSourceConnector(config: source, dialect: SQLiteDialect(), pool: pool)
+        let claimed = try await connector.claim(shards: [0, 1], limit: 10, holder: "t#1")
+        #expect(claimed.count == 5)
+        #expect(claimed.allSatisfy { $0.metadata.keys == ["content_type"] && $0.metadata["content_type"]?.stringValue != nil })
+        await connector.close()
+    }
+}

@@ -149,7 +149,7 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         }
     }
 
-    fileprivate func run(_ sql: String, _ binds: [SQLValue], collect: Bool) throws -> ([SQLRow], Int) {
+    fileprivate func run(_ sql: String, _ binds: [SQLValue], collect: Bool, maxRows: Int = .max) throws -> ([SQLRow], Int) {
         let stmt = try prepare(sql)
         defer { sqlite3_reset(stmt) }
         try bind(stmt, binds, sql)
@@ -159,7 +159,7 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         if collect {
             names = (0..<count).map { String(cString: sqlite3_column_name(stmt, Int32($0))) }
         }
-        while true {
+        while rows.count < maxRows {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else { throw error(rc, sql) }
@@ -195,6 +195,9 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         let connection: SQLiteConnection
         func query(_ sql: String, _ binds: [SQLValue]) throws -> [SQLRow] {
             try connection.run(sql, binds, collect: true).0
+        }
+        func query(_ sql: String, _ binds: [SQLValue], maxRows: Int) throws -> [SQLRow] {
+            try connection.run(sql, binds, collect: true, maxRows: maxRows).0
         }
         func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int {
             try connection.run(sql, binds, collect: false).1

@@ -29,28 +29,20 @@ public struct SQLiteDialect: SQLDialect {
     public func claim(in session: any SQLSession, table t: SQLTableShape, shards: [Int], limit: Int, holder: String)
         throws -> [SQLRow]
     {
+        let pending = t.pendingPredicate(self, shards: shards, firstBind: 3)
         let sql = """
             UPDATE \(t.table) SET \(t.status) = ?1, \(t.claimedBy) = ?2, \(t.claimedAt) = \(Self.now) \
-            WHERE \(t.id) IN (SELECT \(t.id) FROM \(t.table) WHERE \(t.status) = ?3 \
-            AND \(t.shard) IN (\(shardList(shards))) AND \(t.desName) IS NOT NULL\(t.andWhere) \
-            ORDER BY \(t.id) LIMIT ?4) \
+            WHERE \(t.id) IN (SELECT \(t.id) FROM \(t.table) WHERE \(pending.sql) \
+            ORDER BY \(t.id) LIMIT ?\(3 + pending.binds.count)) \
             RETURNING \(t.claimSelectList)
             """
-        return try session.query(sql, [.text(t.statusClaimed), .text(holder), .text(t.statusPending), .int(Int64(limit))])
+        return try session.query(sql, [.text(t.statusClaimed), .text(holder)] + pending.binds + [.int(Int64(limit))])
     }
 
     public func selectUnnamed(in session: any SQLSession, table t: SQLTableShape, limit: Int) throws -> [SQLRow] {
-        // A row whose naming failed is not selected again: it went to the dead-letter table once.
-        var sql = "SELECT \(t.id), \(t.key), \(t.desName) FROM \(t.table) WHERE \(t.desName) IS NULL"
-            + " AND (\(t.status) IS NULL OR \(t.status) <> ?1)"
-        var binds: [SQLValue] = [.text(t.statusFailed)]
-        if let statusNew = t.statusNew {
-            binds.append(.text(statusNew))
-            sql += " AND \(t.status) = ?2"
-        }
-        binds.append(.int(Int64(limit)))
-        sql += "\(t.andWhere) ORDER BY \(t.id) LIMIT ?\(binds.count)"
-        return try session.query(sql, binds)
+        let unnamed = t.unnamedPredicate(self)
+        let sql = "SELECT \(t.id), \(t.key), \(t.desName) FROM \(t.table) WHERE \(unnamed.sql) ORDER BY \(t.id) LIMIT ?\(unnamed.binds.count + 1)"
+        return try session.query(sql, unnamed.binds + [.int(Int64(limit))])
     }
 
     public func assignNames(in session: any SQLSession, table t: SQLTableShape, _ assignments: [NameAssignment]) throws

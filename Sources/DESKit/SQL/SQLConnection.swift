@@ -4,12 +4,20 @@
 public protocol SQLSession {
     /// Runs a statement that returns rows.
     func query(_ sql: String, _ binds: [SQLValue]) throws -> [SQLRow]
+    /// Runs a statement that returns rows and stops after `maxRows` of them (a cursor fetched
+    /// n rows: how Oracle limits a `FOR UPDATE SKIP LOCKED` select). Drivers that can stop the
+    /// fetch early do; the default fetches all and keeps the first `maxRows`.
+    func query(_ sql: String, _ binds: [SQLValue], maxRows: Int) throws -> [SQLRow]
     /// Runs a statement and returns the number of rows it changed.
     @discardableResult
     func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int
 }
 
 extension SQLSession {
+    public func query(_ sql: String, _ binds: [SQLValue], maxRows: Int) throws -> [SQLRow] {
+        Array(try query(sql, binds).prefix(max(0, maxRows)))
+    }
+
     /// Runs a statement with no binds.
     @discardableResult
     public func execute(_ sql: String) throws -> Int { try execute(sql, []) }

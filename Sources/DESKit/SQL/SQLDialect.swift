@@ -5,7 +5,7 @@ public struct SQLTableShape: Sendable {
     public let id: String, key: String, bucket: String?, size: String?
     public let status: String, desName: String, desHash: String?, shard: String
     public let container: String, claimedBy: String, claimedAt: String, error: String
-    /// Metadata columns, quoted, and their plain names (the META keys).
+    /// Metadata columns, quoted, and the META keys their values are stored under.
     public let metadata: [(quoted: String, name: String)]
     /// The extra condition from the config, parenthesised, or nil.
     public let whereClause: String?
@@ -23,6 +23,26 @@ public struct SQLTableShape: Sendable {
 
     /// ` AND (where_clause)` or an empty string.
     public var andWhere: String { whereClause.map { " AND (\($0))" } ?? "" }
+
+    /// The rows that need a name — no DES name yet, not failed (a row whose naming failed went to
+    /// the dead-letter table once and is not tried again), in `status_new` when one is configured —
+    /// with its bound values, whose placeholders start at `firstBind`. Written once for every dialect.
+    public func unnamedPredicate(_ dialect: any SQLDialect, firstBind: Int = 1) -> (sql: String, binds: [SQLValue]) {
+        var sql = "\(desName) IS NULL AND (\(status) IS NULL OR \(status) <> \(dialect.placeholder(firstBind)))"
+        var binds: [SQLValue] = [.text(statusFailed)]
+        if let statusNew {
+            sql += " AND \(status) = \(dialect.placeholder(firstBind + 1))"
+            binds.append(.text(statusNew))
+        }
+        return (sql + andWhere, binds)
+    }
+
+    /// The rows ready to be claimed — pending, named — of `shards` (inlined integers: they are ours).
+    /// The shard filter is part of the predicate, so it applies before any row limit.
+    public func pendingPredicate(_ dialect: any SQLDialect, shards: [Int], firstBind: Int = 1) -> (sql: String, binds: [SQLValue]) {
+        ("\(status) = \(dialect.placeholder(firstBind)) AND \(shard) IN (\(dialect.shardList(shards))) AND \(desName) IS NOT NULL\(andWhere)",
+         [.text(statusPending)])
+    }
 
     /// Builds the shape, validating every identifier.
     public init(config: TableConfig, dialect: any SQLDialect) throws {
@@ -48,7 +68,8 @@ public struct SQLTableShape: Sendable {
         claimedBy = try q(c.claimedBy, "columns.claimed_by")
         claimedAt = try q(c.claimedAt, "columns.claimed_at")
         error = try q(c.error, "columns.error")
-        metadata = try c.metadataColumns.map { (try q($0, "columns.metadata_columns"), $0) }
+        // The column is read; the value is stored in META under the configured key (the original's mapping).
+        metadata = try c.metadata.map { (try q($0.column, "columns.metadata_columns"), $0.key) }
         whereClause = config.whereClause.flatMap { $0.isEmpty ? nil : "(\($0))" }
         statusNew = config.statusNewValue
         statusPending = config.statusPendingValue
@@ -94,6 +115,10 @@ public protocol SQLDialect: Sendable {
     func olderThan(_ column: String, seconds: Double) -> String
     /// Most bound values in one statement.
     var maxBindParameters: Int { get }
+    /// How a select is limited to n rows (default `LIMIT`).
+    var rowLimit: SQLRowLimit { get }
+    /// A statement that proves the connection works (default `SELECT 1`; Oracle: `SELECT 1 FROM DUAL`).
+    var healthQuery: String { get }
 
     /// Claims up to `limit` pending rows of `shards` for `holder` inside the
     /// current transaction, skipping rows locked by others, and returns them
@@ -108,7 +133,35 @@ public protocol SQLDialect: Sendable {
     func assignNames(in session: any SQLSession, table: SQLTableShape, _ assignments: [NameAssignment]) throws -> Int
 }
 
+/// The ways databases limit a select to n rows.
+public enum SQLRowLimit: Sendable, Equatable {
+    /// `SELECT … LIMIT n` (PostgreSQL, MySQL/MariaDB, SQLite).
+    case limit
+    /// `SELECT TOP (n) …` (SQL Server).
+    case top
+    /// `SELECT … FETCH FIRST n ROWS ONLY` (Oracle 12c and later, DB2, standard SQL).
+    case fetchFirst
+    /// No limit in the SQL: the cursor is fetched n rows (``SQLSession/query(_:_:maxRows:)``).
+    case cursor
+}
+
 extension SQLDialect {
+    public var rowLimit: SQLRowLimit { .limit }
+    public var healthQuery: String { "SELECT 1" }
+
+    /// `SELECT columns FROM rest` limited to `limit` rows in this dialect's form; `limit` is bound at
+    /// placeholder `bind`. Returns the SQL, the bind value (nil when the limit is not in the SQL) and
+    /// the number of rows to fetch.
+    public func limitedSelect(_ columns: String, from rest: String, limit: Int, bind: Int) -> (sql: String, bind: SQLValue?, maxRows: Int) {
+        let n = SQLValue.int(Int64(limit))
+        switch rowLimit {
+        case .limit: return ("SELECT \(columns) FROM \(rest) LIMIT \(placeholder(bind))", n, limit)
+        case .top: return ("SELECT TOP (\(placeholder(bind))) \(columns) FROM \(rest)", n, limit)
+        case .fetchFirst: return ("SELECT \(columns) FROM \(rest) FETCH FIRST \(placeholder(bind)) ROWS ONLY", n, limit)
+        case .cursor: return ("SELECT \(columns) FROM \(rest)", nil, limit)
+        }
+    }
+
     /// `?, ?, ?` starting at `start` (1-based) for `count` values.
     public func placeholders(_ count: Int, from start: Int = 1) -> String {
         (0..<count).map { placeholder(start + $0) }.joined(separator: ", ")

@@ -200,15 +200,17 @@ public final class SQLSourceConnector: SourceConnector {
         var binds: [SQLValue] = [.text(s.statusPacked)]
         var cols = "\(s.id), \(s.desName), \(s.container), \(s.key)"
         if let bucket = s.bucket { cols += ", \(bucket)" }
-        var sql = "SELECT \(cols) FROM \(s.table) WHERE \(s.status) = \(d.placeholder(1))\(s.andWhere)"
+        var rest = "\(s.table) WHERE \(s.status) = \(d.placeholder(1))\(s.andWhere)"
         if let afterRowID {
             binds.append(.rowID(afterRowID))
-            sql += " AND \(s.id) > \(d.placeholder(2))"
+            rest += " AND \(s.id) > \(d.placeholder(2))"
         }
-        binds.append(.int(Int64(limit)))
-        sql += " ORDER BY \(s.id) LIMIT \(d.placeholder(binds.count))"
-        let (query, values, hasBucket) = (sql, binds, s.bucket != nil)
-        let rows = try await pool.withConnection { conn in try await conn.withSession { try $0.query(query, values) } }
+        let limited = d.limitedSelect(cols, from: rest + " ORDER BY \(s.id)", limit: limit, bind: binds.count + 1)
+        if let bind = limited.bind { binds.append(bind) }
+        let (query, values, maxRows, hasBucket) = (limited.sql, binds, limited.maxRows, s.bucket != nil)
+        let rows = try await pool.withConnection { conn in
+            try await conn.withSession { try $0.query(query, values, maxRows: maxRows) }
+        }
         return rows.compactMap { r in
             guard let id = r[0].text, let name = r[1].text, let container = r[2].text else { return nil }
             return PackedRow(
@@ -218,11 +220,17 @@ public final class SQLSourceConnector: SourceConnector {
     }
 
     public func stats() async throws -> SourceStats {
-        let s = shape
-        let grouped = "SELECT \(s.status), COUNT(*) FROM \(s.table) WHERE \(s.desName) IS NOT NULL\(s.andWhere) GROUP BY \(s.status)"
-        let unnamed = "SELECT COUNT(*) FROM \(s.table) WHERE \(s.desName) IS NULL\(s.andWhere)"
+        let (s, d) = (shape, dialect)
+        // Named rows by status, plus rows whose naming failed (counted as failed, not as unnamed).
+        let grouped = "SELECT \(s.status), COUNT(*) FROM \(s.table) WHERE (\(s.desName) IS NOT NULL OR \(s.status) = \(d.placeholder(1)))"
+            + "\(s.andWhere) GROUP BY \(s.status)"
+        let predicate = s.unnamedPredicate(d)
+        let unnamed = "SELECT COUNT(*) FROM \(s.table) WHERE \(predicate.sql)"
+        let failedValue: [SQLValue] = [.text(s.statusFailed)]
         let (rows, unnamedRows) = try await pool.withConnection { conn in
-            try await conn.withSession { session in (try session.query(grouped), try session.query(unnamed)) }
+            try await conn.withSession { session in
+                (try session.query(grouped, failedValue), try session.query(unnamed, predicate.binds))
+            }
         }
         var stats = SourceStats()
         stats.unnamed = Int(unnamedRows.first?[0].int ?? 0)
@@ -240,7 +248,8 @@ public final class SQLSourceConnector: SourceConnector {
     }
 
     public func healthCheck() async throws {
-        _ = try await pool.withConnection { conn in try await conn.withSession { try $0.query("SELECT 1") } }
+        let sql = dialect.healthQuery
+        _ = try await pool.withConnection { conn in try await conn.withSession { try $0.query(sql) } }
     }
 
     public func close() async { await pool.close() }
