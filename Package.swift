@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "DESEngine", targets: ["DESEngine"]),
         .library(name: "DESPluginSQLite", targets: ["DESPluginSQLite"]),
         .library(name: "DESCLI", targets: ["DESCLI"]),
+        .library(name: "DESKitTesting", targets: ["DESKitTesting"]),
         .executable(name: "des", targets: ["des"]),
     ],
     dependencies: [
@@ -48,6 +49,8 @@ let package = Package(
             ]
         ),
         .target(name: "DESStorage", dependencies: ["DESKit"]),
+        // The conformance kit: one suite per protocol, run by every plugin, stock or custom.
+        .target(name: "DESKitTesting", dependencies: ["DESKit"]),
         .target(
             name: "DESEngine",
             dependencies: [
@@ -85,7 +88,7 @@ let package = Package(
         .testTarget(name: "DESFormatTests", dependencies: ["DESFormat", "DESTestSupport"]),
         .testTarget(name: "DESNamingTests", dependencies: ["DESNaming", "DESTestSupport"]),
         .testTarget(name: "DESKitTests", dependencies: ["DESKit"]),
-        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESCLI"]),
+        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,125 @@
+import DESKit
+import Foundation
+
+/// The behaviour the engine relies on from every ``MetadataStore``, checked once here for all of
+/// them: leases with fencing tokens on database time, containers, dead letters, migrations.
+///
+/// ```swift
+/// @Test func conformance() async throws {
+///     let report = await MetadataStoreConformance.run { try await MyStore.fresh() }
+///     #expect(report.isOK, "\(report)")
+/// }
+/// ```
+public enum MetadataStoreConformance {
+    /// Runs every check, each against a fresh, migrated store from `makeStore`.
+    public static func run(makeStore: @escaping @Sendable () async throws -> any MetadataStore) async -> ConformanceReport {
+        var runner = CheckRunner()
+        let a = LeaseHolder(pod: "pod-a", instance: "1"), a2 = LeaseHolder(pod: "pod-a", instance: "2")
+        let b = LeaseHolder(pod: "pod-b", instance: "1")
+
+        await runner.run("migrate is idempotent") {
+            let store = try await makeStore()
+            defer { Task { await store.close() } }
+            let v1 = try await store.migrate(), v2 = try await store.migrate()
+            try require(v1 == v2 && v1 > 0, "migrate is idempotent", "versions \(v1) then \(v2)")
+        }
+
+        await runner.run("grant, renew, and refusal of a live lease") {
+            let c = "grant, renew, and refusal of a live lease"
+            let store = try await makeStore()
+            defer { Task { await store.close() } }
+            guard let first = try await store.acquireLease(shard: 1, holder: a, ttlSeconds: 30) else {
+                throw ConformanceFailure(check: c, message: "a free shard was not granted")
+            }
+            try require(first.isNewGrant, c, "the first grant is not marked new")
+            let again = try await store.acquireLease(shard: 1, holder: a, ttlSeconds: 30)
+            try require(again?.token == first.token && again?.isNewGrant == false, c, "re-acquiring a live lease changed it: \(String(describing: again))")
+            try require(try await store.renewLease(first, ttlSeconds: 30) != nil, c, "renewal of a live lease failed")
+            try require(try await store.acquireLease(shard: 1, holder: b, ttlSeconds: 30) == nil, c, "another pod took a live lease")
+            try require(try await store.acquireLease(shard: 1, holder: a2, ttlSeconds: 30) == nil, c, "another instance of the pod took a live lease")
+            try require(try await store.leases().contains { $0.shard == 1 && $0.holder == a }, c, "leases() does not list the lease")
+        }
+
+        await runner.run("takeover after expiry bumps the token and fences the stale holder") {
+            let c = "takeover after expiry bumps the token and fences the stale holder"
+            let store = try await makeStore()
+            defer { Task { await store.close() } }
+            guard let stale = try await store.acquireLease(shard: 2, holder: a, ttlSeconds: 0.3) else {
+                throw ConformanceFailure(check: c, message: "no grant")
+            }
+            let container = try await store.createContainer(day: "2025-01-01", shard: 2, lease: stale, keyPrefix: "des")
+            try await Task.sleep(nanoseconds: 600_000_000)
+            guard let fresh = try await store.acquireLease(shard: 2, holder: b, ttlSeconds: 30) else {
+                throw ConformanceFailure(check: c, message: "an expired lease was not taken over")
+            }
+            try require(fresh.token > stale.token && fresh.isNewGrant, c, "token \(stale.token) → \(fresh.token), new \(fresh.isNewGrant)")
+            try require(try await store.renewLease(stale, ttlSeconds: 30) == nil, c, "the stale holder renewed")
+            let uploaded = try await store.markUploaded(
+                containerID: container.id, fileCount: 1, bytes: 1, size: 100, etag: "e", lease: stale)
+            try require(!uploaded, c, "the stale holder recorded a container uploaded")
+            var fenced = 0
+            do { try await store.checkpoint(containerID: container.id, fileCount: 1, bytes: 1, lease: stale) } catch { fenced += 1 }
+            do { _ = try await store.createContainer(day: "2025-01-01", shard: 2, lease: stale, keyPrefix: "des") } catch { fenced += 1 }
+            try require(fenced == 2, c, "the stale holder's checkpoint or createContainer went through")
+        }
+
+        await runner.run("expire and release") {
+            let c = "expire and release"
+            let store = try await makeStore()
+            defer { Task { await store.close() } }
+            guard let lease = try await store.acquireLease(shard: 3, holder: a, ttlSeconds: 30) else {
+                throw ConformanceFailure(check: c, message: "no grant")
+            }
+            try require(try await store.expireLease(shard: 3, holder: b) == false, c, "expired a lease of another holder")
+            try require(try await store.expireLease(shard: 3, holder: a), c, "did not expire the holder's lease")
+            guard let taken = try await store.acquireLease(shard: 3, holder: a2, ttlSeconds: 30) else {
+                throw ConformanceFailure(check: c, message: "an expired lease was not granted at once")
+            }
+            try require(taken.token > lease.token, c, "no new token after expiry")
+            try await store.releaseLease(taken)
+            try require(try await store.acquireLease(shard: 3, holder: b, ttlSeconds: 30) != nil, c, "a released lease was not free")
+        }
+
+        await runner.run("container lifecycle") {
+            let c = "container lifecycle"
+            let store = try await makeStore()
+            defer { Task { await store.close() } }
+            guard let lease = try await store.acquireLease(shard: 4, holder: a, ttlSeconds: 30) else {
+                throw ConformanceFailure(check: c, message: "no grant")
+            }
+            let one = try await store.createContainer(day: "2025-02-03", shard: 4, lease: lease, keyPrefix: "p")
+            try require(one.key == containerKey(prefix: "p", day: "2025-02-03", shard: 4, id: one.id), c, "key \(one.key)")
+            try require(one.state == .writing && one.holder == lease.holder.description, c, "\(one)")
+            try await store.checkpoint(containerID: one.id, fileCount: 3, bytes: 30, lease: lease)
+            let writing = try await store.containers(state: .writing, shard: 4, day: "2025-02-03")
+            try require(writing.map(\.id) == [one.id] && writing.first?.fileCount == 3, c, "writing containers \(writing)")
+            try require((writing.first?.ageSeconds ?? -1) >= 0, c, "no age on a writing container")
+            try require(
+                try await store.markUploaded(containerID: one.id, fileCount: 3, bytes: 30, size: 500, etag: "x", lease: lease), c,
+                "markUploaded under a live lease failed")
+            try require(try await store.discardContainer(id: one.id) == false, c, "an uploaded container was discarded")
+            let two = try await store.createContainer(day: "2025-02-03", shard: 4, lease: lease, keyPrefix: "p")
+            try require(two.id != one.id && two.key != one.key, c, "container ids or keys repeat")
+            try require(try await store.discardContainer(id: two.id), c, "a writing container was not discarded")
+            try require(try await store.discardContainer(id: two.id) == false, c, "discard is not final")
+            let three = try await store.createContainer(day: "2025-02-04", shard: 4, lease: lease, keyPrefix: "p")
+            try await store.recoverUploaded(containerID: three.id, fileCount: 7, size: 900, etag: "y")
+            let states = Dictionary(uniqueKeysWithValues: try await store.containers(state: nil, shard: 4, day: nil).map { ($0.id, $0) })
+            try require(states[one.id]?.state == .uploaded && states[one.id]?.etag == "x" && states[one.id]?.size == 500, c, "\(String(describing: states[one.id]))")
+            try require(states[two.id]?.state == .discarded, c, "\(String(describing: states[two.id]))")
+            try require(states[three.id]?.state == .uploaded && states[three.id]?.fileCount == 7, c, "\(String(describing: states[three.id]))")
+        }
+
+        await runner.run("dead letters") {
+            let c = "dead letters"
+            let store = try await makeStore()
+            defer { Task { await store.close() } }
+            let letters = (1...3).map { DeadLetter(source: "s", rowID: "\($0)", desName: $0 == 1 ? nil : "N\($0)", stage: "packer", reason: "r\($0) ü") }
+            try await store.addDeadLetters(letters)
+            let newest = try await store.deadLetters(limit: 2)
+            try require(newest.map(\.rowID) == ["3", "2"] && newest.first?.reason == "r3 ü", c, "newest two: \(newest)")
+            try await store.healthCheck()
+        }
+        return runner.report
+    }
+}

@@ -1,0 +1,171 @@
+import DESKit
+import Foundation
+import Synchronization
+
+/// A catalog row a ``SourceFixture`` puts in its database for the conformance suite.
+public struct FixtureRow: Sendable {
+    /// Primary key.
+    public var id: Int
+    /// Body key.
+    public var key: String
+    /// The DES name; nil for a row that still needs one (then `shard` is nil too).
+    public var desName: String?
+    /// The shard.
+    public var shard: Int?
+    /// The size column.
+    public var size: Int64?
+    /// The text metadata column (`note`): may be NULL, unicode, or long.
+    public var note: String?
+    /// The integer metadata column (`rank`).
+    public var rank: Int64?
+
+    /// Creates a row.
+    public init(id: Int, key: String, desName: String?, shard: Int?, size: Int64? = nil, note: String? = nil, rank: Int64? = nil) {
+        self.id = id
+        self.key = key
+        self.desName = desName
+        self.shard = shard
+        self.size = size
+        self.note = note
+        self.rank = rank
+    }
+}
+
+/// What a source plugin provides to run ``SourceConnectorConformance``: a fresh catalog table
+/// holding exactly `rows` (named rows pending, unnamed rows waiting for a name), with metadata
+/// columns `note` (text) and `rank` (integer) configured in that order, and a connector over it.
+public protocol SourceFixture: Sendable {
+    /// A new, empty catalog filled with `rows`, and a connector (pool of `poolSize`) over it.
+    func makeConnector(rows: [FixtureRow], poolSize: Int) async throws -> any SourceConnector
+}
+
+/// The behaviour the engine relies on from every ``SourceConnector``, checked once here for all.
+public enum SourceConnectorConformance {
+    /// Runs every check against fresh catalogs from `fixture`.
+    public static func run(fixture: any SourceFixture) async -> ConformanceReport {
+        var runner = CheckRunner()
+
+        await runner.run("8 concurrent claimers over 20,000 rows: every row exactly once") {
+            let c = "8 concurrent claimers over 20,000 rows: every row exactly once"
+            let rows = (1...20_000).map { FixtureRow(id: $0, key: "k/\($0)", desName: "N\($0)", shard: $0 % 16) }
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 8)
+            defer { Task { await source.close() } }
+            let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
+                for i in 0..<8 {
+                    group.addTask {
+                        var mine: [String] = []
+                        while true {
+                            let batch = try await source.claim(shards: Array(0..<16), limit: 97, holder: "claimer-\(i)")
+                            if batch.isEmpty { return mine }
+                            mine += batch.map(\.rowID)
+                        }
+                    }
+                }
+                var all: [[String]] = []
+                for try await ids in group { all.append(ids) }
+                return all
+            }
+            let flat = claimed.flatMap { $0 }
+            try require(flat.count == 20_000 && Set(flat).count == 20_000, c, "\(flat.count) claims of \(Set(flat).count) distinct rows")
+            let stats = try await source.stats()
+            try require(stats.claimed == 20_000 && stats.pending == 0, c, "stats after claiming: \(stats)")
+        }
+
+        await runner.run("the shard filter applies before the limit") {
+            let c = "the shard filter applies before the limit"
+            var rows = (1...3000).map { FixtureRow(id: $0, key: "k\($0)", desName: "N\($0)", shard: 1) }
+            for i in [2990, 2995, 2999] { rows[i - 1].shard = 7 }
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            let first = try await source.claim(shards: [7], limit: 2, holder: "h")
+            let second = try await source.claim(shards: [7], limit: 2, holder: "h")
+            let third = try await source.claim(shards: [7], limit: 2, holder: "h")
+            try require(first.count == 2 && first.allSatisfy { $0.shard == 7 }, c, "first claim \(first.map(\.rowID))")
+            try require(second.map(\.rowID) == ["2999"] || Set(first.map(\.rowID) + second.map(\.rowID)) == ["2990", "2995", "2999"], c, "second claim \(second.map(\.rowID))")
+            try require(third.isEmpty, c, "a third claim found \(third.count) rows")
+        }
+
+        await runner.run("only the holder marks packed, failed or released") {
+            let c = "only the holder marks packed, failed or released"
+            let rows = (1...6).map { FixtureRow(id: $0, key: "k\($0)", desName: "N\($0)", shard: 0) }
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            let mine = try await source.claim(shards: [0], limit: 6, holder: "me").map(\.rowID)
+            try require(mine.count == 6, c, "claimed \(mine.count)")
+            try require(try await source.markPacked(rowIDs: [mine[0]], container: "x", holder: "other") == 0, c, "another holder marked packed")
+            try require(try await source.markFailed([FailedRow(rowID: mine[1], reason: "r")], holder: "other") == 0, c, "another holder marked failed")
+            try require(try await source.releaseClaims(rowIDs: [mine[2]], holder: "other") == 0, c, "another holder released")
+            try require(try await source.markPacked(rowIDs: [mine[0]], container: "x", holder: "me") == 1, c, "the holder could not mark packed")
+            try require(try await source.markFailed([FailedRow(rowID: mine[1], reason: "bad ü")], holder: "me") == 1, c, "the holder could not mark failed")
+            try require(try await source.releaseClaims(rowIDs: [mine[2]], holder: "me") == 1, c, "the holder could not release")
+            try require(try await source.markPacked(rowIDs: [mine[0]], container: "y", holder: "me") == 0, c, "a packed row was packed again")
+            let held = try await source.claimedRowIDs(shards: [0], holder: "me")
+            try require(Set(held) == Set(mine[3...]), c, "claimedRowIDs \(held)")
+            let stats = try await source.stats()
+            try require(stats.packed == 1 && stats.failed == 1 && stats.pending == 1 && stats.claimed == 3, c, "stats \(stats)")
+            let packed = try await source.packedRows(afterRowID: nil, limit: 10)
+            try require(packed.map(\.container) == ["x"] && packed.first?.desName == "N" + mine[0], c, "packedRows \(packed)")
+        }
+
+        await runner.run("stale claims, with their claimer") {
+            let c = "stale claims, with their claimer"
+            let rows = (1...4).map { FixtureRow(id: $0, key: "k\($0)", desName: "N\($0)", shard: $0 % 2) }
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            _ = try await source.claim(shards: [0], limit: 10, holder: "a")
+            _ = try await source.claim(shards: [1], limit: 10, holder: "b")
+            let notA = try await source.staleClaims(shards: nil, excludingHolder: "a", olderThanSeconds: nil)
+            try require(Set(notA.map(\.rowID)) == ["1", "3"] && notA.allSatisfy { $0.claimedBy == "b" }, c, "excluding a: \(notA.map { ($0.rowID, $0.claimedBy) })")
+            let all = try await source.staleClaims(shards: [0, 1], excludingHolder: nil, olderThanSeconds: nil)
+            try require(all.count == 4, c, "all claims: \(all.count)")
+            let old = try await source.staleClaims(shards: nil, excludingHolder: nil, olderThanSeconds: 3600)
+            try require(old.isEmpty, c, "fresh claims counted as older than an hour: \(old.count)")
+        }
+
+        await runner.run("values: NULL, unicode, a 1 MiB text, integers") {
+            let c = "values: NULL, unicode, a 1 MiB text, integers"
+            let long = String(repeating: "ä€𝄞x", count: 1 << 18)  // well over 1 MiB of UTF-8
+            let rows = [
+                FixtureRow(id: 1, key: "k/ü/日本", desName: "N1", shard: 0, size: 42, note: nil, rank: nil),
+                FixtureRow(id: 2, key: "k2", desName: "N2", shard: 0, size: nil, note: "héllo \u{1F600}", rank: -7),
+                FixtureRow(id: 3, key: "k3", desName: "N3", shard: 0, size: Int64(1) << 40, note: long, rank: Int64.max),
+            ]
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            let got = Dictionary(uniqueKeysWithValues: try await source.claim(shards: [0], limit: 10, holder: "h").map { ($0.rowID, $0) })
+            try require(got.count == 3, c, "claimed \(got.count)")
+            try require(got["1"]?.body.key == "k/ü/日本" && got["1"]?.size == 42, c, "row 1 \(String(describing: got["1"]))")
+            try require(got["1"]?.metadata.keys == ["note", "rank"], c, "metadata keys \(String(describing: got["1"]?.metadata.keys))")
+            try require(got["1"]?.metadata["note"] == .null && got["1"]?.metadata["rank"] == .null, c, "NULLs \(String(describing: got["1"]?.metadata))")
+            try require(got["2"]?.metadata["note"] == .string("héllo \u{1F600}") && got["2"]?.metadata["rank"] == .int(-7), c, "row 2 \(String(describing: got["2"]?.metadata))")
+            try require(got["2"]?.size == nil, c, "a NULL size read as \(String(describing: got["2"]?.size))")
+            try require(got["3"]?.metadata["note"] == .string(long) && got["3"]?.metadata["rank"] == .int(.max), c, "row 3 (1 MiB text, Int64.max)")
+            try require(got["3"]?.size == UInt64(1) << 40, c, "a large size")
+        }
+
+        await runner.run("nameRows names rows needing a name, in one statement per batch") {
+            let c = "nameRows names rows needing a name, in one statement per batch"
+            let rows = (1...50).map { FixtureRow(id: $0, key: "dir/f\($0).bin", desName: $0 <= 40 ? nil : "N\($0)", shard: $0 <= 40 ? nil : 0) }
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            let before = try await source.stats()
+            try require(before.unnamed == 40 && before.pending == 10, c, "stats before \(before)")
+            let seenBox = Mutex<[String]>([])
+            let named = try await source.nameRows(limit: 30) { unnamed in
+                seenBox.withLock { $0 += unnamed.map(\.rowID) }
+                return unnamed.map { NameAssignment(rowID: $0.rowID, desName: "M" + $0.rowID, hash: "ab", shard: 3) }
+            }
+            let seen = seenBox.withLock { $0 }
+            try require(named == 30 && seen.count == 30 && seen.allSatisfy { Int($0) ?? 99 <= 40 }, c, "named \(named) of \(seen)")
+            let rest = try await source.nameRows(limit: 30) { unnamed in
+                unnamed.map { NameAssignment(rowID: $0.rowID, desName: "M" + $0.rowID, hash: "cd", shard: 3) }
+            }
+            try require(rest == 10, c, "second batch named \(rest)")
+            try require(try await source.nameRows(limit: 30) { _ in [] } == 0, c, "rows left to name")
+            let claimed = try await source.claim(shards: [3], limit: 100, holder: "h")
+            try require(claimed.count == 40 && claimed.allSatisfy { $0.desName == "M" + $0.rowID }, c, "named rows are pending in shard 3: \(claimed.count)")
+            try await source.healthCheck()
+        }
+        return runner.report
+    }
+}

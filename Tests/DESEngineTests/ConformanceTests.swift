@@ -1,0 +1,111 @@
+import DESKit
+import DESKitTesting
+import DESPluginSQLite
+import Foundation
+import Testing
+
+/// The SQLite plugin against the conformance kit (every plugin, stock or custom, runs the same suites).
+struct SQLiteSourceFixture: SourceFixture {
+    let dir: String
+
+    func makeConnector(rows: [FixtureRow], poolSize: Int) async throws -> any SourceConnector {
+        let path = dir + "/catalog-\(UUID().uuidString).sqlite"
+        var columns = ColumnMapping()
+        columns.s3Key = "body_path"
+        columns.sizeBytes = "size_bytes"
+        columns.metadataColumns = ["note", "rank"]
+        let table = TableConfig(name: "files", columns: columns)
+        let setup = try await SQLiteConnection.open(path: path)
+        try await setup.withTransaction { s in
+            try s.execute(
+                """
+                CREATE TABLE files (id INTEGER PRIMARY KEY, body_path TEXT NOT NULL, size_bytes INTEGER, note TEXT, rank INTEGER,
+                  des_status TEXT, des_name TEXT, des_shard INTEGER, des_container TEXT, des_claimed_by TEXT,
+                  des_claimed_at REAL, des_error TEXT)
+                """)
+            for r in rows {
+                try s.execute(
+                    "INSERT INTO files (id, body_path, size_bytes, note, rank, des_status, des_name, des_shard) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    [
+                        .int(Int64(r.id)), .text(r.key), r.size.map { .int($0) } ?? .null, r.note.map { .text($0) } ?? .null,
+                        r.rank.map { .int($0) } ?? .null, r.desName == nil ? .null : .text(table.statusPendingValue),
+                        r.desName.map { .text($0) } ?? .null, r.shard.map { .int(Int64($0)) } ?? .null,
+                    ])
+            }
+        }
+        await setup.close()
+        let source = SourceConfig(
+            name: "catalog", connection: ConnectionConfig(type: "sqlite", database: path, poolSize: poolSize), table: table,
+            bodies: BodiesConfig(type: "local", root: dir))
+        let pool = SQLConnectionPool(size: poolSize) { try await SQLiteConnection.open(path: path, create: false) }
+        return try SQLSourceConnector(config: source, dialect: SQLiteDialect(), pool: pool)
+    }
+}
+
+@Suite("Conformance kit: SQLite") struct SQLiteConformanceTests {
+    @Test("The SQLite source passes the SourceConnector suite")
+    func source() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let report = await SourceConnectorConformance.run(fixture: SQLiteSourceFixture(dir: d.dir))
+        #expect(report.isOK, "\(report)")
+        #expect(report.passed.count == 6)
+    }
+
+    @Test("The SQLite metadata store passes the MetadataStore suite")
+    func metadata() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let dir = d.dir
+        let report = await MetadataStoreConformance.run {
+            let store = try await SQLiteMetadataStore.open(path: dir + "/meta-\(UUID().uuidString).sqlite")
+            try await store.migrate()
+            return store
+        }
+        #expect(report.isOK, "\(report)")
+        #expect(report.passed.count == 6)
+    }
+}
+
+/// A connector that forgets who holds a claim: the kit must catch it.
+struct CarelessConnector: SourceConnector {
+    let base: any SourceConnector
+    var name: String { base.name }
+    func claim(shards: [Int], limit: Int, holder: String) async throws -> [PendingFile] {
+        try await base.claim(shards: shards, limit: limit, holder: holder)
+    }
+    func markPacked(rowIDs: [String], container: String, holder: String?) async throws -> Int {
+        try await base.markPacked(rowIDs: rowIDs, container: container, holder: nil)  // the bug
+    }
+    func markFailed(_ rows: [FailedRow], holder: String?) async throws -> Int { try await base.markFailed(rows, holder: holder) }
+    func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int { try await base.releaseClaims(rowIDs: rowIDs, holder: holder) }
+    func claimedRowIDs(shards: [Int], holder: String) async throws -> [String] { try await base.claimedRowIDs(shards: shards, holder: holder) }
+    func staleClaims(shards: [Int]?, excludingHolder: String?, olderThanSeconds: Double?) async throws -> [PendingFile] {
+        try await base.staleClaims(shards: shards, excludingHolder: excludingHolder, olderThanSeconds: olderThanSeconds)
+    }
+    func nameRows(limit: Int, assign: @escaping @Sendable ([UnnamedRow]) throws -> [NameAssignment]) async throws -> Int {
+        try await base.nameRows(limit: limit, assign: assign)
+    }
+    func packedRows(afterRowID: String?, limit: Int) async throws -> [PackedRow] { try await base.packedRows(afterRowID: afterRowID, limit: limit) }
+    func stats() async throws -> SourceStats { try await base.stats() }
+    func healthCheck() async throws { try await base.healthCheck() }
+    func close() async { await base.close() }
+}
+
+struct CarelessFixture: SourceFixture {
+    let inner: SQLiteSourceFixture
+    func makeConnector(rows: [FixtureRow], poolSize: Int) async throws -> any SourceConnector {
+        CarelessConnector(base: try await inner.makeConnector(rows: rows, poolSize: poolSize))
+    }
+}
+
+@Suite("Conformance kit catches a broken plugin") struct ConformanceKitBitesTests {
+    @Test("A connector that marks rows packed for any holder fails the holder check, and only that one")
+    func carelessConnectorFails() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let report = await SourceConnectorConformance.run(fixture: CarelessFixture(inner: SQLiteSourceFixture(dir: d.dir)))
+        #expect(!report.isOK)
+        #expect(report.failures.map(\.check) == ["only the holder marks packed, failed or released"], "\(report)")
+    }
+}
