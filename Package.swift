@@ -72,12 +72,12 @@ let package = Package(
         .target(
             name: "DESCLI",
             dependencies: [
-                "DESFormat", "DESNaming", "DESKit", "DESStorage", "DESEngine", "DESPluginSQLite",
+                "DESFormat", "DESNaming", "DESKit", "DESEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite"]),
+        .executableTarget(name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite", "DESStorage"]),
         // Fuzz targets (archive reader, config loader) and their seeded-mutation driver (`make fuzz`).
         .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
         .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz", "DESTestSupport"], path: "Fuzz/des-fuzz"),

@@ -7,15 +7,37 @@ import Synchronization
 public enum DESCommandLine {
     private static let current = Mutex<PluginRegistry?>(nil)
 
-    /// The registry the commands build sources and metadata stores from.
-    static var registry: PluginRegistry {
-        current.withLock { $0 } ?? PluginRegistry()
+    /// The registry the commands build every plugin from: the one given to ``main(registry:)``.
+    /// There is no silent fallback: a command run without one fails, saying so.
+    static func requireRegistry() throws -> PluginRegistry {
+        guard let registry = current.withLock({ $0 }) else {
+            throw CLIFailure(
+                message: "no plugin registry: start the command line with DESCommandLine.main(registry:)", exitCode: DESExit.software)
+        }
+        return registry
     }
 
     /// Parses the process's arguments and runs the command, with `registry`'s plugins.
     public static func main(registry: PluginRegistry) async {
         current.withLock { $0 = registry }
         await DESCommand.main()
+    }
+
+    /// Runs one command line (`["packer", "run", "-c", "des.yaml", "--until-idle"]`) in this process with
+    /// `registry`'s plugins, and returns its exit code (what `des` would exit with). For embedding and tests.
+    public static func run(_ arguments: [String], registry: PluginRegistry) async -> Int32 {
+        current.withLock { $0 = registry }
+        do {
+            var command = try DESCommand.parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return 0
+        } catch {
+            return DESCommand.exitCode(for: error).rawValue
+        }
     }
 }
 

@@ -32,14 +32,7 @@ struct MarkerRun: AsyncParsableCommand {
             let logger = options.logger("des.marker")
             let runtime = try await Runtime.open(configPath: options.configPath)
             let c = runtime.config
-            let generator = try SnowflakeGenerator(
-                configuration: .init(prefix: c.marker.namePrefix, node: c.marker.nodeID, wrapBits: 32))
-            let naming: any NamingStrategy
-            switch c.marker.naming {
-            case "column": naming = ColumnNaming()
-            case "key_basename": naming = KeyBasenameNaming()
-            default: naming = SnowflakeNaming(generator: generator)
-            }
+            let naming = try DESCommandLine.requireRegistry().makeNaming(c.marker)
             let marker = Marker(
                 sources: runtime.sources, metadata: runtime.metadata, naming: naming, shardBits: c.packer.shardBits,
                 config: c.marker, logger: logger)

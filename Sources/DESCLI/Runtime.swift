@@ -1,7 +1,6 @@
 import ArgumentParser
 import DESEngine
 import DESKit
-import DESStorage
 import Foundation
 import Logging
 import Synchronization
@@ -26,7 +25,7 @@ struct Runtime {
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : ((baseDirectory as NSString).appendingPathComponent(path) as NSString).standardizingPath
         }
-        let registry = DESCommandLine.registry
+        let registry = try DESCommandLine.requireRegistry()
         var sources: [any SourceConnector] = []
         var fetchers: [String: any BodyFetcher] = [:]
         if needSources {
@@ -35,25 +34,11 @@ struct Runtime {
             }
             for source in config.enabledSources {
                 sources.append(try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: baseDirectory)))
-                switch source.bodies.type {
-                case "local":
-                    fetchers[source.name] = LocalBodyFetcher(root: resolve(source.bodies.root ?? "."), allowAbsolute: source.bodies.allowAbsolute)
-                default:
-                    throw CLIFailure(
-                        message: "source '\(source.name)': bodies.type '\(source.bodies.type)' is not available in this build (local only)",
-                        exitCode: DESExit.dataError)
-                }
+                fetchers[source.name] = try await registry.makeBodyFetcher(source, baseDirectory: baseDirectory)
             }
         }
         let metadata = try await registry.makeMetadataStore(config.metadata.connection, baseDirectory: baseDirectory)
-        let storage: any StorageBackend
-        switch config.storage.type {
-        case "local":
-            storage = try LocalDiskStorage(root: resolve(config.storage.root ?? "./des-data/archive"))
-        default:
-            throw CLIFailure(
-                message: "storage.type '\(config.storage.type)' is not available in this build (local only)", exitCode: DESExit.dataError)
-        }
+        let storage = try await registry.makeStorage(config.storage, baseDirectory: baseDirectory)
         var resolved = config
         resolved.packer.workDir = resolve(config.packer.workDir)
         return Runtime(

@@ -299,3 +299,24 @@ public struct LocalBodyFetcher: BodyFetcher {
         return false
     }
 }
+
+/// Registers local-disk storage (`storage.type: local`) and local bodies (`bodies.type: local`).
+public enum LocalStoragePlugin {
+    /// The type both answer to.
+    public static let type = "local"
+
+    /// Adds local storage and the local body fetcher to `registry`; relative paths resolve
+    /// against the config file's directory.
+    public static func register(in registry: PluginRegistry) {
+        registry.registerStorage(type: type) { storage, base in
+            try LocalDiskStorage(root: resolve(storage.root ?? "./des-data/archive", base: base))
+        }
+        registry.registerBodyFetcher(type: type) { source, base in
+            LocalBodyFetcher(root: resolve(source.bodies.root ?? ".", base: base), allowAbsolute: source.bodies.allowAbsolute)
+        }
+    }
+
+    static func resolve(_ path: String, base: String) -> String {
+        path.hasPrefix("/") ? path : ((base as NSString).appendingPathComponent(path) as NSString).standardizingPath
+    }
+}

@@ -1,9 +1,12 @@
 // The stock `des`: the DES command line with the stock plugins registered.
-// A custom package does the same with its own plugin added (see templates/).
+// A custom package does the same with its own plugins added.
 import DESCLI
 import DESKit
 import DESPluginSQLite
+import DESStorage
 
 let registry = PluginRegistry()
 SQLitePlugin.register(in: registry)
+LocalStoragePlugin.register(in: registry)
+StockNaming.register(in: registry)
 await DESCommandLine.main(registry: registry)

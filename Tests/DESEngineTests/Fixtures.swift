@@ -36,7 +36,7 @@ struct Deployment {
     func cleanup() { try? FileManager.default.removeItem(atPath: dir) }
 
     func addRows(_ count: Int, size: Int? = 64, seed: UInt64 = 1) async throws {
-        _ = try await SampleCatalog.create(
+        _ = try await SQLiteSampleCatalog.create(
             databasePath: catalogPath, table: table, bodiesRoot: bodiesRoot, files: count, size: size, seed: seed)
     }
 

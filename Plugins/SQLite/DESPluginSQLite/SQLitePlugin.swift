@@ -22,6 +22,13 @@ public enum SQLitePlugin {
             }
             return try SQLSourceConnector(config: context.source, dialect: SQLiteDialect(), pool: pool)
         }
+        registry.registerSampleCatalog(type: type) { source, base, files, size, seed in
+            let database = try databasePath(source.connection, base: base, what: "source '\(source.name)'", create: true)
+            let root = source.bodies.root ?? "."
+            let bodies = root.hasPrefix("/") ? root : (base as NSString).appendingPathComponent(root)
+            return try await SQLiteSampleCatalog.create(
+                databasePath: database, table: source.table, bodiesRoot: bodies, files: files, size: size, seed: seed)
+        }
         registry.registerMetadataStore(type: type) { connection, base in
             let path = try databasePath(connection, base: base, what: "metadata", create: true)
             let store = try await SQLiteMetadataStore.open(path: path)

@@ -14,12 +14,29 @@ extension ConfigLoader {
     /// The metadata stores DES provides.
     static let metadataTypes = ["sqlite", "postgresql"]
 
+    /// A plugin `type:`: a stock name (case-insensitive, its spelling returned), or any other word a
+    /// custom plugin registers (letters, digits, `-`, `_`); a near miss of a stock name is an error with
+    /// "did you mean" rather than a custom type.
+    static func pluginType(_ m: ConfigMapping, _ key: String, stock: [String]) throws -> String? {
+        guard let text = try m.string(key) else { return nil }
+        if let match = stock.first(where: { $0.lowercased() == text.lowercased() }) { return match }
+        if let near = KeySuggestion.suggest(for: text, among: stock) {
+            throw m.error(key, .invalidValue, "unknown type '\(text)'", suggestion: near)
+        }
+        guard !text.isEmpty, text.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw m.error(key, .invalidValue, "'\(text)' is not a plugin type (letters, digits, '-' and '_')")
+        }
+        return text
+    }
+
     /// `storage:` — `local` needs `root`, `s3` needs `bucket`.
     ///
     /// When the section is written, `root` has no default (the section's own value, or none).
     static func parseStorage(_ m: ConfigMapping) throws -> StorageConfig {
         var s = StorageConfig()
-        if let type = try m.choice("type", among: ["local", "s3"]) { s.type = type }
+        // Any type a plugin may register: the stock ones by name (so a near miss gets "did you mean"),
+        // others as written (the command line checks them against its plugin registry).
+        if let type = try pluginType(m, "type", stock: ["local", "s3"]) { s.type = type }
         s.root = try nonEmpty(m, "root")
         if let prefix = try m.string("prefix") {
             if prefix.hasPrefix("/") || prefix.hasSuffix("/") || prefix.contains("//") {

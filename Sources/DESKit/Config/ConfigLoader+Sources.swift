@@ -74,7 +74,7 @@ extension ConfigLoader {
         var source = SourceConfig(name: name, connection: connection, table: table)
         if let enabled = try m.bool("enabled") { source.enabled = enabled }
         if let bodies = try m.mapping("bodies", allowed: bodiesKeys) {
-            if let type = try bodies.choice("type", among: ["local", "s3"]) { source.bodies.type = type }
+            if let type = try pluginType(bodies, "type", stock: ["local", "s3"]) { source.bodies.type = type }
             source.bodies.root = try nonEmpty(bodies, "root")
             if let allow = try bodies.bool("allow_absolute") { source.bodies.allowAbsolute = allow }
         } else if table.columns.s3Bucket != nil {

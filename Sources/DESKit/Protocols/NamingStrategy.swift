@@ -37,3 +37,21 @@ public struct KeyBasenameNaming: NamingStrategy {
         return base
     }
 }
+
+/// The naming strategies DES provides: `snowflake` (the default), `column` and `key_basename`.
+public enum StockNaming {
+    /// Registers the three stock strategies in `registry`.
+    public static func register(in registry: PluginRegistry) {
+        registry.registerNaming("snowflake") { marker in
+            do {
+                let generator = try SnowflakeGenerator(
+                    configuration: .init(prefix: marker.namePrefix, node: marker.nodeID, wrapBits: 32))
+                return SnowflakeNaming(generator: generator)
+            } catch {
+                throw DESKitError(.configuration, "marker: \(error)")
+            }
+        }
+        registry.registerNaming("column") { _ in ColumnNaming() }
+        registry.registerNaming("key_basename") { _ in KeyBasenameNaming() }
+    }
+}
