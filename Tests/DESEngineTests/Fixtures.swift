@@ -46,7 +46,7 @@ struct Deployment {
         return try SQLSourceConnector(config: source, dialect: SQLiteDialect(), pool: pool)
     }
 
-    func metadata() async throws -> SQLiteMetadataStore {
+    func metadata() async throws -> SQLMetadataStore {
         let store = try await SQLiteMetadataStore.open(path: dir + "/metadata.sqlite")
         try await store.migrate()
         return store

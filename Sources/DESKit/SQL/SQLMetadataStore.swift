@@ -1,0 +1,282 @@
+/// What differs between databases for the metadata store: placeholders, database time, the
+/// schema's DDL (forward-only migrations), and — with a default every database that has
+/// `INSERT … ON CONFLICT … RETURNING` (SQLite, PostgreSQL) shares — the lease statement.
+public protocol SQLMetadataDialect: Sendable {
+    /// The dialect's name (`sqlite`, `postgresql`).
+    var name: String { get }
+    /// The placeholder for the `position`-th (1-based) bound value.
+    func placeholder(_ position: Int) -> String
+    /// Database time as seconds since the epoch (a double expression).
+    var now: String { get }
+    /// The DDL of each schema version, in order: `migrations[0]` creates version 1, `migrations[1]` moves 1 → 2, …
+    /// Every statement must be idempotent (`IF NOT EXISTS`), as several processes may migrate at once.
+    var migrations: [[String]] { get }
+    /// The one statement that takes a lease (binds: shard, pod, instance, ttl seconds) when the shard
+    /// is free, expired, or held by this very holder, bumping the token on every new grant; returns
+    /// (token, expires_at) when granted and no row otherwise.
+    func acquireLeaseStatement() -> String
+}
+
+extension SQLMetadataDialect {
+    public func acquireLeaseStatement() -> String {
+        let (p, now) = (placeholder, self.now)
+        return """
+            INSERT INTO des_shard_locks (shard, holder_pod, holder_instance, token, expires_at, acquired_at)
+            VALUES (\(p(1)), \(p(2)), \(p(3)), 1, \(now) + \(p(4)), \(now))
+            ON CONFLICT (shard) DO UPDATE SET
+              token = CASE WHEN des_shard_locks.holder_pod = excluded.holder_pod
+                            AND des_shard_locks.holder_instance = excluded.holder_instance
+                            AND des_shard_locks.expires_at > \(now)
+                      THEN des_shard_locks.token ELSE des_shard_locks.token + 1 END,
+              holder_pod = excluded.holder_pod, holder_instance = excluded.holder_instance,
+              expires_at = excluded.expires_at, acquired_at = excluded.acquired_at
+            WHERE des_shard_locks.expires_at <= \(now)
+               OR (des_shard_locks.holder_pod = excluded.holder_pod AND des_shard_locks.holder_instance = excluded.holder_instance)
+            RETURNING token, expires_at
+            """
+    }
+}
+
+/// Leases, containers and dead letters in any SQL database, over a ``SQLMetadataDialect``:
+/// the fencing-token logic exists once, and the conformance kit checks it for every database.
+///
+/// Tables follow the original design: `des_shard_locks`, `des_containers`, `des_dead_letters`
+/// (and the view `des_marker_dlq` over the marker's rows), plus `des_schema_version`.
+/// Every time comparison uses database time.
+public final class SQLMetadataStore: MetadataStore {
+    /// The dialect.
+    public let dialect: any SQLMetadataDialect
+    private let pool: SQLConnectionPool
+
+    /// The schema version this code writes.
+    public var schemaVersion: Int { dialect.migrations.count }
+
+    /// A store over `pool` (a pool of one connection is enough; writes are short).
+    public init(pool: SQLConnectionPool, dialect: any SQLMetadataDialect) {
+        self.pool = pool
+        self.dialect = dialect
+    }
+
+    private func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+        try await pool.withConnection { try await $0.withTransaction(body) }
+    }
+
+    private func session<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+        try await pool.withConnection { try await $0.withSession(body) }
+    }
+
+    private func p(_ n: Int) -> String { dialect.placeholder(n) }
+
+    @discardableResult
+    public func migrate() async throws -> Int {
+        let (migrations, p1) = (dialect.migrations, p(1))
+        return try await transaction { s in
+            try s.execute("CREATE TABLE IF NOT EXISTS des_schema_version (version INTEGER NOT NULL)")
+            let current = Int(try s.query("SELECT MAX(version) FROM des_schema_version").first?[0].int ?? 0)
+            if current > migrations.count {
+                throw DESKitError(
+                    .configuration, "metadata schema version \(current) is newer than this des (\(migrations.count)); upgrade des")
+            }
+            for version in current..<migrations.count {
+                for statement in migrations[version] { try s.execute(statement) }
+                try s.execute("INSERT INTO des_schema_version (version) VALUES (\(p1))", [.int(Int64(version + 1))])
+            }
+            return migrations.count
+        }
+    }
+
+    public func acquireLease(shard: Int, holder: LeaseHolder, ttlSeconds: Double) async throws -> ShardLease? {
+        let (upsert, now) = (dialect.acquireLeaseStatement(), dialect.now)
+        let select = "SELECT token, holder_pod, holder_instance, CASE WHEN expires_at > \(now) THEN 1 ELSE 0 END FROM des_shard_locks WHERE shard = \(p(1))"
+        return try await transaction { s in
+            let before = try s.query(select, [.int(Int64(shard))]).first
+            let rows = try s.query(upsert, [.int(Int64(shard)), .text(holder.pod), .text(holder.instance), .double(ttlSeconds)])
+            guard let row = rows.first, let token = row[0].int, let expires = row[1].double else { return nil }
+            let renewed = before.map {
+                $0[0].int == token && $0[1].text == holder.pod && $0[2].text == holder.instance && $0[3].int == 1
+            } ?? false
+            return ShardLease(shard: shard, holder: holder, token: token, expiresAt: expires, isNewGrant: !renewed)
+        }
+    }
+
+    @discardableResult
+    public func expireLease(shard: Int, holder: LeaseHolder) async throws -> Bool {
+        let sql = """
+            UPDATE des_shard_locks SET expires_at = \(dialect.now) - 1
+            WHERE shard = \(p(1)) AND holder_pod = \(p(2)) AND holder_instance = \(p(3)) AND expires_at > \(dialect.now)
+            """
+        return try await transaction { s in try s.execute(sql, [.int(Int64(shard)), .text(holder.pod), .text(holder.instance)]) } == 1
+    }
+
+    public func renewLease(_ lease: ShardLease, ttlSeconds: Double) async throws -> ShardLease? {
+        let now = dialect.now
+        let sql = """
+            UPDATE des_shard_locks SET expires_at = \(now) + \(p(1))
+            WHERE shard = \(p(2)) AND holder_pod = \(p(3)) AND holder_instance = \(p(4)) AND token = \(p(5)) AND expires_at > \(now)
+            RETURNING expires_at
+            """
+        return try await transaction { s in
+            let rows = try s.query(
+                sql,
+                [.double(ttlSeconds), .int(Int64(lease.shard)), .text(lease.holder.pod), .text(lease.holder.instance), .int(lease.token)])
+            guard let expires = rows.first?[0].double else { return nil }
+            var renewed = lease
+            renewed.expiresAt = expires
+            renewed.isNewGrant = false
+            return renewed
+        }
+    }
+
+    public func releaseLease(_ lease: ShardLease) async throws {
+        let sql = """
+            UPDATE des_shard_locks SET expires_at = \(dialect.now) - 1
+            WHERE shard = \(p(1)) AND holder_pod = \(p(2)) AND holder_instance = \(p(3)) AND token = \(p(4))
+            """
+        _ = try await transaction { s in try s.execute(sql, Self.guardBinds(lease)) }
+    }
+
+    public func leases() async throws -> [ShardLease] {
+        try await session { s in
+            try s.query("SELECT shard, holder_pod, holder_instance, token, expires_at FROM des_shard_locks ORDER BY shard").map {
+                ShardLease(
+                    shard: Int($0[0].int ?? 0), holder: LeaseHolder(pod: $0[1].text ?? "", instance: $0[2].text ?? ""),
+                    token: $0[3].int ?? 0, expiresAt: $0[4].double ?? 0, isNewGrant: false)
+            }
+        }
+    }
+
+    /// The lease still holds with its token (binds 1…4: shard, pod, instance, token).
+    private var guardClause: String {
+        """
+        EXISTS (SELECT 1 FROM des_shard_locks WHERE shard = \(p(1)) AND holder_pod = \(p(2)) AND holder_instance = \(p(3))
+                AND token = \(p(4)) AND expires_at > \(dialect.now))
+        """
+    }
+
+    private static func guardBinds(_ lease: ShardLease) -> [SQLValue] {
+        [.int(Int64(lease.shard)), .text(lease.holder.pod), .text(lease.holder.instance), .int(lease.token)]
+    }
+
+    public func createContainer(day: String, shard: Int, lease: ShardLease, keyPrefix: String) async throws -> ContainerRecord {
+        let now = dialect.now
+        let insert = """
+            INSERT INTO des_containers (day, shard, key, state, holder, token, created_at, updated_at)
+            SELECT \(p(5)), \(p(1)), \(p(6)), 'writing', \(p(7)), \(p(4)), \(now), \(now) WHERE \(guardClause)
+            RETURNING id
+            """
+        let setKey = "UPDATE des_containers SET key = \(p(1)) WHERE id = \(p(2))"
+        return try await transaction { s in
+            let holder = lease.holder.description
+            let placeholderKey = "pending:\(holder):\(shard):\(day):\(UInt64.random(in: 0...UInt64.max))"
+            let rows = try s.query(insert, Self.guardBinds(lease) + [.text(day), .text(placeholderKey), .text(holder)])
+            guard let id = rows.first?[0].int else {
+                throw DESKitError(.fenced, "lease on shard \(shard) was lost (token \(lease.token)); container not created")
+            }
+            let key = containerKey(prefix: keyPrefix, day: day, shard: shard, id: id)
+            try s.execute(setKey, [.text(key), .int(id)])
+            return ContainerRecord(
+                id: id, day: day, shard: shard, key: key, state: .writing, holder: holder, token: lease.token,
+                fileCount: 0, bytes: 0, size: nil, etag: nil)
+        }
+    }
+
+    public func checkpoint(containerID: Int64, fileCount: Int, bytes: UInt64, lease: ShardLease) async throws {
+        let sql = """
+            UPDATE des_containers SET file_count = \(p(5)), bytes = \(p(6)), updated_at = \(dialect.now)
+            WHERE id = \(p(7)) AND state = 'writing' AND \(guardClause)
+            """
+        let changed = try await transaction { s in
+            try s.execute(sql, Self.guardBinds(lease) + [.int(Int64(fileCount)), .int(Int64(bytes)), .int(containerID)])
+        }
+        if changed == 0 {
+            throw DESKitError(.fenced, "lease on shard \(lease.shard) was lost (token \(lease.token)); checkpoint rejected")
+        }
+    }
+
+    public func markUploaded(
+        containerID: Int64, fileCount: Int, bytes: UInt64, size: UInt64, etag: String, lease: ShardLease
+    ) async throws -> Bool {
+        let now = dialect.now
+        let sql = """
+            UPDATE des_containers SET state = 'uploaded', file_count = \(p(5)), bytes = \(p(6)), size = \(p(7)), etag = \(p(8)),
+              uploaded_at = \(now), updated_at = \(now)
+            WHERE id = \(p(9)) AND state = 'writing' AND \(guardClause)
+            """
+        return try await transaction { s in
+            try s.execute(
+                sql,
+                Self.guardBinds(lease) + [.int(Int64(fileCount)), .int(Int64(bytes)), .int(Int64(size)), .text(etag), .int(containerID)])
+        } == 1
+    }
+
+    public func recoverUploaded(containerID: Int64, fileCount: Int, size: UInt64, etag: String) async throws {
+        let now = dialect.now
+        let sql = """
+            UPDATE des_containers SET state = 'uploaded', file_count = \(p(1)), size = \(p(2)), etag = \(p(3)),
+              uploaded_at = \(now), updated_at = \(now) WHERE id = \(p(4)) AND state = 'writing'
+            """
+        _ = try await transaction { s in try s.execute(sql, [.int(Int64(fileCount)), .int(Int64(size)), .text(etag), .int(containerID)]) }
+    }
+
+    @discardableResult
+    public func discardContainer(id: Int64) async throws -> Bool {
+        let sql = "UPDATE des_containers SET state = 'discarded', updated_at = \(dialect.now) WHERE id = \(p(1)) AND state = 'writing'"
+        return try await transaction { s in try s.execute(sql, [.int(id)]) } == 1
+    }
+
+    public func containers(state: ContainerState?, shard: Int?, day: String?) async throws -> [ContainerRecord] {
+        var sql = "SELECT id, day, shard, key, state, holder, token, file_count, bytes, size, etag, \(dialect.now) - updated_at FROM des_containers WHERE 1 = 1"
+        var binds: [SQLValue] = []
+        if let state {
+            binds.append(.text(state.rawValue))
+            sql += " AND state = \(p(binds.count))"
+        }
+        if let shard {
+            binds.append(.int(Int64(shard)))
+            sql += " AND shard = \(p(binds.count))"
+        }
+        if let day {
+            binds.append(.text(day))
+            sql += " AND day = \(p(binds.count))"
+        }
+        sql += " ORDER BY id"
+        let (query, values) = (sql, binds)
+        return try await session { s in
+            try s.query(query, values).map { r in
+                ContainerRecord(
+                    id: r[0].int ?? 0, day: r[1].text ?? "", shard: Int(r[2].int ?? 0), key: r[3].text ?? "",
+                    state: ContainerState(rawValue: r[4].text ?? "") ?? .discarded, holder: r[5].text ?? "",
+                    token: r[6].int ?? 0, fileCount: Int(r[7].int ?? 0), bytes: UInt64(max(0, r[8].int ?? 0)),
+                    size: r[9].int.map { UInt64(max(0, $0)) }, etag: r[10].text, ageSeconds: r[11].double)
+            }
+        }
+    }
+
+    public func addDeadLetters(_ letters: [DeadLetter]) async throws {
+        guard !letters.isEmpty else { return }
+        let sql = """
+            INSERT INTO des_dead_letters (source, catalog_entry_id, des_name, stage, error_message, created_at)
+            VALUES (\(p(1)), \(p(2)), \(p(3)), \(p(4)), \(p(5)), \(dialect.now))
+            """
+        _ = try await transaction { s in
+            for l in letters {
+                try s.execute(sql, [.text(l.source), .text(l.rowID), l.desName.map { .text($0) } ?? .null, .text(l.stage), .text(l.reason)])
+            }
+        }
+    }
+
+    public func deadLetters(limit: Int) async throws -> [DeadLetter] {
+        let sql = "SELECT source, catalog_entry_id, des_name, stage, error_message FROM des_dead_letters ORDER BY id DESC LIMIT \(p(1))"
+        return try await session { s in
+            try s.query(sql, [.int(Int64(limit))]).map {
+                DeadLetter(source: $0[0].text ?? "", rowID: $0[1].text ?? "", desName: $0[2].text, stage: $0[3].text ?? "", reason: $0[4].text ?? "")
+            }
+        }
+    }
+
+    public func healthCheck() async throws {
+        _ = try await session { try $0.query("SELECT 1") }
+    }
+
+    public func close() async { await pool.close() }
+}
