@@ -18,9 +18,12 @@ build: setup
 demo: setup
 	scripts/demo.sh
 
+# The test servers (PostgreSQL; scripts/test-servers.sh) are started first and stopped
+# afterwards whatever the outcome; a server that does not start fails the run.
 test: setup
 	swift build --build-tests
-	swift test --skip-build
+	trap 'scripts/test-servers.sh down' EXIT; scripts/test-servers.sh up && set -a \
+	  && . "$${DES_TEST_SERVERS_DIR:-/tmp/des-test-servers}/env" && set +a && swift test --skip-build
 
 bench: setup
 	scripts/bench-pack.sh

@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "DESStorage", targets: ["DESStorage"]),
         .library(name: "DESEngine", targets: ["DESEngine"]),
         .library(name: "DESPluginSQLite", targets: ["DESPluginSQLite"]),
+        .library(name: "DESPluginPostgreSQL", targets: ["DESPluginPostgreSQL"]),
         .library(name: "DESCLI", targets: ["DESCLI"]),
         .library(name: "DESKitTesting", targets: ["DESKitTesting"]),
         .executable(name: "des", targets: ["des"]),
@@ -68,6 +69,13 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
         .target(name: "DESPluginSQLite", dependencies: ["DESKit", "CSQLite"], path: "Plugins/SQLite/DESPluginSQLite"),
+        .systemLibrary(
+            name: "CLibPQ",
+            path: "Plugins/PostgreSQL/CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(name: "DESPluginPostgreSQL", dependencies: ["DESKit", "CLibPQ"], path: "Plugins/PostgreSQL/DESPluginPostgreSQL"),
 
         .target(
             name: "DESCLI",
@@ -77,7 +85,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite", "DESStorage"]),
+        .executableTarget(name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite", "DESPluginPostgreSQL", "DESStorage"]),
         // Fuzz targets (archive reader, config loader) and their seeded-mutation driver (`make fuzz`).
         .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
         .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz", "DESTestSupport"], path: "Fuzz/des-fuzz"),
@@ -88,6 +96,7 @@ let package = Package(
         .testTarget(name: "DESFormatTests", dependencies: ["DESFormat", "DESTestSupport"]),
         .testTarget(name: "DESNamingTests", dependencies: ["DESNaming", "DESTestSupport"]),
         .testTarget(name: "DESKitTests", dependencies: ["DESKit"]),
+        .testTarget(name: "DESPluginPostgreSQLTests", dependencies: ["DESPluginPostgreSQL", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],

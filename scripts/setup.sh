@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what DES needs on a fresh Debian machine: the C libraries the
-# package links (OpenSSL's libcrypto), pkg-config, and the tools the demo and
+# package links (OpenSSL's libcrypto, SQLite, libpq), pkg-config, and the tools the demo and
 # benchmarks use. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-PACKAGES=(libssl-dev libsqlite3-dev pkg-config tar python3 diffutils)
+PACKAGES=(libssl-dev libsqlite3-dev libpq-dev pkg-config tar python3 diffutils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

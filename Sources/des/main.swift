@@ -2,11 +2,13 @@
 // A custom package does the same with its own plugins added.
 import DESCLI
 import DESKit
+import DESPluginPostgreSQL
 import DESPluginSQLite
 import DESStorage
 
 let registry = PluginRegistry()
 SQLitePlugin.register(in: registry)
+PostgresPlugin.register(in: registry)
 LocalStoragePlugin.register(in: registry)
 StockNaming.register(in: registry)
 await DESCommandLine.main(registry: registry)

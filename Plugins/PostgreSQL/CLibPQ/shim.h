@@ -1,0 +1,5 @@
+// libpq, PostgreSQL's C client: connections, parameterised statements, results.
+#ifndef CLIBPQ_SHIM_H
+#define CLIBPQ_SHIM_H
+#include <libpq-fe.h>
+#endif

@@ -1,0 +1,108 @@
+import DESKit
+
+/// PostgreSQL's SQL: claims are `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n)
+/// RETURNING …`, so rows another claimer holds are skipped, never waited on; `$N` placeholders;
+/// DES's own times are epoch seconds (double precision) from `clock_timestamp()`.
+public struct PostgresDialect: SQLDialect {
+    /// Creates the dialect.
+    public init() {}
+
+    public var name: String { "postgresql" }
+
+    public func quoteIdentifier(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    public func placeholder(_ position: Int) -> String { "$\(position)" }
+
+    /// Database time as epoch seconds.
+    public static let now = "extract(epoch from clock_timestamp())::double precision"
+
+    public var currentTimestamp: String { Self.now }
+
+    public func olderThan(_ column: String, seconds: Double) -> String { "\(column) < \(Self.now) - \(seconds)" }
+
+    public var maxBindParameters: Int { 65_535 }
+
+    public func claim(in session: any SQLSession, table t: SQLTableShape, shards: [Int], limit: Int, holder: String)
+        throws -> [SQLRow]
+    {
+        let pending = t.pendingPredicate(self, shards: shards, firstBind: 3)
+        let sql = """
+            UPDATE \(t.table) SET \(t.status) = $1, \(t.claimedBy) = $2, \(t.claimedAt) = \(Self.now) \
+            WHERE \(t.id) IN (SELECT \(t.id) FROM \(t.table) WHERE \(pending.sql) \
+            ORDER BY \(t.id) LIMIT $\(3 + pending.binds.count) FOR UPDATE SKIP LOCKED) \
+            RETURNING \(t.claimSelectList)
+            """
+        return try session.query(sql, [.text(t.statusClaimed), .text(holder)] + pending.binds + [.int(Int64(limit))])
+    }
+
+    public func selectUnnamed(in session: any SQLSession, table t: SQLTableShape, limit: Int) throws -> [SQLRow] {
+        let unnamed = t.unnamedPredicate(self)
+        let sql = """
+            SELECT \(t.id), \(t.key), \(t.desName) FROM \(t.table) WHERE \(unnamed.sql) \
+            ORDER BY \(t.id) LIMIT $\(unnamed.binds.count + 1) FOR UPDATE SKIP LOCKED
+            """
+        return try session.query(sql, unnamed.binds + [.int(Int64(limit))])
+    }
+
+    public func assignNames(in session: any SQLSession, table t: SQLTableShape, _ assignments: [NameAssignment]) throws
+        -> Int
+    {
+        var changed = 0
+        // Four values per row: chunks stay under the 65,535-parameter limit.
+        for start in stride(from: 0, to: assignments.count, by: 10_000) {
+            let chunk = assignments[start..<min(assignments.count, start + 10_000)]
+            var binds: [SQLValue] = [.text(t.statusPending)]
+            var tuples: [String] = []
+            tuples.reserveCapacity(chunk.count)
+            for a in chunk {
+                let n = binds.count
+                tuples.append("($\(n + 1)::text, $\(n + 2)::text, $\(n + 3)::text, $\(n + 4)::bigint)")
+                binds += [.text(a.rowID), .text(a.desName), .text(a.hash), .int(Int64(a.shard))]
+            }
+            var set = "\(t.desName) = v.name, \(t.shard) = v.shard, \(t.status) = $1"
+            if let hash = t.desHash { set += ", \(hash) = v.hash" }
+            let sql = """
+                UPDATE \(t.table) AS des_t SET \(set) FROM (VALUES \(tuples.joined(separator: ", "))) AS v(id, name, hash, shard) \
+                WHERE des_t.\(t.id)::text = v.id AND des_t.\(t.desName) IS NULL
+                """
+            changed += try session.execute(sql, binds)
+        }
+        return changed
+    }
+}
+
+/// PostgreSQL's side of ``SQLMetadataStore``: `$N`, epoch seconds, and the schema's DDL.
+public struct PostgresMetadataDialect: SQLMetadataDialect {
+    /// Creates the dialect.
+    public init() {}
+    public var name: String { "postgresql" }
+    public func placeholder(_ position: Int) -> String { "$\(position)" }
+    public var now: String { PostgresDialect.now }
+    public var migrations: [[String]] {
+        [[
+            """
+            CREATE TABLE IF NOT EXISTS des_shard_locks (
+              shard INTEGER PRIMARY KEY, holder_pod TEXT NOT NULL, holder_instance TEXT NOT NULL,
+              token BIGINT NOT NULL, expires_at DOUBLE PRECISION NOT NULL, acquired_at DOUBLE PRECISION NOT NULL)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS des_containers (
+              id BIGSERIAL PRIMARY KEY, day TEXT NOT NULL, shard INTEGER NOT NULL,
+              key TEXT NOT NULL UNIQUE, state TEXT NOT NULL, holder TEXT NOT NULL, token BIGINT NOT NULL,
+              file_count BIGINT NOT NULL DEFAULT 0, bytes BIGINT NOT NULL DEFAULT 0, size BIGINT, etag TEXT,
+              created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, uploaded_at DOUBLE PRECISION)
+            """,
+            "CREATE INDEX IF NOT EXISTS des_containers_lookup ON des_containers(day, shard, state)",
+            "CREATE INDEX IF NOT EXISTS des_containers_state ON des_containers(state)",
+            """
+            CREATE TABLE IF NOT EXISTS des_dead_letters (
+              id BIGSERIAL PRIMARY KEY, source TEXT NOT NULL, catalog_entry_id TEXT NOT NULL,
+              des_name TEXT, stage TEXT NOT NULL, error_message TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+              resolved INTEGER NOT NULL DEFAULT 0, resolved_at DOUBLE PRECISION)
+            """,
+            "CREATE OR REPLACE VIEW des_marker_dlq AS SELECT * FROM des_dead_letters WHERE stage = 'marker'",
+        ]]
+    }
+}

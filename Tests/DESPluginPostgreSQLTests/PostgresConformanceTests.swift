@@ -1,0 +1,126 @@
+import DESKit
+import DESKitTesting
+import DESPluginPostgreSQL
+import Foundation
+import Testing
+
+/// The live server `scripts/test-servers.sh up` starts (make test does): its libpq connection string.
+func testServer() throws -> String {
+    let conninfo = ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"]
+    return try #require(conninfo, "DES_TEST_POSTGRES is not set: start the test servers (scripts/test-servers.sh up; make test does)")
+}
+
+/// A fresh schema on the test server, for one fixture.
+func freshSchema(_ conninfo: String) async throws -> String {
+    let schema = "des_t_" + UUID().uuidString.prefix(8).lowercased()
+    let c = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+    _ = try await c.withSession { try $0.execute("CREATE SCHEMA \(schema)") }
+    await c.close()
+    return schema
+}
+
+struct PostgresSourceFixture: SourceFixture {
+    let conninfo: String
+
+    func makeConnector(rows: [FixtureRow], poolSize: Int) async throws -> any SourceConnector {
+        let schema = try await freshSchema(conninfo)
+        let setup = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+        try await setup.withTransaction { s in
+            try s.execute(
+                """
+                CREATE TABLE \(schema).files (id BIGINT PRIMARY KEY, body_path TEXT NOT NULL, size_bytes BIGINT, note TEXT, rank BIGINT,
+                  des_status TEXT, des_name TEXT, des_shard INTEGER, des_container TEXT, des_claimed_by TEXT,
+                  des_claimed_at DOUBLE PRECISION, des_error TEXT)
+                """)
+            for start in stride(from: 0, to: rows.count, by: 1000) {
+                var binds: [SQLValue] = []
+                var tuples: [String] = []
+                for r in rows[start..<min(rows.count, start + 1000)] {
+                    let n = binds.count
+                    tuples.append("(" + (1...8).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
+                    binds += [
+                        .int(Int64(r.id)), .text(r.key), r.size.map { .int($0) } ?? .null, r.note.map { .text($0) } ?? .null,
+                        r.rank.map { .int($0) } ?? .null, r.desName == nil ? .null : .text("DES_TODO"),
+                        r.desName.map { .text($0) } ?? .null, r.shard.map { .int(Int64($0)) } ?? .null,
+                    ]
+                }
+                try s.execute(
+                    "INSERT INTO \(schema).files (id, body_path, size_bytes, note, rank, des_status, des_name, des_shard) VALUES "
+                        + tuples.joined(separator: ", "), binds)
+            }
+        }
+        await setup.close()
+        var columns = ColumnMapping()
+        columns.s3Key = "body_path"
+        columns.sizeBytes = "size_bytes"
+        columns.metadataColumns = ["note", "rank"]
+        let source = SourceConfig(
+            name: "catalog", connection: ConnectionConfig(type: "postgresql", poolSize: poolSize),
+            table: TableConfig(name: "files", schema: schema, columns: columns), bodies: BodiesConfig(type: "local", root: "/tmp"))
+        let conninfo = self.conninfo
+        let pool = SQLConnectionPool(size: poolSize) { try await PostgresConnection.connect(conninfo: conninfo, target: "test server") }
+        return try SQLSourceConnector(config: source, dialect: PostgresDialect(), pool: pool)
+    }
+}
+
+@Suite("PostgreSQL plugin, live")
+struct PostgresConformanceTests {
+    @Test("The PostgreSQL source passes the SourceConnector suite")
+    func source() async throws {
+        let report = await SourceConnectorConformance.run(fixture: PostgresSourceFixture(conninfo: try testServer()))
+        #expect(report.isOK, "\(report)")
+        #expect(report.passed.count == 6)
+    }
+
+    @Test("The PostgreSQL metadata store passes the MetadataStore suite")
+    func metadata() async throws {
+        let conninfo = try testServer()
+        let report = await MetadataStoreConformance.run {
+            let schema = try await freshSchema(conninfo)
+            let scoped = conninfo + " options='-c search_path=\(schema)'"
+            let pool = SQLConnectionPool(size: 2) { try await PostgresConnection.connect(conninfo: scoped, target: "test server") }
+            let store = SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect())
+            try await store.migrate()
+            return store
+        }
+        #expect(report.isOK, "\(report)")
+        #expect(report.passed.count == 6)
+    }
+
+    @Test("Types round-trip: integers, doubles, text, bytea, NULL; errors carry the SQLSTATE")
+    func types() async throws {
+        let c = try await PostgresConnection.connect(conninfo: try testServer(), target: "test server")
+        let rows = try await c.withSession { s in
+            try s.query(
+                "SELECT $1::bigint, $2::float8, $3::text, $4::bytea, $5::text, 42::int2, true, 1.5::numeric",
+                [.int(.min), .double(-2.5), .text("ü日本 \u{1F600}"), .blob([0, 1, 0xFF, 0x7F]), .null])
+        }
+        let r = try #require(rows.first)
+        #expect(r[0] == .int(.min) && r[1] == .double(-2.5) && r[2] == .text("ü日本 \u{1F600}"))
+        #expect(r[3] == .blob([0, 1, 0xFF, 0x7F]) && r[4] == .null && r[5] == .int(42) && r[6] == .int(1) && r[7] == .double(1.5))
+        do {
+            _ = try await c.withSession { try $0.query("SELECT * FROM no_such_table_here") }
+            Issue.record("expected an error")
+        } catch let error as SQLError {
+            #expect(error.code == "42P01")
+            #expect(error.message.contains("no_such_table_here"))
+        }
+        #expect(!c.isBroken)
+        await c.close()
+    }
+
+    @Test("A refused connection is a clear, transient error that names the server and never the password")
+    func refusedConnection() async throws {
+        let config = ConnectionConfig(
+            type: "postgresql", host: "127.0.0.1", port: 1, database: "nope", username: "u", password: Secret("s3cr3t-pw"), poolSize: 1)
+        let (conninfo, target) = try PostgresPlugin.connectionString(config, what: "source 'x'")
+        do {
+            _ = try await PostgresConnection.connect(conninfo: conninfo, target: target)
+            Issue.record("expected a refused connection")
+        } catch let error as SQLError {
+            #expect(error.isTransient)
+            #expect(error.message.contains("127.0.0.1:1/nope"))
+            #expect(!error.message.contains("s3cr3t-pw") && !"\(error)".contains("s3cr3t-pw"))
+        }
+    }
+}
