@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "DESNamingTests", dependencies: ["DESNaming", "DESTestSupport"]),
         .testTarget(name: "DESKitTests", dependencies: ["DESKit"]),
         .testTarget(name: "DESPluginPostgreSQLTests", dependencies: ["DESPluginPostgreSQL", "DESKit", "DESKitTesting"]),
-        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESCLI", "DESKitTesting"]),
+        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

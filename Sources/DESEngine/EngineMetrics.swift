@@ -1,6 +1,6 @@
 import Metrics
 
-/// The marker's metrics, named as in the original design (seed 002).
+/// The marker's metrics, named as in the original design (docs/operations.md lists them).
 struct MarkerMetrics: Sendable {
     let marked = Counter(label: "des_marker_entries_marked_total", dimensions: [("status", "success")])
     let markFailed = Counter(label: "des_marker_entries_marked_total", dimensions: [("status", "failed")])

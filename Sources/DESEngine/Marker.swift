@@ -4,7 +4,7 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Gives catalog rows their DES names (DESIGN.md §8).
+/// Gives catalog rows their DES names (docs/architecture.md).
 ///
 /// Each batch selects rows needing a name (locked, skipping rows others hold),
 /// gives each a name, hash and shard, and writes them back in one statement.

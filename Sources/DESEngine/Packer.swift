@@ -5,7 +5,7 @@ import DESNaming
 import Foundation
 import Logging
 
-/// The packer (DESIGN.md §7): leases shards, claims their rows from every
+/// The packer (docs/operations.md): leases shards, claims their rows from every
 /// source, appends bodies to the open container of (day of name, shard),
 /// checkpoints, finalizes on size, age or a closed day, uploads, records the
 /// container `uploaded` under its fencing token, and only then marks its rows packed.

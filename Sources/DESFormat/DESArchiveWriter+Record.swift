@@ -10,7 +10,7 @@ extension DESArchiveWriter {
     }
 
     /// Appends the entry's META and its index entry. META is written straight into the META buffer in the
-    /// order DESIGN.md §3 fixes: the caller's keys in the caller's order, `size`, then DES's own keys.
+    /// order docs/format.md fixes: the caller's keys in the caller's order, `size`, then DES's own keys.
     func record(
         name: String, offset: UInt64, length: UInt64, metadata: DESMetadata, externalKey: String? = nil,
         checksum: Checksum, flags: DESEntryFlags

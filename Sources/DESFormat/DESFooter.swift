@@ -125,7 +125,7 @@ public struct DESFooter: Sendable, Equatable {
         }
     }
 
-    /// Checks the footer against the archive's total size, in the order DESIGN.md §3 gives:
+    /// Checks the footer against the archive's total size, in the order docs/format.md gives:
     /// file count against index length, each region start inside the file, then region order.
     public func validate(archiveSize: UInt64) throws {
         let footerStart = archiveSize - UInt64(DESFormat.footerSize)

@@ -196,7 +196,7 @@ public struct DESIndex: Sendable {
             tail: UnsafeRawBufferPointer(rebasing: archive[Int(footer.tailStart)...]), footer: footer, archiveSize: size)
     }
 
-    /// Checks the archive size and the 16-byte header (the first checks of DESIGN.md §3).
+    /// Checks the archive size and the 16-byte header (the first checks of docs/format.md).
     public static func validateHeader(_ header: UnsafeRawBufferPointer, archiveSize: UInt64) throws {
         guard archiveSize >= UInt64(DESFormat.minimumArchiveSize) else {
             throw DESFormatError(

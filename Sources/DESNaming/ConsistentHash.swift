@@ -1,6 +1,6 @@
 import CDESCrypto
 
-/// The top `bits` bits of SHA-256 of the UTF-8 of `value`, read big-endian (DESIGN.md §4).
+/// The top `bits` bits of SHA-256 of the UTF-8 of `value`, read big-endian (docs/architecture.md).
 ///
 /// Vectors: `("", 8) = 227`, `("test", 8) = 159`, `("test", 16) = 40838`,
 /// `("test", 4) = 9`, `("test_value", 8) = 79`. `bits` must be 1–64.

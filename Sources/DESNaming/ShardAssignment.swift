@@ -1,4 +1,4 @@
-/// Which shard a name belongs to, and which pod owns which shards (DESIGN.md §4).
+/// Which shard a name belongs to, and which pod owns which shards (docs/architecture.md).
 ///
 /// A file's shard is `consistentHash(desName, shardBits)`; pod `i` of `N` owns
 /// the shards `s` with `s mod N == i`.

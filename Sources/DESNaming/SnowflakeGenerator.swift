@@ -4,7 +4,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// Makes unique DES names: `{PREFIX}_{YYYYMMDD}_({F}_{CC})` (DESIGN.md §4).
+/// Makes unique DES names: `{PREFIX}_{YYYYMMDD}_({F}_{CC})` (docs/architecture.md).
 ///
 /// Thread-safe. Within one millisecond up to 256 names are made per node; the
 /// 257th waits for the next millisecond. If the clock steps back, the last

@@ -2,7 +2,7 @@ import DESFormat
 import DESTestSupport
 import Testing
 
-/// The byte-exact vectors of DESIGN.md §3: what the original Python writer produces.
+/// The byte-exact vectors of docs/format.md: what the original Python writer produces.
 @Suite("Golden vectors")
 struct GoldenVectorTests {
     static let header: [UInt8] = [0x44, 0x45, 0x53, 0x48, 0x45, 0x41, 0x44, 0x31, 1, 0, 0, 0, 0, 0, 0, 0]  // "DESHEAD1",1,0×7

@@ -2,7 +2,7 @@ import DESNaming
 import DESTestSupport
 import Testing
 
-/// consistent_hash and shard ownership (DESIGN.md §4).
+/// consistent_hash and shard ownership (docs/architecture.md).
 @Suite("Consistent hash and shards")
 struct ShardTests {
     @Test(

@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 import Testing
 
-/// The Snowflake generator of DESIGN.md §4.
+/// The Snowflake generator (docs/architecture.md).
 @Suite("Snowflake generator")
 struct SnowflakeGeneratorTests {
     static let t: UInt64 = 1_735_732_800_000  // 2025-01-01T12:00:00Z

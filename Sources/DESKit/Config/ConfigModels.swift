@@ -288,7 +288,7 @@ public struct PackerConfig: Sendable, Hashable {
     public init() {}
 }
 
-/// Marker settings (seed 002's MarkerConfig).
+/// Marker settings (the original's MarkerConfig).
 ///
 /// The loader keeps every number within its range in ``ConfigLimits``.
 public struct MarkerConfig: Sendable, Hashable {

@@ -1,0 +1,108 @@
+import DESKit
+import DESPluginPostgreSQL
+import Foundation
+import Testing
+
+/// The stock packer on a PostgreSQL catalog and a PostgreSQL metadata store, killed with SIGKILL.
+@Suite("Crash on PostgreSQL") struct PostgresCrashTests {
+    @Test("kill -9 the packer 20 times on a PostgreSQL catalog and metadata store: every row packed exactly once")
+    func killNineOnPostgres() async throws {
+        let conninfo = try #require(
+            ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"],
+            "DES_TEST_POSTGRES is not set: start the test servers (scripts/test-servers.sh up; make test does)")
+        let env = ProcessInfo.processInfo.environment
+        let (host, port, db, user) = (env["DES_TEST_PG_HOST"] ?? "127.0.0.1", env["DES_TEST_PG_PORT"] ?? "5432",
+                                      env["DES_TEST_PG_DATABASE"] ?? "des_test", env["DES_TEST_PG_USER"] ?? "postgres")
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let schema = "des_crash_" + UUID().uuidString.prefix(8).lowercased()
+        let rows = 20_000
+        // Bodies on disk, rows in PostgreSQL.
+        try FileManager.default.createDirectory(atPath: d.bodiesRoot + "/b", withIntermediateDirectories: true)
+        var rng = SystemRandomNumberGenerator()
+        for i in 1...rows {
+            let body = (0..<Int.random(in: 1...600, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            FileManager.default.createFile(atPath: d.bodiesRoot + "/b/f\(i)", contents: Data(body))
+        }
+        let admin = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+        try await admin.withTransaction { s in
+            try s.execute("CREATE SCHEMA \(schema)")
+            try s.execute(
+                """
+                CREATE TABLE \(schema).files (id BIGINT PRIMARY KEY, body_path TEXT NOT NULL, size_bytes BIGINT, mime TEXT,
+                  des_status TEXT, des_name TEXT, des_shard INTEGER, des_container TEXT, des_claimed_by TEXT,
+                  des_claimed_at DOUBLE PRECISION, des_error TEXT)
+                """)
+            try s.execute(
+                "INSERT INTO \(schema).files (id, body_path, mime) SELECT g, 'b/f' || g, 'application/octet-stream' FROM generate_series(1, \(rows)) g")
+        }
+        let config = d.dir + "/pg.yaml"
+        try """
+            sources:
+              - name: pgcatalog
+                connection: {type: postgresql, host: \(host), port: \(port), database: \(db), username: \(user), schema: \(schema), pool_size: 2}
+                table:
+                  name: files
+                  columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status, metadata_columns: [mime]}
+                bodies: {type: local, root: bodies}
+            storage: {type: local, root: archive, prefix: des}
+            metadata: {connection: {type: postgresql, host: \(host), port: \(port), database: \(db), username: \(user), schema: \(schema)}}
+            packer: {work_dir: work, shard_bits: 3, pod_name: crashy, batch_size: 20, max_container_files: 60, checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        func des(_ args: [String]) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try desBinary())
+            p.arguments = args + ["-c", config, "--log-level", "critical"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let marker = try des(["marker", "run", "--until-idle"])
+        await d.wait(marker)
+        #expect(marker.terminationStatus == 0)
+        var kills = 0, attempts = 0, total = rows
+        func open() async throws -> Int64 {
+            try await admin.withSession { try $0.query("SELECT COUNT(*) FROM \(schema).files WHERE des_status <> 'DES_PACKED'") }.first?[0].int ?? -1
+        }
+        while kills < 20 && attempts < 200 {
+            attempts += 1
+            let p = try des(["packer", "run", "--until-idle"])
+            try await Task.sleep(nanoseconds: UInt64.random(in: 20_000_000...150_000_000, using: &rng))
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            await d.wait(p)
+            // Keep work in hand until the 20th kill: top the catalog up when it is all packed.
+            if try await open() == 0 && kills < 20 {
+                let first = total + 1
+                total += 1000
+                for i in first...total {
+                    FileManager.default.createFile(atPath: d.bodiesRoot + "/b/f\(i)", contents: Data([UInt8(i % 251), 1, 2, 3]))
+                }
+                let topUp = "INSERT INTO \(schema).files (id, body_path, mime) SELECT g, 'b/f' || g, 'x' FROM generate_series(\(first), \(total)) g"
+                _ = try await admin.withSession { try $0.execute(topUp) }
+                let again = try des(["marker", "run", "--until-idle"])
+                await d.wait(again)
+            }
+        }
+        let final = try des(["packer", "run", "--until-idle"])
+        await d.wait(final)
+        #expect(final.terminationStatus == 0)
+        #expect(kills >= 20, "only \(kills) kills before the catalog was drained")
+        let statuses = try await admin.withSession { try $0.query("SELECT des_status, COUNT(*) FROM \(schema).files GROUP BY des_status") }
+        #expect(statuses.count == 1 && statuses.first?[0].text == "DES_PACKED" && statuses.first?[1].int == Int64(total), "\(statuses)")
+        let writing = try await admin.withSession {
+            try $0.query("SELECT COUNT(*) FROM \(schema).des_containers WHERE state = 'writing'")
+        }.first?[0].int
+        #expect(writing == 0)
+        // Every row read back by name and compared with its body; no name in two containers; nothing stranded.
+        let check = try des(["check"])
+        await d.wait(check)
+        #expect(check.terminationStatus == 0)
+        _ = try await admin.withSession { try $0.execute("DROP SCHEMA \(schema) CASCADE") }
+        await admin.close()
+        print("postgres crash test: \(kills) kills in \(attempts) runs")
+    }
+}
