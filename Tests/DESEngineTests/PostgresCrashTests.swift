@@ -7,57 +7,11 @@ import Testing
 @Suite("Crash on PostgreSQL") struct PostgresCrashTests {
     @Test("kill -9 the packer 20 times on a PostgreSQL catalog and metadata store: every row packed exactly once")
     func killNineOnPostgres() async throws {
-        let conninfo = try #require(
-            ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"],
-            "DES_TEST_POSTGRES is not set: start the test servers (scripts/test-servers.sh up; make test does)")
-        let env = ProcessInfo.processInfo.environment
-        let (host, port, db, user) = (env["DES_TEST_PG_HOST"] ?? "127.0.0.1", env["DES_TEST_PG_PORT"] ?? "5432",
-                                      env["DES_TEST_PG_DATABASE"] ?? "des_test", env["DES_TEST_PG_USER"] ?? "postgres")
-        let d = try Deployment()
-        defer { d.cleanup() }
-        let schema = "des_crash_" + UUID().uuidString.prefix(8).lowercased()
-        let rows = 20_000
-        // Bodies on disk, rows in PostgreSQL.
-        try FileManager.default.createDirectory(atPath: d.bodiesRoot + "/b", withIntermediateDirectories: true)
+        let pg = try await PostgresDeployment(rows: 20_000, applicationName: "des-crash")
+        defer { pg.cleanup() }
+        let (d, admin, schema, rows, config) = (pg.d, pg.admin, pg.schema, pg.rows, pg.config)
         var rng = SystemRandomNumberGenerator()
-        for i in 1...rows {
-            let body = (0..<Int.random(in: 1...600, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            FileManager.default.createFile(atPath: d.bodiesRoot + "/b/f\(i)", contents: Data(body))
-        }
-        let admin = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
-        try await admin.withTransaction { s in
-            try s.execute("CREATE SCHEMA \(schema)")
-            try s.execute(
-                """
-                CREATE TABLE \(schema).files (id BIGINT PRIMARY KEY, body_path TEXT NOT NULL, size_bytes BIGINT, mime TEXT,
-                  des_status TEXT, des_name TEXT, des_shard INTEGER, des_container TEXT, des_claimed_by TEXT,
-                  des_claimed_at DOUBLE PRECISION, des_error TEXT)
-                """)
-            try s.execute(
-                "INSERT INTO \(schema).files (id, body_path, mime) SELECT g, 'b/f' || g, 'application/octet-stream' FROM generate_series(1, \(rows)) g")
-        }
-        let config = d.dir + "/pg.yaml"
-        try """
-            sources:
-              - name: pgcatalog
-                connection: {type: postgresql, host: \(host), port: \(port), database: \(db), username: \(user), schema: \(schema), pool_size: 2}
-                table:
-                  name: files
-                  columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status, metadata_columns: [mime]}
-                bodies: {type: local, root: bodies}
-            storage: {type: local, root: archive, prefix: des}
-            metadata: {connection: {type: postgresql, host: \(host), port: \(port), database: \(db), username: \(user), schema: \(schema)}}
-            packer: {work_dir: work, shard_bits: 3, pod_name: crashy, batch_size: 20, max_container_files: 60, checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        func des(_ args: [String]) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: try desBinary())
-            p.arguments = args + ["-c", config, "--log-level", "critical"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            return p
-        }
+        func des(_ args: [String]) throws -> Process { try pg.des(args) }
         let marker = try des(["marker", "run", "--until-idle"])
         await d.wait(marker)
         #expect(marker.terminationStatus == 0)
@@ -101,8 +55,119 @@ import Testing
         let check = try des(["check"])
         await d.wait(check)
         #expect(check.terminationStatus == 0)
+        try await pg.drop()
+        print("postgres crash test: \(kills) kills in \(attempts) runs")
+    }
+}
+
+/// A PostgreSQL catalog (in a fresh schema of the test server) of `rows` files whose bodies are on
+/// disk, with a config whose source and metadata store are both on that schema.
+struct PostgresDeployment {
+    let d: Deployment
+    let admin: PostgresConnection
+    let schema: String
+    let rows: Int
+    let config: String
+
+    init(rows: Int, applicationName: String) async throws {
+        let conninfo = try #require(
+            ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"],
+            "DES_TEST_POSTGRES is not set: start the test servers (scripts/test-servers.sh up; make test does)")
+        let env = ProcessInfo.processInfo.environment
+        let (host, port, db, user) = (env["DES_TEST_PG_HOST"] ?? "127.0.0.1", env["DES_TEST_PG_PORT"] ?? "5432",
+                                      env["DES_TEST_PG_DATABASE"] ?? "des_test", env["DES_TEST_PG_USER"] ?? "postgres")
+        d = try Deployment()
+        schema = "des_t_" + UUID().uuidString.prefix(8).lowercased()
+        self.rows = rows
+        try FileManager.default.createDirectory(atPath: d.bodiesRoot + "/b", withIntermediateDirectories: true)
+        var rng = SystemRandomNumberGenerator()
+        for i in 1...rows {
+            let body = (0..<Int.random(in: 1...600, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            FileManager.default.createFile(atPath: d.bodiesRoot + "/b/f\(i)", contents: Data(body))
+        }
+        admin = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+        let schema = self.schema
+        try await admin.withTransaction { s in
+            try s.execute("CREATE SCHEMA \(schema)")
+            try s.execute(
+                """
+                CREATE TABLE \(schema).files (id BIGINT PRIMARY KEY, body_path TEXT NOT NULL, size_bytes BIGINT, mime TEXT,
+                  des_status TEXT, des_name TEXT, des_shard INTEGER, des_container TEXT, des_claimed_by TEXT,
+                  des_claimed_at DOUBLE PRECISION, des_error TEXT)
+                """)
+            try s.execute(
+                "INSERT INTO \(schema).files (id, body_path, mime) SELECT g, 'b/f' || g, 'application/octet-stream' FROM generate_series(1, \(rows)) g")
+        }
+        config = d.dir + "/pg.yaml"
+        let connection = "type: postgresql, host: \(host), port: \(port), database: \(db), username: \(user), schema: \(schema), "
+            + "driver_options: {application_name: \(applicationName)}"
+        try """
+            sources:
+              - name: pgcatalog
+                connection: {\(connection), pool_size: 2}
+                table:
+                  name: files
+                  columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status, metadata_columns: [mime]}
+                bodies: {type: local, root: bodies}
+            storage: {type: local, root: archive, prefix: des}
+            metadata: {connection: {\(connection)}}
+            packer: {work_dir: work, shard_bits: 3, pod_name: crashy, batch_size: 20, max_container_files: 60, checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+    }
+
+    /// Starts `des ARGS -c CONFIG` as a child process, its output discarded.
+    func des(_ args: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try desBinary())
+        p.arguments = args + ["-c", config, "--log-level", "critical"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    /// Row counts by status.
+    func statuses() async throws -> [String: Int64] {
+        let schema = self.schema
+        let rows = try await admin.withSession { try $0.query("SELECT des_status, COUNT(*) FROM \(schema).files GROUP BY des_status") }
+        return Dictionary(uniqueKeysWithValues: rows.map { ($0[0].text ?? "NULL", $0[1].int ?? 0) })
+    }
+
+    func drop() async throws {
+        let schema = self.schema
         _ = try await admin.withSession { try $0.execute("DROP SCHEMA \(schema) CASCADE") }
         await admin.close()
-        print("postgres crash test: \(kills) kills in \(attempts) runs")
+    }
+
+    func cleanup() { d.cleanup() }
+}
+
+@Suite("PostgreSQL connections killed") struct PostgresTerminateTests {
+    @Test("Backends killed mid-batch (pg_terminate_backend) lose and duplicate nothing: the packer reconnects and finishes")
+    func terminateBackends() async throws {
+        let pg = try await PostgresDeployment(rows: 6000, applicationName: "des-victim")
+        defer { pg.cleanup() }
+        let marker = try pg.des(["marker", "run", "--until-idle"])
+        await pg.d.wait(marker)
+        #expect(marker.terminationStatus == 0)
+        let packer = try pg.des(["packer", "run", "--until-idle"])
+        var terminated: Int64 = 0
+        for _ in 0..<6 where packer.isRunning {
+            try await Task.sleep(nanoseconds: 150_000_000)
+            let killed = try await pg.admin.withSession {
+                try $0.query(
+                    "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'des-victim') t")
+            }
+            terminated += killed.first?[0].int ?? 0
+        }
+        await pg.d.wait(packer)
+        #expect(terminated > 0, "no backend was killed: the packer finished too soon")
+        #expect(packer.terminationStatus == 0)
+        let statuses = try await pg.statuses()
+        #expect(statuses == ["DES_PACKED": 6000], "\(statuses)")
+        let check = try pg.des(["check"])
+        await pg.d.wait(check)
+        #expect(check.terminationStatus == 0)
+        try await pg.drop()
     }
 }

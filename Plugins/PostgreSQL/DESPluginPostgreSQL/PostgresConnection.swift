@@ -165,11 +165,15 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
 
     private func error(_ result: OpaquePointer, _ handle: OpaquePointer, _ sql: String) -> SQLError {
         func field(_ code: Int32) -> String? { PQresultErrorField(result, code).map { String(cString: $0) } }
-        let sqlstate = field(Int32(UInt8(ascii: "C"))) ?? "XX000"
+        let lost = PQstatus(handle) != CONNECTION_OK
+        // A connection the server closed may report no SQLSTATE at all: it is a connection failure.
+        let sqlstate = field(Int32(UInt8(ascii: "C"))) ?? (lost ? "08006" : "XX000")
         let message = field(Int32(UInt8(ascii: "M"))) ?? Self.clean(String(cString: PQerrorMessage(handle)))
-        if PQstatus(handle) != CONNECTION_OK { broken.withLock { $0 = true } }
-        // Retry may help: serialization failure, deadlock, lock not available, connection classes, admin shutdown.
-        let transient = sqlstate.hasPrefix("08") || ["40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"].contains(sqlstate)
+        if lost { broken.withLock { $0 = true } }
+        // Retry may help: a lost connection (on a new one), serialization failure, deadlock, lock not
+        // available, connection classes, administrator shutdown, too many connections.
+        let transient = lost || sqlstate.hasPrefix("08")
+            || ["40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"].contains(sqlstate)
         return SQLError(code: sqlstate, message: message, statement: String(sql.prefix(200)), isTransient: transient)
     }
 
