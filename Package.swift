@@ -90,7 +90,8 @@ let package = Package(
         .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
         .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz", "DESTestSupport"], path: "Fuzz/des-fuzz"),
         .executableTarget(name: "des-libfuzzer", dependencies: ["DESFuzz"], path: "Fuzz/des-libfuzzer"),
-        .executableTarget(name: "des-bench", dependencies: ["DESFormat", "DESTestSupport"], path: "Benchmarks/des-bench"),
+        .executableTarget(
+            name: "des-bench", dependencies: ["DESFormat", "DESKit", "DESPluginPostgreSQL", "DESTestSupport"], path: "Benchmarks/des-bench"),
 
         .target(name: "DESTestSupport", path: "Tests/DESTestSupport"),
         .testTarget(name: "DESFormatTests", dependencies: ["DESFormat", "DESTestSupport"]),

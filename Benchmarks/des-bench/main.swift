@@ -1,6 +1,7 @@
-// des-bench: in-process read benchmarks on a packed archive.
+// des-bench: in-process benchmarks.
 //
-//   des-bench gets ARCHIVE [--seconds S] [--seed N]
+//   des-bench gets ARCHIVE [--seconds S] [--seed N]     warm gets on a packed archive
+//   des-bench claims [ROWS] [CLAIMERS] [BATCH]          claimed rows/s on PostgreSQL ($DES_TEST_POSTGRES)
 //
 // Prints `key value` lines: warm random file(named:) gets/s from one thread (best of three windows),
 // and batch reads (positional mode) with the number of merged reads.
@@ -16,7 +17,24 @@ func fail(_ message: String) -> Never {
 }
 
 let args = Array(CommandLine.arguments.dropFirst())
-guard args.count >= 2, args[0] == "gets" else { fail("usage: des-bench gets ARCHIVE [--seconds S] [--seed N]") }
+if args.first == "claims" {
+    // des-bench claims [ROWS] [CLAIMERS] [BATCH]: on the server of $DES_TEST_POSTGRES (scripts/test-servers.sh).
+    guard let conninfo = ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"] else {
+        fail("claims: DES_TEST_POSTGRES is not set (scripts/test-servers.sh up)")
+    }
+    let n = args.count > 1 ? Int(args[1]) ?? 200_000 : 200_000
+    let claimers = args.count > 2 ? Int(args[2]) ?? 4 : 4
+    let batch = args.count > 3 ? Int(args[3]) ?? 1000 : 1000
+    do {
+        try await runClaimsBenchmark(conninfo: conninfo, rows: n, claimers: claimers, batch: batch)
+    } catch {
+        fail("claims: \(error)")
+    }
+    exit(0)
+}
+guard args.count >= 2, args[0] == "gets" else {
+    fail("usage: des-bench gets ARCHIVE [--seconds S] [--seed N] | des-bench claims [ROWS] [CLAIMERS] [BATCH]")
+}
 let path = args[1]
 var seconds = 2.0
 var seed: UInt64 = 1

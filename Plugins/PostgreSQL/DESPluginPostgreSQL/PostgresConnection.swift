@@ -39,6 +39,8 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
             PQfinish(conn)
             throw SQLError(code: "08001", message: "cannot connect to PostgreSQL at \(target): \(message)", isTransient: true)
         }
+        // Server notices (NOTICE, WARNING) are not printed to stderr as libpq would by default.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
         handle = conn
     }
 

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Benchmark (not a test) on PostgreSQL: claimed rows/s (4 claimers, batch 1000), marker rows/s,
+# and the packer end to end (PostgreSQL catalog and metadata store, 4 KiB bodies on local disk)
+# as a ratio to `des pack` of the same bodies in the same run, plus the packer's peak RSS at
+# two catalog sizes. Starts the test server if it is not running (and stops it again).
+#
+#   scripts/bench-postgres.sh [SMALL] [LARGE]      (default 50000 200000 files)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SMALL="${1:-50000}"; LARGE="${2:-200000}"
+swift build -c release --product des 2>&1 | grep -E 'error' || true
+swift build -c release --product des-bench 2>&1 | grep -E 'error' || true
+BIN="$(swift build -c release --show-bin-path)"; DES="$BIN/des"; BENCH="$BIN/des-bench"
+SERVERS="${DES_TEST_SERVERS_DIR:-/tmp/des-test-servers}"
+STARTED=0
+if [ ! -f "$SERVERS/env" ]; then scripts/test-servers.sh up >/dev/null; STARTED=1; fi
+set -a; . "$SERVERS/env"; set +a
+WORK="$(mktemp -d -t des-bench-pg.XXXXXX)"
+cleanup() { rm -rf "$WORK"; if [ "$STARTED" = 1 ]; then scripts/test-servers.sh down >/dev/null; fi; }
+trap cleanup EXIT
+PSQL=(psql -h "$DES_TEST_PG_HOST" -p "$DES_TEST_PG_PORT" -U "$DES_TEST_PG_USER" -d "$DES_TEST_PG_DATABASE" -qAt -v ON_ERROR_STOP=1)
+export DES_LOG_LEVEL=warning PGOPTIONS="-c client_min_messages=warning"
+
+echo "==> claims: 4 claimers, batch 1000, 200,000 rows"
+CLAIMS="$("$BENCH" claims 200000 4 1000)"
+CLAIM_RATE=$(awk '/^claimed_rows_per_sec/ {print $2}' <<<"$CLAIMS")
+
+run_size() {  # N -> sets MARK_RATE PACK_RATE DESPACK_RATE RSS_KB
+  local n="$1" schema="des_bench_$1" dir="$WORK/n$1"
+  mkdir -p "$dir"
+  python3 - "$dir/bodies" "$n" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+blob = os.urandom(8192)
+for i in range(1, n + 1):
+    d = os.path.join(root, "d%d" % (i // 1000))
+    if i % 1000 == 0 or i == 1: os.makedirs(d, exist_ok=True)
+    start = (i * 7919) % 4096
+    with open(os.path.join(d, "f%d" % i), "wb") as f: f.write(blob[start:start + 4096])
+PY
+  "${PSQL[@]}" -c "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" \
+    -c "CREATE TABLE $schema.files (id BIGINT PRIMARY KEY, body_path TEXT NOT NULL, size_bytes BIGINT, des_status TEXT, des_name TEXT, des_shard INTEGER, des_container TEXT, des_claimed_by TEXT, des_claimed_at DOUBLE PRECISION, des_error TEXT)" \
+    -c "INSERT INTO $schema.files (id, body_path, size_bytes) SELECT g, 'd' || (g / 1000) || '/f' || g, 4096 FROM generate_series(1, $n) g" \
+    -c "CREATE INDEX ON $schema.files (des_status, des_shard, id)" -c "CREATE INDEX ON $schema.files (id) WHERE des_name IS NULL" >/dev/null
+  local conn="type: postgresql, host: $DES_TEST_PG_HOST, port: $DES_TEST_PG_PORT, database: $DES_TEST_PG_DATABASE, username: $DES_TEST_PG_USER, schema: $schema"
+  cat >"$dir/des.yaml" <<YAML
+sources:
+  - name: pg
+    connection: {$conn, pool_size: 4}
+    table:
+      name: files
+      columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status}
+    bodies: {type: local, root: bodies}
+storage: {type: local, root: archive, prefix: des}
+metadata: {connection: {$conn}}
+packer: {work_dir: work, shard_bits: 4, batch_size: 1000, max_container_files: 100000, max_container_bytes: 4GiB}
+marker: {batch_size: 5000}
+YAML
+  local mark pack
+  mark="$("$DES" marker run -c "$dir/des.yaml" --until-idle)"
+  MARK_RATE=$(grep -o '[0-9]* rows/s' <<<"$mark" | cut -d' ' -f1)
+  pack="$( { /usr/bin/time -v "$DES" packer run -c "$dir/des.yaml" --until-idle; } 2>"$dir/time.txt")"
+  PACK_RATE=$(grep -o '[0-9]* files/s' <<<"$pack" | cut -d' ' -f1)
+  RSS_KB=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$dir/time.txt")
+  local t0 t1
+  t0=$(date +%s.%N); "$DES" pack "$dir/bodies" -o "$dir/pack.des" --force >/dev/null; t1=$(date +%s.%N)
+  DESPACK_RATE=$(awk -v n="$n" -v a="$t1" -v b="$t0" 'BEGIN{printf "%d", n/(a-b)}')
+  "${PSQL[@]}" -c "DROP SCHEMA $schema CASCADE" >/dev/null
+  rm -rf "$dir"
+}
+
+echo "==> marker and packer on $SMALL files of 4 KiB"
+run_size "$SMALL"; M1=$MARK_RATE; P1=$PACK_RATE; D1=$DESPACK_RATE; R1=$RSS_KB
+echo "==> marker and packer on $LARGE files of 4 KiB"
+run_size "$LARGE"; M2=$MARK_RATE; P2=$PACK_RATE; D2=$DESPACK_RATE; R2=$RSS_KB
+
+awk -v c="$CLAIM_RATE" -v m1="$M1" -v m2="$M2" -v p1="$P1" -v d1="$D1" -v p2="$P2" -v d2="$D2" -v r1="$R1" -v r2="$R2" \
+    -v s="$SMALL" -v l="$LARGE" 'BEGIN {
+  printf "\n%-52s %12s %12s\n", "measure (PostgreSQL)", "value", "vs target"
+  printf "%-52s %12d %11.2fx\n", "claimed rows/s (4 claimers, batch 1000)", c, c / 50000
+  printf "%-52s %12d %11.2fx\n", "marker rows/s (" s " rows)", m1, m1 / 50000
+  printf "%-52s %12d %11.2fx\n", "marker rows/s (" l " rows)", m2, m2 / 50000
+  printf "%-52s %12d %12s\n", "des pack files/s (same bodies, " s ")", d1, ""
+  printf "%-52s %12d %11.2fx\n", "packer files/s end to end (" s ") / pack, vs 0.5", p1, (p1 / d1) / 0.5
+  printf "%-52s %12d %12s\n", "des pack files/s (same bodies, " l ")", d2, ""
+  printf "%-52s %12d %11.2fx\n", "packer files/s end to end (" l ") / pack, vs 0.5", p2, (p2 / d2) / 0.5
+  printf "%-52s %12.1f %12s\n", "packer peak RSS MiB (" s " files)", r1 / 1024, ""
+  printf "%-52s %12.1f %12s\n", "packer peak RSS MiB (" l " files)", r2 / 1024, ""
+  printf "\nratios: claims/50k = %.2f; marker/50k = %.2f; packer/pack = %.2f and %.2f (target >= 0.5); RSS %s/%s files = %.2f (target <= 1.2)\n", \
+    c / 50000, m2 / 50000, p1 / d1, p2 / d2, l, s, r2 / r1
+}'
