@@ -46,6 +46,7 @@ pg_up() {
       || { cat "$DIR/pg/initdb.log" >&2; exit 1; }
   fi
   if ! as_postgres "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    rm -f "$data/postmaster.pid"  # left by a server that was killed: it is not running
     as_postgres "$PGBIN/pg_ctl" -D "$data" -l "$DIR/pg/server.log" -w -t 60 \
       -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$DIR/pg -c fsync=off -c max_connections=200" start >/dev/null \
       || { cat "$DIR/pg/server.log" >&2; exit 1; }
