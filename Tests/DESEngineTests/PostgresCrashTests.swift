@@ -9,7 +9,7 @@ import Testing
     func killNineOnPostgres() async throws {
         let pg = try await PostgresDeployment(rows: 20_000, applicationName: "des-crash")
         defer { pg.cleanup() }
-        let (d, admin, schema, rows, config) = (pg.d, pg.admin, pg.schema, pg.rows, pg.config)
+        let (d, admin, schema, rows) = (pg.d, pg.admin, pg.schema, pg.rows)
         var rng = SystemRandomNumberGenerator()
         func des(_ args: [String]) throws -> Process { try pg.des(args) }
         let marker = try des(["marker", "run", "--until-idle"])
@@ -33,7 +33,7 @@ import Testing
                 let first = total + 1
                 total += 1000
                 for i in first...total {
-                    FileManager.default.createFile(atPath: d.bodiesRoot + "/b/f\(i)", contents: Data([UInt8(i % 251), 1, 2, 3]))
+                    _ = FileManager.default.createFile(atPath: d.bodiesRoot + "/b/f\(i)", contents: Data([UInt8(i % 251), 1, 2, 3]))
                 }
                 let topUp = "INSERT INTO \(schema).files (id, body_path, mime) SELECT g, 'b/f' || g, 'x' FROM generate_series(\(first), \(total)) g"
                 _ = try await admin.withSession { try $0.execute(topUp) }
@@ -83,7 +83,7 @@ struct PostgresDeployment {
         var rng = SystemRandomNumberGenerator()
         for i in 1...rows {
             let body = (0..<Int.random(in: 1...600, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            FileManager.default.createFile(atPath: d.bodiesRoot + "/b/f\(i)", contents: Data(body))
+            _ = FileManager.default.createFile(atPath: d.bodiesRoot + "/b/f\(i)", contents: Data(body))
         }
         admin = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
         let schema = self.schema

@@ -61,16 +61,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         try await thread.run { [self] in
             guard let handle else { throw SQLError(code: "08003", message: "connection is closed") }
-            let session = Session(connection: self, handle: handle)
-            try session.execute("BEGIN")
-            do {
-                let result = try body(session)
-                try session.execute("COMMIT")
-                return result
-            } catch {
-                _ = try? session.execute("ROLLBACK")
-                throw error
-            }
+            return try Session(connection: self, handle: handle).inTransaction(body)
         }
     }
 

@@ -82,16 +82,7 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
     public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         try await thread.run { [self] in
             guard handle != nil else { throw SQLError(code: "SQLITE_MISUSE", message: "connection is closed") }
-            let session = Session(connection: self)
-            try session.execute("BEGIN IMMEDIATE")
-            do {
-                let result = try body(session)
-                try session.execute("COMMIT")
-                return result
-            } catch {
-                _ = try? session.execute("ROLLBACK")
-                throw error
-            }
+            return try Session(connection: self).inTransaction(begin: "BEGIN IMMEDIATE", body)
         }
     }
 

@@ -14,6 +14,20 @@ public protocol SQLSession {
 }
 
 extension SQLSession {
+    /// Runs `body` between `begin` and `COMMIT`, rolling back when it throws: how a driver's
+    /// ``SQLConnection/withTransaction(_:)`` is usually built.
+    public func inTransaction<T>(begin: String = "BEGIN", _ body: (any SQLSession) throws -> T) throws -> T {
+        try execute(begin)
+        do {
+            let result = try body(self)
+            try execute("COMMIT")
+            return result
+        } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
     public func query(_ sql: String, _ binds: [SQLValue], maxRows: Int) throws -> [SQLRow] {
         Array(try query(sql, binds).prefix(max(0, maxRows)))
     }
