@@ -3,8 +3,20 @@ import DESPluginPostgreSQL
 import Foundation
 
 /// `des-bench claims`: claimed rows/s on PostgreSQL with `claimers` concurrent claimers taking
-/// batches of `batch` rows from a fresh table of `rows` named rows over 256 shards.
+/// batches of `batch` rows from a fresh table of `rows` named rows over 256 shards — once with every
+/// claimer on every shard (contended: each skips the rows the others hold), once with the shards
+/// split between them as pods split them (`s mod N = i`).
 func runClaimsBenchmark(conninfo: String, rows: Int, claimers: Int, batch: Int) async throws {
+    for split in [false, true] {
+        let (claimed, seconds) = try await claimRound(conninfo: conninfo, rows: rows, claimers: claimers, batch: batch, split: split)
+        let label = split ? "_split" : ""
+        print("claimed_rows\(label) \(claimed)")
+        print("claim_seconds\(label) \(String(format: "%.3f", seconds))")
+        print("claimed_rows_per_sec\(label) \(Int(Double(claimed) / seconds))")
+    }
+}
+
+private func claimRound(conninfo: String, rows: Int, claimers: Int, batch: Int, split: Bool) async throws -> (Int, Double) {
     let schema = "des_bench_" + UUID().uuidString.prefix(8).lowercased()
     let admin = try await PostgresConnection.connect(conninfo: conninfo, target: "bench server")
     try await admin.withTransaction { s in
@@ -30,10 +42,10 @@ func runClaimsBenchmark(conninfo: String, rows: Int, claimers: Int, batch: Int) 
         let pool = SQLConnectionPool(size: 1) { try await PostgresConnection.connect(conninfo: conninfo, target: "bench server") }
         connectors.append(try SQLSourceConnector(config: source, dialect: PostgresDialect(), pool: pool))
     }
-    let shards = Array(0..<256)
     let start = now()
     let claimed = try await withThrowingTaskGroup(of: Int.self) { group in
         for (i, connector) in connectors.enumerated() {
+            let shards = split ? (0..<256).filter { $0 % claimers == i } : Array(0..<256)
             group.addTask {
                 var n = 0
                 while true {
@@ -51,7 +63,5 @@ func runClaimsBenchmark(conninfo: String, rows: Int, claimers: Int, batch: Int) 
     for c in connectors { await c.close() }
     _ = try await admin.withSession { try $0.execute("DROP SCHEMA \(schema) CASCADE") }
     await admin.close()
-    print("claimed_rows \(claimed)")
-    print("claim_seconds \(String(format: "%.3f", seconds))")
-    print("claimed_rows_per_sec \(Int(Double(claimed) / seconds))")
+    return (claimed, seconds)
 }
