@@ -53,6 +53,7 @@ public struct PostgresDialect: SQLDialect {
         -> Int
     {
         var changed = 0
+        let idType = try Self.columnType(in: session, table: t.table, quotedColumn: t.id)
         // Four values per row: chunks stay under the 65,535-parameter limit.
         for start in stride(from: 0, to: assignments.count, by: 10_000) {
             let chunk = assignments[start..<min(assignments.count, start + 10_000)]
@@ -68,11 +69,30 @@ public struct PostgresDialect: SQLDialect {
             if let hash = t.desHash { set += ", \(hash) = v.hash" }
             let sql = """
                 UPDATE \(t.table) AS des_t SET \(set) FROM (VALUES \(tuples.joined(separator: ", "))) AS v(id, name, hash, shard) \
-                WHERE des_t.\(t.id)::text = v.id AND des_t.\(t.desName) IS NULL
+                WHERE des_t.\(t.id) = v.id::\(idType) AND des_t.\(t.desName) IS NULL
                 """
             changed += try session.execute(sql, binds)
         }
         return changed
+    }
+}
+
+extension PostgresDialect {
+    /// The SQL type of a column as the server names it (`bigint`, `text`, `uuid`, `character varying(64)`),
+    /// so that values sent as text compare in the column's own type — and its index is used.
+    static func columnType(in session: any SQLSession, table: String, quotedColumn: String) throws -> String {
+        let column = String(quotedColumn.dropFirst().dropLast()).replacingOccurrences(of: "\"\"", with: "\"")
+        let rows = try session.query(
+            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped",
+            [.text(table), .text(column)])
+        guard let type = rows.first?[0].text else {
+            throw DESKitError(.configuration, "table \(table) has no column \(quotedColumn)")
+        }
+        // The server's own words, checked before they go into SQL text all the same.
+        guard type.allSatisfy({ $0.isLetter || $0.isNumber || " (),_".contains($0) }) else {
+            throw DESKitError(.configuration, "column \(quotedColumn) of \(table) has a type DES cannot name: \(type)")
+        }
+        return type
     }
 }
 
