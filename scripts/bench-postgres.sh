@@ -54,7 +54,7 @@ sources:
     bodies: {type: local, root: bodies}
 storage: {type: local, root: archive, prefix: des}
 metadata: {connection: {$conn}}
-packer: {work_dir: work, shard_bits: 4, batch_size: 1000, max_container_files: 100000, max_container_bytes: 4GiB}
+packer: {work_dir: work, shard_bits: 4, batch_size: 1000, max_container_files: 5000, max_container_bytes: 1GiB}
 marker: {batch_size: 5000}
 YAML
   local mark pack
