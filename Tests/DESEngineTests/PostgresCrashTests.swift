@@ -151,6 +151,15 @@ struct PostgresDeployment {
         await pg.d.wait(marker)
         #expect(marker.terminationStatus == 0)
         let packer = try pg.des(["packer", "run", "--until-idle"])
+        // Mid-batch: once the packer has claimed rows, kill its backends again and again.
+        let schema = pg.schema
+        for _ in 0..<1000 where packer.isRunning {
+            let taken = try await pg.admin.withSession {
+                try $0.query("SELECT COUNT(*) FROM \(schema).files WHERE des_status <> 'DES_TODO'")
+            }.first?[0].int ?? 0
+            if taken > 0 { break }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
         var terminated: Int64 = 0
         for _ in 0..<6 where packer.isRunning {
             try await Task.sleep(nanoseconds: 150_000_000)
@@ -169,5 +178,47 @@ struct PostgresDeployment {
         await pg.d.wait(check)
         #expect(check.terminationStatus == 0)
         try await pg.drop()
+    }
+}
+
+@Suite("The shipped PostgreSQL config") struct PostgresShippedConfigTests {
+    @Test("configs/postgres.yaml: des sample, marker, packer and check run end to end on PostgreSQL")
+    func shippedConfig() async throws {
+        _ = try #require(ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"], "DES_TEST_POSTGRES is not set: start the test servers")
+        let env = ProcessInfo.processInfo.environment
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let schema = "des_cfg_" + UUID().uuidString.prefix(8).lowercased()
+        let conninfo = try #require(env["DES_TEST_POSTGRES"])
+        let admin = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+        _ = try await admin.withSession { try $0.execute("CREATE SCHEMA \(schema)") }
+        // The shipped file, copied beside its own data, pointed at the test server's fresh schema.
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs/postgres.yaml").path
+        let config = d.dir + "/postgres.yaml"
+        try FileManager.default.copyItem(atPath: shipped, toPath: config)
+        setenv("DES_PG_HOST", env["DES_TEST_PG_HOST"] ?? "127.0.0.1", 1)
+        setenv("DES_PG_PORT", env["DES_TEST_PG_PORT"] ?? "54329", 1)
+        setenv("DES_PG_DATABASE", env["DES_TEST_PG_DATABASE"] ?? "des_test", 1)
+        setenv("DES_PG_USER", env["DES_TEST_PG_USER"] ?? "postgres", 1)
+        setenv("DES_PG_SCHEMA", schema, 1)
+        func des(_ args: [String]) async throws -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try desBinary())
+            p.arguments = args + ["-c", config, "--log-level", "critical"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            await d.wait(p)
+            return p.terminationStatus
+        }
+        #expect(try await des(["sample", "--files", "800"]) == 0)
+        #expect(try await des(["marker", "run", "--until-idle"]) == 0)
+        #expect(try await des(["packer", "run", "--until-idle"]) == 0)
+        #expect(try await des(["check"]) == 0)
+        let packed = try await admin.withSession { try $0.query("SELECT COUNT(*) FROM \(schema).files WHERE des_status = 'DES_PACKED'") }
+        #expect(packed.first?[0].int == 800)
+        _ = try await admin.withSession { try $0.execute("DROP SCHEMA \(schema) CASCADE") }
+        await admin.close()
     }
 }

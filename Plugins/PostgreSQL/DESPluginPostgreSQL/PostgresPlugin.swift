@@ -1,4 +1,5 @@
 import DESKit
+import Foundation
 
 /// Registers PostgreSQL (`connection.type: postgresql` or `postgres`) as a source type and a
 /// metadata store type.
@@ -16,12 +17,38 @@ public enum PostgresPlugin {
                 }
                 return try SQLSourceConnector(config: context.source, dialect: PostgresDialect(), pool: pool)
             }
+            registry.registerSampleCatalog(type: type) { source, base, files, size, seed in
+                let (conninfo, target) = try connectionString(source.connection, what: "source '\(source.name)'")
+                let connection = try await PostgresConnection.connect(conninfo: conninfo, target: target)
+                let root = source.bodies.root ?? "."
+                let bodies = root.hasPrefix("/") ? root : (base as NSString).appendingPathComponent(root)
+                defer { Task { await connection.close() } }
+                return try await PostgresSampleCatalog.create(
+                    connection: connection, table: source.table, bodiesRoot: bodies, files: files, size: size, seed: seed)
+            }
             registry.registerMetadataStore(type: type) { connection, _ in
-                let store = try await open(connection)
-                try await store.migrate()
-                return store
+                // A server restarting or a connection killed while the store opens is ridden out.
+                try await retryingTransient {
+                    let store = try await open(connection)
+                    try await store.migrate()
+                    return store
+                }
             }
         }
+    }
+
+    /// Runs `body` up to 6 times while it fails with a transient database error (0.2 s, 0.4 s, … apart).
+    static func retryingTransient<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        var delay = 0.2
+        for _ in 0..<5 {
+            do {
+                return try await body()
+            } catch let error as SQLError where error.isTransient {
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+                delay *= 2
+            }
+        }
+        return try await body()
     }
 
     /// A metadata store on the database `connection` names (call `migrate()` before use).

@@ -1,0 +1,47 @@
+import DESKit
+import Foundation
+
+/// Writes sample bodies and PostgreSQL catalog rows (`des sample` on a PostgreSQL source).
+public enum PostgresSampleCatalog {
+    /// Creates the table (and its claim indexes) if needed and adds `files` rows with bodies.
+    public static func create(
+        connection: PostgresConnection, table: TableConfig, bodiesRoot: String, files: Int, size: Int?, seed: UInt64
+    ) async throws -> Int {
+        let d = PostgresDialect()
+        let shape = try SQLTableShape(config: table, dialect: d)
+        var columns = ["\(shape.id) BIGSERIAL PRIMARY KEY", "\(shape.key) TEXT NOT NULL"]
+        if let bucket = shape.bucket { columns.append("\(bucket) TEXT") }
+        if let size = shape.size { columns.append("\(size) BIGINT") }
+        columns += shape.metadata.map { "\($0.quoted) TEXT" }
+        columns += [
+            "\(shape.status) TEXT", "\(shape.desName) TEXT", "\(shape.shard) INTEGER", "\(shape.container) TEXT",
+            "\(shape.claimedBy) TEXT", "\(shape.claimedAt) DOUBLE PRECISION", "\(shape.error) TEXT",
+        ]
+        if let hash = shape.desHash { columns.append("\(hash) TEXT") }
+        let name = table.name
+        let ddl = [
+            "CREATE TABLE IF NOT EXISTS \(shape.table) (\(columns.joined(separator: ", ")))",
+            "CREATE INDEX IF NOT EXISTS \(d.quoteIdentifier(name + "_des_claim")) ON \(shape.table) (\(shape.status), \(shape.shard), \(shape.id))",
+            "CREATE INDEX IF NOT EXISTS \(d.quoteIdentifier(name + "_des_unnamed")) ON \(shape.table) (\(shape.id)) WHERE \(shape.desName) IS NULL",
+        ]
+        let bodies = try SampleBodies.write(table: table, bodiesRoot: bodiesRoot, files: files, size: size, seed: seed)
+        let insertColumns = SampleBodies.columns(of: table).map(d.quoteIdentifier).joined(separator: ", ")
+        let width = SampleBodies.columns(of: table).count
+        let rows = bodies.rows
+        try await connection.withTransaction { s in
+            for statement in ddl { try s.execute(statement) }
+            for start in stride(from: 0, to: rows.count, by: 1000) {
+                let chunk = rows[start..<min(rows.count, start + 1000)]
+                var binds: [SQLValue] = []
+                var tuples: [String] = []
+                for row in chunk {
+                    let n = binds.count
+                    tuples.append("(" + (1...width).map { "$\(n + $0)" }.joined(separator: ", ") + ")")
+                    binds += row
+                }
+                try s.execute("INSERT INTO \(shape.table) (\(insertColumns)) VALUES " + tuples.joined(separator: ", "), binds)
+            }
+        }
+        return files
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// Sample bodies on disk and the catalog values of their rows, for `des sample` in any database:
+/// a plugin's sample-catalog writer creates its table and inserts ``rows`` (key, size when the
+/// table has a size column, the metadata columns, and the new-row status when one is configured,
+/// in that order, as ``columns(of:)`` lists them).
+public struct SampleBodies: Sendable {
+    /// One row's values, in ``columns(of:)`` order.
+    public var rows: [[SQLValue]]
+
+    /// The config column names the row values are for, in order.
+    public static func columns(of table: TableConfig) -> [String] {
+        var cols = [table.columns.s3Key]
+        if let size = table.columns.sizeBytes { cols.append(size) }
+        cols += table.columns.metadataColumns
+        if table.statusNewValue != nil { cols.append(table.columns.status) }
+        return cols
+    }
+
+    /// Writes `files` bodies of 512–4096 bytes (or `size`) under `bodiesRoot`, reproducibly from `seed`.
+    public static func write(
+        table: TableConfig, bodiesRoot: String, files: Int, size: Int?, seed: UInt64,
+        metadataValue: @escaping @Sendable (String, Int) -> SQLValue = { column, i in .text("\(column)-\(i % 7)") }
+    ) throws -> SampleBodies {
+        try FileManager.default.createDirectory(atPath: bodiesRoot, withIntermediateDirectories: true)
+        var rng = SplitMix(state: seed)
+        var rows: [[SQLValue]] = []
+        rows.reserveCapacity(files)
+        let blob = (0..<8192).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let stamp = String(UInt64.random(in: 0...UInt64.max, using: &rng), radix: 36)
+        for i in 0..<files {
+            let n = size ?? Int.random(in: 512...4096, using: &rng)
+            let start = Int.random(in: 0...(blob.count - min(n, blob.count)), using: &rng)
+            var body = Array(blob[start..<(start + min(n, blob.count))])
+            while body.count < n { body += blob.prefix(n - body.count) }
+            let dir = "s\(stamp)/d\(i / 1000)"
+            let rel = "\(dir)/f\(i).bin"
+            if i % 1000 == 0 {
+                try FileManager.default.createDirectory(atPath: (bodiesRoot as NSString).appendingPathComponent(dir), withIntermediateDirectories: true)
+            }
+            guard FileManager.default.createFile(atPath: (bodiesRoot as NSString).appendingPathComponent(rel), contents: Data(body)) else {
+                throw DESKitError(.invalidData, "cannot write sample body \(rel)")
+            }
+            var row: [SQLValue] = [.text(rel)]
+            if table.columns.sizeBytes != nil { row.append(.int(Int64(n))) }
+            for column in table.columns.metadataColumns { row.append(metadataValue(column, i)) }
+            if let statusNew = table.statusNewValue { row.append(.text(statusNew)) }
+            rows.append(row)
+        }
+        return SampleBodies(rows: rows)
+    }
+}
+
+/// A small seeded generator (SplitMix64) for reproducible samples.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
