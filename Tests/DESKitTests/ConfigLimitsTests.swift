@@ -5,42 +5,7 @@ import Testing
 
 // MARK: Helpers
 
-/// A minimal valid source; `extra` is appended (indented as a source's keys) and `connectionExtra` inside `connection:`.
-private func limitsSourceYAML(connectionExtra: String = "", extra: String = "") -> String {
-    var text = """
-        sources:
-          - name: a
-            connection:
-              type: sqlite
-              database: a.sqlite
-
-        """
-    text += connectionExtra.split(separator: "\n").map { "      \($0)\n" }.joined()
-    text += "    table:\n      name: files\n"
-    text += extra.split(separator: "\n").map { "    \($0)\n" }.joined()
-    return text
-}
-
-private func limitsParse(_ yaml: String, env: [String: String] = [:]) throws -> DESConfig {
-    try ConfigLoader.parse(yaml: yaml, file: "test.yaml", environment: env)
-}
-
-/// The ConfigError parsing `yaml` throws (recording an issue when it throws none).
-private func limitsError(
-    _ yaml: String, env: [String: String] = [:], sourceLocation: SourceLocation = #_sourceLocation
-) -> ConfigError? {
-    do {
-        _ = try limitsParse(yaml, env: env)
-        Issue.record("expected a ConfigError for:\n\(yaml)", sourceLocation: sourceLocation)
-    } catch let error as ConfigError {
-        return error
-    } catch {
-        Issue.record("expected a ConfigError, got \(error)", sourceLocation: sourceLocation)
-    }
-    return nil
-}
-
-/// YAML setting the key at `keyPath` (as in ``ConfigLimits/entries``) to `value`, plus `siblings` beside it.
+/// A config that sets the key at `keyPath` (`packer.lease_ttl_seconds`, `sources[].batch_size`) to `value`.
 private func yaml(setting keyPath: String, to value: String, siblings: [String: String] = [:]) -> String {
     let parts = keyPath.split(separator: ".").map(String.init)
     let key = parts.last ?? keyPath
@@ -48,19 +13,13 @@ private func yaml(setting keyPath: String, to value: String, siblings: [String: 
     lines += siblings.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
     let body = lines.joined(separator: "\n")
     switch parts.dropLast().joined(separator: ".") {
-    case "sources[]": return limitsSourceYAML(extra: body)
-    case "sources[].connection": return limitsSourceYAML(connectionExtra: body)
+    case "sources[]": return sourceYAML(extra: body)
+    case "sources[].connection": return sourceYAML(connectionExtra: body)
     case "metadata.connection":
         return "metadata:\n  connection:\n    type: sqlite\n    database: m.sqlite\n" + lines.map { "    \($0)\n" }.joined()
     case let section:
         return "\(section):\n" + lines.map { "  \($0)\n" }.joined()
     }
-}
-
-/// The 1-based line of `text` that starts (after indentation) with `prefix`.
-private func line(of prefix: String, in text: String) -> Int? {
-    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    return lines.firstIndex { $0.drop(while: { $0 == " " }).hasPrefix(prefix) }.map { $0 + 1 }
 }
 
 /// `3600`, `0.1` (as the loader writes numbers).
@@ -125,7 +84,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
         yaml: "packer:\n  idle_sleep_seconds: 1e300\n", keyPath: "packer.idle_sleep_seconds", line: 2, column: 23,
         message: "must be between 0 and 3600 seconds, got 1e+300"),
     OutOfRangeCase(
-        yaml: limitsSourceYAML(extra: "batch_size: 10000000000"), keyPath: "sources[0].batch_size", line: 8, column: 17,
+        yaml: sourceYAML(extra: "batch_size: 10000000000"), keyPath: "sources[0].batch_size", line: 8, column: 17,
         message: "must be between 1 and 100000, got 10000000000"),
     OutOfRangeCase(
         yaml: "packer:\n  batch_size: 99999999999999999999\n", keyPath: "packer.batch_size", line: 2, column: 15,
@@ -170,7 +129,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
         yaml: "marker:\n  retry_backoff_base: 61\n", keyPath: "marker.retry_backoff_base", line: 2, column: 23,
         message: "must be between 0.001 and 60, got 61"),
     OutOfRangeCase(
-        yaml: limitsSourceYAML(connectionExtra: "pool_size: 1001"), keyPath: "sources[0].connection.pool_size", line: 6,
+        yaml: sourceYAML(connectionExtra: "pool_size: 1001"), keyPath: "sources[0].connection.pool_size", line: 6,
         column: 18, message: "must be between 1 and 1000, got 1001"),
     OutOfRangeCase(
         yaml: "packer:\n  lease_ttl_seconds: ${TTL}\n", keyPath: "packer.lease_ttl_seconds", line: 2, column: 22,
@@ -180,7 +139,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
 @Suite struct ConfigLimitsTests {
     @Test(arguments: outOfRangeCases)
     func outOfRangeIsAnInvalidValueWithFileLineKeyAndRange(_ c: OutOfRangeCase) throws {
-        let error = try #require(limitsError(c.yaml, env: c.env))
+        let error = try #require(configError(c.yaml, env: c.env))
         #expect(error.code == .invalidValue)
         #expect(error.file == "test.yaml")
         #expect(error.keyPath == c.keyPath)
@@ -198,10 +157,10 @@ private let outOfRangeCases: [OutOfRangeCase] = [
         let key = entry.keyPath.split(separator: ".").last.map(String.init) ?? entry.keyPath
         for value in [below, above].compactMap({ $0 }) {
             let text = yaml(setting: entry.keyPath, to: value)
-            let error = try #require(limitsError(text), "\(entry.keyPath): \(value)")
+            let error = try #require(configError(text), "\(entry.keyPath): \(value)")
             #expect(error.code == .invalidValue, "\(entry.keyPath): \(value)")
             #expect(error.keyPath == expectedPath)
-            #expect(error.line == line(of: "\(key): \(value)", in: text))
+            #expect(error.line == lineNumber(of: "\(key): \(value)", in: text))
             #expect(error.message.hasPrefix("must be \(stated(entry.bounds)), got "), "\(error.message)")
         }
     }
@@ -211,7 +170,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
     func everyKeyAcceptsBothEndsOfItsRange(_ entry: ConfigLimits.Entry) throws {
         for value in ends(entry.bounds) {
             let text = yaml(setting: entry.keyPath, to: value, siblings: companions[entry.keyPath] ?? [:])
-            #expect(throws: Never.self, "\(entry.keyPath): \(value)") { try limitsParse(text) }
+            #expect(throws: Never.self, "\(entry.keyPath): \(value)") { try parse(text) }
         }
     }
 
@@ -301,39 +260,39 @@ private let outOfRangeCases: [OutOfRangeCase] = [
         #expect(p.podIndex < p.podCount)
         #expect(k.rateLimitPerSecond == 0 || k.rateLimitPerSecond >= ConfigLimits.rateLimitSmallestNonZero)
         // And an empty file loads them.
-        #expect(try limitsParse("# nothing\n") == config.withPath("test.yaml"))
+        #expect(try parse("# nothing\n") == config.withPath("test.yaml"))
     }
 
     @Test func zeroKeepsItsMeaning() throws {
-        #expect(try limitsParse("marker:\n  rate_limit_per_second: 0\n").marker.rateLimitPerSecond == 0)
-        #expect(try limitsParse("cache:\n  ttl_seconds: 0\n").cache.ttlSeconds == nil)
-        #expect(try limitsParse("cache:\n  ttl_seconds:\n").cache.ttlSeconds == nil)
-        #expect(try limitsParse("packer:\n  idle_sleep_seconds: 0\n").packer.idleSleepSeconds == 0)
-        #expect(try limitsParse("marker:\n  rate_limit_per_second: 0.001\n").marker.rateLimitPerSecond == 0.001)
+        #expect(try parse("marker:\n  rate_limit_per_second: 0\n").marker.rateLimitPerSecond == 0)
+        #expect(try parse("cache:\n  ttl_seconds: 0\n").cache.ttlSeconds == nil)
+        #expect(try parse("cache:\n  ttl_seconds:\n").cache.ttlSeconds == nil)
+        #expect(try parse("packer:\n  idle_sleep_seconds: 0\n").packer.idleSleepSeconds == 0)
+        #expect(try parse("marker:\n  rate_limit_per_second: 0.001\n").marker.rateLimitPerSecond == 0.001)
     }
 
     @Test func wordsAreStillWrongTypes() throws {
-        #expect(limitsError("packer:\n  lease_ttl_seconds: soon\n")?.code == .wrongType)
-        #expect(limitsError("packer:\n  lease_ttl_seconds: 0x10\n")?.code == .wrongType)
-        #expect(limitsError("packer:\n  batch_size: 1e3\n")?.code == .wrongType)
-        #expect(limitsError("packer:\n  max_container_bytes: 1 parsec\n")?.code == .wrongType)
-        #expect(limitsError("packer:\n  max_container_bytes: -1\n")?.code == .wrongType)
+        #expect(configError("packer:\n  lease_ttl_seconds: soon\n")?.code == .wrongType)
+        #expect(configError("packer:\n  lease_ttl_seconds: 0x10\n")?.code == .wrongType)
+        #expect(configError("packer:\n  batch_size: 1e3\n")?.code == .wrongType)
+        #expect(configError("packer:\n  max_container_bytes: 1 parsec\n")?.code == .wrongType)
+        #expect(configError("packer:\n  max_container_bytes: -1\n")?.code == .wrongType)
     }
 
     @Test func heartbeatMustStayBelowTheLease() throws {
-        let error = try #require(limitsError("packer:\n  lease_ttl_seconds: 3600\n  heartbeat_seconds: 1800.5\n"))
+        let error = try #require(configError("packer:\n  lease_ttl_seconds: 3600\n  heartbeat_seconds: 1800.5\n"))
         #expect(error.keyPath == "packer.heartbeat_seconds")
         #expect(error.message == "must be between 0.05 and 1800 seconds, got 1800.5")
-        let cross = try #require(limitsError("packer:\n  lease_ttl_seconds: 5\n  heartbeat_seconds: 5\n"))
+        let cross = try #require(configError("packer:\n  lease_ttl_seconds: 5\n  heartbeat_seconds: 5\n"))
         #expect(cross.keyPath == "packer.heartbeat_seconds")
         #expect(cross.message.contains("must be less than lease_ttl_seconds"))
     }
 
     @Test func byteUnitsWithinTheRange() throws {
-        #expect(try limitsParse("packer:\n  max_container_bytes: 5TiB\n").packer.maxContainerBytes == 5 << 40)
-        #expect(try limitsParse("packer:\n  max_container_bytes: 1KiB\n").packer.maxContainerBytes == 1024)
-        #expect(try limitsParse("packer:\n  max_container_bytes: 5TB\n").packer.maxContainerBytes == 5_000_000_000_000)
-        #expect(limitsError("packer:\n  max_container_bytes: 6TB\n")?.message.hasSuffix("got 6000000000000 bytes") == true)
+        #expect(try parse("packer:\n  max_container_bytes: 5TiB\n").packer.maxContainerBytes == 5 << 40)
+        #expect(try parse("packer:\n  max_container_bytes: 1KiB\n").packer.maxContainerBytes == 1024)
+        #expect(try parse("packer:\n  max_container_bytes: 5TB\n").packer.maxContainerBytes == 5_000_000_000_000)
+        #expect(configError("packer:\n  max_container_bytes: 6TB\n")?.message.hasSuffix("got 6000000000000 bytes") == true)
     }
 }
 
@@ -341,28 +300,28 @@ private let outOfRangeCases: [OutOfRangeCase] = [
 
 @Suite struct BodiesAllowAbsoluteTests {
     @Test func defaultsToFalse() throws {
-        let config = try limitsParse(limitsSourceYAML(extra: "bodies:\n  type: local\n  root: /data/bodies"))
+        let config = try parse(sourceYAML(extra: "bodies:\n  type: local\n  root: /data/bodies"))
         #expect(config.sources[0].bodies.allowAbsolute == false)
-        #expect(try limitsParse(limitsSourceYAML()).sources[0].bodies.allowAbsolute == false)
+        #expect(try parse(sourceYAML()).sources[0].bodies.allowAbsolute == false)
         #expect(BodiesConfig().allowAbsolute == false)
     }
 
     @Test func parsesTrueAndFalse() throws {
-        let yes = try limitsParse(limitsSourceYAML(extra: "bodies:\n  type: local\n  root: /data\n  allow_absolute: true"))
+        let yes = try parse(sourceYAML(extra: "bodies:\n  type: local\n  root: /data\n  allow_absolute: true"))
         #expect(yes.sources[0].bodies == BodiesConfig(type: "local", root: "/data", allowAbsolute: true))
-        let no = try limitsParse(limitsSourceYAML(extra: "bodies: {type: local, allow_absolute: no}"))
+        let no = try parse(sourceYAML(extra: "bodies: {type: local, allow_absolute: no}"))
         #expect(no.sources[0].bodies.allowAbsolute == false)
-        let fromEnv = try limitsParse(
-            limitsSourceYAML(extra: "bodies: {allow_absolute: \"${ALLOW_ABS:-false}\"}"), env: ["ALLOW_ABS": "true"])
+        let fromEnv = try parse(
+            sourceYAML(extra: "bodies: {allow_absolute: \"${ALLOW_ABS:-false}\"}"), env: ["ALLOW_ABS": "true"])
         #expect(fromEnv.sources[0].bodies.allowAbsolute)
     }
 
     @Test func wrongTypeAndTypos() throws {
-        let bad = try #require(limitsError(limitsSourceYAML(extra: "bodies:\n  allow_absolute: maybe")))
+        let bad = try #require(configError(sourceYAML(extra: "bodies:\n  allow_absolute: maybe")))
         #expect(bad.code == .wrongType)
         #expect(bad.keyPath == "sources[0].bodies.allow_absolute")
         #expect(bad.line == 9)
-        let typo = try #require(limitsError(limitsSourceYAML(extra: "bodies:\n  allow_absolut: true")))
+        let typo = try #require(configError(sourceYAML(extra: "bodies:\n  allow_absolut: true")))
         #expect(typo.code == .unknownKey)
         #expect(typo.suggestion == "allow_absolute")
     }

@@ -7,27 +7,6 @@ import Testing
 
 // MARK: Helpers
 
-private func originalParse(_ yaml: String, env: [String: String] = [:], known: Set<String>? = nil) throws -> DESConfig {
-    try ConfigLoader.parse(yaml: yaml, file: "test.yaml", environment: env, knownSourceTypes: known)
-}
-
-/// The ConfigError parsing `yaml` throws (recording an issue when it throws none).
-private func originalError(
-    _ yaml: String, env: [String: String] = [:], sourceLocation: SourceLocation = #_sourceLocation
-) -> ConfigError? {
-    do {
-        _ = try originalParse(yaml, env: env)
-        Issue.record("expected a ConfigError for:\n\(yaml)", sourceLocation: sourceLocation)
-    } catch let error as ConfigError {
-        return error
-    } catch {
-        Issue.record("expected a ConfigError, got \(error)", sourceLocation: sourceLocation)
-    }
-    return nil
-}
-
-/// A minimal source with `connection` lines inside `connection:`, `table` lines inside `table:`,
-/// `columns` lines inside `table.columns:` and `extra` lines at the source's level.
 private func source(
     type: String = "postgresql", connection: [String] = [], table: [String] = [], columns: [String] = [],
     extra: [String] = []
@@ -39,12 +18,6 @@ private func source(
     if !columns.isEmpty { lines += ["      columns:"] + columns.map { "        " + $0 } }
     lines += extra.map { "    " + $0 }
     return lines.joined(separator: "\n") + "\n"
-}
-
-/// The 1-based line of `text` that starts (after indentation) with `prefix`.
-private func lineNumber(of prefix: String, in text: String) -> Int? {
-    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    return lines.firstIndex { $0.drop(while: { $0 == " " }).hasPrefix(prefix) }.map { $0 + 1 }
 }
 
 /// A source written for the original, with every key of its schema.
@@ -96,7 +69,7 @@ private let fullOriginalSource = """
 
 @Suite struct OriginalSchemaTests {
     @Test func fullOriginalSourceLoadsWithEveryValueInTheModel() throws {
-        let config = try originalParse(fullOriginalSource, known: ConfigLoader.stockSourceTypes)
+        let config = try parse(fullOriginalSource, known: ConfigLoader.stockSourceTypes)
         let s = try #require(config.sources.first)
         #expect(config.sources.count == 1)
         #expect(s.name == "documents-mysql" && s.enabled)
@@ -135,17 +108,17 @@ private let fullOriginalSource = """
 
     @Test func theOriginalsPostgresSpellingIsPostgresql() throws {
         let yaml = source(type: "postgres") + "metadata:\n  connection: {type: postgres, host: m}\n"
-        let config = try originalParse(yaml, known: ConfigLoader.stockSourceTypes)
+        let config = try parse(yaml, known: ConfigLoader.stockSourceTypes)
         #expect(config.sources[0].connection.type == "postgresql")
         #expect(config.metadata.connection.type == "postgresql")
-        #expect(try originalParse(source(type: "Postgres")).sources[0].connection.type == "postgresql")
-        let metadata = try #require(originalError("metadata:\n  connection: {type: postgress}\n"))
+        #expect(try parse(source(type: "Postgres")).sources[0].connection.type == "postgresql")
+        let metadata = try #require(configError("metadata:\n  connection: {type: postgress}\n"))
         #expect(metadata.keyPath == "metadata.connection.type")
         #expect(metadata.suggestion == "postgresql")
     }
 
     @Test func defaultsOfTheNewKeys() throws {
-        let config = try originalParse(source())
+        let config = try parse(source())
         let s = try #require(config.sources.first)
         #expect(s.connection.poolRecycleSeconds == -1 && !s.connection.poolPrePing)
         #expect(s.connection.driverOptions.isEmpty && s.connection.charset == nil && s.connection.schema == nil)
@@ -157,61 +130,61 @@ private let fullOriginalSource = """
     }
 
     @Test func connectionSchemaIsTheTablesDefault() throws {
-        let fromConnection = try originalParse(source(connection: ["schema: sales"]))
+        let fromConnection = try parse(source(connection: ["schema: sales"]))
         #expect(fromConnection.sources[0].table.schema == "sales")
         #expect(fromConnection.sources[0].connection.schema == "sales")
-        let own = try originalParse(source(connection: ["schema: sales"], table: ["schema: archive"]))
+        let own = try parse(source(connection: ["schema: sales"], table: ["schema: archive"]))
         #expect(own.sources[0].table.schema == "archive")
         #expect(own.sources[0].connection.schema == "sales")
     }
 
     @Test func bodiesFollowTheBucketColumnOnlyWithoutABodiesBlock() throws {
-        #expect(try originalParse(source(columns: ["s3_bucket: b"])).sources[0].bodies.type == "s3")
-        let local = try originalParse(source(columns: ["s3_bucket: b"], extra: ["bodies: {type: local, root: /data}"]))
+        #expect(try parse(source(columns: ["s3_bucket: b"])).sources[0].bodies.type == "s3")
+        let local = try parse(source(columns: ["s3_bucket: b"], extra: ["bodies: {type: local, root: /data}"]))
         #expect(local.sources[0].bodies == BodiesConfig(type: "local", root: "/data"))
-        #expect(try originalParse(source(columns: ["s3_key: k"])).sources[0].bodies.type == "local")
+        #expect(try parse(source(columns: ["s3_key: k"])).sources[0].bodies.type == "local")
     }
 
     @Test func whereClauseIsKeptAsWritten() throws {
         let sql = "status_code IN ('a', 'b') AND size > 0  /* big */"
-        #expect(try originalParse(source(table: ["where_clause: \"\(sql)\""])).sources[0].table.whereClause == sql)
-        let block = try originalParse(source(table: ["where_clause: |", "  a = 1", "  AND b = 2"]))
+        #expect(try parse(source(table: ["where_clause: \"\(sql)\""])).sources[0].table.whereClause == sql)
+        let block = try parse(source(table: ["where_clause: |", "  a = 1", "  AND b = 2"]))
         #expect(block.sources[0].table.whereClause == "a = 1\nAND b = 2\n")
         // The original skipped an empty clause; so does DES.
-        #expect(try originalParse(source(table: ["where_clause: \"\""])).sources[0].table.whereClause == nil)
-        #expect(try originalParse(source(table: ["where_clause: \"   \""])).sources[0].table.whereClause == nil)
+        #expect(try parse(source(table: ["where_clause: \"\""])).sources[0].table.whereClause == nil)
+        #expect(try parse(source(table: ["where_clause: \"   \""])).sources[0].table.whereClause == nil)
     }
 
     @Test func claimTimeoutPerSource() throws {
-        let config = try originalParse(source(extra: ["claim_timeout_seconds: 45.5"]) + "packer:\n  claim_timeout_seconds: 600\n")
+        let config = try parse(source(extra: ["claim_timeout_seconds: 45.5"]) + "packer:\n  claim_timeout_seconds: 600\n")
         #expect(config.sources[0].claimTimeoutSeconds == 45.5)
         #expect(config.sources[0].effectiveClaimTimeoutSeconds(packer: config.packer) == 45.5)
         #expect(config.warnings.isEmpty)
-        let zero = try #require(originalError(source(extra: ["claim_timeout_seconds: 0"])))
+        let zero = try #require(configError(source(extra: ["claim_timeout_seconds: 0"])))
         #expect(zero.code == .invalidValue)
         #expect(zero.keyPath == "sources[0].claim_timeout_seconds")
         #expect(zero.message == "must be between 1 and 604800 seconds, got 0")
     }
 
     @Test func poolRecycleRange() throws {
-        #expect(try originalParse(source(connection: ["pool_recycle: -1"])).sources[0].connection.poolRecycleSeconds == -1)
-        #expect(try originalParse(source(connection: ["pool_recycle: 0"])).sources[0].connection.poolRecycleSeconds == 0)
-        let between = try #require(originalError(source(connection: ["pool_recycle: -0.5"])))
+        #expect(try parse(source(connection: ["pool_recycle: -1"])).sources[0].connection.poolRecycleSeconds == -1)
+        #expect(try parse(source(connection: ["pool_recycle: 0"])).sources[0].connection.poolRecycleSeconds == 0)
+        let between = try #require(configError(source(connection: ["pool_recycle: -0.5"])))
         #expect(between.code == .invalidValue)
         #expect(between.keyPath == "sources[0].connection.pool_recycle")
         #expect(between.message == "must be -1 (never) or between 0 and 86400 seconds, got -0.5")
-        #expect(originalError(source(connection: ["pool_recycle: 86401"]))?.message == "must be between -1 and 86400 seconds, got 86401")
-        #expect(originalError(source(connection: ["pool_recycle: -2"]))?.message == "must be between -1 and 86400 seconds, got -2")
+        #expect(configError(source(connection: ["pool_recycle: 86401"]))?.message == "must be between -1 and 86400 seconds, got 86401")
+        #expect(configError(source(connection: ["pool_recycle: -2"]))?.message == "must be between -1 and 86400 seconds, got -2")
     }
 
     @Test func shardKeyColumnMustNotBeAMappedColumn() throws {
-        let id = try #require(originalError(source(table: ["shard_key_column: id"])))
+        let id = try #require(configError(source(table: ["shard_key_column: id"])))
         #expect(id.code == .invalidValue)
         #expect(id.keyPath == "sources[0].table.shard_key_column")
         #expect(id.message.contains("columns.id"))
-        let meta = try #require(originalError(source(table: ["shard_key_column: Region"], columns: ["metadata_columns: {area: region}"])))
+        let meta = try #require(configError(source(table: ["shard_key_column: Region"], columns: ["metadata_columns: {area: region}"])))
         #expect(meta.message.contains("columns.metadata_columns.area"))
-        let key = try #require(originalError(source(table: ["shard_key_column: object_key"], columns: ["s3_key: object_key"])))
+        let key = try #require(configError(source(table: ["shard_key_column: object_key"], columns: ["s3_key: object_key"])))
         #expect(key.message.contains("columns.s3_key"))
     }
 }
@@ -220,7 +193,7 @@ private let fullOriginalSource = """
 
 @Suite struct OriginalCollectionTests {
     @Test func metadataColumnsAsAMappingKeepKeysAndOrder() throws {
-        let config = try originalParse(source(columns: ["metadata_columns:", "  user: owner_id", "  mime: mime", "  b: a_column"]))
+        let config = try parse(source(columns: ["metadata_columns:", "  user: owner_id", "  mime: mime", "  b: a_column"]))
         let columns = config.sources[0].table.columns
         #expect(
             columns.metadata == [
@@ -230,7 +203,7 @@ private let fullOriginalSource = """
     }
 
     @Test func metadataColumnsAsAListUseTheColumnAsKey() throws {
-        let config = try originalParse(source(columns: ["metadata_columns: [mime, owner]"]))
+        let config = try parse(source(columns: ["metadata_columns: [mime, owner]"]))
         let columns = config.sources[0].table.columns
         #expect(columns.metadata == [MetadataColumn(key: "mime", column: "mime"), MetadataColumn(key: "owner", column: "owner")])
         #expect(columns.metadataColumns == ["mime", "owner"])
@@ -239,23 +212,23 @@ private let fullOriginalSource = """
         var mapping = ColumnMapping()
         mapping.metadataColumns = ["x", "y"]
         #expect(mapping.metadata == [MetadataColumn("x"), MetadataColumn("y")])
-        #expect(try originalParse(source(columns: ["metadata_columns: {}"])).sources[0].table.columns.metadata.isEmpty)
-        #expect(try originalParse(source(columns: ["metadata_columns: []"])).sources[0].table.columns.metadata.isEmpty)
+        #expect(try parse(source(columns: ["metadata_columns: {}"])).sources[0].table.columns.metadata.isEmpty)
+        #expect(try parse(source(columns: ["metadata_columns: []"])).sources[0].table.columns.metadata.isEmpty)
     }
 
     @Test func metadataColumnsErrors() throws {
-        let scalar = try #require(originalError(source(columns: ["metadata_columns: mime"])))
+        let scalar = try #require(configError(source(columns: ["metadata_columns: mime"])))
         #expect(scalar.code == .wrongType)
         #expect(scalar.keyPath == "sources[0].table.columns.metadata_columns")
         #expect(scalar.message == "expected a mapping (meta_key: column) or a list of columns, got 'mime'")
-        let nested = try #require(originalError(source(columns: ["metadata_columns:", "  user: [a, b]"])))
+        let nested = try #require(configError(source(columns: ["metadata_columns:", "  user: [a, b]"])))
         #expect(nested.code == .wrongType)
         #expect(nested.keyPath == "sources[0].table.columns.metadata_columns.user")
-        #expect(originalError(source(columns: ["metadata_columns:", "  user:"]))?.message == "expected a column name, got nothing")
-        let item = try #require(originalError(source(columns: ["metadata_columns: [a, {b: c}]"])))
+        #expect(configError(source(columns: ["metadata_columns:", "  user:"]))?.message == "expected a column name, got nothing")
+        let item = try #require(configError(source(columns: ["metadata_columns: [a, {b: c}]"])))
         #expect(item.keyPath == "sources[0].table.columns.metadata_columns[1]")
         #expect(item.code == .wrongType)
-        let twice = try #require(originalError(source(columns: ["metadata_columns: [mime, mime]"])))
+        let twice = try #require(configError(source(columns: ["metadata_columns: [mime, mime]"])))
         #expect(twice.code == .duplicate)
         #expect(twice.keyPath == "sources[0].table.columns.metadata_columns[1]")
         #expect(twice.message.contains("metadata_columns[0]"))
@@ -266,9 +239,9 @@ private let fullOriginalSource = """
             "driver_options:", "  stmt_cache_size: 20", "  ssl: true", "  timeout: 1.5", "  mode: require", "  empty:",
             "  from_env: ${OPT:-fallback}",
         ])
-        let options = try originalParse(yaml).sources[0].connection.driverOptions
+        let options = try parse(yaml).sources[0].connection.driverOptions
         #expect(options == ["stmt_cache_size": "20", "ssl": "true", "timeout": "1.5", "mode": "require", "from_env": "fallback"])
-        let nested = try #require(originalError(source(connection: ["driver_options:", "  ssl: {mode: verify}"])))
+        let nested = try #require(configError(source(connection: ["driver_options:", "  ssl: {mode: verify}"])))
         #expect(nested.code == .wrongType)
         #expect(nested.keyPath == "sources[0].connection.driver_options.ssl")
     }
@@ -324,7 +297,7 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
 @Suite struct OriginalTypeAndKeyTests {
     @Test(arguments: wrongTypeCases)
     func wrongTypeNamesKeyPathAndLine(_ c: OriginalWrongTypeCase) throws {
-        let error = try #require(originalError(c.yaml))
+        let error = try #require(configError(c.yaml))
         #expect(error.code == .wrongType)
         #expect(error.keyPath == c.keyPath)
         #expect(error.line == lineNumber(of: c.linePrefix, in: c.yaml))
@@ -342,7 +315,7 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
             (source(table: ["shard_key_colum: c"]), "sources[0].table.shard_key_colum", "shard_key_column"),
         ]
         for (yaml, path, suggestion) in cases {
-            let error = try #require(originalError(yaml))
+            let error = try #require(configError(yaml))
             #expect(error.code == .unknownKey)
             #expect(error.keyPath == path)
             #expect(error.suggestion == suggestion)
@@ -356,7 +329,7 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
 @Suite struct ConfigWarningTests {
     @Test func warningsCarryFileLineColumnAndKey() throws {
         let yaml = source(connection: ["pool_recycle: 3600"])
-        let config = try originalParse(yaml)
+        let config = try parse(yaml)
         let warning = try #require(config.warnings.first)
         #expect(config.warnings.count == 1)
         #expect(warning.file == "test.yaml")
@@ -370,15 +343,15 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
 
     @Test func onlyWhatIsNotHonouredWarns() throws {
         // Values DES does honour: no warning.
-        let quiet = try originalParse(
+        let quiet = try parse(
             source(
                 connection: ["pool_recycle: -1", "pool_pre_ping: false", "driver_options: {sslmode: require}", "schema: s"],
                 table: ["where_clause: a = 1", "status_claimed_value: claiming", "shard_key_column: DES_SHARD"],
                 columns: ["metadata_columns: {mime: mime}"], extra: ["batch_size: 500", "claim_timeout_seconds: 30"]))
         #expect(quiet.warnings.isEmpty, "\(quiet.warnings)")
-        #expect(try originalParse(source(type: "mysql", connection: ["charset: utf8mb4"])).warnings.isEmpty)
+        #expect(try parse(source(type: "mysql", connection: ["charset: utf8mb4"])).warnings.isEmpty)
 
-        let loud = try originalParse(
+        let loud = try parse(
             source(
                 connection: ["charset: utf8", "pool_recycle: 60", "pool_pre_ping: true"],
                 table: ["shard_key_column: shard_no"], columns: ["created_at: made", "metadata_columns: {kind: doc_type}"],
@@ -396,7 +369,7 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
 
     @Test func warningsNeverQuoteSecrets() throws {
         let yaml = source(connection: ["password: Sup3r-secret", "pool_pre_ping: true"])
-        let config = try originalParse(yaml)
+        let config = try parse(yaml)
         #expect(!config.warnings.isEmpty)
         #expect(config.warnings.allSatisfy { !$0.description.contains("Sup3r-secret") })
     }

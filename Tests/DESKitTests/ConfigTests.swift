@@ -7,40 +7,6 @@ import Yams
 // MARK: Helpers
 
 /// A minimal valid source; `extra` is appended (indented as a source's keys) and `connectionExtra` inside `connection:`.
-private func sourceYAML(name: String = "a", connectionExtra: String = "", extra: String = "") -> String {
-    var text = """
-        sources:
-          - name: \(name)
-            connection:
-              type: sqlite
-              database: a.sqlite
-
-        """
-    text += connectionExtra.split(separator: "\n").map { "      \($0)\n" }.joined()
-    text += "    table:\n      name: files\n"
-    text += extra.split(separator: "\n").map { "    \($0)\n" }.joined()
-    return text
-}
-
-private func parse(_ yaml: String, env: [String: String] = [:], known: Set<String>? = nil) throws -> DESConfig {
-    try ConfigLoader.parse(yaml: yaml, file: "test.yaml", environment: env, knownSourceTypes: known)
-}
-
-/// The ConfigError parsing `yaml` throws (failing the test when it throws none).
-private func configError(
-    _ yaml: String, env: [String: String] = [:], known: Set<String>? = nil, sourceLocation: SourceLocation = #_sourceLocation
-) -> ConfigError? {
-    do {
-        _ = try parse(yaml, env: env, known: known)
-        Issue.record("expected a ConfigError", sourceLocation: sourceLocation)
-    } catch let error as ConfigError {
-        return error
-    } catch {
-        Issue.record("expected a ConfigError, got \(error)", sourceLocation: sourceLocation)
-    }
-    return nil
-}
-
 // MARK: Unknown keys
 
 @Suite struct UnknownKeyConfigTests {
