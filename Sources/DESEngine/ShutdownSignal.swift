@@ -41,7 +41,7 @@ public final class ShutdownSignal: Sendable {
         }
         let timer = Task {
             try? await Task.sleep(nanoseconds: nanoseconds(seconds))
-            self.wake(id)
+            if !Task.isCancelled { self.wake(id) }  // cancelled: the sleeper was woken already
         }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let resumeNow = state.withLock { s -> Bool in

@@ -243,10 +243,14 @@ public struct LocalBodyFetcher: BodyFetcher {
     /// Whether absolute paths in the catalog are used as they are (`bodies.allow_absolute`).
     public let allowAbsolute: Bool
 
+    /// The root with its links resolved, when it existed at creation (every fetch would otherwise resolve it again).
+    private let resolvedRoot: String?
+
     /// Creates a fetcher.
     public init(root: String, allowAbsolute: Bool = false) {
         self.root = root
         self.allowAbsolute = allowAbsolute
+        self.resolvedRoot = Self.realPath(root)
     }
 
     public func fetch(_ location: BodyLocation) async throws -> FetchedBody {
@@ -265,7 +269,7 @@ public struct LocalBodyFetcher: BodyFetcher {
             }
             return key
         }
-        guard let realRoot = Self.realPath(root) else {
+        guard let realRoot = resolvedRoot ?? Self.realPath(root) else {
             throw DESKitError(.unavailable, "body root '\(root)' does not exist (is its volume mounted?)")
         }
         let joined = realRoot + "/" + key

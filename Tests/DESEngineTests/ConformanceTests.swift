@@ -79,7 +79,6 @@ struct CarelessConnector: SourceConnector {
     }
     func markFailed(_ rows: [FailedRow], holder: String?) async throws -> Int { try await base.markFailed(rows, holder: holder) }
     func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int { try await base.releaseClaims(rowIDs: rowIDs, holder: holder) }
-    func claimedRowIDs(shards: [Int], holder: String) async throws -> [String] { try await base.claimedRowIDs(shards: shards, holder: holder) }
     func staleClaims(shards: [Int]?, excludingHolder: String?, olderThanSeconds: Double?) async throws -> [PendingFile] {
         try await base.staleClaims(shards: shards, excludingHolder: excludingHolder, olderThanSeconds: olderThanSeconds)
     }

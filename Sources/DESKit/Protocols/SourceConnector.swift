@@ -164,10 +164,6 @@ public protocol SourceConnector: Sendable {
     /// Returns claimed rows to pending (`holder` nil: regardless of claimer). Returns how many changed.
     func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int
 
-    /// The ids of the rows of these shards that `holder` has claimed (and not yet packed,
-    /// failed or released): how a packer checks that it leaves nothing claimed behind.
-    func claimedRowIDs(shards: [Int], holder: String) async throws -> [String]
-
     /// Claimed rows of the given shards whose claim is held by someone other than
     /// `excludingHolder`, or is older than `olderThanSeconds`, each with its ``PendingFile/claimedBy``.
     func staleClaims(shards: [Int]?, excludingHolder: String?, olderThanSeconds: Double?) async throws -> [PendingFile]

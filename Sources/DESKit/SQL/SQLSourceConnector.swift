@@ -137,18 +137,6 @@ public final class SQLSourceConnector: SourceConnector {
         }
     }
 
-    public func claimedRowIDs(shards: [Int], holder: String) async throws -> [String] {
-        guard !shards.isEmpty else { return [] }
-        let (d, s) = (dialect, shape)
-        let sql = "SELECT \(s.id) FROM \(s.table) WHERE \(s.status) = \(d.placeholder(1)) AND \(s.claimedBy) = \(d.placeholder(2))"
-            + " AND \(s.shard) IN (\(d.shardList(shards)))"
-        let binds: [SQLValue] = [.text(s.statusClaimed), .text(holder)]
-        let rows = try await pool.withConnection { conn in
-            try await conn.withSession { session in try session.query(sql, binds) }
-        }
-        return rows.compactMap { $0[0].text }
-    }
-
     public func staleClaims(shards: [Int]?, excludingHolder: String?, olderThanSeconds: Double?) async throws
         -> [PendingFile]
     {
