@@ -193,10 +193,19 @@ public final class LocalDiskStorage: StorageBackend {
     public func removeStaleTemporaries(prefix: String, olderThanSeconds: Double) async throws -> Int {
         let root = self.root
         return try await thread.run {
-            guard let walker = FileManager.default.enumerator(atPath: root) else { return 0 }
+            // Walk only the folder the prefix names (keys are `{prefix}/{day}/…`), not the whole root.
+            var isDirectory: ObjCBool = false
+            let base: String
+            if !prefix.isEmpty, FileManager.default.fileExists(atPath: root + "/" + prefix, isDirectory: &isDirectory), isDirectory.boolValue {
+                base = prefix + "/"
+            } else {
+                base = prefix.range(of: "/", options: .backwards).map { String(prefix[..<$0.upperBound]) } ?? ""
+            }
+            guard let walker = FileManager.default.enumerator(atPath: root + "/" + base) else { return 0 }
             var removed = 0
             let now = Date().timeIntervalSince1970
-            while let rel = walker.nextObject() as? String {
+            while let inner = walker.nextObject() as? String {
+                let rel = base + inner
                 let leaf = rel.split(separator: "/").last.map(String.init) ?? rel
                 guard rel.hasPrefix(prefix), let marker = leaf.range(of: ".des" + Self.temporaryMarker, options: .backwards),
                     walker.fileAttributes?[.type] as? FileAttributeType == .typeRegular
