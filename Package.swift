@@ -49,7 +49,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "DESStorage", dependencies: ["DESKit"]),
+        .target(name: "CDESFileSystem", path: "Sources/CDESFileSystem"),
+        .target(name: "DESStorage", dependencies: ["DESKit", "CDESFileSystem"]),
         // The conformance kit: one suite per protocol, run by every plugin, stock or custom.
         .target(name: "DESKitTesting", dependencies: ["DESKit"]),
         .target(

@@ -2,7 +2,9 @@
 # Benchmark (not a test) on PostgreSQL: claimed rows/s (4 claimers, batch 1000), marker rows/s,
 # and the packer end to end (PostgreSQL catalog and metadata store, 4 KiB bodies on local disk)
 # as a ratio to `des pack` of the same bodies in the same run, plus the packer's peak RSS at
-# two catalog sizes. Starts the test server if it is not running (and stops it again).
+# two catalog sizes (containers are capped at 2,000 files, so that both sizes reach the packer's
+# steady state: at most one open container per shard, whatever the catalog's size). Starts the
+# test server if it is not running (and stops it again).
 #
 #   scripts/bench-postgres.sh [SMALL] [LARGE]      (default 50000 200000 files)
 set -euo pipefail
@@ -54,7 +56,7 @@ sources:
     bodies: {type: local, root: bodies}
 storage: {type: local, root: archive, prefix: des}
 metadata: {connection: {$conn}}
-packer: {work_dir: work, shard_bits: 4, batch_size: 1000, max_container_files: 5000, max_container_bytes: 1GiB}
+packer: {work_dir: work, shard_bits: 4, batch_size: 1000, max_container_files: 2000, max_container_bytes: 1GiB}
 marker: {batch_size: 5000}
 YAML
   local mark pack

@@ -31,42 +31,12 @@ final class OpenContainer {
 }
 
 extension Packer {
-    /// Fetches bodies with bounded concurrency (results in input order).
-    func fetchAll(_ files: [PendingFile]) async -> [Result<FetchedBody, Error>] {
-        let limit = max(1, config.fetchConcurrency)
-        let fetchers = parts.fetchers
-        @Sendable func fetch(_ file: PendingFile) async -> Result<FetchedBody, Error> {
-            guard let fetcher = fetchers[file.source] else {
-                return .failure(DESKitError(.configuration, "no body fetcher for source '\(file.source)'"))
-            }
-            do { return .success(try await fetcher.fetch(file.body)) } catch { return .failure(error) }
-        }
-        var results: [Result<FetchedBody, Error>] = []
-        results.reserveCapacity(files.count)
-        var start = 0
-        while start < files.count {
-            let window = Array(files[start..<min(files.count, start + limit)])
-            let fetched = await withTaskGroup(of: (Int, Result<FetchedBody, Error>).self) { group in
-                for (i, file) in window.enumerated() {
-                    group.addTask { (i, await fetch(file)) }
-                }
-                var out = [Result<FetchedBody, Error>?](repeating: nil, count: window.count)
-                for await (i, r) in group { out[i] = r }
-                return out
-            }
-            results += fetched.map { $0 ?? .failure(DESKitError(.invalidData, "body was not fetched")) }
-            start += limit
-        }
-        return results
-    }
-
     /// Appends claimed files to their containers; failures go to the dead-letter table.
     ///
     /// Every claimed row ends in a container, failed, or given back: a row whose shard's lease
     /// was lost meanwhile is released at once, and when the batch stops on an error the rows
     /// not yet placed are released before the error is passed on.
-    func pack(_ files: [PendingFile]) async throws {
-        let bodies = await fetchAll(files)
+    func pack(_ files: [PendingFile], bodies: [Result<FetchedBody, Error>]) async throws {
         var failed: [String: [FailedRow]] = [:]
         var letters: [DeadLetter] = []
         var giveBack: [PendingFile] = []
@@ -91,6 +61,18 @@ extension Packer {
                     continue
                 }
                 defer { if body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) } }
+                // A body opened only now (local disk): its checks run here, with the same outcomes as a fetch's.
+                var descriptor: Int32 = -1
+                if let open = body.opener {
+                    do {
+                        descriptor = try open()
+                    } catch {
+                        if RetryPolicy.isTransient(error) { throw error }
+                        fail(file, "fetching the body from \(file.body) failed: \(error)")
+                        continue
+                    }
+                }
+                defer { if descriptor >= 0 { close(descriptor) } }
                 let container: OpenContainer
                 do {
                     container = try await containerFor(file, lease: lease)
@@ -101,7 +83,9 @@ extension Packer {
                     continue
                 }
                 do {
-                    let entry = try container.writer.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
+                    let entry = descriptor >= 0
+                        ? try container.writer.add(name: file.desName, fileDescriptor: descriptor, path: body.path, metadata: file.metadata)
+                        : try container.writer.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
                     container.rows[file.source, default: []].append(file.rowID)
                     container.fileCount += 1
                     container.bytes += entry.dataLength
@@ -203,8 +187,10 @@ extension Packer {
     }
 
     /// Finalizes every open container (shutdown, or idle in until-idle mode).
+    /// Returns when their rows are marked packed too.
     func finalizeAll() async throws {
         for slot in open.keys.sorted(by: { ($0.day, $0.shard) < ($1.day, $1.shard) }) { try await finalize(slot) }
+        try await awaitMarking()
     }
 
     /// Close, upload, check, record uploaded under the fencing token, then mark the rows packed.
@@ -247,13 +233,7 @@ extension Packer {
             book.lose(slot.shard, token: c.lease.token)
             return
         }
-        for (source, ids) in c.rows {
-            guard let connector = sourceNamed(source) else { continue }
-            let changed = try await retry.run { try await connector.markPacked(rowIDs: ids, container: key, holder: holder.description) }
-            if changed != ids.count {
-                logger.warning("some rows were not marked packed", metadata: ["key": "\(key)", "expected": "\(ids.count)", "changed": "\(changed)"])
-            }
-        }
+        try await markPackedInBackground(c.rows, key: key)
         totals.filesPacked += c.fileCount
         totals.bytesPacked += c.bytes
         totals.containersUploaded += 1

@@ -66,6 +66,10 @@ public final class Packer {
     /// Bumped whenever rows may have gone back to pending or the leases changed (a release, an
     /// abandon, a new grant, a lost lease): `--until-idle` stops only if nothing moved since its empty claim.
     var activity = 0
+    /// The next batch, being claimed and fetched while the current one is written.
+    var prefetch: Task<ClaimedBatch, Error>?
+    /// Rows of uploaded containers being marked packed.
+    var marking: [Task<Void, Error>] = []
 
     /// Creates a packer; `podName` defaults to the host name plus the pod index.
     public init(parts: Parts, config: PackerConfig, logger: Logger) throws {
@@ -101,9 +105,12 @@ public final class Packer {
             totals.recovery.temporariesRemoved += try await recovery.removeTemporaries(
                 prefix: parts.keyPrefix, olderThanSeconds: max(config.leaseTTLSeconds, 3600))
             try await loop(shutdown: shutdown, untilIdle: untilIdle)
+            await discardPrefetch(reason: "packer stopping")
             try await finalizeAll()
         } catch {
             heartbeat.cancel()
+            await discardPrefetch(reason: "packer stopped on an error")
+            try? await awaitMarking()
             await abandonAll(reason: "packer stopped on an error")
             await releaseLeases()
             throw error
@@ -150,19 +157,22 @@ public final class Packer {
         var leftoverRounds = 0
         while !shutdown.isTriggered {
             await dropLostShards()
-            try await acquireLeases(force: false)
-            let shards = book.held.keys.sorted()
-            let epoch = activity
-            var files: [PendingFile] = []
-            if !shards.isEmpty {
-                let start = monotonicSeconds()
-                for source in parts.sources {
-                    let batch = try await retry.run { try await source.claim(shards: shards, limit: config.batchSize, holder: holder.description) }
-                    files += batch
-                }
-                metrics.claimDuration.recordSeconds(monotonicSeconds() - start)
+            let batch: ClaimedBatch
+            if let ahead = prefetch {
+                // Claimed while the last batch was written, on shards all held then (no lease
+                // was taken between, so no recovery can have touched these claims).
+                prefetch = nil
+                batch = try await ahead.value
+            } else {
+                try await acquireLeases(force: false)
+                batch = try await Self.claimBatch(
+                    sources: parts.sources, fetchers: parts.fetchers, shards: book.held.keys.sorted(), limit: config.batchSize,
+                    holder: holder.description, fetchConcurrency: config.fetchConcurrency, epoch: activity, retry: retry)
             }
-            if files.isEmpty {
+            if !batch.shards.isEmpty { metrics.claimDuration.recordSeconds(batch.claimSeconds) }
+            let (shards, epoch) = (batch.shards, batch.epoch)
+            if batch.files.isEmpty {
+                try await awaitMarking()
                 try await finalizeDue()
                 if untilIdle, activity == epoch, try await idleEverywhere(claimedFrom: shards) {
                     try await finalizeAll()
@@ -189,7 +199,13 @@ public final class Packer {
                 continue
             }
             leftoverRounds = 0
-            try await pack(files)
+            // Claim the next batch while this one is written — only when every owned shard is
+            // held, so the next round takes no lease (whose recovery would treat claims in
+            // flight as stale).
+            if !shutdown.isTriggered, assignment.ownedShards.allSatisfy({ book.lease($0) != nil }) {
+                prefetch = startPrefetch(shards: book.held.keys.sorted())
+            }
+            try await pack(batch.files, bodies: batch.bodies)
             try await finalizeDue()
         }
     }

@@ -1,3 +1,4 @@
+import CDESFileSystem
 import DESKit
 import Foundation
 
@@ -246,24 +247,61 @@ public final class LocalDiskStorage: StorageBackend {
 /// (after `..` and symbolic links) leaves the root is refused, and so is an
 /// absolute key unless `allowAbsolute` is set. Such a refusal is permanent (the
 /// packer sends the row to the dead-letter table with the reason).
+///
+/// On Linux the kernel does the check in one call (`openat2` with `RESOLVE_BENEATH`
+/// against the root's directory, kept open); elsewhere, or where a sandbox refuses
+/// `openat2`, the key's path is resolved component by component (`realpath`) and
+/// compared with the root's.
 public struct LocalBodyFetcher: BodyFetcher {
     /// The directory relative keys resolve against.
     public let root: String
     /// Whether absolute paths in the catalog are used as they are (`bodies.allow_absolute`).
     public let allowAbsolute: Bool
 
-    /// The root with its links resolved, when it existed at creation (every fetch would otherwise resolve it again).
-    private let resolvedRoot: String?
+    /// The root with its links resolved, and its directory open, when it existed at creation
+    /// (every fetch would otherwise resolve it again).
+    private let directory: RootDirectory?
+    private let kernelConfinement: Bool
 
     /// Creates a fetcher.
     public init(root: String, allowAbsolute: Bool = false) {
-        self.root = root
-        self.allowAbsolute = allowAbsolute
-        self.resolvedRoot = Self.realPath(root)
+        self.init(root: root, allowAbsolute: allowAbsolute, kernelConfinement: true)
     }
 
+    /// Creates a fetcher; `kernelConfinement: false` always takes the portable path (tests).
+    init(root: String, allowAbsolute: Bool, kernelConfinement: Bool) {
+        self.root = root
+        self.allowAbsolute = allowAbsolute
+        self.directory = RootDirectory(path: root)
+        self.kernelConfinement = kernelConfinement
+    }
+
+    /// A relative key is opened only when the packer appends it (``FetchedBody/opener``), beneath
+    /// the root's open directory: one short path walk, and nothing can swap a link between the
+    /// check and the read.
     public func fetch(_ location: BodyLocation) async throws -> FetchedBody {
-        FetchedBody(path: try resolve(location.key), isTemporary: false)
+        let key = location.key
+        guard kernelConfinement, !key.isEmpty, !key.hasPrefix("/"), let directory else {
+            return FetchedBody(path: try resolve(key), isTemporary: false)
+        }
+        return FetchedBody(path: directory.resolvedPath + "/" + key) { [self] in try self.open(key) }
+    }
+
+    /// Opens a key for reading under the same rules as ``resolve(_:)``; the caller closes the descriptor.
+    public func open(_ key: String) throws -> Int32 {
+        if kernelConfinement, !key.isEmpty, !key.hasPrefix("/"), !key.utf8.contains(0), let directory,
+            let fd = directory.openBeneath(key), fd >= 0
+        {
+            return fd
+        }
+        let path = try resolve(key)
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOENT { throw DESKitError(.notFound, "no such file '\(path)'") }
+            throw DESKitError(.storage, "cannot open body '\(path)': \(String(cString: strerror(code)))")
+        }
+        return fd
     }
 
     /// The path a key names, checked against the root.
@@ -278,28 +316,41 @@ public struct LocalBodyFetcher: BodyFetcher {
             }
             return key
         }
-        guard let realRoot = resolvedRoot ?? Self.realPath(root) else {
-            throw DESKitError(.unavailable, "body root '\(root)' does not exist (is its volume mounted?)")
+        let root = directory ?? RootDirectory(path: self.root)
+        guard let root else {
+            throw DESKitError(.unavailable, "body root '\(self.root)' does not exist (is its volume mounted?)")
         }
-        let joined = realRoot + "/" + key
-        guard let resolved = Self.realPath(joined) else {
-            // Missing file: refuse a lexical escape all the same, so the reason is the right one.
-            if Self.escapesLexically(key) {
-                throw DESKitError(.invalidData, "body path '\(key)' escapes the body root '\(root)'")
+        let joined = root.resolvedPath + "/" + key
+        if kernelConfinement, let fd = root.openBeneath(key) {
+            guard fd >= 0 else {
+                // Missing: the answer. Anything else — an escape (EXDEV; also an absolute link that
+                // points back inside the root, which the kernel refuses too), unreadable — is
+                // settled by resolving the path, and the reason named from there.
+                if errno == ENOENT || errno == ENOTDIR, !Self.escapesLexically(key) {
+                    throw DESKitError(.notFound, "no such file '\(joined)'")
+                }
+                return try resolvePortably(key, joined: joined, realRoot: root.resolvedPath)
             }
-            throw DESKitError(.notFound, "no such file '\(joined)'")
+            close(fd)
+            return joined
         }
-        guard resolved.hasPrefix(realRoot == "/" ? "/" : realRoot + "/") else {
-            throw DESKitError(
-                .invalidData, "body path '\(key)' escapes the body root '\(root)' (it resolves to '\(resolved)')")
-        }
-        return resolved
+        return try resolvePortably(key, joined: joined, realRoot: root.resolvedPath)
     }
 
-    private static func realPath(_ path: String) -> String? {
-        guard let p = realpath(path, nil) else { return nil }
-        defer { free(p) }
-        return String(cString: p)
+    private func escape(_ key: String, to resolved: String? = nil) -> DESKitError {
+        DESKitError(
+            .invalidData, "body path '\(key)' escapes the body root '\(root)'" + (resolved.map { " (it resolves to '\($0)')" } ?? ""))
+    }
+
+    /// Resolves every link of the path and checks that the result is under the root.
+    private func resolvePortably(_ key: String, joined: String, realRoot: String) throws -> String {
+        guard let resolved = RootDirectory.realPath(joined) else {
+            // Missing file: refuse a lexical escape all the same, so the reason is the right one.
+            if Self.escapesLexically(key) { throw escape(key) }
+            throw DESKitError(.notFound, "no such file '\(joined)'")
+        }
+        guard resolved.hasPrefix(realRoot == "/" ? "/" : realRoot + "/") else { throw escape(key, to: resolved) }
+        return resolved
     }
 
     /// Whether `..` segments climb above the start of a relative key.
@@ -310,6 +361,35 @@ public struct LocalBodyFetcher: BodyFetcher {
             if depth < 0 { return true }
         }
         return false
+    }
+}
+
+/// The body root: its resolved path and an open descriptor of it (closed with the last fetcher).
+final class RootDirectory: Sendable {
+    let resolvedPath: String
+    private let fd: Int32
+
+    init?(path: String) {
+        guard let resolved = Self.realPath(path) else { return nil }
+        self.resolvedPath = resolved
+        self.fd = open(resolved, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Opens `key` beneath the root: a descriptor, -1 with `errno` when refused or missing,
+    /// or nil when this kernel cannot check (no `openat2`, or a sandbox refusing it).
+    func openBeneath(_ key: String) -> Int32? {
+        guard fd >= 0 else { return nil }
+        let result = cdes_open_beneath(fd, key)
+        if result < 0 && (errno == ENOSYS || errno == EPERM || errno == EINVAL) { return nil }
+        return result
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
     }
 }
 

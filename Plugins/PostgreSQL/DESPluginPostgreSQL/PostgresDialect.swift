@@ -1,12 +1,16 @@
+import Foundation
 import DESKit
 
-/// PostgreSQL's SQL: claims are `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)
+/// PostgreSQL's SQL: claims are `UPDATE … WHERE id = ANY(ARRAY(SELECT … LIMIT n FOR UPDATE SKIP LOCKED))
 /// RETURNING …`, so rows another claimer holds are skipped, never waited on. The claim has no
 /// `ORDER BY`: the planner can then stop at the n-th row of the index instead of sorting every
 /// pending row of the shards (2.8× the claim rate in the benchmark); which n rows come first
 /// does not matter, as every claimed row is packed; `$N` placeholders;
 /// DES's own times are epoch seconds (double precision) from `clock_timestamp()`.
 public struct PostgresDialect: SQLDialect {
+    /// Column types already asked of the server.
+    let types = ColumnTypeCache()
+
     /// Creates the dialect.
     public init() {}
 
@@ -33,8 +37,8 @@ public struct PostgresDialect: SQLDialect {
         let pending = t.pendingPredicate(self, shards: shards, firstBind: 3)
         let sql = """
             UPDATE \(t.table) SET \(t.status) = $1, \(t.claimedBy) = $2, \(t.claimedAt) = \(Self.now) \
-            WHERE \(t.id) IN (SELECT \(t.id) FROM \(t.table) WHERE \(pending.sql) \
-            LIMIT $\(3 + pending.binds.count) FOR UPDATE SKIP LOCKED) \
+            WHERE \(t.id) = ANY(ARRAY(SELECT \(t.id) FROM \(t.table) WHERE \(pending.sql) \
+            LIMIT $\(3 + pending.binds.count) FOR UPDATE SKIP LOCKED)) \
             RETURNING \(t.claimSelectList)
             """
         return try session.query(sql, [.text(t.statusClaimed), .text(holder)] + pending.binds + [.int(Int64(limit))])
@@ -53,7 +57,7 @@ public struct PostgresDialect: SQLDialect {
         -> Int
     {
         var changed = 0
-        let idType = try Self.columnType(in: session, table: t.table, quotedColumn: t.id)
+        let idType = try columnType(in: session, table: t.table, quotedColumn: t.id)
         // Four values per row: chunks stay under the 65,535-parameter limit.
         for start in stride(from: 0, to: assignments.count, by: 10_000) {
             let chunk = assignments[start..<min(assignments.count, start + 10_000)]
@@ -78,6 +82,23 @@ public struct PostgresDialect: SQLDialect {
 }
 
 extension PostgresDialect {
+    /// `id = ANY(ARRAY(SELECT unnest(ARRAY[$n, …]::type[])))`: the planner cannot see how many ids
+    /// there are, so it looks each up in the key's index — a plain `IN (…)` of a thousand values
+    /// had it walk every claimed row through the status index, or scan the table.
+    public func idMatches(in session: any SQLSession, table t: SQLTableShape, count: Int, firstBind: Int) throws -> String {
+        let idType = try columnType(in: session, table: t.table, quotedColumn: t.id)
+        return "\(t.id) = ANY(ARRAY(SELECT unnest(ARRAY[\(placeholders(count, from: firstBind))]::\(idType)[])))"
+    }
+
+    /// ``columnType(in:table:quotedColumn:)``, asked once per table and column.
+    func columnType(in session: any SQLSession, table: String, quotedColumn: String) throws -> String {
+        let key = table + "." + quotedColumn
+        if let known = types.get(key) { return known }
+        let type = try Self.columnType(in: session, table: table, quotedColumn: quotedColumn)
+        types.set(key, type)
+        return type
+    }
+
     /// The SQL type of a column as the server names it (`bigint`, `text`, `uuid`, `character varying(64)`),
     /// so that values sent as text compare in the column's own type — and its index is used.
     static func columnType(in session: any SQLSession, table: String, quotedColumn: String) throws -> String {
@@ -127,5 +148,23 @@ public struct PostgresMetadataDialect: SQLMetadataDialect {
             """,
             "CREATE OR REPLACE VIEW des_marker_dlq AS SELECT * FROM des_dead_letters WHERE stage = 'marker'",
         ]]
+    }
+}
+
+/// Column types by `table.column`, shared by the copies of a dialect (a table's column keeps its type).
+final class ColumnTypeCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var types: [String: String] = [:]
+
+    func get(_ key: String) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return types[key]
+    }
+
+    func set(_ key: String, _ type: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        types[key] = type
     }
 }

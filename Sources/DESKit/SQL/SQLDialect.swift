@@ -131,6 +131,11 @@ public protocol SQLDialect: Sendable {
 
     /// Writes names, hashes, shards and the pending status for many rows in one statement.
     func assignNames(in session: any SQLSession, table: SQLTableShape, _ assignments: [NameAssignment]) throws -> Int
+
+    /// The condition "the row's id is one of `count` bound ids" (placeholders from `firstBind`),
+    /// used by the packer's batch updates (mark packed, give back). Default `id IN (…)`; a dialect
+    /// whose planner would scan the table for a long list writes it so that the key's index is used.
+    func idMatches(in session: any SQLSession, table: SQLTableShape, count: Int, firstBind: Int) throws -> String
 }
 
 /// The ways databases limit a select to n rows.
@@ -148,6 +153,10 @@ public enum SQLRowLimit: Sendable, Equatable {
 extension SQLDialect {
     public var rowLimit: SQLRowLimit { .limit }
     public var healthQuery: String { "SELECT 1" }
+
+    public func idMatches(in session: any SQLSession, table: SQLTableShape, count: Int, firstBind: Int) throws -> String {
+        "\(table.id) IN (\(placeholders(count, from: firstBind)))"
+    }
 
     /// `SELECT columns FROM rest` limited to `limit` rows in this dialect's form; `limit` is bound at
     /// placeholder `bind`. Returns the SQL, the bind value (nil when the limit is not in the SQL) and

@@ -70,7 +70,7 @@ public final class SQLSourceConnector: SourceConnector {
             body: BodyLocation(bucket: bucket, key: key), metadata: meta)
     }
 
-    /// Runs an `UPDATE … WHERE id IN (…)` over `ids` in chunks that fit the bind limit.
+    /// Runs an `UPDATE … WHERE id IN (…)` (``SQLDialect/idMatches(in:table:count:firstBind:)``) over `ids` in chunks that fit the bind limit.
     private func updateInChunks(
         ids: [String], prefix: @escaping @Sendable (inout [SQLValue]) -> String, holder: String?
     ) async throws -> Int {
@@ -87,7 +87,7 @@ public final class SQLSourceConnector: SourceConnector {
                     binds.append(.text(holder))
                     sql += " AND \(shape.claimedBy) = \(dialect.placeholder(binds.count))"
                 }
-                sql += " AND \(shape.id) IN (\(dialect.placeholders(slice.count, from: binds.count + 1)))"
+                sql += " AND " + (try dialect.idMatches(in: session, table: shape, count: slice.count, firstBind: binds.count + 1))
                 binds += slice.map { SQLValue.rowID($0) }
                 return try session.execute(sql, binds)
             }

@@ -1,0 +1,13 @@
+#ifndef CDES_FILESYSTEM_H
+#define CDES_FILESYSTEM_H
+
+/// Opens `path` (relative) read-only beneath the directory `dirfd`, refusing any
+/// resolution that leaves it (`..` above it, an absolute symbolic link, a link
+/// pointing outside): Linux openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS.
+///
+/// Returns a file descriptor, or -1 with errno set: EXDEV when the path escapes,
+/// ENOSYS (or EPERM under some sandboxes) when the kernel lacks openat2, in which
+/// case the caller falls back to resolving the path itself.
+int cdes_open_beneath(int dirfd, const char *path);
+
+#endif
