@@ -19,13 +19,13 @@ struct Runtime {
         guard FileManager.default.fileExists(atPath: configPath) else {
             throw CLIFailure(message: "\(configPath): no such config file", exitCode: DESExit.noInput)
         }
-        let config = try ConfigLoader.load(path: configPath)
+        let registry = try DESCommandLine.requireRegistry()
+        let config = try ConfigLoader.load(path: configPath, plugins: registry)
         let base = ((configPath as NSString).deletingLastPathComponent as NSString).standardizingPath
         let baseDirectory = base.isEmpty ? FileManager.default.currentDirectoryPath : base
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : ((baseDirectory as NSString).appendingPathComponent(path) as NSString).standardizingPath
         }
-        let registry = try DESCommandLine.requireRegistry()
         var sources: [any SourceConnector] = []
         var fetchers: [String: any BodyFetcher] = [:]
         if needSources {

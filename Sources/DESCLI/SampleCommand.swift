@@ -25,7 +25,7 @@ struct SampleCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrorsAsync {
             _ = options.logger("des.sample")
-            let config = try ConfigLoader.load(path: options.configPath)
+            let config = try ConfigLoader.load(path: options.configPath, plugins: try DESCommandLine.requireRegistry())
             let registry = try DESCommandLine.requireRegistry()
             let writable = Set(registry.sampleCatalogTypes)
             guard let source = config.enabledSources.first(where: { writable.contains($0.connection.type.lowercased()) }) else {

@@ -13,9 +13,31 @@ public struct SourcePluginContext: Sendable {
     }
 }
 
+/// The kinds of plugin whose config section names its `type:`.
+public enum PluginKind: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// A source, by its `connection.type` (the check sees the `connection:` section).
+    case source
+    /// The metadata store, by `metadata.connection.type`.
+    case metadata
+    /// The storage backend, by `storage.type`.
+    case storage
+    /// A source's body fetcher, by `bodies.type`.
+    case bodies
+    /// The index cache, by `cache.type`.
+    case cache
+
+    public var description: String { rawValue }
+}
+
 /// Maps each plugin kind's `type:` to the plugin that handles it: sources (by
-/// `connection.type`), metadata stores, storage backends, body fetchers, naming
-/// strategies and sample-catalog writers.
+/// `connection.type`), metadata stores, storage backends, body fetchers, index
+/// caches, naming strategies and sample-catalog writers.
+///
+/// A plugin may register a ``SectionCheck`` with its factory: the config loader
+/// (``ConfigLoader/load(path:environment:knownSourceTypes:plugins:)``) then hands it
+/// the plugin's section, read-only, and the plugin refuses what it does not know —
+/// unknown keys with "did you mean", values of the wrong type or out of range —
+/// with the file, line and column, before anything connects.
 ///
 /// The stock `des` registers the stock plugins; a custom package registers its
 /// own (and the stock ones it wants) and calls the same entry point, so its
@@ -35,6 +57,11 @@ public final class PluginRegistry: Sendable {
     /// Fills a source's catalog with sample rows and bodies (`des sample`): (source, config directory,
     /// files, fixed size, seed) → rows added.
     public typealias SampleCatalogFactory = @Sendable (SourceConfig, String, Int, Int?, UInt64) async throws -> Int
+    /// Builds the index cache from the `cache:` section.
+    public typealias IndexCacheFactory = @Sendable (CacheConfig) async throws -> any IndexCache
+    /// Checks a plugin's config section while the file is loaded (throw a ``ConfigError``, made by
+    /// the section, to refuse it).
+    public typealias SectionCheck = @Sendable (ConfigSection) throws -> Void
 
     private struct State {
         var sources: [String: SourceFactory] = [:]
@@ -43,6 +70,8 @@ public final class PluginRegistry: Sendable {
         var bodies: [String: BodyFetcherFactory] = [:]
         var naming: [String: NamingFactory] = [:]
         var samples: [String: SampleCatalogFactory] = [:]
+        var caches: [String: IndexCacheFactory] = [:]
+        var checks: [PluginKind: [String: SectionCheck]] = [:]
     }
     private let state = Mutex(State())
 
@@ -50,23 +79,35 @@ public final class PluginRegistry: Sendable {
     public init() {}
 
     /// Registers (or replaces) the source plugin for `type` (case-insensitive).
-    public func registerSource(type: String, factory: @escaping SourceFactory) {
-        state.withLock { $0.sources[type.lowercased()] = factory }
+    public func registerSource(type: String, check: SectionCheck? = nil, factory: @escaping SourceFactory) {
+        state.withLock {
+            $0.sources[type.lowercased()] = factory
+            $0.checks[.source, default: [:]][type.lowercased()] = check
+        }
     }
 
     /// Registers (or replaces) the metadata store for `type`.
-    public func registerMetadataStore(type: String, factory: @escaping MetadataFactory) {
-        state.withLock { $0.metadata[type.lowercased()] = factory }
+    public func registerMetadataStore(type: String, check: SectionCheck? = nil, factory: @escaping MetadataFactory) {
+        state.withLock {
+            $0.metadata[type.lowercased()] = factory
+            $0.checks[.metadata, default: [:]][type.lowercased()] = check
+        }
     }
 
     /// Registers (or replaces) the storage backend for `storage.type`.
-    public func registerStorage(type: String, factory: @escaping StorageFactory) {
-        state.withLock { $0.storage[type.lowercased()] = factory }
+    public func registerStorage(type: String, check: SectionCheck? = nil, factory: @escaping StorageFactory) {
+        state.withLock {
+            $0.storage[type.lowercased()] = factory
+            $0.checks[.storage, default: [:]][type.lowercased()] = check
+        }
     }
 
     /// Registers (or replaces) the body fetcher for `bodies.type`.
-    public func registerBodyFetcher(type: String, factory: @escaping BodyFetcherFactory) {
-        state.withLock { $0.bodies[type.lowercased()] = factory }
+    public func registerBodyFetcher(type: String, check: SectionCheck? = nil, factory: @escaping BodyFetcherFactory) {
+        state.withLock {
+            $0.bodies[type.lowercased()] = factory
+            $0.checks[.bodies, default: [:]][type.lowercased()] = check
+        }
     }
 
     /// Registers (or replaces) the naming strategy for `marker.naming`.
@@ -77,6 +118,43 @@ public final class PluginRegistry: Sendable {
     /// Registers (or replaces) the sample-catalog writer for sources of `connection.type`.
     public func registerSampleCatalog(type: String, factory: @escaping SampleCatalogFactory) {
         state.withLock { $0.samples[type.lowercased()] = factory }
+    }
+
+    /// Registers (or replaces) the index cache for `cache.type`.
+    public func registerIndexCache(type: String, check: SectionCheck? = nil, factory: @escaping IndexCacheFactory) {
+        state.withLock {
+            $0.caches[type.lowercased()] = factory
+            $0.checks[.cache, default: [:]][type.lowercased()] = check
+        }
+    }
+
+    /// The registered types of one kind, sorted.
+    public func types(_ kind: PluginKind) -> [String] {
+        state.withLock { s in
+            switch kind {
+            case .source: return s.sources.keys.sorted()
+            case .metadata: return s.metadata.keys.sorted()
+            case .storage: return s.storage.keys.sorted()
+            case .bodies: return s.bodies.keys.sorted()
+            case .cache: return s.caches.keys.sorted()
+            }
+        }
+    }
+
+    /// The section check a plugin registered for `type`, if any.
+    public func sectionCheck(_ kind: PluginKind, type: String) -> SectionCheck? {
+        state.withLock { $0.checks[kind]?[type.lowercased()] ?? nil }
+    }
+
+    /// The registered index cache types, sorted.
+    public var indexCacheTypes: [String] { types(.cache) }
+
+    /// Builds the index cache of `cache:`.
+    public func makeIndexCache(_ config: CacheConfig) async throws -> any IndexCache {
+        guard let factory = state.withLock({ $0.caches[config.type.lowercased()] }) else {
+            throw unknown("cache", config.type, indexCacheTypes)
+        }
+        return try await factory(config)
     }
 
     /// The registered source types, sorted.

@@ -393,7 +393,8 @@ final class RootDirectory: Sendable {
     }
 }
 
-/// Registers local-disk storage (`storage.type: local`) and local bodies (`bodies.type: local`).
+/// Registers local-disk storage (`storage.type: local`), local bodies (`bodies.type: local`) and
+/// the in-process index caches (``StockIndexCaches``).
 public enum LocalStoragePlugin {
     /// The type both answer to.
     public static let type = "local"
@@ -401,12 +402,17 @@ public enum LocalStoragePlugin {
     /// Adds local storage and the local body fetcher to `registry`; relative paths resolve
     /// against the config file's directory.
     public static func register(in registry: PluginRegistry) {
-        registry.registerStorage(type: type) { storage, base in
+        registry.registerStorage(
+            type: type, check: { try $0.checkKeys(["type", "root", "prefix"], plugin: "storage type 'local'") }
+        ) { storage, base in
             try LocalDiskStorage(root: resolve(storage.root ?? "./des-data/archive", base: base))
         }
-        registry.registerBodyFetcher(type: type) { source, base in
+        registry.registerBodyFetcher(
+            type: type, check: { try $0.checkKeys(["type", "root", "allow_absolute"], plugin: "bodies type 'local'") }
+        ) { source, base in
             LocalBodyFetcher(root: resolve(source.bodies.root ?? ".", base: base), allowAbsolute: source.bodies.allowAbsolute)
         }
+        StockIndexCaches.register(in: registry)
     }
 
     static func resolve(_ path: String, base: String) -> String {

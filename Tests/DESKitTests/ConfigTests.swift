@@ -311,7 +311,8 @@ import Yams
         #expect(configError("storage:\n  type: local\n")?.keyPath == "storage.root")
         #expect(configError("storage:\n  type: s3\n")?.keyPath == "storage.bucket")
         #expect(configError("cache:\n  type: redis\n")?.keyPath == "cache.url")
-        #expect(configError("cache:\n  type: disk\n")?.keyPath == "cache.type")
+        #expect(configError("cache:\n  type: nonee\n")?.suggestion == "none")
+        #expect(try parse("cache:\n  type: disk\n").cache.type == "disk")
         #expect(configError("marker:\n  naming: snowflak\n")?.suggestion == "snowflake")
         // A type that is no stock one's near miss may be a custom plugin's: the loader keeps it, and
         // `des config check` refuses it when the binary's registry has no such plugin.

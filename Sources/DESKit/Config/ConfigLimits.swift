@@ -85,6 +85,8 @@ public enum ConfigLimits {
 
     /// `cache.max_entries`: indexes kept.
     public static let cacheMaxEntries: ClosedRange<Int> = 1...100_000_000
+    /// `cache.max_bytes`: bytes of indexes an in-memory cache keeps.
+    public static let cacheMaxBytes: ClosedRange<UInt64> = (1 << 20)...(1 << 40)
     /// `cache.ttl_seconds`: up to 30 days; 0 means no expiry.
     public static let cacheTTLSeconds: ClosedRange<Double> = 0...(30 * day)
 
@@ -150,6 +152,7 @@ public enum ConfigLimits {
         Entry(keyPath: "marker.node_id", bounds: .count(nodeID)),
         Entry(keyPath: "cache.max_entries", bounds: .count(cacheMaxEntries)),
         Entry(keyPath: "cache.ttl_seconds", bounds: .seconds(cacheTTLSeconds)),
+        Entry(keyPath: "cache.max_bytes", bounds: .bytes(cacheMaxBytes)),
         Entry(keyPath: "server.port", bounds: .count(port)),
     ]
 

@@ -1,6 +1,9 @@
 /// The `storage:`, `metadata:`, `packer:`, `marker:`, `cache:` and `server:` sections.
 extension ConfigLoader {
     static let storageKeys = ["type", "root", "prefix", "bucket", "endpoint", "region", "access_key", "secret_key"]
+    static let storageRules = PluginSectionRules(kind: .storage, stockKeys: storageKeys, secretKeys: ["secret_key", "access_key"])
+    static let cacheKeys = ["type", "max_entries", "max_bytes", "ttl_seconds", "url"]
+    static let cacheRules = PluginSectionRules(kind: .cache, stockKeys: cacheKeys, secretKeys: ["url"])
     static let packerKeys = [
         "work_dir", "shard_bits", "pod_index", "pod_count", "pod_name", "batch_size", "fetch_concurrency",
         "max_container_bytes", "max_container_files", "max_container_age_seconds", "checkpoint_every_files",
@@ -49,6 +52,7 @@ extension ConfigLoader {
         s.region = try nonEmpty(m, "region")
         s.accessKey = try m.string("access_key")
         s.secretKey = try m.string("secret_key").map(Secret.init)
+        s.options = try options(of: m, known: storageKeys)
         switch s.type {
         case "local" where s.root == nil:
             throw m.context.error(
@@ -62,13 +66,16 @@ extension ConfigLoader {
     }
 
     /// `metadata:` — a `connection:` block of type `sqlite` or `postgresql`.
-    static func parseMetadata(_ m: ConfigMapping) throws -> MetadataConfig {
+    static func parseMetadata(_ m: ConfigMapping, plugins: PluginRegistry?) throws -> MetadataConfig {
         var metadata = MetadataConfig()
         guard let connection = try m.mapping("connection", allowed: connectionKeys, secretKeys: ["password"]) else {
             return metadata
         }
         let type = try connectionType(connection)
-        guard metadataTypes.contains(type) else {
+        if plugins != nil {
+            // The registry knows which metadata stores this binary has.
+            try checkConnection(connection, type: type, kind: .metadata, plugins: plugins)
+        } else if !metadataTypes.contains(type) {
             let written = try connection.string("type") ?? type
             throw connection.error(
                 "type", .invalidValue, "must be \(metadataTypes.joined(separator: " or ")), got \(ConfigMapping.quote(written))",
@@ -141,13 +148,15 @@ extension ConfigLoader {
     /// `cache:` — the index cache; `redis` needs `url`; `ttl_seconds: 0` or `null` means no expiry.
     static func parseCache(_ m: ConfigMapping) throws -> CacheConfig {
         var c = CacheConfig()
-        if let type = try m.choice("type", among: ["memory", "redis", "none"]) { c.type = type }
+        if let type = try pluginType(m, "type", stock: ["memory", "redis", "none"]) { c.type = type.lowercased() }
         if let v = try m.int("max_entries", in: ConfigLimits.cacheMaxEntries) { c.maxEntries = v }
+        if let v = try m.byteCount("max_bytes", in: ConfigLimits.cacheMaxBytes) { c.maxBytes = v }
         if m.contains("ttl_seconds") {
             let ttl = try m.double("ttl_seconds", in: ConfigLimits.cacheTTLSeconds)
             c.ttlSeconds = ttl == 0 ? nil : ttl
         }
         c.url = try nonEmpty(m, "url")
+        c.options = try options(of: m, known: cacheKeys)
         if c.type == "redis", c.url == nil {
             throw m.context.error(.missingKey, at: m.mark, path: m.childPath("url"), "cache type 'redis' needs 'url' (redis://host:6379)")
         }

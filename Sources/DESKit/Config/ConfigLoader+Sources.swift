@@ -4,6 +4,7 @@ extension ConfigLoader {
         "name", "enabled", "connection", "table", "bodies", "batch_size", "claim_timeout_seconds", "shard_bits",
     ]
     static let bodiesKeys = ["type", "root", "allow_absolute"]
+    static let bodiesRules = PluginSectionRules(kind: .bodies, stockKeys: bodiesKeys, secretKeys: [])
     static let connectionKeys = [
         "type", "host", "port", "database", "username", "password", "schema", "charset", "pool_size", "pool_recycle",
         "pool_pre_ping", "driver_options",
@@ -26,14 +27,14 @@ extension ConfigLoader {
     /// When the packer section does not set `shard_bits`, the first source that does sets it for the packer.
     static func parseSources(
         _ items: [ConfigItem], context: ConfigContext, packer: inout PackerConfig, packerBitsGiven: Bool,
-        knownSourceTypes: Set<String>?
+        knownSourceTypes: Set<String>?, plugins: PluginRegistry?
     ) throws -> [SourceConfig] {
         var sources: [SourceConfig] = []
         var names: [String: String] = [:]  // name -> key path of its first use
         var bitsOrigin: String? = packerBitsGiven ? "packer.shard_bits" : nil
         for item in items {
             let m = try ConfigMapping(item.node, path: item.path, context: context, allowed: sourceKeys)
-            let source = try parseSource(m, knownSourceTypes: knownSourceTypes, packerBatchSize: packer.batchSize)
+            let source = try parseSource(m, knownSourceTypes: knownSourceTypes, packerBatchSize: packer.batchSize, plugins: plugins)
             if let first = names[source.name] {
                 throw m.error("name", .duplicate, "source name '\(source.name)' is already used by \(first) (names must be unique)")
             }
@@ -59,7 +60,9 @@ extension ConfigLoader {
     ///
     /// Without a `bodies:` block, a table whose columns name an `s3_bucket` reads its bodies from S3,
     /// as the original did; otherwise bodies are local.
-    static func parseSource(_ m: ConfigMapping, knownSourceTypes: Set<String>?, packerBatchSize: Int) throws -> SourceConfig {
+    static func parseSource(
+        _ m: ConfigMapping, knownSourceTypes: Set<String>?, packerBatchSize: Int, plugins: PluginRegistry? = nil
+    ) throws -> SourceConfig {
         let name = try m.requiredString("name")
         guard name.utf8.allSatisfy(isNameByte) else {
             throw m.error("name", .invalidValue, "source name '\(name)' may use only ASCII letters, digits, '_' and '-'")
@@ -68,15 +71,17 @@ extension ConfigLoader {
             throw m.missing("connection")
         }
         let connection = try parseConnection(connectionMapping, knownTypes: knownSourceTypes)
+        try checkConnection(connectionMapping, type: connection.type, kind: .source, plugins: plugins)
         guard let tableMapping = try m.mapping("table", allowed: tableKeys) else { throw m.missing("table") }
         var table = try parseTable(tableMapping)
         if table.schema == nil { table.schema = connection.schema }
         var source = SourceConfig(name: name, connection: connection, table: table)
         if let enabled = try m.bool("enabled") { source.enabled = enabled }
-        if let bodies = try m.mapping("bodies", allowed: bodiesKeys) {
+        if let bodies = try pluginSection(m, "bodies", rules: bodiesRules, defaultType: "local", plugins: plugins) {
             if let type = try pluginType(bodies, "type", stock: ["local", "s3"]) { source.bodies.type = type }
             source.bodies.root = try nonEmpty(bodies, "root")
             if let allow = try bodies.bool("allow_absolute") { source.bodies.allowAbsolute = allow }
+            source.bodies.options = try options(of: bodies, known: bodiesKeys)
         } else if table.columns.s3Bucket != nil {
             source.bodies.type = "s3"
         }

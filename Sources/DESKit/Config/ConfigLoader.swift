@@ -31,10 +31,13 @@ public enum ConfigLoader {
     ///   - knownSourceTypes: When given, a source whose `connection.type` is not one of
     ///     these is an error (with "did you mean"); when nil, any type is accepted here
     ///     and the plugin registry decides later.
+    ///   - plugins: When given, every plugin `type:` (sources, metadata, storage, bodies, cache) must be
+    ///     one it registers (or a stock type still to come, ``stockTypesToCome``), and each plugin's
+    ///     ``PluginRegistry/SectionCheck`` judges its section.
     /// - Throws: ``ConfigError`` (code `unreadable` when the file does not exist or cannot be read).
     public static func load(
         path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
-        knownSourceTypes: Set<String>? = nil
+        knownSourceTypes: Set<String>? = nil, plugins: PluginRegistry? = nil
     ) throws -> DESConfig {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -49,15 +52,17 @@ public enum ConfigLoader {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(.syntax, file: path, line: 0, column: 0, keyPath: "", message: "not UTF-8 text")
         }
-        return try parse(yaml: text, file: path, environment: environment, knownSourceTypes: knownSourceTypes)
+        return try parse(yaml: text, file: path, environment: environment, knownSourceTypes: knownSourceTypes, plugins: plugins)
     }
 
     /// Checks YAML text as if it were the file `file` (which is named in errors and recorded in ``DESConfig/path``).
     ///
     /// - Throws: ``ConfigError``.
     public static func parse(
-        yaml: String, file: String, environment: [String: String], knownSourceTypes: Set<String>? = nil
+        yaml: String, file: String, environment: [String: String], knownSourceTypes: Set<String>? = nil,
+        plugins: PluginRegistry? = nil
     ) throws -> DESConfig {
+        let knownSourceTypes = knownSourceTypes ?? plugins.map { Set($0.types(.source)).union(stockTypesToCome[.source] ?? []) }
         let context = ConfigContext(file: file, environment: environment)
         let root: Node?
         do {
@@ -84,18 +89,18 @@ public enum ConfigLoader {
         if let items = try top.items("sources") {
             config.sources = try parseSources(
                 items, context: context, packer: &config.packer, packerBitsGiven: packerBitsGiven,
-                knownSourceTypes: knownSourceTypes)
+                knownSourceTypes: knownSourceTypes, plugins: plugins)
         }
-        if let storage = try top.mapping("storage", allowed: storageKeys, secretKeys: ["secret_key", "access_key"]) {
+        if let storage = try pluginSection(top, "storage", rules: storageRules, defaultType: "local", plugins: plugins) {
             config.storage = try parseStorage(storage)
         }
         if let metadata = try top.mapping("metadata", allowed: ["connection"]) {
-            config.metadata = try parseMetadata(metadata)
+            config.metadata = try parseMetadata(metadata, plugins: plugins)
         }
         if let marker = try top.mapping("marker", allowed: markerKeys) {
             config.marker = try parseMarker(marker)
         }
-        if let cache = try top.mapping("cache", allowed: ["type", "max_entries", "ttl_seconds", "url"], secretKeys: ["url"]) {
+        if let cache = try pluginSection(top, "cache", rules: cacheRules, defaultType: "memory", plugins: plugins) {
             config.cache = try parseCache(cache)
         }
         if let server = try top.mapping("server", allowed: ["host", "port"]) {

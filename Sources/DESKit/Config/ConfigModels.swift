@@ -173,6 +173,8 @@ public struct BodiesConfig: Sendable, Hashable {
     /// Whether the catalog may name bodies by absolute path (default false):
     /// absolute body paths in the catalog are refused unless this is true.
     public var allowAbsolute: Bool
+    /// Keys of the section the loader does not know itself, for the body-fetcher plugin.
+    public var options: [String: String] = [:]
     /// Creates a bodies config.
     public init(type: String = "local", root: String? = nil, allowAbsolute: Bool = false) {
         self.type = type
@@ -236,6 +238,9 @@ public struct StorageConfig: Sendable, Hashable {
     public var region: String? = nil
     public var accessKey: String? = nil
     public var secretKey: Secret? = nil
+    /// Keys of the section the loader does not know itself, for the storage plugin (checked by
+    /// its ``PluginRegistry/SectionCheck``), as written with `${VAR}` expanded.
+    public var options: [String: String] = [:]
     /// Creates the default (local) storage config.
     public init() {}
 }
@@ -315,7 +320,7 @@ public struct MarkerConfig: Sendable, Hashable {
 
 /// Index cache settings.
 public struct CacheConfig: Sendable, Hashable {
-    /// `memory`, `redis` or `none`.
+    /// `memory` (default), `none`, or any type a cache plugin registers (`redis`).
     public var type: String = "memory"
     /// Indexes kept (``ConfigLimits/cacheMaxEntries``).
     public var maxEntries: Int = 1024
@@ -323,6 +328,10 @@ public struct CacheConfig: Sendable, Hashable {
     public var ttlSeconds: Double? = 3600
     /// For `redis`: the server's URL.
     public var url: String? = nil
+    /// Most bytes of indexes kept in memory (``ConfigLimits/cacheMaxBytes``).
+    public var maxBytes: UInt64 = 256 << 20
+    /// Keys of the section the loader does not know itself, for the cache plugin.
+    public var options: [String: String] = [:]
     /// Creates the defaults.
     public init() {}
 }

@@ -52,6 +52,8 @@ struct ConfigMapping {
     let context: ConfigContext
     /// Keys whose values must never be shown.
     let secretKeys: Set<String>
+    /// Whether every key is accepted here (a plugin's section: the plugin checks its keys).
+    let acceptAll: Bool
     /// The keys present, in document order.
     private(set) var keys: [String] = []
     private var entries: [String: (keyMark: Mark?, value: Node)] = [:]
@@ -62,8 +64,9 @@ struct ConfigMapping {
     /// place for YAML anchors). `<<: *anchor` merge keys are honoured.
     init(
         _ node: Node, path: String, context: ConfigContext, allowed: [String], secretKeys: Set<String> = [],
-        allowExtensions: Bool = false
+        allowExtensions: Bool = false, acceptAll: Bool = false
     ) throws {
+        self.acceptAll = acceptAll
         self.path = path
         self.mark = node.mark
         self.context = context
@@ -106,7 +109,7 @@ struct ConfigMapping {
         throws
     {
         if allowExtensions, name.hasPrefix("x-") { return }
-        guard allowed.contains(name) else {
+        guard acceptAll || allowed.contains(name) else {
             throw context.error(
                 .unknownKey, at: keyMark, path: ConfigContext.join(path, name), "unknown key '\(name)'",
                 suggestion: KeySuggestion.suggest(for: name, among: allowed))

@@ -1,0 +1,180 @@
+import DESFormat
+import DESKit
+import Foundation
+import Synchronization
+
+/// Parsed indexes kept in this process (`cache.type: memory`): least recently used first out,
+/// bounded by entries and by (estimated) bytes, each entry expiring after the TTL. Thread-safe.
+public final class MemoryIndexCache: IndexCache {
+    /// The bounds.
+    public struct Limits: Sendable, Equatable {
+        /// Most indexes kept.
+        public var maxEntries: Int
+        /// Most bytes of indexes kept (estimated: see ``MemoryIndexCache/estimatedBytes(_:)``).
+        public var maxBytes: UInt64
+        /// Seconds an entry lives when `set` names no TTL (nil: until evicted).
+        public var ttlSeconds: Double?
+        /// Creates bounds.
+        public init(maxEntries: Int = 1024, maxBytes: UInt64 = 256 << 20, ttlSeconds: Double? = 3600) {
+            self.maxEntries = max(1, maxEntries)
+            self.maxBytes = max(1, maxBytes)
+            self.ttlSeconds = ttlSeconds
+        }
+    }
+
+    /// One cached index in the recency list (slots of arrays, linked by position).
+    private struct Slot {
+        var identity: ArchiveIdentity
+        var index: DESIndex
+        var bytes: UInt64
+        var expires: Double
+        var newer = -1
+        var older = -1
+    }
+
+    private struct State {
+        var slots: [Slot?] = []
+        var free: [Int] = []
+        var positions: [ArchiveIdentity: Int] = [:]
+        var newest = -1
+        var oldest = -1
+        var bytes: UInt64 = 0
+        var stats = IndexCacheStats()
+
+        mutating func unlink(_ i: Int) {
+            guard let slot = slots[i] else { return }
+            if slot.newer >= 0 { slots[slot.newer]?.older = slot.older } else { newest = slot.older }
+            if slot.older >= 0 { slots[slot.older]?.newer = slot.newer } else { oldest = slot.newer }
+            slots[i]?.newer = -1
+            slots[i]?.older = -1
+        }
+
+        mutating func pushNewest(_ i: Int) {
+            slots[i]?.older = newest
+            slots[i]?.newer = -1
+            if newest >= 0 { slots[newest]?.newer = i }
+            newest = i
+            if oldest < 0 { oldest = i }
+        }
+
+        mutating func remove(_ i: Int) {
+            guard let slot = slots[i] else { return }
+            unlink(i)
+            positions[slot.identity] = nil
+            bytes -= slot.bytes
+            slots[i] = nil
+            free.append(i)
+        }
+    }
+
+    /// The bounds in force.
+    public let limits: Limits
+    private let state = Mutex(State())
+    private let clock: @Sendable () -> Double
+
+    /// Creates an empty cache; `clock` (seconds, monotonic) is for tests.
+    public init(limits: Limits = Limits(), clock: @escaping @Sendable () -> Double = { ProcessInfo.processInfo.systemUptime }) {
+        self.limits = limits
+        self.clock = clock
+    }
+
+    /// Bytes an index is counted as: its entries and their names, plus its META and INDEX bytes on disk.
+    public static func estimatedBytes(_ index: DESIndex) -> UInt64 {
+        UInt64(index.entries.count) * UInt64(MemoryLayout<DESIndexEntry>.stride + 16) + index.footer.indexLength + 256
+    }
+
+    public func get(_ identity: ArchiveIdentity) async -> DESIndex? {
+        let now = clock()
+        return state.withLock { s in
+            guard let i = s.positions[identity], let slot = s.slots[i] else {
+                s.stats.misses += 1
+                return nil
+            }
+            if slot.expires <= now {
+                s.remove(i)
+                s.stats.evictions += 1
+                s.stats.misses += 1
+                return nil
+            }
+            s.unlink(i)
+            s.pushNewest(i)
+            s.stats.hits += 1
+            return slot.index
+        }
+    }
+
+    public func set(_ identity: ArchiveIdentity, index: DESIndex, ttlSeconds: Double?) async {
+        let bytes = Self.estimatedBytes(index)
+        guard bytes <= limits.maxBytes else { return }  // larger than the whole cache: not kept
+        let ttl = ttlSeconds ?? limits.ttlSeconds
+        let expires = ttl.map { clock() + $0 } ?? .infinity
+        state.withLock { s in
+            if let old = s.positions[identity] { s.remove(old) }
+            while s.positions.count >= limits.maxEntries || s.bytes + bytes > limits.maxBytes, s.oldest >= 0 {
+                s.remove(s.oldest)
+                s.stats.evictions += 1
+            }
+            let slot = Slot(identity: identity, index: index, bytes: bytes, expires: expires)
+            let i: Int
+            if let reused = s.free.popLast() {
+                i = reused
+                s.slots[i] = slot
+            } else {
+                i = s.slots.count
+                s.slots.append(slot)
+            }
+            s.positions[identity] = i
+            s.bytes += bytes
+            s.pushNewest(i)
+        }
+    }
+
+    public func delete(_ identity: ArchiveIdentity) async {
+        state.withLock { s in if let i = s.positions[identity] { s.remove(i) } }
+    }
+
+    public func clear() async {
+        state.withLock { s in
+            let stats = s.stats
+            s = State()
+            s.stats = stats
+        }
+    }
+
+    public func stats() async -> IndexCacheStats {
+        state.withLock { s in
+            var stats = s.stats
+            stats.entries = s.positions.count
+            return stats
+        }
+    }
+
+    /// Bytes held now (estimated).
+    public var bytesHeld: UInt64 { state.withLock { $0.bytes } }
+}
+
+/// No cache (`cache.type: none`): every read loads the index.
+public struct NoIndexCache: IndexCache {
+    /// Creates the non-cache.
+    public init() {}
+    public func get(_ identity: ArchiveIdentity) async -> DESIndex? { nil }
+    public func set(_ identity: ArchiveIdentity, index: DESIndex, ttlSeconds: Double?) async {}
+    public func delete(_ identity: ArchiveIdentity) async {}
+    public func clear() async {}
+    public func stats() async -> IndexCacheStats { IndexCacheStats() }
+}
+
+/// Registers the in-process index caches: `memory` and `none`.
+public enum StockIndexCaches {
+    /// Adds `memory` and `none` to `registry`, each with the check of its `cache:` section.
+    public static func register(in registry: PluginRegistry) {
+        registry.registerIndexCache(
+            type: "memory",
+            check: { try $0.checkKeys(["type", "max_entries", "max_bytes", "ttl_seconds"], plugin: "cache type 'memory'") },
+            factory: { config in
+                MemoryIndexCache(limits: .init(maxEntries: config.maxEntries, maxBytes: config.maxBytes, ttlSeconds: config.ttlSeconds))
+            })
+        registry.registerIndexCache(
+            type: "none", check: { try $0.checkKeys(["type"], plugin: "cache type 'none'") }, factory: { _ in NoIndexCache() })
+    }
+}
