@@ -16,6 +16,19 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// Where the connection goes (host, port, database: no secrets), for messages.
     public let target: String
 
+    /// The connection keywords this libpq knows (`sslmode`, `application_name`, …), asked of libpq.
+    public static func libpqKeywords() -> Set<String> {
+        guard let defaults = PQconndefaults() else { return [] }
+        defer { PQconninfoFree(defaults) }
+        var keywords: Set<String> = []
+        var option = defaults
+        while let keyword = option.pointee.keyword {
+            keywords.insert(String(cString: keyword))
+            option += 1
+        }
+        return keywords
+    }
+
     /// Connects with a libpq connection string (`host=… port=… dbname=… user=… password=…`).
     public static func connect(conninfo: String, target: String) async throws -> PostgresConnection {
         let connection = PostgresConnection(target: target)

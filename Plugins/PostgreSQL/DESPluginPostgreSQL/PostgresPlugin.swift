@@ -10,9 +10,10 @@ public enum PostgresPlugin {
     /// Adds the PostgreSQL source and metadata store to `registry`.
     public static func register(in registry: PluginRegistry) {
         for type in types {
-            registry.registerSource(type: type) { context in
+            registry.registerSource(type: type, check: checkConnection) { context in
                 let (conninfo, target) = try connectionString(context.source.connection, what: "source '\(context.source.name)'")
-                let pool = SQLConnectionPool(size: max(1, context.source.connection.poolSize)) {
+                let options = SQLConnectionPool.Options.from(context.source.connection, healthQuery: PostgresDialect().healthQuery)
+                let pool = SQLConnectionPool(size: max(1, context.source.connection.poolSize), options: options) {
                     try await PostgresConnection.connect(conninfo: conninfo, target: target)
                 }
                 return try SQLSourceConnector(config: context.source, dialect: PostgresDialect(), pool: pool)
@@ -26,7 +27,7 @@ public enum PostgresPlugin {
                 return try await PostgresSampleCatalog.create(
                     connection: connection, table: source.table, bodiesRoot: bodies, files: files, size: size, seed: seed)
             }
-            registry.registerMetadataStore(type: type) { connection, _ in
+            registry.registerMetadataStore(type: type, check: checkConnection) { connection, _ in
                 // A server restarting or a connection killed while the store opens is ridden out.
                 try await retryingTransient {
                     let store = try await open(connection)
@@ -56,10 +57,32 @@ public enum PostgresPlugin {
         let (conninfo, target) = try connectionString(connection, what: "metadata")
         let first = try await PostgresConnection.connect(conninfo: conninfo, target: target)  // fail fast, naming the server
         await first.close()
-        let pool = SQLConnectionPool(size: max(1, min(connection.poolSize, 4))) {
+        let options = SQLConnectionPool.Options.from(connection, healthQuery: PostgresDialect().healthQuery)
+        let pool = SQLConnectionPool(size: max(1, min(connection.poolSize, 4)), options: options) {
             try await PostgresConnection.connect(conninfo: conninfo, target: target)
         }
         return SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect())
+    }
+
+    /// Driver options DES itself reads (not libpq keywords): `statement_timeout`, the longest a
+    /// statement may run (PostgreSQL's units: `30s`, `500ms`, `5min`; a bare number is milliseconds).
+    public static let desDriverOptions = ["statement_timeout"]
+
+    /// The `connection:` check: every `driver_options` key must be a keyword this libpq knows
+    /// (asked of libpq itself) or one of ``desDriverOptions``; `dbname`, `user` and `password`
+    /// belong in `database`, `username` and `password`.
+    @Sendable static func checkConnection(_ section: ConfigSection) throws {
+        guard let options = try section.stringMap("driver_options") else { return }
+        let known = PostgresConnection.libpqKeywords()
+        let allowed = known.subtracting(["dbname", "user", "password", "host", "port", "hostaddr"]).union(desDriverOptions)
+        for key in options.keys.sorted() where !allowed.contains(key) {
+            let reason = known.contains(key)
+                ? "is set by the connection's own keys (host, port, database, username, password)"
+                : "is not a libpq connection keyword"
+            throw section.error(
+                "driver_options", "postgresql plugin: driver option '\(key)' \(reason)",
+                suggestion: KeySuggestion.suggest(for: key, among: allowed.sorted()))
+        }
     }
 
     /// The libpq connection string of a connection config (values quoted as libpq wants), and a
@@ -75,9 +98,19 @@ public enum PostgresPlugin {
         if let password = c.password, !password.value.isEmpty { parts.append("password=\(quote(password.value))") }
         var options = c.driverOptions
         if options["connect_timeout"] == nil { options["connect_timeout"] = "10" }
+        var serverSettings: [String] = []
+        if let timeout = options.removeValue(forKey: "statement_timeout") {
+            guard !timeout.isEmpty, timeout.allSatisfy({ $0.isLetter || $0.isNumber }) else {
+                throw DESKitError(.configuration, "\(what): driver_options statement_timeout '\(timeout)' must be like 30s, 500ms or 5min")
+            }
+            serverSettings.append("-c statement_timeout=\(timeout)")
+        }
         if let schema = c.schema {
             try SQLIdentifier.validate(schema, what: "\(what): connection.schema")
-            options["options"] = "-c search_path=\(schema)" + (options["options"].map { " " + $0 } ?? "")
+            serverSettings.append("-c search_path=\(schema)")
+        }
+        if !serverSettings.isEmpty {
+            options["options"] = (serverSettings + (options["options"].map { [$0] } ?? [])).joined(separator: " ")
         }
         for (key, value) in options.sorted(by: { $0.key < $1.key }) {
             guard key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {

@@ -17,7 +17,8 @@ public enum SQLitePlugin {
                     .notFound,
                     "\(what): SQLite database '\(path)' does not exist (check connection.database; `des sample` creates a sample catalog)")
             }
-            let pool = SQLConnectionPool(size: max(1, context.source.connection.poolSize)) {
+            let options = SQLConnectionPool.Options.from(context.source.connection, healthQuery: SQLiteDialect().healthQuery)
+            let pool = SQLConnectionPool(size: max(1, context.source.connection.poolSize), options: options) {
                 try await SQLiteConnection.open(path: path, create: false)
             }
             return try SQLSourceConnector(config: context.source, dialect: SQLiteDialect(), pool: pool)

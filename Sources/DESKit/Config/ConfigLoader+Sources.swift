@@ -101,9 +101,9 @@ extension ConfigLoader {
     /// A `connection:` block (of a source, or of `metadata:`).
     ///
     /// `type` is required (and, with `knownTypes`, must be one of them); `postgres` is read as `postgresql`.
-    /// SQLite needs `database` (the file's path). `pool_recycle` other than -1 and `pool_pre_ping: true`
-    /// are kept with a warning (the pool does neither), and so is `charset` on a stock type other than
-    /// MySQL and MariaDB.
+    /// SQLite needs `database` (the file's path). `pool_recycle` and `pool_pre_ping` are the pool's
+    /// (``SQLConnectionPool/Options``); `charset` on a stock type other than MySQL and MariaDB is kept
+    /// with a warning.
     static func parseConnection(_ m: ConfigMapping, knownTypes: Set<String>?) throws -> ConnectionConfig {
         let type = try connectionType(m)
         if let knownTypes {
@@ -135,14 +135,8 @@ extension ConfigLoader {
                     "must be -1 (never) or \(ConfigMapping.bounds(range, unit: "seconds")), got \(ConfigMapping.format(recycle))")
             }
             connection.poolRecycleSeconds = recycle
-            if recycle != ConfigLimits.poolRecycleNever {
-                m.warn("pool_recycle", "not honoured: DES's connection pool does not recycle connections; it behaves as pool_recycle: -1")
-            }
         }
-        if let ping = try m.bool("pool_pre_ping") {
-            connection.poolPrePing = ping
-            if ping { m.warn("pool_pre_ping", "not honoured: DES's connection pool does not test connections before use") }
-        }
+        if let ping = try m.bool("pool_pre_ping") { connection.poolPrePing = ping }
         connection.driverOptions = try m.stringMap("driver_options") ?? [:]
         if type == "sqlite", connection.database == nil {
             throw m.missing("database")

@@ -1,12 +1,12 @@
 /// "Did you mean …?" for misspelt keys and choices.
-enum KeySuggestion {
+public enum KeySuggestion {
     /// The candidate `word` most likely stands for, or nil when none is close.
     ///
     /// A candidate matches when it differs only in case, `_`/`-` or camel case
     /// (`poolSize`, `Pool-Size` → `pool_size`), or when its edit distance
     /// (Levenshtein, with an adjacent swap counting as one edit) is at most 2 and
     /// smaller than the word's length (so `x` does not suggest `id`).
-    static func suggest(for word: String, among candidates: some Sequence<String>) -> String? {
+    public static func suggest(for word: String, among candidates: some Sequence<String>) -> String? {
         let folded = fold(word)
         var best: (candidate: String, distance: Int)?
         for candidate in candidates where candidate != word {
