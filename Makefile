@@ -19,11 +19,13 @@ demo: setup
 	scripts/demo.sh
 
 # The test servers (PostgreSQL; scripts/test-servers.sh) are started first and stopped
-# afterwards whatever the outcome; a server that does not start fails the run.
+# afterwards whatever the outcome; a server that does not start fails the run. Then the
+# custom-source template is rendered, built (SQLite only, no libpq), tested and run.
 test: setup
 	swift build --build-tests
 	trap 'scripts/test-servers.sh down' EXIT; scripts/test-servers.sh up && set -a \
 	  && . "$${DES_TEST_SERVERS_DIR:-/tmp/des-test-servers}/env" && set +a && swift test --skip-build
+	scripts/test-template.sh
 
 bench: setup
 	scripts/bench-pack.sh
