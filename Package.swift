@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "DESEngine", targets: ["DESEngine"]),
         .library(name: "DESPluginSQLite", targets: ["DESPluginSQLite"]),
         .library(name: "DESPluginPostgreSQL", targets: ["DESPluginPostgreSQL"]),
+        .library(name: "DESPluginMariaDB", targets: ["DESPluginMariaDB"]),
         .library(name: "DESCLI", targets: ["DESCLI"]),
         .library(name: "DESKitTesting", targets: ["DESKitTesting"]),
         .executable(name: "des", targets: ["des"]),
@@ -77,6 +78,13 @@ let package = Package(
             providers: [.apt(["libpq-dev"])]
         ),
         .target(name: "DESPluginPostgreSQL", dependencies: ["DESKit", "CLibPQ"], path: "Plugins/PostgreSQL/DESPluginPostgreSQL"),
+        .systemLibrary(
+            name: "CMariaDB",
+            path: "Plugins/MariaDB/CMariaDB",
+            pkgConfig: "libmariadb",
+            providers: [.apt(["libmariadb-dev"])]
+        ),
+        .target(name: "DESPluginMariaDB", dependencies: ["DESKit", "CMariaDB"], path: "Plugins/MariaDB/DESPluginMariaDB"),
 
         .target(
             name: "DESCLI",
@@ -86,7 +94,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite", "DESPluginPostgreSQL", "DESStorage"]),
+        .executableTarget(
+            name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESStorage"]),
         // Fuzz targets (archive reader, config loader) and their seeded-mutation driver (`make fuzz`).
         .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
         .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz", "DESTestSupport"], path: "Fuzz/des-fuzz"),
@@ -99,6 +108,7 @@ let package = Package(
         .testTarget(name: "DESNamingTests", dependencies: ["DESNaming", "DESTestSupport"]),
         .testTarget(name: "DESKitTests", dependencies: ["DESKit"]),
         .testTarget(name: "DESPluginPostgreSQLTests", dependencies: ["DESPluginPostgreSQL", "DESKit", "DESKitTesting"]),
+        .testTarget(name: "DESPluginMariaDBTests", dependencies: ["DESPluginMariaDB", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],

@@ -7,10 +7,15 @@
 #   scripts/test-servers.sh env     print the settings (source it: . <(scripts/test-servers.sh env))
 #
 # PostgreSQL: initdb and postgres refuse root, so they run as the `postgres` service user.
+# MariaDB: mariadbd refuses root too, so it runs as `mysql`; a user `des` (password in the env
+# file) gets the database des_test over TCP. The ODBC drivers for both (odbc-postgresql,
+# odbc-mariadb) are installed for the ODBC plugin's tests, which name them by path.
 # A server that fails to start fails this script (exit 1): tests never skip silently.
 set -euo pipefail
 DIR="${DES_TEST_SERVERS_DIR:-/tmp/des-test-servers}"
 PG_PORT="${DES_TEST_PG_PORT:-54329}"
+MY_PORT="${DES_TEST_MARIADB_PORT:-33069}"
+MY_PASSWORD="des-test-pw"
 PGBIN=""
 
 find_pgbin() {
@@ -21,7 +26,7 @@ find_pgbin() {
 
 install_missing() {
   local missing=()
-  for p in postgresql libpq-dev; do
+  for p in postgresql libpq-dev mariadb-server mariadb-client libmariadb-dev unixodbc unixodbc-dev odbc-postgresql odbc-mariadb freetds-dev; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -56,10 +61,52 @@ pg_up() {
     || as_postgres "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres des_test
 }
 
+mariadb_up() {
+  local data="$DIR/mariadb/data" sock="$DIR/mariadb/mariadb.sock"
+  mkdir -p "$DIR/mariadb"
+  [ "$(id -u)" -eq 0 ] && chown -R mysql:mysql "$DIR/mariadb"
+  if [ ! -d "$data/mysql" ]; then
+    mariadb-install-db --no-defaults --datadir="$data" --user=mysql --auth-root-authentication-method=socket \
+      --skip-test-db >"$DIR/mariadb/install.log" 2>&1 || { cat "$DIR/mariadb/install.log" >&2; exit 1; }
+  fi
+  if ! mariadb --no-defaults --socket="$sock" -u root -e "SELECT 1" >/dev/null 2>&1; then
+    local args=(--no-defaults --datadir="$data" --socket="$sock" --port="$MY_PORT" --bind-address=127.0.0.1
+      --pid-file="$DIR/mariadb/mariadbd.pid" --log-error="$DIR/mariadb/server.log" --skip-name-resolve
+      --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size=256M --max-connections=300 --character-set-server=utf8mb4)
+    if [ "$(id -u)" -eq 0 ]; then
+      runuser -u mysql -- /usr/sbin/mariadbd "${args[@]}" >/dev/null 2>&1 &
+    else
+      /usr/sbin/mariadbd "${args[@]}" >/dev/null 2>&1 &
+    fi
+    for _ in $(seq 1 120); do
+      mariadb --no-defaults --socket="$sock" -u root -e "SELECT 1" >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    mariadb --no-defaults --socket="$sock" -u root -e "SELECT 1" >/dev/null 2>&1 \
+      || { echo "test-servers: MariaDB did not start" >&2; cat "$DIR/mariadb/server.log" >&2 || true; exit 1; }
+  fi
+  mariadb --no-defaults --socket="$sock" -u root -e "
+    CREATE DATABASE IF NOT EXISTS des_test CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+    CREATE USER IF NOT EXISTS 'des'@'127.0.0.1' IDENTIFIED BY '$MY_PASSWORD';
+    CREATE USER IF NOT EXISTS 'des'@'localhost' IDENTIFIED BY '$MY_PASSWORD';
+    GRANT ALL ON *.* TO 'des'@'127.0.0.1'; GRANT ALL ON *.* TO 'des'@'localhost';" \
+    || { echo "test-servers: could not create the MariaDB test user" >&2; exit 1; }
+}
+
+odbc_drivers() {
+  # The drivers' shared objects, by path (no odbcinst.ini needed): psqlodbcw.so and libmaodbc.so.
+  PG_ODBC="$(find /usr/lib -name psqlodbcw.so 2>/dev/null | head -1)"
+  MY_ODBC="$(find /usr/lib -name libmaodbc.so 2>/dev/null | head -1)"
+  [ -n "$PG_ODBC" ] && [ -n "$MY_ODBC" ] || { echo "test-servers: ODBC drivers not found (odbc-postgresql, odbc-mariadb)" >&2; exit 1; }
+}
+
 write_env() {
   cat >"$DIR/env" <<ENV
 export DES_TEST_POSTGRES="host=127.0.0.1 port=$PG_PORT dbname=des_test user=postgres connect_timeout=10"
 export DES_TEST_PG_HOST=127.0.0.1 DES_TEST_PG_PORT=$PG_PORT DES_TEST_PG_DATABASE=des_test DES_TEST_PG_USER=postgres
+export DES_TEST_MARIADB_HOST=127.0.0.1 DES_TEST_MARIADB_PORT=$MY_PORT DES_TEST_MARIADB_DATABASE=des_test
+export DES_TEST_MARIADB_USER=des DES_TEST_MARIADB_PASSWORD=$MY_PASSWORD DES_TEST_MARIADB_SOCKET=$DIR/mariadb/mariadb.sock
+export DES_TEST_ODBC_PG_DRIVER=$PG_ODBC DES_TEST_ODBC_MARIADB_DRIVER=$MY_ODBC
 ENV
 }
 
@@ -68,13 +115,25 @@ case "${1:-}" in
     install_missing
     mkdir -p "$DIR"
     pg_up
+    mariadb_up
+    odbc_drivers
     write_env
-    echo "test-servers: PostgreSQL on 127.0.0.1:$PG_PORT (database des_test, user postgres); settings in $DIR/env"
+    echo "test-servers: PostgreSQL on 127.0.0.1:$PG_PORT (database des_test, user postgres)"
+    echo "test-servers: MariaDB on 127.0.0.1:$MY_PORT (database des_test, user des); ODBC drivers $PG_ODBC, $MY_ODBC"
+    echo "test-servers: settings in $DIR/env"
     ;;
   down)
     find_pgbin
     if [ -n "$PGBIN" ] && [ -f "$DIR/pg/data/PG_VERSION" ]; then
       as_postgres "$PGBIN/pg_ctl" -D "$DIR/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    if [ -f "$DIR/mariadb/mariadbd.pid" ]; then
+      pid="$(cat "$DIR/mariadb/mariadbd.pid" 2>/dev/null || true)"
+      if [ -n "$pid" ]; then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        kill -9 "$pid" 2>/dev/null || true
+      fi
     fi
     rm -rf "$DIR"
     echo "test-servers: stopped"

@@ -2,6 +2,7 @@
 // A custom package does the same with its own plugins added.
 import DESCLI
 import DESKit
+import DESPluginMariaDB
 import DESPluginPostgreSQL
 import DESPluginSQLite
 import DESStorage
@@ -9,6 +10,7 @@ import DESStorage
 let registry = PluginRegistry()
 SQLitePlugin.register(in: registry)
 PostgresPlugin.register(in: registry)
+MariaDBPlugin.register(in: registry)
 LocalStoragePlugin.register(in: registry)
 StockNaming.register(in: registry)
 await DESCommandLine.main(registry: registry)

@@ -15,7 +15,7 @@ extension ConfigLoader {
         "name_prefix", "naming", "enable_dead_letter_queue",
     ]
     /// The metadata stores DES provides.
-    static let metadataTypes = ["sqlite", "postgresql"]
+    static let metadataTypes = ["sqlite", "postgresql", "mysql", "mariadb"]
 
     /// A plugin `type:`: a stock name (case-insensitive, its spelling returned), or any other word a
     /// custom plugin registers (letters, digits, `-`, `_`); a near miss of a stock name is an error with

@@ -15,9 +15,39 @@ public protocol SQLMetadataDialect: Sendable {
     /// is free, expired, or held by this very holder, bumping the token on every new grant; returns
     /// (token, expires_at) when granted and no row otherwise.
     func acquireLeaseStatement() -> String
+
+    /// Takes the lease inside the current transaction; the default runs ``acquireLeaseStatement()``.
+    /// A database without `INSERT … ON CONFLICT … RETURNING` (MySQL, MariaDB) does it in steps.
+    func acquireLease(in session: any SQLSession, shard: Int, pod: String, instance: String, ttlSeconds: Double) throws
+        -> (token: Int64, expiresAt: Double)?
+
+    /// Runs an `INSERT` of one row and returns the new row's `id` (nil when it inserted nothing).
+    /// Default: the statement plus `RETURNING id`.
+    func insertReturningID(in session: any SQLSession, _ sql: String, _ binds: [SQLValue]) throws -> Int64?
+
+    /// The `key` column as this database must write it (`key` is reserved in MySQL and MariaDB).
+    var keyColumn: String { get }
+
+    /// What a `SELECT` of constants needs before its `WHERE` (` FROM DUAL` in MySQL, MariaDB and Oracle).
+    var fromDual: String { get }
 }
 
 extension SQLMetadataDialect {
+    public var keyColumn: String { "key" }
+    public var fromDual: String { "" }
+
+    public func acquireLease(in session: any SQLSession, shard: Int, pod: String, instance: String, ttlSeconds: Double) throws
+        -> (token: Int64, expiresAt: Double)?
+    {
+        let rows = try session.query(acquireLeaseStatement(), [.int(Int64(shard)), .text(pod), .text(instance), .double(ttlSeconds)])
+        guard let row = rows.first, let token = row[0].int, let expires = row[1].double else { return nil }
+        return (token, expires)
+    }
+
+    public func insertReturningID(in session: any SQLSession, _ sql: String, _ binds: [SQLValue]) throws -> Int64? {
+        try session.query(sql + " RETURNING id", binds).first?[0].int
+    }
+
     public func acquireLeaseStatement() -> String {
         let (p, now) = (placeholder, self.now)
         return """
@@ -86,12 +116,13 @@ public final class SQLMetadataStore: MetadataStore {
     }
 
     public func acquireLease(shard: Int, holder: LeaseHolder, ttlSeconds: Double) async throws -> ShardLease? {
-        let (upsert, now) = (dialect.acquireLeaseStatement(), dialect.now)
+        let (dialect, now) = (self.dialect, dialect.now)
         let select = "SELECT token, holder_pod, holder_instance, CASE WHEN expires_at > \(now) THEN 1 ELSE 0 END FROM des_shard_locks WHERE shard = \(p(1))"
         return try await transaction { s in
             let before = try s.query(select, [.int(Int64(shard))]).first
-            let rows = try s.query(upsert, [.int(Int64(shard)), .text(holder.pod), .text(holder.instance), .double(ttlSeconds)])
-            guard let row = rows.first, let token = row[0].int, let expires = row[1].double else { return nil }
+            guard let (token, expires) = try dialect.acquireLease(
+                in: s, shard: shard, pod: holder.pod, instance: holder.instance, ttlSeconds: ttlSeconds)
+            else { return nil }
             let renewed = before.map {
                 $0[0].int == token && $0[1].text == holder.pod && $0[2].text == holder.instance && $0[3].int == 1
             } ?? false
@@ -110,16 +141,18 @@ public final class SQLMetadataStore: MetadataStore {
 
     public func renewLease(_ lease: ShardLease, ttlSeconds: Double) async throws -> ShardLease? {
         let now = dialect.now
+        // An update, then a read in the same transaction (not every database has UPDATE … RETURNING).
         let sql = """
             UPDATE des_shard_locks SET expires_at = \(now) + \(p(1))
             WHERE shard = \(p(2)) AND holder_pod = \(p(3)) AND holder_instance = \(p(4)) AND token = \(p(5)) AND expires_at > \(now)
-            RETURNING expires_at
             """
+        let read = "SELECT expires_at FROM des_shard_locks WHERE shard = \(p(1)) AND token = \(p(2))"
         return try await transaction { s in
-            let rows = try s.query(
+            let changed = try s.execute(
                 sql,
                 [.double(ttlSeconds), .int(Int64(lease.shard)), .text(lease.holder.pod), .text(lease.holder.instance), .int(lease.token)])
-            guard let expires = rows.first?[0].double else { return nil }
+            guard changed == 1, let expires = try s.query(read, [.int(Int64(lease.shard)), .int(lease.token)]).first?[0].double
+            else { return nil }
             var renewed = lease
             renewed.expiresAt = expires
             renewed.isNewGrant = false
@@ -158,18 +191,17 @@ public final class SQLMetadataStore: MetadataStore {
     }
 
     public func createContainer(day: String, shard: Int, lease: ShardLease, keyPrefix: String) async throws -> ContainerRecord {
-        let now = dialect.now
+        let (dialect, now, key) = (self.dialect, dialect.now, dialect.keyColumn)
         let insert = """
-            INSERT INTO des_containers (day, shard, key, state, holder, token, created_at, updated_at)
-            SELECT \(p(5)), \(p(1)), \(p(6)), 'writing', \(p(7)), \(p(4)), \(now), \(now) WHERE \(guardClause)
-            RETURNING id
+            INSERT INTO des_containers (day, shard, \(key), state, holder, token, created_at, updated_at)
+            SELECT \(p(5)), \(p(1)), \(p(6)), 'writing', \(p(7)), \(p(4)), \(now), \(now)\(dialect.fromDual) WHERE \(guardClause)
             """
-        let setKey = "UPDATE des_containers SET key = \(p(1)) WHERE id = \(p(2))"
+        let setKey = "UPDATE des_containers SET \(key) = \(p(1)) WHERE id = \(p(2))"
         return try await transaction { s in
             let holder = lease.holder.description
             let placeholderKey = "pending:\(holder):\(shard):\(day):\(UInt64.random(in: 0...UInt64.max))"
-            let rows = try s.query(insert, Self.guardBinds(lease) + [.text(day), .text(placeholderKey), .text(holder)])
-            guard let id = rows.first?[0].int else {
+            guard let id = try dialect.insertReturningID(in: s, insert, Self.guardBinds(lease) + [.text(day), .text(placeholderKey), .text(holder)])
+            else {
                 throw DESKitError(.fenced, "lease on shard \(shard) was lost (token \(lease.token)); container not created")
             }
             let key = containerKey(prefix: keyPrefix, day: day, shard: shard, id: id)
@@ -225,7 +257,7 @@ public final class SQLMetadataStore: MetadataStore {
     }
 
     public func containers(state: ContainerState?, shard: Int?, day: String?) async throws -> [ContainerRecord] {
-        var sql = "SELECT id, day, shard, key, state, holder, token, file_count, bytes, size, etag, \(dialect.now) - updated_at FROM des_containers WHERE 1 = 1"
+        var sql = "SELECT id, day, shard, \(dialect.keyColumn), state, holder, token, file_count, bytes, size, etag, \(dialect.now) - updated_at FROM des_containers WHERE 1 = 1"
         var binds: [SQLValue] = []
         if let state {
             binds.append(.text(state.rawValue))
