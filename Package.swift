@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "DESKit", targets: ["DESKit"]),
         .library(name: "DESStorage", targets: ["DESStorage"]),
         .library(name: "DESEngine", targets: ["DESEngine"]),
+        .library(name: "DESSQLDialects", targets: ["DESSQLDialects"]),
         .library(name: "DESPluginSQLite", targets: ["DESPluginSQLite"]),
         .library(name: "DESPluginPostgreSQL", targets: ["DESPluginPostgreSQL"]),
         .library(name: "DESPluginMariaDB", targets: ["DESPluginMariaDB"]),
@@ -51,6 +52,8 @@ let package = Package(
             ]
         ),
         .target(name: "CDESFileSystem", path: "Sources/CDESFileSystem"),
+        // Every database's SQL (no C client): the stock plugins and the ODBC plugin share them.
+        .target(name: "DESSQLDialects", dependencies: ["DESKit"]),
         .target(name: "DESStorage", dependencies: ["DESKit", "CDESFileSystem"]),
         // The conformance kit: one suite per protocol, run by every plugin, stock or custom.
         .target(name: "DESKitTesting", dependencies: ["DESKit"]),
@@ -70,21 +73,21 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
-        .target(name: "DESPluginSQLite", dependencies: ["DESKit", "CSQLite"], path: "Plugins/SQLite/DESPluginSQLite"),
+        .target(name: "DESPluginSQLite", dependencies: ["DESKit", "DESSQLDialects", "CSQLite"], path: "Plugins/SQLite/DESPluginSQLite"),
         .systemLibrary(
             name: "CLibPQ",
             path: "Plugins/PostgreSQL/CLibPQ",
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
-        .target(name: "DESPluginPostgreSQL", dependencies: ["DESKit", "CLibPQ"], path: "Plugins/PostgreSQL/DESPluginPostgreSQL"),
+        .target(name: "DESPluginPostgreSQL", dependencies: ["DESKit", "DESSQLDialects", "CLibPQ"], path: "Plugins/PostgreSQL/DESPluginPostgreSQL"),
         .systemLibrary(
             name: "CMariaDB",
             path: "Plugins/MariaDB/CMariaDB",
             pkgConfig: "libmariadb",
             providers: [.apt(["libmariadb-dev"])]
         ),
-        .target(name: "DESPluginMariaDB", dependencies: ["DESKit", "CMariaDB"], path: "Plugins/MariaDB/DESPluginMariaDB"),
+        .target(name: "DESPluginMariaDB", dependencies: ["DESKit", "DESSQLDialects", "CMariaDB"], path: "Plugins/MariaDB/DESPluginMariaDB"),
 
         .target(
             name: "DESCLI",
@@ -101,15 +104,15 @@ let package = Package(
         .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz", "DESTestSupport"], path: "Fuzz/des-fuzz"),
         .executableTarget(name: "des-libfuzzer", dependencies: ["DESFuzz"], path: "Fuzz/des-libfuzzer"),
         .executableTarget(
-            name: "des-bench", dependencies: ["DESFormat", "DESKit", "DESPluginPostgreSQL", "DESTestSupport"], path: "Benchmarks/des-bench"),
+            name: "des-bench", dependencies: ["DESFormat", "DESKit", "DESSQLDialects", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESTestSupport"], path: "Benchmarks/des-bench"),
 
         .target(name: "DESTestSupport", path: "Tests/DESTestSupport"),
         .testTarget(name: "DESFormatTests", dependencies: ["DESFormat", "DESTestSupport"]),
         .testTarget(name: "DESNamingTests", dependencies: ["DESNaming", "DESTestSupport"]),
         .testTarget(name: "DESKitTests", dependencies: ["DESKit"]),
-        .testTarget(name: "DESPluginPostgreSQLTests", dependencies: ["DESPluginPostgreSQL", "DESKit", "DESKitTesting"]),
-        .testTarget(name: "DESPluginMariaDBTests", dependencies: ["DESPluginMariaDB", "DESKit", "DESKitTesting"]),
-        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESCLI", "DESKitTesting"]),
+        .testTarget(name: "DESPluginPostgreSQLTests", dependencies: ["DESPluginPostgreSQL", "DESSQLDialects", "DESKit", "DESKitTesting"]),
+        .testTarget(name: "DESPluginMariaDBTests", dependencies: ["DESPluginMariaDB", "DESSQLDialects", "DESKit", "DESKitTesting"]),
+        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESSQLDialects", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,5 @@
 import DESKit
+import DESSQLDialects
 import DESKitTesting
 import DESPluginSQLite
 import Foundation

@@ -1,6 +1,7 @@
 import DESCLI
 import DESEngine
 import DESKit
+import DESSQLDialects
 import DESNaming
 import DESPluginSQLite
 import DESStorage

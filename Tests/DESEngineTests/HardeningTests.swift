@@ -1,6 +1,7 @@
 import DESCLI
 import DESEngine
 import DESKit
+import DESSQLDialects
 import DESPluginSQLite
 import DESStorage
 import Foundation

@@ -1,4 +1,5 @@
 import DESKit
+import DESSQLDialects
 import DESKitTesting
 import Foundation
 import Testing

@@ -1,4 +1,5 @@
 import DESKit
+import DESSQLDialects
 import DESKitTesting
 import DESPluginPostgreSQL
 import Foundation

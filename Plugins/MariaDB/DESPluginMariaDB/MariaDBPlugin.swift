@@ -1,4 +1,5 @@
 import DESKit
+import DESSQLDialects
 import Foundation
 
 /// Registers MySQL and MariaDB (`connection.type: mysql` or `mariadb`, both over MariaDB

@@ -1,4 +1,5 @@
 import DESKit
+import DESSQLDialects
 import Foundation
 
 /// Registers PostgreSQL (`connection.type: postgresql` or `postgres`) as a source type and a

@@ -1,4 +1,5 @@
 import DESKit
+import DESSQLDialects
 import Foundation
 
 /// Writes sample bodies and PostgreSQL catalog rows (`des sample` on a PostgreSQL source).

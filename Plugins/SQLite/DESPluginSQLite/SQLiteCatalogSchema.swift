@@ -1,4 +1,5 @@
 import DESKit
+import DESSQLDialects
 
 /// DDL for a catalog table shaped by a source's column mapping, with the
 /// indexes the marker and the claims use. For samples, demos and tests.

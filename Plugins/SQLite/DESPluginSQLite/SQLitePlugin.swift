@@ -1,4 +1,5 @@
 import DESKit
+import DESSQLDialects
 import Foundation
 
 /// Registers SQLite as a source type and a metadata store type.

@@ -1,11 +1,9 @@
-import DESKit
-
-/// `?{n}` placeholders (the n-th value, 1-based) rewritten as the `?` MySQL's prepared statements
-/// take, with the values put in the order the placeholders appear: so that SQL shared by every
+/// `?{n}` placeholders (the n-th value, 1-based) rewritten as the positional `?` that MySQL's
+/// prepared statements and ODBC take, with the values put in the order the placeholders appear: so that SQL shared by every
 /// database may name a value twice or out of order. Text inside quotes ('…', "…", `…`) is left alone.
-enum NumberedPlaceholders {
+public enum NumberedPlaceholders {
     /// The rewritten SQL and its values; SQL without `?{` comes back as it is.
-    static func rewrite(_ sql: String, _ values: [SQLValue]) throws -> (String, [SQLValue]) {
+    public static func rewrite(_ sql: String, _ values: [SQLValue]) throws -> (String, [SQLValue]) {
         guard sql.contains("?{") else { return (sql, values) }
         let bytes = Array(sql.utf8)
         var out: [UInt8] = []
