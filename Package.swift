@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "DESPluginSQLite", targets: ["DESPluginSQLite"]),
         .library(name: "DESPluginPostgreSQL", targets: ["DESPluginPostgreSQL"]),
         .library(name: "DESPluginMariaDB", targets: ["DESPluginMariaDB"]),
+        .library(name: "DESPluginODBC", targets: ["DESPluginODBC"]),
         .library(name: "DESCLI", targets: ["DESCLI"]),
         .library(name: "DESKitTesting", targets: ["DESKitTesting"]),
         .executable(name: "des", targets: ["des"]),
@@ -88,6 +89,8 @@ let package = Package(
             providers: [.apt(["libmariadb-dev"])]
         ),
         .target(name: "DESPluginMariaDB", dependencies: ["DESKit", "DESSQLDialects", "CMariaDB"], path: "Plugins/MariaDB/DESPluginMariaDB"),
+        .systemLibrary(name: "CUnixODBC", path: "Plugins/ODBC/CUnixODBC", pkgConfig: "odbc", providers: [.apt(["unixodbc-dev"])]),
+        .target(name: "DESPluginODBC", dependencies: ["DESKit", "DESSQLDialects", "CUnixODBC"], path: "Plugins/ODBC/DESPluginODBC"),
 
         .target(
             name: "DESCLI",
@@ -98,7 +101,8 @@ let package = Package(
             ]
         ),
         .executableTarget(
-            name: "des", dependencies: ["DESCLI", "DESKit", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESStorage"]),
+            name: "des",
+            dependencies: ["DESCLI", "DESKit", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginODBC", "DESStorage"]),
         // Fuzz targets (archive reader, config loader) and their seeded-mutation driver (`make fuzz`).
         .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
         .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz", "DESTestSupport"], path: "Fuzz/des-fuzz"),
@@ -112,6 +116,7 @@ let package = Package(
         .testTarget(name: "DESKitTests", dependencies: ["DESKit"]),
         .testTarget(name: "DESPluginPostgreSQLTests", dependencies: ["DESPluginPostgreSQL", "DESSQLDialects", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESPluginMariaDBTests", dependencies: ["DESPluginMariaDB", "DESSQLDialects", "DESKit", "DESKitTesting"]),
+        .testTarget(name: "DESPluginODBCTests", dependencies: ["DESPluginODBC", "DESSQLDialects", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESSQLDialects", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],

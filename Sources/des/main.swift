@@ -3,6 +3,7 @@
 import DESCLI
 import DESKit
 import DESPluginMariaDB
+import DESPluginODBC
 import DESPluginPostgreSQL
 import DESPluginSQLite
 import DESStorage
@@ -11,6 +12,7 @@ let registry = PluginRegistry()
 SQLitePlugin.register(in: registry)
 PostgresPlugin.register(in: registry)
 MariaDBPlugin.register(in: registry)
+ODBCPlugin.register(in: registry)
 LocalStoragePlugin.register(in: registry)
 StockNaming.register(in: registry)
 await DESCommandLine.main(registry: registry)

@@ -7,7 +7,7 @@ extension ConfigLoader {
     static let bodiesRules = PluginSectionRules(kind: .bodies, stockKeys: bodiesKeys, secretKeys: [])
     static let connectionKeys = [
         "type", "host", "port", "database", "username", "password", "schema", "charset", "pool_size", "pool_recycle",
-        "pool_pre_ping", "driver_options",
+        "pool_pre_ping", "driver_options", "dialect",
     ]
     /// Spellings of `connection.type` read as another type: the original wrote `postgres`.
     static let connectionTypeAliases = ["postgres": "postgresql"]
@@ -137,6 +137,7 @@ extension ConfigLoader {
             connection.poolRecycleSeconds = recycle
         }
         if let ping = try m.bool("pool_pre_ping") { connection.poolPrePing = ping }
+        connection.dialect = try nonEmpty(m, "dialect").map { $0.lowercased() }
         connection.driverOptions = try m.stringMap("driver_options") ?? [:]
         if type == "sqlite", connection.database == nil {
             throw m.missing("database")

@@ -43,6 +43,9 @@ public struct ConnectionConfig: Sendable, Hashable {
     public var poolPrePing: Bool
     /// Driver-specific options, passed through as text (a number or boolean in the config becomes its text).
     public var driverOptions: [String: String]
+    /// For a driver that reaches many databases (ODBC): which database's SQL to speak
+    /// (`postgres`, `mysql`, `mssql`, `oracle`, `sqlite`; checked by the plugin).
+    public var dialect: String? = nil
 
     /// Creates a connection config.
     public init(

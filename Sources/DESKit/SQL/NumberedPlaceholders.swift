@@ -53,4 +53,44 @@ public enum NumberedPlaceholders {
         }
         return (String(decoding: out, as: UTF8.self), ordered)
     }
+
+    /// `$n` (PostgreSQL) or `?n` (SQLite) placeholders written as `?{n}`, outside quotes, so that
+    /// ``rewrite(_:_:)`` can order their values: how a dialect's SQL reaches a driver that takes `?`
+    /// (ODBC). A marker after a letter, digit, `_` or `$` is part of a name (`a$1`) and stays.
+    public static func bracing(_ sql: String, marker: Character) -> String {
+        guard let m = marker.asciiValue, sql.utf8.contains(m) else { return sql }
+        let bytes = Array(sql.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 16)
+        var quote: UInt8? = nil
+        var i = 0
+        func isNameByte(_ b: UInt8) -> Bool {
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x24 || b >= 0x80
+        }
+        while i < bytes.count {
+            let b = bytes[i]
+            if let q = quote {
+                out.append(b)
+                if b == q { quote = nil }
+                i += 1
+                continue
+            }
+            if b == UInt8(ascii: "'") || b == UInt8(ascii: "\"") || b == UInt8(ascii: "`") {
+                quote = b
+                out.append(b)
+                i += 1
+                continue
+            }
+            if b == m, i + 1 < bytes.count, bytes[i + 1] >= 0x30, bytes[i + 1] <= 0x39, i == 0 || !isNameByte(bytes[i - 1]) {
+                var j = i + 1
+                while j < bytes.count, bytes[j] >= 0x30, bytes[j] <= 0x39 { j += 1 }
+                out += Array("?{".utf8) + bytes[(i + 1)..<j] + [UInt8(ascii: "}")]
+                i = j
+                continue
+            }
+            out.append(b)
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }

@@ -12,14 +12,17 @@ public struct SQLTableShape: Sendable {
     public let statusNew: String?, statusPending: String, statusClaimed: String, statusPacked: String, statusFailed: String
 
     /// The columns a claim returns, in order: id, key, bucket?, size?, name, shard, metadata….
-    public var claimSelectList: String {
+    public var claimColumns: [String] {
         var cols = [id, key]
         if let bucket { cols.append(bucket) }
         if let size { cols.append(size) }
         cols += [desName, shard]
         cols += metadata.map(\.quoted)
-        return cols.joined(separator: ", ")
+        return cols
     }
+
+    /// ``claimColumns``, comma-separated.
+    public var claimSelectList: String { claimColumns.joined(separator: ", ") }
 
     /// ` AND (where_clause)` or an empty string.
     public var andWhere: String { whereClause.map { " AND (\($0))" } ?? "" }
