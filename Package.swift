@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "DESPluginPostgreSQL", targets: ["DESPluginPostgreSQL"]),
         .library(name: "DESPluginMariaDB", targets: ["DESPluginMariaDB"]),
         .library(name: "DESPluginODBC", targets: ["DESPluginODBC"]),
+        .library(name: "DESPluginMSSQL", targets: ["DESPluginMSSQL"]),
         .library(name: "DESCLI", targets: ["DESCLI"]),
         .library(name: "DESKitTesting", targets: ["DESKitTesting"]),
         .executable(name: "des", targets: ["des"]),
@@ -91,6 +92,8 @@ let package = Package(
         .target(name: "DESPluginMariaDB", dependencies: ["DESKit", "DESSQLDialects", "CMariaDB"], path: "Plugins/MariaDB/DESPluginMariaDB"),
         .systemLibrary(name: "CUnixODBC", path: "Plugins/ODBC/CUnixODBC", pkgConfig: "odbc", providers: [.apt(["unixodbc-dev"])]),
         .target(name: "DESPluginODBC", dependencies: ["DESKit", "DESSQLDialects", "CUnixODBC"], path: "Plugins/ODBC/DESPluginODBC"),
+        .systemLibrary(name: "CFreeTDS", path: "Plugins/MSSQL/CFreeTDS", providers: [.apt(["freetds-dev"])]),
+        .target(name: "DESPluginMSSQL", dependencies: ["DESKit", "DESSQLDialects", "CFreeTDS"], path: "Plugins/MSSQL/DESPluginMSSQL"),
 
         .target(
             name: "DESCLI",
@@ -102,7 +105,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "des",
-            dependencies: ["DESCLI", "DESKit", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginODBC", "DESStorage"]),
+            dependencies: [
+                "DESCLI", "DESKit", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginODBC", "DESPluginMSSQL",
+                "DESStorage",
+            ]),
         // Fuzz targets (archive reader, config loader) and their seeded-mutation driver (`make fuzz`).
         .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
         .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz", "DESTestSupport"], path: "Fuzz/des-fuzz"),
@@ -117,6 +123,8 @@ let package = Package(
         .testTarget(name: "DESPluginPostgreSQLTests", dependencies: ["DESPluginPostgreSQL", "DESSQLDialects", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESPluginMariaDBTests", dependencies: ["DESPluginMariaDB", "DESSQLDialects", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESPluginODBCTests", dependencies: ["DESPluginODBC", "DESSQLDialects", "DESKit", "DESKitTesting"]),
+        .testTarget(name: "DESPluginMSSQLTests", dependencies: ["DESPluginMSSQL", "DESSQLDialects", "DESKit"]),
+        .testTarget(name: "DESSQLDialectsTests", dependencies: ["DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESSQLDialects", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what DES needs on a fresh Debian machine: the C libraries the
-# package links (OpenSSL's libcrypto, SQLite, libpq), pkg-config, and the tools the demo and
-# benchmarks use. Safe to run again: it installs only what is missing.
+# package links (OpenSSL's libcrypto, SQLite, libpq, MariaDB Connector/C, unixODBC, FreeTDS
+# db-lib), pkg-config, the tools the demo and benchmarks use, and sqlglot (PyPI), which the
+# tests use to parse the SQL Server and Oracle statements. Safe to run again: it installs only
+# what is missing.
 set -euo pipefail
 
-PACKAGES=(libssl-dev libsqlite3-dev libpq-dev pkg-config tar python3 diffutils)
+PACKAGES=(libssl-dev libsqlite3-dev libpq-dev libmariadb-dev unixodbc-dev freetds-dev pkg-config tar python3 python3-pip diffutils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -19,6 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c "import sqlglot" >/dev/null 2>&1; then
+  echo "setup: installing sqlglot (pip)"
+  python3 -m pip install -q sqlglot 2>/dev/null || python3 -m pip install -q --break-system-packages sqlglot
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -3,6 +3,7 @@
 import DESCLI
 import DESKit
 import DESPluginMariaDB
+import DESPluginMSSQL
 import DESPluginODBC
 import DESPluginPostgreSQL
 import DESPluginSQLite
@@ -13,6 +14,7 @@ SQLitePlugin.register(in: registry)
 PostgresPlugin.register(in: registry)
 MariaDBPlugin.register(in: registry)
 ODBCPlugin.register(in: registry)
+MSSQLPlugin.register(in: registry)
 LocalStoragePlugin.register(in: registry)
 StockNaming.register(in: registry)
 await DESCommandLine.main(registry: registry)
