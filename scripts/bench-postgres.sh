@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark (not a test) on PostgreSQL: claimed rows/s (4 claimers, batch 1000), marker rows/s,
+# Benchmark (not a test) on PostgreSQL: claimed rows/s (4 claimers, batch 1000; MariaDB's beside it), marker rows/s,
 # and the packer end to end (PostgreSQL catalog and metadata store, 4 KiB bodies on local disk)
 # as a ratio to `des pack` of the same bodies in the same run, plus the packer's peak RSS at
 # two catalog sizes (containers are capped at 2,000 files, so that both sizes reach the packer's
@@ -23,10 +23,12 @@ trap cleanup EXIT
 PSQL=(psql -h "$DES_TEST_PG_HOST" -p "$DES_TEST_PG_PORT" -U "$DES_TEST_PG_USER" -d "$DES_TEST_PG_DATABASE" -qAt -v ON_ERROR_STOP=1)
 export DES_LOG_LEVEL=warning PGOPTIONS="-c client_min_messages=warning"
 
-echo "==> claims: 4 claimers, batch 1000, 200,000 rows"
+echo "==> claims: 4 claimers, batch 1000, 200,000 rows (PostgreSQL, then MariaDB)"
 CLAIMS="$("$BENCH" claims 200000 4 1000)"
 CLAIM_RATE=$(awk '/^claimed_rows_per_sec / {print $2}' <<<"$CLAIMS")
 CLAIM_SPLIT=$(awk '/^claimed_rows_per_sec_split / {print $2}' <<<"$CLAIMS")
+MY_CLAIM_RATE=$(awk '/^claimed_rows_per_sec_mariadb / {print $2}' <<<"$CLAIMS")
+MY_CLAIM_SPLIT=$(awk '/^claimed_rows_per_sec_mariadb_split / {print $2}' <<<"$CLAIMS")
 
 run_size() {  # N -> sets MARK_RATE PACK_RATE DESPACK_RATE RSS_KB
   local n="$1" schema="des_bench_$1" dir="$WORK/n$1"
@@ -77,11 +79,13 @@ run_size "$SMALL"; M1=$MARK_RATE; P1=$PACK_RATE; D1=$DESPACK_RATE; R1=$RSS_KB
 echo "==> marker and packer on $LARGE files of 4 KiB"
 run_size "$LARGE"; M2=$MARK_RATE; P2=$PACK_RATE; D2=$DESPACK_RATE; R2=$RSS_KB
 
-awk -v c="$CLAIM_RATE" -v cs="$CLAIM_SPLIT" -v m1="$M1" -v m2="$M2" -v p1="$P1" -v d1="$D1" -v p2="$P2" -v d2="$D2" -v r1="$R1" -v r2="$R2" \
+awk -v c="$CLAIM_RATE" -v cs="$CLAIM_SPLIT" -v mc="$MY_CLAIM_RATE" -v mcs="$MY_CLAIM_SPLIT" -v m1="$M1" -v m2="$M2" -v p1="$P1" -v d1="$D1" -v p2="$P2" -v d2="$D2" -v r1="$R1" -v r2="$R2" \
     -v s="$SMALL" -v l="$LARGE" 'BEGIN {
   printf "\n%-52s %12s %12s\n", "measure (PostgreSQL)", "value", "vs target"
   printf "%-52s %12d %11.2fx\n", "claimed rows/s (4 claimers, batch 1000, contended)", c, c / 50000
   printf "%-52s %12d %11.2fx\n", "claimed rows/s (4 claimers, shards split as pods)", cs, cs / 50000
+  printf "%-52s %12d %11.2fx\n", "MariaDB claimed rows/s (4 claimers, batch 1000)", mc, mc / 30000
+  printf "%-52s %12d %11.2fx\n", "MariaDB claimed rows/s (shards split as pods)", mcs, mcs / 30000
   printf "%-52s %12d %11.2fx\n", "marker rows/s (" s " rows)", m1, m1 / 50000
   printf "%-52s %12d %11.2fx\n", "marker rows/s (" l " rows)", m2, m2 / 50000
   printf "%-52s %12d %12s\n", "des pack files/s (same bodies, " s ")", d1, ""
@@ -90,6 +94,6 @@ awk -v c="$CLAIM_RATE" -v cs="$CLAIM_SPLIT" -v m1="$M1" -v m2="$M2" -v p1="$P1" 
   printf "%-52s %12d %11.2fx\n", "packer files/s end to end (" l ") / pack, vs 0.5", p2, (p2 / d2) / 0.5
   printf "%-52s %12.1f %12s\n", "packer peak RSS MiB (" s " files)", r1 / 1024, ""
   printf "%-52s %12.1f %12s\n", "packer peak RSS MiB (" l " files)", r2 / 1024, ""
-  printf "\nratios: claims/50k = %.2f contended, %.2f split; marker/50k = %.2f; packer/pack = %.2f and %.2f (target >= 0.5); RSS %s/%s files = %.2f (target <= 1.2)\n", \
-    c / 50000, cs / 50000, m2 / 50000, p1 / d1, p2 / d2, l, s, r2 / r1
+  printf "\nratios: claims/50k = %.2f contended, %.2f split; MariaDB claims/30k = %.2f; marker/50k = %.2f; packer/pack = %.2f and %.2f (target >= 0.5); RSS %s/%s files = %.2f (target <= 1.2)\n", \
+    c / 50000, cs / 50000, mc / 30000, m2 / 50000, p1 / d1, p2 / d2, l, s, r2 / r1
 }'

@@ -6,6 +6,7 @@
 // Prints `key value` lines: warm random file(named:) gets/s from one thread (best of three windows),
 // and batch reads (positional mode) with the number of merged reads.
 import DESFormat
+import DESKit
 import DESTestSupport
 import Foundation
 
@@ -18,15 +19,25 @@ func fail(_ message: String) -> Never {
 
 let args = Array(CommandLine.arguments.dropFirst())
 if args.first == "claims" {
-    // des-bench claims [ROWS] [CLAIMERS] [BATCH]: on the server of $DES_TEST_POSTGRES (scripts/test-servers.sh).
-    guard let conninfo = ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"] else {
+    // des-bench claims [ROWS] [CLAIMERS] [BATCH]: on the test servers (scripts/test-servers.sh): PostgreSQL
+    // ($DES_TEST_POSTGRES) and, when its settings are there, MariaDB ($DES_TEST_MARIADB_*).
+    let env = ProcessInfo.processInfo.environment
+    guard let conninfo = env["DES_TEST_POSTGRES"] else {
         fail("claims: DES_TEST_POSTGRES is not set (scripts/test-servers.sh up)")
     }
     let n = args.count > 1 ? Int(args[1]) ?? 200_000 : 200_000
     let claimers = args.count > 2 ? Int(args[2]) ?? 4 : 4
     let batch = args.count > 3 ? Int(args[3]) ?? 1000 : 1000
     do {
-        try await runClaimsBenchmark(conninfo: conninfo, rows: n, claimers: claimers, batch: batch)
+        var databases = [BenchDatabase.postgres(conninfo: conninfo)]
+        if let host = env["DES_TEST_MARIADB_HOST"], let port = env["DES_TEST_MARIADB_PORT"].flatMap(Int.init) {
+            databases.append(
+                try .mariadb(
+                    ConnectionConfig(
+                        type: "mariadb", host: host, port: port, username: env["DES_TEST_MARIADB_USER"],
+                        password: env["DES_TEST_MARIADB_PASSWORD"].map(Secret.init))))
+        }
+        try await runClaimsBenchmark(databases: databases, rows: n, claimers: claimers, batch: batch)
     } catch {
         fail("claims: \(error)")
     }

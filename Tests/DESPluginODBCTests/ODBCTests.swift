@@ -112,7 +112,7 @@ struct ODBCSourceFixture: SourceFixture {
         let pool = SQLConnectionPool(size: poolSize) {
             try await ODBCConnection.connect(connectionString: conninfo, target: target, style: style)
         }
-        return try SQLSourceConnector(config: source, dialect: dialect, pool: pool)
+        return try SQLSourceConnector(config: source, dialect: ODBCBoundedDialect(dialect), pool: pool)
     }
 }
 
@@ -155,6 +155,18 @@ struct ODBCTests {
             }
             await c.close()
         }
+    }
+
+    @Test("A batch of 5,000 names through psqlODBC goes in statements the driver can carry")
+    func largeNameBatch() async throws {
+        let rows = (1...5_000).map { FixtureRow(id: $0, key: "k\($0)", desName: nil, shard: nil) }
+        let source = try await ODBCSourceFixture(server: "postgres").makeConnector(rows: rows, poolSize: 1)
+        let named = try await source.nameRows(limit: 5_000) { unnamed in
+            unnamed.map { NameAssignment(rowID: $0.rowID, desName: "N" + $0.rowID, hash: "h", shard: 1) }
+        }
+        #expect(named == 5_000)
+        #expect(try await source.stats().pending == 5_000)
+        await source.close()
     }
 
     @Test("Transactions commit or roll back through ODBC")

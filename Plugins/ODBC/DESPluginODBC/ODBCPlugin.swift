@@ -39,7 +39,7 @@ public enum ODBCPlugin {
                         connectionString: conninfo, target: target, style: style, loginTimeoutSeconds: login,
                         statementTimeoutSeconds: statement)
                 }
-                return try SQLSourceConnector(config: context.source, dialect: dialect, pool: pool)
+                return try SQLSourceConnector(config: context.source, dialect: ODBCBoundedDialect(dialect), pool: pool)
             }
         }
     }
