@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "DESPluginMariaDB", targets: ["DESPluginMariaDB"]),
         .library(name: "DESPluginODBC", targets: ["DESPluginODBC"]),
         .library(name: "DESPluginMSSQL", targets: ["DESPluginMSSQL"]),
+        .library(name: "DESPluginS3", targets: ["DESPluginS3"]),
         .library(name: "DESCLI", targets: ["DESCLI"]),
         .library(name: "DESKitTesting", targets: ["DESKitTesting"]),
         .executable(name: "des", targets: ["des"]),
@@ -94,6 +95,11 @@ let package = Package(
         .target(name: "DESPluginODBC", dependencies: ["DESKit", "DESSQLDialects", "CUnixODBC"], path: "Plugins/ODBC/DESPluginODBC"),
         .systemLibrary(name: "CFreeTDS", path: "Plugins/MSSQL/CFreeTDS", providers: [.apt(["freetds-dev"])]),
         .target(name: "DESPluginMSSQL", dependencies: ["DESKit", "DESSQLDialects", "CFreeTDS"], path: "Plugins/MSSQL/DESPluginMSSQL"),
+        .target(name: "CDESCurl", path: "Plugins/S3/CDESCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(
+            name: "DESPluginS3",
+            dependencies: ["DESKit", "CDESCurl", "CDESCrypto", .product(name: "Metrics", package: "swift-metrics")],
+            path: "Plugins/S3/DESPluginS3"),
 
         .target(
             name: "DESCLI",
@@ -107,7 +113,7 @@ let package = Package(
             name: "des",
             dependencies: [
                 "DESCLI", "DESKit", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginODBC", "DESPluginMSSQL",
-                "DESStorage",
+                "DESPluginS3", "DESStorage",
             ]),
         // Fuzz targets (archive reader, config loader) and their seeded-mutation driver (`make fuzz`).
         .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
@@ -125,6 +131,7 @@ let package = Package(
         .testTarget(name: "DESPluginODBCTests", dependencies: ["DESPluginODBC", "DESSQLDialects", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESPluginMSSQLTests", dependencies: ["DESPluginMSSQL", "DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESSQLDialectsTests", dependencies: ["DESSQLDialects", "DESKit"]),
+        .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESSQLDialects", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],

@@ -7,6 +7,7 @@
 #   scripts/test-servers.sh env     print the settings (source it: . <(scripts/test-servers.sh env))
 #
 # PostgreSQL: initdb and postgres refuse root, so they run as the `postgres` service user.
+# Redis: redis-server on loopback, no persistence. S3: moto in server mode with signature checks on.
 # MariaDB: mariadbd refuses root too, so it runs as `mysql`; a user `des` (password in the env
 # file) gets the database des_test over TCP. The ODBC drivers for both (odbc-postgresql,
 # odbc-mariadb) are installed for the ODBC plugin's tests, which name them by path.
@@ -16,6 +17,8 @@ DIR="${DES_TEST_SERVERS_DIR:-/tmp/des-test-servers}"
 PG_PORT="${DES_TEST_PG_PORT:-54329}"
 MY_PORT="${DES_TEST_MARIADB_PORT:-33069}"
 MY_PASSWORD="des-test-pw"
+REDIS_PORT="${DES_TEST_REDIS_PORT:-63799}"
+S3_PORT="${DES_TEST_S3_PORT:-50009}"
 PGBIN=""
 
 find_pgbin() {
@@ -26,7 +29,7 @@ find_pgbin() {
 
 install_missing() {
   local missing=()
-  for p in postgresql libpq-dev mariadb-server mariadb-client libmariadb-dev unixodbc unixodbc-dev odbc-postgresql odbc-mariadb freetds-dev; do
+  for p in postgresql libpq-dev mariadb-server mariadb-client libmariadb-dev unixodbc unixodbc-dev odbc-postgresql odbc-mariadb freetds-dev redis-server libhiredis-dev libcurl4-openssl-dev; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -36,6 +39,10 @@ install_missing() {
   fi
   find_pgbin
   [ -n "$PGBIN" ] || { echo "test-servers: no initdb found after installing postgresql" >&2; exit 1; }
+  if ! python3 -c "import moto, boto3" >/dev/null 2>&1; then
+    echo "test-servers: installing moto[server] (pip)"
+    python3 -m pip install -q "moto[server]" 2>/dev/null || python3 -m pip install -q --break-system-packages "moto[server]"
+  fi
 }
 
 as_postgres() {
@@ -93,6 +100,45 @@ mariadb_up() {
     || { echo "test-servers: could not create the MariaDB test user" >&2; exit 1; }
 }
 
+redis_up() {
+  mkdir -p "$DIR/redis"
+  if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DIR/redis" --daemonize yes --pidfile "$DIR/redis/redis.pid" \
+      --logfile "$DIR/redis/server.log" --save "" --appendonly no >/dev/null
+    for _ in $(seq 1 60); do redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.25; done
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 || { echo "test-servers: Redis did not start" >&2; exit 1; }
+  fi
+}
+
+# moto in server mode with signature checking on: the first four requests (creating a user, its
+# policy and its access key through moto's IAM API) are let through; every one after is checked.
+s3_up() {
+  mkdir -p "$DIR/s3"
+  if [ ! -f "$DIR/s3/credentials" ]; then
+    (cd "$DIR/s3" && INITIAL_NO_AUTH_ACTION_COUNT=4 nohup moto_server -H 127.0.0.1 -p "$S3_PORT" >"$DIR/s3/server.log" 2>&1 & echo $! >"$DIR/s3/moto.pid")
+    for _ in $(seq 1 120); do
+      python3 -c "import socket; socket.create_connection(('127.0.0.1', $S3_PORT), 1)" 2>/dev/null && break
+      sleep 0.25
+    done
+    python3 - "$S3_PORT" >"$DIR/s3/credentials" <<'PY' || { echo "test-servers: could not set up moto's S3 user" >&2; cat "$DIR/s3/server.log" >&2; exit 1; }
+import json, sys, boto3
+endpoint = "http://127.0.0.1:%s" % sys.argv[1]
+kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
+iam = boto3.client("iam", **kw)
+iam.create_user(UserName="des")
+policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+arn = iam.create_policy(PolicyName="des-s3", PolicyDocument=policy)["Policy"]["Arn"]
+iam.attach_user_policy(UserName="des", PolicyArn=arn)
+key = iam.create_access_key(UserName="des")["AccessKey"]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+s3.create_bucket(Bucket="des-test")
+print(key["AccessKeyId"], key["SecretAccessKey"])
+PY
+  fi
+  read -r S3_KEY S3_SECRET <"$DIR/s3/credentials"
+}
+
 odbc_drivers() {
   # The drivers' shared objects, by path (no odbcinst.ini needed): psqlodbcw.so and libmaodbc.so.
   PG_ODBC="$(find /usr/lib -name psqlodbcw.so 2>/dev/null | head -1)"
@@ -107,6 +153,9 @@ export DES_TEST_PG_HOST=127.0.0.1 DES_TEST_PG_PORT=$PG_PORT DES_TEST_PG_DATABASE
 export DES_TEST_MARIADB_HOST=127.0.0.1 DES_TEST_MARIADB_PORT=$MY_PORT DES_TEST_MARIADB_DATABASE=des_test
 export DES_TEST_MARIADB_USER=des DES_TEST_MARIADB_PASSWORD=$MY_PASSWORD DES_TEST_MARIADB_SOCKET=$DIR/mariadb/mariadb.sock
 export DES_TEST_ODBC_PG_DRIVER=$PG_ODBC DES_TEST_ODBC_MARIADB_DRIVER=$MY_ODBC
+export DES_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+export DES_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT DES_TEST_S3_BUCKET=des-test DES_TEST_S3_REGION=us-east-1
+export DES_TEST_S3_ACCESS_KEY=$S3_KEY DES_TEST_S3_SECRET_KEY=$S3_SECRET
 ENV
 }
 
@@ -116,10 +165,13 @@ case "${1:-}" in
     mkdir -p "$DIR"
     pg_up
     mariadb_up
+    redis_up
+    s3_up
     odbc_drivers
     write_env
     echo "test-servers: PostgreSQL on 127.0.0.1:$PG_PORT (database des_test, user postgres)"
     echo "test-servers: MariaDB on 127.0.0.1:$MY_PORT (database des_test, user des); ODBC drivers $PG_ODBC, $MY_ODBC"
+    echo "test-servers: Redis on 127.0.0.1:$REDIS_PORT; S3 (moto, signatures checked) on 127.0.0.1:$S3_PORT, bucket des-test"
     echo "test-servers: settings in $DIR/env"
     ;;
   down)
@@ -135,6 +187,8 @@ case "${1:-}" in
         kill -9 "$pid" 2>/dev/null || true
       fi
     fi
+    if [ -f "$DIR/redis/redis.pid" ]; then kill "$(cat "$DIR/redis/redis.pid")" 2>/dev/null || true; fi
+    if [ -f "$DIR/s3/moto.pid" ]; then kill "$(cat "$DIR/s3/moto.pid")" 2>/dev/null || true; fi
     rm -rf "$DIR"
     echo "test-servers: stopped"
     ;;

@@ -6,6 +6,7 @@ import DESPluginMariaDB
 import DESPluginMSSQL
 import DESPluginODBC
 import DESPluginPostgreSQL
+import DESPluginS3
 import DESPluginSQLite
 import DESStorage
 
@@ -16,5 +17,6 @@ MariaDBPlugin.register(in: registry)
 ODBCPlugin.register(in: registry)
 MSSQLPlugin.register(in: registry)
 LocalStoragePlugin.register(in: registry)
+S3Plugin.register(in: registry)
 StockNaming.register(in: registry)
 await DESCommandLine.main(registry: registry)

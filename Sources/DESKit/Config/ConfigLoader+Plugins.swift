@@ -5,8 +5,6 @@ extension ConfigLoader {
     /// Stock plugin types this build accepts in a config although no plugin registers them yet:
     /// they fail when the command runs, saying so, instead of when the file is checked.
     public static let stockTypesToCome: [PluginKind: Set<String>] = [
-        .storage: ["s3"],
-        .bodies: ["s3"],
         .cache: ["redis"],
     ]
 

@@ -4,7 +4,7 @@ extension ConfigLoader {
         "name", "enabled", "connection", "table", "bodies", "batch_size", "claim_timeout_seconds", "shard_bits",
     ]
     static let bodiesKeys = ["type", "root", "allow_absolute"]
-    static let bodiesRules = PluginSectionRules(kind: .bodies, stockKeys: bodiesKeys, secretKeys: [])
+    static let bodiesRules = PluginSectionRules(kind: .bodies, stockKeys: bodiesKeys, secretKeys: ["secret_key", "access_key"])
     static let connectionKeys = [
         "type", "host", "port", "database", "username", "password", "schema", "charset", "pool_size", "pool_recycle",
         "pool_pre_ping", "driver_options", "dialect",
