@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(name: "DESPluginMSSQLTests", dependencies: ["DESPluginMSSQL", "DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESSQLDialectsTests", dependencies: ["DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat"]),
-        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESSQLDialects", "DESCLI", "DESKitTesting"]),
+        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESSQLDialects", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -68,17 +68,28 @@ public enum S3Plugin {
 }
 
 /// Bodies in S3: each row's bucket (the `s3_bucket` column, else the section's `bucket`) and key,
-/// downloaded to a temporary file the packer deletes after use.
+/// downloaded to a temporary file the packer deletes after use (and the next fetcher of a dead
+/// process's downloads).
 public final class S3BodyFetcher: BodyFetcher {
     private let values: [String: String]
     private let environment: [String: String]
     private let what: String
     private let clients = Mutex<[String: S3Client]>([:])
 
+    /// Where this process's downloads go: a folder of its own under `des-bodies`, so that those of
+    /// a process that died (kill -9) can be told apart and removed.
+    let downloads: String
+
     init(values: [String: String], environment: [String: String], what: String) {
         self.values = values
         self.environment = environment
         self.what = what
+        let root = NSTemporaryDirectory() + "des-bodies"
+        self.downloads = root + "/" + ProcessIdentity.current.token
+        try? FileManager.default.createDirectory(atPath: downloads, withIntermediateDirectories: true)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where ProcessIdentity.isProvablyDead(token: name) {
+            try? FileManager.default.removeItem(atPath: root + "/" + name)
+        }
     }
 
     func client(bucket: String) throws -> S3Client {
@@ -99,7 +110,7 @@ public final class S3BodyFetcher: BodyFetcher {
         }
         guard !location.key.isEmpty else { throw DESKitError(.invalidData, "row has an empty body key") }
         let client = try client(bucket: bucket)
-        let path = NSTemporaryDirectory() + "des-body-" + UUID().uuidString
+        let path = downloads + "/" + UUID().uuidString
         do {
             _ = try await client.send(.init(method: "GET", key: location.key, operation: "GetObject"), downloadTo: path)
         } catch {

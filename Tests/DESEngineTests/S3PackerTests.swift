@@ -1,0 +1,115 @@
+import DESKit
+import DESPluginS3
+import DESPluginSQLite
+import DESSQLDialects
+import Foundation
+import Testing
+
+/// The stock packer with its bodies on S3 and its containers on S3 (moto, signatures checked).
+@Suite("Packer on S3") struct S3PackerTests {
+    static func env(_ name: String) throws -> String {
+        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else {
+            throw DESKitError(.configuration, "\(name) is not set: start the test servers (scripts/test-servers.sh up; make test does)")
+        }
+        return v
+    }
+
+    @Test("Bodies fetched from S3 are packed into containers on S3; kill -9 mid-run loses and duplicates nothing")
+    func drainsToS3WithKills() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let (endpoint, region, key, secret) = (try Self.env("DES_TEST_S3_ENDPOINT"), try Self.env("DES_TEST_S3_REGION"),
+                                               try Self.env("DES_TEST_S3_ACCESS_KEY"), try Self.env("DES_TEST_S3_SECRET_KEY"))
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        let (bodiesBucket, containerBucket) = ("des-bodies-\(tag)", "des-containers-\(tag)")
+        func storage(_ bucket: String) -> S3Storage {
+            S3Storage(client: S3Client(settings: S3Settings(
+                endpoint: endpoint, region: region, bucket: bucket, credentials: .init(accessKey: key, secretKey: secret))))
+        }
+        let bodies = storage(bodiesBucket), containers = storage(containerBucket)
+        try await bodies.createBucket()
+        try await containers.createBucket()
+        let rows = 400
+        var rng = SystemRandomNumberGenerator()
+        var expected: [Int: [UInt8]] = [:]
+        for i in 1...rows {
+            let body = (0..<Int.random(in: 1...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            expected[i] = body
+            let file = d.dir + "/upload"
+            _ = FileManager.default.createFile(atPath: file, contents: Data(body))
+            _ = try await bodies.put(key: "in/f\(i)", fromFile: file)
+        }
+        var columns = ColumnMapping()
+        columns.s3Bucket = "bucket"
+        columns.s3Key = "object_key"
+        columns.sizeBytes = "size_bytes"
+        let table = TableConfig(name: "files", columns: columns)
+        let sizes = expected.mapValues { Int64($0.count) }
+        let catalog = try await SQLiteConnection.open(path: d.catalogPath)
+        try await catalog.withTransaction { s in
+            for statement in try SQLiteCatalogSchema.createStatements(for: table) { try s.execute(statement) }
+            for i in 1...rows {
+                try s.execute(
+                    "INSERT INTO files (id, bucket, object_key, size_bytes) VALUES (?1, ?2, ?3, ?4)",
+                    [.int(Int64(i)), .text(bodiesBucket), .text("in/f\(i)"), .int(sizes[i] ?? 0)])
+            }
+        }
+        await catalog.close()
+        let credentials = "endpoint: \(endpoint), region: \(region), access_key: \(key), secret_key: \(secret)"
+        let config = d.dir + "/s3.yaml"
+        try """
+            sources:
+              - name: s3catalog
+                connection: {type: sqlite, database: catalog.sqlite}
+                table:
+                  name: files
+                  columns: {id: id, s3_bucket: bucket, s3_key: object_key, size_bytes: size_bytes, status: des_status}
+                bodies: {type: s3, \(credentials)}
+            storage: {type: s3, bucket: \(containerBucket), prefix: des, \(credentials)}
+            metadata: {connection: {type: sqlite, database: metadata.sqlite}}
+            packer: {work_dir: work, shard_bits: 2, batch_size: 25, max_container_files: 40, fetch_concurrency: 16, checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        func des(_ args: [String]) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try desBinary())
+            p.arguments = args + ["-c", config, "--log-level", "critical"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let marker = try des(["marker", "run", "--until-idle"])
+        await d.wait(marker)
+        #expect(marker.terminationStatus == 0)
+        var kills = 0
+        for _ in 0..<30 where kills < 5 {
+            let p = try des(["packer", "run", "--until-idle"])
+            try await Task.sleep(nanoseconds: UInt64.random(in: 100_000_000...400_000_000, using: &rng))
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            await d.wait(p)
+        }
+        #expect(kills >= 3, "only \(kills) kills landed")
+        let last = try des(["packer", "run", "--until-idle"])
+        await d.wait(last)
+        #expect(last.terminationStatus == 0)
+        let statuses = try await d.sql("SELECT des_status, COUNT(*) FROM files GROUP BY des_status")
+        #expect(statuses.count == 1 && statuses.first?[0].text == "DES_PACKED" && statuses.first?[1].int == Int64(rows), "\(statuses)")
+        let objects = try await containers.list(prefix: "des")
+        #expect(!objects.isEmpty && objects.allSatisfy { $0.key.hasSuffix(".des") }, "\(objects.map(\.key))")
+        #expect(try await containers.pendingUploads(prefix: "").isEmpty)
+        // Every row read back by name from the containers on S3 and compared with its body on S3.
+        let check = try des(["check"])
+        await d.wait(check)
+        #expect(check.terminationStatus == 0)
+        // No body download left behind: the killed packers' folders went when the next process started.
+        let root = NSTemporaryDirectory() + "des-bodies"
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).flatMap { dir in
+            (try? FileManager.default.contentsOfDirectory(atPath: root + "/" + dir)) ?? []
+        }
+        #expect(left.isEmpty, "\(left.count) downloaded bodies left")
+        print("s3 packer test: \(kills) kills")
+    }
+}
