@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(name: "DESPluginODBCTests", dependencies: ["DESPluginODBC", "DESSQLDialects", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESPluginMSSQLTests", dependencies: ["DESPluginMSSQL", "DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESSQLDialectsTests", dependencies: ["DESSQLDialects", "DESKit"]),
-        .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat"]),
+        .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat", "DESStorage"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESSQLDialects", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],

@@ -20,6 +20,8 @@ public struct DESKitError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let notFound = Code("notFound")
         /// A fencing token or lease no longer holds.
         public static let fenced = Code("fenced")
+        /// The object changed between two reads (its version is not the one asked for).
+        public static let changed = Code("changed")
         public var description: String { raw }
     }
 

@@ -2,8 +2,11 @@ import DESFormat
 
 
 /// Reads single files from a container in any ``StorageBackend`` with ranged reads:
-/// one suffix read for the footer and (usually) the whole index, one more when
-/// the index is larger, then one ranged read per file. Indexes can be cached.
+/// one suffix read for the footer and (usually) the whole index — which also tells the object's
+/// size and version, so no `HEAD` is needed — one more when the index is larger, then one ranged
+/// read per file, pinned to that version (`If-Match`). With an index cache a warm read is one
+/// request; when the object changed under a cached index (`changed`), the entry is dropped and
+/// the index loaded again, once.
 public struct StorageArchiveReader: Sendable {
     /// The storage.
     public let storage: any StorageBackend
@@ -11,11 +14,19 @@ public struct StorageArchiveReader: Sendable {
     public var suffixLength: UInt64 = 64 * 1024
     /// An optional index cache.
     public var cache: (any IndexCache)?
+    /// Neighbouring files of a batch whose gap is at most this many bytes are read in one request.
+    public var maxGap: UInt64 = 64 * 1024
 
     /// Creates a reader.
     public init(storage: any StorageBackend, cache: (any IndexCache)? = nil) {
         self.storage = storage
         self.cache = cache
+    }
+
+    /// A container's index and the version it was read from (nil when the backend has no versions).
+    public struct VersionedIndex: Sendable {
+        public var index: DESIndex
+        public var version: String?
     }
 
     /// Loads and validates the index of the container at `key`.
@@ -24,13 +35,25 @@ public struct StorageArchiveReader: Sendable {
     /// META before it when the container is sealed, so the seal is checked); when that tail
     /// is longer than the suffix, one more ranged read fetches the rest.
     public func index(key: String, etag: String? = nil) async throws -> DESIndex {
-        let identity = etag.map { ArchiveIdentity(location: storage.location, key: key, version: $0) }
-        if let identity, let cache, let hit = await cache.get(identity) { return hit }
-        var (tail, size) = try await storage.getSuffix(key: key, length: suffixLength)
+        if let etag, let cache, let hit = await cache.get(ArchiveIdentity(location: storage.location, key: key, version: etag)) { return hit }
+        return try await load(key: key).index
+    }
+
+    /// The index, from the cache when it holds one for the newest version seen, else loaded.
+    public func versionedIndex(key: String) async throws -> VersionedIndex {
+        if let cache, let (version, index) = await cache.latest(location: storage.location, key: key) {
+            return VersionedIndex(index: index, version: version)
+        }
+        return try await load(key: key)
+    }
+
+    /// Reads the index from storage (and caches it under its version).
+    private func load(key: String) async throws -> VersionedIndex {
+        var (tail, size, version) = try await storage.getSuffixVersioned(key: key, length: suffixLength)
         let footer = try Self.footer(tail: tail, size: size, key: key)
         let tailOffset = size - UInt64(tail.count)
         if footer.tailStart < tailOffset {
-            let rest = try await storage.get(key: key, offset: footer.tailStart, length: tailOffset - footer.tailStart)
+            let rest = try await storage.get(key: key, offset: footer.tailStart, length: tailOffset - footer.tailStart, ifMatch: version)
             guard UInt64(rest.count) == tailOffset - footer.tailStart else {
                 throw DESFormatError(.truncated, "short read of the index region (\(rest.count) bytes)", path: key)
             }
@@ -45,8 +68,10 @@ public struct StorageArchiveReader: Sendable {
         } catch let error as DESFormatError {
             throw error.path == nil ? DESFormatError(error.code, error.message, path: key) : error
         }
-        if let identity, let cache { await cache.set(identity, index: result, ttlSeconds: nil) }
-        return result
+        if let version, let cache {
+            await cache.set(ArchiveIdentity(location: storage.location, key: key, version: version), index: result, ttlSeconds: nil)
+        }
+        return VersionedIndex(index: result, version: version)
     }
 
     /// Decodes and validates the footer at the end of a suffix read (and the header, when the suffix is the whole object).
@@ -69,13 +94,58 @@ public struct StorageArchiveReader: Sendable {
     }
 
     /// The bytes of `name` in the container at `key` (nil when the container has no such entry).
+    /// A zero-length file costs no read of its own.
     public func file(named name: String, key: String, etag: String? = nil) async throws -> [UInt8]? {
-        let index = try await self.index(key: key, etag: etag)
-        guard let entry = index.entry(named: name) else { return nil }
-        if entry.isExternal {
-            throw DESFormatError(.externalEntry, "\"\(name)\" is stored outside the container", path: key)
+        try await files(named: [name], key: key)[0]
+    }
+
+    /// The bytes of each of `names` (nil for a name the container does not hold), neighbouring
+    /// ones read together: files whose gap is at most ``maxGap`` cost one ranged read.
+    public func files(named names: [String], key: String) async throws -> [[UInt8]?] {
+        var attempt = 0
+        while true {
+            let versioned = try await versionedIndex(key: key)
+            do {
+                return try await read(names, key: key, from: versioned)
+            } catch let error as DESKitError where error.code == .changed && attempt == 0 {
+                // Replaced under a cached index: forget it and load the new one, once.
+                attempt += 1
+                if let version = versioned.version, let cache {
+                    await cache.delete(ArchiveIdentity(location: storage.location, key: key, version: version))
+                }
+                if cache == nil { throw error }
+                continue
+            }
         }
-        if entry.dataLength == 0 { return [] }
-        return try await storage.get(key: key, offset: entry.dataOffset, length: entry.dataLength)
+    }
+
+    private func read(_ names: [String], key: String, from v: VersionedIndex) async throws -> [[UInt8]?] {
+        var out = [[UInt8]?](repeating: nil, count: names.count)
+        var ranges: [(offset: UInt64, length: UInt64)] = []
+        var owners: [Int] = []
+        for (i, name) in names.enumerated() {
+            guard let entry = v.index.entry(named: name) else { continue }
+            if entry.isExternal {
+                throw DESFormatError(.externalEntry, "\"\(name)\" is stored outside the container", path: key)
+            }
+            if entry.dataLength == 0 {
+                out[i] = []
+                continue
+            }
+            ranges.append((entry.dataOffset, entry.dataLength))
+            owners.append(i)
+        }
+        for plan in DESRangePlanner.plan(ranges, maxGap: maxGap) {
+            let bytes = try await storage.get(key: key, offset: plan.offset, length: plan.length, ifMatch: v.version)
+            guard UInt64(bytes.count) == plan.length else {
+                throw DESFormatError(.truncated, "short read at \(plan.offset) (\(bytes.count) of \(plan.length) bytes)", path: key)
+            }
+            for member in plan.members {
+                let r = ranges[member]
+                let start = Int(r.offset - plan.offset)
+                out[owners[member]] = Array(bytes[start..<(start + Int(r.length))])
+            }
+        }
+        return out
     }
 }

@@ -68,7 +68,7 @@ public final class LocalDiskStorage: StorageBackend {
                 let fd = open(temp, O_RDONLY | O_CLOEXEC)
                 if fd >= 0 {
                     _ = fsync(fd)
-                    close(fd)
+                    Glibc.close(fd)
                 }
             }
             if rename(temp, target) != 0 {
@@ -79,7 +79,7 @@ public final class LocalDiskStorage: StorageBackend {
             let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if dfd >= 0 {
                 _ = fsync(dfd)
-                close(dfd)
+                Glibc.close(dfd)
             }
             guard let info = try Self.info(key: key, path: target) else {
                 throw DESKitError(.storage, "object '\(key)' vanished right after it was stored")
@@ -91,12 +91,12 @@ public final class LocalDiskStorage: StorageBackend {
     private static func copy(from source: String, to target: String) throws {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         if input < 0 { throw failure("open", source) }
-        defer { close(input) }
+        defer { Glibc.close(input) }
         let output = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if output < 0 { throw failure("create", target) }
         var ok = false
         defer {
-            close(output)
+            Glibc.close(output)
             if !ok { unlink(target) }
         }
         let size = 1 << 20
@@ -144,7 +144,7 @@ public final class LocalDiskStorage: StorageBackend {
             if errno == ENOENT { throw DESKitError(.notFound, "no object '\(key)' in \(location)") }
             throw failure("open", p)
         }
-        defer { close(fd) }
+        defer { Glibc.close(fd) }
         let count = Int(length)
         return try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
             var done = 0

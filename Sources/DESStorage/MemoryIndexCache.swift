@@ -36,6 +36,8 @@ public final class MemoryIndexCache: IndexCache {
         var slots: [Slot?] = []
         var free: [Int] = []
         var positions: [ArchiveIdentity: Int] = [:]
+        /// The newest version stored per location and key.
+        var latest: [String: String] = [:]
         var newest = -1
         var oldest = -1
         var bytes: UInt64 = 0
@@ -61,6 +63,8 @@ public final class MemoryIndexCache: IndexCache {
             guard let slot = slots[i] else { return }
             unlink(i)
             positions[slot.identity] = nil
+            let name = slot.identity.location + "/" + slot.identity.key
+            if latest[name] == slot.identity.version { latest[name] = nil }
             bytes -= slot.bytes
             slots[i] = nil
             free.append(i)
@@ -124,9 +128,19 @@ public final class MemoryIndexCache: IndexCache {
                 s.slots.append(slot)
             }
             s.positions[identity] = i
+            s.latest[identity.location + "/" + identity.key] = identity.version
             s.bytes += bytes
             s.pushNewest(i)
         }
+    }
+
+    public func latest(location: String, key: String) async -> (version: String, index: DESIndex)? {
+        guard let version = state.withLock({ $0.latest[location + "/" + key] }) else {
+            state.withLock { $0.stats.misses += 1 }
+            return nil
+        }
+        guard let index = await get(ArchiveIdentity(location: location, key: key, version: version)) else { return nil }
+        return (version, index)
     }
 
     public func delete(_ identity: ArchiveIdentity) async {

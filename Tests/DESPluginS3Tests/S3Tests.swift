@@ -171,3 +171,65 @@ struct S3StorageTests {
         #expect(try await reader.file(named: "empty", key: "c.des", etag: "x") != nil)
     }
 }
+
+@Suite("Container reads on S3 (moto)")
+struct S3ReaderTests {
+    /// A container of `files` small files (plus an empty one) uploaded under `key`.
+    static func container(_ s3: S3Storage, key: String, files: Int, tag: String = "") async throws {
+        let path = NSTemporaryDirectory() + "des-s3-c-" + UUID().uuidString + ".des"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try DESArchiveWriter(path: path)
+        for i in 0..<files { try writer.add(name: "f\(i)", bytes: Array("body \(i)\(tag)".utf8)) }
+        try writer.add(name: "empty", bytes: [])
+        _ = try writer.close()
+        _ = try await s3.put(key: key, fromFile: path)
+        s3.client.resetCounts()
+    }
+
+    @Test("Cold: 2 GETs, no HEAD. Warm (memory cache): 1 GET. A zero-length file: no request")
+    func coldAndWarm() async throws {
+        let s3 = try await S3Server.freshStorage()
+        try await Self.container(s3, key: "c.des", files: 50)
+        let reader = StorageArchiveReader(storage: s3, cache: MemoryCacheForTests.make())
+        #expect(try await reader.file(named: "f7", key: "c.des") == Array("body 7".utf8))
+        #expect(s3.client.requestCounts == ["GET": 2])
+        s3.client.resetCounts()
+        #expect(try await reader.file(named: "f8", key: "c.des") == Array("body 8".utf8))
+        #expect(s3.client.requestCounts == ["GET": 1])
+        s3.client.resetCounts()
+        #expect(try await reader.file(named: "empty", key: "c.des") == [])
+        #expect(s3.client.requestCounts.isEmpty)
+        #expect(try await reader.file(named: "missing", key: "c.des") == nil)
+    }
+
+    @Test("An object replaced under a cached index is detected (412 on If-Match) and read again, once")
+    func replaced() async throws {
+        let s3 = try await S3Server.freshStorage()
+        try await Self.container(s3, key: "r.des", files: 5)
+        let reader = StorageArchiveReader(storage: s3, cache: MemoryCacheForTests.make())
+        #expect(try await reader.file(named: "f1", key: "r.des") == Array("body 1".utf8))
+        try await Self.container(s3, key: "r.des", files: 5, tag: " (v2)")
+        #expect(try await reader.file(named: "f1", key: "r.des") == Array("body 1 (v2)".utf8))
+        // The pinned read refused (412), the suffix read of the new version, the data.
+        #expect(s3.client.requestCounts == ["GET": 3])
+    }
+
+    @Test("50 neighbouring files in one batch: one ranged GET for their data")
+    func batch() async throws {
+        let s3 = try await S3Server.freshStorage()
+        try await Self.container(s3, key: "b.des", files: 50)
+        let reader = StorageArchiveReader(storage: s3, cache: MemoryCacheForTests.make())
+        _ = try await reader.versionedIndex(key: "b.des")
+        s3.client.resetCounts()
+        let names = (0..<50).map { "f\($0)" }
+        let got = try await reader.files(named: names, key: "b.des")
+        #expect(got == (0..<50).map { Array("body \($0)".utf8) })
+        #expect(s3.client.requestCounts == ["GET": 1])
+    }
+}
+
+import DESStorage
+
+enum MemoryCacheForTests {
+    static func make() -> any IndexCache { MemoryIndexCache(limits: .init(maxEntries: 100, ttlSeconds: nil)) }
+}

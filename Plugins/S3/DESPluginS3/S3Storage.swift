@@ -103,12 +103,13 @@ public final class S3Storage: StorageBackend {
     }
 
     /// `length` bytes from `offset`, only from the version whose ETag is `ifMatch` when given:
-    /// a changed object is an ``S3Error`` with status 412.
+    /// a changed object (412) is a ``DESKitError`` with code `changed`.
     public func get(key: String, offset: UInt64, length: UInt64, ifMatch: String?) async throws -> [UInt8] {
         if length == 0 { return [] }
         var headers = ["range": "bytes=\(offset)-\(offset + length - 1)"]
         if let ifMatch { headers["if-match"] = "\"\(ifMatch)\"" }
-        let r = try await client.send(.init(method: "GET", key: key, headers: headers, operation: "GetObject"))
+        let r = try await client.send(.init(method: "GET", key: key, headers: headers, operation: "GetObject"), accept: [200, 206, 412])
+        if r.status == 412 { throw DESKitError(.changed, "s3://\(client.settings.bucket)/\(key) changed (it is no longer version \(ifMatch ?? "?"))") }
         guard UInt64(r.body.count) == length else {
             throw DESKitError(.storage, "S3 GetObject \(key): asked for \(length) bytes at \(offset), got \(r.body.count)")
         }
@@ -124,8 +125,8 @@ public final class S3Storage: StorageBackend {
         return (r.body, UInt64(r.body.count))
     }
 
-    /// The suffix read's ETag too: the version the reader pins its ranged reads to.
-    public func getSuffixVersioned(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64, etag: String) {
+    /// The suffix read's ETag too: the version the reader pins its ranged reads to (no HEAD).
+    public func getSuffixVersioned(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64, version: String?) {
         let r = try await client.send(.init(method: "GET", key: key, headers: ["range": "bytes=-\(max(1, length))"], operation: "GetObject"))
         var total = UInt64(r.body.count)
         if let range = r.headers["content-range"], let slash = range.lastIndex(of: "/"), let t = UInt64(range[range.index(after: slash)...]) {
@@ -133,6 +134,8 @@ public final class S3Storage: StorageBackend {
         }
         return (r.body, total, Self.etag(r))
     }
+
+    public func close() async { await client.close() }
 
     public func head(key: String) async throws -> ObjectInfo? {
         let r = try await client.send(.init(method: "HEAD", key: key, operation: "HeadObject"), accept: [200, 404])

@@ -43,4 +43,12 @@ public protocol IndexCache: Sendable {
     func clear() async
     /// Hit, miss and size figures.
     func stats() async -> IndexCacheStats
+
+    /// The newest version stored for an archive and its index, so that a warm read needs no
+    /// request to learn the version (it then pins its read to it). Default: none.
+    func latest(location: String, key: String) async -> (version: String, index: DESIndex)?
+}
+
+extension IndexCache {
+    public func latest(location: String, key: String) async -> (version: String, index: DESIndex)? { nil }
 }

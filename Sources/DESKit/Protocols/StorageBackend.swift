@@ -43,6 +43,18 @@ public protocol StorageBackend: Sendable {
     /// Objects whose keys start with `prefix`, sorted by key.
     func list(prefix: String) async throws -> [ObjectInfo]
 
+    /// The last `length` bytes, the object's size and its version (ETag), in one request where the
+    /// backend can (S3: `bytes=-N`). Default: ``getSuffix(key:length:)`` and ``head(key:)``.
+    func getSuffixVersioned(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64, version: String?)
+
+    /// `length` bytes from `offset` of the object's version `ifMatch` (S3: `If-Match` on the ETag);
+    /// a changed object is a ``DESKitError`` with code `changed`. Default: the version is checked
+    /// with ``head(key:)`` first.
+    func get(key: String, offset: UInt64, length: UInt64, ifMatch: String?) async throws -> [UInt8]
+
+    /// Releases connections and threads (the backend is not used after).
+    func close() async
+
     /// Removes what interrupted `put`s left under `prefix` (temporary files, unfinished
     /// multipart uploads) whose writer is certainly dead or which are older than
     /// `olderThanSeconds`; never a finished object. Returns how many were removed.
@@ -53,4 +65,18 @@ public protocol StorageBackend: Sendable {
 extension StorageBackend {
     /// A backend whose puts leave nothing behind has nothing to remove.
     public func removeStaleTemporaries(prefix: String, olderThanSeconds: Double) async throws -> Int { 0 }
+
+    public func getSuffixVersioned(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64, version: String?) {
+        let (bytes, total) = try await getSuffix(key: key, length: length)
+        return (bytes, total, try await head(key: key)?.etag)
+    }
+
+    public func get(key: String, offset: UInt64, length: UInt64, ifMatch: String?) async throws -> [UInt8] {
+        if let ifMatch, let now = try await head(key: key)?.etag, now != ifMatch {
+            throw DESKitError(.changed, "'\(key)' changed (version \(now), not \(ifMatch))")
+        }
+        return try await get(key: key, offset: offset, length: length)
+    }
+
+    public func close() async {}
 }
