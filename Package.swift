@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "DESPluginODBC", targets: ["DESPluginODBC"]),
         .library(name: "DESPluginMSSQL", targets: ["DESPluginMSSQL"]),
         .library(name: "DESPluginS3", targets: ["DESPluginS3"]),
+        .library(name: "DESPluginRedis", targets: ["DESPluginRedis"]),
         .library(name: "DESCLI", targets: ["DESCLI"]),
         .library(name: "DESKitTesting", targets: ["DESKitTesting"]),
         .executable(name: "des", targets: ["des"]),
@@ -100,6 +101,10 @@ let package = Package(
             name: "DESPluginS3",
             dependencies: ["DESKit", "CDESCurl", "CDESCrypto", .product(name: "Metrics", package: "swift-metrics")],
             path: "Plugins/S3/DESPluginS3"),
+        .systemLibrary(name: "CHiredis", path: "Plugins/Redis/CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .target(
+            name: "DESPluginRedis", dependencies: ["DESKit", "DESFormat", "CHiredis", .product(name: "Logging", package: "swift-log")],
+            path: "Plugins/Redis/DESPluginRedis"),
 
         .target(
             name: "DESCLI",
@@ -113,7 +118,7 @@ let package = Package(
             name: "des",
             dependencies: [
                 "DESCLI", "DESKit", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginODBC", "DESPluginMSSQL",
-                "DESPluginS3", "DESStorage",
+                "DESPluginS3", "DESPluginRedis", "DESStorage",
             ]),
         // Fuzz targets (archive reader, config loader) and their seeded-mutation driver (`make fuzz`).
         .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
@@ -132,6 +137,7 @@ let package = Package(
         .testTarget(name: "DESPluginMSSQLTests", dependencies: ["DESPluginMSSQL", "DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESSQLDialectsTests", dependencies: ["DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat", "DESStorage"]),
+        .testTarget(name: "DESPluginRedisTests", dependencies: ["DESPluginRedis", "DESKit", "DESFormat"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESSQLDialects", "DESCLI", "DESKitTesting"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],

@@ -6,6 +6,7 @@ import DESPluginMariaDB
 import DESPluginMSSQL
 import DESPluginODBC
 import DESPluginPostgreSQL
+import DESPluginRedis
 import DESPluginS3
 import DESPluginSQLite
 import DESStorage
@@ -18,5 +19,6 @@ ODBCPlugin.register(in: registry)
 MSSQLPlugin.register(in: registry)
 LocalStoragePlugin.register(in: registry)
 S3Plugin.register(in: registry)
+RedisPlugin.register(in: registry)
 StockNaming.register(in: registry)
 await DESCommandLine.main(registry: registry)

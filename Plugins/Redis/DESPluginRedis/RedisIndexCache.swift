@@ -1,0 +1,271 @@
+import CHiredis
+import DESFormat
+import DESKit
+import Foundation
+import Logging
+import Synchronization
+
+/// Indexes cached in Redis (`cache.type: redis`), shared by every process that reads the same
+/// containers: each index in its compact, checksummed encoding (``DESIndex/cacheEncoding()``)
+/// under `des:idx:{location}/{key}@{version}`, with the TTL, and the newest version of each
+/// container under `des:ver:{location}/{key}`.
+///
+/// A damaged entry is deleted and counts as a miss. When Redis cannot be reached the cache is
+/// off — every lookup a miss, every store skipped — and it tries again at most once a second:
+/// a Redis outage never fails a read.
+public final class RedisIndexCache: IndexCache {
+    /// Where Redis is.
+    public struct Settings: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 6379
+        public var password: String?
+        public var database = 0
+        public var keyPrefix = "des"
+        public var ttlSeconds: Double? = 3600
+        /// Longest wait for Redis on one command (a slow Redis is treated as down).
+        public var timeoutSeconds: Double = 0.5
+        /// Creates default settings.
+        public init() {}
+
+        /// Settings from `redis://[:password@]host[:port][/db]`.
+        public init(url: String) throws {
+            guard url.hasPrefix("redis://") else { throw DESKitError(.configuration, "cache.url must be redis://host:port, got a URL of another kind") }
+            var rest = String(url.dropFirst("redis://".count))
+            if let at = rest.lastIndex(of: "@") {
+                let auth = rest[..<at]
+                password = auth.hasPrefix(":") ? String(auth.dropFirst()) : String(auth.split(separator: ":").last ?? "")
+                rest = String(rest[rest.index(after: at)...])
+            }
+            if let slash = rest.firstIndex(of: "/") {
+                database = Int(rest[rest.index(after: slash)...]) ?? 0
+                rest = String(rest[..<slash])
+            }
+            if let colon = rest.lastIndex(of: ":") {
+                guard let p = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(p) else {
+                    throw DESKitError(.configuration, "cache.url: the port of a redis:// URL must be 1–65535")
+                }
+                port = p
+                rest = String(rest[..<colon])
+            }
+            if !rest.isEmpty { host = rest }
+        }
+    }
+
+    public let settings: Settings
+    private let thread = DedicatedThread(name: "des-redis")
+    private let logger: Logger
+    private struct State {
+        var hits = 0, misses = 0, errors = 0
+        var down = false
+        var lastAttempt = -Double.infinity
+    }
+    private let state = Mutex(State())
+    // Touched only on `thread`.
+    private nonisolated(unsafe) var context: UnsafeMutablePointer<redisContext>?
+
+    /// Creates the cache; it connects on first use.
+    public init(settings: Settings, logger: Logger = Logger(label: "des.cache.redis")) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    deinit {
+        if let context { redisFree(context) }
+        thread.stop()
+    }
+
+    /// Commands that failed (Redis unreachable or answering with an error), for tests and metrics.
+    public var errorCount: Int { state.withLock { $0.errors } }
+
+    private func indexKey(_ i: ArchiveIdentity) -> String { "\(settings.keyPrefix):idx:\(i.location)/\(i.key)@\(i.version)" }
+    private func versionKey(location: String, key: String) -> String { "\(settings.keyPrefix):ver:\(location)/\(key)" }
+
+    /// A reply, reduced to what the cache needs.
+    indirect enum Reply: Sendable {
+        case bytes([UInt8]), nilValue, integer(Int64), status(String), error(String), array([Reply])
+    }
+
+    /// Runs one command; nil when Redis is down (the cache is then off for a second).
+    private func command(_ args: [[UInt8]]) async -> Reply? {
+        let now = ProcessInfo.processInfo.systemUptime
+        let skip = state.withLock { s -> Bool in
+            if s.down && now - s.lastAttempt < 1 { return true }
+            if s.down { s.lastAttempt = now }
+            return false
+        }
+        if skip { return nil }
+        let reply = try? await thread.run { [self] () -> Reply? in
+            if context == nil { connect() }
+            guard let c = context else { return nil }
+            let reply = Self.run(c, args)
+            if reply == nil {
+                redisFree(c)
+                context = nil
+            }
+            return reply
+        }
+        let result = reply ?? nil
+        state.withLock { s in
+            if result == nil {
+                if !s.down { logger.warning("Redis index cache unreachable; reading without it", metadata: ["at": "\(settings.host):\(settings.port)"]) }
+                s.down = true
+                s.errors += 1
+                s.lastAttempt = now
+            } else {
+                s.down = false
+            }
+        }
+        return result
+    }
+
+    /// Connects (on the thread), authenticates and selects the database; leaves `context` nil on failure.
+    private func connect() {
+        let seconds = settings.timeoutSeconds
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
+        guard let c = redisConnectWithTimeout(settings.host, Int32(settings.port), tv) else { return }
+        if c.pointee.err != 0 {
+            redisFree(c)
+            return
+        }
+        redisSetTimeout(c, tv)
+        if let password = settings.password, case .status? = Self.run(c, [Array("AUTH".utf8), Array(password.utf8)]) {} else if settings.password != nil {
+            redisFree(c)
+            return
+        }
+        if settings.database != 0, Self.run(c, [Array("SELECT".utf8), Array(String(settings.database).utf8)]) == nil {
+            redisFree(c)
+            return
+        }
+        _ = tv
+        context = c
+    }
+
+    /// One command on the thread; nil when the connection failed.
+    private static func run(_ c: UnsafeMutablePointer<redisContext>, _ args: [[UInt8]]) -> Reply? {
+        let count = args.count
+        let pointers = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: count)
+        let lengths = UnsafeMutablePointer<Int>.allocate(capacity: count)
+        var buffers: [UnsafeMutablePointer<CChar>] = []
+        defer {
+            for b in buffers { b.deallocate() }
+            pointers.deallocate()
+            lengths.deallocate()
+        }
+        for (i, arg) in args.enumerated() {
+            let b = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, arg.count))
+            arg.withUnsafeBytes { raw in
+                if let base = raw.baseAddress { UnsafeMutableRawPointer(b).copyMemory(from: base, byteCount: arg.count) }
+            }
+            buffers.append(b)
+            pointers[i] = UnsafePointer(b)
+            lengths[i] = arg.count
+        }
+        guard let reply = cdes_redis_command(c, Int32(count), pointers, lengths) else { return nil }
+        defer { freeReplyObject(reply) }
+        return decode(reply.pointee)
+    }
+
+    private static func decode(_ r: redisReply) -> Reply {
+        switch r.type {
+        case REDIS_REPLY_STRING: return .bytes(r.str.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(r.len))) } ?? [])
+        case REDIS_REPLY_NIL: return .nilValue
+        case REDIS_REPLY_INTEGER: return .integer(r.integer)
+        case REDIS_REPLY_STATUS: return .status(r.str.map { String(cString: $0) } ?? "")
+        case REDIS_REPLY_ERROR: return .error(r.str.map { String(cString: $0) } ?? "error")
+        case REDIS_REPLY_ARRAY:
+            guard let elements = r.element else { return .array([]) }
+            return .array((0..<Int(r.elements)).compactMap { elements[$0].map { decode($0.pointee) } })
+        default: return .status("")
+        }
+    }
+
+    private func ttlArgs(_ seconds: Double?) -> [[UInt8]] {
+        guard let seconds, seconds > 0 else { return [] }
+        return [Array("PX".utf8), Array(String(Int64((seconds * 1000).rounded(.up))).utf8)]
+    }
+
+    // MARK: IndexCache
+
+    public func get(_ identity: ArchiveIdentity) async -> DESIndex? {
+        let key = indexKey(identity)
+        guard case .bytes(let bytes)? = await command([Array("GET".utf8), Array(key.utf8)]) else {
+            state.withLock { $0.misses += 1 }
+            return nil
+        }
+        guard let index = try? DESIndex(cacheEncoding: bytes) else {
+            // Damaged or foreign: remove it, and read the container instead.
+            logger.warning("deleting a damaged cached index", metadata: ["key": "\(key)"])
+            _ = await command([Array("DEL".utf8), Array(key.utf8)])
+            state.withLock { $0.misses += 1 }
+            return nil
+        }
+        state.withLock { $0.hits += 1 }
+        return index
+    }
+
+    public func set(_ identity: ArchiveIdentity, index: DESIndex, ttlSeconds: Double?) async {
+        let ttl = ttlArgs(ttlSeconds ?? settings.ttlSeconds)
+        _ = await command([Array("SET".utf8), Array(indexKey(identity).utf8), index.cacheEncoding()] + ttl)
+        _ = await command(
+            [Array("SET".utf8), Array(versionKey(location: identity.location, key: identity.key).utf8), Array(identity.version.utf8)] + ttl)
+    }
+
+    public func latest(location: String, key: String) async -> (version: String, index: DESIndex)? {
+        guard case .bytes(let v)? = await command([Array("GET".utf8), Array(versionKey(location: location, key: key).utf8)]) else {
+            state.withLock { $0.misses += 1 }
+            return nil
+        }
+        let version = String(decoding: v, as: UTF8.self)
+        guard let index = await get(ArchiveIdentity(location: location, key: key, version: version)) else { return nil }
+        return (version, index)
+    }
+
+    public func delete(_ identity: ArchiveIdentity) async {
+        _ = await command([Array("DEL".utf8), Array(indexKey(identity).utf8)])
+    }
+
+    /// Removes every entry under the key prefix (`SCAN` a page at a time, then `DEL`).
+    public func clear() async {
+        var cursor = "0"
+        repeat {
+            guard case .array(let parts)? = await command(
+                [Array("SCAN".utf8), Array(cursor.utf8), Array("MATCH".utf8), Array("\(settings.keyPrefix):*".utf8), Array("COUNT".utf8), Array("500".utf8)]),
+                parts.count == 2, case .bytes(let next) = parts[0], case .array(let keys) = parts[1]
+            else { return }
+            cursor = String(decoding: next, as: UTF8.self)
+            for case .bytes(let key) in keys { _ = await command([Array("DEL".utf8), key]) }
+        } while cursor != "0"
+    }
+
+    public func stats() async -> IndexCacheStats {
+        var s = IndexCacheStats()
+        state.withLock {
+            s.hits = $0.hits
+            s.misses = $0.misses
+        }
+        return s
+    }
+}
+
+/// Registers `cache.type: redis`.
+public enum RedisPlugin {
+    /// Adds the Redis index cache to `registry`.
+    public static func register(in registry: PluginRegistry) {
+        registry.registerIndexCache(
+            type: "redis",
+            check: { section in
+                try section.checkKeys(["type", "url", "ttl_seconds", "key_prefix", "timeout_seconds"], plugin: "cache type 'redis'")
+                if let url = try section.string("url") { _ = try? Settings(url: url) }
+                _ = try section.double("timeout_seconds", in: 0.01...30)
+            },
+            factory: { config in
+                var settings = try RedisIndexCache.Settings(url: config.url ?? "redis://127.0.0.1:6379")
+                settings.ttlSeconds = config.ttlSeconds
+                if let prefix = config.options["key_prefix"] { settings.keyPrefix = prefix }
+                if let t = config.options["timeout_seconds"].flatMap(Double.init) { settings.timeoutSeconds = t }
+                return RedisIndexCache(settings: settings)
+            })
+    }
+
+    typealias Settings = RedisIndexCache.Settings
+}
