@@ -1,9 +1,65 @@
 import ArgumentParser
 import DESFormat
+import DESKit
+import Foundation
+import Synchronization
 
-/// Opens an archive for a command.
+/// Opens an archive for a command: a local path, or `s3://bucket/key`, which is copied to a
+/// temporary file (ranged reads of 8 MiB through the registry's `s3` storage, with the endpoint,
+/// region and credentials of the standard AWS variables) that is unlinked once open.
 func openArchive(_ path: String) throws -> DESArchiveReader {
-    try DESArchiveReader(path: path)
+    guard path.hasPrefix("s3://") else { return try DESArchiveReader(path: path) }
+    let local = try RemoteArchive.download(path)
+    defer { unlink(local) }
+    return try DESArchiveReader(path: local)
+}
+
+/// `s3://` archives for the archive commands.
+enum RemoteArchive {
+    static func download(_ url: String) throws -> String {
+        let rest = url.dropFirst("s3://".count)
+        guard let slash = rest.firstIndex(of: "/"), slash != rest.startIndex, rest.index(after: slash) != rest.endIndex else {
+            throw CLIFailure(message: "\(url): expected s3://bucket/key", exitCode: DESExit.usage)
+        }
+        let bucket = String(rest[..<slash]), key = String(rest[rest.index(after: slash)...])
+        let registry = try DESCommandLine.requireRegistry()
+        var config = StorageConfig()
+        config.type = "s3"
+        config.bucket = bucket
+        config.root = nil
+        let storageConfig = config
+        let target = NSTemporaryDirectory() + "des-archive-" + UUID().uuidString + ".des"
+        try blocking {
+            let storage = try await registry.makeStorage(storageConfig, baseDirectory: FileManager.default.currentDirectoryPath)
+            defer { Task { await storage.close() } }
+            guard let info = try await storage.head(key: key) else {
+                throw CLIFailure(message: "\(url): no such object", exitCode: DESExit.noInput)
+            }
+            guard FileManager.default.createFile(atPath: target, contents: nil), let out = FileHandle(forWritingAtPath: target) else {
+                throw CLIFailure(message: "\(target): cannot write", exitCode: DESExit.cantCreate)
+            }
+            defer { try? out.close() }
+            var offset: UInt64 = 0
+            while offset < info.size {
+                let length = min(8 << 20, info.size - offset)
+                try out.write(contentsOf: Data(try await storage.get(key: key, offset: offset, length: length, ifMatch: info.etag)))
+                offset += length
+            }
+        }
+        return target
+    }
+
+    /// Runs async work from a synchronous command and waits for it.
+    static func blocking(_ body: @escaping @Sendable () async throws -> Void) throws {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<Void, Error>>(.success(()))
+        Task {
+            do { try await body() } catch { outcome.withLock { $0 = .failure(error) } }
+            done.signal()
+        }
+        done.wait()
+        try outcome.withLock { $0 }.get()
+    }
 }
 
 struct ListCommand: ParsableCommand {
@@ -26,7 +82,7 @@ struct ListCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The archive.") var archive: String
+    @Argument(help: "The archive: a path, or s3://bucket/key.") var archive: String
     @Flag(name: .short, help: "Long listing: size, flags, name.") var long = false
     @Flag(help: "Print a JSON array.") var json = false
     @Flag(help: "Print names exactly as stored, without escaping control characters.") var raw = false
@@ -76,7 +132,7 @@ struct CatCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The archive.") var archive: String
+    @Argument(help: "The archive: a path, or s3://bucket/key.") var archive: String
     @Argument(help: "The entry's name.") var name: String
     @Flag(help: "Do not check the body against its recorded sha256.") var noVerify = false
 
@@ -99,7 +155,7 @@ struct MetaCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The archive.") var archive: String
+    @Argument(help: "The archive: a path, or s3://bucket/key.") var archive: String
     @Argument(help: "The entry's name.") var name: String
 
     func run() throws {
@@ -123,7 +179,7 @@ struct StatCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The archive.") var archive: String
+    @Argument(help: "The archive: a path, or s3://bucket/key.") var archive: String
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -180,7 +236,7 @@ struct VerifyCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The archive.") var archive: String
+    @Argument(help: "The archive: a path, or s3://bucket/key.") var archive: String
     @Option(help: "Show at most this many problems.") var maxProblems = 20
     @Flag(help: "Print the report as JSON.") var json = false
     @Flag(help: "Fail (exit 65) when the archive carries no seal.") var requireSeal = false
@@ -244,7 +300,7 @@ struct UnpackCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The archive.") var archive: String
+    @Argument(help: "The archive: a path, or s3://bucket/key.") var archive: String
     @Option(name: .customShort("C"), help: "The directory to extract into.") var directory: String
     @Flag(help: "Replace existing files.") var force = false
     @Flag(help: "Do not check bodies against their recorded sha256.") var noVerify = false

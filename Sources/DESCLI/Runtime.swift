@@ -13,6 +13,8 @@ struct Runtime {
     let fetchers: [String: any BodyFetcher]
     let metadata: any MetadataStore
     let storage: any StorageBackend
+    /// The index cache of `cache:` (readers of single files use it).
+    let cache: any IndexCache
 
     /// Loads the config and opens sources, metadata and storage.
     static func open(configPath: String, needSources: Bool = true) async throws -> Runtime {
@@ -39,17 +41,19 @@ struct Runtime {
         }
         let metadata = try await registry.makeMetadataStore(config.metadata.connection, baseDirectory: baseDirectory)
         let storage = try await registry.makeStorage(config.storage, baseDirectory: baseDirectory)
+        let cache = try await registry.makeIndexCache(config.cache)
         var resolved = config
         resolved.packer.workDir = resolve(config.packer.workDir)
         return Runtime(
             config: resolved, baseDirectory: baseDirectory, sources: sources, fetchers: fetchers, metadata: metadata,
-            storage: storage)
+            storage: storage, cache: cache)
     }
 
     /// Closes every connection.
     func close() async {
         for source in sources { await source.close() }
         await metadata.close()
+        await storage.close()
     }
 }
 

@@ -110,6 +110,22 @@ import Testing
             (try? FileManager.default.contentsOfDirectory(atPath: root + "/" + dir)) ?? []
         }
         #expect(left.isEmpty, "\(left.count) downloaded bodies left")
+        // The archive commands read s3:// URLs (credentials from the standard variables).
+        let url = "s3://\(containerBucket)/\(objects[0].key)"
+        for args in [["verify", url], ["ls", url]] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try desBinary())
+            p.arguments = args
+            p.environment = ProcessInfo.processInfo.environment.merging(
+                ["AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret]) { $1 }
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "des \(args[0]) \(url): \(text)")
+            if args[0] == "ls" { #expect(!text.isEmpty && text.split(separator: "\n").allSatisfy { $0.hasPrefix("DES_") }) }
+        }
         print("s3 packer test: \(kills) kills")
     }
 }
