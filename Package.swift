@@ -125,7 +125,10 @@ let package = Package(
         .executableTarget(name: "des-fuzz", dependencies: ["DESFuzz", "DESTestSupport"], path: "Fuzz/des-fuzz"),
         .executableTarget(name: "des-libfuzzer", dependencies: ["DESFuzz"], path: "Fuzz/des-libfuzzer"),
         .executableTarget(
-            name: "des-bench", dependencies: ["DESFormat", "DESKit", "DESSQLDialects", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESTestSupport"], path: "Benchmarks/des-bench"),
+            name: "des-bench",
+            dependencies: [
+                "DESFormat", "DESKit", "DESSQLDialects", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESStorage", "DESTestSupport",
+            ], path: "Benchmarks/des-bench"),
 
         .target(name: "DESTestSupport", path: "Tests/DESTestSupport"),
         .testTarget(name: "DESFormatTests", dependencies: ["DESFormat", "DESTestSupport"]),

@@ -18,6 +18,12 @@ func fail(_ message: String) -> Never {
 }
 
 let args = Array(CommandLine.arguments.dropFirst())
+if args.first == "s3-reads" {
+    let files = args.count > 1 ? Int(args[1]) ?? 1000 : 1000
+    let gets = args.count > 2 ? Int(args[2]) ?? 2000 : 2000
+    do { try await runS3ReadsBenchmark(files: files, gets: gets) } catch { fail("s3-reads: \(error)") }
+    exit(0)
+}
 if args.first == "claims" {
     // des-bench claims [ROWS] [CLAIMERS] [BATCH]: on the test servers (scripts/test-servers.sh): PostgreSQL
     // ($DES_TEST_POSTGRES) and, when its settings are there, MariaDB ($DES_TEST_MARIADB_*).
