@@ -138,3 +138,14 @@ struct Deployment {
         return p
     }
 }
+
+/// Starts `des ARGS -c CONFIG --log-level critical` as a child process, its output discarded.
+func startDES(_ args: [String], config: String) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try desBinary())
+    p.arguments = args + ["-c", config, "--log-level", "critical"]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    return p
+}

@@ -127,15 +127,8 @@ struct HeterogeneousDeployment {
             """.write(toFile: config, atomically: true, encoding: .utf8)
     }
 
-    func des(_ args: [String]) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try desBinary())
-        p.arguments = args + ["-c", config, "--log-level", "critical"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        return p
-    }
+    /// Starts `des ARGS -c CONFIG` as a child process, its output discarded.
+    func des(_ args: [String]) throws -> Process { try startDES(args, config: config) }
 
     /// (status, count) of each source, and the container keys each source's rows went to.
     func outcome() async throws -> (statuses: [String: [String: Int64]], containers: [String: Set<String>]) {

@@ -116,15 +116,7 @@ struct PostgresDeployment {
     }
 
     /// Starts `des ARGS -c CONFIG` as a child process, its output discarded.
-    func des(_ args: [String]) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try desBinary())
-        p.arguments = args + ["-c", config, "--log-level", "critical"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        return p
-    }
+    func des(_ args: [String]) throws -> Process { try startDES(args, config: config) }
 
     /// Row counts by status.
     func statuses() async throws -> [String: Int64] {

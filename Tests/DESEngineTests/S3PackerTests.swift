@@ -69,15 +69,7 @@ import Testing
             metadata: {connection: {type: sqlite, database: metadata.sqlite}}
             packer: {work_dir: work, shard_bits: 2, batch_size: 25, max_container_files: 40, fetch_concurrency: 16, checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1}
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        func des(_ args: [String]) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: try desBinary())
-            p.arguments = args + ["-c", config, "--log-level", "critical"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            return p
-        }
+        func des(_ args: [String]) throws -> Process { try startDES(args, config: config) }
         let marker = try des(["marker", "run", "--until-idle"])
         await d.wait(marker)
         #expect(marker.terminationStatus == 0)

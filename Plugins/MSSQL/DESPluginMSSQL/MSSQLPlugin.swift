@@ -44,14 +44,6 @@ public enum MSSQLPlugin {
 
     /// The `connection:` check: known driver options with whole seconds.
     @Sendable static func checkConnection(_ section: ConfigSection) throws {
-        guard let options = try section.stringMap("driver_options") else { return }
-        for key in options.keys.sorted() where !driverOptions.contains(key) {
-            throw section.error(
-                "driver_options", "mssql plugin: unknown driver option '\(key)' (known: \(driverOptions.joined(separator: ", ")))",
-                suggestion: KeySuggestion.suggest(for: key, among: driverOptions))
-        }
-        for (key, text) in options where Int(text).map({ $0 < 0 || $0 > 86_400 }) ?? true {
-            throw section.error("driver_options", "mssql plugin: driver option \(key) must be whole seconds between 0 and 86400, got '\(text)'")
-        }
+        try section.checkDriverOptions(known: driverOptions, seconds: driverOptions, plugin: "mssql plugin")
     }
 }

@@ -74,16 +74,8 @@ public enum MariaDBPlugin {
 
     /// The `connection:` check: `driver_options` keys must be ones this plugin knows, with values in range.
     @Sendable static func checkConnection(_ section: ConfigSection) throws {
-        guard let options = try section.stringMap("driver_options") else { return }
-        for key in options.keys.sorted() where !driverOptions.contains(key) {
-            throw section.error(
-                "driver_options", "mariadb plugin: unknown driver option '\(key)' (known: \(driverOptions.joined(separator: ", ")))",
-                suggestion: KeySuggestion.suggest(for: key, among: driverOptions))
-        }
-        for key in ["connect_timeout", "read_timeout", "write_timeout", "statement_timeout"] {
-            if let text = options[key], Double(text).map({ $0 < 0 || $0 > 86_400 }) ?? true {
-                throw section.error("driver_options", "mariadb plugin: driver option \(key) must be seconds between 0 and 86400, got '\(text)'")
-            }
-        }
+        try section.checkDriverOptions(
+            known: driverOptions, seconds: ["connect_timeout", "read_timeout", "write_timeout", "statement_timeout"],
+            plugin: "mariadb plugin")
     }
 }

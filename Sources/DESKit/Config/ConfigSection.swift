@@ -36,6 +36,22 @@ public struct ConfigSection {
         }
     }
 
+    /// Refuses `driver_options` keys outside `known` (naming the plugin, with "did you mean"), and
+    /// values of `seconds` keys that are not whole seconds in 0…86,400.
+    public func checkDriverOptions(known: [String], seconds: [String], plugin: String) throws {
+        guard let options = try stringMap("driver_options") else { return }
+        for key in options.keys.sorted() where !known.contains(key) {
+            throw error(
+                "driver_options", "\(plugin): unknown driver option '\(key)' (known: \(known.joined(separator: ", ")))",
+                suggestion: KeySuggestion.suggest(for: key, among: known))
+        }
+        for key in seconds {
+            if let text = options[key], Double(text).map({ $0 < 0 || $0 > 86_400 }) ?? true {
+                throw error("driver_options", "\(plugin): driver option \(key) must be seconds between 0 and 86400, got '\(text)'")
+            }
+        }
+    }
+
     /// A string value.
     public func string(_ key: String) throws -> String? { try mapping.string(key) }
     /// A string value that must be written.
