@@ -115,7 +115,8 @@ redis_up() {
 s3_up() {
   mkdir -p "$DIR/s3"
   if [ ! -f "$DIR/s3/credentials" ]; then
-    (cd "$DIR/s3" && INITIAL_NO_AUTH_ACTION_COUNT=4 nohup moto_server -H 127.0.0.1 -p "$S3_PORT" >"$DIR/s3/server.log" 2>&1 & echo $! >"$DIR/s3/moto.pid")
+    INITIAL_NO_AUTH_ACTION_COUNT=4 nohup moto_server -H 127.0.0.1 -p "$S3_PORT" >"$DIR/s3/server.log" 2>&1 &
+    echo $! >"$DIR/s3/moto.pid"
     for _ in $(seq 1 120); do
       python3 -c "import socket; socket.create_connection(('127.0.0.1', $S3_PORT), 1)" 2>/dev/null && break
       sleep 0.25
@@ -189,6 +190,7 @@ case "${1:-}" in
     fi
     if [ -f "$DIR/redis/redis.pid" ]; then kill "$(cat "$DIR/redis/redis.pid")" 2>/dev/null || true; fi
     if [ -f "$DIR/s3/moto.pid" ]; then kill "$(cat "$DIR/s3/moto.pid")" 2>/dev/null || true; fi
+    pkill -f "moto_server -H 127.0.0.1 -p $S3_PORT" 2>/dev/null || true
     rm -rf "$DIR"
     echo "test-servers: stopped"
     ;;
