@@ -87,7 +87,12 @@ public struct CatalogAudit: Sendable {
                         continue
                     }
                     guard compareBodies else { continue }
-                    let packed = entry.dataLength == 0 ? [] : try await storage.get(key: row.container, offset: entry.dataOffset, length: entry.dataLength)
+                    let packed: [UInt8]
+                    if entry.isExternal {
+                        packed = try await reader.file(named: row.desName, key: row.container) ?? []  // from its own object
+                    } else {
+                        packed = entry.dataLength == 0 ? [] : try await storage.get(key: row.container, offset: entry.dataOffset, length: entry.dataLength)
+                    }
                     report.bytesChecked += UInt64(packed.count)
                     guard let fetcher = fetchers[source.name] else { continue }
                     let body = try await fetcher.fetch(row.body)

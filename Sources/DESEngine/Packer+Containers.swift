@@ -83,9 +83,15 @@ extension Packer {
                     continue
                 }
                 do {
-                    let entry = descriptor >= 0
-                        ? try container.writer.add(name: file.desName, fileDescriptor: descriptor, path: body.path, metadata: file.metadata)
-                        : try container.writer.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
+                    let entry: DESIndexEntry
+                    if let big = try await storeOutsideIfBig(file, body: body, descriptor: descriptor) {
+                        entry = try container.writer.addExternal(
+                            name: file.desName, size: big.size, externalKey: big.key, sha256: big.sha256, metadata: file.metadata)
+                    } else if descriptor >= 0 {
+                        entry = try container.writer.add(name: file.desName, fileDescriptor: descriptor, path: body.path, metadata: file.metadata)
+                    } else {
+                        entry = try container.writer.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
+                    }
                     container.rows[file.source, default: []].append(file.rowID)
                     container.fileCount += 1
                     container.bytes += entry.dataLength
@@ -120,6 +126,26 @@ extension Packer {
             logger.warning("rows failed", metadata: ["count": "\(letters.count)", "first": "\(letters[0].reason)"])
         }
         try await checkpointDue()
+    }
+
+    /// A body at or above `big_file_threshold` is uploaded on its own, to
+    /// `{prefix}/_bigFiles/{name}` (before its entry is recorded, so that an entry never points at
+    /// nothing); returns where, its size and its SHA-256. Recovery never deletes these objects.
+    func storeOutsideIfBig(_ file: PendingFile, body: FetchedBody, descriptor: Int32) async throws
+        -> (key: String, size: UInt64, sha256: String)?
+    {
+        var st = stat()
+        let ok = descriptor >= 0 ? fstat(descriptor, &st) == 0 : stat(body.path, &st) == 0
+        guard ok, UInt64(max(0, st.st_size)) >= config.bigFileThreshold else { return nil }
+        let size = UInt64(st.st_size)
+        let key = "\(parts.keyPrefix)/_bigFiles/\(file.desName)"
+        let sha256 = try DESFileDigest.sha256(ofFile: body.path)
+        let info = try await retry.run { try await parts.storage.put(key: key, fromFile: body.path) }
+        guard info.size == size else {
+            throw DESKitError(.storage, "uploaded '\(key)' is \(info.size) bytes, expected \(size)")
+        }
+        logger.info("big file stored outside its container", metadata: ["key": "\(key)", "bytes": "\(size)"])
+        return (key, size, sha256)
     }
 
     /// Whether a claimed file is in one of the open containers.

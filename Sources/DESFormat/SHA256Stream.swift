@@ -1,4 +1,7 @@
 import CDESCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Streaming SHA-256 over OpenSSL's EVP interface (SHA-NI accelerated where
 /// the CPU has it). One instance is reused for many files; not thread-safe.
@@ -76,3 +79,26 @@ final class SHA256Stream {
 }
 
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+/// SHA-256 of whole files, for bodies stored outside an archive (their sha256 goes into META).
+public enum DESFileDigest {
+    /// The lower-case hex SHA-256 of the file at `path`, read in 1 MiB pieces.
+    public static func sha256(ofFile path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw DESFormatError(.io, "cannot open to hash it", path: path, errno: errno) }
+        defer { _ = Glibc.close(fd) }
+        let hasher = SHA256Stream()
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer, 1 << 20)
+            if n == 0 { break }
+            guard n > 0 else {
+                if errno == EINTR { continue }
+                throw DESFormatError(.io, "cannot read to hash it", path: path, errno: errno)
+            }
+            hasher.update(buffer, count: n)
+        }
+        return hasher.finalizeHex()
+    }
+}

@@ -119,6 +119,21 @@ public struct StorageArchiveReader: Sendable {
         }
     }
 
+    /// The body of an entry stored outside the container: its META names the object
+    /// (`external_key`), which is read whole and checked against the entry's size.
+    private func external(_ entry: DESIndexEntry, key: String, version: String?) async throws -> [UInt8] {
+        let raw = try await storage.get(key: key, offset: entry.metaOffset, length: entry.metaLength, ifMatch: version)
+        guard let meta = try? DESMetadata.parse(raw), let externalKey = meta["external_key"]?.stringValue else {
+            throw DESFormatError(.badIndexEntry, "\"\(entry.name)\" is external but its META names no external_key", path: key)
+        }
+        let bytes = try await storage.get(key: externalKey)
+        guard UInt64(bytes.count) == entry.dataLength else {
+            throw DESFormatError(
+                .truncated, "\"\(entry.name)\": \(externalKey) is \(bytes.count) bytes, the index says \(entry.dataLength)", path: key)
+        }
+        return bytes
+    }
+
     private func read(_ names: [String], key: String, from v: VersionedIndex) async throws -> [[UInt8]?] {
         var out = [[UInt8]?](repeating: nil, count: names.count)
         var ranges: [(offset: UInt64, length: UInt64)] = []
@@ -126,7 +141,8 @@ public struct StorageArchiveReader: Sendable {
         for (i, name) in names.enumerated() {
             guard let entry = v.index.entry(named: name) else { continue }
             if entry.isExternal {
-                throw DESFormatError(.externalEntry, "\"\(name)\" is stored outside the container", path: key)
+                out[i] = try await external(entry, key: key, version: v.version)
+                continue
             }
             if entry.dataLength == 0 {
                 out[i] = []

@@ -222,6 +222,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
             "packer.batch_size": .int(p.batchSize),
             "packer.fetch_concurrency": .int(p.fetchConcurrency),
             "packer.max_container_bytes": .bytes(p.maxContainerBytes),
+            "packer.big_file_threshold": .bytes(p.bigFileThreshold),
             "packer.max_container_files": .int(p.maxContainerFiles),
             "packer.max_container_age_seconds": .double(p.maxContainerAgeSeconds),
             "packer.checkpoint_every_files": .int(p.checkpointEveryFiles),

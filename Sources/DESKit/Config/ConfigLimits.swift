@@ -43,6 +43,8 @@ public enum ConfigLimits {
     public static let fetchConcurrency: ClosedRange<Int> = 1...1_024
     /// `packer.max_container_bytes`: from 1 KiB to 5 TiB (the largest S3 object).
     public static let maxContainerBytes: ClosedRange<UInt64> = (1 << 10)...(5 << 40)
+    /// `packer.big_file_threshold`: files at least this large are stored outside the containers.
+    public static let bigFileThreshold: ClosedRange<UInt64> = (1 << 10)...(5 << 40)
     /// `packer.max_container_files`: files per container.
     public static let maxContainerFiles: ClosedRange<Int> = 1...10_000_000
     /// `packer.max_container_age_seconds`: from a second to a week.
@@ -136,6 +138,7 @@ public enum ConfigLimits {
         Entry(keyPath: "packer.batch_size", bounds: .count(packerBatchSize)),
         Entry(keyPath: "packer.fetch_concurrency", bounds: .count(fetchConcurrency)),
         Entry(keyPath: "packer.max_container_bytes", bounds: .bytes(maxContainerBytes)),
+        Entry(keyPath: "packer.big_file_threshold", bounds: .bytes(bigFileThreshold)),
         Entry(keyPath: "packer.max_container_files", bounds: .count(maxContainerFiles)),
         Entry(keyPath: "packer.max_container_age_seconds", bounds: .seconds(maxContainerAgeSeconds)),
         Entry(keyPath: "packer.checkpoint_every_files", bounds: .count(checkpointEveryFiles)),

@@ -6,7 +6,7 @@ extension ConfigLoader {
     static let cacheRules = PluginSectionRules(kind: .cache, stockKeys: cacheKeys, secretKeys: ["url"])
     static let packerKeys = [
         "work_dir", "shard_bits", "pod_index", "pod_count", "pod_name", "batch_size", "fetch_concurrency",
-        "max_container_bytes", "max_container_files", "max_container_age_seconds", "checkpoint_every_files",
+        "max_container_bytes", "big_file_threshold", "max_container_files", "max_container_age_seconds", "checkpoint_every_files",
         "checkpoint_every_seconds", "lease_ttl_seconds", "heartbeat_seconds", "claim_timeout_seconds",
         "idle_sleep_seconds",
     ]
@@ -99,6 +99,7 @@ extension ConfigLoader {
         if let v = try m.int("batch_size", in: ConfigLimits.packerBatchSize) { p.batchSize = v }
         if let v = try m.int("fetch_concurrency", in: ConfigLimits.fetchConcurrency) { p.fetchConcurrency = v }
         if let v = try m.byteCount("max_container_bytes", in: ConfigLimits.maxContainerBytes) { p.maxContainerBytes = v }
+        if let v = try m.byteCount("big_file_threshold", in: ConfigLimits.bigFileThreshold) { p.bigFileThreshold = v }
         if let v = try m.int("max_container_files", in: ConfigLimits.maxContainerFiles) { p.maxContainerFiles = v }
         if let v = try m.double("max_container_age_seconds", in: ConfigLimits.maxContainerAgeSeconds) { p.maxContainerAgeSeconds = v }
         if let v = try m.int("checkpoint_every_files", in: ConfigLimits.checkpointEveryFiles) { p.checkpointEveryFiles = v }

@@ -276,6 +276,9 @@ public struct PackerConfig: Sendable, Hashable {
     public var fetchConcurrency: Int = 8
     /// A container is finalized at this size (``ConfigLimits/maxContainerBytes``).
     public var maxContainerBytes: UInt64 = 1 << 30
+    /// A file at least this large is stored beside the containers, at
+    /// `{prefix}/_bigFiles/{name}`, its entry marked external (``ConfigLimits/bigFileThreshold``).
+    public var bigFileThreshold: UInt64 = 100 << 20
     /// … or with this many files (``ConfigLimits/maxContainerFiles``).
     public var maxContainerFiles: Int = 100_000
     /// … or at this age, in seconds (``ConfigLimits/maxContainerAgeSeconds``).
