@@ -56,6 +56,7 @@ let package = Package(
             ]
         ),
         .target(name: "CDESFileSystem", path: "Sources/CDESFileSystem"),
+        .target(name: "CDESProcess", path: "Sources/CDESProcess"),
         // Every database's SQL (no C client): the stock plugins and the ODBC plugin share them.
         .target(name: "DESSQLDialects", dependencies: ["DESKit"]),
         .target(name: "DESStorage", dependencies: ["DESKit", "CDESFileSystem"]),
@@ -109,7 +110,7 @@ let package = Package(
         .target(
             name: "DESCLI",
             dependencies: [
-                "DESFormat", "DESNaming", "DESKit", "DESEngine",
+                "CDESProcess", "DESFormat", "DESNaming", "DESKit", "DESEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

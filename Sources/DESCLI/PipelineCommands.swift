@@ -1,4 +1,5 @@
 import ArgumentParser
+import CDESProcess
 import DESEngine
 import DESKit
 import DESNaming
@@ -79,6 +80,7 @@ struct PackerRun: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrorsAsync {
             let logger = options.logger("des.packer")
+            LongRunningProcess.boundHeap()
             let runtime = try await Runtime.open(configPath: options.configPath)
             var config = runtime.config.packer
             if let podIndex { config.podIndex = podIndex }
@@ -147,5 +149,16 @@ struct RecoverCommand: AsyncParsableCommand {
                         + "\(r.temporariesRemoved) temporary objects removed\n")
             }
         }
+    }
+}
+
+/// Settings for processes that run for hours.
+enum LongRunningProcess {
+    /// Buffers of 256 KiB and more (the writers' 1 MiB buffers) come from their own mappings,
+    /// returned to the system when freed. glibc otherwise raises its threshold after the first
+    /// such free, and a packer that opens and finishes container after container keeps a heap
+    /// fragmented by them: its memory would grow with the number of containers it has written.
+    static func boundHeap() {
+        cdes_bound_heap()
     }
 }
