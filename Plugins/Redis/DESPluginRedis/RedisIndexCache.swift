@@ -121,22 +121,22 @@ public final class RedisIndexCache: IndexCache {
     /// Connects (on the thread), authenticates and selects the database; leaves `context` nil on failure.
     private func connect() {
         let seconds = settings.timeoutSeconds
-        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
+        let tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
         guard let c = redisConnectWithTimeout(settings.host, Int32(settings.port), tv) else { return }
         if c.pointee.err != 0 {
             redisFree(c)
             return
         }
         redisSetTimeout(c, tv)
-        if let password = settings.password, case .status? = Self.run(c, [Array("AUTH".utf8), Array(password.utf8)]) {} else if settings.password != nil {
-            redisFree(c)
-            return
+        var setup: [[[UInt8]]] = []
+        if let password = settings.password { setup.append([Array("AUTH".utf8), Array(password.utf8)]) }
+        if settings.database != 0 { setup.append([Array("SELECT".utf8), Array(String(settings.database).utf8)]) }
+        for command in setup {
+            guard case .status? = Self.run(c, command) else {
+                redisFree(c)  // refused (a wrong password, no such database): the cache stays off
+                return
+            }
         }
-        if settings.database != 0, Self.run(c, [Array("SELECT".utf8), Array(String(settings.database).utf8)]) == nil {
-            redisFree(c)
-            return
-        }
-        _ = tv
         context = c
     }
 
