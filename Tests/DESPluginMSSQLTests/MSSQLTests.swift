@@ -23,8 +23,8 @@ struct MSSQLTests {
     }
 
     @Test("Values travel as typed sp_executesql parameters: ?{n} becomes @Pn, declared by the value's type")
-    func rpc() {
-        let (text, declaration) = MSSQLConnection.rpc(
+    func rpc() throws {
+        let (text, declaration) = try MSSQLConnection.rpc(
             "UPDATE t SET a = ?{1}, b = ?{2} WHERE id IN (?{3}, ?{10}) AND c = ?{1}",
             [.text("x"), .blob([1]), .int(3), .double(1), .null, .null, .null, .null, .null, .int(10)])
         #expect(text == "UPDATE t SET a = @P1, b = @P2 WHERE id IN (@P3, @P10) AND c = @P1")

@@ -11,12 +11,8 @@ struct DialectStatementTests {
     static let unnamed = [SQLRow(columns: ["id", "body_path", "des_name"], values: [.int(5), .text("a/b.bin"), .null])]
     static let ids = [SQLRow(columns: ["id"], values: [.int(7)]), SQLRow(columns: ["id"], values: [.int(8)])]
 
-    static func native(_ statements: [RecordingConnection.Statement], _ prefix: String) -> [String] {
-        statements.map { s in
-            var sql = s.sql
-            for n in stride(from: s.binds.count, through: 1, by: -1) { sql = sql.replacingOccurrences(of: "?{\(n)}", with: prefix + "\(n)") }
-            return sql
-        }
+    static func native(_ statements: [RecordingConnection.Statement], _ prefix: String) throws -> [String] {
+        try statements.map { s in try NumberedPlaceholders.replacing(s.sql, valueCount: s.binds.count) { prefix + "\($0)" } }
     }
 
     @Test("SQL Server: READ COMMITTED, a TOP (n) READPAST CTE updated with OUTPUT, VALUES joins under 2,100 values")
@@ -46,7 +42,7 @@ struct DialectStatementTests {
                 """)
         #expect(statements.allSatisfy { $0.binds.count <= 2_100 })
         #expect(sql.contains { $0.hasPrefix("SELECT TOP (?{3}) [id], [des_name], [des_container], [body_path] FROM [dbo].[files]") })
-        let refused = try SQLGlot.refused(Self.native(statements, "@P"), dialect: "tsql")
+        let refused = try SQLGlot.refused(try Self.native(statements, "@P"), dialect: "tsql")
         #expect(refused.isEmpty, "\(refused)")
         #expect(statements.count >= 12)
     }
@@ -85,7 +81,7 @@ struct DialectStatementTests {
         #expect(!sql.contains { $0.contains("FETCH FIRST") && $0.contains("FOR UPDATE") })
         #expect(!sql.contains { $0.contains(" LIMIT ") })
         #expect(sql.last == "SELECT 1 FROM DUAL")
-        let refused = try SQLGlot.refused(Self.native(statements, ":p"), dialect: "oracle")
+        let refused = try SQLGlot.refused(try Self.native(statements, ":p"), dialect: "oracle")
         #expect(refused.isEmpty, "\(refused)")
     }
 

@@ -125,9 +125,8 @@ public final class MSSQLConnection: SQLConnection, @unchecked Sendable {
     // MARK: On the connection's thread
 
     /// The RPC's parameter declaration and the text with `?{n}` as `@Pn`.
-    static func rpc(_ sql: String, _ values: [SQLValue]) -> (text: String, declaration: String) {
-        var text = sql
-        for n in stride(from: values.count, through: 1, by: -1) { text = text.replacingOccurrences(of: "?{\(n)}", with: "@P\(n)") }
+    static func rpc(_ sql: String, _ values: [SQLValue]) throws -> (text: String, declaration: String) {
+        let text = try NumberedPlaceholders.replacing(sql, valueCount: values.count) { "@P\($0)" }
         let declaration = values.enumerated().map { i, v -> String in
             let type: String
             switch v {
@@ -146,7 +145,7 @@ public final class MSSQLConnection: SQLConnection, @unchecked Sendable {
         if values.isEmpty {
             guard dbcmd(dbproc, sql) == cdes_SUCCEED, dbsqlexec(dbproc) == cdes_SUCCEED else { throw failure(dbproc, sql) }
         } else {
-            let (text, declaration) = Self.rpc(sql, values)
+            let (text, declaration) = try Self.rpc(sql, values)
             guard dbrpcinit(dbproc, "sp_executesql", 0) == cdes_SUCCEED else { throw failure(dbproc, sql) }
             var keep: [[UInt8]] = []
             func param(_ name: String?, _ type: Int32, _ bytes: [UInt8]?) throws {
@@ -193,10 +192,8 @@ public final class MSSQLConnection: SQLConnection, @unchecked Sendable {
             let count = Int(dbcount(dbproc))
             if count > 0 { changed += count }
         }
-        return (rows, columnsReturned(rows) ? rows.count : changed)
+        return (rows, rows.isEmpty ? changed : rows.count)
     }
-
-    private func columnsReturned(_ rows: [SQLRow]) -> Bool { !rows.isEmpty }
 
     private func value(_ dbproc: OpaquePointer, column: Int32) -> SQLValue {
         let length = Int(dbdatlen(dbproc, column))

@@ -5,10 +5,20 @@ public enum NumberedPlaceholders {
     /// The rewritten SQL and its values; SQL without `?{` comes back as it is.
     public static func rewrite(_ sql: String, _ values: [SQLValue]) throws -> (String, [SQLValue]) {
         guard sql.contains("?{") else { return (sql, values) }
+        var ordered: [SQLValue] = []
+        let text = try replacing(sql, valueCount: values.count) { n in
+            ordered.append(values[n - 1])
+            return "?"
+        }
+        return (text, ordered)
+    }
+
+    /// Every `?{n}` outside quotes replaced by `render(n)` in one pass (SQL Server's `@Pn`);
+    /// `n` is checked against `valueCount`.
+    public static func replacing(_ sql: String, valueCount: Int, _ render: (Int) -> String) throws -> String {
         let bytes = Array(sql.utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
-        var ordered: [SQLValue] = []
         var i = 0
         var quote: UInt8? = nil
         while i < bytes.count {
@@ -39,19 +49,18 @@ public enum NumberedPlaceholders {
                 guard j < bytes.count, bytes[j] == UInt8(ascii: "}"), j > i + 2 else {
                     throw SQLError(code: "07001", message: "malformed placeholder at offset \(i)", statement: String(sql.prefix(200)))
                 }
-                guard n >= 1, n <= values.count else {
+                guard n >= 1, n <= valueCount else {
                     throw SQLError(
-                        code: "07001", message: "placeholder ?{\(n)} but \(values.count) values", statement: String(sql.prefix(200)))
+                        code: "07001", message: "placeholder ?{\(n)} but \(valueCount) values", statement: String(sql.prefix(200)))
                 }
-                ordered.append(values[n - 1])
-                out.append(UInt8(ascii: "?"))
+                out += Array(render(n).utf8)
                 i = j + 1
             default:
                 out.append(b)
                 i += 1
             }
         }
-        return (String(decoding: out, as: UTF8.self), ordered)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `$n` (PostgreSQL) or `?n` (SQLite) placeholders written as `?{n}`, outside quotes, so that
