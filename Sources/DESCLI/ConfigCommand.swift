@@ -39,8 +39,7 @@ struct ConfigCheckCommand: ParsableCommand {
             guard FileManager.default.fileExists(atPath: file) else {
                 throw CLIFailure(message: "\(file): no such config file", exitCode: DESExit.noInput)
             }
-            // Every plugin type must be one this binary registers (or a stock one still to come, which
-            // fails at run time, saying so), and each plugin judges its own section.
+            // Every plugin type must be one this binary registers, and each plugin judges its own section.
             let registry = try DESCommandLine.requireRegistry()
             let config: DESConfig
             do {

@@ -158,13 +158,13 @@ public final class PluginRegistry: Sendable {
     }
 
     /// The registered source types, sorted.
-    public var sourceTypes: [String] { state.withLock { $0.sources.keys.sorted() } }
+    public var sourceTypes: [String] { types(.source) }
     /// The registered metadata store types, sorted.
-    public var metadataTypes: [String] { state.withLock { $0.metadata.keys.sorted() } }
+    public var metadataTypes: [String] { types(.metadata) }
     /// The registered storage types, sorted.
-    public var storageTypes: [String] { state.withLock { $0.storage.keys.sorted() } }
+    public var storageTypes: [String] { types(.storage) }
     /// The registered body fetcher types, sorted.
-    public var bodyFetcherTypes: [String] { state.withLock { $0.bodies.keys.sorted() } }
+    public var bodyFetcherTypes: [String] { types(.bodies) }
     /// The registered naming strategies, sorted.
     public var namingStrategies: [String] { state.withLock { $0.naming.keys.sorted() } }
     /// The source types that can write a sample catalog, sorted.

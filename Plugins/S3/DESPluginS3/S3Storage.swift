@@ -117,17 +117,14 @@ public final class S3Storage: StorageBackend {
     }
 
     public func getSuffix(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64) {
-        let r = try await client.send(.init(method: "GET", key: key, headers: ["range": "bytes=-\(max(1, length))"], operation: "GetObject"))
-        // 206 with Content-Range "bytes a-b/total"; 200 (the whole object) when the server ignores the range.
-        if let range = r.headers["content-range"], let slash = range.lastIndex(of: "/"), let total = UInt64(range[range.index(after: slash)...]) {
-            return (r.body, total)
-        }
-        return (r.body, UInt64(r.body.count))
+        let (bytes, total, _) = try await getSuffixVersioned(key: key, length: length)
+        return (bytes, total)
     }
 
     /// The suffix read's ETag too: the version the reader pins its ranged reads to (no HEAD).
     public func getSuffixVersioned(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64, version: String?) {
         let r = try await client.send(.init(method: "GET", key: key, headers: ["range": "bytes=-\(max(1, length))"], operation: "GetObject"))
+        // 206 with Content-Range "bytes a-b/total"; 200 (the whole object) when the server ignores the range.
         var total = UInt64(r.body.count)
         if let range = r.headers["content-range"], let slash = range.lastIndex(of: "/"), let t = UInt64(range[range.index(after: slash)...]) {
             total = t

@@ -2,11 +2,6 @@ import Yams
 
 /// Sections that name a plugin by `type:`, checked against a ``PluginRegistry`` when the loader has one.
 extension ConfigLoader {
-    /// Stock plugin types this build accepts in a config although no plugin registers them yet:
-    /// they fail when the command runs, saying so, instead of when the file is checked. (Every
-    /// stock type now has its plugin; a build without some of them lists them here.)
-    public static let stockTypesToCome: [PluginKind: Set<String>] = [:]
-
     /// Everything a section of one plugin kind needs while it is read.
     struct PluginSectionRules {
         let kind: PluginKind
@@ -18,7 +13,7 @@ extension ConfigLoader {
     /// Reads the plugin section `key` of `parent`.
     ///
     /// Without a registry its keys must be `stockKeys` (the loader's own view). With one, `type`
-    /// must be registered (or a stock type still to come; "did you mean" for a near miss), and a
+    /// must be registered ("did you mean" for a near miss), and a
     /// plugin that registered a check judges the section, keys the loader does not know included
     /// (they reach the plugin as `options`); a plugin without a check gets the stock keys only.
     static func pluginSection(
@@ -38,14 +33,13 @@ extension ConfigLoader {
             node, path: parent.childPath(key), context: parent.context, allowed: rules.stockKeys, secretKeys: rules.secretKeys)
     }
 
-    /// Refuses a `type` no plugin of `kind` registers (and that is not a stock type still to come).
+    /// Refuses a `type` no plugin of `kind` registers.
     static func requireRegistered(_ type: String, kind: PluginKind, in m: ConfigMapping, plugins: PluginRegistry) throws {
         let registered = plugins.types(kind)
-        let accepted = Set(registered).union(stockTypesToCome[kind] ?? [])
-        guard !accepted.contains(type) else { return }
+        guard !registered.contains(type) else { return }
         let message = "\(kind) type '\(type)': no plugin registers it (registered: \(registered.isEmpty ? "none" : registered.joined(separator: ", ")))"
         if m.contains("type") {
-            throw m.error("type", .invalidValue, message, suggestion: KeySuggestion.suggest(for: type, among: accepted.sorted()))
+            throw m.error("type", .invalidValue, message, suggestion: KeySuggestion.suggest(for: type, among: registered))
         }
         throw m.context.error(.invalidValue, at: m.mark, path: m.childPath("type"), message)
     }

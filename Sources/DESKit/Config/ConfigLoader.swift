@@ -32,7 +32,7 @@ public enum ConfigLoader {
     ///     these is an error (with "did you mean"); when nil, any type is accepted here
     ///     and the plugin registry decides later.
     ///   - plugins: When given, every plugin `type:` (sources, metadata, storage, bodies, cache) must be
-    ///     one it registers (or a stock type still to come, ``stockTypesToCome``), and each plugin's
+    ///     one it registers, and each plugin's
     ///     ``PluginRegistry/SectionCheck`` judges its section.
     /// - Throws: ``ConfigError`` (code `unreadable` when the file does not exist or cannot be read).
     public static func load(
@@ -62,7 +62,7 @@ public enum ConfigLoader {
         yaml: String, file: String, environment: [String: String], knownSourceTypes: Set<String>? = nil,
         plugins: PluginRegistry? = nil
     ) throws -> DESConfig {
-        let knownSourceTypes = knownSourceTypes ?? plugins.map { Set($0.types(.source)).union(stockTypesToCome[.source] ?? []) }
+        let knownSourceTypes = knownSourceTypes ?? plugins.map { Set($0.types(.source)) }
         let context = ConfigContext(file: file, environment: environment)
         let root: Node?
         do {
