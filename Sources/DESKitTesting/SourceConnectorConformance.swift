@@ -31,6 +31,33 @@ public struct FixtureRow: Sendable {
     }
 }
 
+extension FixtureRow {
+    /// The `INSERT`s that put `rows` into a SQL fixture table with columns `id, body_path,
+    /// size_bytes, note, <rank>, des_status, des_name, des_shard` (named rows pending as
+    /// `DES_TODO`), `batch` rows a statement, in the driver's placeholders.
+    public static func inserts(
+        _ rows: [FixtureRow], into table: String, rankColumn: String = "rank", batch: Int = 1000,
+        placeholder: (Int) -> String
+    ) -> [(sql: String, binds: [SQLValue])] {
+        stride(from: 0, to: rows.count, by: batch).map { start in
+            var binds: [SQLValue] = []
+            var tuples: [String] = []
+            for r in rows[start..<min(rows.count, start + batch)] {
+                let n = binds.count
+                tuples.append("(" + (1...8).map { placeholder(n + $0) }.joined(separator: ", ") + ")")
+                binds += [
+                    .int(Int64(r.id)), .text(r.key), r.size.map { .int($0) } ?? .null, r.note.map { .text($0) } ?? .null,
+                    r.rank.map { .int($0) } ?? .null, r.desName == nil ? .null : .text("DES_TODO"),
+                    r.desName.map { .text($0) } ?? .null, r.shard.map { .int(Int64($0)) } ?? .null,
+                ]
+            }
+            let sql = "INSERT INTO \(table) (id, body_path, size_bytes, note, \(rankColumn), des_status, des_name, des_shard) VALUES "
+                + tuples.joined(separator: ", ")
+            return (sql, binds)
+        }
+    }
+}
+
 /// What a source plugin provides to run ``SourceConnectorConformance``: a fresh catalog table
 /// holding exactly `rows` (named rows pending, unnamed rows waiting for a name), with metadata
 /// columns `note` (text) and `rank` (integer) configured in that order, and a connector over it.

@@ -45,21 +45,8 @@ struct MariaDBSourceFixture: SourceFixture {
                   des_container VARCHAR(1024) NULL, des_claimed_by VARCHAR(255) NULL, des_claimed_at DOUBLE NULL, des_error TEXT NULL,
                   KEY files_claim (des_status, des_shard, id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
                 """)
-            for start in stride(from: 0, to: rows.count, by: 1000) {
-                var binds: [SQLValue] = []
-                var tuples: [String] = []
-                for r in rows[start..<min(rows.count, start + 1000)] {
-                    let n = binds.count
-                    tuples.append("(" + (1...8).map { "?{\(n + $0)}" }.joined(separator: ", ") + ")")
-                    binds += [
-                        .int(Int64(r.id)), .text(r.key), r.size.map { .int($0) } ?? .null, r.note.map { .text($0) } ?? .null,
-                        r.rank.map { .int($0) } ?? .null, r.desName == nil ? .null : .text("DES_TODO"),
-                        r.desName.map { .text($0) } ?? .null, r.shard.map { .int(Int64($0)) } ?? .null,
-                    ]
-                }
-                try s.execute(
-                    "INSERT INTO files (id, body_path, size_bytes, note, `rank`, des_status, des_name, des_shard) VALUES "
-                        + tuples.joined(separator: ", "), binds)
+            for insert in FixtureRow.inserts(rows, into: "files", rankColumn: "`rank`", placeholder: { "?{\($0)}" }) {
+                try s.execute(insert.sql, insert.binds)
             }
         }
         await setup.close()

@@ -88,21 +88,8 @@ struct ODBCSourceFixture: SourceFixture {
         let rankColumn = server == "postgres" ? "rank" : "`rank`"
         try await setup.withTransaction { s in
             try s.execute(ddl)
-            for start in stride(from: 0, to: rows.count, by: 500) {
-                var binds: [SQLValue] = []
-                var tuples: [String] = []
-                for r in rows[start..<min(rows.count, start + 500)] {
-                    let n = binds.count
-                    tuples.append("(" + (1...8).map { placeholder(n + $0) }.joined(separator: ", ") + ")")
-                    binds += [
-                        .int(Int64(r.id)), .text(r.key), r.size.map { .int($0) } ?? .null, r.note.map { .text($0) } ?? .null,
-                        r.rank.map { .int($0) } ?? .null, r.desName == nil ? .null : .text("DES_TODO"),
-                        r.desName.map { .text($0) } ?? .null, r.shard.map { .int(Int64($0)) } ?? .null,
-                    ]
-                }
-                try s.execute(
-                    "INSERT INTO \(qualified) (id, body_path, size_bytes, note, \(rankColumn), des_status, des_name, des_shard) VALUES "
-                        + tuples.joined(separator: ", "), binds)
+            for insert in FixtureRow.inserts(rows, into: qualified, rankColumn: rankColumn, batch: 500, placeholder: placeholder) {
+                try s.execute(insert.sql, insert.binds)
             }
         }
         await setup.close()
