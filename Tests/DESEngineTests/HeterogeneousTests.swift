@@ -210,7 +210,12 @@ struct HeterogeneousDeployment {
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<40 where kills < 8 {
             let p = try h.des(["packer", "run", "--until-idle"])
-            try await Task.sleep(nanoseconds: UInt64.random(in: 50_000_000...250_000_000, using: &rng))
+            // Killed once it has rows of the PostgreSQL catalog in hand: mid-run, whatever the machine's speed.
+            let schema = h.pgSchema
+            while p.isRunning, try await h.pg.withSession({ try $0.query("SELECT COUNT(*) FROM \(schema).pg_files WHERE st = 'busy'") }).first?[0].int == 0 {
+                try await Task.sleep(nanoseconds: 5_000_000)
+            }
+            try await Task.sleep(nanoseconds: UInt64.random(in: 0...100_000_000, using: &rng))
             if p.isRunning {
                 kill(p.processIdentifier, SIGKILL)
                 kills += 1

@@ -76,7 +76,11 @@ import Testing
         var kills = 0
         for _ in 0..<30 where kills < 5 {
             let p = try des(["packer", "run", "--until-idle"])
-            try await Task.sleep(nanoseconds: UInt64.random(in: 100_000_000...400_000_000, using: &rng))
+            // Killed once it has rows in hand (not after a guessed delay): mid-run, whatever the machine's speed.
+            while p.isRunning, try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_CLAIMED'").first?[0].int == 0 {
+                try await Task.sleep(nanoseconds: 5_000_000)
+            }
+            try await Task.sleep(nanoseconds: UInt64.random(in: 0...50_000_000, using: &rng))
             if p.isRunning {
                 kill(p.processIdentifier, SIGKILL)
                 kills += 1
