@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // DES: packs billions of small files into append-only container archives.
@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "DESPluginMSSQL", targets: ["DESPluginMSSQL"]),
         .library(name: "DESPluginS3", targets: ["DESPluginS3"]),
         .library(name: "DESPluginRedis", targets: ["DESPluginRedis"]),
+        .library(name: "DESServer", targets: ["DESServer"]),
         .library(name: "DESCLI", targets: ["DESCLI"]),
         .library(name: "DESKitTesting", targets: ["DESKitTesting"]),
         .executable(name: "des", targets: ["des"]),
@@ -34,6 +35,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // The HTTP service (its default traits pull swift-configuration, which DES does not use).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // OpenSSL's libcrypto: hardware-accelerated SHA-256 for checksums and shard hashing.
@@ -68,6 +74,20 @@ let package = Package(
                 "DESKit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The HTTP service: /assign, /files/{name}, /health*, /metrics (Hummingbird 2, Prometheus text).
+        .target(
+            name: "DESServer",
+            dependencies: [
+                "DESKit", "DESNaming", "DESFormat", "DESEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -110,8 +130,11 @@ let package = Package(
         .target(
             name: "DESCLI",
             dependencies: [
-                "CDESProcess", "DESFormat", "DESNaming", "DESKit", "DESEngine",
+                "CDESProcess", "DESFormat", "DESNaming", "DESKit", "DESEngine", "DESServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -143,6 +166,9 @@ let package = Package(
         .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat", "DESStorage"]),
         .testTarget(name: "DESPluginRedisTests", dependencies: ["DESPluginRedis", "DESKit", "DESFormat"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESSQLDialects", "DESCLI", "DESKitTesting"]),
+        .testTarget(
+            name: "DESServerTests",
+            dependencies: ["DESServer", "DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginS3", "DESCLI", "DESTestSupport"]),
         .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -19,13 +19,16 @@ struct MarkerRun: AsyncParsableCommand {
             Runs until SIGINT/SIGTERM (finishing the batch in hand), or with \
             --until-idle until no source has rows needing a name. Metrics: \
             des_marker_entries_marked_total{status}, des_marker_batch_duration_seconds, \
-            des_marker_errors_total{error_type}, des_marker_retries_total, des_marker_dlq_entries_total.
+            des_marker_errors_total{error_type}, des_marker_retries_total, des_marker_dlq_entries_total \
+            (on /metrics with --metrics-port, beside /health, /health/live and /health/ready).
 
-            Example:
+            Examples:
               des marker run --config configs/local.yaml --until-idle
+              des marker run --config prod.yaml --metrics-port 9101
             """)
 
     @OptionGroup var options: PipelineOptions
+    @OptionGroup var observability: WorkerObservabilityOptions
     @Flag(help: "Stop when no rows need a name.") var untilIdle = false
 
     func run() async throws {
@@ -37,12 +40,16 @@ struct MarkerRun: AsyncParsableCommand {
             let marker = Marker(
                 sources: runtime.sources, metadata: runtime.metadata, naming: naming, shardBits: c.packer.shardBits,
                 config: c.marker, logger: logger)
-            let shutdown = ShutdownSignal()
-            let handlers = installSignalHandlers(shutdown, logger: logger)
-            defer { handlers.forEach { $0.cancel() } }
+            let worker = marker.service(untilIdle: untilIdle)
             let start = Terminal.seconds()
-            let totals = try await marker.run(shutdown: shutdown, untilIdle: untilIdle)
+            do {
+                try await observability.run(worker, runtime: runtime, logger: logger)
+            } catch {
+                await runtime.close()
+                throw error
+            }
             await runtime.close()
+            let totals = worker.totals ?? .init()
             let secs = max(Terminal.seconds() - start, 1e-9)
             Terminal.out("marked \(totals.marked) rows (\(totals.failed) failed) in \(String(format: "%.2f", secs)) s, \(Int(Double(totals.marked) / secs)) rows/s\n")
         }
@@ -66,12 +73,20 @@ struct PackerRun: AsyncParsableCommand {
             what a dead predecessor left. SIGINT/SIGTERM finishes and uploads the \
             open containers, then releases the leases.
 
+            Metrics (on /metrics with --metrics-port, beside /health, /health/live and \
+            /health/ready): des_packer_files_packed_total, des_packer_bytes_packed_total, \
+            des_packer_files_failed_total, des_packer_containers_uploaded_total, \
+            des_packer_leases_lost_total, des_packer_errors_total{error_type}, \
+            des_packer_claim_duration_seconds, des_packer_finalize_duration_seconds, \
+            des_packer_open_containers.
+
             Examples:
               des packer run --config configs/local.yaml --until-idle
-              des packer run --config prod.yaml --pod-index 2 --pod-count 4
+              des packer run --config prod.yaml --pod-index 2 --pod-count 4 --metrics-port 9102
             """)
 
     @OptionGroup var options: PipelineOptions
+    @OptionGroup var observability: WorkerObservabilityOptions
     @Flag(help: "Stop (after uploading every open container) when no owned shard has pending rows.") var untilIdle = false
     @Option(help: "This pod's index (overrides packer.pod_index).") var podIndex: Int?
     @Option(help: "Number of pods (overrides packer.pod_count).") var podCount: Int?
@@ -91,12 +106,16 @@ struct PackerRun: AsyncParsableCommand {
                     sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata,
                     storage: runtime.storage, keyPrefix: runtime.config.storage.prefix),
                 config: config, logger: logger)
-            let shutdown = ShutdownSignal()
-            let handlers = installSignalHandlers(shutdown, logger: logger)
-            defer { handlers.forEach { $0.cancel() } }
+            let worker = packer.service(untilIdle: untilIdle)
             let start = Terminal.seconds()
-            let totals = try await packer.run(shutdown: shutdown, untilIdle: untilIdle)
+            do {
+                try await observability.run(worker, runtime: runtime, logger: logger)
+            } catch {
+                await runtime.close()
+                throw error
+            }
             await runtime.close()
+            let totals = worker.totals ?? .init()
             let secs = max(Terminal.seconds() - start, 1e-9)
             Terminal.out(
                 "packed \(totals.filesPacked) files (\(Terminal.bytes(totals.bytesPacked))) into \(totals.containersUploaded) containers, "

@@ -17,7 +17,8 @@ struct Runtime {
     let cache: any IndexCache
 
     /// Loads the config and opens sources, metadata and storage.
-    static func open(configPath: String, needSources: Bool = true) async throws -> Runtime {
+    /// `needSources`: fail when no source is enabled; `optionalSources`: open the enabled ones, if any.
+    static func open(configPath: String, needSources: Bool = true, optionalSources: Bool = false) async throws -> Runtime {
         guard FileManager.default.fileExists(atPath: configPath) else {
             throw CLIFailure(message: "\(configPath): no such config file", exitCode: DESExit.noInput)
         }
@@ -30,8 +31,8 @@ struct Runtime {
         }
         var sources: [any SourceConnector] = []
         var fetchers: [String: any BodyFetcher] = [:]
-        if needSources {
-            if config.enabledSources.isEmpty {
+        if needSources || optionalSources {
+            if config.enabledSources.isEmpty && !optionalSources {
                 throw CLIFailure(message: "\(configPath): no enabled sources", exitCode: DESExit.dataError)
             }
             for source in config.enabledSources {
@@ -71,6 +72,7 @@ struct PipelineOptions: ParsableArguments {
 
     /// Sets up logging to stderr (once per process) and returns a logger.
     func logger(_ label: String) -> Logger {
+        _ = Observability.registry  // metrics are bootstrapped before any plugin or worker makes one
         let level = Logger.Level(rawValue: (logLevel ?? ProcessInfo.processInfo.environment["DES_LOG_LEVEL"] ?? "info").lowercased()) ?? .info
         LoggingSetup.once(level: level)
         var logger = Logger(label: label)
@@ -96,17 +98,3 @@ enum LoggingSetup {
     }
 }
 
-/// Triggers `shutdown` on SIGINT or SIGTERM (a second signal exits at once).
-func installSignalHandlers(_ shutdown: ShutdownSignal, logger: Logger) -> [DispatchSourceSignal] {
-    [SIGINT, SIGTERM].map { sig in
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler {
-            if shutdown.isTriggered { exit(130) }
-            logger.notice("signal received: finishing the batch in hand, then stopping", metadata: ["signal": "\(sig)"])
-            shutdown.trigger()
-        }
-        source.resume()
-        return source
-    }
-}

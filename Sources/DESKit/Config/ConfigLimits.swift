@@ -92,6 +92,19 @@ public enum ConfigLimits {
     /// `cache.ttl_seconds`: up to 30 days; 0 means no expiry.
     public static let cacheTTLSeconds: ClosedRange<Double> = 0...(30 * day)
 
+    // MARK: server
+
+    /// `server.max_request_bytes`: from 1 KiB to 16 MiB (requests carry JSON, never files).
+    public static let maxRequestBytes: ClosedRange<Int> = 1_024...(16 << 20)
+    /// `server.max_assign_count`: names one `/assign` may ask for.
+    public static let maxAssignCount: ClosedRange<Int> = 1...1_000_000
+    /// `server.drain_seconds`: up to ten minutes (0: stop at once).
+    public static let drainSeconds: ClosedRange<Double> = 0...600
+    /// `server.ready_timeout_seconds`: from 10 ms to a minute.
+    public static let readyTimeoutSeconds: ClosedRange<Double> = 0.01...60
+    /// `server.container_refresh_seconds`: up to an hour (0: ask on every miss).
+    public static let containerRefreshSeconds: ClosedRange<Double> = 0...3_600
+
     // MARK: Units
 
     /// Seconds in a day.
@@ -157,6 +170,12 @@ public enum ConfigLimits {
         Entry(keyPath: "cache.ttl_seconds", bounds: .seconds(cacheTTLSeconds)),
         Entry(keyPath: "cache.max_bytes", bounds: .bytes(cacheMaxBytes)),
         Entry(keyPath: "server.port", bounds: .count(port)),
+        Entry(keyPath: "server.node_id", bounds: .count(nodeID)),
+        Entry(keyPath: "server.max_request_bytes", bounds: .count(maxRequestBytes)),
+        Entry(keyPath: "server.max_assign_count", bounds: .count(maxAssignCount)),
+        Entry(keyPath: "server.drain_seconds", bounds: .seconds(drainSeconds)),
+        Entry(keyPath: "server.ready_timeout_seconds", bounds: .seconds(readyTimeoutSeconds)),
+        Entry(keyPath: "server.container_refresh_seconds", bounds: .seconds(containerRefreshSeconds)),
     ]
 
     /// The unit of `marker.rate_limit_per_second` in errors.

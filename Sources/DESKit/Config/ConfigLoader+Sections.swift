@@ -164,11 +164,29 @@ extension ConfigLoader {
         return c
     }
 
-    /// `server:` — where the HTTP server listens.
+    /// The keys of `server:`.
+    static let serverKeys = [
+        "host", "port", "node_id", "auth_tokens", "max_request_bytes", "max_assign_count", "drain_seconds",
+        "ready_timeout_seconds", "container_refresh_seconds",
+    ]
+
+    /// `server:` — where the HTTP service listens, who may call it, how it drains.
     static func parseServer(_ m: ConfigMapping) throws -> ServerConfig {
         var s = ServerConfig()
         if let v = try nonEmpty(m, "host") { s.host = v }
         if let v = try m.int("port", in: ConfigLimits.port) { s.port = v }
+        if let v = try m.int("node_id", in: ConfigLimits.nodeID) { s.nodeID = v }
+        if let v = try m.stringList("auth_tokens") {
+            for token in v where token.count < 16 {
+                throw m.error("auth_tokens", .invalidValue, "a token of \(token.count) characters is too easy to guess: use at least 16")
+            }
+            s.authTokens = v.map { Secret($0) }
+        }
+        if let v = try m.int("max_request_bytes", in: ConfigLimits.maxRequestBytes) { s.maxRequestBytes = v }
+        if let v = try m.int("max_assign_count", in: ConfigLimits.maxAssignCount) { s.maxAssignCount = v }
+        if let v = try m.double("drain_seconds", in: ConfigLimits.drainSeconds) { s.drainSeconds = v }
+        if let v = try m.double("ready_timeout_seconds", in: ConfigLimits.readyTimeoutSeconds) { s.readyTimeoutSeconds = v }
+        if let v = try m.double("container_refresh_seconds", in: ConfigLimits.containerRefreshSeconds) { s.containerRefreshSeconds = v }
         return s
     }
 }

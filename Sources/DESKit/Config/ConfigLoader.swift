@@ -103,7 +103,7 @@ public enum ConfigLoader {
         if let cache = try pluginSection(top, "cache", rules: cacheRules, defaultType: "memory", plugins: plugins) {
             config.cache = try parseCache(cache)
         }
-        if let server = try top.mapping("server", allowed: ["host", "port"]) {
+        if let server = try top.mapping("server", allowed: serverKeys, secretKeys: ["auth_tokens"]) {
             config.server = try parseServer(server)
         }
         config.warnings = context.warnings.items

@@ -342,12 +342,31 @@ public struct CacheConfig: Sendable, Hashable {
     public init() {}
 }
 
-/// The HTTP server's settings (the `server:` section; used by a later milestone).
+/// The HTTP service's settings (the `server:` section; `des serve`, and the
+/// `--metrics-port` listeners of the workers).
 public struct ServerConfig: Sendable, Hashable {
     /// The address to listen on (default `127.0.0.1`).
     public var host: String = "127.0.0.1"
     /// The port to listen on (default 8080; ``ConfigLimits/port``).
     public var port: Int = 8080
+    /// The Snowflake node of the names `/assign` gives (default 1; the marker's default is 0).
+    /// Two processes giving names at the same time need different nodes.
+    public var nodeID: Int = 1
+    /// Bearer tokens accepted on `/assign` and `/files` (none: no authentication). The
+    /// environment variable `DES_SERVER_TOKENS` (comma-separated) adds more.
+    public var authTokens: [Secret] = []
+    /// The largest request body accepted, in bytes (default 64 KiB): larger gets 413.
+    public var maxRequestBytes: Int = 64 << 10
+    /// The most names one `/assign` request may ask for (default 10,000).
+    public var maxAssignCount: Int = 10_000
+    /// On SIGTERM, how long readiness answers 503 while requests are still served, so that
+    /// a load balancer stops sending before the listener closes (default 5 s).
+    public var drainSeconds: Double = 5
+    /// The most one dependency's readiness check may take (default 2 s).
+    public var readyTimeoutSeconds: Double = 2
+    /// How stale the list of a (day, shard)'s containers may be before a name it does not
+    /// hold makes the server ask the metadata store again (default 1 s).
+    public var containerRefreshSeconds: Double = 1
     /// Creates the defaults.
     public init() {}
 }

@@ -1,0 +1,160 @@
+import DESKit
+import Foundation
+import Synchronization
+
+/// One dependency's result in a ``HealthReport``.
+public struct HealthCheckResult: Sendable, Equatable {
+    /// What was checked: `metadata`, `storage`, or `source:<name>`.
+    public var name: String
+    /// Whether it answered in time.
+    public var healthy: Bool
+    /// How long the check took (at most the timeout).
+    public var seconds: Double
+    /// Why it failed (nil when healthy). Never carries a password: errors of the
+    /// plugins name the server, not the credentials.
+    public var error: String?
+
+    /// Creates a result.
+    public init(name: String, healthy: Bool, seconds: Double, error: String? = nil) {
+        self.name = name
+        self.healthy = healthy
+        self.seconds = seconds
+        self.error = error
+    }
+}
+
+/// The readiness of a process: every dependency it needs, checked at once.
+public struct HealthReport: Sendable, Equatable {
+    /// One result per dependency, in a stable order (metadata, storage, sources).
+    public var checks: [HealthCheckResult]
+    /// Set while the process drains for shutdown: it is alive but takes no new work.
+    public var draining = false
+
+    /// Creates a report.
+    public init(checks: [HealthCheckResult], draining: Bool = false) {
+        self.checks = checks
+        self.draining = draining
+    }
+
+    /// Healthy when nothing failed and the process is not draining.
+    public var healthy: Bool { !draining && checks.allSatisfy(\.healthy) }
+
+    /// The names of the failed checks.
+    public var failed: [String] { checks.filter { !$0.healthy }.map(\.name) }
+
+    /// The report as a JSON-ready dictionary:
+    /// `{"status": "ok"|"unhealthy"|"draining", "checks": {name: {"status", "seconds", "error"?}}}`.
+    public var jsonObject: [String: Any] {
+        var checks: [String: Any] = [:]
+        for c in self.checks {
+            var entry: [String: Any] = ["status": c.healthy ? "ok" : "failed", "seconds": (c.seconds * 1e4).rounded() / 1e4]
+            if let e = c.error { entry["error"] = e }
+            checks[c.name] = entry
+        }
+        let status = draining ? "draining" : (healthy ? "ok" : "unhealthy")
+        var object: [String: Any] = ["status": status, "checks": checks]
+        if !failed.isEmpty { object["failed"] = failed }
+        return object
+    }
+}
+
+/// Checks the metadata store, the storage and every source, each within a timeout.
+///
+/// A dependency that hangs (a server that accepts connections and never answers)
+/// is reported failed when the timeout passes; its probe is left to finish on its
+/// own, so the report never waits longer than the timeout.
+public struct HealthChecker: Sendable {
+    /// A named probe: throws when the dependency is unusable.
+    public typealias Probe = @Sendable () async throws -> Void
+
+    let probes: [(String, Probe)]
+    /// The most a single check may take.
+    public var timeoutSeconds: Double
+
+    /// A checker over arbitrary probes (checked concurrently, reported in this order).
+    public init(probes: [(String, Probe)], timeoutSeconds: Double) {
+        self.probes = probes
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    /// The checks a pipeline process needs: the metadata store (`healthCheck()`), the
+    /// storage (a `HEAD` of a key that need not exist, under `probeKey`), and each source.
+    public init(
+        metadata: (any MetadataStore)?, storage: (any StorageBackend)?, probeKey: String = "des/.health",
+        sources: [any SourceConnector] = [], timeoutSeconds: Double
+    ) {
+        var probes: [(String, Probe)] = []
+        if let metadata { probes.append(("metadata", { try await metadata.healthCheck() })) }
+        if let storage { probes.append(("storage", { _ = try await storage.head(key: probeKey) })) }
+        for source in sources { probes.append(("source:\(source.name)", { try await source.healthCheck() })) }
+        self.init(probes: probes, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// Runs every probe concurrently; returns when all have answered or timed out.
+    public func check() async -> HealthReport {
+        let timeout = timeoutSeconds
+        let results = await withTaskGroup(of: (Int, HealthCheckResult).self) { group in
+            for (i, (name, probe)) in probes.enumerated() {
+                group.addTask { (i, await Self.run(name: name, probe: probe, timeout: timeout)) }
+            }
+            var out = [HealthCheckResult?](repeating: nil, count: probes.count)
+            for await (i, r) in group { out[i] = r }
+            return out.compactMap { $0 }
+        }
+        return HealthReport(checks: results)
+    }
+
+    /// One probe against its deadline. The probe runs in an unstructured task so that a
+    /// call blocked in a C client cannot hold the report past the deadline.
+    static func run(name: String, probe: @escaping Probe, timeout: Double) async -> HealthCheckResult {
+        let start = monotonicSeconds()
+        let outcome = await firstOf(
+            { () async -> String? in
+                do {
+                    try await probe()
+                    return nil
+                } catch {
+                    return "\(error)"
+                }
+            },
+            orAfter: timeout, timedOut: "no answer within \(formatSeconds(timeout)) s")
+        let elapsed = monotonicSeconds() - start
+        return HealthCheckResult(name: name, healthy: outcome == nil, seconds: elapsed, error: outcome)
+    }
+
+    /// The result of `work`, or `timedOut` when `seconds` pass first.
+    static func firstOf(
+        _ work: @escaping @Sendable () async -> String?, orAfter seconds: Double, timedOut: String
+    ) async -> String? {
+        await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
+            let once = ResumeOnce(c)
+            let timer = Task {
+                try? await Task.sleep(nanoseconds: nanoseconds(seconds))
+                if !Task.isCancelled { once.resume(timedOut) }
+            }
+            // The probe runs to its end even after the deadline; its late answer is ignored.
+            Task {
+                let value = await work()
+                once.resume(value)
+                timer.cancel()
+            }
+        }
+    }
+}
+
+/// A continuation resumed by whichever of two racers comes first.
+private final class ResumeOnce: Sendable {
+    private let slot: Mutex<CheckedContinuation<String?, Never>?>
+    init(_ c: CheckedContinuation<String?, Never>) { slot = Mutex(c) }
+    func resume(_ value: String?) {
+        let c = slot.withLock { s -> CheckedContinuation<String?, Never>? in
+            defer { s = nil }
+            return s
+        }
+        c?.resume(returning: value)
+    }
+}
+
+private func formatSeconds(_ s: Double) -> String {
+    s == s.rounded() ? String(Int(s)) : String(format: "%.2f", s)
+}

@@ -1,0 +1,84 @@
+import DESFormat
+
+/// One file found in a container: where its bytes are and what its META says, so that
+/// a server can answer `HEAD`, `ETag` and `Range` before (or without) reading the body.
+public struct LocatedEntry: Sendable {
+    /// The container's key.
+    public var key: String
+    /// The container's version when the entry was found (`If-Match` of later reads).
+    public var version: String?
+    /// The index entry.
+    public var entry: DESIndexEntry
+    /// The entry's META object.
+    public var metadata: DESMetadata
+
+    /// The file's size in bytes.
+    public var size: UInt64 { entry.dataLength }
+    /// The SHA-256 of the body that META records (lowercase hex), when present.
+    public var sha256: String? { metadata["sha256"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
+    /// The content type META records (`content_type`, `mime_type` or `mime`), when present.
+    public var contentType: String? {
+        for key in ["content_type", "content-type", "mime_type", "mime"] {
+            if let v = metadata[key]?.stringValue, !v.isEmpty { return v }
+        }
+        return nil
+    }
+}
+
+extension StorageArchiveReader {
+    /// Finds `name` in the container at `key`: its index entry (from the cache when warm)
+    /// and its META (one ranged read). Nil when the container does not hold the name.
+    public func locate(_ name: String, key: String) async throws -> LocatedEntry? {
+        var attempt = 0
+        while true {
+            let versioned = try await versionedIndex(key: key)
+            guard let entry = versioned.index.entry(named: name) else { return nil }
+            do {
+                let raw = try await storage.get(key: key, offset: entry.metaOffset, length: entry.metaLength, ifMatch: versioned.version)
+                guard UInt64(raw.count) == entry.metaLength else {
+                    throw DESFormatError(.truncated, "short read of \"\(name)\"'s META (\(raw.count) of \(entry.metaLength) bytes)", path: key)
+                }
+                let metadata: DESMetadata
+                do {
+                    metadata = try DESMetadata.parse(raw)
+                } catch {
+                    throw DESFormatError(.badMetadata, "\"\(name)\"'s META is not a JSON object", path: key)
+                }
+                return LocatedEntry(key: key, version: versioned.version, entry: entry, metadata: metadata)
+            } catch let error as DESKitError where error.code == .changed && attempt == 0 && cache != nil {
+                attempt += 1  // replaced under a cached index: forget it and look again, once
+                await forget(key: key, version: versioned.version)
+            }
+        }
+    }
+
+    /// `length` bytes of a located file from `offset` (within the file), pinned to the version
+    /// it was found in: a replaced container throws ``DESKitError/Code/changed``. An external
+    /// body is read from the object its META names.
+    public func read(_ located: LocatedEntry, offset: UInt64, length: UInt64) async throws -> [UInt8] {
+        guard length > 0 else { return [] }
+        guard offset <= located.size, length <= located.size - offset else {
+            throw DESKitError(.invalidData, "bytes \(offset)+\(length) are outside \"\(located.entry.name)\" (\(located.size) bytes)")
+        }
+        let bytes: [UInt8]
+        if located.entry.isExternal {
+            guard let externalKey = located.metadata["external_key"]?.stringValue else {
+                throw DESFormatError(.badIndexEntry, "\"\(located.entry.name)\" is external but its META names no external_key", path: located.key)
+            }
+            bytes = try await storage.get(key: externalKey, offset: offset, length: length)
+        } else {
+            bytes = try await storage.get(
+                key: located.key, offset: located.entry.dataOffset + offset, length: length, ifMatch: located.version)
+        }
+        guard UInt64(bytes.count) == length else {
+            throw DESFormatError(.truncated, "short read of \"\(located.entry.name)\" (\(bytes.count) of \(length) bytes)", path: located.key)
+        }
+        return bytes
+    }
+
+    /// Drops the cached index of one version of a container.
+    public func forget(key: String, version: String?) async {
+        guard let cache, let version else { return }
+        await cache.delete(ArchiveIdentity(location: storage.location, key: key, version: version))
+    }
+}

@@ -1,0 +1,106 @@
+import DESEngine
+import DESKit
+import Hummingbird
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// The DES HTTP service (Hummingbird 2): `POST /assign`, `GET|HEAD /files/{name}`,
+/// `GET /health`, `/health/live`, `/health/ready` and `GET /metrics`.
+///
+/// `des serve` runs every route; a worker's `--metrics-port` runs the health and metrics
+/// routes only. The service is a swift-service-lifecycle `Service` (``application(onRunning:)``);
+/// put a ``DrainGate`` last in its group so that readiness turns 503 before the listener closes.
+public struct DESHTTPServer: Sendable {
+    /// What the service serves.
+    public struct Routes: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        /// `POST /assign`.
+        public static let assign = Routes(rawValue: 1)
+        /// `GET|HEAD /files/{name}`.
+        public static let files = Routes(rawValue: 2)
+        /// `/health`, `/health/live`, `/health/ready` and `/metrics`.
+        public static let observability = Routes(rawValue: 4)
+        /// Everything (`des serve`).
+        public static let all: Routes = [.assign, .files, .observability]
+    }
+
+    /// What the routes read from.
+    public struct Parts: Sendable {
+        /// The metadata store (container lists; readiness).
+        public var metadata: any MetadataStore
+        /// The container storage.
+        public var storage: any StorageBackend
+        /// The index cache.
+        public var cache: (any IndexCache)?
+        /// The packer's shard bits (shards of names).
+        public var shardBits: Int
+        /// The checks of `/health/ready`.
+        public var readiness: Readiness
+
+        /// Creates the parts.
+        public init(
+            metadata: any MetadataStore, storage: any StorageBackend, cache: (any IndexCache)?, shardBits: Int, readiness: Readiness
+        ) {
+            self.metadata = metadata
+            self.storage = storage
+            self.cache = cache
+            self.shardBits = shardBits
+            self.readiness = readiness
+        }
+    }
+
+    let settings: ServerSettings
+    let routes: Routes
+    let logger: Logger
+    /// The service's metrics (and, through the same registry, the process's).
+    public let metrics: ServerMetrics
+    let assigner: NameAssigner
+    let locator: FileLocator
+    let readiness: Readiness
+    let started = monotonicSeconds()
+
+    /// A server over `parts`; its metrics go to `registry`, which `/metrics` emits whole.
+    public init(parts: Parts, settings: ServerSettings, routes: Routes = .all, registry: PrometheusCollectorRegistry, logger: Logger) {
+        self.settings = settings
+        self.routes = routes
+        self.logger = logger
+        let metrics = ServerMetrics(registry: registry)
+        self.metrics = metrics
+        self.assigner = NameAssigner(node: settings.nodeID, shardBits: parts.shardBits)
+        let reader = StorageArchiveReader(
+            storage: CountingStorage(base: parts.storage, metrics: metrics),
+            cache: parts.cache.map { CountingIndexCache(base: $0, metrics: metrics) })
+        self.locator = FileLocator(
+            metadata: parts.metadata, reader: reader, shardBits: parts.shardBits, refreshSeconds: settings.containerRefreshSeconds,
+            locatedCapacity: settings.locatedCacheEntries)
+        self.readiness = parts.readiness
+    }
+
+    /// The router with every enabled route and the middleware (metrics on all, auth on the API).
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        if routes.contains(.observability) {
+            addHealthRoutes(to: router)
+        }
+        let api = router.group().add(middleware: BearerAuthMiddleware(tokens: settings.tokens))
+        if routes.contains(.assign) {
+            addAssignRoute(to: api)
+        }
+        if routes.contains(.files) {
+            addFileRoutes(to: api)
+        }
+        return router
+    }
+
+    /// The HTTP application, a `Service`: `onRunning` gets the port it listens on.
+    public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some Service {
+        Application(
+            router: router(),
+            configuration: ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "des"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+}

@@ -1,0 +1,77 @@
+import DESEngine
+import DESKit
+import DESNaming
+import Foundation
+
+/// Finds a file from its name alone: the name's day and shard select the uploaded
+/// containers of (day, shard) in the metadata store; their indexes (through the index
+/// cache) find the entry. No database holds a row per file.
+///
+/// Two small caches keep a warm read at one ranged read: the container list of each
+/// (day, shard), asked again when a name is in none of them and the list is older than
+/// `refreshSeconds`; and the location of recently served names.
+final class FileLocator: Sendable {
+    struct DayShard: Hashable, Sendable {
+        var day: String
+        var shard: Int
+    }
+    struct ContainerList: Sendable {
+        var keys: [String]  // oldest first, as the store lists them
+        var fetchedAt: Double
+    }
+
+    let metadata: any MetadataStore
+    let reader: StorageArchiveReader
+    let shardBits: Int
+    let refreshSeconds: Double
+    private let lists = BoundedCache<DayShard, ContainerList>(capacity: 16_384)
+    private let located: BoundedCache<String, LocatedEntry>
+
+    init(metadata: any MetadataStore, reader: StorageArchiveReader, shardBits: Int, refreshSeconds: Double, locatedCapacity: Int) {
+        self.metadata = metadata
+        self.reader = reader
+        self.shardBits = shardBits
+        self.refreshSeconds = refreshSeconds
+        self.located = BoundedCache(capacity: locatedCapacity)
+    }
+
+    /// The shard of a name.
+    func shard(of name: String) -> Int { Int(consistentHash(name, bits: shardBits)) }
+
+    /// Where `name` is, or nil when no uploaded container of its (day, shard) holds it.
+    func locate(_ name: String, parsed: SnowflakeName) async throws -> LocatedEntry? {
+        if let hit = located[name] { return hit }
+        let where_ = DayShard(day: parsed.isoDay, shard: shard(of: name))
+        var searched: Set<String> = []
+        var list = try await containers(where_, refresh: false)
+        while true {
+            // Newest first: a name is in one container, and recent names are asked for most.
+            for key in list.keys.reversed() where !searched.contains(key) {
+                searched.insert(key)
+                if let found = try await reader.locate(name, key: key) {
+                    located.set(name, found)
+                    return found
+                }
+            }
+            guard monotonicSeconds() - list.fetchedAt >= refreshSeconds else { return nil }
+            let fresh = try await containers(where_, refresh: true)
+            guard fresh.keys.contains(where: { !searched.contains($0) }) else { return nil }
+            list = fresh
+        }
+    }
+
+    /// Forgets where `name` was (its container changed under it).
+    func forget(_ located: LocatedEntry) async {
+        self.located.remove(located.entry.name)
+        await reader.forget(key: located.key, version: located.version)
+    }
+
+    private func containers(_ ds: DayShard, refresh: Bool) async throws -> ContainerList {
+        if !refresh, let cached = lists[ds] { return cached }
+        let records = try await metadata.containers(state: .uploaded, shard: ds.shard, day: ds.day)
+        let list = ContainerList(keys: records.map(\.key), fetchedAt: monotonicSeconds())
+        lists.set(ds, list)
+        return list
+    }
+}
+
