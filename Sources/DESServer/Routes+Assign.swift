@@ -47,12 +47,6 @@ extension DESHTTPServer {
             fields = try JSONDecoder().decode(AssignBody.self, from: Data(body.readableBytesView))
         } catch let problem as Problem {
             return .failure(problem)
-        } catch DecodingError.typeMismatch(_, let context), DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
-            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return .failure(
-                key == "count"
-                    ? Problem(code: "bad_count", message: "count must be a whole number")
-                    : Problem(code: "bad_prefix", message: "prefix must be a string"))
         } catch {
             return .failure(Problem(code: "bad_body", message: "the body must be a JSON object like {\"prefix\": \"IMG\", \"count\": 10}"))
         }
@@ -89,7 +83,15 @@ struct AssignBody: Decodable {
         if let unknown = c.allKeys.map(\.stringValue).sorted().first(where: { $0 != "prefix" && $0 != "count" }) {
             throw DESHTTPServer.Problem(code: "bad_body", message: "unknown key '\(unknown)': the keys are prefix and count")
         }
-        prefix = try c.decodeIfPresent(String.self, forKey: Key(stringValue: "prefix"))
-        count = try c.decodeIfPresent(Int.self, forKey: Key(stringValue: "count"))
+        do {
+            prefix = try c.decodeIfPresent(String.self, forKey: Key(stringValue: "prefix"))
+        } catch {
+            throw DESHTTPServer.Problem(code: "bad_prefix", message: "prefix must be a string")
+        }
+        do {
+            count = try c.decodeIfPresent(Int.self, forKey: Key(stringValue: "count"))
+        } catch {
+            throw DESHTTPServer.Problem(code: "bad_count", message: "count must be a whole number")
+        }
     }
 }

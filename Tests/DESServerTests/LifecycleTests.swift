@@ -1,0 +1,221 @@
+@testable import DESPluginS3
+import DESKit
+import DESTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// The `des` binary built beside the tests (or `DES_BIN`).
+func desBinary() throws -> String {
+    if let bin = ProcessInfo.processInfo.environment["DES_BIN"], !bin.isEmpty { return bin }
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("des").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    throw DESKitError(.notFound, "des binary not found next to \(CommandLine.arguments[0]); set DES_BIN")
+}
+
+/// A free loopback port (bound, read and released).
+func freePort() throws -> Int {
+    let proxy = try TCPPortProbe()
+    return proxy.port
+}
+
+/// Runs `des` with `args` and waits for it; returns (exit status, stdout).
+func runDES(_ args: [String]) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try desBinary())
+    p.arguments = args
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Waits for a process to end, off the cooperative pool.
+func waitForExit(_ p: Process) async {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+        DispatchQueue.global().async {
+            p.waitUntilExit()
+            c.resume()
+        }
+    }
+}
+
+/// What the load of the SIGTERM test shares between its tasks.
+final class LoadState: Sendable {
+    struct Counts: Sendable {
+        var ok = 0
+        var failed = 0
+        var okAfterSignal = 0
+        var failures: [String] = []
+    }
+    let stop = Flag()
+    let signalled = Flag()
+    let counts = Guarded(Counts())
+}
+
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func load(ordering: AtomicLoadOrdering) -> Bool { value.load(ordering: .acquiring) }
+    func store(_ v: Bool, ordering: AtomicStoreOrdering) { value.store(v, ordering: .releasing) }
+}
+
+final class Guarded<T: Sendable>: Sendable {
+    private let m: Mutex<T>
+    init(_ v: T) { m = Mutex(v) }
+    func withLock<R>(_ body: (inout T) -> R) -> R { m.withLock { body(&$0) } }
+}
+
+@Suite("Lifecycle") struct LifecycleTests {
+    @Test("SIGTERM during a load: readiness turns 503, requests in flight and after still succeed, exit 0")
+    func sigtermDrainsUnderLoad() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(40)
+        let config = shelf.dir + "/serve.yaml"
+        try """
+            storage: {type: local, root: \(shelf.dir)/archive, prefix: des}
+            metadata: {connection: {type: sqlite, database: \(shelf.dir)/metadata.sqlite}}
+            packer: {shard_bits: 2}
+            server: {drain_seconds: 1}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try desBinary())
+        p.arguments = ["serve", "-c", config, "--port", "0", "--log-level", "critical"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // The first line names the bound port.
+        var line = ""
+        while !line.contains("\n") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += String(decoding: chunk, as: UTF8.self)
+        }
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        let base = "http://127.0.0.1:\(port)"
+        let client = Client()
+        let state = LoadState()
+        let (stop, signalled, counts) = (state.stop, state.signalled, state.counts)
+        let pid = p.processIdentifier
+        let files = shelf.files.mapValues(\.bytes)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    var i = worker
+                    while !stop.load(ordering: .acquiring) {
+                        let name = names[i % names.count]
+                        i += 1
+                        let after = signalled.load(ordering: .acquiring)
+                        do {
+                            let r = try await client.send("GET", base + "/files/" + path(name))
+                            let good = r.status == 200 && r.body == files[name]
+                            counts.withLock {
+                                if good { $0.ok += 1; if after { $0.okAfterSignal += 1 } } else { $0.failed += 1; $0.failures.append("status \(r.status)") }
+                            }
+                        } catch {
+                            counts.withLock { $0.failed += 1; $0.failures.append("\(error)") }
+                        }
+                    }
+                }
+            }
+            // Like a load balancer: stop sending once readiness says 503.
+            group.addTask {
+                while true {
+                    let r = try await client.send("GET", base + "/health/ready")
+                    if r.status == 503 {
+                        stop.store(true, ordering: .releasing)
+                        return
+                    }
+                    #expect(r.status == 200)
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
+            group.addTask {
+                while counts.withLock({ $0.ok }) < 300 { try await Task.sleep(for: .milliseconds(5)) }
+                signalled.store(true, ordering: .releasing)
+                kill(pid, SIGTERM)
+            }
+            try await group.waitForAll()
+        }
+        await waitForExit(p)
+        await client.close()
+        let c = counts.withLock { $0 }
+        #expect(c.failed == 0, "\(c.failures.prefix(5))")
+        #expect(c.ok >= 300)
+        #expect(c.okAfterSignal > 0)
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0)
+    }
+
+    @Test("workers' --metrics-port: seed metric names on /metrics, /health/ready 200; SIGTERM finalises and exits 0")
+    func workerMetricsPort() async throws {
+        let dir = NSTemporaryDirectory() + "des-workers-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = dir + "/local.yaml"
+        try """
+            sources:
+              - name: catalog
+                connection: {type: sqlite, database: ./des-data/catalog.sqlite}
+                table: {name: files, columns: {s3_key: body_path}}
+                bodies: {type: local, root: ./des-data/bodies}
+            storage: {type: local, root: ./des-data/archive}
+            metadata: {connection: {type: sqlite, database: ./des-data/metadata.sqlite}}
+            packer: {shard_bits: 2, max_container_age_seconds: 3600, idle_sleep_seconds: 0.05}
+            marker: {interval_seconds: 0.05}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(try runDES(["sample", "-c", config, "--files", "200"]).0 == 0)
+        let client = Client()
+        for (command, metric, ready) in [
+            ("marker", "des_marker_entries_marked_total", #"status="success""#), ("packer", "des_packer_open_containers", ""),
+        ] {
+            let port = try freePort()
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try desBinary())
+            p.arguments = [command, "run", "-c", config, "--metrics-port", String(port), "--log-level", "critical"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let base = "http://127.0.0.1:\(port)"
+            let deadline = Date().addingTimeInterval(30)
+            var value = 0
+            while Date() < deadline {
+                if let r = try? await client.send("GET", base + "/metrics"), r.status == 200 {
+                    value = metricSum(String(decoding: r.body, as: UTF8.self), metric, labels: ready)
+                    if command == "marker" ? value == 200 : value >= 1 { break }
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(command == "marker" ? value == 200 : value >= 1, "\(command): \(metric) = \(value)")
+            let health = try await client.send("GET", base + "/health/ready")
+            #expect(health.status == 200, "\(String(decoding: health.body, as: UTF8.self))")
+            let report = try #require(try client.json(health) as? [String: Any])
+            #expect(Set((report["checks"] as? [String: Any])?.keys.map { $0 } ?? []) == ["metadata", "storage", "source:catalog"])
+            if command == "marker" {
+                let text = String(decoding: try await client.send("GET", base + "/metrics").body, as: UTF8.self)
+                #expect(text.contains("des_marker_batch_duration_seconds_bucket"))
+            }
+            kill(p.processIdentifier, SIGTERM)
+            await waitForExit(p)
+            #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(command)")
+        }
+        await client.close()
+        // The packer's SIGTERM uploaded its open containers: every row is packed, and reads back.
+        let (status, out) = try runDES(["status", "-c", config, "--json"])
+        #expect(status == 0)
+        let stats = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        let catalog = (stats["sources"] as? [String: [String: Any]])?["catalog"]
+        #expect(catalog?["packed"] as? Int == 200)
+        #expect(try runDES(["check", "-c", config]).0 == 0)
+        // des health: the same report on the command line.
+        let (healthStatus, healthOut) = try runDES(["health", "-c", config, "--json"])
+        #expect(healthStatus == 0 && healthOut.contains(#""status":"ok""#))
+    }
+}

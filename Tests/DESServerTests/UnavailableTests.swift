@@ -1,0 +1,100 @@
+@testable import DESPluginS3
+import DESKit
+import DESPluginPostgreSQL
+import DESEngine
+import DESServer
+import DESTestSupport
+import Foundation
+import Testing
+
+@Suite("Servers down") struct UnavailableTests {
+    /// Polls `url` until it answers `status`, for at most `seconds` (a deadline, not a guess).
+    static func eventually(_ client: Client, _ url: String, status: Int, seconds: Double = 20) async throws -> HTTPResponse {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let r = try await client.send("GET", url)
+            if r.status == status || Date() > deadline { return r }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    @Test("storage unreachable: /files answers 503 with a JSON error, readiness names storage; both recover")
+    func storageDown() async throws {
+        let direct = try await Shelf.s3Storage()
+        let s3Port = try #require(URLComponents(string: try Shelf.env("DES_TEST_S3_ENDPOINT"))?.port)
+        let proxy = try TCPProxy(targetPort: s3Port)
+        defer { proxy.stop() }
+        let settings = direct.client.settings
+        var viaProxy = settings
+        viaProxy.endpoint = "http://127.0.0.1:\(proxy.port)"
+        viaProxy.maxRetries = 1
+        let storage = S3Storage(client: S3Client(settings: viaProxy))
+        var shelf = try await Shelf.make(storage: storage)
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(4)
+        try await withServer(shelf) { server, client in
+            #expect(try await client.send("GET", server.base + "/files/" + path(names[0])).status == 200)
+            proxy.cut()
+            for name in names.prefix(2) {  // one already located, one not: both need storage
+                let r = try await client.send("GET", server.base + "/files/" + path(name))
+                #expect(r.status == 503 && client.errorCode(r) == "unavailable", "\(String(decoding: r.body, as: UTF8.self))")
+                #expect(r.headers["retry-after"] == "1")
+            }
+            let ready = try await client.send("GET", server.base + "/health/ready")
+            #expect(ready.status == 503)
+            let report = try #require(try client.json(ready) as? [String: Any])
+            #expect(report["failed"] as? [String] == ["storage"])
+            proxy.restore()
+            #expect(try await Self.eventually(client, server.base + "/health/ready", status: 200).status == 200)
+            for name in names {
+                let r = try await client.send("GET", server.base + "/files/" + path(name))
+                #expect(r.status == 200 && r.body == shelf.files[name]?.bytes)
+            }
+        }
+    }
+
+    @Test("readiness turns 503 while the PostgreSQL metadata store is unreachable, and back to 200 after")
+    func metadataDown() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let pgPort = try #require(Int(try Shelf.env("DES_TEST_PG_PORT")))
+        let proxy = try TCPProxy(targetPort: pgPort)
+        defer { proxy.stop() }
+        var c = ConnectionConfig(type: "postgresql")
+        c.host = "127.0.0.1"
+        c.port = proxy.port
+        c.database = env["DES_TEST_PG_DATABASE"]
+        c.username = env["DES_TEST_PG_USER"]
+        c.driverOptions = ["connect_timeout": "2"]
+        let metadata = try await PostgresPlugin.open(c)
+        let shelf = try await Shelf.make(metadata: metadata)
+        defer { shelf.cleanup() }
+        try await withServer(shelf) { server, client in
+            let url = server.base + "/health/ready"
+            let up = try await client.send("GET", url)
+            #expect(up.status == 200, "\(String(decoding: up.body, as: UTF8.self))")
+            proxy.cut()
+            let down = try await Self.eventually(client, url, status: 503)
+            #expect(down.status == 503)
+            let report = try #require(try client.json(down) as? [String: Any])
+            #expect(report["status"] as? String == "unhealthy" && report["failed"] as? [String] == ["metadata"])
+            let checks = try #require(report["checks"] as? [String: [String: Any]])
+            #expect(checks["metadata"]?["status"] as? String == "failed" && checks["storage"]?["status"] as? String == "ok")
+            #expect((checks["metadata"]?["error"] as? String)?.isEmpty == false)
+            #expect(try await client.send("GET", server.base + "/health/live").status == 200)  // alive, though not ready
+            proxy.restore()
+            #expect(try await Self.eventually(client, url, status: 200).status == 200)
+        }
+        await metadata.close()
+    }
+
+    @Test("a dependency that hangs is reported failed when its timeout passes, not when it answers")
+    func hangingProbe() async throws {
+        let checker = HealthChecker(
+            probes: [("slow", { try await Task.sleep(for: .seconds(30)) }), ("fine", {})], timeoutSeconds: 0.2)
+        let start = Date()
+        let report = await checker.check()
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(report.failed == ["slow"] && !report.healthy)
+        #expect(report.checks[0].error?.contains("no answer within") == true)
+    }
+}

@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// A TCP forwarder on 127.0.0.1 in front of a test server, which a test can cut (every
+/// connection through it is closed, new ones are accepted and closed at once: the server
+/// looks down) and restore. Used to make a real server unreachable without stopping it.
+public final class TCPProxy: @unchecked Sendable {
+    /// The port to connect to instead of the server's.
+    public let port: Int
+    private let targetPort: Int
+    private let listener: Int32
+    private let lock = NSLock()
+    private var live: Set<Int32> = []  // guarded by lock
+    private var isCut = false  // guarded by lock
+    private var stopped = false  // guarded by lock
+
+    /// A proxy to `127.0.0.1:targetPort` on a free port.
+    public init(targetPort: Int) throws {
+        self.targetPort = targetPort
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ProxyError("socket: \(errno)") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = Self.loopback(port: 0)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, listen(fd, 128) == 0 else {
+            close(fd)
+            throw ProxyError("bind/listen: \(errno)")
+        }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        listener = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        let t = Thread { [weak self] in self?.acceptLoop() }
+        t.name = "tcp-proxy-accept"
+        t.start()
+    }
+
+    deinit { stop() }
+
+    /// Closes every connection through the proxy and refuses new ones until ``restore()``.
+    public func cut() {
+        let fds = lock.withLock { () -> Set<Int32> in
+            isCut = true
+            return live
+        }
+        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
+    }
+
+    /// Forwards new connections again.
+    public func restore() { lock.withLock { isCut = false } }
+
+    /// Stops listening and closes every connection.
+    public func stop() {
+        let fds = lock.withLock { () -> Set<Int32>? in
+            if stopped { return nil }
+            stopped = true
+            return live
+        }
+        guard let fds else { return }
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listener, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return  // listener closed
+            }
+            let (cut, stopped) = lock.withLock { (isCut, self.stopped) }
+            if cut || stopped {
+                close(client)
+                continue
+            }
+            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = Self.loopback(port: targetPort)
+            let connected = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if connected != 0 {
+                close(upstream)
+                close(client)
+                continue
+            }
+            lock.withLock {
+                live.insert(client)
+                live.insert(upstream)
+            }
+            let done = DispatchGroup()
+            for (from, to) in [(client, upstream), (upstream, client)] {
+                done.enter()
+                let t = Thread {
+                    Self.pump(from: from, to: to)
+                    done.leave()
+                }
+                t.start()
+            }
+            let t = Thread { [weak self] in
+                done.wait()
+                self?.lock.withLock {
+                    self?.live.remove(client)
+                    self?.live.remove(upstream)
+                }
+                close(client)
+                close(upstream)
+            }
+            t.start()
+        }
+    }
+
+    private static func pump(from: Int32, to: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(from, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            var sent = 0
+            while sent < n {
+                let w = buffer.withUnsafeBytes { send(to, $0.baseAddress! + sent, n - sent, Int32(MSG_NOSIGNAL)) }
+                if w <= 0 { break }
+                sent += w
+            }
+            if sent < n { break }
+        }
+        shutdown(from, Int32(SHUT_RDWR))
+        shutdown(to, Int32(SHUT_RDWR))
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = UInt16(port).bigEndian
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return a
+    }
+}
+
+/// A failure to set the proxy up.
+public struct ProxyError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Finds a free loopback port: binds port 0, reads the port, releases it.
+public struct TCPPortProbe {
+    /// The port the kernel chose.
+    public let port: Int
+
+    /// Binds and releases.
+    public init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ProxyError("socket: \(errno)") }
+        defer { close(fd) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = 0
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0 else { throw ProxyError("bind: \(errno)") }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = Int(UInt16(bigEndian: a.sin_port))
+    }
+}
