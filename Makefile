@@ -33,6 +33,7 @@ bench: setup
 	scripts/bench-postgres.sh
 	scripts/bench-heterogeneous.sh
 	scripts/bench-s3.sh
+	scripts/bench-http.sh
 
 # Fuzz the archive reader and the config loader under libFuzzer (coverage-guided, seeded
 # with the golden vectors and shipped configs), FUZZ_SECONDS each (default 600, memory

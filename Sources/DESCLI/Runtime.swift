@@ -53,8 +53,10 @@ struct Runtime {
     /// Closes every connection.
     func close() async {
         for source in sources { await source.close() }
+        for fetcher in fetchers.values { await fetcher.close() }
         await metadata.close()
         await storage.close()
+        await cache.close()
     }
 }
 

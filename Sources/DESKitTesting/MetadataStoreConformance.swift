@@ -44,11 +44,13 @@ public enum MetadataStoreConformance {
             let c = "takeover after expiry bumps the token and fences the stale holder"
             let store = try await makeStore()
             defer { Task { await store.close() } }
-            guard let stale = try await store.acquireLease(shard: 2, holder: a, ttlSeconds: 0.3) else {
+            // Long enough that creating the container fits in it on a loaded machine (at 0.3 s a
+            // busy database server sometimes let it lapse first).
+            guard let stale = try await store.acquireLease(shard: 2, holder: a, ttlSeconds: 2) else {
                 throw ConformanceFailure(check: c, message: "no grant")
             }
             let container = try await store.createContainer(day: "2025-01-01", shard: 2, lease: stale, keyPrefix: "des")
-            try await Task.sleep(nanoseconds: 600_000_000)
+            try await Task.sleep(nanoseconds: 2_500_000_000)
             guard let fresh = try await store.acquireLease(shard: 2, holder: b, ttlSeconds: 30) else {
                 throw ConformanceFailure(check: c, message: "an expired lease was not taken over")
             }

@@ -71,4 +71,5 @@ struct CountingIndexCache: IndexCache {
     func delete(_ identity: ArchiveIdentity) async { await base.delete(identity) }
     func clear() async { await base.clear() }
     func stats() async -> IndexCacheStats { await base.stats() }
+    func close() async { await base.close() }
 }

@@ -331,7 +331,7 @@ public struct LocalBodyFetcher: BodyFetcher {
                 }
                 return try resolvePortably(key, joined: joined, realRoot: root.resolvedPath)
             }
-            close(fd)
+            closeDescriptor(fd)
             return joined
         }
         return try resolvePortably(key, joined: joined, realRoot: root.resolvedPath)
@@ -419,3 +419,6 @@ public enum LocalStoragePlugin {
         path.hasPrefix("/") ? path : ((base as NSString).appendingPathComponent(path) as NSString).standardizingPath
     }
 }
+
+/// `close(2)`, named so inside types that have a `close()` of their own.
+private func closeDescriptor(_ fd: Int32) { _ = close(fd) }

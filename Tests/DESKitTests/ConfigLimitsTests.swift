@@ -241,6 +241,12 @@ private let outOfRangeCases: [OutOfRangeCase] = [
             "cache.ttl_seconds": .double(config.cache.ttlSeconds ?? 0),
             "cache.max_bytes": .bytes(config.cache.maxBytes),
             "server.port": .int(config.server.port),
+            "server.node_id": .int(config.server.nodeID),
+            "server.max_request_bytes": .int(config.server.maxRequestBytes),
+            "server.max_assign_count": .int(config.server.maxAssignCount),
+            "server.drain_seconds": .double(config.server.drainSeconds),
+            "server.ready_timeout_seconds": .double(config.server.readyTimeoutSeconds),
+            "server.container_refresh_seconds": .double(config.server.containerRefreshSeconds),
         ]
         // Connection ports have no default of their own (each driver has its usual port).
         let withoutDefault: Set = ["sources[].connection.port", "metadata.connection.port"]

@@ -23,18 +23,26 @@ func freePort() throws -> Int {
     return proxy.port
 }
 
-/// Runs `des` with `args` and waits for it; returns (exit status, stdout).
-func runDES(_ args: [String]) throws -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: try desBinary())
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+/// Runs `des` with `args` and waits for it, off the cooperative pool; returns (exit status, stdout).
+func runDES(_ args: [String]) async throws -> (Int32, String) {
+    let bin = try desBinary()
+    return try await withCheckedThrowingContinuation { (c: CheckedContinuation<(Int32, String), any Error>) in
+        DispatchQueue.global().async {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: bin)
+            p.arguments = args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            do { try p.run() } catch {
+                c.resume(throwing: error)
+                return
+            }
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            c.resume(returning: (p.terminationStatus, String(decoding: data, as: UTF8.self)))
+        }
+    }
 }
 
 /// Waits for a process to end, off the cooperative pool.
@@ -93,11 +101,17 @@ final class Guarded<T: Sendable>: Sendable {
         p.standardError = FileHandle.nullDevice
         try p.run()
         // The first line names the bound port.
-        var line = ""
-        while !line.contains("\n") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line += String(decoding: chunk, as: UTF8.self)
+        let handle = out.fileHandleForReading
+        let line = await withCheckedContinuation { (c: CheckedContinuation<String, Never>) in
+            DispatchQueue.global().async {
+                var line = ""
+                while !line.contains("\n") {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    line += String(decoding: chunk, as: UTF8.self)
+                }
+                c.resume(returning: line)
+            }
         }
         let port = try #require(line.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
         let base = "http://127.0.0.1:\(port)"
@@ -171,7 +185,7 @@ final class Guarded<T: Sendable>: Sendable {
             packer: {shard_bits: 2, max_container_age_seconds: 3600, idle_sleep_seconds: 0.05}
             marker: {interval_seconds: 0.05}
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        #expect(try runDES(["sample", "-c", config, "--files", "200"]).0 == 0)
+        #expect(try await runDES(["sample", "-c", config, "--files", "200"]).0 == 0)
         let client = Client()
         for (command, metric, ready) in [
             ("marker", "des_marker_entries_marked_total", #"status="success""#), ("packer", "des_packer_open_containers", ""),
@@ -208,14 +222,14 @@ final class Guarded<T: Sendable>: Sendable {
         }
         await client.close()
         // The packer's SIGTERM uploaded its open containers: every row is packed, and reads back.
-        let (status, out) = try runDES(["status", "-c", config, "--json"])
+        let (status, out) = try await runDES(["status", "-c", config, "--json"])
         #expect(status == 0)
         let stats = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
         let catalog = (stats["sources"] as? [String: [String: Any]])?["catalog"]
         #expect(catalog?["packed"] as? Int == 200)
-        #expect(try runDES(["check", "-c", config]).0 == 0)
+        #expect(try await runDES(["check", "-c", config]).0 == 0)
         // des health: the same report on the command line.
-        let (healthStatus, healthOut) = try runDES(["health", "-c", config, "--json"])
+        let (healthStatus, healthOut) = try await runDES(["health", "-c", config, "--json"])
         #expect(healthStatus == 0 && healthOut.contains(#""status":"ok""#))
     }
 }

@@ -74,6 +74,15 @@ public final class RedisIndexCache: IndexCache {
         thread.stop()
     }
 
+    /// Drops the connection (a later command connects again).
+    public func close() async {
+        _ = try? await thread.run { [self] () -> Bool in
+            if let c = context { redisFree(c) }
+            context = nil
+            return true
+        }
+    }
+
     /// Commands that failed (Redis unreachable or answering with an error), for tests and metrics.
     public var errorCount: Int { state.withLock { $0.errors } }
 

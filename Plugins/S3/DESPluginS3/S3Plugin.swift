@@ -92,6 +92,16 @@ public final class S3BodyFetcher: BodyFetcher {
         }
     }
 
+    /// Closes every bucket's client and removes this process's download folder.
+    public func close() async {
+        let all = clients.withLock { c -> [S3Client] in
+            defer { c = [:] }
+            return Array(c.values)
+        }
+        for c in all { await c.close() }
+        try? FileManager.default.removeItem(atPath: downloads)
+    }
+
     func client(bucket: String) throws -> S3Client {
         if let c = clients.withLock({ $0[bucket] }) { return c }
         var v = values

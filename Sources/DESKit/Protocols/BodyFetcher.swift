@@ -30,4 +30,11 @@ public protocol BodyFetcher: Sendable {
     /// Makes the body at `location` readable from local disk. A missing body is
     /// a ``DESKitError`` with code `notFound` (the row fails; it is not retried).
     func fetch(_ location: BodyLocation) async throws -> FetchedBody
+
+    /// Releases connections, threads and temporary files (the fetcher is not used after). Default: nothing.
+    func close() async
+}
+
+extension BodyFetcher {
+    public func close() async {}
 }

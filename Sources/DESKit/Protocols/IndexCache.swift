@@ -47,8 +47,12 @@ public protocol IndexCache: Sendable {
     /// The newest version stored for an archive and its index, so that a warm read needs no
     /// request to learn the version (it then pins its read to it). Default: none.
     func latest(location: String, key: String) async -> (version: String, index: DESIndex)?
+
+    /// Releases the cache's connections and threads (it is not used after). Default: nothing.
+    func close() async
 }
 
 extension IndexCache {
     public func latest(location: String, key: String) async -> (version: String, index: DESIndex)? { nil }
+    public func close() async {}
 }

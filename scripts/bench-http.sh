@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): the HTTP service under wrk on loopback. Requests/s and p99
+# latency of POST /assign and of GET /files/{name} (4 KiB files on local disk, warm
+# index cache), each beside GET /health/live on the same server in the same run (the
+# framework's floor: what a route that does nothing gets on this machine).
+#   scripts/bench-http.sh [SECONDS] [CONNECTIONS]     (default 10 s, 64 connections)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${1:-10}"
+CONNS="${2:-64}"
+FILES=5000
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+swift build -c release --product des 2>&1 | grep -E 'error' || true
+DES="$(swift build -c release --show-bin-path)/des"
+WORK="$(mktemp -d -t des-bench-http.XXXXXX)"
+SERVER=""
+trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+cp configs/local.yaml "$WORK/local.yaml"
+export DES_LOG_LEVEL=warning
+echo "==> $FILES sample files of 4 KiB, named and packed"
+"$DES" sample -c "$WORK/local.yaml" --files "$FILES" --size 4096 >/dev/null
+"$DES" marker run -c "$WORK/local.yaml" --until-idle >/dev/null
+"$DES" packer run -c "$WORK/local.yaml" --until-idle >/dev/null
+python3 -c "import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1]).execute('select des_name from files order by random()')]" \
+  "$WORK/des-data/catalog.sqlite" > "$WORK/names"
+export DES_BENCH_NAMES="$WORK/names"
+
+"$DES" serve -c "$WORK/local.yaml" --port 0 --log-level warning > "$WORK/serve.out" &
+SERVER=$!
+for _ in $(seq 100); do grep -q listening "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+PORT="$(grep -o '[0-9]*$' "$WORK/serve.out" | head -1)"
+BASE="http://127.0.0.1:$PORT"
+echo "==> des serve on $BASE; warming the index cache (every name once)"
+sed -e 's/(/%28/; s/)/%29/' -e "s|.*|url = \"$BASE/files/&\"\noutput = \"/dev/null\"|" "$WORK/names" > "$WORK/curl.cfg"
+curl -s -K "$WORK/curl.cfg"
+
+run() {  # run NAME ARGS... -> "rps p99_ms non2xx"
+  local out
+  out="$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$@" 2>&1)"
+  local rps p99 bad
+  rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+  p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
+  bad="$(awk '/^non-2xx:/ {print $2}' <<<"$out")"
+  # wrk prints latency as 812.00us, 1.20ms or 1.01s: in ms.
+  p99="$(python3 -c "import sys; v=sys.argv[1]; print(round(float(v[:-2])/1000,3) if v.endswith('us') else round(float(v[:-2]),3) if v.endswith('ms') else round(float(v[:-1])*1000,3))" "$p99")"
+  echo "$rps $p99 ${bad:-0}"
+}
+echo "==> wrk: 1 thread, $CONNS connections, ${SECS} s per route"
+read -r LIVE_RPS LIVE_P99 _ <<<"$(run "$BASE/health/live")"
+read -r ASSIGN_RPS ASSIGN_P99 ASSIGN_BAD <<<"$(run -s scripts/wrk/assign.lua "$BASE/assign")"
+read -r FILES_RPS FILES_P99 FILES_BAD <<<"$(run -s scripts/wrk/files.lua "$BASE")"
+STORAGE="$(curl -s "$BASE/metrics" | awk '/^des_storage_requests_total/ {s+=$2} END {print s+0}')"
+
+printf '\n%-34s %12s %10s %10s %12s\n' "route (loopback, wrk)" "requests/s" "p99 ms" "non-2xx" "vs /health/live"
+printf '%-34s %12.0f %10s %10s %12s\n' "GET /health/live (floor)" "$LIVE_RPS" "$LIVE_P99" "-" "1.00"
+printf '%-34s %12.0f %10s %10s %12s\n' "POST /assign" "$ASSIGN_RPS" "$ASSIGN_P99" "$ASSIGN_BAD" \
+  "$(python3 -c "print(f'{$ASSIGN_RPS/$LIVE_RPS:.2f}')")"
+printf '%-34s %12.0f %10s %10s %12s\n' "GET /files/{name} (4 KiB, warm)" "$FILES_RPS" "$FILES_P99" "$FILES_BAD" \
+  "$(python3 -c "print(f'{$FILES_RPS/$LIVE_RPS:.2f}')")"
+echo "storage requests made by the server in all: $STORAGE"
+echo "targets: /assign >= 30000/s, /files >= 10000/s, p99 < 5 ms"
