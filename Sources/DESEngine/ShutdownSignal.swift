@@ -3,8 +3,8 @@ import Synchronization
 
 /// A one-way "please stop" flag that long-running workers check and sleep on.
 ///
-/// `des` triggers it from SIGINT/SIGTERM; workers finish or release the batch
-/// in hand and return.
+/// ``WorkerService`` triggers it when its service group shuts down gracefully (SIGINT,
+/// SIGTERM) or is cancelled; workers finish or release the batch in hand and return.
 public final class ShutdownSignal: Sendable {
     private struct State {
         var triggered = false

@@ -14,7 +14,9 @@ extension DESHTTPServer {
             await serveFile(request, context, head: false)
         }
         group.head("/files/{name}") { request, context -> Response in
-            await serveFile(request, context, head: true)
+            let response = await serveFile(request, context, head: true)
+            // A HEAD answer carries no body, errors included (their status says enough).
+            return Response(status: response.status, headers: response.headers)
         }
     }
 

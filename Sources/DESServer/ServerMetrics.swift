@@ -5,7 +5,7 @@ import Synchronization
 /// its own requests exactly, whatever else the process measures):
 ///
 /// - `des_http_requests_total{route, method, status}`
-/// - `des_http_request_duration_seconds{route, method}` (histogram)
+/// - `des_http_request_duration_seconds{route, method, status}` (histogram)
 /// - `des_http_requests_in_flight`
 /// - `des_index_cache_requests_total{result="hit"|"miss"}`
 /// - `des_storage_requests_total{operation}` (every read the service makes of storage)
@@ -40,9 +40,9 @@ public final class ServerMetrics: Sendable {
 
     /// Counts one request and its duration.
     func record(route: String, method: String, status: Int, duration: Duration) {
-        let key = route + " " + method
+        let key = route + " " + method + " " + String(status)
         let counter = requestCounters.withLock { map in
-            let k = key + " " + String(status)
+            let k = key
             if let c = map[k] { return c }
             let c = registry.makeCounter(
                 name: "des_http_requests_total", labels: [("route", route), ("method", method), ("status", String(status))],
@@ -54,8 +54,8 @@ public final class ServerMetrics: Sendable {
         let histogram = durations.withLock { map in
             if let h = map[key] { return h }
             let h = registry.makeDurationHistogram(
-                name: "des_http_request_duration_seconds", labels: [("route", route), ("method", method)], buckets: Self.buckets,
-                help: "HTTP request latency by route and method")
+                name: "des_http_request_duration_seconds", labels: [("route", route), ("method", method), ("status", String(status))],
+                buckets: Self.buckets, help: "HTTP request latency by route, method and status")
             map[key] = h
             return h
         }

@@ -53,6 +53,7 @@ import Testing
             #expect(count(#"route="/assign",method="POST",status="400""#) == 1)
             #expect(count(#"status="404""#) == 1)
             #expect(metricSum(text, "des_http_request_duration_seconds_count", labels: #"route="/assign",method="POST""#) == 6)
+            #expect(metricSum(text, "des_http_request_duration_seconds_count", labels: #"route="/assign",method="POST",status="400""#) == 1)
             #expect(metricSum(text, "des_assign_names_total") == 10)
             // Three containers' indexes were loaded once each (misses); nothing was looked up again.
             #expect(metricSum(text, "des_index_cache_requests_total", labels: #"result="miss""#) >= 1)

@@ -232,4 +232,24 @@ final class Guarded<T: Sendable>: Sendable {
         let (healthStatus, healthOut) = try await runDES(["health", "-c", config, "--json"])
         #expect(healthStatus == 0 && healthOut.contains(#""status":"ok""#))
     }
+
+    @Test("des health: a metadata store that refuses connections is named, with exit 69 and JSON")
+    func healthUnhealthy() async throws {
+        let dir = NSTemporaryDirectory() + "des-health-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try freePort()  // nothing listens there
+        let config = dir + "/down.yaml"
+        try """
+            storage: {type: local, root: ./archive}
+            metadata: {connection: {type: postgresql, host: 127.0.0.1, port: \(port), database: des, username: des, password: hunter2-secret}}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let (status, out) = try await runDES(["health", "-c", config, "--json", "--timeout", "5"])
+        #expect(status == 69)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        #expect(report["status"] as? String == "unhealthy" && report["failed"] as? [String] == ["metadata"])
+        #expect(!out.contains("hunter2-secret"))
+        let (textStatus, text) = try await runDES(["health", "-c", config])
+        #expect(textStatus == 69 && text.contains("FAILED metadata") && text.contains("ok     storage"))
+    }
 }
