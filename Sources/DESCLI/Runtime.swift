@@ -19,13 +19,7 @@ struct Runtime {
     /// Loads the config and opens sources, metadata and storage.
     /// `needSources`: fail when no source is enabled; `optionalSources`: open the enabled ones, if any.
     static func open(configPath: String, needSources: Bool = true, optionalSources: Bool = false) async throws -> Runtime {
-        guard FileManager.default.fileExists(atPath: configPath) else {
-            throw CLIFailure(message: "\(configPath): no such config file", exitCode: DESExit.noInput)
-        }
-        let registry = try DESCommandLine.requireRegistry()
-        let config = try ConfigLoader.load(path: configPath, plugins: registry)
-        let base = ((configPath as NSString).deletingLastPathComponent as NSString).standardizingPath
-        let baseDirectory = base.isEmpty ? FileManager.default.currentDirectoryPath : base
+        let (config, baseDirectory, registry) = try loadConfig(configPath)
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : ((baseDirectory as NSString).appendingPathComponent(path) as NSString).standardizingPath
         }
@@ -48,6 +42,18 @@ struct Runtime {
         return Runtime(
             config: resolved, baseDirectory: baseDirectory, sources: sources, fetchers: fetchers, metadata: metadata,
             storage: storage, cache: cache)
+    }
+
+    /// The config at `path` (checked against the registry's plugins), the directory its relative
+    /// paths start from, and the registry.
+    static func loadConfig(_ path: String) throws -> (DESConfig, String, PluginRegistry) {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CLIFailure(message: "\(path): no such config file", exitCode: DESExit.noInput)
+        }
+        let registry = try DESCommandLine.requireRegistry()
+        let config = try ConfigLoader.load(path: path, plugins: registry)
+        let base = ((path as NSString).deletingLastPathComponent as NSString).standardizingPath
+        return (config, base.isEmpty ? FileManager.default.currentDirectoryPath : base, registry)
     }
 
     /// Closes every connection.

@@ -1,19 +1,11 @@
 import DESEngine
 import DESKit
+import DESTestSupport
 import Foundation
 import Testing
 
 /// The `des` binary next to the test bundle (or $DES_BIN).
-func desBinary() throws -> String {
-    if let bin = ProcessInfo.processInfo.environment["DES_BIN"] { return bin }
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("des").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    throw DESKitError(.notFound, "des binary not found next to \(CommandLine.arguments[0]); set DES_BIN")
-}
+func desBinary() throws -> String { try desExecutable() }
 
 @Suite("Crash") struct CrashTests {
     @Test("kill -9 the packer 20 times: every row packed exactly once, bytes intact")

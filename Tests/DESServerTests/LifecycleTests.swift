@@ -6,16 +6,7 @@ import Synchronization
 import Testing
 
 /// The `des` binary built beside the tests (or `DES_BIN`).
-func desBinary() throws -> String {
-    if let bin = ProcessInfo.processInfo.environment["DES_BIN"], !bin.isEmpty { return bin }
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("des").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    throw DESKitError(.notFound, "des binary not found next to \(CommandLine.arguments[0]); set DES_BIN")
-}
+func desBinary() throws -> String { try desExecutable() }
 
 /// A free loopback port (bound, read and released).
 func freePort() throws -> Int {

@@ -13,30 +13,10 @@ import Darwin
 /// The `des` executable: `$DES_BIN` when set, otherwise the sibling of the test bundle
 /// (on Linux the test runner lives in `.build/debug`, next to `des`).
 func desBinary() throws -> String {
-    if let explicit = ProcessInfo.processInfo.environment["DES_BIN"], !explicit.isEmpty {
-        try #require(FileManager.default.isExecutableFile(atPath: explicit), "DES_BIN=\(explicit) is not an executable")
-        return explicit
+    do { return try desExecutable() } catch {
+        Issue.record("\(error)")
+        throw CancellationError()
     }
-    var starts: [URL] = [Bundle.main.bundleURL]
-    if let exe = Bundle.main.executableURL { starts.append(exe.deletingLastPathComponent()) }
-    let arg0 = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    starts.append(arg0.deletingLastPathComponent())
-    for start in starts {
-        // Walk up a few levels: on macOS the runner sits inside DESPackageTests.xctest/Contents/MacOS.
-        var dir = start.resolvingSymlinksInPath()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("des").path
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDir), !isDir.boolValue,
-                FileManager.default.isExecutableFile(atPath: candidate)
-            {
-                return candidate
-            }
-            dir = dir.deletingLastPathComponent()
-        }
-    }
-    Issue.record("cannot find the des executable next to \(starts.map(\.path)); build it or set DES_BIN")
-    throw CancellationError()
 }
 
 /// What a run of `des` produced.

@@ -1,0 +1,93 @@
+import ArgumentParser
+import DESEngine
+import DESKit
+import DESServer
+import Foundation
+
+struct HealthCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "health",
+        abstract: "The readiness report: metadata store, storage and each enabled source.",
+        discussion: """
+            Each dependency is opened and checked within --timeout seconds (default: \
+            server.ready_timeout_seconds), all at once. Exit 0 when every check passes, \
+            69 when one fails (the report names it). The same report as GET /health/ready.
+
+            Examples:
+              des health --config configs/local.yaml
+              des health --config prod.yaml --json | jq .checks
+            """)
+
+    @OptionGroup var options: PipelineOptions
+    @Flag(help: "Print the report as JSON.") var json = false
+    @Option(help: "Seconds each check may take.") var timeout: Double?
+
+    func validate() throws {
+        if let timeout, !(timeout > 0 && timeout <= 600) { throw ValidationError("--timeout must be more than 0 and at most 600 seconds") }
+    }
+
+    func run() async throws {
+        try await reportingErrorsAsync {
+            _ = options.logger("des.health")
+            let (config, baseDirectory, registry) = try Runtime.loadConfig(options.configPath)
+            // Each probe opens its dependency, checks it and closes it: one that cannot even
+            // be opened (a server down) is reported, not fatal to the others.
+            var probes: [(String, HealthChecker.Probe)] = [
+                (
+                    "metadata",
+                    {
+                        try await opened(
+                            { try await registry.makeMetadataStore(config.metadata.connection, baseDirectory: baseDirectory) },
+                            check: { try await $0.healthCheck() }, close: { await $0.close() })
+                    }
+                ),
+                (
+                    "storage",
+                    {
+                        try await opened(
+                            { try await registry.makeStorage(config.storage, baseDirectory: baseDirectory) },
+                            check: { _ = try await $0.head(key: config.storage.prefix + "/.des-health") }, close: { await $0.close() })
+                    }
+                ),
+            ]
+            for source in config.enabledSources {
+                probes.append(
+                    (
+                        "source:\(source.name)",
+                        {
+                            try await opened(
+                                { try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: baseDirectory)) },
+                                check: { try await $0.healthCheck() }, close: { await $0.close() })
+                        }
+                    ))
+            }
+            let report = await HealthChecker(probes: probes, timeoutSeconds: timeout ?? config.server.readyTimeoutSeconds).check()
+            if json {
+                Terminal.out(report.jsonText + "\n")
+            } else {
+                for c in report.checks {
+                    let mark = c.healthy ? "ok    " : "FAILED"
+                    Terminal.out("\(mark) \(c.name) (\(String(format: "%.3f", c.seconds)) s)\(c.error.map { ": " + $0 } ?? "")\n")
+                }
+                Terminal.out(report.healthy ? "healthy\n" : "unhealthy: \(report.failed.joined(separator: ", "))\n")
+            }
+            if !report.healthy {
+                throw ExitCode(DESExit.unavailable)
+            }
+        }
+    }
+}
+
+/// Opens a dependency, checks it and closes it, whatever the check says.
+private func opened<T>(
+    _ open: () async throws -> T, check: (T) async throws -> Void, close: (T) async -> Void
+) async throws {
+    let value = try await open()
+    do {
+        try await check(value)
+    } catch {
+        await close(value)
+        throw error
+    }
+    await close(value)
+}
