@@ -65,8 +65,10 @@ public struct Marker: Sendable {
                 for row in rows {
                     do {
                         let name = try naming.name(for: row)
-                        let shard = Int(consistentHash(name, bits: bits))
-                        let hash = String(consistentHash(name, bits: 64), radix: 16)
+                        // One SHA-256 a name: the shard is the top `bits` bits of the 64-bit hash.
+                        let hash64 = consistentHash(name, bits: 64)
+                        let shard = Int(hash64 >> UInt64(64 - bits))
+                        let hash = String(hash64, radix: 16)
                         out.append(NameAssignment(rowID: row.rowID, desName: name, hash: hash, shard: shard))
                     } catch {
                         failures.withLock { $0.append(FailedRow(rowID: row.rowID, reason: "naming failed: \(error)")) }
@@ -91,10 +93,37 @@ public struct Marker: Sendable {
     }
 
     /// Runs batches over every source until `shutdown` fires, or — with
-    /// `untilIdle` — until no source has rows needing a name.
+    /// `untilIdle` — until no source has rows needing a name. `config.concurrency`
+    /// workers run at once, each taking its own batches (rows another holds are skipped).
     public func run(shutdown: ShutdownSignal, untilIdle: Bool) async throws -> Totals {
+        logger.info(
+            "marker started",
+            metadata: ["sources": "\(sources.map(\.name))", "batch_size": "\(config.batchSize)", "concurrency": "\(config.concurrency)"])
+        let totals = try await withThrowingTaskGroup(of: Totals.self) { group in
+            for _ in 0..<max(1, config.concurrency) {
+                group.addTask { try await self.work(shutdown: shutdown, untilIdle: untilIdle) }
+            }
+            var sum = Totals()
+            do {
+                for try await part in group {
+                    sum.marked += part.marked
+                    sum.failed += part.failed
+                    sum.batches += part.batches
+                }
+            } catch {
+                shutdown.trigger()  // the other workers finish their batch in hand, then stop
+                throw error
+            }
+            return sum
+        }
+        logger.info("marker stopped", metadata: ["marked": "\(totals.marked)", "failed": "\(totals.failed)"])
+        return totals
+    }
+
+    /// One worker: batch after batch over every source. With `untilIdle` it ends after a pass
+    /// in which no source gave it a row (those other workers hold are theirs to finish).
+    private func work(shutdown: ShutdownSignal, untilIdle: Bool) async throws -> Totals {
         var totals = Totals()
-        logger.info("marker started", metadata: ["sources": "\(sources.map(\.name))", "batch_size": "\(config.batchSize)"])
         while !shutdown.isTriggered {
             var didWork = false
             for source in sources where !shutdown.isTriggered {
@@ -116,7 +145,6 @@ public struct Marker: Sendable {
                 await shutdown.sleep(seconds: config.intervalSeconds)
             }
         }
-        logger.info("marker stopped", metadata: ["marked": "\(totals.marked)", "failed": "\(totals.failed)"])
         return totals
     }
 }

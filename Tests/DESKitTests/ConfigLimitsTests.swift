@@ -232,6 +232,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
             "packer.claim_timeout_seconds": .double(p.claimTimeoutSeconds),
             "packer.idle_sleep_seconds": .double(p.idleSleepSeconds),
             "marker.batch_size": .int(k.batchSize),
+            "marker.concurrency": .int(k.concurrency),
             "marker.rate_limit_per_second": .double(k.rateLimitPerSecond),
             "marker.max_retries": .int(k.maxRetries),
             "marker.retry_backoff_base": .double(k.retryBackoffBase),

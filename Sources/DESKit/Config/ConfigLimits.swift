@@ -67,6 +67,8 @@ public enum ConfigLimits {
 
     /// `marker.batch_size`: rows per update.
     public static let markerBatchSize: ClosedRange<Int> = 1...100_000
+    /// `marker.concurrency`: batches in flight at once per source.
+    public static let markerConcurrency: ClosedRange<Int> = 1...64
     /// `marker.rate_limit_per_second`: rows per second; 0 means unlimited.
     ///
     /// A value other than 0 must also be at least ``rateLimitSmallestNonZero``.
@@ -161,6 +163,7 @@ public enum ConfigLimits {
         Entry(keyPath: "packer.claim_timeout_seconds", bounds: .seconds(claimTimeoutSeconds)),
         Entry(keyPath: "packer.idle_sleep_seconds", bounds: .seconds(idleSleepSeconds)),
         Entry(keyPath: "marker.batch_size", bounds: .count(markerBatchSize)),
+        Entry(keyPath: "marker.concurrency", bounds: .count(markerConcurrency)),
         Entry(keyPath: "marker.rate_limit_per_second", bounds: .number(rateLimitPerSecond, unit: rateUnit)),
         Entry(keyPath: "marker.max_retries", bounds: .count(maxRetries)),
         Entry(keyPath: "marker.retry_backoff_base", bounds: .number(retryBackoffBase, unit: "")),

@@ -11,7 +11,7 @@ extension ConfigLoader {
         "idle_sleep_seconds",
     ]
     static let markerKeys = [
-        "batch_size", "rate_limit_per_second", "max_retries", "retry_backoff_base", "interval_seconds", "node_id",
+        "batch_size", "concurrency", "rate_limit_per_second", "max_retries", "retry_backoff_base", "interval_seconds", "node_id",
         "name_prefix", "naming", "enable_dead_letter_queue",
     ]
     /// The metadata stores DES provides.
@@ -121,6 +121,7 @@ extension ConfigLoader {
     static func parseMarker(_ m: ConfigMapping) throws -> MarkerConfig {
         var k = MarkerConfig()
         if let v = try m.int("batch_size", in: ConfigLimits.markerBatchSize) { k.batchSize = v }
+        if let v = try m.int("concurrency", in: ConfigLimits.markerConcurrency) { k.concurrency = v }
         if let v = try m.double("rate_limit_per_second", in: ConfigLimits.rateLimitPerSecond, unit: ConfigLimits.rateUnit) {
             if v > 0, v < ConfigLimits.rateLimitSmallestNonZero {
                 let range = ConfigLimits.rateLimitSmallestNonZero...ConfigLimits.rateLimitPerSecond.upperBound

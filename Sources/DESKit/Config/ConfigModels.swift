@@ -305,6 +305,10 @@ public struct PackerConfig: Sendable, Hashable {
 public struct MarkerConfig: Sendable, Hashable {
     /// Rows named per update (``ConfigLimits/markerBatchSize``).
     public var batchSize: Int = 200
+    /// Batches named at once per source (default 2): a database runs each transaction on one
+    /// core, so two in flight keep two busy. Safe at any value: rows are locked and skipped
+    /// (`FOR UPDATE SKIP LOCKED`, `READPAST`), or transactions serialised (SQLite).
+    public var concurrency: Int = 2
     /// Rows per second (0: unlimited; ``ConfigLimits/rateLimitPerSecond``).
     public var rateLimitPerSecond: Double = 0
     /// Retries of a failing batch (``ConfigLimits/maxRetries``).
