@@ -15,6 +15,12 @@ enum Terminal {
         FileHandle.standardError.write(Data(("des: warning: " + text + "\n").utf8))
     }
 
+    /// Writes a notice line to stderr (what a user starting a long-running process needs to know).
+    static func note(_ text: String) {
+        clearProgress()
+        FileHandle.standardError.write(Data(("des: " + text + "\n").utf8))
+    }
+
     /// Writes an error line to stderr.
     static func error(_ text: String) {
         clearProgress()

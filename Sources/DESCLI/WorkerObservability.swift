@@ -36,7 +36,8 @@ struct WorkerObservabilityOptions: ParsableArguments {
             settings: settings, routes: .observability, registry: Observability.registry, logger: logger)
         let host = settings.host
         let app = server.application { bound in
-            logger.notice("metrics and health on http://\(host):\(bound)/metrics", metadata: ["port": "\(bound)"])
+            // On stderr whatever the log level: with --metrics-port 0 it is how the port is known.
+            Terminal.note("metrics and health on http://\(host):\(bound)/metrics")
         }
         try await ServiceRunner.run(
             [.init(service: app, endsGroup: false), .init(service: worker, endsGroup: true), .init(service: DrainGate(readiness: readiness, seconds: 0), endsGroup: false)],

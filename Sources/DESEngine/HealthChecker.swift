@@ -60,16 +60,18 @@ public struct HealthReport: Sendable, Equatable {
 
 /// Checks the metadata store, the storage and every source, each within a timeout.
 ///
-/// A dependency that hangs (a server that accepts connections and never answers)
-/// is reported failed when the timeout passes; its probe is left to finish on its
-/// own, so the report never waits longer than the timeout.
-public struct HealthChecker: Sendable {
+/// A dependency that hangs (a server that accepts connections and never answers) is
+/// reported failed when the timeout passes, and its probe is cancelled. A probe that does
+/// not end even then (a call blocked in a C client) is never started twice: until it ends,
+/// the dependency is reported failed without a new one, so polling cannot pile probes up.
+public final class HealthChecker: Sendable {
     /// A named probe: throws when the dependency is unusable.
     public typealias Probe = @Sendable () async throws -> Void
 
     let probes: [(String, Probe)]
     /// The most a single check may take.
-    public var timeoutSeconds: Double
+    public let timeoutSeconds: Double
+    private let running = Mutex<Set<String>>([])
 
     /// A checker over arbitrary probes (checked concurrently, reported in this order).
     public init(probes: [(String, Probe)], timeoutSeconds: Double) {
@@ -79,7 +81,7 @@ public struct HealthChecker: Sendable {
 
     /// The checks a pipeline process needs: the metadata store (`healthCheck()`), the
     /// storage (a `HEAD` of a key that need not exist, under `probeKey`), and each source.
-    public init(
+    public convenience init(
         metadata: (any MetadataStore)?, storage: (any StorageBackend)?, probeKey: String = "des/.health",
         sources: [any SourceConnector] = [], timeoutSeconds: Double
     ) {
@@ -92,10 +94,9 @@ public struct HealthChecker: Sendable {
 
     /// Runs every probe concurrently; returns when all have answered or timed out.
     public func check() async -> HealthReport {
-        let timeout = timeoutSeconds
         let results = await withTaskGroup(of: (Int, HealthCheckResult).self) { group in
             for (i, (name, probe)) in probes.enumerated() {
-                group.addTask { (i, await Self.run(name: name, probe: probe, timeout: timeout)) }
+                group.addTask { (i, await self.run(name: name, probe: probe)) }
             }
             var out = [HealthCheckResult?](repeating: nil, count: probes.count)
             for await (i, r) in group { out[i] = r }
@@ -106,37 +107,42 @@ public struct HealthChecker: Sendable {
 
     /// One probe against its deadline. The probe runs in an unstructured task so that a
     /// call blocked in a C client cannot hold the report past the deadline.
-    static func run(name: String, probe: @escaping Probe, timeout: Double) async -> HealthCheckResult {
+    func run(name: String, probe: @escaping Probe) async -> HealthCheckResult {
+        let started = running.withLock { $0.insert(name).inserted }
+        guard started else {
+            return HealthCheckResult(
+                name: name, healthy: false, seconds: 0, error: "the previous check has not answered yet (more than \(formatSeconds(timeoutSeconds)) s)")
+        }
         let start = monotonicSeconds()
-        let outcome = await firstOf(
+        let outcome = await Self.firstOf(
             { () async -> String? in
+                defer { _ = self.running.withLock { $0.remove(name) } }
                 do {
                     try await probe()
                     return nil
+                } catch is CancellationError {
+                    return "cancelled"
                 } catch {
                     return "\(error)"
                 }
             },
-            orAfter: timeout, timedOut: "no answer within \(formatSeconds(timeout)) s")
-        let elapsed = monotonicSeconds() - start
-        return HealthCheckResult(name: name, healthy: outcome == nil, seconds: elapsed, error: outcome)
+            orAfter: timeoutSeconds, timedOut: "no answer within \(formatSeconds(timeoutSeconds)) s")
+        return HealthCheckResult(name: name, healthy: outcome == nil, seconds: monotonicSeconds() - start, error: outcome)
     }
 
-    /// The result of `work`, or `timedOut` when `seconds` pass first.
+    /// The result of `work`, or `timedOut` when `seconds` pass first (and `work` is cancelled).
     static func firstOf(
         _ work: @escaping @Sendable () async -> String?, orAfter seconds: Double, timedOut: String
     ) async -> String? {
         await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
             let once = ResumeOnce(c)
-            let timer = Task {
-                try? await Task.sleep(nanoseconds: nanoseconds(seconds))
-                if !Task.isCancelled { once.resume(timedOut) }
-            }
-            // The probe runs to its end even after the deadline; its late answer is ignored.
-            Task {
+            let worker = Task {
                 let value = await work()
                 once.resume(value)
-                timer.cancel()
+            }
+            Task {
+                try? await Task.sleep(nanoseconds: nanoseconds(seconds))
+                if once.resume(timedOut) { worker.cancel() }
             }
         }
     }
@@ -146,12 +152,15 @@ public struct HealthChecker: Sendable {
 private final class ResumeOnce: Sendable {
     private let slot: Mutex<CheckedContinuation<String?, Never>?>
     init(_ c: CheckedContinuation<String?, Never>) { slot = Mutex(c) }
-    func resume(_ value: String?) {
+    /// Resumes with `value` if nobody did; whether this call did.
+    @discardableResult
+    func resume(_ value: String?) -> Bool {
         let c = slot.withLock { s -> CheckedContinuation<String?, Never>? in
             defer { s = nil }
             return s
         }
         c?.resume(returning: value)
+        return c != nil
     }
 }
 

@@ -75,6 +75,10 @@ public final class SnowflakeGenerator: Sendable {
     /// The next name.
     public func next() -> SnowflakeName {
         let (ms, seq) = sequence.next(clock: clock)
+        return name(ms: ms, seq: seq)
+    }
+
+    private func name(ms: UInt64, seq: UInt8) -> SnowflakeName {
         let wrapped = configuration.wrapBits >= 64 ? ms : ms & ((UInt64(1) << UInt64(configuration.wrapBits)) - 1)
         let f = (wrapped << 16) | (UInt64(configuration.node) << 8) | UInt64(seq)
         return SnowflakeName(prefix: configuration.prefix, day: utcDay(milliseconds: ms), value: f)
@@ -83,6 +87,28 @@ public final class SnowflakeGenerator: Sendable {
     /// The next `count` names, in order.
     public func next(count: Int) -> [SnowflakeName] {
         (0..<max(0, count)).map { _ in next() }
+    }
+
+    /// The next name, or nil when this millisecond's 256 names are used up (``next()`` waits
+    /// for the next millisecond instead; an async caller can sleep without holding a thread).
+    public func nextIfAvailable() -> SnowflakeName? {
+        guard let (ms, seq) = sequence.tryNext(clock: clock) else { return nil }
+        return name(ms: ms, seq: seq)
+    }
+
+    /// The next `count` names, in order, sleeping (not blocking its thread) while a
+    /// millisecond's names are used up.
+    public func waitingNext(count: Int) async -> [SnowflakeName] {
+        var out: [SnowflakeName] = []
+        out.reserveCapacity(max(0, count))
+        while out.count < count {
+            if let n = nextIfAvailable() {
+                out.append(n)
+            } else {
+                try? await Task.sleep(nanoseconds: 100_000)
+            }
+        }
+        return out
     }
 }
 
@@ -106,23 +132,27 @@ final class Sequencer: Sendable {
 
     func next(clock: () -> UInt64) -> (UInt64, UInt8) {
         while true {
-            let now = clock()
-            let result: (UInt64, UInt8)? = state.withLock { s in
-                if now > s.lastMs {
-                    s.lastMs = now
-                    s.seq = 0
-                } else if s.seq < 255 {
-                    s.seq += 1  // same millisecond, or the clock stepped back: keep the last millisecond
-                } else if now < s.lastMs {
-                    s.lastMs += 1  // clock is behind and this millisecond is used up: move on without waiting
-                    s.seq = 0
-                } else {
-                    return nil  // 256 names in this millisecond: wait for the next one
-                }
-                return (s.lastMs, UInt8(s.seq))
-            }
-            if let result { return result }
+            if let result = tryNext(clock: clock) { return result }
             usleep(50)
+        }
+    }
+
+    /// The next (millisecond, sequence), or nil when this millisecond's 256 are used up.
+    func tryNext(clock: () -> UInt64) -> (UInt64, UInt8)? {
+        let now = clock()
+        return state.withLock { s in
+            if now > s.lastMs {
+                s.lastMs = now
+                s.seq = 0
+            } else if s.seq < 255 {
+                s.seq += 1  // same millisecond, or the clock stepped back: keep the last millisecond
+            } else if now < s.lastMs {
+                s.lastMs += 1  // clock is behind and this millisecond is used up: move on without waiting
+                s.seq = 0
+            } else {
+                return nil  // 256 names in this millisecond: wait for the next one
+            }
+            return (s.lastMs, UInt8(s.seq))
         }
     }
 }

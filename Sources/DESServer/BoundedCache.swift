@@ -3,8 +3,11 @@ import Synchronization
 /// A small thread-safe map that forgets its oldest keys first once it holds `capacity`.
 final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct State {
-        var values: [Key: Value] = [:]
-        var order: [Key] = []  // insertion order, a ring from `head`
+        /// Each value with the slot of `order` that stands for it.
+        var values: [Key: (value: Value, slot: Int)] = [:]
+        /// Keys in insertion order, a ring from `head`; a slot whose key was removed (or
+        /// inserted again elsewhere) is stale and frees nothing when its turn comes.
+        var order: [Key] = []
         var head = 0
     }
     private let state = Mutex(State())
@@ -13,24 +16,31 @@ final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     init(capacity: Int) { self.capacity = max(1, capacity) }
 
     subscript(key: Key) -> Value? {
-        state.withLock { $0.values[key] }
+        state.withLock { $0.values[key]?.value }
     }
 
     func set(_ key: Key, _ value: Value) {
         state.withLock { s in
-            if s.values.updateValue(value, forKey: key) != nil { return }
+            if let slot = s.values[key]?.slot {
+                s.values[key] = (value, slot)
+                return
+            }
             if s.order.count < capacity {
                 s.order.append(key)
-            } else {
-                s.values[s.order[s.head]] = nil
-                s.order[s.head] = key
-                s.head = (s.head + 1) % capacity
+                s.values[key] = (value, s.order.count - 1)
+                return
             }
+            let slot = s.head
+            let old = s.order[slot]
+            if s.values[old]?.slot == slot { s.values[old] = nil }  // only the key this slot still stands for
+            s.order[slot] = key
+            s.values[key] = (value, slot)
+            s.head = (slot + 1) % capacity
         }
     }
 
     func remove(_ key: Key) {
-        state.withLock { s in _ = s.values.removeValue(forKey: key) }  // its slot in `order` is reused in turn
+        state.withLock { s in _ = s.values.removeValue(forKey: key) }
     }
 
     var count: Int { state.withLock { $0.values.count } }

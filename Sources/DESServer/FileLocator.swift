@@ -60,10 +60,11 @@ final class FileLocator: Sendable {
         }
     }
 
-    /// Forgets where `name` was (its container changed under it).
-    func forget(_ located: LocatedEntry) async {
-        self.located.remove(located.entry.name)
-        await reader.forget(key: located.key, version: located.version)
+    /// Forgets where `name` was, and the index it was found in (its container changed under it).
+    func forget(name: String) async {
+        guard let known = located[name] else { return }
+        located.remove(name)
+        await reader.forget(key: known.key, version: known.version)
     }
 
     private func containers(_ ds: DayShard, refresh: Bool) async throws -> ContainerList {

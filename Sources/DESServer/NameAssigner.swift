@@ -32,9 +32,9 @@ public final class NameAssigner: Sendable {
     }
 
     /// `count` names with `prefix` (validated: ASCII letters and digits).
-    public func assign(prefix: String, count: Int) throws(NamingError) -> [NameAssignment] {
+    public func assign(prefix: String, count: Int) async throws(NamingError) -> [NameAssignment] {
         let generator = try self.generator(prefix)
-        return generator.next(count: count).map { name in
+        return await generator.waitingNext(count: count).map { name in
             let text = name.description
             return NameAssignment(name: text, shardID: Int(consistentHash(text, bits: shardBits)), day: name.isoDay)
         }

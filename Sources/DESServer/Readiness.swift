@@ -7,10 +7,19 @@ import Synchronization
 public final class Readiness: Sendable {
     let checker: HealthChecker
     private let draining = Atomic<Bool>(false)
+    private struct State {
+        var inFlight: Task<HealthReport, Never>?
+        var last: (report: HealthReport, at: Double)?
+    }
+    private let state = Mutex(State())
+    /// A report this young is answered again instead of checking anew (probes of many
+    /// balancers at once cost one check).
+    let reuseSeconds: Double
 
     /// Readiness over `checker`'s dependencies.
-    public init(checker: HealthChecker) {
+    public init(checker: HealthChecker, reuseSeconds: Double = 0.5) {
         self.checker = checker
+        self.reuseSeconds = reuseSeconds
     }
 
     /// Whether shutdown has begun.
@@ -20,9 +29,26 @@ public final class Readiness: Sendable {
     public func beginDraining() { draining.store(true, ordering: .releasing) }
 
     /// The report: while draining, no dependency is checked (the answer is 503 either way).
+    /// Callers at the same time share one check.
     public func report() async -> HealthReport {
         if isDraining { return HealthReport(checks: [], draining: true) }
-        var report = await checker.check()
+        let now = monotonicSeconds()
+        let task = state.withLock { s -> Task<HealthReport, Never>? in
+            if let last = s.last, now - last.at < reuseSeconds { return nil }
+            if let running = s.inFlight { return running }
+            let checker = self.checker
+            let t = Task { await checker.check() }
+            s.inFlight = t
+            return t
+        }
+        guard let task else { return state.withLock { $0.last?.report } ?? HealthReport(checks: []) }
+        var report = await task.value
+        state.withLock { s in
+            if s.inFlight == task {
+                s.inFlight = nil
+                s.last = (report, monotonicSeconds())
+            }
+        }
         report.draining = isDraining
         return report
     }

@@ -24,7 +24,7 @@ extension DESHTTPServer {
             }
             let names: [NameAssignment]
             do {
-                names = try assigner.assign(prefix: prefix, count: count ?? 1)
+                names = try await assigner.assign(prefix: prefix, count: count ?? 1)
             } catch {
                 return APIResponse.error(.badRequest, "bad_prefix", "\(error)")
             }

@@ -43,7 +43,7 @@ extension DESHTTPServer {
             } catch let error as DESKitError where error.code == .changed && attempt == 0 {
                 // The container was replaced under what we knew of it: forget and look again, once.
                 attempt += 1
-                if let known = try? await locator.locate(name, parsed: parsed) { await locator.forget(known) }
+                await locator.forget(name: name)
             } catch {
                 logger.warning("GET /files failed", metadata: ["name": "\(name)", "error": "\(error)"])
                 return APIResponse.failure(error)
@@ -56,6 +56,9 @@ extension DESHTTPServer {
             .contentType: located.contentType ?? "application/octet-stream",
             .acceptRanges: "bytes",
             .cacheControl: "public, max-age=31536000, immutable",
+            // The content type comes from catalog rows: never let a browser run what it serves.
+            .xContentTypeOptions: "nosniff",
+            .contentSecurityPolicy: "sandbox",
         ]
         headers[.xDESContainer] = located.key
         headers[.xDESShardID] = String(shard)
@@ -77,9 +80,10 @@ extension DESHTTPServer {
                 status = .partialContent
                 headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound)/\(size)"
             case .unsatisfiable:
-                headers[.contentRange] = "bytes */\(size)"
+                // An error, not the file: none of the file's caching headers.
                 return APIResponse.error(
-                    .rangeNotSatisfiable, "bad_range", "the range \(header) is outside the file's \(size) bytes", headers: headers)
+                    .rangeNotSatisfiable, "bad_range", "the range \(header) is outside the file's \(size) bytes",
+                    headers: [.contentRange: "bytes */\(size)", .cacheControl: "no-store"])
             case .malformed:
                 return APIResponse.error(.badRequest, "bad_range", "the Range header must be bytes=START-END, bytes=START- or bytes=-LENGTH")
             }
@@ -88,9 +92,32 @@ extension DESHTTPServer {
         let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? size
         headers[.contentLength] = String(length)
         if head { return Response(status: status, headers: headers) }
-        let bytes = try await locator.reader.read(located, offset: offset, length: length)
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        if length <= Self.streamChunk {
+            let bytes = try await locator.reader.read(located, offset: offset, length: length)
+            return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        // A large body (an external big file, or a large slice) goes out chunk by chunk:
+        // memory stays at one chunk a request, whatever the file's size. The first chunk is
+        // read before the answer starts, so a storage failure is still a clean 503.
+        let reader = locator.reader
+        let first = try await reader.read(located, offset: offset, length: Self.streamChunk)
+        return Response(
+            status: status, headers: headers,
+            body: ResponseBody(contentLength: Int(length)) { writer in
+                try await writer.write(ByteBuffer(bytes: first))
+                var at = offset + Self.streamChunk
+                let end = offset + length
+                while at < end {
+                    let n = min(Self.streamChunk, end - at)
+                    try await writer.write(ByteBuffer(bytes: try await reader.read(located, offset: at, length: n)))
+                    at += n
+                }
+                try await writer.finish(nil)
+            })
     }
+
+    /// Bodies larger than this are streamed in chunks of this size.
+    static let streamChunk: UInt64 = 1 << 20
 }
 
 extension HTTPField.Name {
@@ -98,6 +125,8 @@ extension HTTPField.Name {
     static let xDESContainer = HTTPField.Name("X-DES-Container")!
     /// `X-DES-Shard-Id`: the file's shard.
     static let xDESShardID = HTTPField.Name("X-DES-Shard-Id")!
+    /// `X-Content-Type-Options`.
+    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
 }
 
 /// A single-range `Range` header against a file of `size` bytes (RFC 9110 §14).
@@ -119,7 +148,11 @@ enum ByteRange: Equatable {
         let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else { return .malformed }
         let (first, last) = (parts[0].trimmingCharacters(in: .whitespaces), parts[1].trimmingCharacters(in: .whitespaces))
-        func number(_ s: String) -> UInt64? { s.isEmpty || s.count > 19 || !s.allSatisfy(\.isASCII) ? nil : UInt64(s) }
+        // Digits only (no sign, no spaces); a position past UInt64 is simply very large.
+        func number(_ s: String) -> UInt64? {
+            guard !s.isEmpty, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            return UInt64(s) ?? UInt64.max
+        }
         if first.isEmpty {
             guard let n = number(last) else { return .malformed }
             guard n > 0, size > 0 else { return .unsatisfiable }

@@ -1,7 +1,7 @@
 @testable import DESPluginS3
 import DESKit
 import DESNaming
-import DESServer
+@testable import DESServer
 import DESTestSupport
 import Foundation
 import Testing
@@ -36,6 +36,8 @@ import Testing
             }
             let past = try await client.send("GET", url, headers: ["Range": "bytes=\(n)-"])
             #expect(past.status == 416 && past.headers["content-range"] == "bytes */\(n)")
+            #expect(past.headers["cache-control"] == "no-store" && past.headers["etag"] == nil)  // an error is not the file
+            #expect(r.headers["x-content-type-options"] == "nosniff" && r.headers["content-security-policy"] == "sandbox")
             let garbled = try await client.send("GET", url, headers: ["Range": "bytes=abc"])
             #expect(garbled.status == 400 && client.errorCode(garbled) == "bad_range")
             let cached = try await client.send("GET", url, headers: ["If-None-Match": r.headers["etag"] ?? ""])
@@ -70,6 +72,58 @@ import Testing
             }
             #expect(storageRequests(server) == before)
         }
+    }
+
+    @Test("a body larger than the streaming chunk (1 MiB) goes out whole, and in slices across chunks")
+    func largeBodyStreams() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(1, size: (3 << 20) + 12_345)
+        try await withServer(shelf) { server, client in
+            let file = try #require(shelf.files[names[0]])
+            let url = server.base + "/files/" + path(names[0])
+            let whole = try await client.send("GET", url)
+            #expect(whole.status == 200 && whole.body.count == file.bytes.count && whole.body == file.bytes)
+            let from = (1 << 20) - 10, to = (2 << 20) + 10
+            let slice = try await client.send("GET", url, headers: ["Range": "bytes=\(from)-\(to)"])
+            #expect(slice.status == 206 && slice.body == Array(file.bytes[from...to]))
+        }
+    }
+
+    @Test("Range headers: suffixes, clamping, signs, huge positions, several ranges")
+    func rangeParsing() {
+        #expect(ByteRange.parse("bytes=0-9", size: 100) == .slice(0...9))
+        #expect(ByteRange.parse("bytes=90-", size: 100) == .slice(90...99))
+        #expect(ByteRange.parse("bytes=-10", size: 100) == .slice(90...99))
+        #expect(ByteRange.parse("bytes=-500", size: 100) == .slice(0...99))
+        #expect(ByteRange.parse("bytes=5-99999999999999999999999", size: 100) == .slice(5...99))
+        #expect(ByteRange.parse("bytes=99999999999999999999999-", size: 100) == .unsatisfiable)
+        #expect(ByteRange.parse("bytes=100-", size: 100) == .unsatisfiable)
+        #expect(ByteRange.parse("bytes=-0", size: 100) == .unsatisfiable)
+        #expect(ByteRange.parse("bytes=0-0", size: 0) == .unsatisfiable)
+        #expect(ByteRange.parse("bytes=+5-9", size: 100) == .malformed)
+        #expect(ByteRange.parse("bytes=9-5", size: 100) == .malformed)
+        #expect(ByteRange.parse("bytes=a-b", size: 100) == .malformed)
+        #expect(ByteRange.parse("bytes=0-1,5-6", size: 100) == .whole)
+        #expect(ByteRange.parse("items=0-1", size: 100) == .whole)
+    }
+
+    @Test("the location cache: a key removed and set again survives the eviction of its old slot")
+    func boundedCacheReinsert() {
+        let cache = BoundedCache<String, Int>(capacity: 3)
+        cache.set("a", 1)
+        cache.set("b", 2)
+        cache.set("c", 3)
+        cache.remove("a")
+        cache.set("a", 10)  // the ring is full: takes the oldest slot, the stale one of "a"
+        #expect(cache["a"] == 10 && cache["b"] == 2 && cache["c"] == 3)
+        cache.set("d", 4)  // evicts "b", the oldest live key
+        #expect(cache["b"] == nil && cache["a"] == 10 && cache["c"] == 3 && cache["d"] == 4)
+        cache.remove("c")
+        cache.set("c", 30)  // again through its own stale slot
+        cache.set("e", 5)  // evicts "a", now the oldest
+        #expect(cache["c"] == 30 && cache["e"] == 5 && cache["a"] == nil && cache["d"] == 4)
+        #expect(cache.count <= 3)
     }
 
     @Test("from S3 containers (moto): bytes, headers, HEAD, Range; a warm read is one ranged GET")

@@ -42,11 +42,12 @@ public final class TCPProxy: @unchecked Sendable {
 
     /// Closes every connection through the proxy and refuses new ones until ``restore()``.
     public func cut() {
-        let fds = lock.withLock { () -> Set<Int32> in
+        // Under the lock: a descriptor in `live` is still open (its pump closes it only after
+        // taking the lock to remove it), so this never shuts down a reused number.
+        lock.withLock {
             isCut = true
-            return live
+            for fd in live { shutdown(fd, Int32(SHUT_RDWR)) }
         }
-        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     /// Forwards new connections again.
@@ -54,15 +55,15 @@ public final class TCPProxy: @unchecked Sendable {
 
     /// Stops listening and closes every connection.
     public func stop() {
-        let fds = lock.withLock { () -> Set<Int32>? in
-            if stopped { return nil }
+        let first = lock.withLock { () -> Bool in
+            if stopped { return false }
             stopped = true
-            return live
+            for fd in live { shutdown(fd, Int32(SHUT_RDWR)) }
+            return true
         }
-        guard let fds else { return }
+        guard first else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
-        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     private func acceptLoop() {
@@ -102,12 +103,17 @@ public final class TCPProxy: @unchecked Sendable {
             }
             let t = Thread { [weak self] in
                 done.wait()
-                self?.lock.withLock {
-                    self?.live.remove(client)
-                    self?.live.remove(upstream)
+                if let self {
+                    self.lock.withLock {
+                        self.live.remove(client)
+                        self.live.remove(upstream)
+                        close(client)
+                        close(upstream)
+                    }
+                } else {
+                    close(client)
+                    close(upstream)
                 }
-                close(client)
-                close(upstream)
             }
             t.start()
         }
