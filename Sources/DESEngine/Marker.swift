@@ -33,6 +33,10 @@ public struct Marker: Sendable {
     let bucket: TokenBucket
     let retry: RetryPolicy
     private let metrics = MarkerMetrics()
+    /// Rows whose naming failed and whose `markFailed` has not run yet: between the naming
+    /// transaction's commit and that update the row looks unnamed, and another worker must
+    /// not take it (it would fail again and be dead-lettered twice).
+    private let failing = FailingRows()
 
     /// Creates a marker over `sources`.
     public init(
@@ -52,17 +56,22 @@ public struct Marker: Sendable {
     /// One batch on one source. Returns (named, failed).
     public func markBatch(_ source: any SourceConnector) async throws -> (marked: Int, failed: Int) {
         let failures = Mutex<[FailedRow]>([])
+        // However the batch ends (marked failed, or thrown), its rows are no longer "failing".
+        defer { failing.remove(source.name, failures.withLock { $0.map(\.rowID) }) }
         let (naming, bits) = (self.naming, self.shardBits)
         let start = monotonicSeconds()
         let marked = try await retry.run(onRetry: { error, attempt in
             metrics.retries.increment()
             logger.warning("marker batch failed, retrying", metadata: ["source": "\(source.name)", "attempt": "\(attempt)", "error": "\(error)"])
         }) {
-            failures.withLock { $0 = [] }
+            failures.withLock { previous in  // a retried attempt names its rows afresh
+                failing.remove(source.name, previous.map(\.rowID))
+                previous = []
+            }
             return try await source.nameRows(limit: config.batchSize) { rows in
                 var out: [NameAssignment] = []
                 out.reserveCapacity(rows.count)
-                for row in rows {
+                for row in rows where !failing.contains(source.name, row.rowID) {
                     do {
                         let name = try naming.name(for: row)
                         // One SHA-256 a name: the shard is the top `bits` bits of the 64-bit hash.
@@ -71,6 +80,7 @@ public struct Marker: Sendable {
                         let hash = String(hash64, radix: 16)
                         out.append(NameAssignment(rowID: row.rowID, desName: name, hash: hash, shard: shard))
                     } catch {
+                        failing.insert(source.name, row.rowID)  // before this transaction commits
                         failures.withLock { $0.append(FailedRow(rowID: row.rowID, reason: "naming failed: \(error)")) }
                     }
                 }
@@ -146,5 +156,17 @@ public struct Marker: Sendable {
             }
         }
         return totals
+    }
+}
+
+/// The rows of a marker's workers that failed naming and are not yet marked failed.
+final class FailingRows: Sendable {
+    private let rows = Mutex<Set<String>>([])
+    private func key(_ source: String, _ row: String) -> String { source + "\u{0}" + row }
+    func contains(_ source: String, _ row: String) -> Bool { rows.withLock { $0.contains(key(source, row)) } }
+    func insert(_ source: String, _ row: String) { _ = rows.withLock { $0.insert(key(source, row)) } }
+    func remove(_ source: String, _ ids: [String]) {
+        guard !ids.isEmpty else { return }
+        rows.withLock { set in for id in ids { set.remove(key(source, id)) } }
     }
 }

@@ -1,6 +1,7 @@
 import DESCLI
 import DESEngine
 import DESKit
+import DESNaming
 import DESSQLDialects
 import DESPluginSQLite
 import DESStorage
@@ -294,5 +295,24 @@ func readAll(_ path: String) throws -> [UInt8] {
         #expect(claimed.count == 5)
         #expect(claimed.allSatisfy { $0.metadata.keys == ["content_type"] && $0.metadata["content_type"]?.stringValue != nil })
         await connector.close()
+    }
+}
+
+@Suite("Marker workers at once") struct MarkerConcurrencyTests {
+    @Test("Eight marker workers name every row exactly once, and --until-idle ends when all are idle", .timeLimit(.minutes(1)))
+    func eightWorkers() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(3000, size: 16)
+        var config = MarkerConfig()
+        config.concurrency = 8
+        config.batchSize = 50
+        let marker = Marker(
+            sources: [try d.connector(poolSize: 4)], metadata: try await d.metadata(), naming: SnowflakeNaming(generator: try SnowflakeGenerator(configuration: .init())),
+            shardBits: 2, config: config, logger: d.logger)
+        let totals = try await marker.run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(totals.marked == 3000 && totals.failed == 0)
+        let rows = try await d.sql("SELECT COUNT(*), COUNT(DISTINCT des_name) FROM files WHERE des_name IS NOT NULL")
+        #expect(rows.first?[0].int == 3000 && rows.first?[1].int == 3000)
     }
 }
