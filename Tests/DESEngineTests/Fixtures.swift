@@ -149,3 +149,52 @@ func startDES(_ args: [String], config: String) throws -> Process {
     try p.run()
     return p
 }
+
+/// Watches a packer from a thread of its own (not the cooperative pool, which tests running
+/// in parallel can keep busy for seconds): once the packer has rows in hand — a container
+/// file under its work directory — `act` runs there. Timing-sensitive kills use it, so that
+/// they land mid-run however loaded the machine is.
+final class RowsInHandWatcher: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var acted = false  // guarded by lock
+
+    /// Starts watching `workDir` while `process` runs.
+    init(process: Process, workDir: String, act: @escaping @Sendable () -> Void) {
+        let pid = process.processIdentifier
+        let since = Date().addingTimeInterval(-0.5)  // the process was started just before
+        let thread = Thread { [self] in
+            defer { done.signal() }
+            while kill(pid, 0) == 0 {
+                if Self.hasContainerFile(workDir, since: since) {
+                    act()
+                    lock.withLock { acted = true }
+                    return
+                }
+                usleep(2_000)
+            }
+        }
+        thread.start()
+    }
+
+    /// Whether `act` ran (the packer had rows in hand while running), once the watch is over.
+    func finished() async -> Bool {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.done.wait()
+                c.resume()
+            }
+        }
+        return lock.withLock { acted }
+    }
+
+    /// A container file written since `since` (an earlier, killed instance's files are older).
+    private static func hasContainerFile(_ dir: String, since: Date) -> Bool {
+        guard let walker = FileManager.default.enumerator(atPath: dir) else { return false }
+        for case let path as String in walker where path.hasSuffix(".des") || path.contains(".des.") {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: (dir as NSString).appendingPathComponent(path))
+            if let modified = attributes?[.modificationDate] as? Date, modified >= since { return true }
+        }
+        return false
+    }
+}

@@ -210,16 +210,15 @@ struct HeterogeneousDeployment {
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<40 where kills < 8 {
             let p = try h.des(["packer", "run", "--until-idle"])
-            // Killed once it has rows of the PostgreSQL catalog in hand: mid-run, whatever the machine's speed.
-            let schema = h.pgSchema
-            while p.isRunning, try await h.pg.withSession({ try $0.query("SELECT COUNT(*) FROM \(schema).pg_files WHERE st = 'busy'") }).first?[0].int == 0 {
-                try await Task.sleep(nanoseconds: 5_000_000)
+            // Killed once it has rows in hand (a container open): mid-run, whatever the machine's
+            // speed; watched from a thread of its own, so a busy test process cannot delay it.
+            let delay = useconds_t.random(in: 0...50_000, using: &rng)
+            let pid = p.processIdentifier
+            let watcher = RowsInHandWatcher(process: p, workDir: h.d.dir + "/work") {
+                usleep(delay)
+                kill(pid, SIGKILL)
             }
-            try await Task.sleep(nanoseconds: UInt64.random(in: 0...100_000_000, using: &rng))
-            if p.isRunning {
-                kill(p.processIdentifier, SIGKILL)
-                kills += 1
-            }
+            if await watcher.finished() { kills += 1 }
             await h.d.wait(p)
         }
         #expect(kills >= 5, "only \(kills) kills landed before the catalogs were drained")

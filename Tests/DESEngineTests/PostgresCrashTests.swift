@@ -1,6 +1,7 @@
 import DESKit
 import DESPluginPostgreSQL
 import Foundation
+import Synchronization
 import Testing
 
 /// The stock packer on a PostgreSQL catalog and a PostgreSQL metadata store, killed with SIGKILL.
@@ -143,25 +144,30 @@ struct PostgresDeployment {
         await pg.d.wait(marker)
         #expect(marker.terminationStatus == 0)
         let packer = try pg.des(["packer", "run", "--until-idle"])
-        // Mid-batch: once the packer has claimed rows, kill its backends again and again.
-        let schema = pg.schema
-        for _ in 0..<1000 where packer.isRunning {
-            let taken = try await pg.admin.withSession {
-                try $0.query("SELECT COUNT(*) FROM \(schema).files WHERE des_status <> 'DES_TODO'")
-            }.first?[0].int ?? 0
-            if taken > 0 { break }
-            try await Task.sleep(nanoseconds: 10_000_000)
-        }
-        var terminated: Int64 = 0
-        // The first kill comes at once (rows are in hand); the later ones spaced out.
-        for _ in 0..<6 where packer.isRunning {
-            let killed = try await pg.admin.withSession {
-                try $0.query(
-                    "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'des-victim') t")
+        // Mid-batch: once the packer has rows in hand, kill its backends again and again (from a
+        // thread of its own, with psql: a busy test process cannot delay it past the run).
+        let conninfo = try #require(ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"])
+        let counter = SendableBox()
+        let watcher = RowsInHandWatcher(process: packer, workDir: pg.d.dir + "/work") {
+            for _ in 0..<6 {
+                let psql = Process()
+                psql.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                psql.arguments = [
+                    "psql", conninfo, "-qAt", "-c",
+                    "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'des-victim') t",
+                ]
+                let out = Pipe()
+                psql.standardOutput = out
+                psql.standardError = FileHandle.nullDevice
+                guard (try? psql.run()) != nil else { return }
+                let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                psql.waitUntilExit()
+                counter.add(Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0)
+                usleep(150_000)
             }
-            terminated += killed.first?[0].int ?? 0
-            try await Task.sleep(nanoseconds: 150_000_000)
         }
+        _ = await watcher.finished()
+        let terminated = counter.value
         await pg.d.wait(packer)
         #expect(terminated > 0, "no backend was killed: the packer finished too soon")
         #expect(packer.terminationStatus == 0)
@@ -214,4 +220,11 @@ struct PostgresDeployment {
         _ = try await admin.withSession { try $0.execute("DROP SCHEMA \(schema) CASCADE") }
         await admin.close()
     }
+}
+
+/// A counter shared with a watcher thread.
+final class SendableBox: Sendable {
+    private let m = Mutex<Int64>(0)
+    func add(_ n: Int64) { m.withLock { $0 += n } }
+    var value: Int64 { m.withLock { $0 } }
 }
