@@ -159,16 +159,16 @@ final class RowsInHandWatcher: @unchecked Sendable {
     private let lock = NSLock()
     private var acted = false  // guarded by lock
 
-    /// Starts watching `workDir` while `process` runs.
-    init(process: Process, workDir: String, act: @escaping @Sendable () -> Void) {
+    /// Starts watching `workDir` while `process` runs; `act` says whether it did what it meant to.
+    init(process: Process, workDir: String, act: @escaping @Sendable () -> Bool) {
         let pid = process.processIdentifier
         let since = Date().addingTimeInterval(-0.5)  // the process was started just before
         let thread = Thread { [self] in
             defer { done.signal() }
             while kill(pid, 0) == 0 {
                 if Self.hasContainerFile(workDir, since: since) {
-                    act()
-                    lock.withLock { acted = true }
+                    let did = act()
+                    lock.withLock { acted = did }
                     return
                 }
                 usleep(2_000)
@@ -177,7 +177,7 @@ final class RowsInHandWatcher: @unchecked Sendable {
         thread.start()
     }
 
-    /// Whether `act` ran (the packer had rows in hand while running), once the watch is over.
+    /// Whether `act` ran and did its work (the packer had rows in hand while running), once the watch is over.
     func finished() async -> Bool {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {

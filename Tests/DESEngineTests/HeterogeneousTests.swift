@@ -216,7 +216,7 @@ struct HeterogeneousDeployment {
             let pid = p.processIdentifier
             let watcher = RowsInHandWatcher(process: p, workDir: h.d.dir + "/work") {
                 usleep(delay)
-                kill(pid, SIGKILL)
+                return kill(pid, SIGKILL) == 0
             }
             if await watcher.finished() { kills += 1 }
             await h.d.wait(p)

@@ -159,12 +159,13 @@ struct PostgresDeployment {
                 let out = Pipe()
                 psql.standardOutput = out
                 psql.standardError = FileHandle.nullDevice
-                guard (try? psql.run()) != nil else { return }
+                guard (try? psql.run()) != nil else { return false }
                 let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
                 psql.waitUntilExit()
                 counter.add(Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0)
                 usleep(150_000)
             }
+            return true
         }
         _ = await watcher.finished()
         let terminated = counter.value

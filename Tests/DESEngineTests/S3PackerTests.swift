@@ -76,15 +76,15 @@ import Testing
         var kills = 0
         for _ in 0..<30 where kills < 5 {
             let p = try des(["packer", "run", "--until-idle"])
-            // Killed once it has rows in hand (not after a guessed delay): mid-run, whatever the machine's speed.
-            while p.isRunning, try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_CLAIMED'").first?[0].int == 0 {
-                try await Task.sleep(nanoseconds: 5_000_000)
+            // Killed once it has rows in hand (a container open, not after a guessed delay):
+            // mid-run, whatever the machine's speed, watched from a thread of its own.
+            let delay = useconds_t.random(in: 0...50_000, using: &rng)
+            let pid = p.processIdentifier
+            let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work") {
+                usleep(delay)
+                return kill(pid, SIGKILL) == 0
             }
-            try await Task.sleep(nanoseconds: UInt64.random(in: 0...50_000_000, using: &rng))
-            if p.isRunning {
-                kill(p.processIdentifier, SIGKILL)
-                kills += 1
-            }
+            if await watcher.finished() { kills += 1 }
             await d.wait(p)
         }
         #expect(kills >= 3, "only \(kills) kills landed")
