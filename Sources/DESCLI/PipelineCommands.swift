@@ -173,11 +173,10 @@ struct RecoverCommand: AsyncParsableCommand {
 
 /// Settings for processes that run for hours.
 enum LongRunningProcess {
-    /// Buffers of 256 KiB and more (the writers' 1 MiB buffers) come from their own mappings,
-    /// returned to the system when freed. glibc otherwise raises its threshold after the first
-    /// such free, and a packer that opens and finishes container after container keeps a heap
-    /// fragmented by them: its memory would grow with the number of containers it has written.
+    /// Two malloc arenas, not one per thread (each connection's thread would otherwise get its
+    /// own and keep its high-water mark, and the packer's memory would grow with its run).
+    /// `CDESProcess` sets it when it loads, before any thread; this call keeps it linked in.
     static func boundHeap() {
-        cdes_bound_heap()
+        cdes_limit_arenas()
     }
 }

@@ -1,7 +1,10 @@
 #ifndef CDES_PROCESS_H
 #define CDES_PROCESS_H
-/// Fixes glibc's mmap threshold at 256 KiB, so that large buffers are mapped on their own and
-/// returned to the system when freed (glibc otherwise raises the threshold after the first such
-/// free, and a long-running process keeps a heap fragmented by them). No effect elsewhere.
-void cdes_bound_heap(void);
+/// Keeps glibc to two malloc arenas. glibc otherwise gives each new thread (one per database
+/// connection, per S3 handle, the Swift runtime's own) an arena of its own, up to eight per
+/// core, and each keeps what it once held: the packer's memory grew with the length of its run
+/// (peak RSS 1.17x from 50,000 to 200,000 files; 1.05x with two arenas, at the same speed).
+/// Runs by itself when the module is loaded, before main; calling it again changes nothing.
+/// No effect elsewhere than glibc.
+void cdes_limit_arenas(void);
 #endif
