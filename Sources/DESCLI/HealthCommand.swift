@@ -32,35 +32,10 @@ struct HealthCommand: AsyncParsableCommand {
             let (config, baseDirectory, registry) = try Runtime.loadConfig(options.configPath)
             // Each probe opens its dependency, checks it and closes it: one that cannot even
             // be opened (a server down) is reported, not fatal to the others.
-            var probes: [(String, HealthChecker.Probe)] = [
-                (
-                    "metadata",
-                    {
-                        try await opened(
-                            { try await registry.makeMetadataStore(config.metadata.connection, baseDirectory: baseDirectory) },
-                            check: { try await $0.healthCheck() }, close: { await $0.close() })
-                    }
-                ),
-                (
-                    "storage",
-                    {
-                        try await opened(
-                            { try await registry.makeStorage(config.storage, baseDirectory: baseDirectory) },
-                            check: { _ = try await $0.head(key: config.storage.prefix + "/.des-health") }, close: { await $0.close() })
-                    }
-                ),
-            ]
-            for source in config.enabledSources {
-                probes.append(
-                    (
-                        "source:\(source.name)",
-                        {
-                            try await opened(
-                                { try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: baseDirectory)) },
-                                check: { try await $0.healthCheck() }, close: { await $0.close() })
-                        }
-                    ))
-            }
+            let probes =
+                HealthProbes.metadata(config, baseDirectory: baseDirectory, registry: registry)
+                + HealthProbes.storage(config, baseDirectory: baseDirectory, registry: registry)
+                + HealthProbes.sources(config, baseDirectory: baseDirectory, registry: registry)
             let report = await HealthChecker(probes: probes, timeoutSeconds: timeout ?? config.server.readyTimeoutSeconds).check()
             if json {
                 Terminal.out(report.jsonText + "\n")
@@ -74,6 +49,49 @@ struct HealthCommand: AsyncParsableCommand {
             if !report.healthy {
                 throw ExitCode(DESExit.unavailable)
             }
+        }
+    }
+}
+
+/// Readiness probes that open their dependency, check it and close it: for a process that
+/// keeps no connection to it (`des health`; the sources of a `des serve` that runs no worker).
+enum HealthProbes {
+    static func metadata(_ config: DESConfig, baseDirectory: String, registry: PluginRegistry) -> [(String, HealthChecker.Probe)] {
+        [
+            (
+                "metadata",
+                {
+                    try await opened(
+                        { try await registry.makeMetadataStore(config.metadata.connection, baseDirectory: baseDirectory) },
+                        check: { try await $0.healthCheck() }, close: { await $0.close() })
+                }
+            )
+        ]
+    }
+
+    static func storage(_ config: DESConfig, baseDirectory: String, registry: PluginRegistry) -> [(String, HealthChecker.Probe)] {
+        [
+            (
+                "storage",
+                {
+                    try await opened(
+                        { try await registry.makeStorage(config.storage, baseDirectory: baseDirectory) },
+                        check: { _ = try await $0.head(key: config.storage.prefix + "/.des-health") }, close: { await $0.close() })
+                }
+            )
+        ]
+    }
+
+    static func sources(_ config: DESConfig, baseDirectory: String, registry: PluginRegistry) -> [(String, HealthChecker.Probe)] {
+        config.enabledSources.map { source in
+            (
+                "source:\(source.name)",
+                {
+                    try await opened(
+                        { try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: baseDirectory)) },
+                        check: { try await $0.healthCheck() }, close: { await $0.close() })
+                }
+            )
         }
     }
 }

@@ -16,17 +16,17 @@ struct Runtime {
     /// The index cache of `cache:` (readers of single files use it).
     let cache: any IndexCache
 
-    /// Loads the config and opens sources, metadata and storage.
-    /// `needSources`: fail when no source is enabled; `optionalSources`: open the enabled ones, if any.
-    static func open(configPath: String, needSources: Bool = true, optionalSources: Bool = false) async throws -> Runtime {
+    /// Loads the config and opens metadata and storage, and with `needSources` every enabled
+    /// source (at least one must be).
+    static func open(configPath: String, needSources: Bool = true) async throws -> Runtime {
         let (config, baseDirectory, registry) = try loadConfig(configPath)
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : ((baseDirectory as NSString).appendingPathComponent(path) as NSString).standardizingPath
         }
         var sources: [any SourceConnector] = []
         var fetchers: [String: any BodyFetcher] = [:]
-        if needSources || optionalSources {
-            if config.enabledSources.isEmpty && !optionalSources {
+        if needSources {
+            if config.enabledSources.isEmpty {
                 throw CLIFailure(message: "\(configPath): no enabled sources", exitCode: DESExit.dataError)
             }
             for source in config.enabledSources {

@@ -24,6 +24,11 @@ struct ServeCommand: AsyncParsableCommand {
             {"error": {"code", "message"}}: 400 bad name or body, 401, 404 unknown name, \
             413 body too large, 416 bad range, 503 storage or metadata store down.
 
+            The server keeps connections to the metadata store and the storage. It connects \
+            to the catalogs (sources) only to run --marker or --packer; without them, \
+            /health/ready connects to each enabled source when asked, so a catalog that is \
+            down does not keep the server from starting and serving files.
+
             SIGTERM or SIGINT: readiness turns 503 for server.drain_seconds while requests \
             are still served, then the listener closes after the requests in flight; with \
             --marker or --packer, the workers finish their work in hand (open containers are \
@@ -49,11 +54,22 @@ struct ServeCommand: AsyncParsableCommand {
         try await reportingErrorsAsync {
             let logger = options.logger("des.serve")
             if packer { LongRunningProcess.boundHeap() }
-            let runtime = try await Runtime.open(configPath: options.configPath, needSources: marker || packer, optionalSources: true)
+            // Sources are opened only for the workers. A server alone checks each enabled source
+            // by connecting when asked whether it is ready: an upstream catalog that is down does
+            // not stop it from starting and serving files, its readiness just says so.
+            let runsWorker = marker || packer
+            let runtime = try await Runtime.open(configPath: options.configPath, needSources: runsWorker)
             var settings = ServerSettings(config: runtime.config)
             if let host { settings.host = host }
             if let port { settings.port = port }
-            let readiness = runtime.readiness()
+            let readiness: Readiness
+            if runsWorker {
+                readiness = runtime.readiness()
+            } else {
+                let registry = try DESCommandLine.requireRegistry()
+                readiness = runtime.readiness(
+                    extra: HealthProbes.sources(runtime.config, baseDirectory: runtime.baseDirectory, registry: registry))
+            }
             let server = DESHTTPServer(
                 parts: .init(
                     metadata: runtime.metadata, storage: runtime.storage, cache: runtime.cache,

@@ -46,11 +46,14 @@ struct WorkerObservabilityOptions: ParsableArguments {
 }
 
 extension Runtime {
-    /// The readiness of this process: metadata store, storage and every opened source.
-    func readiness() -> Readiness {
-        Readiness(
-            checker: HealthChecker(
-                metadata: metadata, storage: storage, probeKey: config.storage.prefix + "/.des-health", sources: sources,
-                timeoutSeconds: config.server.readyTimeoutSeconds))
+    /// The readiness of this process: metadata store, storage, every opened source, and `extra`.
+    func readiness(extra: [(String, HealthChecker.Probe)] = []) -> Readiness {
+        let (metadata, storage, key) = (self.metadata, self.storage, config.storage.prefix + "/.des-health")
+        var probes: [(String, HealthChecker.Probe)] = [
+            ("metadata", { try await metadata.healthCheck() }),
+            ("storage", { _ = try await storage.head(key: key) }),
+        ]
+        for source in sources { probes.append(("source:\(source.name)", { try await source.healthCheck() })) }
+        return Readiness(checker: HealthChecker(probes: probes + extra, timeoutSeconds: config.server.readyTimeoutSeconds))
     }
 }

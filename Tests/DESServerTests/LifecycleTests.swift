@@ -262,4 +262,47 @@ final class Guarded<T: Sendable>: Sendable {
         let (textStatus, text) = try await runDES(["health", "-c", config])
         #expect(textStatus == 69 && text.contains("FAILED metadata") && text.contains("ok     storage"))
     }
+
+    @Test("des serve starts and serves files while an upstream catalog is down; readiness names the source")
+    func serveWithSourceDown() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(3)
+        let dead = try freePort()  // nothing listens there
+        let config = shelf.dir + "/serve.yaml"
+        try """
+            sources:
+              - name: upstream
+                connection: {type: postgresql, host: 127.0.0.1, port: \(dead), database: des, username: des, driver_options: {connect_timeout: 2}}
+                table: {name: files, columns: {s3_key: body_path}}
+                bodies: {type: local, root: \(shelf.dir)/bodies}
+            storage: {type: local, root: \(shelf.dir)/archive, prefix: des}
+            metadata: {connection: {type: sqlite, database: \(shelf.dir)/metadata.sqlite}}
+            packer: {shard_bits: 2}
+            server: {drain_seconds: 0}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try desBinary())
+        p.arguments = ["serve", "-c", config, "--port", "0", "--log-level", "critical"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let line = await firstLine(out.fileHandleForReading)
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, "\(line)")
+        let base = "http://127.0.0.1:\(port)"
+        let client = Client()
+        for name in names {
+            let r = try await client.send("GET", base + "/files/" + path(name))
+            #expect(r.status == 200 && r.body == shelf.files[name]?.bytes)
+        }
+        let ready = try await client.send("GET", base + "/health/ready")
+        #expect(ready.status == 503)
+        let report = try #require(try client.json(ready) as? [String: Any])
+        #expect(report["failed"] as? [String] == ["source:upstream"], "\(report)")
+        await client.close()
+        kill(p.processIdentifier, SIGTERM)
+        await waitForExit(p)
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0)
+    }
 }
