@@ -14,7 +14,9 @@ import ServiceLifecycle
 public struct DESHTTPServer: Sendable {
     /// What the service serves.
     public struct Routes: OptionSet, Sendable {
+        /// The bits of the set.
         public let rawValue: Int
+        /// A set from its bits.
         public init(rawValue: Int) { self.rawValue = rawValue }
         /// `POST /assign`.
         public static let assign = Routes(rawValue: 1)

@@ -68,6 +68,7 @@ public struct DrainGate: Service, CustomStringConvertible {
         self.seconds = seconds
     }
 
+    /// The service's name in the group's logs.
     public var description: String { "drain" }
 
     /// Waits for the group's graceful shutdown, then drains.
