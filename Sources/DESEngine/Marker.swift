@@ -103,8 +103,9 @@ public struct Marker: Sendable {
     }
 
     /// Runs batches over every source until `shutdown` fires, or — with
-    /// `untilIdle` — until no source has rows needing a name. `config.concurrency`
-    /// workers run at once, each taking its own batches (rows another holds are skipped).
+    /// `untilIdle` — until no source has rows needing a name (a pass in which a batch failed
+    /// does not count as idle). `config.concurrency` workers run at once, each taking its own
+    /// batches (rows another holds are skipped).
     public func run(shutdown: ShutdownSignal, untilIdle: Bool) async throws -> Totals {
         logger.info(
             "marker started",
@@ -136,6 +137,7 @@ public struct Marker: Sendable {
         var totals = Totals()
         while !shutdown.isTriggered {
             var didWork = false
+            var hadError = false
             for source in sources where !shutdown.isTriggered {
                 guard await bucket.take(Double(config.batchSize), shutdown: shutdown) else { break }
                 do {
@@ -148,10 +150,11 @@ public struct Marker: Sendable {
                     metrics.error(errorType(error))
                     logger.error("marker batch failed", metadata: ["source": "\(source.name)", "error": "\(error)"])
                     if !RetryPolicy.isTransient(error) { throw error }
+                    hadError = true  // its rows are unnamed again: this pass proves nothing idle
                 }
             }
             if !didWork {
-                if untilIdle { break }
+                if untilIdle && !hadError { break }
                 await shutdown.sleep(seconds: config.intervalSeconds)
             }
         }

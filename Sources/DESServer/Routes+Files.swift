@@ -99,7 +99,7 @@ extension DESHTTPServer {
         // A large body (an external big file, or a large slice) goes out chunk by chunk:
         // memory stays at one chunk a request, whatever the file's size. The first chunk is
         // read before the answer starts, so a storage failure is still a clean 503.
-        let reader = locator.reader
+        let (reader, logger) = (locator.reader, logger)
         let first = try await reader.read(located, offset: offset, length: Self.streamChunk)
         return Response(
             status: status, headers: headers,
@@ -109,7 +109,14 @@ extension DESHTTPServer {
                 let end = offset + length
                 while at < end {
                     let n = min(Self.streamChunk, end - at)
-                    try await writer.write(ByteBuffer(bytes: try await reader.read(located, offset: at, length: n)))
+                    do {
+                        try await writer.write(ByteBuffer(bytes: try await reader.read(located, offset: at, length: n)))
+                    } catch {
+                        // The status is sent: the client sees the connection close short of Content-Length.
+                        logger.warning(
+                            "GET /files failed mid-stream", metadata: ["name": "\(located.entry.name)", "at": "\(at)", "error": "\(error)"])
+                        throw error
+                    }
                     at += n
                 }
                 try await writer.finish(nil)

@@ -159,13 +159,14 @@ final class RowsInHandWatcher: @unchecked Sendable {
     private let lock = NSLock()
     private var acted = false  // guarded by lock
 
-    /// Starts watching `workDir` while `process` runs; `act` says whether it did what it meant to.
-    init(process: Process, workDir: String, act: @escaping @Sendable () -> Bool) {
+    /// Starts watching `workDir` while `process` (launched at `since`: files older than that
+    /// are an earlier instance's) runs, for two minutes at most; `act` says whether it did its work.
+    init(process: Process, workDir: String, since: Date, act: @escaping @Sendable () -> Bool) {
         let pid = process.processIdentifier
-        let since = Date().addingTimeInterval(-0.5)  // the process was started just before
+        let deadline = Date().addingTimeInterval(120)
         let thread = Thread { [self] in
             defer { done.signal() }
-            while kill(pid, 0) == 0 {
+            while kill(pid, 0) == 0, Date() < deadline {
                 if Self.hasContainerFile(workDir, since: since) {
                     let did = act()
                     lock.withLock { acted = did }

@@ -209,17 +209,19 @@ struct HeterogeneousDeployment {
         var kills = 0
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<40 where kills < 8 {
+            let launched = Date()
             let p = try h.des(["packer", "run", "--until-idle"])
             // Killed once it has rows in hand (a container open): mid-run, whatever the machine's
             // speed; watched from a thread of its own, so a busy test process cannot delay it.
             let delay = useconds_t.random(in: 0...50_000, using: &rng)
             let pid = p.processIdentifier
-            let watcher = RowsInHandWatcher(process: p, workDir: h.d.dir + "/work") {
+            let watcher = RowsInHandWatcher(process: p, workDir: h.d.dir + "/work", since: launched) {
                 usleep(delay)
                 return kill(pid, SIGKILL) == 0
             }
-            if await watcher.finished() { kills += 1 }
+            let acted = await watcher.finished()
             await h.d.wait(p)
+            if acted && p.terminationReason == .uncaughtSignal { kills += 1 }  // landed: it did not exit by itself
         }
         #expect(kills >= 5, "only \(kills) kills landed before the catalogs were drained")
         let last = try h.des(["packer", "run", "--until-idle"])

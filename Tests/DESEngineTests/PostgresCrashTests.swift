@@ -143,12 +143,13 @@ struct PostgresDeployment {
         let marker = try pg.des(["marker", "run", "--until-idle"])
         await pg.d.wait(marker)
         #expect(marker.terminationStatus == 0)
+        let launched = Date()
         let packer = try pg.des(["packer", "run", "--until-idle"])
         // Mid-batch: once the packer has rows in hand, kill its backends again and again (from a
         // thread of its own, with psql: a busy test process cannot delay it past the run).
         let conninfo = try #require(ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"])
         let counter = SendableBox()
-        let watcher = RowsInHandWatcher(process: packer, workDir: pg.d.dir + "/work") {
+        let watcher = RowsInHandWatcher(process: packer, workDir: pg.d.dir + "/work", since: launched) {
             for _ in 0..<6 {
                 let psql = Process()
                 psql.executableURL = URL(fileURLWithPath: "/usr/bin/env")

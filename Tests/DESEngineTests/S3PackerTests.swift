@@ -75,17 +75,19 @@ import Testing
         #expect(marker.terminationStatus == 0)
         var kills = 0
         for _ in 0..<30 where kills < 5 {
+            let launched = Date()
             let p = try des(["packer", "run", "--until-idle"])
             // Killed once it has rows in hand (a container open, not after a guessed delay):
             // mid-run, whatever the machine's speed, watched from a thread of its own.
             let delay = useconds_t.random(in: 0...50_000, using: &rng)
             let pid = p.processIdentifier
-            let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work") {
+            let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: launched) {
                 usleep(delay)
                 return kill(pid, SIGKILL) == 0
             }
-            if await watcher.finished() { kills += 1 }
+            let acted = await watcher.finished()
             await d.wait(p)
+            if acted && p.terminationReason == .uncaughtSignal { kills += 1 }  // landed: it did not exit by itself
         }
         #expect(kills >= 3, "only \(kills) kills landed")
         let last = try des(["packer", "run", "--until-idle"])

@@ -305,8 +305,8 @@ public struct PackerConfig: Sendable, Hashable {
 public struct MarkerConfig: Sendable, Hashable {
     /// Rows named per update (``ConfigLimits/markerBatchSize``).
     public var batchSize: Int = 200
-    /// Batches named at once per source (default 2): a database runs each transaction on one
-    /// core, so two in flight keep two busy. Safe at any value: rows are locked and skipped
+    /// Marker workers at once (default 2), each taking batches from every source in turn: a
+    /// database runs each transaction on one core, so two in flight keep two busy. Safe at any value: rows are locked and skipped
     /// (`FOR UPDATE SKIP LOCKED`, `READPAST`), or transactions serialised (SQLite).
     public var concurrency: Int = 2
     /// Rows per second (0: unlimited; ``ConfigLimits/rateLimitPerSecond``).
