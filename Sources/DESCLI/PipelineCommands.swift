@@ -1,5 +1,4 @@
 import ArgumentParser
-import CDESProcess
 import DESEngine
 import DESKit
 import DESNaming
@@ -35,12 +34,7 @@ struct MarkerRun: AsyncParsableCommand {
         try await reportingErrorsAsync {
             let logger = options.logger("des.marker")
             let runtime = try await Runtime.open(configPath: options.configPath)
-            let c = runtime.config
-            let naming = try DESCommandLine.requireRegistry().makeNaming(c.marker)
-            let marker = Marker(
-                sources: runtime.sources, metadata: runtime.metadata, naming: naming, shardBits: c.packer.shardBits,
-                config: c.marker, logger: logger)
-            let worker = marker.service(untilIdle: untilIdle)
+            let worker = try runtime.marker(logger: logger).service(untilIdle: untilIdle)
             let start = Terminal.seconds()
             do {
                 try await observability.run(worker, runtime: runtime, logger: logger)
@@ -95,17 +89,12 @@ struct PackerRun: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrorsAsync {
             let logger = options.logger("des.packer")
-            LongRunningProcess.boundHeap()
             let runtime = try await Runtime.open(configPath: options.configPath)
             var config = runtime.config.packer
             if let podIndex { config.podIndex = podIndex }
             if let podCount { config.podCount = podCount }
             if let podName { config.podName = podName }
-            let packer = try Packer(
-                parts: .init(
-                    sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata,
-                    storage: runtime.storage, keyPrefix: runtime.config.storage.prefix),
-                config: config, logger: logger)
+            let packer = try runtime.packer(config: config, logger: logger)
             let worker = packer.service(untilIdle: untilIdle)
             let start = Terminal.seconds()
             do {
@@ -168,15 +157,5 @@ struct RecoverCommand: AsyncParsableCommand {
                         + "\(r.temporariesRemoved) temporary objects removed\n")
             }
         }
-    }
-}
-
-/// Settings for processes that run for hours.
-enum LongRunningProcess {
-    /// Two malloc arenas, not one per thread (each connection's thread would otherwise get its
-    /// own and keep its high-water mark, and the packer's memory would grow with its run).
-    /// `CDESProcess` sets it when it loads, before any thread; this call keeps it linked in.
-    static func boundHeap() {
-        cdes_limit_arenas()
     }
 }

@@ -56,6 +56,20 @@ struct Runtime {
         return (config, base.isEmpty ? FileManager.default.currentDirectoryPath : base, registry)
     }
 
+    /// The marker over this runtime's sources and metadata store.
+    func marker(logger: Logger) throws -> Marker {
+        let naming = try DESCommandLine.requireRegistry().makeNaming(config.marker)
+        return Marker(
+            sources: sources, metadata: metadata, naming: naming, shardBits: config.packer.shardBits, config: config.marker, logger: logger)
+    }
+
+    /// The packer over this runtime's parts (`config`: the packer section, with overrides).
+    func packer(config packerConfig: PackerConfig? = nil, logger: Logger) throws -> Packer {
+        try Packer(
+            parts: .init(sources: sources, fetchers: fetchers, metadata: metadata, storage: storage, keyPrefix: config.storage.prefix),
+            config: packerConfig ?? config.packer, logger: logger)
+    }
+
     /// Closes every connection.
     func close() async {
         for source in sources { await source.close() }

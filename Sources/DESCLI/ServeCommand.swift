@@ -53,7 +53,6 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrorsAsync {
             let logger = options.logger("des.serve")
-            if packer { LongRunningProcess.boundHeap() }
             // Sources are opened only for the workers. A server alone checks each enabled source
             // by connecting when asked whether it is ready: an upstream catalog that is down does
             // not stop it from starting and serving files, its readiness just says so.
@@ -70,37 +69,22 @@ struct ServeCommand: AsyncParsableCommand {
                 readiness = runtime.readiness(
                     extra: HealthProbes.sources(runtime.config, baseDirectory: runtime.baseDirectory, registry: registry))
             }
-            let server = DESHTTPServer(
-                parts: .init(
-                    metadata: runtime.metadata, storage: runtime.storage, cache: runtime.cache,
-                    shardBits: runtime.config.packer.shardBits, readiness: readiness),
-                settings: settings, routes: .all, registry: Observability.registry, logger: logger)
             let shownHost = settings.host
-            var members: [ServiceRunner.Member] = [
-                .init(
-                    service: server.application { bound in
-                        logger.notice("listening", metadata: ["address": "http://\(shownHost):\(bound)"])
-                        Terminal.out("listening on http://\(shownHost):\(bound)\n")
-                    }, endsGroup: false)
-            ]
             do {
+                var workers: [ServiceRunner.Member] = []
                 if marker {
-                    let naming = try DESCommandLine.requireRegistry().makeNaming(runtime.config.marker)
-                    let m = Marker(
-                        sources: runtime.sources, metadata: runtime.metadata, naming: naming, shardBits: runtime.config.packer.shardBits,
-                        config: runtime.config.marker, logger: options.logger("des.marker"))
-                    members.append(.init(service: m.service(untilIdle: false), endsGroup: false))
+                    workers.append(.init(service: try runtime.marker(logger: options.logger("des.marker")).service(untilIdle: false), endsGroup: false))
                 }
                 if packer {
-                    let p = try Packer(
-                        parts: .init(
-                            sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata, storage: runtime.storage,
-                            keyPrefix: runtime.config.storage.prefix),
-                        config: runtime.config.packer, logger: options.logger("des.packer"))
-                    members.append(.init(service: p.service(untilIdle: false), endsGroup: false))
+                    workers.append(.init(service: try runtime.packer(logger: options.logger("des.packer")).service(untilIdle: false), endsGroup: false))
                 }
-                members.append(.init(service: DrainGate(readiness: readiness, seconds: settings.drainSeconds), endsGroup: false))
-                try await ServiceRunner.run(members, logger: logger)
+                try await runtime.serve(
+                    settings: settings, routes: .all, readiness: readiness, drainSeconds: settings.drainSeconds, workers: workers,
+                    logger: logger
+                ) { bound in
+                    logger.notice("listening", metadata: ["address": "http://\(shownHost):\(bound)"])
+                    Terminal.out("listening on http://\(shownHost):\(bound)\n")
+                }
             } catch {
                 await runtime.close()
                 throw error

@@ -28,32 +28,38 @@ struct WorkerObservabilityOptions: ParsableArguments {
         var settings = ServerSettings(config: runtime.config)
         settings.port = port
         if let metricsHost { settings.host = metricsHost }
-        let readiness = runtime.readiness()
-        let server = DESHTTPServer(
-            parts: .init(
-                metadata: runtime.metadata, storage: runtime.storage, cache: runtime.cache, shardBits: runtime.config.packer.shardBits,
-                readiness: readiness),
-            settings: settings, routes: .observability, registry: Observability.registry, logger: logger)
         let host = settings.host
-        let app = server.application { bound in
+        try await runtime.serve(
+            settings: settings, routes: .observability, readiness: runtime.readiness(), drainSeconds: 0,
+            workers: [.init(service: worker, endsGroup: true)], logger: logger
+        ) { bound in
             // On stderr whatever the log level: with --metrics-port 0 it is how the port is known.
             Terminal.note("metrics and health on http://\(host):\(bound)/metrics")
         }
-        try await ServiceRunner.run(
-            [.init(service: app, endsGroup: false), .init(service: worker, endsGroup: true), .init(service: DrainGate(readiness: readiness, seconds: 0), endsGroup: false)],
-            logger: logger)
     }
 }
 
 extension Runtime {
     /// The readiness of this process: metadata store, storage, every opened source, and `extra`.
     func readiness(extra: [(String, HealthChecker.Probe)] = []) -> Readiness {
-        let (metadata, storage, key) = (self.metadata, self.storage, config.storage.prefix + "/.des-health")
-        var probes: [(String, HealthChecker.Probe)] = [
-            ("metadata", { try await metadata.healthCheck() }),
-            ("storage", { _ = try await storage.head(key: key) }),
-        ]
-        for source in sources { probes.append(("source:\(source.name)", { try await source.healthCheck() })) }
-        return Readiness(checker: HealthChecker(probes: probes + extra, timeoutSeconds: config.server.readyTimeoutSeconds))
+        Readiness(
+            checker: HealthChecker(
+                metadata: metadata, storage: storage, probeKey: config.storage.prefix + "/.des-health", sources: sources, extra: extra,
+                timeoutSeconds: config.server.readyTimeoutSeconds))
+    }
+
+    /// Runs the HTTP service over this runtime's parts beside `workers`, in one service group:
+    /// [listener, workers…, drain gate], so that shutdown drains first and closes the listener last.
+    func serve(
+        settings: ServerSettings, routes: DESHTTPServer.Routes, readiness: Readiness, drainSeconds: Double,
+        workers: [ServiceRunner.Member], logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void
+    ) async throws {
+        let server = DESHTTPServer(
+            parts: .init(metadata: metadata, storage: storage, cache: cache, shardBits: config.packer.shardBits, readiness: readiness),
+            settings: settings, routes: routes, registry: Observability.registry, logger: logger)
+        let members: [ServiceRunner.Member] =
+            [.init(service: server.application(onRunning: onRunning), endsGroup: false)] + workers
+            + [.init(service: DrainGate(readiness: readiness, seconds: drainSeconds), endsGroup: false)]
+        try await ServiceRunner.run(members, logger: logger)
     }
 }

@@ -81,15 +81,16 @@ public final class HealthChecker: Sendable {
 
     /// The checks a pipeline process needs: the metadata store (`healthCheck()`), the
     /// storage (a `HEAD` of a key that need not exist, under `probeKey`), and each source.
+    /// `extra` probes are checked after them.
     public convenience init(
         metadata: (any MetadataStore)?, storage: (any StorageBackend)?, probeKey: String = "des/.health",
-        sources: [any SourceConnector] = [], timeoutSeconds: Double
+        sources: [any SourceConnector] = [], extra: [(String, Probe)] = [], timeoutSeconds: Double
     ) {
         var probes: [(String, Probe)] = []
         if let metadata { probes.append(("metadata", { try await metadata.healthCheck() })) }
         if let storage { probes.append(("storage", { _ = try await storage.head(key: probeKey) })) }
         for source in sources { probes.append(("source:\(source.name)", { try await source.healthCheck() })) }
-        self.init(probes: probes, timeoutSeconds: timeoutSeconds)
+        self.init(probes: probes + extra, timeoutSeconds: timeoutSeconds)
     }
 
     /// Runs every probe concurrently; returns when all have answered or timed out.

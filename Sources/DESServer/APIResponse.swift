@@ -1,5 +1,6 @@
 import DESFormat
 import DESKit
+import Foundation
 import Hummingbird
 
 /// JSON bodies and the typed errors of the API: `{"error": {"code": "...", "message": "..."}}`.
@@ -13,7 +14,9 @@ enum APIResponse {
 
     /// A JSON error.
     static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) -> Response {
-        json(#"{"error":{"code":""# + code + #"","message":"# + quoted(message) + "}}", status: status, headers: headers)
+        let body = ["error": ["code": code, "message": message]]
+        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return json(String(decoding: data, as: UTF8.self), status: status, headers: headers)
     }
 
     /// The response for a failure while serving: storage or metadata down is 503, a corrupt
@@ -38,24 +41,5 @@ enum APIResponse {
             return Self.error(e.status, "http", e.status.reasonPhrase)
         }
         return Self.error(.internalServerError, "internal", "\(error)")
-    }
-
-    /// `text` as a JSON string literal.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let s where s.value < 0x20:
-                out += "\\u00" + String(s.value >> 4, radix: 16) + String(s.value & 0xF, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }

@@ -39,9 +39,9 @@ final class FileLocator: Sendable {
     func shard(of name: String) -> Int { Int(consistentHash(name, bits: shardBits)) }
 
     /// Where `name` is, or nil when no uploaded container of its (day, shard) holds it.
-    func locate(_ name: String, parsed: SnowflakeName) async throws -> LocatedEntry? {
+    func locate(_ name: String, parsed: SnowflakeName, shard: Int) async throws -> LocatedEntry? {
         if let hit = located[name] { return hit }
-        let where_ = DayShard(day: parsed.isoDay, shard: shard(of: name))
+        let where_ = DayShard(day: parsed.isoDay, shard: shard)
         var searched: Set<String> = []
         var list = try await containers(where_, refresh: false)
         while true {

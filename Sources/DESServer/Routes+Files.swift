@@ -32,14 +32,15 @@ extension DESHTTPServer {
         } catch {
             return APIResponse.error(.badRequest, "bad_name", "not a DES name: \(error.message)")
         }
+        let shard = locator.shard(of: name)
         var attempt = 0
         while true {
             do {
-                guard let located = try await locator.locate(name, parsed: parsed) else {
+                guard let located = try await locator.locate(name, parsed: parsed, shard: shard) else {
                     return APIResponse.error(
-                        .notFound, "not_found", "\(name) is in no uploaded container of day \(parsed.isoDay), shard \(locator.shard(of: name))")
+                        .notFound, "not_found", "\(name) is in no uploaded container of day \(parsed.isoDay), shard \(shard)")
                 }
-                return try await respond(request, located, shard: locator.shard(of: name), head: head)
+                return try await respond(request, located, shard: shard, head: head)
             } catch let error as DESKitError where error.code == .changed && attempt == 0 {
                 // The container was replaced under what we knew of it: forget and look again, once.
                 attempt += 1

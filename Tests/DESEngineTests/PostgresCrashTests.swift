@@ -204,12 +204,7 @@ struct PostgresDeployment {
         setenv("DES_PG_USER", env["DES_TEST_PG_USER"] ?? "postgres", 1)
         setenv("DES_PG_SCHEMA", schema, 1)
         func des(_ args: [String]) async throws -> Int32 {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: try desBinary())
-            p.arguments = args + ["-c", config, "--log-level", "critical"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
+            let p = try startDES(args, config: config)
             await d.wait(p)
             return p.terminationStatus
         }

@@ -5,6 +5,7 @@ import DESEngine
 import DESServer
 import DESTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("Servers down") struct UnavailableTests {
@@ -87,15 +88,58 @@ import Testing
         await metadata.close()
     }
 
-    @Test("a dependency that hangs is reported failed when its timeout passes, not when it answers")
+    @Test("a dependency that hangs is reported failed at its timeout, and is not probed again while its probe is stuck")
     func hangingProbe() async throws {
+        // A probe that ends only when the test lets it (cancellation does not stop it, as a call
+        // blocked in a C client would not stop): check() returning at all shows it did not wait.
+        let gate = Gate()
+        let started = Counter()
         let checker = HealthChecker(
-            probes: [("slow", { try await Task.sleep(for: .seconds(120)) }), ("fine", {})], timeoutSeconds: 0.2)
-        let start = Date()
-        let report = await checker.check()
-        // Well before the probe would answer (a loaded test machine can delay the timer by seconds).
-        #expect(Date().timeIntervalSince(start) < 60)
-        #expect(report.failed == ["slow"] && !report.healthy)
-        #expect(report.checks[0].error?.contains("no answer within") == true)
+            probes: [
+                (
+                    "stuck",
+                    {
+                        started.add()
+                        await gate.wait()
+                    }
+                ), ("fine", {}),
+            ], timeoutSeconds: 0.2)
+        let first = await checker.check()
+        #expect(first.failed == ["stuck"] && !first.healthy)
+        #expect(first.checks[0].error?.contains("no answer within") == true)
+        let second = await checker.check()
+        #expect(second.failed == ["stuck"] && second.checks[0].error?.contains("has not answered yet") == true)
+        #expect(started.value == 1)  // not started twice
+        gate.open()
+    }
+}
+
+/// A thread-safe count.
+final class Counter: Sendable {
+    private let n = Mutex(0)
+    func add() { n.withLock { $0 += 1 } }
+    var value: Int { n.withLock { $0 } }
+}
+
+/// A wait that cancellation does not end: only ``open()`` does.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+    }
+    func open() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
     }
 }
