@@ -8,12 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-20000}"
-swift build -c release --product des 2>&1 | grep -E 'error' || true
-DES="$(swift build -c release --show-bin-path)/des"
-SERVERS="${DES_TEST_SERVERS_DIR:-/tmp/des-test-servers}"
-STARTED=0
-if [ ! -f "$SERVERS/env" ]; then scripts/test-servers.sh up >/dev/null; STARTED=1; fi
-set -a; . "$SERVERS/env"; set +a
+. scripts/bench-lib.sh
+bench_build des
+bench_servers_up
 WORK="$(mktemp -d -t des-bench-mixed.XXXXXX)"
 TAG="b$RANDOM"
 PSQL=(psql -h "$DES_TEST_PG_HOST" -p "$DES_TEST_PG_PORT" -U "$DES_TEST_PG_USER" -d "$DES_TEST_PG_DATABASE" -qAt -v ON_ERROR_STOP=1)
@@ -22,7 +19,7 @@ cleanup() {
   "${PSQL[@]}" -c "DROP SCHEMA IF EXISTS hpg_$TAG CASCADE" -c "DROP SCHEMA IF EXISTS hod_$TAG CASCADE" >/dev/null 2>&1 || true
   "${MY[@]}" -e "DROP DATABASE IF EXISTS hmy_$TAG" >/dev/null 2>&1 || true
   rm -rf "$WORK"
-  if [ "$STARTED" = 1 ]; then scripts/test-servers.sh down >/dev/null; fi
+  bench_servers_down
 }
 trap cleanup EXIT
 export DES_LOG_LEVEL=warning PGOPTIONS="-c client_min_messages=warning"

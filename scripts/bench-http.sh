@@ -10,8 +10,8 @@ SECS="${1:-10}"
 CONNS="${2:-64}"
 FILES=5000
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-swift build -c release --product des 2>&1 | grep -E 'error' || true
-DES="$(swift build -c release --show-bin-path)/des"
+. scripts/bench-lib.sh
+bench_build des
 WORK="$(mktemp -d -t des-bench-http.XXXXXX)"
 SERVER=""
 trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT

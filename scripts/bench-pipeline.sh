@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-20000}"
-swift build -c release --product des 2>&1 | grep -E 'error' || true
-DES="$(swift build -c release --show-bin-path)/des"
+. scripts/bench-lib.sh
+bench_build des
 WORK="$(mktemp -d -t des-bench-pipeline.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 sed -e 's/max_container_files: 2000/max_container_files: 100000/' configs/local.yaml > "$WORK/local.yaml"

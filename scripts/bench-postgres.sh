@@ -10,15 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SMALL="${1:-50000}"; LARGE="${2:-200000}"
-swift build -c release --product des 2>&1 | grep -E 'error' || true
-swift build -c release --product des-bench 2>&1 | grep -E 'error' || true
-BIN="$(swift build -c release --show-bin-path)"; DES="$BIN/des"; BENCH="$BIN/des-bench"
-SERVERS="${DES_TEST_SERVERS_DIR:-/tmp/des-test-servers}"
-STARTED=0
-if [ ! -f "$SERVERS/env" ]; then scripts/test-servers.sh up >/dev/null; STARTED=1; fi
-set -a; . "$SERVERS/env"; set +a
+. scripts/bench-lib.sh
+bench_build des des-bench
+bench_servers_up
 WORK="$(mktemp -d -t des-bench-pg.XXXXXX)"
-cleanup() { rm -rf "$WORK"; if [ "$STARTED" = 1 ]; then scripts/test-servers.sh down >/dev/null; fi; }
+cleanup() { rm -rf "$WORK"; bench_servers_down; }
 trap cleanup EXIT
 PSQL=(psql -h "$DES_TEST_PG_HOST" -p "$DES_TEST_PG_PORT" -U "$DES_TEST_PG_USER" -d "$DES_TEST_PG_DATABASE" -qAt -v ON_ERROR_STOP=1)
 export DES_LOG_LEVEL=warning PGOPTIONS="-c client_min_messages=warning"

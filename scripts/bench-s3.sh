@@ -8,13 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-2000}"
-swift build -c release --product des 2>&1 | grep -E 'error' || true
-swift build -c release --product des-bench 2>&1 | grep -E 'error' || true
-BIN="$(swift build -c release --show-bin-path)"; DES="$BIN/des"; BENCH="$BIN/des-bench"
-SERVERS="${DES_TEST_SERVERS_DIR:-/tmp/des-test-servers}"
-STARTED=0
-if [ ! -f "$SERVERS/env" ]; then scripts/test-servers.sh up >/dev/null; STARTED=1; fi
-set -a; . "$SERVERS/env"; set +a
+. scripts/bench-lib.sh
+bench_build des des-bench
+bench_servers_up
 WORK="$(mktemp -d -t des-bench-s3.XXXXXX)"
 # moto answers on loopback in about a millisecond, where a real S3 region is tens of milliseconds
 # away: the packer's bodies are fetched through a small proxy that holds each request back by
@@ -43,7 +39,7 @@ PY
 PROXY_PID=$!
 for _ in $(seq 1 100); do [ -f "$WORK/proxy.port" ] && break; sleep 0.1; done
 PROXY_PORT="$(cat "$WORK/proxy.port")"
-cleanup() { kill "$PROXY_PID" 2>/dev/null || true; rm -rf "$WORK"; if [ "$STARTED" = 1 ]; then scripts/test-servers.sh down >/dev/null; fi; }
+cleanup() { kill "$PROXY_PID" 2>/dev/null || true; rm -rf "$WORK"; bench_servers_down; }
 trap cleanup EXIT
 export DES_LOG_LEVEL=warning AWS_ENDPOINT_URL="$DES_TEST_S3_ENDPOINT" AWS_REGION="$DES_TEST_S3_REGION"
 export AWS_ACCESS_KEY_ID="$DES_TEST_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$DES_TEST_S3_SECRET_KEY"
