@@ -175,6 +175,10 @@ extension Packer {
         let path = (workDir as NSString).appendingPathComponent("c\(record.id).des")
         var options = DESArchiveWriter.Options()
         options.overwrite = true
+        // Not synced here: the work directory is never read after a crash (recovery works from the
+        // metadata store and the storage). The storage backend's put makes the container durable
+        // where it is kept, once.
+        options.syncOnClose = false
         let writer = try DESArchiveWriter(path: path, options: options)
         let container = OpenContainer(record: record, lease: lease, writer: writer, path: path)
         open[slot] = container
@@ -210,64 +214,6 @@ extension Packer {
                 || now - c.openedAt >= config.maxContainerAgeSeconds || slot.day < today
             if due { try await finalize(slot) }
         }
-    }
-
-    /// Finalizes every open container (shutdown, or idle in until-idle mode).
-    /// Returns when their rows are marked packed too.
-    func finalizeAll() async throws {
-        for slot in open.keys.sorted(by: { ($0.day, $0.shard) < ($1.day, $1.shard) }) { try await finalize(slot) }
-        try await awaitMarking()
-    }
-
-    /// Close, upload, check, record uploaded under the fencing token, then mark the rows packed.
-    ///
-    /// A fenced upload (the lease was lost) abandons the container and gives its rows back,
-    /// and the packer carries on. Any other failure abandons it too and is passed on — except
-    /// when recording `uploaded` itself fails after retries: then the outcome is unknown, so the
-    /// rows stay claimed and the object stays for recovery to adopt or discard.
-    func finalize(_ slot: ContainerSlot) async throws {
-        guard let c = open[slot] else { return }
-        open[slot] = nil
-        metrics.openContainers.record(open.count)
-        let start = monotonicSeconds()
-        let key = c.record.key
-        if c.fileCount == 0 {
-            c.writer.abort()
-            try await retry.run { try await parts.metadata.discardContainer(id: c.record.id) }
-            return
-        }
-        let info: ObjectInfo
-        do {
-            let summary = try c.writer.close()
-            info = try await retry.run { try await parts.storage.put(key: key, fromFile: c.path) }
-            guard info.size == summary.archiveSize else {
-                throw DESKitError(.storage, "uploaded '\(key)' is \(info.size) bytes, expected \(summary.archiveSize)")
-            }
-        } catch {
-            try? FileManager.default.removeItem(atPath: c.path)
-            await abandon(c, objectMayExist: true, reason: "upload failed: \(error)")
-            throw error
-        }
-        try? FileManager.default.removeItem(atPath: c.path)
-        let recorded = try await retry.run {
-            try await parts.metadata.markUploaded(
-                containerID: c.record.id, fileCount: c.fileCount, bytes: c.bytes, size: info.size, etag: info.etag, lease: c.lease)
-        }
-        guard recorded else {
-            logger.warning("container upload fenced: lease lost", metadata: ["key": "\(key)"])
-            await abandon(c, objectMayExist: true, reason: "upload fenced")
-            book.lose(slot.shard, token: c.lease.token)
-            return
-        }
-        try await markPackedInBackground(c.rows, key: key)
-        totals.filesPacked += c.fileCount
-        totals.bytesPacked += c.bytes
-        totals.containersUploaded += 1
-        metrics.filesPacked.increment(by: c.fileCount)
-        metrics.bytesPacked.increment(by: Int(c.bytes))
-        metrics.containersUploaded.increment()
-        metrics.finalizeDuration.recordSeconds(monotonicSeconds() - start)
-        logger.info("container uploaded", metadata: ["key": "\(key)", "files": "\(c.fileCount)", "bytes": "\(info.size)"])
     }
 
     /// Abandons one container: the writer is aborted, the record discarded, and — when the

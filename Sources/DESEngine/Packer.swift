@@ -70,6 +70,10 @@ public final class Packer {
     var prefetch: Task<ClaimedBatch, Error>?
     /// Rows of uploaded containers being marked packed.
     var marking: [Task<Void, Error>] = []
+    /// Full containers being closed, uploaded and recorded, oldest first (``finalize(_:)``).
+    var finalizing: [Finalization] = []
+    /// Closes containers (the index written, the file synced) off the cooperative pool.
+    let closer = DedicatedThread(name: "des-packer-close")
 
     /// Creates a packer; `podName` defaults to the host name plus the pod index.
     public init(parts: Parts, config: PackerConfig, logger: Logger) throws {
@@ -89,6 +93,8 @@ public final class Packer {
         self.podDir = (config.workDir as NSString).appendingPathComponent(String(safePod))
         self.workDir = (podDir as NSString).appendingPathComponent(instance)
     }
+
+    deinit { closer.stop() }
 
     /// Runs until `shutdown` fires — or, with `untilIdle`, until no owned shard has pending
     /// rows, every open container is finalized and no row of its shards is left claimed by it.
@@ -110,6 +116,7 @@ public final class Packer {
         } catch {
             heartbeat.cancel()
             await discardPrefetch(reason: "packer stopped on an error")
+            try? await settleFinalizations()
             try? await awaitMarking()
             await abandonAll(reason: "packer stopped on an error")
             await releaseLeases()
@@ -172,6 +179,7 @@ public final class Packer {
             if !batch.shards.isEmpty { metrics.claimDuration.recordSeconds(batch.claimSeconds) }
             let (shards, epoch) = (batch.shards, batch.epoch)
             if batch.files.isEmpty {
+                try await settleFinalizations()
                 try await awaitMarking()
                 try await finalizeDue()
                 if untilIdle, activity == epoch, try await idleEverywhere(claimedFrom: shards) {
@@ -251,6 +259,8 @@ public final class Packer {
         let missing = assignment.ownedShards.filter { book.lease($0) == nil }
         guard !missing.isEmpty, force || now - lastLeaseAttempt >= min(config.leaseTTLSeconds / 2, 5) else { return }
         lastLeaseAttempt = now
+        // A finalization still running on a shard about to be leased again is work in hand too.
+        if missing.contains(where: isFinalizing) { try await settleFinalizations() }
         for shard in missing {
             // Nothing may be in hand on a shard being leased again: recovery treats all its work as stale.
             await abandonShard(shard, reason: "lease being taken again")

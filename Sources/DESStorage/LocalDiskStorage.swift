@@ -65,10 +65,17 @@ public final class LocalDiskStorage: StorageBackend {
                 // Different filesystem (or no hard links): copy and sync.
                 try Self.copy(from: source, to: temp)
             } else {
+                // The bytes to disk (a synced source costs nothing here); the new name is made
+                // durable by the directory's sync after the rename.
                 let fd = open(temp, O_RDONLY | O_CLOEXEC)
                 if fd >= 0 {
-                    _ = fsync(fd)
+                    let synced = fdatasync(fd) == 0
+                    let code = errno
                     Glibc.close(fd)
+                    if !synced {
+                        unlink(temp)
+                        throw Self.failure("sync", target, code)
+                    }
                 }
             }
             if rename(temp, target) != 0 {

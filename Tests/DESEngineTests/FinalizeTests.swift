@@ -1,0 +1,126 @@
+import DESEngine
+import DESKit
+import DESStorage
+import Foundation
+import Synchronization
+import Testing
+
+/// Local-disk storage whose container uploads can be held back or refused, to watch the
+/// packer's background finalization from outside.
+final class GatedStorage: StorageBackend {
+    struct State {
+        var completedPuts = 0
+        var heldKey: String?
+        /// Whether the held upload was let go because others completed (not by the deadline).
+        var releasedByOthers = false
+        var refusedKeys: [String] = []
+    }
+
+    let inner: LocalDiskStorage
+    let holdFirstUntilOthers: Int
+    let refuseUploadNumber: Int?
+    let state = Mutex(State())
+    private let uploads = Atomic<Int>(0)
+
+    /// `holdFirstUntilOthers`: the first container upload waits until that many others have
+    /// completed (at most a minute). `refuseUploadNumber`: that upload (1-based) fails, not transiently.
+    init(root: String, holdFirstUntilOthers: Int = 0, refuseUploadNumber: Int? = nil) throws {
+        inner = try LocalDiskStorage(root: root)
+        self.holdFirstUntilOthers = holdFirstUntilOthers
+        self.refuseUploadNumber = refuseUploadNumber
+    }
+
+    var location: String { inner.location }
+
+    func put(key: String, fromFile path: String) async throws -> ObjectInfo {
+        let number = uploads.wrappingAdd(1, ordering: .relaxed).newValue
+        if number == refuseUploadNumber {
+            state.withLock { $0.refusedKeys.append(key) }
+            throw DESKitError(.invalidData, "upload \(number) of '\(key)' refused by the test")
+        }
+        if number == 1 && holdFirstUntilOthers > 0 {
+            state.withLock { $0.heldKey = key }
+            for _ in 0..<6000 {
+                if state.withLock({ $0.completedPuts >= holdFirstUntilOthers }) {
+                    state.withLock { $0.releasedByOthers = true }
+                    break
+                }
+                try await Task.sleep(nanoseconds: 10_000_000)
+            }
+        }
+        let info = try await inner.put(key: key, fromFile: path)
+        state.withLock { $0.completedPuts += 1 }
+        return info
+    }
+
+    func get(key: String) async throws -> [UInt8] { try await inner.get(key: key) }
+    func get(key: String, offset: UInt64, length: UInt64) async throws -> [UInt8] {
+        try await inner.get(key: key, offset: offset, length: length)
+    }
+    func getSuffix(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64) {
+        try await inner.getSuffix(key: key, length: length)
+    }
+    func head(key: String) async throws -> ObjectInfo? { try await inner.head(key: key) }
+    func delete(key: String) async throws { try await inner.delete(key: key) }
+    func list(prefix: String) async throws -> [ObjectInfo] { try await inner.list(prefix: prefix) }
+    func close() async { await inner.close() }
+}
+
+extension Deployment {
+    /// A packer over this deployment whose storage is `storage`.
+    func packer(storage: any StorageBackend, shardBits: Int, maxFiles: Int, batchSize: Int) async throws -> Packer {
+        var config = PackerConfig()
+        config.batchSize = batchSize
+        config.workDir = dir + "/work"
+        config.shardBits = shardBits
+        config.maxContainerFiles = maxFiles
+        config.podName = "gated"
+        config.heartbeatSeconds = 1
+        return try Packer(
+            parts: .init(
+                sources: [try connector()], fetchers: ["catalog": LocalBodyFetcher(root: bodiesRoot)],
+                metadata: try await metadata(), storage: storage, keyPrefix: "des"),
+            config: config, logger: logger)
+    }
+}
+
+@Suite("Finalizing in the background") struct FinalizeTests {
+    @Test("A container upload that hangs does not stop the packer: other containers are uploaded meanwhile, and all rows end packed once")
+    func slowUploadDoesNotStall() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(1200, size: 64)
+        _ = try await d.mark(shardBits: 2)
+        let storage = try GatedStorage(root: d.dir + "/archive", holdFirstUntilOthers: 3)
+        let packer = try await d.packer(storage: storage, shardBits: 2, maxFiles: 50, batchSize: 40)
+        let totals = try await packer.run(shutdown: ShutdownSignal(), untilIdle: true)
+        let s = storage.state.withLock { $0 }
+        #expect(s.heldKey != nil)
+        // Had the packer waited on the held upload, no other could have completed: it would have
+        // been let go only at its one-minute deadline.
+        #expect(s.releasedByOthers, "the packer stood still while one upload hung")
+        #expect(totals.filesPacked == 1200)
+        try await expectNothingStranded(d)
+    }
+
+    @Test("An upload that fails in the background stops the run with that error; its rows go back to pending and a second run packs them once")
+    func failedUploadGivesRowsBack() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(1000, size: 64)
+        _ = try await d.mark(shardBits: 2)
+        let storage = try GatedStorage(root: d.dir + "/archive", refuseUploadNumber: 3)
+        let packer = try await d.packer(storage: storage, shardBits: 2, maxFiles: 40, batchSize: 30)
+        await #expect(throws: DESKitError.self) {
+            _ = try await packer.run(shutdown: ShutdownSignal(), untilIdle: true)
+        }
+        let refused = try #require(storage.state.withLock { $0.refusedKeys.first })
+        #expect(try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_CLAIMED'").first?[0].int == 0)
+        let refusedRecord = try await d.metadata().containers(state: nil, shard: nil, day: nil).first { $0.key == refused }
+        #expect(refusedRecord?.state == .discarded)
+        #expect(try await d.sql("SELECT COUNT(*) FROM files WHERE des_container = '\(refused)'").first?[0].int == 0)
+        let second = try await d.packer(shardBits: 2, maxFiles: 40, pod: "second", batchSize: 30)
+        _ = try await second.run(shutdown: ShutdownSignal(), untilIdle: true)
+        try await expectNothingStranded(d)
+    }
+}
