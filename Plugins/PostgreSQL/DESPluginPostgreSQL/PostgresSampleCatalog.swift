@@ -20,9 +20,15 @@ public enum PostgresSampleCatalog {
         ]
         if let hash = shape.desHash { columns.append("\(hash) TEXT") }
         let name = table.name
+        func literal(_ value: String) -> String { "'" + value.replacingOccurrences(of: "'", with: "''") + "'" }
         let ddl = [
             "CREATE TABLE IF NOT EXISTS \(shape.table) (\(columns.joined(separator: ", ")))",
-            "CREATE INDEX IF NOT EXISTS \(d.quoteIdentifier(name + "_des_claim")) ON \(shape.table) (\(shape.status), \(shape.shard), \(shape.id))",
+            // Partial indexes hold only the rows in flight, so a claim or a mark adds no entry to a
+            // status index that spans the table (docs/operations.md, "Catalog indexes").
+            "CREATE INDEX IF NOT EXISTS \(d.quoteIdentifier(name + "_des_claim")) ON \(shape.table) (\(shape.shard), \(shape.id)) "
+                + "WHERE \(shape.status) = \(literal(shape.statusPending))",
+            "CREATE INDEX IF NOT EXISTS \(d.quoteIdentifier(name + "_des_claimed")) ON \(shape.table) (\(shape.shard)) "
+                + "WHERE \(shape.status) = \(literal(shape.statusClaimed))",
             "CREATE INDEX IF NOT EXISTS \(d.quoteIdentifier(name + "_des_unnamed")) ON \(shape.table) (\(shape.id)) WHERE \(shape.desName) IS NULL",
         ]
         let bodies = try SampleBodies.write(table: table, bodiesRoot: bodiesRoot, files: files, size: size, seed: seed)
