@@ -20,8 +20,14 @@ public struct SnowflakeName: Sendable, Hashable, CustomStringConvertible {
     public var wrappedMilliseconds: UInt64 { value >> 16 }
     /// The day as `YYYY-MM-DD`, as used in storage keys.
     public var isoDay: String {
-        let c = Array(day)
-        return String(c[0..<4]) + "-" + String(c[4..<6]) + "-" + String(c[6..<8])
+        // On the UTF-8 bytes: the packer asks this of every file it places.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(10)
+        for (i, b) in day.utf8.enumerated() {
+            if i == 4 || i == 6 { bytes.append(UInt8(ascii: "-")) }
+            bytes.append(b)
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
     /// Whether the written checksum matches F.
     public var checksumIsValid: Bool { checksum == Self.checksum(of: value) }
