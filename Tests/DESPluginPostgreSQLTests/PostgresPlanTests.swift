@@ -1,0 +1,73 @@
+import DESKit
+import DESPluginPostgreSQL
+import DESSQLDialects
+import Foundation
+import Testing
+
+/// The plans PostgreSQL picks for the claim and the marks once a catalog is analyzed: both
+/// statements must stay linear in the rows they touch however the statistics look.
+@Suite("PostgreSQL plans on an analyzed catalog")
+struct PostgresPlanTests {
+    /// 20,000 rows: the first 8,000 packed, 2,000 claimed by `h`, the last 10,000 pending (so the
+    /// statistics make a sequential scan look cheap, though it must pass 10,000 rows before the
+    /// first pending one); a full status index, as many catalogs have; analyzed.
+    static func catalog() async throws -> (PostgresConnection, SQLTableShape) {
+        let conninfo = try testServer()
+        let schema = try await freshSchema(conninfo)
+        let c = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+        try await c.withTransaction { s in
+            try s.execute(
+                """
+                CREATE TABLE \(schema).files (id BIGINT PRIMARY KEY, body_path TEXT NOT NULL, des_status TEXT, des_name TEXT,
+                  des_shard INTEGER, des_container TEXT, des_claimed_by TEXT, des_claimed_at DOUBLE PRECISION, des_error TEXT)
+                """)
+            try s.execute(
+                """
+                INSERT INTO \(schema).files (id, body_path, des_status, des_name, des_shard, des_claimed_by)
+                SELECT g, 'b' || g, CASE WHEN g <= 8000 THEN 'DES_PACKED' WHEN g <= 10000 THEN 'DES_CLAIMED' ELSE 'DES_TODO' END,
+                  'N' || g, g % 4, CASE WHEN g > 8000 AND g <= 10000 THEN 'h' END
+                FROM generate_series(1, 20000) g
+                """)
+            try s.execute("CREATE INDEX ON \(schema).files (des_status, des_shard, id)")
+        }
+        _ = try await c.withSession { try $0.execute("ANALYZE \(schema).files") }
+        var columns = ColumnMapping()
+        columns.s3Key = "body_path"
+        let shape = try SQLTableShape(config: TableConfig(name: "files", schema: schema, columns: columns), dialect: PostgresDialect())
+        return (c, shape)
+    }
+
+    @Test("A claim walks an index to the pending rows, never the table past the rows already claimed or packed")
+    func claimUsesAnIndex() async throws {
+        let (c, shape) = try await Self.catalog()
+        let (claimed, seqScans) = try await c.withTransaction { s in
+            // This backend's counters of how the table was read, before and after the claim.
+            func seqScans() throws -> Int64 {
+                try s.query("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = $1::regclass", [.text(shape.table)])
+                    .first?[0].int ?? -1
+            }
+            let before = try seqScans()
+            let rows = try PostgresDialect().claim(in: s, table: shape, shards: [0, 1, 2, 3], limit: 500, holder: "k")
+            return (rows.count, try seqScans() - before)
+        }
+        await c.close()
+        #expect(claimed == 500)
+        #expect(seqScans == 0, "the claim scanned the table sequentially")
+    }
+
+    @Test("A mark's ids are a constant array the planner can hash, not a subquery searched row by row")
+    func markIDsAreConstant() async throws {
+        let (c, shape) = try await Self.catalog()
+        let ids = Array(8001...9000)
+        let plan = try await c.withSession { s in
+            let condition = try PostgresDialect().idMatches(in: s, table: shape, count: ids.count, firstBind: 3)
+            let sql = "EXPLAIN (VERBOSE) UPDATE \(shape.table) SET \(shape.status) = 'DES_PACKED' "
+                + "WHERE \(shape.status) = $1 AND \(shape.claimedBy) = $2 AND \(condition)"
+            return try s.query(sql, [.text("DES_CLAIMED"), .text("h")] + ids.map { SQLValue.rowID(String($0)) })
+                .compactMap { $0[0].text }.joined(separator: "\n")
+        }
+        await c.close()
+        #expect(!plan.contains("InitPlan") && !plan.contains("SubPlan"), "\(plan.prefix(600))")
+        #expect(plan.contains("= ANY ('{8001,8002"), "\(plan.prefix(600))")
+    }
+}
