@@ -90,12 +90,14 @@ public struct Marker: Sendable {
         metrics.batchDuration.recordSeconds(monotonicSeconds() - start)
         let failed = failures.withLock { $0 }
         if !failed.isEmpty {
-            _ = try await source.markFailed(failed, holder: nil)
+            // The letter first: a crash between the two leaves a letter for a row still unnamed (it
+            // fails again and keeps that one letter), never a failed row without its letter.
             if config.enableDeadLetterQueue {
                 try await metadata.addDeadLetters(
                     failed.map { DeadLetter(source: source.name, rowID: $0.rowID, desName: nil, stage: "marker", reason: $0.reason) })
                 metrics.deadLetters.increment(by: failed.count)
             }
+            _ = try await source.markFailed(failed, holder: nil)
             metrics.markFailed.increment(by: failed.count)
         }
         if marked > 0 { metrics.marked.increment(by: marked) }

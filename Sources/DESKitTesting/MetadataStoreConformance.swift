@@ -120,6 +120,14 @@ public enum MetadataStoreConformance {
             try await store.addDeadLetters(letters)
             let newest = try await store.deadLetters(limit: 2)
             try require(newest.map(\.rowID) == ["3", "2"] && newest.first?.reason == "r3 ü", c, "newest two: \(newest)")
+            // The same row failing again at the same stage keeps its one unresolved letter; another stage is another letter.
+            try await store.addDeadLetters([
+                DeadLetter(source: "s", rowID: "2", desName: "N2", stage: "packer", reason: "again"),
+                DeadLetter(source: "s", rowID: "2", desName: "N2", stage: "marker", reason: "named badly"),
+            ])
+            let all = try await store.deadLetters(limit: 10)
+            try require(all.filter { $0.rowID == "2" && $0.stage == "packer" }.map(\.reason) == ["r2 ü"], c, "a second letter for one failure: \(all)")
+            try require(all.count == 4 && all.first?.stage == "marker", c, "letters: \(all)")
             try await store.healthCheck()
         }
         return runner.report

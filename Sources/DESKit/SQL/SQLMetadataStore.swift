@@ -284,15 +284,23 @@ public final class SQLMetadataStore: MetadataStore {
         }
     }
 
+    /// Adds each letter unless the row already has an unresolved one of the same stage: a row that
+    /// fails again (two markers that both tried it, a packer's claim recovered and failed anew)
+    /// keeps its first letter.
     public func addDeadLetters(_ letters: [DeadLetter]) async throws {
         guard !letters.isEmpty else { return }
+        // Eight placeholders, each bound once: some dialects' placeholders are positional.
         let sql = """
             INSERT INTO des_dead_letters (source, catalog_entry_id, des_name, stage, error_message, created_at)
-            VALUES (\(p(1)), \(p(2)), \(p(3)), \(p(4)), \(p(5)), \(dialect.now))
+            SELECT \(p(1)), \(p(2)), \(p(3)), \(p(4)), \(p(5)), \(dialect.now) FROM des_schema_version
+            WHERE NOT EXISTS (SELECT 1 FROM des_dead_letters
+              WHERE source = \(p(6)) AND catalog_entry_id = \(p(7)) AND stage = \(p(8)) AND resolved = 0)
+            LIMIT 1
             """
         _ = try await transaction { s in
             for l in letters {
-                try s.execute(sql, [.text(l.source), .text(l.rowID), l.desName.map { .text($0) } ?? .null, .text(l.stage), .text(l.reason)])
+                let (source, row, stage) = (SQLValue.text(l.source), SQLValue.text(l.rowID), SQLValue.text(l.stage))
+                try s.execute(sql, [source, row, l.desName.map { .text($0) } ?? .null, stage, .text(l.reason), source, row, stage])
             }
         }
     }
