@@ -27,15 +27,19 @@ public final class ServerMetrics: Sendable {
         .seconds(1), .seconds(2.5), .seconds(5),
     ]
 
+    /// A metric's whole name (the descriptor joins its non-empty parts) and its help text.
+    static func name(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
     /// Metrics in `registry`.
     public init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
-        inFlight = registry.makeGauge(name: "des_http_requests_in_flight", help: "HTTP requests being served")
-        cacheHits = registry.makeCounter(
-            name: "des_index_cache_requests_total", labels: [("result", "hit")], help: "Index cache lookups by the HTTP service")
-        cacheMisses = registry.makeCounter(
-            name: "des_index_cache_requests_total", labels: [("result", "miss")], help: "Index cache lookups by the HTTP service")
-        assigned = registry.makeCounter(name: "des_assign_names_total", help: "Names given by /assign")
+        inFlight = registry.makeGauge(descriptor: Self.name("des_http_requests_in_flight", "HTTP requests being served"))
+        let cache = Self.name("des_index_cache_requests_total", "Index cache lookups by the HTTP service")
+        cacheHits = registry.makeCounter(descriptor: cache, labels: [("result", "hit")])
+        cacheMisses = registry.makeCounter(descriptor: cache, labels: [("result", "miss")])
+        assigned = registry.makeCounter(descriptor: Self.name("des_assign_names_total", "Names given by /assign"))
     }
 
     /// Counts one request and its duration.
@@ -45,8 +49,8 @@ public final class ServerMetrics: Sendable {
             let k = key
             if let c = map[k] { return c }
             let c = registry.makeCounter(
-                name: "des_http_requests_total", labels: [("route", route), ("method", method), ("status", String(status))],
-                help: "HTTP requests by route, method and status")
+                descriptor: Self.name("des_http_requests_total", "HTTP requests by route, method and status"),
+                labels: [("route", route), ("method", method), ("status", String(status))])
             map[k] = c
             return c
         }
@@ -54,8 +58,8 @@ public final class ServerMetrics: Sendable {
         let histogram = durations.withLock { map in
             if let h = map[key] { return h }
             let h = registry.makeDurationHistogram(
-                name: "des_http_request_duration_seconds", labels: [("route", route), ("method", method), ("status", String(status))],
-                buckets: Self.buckets, help: "HTTP request latency by route, method and status")
+                descriptor: Self.name("des_http_request_duration_seconds", "HTTP request latency by route, method and status"),
+                labels: [("route", route), ("method", method), ("status", String(status))], buckets: Self.buckets)
             map[key] = h
             return h
         }
@@ -67,7 +71,8 @@ public final class ServerMetrics: Sendable {
         let counter = storageCounters.withLock { map in
             if let c = map[operation] { return c }
             let c = registry.makeCounter(
-                name: "des_storage_requests_total", labels: [("operation", operation)], help: "Storage requests made by the HTTP service")
+                descriptor: Self.name("des_storage_requests_total", "Storage requests made by the HTTP service"),
+                labels: [("operation", operation)])
             map[operation] = c
             return c
         }
