@@ -67,32 +67,22 @@ final class GatedStorage: StorageBackend {
 }
 
 extension Deployment {
-    /// A packer over this deployment whose storage is `storage`.
-    func packer(storage: any StorageBackend, shardBits: Int, maxFiles: Int, batchSize: Int) async throws -> Packer {
-        var config = PackerConfig()
-        config.batchSize = batchSize
-        config.workDir = dir + "/work"
-        config.shardBits = shardBits
-        config.maxContainerFiles = maxFiles
-        config.podName = "gated"
-        config.heartbeatSeconds = 1
-        return try Packer(
-            parts: .init(
-                sources: [try connector()], fetchers: ["catalog": LocalBodyFetcher(root: bodiesRoot)],
-                metadata: try await metadata(), storage: storage, keyPrefix: "des"),
-            config: config, logger: logger)
+    /// A deployment with `rows` named rows of 64 bytes over four shards.
+    static func named(rows: Int) async throws -> Deployment {
+        let d = try Deployment()
+        try await d.addRows(rows, size: 64)
+        _ = try await d.mark(shardBits: 2)
+        return d
     }
 }
 
 @Suite("Finalizing in the background") struct FinalizeTests {
     @Test("A container upload that hangs does not stop the packer: other containers are uploaded meanwhile, and all rows end packed once")
     func slowUploadDoesNotStall() async throws {
-        let d = try Deployment()
+        let d = try await Deployment.named(rows: 1200)
         defer { d.cleanup() }
-        try await d.addRows(1200, size: 64)
-        _ = try await d.mark(shardBits: 2)
         let storage = try GatedStorage(root: d.dir + "/archive", holdFirstUntilOthers: 3)
-        let packer = try await d.packer(storage: storage, shardBits: 2, maxFiles: 50, batchSize: 40)
+        let packer = try await d.packer(shardBits: 2, maxFiles: 50, pod: "gated", batchSize: 40, storage: storage)
         let totals = try await packer.run(shutdown: ShutdownSignal(), untilIdle: true)
         let s = storage.state.withLock { $0 }
         #expect(s.heldKey != nil)
@@ -105,12 +95,10 @@ extension Deployment {
 
     @Test("An upload that fails in the background stops the run with that error; its rows go back to pending and a second run packs them once")
     func failedUploadGivesRowsBack() async throws {
-        let d = try Deployment()
+        let d = try await Deployment.named(rows: 1000)
         defer { d.cleanup() }
-        try await d.addRows(1000, size: 64)
-        _ = try await d.mark(shardBits: 2)
         let storage = try GatedStorage(root: d.dir + "/archive", refuseUploadNumber: 3)
-        let packer = try await d.packer(storage: storage, shardBits: 2, maxFiles: 40, batchSize: 30)
+        let packer = try await d.packer(shardBits: 2, maxFiles: 40, pod: "gated", batchSize: 30, storage: storage)
         await #expect(throws: DESKitError.self) {
             _ = try await packer.run(shutdown: ShutdownSignal(), untilIdle: true)
         }

@@ -71,7 +71,10 @@ struct Deployment {
         return rows
     }
 
-    func packer(shardBits: Int, maxFiles: Int = 100_000, pod: String = "pod", batchSize: Int = 500) async throws -> Packer {
+    /// A packer over this deployment (its storage: the local archive, unless `storage` is given).
+    func packer(
+        shardBits: Int, maxFiles: Int = 100_000, pod: String = "pod", batchSize: Int = 500, storage: (any StorageBackend)? = nil
+    ) async throws -> Packer {
         var config = PackerConfig()
         config.batchSize = batchSize
         config.workDir = dir + "/work"
@@ -82,7 +85,7 @@ struct Deployment {
         return try Packer(
             parts: .init(
                 sources: [try connector()], fetchers: ["catalog": LocalBodyFetcher(root: bodiesRoot)],
-                metadata: try await metadata(), storage: try storage(), keyPrefix: "des"),
+                metadata: try await metadata(), storage: try storage ?? self.storage(), keyPrefix: "des"),
             config: config, logger: logger)
     }
 
