@@ -5,6 +5,7 @@ import DESSQLDialects
 import DESNaming
 import DESPluginSQLite
 import DESStorage
+import DESTestSupport
 import Foundation
 import Logging
 
@@ -55,12 +56,19 @@ struct Deployment {
 
     func storage() throws -> LocalDiskStorage { try LocalDiskStorage(root: dir + "/archive") }
 
+    /// A marker over this deployment's catalog and metadata store.
+    func marker(naming: any NamingStrategy, shardBits: Int, config: MarkerConfig = MarkerConfig(), poolSize: Int = 1)
+        async throws -> Marker
+    {
+        Marker(
+            sources: [try connector(poolSize: poolSize)], metadata: try await metadata(), naming: naming, shardBits: shardBits,
+            config: config, logger: logger)
+    }
+
     /// Names every row with Snowflake names from `clock` (default: now).
     func mark(shardBits: Int, clock: SnowflakeGenerator.Clock? = nil) async throws -> Int {
         let generator = try SnowflakeGenerator(configuration: .init(prefix: "T", node: 1), clock: clock)
-        let marker = Marker(
-            sources: [try connector()], metadata: try await metadata(), naming: SnowflakeNaming(generator: generator),
-            shardBits: shardBits, config: MarkerConfig(), logger: logger)
+        let marker = try await marker(naming: SnowflakeNaming(generator: generator), shardBits: shardBits)
         return try await marker.run(shutdown: ShutdownSignal(), untilIdle: true).marked
     }
 
@@ -126,9 +134,7 @@ struct Deployment {
 
     /// Waits for a child to exit without blocking a thread of the cooperative pool (tests run in
     /// parallel, and a blocked pool would starve the packers running in-process).
-    func wait(_ p: Process) async {
-        while p.isRunning { try? await Task.sleep(nanoseconds: 20_000_000) }
-    }
+    func wait(_ p: Process) async { await waitForExit(p) }
 
     /// Starts `des packer run` on `config` as a child process, its output discarded.
     func startPacker(config: String, untilIdle: Bool) throws -> Process {

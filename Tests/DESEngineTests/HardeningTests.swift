@@ -264,14 +264,9 @@ func readAll(_ path: String) throws -> [UInt8] {
         defer { d.cleanup() }
         try await d.addRows(30, size: 16)
         _ = try await d.sql("UPDATE files SET body_path = '/' WHERE id = 3")  // no basename to name it by
-        func marker() async throws -> Marker {
-            Marker(
-                sources: [try d.connector()], metadata: try await d.metadata(), naming: KeyBasenameNaming(), shardBits: 1,
-                config: MarkerConfig(), logger: d.logger)
-        }
-        let first = try await marker().run(shutdown: ShutdownSignal(), untilIdle: true)
+        let first = try await d.marker(naming: KeyBasenameNaming(), shardBits: 1).run(shutdown: ShutdownSignal(), untilIdle: true)
         #expect(first.marked == 29 && first.failed == 1)
-        let second = try await marker().run(shutdown: ShutdownSignal(), untilIdle: true)
+        let second = try await d.marker(naming: KeyBasenameNaming(), shardBits: 1).run(shutdown: ShutdownSignal(), untilIdle: true)
         #expect(second.marked == 0 && second.failed == 0)
         let letters = try await d.metadata().deadLetters(limit: 10)
         #expect(letters.count == 1 && letters.first?.rowID == "3" && letters.first?.stage == "marker")
@@ -307,9 +302,8 @@ func readAll(_ path: String) throws -> [UInt8] {
         var config = MarkerConfig()
         config.concurrency = 8
         config.batchSize = 50
-        let marker = Marker(
-            sources: [try d.connector(poolSize: 4)], metadata: try await d.metadata(), naming: SnowflakeNaming(generator: try SnowflakeGenerator(configuration: .init())),
-            shardBits: 2, config: config, logger: d.logger)
+        let naming = SnowflakeNaming(generator: try SnowflakeGenerator(configuration: .init()))
+        let marker = try await d.marker(naming: naming, shardBits: 2, config: config, poolSize: 4)
         let totals = try await marker.run(shutdown: ShutdownSignal(), untilIdle: true)
         #expect(totals.marked == 3000 && totals.failed == 0)
         let rows = try await d.sql("SELECT COUNT(*), COUNT(DISTINCT des_name) FROM files WHERE des_name IS NOT NULL")

@@ -1,3 +1,4 @@
+import DESTestSupport
 import DESKit
 import DESPluginMariaDB
 import DESPluginPostgreSQL
@@ -15,13 +16,6 @@ struct HeterogeneousDeployment {
     let rows: Int
     let config: String
 
-    static func env(_ name: String) throws -> String {
-        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else {
-            throw DESKitError(.configuration, "\(name) is not set: start the test servers (scripts/test-servers.sh up; make test does)")
-        }
-        return v
-    }
-
     init(rowsPerSource rows: Int) async throws {
         d = try Deployment()
         self.rows = rows
@@ -37,12 +31,12 @@ struct HeterogeneousDeployment {
                 _ = FileManager.default.createFile(atPath: "\(d.bodiesRoot)/\(folder)/f\(i)", contents: Data(body))
             }
         }
-        let (pgHost, pgPort, pgDB, pgUser) = (try Self.env("DES_TEST_PG_HOST"), try Self.env("DES_TEST_PG_PORT"),
-                                              try Self.env("DES_TEST_PG_DATABASE"), try Self.env("DES_TEST_PG_USER"))
-        let (myHost, myPort, myUser, myPassword) = (try Self.env("DES_TEST_MARIADB_HOST"), try Self.env("DES_TEST_MARIADB_PORT"),
-                                                    try Self.env("DES_TEST_MARIADB_USER"), try Self.env("DES_TEST_MARIADB_PASSWORD"))
-        let odbcDriver = try Self.env("DES_TEST_ODBC_PG_DRIVER")
-        pg = try await PostgresConnection.connect(conninfo: try Self.env("DES_TEST_POSTGRES"), target: "test server")
+        let (pgHost, pgPort, pgDB, pgUser) = (try testServerSetting("DES_TEST_PG_HOST"), try testServerSetting("DES_TEST_PG_PORT"),
+                                              try testServerSetting("DES_TEST_PG_DATABASE"), try testServerSetting("DES_TEST_PG_USER"))
+        let (myHost, myPort, myUser, myPassword) = (try testServerSetting("DES_TEST_MARIADB_HOST"), try testServerSetting("DES_TEST_MARIADB_PORT"),
+                                                    try testServerSetting("DES_TEST_MARIADB_USER"), try testServerSetting("DES_TEST_MARIADB_PASSWORD"))
+        let odbcDriver = try testServerSetting("DES_TEST_ODBC_PG_DRIVER")
+        pg = try await PostgresConnection.connect(conninfo: try testServerSetting("DES_TEST_POSTGRES"), target: "test server")
         let (pgSchema, odbcSchema, myDatabase) = (self.pgSchema, self.odbcSchema, self.myDatabase)
         try await pg.withTransaction { s in
             try s.execute("CREATE SCHEMA \(pgSchema)")

@@ -1,5 +1,6 @@
 import DESKit
 import DESPluginPostgreSQL
+import DESTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -148,7 +149,7 @@ struct PostgresDeployment {
         // Mid-batch: once the packer has rows in hand, kill its backends again and again (from a
         // thread of its own, with psql: a busy test process cannot delay it past the run).
         let conninfo = try #require(ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"])
-        let counter = SendableBox()
+        let counter = Locked<Int64>(0)
         let watcher = RowsInHandWatcher(process: packer, workDir: pg.d.dir + "/work", since: launched) {
             for _ in 0..<6 {
                 let psql = Process()
@@ -163,12 +164,14 @@ struct PostgresDeployment {
                 guard (try? psql.run()) != nil else { return false }
                 let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
                 psql.waitUntilExit()
-                counter.add(Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0)
+                guard psql.terminationStatus == 0 else { return false }  // psql missing, or refused
+                let killed = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+                counter.withLock { $0 += killed }
                 usleep(150_000)
             }
             return true
         }
-        _ = await watcher.finished()
+        #expect(await watcher.finished(), "no kill ran: the packer ended before it had rows in hand, or psql failed")
         let terminated = counter.value
         await pg.d.wait(packer)
         #expect(terminated > 0, "no backend was killed: the packer finished too soon")
@@ -219,9 +222,3 @@ struct PostgresDeployment {
     }
 }
 
-/// A counter shared with a watcher thread.
-final class SendableBox: Sendable {
-    private let m = Mutex<Int64>(0)
-    func add(_ n: Int64) { m.withLock { $0 += n } }
-    var value: Int64 { m.withLock { $0 } }
-}

@@ -1,3 +1,4 @@
+import DESTestSupport
 import DESKit
 import DESPluginS3
 import DESPluginSQLite
@@ -7,19 +8,12 @@ import Testing
 
 /// The stock packer with its bodies on S3 and its containers on S3 (moto, signatures checked).
 @Suite("Packer on S3") struct S3PackerTests {
-    static func env(_ name: String) throws -> String {
-        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else {
-            throw DESKitError(.configuration, "\(name) is not set: start the test servers (scripts/test-servers.sh up; make test does)")
-        }
-        return v
-    }
-
     @Test("Bodies fetched from S3 are packed into containers on S3; kill -9 mid-run loses and duplicates nothing")
     func drainsToS3WithKills() async throws {
         let d = try Deployment()
         defer { d.cleanup() }
-        let (endpoint, region, key, secret) = (try Self.env("DES_TEST_S3_ENDPOINT"), try Self.env("DES_TEST_S3_REGION"),
-                                               try Self.env("DES_TEST_S3_ACCESS_KEY"), try Self.env("DES_TEST_S3_SECRET_KEY"))
+        let (endpoint, region, key, secret) = (try testServerSetting("DES_TEST_S3_ENDPOINT"), try testServerSetting("DES_TEST_S3_REGION"),
+                                               try testServerSetting("DES_TEST_S3_ACCESS_KEY"), try testServerSetting("DES_TEST_S3_SECRET_KEY"))
         let tag = UUID().uuidString.prefix(8).lowercased()
         let (bodiesBucket, containerBucket) = ("des-bodies-\(tag)", "des-containers-\(tag)")
         func storage(_ bucket: String) -> S3Storage {

@@ -43,8 +43,9 @@ struct PostgresPlanTests {
         let (claimed, seqScans) = try await c.withTransaction { s in
             // This backend's counters of how the table was read, before and after the claim.
             func seqScans() throws -> Int64 {
-                try s.query("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = $1::regclass", [.text(shape.table)])
-                    .first?[0].int ?? -1
+                let rows = try s.query("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = $1::regclass", [.text(shape.table)])
+                guard let n = rows.first?[0].int else { throw SQLError(code: "02000", message: "no statistics row for \(shape.table)") }
+                return n
             }
             let before = try seqScans()
             let rows = try PostgresDialect().claim(in: s, table: shape, shards: [0, 1, 2, 3], limit: 500, holder: "k")

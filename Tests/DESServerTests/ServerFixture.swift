@@ -1,3 +1,4 @@
+import DESTestSupport
 @testable import DESPluginS3
 import DESEngine
 import DESFormat
@@ -28,13 +29,6 @@ struct Shelf {
     let shardBits: Int
     var files: [String: File] = [:]
 
-    static func env(_ name: String) throws -> String {
-        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else {
-            throw DESKitError(.configuration, "\(name) is not set: start the test servers (scripts/test-servers.sh up; make test does)")
-        }
-        return v
-    }
-
     /// A temporary directory with a SQLite metadata store and local storage (or `storage`).
     static func make(storage: (any StorageBackend)? = nil, metadata: (any MetadataStore)? = nil, shardBits: Int = 2) async throws -> Shelf {
         let dir = NSTemporaryDirectory() + "des-server-\(UUID().uuidString.prefix(8))"
@@ -52,11 +46,11 @@ struct Shelf {
 
     /// S3 storage on the test server, in a new bucket (through `port` instead of the server's when given).
     static func s3Storage(port: Int? = nil, maxRetries: Int = 4) async throws -> S3Storage {
-        var endpoint = try env("DES_TEST_S3_ENDPOINT")
+        var endpoint = try testServerSetting("DES_TEST_S3_ENDPOINT")
         if let port, let url = URLComponents(string: endpoint), let host = url.host { endpoint = "http://\(host):\(port)" }
         var settings = S3Settings(
-            endpoint: endpoint, region: try env("DES_TEST_S3_REGION"), bucket: "des-srv-\(UUID().uuidString.prefix(8).lowercased())",
-            credentials: .init(accessKey: try env("DES_TEST_S3_ACCESS_KEY"), secretKey: try env("DES_TEST_S3_SECRET_KEY")))
+            endpoint: endpoint, region: try testServerSetting("DES_TEST_S3_REGION"), bucket: "des-srv-\(UUID().uuidString.prefix(8).lowercased())",
+            credentials: .init(accessKey: try testServerSetting("DES_TEST_S3_ACCESS_KEY"), secretKey: try testServerSetting("DES_TEST_S3_SECRET_KEY")))
         settings.maxRetries = maxRetries
         let storage = S3Storage(client: S3Client(settings: settings))
         try await storage.createBucket()

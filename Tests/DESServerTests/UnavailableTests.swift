@@ -22,7 +22,7 @@ import Testing
     @Test("storage unreachable: /files answers 503 with a JSON error, readiness names storage; both recover")
     func storageDown() async throws {
         let direct = try await Shelf.s3Storage()
-        let s3Port = try #require(URLComponents(string: try Shelf.env("DES_TEST_S3_ENDPOINT"))?.port)
+        let s3Port = try #require(URLComponents(string: try testServerSetting("DES_TEST_S3_ENDPOINT"))?.port)
         let proxy = try TCPProxy(targetPort: s3Port)
         defer { proxy.stop() }
         let settings = direct.client.settings
@@ -56,15 +56,14 @@ import Testing
 
     @Test("readiness turns 503 while the PostgreSQL metadata store is unreachable, and back to 200 after")
     func metadataDown() async throws {
-        let env = ProcessInfo.processInfo.environment
-        let pgPort = try #require(Int(try Shelf.env("DES_TEST_PG_PORT")))
+        let pgPort = try #require(Int(try testServerSetting("DES_TEST_PG_PORT")))
         let proxy = try TCPProxy(targetPort: pgPort)
         defer { proxy.stop() }
         var c = ConnectionConfig(type: "postgresql")
         c.host = "127.0.0.1"
         c.port = proxy.port
-        c.database = env["DES_TEST_PG_DATABASE"]
-        c.username = env["DES_TEST_PG_USER"]
+        c.database = try testServerSetting("DES_TEST_PG_DATABASE")
+        c.username = try testServerSetting("DES_TEST_PG_USER")
         c.driverOptions = ["connect_timeout": "2"]
         let metadata = try await PostgresPlugin.open(c)
         let shelf = try await Shelf.make(metadata: metadata)
@@ -93,13 +92,13 @@ import Testing
         // A probe that ends only when the test lets it (cancellation does not stop it, as a call
         // blocked in a C client would not stop): check() returning at all shows it did not wait.
         let gate = Gate()
-        let started = Counter()
+        let started = Locked(0)
         let checker = HealthChecker(
             probes: [
                 (
                     "stuck",
                     {
-                        started.add()
+                        started.withLock { $0 += 1 }
                         await gate.wait()
                     }
                 ), ("fine", {}),
@@ -112,13 +111,6 @@ import Testing
         #expect(started.value == 1)  // not started twice
         gate.open()
     }
-}
-
-/// A thread-safe count.
-final class Counter: Sendable {
-    private let n = Mutex(0)
-    func add() { n.withLock { $0 += 1 } }
-    var value: Int { n.withLock { $0 } }
 }
 
 /// A wait that cancellation does not end: only ``open()`` does.

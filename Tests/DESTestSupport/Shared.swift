@@ -1,0 +1,39 @@
+import Foundation
+import Synchronization
+
+// Small pieces the test targets share: the test servers' settings, child processes, a locked value.
+
+/// A setting of the test servers `scripts/test-servers.sh up` starts (`make test` does): a
+/// missing one fails the test, naming the variable; nothing is skipped.
+public func testServerSetting(_ name: String) throws -> String {
+    guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else {
+        throw MissingTestServer(description: "\(name) is not set: start the test servers (scripts/test-servers.sh up; make test does)")
+    }
+    return v
+}
+
+/// A test server setting is missing from the environment.
+public struct MissingTestServer: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Waits for a child process to end, off the cooperative pool.
+public func waitForExit(_ p: Process) async {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+        DispatchQueue.global().async {
+            p.waitUntilExit()
+            c.resume()
+        }
+    }
+}
+
+/// A value shared between tasks and threads, behind a lock.
+public final class Locked<T: Sendable>: Sendable {
+    private let m: Mutex<T>
+    /// Starts with `value`.
+    public init(_ value: T) { m = Mutex(value) }
+    /// Runs `body` with the value, under the lock.
+    public func withLock<R>(_ body: (inout T) -> R) -> R { m.withLock { body(&$0) } }
+    /// The value now.
+    public var value: T { m.withLock { $0 } }
+}
