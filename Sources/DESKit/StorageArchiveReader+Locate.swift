@@ -29,26 +29,10 @@ extension StorageArchiveReader {
     /// Finds `name` in the container at `key`: its index entry (from the cache when warm)
     /// and its META (one ranged read). Nil when the container does not hold the name.
     public func locate(_ name: String, key: String) async throws -> LocatedEntry? {
-        var attempt = 0
-        while true {
-            let versioned = try await versionedIndex(key: key)
+        try await withCurrentIndex(key: key) { versioned in
             guard let entry = versioned.index.entry(named: name) else { return nil }
-            do {
-                let raw = try await storage.get(key: key, offset: entry.metaOffset, length: entry.metaLength, ifMatch: versioned.version)
-                guard UInt64(raw.count) == entry.metaLength else {
-                    throw DESFormatError(.truncated, "short read of \"\(name)\"'s META (\(raw.count) of \(entry.metaLength) bytes)", path: key)
-                }
-                let metadata: DESMetadata
-                do {
-                    metadata = try DESMetadata.parse(raw)
-                } catch {
-                    throw DESFormatError(.badMetadata, "\"\(name)\"'s META is not a JSON object", path: key)
-                }
-                return LocatedEntry(key: key, version: versioned.version, entry: entry, metadata: metadata)
-            } catch let error as DESKitError where error.code == .changed && attempt == 0 && cache != nil {
-                attempt += 1  // replaced under a cached index: forget it and look again, once
-                await forget(key: key, version: versioned.version)
-            }
+            let metadata = try await metadata(of: entry, key: key, version: versioned.version)
+            return LocatedEntry(key: key, version: versioned.version, entry: entry, metadata: metadata)
         }
     }
 

@@ -102,28 +102,39 @@ public struct StorageArchiveReader: Sendable {
     /// The bytes of each of `names` (nil for a name the container does not hold), neighbouring
     /// ones read together: files whose gap is at most ``maxGap`` cost one ranged read.
     public func files(named names: [String], key: String) async throws -> [[UInt8]?] {
-        var attempt = 0
-        while true {
-            let versioned = try await versionedIndex(key: key)
-            do {
-                return try await read(names, key: key, from: versioned)
-            } catch let error as DESKitError where error.code == .changed && attempt == 0 {
-                // Replaced under a cached index: forget it and load the new one, once.
-                attempt += 1
-                if let version = versioned.version, let cache {
-                    await cache.delete(ArchiveIdentity(location: storage.location, key: key, version: version))
-                }
-                if cache == nil { throw error }
-                continue
-            }
+        try await withCurrentIndex(key: key) { versioned in try await read(names, key: key, from: versioned) }
+    }
+
+    /// Runs `body` on the container's index; when the container turns out to have been replaced
+    /// under a cached index (``DESKitError/Code/changed``), that index is forgotten and `body`
+    /// runs once more on the new one. Without a cache the index was just read: the error stands.
+    func withCurrentIndex<T>(key: String, _ body: (VersionedIndex) async throws -> T) async throws -> T {
+        let versioned = try await versionedIndex(key: key)
+        do {
+            return try await body(versioned)
+        } catch let error as DESKitError where error.code == .changed && cache != nil {
+            await forget(key: key, version: versioned.version)
+            return try await body(try await versionedIndex(key: key))
+        }
+    }
+
+    /// The META object of `entry` (one ranged read, pinned to `version`).
+    func metadata(of entry: DESIndexEntry, key: String, version: String?) async throws -> DESMetadata {
+        let raw = try await storage.get(key: key, offset: entry.metaOffset, length: entry.metaLength, ifMatch: version)
+        guard UInt64(raw.count) == entry.metaLength else {
+            throw DESFormatError(.truncated, "short read of \"\(entry.name)\"'s META (\(raw.count) of \(entry.metaLength) bytes)", path: key)
+        }
+        do {
+            return try DESMetadata.parse(raw)
+        } catch {
+            throw DESFormatError(.badMetadata, "\"\(entry.name)\"'s META is not a JSON object", path: key)
         }
     }
 
     /// The body of an entry stored outside the container: its META names the object
     /// (`external_key`), which is read whole and checked against the entry's size.
     private func external(_ entry: DESIndexEntry, key: String, version: String?) async throws -> [UInt8] {
-        let raw = try await storage.get(key: key, offset: entry.metaOffset, length: entry.metaLength, ifMatch: version)
-        guard let meta = try? DESMetadata.parse(raw), let externalKey = meta["external_key"]?.stringValue else {
+        guard let externalKey = try await metadata(of: entry, key: key, version: version)["external_key"]?.stringValue else {
             throw DESFormatError(.badIndexEntry, "\"\(entry.name)\" is external but its META names no external_key", path: key)
         }
         let bytes = try await storage.get(key: externalKey)
