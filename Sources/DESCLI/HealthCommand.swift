@@ -76,7 +76,7 @@ enum HealthProbes {
                 {
                     try await opened(
                         { try await registry.makeStorage(config.storage, baseDirectory: baseDirectory) },
-                        check: { _ = try await $0.head(key: config.storage.prefix + "/.des-health") }, close: { await $0.close() })
+                        check: { _ = try await $0.head(key: config.storage.healthProbeKey) }, close: { await $0.close() })
                 }
             )
         ]

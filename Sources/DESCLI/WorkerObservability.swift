@@ -29,8 +29,9 @@ struct WorkerObservabilityOptions: ParsableArguments {
         settings.port = port
         if let metricsHost { settings.host = metricsHost }
         let host = settings.host
+        settings.drainSeconds = 0  // a worker's listener has no load balancer to wait for
         try await runtime.serve(
-            settings: settings, routes: .observability, readiness: runtime.readiness(), drainSeconds: 0,
+            settings: settings, routes: .observability, readiness: runtime.readiness(),
             workers: [.init(service: worker, endsGroup: true)], logger: logger
         ) { bound in
             // On stderr whatever the log level: with --metrics-port 0 it is how the port is known.
@@ -44,14 +45,14 @@ extension Runtime {
     func readiness(extra: [(String, HealthChecker.Probe)] = []) -> Readiness {
         Readiness(
             checker: HealthChecker(
-                metadata: metadata, storage: storage, probeKey: config.storage.prefix + "/.des-health", sources: sources, extra: extra,
+                metadata: metadata, storage: storage, probeKey: config.storage.healthProbeKey, sources: sources, extra: extra,
                 timeoutSeconds: config.server.readyTimeoutSeconds))
     }
 
     /// Runs the HTTP service over this runtime's parts beside `workers`, in one service group:
     /// [listener, workers…, drain gate], so that shutdown drains first and closes the listener last.
     func serve(
-        settings: ServerSettings, routes: DESHTTPServer.Routes, readiness: Readiness, drainSeconds: Double,
+        settings: ServerSettings, routes: DESHTTPServer.Routes, readiness: Readiness,
         workers: [ServiceRunner.Member], logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void
     ) async throws {
         let server = DESHTTPServer(
@@ -59,7 +60,7 @@ extension Runtime {
             settings: settings, routes: routes, registry: Observability.registry, logger: logger)
         let members: [ServiceRunner.Member] =
             [.init(service: server.application(onRunning: onRunning), endsGroup: false)] + workers
-            + [.init(service: DrainGate(readiness: readiness, seconds: drainSeconds), endsGroup: false)]
+            + [.init(service: DrainGate(readiness: readiness, seconds: settings.drainSeconds), endsGroup: false)]
         try await ServiceRunner.run(members, logger: logger)
     }
 }

@@ -56,6 +56,14 @@ public struct HealthReport: Sendable, Equatable {
         if !failed.isEmpty { object["failed"] = failed }
         return object
     }
+
+    /// ``jsonObject`` as JSON text (keys sorted).
+    public var jsonText: String {
+        guard let data = try? JSONSerialization.data(withJSONObject: jsonObject, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            return #"{"status":"unhealthy"}"#
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
 }
 
 /// Checks the metadata store, the storage and every source, each within a timeout.
@@ -83,7 +91,7 @@ public final class HealthChecker: Sendable {
     /// storage (a `HEAD` of a key that need not exist, under `probeKey`), and each source.
     /// `extra` probes are checked after them.
     public convenience init(
-        metadata: (any MetadataStore)?, storage: (any StorageBackend)?, probeKey: String = "des/.health",
+        metadata: (any MetadataStore)?, storage: (any StorageBackend)?, probeKey: String,
         sources: [any SourceConnector] = [], extra: [(String, Probe)] = [], timeoutSeconds: Double
     ) {
         var probes: [(String, Probe)] = []

@@ -27,9 +27,6 @@ public final class WorkerService<Totals: Sendable>: Service, Sendable, CustomStr
     /// What the worker returned, once it has.
     public var totals: Totals? { result.withLock { $0 } }
 
-    /// Whether stopping was asked for (graceful shutdown or cancellation).
-    public var isStopping: Bool { shutdown.isTriggered }
-
     /// Runs the worker until it ends or the group shuts down.
     public func run() async throws {
         let shutdown = self.shutdown

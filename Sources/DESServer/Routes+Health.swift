@@ -29,13 +29,3 @@ extension DESHTTPServer {
         }
     }
 }
-
-extension HealthReport {
-    /// The report as JSON text (keys sorted).
-    public var jsonText: String {
-        guard let data = try? JSONSerialization.data(withJSONObject: jsonObject, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            return #"{"status":"unhealthy"}"#
-        }
-        return String(decoding: data, as: UTF8.self)
-    }
-}

@@ -129,7 +129,7 @@ final class RunningServer: Sendable {
         edit(&settings)
         let readiness = Readiness(
             checker: HealthChecker(
-                metadata: shelf.metadata, storage: shelf.storage, sources: sources, timeoutSeconds: settings.readyTimeoutSeconds))
+                metadata: shelf.metadata, storage: shelf.storage, probeKey: "des/.des-health", sources: sources, timeoutSeconds: settings.readyTimeoutSeconds))
         var logger = Logger(label: "des.test.server")
         logger.logLevel = .critical
         let server = DESHTTPServer(

@@ -246,6 +246,10 @@ public struct StorageConfig: Sendable, Hashable {
     public var options: [String: String] = [:]
     /// Creates the default (local) storage config.
     public init() {}
+
+    /// The key health checks `HEAD` (it need not exist): under the prefix, so that a bucket
+    /// policy scoped to the prefix allows it.
+    public var healthProbeKey: String { prefix + "/.des-health" }
 }
 
 /// Where leases, containers and dead letters are kept.
@@ -306,8 +310,9 @@ public struct MarkerConfig: Sendable, Hashable {
     /// Rows named per update (``ConfigLimits/markerBatchSize``).
     public var batchSize: Int = 200
     /// Marker workers at once (default 2), each taking batches from every source in turn: a
-    /// database runs each transaction on one core, so two in flight keep two busy. Safe at any value: rows are locked and skipped
-    /// (`FOR UPDATE SKIP LOCKED`, `READPAST`), or transactions serialised (SQLite).
+    /// database runs each transaction on one core, so two in flight keep two busy. Safe at any
+    /// value: rows are locked and skipped (`FOR UPDATE SKIP LOCKED`, `READPAST`), or
+    /// transactions serialised (SQLite).
     public var concurrency: Int = 2
     /// Rows per second (0: unlimited; ``ConfigLimits/rateLimitPerSecond``).
     public var rateLimitPerSecond: Double = 0
