@@ -34,15 +34,12 @@ struct MarkerRun: AsyncParsableCommand {
         try await reportingErrorsAsync {
             let logger = options.logger("des.marker")
             let runtime = try await Runtime.open(configPath: options.configPath)
-            let worker = try runtime.marker(logger: logger).service(untilIdle: untilIdle)
             let start = Terminal.seconds()
-            do {
+            let worker = try await runtime.closing {
+                let worker = try runtime.marker(logger: logger).service(untilIdle: untilIdle)
                 try await observability.run(worker, runtime: runtime, logger: logger)
-            } catch {
-                await runtime.close()
-                throw error
+                return worker
             }
-            await runtime.close()
             let totals = worker.totals ?? .init()
             let secs = max(Terminal.seconds() - start, 1e-9)
             Terminal.out("marked \(totals.marked) rows (\(totals.failed) failed) in \(String(format: "%.2f", secs)) s, \(Int(Double(totals.marked) / secs)) rows/s\n")
@@ -94,16 +91,12 @@ struct PackerRun: AsyncParsableCommand {
             if let podIndex { config.podIndex = podIndex }
             if let podCount { config.podCount = podCount }
             if let podName { config.podName = podName }
-            let packer = try runtime.packer(config: config, logger: logger)
-            let worker = packer.service(untilIdle: untilIdle)
             let start = Terminal.seconds()
-            do {
+            let worker = try await runtime.closing {
+                let worker = try runtime.packer(config: config, logger: logger).service(untilIdle: untilIdle)
                 try await observability.run(worker, runtime: runtime, logger: logger)
-            } catch {
-                await runtime.close()
-                throw error
+                return worker
             }
-            await runtime.close()
             let totals = worker.totals ?? .init()
             let secs = max(Terminal.seconds() - start, 1e-9)
             Terminal.out(
@@ -140,9 +133,10 @@ struct RecoverCommand: AsyncParsableCommand {
             let recovery = Recovery(sources: runtime.sources, metadata: runtime.metadata, storage: runtime.storage, logger: logger)
             let shards = Array(0..<(1 << runtime.config.packer.shardBits))
             let holder = LeaseHolder(pod: "des-recover-\(ProcessInfo.processInfo.hostName)", instance: ProcessIdentity.current.token)
-            let r = try await recovery.recoverAll(
-                shards: shards, holder: holder, ttlSeconds: runtime.config.packer.leaseTTLSeconds, keyPrefix: runtime.config.storage.prefix)
-            await runtime.close()
+            let r = try await runtime.closing {
+                try await recovery.recoverAll(
+                    shards: shards, holder: holder, ttlSeconds: runtime.config.packer.leaseTTLSeconds, keyPrefix: runtime.config.storage.prefix)
+            }
             if json {
                 Terminal.out(
                     Terminal.json([

@@ -19,6 +19,7 @@ struct Runtime {
     /// Loads the config and opens metadata and storage, and with `needSources` every enabled
     /// source (at least one must be).
     static func open(configPath: String, needSources: Bool = true) async throws -> Runtime {
+        _ = Observability.registry  // metrics are bootstrapped before any plugin or worker makes one
         let (config, baseDirectory, registry) = try loadConfig(configPath)
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : ((baseDirectory as NSString).appendingPathComponent(path) as NSString).standardizingPath
@@ -70,6 +71,19 @@ struct Runtime {
             config: packerConfig ?? config.packer, logger: logger)
     }
 
+    /// Runs `body`, then closes every connection, whether `body` returned or threw.
+    func closing<T>(_ body: () async throws -> T) async throws -> T {
+        let result: T
+        do {
+            result = try await body()
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+        return result
+    }
+
     /// Closes every connection.
     func close() async {
         for source in sources { await source.close() }
@@ -94,7 +108,6 @@ struct PipelineOptions: ParsableArguments {
 
     /// Sets up logging to stderr (once per process) and returns a logger.
     func logger(_ label: String) -> Logger {
-        _ = Observability.registry  // metrics are bootstrapped before any plugin or worker makes one
         let level = Logger.Level(rawValue: (logLevel ?? ProcessInfo.processInfo.environment["DES_LOG_LEVEL"] ?? "info").lowercased()) ?? .info
         LoggingSetup.once(level: level)
         var logger = Logger(label: label)

@@ -70,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
                     extra: HealthProbes.sources(runtime.config, baseDirectory: runtime.baseDirectory, registry: registry))
             }
             let shownHost = settings.host
-            do {
+            try await runtime.closing {
                 var workers: [ServiceRunner.Member] = []
                 if marker {
                     workers.append(.init(service: try runtime.marker(logger: options.logger("des.marker")).service(untilIdle: false), endsGroup: false))
@@ -78,18 +78,11 @@ struct ServeCommand: AsyncParsableCommand {
                 if packer {
                     workers.append(.init(service: try runtime.packer(logger: options.logger("des.packer")).service(untilIdle: false), endsGroup: false))
                 }
-                try await runtime.serve(
-                    settings: settings, routes: .all, readiness: readiness, drainSeconds: settings.drainSeconds, workers: workers,
-                    logger: logger
-                ) { bound in
+                try await runtime.serve(settings: settings, routes: .all, readiness: readiness, workers: workers, logger: logger) { bound in
                     logger.notice("listening", metadata: ["address": "http://\(shownHost):\(bound)"])
                     Terminal.out("listening on http://\(shownHost):\(bound)\n")
                 }
-            } catch {
-                await runtime.close()
-                throw error
             }
-            await runtime.close()
         }
     }
 }

@@ -21,12 +21,14 @@ struct StatusCommand: AsyncParsableCommand {
         try await reportingErrorsAsync {
             _ = options.logger("des.status")
             let runtime = try await Runtime.open(configPath: options.configPath)
-            var sourceStats: [(String, SourceStats)] = []
-            for source in runtime.sources { sourceStats.append((source.name, try await source.stats())) }
-            let containers = try await runtime.metadata.containers(state: nil, shard: nil, day: nil)
-            let leases = try await runtime.metadata.leases()
-            let letters = try await runtime.metadata.deadLetters(limit: 5)
-            await runtime.close()
+            let (sourceStats, containers, leases, letters) = try await runtime.closing {
+                var sourceStats: [(String, SourceStats)] = []
+                for source in runtime.sources { sourceStats.append((source.name, try await source.stats())) }
+                return (
+                    sourceStats, try await runtime.metadata.containers(state: nil, shard: nil, day: nil), try await runtime.metadata.leases(),
+                    try await runtime.metadata.deadLetters(limit: 5)
+                )
+            }
             var byState: [String: (count: Int, files: Int, bytes: UInt64)] = [:]
             for c in containers {
                 var v = byState[c.state.rawValue] ?? (0, 0, 0)
@@ -96,16 +98,8 @@ struct GetCommand: AsyncParsableCommand {
             _ = options.logger("des.get")
             let parsed = try SnowflakeName(parsing: name)
             let runtime = try await Runtime.open(configPath: options.configPath, needSources: false)
-            let found: [UInt8]?
-            let searched: Int
             let shard = Int(consistentHash(name, bits: runtime.config.packer.shardBits))
-            do {
-                (found, searched) = try await find(parsed: parsed, shard: shard, runtime: runtime)
-            } catch {
-                await runtime.close()
-                throw error
-            }
-            await runtime.close()
+            let (found, searched) = try await runtime.closing { try await find(parsed: parsed, shard: shard, runtime: runtime) }
             guard let bytes = found else {
                 throw CLIFailure(
                     message: "\(name): not in any uploaded container of day \(parsed.isoDay), shard \(shard) (\(searched) searched)",
@@ -155,11 +149,12 @@ struct CheckCommand: AsyncParsableCommand {
             _ = options.logger("des.check")
             let runtime = try await Runtime.open(configPath: options.configPath)
             let start = Terminal.seconds()
-            let report = try await CatalogAudit(
-                sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata, storage: runtime.storage,
-                staleAfterSeconds: runtime.config.packer.leaseTTLSeconds
-            ).run()
-            await runtime.close()
+            let report = try await runtime.closing {
+                try await CatalogAudit(
+                    sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata, storage: runtime.storage,
+                    staleAfterSeconds: runtime.config.packer.leaseTTLSeconds
+                ).run()
+            }
             let secs = max(Terminal.seconds() - start, 1e-9)
             if json {
                 Terminal.out(
