@@ -13,8 +13,8 @@ import Synchronization
 public final class ServerMetrics: Sendable {
     /// The registry `/metrics` emits.
     public let registry: PrometheusCollectorRegistry
-    private let requestCounters = Mutex<[String: Counter]>([:])
-    private let durations = Mutex<[String: DurationHistogram]>([:])
+    /// The count and the latency histogram of each (route, method, status), made on first use.
+    private let perRequest = Mutex<[String: (count: Counter, duration: DurationHistogram)]>([:])
     let inFlight: Gauge
     let cacheHits: Counter
     let cacheMisses: Counter
@@ -44,26 +44,22 @@ public final class ServerMetrics: Sendable {
 
     /// Counts one request and its duration.
     func record(route: String, method: String, status: Int, duration: Duration) {
-        let key = route + " " + method + " " + String(status)
-        let counter = requestCounters.withLock { map in
-            let k = key
-            if let c = map[k] { return c }
-            let c = registry.makeCounter(
-                descriptor: Self.name("des_http_requests_total", "HTTP requests by route, method and status"),
-                labels: [("route", route), ("method", method), ("status", String(status))])
-            map[k] = c
-            return c
+        let metrics = perRequest.withLock { map in
+            let key = route + " " + method + " " + String(status)
+            if let known = map[key] { return known }
+            let labels = [("route", route), ("method", method), ("status", String(status))]
+            let made = (
+                count: registry.makeCounter(
+                    descriptor: Self.name("des_http_requests_total", "HTTP requests by route, method and status"), labels: labels),
+                duration: registry.makeDurationHistogram(
+                    descriptor: Self.name("des_http_request_duration_seconds", "HTTP request latency by route, method and status"),
+                    labels: labels, buckets: Self.buckets)
+            )
+            map[key] = made
+            return made
         }
-        counter.increment()
-        let histogram = durations.withLock { map in
-            if let h = map[key] { return h }
-            let h = registry.makeDurationHistogram(
-                descriptor: Self.name("des_http_request_duration_seconds", "HTTP request latency by route, method and status"),
-                labels: [("route", route), ("method", method), ("status", String(status))], buckets: Self.buckets)
-            map[key] = h
-            return h
-        }
-        histogram.record(duration)
+        metrics.count.increment()
+        metrics.duration.record(duration)
     }
 
     /// Counts one storage request.
