@@ -34,8 +34,9 @@ public struct Marker: Sendable {
     let retry: RetryPolicy
     private let metrics = MarkerMetrics()
     /// Rows whose naming failed and whose `markFailed` has not run yet: between the naming
-    /// transaction's commit and that update the row looks unnamed, and another worker must
-    /// not take it (it would fail again and be dead-lettered twice).
+    /// transaction's commit and that update the row looks unnamed, and another worker of this
+    /// marker must not take it (it would fail it again and count it twice; the metadata store
+    /// keeps one dead letter per row and stage whoever writes it).
     private let failing = FailingRows()
 
     /// Creates a marker over `sources`.

@@ -289,7 +289,9 @@ public final class SQLMetadataStore: MetadataStore {
     /// keeps its first letter.
     public func addDeadLetters(_ letters: [DeadLetter]) async throws {
         guard !letters.isEmpty else { return }
-        // Eight placeholders, each bound once: some dialects' placeholders are positional.
+        // Eight placeholders, each bound once: some dialects' placeholders are positional. The
+        // one-row FROM is the schema-version table (it always has a row): MySQL wants a FROM for a
+        // WHERE, and PostgreSQL has no DUAL.
         let sql = """
             INSERT INTO des_dead_letters (source, catalog_entry_id, des_name, stage, error_message, created_at)
             SELECT \(p(1)), \(p(2)), \(p(3)), \(p(4)), \(p(5)), \(dialect.now) FROM des_schema_version
