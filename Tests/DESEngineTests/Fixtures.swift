@@ -132,8 +132,7 @@ struct Deployment {
         return taken
     }
 
-    /// Waits for a child to exit without blocking a thread of the cooperative pool (tests run in
-    /// parallel, and a blocked pool would starve the packers running in-process).
+    /// Waits for a child to exit (``waitForExit(_:)``: no thread is held).
     func wait(_ p: Process) async { await waitForExit(p) }
 
     /// Starts `des packer run` on `config` as a child process, its output discarded.

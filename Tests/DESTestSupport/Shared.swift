@@ -17,14 +17,11 @@ public struct MissingTestServer: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// Waits for a child process to end, off the cooperative pool.
+/// Waits for a child process to end without holding a thread: tests run in parallel, and
+/// threads blocked in `waitUntilExit` (one per child) starve the ones their servers and
+/// in-process packers need.
 public func waitForExit(_ p: Process) async {
-    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-        DispatchQueue.global().async {
-            p.waitUntilExit()
-            c.resume()
-        }
-    }
+    while p.isRunning { try? await Task.sleep(nanoseconds: 20_000_000) }
 }
 
 /// A value shared between tasks and threads, behind a lock.
