@@ -42,7 +42,7 @@ struct DialectStatementTests {
                 """)
         #expect(statements.allSatisfy { $0.binds.count <= 2_100 })
         #expect(sql.contains { $0.hasPrefix("SELECT TOP (?{3}) [id], [des_name], [des_container], [body_path] FROM [dbo].[files]") })
-        let refused = try SQLGlot.refused(try Self.native(statements, "@P"), dialect: "tsql")
+        let refused = try await SQLGlot.refused(try Self.native(statements, "@P"), dialect: "tsql")
         #expect(refused.isEmpty, "\(refused)")
         #expect(statements.count >= 12)
     }
@@ -81,7 +81,7 @@ struct DialectStatementTests {
         #expect(!sql.contains { $0.contains("FETCH FIRST") && $0.contains("FOR UPDATE") })
         #expect(!sql.contains { $0.contains(" LIMIT ") })
         #expect(sql.last == "SELECT 1 FROM DUAL")
-        let refused = try SQLGlot.refused(try Self.native(statements, ":p"), dialect: "oracle")
+        let refused = try await SQLGlot.refused(try Self.native(statements, ":p"), dialect: "oracle")
         #expect(refused.isEmpty, "\(refused)")
     }
 

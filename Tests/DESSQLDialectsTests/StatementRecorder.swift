@@ -69,7 +69,15 @@ final class RecordingConnection: SQLConnection, @unchecked Sendable {
 /// Parses statements with sqlglot (PyPI) in a dialect, as an independent check of their syntax.
 enum SQLGlot {
     /// The statements sqlglot refuses, with its message (empty: all parsed).
-    static func refused(_ statements: [String], dialect: String) throws -> [String] {
+    /// Runs python off the cooperative pool: its start takes seconds on a loaded machine, and a
+    /// pool thread blocked that long stalls every other test of the process.
+    static func refused(_ statements: [String], dialect: String) async throws -> [String] {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<[String], any Error>) in
+            DispatchQueue.global().async { c.resume(with: Result { try refusedBlocking(statements, dialect: dialect) }) }
+        }
+    }
+
+    private static func refusedBlocking(_ statements: [String], dialect: String) throws -> [String] {
         let input = try JSONSerialization.data(withJSONObject: statements)
         let script = """
             import json, sys, sqlglot

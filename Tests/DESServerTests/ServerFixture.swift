@@ -166,7 +166,12 @@ struct Client: Sendable {
     let transport = CurlTransport(concurrency: 16, timeouts: .init(connectSeconds: 5, stallSeconds: 10))
 
     func send(_ method: String, _ url: String, headers: [String: String] = [:], body: String? = nil) async throws -> HTTPResponse {
-        try await transport.send(HTTPRequest(method: method, url: url, headers: headers, body: body.map { .bytes(Array($0.utf8)) } ?? .none))
+        do {
+            return try await transport.send(
+                HTTPRequest(method: method, url: url, headers: headers, body: body.map { .bytes(Array($0.utf8)) } ?? .none))
+        } catch {
+            throw TestFailure("\(method) \(url): \(error)")  // which request, when a run fails
+        }
     }
 
     func json(_ response: HTTPResponse) throws -> Any {
