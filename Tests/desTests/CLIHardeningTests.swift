@@ -116,6 +116,14 @@ struct CLIHardeningTests {
     }
 }
 
+/// ``runProcess(_:_:)`` off the cooperative pool, for a child that runs for seconds: a pool
+/// thread blocked that long stalls every other test of the process.
+func runProcessAwaiting(_ executable: String, _ args: [String]) async throws -> RunResult {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<RunResult, any Error>) in
+        DispatchQueue.global().async { c.resume(with: Result { try runProcess(executable, args) }) }
+    }
+}
+
 /// Runs a program and captures its output.
 func runProcess(_ executable: String, _ args: [String]) throws -> RunResult {
     let process = Process()

@@ -6,12 +6,16 @@ import Testing
 @Suite("Fuzz smoke")
 struct FuzzSmokeTests {
     @Test("des-fuzz runs each target for a few seconds without a crash or a hang", arguments: ["archive", "config"])
-    func briefFuzz(target: String) throws {
-        try withTempDir { dir in
+    func briefFuzz(target: String) async throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/des-fuzz-smoke-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
             let fuzz = URL(fileURLWithPath: try desBinary()).deletingLastPathComponent().appendingPathComponent("des-fuzz").path
             let configs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .deletingLastPathComponent().appendingPathComponent("configs").path
-            let run = try runProcess(fuzz, [target, "--seconds", "4", "--seed", "\(UInt32.random(in: 1...UInt32.max))", "--configs", configs, "--crash-dir", dir])
+            let run = try await runProcessAwaiting(
+                fuzz, [target, "--seconds", "4", "--seed", "\(UInt32.random(in: 1...UInt32.max))", "--configs", configs, "--crash-dir", dir])
             #expect(run.status == 0, "des-fuzz \(target) failed: \(run.stderr)")
             var values: [String: String] = [:]
             for line in run.out.split(separator: "\n") {
