@@ -131,10 +131,12 @@ struct RecoverCommand: AsyncParsableCommand {
             let logger = options.logger("des.recover")
             let runtime = try await Runtime.open(configPath: options.configPath)
             let recovery = Recovery(sources: runtime.sources, metadata: runtime.metadata, storage: runtime.storage, logger: logger)
-            let shards = Array(0..<(1 << runtime.config.packer.shardBits))
             let holder = LeaseHolder(pod: "des-recover-\(ProcessInfo.processInfo.hostName)", instance: ProcessIdentity.current.token)
             let r = try await runtime.closing {
-                try await recovery.recoverAll(
+                // Only shards with claimed or pending rows or a `writing` container can need recovery.
+                let everyShard = try ShardAssignment(shardBits: runtime.config.packer.shardBits)
+                let shards = try await ShardsWithWork.find(sources: runtime.sources, metadata: runtime.metadata, assignment: everyShard)
+                return try await recovery.recoverAll(
                     shards: shards, holder: holder, ttlSeconds: runtime.config.packer.leaseTTLSeconds, keyPrefix: runtime.config.storage.prefix)
             }
             if json {

@@ -39,6 +39,15 @@ final class LeaseBook: Sendable {
         }
     }
 
+    /// Drops the lease with `token` on `shard` (given back, not lost); false when another is held.
+    func remove(_ shard: Int, token: Int64) -> Bool {
+        state.withLock { s in
+            guard s.held[shard]?.token == token else { return false }
+            s.held[shard] = nil
+            return true
+        }
+    }
+
     func removeAll() -> [ShardLease] {
         state.withLock { s in
             defer { s.held = [:] }

@@ -63,6 +63,9 @@ public final class Packer {
     var open: [ContainerSlot: OpenContainer] = [:]
     var totals = Totals()
     var lastLeaseAttempt = -Double.infinity
+    /// The owned shards with work as of the last look (``ShardsWithWork``), ascending: the shards
+    /// this packer leases. Looked up again at most every ``leaseRetrySeconds``.
+    var targets: [Int] = []
     /// Bumped whenever rows may have gone back to pending or the leases changed (a release, an
     /// abandon, a new grant, a lost lease): `--until-idle` stops only if nothing moved since its empty claim.
     var activity = 0
@@ -100,7 +103,7 @@ public final class Packer {
     /// rows, every open container is finalized and no row of its shards is left claimed by it.
     public func run(shutdown: ShutdownSignal, untilIdle: Bool) async throws -> Totals {
         try prepareWorkDir()
-        logger.info("packer started", metadata: ["holder": "\(holder)", "shards": "\(assignment.ownedShards.count)"])
+        logger.info("packer started", metadata: ["holder": "\(holder)", "shards": "\(assignment.ownedShardCount)"])
         let heartbeat = Task { [book, parts, config, logger, metrics] in
             await runHeartbeat(
                 book: book, metadata: parts.metadata, ttl: config.leaseTTLSeconds, interval: config.heartbeatSeconds,
@@ -149,9 +152,8 @@ public final class Packer {
     /// Ends the leases of this pod's earlier instances that are provably dead (a restart on the
     /// same host), so this instance takes them at once; a live instance's leases are never touched.
     private func takeOverDeadPredecessors() async throws {
-        let owned = Set(assignment.ownedShards)
         for lease in try await retry.run({ try await parts.metadata.leases() })
-        where owned.contains(lease.shard) && lease.holder.pod == holder.pod && lease.holder.instance != holder.instance
+        where assignment.owns(lease.shard) && lease.holder.pod == holder.pod && lease.holder.instance != holder.instance
             && ProcessIdentity.isProvablyDead(token: lease.holder.instance)
         {
             if try await retry.run({ try await parts.metadata.expireLease(shard: lease.shard, holder: lease.holder) }) {
@@ -207,10 +209,12 @@ public final class Packer {
                 continue
             }
             leftoverRounds = 0
-            // Claim the next batch while this one is written — only when every owned shard is
+            // Claim the next batch while this one is written — only when every shard with work is
             // held, so the next round takes no lease (whose recovery would treat claims in
-            // flight as stale).
-            if !shutdown.isTriggered, assignment.ownedShards.allSatisfy({ book.lease($0) != nil }) {
+            // flight as stale), and the shards with work are not due to be looked up again.
+            if !shutdown.isTriggered, monotonicSeconds() - lastLeaseAttempt < leaseRetrySeconds,
+                targets.allSatisfy({ book.lease($0) != nil })
+            {
                 prefetch = startPrefetch(shards: book.held.keys.sorted())
             }
             try await pack(batch.files, bodies: batch.bodies)
@@ -226,11 +230,10 @@ public final class Packer {
     /// `claimedFrom` are the shards the last (empty) claim covered: when the shards held now
     /// differ, there is more to look at and the answer is no.
     private func idleEverywhere(claimedFrom: [Int]) async throws -> Bool {
-        let owned = Set(assignment.ownedShards)
-        if Set(claimedFrom) == owned && Set(book.held.keys) == owned { return true }
+        // The shards with work, looked up now: work may have moved to shards not held.
         try await acquireLeases(force: true)
         guard Set(book.held.keys) == Set(claimedFrom) else { return false }
-        let missing = owned.subtracting(claimedFrom)
+        let missing = Set(targets).subtracting(claimedFrom)
         if missing.isEmpty { return true }
         let leases = try await retry.run { try await parts.metadata.leases() }.filter { missing.contains($0.shard) }
         for lease in leases where lease.holder.pod == holder.pod && ProcessIdentity.isProvablyDead(token: lease.holder.instance) {
@@ -254,11 +257,19 @@ public final class Packer {
 
     // MARK: Leases
 
+    /// How often the shards with work are looked up and missing leases tried again.
+    var leaseRetrySeconds: Double { min(config.leaseTTLSeconds / 2, 5) }
+
+    /// Looks up the shards with work (at most every ``leaseRetrySeconds`` unless `force`), gives
+    /// back the leases of shards that have none and nothing in hand, and leases the missing ones.
     private func acquireLeases(force: Bool) async throws {
         let now = monotonicSeconds()
-        let missing = assignment.ownedShards.filter { book.lease($0) == nil }
-        guard !missing.isEmpty, force || now - lastLeaseAttempt >= min(config.leaseTTLSeconds / 2, 5) else { return }
+        guard force || now - lastLeaseAttempt >= leaseRetrySeconds else { return }
         lastLeaseAttempt = now
+        targets = try await ShardsWithWork.find(sources: parts.sources, metadata: parts.metadata, assignment: assignment, retry: retry)
+        await releaseIdleLeases()
+        let missing = targets.filter { book.lease($0) == nil }
+        guard !missing.isEmpty else { return }
         // A finalization still running on a shard about to be leased again is work in hand too.
         if missing.contains(where: isFinalizing) { try await settleFinalizations() }
         for shard in missing {
@@ -277,6 +288,23 @@ public final class Packer {
 
     private func releaseLeases() async {
         for lease in book.removeAll() { try? await parts.metadata.releaseLease(lease) }
+    }
+
+    /// Gives back the leases of held shards that no longer have work and hold nothing of ours:
+    /// no open container, no finalization, no batch claimed ahead.
+    private func releaseIdleLeases() async {
+        guard prefetch == nil else { return }
+        let wanted = Set(targets)
+        let busy = Set(open.keys.map(\.shard))
+        for (shard, lease) in book.held where !wanted.contains(shard) && !busy.contains(shard) && !isFinalizing(shard: shard) {
+            guard book.remove(shard, token: lease.token) else { continue }
+            do {
+                try await retry.run { try await parts.metadata.releaseLease(lease) }
+            } catch {
+                // It expires on its own; nobody works on the shard meanwhile, which has no work.
+                logger.warning("could not give back an idle lease", metadata: ["shard": "\(shard)", "error": "\(error)"])
+            }
+        }
     }
 
     /// Stops work on shards whose lease was lost: their containers are abandoned and our

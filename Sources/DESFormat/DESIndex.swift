@@ -54,6 +54,13 @@ public struct DESIndex: Sendable {
     /// Names that appear more than once (archives written by the original can have them; the last one wins).
     public let duplicateNames: [String]
     private let positions: NameTable
+    /// The SHA-256 META records for each entry, 32 bytes an entry in index order (all zero where
+    /// META records none); empty when META was not read (an unsealed archive's tail holds no META).
+    var digests: [UInt8] = []
+    /// The object this index was read from, as the reader that loaded it names it (storage
+    /// location, key and version — ETag, or size and mtime): an index cache keeps it, and a
+    /// reader uses a cached index only for the object it names. Nil when nobody said.
+    public var origin: String?
 
     /// Whether the archive carries a seal (its footer, META and INDEX were checked against it).
     public var isSealed: Bool { footer.isSealed }
@@ -77,10 +84,11 @@ public struct DESIndex: Sendable {
             return UnsafeRawBufferPointer(rebasing: tail[s..<(s + Int(length))])
         }
         let index = slice(footer.indexStart, footer.indexLength)
-        if footer.isSealed {
-            try footer.checkSeal(meta: slice(footer.metaStart, footer.metaLength), index: index)
-        }
+        // A sealed archive's tail starts at META (the seal covers it); an unsealed one's at INDEX.
+        let meta = footer.isSealed ? slice(footer.metaStart, footer.metaLength) : nil
+        if let meta { try footer.checkSeal(meta: meta, index: index) }
         try self.init(indexBytes: index, footer: footer, archiveSize: archiveSize)
+        if let meta { digests = Self.digests(of: entries, meta: meta, metaStart: footer.metaStart) }
     }
 
     /// Parses and validates an index region (the seal, if any, must already have been checked).
@@ -168,6 +176,18 @@ public struct DESIndex: Sendable {
                 "entry \(DESNameRules.quoted(entry.name)) has flags \(unsupported.names.joined(separator: ", ")) (0x\(String(entry.flags.rawValue, radix: 16))), which this reader does not support")
         }
     }
+
+    /// The SHA-256 META records for the entry at `position` (64 lowercase hex digits), nil when
+    /// the index does not know it (an unsealed archive, or META with no `sha256`).
+    public func sha256(at position: Int) -> String? {
+        guard digests.count == entries.count * 32, position >= 0, position < entries.count else { return nil }
+        let digest = digests[(position * 32)..<(position * 32 + 32)]
+        guard digest.contains(where: { $0 != 0 }) else { return nil }
+        return Self.hex(digest)
+    }
+
+    /// Whether the index holds the recorded SHA-256 of its entries (it was read with META: sealed).
+    public var knowsDigests: Bool { !digests.isEmpty || entries.isEmpty }
 
     /// The entry with this name, if any.
     @inline(__always)

@@ -7,6 +7,12 @@ import DESFormat
 /// read per file, pinned to that version (`If-Match`). With an index cache a warm read is one
 /// request; when the object changed under a cached index (`changed`), the entry is dropped and
 /// the index loaded again, once.
+///
+/// Every body it returns is checked against the SHA-256 its META records (kept in the index:
+/// a sealed container's tail holds META) and a mismatch is a ``DESFormatError/Code/checksumMismatch``
+/// naming the container and the entry. A cached index is used only for the object it was read
+/// from (``DESIndex/origin``). Containers written by the original carry no checksum (they are
+/// unsealed): their bodies are returned unchecked, as before.
 public struct StorageArchiveReader: Sendable {
     /// The storage.
     public let storage: any StorageBackend
@@ -35,16 +41,37 @@ public struct StorageArchiveReader: Sendable {
     /// META before it when the container is sealed, so the seal is checked); when that tail
     /// is longer than the suffix, one more ranged read fetches the rest.
     public func index(key: String, etag: String? = nil) async throws -> DESIndex {
-        if let etag, let cache, let hit = await cache.get(ArchiveIdentity(location: storage.location, key: key, version: etag)) { return hit }
+        if let etag, let hit = await cached(key: key, version: etag) { return hit }
         return try await load(key: key).index
     }
 
     /// The index, from the cache when it holds one for the newest version seen, else loaded.
     public func versionedIndex(key: String) async throws -> VersionedIndex {
         if let cache, let (version, index) = await cache.latest(location: storage.location, key: key) {
-            return VersionedIndex(index: index, version: version)
+            if index.origin == identity(key: key, version: version).description {
+                return VersionedIndex(index: index, version: version)
+            }
+            await cache.delete(identity(key: key, version: version))
         }
         return try await load(key: key)
+    }
+
+    /// The identity of one version of the container at `key` in this storage.
+    func identity(key: String, version: String) -> ArchiveIdentity {
+        ArchiveIdentity(location: storage.location, key: key, version: version)
+    }
+
+    /// The cached index of one version of a container — only when it was read from that very
+    /// object (an entry holding another container's index is dropped, never used).
+    private func cached(key: String, version: String) async -> DESIndex? {
+        guard let cache else { return nil }
+        let id = identity(key: key, version: version)
+        guard let hit = await cache.get(id) else { return nil }
+        guard hit.origin == id.description else {
+            await cache.delete(id)
+            return nil
+        }
+        return hit
     }
 
     /// Reads the index from storage (and caches it under its version).
@@ -59,7 +86,7 @@ public struct StorageArchiveReader: Sendable {
             }
             tail = rest + tail
         }
-        let result: DESIndex
+        var result: DESIndex
         do {
             result = try tail.withUnsafeBytes { raw in
                 let start = Int(footer.tailStart - (size - UInt64(raw.count)))
@@ -68,8 +95,9 @@ public struct StorageArchiveReader: Sendable {
         } catch let error as DESFormatError {
             throw error.path == nil ? DESFormatError(error.code, error.message, path: key) : error
         }
-        if let version, let cache {
-            await cache.set(ArchiveIdentity(location: storage.location, key: key, version: version), index: result, ttlSeconds: nil)
+        if let version {
+            result.origin = identity(key: key, version: version).description
+            await cache?.set(identity(key: key, version: version), index: result, ttlSeconds: nil)
         }
         return VersionedIndex(index: result, version: version)
     }
@@ -145,17 +173,43 @@ public struct StorageArchiveReader: Sendable {
         return bytes
     }
 
+    /// The SHA-256 `name`'s body must hash to, from the index; nil for an unsealed container
+    /// (the original's, which records none). A sealed container's entry without one is corrupt.
+    func expectedDigest(of name: String, in index: DESIndex, key: String) throws -> String? {
+        guard index.isSealed, let position = index.position(of: name) else { return nil }
+        guard let digest = index.sha256(at: position) else {
+            throw DESFormatError(.missingChecksum, "\"\(name)\" has no sha256 in its META, which a sealed container requires", path: key)
+        }
+        return digest
+    }
+
+    /// Throws ``DESFormatError/Code/checksumMismatch`` (naming the container and the entry)
+    /// unless `bytes` hash to `expected`.
+    public static func check(_ bytes: [UInt8], name: String, expected: String?, key: String) throws {
+        guard let expected else { return }
+        let got = DESBodyDigest.hex(of: bytes)
+        guard got == expected else {
+            throw DESFormatError(
+                .checksumMismatch, "entry \"\(name)\": the body hashes to \(got), META records \(expected)", path: key)
+        }
+    }
+
     private func read(_ names: [String], key: String, from v: VersionedIndex) async throws -> [[UInt8]?] {
         var out = [[UInt8]?](repeating: nil, count: names.count)
         var ranges: [(offset: UInt64, length: UInt64)] = []
         var owners: [Int] = []
+        var expected = [String?](repeating: nil, count: names.count)
         for (i, name) in names.enumerated() {
             guard let entry = v.index.entry(named: name) else { continue }
+            expected[i] = try expectedDigest(of: name, in: v.index, key: key)
             if entry.isExternal {
-                out[i] = try await external(entry, key: key, version: v.version)
+                let bytes = try await external(entry, key: key, version: v.version)
+                try Self.check(bytes, name: name, expected: expected[i], key: key)
+                out[i] = bytes
                 continue
             }
             if entry.dataLength == 0 {
+                try Self.check([], name: name, expected: expected[i], key: key)
                 out[i] = []
                 continue
             }
@@ -170,7 +224,9 @@ public struct StorageArchiveReader: Sendable {
             for member in plan.members {
                 let r = ranges[member]
                 let start = Int(r.offset - plan.offset)
-                out[owners[member]] = Array(bytes[start..<(start + Int(r.length))])
+                let body = Array(bytes[start..<(start + Int(r.length))])
+                try Self.check(body, name: names[owners[member]], expected: expected[owners[member]], key: key)
+                out[owners[member]] = body
             }
         }
         return out

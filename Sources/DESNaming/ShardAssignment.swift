@@ -10,10 +10,16 @@ public struct ShardAssignment: Sendable, Hashable {
     /// Number of pods sharing the shards.
     public var podCount: Int
 
+    /// The shard bits a packer works with: 2 to 65,536 shards. Beyond that every (day, shard)
+    /// container holds a handful of files, and each claim names every shard it covers.
+    public static let shardBitsRange: ClosedRange<Int> = 1...16
+
     /// Creates an assignment, checking its numbers.
     public init(shardBits: Int, podIndex: Int = 0, podCount: Int = 1) throws(NamingError) {
-        guard (1...24).contains(shardBits) else {
-            throw NamingError(.invalidConfiguration, "shard bits \(shardBits) is outside 1…24")
+        guard Self.shardBitsRange.contains(shardBits) else {
+            throw NamingError(
+                .invalidConfiguration,
+                "shard bits \(shardBits) is outside \(Self.shardBitsRange.lowerBound)…\(Self.shardBitsRange.upperBound)")
         }
         guard podCount >= 1 else { throw NamingError(.invalidConfiguration, "pod count \(podCount) must be at least 1") }
         guard (0..<podCount).contains(podIndex) else {
@@ -38,4 +44,7 @@ public struct ShardAssignment: Sendable, Hashable {
 
     /// The shards this pod owns, ascending.
     public var ownedShards: [Int] { Array(stride(from: podIndex, to: shardCount, by: podCount)) }
+
+    /// How many shards this pod owns (without listing them).
+    public var ownedShardCount: Int { shardCount > podIndex ? (shardCount - podIndex + podCount - 1) / podCount : 0 }
 }

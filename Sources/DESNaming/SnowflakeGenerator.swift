@@ -33,8 +33,9 @@ public final class SnowflakeGenerator: Sendable {
 
         /// Checks the prefix, node and wrap bits.
         public func validate() throws(NamingError) {
-            guard !prefix.isEmpty, prefix.utf8.allSatisfy(isAlnum) else {
-                throw NamingError(.invalidConfiguration, "prefix '\(prefix)' must be ASCII letters and digits")
+            guard SnowflakeName.isValidPrefix(prefix) else {
+                throw NamingError(
+                    .invalidConfiguration, "prefix '\(prefix)' must be 1–\(SnowflakeName.maxPrefixLength) ASCII letters and digits")
             }
             guard (0...255).contains(node) else {
                 throw NamingError(.invalidConfiguration, "node id \(node) is outside 0…255")

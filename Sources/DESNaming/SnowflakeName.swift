@@ -32,6 +32,19 @@ public struct SnowflakeName: Sendable, Hashable, CustomStringConvertible {
     /// Whether the written checksum matches F.
     public var checksumIsValid: Bool { checksum == Self.checksum(of: value) }
 
+    /// The longest prefix a name may have: the marker's `name_prefix`, the generator and the
+    /// parser (and so `GET /files`) share this one limit.
+    public static let maxPrefixLength = 64
+    /// The bytes of a name after its prefix: `_YYYYMMDD_(` + 12 hex + `_` + 2 hex + `)`.
+    static let tailLength = 27
+    /// The longest name: ``maxPrefixLength`` plus the fixed tail.
+    public static let maxLength = maxPrefixLength + tailLength
+
+    /// Whether `prefix` is a valid name prefix: 1…``maxPrefixLength`` ASCII letters and digits.
+    public static func isValidPrefix(_ prefix: String) -> Bool {
+        !prefix.isEmpty && prefix.utf8.count <= maxPrefixLength && prefix.utf8.allSatisfy(isAlnum)
+    }
+
     /// The name's text.
     public var description: String {
         "\(prefix)_\(day)_(\(hex(value, digits: 12))_\(hex(UInt64(checksum), digits: 2)))"
@@ -57,8 +70,12 @@ public struct SnowflakeName: Sendable, Hashable, CustomStringConvertible {
     public init(parsing text: String, verifyChecksum: Bool = true) throws(NamingError) {
         let bytes = Array(text.utf8)
         // Shape from the end: "_YYYYMMDD_(" + 12 hex + "_" + 2 hex + ")" = 27 bytes after the prefix.
-        let tail = 27
-        guard bytes.count > tail, bytes.last == UInt8(ascii: ")") else {
+        let tail = Self.tailLength
+        guard bytes.count > tail, bytes.count <= Self.maxLength, bytes.last == UInt8(ascii: ")") else {
+            if bytes.count > Self.maxLength {
+                throw NamingError(
+                    .malformedName, "a DES name is at most \(Self.maxLength) bytes (a prefix of at most \(Self.maxPrefixLength)); this one is \(bytes.count)")
+            }
             throw NamingError(.malformedName, "'\(text)' is not a DES name (expected PREFIX_YYYYMMDD_(FFFFFFFFFFFF_CC))")
         }
         let p = bytes.count - tail

@@ -5,8 +5,8 @@ import HTTPTypes
 import Hummingbird
 
 extension DESHTTPServer {
-    /// The longest name looked at (a Snowflake name is about 40 characters).
-    static let maxNameLength = 128
+    /// The longest name looked at: the longest name the marker can make (``SnowflakeName/maxLength``).
+    static let maxNameLength = SnowflakeName.maxLength
 
     /// `GET /files/{name}` (bytes; `Range` gives 206) and `HEAD /files/{name}` (size, existence).
     func addFileRoutes(to group: RouterGroup<BasicRequestContext>) {

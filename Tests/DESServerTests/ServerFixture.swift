@@ -163,7 +163,7 @@ final class RunningServer: Sendable {
 
 /// Real HTTP over libcurl (the S3 plugin's transport).
 struct Client: Sendable {
-    let transport = CurlTransport(concurrency: 16, timeouts: .init(connectSeconds: 5, stallSeconds: 10))
+    let transport = CurlTransport(concurrency: 16, timeouts: .init(stallSeconds: 10))
 
     func send(_ method: String, _ url: String, headers: [String: String] = [:], body: String? = nil) async throws -> HTTPResponse {
         do {

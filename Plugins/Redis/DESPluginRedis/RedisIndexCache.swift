@@ -201,8 +201,8 @@ public final class RedisIndexCache: IndexCache {
             state.withLock { $0.misses += 1 }
             return nil
         }
-        guard let index = try? DESIndex(cacheEncoding: bytes) else {
-            // Damaged or foreign: remove it, and read the container instead.
+        guard let index = try? DESIndex(cacheEncoding: bytes, origin: identity.description) else {
+            // Damaged, of an older encoding, or read from another object: remove it, and read the container instead.
             logger.warning("deleting a damaged cached index", metadata: ["key": "\(key)"])
             _ = await command([Array("DEL".utf8), Array(key.utf8)])
             state.withLock { $0.misses += 1 }

@@ -40,9 +40,9 @@ struct TransportError: Error, CustomStringConvertible {
 /// handle keeps its connections alive for the next request (connection reuse).
 final class CurlTransport: Sendable {
     struct Timeouts: Sendable {
-        var connectSeconds: Int = 10
-        /// A transfer slower than 1 KiB/s for this long is cut off.
-        var stallSeconds: Int = 30
+        /// A request that moves no byte for this long (connecting included) is cut off
+        /// (`CURLE_OPERATION_TIMEDOUT`); libcurl counts stalls in whole seconds.
+        var stallSeconds: Double = 5
     }
 
     private final class Worker: @unchecked Sendable {
@@ -153,9 +153,9 @@ final class CurlTransport: Sendable {
         let box = Unmanaged.passUnretained(exchange).toOpaque()
         _ = cdes_curl_set_string(curl, CURLOPT_URL, r.url)
         _ = cdes_curl_set_long(curl, CURLOPT_NOSIGNAL, 1)
-        _ = cdes_curl_set_long(curl, CURLOPT_CONNECTTIMEOUT, timeouts.connectSeconds)
-        _ = cdes_curl_set_long(curl, CURLOPT_LOW_SPEED_LIMIT, 1024)
-        _ = cdes_curl_set_long(curl, CURLOPT_LOW_SPEED_TIME, timeouts.stallSeconds)
+        _ = cdes_curl_set_long(curl, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int((timeouts.stallSeconds * 1000).rounded(.up))))
+        _ = cdes_curl_set_long(curl, CURLOPT_LOW_SPEED_LIMIT, 1)
+        _ = cdes_curl_set_long(curl, CURLOPT_LOW_SPEED_TIME, max(1, Int(timeouts.stallSeconds.rounded(.up))))
         _ = cdes_curl_set_long(curl, CURLOPT_TCP_KEEPALIVE, 1)
         if r.method == "HEAD" {
             _ = cdes_curl_set_long(curl, CURLOPT_NOBODY, 1)

@@ -43,6 +43,9 @@ public struct S3Settings: Sendable {
     public var partSize: UInt64 = 16 << 20
     /// Parts uploaded at once.
     public var partConcurrency: Int = 4
+    /// How long a request may go without a byte moving (connecting included) before it is
+    /// abandoned; a timed-out request is not retried, so a hung server fails a read within this.
+    public var requestTimeoutSeconds: Double = 5
 
     /// Creates settings.
     public init(endpoint: String, region: String, bucket: String, credentials: SigV4.Credentials) {
@@ -65,7 +68,8 @@ public final class S3Client: Sendable {
     public init(settings: S3Settings) {
         self.settings = settings
         self.signer = SigV4(credentials: settings.credentials, region: settings.region)
-        self.transport = CurlTransport(concurrency: settings.concurrency)
+        self.transport = CurlTransport(
+            concurrency: settings.concurrency, timeouts: CurlTransport.Timeouts(stallSeconds: settings.requestTimeoutSeconds))
     }
 
     /// Requests sent so far, by operation (`GET`, `HEAD`, `PUT`, …), retries included.
@@ -130,6 +134,12 @@ public final class S3Client: Sendable {
                 throw Self.error(response, operation: "\(r.operation) \(r.key.isEmpty ? settings.bucket : r.key)")
             } catch let error as TransportError {
                 count(r.method, status: 0)
+                if error.isTimeout {
+                    throw DESKitError(
+                        .unavailable,
+                        "S3 at \(settings.endpoint) did not answer \(r.operation) within \(settings.requestTimeoutSeconds) s (request_timeout)",
+                        transient: true)
+                }
                 if attempt < settings.maxRetries {
                     attempt += 1
                     try await Task.sleep(nanoseconds: Self.backoff(attempt))

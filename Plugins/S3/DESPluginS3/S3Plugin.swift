@@ -7,12 +7,17 @@ import Synchronization
 /// Where and who: `endpoint`, `region`, `access_key`, `secret_key` from the section, else the
 /// standard variables `AWS_ENDPOINT_URL`, `AWS_REGION` / `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`. Options of its own: `path_style` (default true),
-/// `multipart_threshold` and `part_size` (bytes), `concurrency` (requests in flight).
+/// `multipart_threshold` and `part_size` (bytes), `concurrency` (requests in flight),
+/// `request_timeout` (seconds a request may go without a byte moving, connecting included:
+/// past it the request fails as unavailable and is not retried; default 5).
 public enum S3Plugin {
     public static let type = "s3"
     static let storageKeys = ["type", "prefix", "bucket", "endpoint", "region", "access_key", "secret_key", "path_style",
-                              "multipart_threshold", "part_size", "concurrency"]
-    static let bodiesKeys = ["type", "bucket", "endpoint", "region", "access_key", "secret_key", "path_style", "concurrency"]
+                              "multipart_threshold", "part_size", "concurrency", "request_timeout"]
+    static let bodiesKeys = ["type", "bucket", "endpoint", "region", "access_key", "secret_key", "path_style", "concurrency",
+                             "request_timeout"]
+    /// The bounds of `request_timeout`, in seconds.
+    static let requestTimeoutRange: ClosedRange<Double> = 0.1...3600
 
     /// Adds S3 storage and bodies to `registry`.
     public static func register(in registry: PluginRegistry, environment: [String: String] = ProcessInfo.processInfo.environment) {
@@ -51,6 +56,9 @@ public enum S3Plugin {
         if let t = v["multipart_threshold"].flatMap(UInt64.init) { s.multipartThreshold = max(5 << 20, t) }
         if let p = v["part_size"].flatMap(UInt64.init) { s.partSize = max(5 << 20, p) }
         if let c = v["concurrency"].flatMap(Int.init) { s.concurrency = max(1, min(c, 256)) }
+        if let t = v["request_timeout"].flatMap(Double.init) {
+            s.requestTimeoutSeconds = min(max(t, requestTimeoutRange.lowerBound), requestTimeoutRange.upperBound)
+        }
         return s
     }
 
@@ -61,6 +69,7 @@ public enum S3Plugin {
         _ = try section.byteCount("multipart_threshold", in: (5 << 20)...(5 << 40))
         _ = try section.byteCount("part_size", in: (5 << 20)...(5 << 30))
         _ = try section.int("concurrency", in: 1...256)
+        _ = try section.double("request_timeout", in: requestTimeoutRange)
         if let endpoint = try section.string("endpoint"), !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
             throw section.error("endpoint", "\(what): endpoint must start with http:// or https://, got '\(endpoint)'")
         }

@@ -1,3 +1,5 @@
+import DESNaming
+
 /// The allowed range of every numeric key of a DES config file.
 ///
 /// The loader checks each number against its range here and reports a value
@@ -17,8 +19,8 @@ public enum ConfigLimits {
     public static let port: ClosedRange<Int> = 1...65_535
     /// `pool_size` of a `connection:` block: connections per pool.
     public static let poolSize: ClosedRange<Int> = 1...1_000
-    /// `shard_bits` of the packer and of a source: 2 to 16,777,216 shards.
-    public static let shardBits: ClosedRange<Int> = 1...24
+    /// `shard_bits` of the packer and of a source: 2 to 65,536 shards (``ShardAssignment/shardBitsRange``).
+    public static let shardBits: ClosedRange<Int> = ShardAssignment.shardBitsRange
     /// `pool_recycle` of a `connection:` block: seconds before a pooled connection is replaced,
     /// up to a day; ``poolRecycleNever`` (-1) means never, as in SQLAlchemy. Values between
     /// -1 and 0 are refused.

@@ -1,3 +1,5 @@
+import DESNaming
+
 /// The `storage:`, `metadata:`, `packer:`, `marker:`, `cache:` and `server:` sections.
 extension ConfigLoader {
     static let storageKeys = ["type", "root", "prefix", "bucket", "endpoint", "region", "access_key", "secret_key"]
@@ -136,9 +138,10 @@ extension ConfigLoader {
         if let v = try m.double("interval_seconds", in: ConfigLimits.intervalSeconds) { k.intervalSeconds = v }
         if let v = try m.int("node_id", in: ConfigLimits.nodeID) { k.nodeID = v }
         if let v = try m.string("name_prefix") {
-            let isAlnum: (UInt8) -> Bool = { (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
-            guard !v.isEmpty, v.utf8.allSatisfy(isAlnum) else {
-                throw m.error("name_prefix", .invalidValue, "'\(v)' must be ASCII letters and digits (like DES or IMG)")
+            guard SnowflakeName.isValidPrefix(v) else {
+                throw m.error(
+                    "name_prefix", .invalidValue,
+                    "'\(v)' must be 1–\(SnowflakeName.maxPrefixLength) ASCII letters and digits (like DES or IMG)")
             }
             k.namePrefix = v
         }

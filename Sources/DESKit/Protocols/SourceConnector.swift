@@ -179,9 +179,19 @@ public protocol SourceConnector: Sendable {
     /// Row counts by status.
     func stats() async throws -> SourceStats
 
+    /// The shards that have work for a packer: named rows that are pending or claimed (a claim
+    /// may be a dead packer's, which only the shard's lease holder recovers). A packer leases
+    /// only these, so its leases follow the work, not `2^shard_bits`. One query; nil when the
+    /// source cannot tell, and then every shard counts as having work (the default).
+    func shardsWithWork() async throws -> Set<Int>?
+
     /// Checks that the source answers (for health checks).
     func healthCheck() async throws
 
     /// Closes connections.
     func close() async
+}
+
+extension SourceConnector {
+    public func shardsWithWork() async throws -> Set<Int>? { nil }
 }

@@ -235,6 +235,17 @@ public final class SQLSourceConnector: SourceConnector {
         return stats
     }
 
+    public func shardsWithWork() async throws -> Set<Int>? {
+        let (s, d) = (shape, dialect)
+        let sql = "SELECT DISTINCT \(s.shard) FROM \(s.table) WHERE \(s.status) IN (\(d.placeholder(1)), \(d.placeholder(2))) "
+            + "AND \(s.shard) IS NOT NULL AND \(s.desName) IS NOT NULL\(s.andWhere)"
+        let binds: [SQLValue] = [.text(s.statusPending), .text(s.statusClaimed)]
+        let rows = try await pool.withConnection { conn in
+            try await conn.withSession { try $0.query(sql, binds) }
+        }
+        return Set(rows.compactMap { $0[0].int.map(Int.init) })
+    }
+
     public func healthCheck() async throws {
         let sql = dialect.healthQuery
         _ = try await pool.withConnection { conn in try await conn.withSession { try $0.query(sql) } }
