@@ -149,6 +149,23 @@ public enum SourceConnectorConformance {
             try require(old.isEmpty, c, "fresh claims counted as older than an hour: \(old.count)")
         }
 
+        await runner.run("shards with work: pending or claimed rows, not packed, failed or unnamed") {
+            let c = "shards with work: pending or claimed rows, not packed, failed or unnamed"
+            var rows = (1...8).map { FixtureRow(id: $0, key: "k\($0)", desName: "N\($0)", shard: $0) }
+            rows.append(FixtureRow(id: 9, key: "k9", desName: nil, shard: nil))
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            guard let before = try await source.shardsWithWork() else { return }  // nil: the source cannot tell (every shard counts)
+            try require(before == Set(1...8), c, "before any claim: \(before.sorted())")
+            let claimed = try await source.claim(shards: [1, 2, 3, 4], limit: 10, holder: "h").map(\.rowID)
+            try require(claimed.count == 4, c, "claimed \(claimed)")
+            let packed = claimed.filter { $0 == "1" || $0 == "2" }
+            try require(try await source.markPacked(rowIDs: packed, container: "x", holder: "h") == 2, c, "marked \(packed)")
+            try require(try await source.markFailed([FailedRow(rowID: "3", reason: "r")], holder: "h") == 1, c, "failed row 3")
+            let after = try await source.shardsWithWork()
+            try require(after == Set(4...8), c, "after packing 1, 2 and failing 3 (4 still claimed): \(after.map { $0.sorted() } ?? [])")
+        }
+
         await runner.run("values: NULL, unicode, a 1 MiB text, integers") {
             let c = "values: NULL, unicode, a 1 MiB text, integers"
             let long = String(repeating: "ä€𝄞x", count: 1 << 18)  // well over 1 MiB of UTF-8

@@ -50,7 +50,7 @@ struct SQLiteSourceFixture: SourceFixture {
         defer { d.cleanup() }
         let report = await SourceConnectorConformance.run(fixture: SQLiteSourceFixture(dir: d.dir))
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 6)
+        #expect(report.passed.count == 7)
     }
 
     @Test("The SQLite metadata store passes the MetadataStore suite")

@@ -2,6 +2,7 @@ import DESEngine
 import DESFormat
 import DESKit
 import DESNaming
+import DESPluginS3
 import DESStorage
 import DESTestSupport
 import Foundation
@@ -175,5 +176,49 @@ import Glibc
         #expect(p.terminationStatus == 65, "\(text)")
         #expect(text.contains(container.key) && text.contains(name), "\(text)")
         #expect(!FileManager.default.fileExists(atPath: d.dir + "/out.bin"))
+    }
+
+    @Test("A hung S3 server fails a read within storage.request_timeout (unavailable, not retried), and des get exits 69")
+    func hungS3() async throws {
+        let hole = try TCPBlackHole()
+        var settings = S3Settings(
+            endpoint: "http://127.0.0.1:\(hole.port)", region: "us-east-1", bucket: "b",
+            credentials: .init(accessKey: "k", secretKey: "s"))
+        settings.requestTimeoutSeconds = 1
+        let reader = StorageArchiveReader(storage: S3Storage(client: S3Client(settings: settings)))
+        let start = Date()
+        do {
+            _ = try await reader.file(named: "f", key: "c.des")
+            Issue.record("a hung server answered")
+        } catch let error as DESKitError {
+            #expect(error.code == .unavailable && error.message.contains("request_timeout"), "\(error)")
+        }
+        // Without the deadline this took minutes (30 s stalls, retried four times).
+        #expect(Date().timeIntervalSince(start) < 10)
+
+        // des get: the container is recorded; its storage is the hung server.
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(2)
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let name = try #require(try await d.sql("SELECT des_name FROM files WHERE id = 1").first?[0].text)
+        var config = try String(contentsOfFile: try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}"), encoding: .utf8)
+        config = config.replacingOccurrences(
+            of: "storage: {type: local, root: archive, prefix: des}",
+            with: "storage: {type: s3, bucket: b, endpoint: 'http://127.0.0.1:\(hole.port)', access_key: k, secret_key: s, prefix: des, request_timeout: 1}")
+        try config.write(toFile: d.dir + "/hung.yaml", atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try desBinary())
+        p.arguments = ["get", name, "-c", d.dir + "/hung.yaml", "--log-level", "critical"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        let launched = Date()
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        await waitForExit(p)
+        #expect(p.terminationStatus == 69, "\(text)")
+        #expect(Date().timeIntervalSince(launched) < 15, "des get took \(Date().timeIntervalSince(launched)) s")
     }
 }

@@ -279,7 +279,7 @@ import Yams
     @Test func rangeErrors() throws {
         let shard = try #require(configError("packer:\n  shard_bits: 25\n"))
         #expect(shard.code == .invalidValue)
-        #expect(shard.message == "must be between 1 and 24, got 25")
+        #expect(shard.message == "must be between 1 and 16, got 25")
         #expect(shard.keyPath == "packer.shard_bits")
         #expect(configError(sourceYAML(connectionExtra: "port: 0"))?.message == "must be between 1 and 65535, got 0")
         #expect(configError(sourceYAML(connectionExtra: "port: 70000"))?.keyPath == "sources[0].connection.port")
@@ -288,6 +288,11 @@ import Yams
         #expect(configError("packer:\n  fetch_concurrency: 0\n")?.keyPath == "packer.fetch_concurrency")
         #expect(configError("marker:\n  node_id: 256\n")?.message == "must be between 0 and 255, got 256")
         #expect(configError("marker:\n  name_prefix: DE-S\n")?.keyPath == "marker.name_prefix")
+        // One limit for the prefix, so every name the marker makes is one GET /files accepts.
+        #expect(configError("marker:\n  name_prefix: \(String(repeating: "P", count: 65))\n")?.keyPath == "marker.name_prefix")
+        #expect(try parse("marker:\n  name_prefix: \(String(repeating: "P", count: 64))\n").marker.namePrefix.count == 64)
+        #expect(configError("packer:\n  shard_bits: 17\n")?.keyPath == "packer.shard_bits")
+        #expect(try parse("packer:\n  shard_bits: 16\n").packer.shardBits == 16)
         let pod = try #require(configError("packer:\n  pod_index: 2\n  pod_count: 2\n"))
         #expect(pod.keyPath == "packer.pod_index")
         #expect(configError("packer:\n  heartbeat_seconds: 30\n  lease_ttl_seconds: 30\n")?.keyPath == "packer.heartbeat_seconds")
@@ -300,7 +305,7 @@ import Yams
         // Without packer.shard_bits the sources' value is taken.
         let config = try parse(sourceYAML(extra: "shard_bits: 4"))
         #expect(config.packer.shardBits == 4)
-        #expect(configError(sourceYAML(extra: "shard_bits: 30"))?.message == "must be between 1 and 24, got 30")
+        #expect(configError(sourceYAML(extra: "shard_bits: 30"))?.message == "must be between 1 and 16, got 30")
     }
 
     @Test func choices() throws {

@@ -118,3 +118,16 @@ func impossibleDays() throws {
     }
     #expect(try SnowflakeName(parsing: "T_20240229_(21BCAA000100_88)").isoDay == "2024-02-29")
 }
+
+@Test("One prefix limit: a 64-character prefix is made, parsed and fits the longest name; 65 is refused by all")
+func prefixLimit() throws {
+    let longest = String(repeating: "P", count: SnowflakeName.maxPrefixLength)
+    let g = try SnowflakeGenerator(configuration: .init(prefix: longest, node: 1), clock: { 1_735_732_800_000 })
+    let name = g.next().description
+    #expect(name.utf8.count == SnowflakeName.maxLength)
+    #expect(try SnowflakeName(parsing: name).prefix == longest)
+    let tooLong = longest + "P"
+    #expect(throws: NamingError.self) { try SnowflakeGenerator(configuration: .init(prefix: tooLong, node: 1)) }
+    #expect(throws: NamingError.self) { try SnowflakeName(parsing: tooLong + "_20250101_(21BCAA000100_88)") }
+    #expect(!SnowflakeName.isValidPrefix(tooLong) && SnowflakeName.isValidPrefix(longest))
+}

@@ -95,6 +95,27 @@ struct RedisTests {
         #expect(await cache.get(id) == nil)
     }
 
+    @Test("An entry holding another container's (valid) index is deleted and read as a miss, never used")
+    func foreignEntry() async throws {
+        let settings = try RedisServer.settings()
+        let cache = RedisIndexCache(settings: settings)
+        let a = ArchiveIdentity(location: "l", key: "a.des", version: "v1")
+        let b = ArchiveIdentity(location: "l", key: "b.des", version: "v1")
+        await cache.set(b, index: try RedisServer.index(files: 5), ttlSeconds: nil)
+        let bKey = "\(settings.keyPrefix):idx:l/b.des@v1", aKey = "\(settings.keyPrefix):idx:l/a.des@v1"
+        // Copy B's value under A's key, as a buggy or hostile writer would.
+        _ = try RedisServer.cli(["COPY", bKey, aKey])
+        #expect(try RedisServer.cli(["EXISTS", aKey]) == "1")
+        #expect(await cache.get(a) == nil)
+        #expect(try RedisServer.cli(["EXISTS", aKey]) == "0")
+        #expect(await cache.get(b)?.count == 5)
+        // Nor is an index stored under an identity other than the one it records.
+        var other = try RedisServer.index(files: 2)
+        other.origin = b.description
+        await cache.set(a, index: other, ttlSeconds: nil)
+        #expect(try RedisServer.cli(["EXISTS", aKey]) == "0")
+    }
+
     @Test("Redis stopped mid-run: reads go on without the cache, and it is used again once Redis is back")
     func outage() async throws {
         let port = Int.random(in: 40_000...49_000)

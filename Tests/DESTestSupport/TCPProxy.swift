@@ -148,7 +148,7 @@ public final class TCPProxy: @unchecked Sendable {
 /// A failure to set the proxy up.
 public struct ProxyError: Error, CustomStringConvertible {
     public let description: String
-    init(_ d: String) { description = d }
+    public init(_ d: String) { description = d }
 }
 
 /// Finds a free loopback port: binds port 0, reads the port, releases it.

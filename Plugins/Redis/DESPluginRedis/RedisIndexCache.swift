@@ -213,6 +213,13 @@ public final class RedisIndexCache: IndexCache {
     }
 
     public func set(_ identity: ArchiveIdentity, index: DESIndex, ttlSeconds: Double?) async {
+        // The value records the object it was read from; a reader refuses one that names another.
+        var index = index
+        if index.origin == nil { index.origin = identity.description }
+        guard index.origin == identity.description else {
+            logger.warning("not caching an index under another object's identity", metadata: ["key": "\(indexKey(identity))"])
+            return
+        }
         let ttl = ttlArgs(ttlSeconds ?? settings.ttlSeconds)
         _ = await command([Array("SET".utf8), Array(indexKey(identity).utf8), index.cacheEncoding()] + ttl)
         _ = await command(
