@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -17,11 +20,32 @@ public final class WorkerService<Totals: Sendable>: Service, Sendable, CustomStr
     private let work: Work
     private let shutdown = ShutdownSignal()
     private let result = Mutex<Totals?>(nil)
+    private let drain: Drain?
+    /// Set when ``run()`` ends, however it ends.
+    private let finished = Atomic<Bool>(false)
 
-    /// A service named `name` running `work`.
-    public init(name: String, work: @escaping Work) {
+    /// How long a worker may take to stop once asked, and what to do past that.
+    public struct Drain: Sendable {
+        /// Seconds from the shutdown signal.
+        public var seconds: Double
+        /// Gives back what the worker holds without its own task (which may be stuck in a call
+        /// that ignores cancellation); the process then exits with ``exitCode``.
+        public var onDeadline: @Sendable () async -> Void
+        /// Creates a drain deadline.
+        public init(seconds: Double, onDeadline: @escaping @Sendable () async -> Void) {
+            self.seconds = seconds
+            self.onDeadline = onDeadline
+        }
+        /// The exit status past the deadline: 75 (EX_TEMPFAIL — try again; nothing was lost).
+        public static var exitCode: Int32 { 75 }
+    }
+
+    /// A service named `name` running `work`; with `drain`, a shutdown that takes longer than
+    /// `drain.seconds` gives back the worker's work (`drain.onDeadline`) and exits the process.
+    public init(name: String, drain: Drain? = nil, work: @escaping Work) {
         self.description = name
         self.work = work
+        self.drain = drain
     }
 
     /// What the worker returned, once it has.
@@ -30,16 +54,29 @@ public final class WorkerService<Totals: Sendable>: Service, Sendable, CustomStr
     /// Runs the worker until it ends or the group shuts down.
     public func run() async throws {
         let shutdown = self.shutdown
+        defer { finished.store(true, ordering: .sequentiallyConsistent) }
         let totals = try await withTaskCancellationHandler {
             try await withGracefulShutdownHandler {
                 try await work(shutdown)
             } onGracefulShutdown: {
                 shutdown.trigger()
+                self.startDrainDeadline()
             }
         } onCancel: {
             shutdown.trigger()
         }
         result.withLock { $0 = totals }
+    }
+
+    /// Past the drain deadline, while the work has not returned: give its work back and exit.
+    private func startDrainDeadline() {
+        guard let drain else { return }
+        Task.detached { [self] in
+            try? await Task.sleep(nanoseconds: nanoseconds(drain.seconds))
+            guard !finished.load(ordering: .sequentiallyConsistent) else { return }
+            await drain.onDeadline()
+            exit(Drain.exitCode)
+        }
     }
 }
 
@@ -54,10 +91,16 @@ extension Packer {
     /// The packer as a service (`untilIdle`: end, after uploading every open container, when
     /// no owned shard has pending rows).
     ///
-    /// The packer's state is not shared: the service is its only user, and runs it once.
+    /// The packer's state is not shared: the service is its only user, and runs it once. Past
+    /// `packer.drain_seconds` after the shutdown signal, ``PackerSurrender`` gives back what it
+    /// holds from outside that task, and the process exits (75).
     public func service(untilIdle: Bool) -> WorkerService<Totals> {
         let packer = SoleOwner(self)
-        return WorkerService(name: "packer") { shutdown in try await packer.value.run(shutdown: shutdown, untilIdle: untilIdle) }
+        let surrender = self.surrender
+        let drain = WorkerService<Totals>.Drain(seconds: config.drainSeconds) { await surrender.run() }
+        return WorkerService(name: "packer", drain: drain) { shutdown in
+            try await packer.value.run(shutdown: shutdown, untilIdle: untilIdle)
+        }
     }
 }
 

@@ -42,7 +42,7 @@ final class CurlTransport: Sendable {
     struct Timeouts: Sendable {
         /// A request that moves no byte for this long (connecting included) is cut off
         /// (`CURLE_OPERATION_TIMEDOUT`); libcurl counts stalls in whole seconds.
-        var stallSeconds: Double = 5
+        var stallSeconds: Double = 10
     }
 
     private final class Worker: @unchecked Sendable {

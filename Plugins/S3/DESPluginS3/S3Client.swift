@@ -45,7 +45,7 @@ public struct S3Settings: Sendable {
     public var partConcurrency: Int = 4
     /// How long a request may go without a byte moving (connecting included) before it is
     /// abandoned; a timed-out request is not retried, so a hung server fails a read within this.
-    public var requestTimeoutSeconds: Double = 5
+    public var requestTimeoutSeconds: Double = 10
 
     /// Creates settings.
     public init(endpoint: String, region: String, bucket: String, credentials: SigV4.Credentials) {

@@ -9,7 +9,7 @@ import Synchronization
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`. Options of its own: `path_style` (default true),
 /// `multipart_threshold` and `part_size` (bytes), `concurrency` (requests in flight),
 /// `request_timeout` (seconds a request may go without a byte moving, connecting included:
-/// past it the request fails as unavailable and is not retried; default 5).
+/// past it the request fails as unavailable and is not retried; default 10).
 public enum S3Plugin {
     public static let type = "s3"
     static let storageKeys = ["type", "prefix", "bucket", "endpoint", "region", "access_key", "secret_key", "path_style",

@@ -60,6 +60,8 @@ public enum ConfigLimits {
     /// `packer.heartbeat_seconds`: from 0.05 s to half an hour (also less than `lease_ttl_seconds`,
     /// so each end of ``leaseTTLSeconds`` can be used).
     public static let heartbeatSeconds: ClosedRange<Double> = 0.05...1_800
+    /// `packer.drain_seconds`: from a tenth of a second to an hour.
+    public static let packerDrainSeconds: ClosedRange<Double> = 0.1...3_600
     /// `packer.claim_timeout_seconds` and `sources[].claim_timeout_seconds`: from a second to a week.
     public static let claimTimeoutSeconds: ClosedRange<Double> = 1...week
     /// `packer.idle_sleep_seconds`: from no pause to an hour.
@@ -162,6 +164,7 @@ public enum ConfigLimits {
         Entry(keyPath: "packer.checkpoint_every_seconds", bounds: .seconds(checkpointEverySeconds)),
         Entry(keyPath: "packer.lease_ttl_seconds", bounds: .seconds(leaseTTLSeconds)),
         Entry(keyPath: "packer.heartbeat_seconds", bounds: .seconds(heartbeatSeconds)),
+        Entry(keyPath: "packer.drain_seconds", bounds: .seconds(packerDrainSeconds)),
         Entry(keyPath: "packer.claim_timeout_seconds", bounds: .seconds(claimTimeoutSeconds)),
         Entry(keyPath: "packer.idle_sleep_seconds", bounds: .seconds(idleSleepSeconds)),
         Entry(keyPath: "marker.batch_size", bounds: .count(markerBatchSize)),

@@ -9,7 +9,7 @@ extension ConfigLoader {
     static let packerKeys = [
         "work_dir", "shard_bits", "pod_index", "pod_count", "pod_name", "batch_size", "fetch_concurrency",
         "max_container_bytes", "big_file_threshold", "max_container_files", "max_container_age_seconds", "checkpoint_every_files",
-        "checkpoint_every_seconds", "lease_ttl_seconds", "heartbeat_seconds", "claim_timeout_seconds",
+        "checkpoint_every_seconds", "lease_ttl_seconds", "heartbeat_seconds", "claim_timeout_seconds", "drain_seconds",
         "idle_sleep_seconds",
     ]
     static let markerKeys = [
@@ -108,6 +108,7 @@ extension ConfigLoader {
         if let v = try m.double("checkpoint_every_seconds", in: ConfigLimits.checkpointEverySeconds) { p.checkpointEverySeconds = v }
         if let v = try m.double("lease_ttl_seconds", in: ConfigLimits.leaseTTLSeconds) { p.leaseTTLSeconds = v }
         if let v = try m.double("heartbeat_seconds", in: ConfigLimits.heartbeatSeconds) { p.heartbeatSeconds = v }
+        if let v = try m.double("drain_seconds", in: ConfigLimits.packerDrainSeconds) { p.drainSeconds = v }
         if p.heartbeatSeconds >= p.leaseTTLSeconds {
             let key = m.node("heartbeat_seconds") != nil ? "heartbeat_seconds" : "lease_ttl_seconds"
             throw m.error(

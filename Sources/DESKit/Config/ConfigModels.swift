@@ -295,6 +295,10 @@ public struct PackerConfig: Sendable, Hashable {
     public var leaseTTLSeconds: Double = 30
     /// Seconds between lease renewals (``ConfigLimits/heartbeatSeconds``; less than `leaseTTLSeconds`).
     public var heartbeatSeconds: Double = 10
+    /// On SIGTERM or SIGINT, how long the packer may take to finish and upload what it holds
+    /// (``ConfigLimits/packerDrainSeconds``). Past it, what it holds is recovered — rows back to
+    /// pending, its leases given back — and the process exits (75), even while a fetch hangs.
+    public var drainSeconds: Double = 60
     /// A claim older than this is stale (``ConfigLimits/claimTimeoutSeconds``).
     public var claimTimeoutSeconds: Double = 600
     /// The pause when there is nothing to pack (``ConfigLimits/idleSleepSeconds``).
