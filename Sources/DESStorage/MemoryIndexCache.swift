@@ -82,9 +82,11 @@ public final class MemoryIndexCache: IndexCache {
         self.clock = clock
     }
 
-    /// Bytes an index is counted as: its entries and their names, plus its META and INDEX bytes on disk.
+    /// Bytes an index is counted as: its entries and their names, plus its INDEX bytes on disk and
+    /// the 32-byte checksum it keeps per entry when it knows them.
     public static func estimatedBytes(_ index: DESIndex) -> UInt64 {
-        UInt64(index.entries.count) * UInt64(MemoryLayout<DESIndexEntry>.stride + 16) + index.footer.indexLength + 256
+        let digests: UInt64 = index.knowsDigests ? 32 : 0
+        return UInt64(index.entries.count) * (UInt64(MemoryLayout<DESIndexEntry>.stride + 16) + digests) + index.footer.indexLength + 256
     }
 
     public func get(_ identity: ArchiveIdentity) async -> DESIndex? {
