@@ -49,6 +49,8 @@ func describe(_ error: Error) -> (String, Int32) {
     switch error {
     case let e as CLIFailure:
         return (e.message, e.exitCode)
+    case let e as OutputFileError:
+        return (e.description, e.exitCode)
     case let e as DESFormatError:
         let code: Int32
         if e.code.isCorruption {
