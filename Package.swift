@@ -169,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "DESServerTests",
             dependencies: ["DESServer", "DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginS3", "DESCLI", "DESTestSupport"]),
-        .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESTestSupport"]),
+        .testTarget(name: "desTests", dependencies: ["DESFormat", "DESNaming", "DESCLI", "DESTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -13,7 +13,9 @@ int cdes_open_beneath(int dirfd, const char *path) {
 #ifdef SYS_openat2
     struct open_how how;
     memset(&how, 0, sizeof how);
-    how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (the caller fstat()s the
+       descriptor, refuses anything but a regular file, and clears O_NONBLOCK for the read). */
+    how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     long fd;
     int tries = 0;

@@ -288,7 +288,11 @@ struct UnpackCommand: ParsableCommand {
             Recreates the '/'-separated tree under DIR (created if missing). Never \
             writes outside DIR: names with absolute paths or '..' segments are \
             refused before anything is written, and symbolic links inside DIR are \
-            never followed. Existing files are an error unless --force.
+            never followed. Existing files are an error unless --force. DIR itself may be \
+            a link to a directory; a file, a device or a dangling link there is refused \
+            (exit 73). Unlike `des get -o`, an entry never writes through a link, device \
+            or FIFO inside DIR: with --force it replaces it (as tar does), so an archive \
+            cannot reach outside DIR.
 
             Every body is checked against its recorded sha256 as it is written, and \
             gets its name only when it matches: a corrupted entry stops the unpack \
@@ -307,6 +311,7 @@ struct UnpackCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try OutputFile.checkDirectory(directory)
             let reader = try openArchive(archive)
             var n = 0
             let totals = try reader.unpack(to: directory, overwrite: force, verify: !noVerify) { _ in

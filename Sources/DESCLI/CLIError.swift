@@ -17,6 +17,8 @@ enum DESExit {
     static let unavailable: Int32 = 69
     static let software: Int32 = 70
     static let cantCreate: Int32 = 73
+    /// A server refused the credentials (sysexits' EX_NOPERM).
+    static let noPermission: Int32 = 77
     static let ioError: Int32 = 74
 }
 
@@ -49,6 +51,8 @@ func describe(_ error: Error) -> (String, Int32) {
     switch error {
     case let e as CLIFailure:
         return (e.message, e.exitCode)
+    case let e as OutputFileError:
+        return (e.description, e.exitCode)
     case let e as DESFormatError:
         let code: Int32
         if e.code.isCorruption {
@@ -78,9 +82,11 @@ func describe(_ error: Error) -> (String, Int32) {
         case .configuration, .unknownPlugin, .invalidData: return (e.message, DESExit.dataError)
         case .notFound: return (e.message, DESExit.noInput)
         case .unavailable: return (e.message, DESExit.unavailable)
+        case .authentication: return (e.message, DESExit.noPermission)
         default: return (e.message, DESExit.failure)
         }
     case let e as SQLError:
+        if e.isAuthenticationFailure { return (e.description, DESExit.noPermission) }
         return (e.description, e.isTransient ? DESExit.unavailable : DESExit.failure)
     default:
         return ("\(error)", DESExit.software)

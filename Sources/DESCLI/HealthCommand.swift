@@ -11,7 +11,10 @@ struct HealthCommand: AsyncParsableCommand {
         discussion: """
             Each dependency is opened and checked within --timeout seconds (default: \
             server.ready_timeout_seconds), all at once. Exit 0 when every check passes, \
-            69 when one fails (the report names it). The same report as GET /health/ready.
+            69 when one fails (the report names it; a server that refuses the \
+            password says "authentication failed", naming the server and the user, \
+            never the password). The same report as GET /health/ready, plus the index \
+            cache when it is on a server of its own (cache.type: redis).
 
             Examples:
               des health --config configs/local.yaml
@@ -32,11 +35,14 @@ struct HealthCommand: AsyncParsableCommand {
             let (config, baseDirectory, registry) = try Runtime.loadConfig(options.configPath)
             // Each probe opens its dependency, checks it and closes it: one that cannot even
             // be opened (a server down) is reported, not fatal to the others.
+            let cache = await HealthProbes.cache(config, registry: registry)
             let probes =
                 HealthProbes.metadata(config, baseDirectory: baseDirectory, registry: registry)
                 + HealthProbes.storage(config, baseDirectory: baseDirectory, registry: registry)
                 + HealthProbes.sources(config, baseDirectory: baseDirectory, registry: registry)
+                + cache.probes
             let report = await HealthChecker(probes: probes, timeoutSeconds: timeout ?? config.server.readyTimeoutSeconds).check()
+            await cache.close()
             if json {
                 Terminal.out(report.jsonText + "\n")
             } else {
@@ -80,6 +86,22 @@ enum HealthProbes {
                 }
             )
         ]
+    }
+
+    /// The index cache, when it lives on a server of its own (a ``CheckableIndexCache``: Redis);
+    /// none for an in-process cache. `close` releases the cache once the report is made.
+    static func cache(_ config: DESConfig, registry: PluginRegistry) async -> (probes: [(String, HealthChecker.Probe)], close: () async -> Void) {
+        do {
+            let cache = try await registry.makeIndexCache(config.cache)
+            guard let checkable = cache as? any CheckableIndexCache else {
+                await cache.close()
+                return ([], {})
+            }
+            return ([("cache", { try await checkable.healthCheck() })], { await checkable.close() })
+        } catch {
+            let failure = error
+            return ([("cache", { throw failure })], {})
+        }
     }
 
     static func sources(_ config: DESConfig, baseDirectory: String, registry: PluginRegistry) -> [(String, HealthChecker.Probe)] {

@@ -58,6 +58,8 @@ struct NewSourceCommand: ParsableCommand {
                 throw CLIFailure(message: "new-source: no template at '\(templateDir)' (give it with --template)", exitCode: DESExit.noInput)
             }
             let target = URL(fileURLWithPath: output ?? name).standardizedFileURL.path
+            // DIR must be a directory (or a link to one), or not exist: never a file, a device or a dangling link.
+            try OutputFile.checkDirectory(target)
             if let existing = try? fm.contentsOfDirectory(atPath: target), !existing.isEmpty {
                 throw CLIFailure(message: "new-source: '\(target)' exists and is not empty", exitCode: DESExit.cantCreate)
             }

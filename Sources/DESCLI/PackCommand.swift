@@ -12,8 +12,11 @@ struct PackCommand: ParsableCommand {
             Symbolic links inside a tree and special files are skipped with a warning \
             (a DIR that is a link is followed). A file whose name is not UTF-8 or breaks \
             the name rules stops the pack unless --skip-invalid-names. Files are read on \
-            one thread while another hashes and writes them. The archive is written to \
-            OUT.partial and renamed only when complete.
+            one thread while another hashes and writes them. The archive is written to a \
+            temporary file beside OUT and renamed only when complete, so an interrupted \
+            pack never leaves a file at OUT. An existing OUT is refused (exit 73) unless \
+            --force; a device, FIFO or symbolic link at OUT is written through, as cp does \
+            (des pack -o /dev/null leaves /dev/null a device).
 
             Examples:
               des pack photos/ -o photos.des
@@ -28,7 +31,7 @@ struct PackCommand: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "The archive to create.")
     var output: String
 
-    @Flag(help: "Replace OUT if it exists.")
+    @Flag(help: "Replace OUT if it is an existing regular file (or a link to one: its target is replaced).")
     var force = false
 
     @Flag(help: "Do not record a sha256 per entry (reproduces the original writer's bytes).")
@@ -37,7 +40,7 @@ struct PackCommand: ParsableCommand {
     @Flag(help: "Leave out files whose path breaks the name rules instead of failing.")
     var skipInvalidNames = false
 
-    @Flag(help: "fsync the archive before renaming it into place (tar does not; off by default).")
+    @Flag(help: "fsync the archive (and its directory) before renaming it into place (tar does not; off by default).")
     var fsync = false
 
     @Flag(help: "Print the summary as JSON.")
@@ -51,10 +54,13 @@ struct PackCommand: ParsableCommand {
         try reportingErrors {
             let start = Terminal.seconds()
             var options = DESArchiveWriter.Options()
-            options.overwrite = force
             options.checksums = !noChecksums
-            options.syncOnClose = fsync
-            let writer = try DESArchiveWriter(path: output, options: options)
+            options.syncOnClose = false  // the output file syncs (with --fsync) when it is committed
+            // OUT is written as cp writes it (see OutputFile): a temporary file beside it, renamed
+            // when complete; a device or FIFO is written through, after the archive is complete.
+            let out = try OutputFile.open(output, force: force, seekable: true)
+            defer { out.abort() }
+            let writer = try DESArchiveWriter(fileDescriptor: out.descriptor, path: output, options: options)
             var packer = DESDirectoryPacker()
             packer.skipInvalidNames = skipInvalidNames
             packer.onSkip = { Terminal.warn($0.description) }
@@ -68,7 +74,14 @@ struct PackCommand: ParsableCommand {
                 writer.abort()
                 throw error
             }
-            let summary = try writer.close()
+            let summary: DESArchiveSummary
+            do {
+                summary = try writer.close()
+            } catch {
+                writer.abort()
+                throw error
+            }
+            try out.commit(sync: fsync)
             Terminal.clearProgress()
             let secs = max(Terminal.seconds() - start, 1e-9)
             if json {

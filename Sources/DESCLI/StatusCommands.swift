@@ -84,6 +84,12 @@ struct GetCommand: AsyncParsableCommand {
             containers of (day, shard); their indexes find the entry; one ranged \
             read returns the bytes. Exit 66 when no container holds the name.
 
+            With -o, the output is written as cp writes it: a device, FIFO or symbolic \
+            link at the path is written through (a FIFO with no reader is an error after \
+            10 s, not a hang); an existing regular file is refused with exit 73 unless \
+            --force; a new or replaced file is written beside it under a temporary name \
+            and renamed into place once complete.
+
             Examples:
               des get 'DES_20250101_(21BCAA000100_88)' --config configs/local.yaml > file
               des get 'DES_20250101_(21BCAA000100_88)' -o file
@@ -91,12 +97,18 @@ struct GetCommand: AsyncParsableCommand {
 
     @OptionGroup var options: PipelineOptions
     @Argument(help: "The DES name.") var name: String
-    @Option(name: [.short, .customLong("output")], help: "Write to this file instead of stdout.") var output: String?
+    @Option(name: [.short, .customLong("output")], help: "Write to this file instead of stdout (a device, FIFO or link there is written through).")
+    var output: String?
+    @Flag(help: "Replace an existing regular file at the output path.") var force = false
 
     func run() async throws {
         try await reportingErrorsAsync {
             _ = options.logger("des.get")
             let parsed = try SnowflakeName(parsing: name)
+            // The output is checked (and a FIFO's reader waited for) before anything is read; it
+            // is removed again, untouched, if the read fails.
+            let out = try output.map { try OutputFile.open($0, force: force) }
+            defer { out?.abort() }
             let runtime = try await Runtime.open(configPath: options.configPath, needSources: false)
             let shard = Int(consistentHash(name, bits: runtime.config.packer.shardBits))
             let (found, searched) = try await runtime.closing { try await find(parsed: parsed, shard: shard, runtime: runtime) }
@@ -105,10 +117,9 @@ struct GetCommand: AsyncParsableCommand {
                     message: "\(name): not in any uploaded container of day \(parsed.isoDay), shard \(shard) (\(searched) searched)",
                     exitCode: DESExit.noInput)
             }
-            if let output {
-                guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
-                    throw CLIFailure(message: "\(output): cannot write", exitCode: DESExit.cantCreate)
-                }
+            if let out {
+                try bytes.withUnsafeBytes { try out.write($0) }
+                try out.commit()
             } else {
                 try bytes.withUnsafeBytes { try Terminal.outBytes($0) }
             }

@@ -8,7 +8,8 @@ import Darwin
 ///
 /// The archive is written to `PATH.partial` and renamed to `PATH` only by
 /// ``close()``, so an interrupted writer never leaves a file that reads as a
-/// valid archive. DATA is streamed through a fixed buffer; META and INDEX are
+/// valid archive; ``init(fileDescriptor:path:options:)`` writes into a file the caller
+/// places itself instead. DATA is streamed through a fixed buffer; META and INDEX are
 /// kept in memory until ``close()``. A failed ``add(name:from:metadata:)``
 /// leaves the archive as it was before the call.
 ///
@@ -49,6 +50,9 @@ public final class DESArchiveWriter {
 
     var state: State = .open
     let fd: Int32
+    /// Whether the writer created `partialPath` (renamed at close, removed on abort), or writes
+    /// into a caller's descriptor, which it neither closes nor names.
+    let ownsFile: Bool
     /// Whether `fd` is still ours to close (it is closed exactly once, even when `close()` fails after closing it).
     private var fdIsOpen = true
     private let buffer: UnsafeMutableRawPointer
@@ -67,15 +71,23 @@ public final class DESArchiveWriter {
     private var position: UInt64 { flushedOffset + UInt64(used) }
 
     /// Opens a new archive for writing at `path` (written as `path.partial` until closed).
-    public init(path: String, options: Options = Options()) throws {
-        self.path = path
-        self.partialPath = path + ".partial"
-        self.options = options
+    public convenience init(path: String, options: Options = Options()) throws {
         if !options.overwrite && access(path, F_OK) == 0 {
             throw DESFormatError(.outputExists, "already exists (set the overwrite option to replace it)", path: path)
         }
+        let partialPath = path + ".partial"
         let fd = open(partialPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw ioError("create", path: partialPath) }
+        self.init(fd: fd, path: path, partialPath: partialPath, ownsFile: true, options: options)
+    }
+
+    /// Writes into `fd` (see ``init(fileDescriptor:path:options:)``), or, with `ownsFile`, into
+    /// `partialPath`, which it renames to `path` when closed and removes when abandoned.
+    init(fd: Int32, path: String, partialPath: String, ownsFile: Bool, options: Options) {
+        self.path = path
+        self.partialPath = partialPath
+        self.ownsFile = ownsFile
+        self.options = options
         self.fd = fd
         self.capacity = max(options.bufferSize, 64 * 1024)
         self.buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
@@ -254,6 +266,10 @@ public final class DESArchiveWriter {
             try append(footer.bytes)
             try flush()
             if options.syncOnClose && fsync(fd) != 0 { throw ioError("fsync", path: partialPath) }
+            if !ownsFile {
+                state = .closed
+                return DESArchiveSummary(path: path, fileCount: entries.count, dataLength: footer.dataLength, archiveSize: position)
+            }
             fdIsOpen = false  // close(2) releases the descriptor even when it reports an error
             if Glibc.close(fd) != 0 { throw ioError("close", path: partialPath) }
             state = .closed
@@ -294,6 +310,7 @@ public final class DESArchiveWriter {
 
     private func discard() {
         if case .closed = state { return }
+        guard ownsFile else { return }  // the caller's descriptor: the caller cleans up
         if fdIsOpen {
             fdIsOpen = false
             _ = Glibc.close(fd)

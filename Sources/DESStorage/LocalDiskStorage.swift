@@ -283,32 +283,40 @@ public struct LocalBodyFetcher: BodyFetcher {
         self.kernelConfinement = kernelConfinement
     }
 
-    /// A relative key is opened only when the packer appends it (``FetchedBody/opener``), beneath
-    /// the root's open directory: one short path walk, and nothing can swap a link between the
-    /// check and the read.
+    /// A key is opened only when the packer appends it (``FetchedBody/opener``); a relative one
+    /// beneath the root's open directory: one short path walk, and nothing can swap a link
+    /// between the check and the read.
     public func fetch(_ location: BodyLocation) async throws -> FetchedBody {
         let key = location.key
         guard kernelConfinement, !key.isEmpty, !key.hasPrefix("/"), let directory else {
-            return FetchedBody(path: try resolve(key), isTemporary: false)
+            let path = try resolve(key)
+            return FetchedBody(path: path) { try Self.openResolved(path) }
         }
         return FetchedBody(path: directory.resolvedPath + "/" + key) { [self] in try self.open(key) }
     }
 
-    /// Opens a key for reading under the same rules as ``resolve(_:)``; the caller closes the descriptor.
+    /// Opens a key for reading under the same rules as ``resolve(_:)``; the caller closes the
+    /// descriptor. It never blocks: the body is opened `O_NONBLOCK` and must be a regular file
+    /// (a FIFO, a device, a socket or a directory is refused with `invalidData`, naming it).
     public func open(_ key: String) throws -> Int32 {
         if kernelConfinement, !key.isEmpty, !key.hasPrefix("/"), !key.utf8.contains(0), let directory,
             let fd = directory.openBeneath(key), fd >= 0
         {
-            return fd
+            return try Self.regularFile(fd, path: directory.resolvedPath + "/" + key)
         }
-        let path = try resolve(key)
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        return try Self.openResolved(try resolve(key))
+    }
+
+    /// Opens a resolved body path without blocking; it must be a regular file.
+    static func openResolved(_ path: String) throws -> Int32 {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT { throw DESKitError(.notFound, "no such file '\(path)'") }
+            if let kind = specialKind(at: path) { throw notRegular(path, kind: kind) }
             throw DESKitError(.storage, "cannot open body '\(path)': \(String(cString: strerror(code)))")
         }
-        return fd
+        return try regularFile(fd, path: path)
     }
 
     /// The path a key names, checked against the root.

@@ -153,6 +153,31 @@ struct MariaDBConformanceTests {
         }
     }
 
+    @Test("A wrong password is an authentication failure (28000, error 1045), not transient, naming server and user, never the password")
+    func wrongPassword() async throws {
+        var wrong = try mariaDB()
+        let secret = "wrong-" + UUID().uuidString
+        wrong.password = Secret(secret)
+        do {
+            _ = try await connect(wrong)
+            Issue.record("expected a refused login")
+        } catch let error as SQLError {
+            #expect(error.isAuthenticationFailure && !error.isTransient && error.code == "28000", "\(error)")
+            #expect(error.message.contains("authentication failed") && error.message.contains("(error 1045)"), "\(error)")
+            #expect(error.message.contains("\(wrong.host ?? ""):\(wrong.port ?? 0)/") && error.message.contains(wrong.username ?? "?"))
+            #expect(!"\(error)".contains(secret))
+        }
+        // The metadata store and a source's health check report it the same way.
+        let registry = PluginRegistry()
+        MariaDBPlugin.register(in: registry)
+        do {
+            _ = try await registry.makeMetadataStore(wrong, baseDirectory: ".")
+            Issue.record("the store must not open")
+        } catch let error as SQLError {
+            #expect(error.isAuthenticationFailure && !"\(error)".contains(secret))
+        }
+    }
+
     @Test("Config check: an unknown driver option names the plugin and the nearest option")
     func configCheck() throws {
         let registry = PluginRegistry()

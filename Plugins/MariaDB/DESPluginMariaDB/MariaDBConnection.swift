@@ -76,6 +76,11 @@ public final class MariaDBConnection: SQLConnection, @unchecked Sendable {
         guard connected != nil else {
             let (code, message) = (mysql_errno(mysql), String(cString: mysql_error(mysql)))
             mysql_close(mysql)
+            if Self.authenticationErrors.contains(code) {
+                // Not transient: the same credentials are refused again.
+                throw SQLError(
+                    code: "28000", message: "MariaDB/MySQL at \(target): authentication failed: \(message) (error \(code))", isTransient: false)
+            }
             throw SQLError(
                 code: "08001", message: "cannot connect to MariaDB/MySQL at \(target): \(message) (\(code))", isTransient: true)
         }
@@ -84,6 +89,10 @@ public final class MariaDBConnection: SQLConnection, @unchecked Sendable {
         if s.statementTimeoutSeconds > 0 { setup.append("SET SESSION max_statement_time = \(s.statementTimeoutSeconds)") }
         for statement in setup { _ = try textQuery(mysql, statement) }
     }
+
+    /// Connection errors that are a refused login: access denied (1045; 1698 without a password),
+    /// an authentication method the client cannot use (1251, 2059, 2061).
+    static let authenticationErrors: Set<UInt32> = [1045, 1698, 1251, 2059, 2061]
 
     public var isBroken: Bool { broken.withLock { $0 } }
 

@@ -49,12 +49,33 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         }
         guard PQstatus(conn) == CONNECTION_OK else {
             let message = Self.clean(String(cString: PQerrorMessage(conn)))
+            let needsPassword = PQconnectionNeedsPassword(conn) == 1
             PQfinish(conn)
+            if let sqlstate = Self.authenticationFailure(message, needsPassword: needsPassword) {
+                // Not transient: the same credentials are refused again (and not retried for seconds).
+                throw SQLError(code: sqlstate, message: "PostgreSQL at \(target): authentication failed: \(message)", isTransient: false)
+            }
             throw SQLError(code: "08001", message: "cannot connect to PostgreSQL at \(target): \(message)", isTransient: true)
         }
         // Server notices (NOTICE, WARNING) are not printed to stderr as libpq would by default.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
         handle = conn
+    }
+
+    /// The SQLSTATE of a connection the server refused to log in, from libpq's message (libpq
+    /// keeps the server's SQLSTATE of a failed connection to itself): 28P01 for a wrong password,
+    /// 28000 for another refusal (no password given, no such role, a role that may not log in,
+    /// no pg_hba.conf entry, a failed ident, peer, SCRAM or certificate login); nil for anything else.
+    static func authenticationFailure(_ message: String, needsPassword: Bool) -> String? {
+        let m = message.lowercased()
+        if m.contains("password authentication failed") { return "28P01" }
+        let refusals = [
+            "authentication failed", "no password supplied", "no pg_hba.conf entry", "is not permitted to log in",
+            "pg_hba.conf rejects connection",
+        ]
+        if needsPassword || refusals.contains(where: m.contains) { return "28000" }
+        if m.contains("role \"") && m.contains("\" does not exist") { return "28000" }
+        return nil
     }
 
     /// libpq's message with its trailing newline and any echo of the connection string removed.

@@ -10,47 +10,12 @@ import Synchronization
 /// under `des:idx:{location}/{key}@{version}`, with the TTL, and the newest version of each
 /// container under `des:ver:{location}/{key}`.
 ///
-/// A damaged entry is deleted and counts as a miss. When Redis cannot be reached the cache is
-/// off — every lookup a miss, every store skipped — and it tries again at most once a second:
-/// a Redis outage never fails a read.
+/// A damaged entry is deleted and counts as a miss. When Redis cannot be reached, or refuses the
+/// login of `cache.url` (logged as an authentication failure, never with the password), the cache
+/// is off — every lookup a miss, every store skipped — and it tries again at most once a second:
+/// a Redis outage never fails a read. ``healthCheck()`` reports either (`des health`).
 public final class RedisIndexCache: IndexCache {
-    /// Where Redis is.
-    public struct Settings: Sendable {
-        public var host = "127.0.0.1"
-        public var port = 6379
-        public var password: String?
-        public var database = 0
-        public var keyPrefix = "des"
-        public var ttlSeconds: Double? = 3600
-        /// Longest wait for Redis on one command (a slow Redis is treated as down).
-        public var timeoutSeconds: Double = 0.5
-        /// Creates default settings.
-        public init() {}
-
-        /// Settings from `redis://[:password@]host[:port][/db]`.
-        public init(url: String) throws {
-            guard url.hasPrefix("redis://") else { throw DESKitError(.configuration, "cache.url must be redis://host:port, got a URL of another kind") }
-            var rest = String(url.dropFirst("redis://".count))
-            if let at = rest.lastIndex(of: "@") {
-                let auth = rest[..<at]
-                password = auth.hasPrefix(":") ? String(auth.dropFirst()) : String(auth.split(separator: ":").last ?? "")
-                rest = String(rest[rest.index(after: at)...])
-            }
-            if let slash = rest.firstIndex(of: "/") {
-                database = Int(rest[rest.index(after: slash)...]) ?? 0
-                rest = String(rest[..<slash])
-            }
-            if let colon = rest.lastIndex(of: ":") {
-                guard let p = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(p) else {
-                    throw DESKitError(.configuration, "cache.url: the port of a redis:// URL must be 1–65535")
-                }
-                port = p
-                rest = String(rest[..<colon])
-            }
-            if !rest.isEmpty { host = rest }
-        }
-    }
-
+    /// Where Redis is and how to log in (``Settings``).
     public let settings: Settings
     private let thread = DedicatedThread(name: "des-redis")
     private let logger: Logger
@@ -94,7 +59,7 @@ public final class RedisIndexCache: IndexCache {
         case bytes([UInt8]), nilValue, integer(Int64), status(String), error(String), array([Reply])
     }
 
-    /// Runs one command; nil when Redis is down (the cache is then off for a second).
+    /// Runs one command; nil when Redis is down or refuses the login (the cache is then off for a second).
     private func command(_ args: [[UInt8]]) async -> Reply? {
         let now = ProcessInfo.processInfo.systemUptime
         let skip = state.withLock { s -> Bool in
@@ -103,50 +68,96 @@ public final class RedisIndexCache: IndexCache {
             return false
         }
         if skip { return nil }
-        let reply = try? await thread.run { [self] () -> Reply? in
-            if context == nil { connect() }
-            guard let c = context else { return nil }
-            let reply = Self.run(c, args)
-            if reply == nil {
-                redisFree(c)
-                context = nil
-            }
-            return reply
-        }
-        let result = reply ?? nil
+        let outcome = (try? await thread.run { [self] in runConnected(args) }) ?? .failure(.unreachable("the cache's thread has stopped"))
         state.withLock { s in
-            if result == nil {
-                if !s.down { logger.warning("Redis index cache unreachable; reading without it", metadata: ["at": "\(settings.host):\(settings.port)"]) }
+            switch outcome {
+            case .failure(let failure):
+                if !s.down {
+                    logger.warning("\(failure.describe(settings)); reading without the Redis index cache", metadata: ["at": "\(settings.server)"])
+                }
                 s.down = true
                 s.errors += 1
                 s.lastAttempt = now
-            } else {
+            case .success:
                 s.down = false
             }
         }
-        return result
+        return try? outcome.get()
     }
 
-    /// Connects (on the thread), authenticates and selects the database; leaves `context` nil on failure.
-    private func connect() {
+    /// One command on the thread, connecting first when needed. A refused login (an `AUTH`
+    /// error, or `NOAUTH` from a server that wants one) drops the connection like a lost one.
+    private func runConnected(_ args: [[UInt8]]) -> Result<Reply, RedisConnectFailure> {
+        if context == nil, let failure = connect() { return .failure(failure) }
+        guard let c = context else { return .failure(.unreachable("no connection")) }
+        let reply = Self.run(c, args)
+        var failure: RedisConnectFailure?
+        switch reply {
+        case nil: failure = .unreachable(c.pointee.err != 0 ? Self.contextError(c) : "the connection was lost")
+        case .error(let message)? where RedisConnectFailure.isAuthentication(message): failure = .authentication(message)
+        default: break
+        }
+        if let failure {
+            redisFree(c)
+            context = nil
+            return .failure(failure)
+        }
+        return reply.map { .success($0) } ?? .failure(.unreachable("no reply"))
+    }
+
+    /// Connects (on the thread), logs in and selects the database; on failure `context` stays nil
+    /// and the reason is returned (never with the password in it).
+    private func connect() -> RedisConnectFailure? {
         let seconds = settings.timeoutSeconds
         let tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
-        guard let c = redisConnectWithTimeout(settings.host, Int32(settings.port), tv) else { return }
+        guard let c = redisConnectWithTimeout(settings.host, Int32(settings.port), tv) else { return .unreachable("out of memory") }
         if c.pointee.err != 0 {
+            let reason = Self.contextError(c)
             redisFree(c)
-            return
+            return .unreachable(reason)
         }
         redisSetTimeout(c, tv)
-        var setup: [[[UInt8]]] = []
-        if let password = settings.password { setup.append([Array("AUTH".utf8), Array(password.utf8)]) }
-        if settings.database != 0 { setup.append([Array("SELECT".utf8), Array(String(settings.database).utf8)]) }
-        for command in setup {
-            guard case .status? = Self.run(c, command) else {
-                redisFree(c)  // refused (a wrong password, no such database): the cache stays off
-                return
+        var setup: [(what: String, args: [[UInt8]])] = []
+        if let password = settings.password {
+            let user = settings.username.map { [Array($0.utf8)] } ?? []
+            setup.append(("AUTH", [Array("AUTH".utf8)] + user + [Array(password.utf8)]))
+        }
+        if settings.database != 0 { setup.append(("SELECT", [Array("SELECT".utf8), Array(String(settings.database).utf8)])) }
+        for step in setup {
+            let reply = Self.run(c, step.args)
+            if case .status? = reply { continue }
+            let failure: RedisConnectFailure
+            switch reply {
+            case nil: failure = .unreachable(c.pointee.err != 0 ? Self.contextError(c) : "the connection was lost")
+            case .error(let message)? where step.what == "AUTH" || RedisConnectFailure.isAuthentication(message):
+                failure = .authentication(message)
+            case .error(let message)?: failure = .refused("\(step.what) \(settings.database) was refused: \(message)")
+            default: failure = .refused("unexpected reply to \(step.what)")
             }
+            redisFree(c)  // the cache stays off, and says why
+            return failure
         }
         context = c
+        return nil
+    }
+
+    /// hiredis's message for a failed context (`Connection refused`, `Timeout`).
+    private static func contextError(_ c: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: c.pointee.errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    /// Connects (or uses the open connection), logs in and sends `PING`: throws
+    /// ``DESKitError`` `authentication` when the server refuses the user or password,
+    /// `unavailable` when it cannot be reached. For `des health`; unlike a lookup, it reports.
+    public func healthCheck() async throws {
+        let outcome = try await thread.run { [self] in runConnected([Array("PING".utf8)]) }
+        switch outcome {
+        case .success(.error(let message)): throw DESKitError(.unavailable, "Redis index cache at \(settings.server) answered PING with an error: \(message)")
+        case .success: return
+        case .failure(let failure): throw failure.error(settings)
+        }
     }
 
     /// One command on the thread; nil when the connection failed.
@@ -271,7 +282,14 @@ public enum RedisPlugin {
             type: "redis",
             check: { section in
                 try section.checkKeys(["type", "url", "ttl_seconds", "key_prefix", "timeout_seconds"], plugin: "cache type 'redis'")
-                if let url = try section.string("url") { _ = try? Settings(url: url) }
+                // A URL that every command would refuse is refused here, at its line (the message never repeats it).
+                if let url = try section.string("url") {
+                    do { _ = try Settings(url: url) } catch let error as DESKitError {
+                        // The error points at cache.url already: "cache.url: must be redis://…".
+                        let message = error.message.hasPrefix("cache.url ") ? String(error.message.dropFirst("cache.url ".count)) : error.message
+                        throw section.error("url", message)
+                    }
+                }
                 _ = try section.double("timeout_seconds", in: 0.01...30)
             },
             factory: { config in
@@ -285,3 +303,5 @@ public enum RedisPlugin {
 
     typealias Settings = RedisIndexCache.Settings
 }
+
+extension RedisIndexCache: CheckableIndexCache {}

@@ -4,6 +4,8 @@
 /// Opens `path` (relative) read-only beneath the directory `dirfd`, refusing any
 /// resolution that leaves it (`..` above it, an absolute symbolic link, a link
 /// pointing outside): Linux openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS.
+/// The descriptor is opened O_NONBLOCK, so that a FIFO at `path` does not block the open
+/// (the caller checks the file's kind with fstat and clears O_NONBLOCK before reading).
 ///
 /// Returns a file descriptor, or -1 with errno set: EXDEV when the path escapes,
 /// ENOSYS (or EPERM under some sandboxes) when the kernel lacks openat2, in which

@@ -84,6 +84,10 @@ public struct SQLError: Error, Sendable, CustomStringConvertible {
         self.isTransient = isTransient
     }
 
+    /// Whether the server refused the login (SQLSTATE class 28: a wrong password, an unknown
+    /// user): the message names the server and the user, never the password.
+    public var isAuthenticationFailure: Bool { code.hasPrefix("28") }
+
     public var description: String {
         var s = "database error \(code): \(message)"
         if let statement { s += " (in: \(statement))" }

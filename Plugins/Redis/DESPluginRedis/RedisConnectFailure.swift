@@ -1,0 +1,40 @@
+import DESKit
+
+/// Why the Redis index cache has no connection: the server cannot be reached, it refused the
+/// login, or it refused another setup step. Messages name the server, never the password.
+enum RedisConnectFailure: Error, Sendable {
+    /// No connection (refused, timed out, lost): hiredis's reason.
+    case unreachable(String)
+    /// `AUTH` was refused (`WRONGPASS`, `ERR invalid password`), or a command met `NOAUTH`.
+    case authentication(String)
+    /// Another setup step was refused (`SELECT` of a database the server does not have).
+    case refused(String)
+
+    /// Whether a Redis error reply is about the login.
+    static func isAuthentication(_ message: String) -> Bool {
+        let upper = message.uppercased()
+        return upper.hasPrefix("NOAUTH") || upper.hasPrefix("WRONGPASS") || upper.contains("INVALID PASSWORD")
+            || upper.contains("INVALID USERNAME-PASSWORD") || upper.contains("AUTHENTICATION REQUIRED")
+            || upper.contains("AUTH <PASSWORD> CALLED WITHOUT ANY PASSWORD CONFIGURED")
+    }
+
+    /// One line for logs and errors.
+    func describe(_ settings: RedisIndexCache.Settings) -> String {
+        switch self {
+        case .unreachable(let why):
+            return "Redis index cache at \(settings.server) unreachable: \(why)"
+        case .authentication(let reply):
+            let hint = reply.uppercased().hasPrefix("NOAUTH")
+                ? " (the server wants a login: give user and password in cache.url, redis://user:password@host)" : ""
+            return "Redis index cache at \(settings.server): authentication failed: \(reply)\(hint)"
+        case .refused(let why):
+            return "Redis index cache at \(settings.server): \(why)"
+        }
+    }
+
+    /// The failure as a typed error: `authentication` for a refused login, `unavailable` otherwise.
+    func error(_ settings: RedisIndexCache.Settings) -> DESKitError {
+        if case .authentication = self { return DESKitError(.authentication, describe(settings)) }
+        return DESKitError(.unavailable, describe(settings))
+    }
+}
