@@ -229,6 +229,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
             "packer.checkpoint_every_seconds": .double(p.checkpointEverySeconds),
             "packer.lease_ttl_seconds": .double(p.leaseTTLSeconds),
             "packer.heartbeat_seconds": .double(p.heartbeatSeconds),
+            "packer.drain_seconds": .double(p.drainSeconds),
             "packer.claim_timeout_seconds": .double(p.claimTimeoutSeconds),
             "packer.idle_sleep_seconds": .double(p.idleSleepSeconds),
             "marker.batch_size": .int(k.batchSize),
