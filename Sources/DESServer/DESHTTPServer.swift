@@ -80,10 +80,12 @@ public struct DESHTTPServer: Sendable {
         self.readiness = parts.readiness
     }
 
-    /// The router with every enabled route and the middleware (metrics on all, auth on the API).
+    /// The router with every enabled route and the middleware (metrics and request ids on all,
+    /// auth on the API).
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        router.add(middleware: RequestIDMiddleware())
         if routes.contains(.observability) {
             addHealthRoutes(to: router)
         }

@@ -3,6 +3,7 @@ import DESNaming
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 
 extension DESHTTPServer {
     /// The longest name looked at (a Snowflake name is about 40 characters).
@@ -33,6 +34,8 @@ extension DESHTTPServer {
             return APIResponse.error(.badRequest, "bad_name", "not a DES name: \(error.message)")
         }
         let shard = locator.shard(of: name)
+        var logger = context.logger
+        logger[metadataKey: "name"] = .string(name)
         var attempt = 0
         while true {
             do {
@@ -46,8 +49,7 @@ extension DESHTTPServer {
                 attempt += 1
                 await locator.forget(name: name)
             } catch {
-                logger.warning("GET /files failed", metadata: ["name": "\(name)", "error": "\(error)"])
-                return APIResponse.failure(error)
+                return APIResponse.failure(error, while: "\(request.method) /files", logger: logger)
             }
         }
     }
@@ -126,15 +128,6 @@ extension DESHTTPServer {
 
     /// Bodies larger than this are streamed in chunks of this size.
     static let streamChunk: UInt64 = 1 << 20
-}
-
-extension HTTPField.Name {
-    /// `X-DES-Container`: the key of the container holding the file.
-    static let xDESContainer = HTTPField.Name("X-DES-Container")!
-    /// `X-DES-Shard-Id`: the file's shard.
-    static let xDESShardID = HTTPField.Name("X-DES-Shard-Id")!
-    /// `X-Content-Type-Options`.
-    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
 }
 
 /// A single-range `Range` header against a file of `size` bytes (RFC 9110 §14).
