@@ -60,6 +60,7 @@ public struct DESHTTPServer: Sendable {
     public let metrics: ServerMetrics
     let assigner: NameAssigner
     let locator: FileLocator
+    let fileBody: FileBody
     let readiness: Readiness
     let started = monotonicSeconds()
 
@@ -74,9 +75,11 @@ public struct DESHTTPServer: Sendable {
         let reader = StorageArchiveReader(
             storage: CountingStorage(base: parts.storage, metrics: metrics),
             cache: parts.cache.map { CountingIndexCache(base: $0, metrics: metrics) })
-        self.locator = FileLocator(
+        let locator = FileLocator(
             metadata: parts.metadata, reader: reader, shardBits: parts.shardBits, refreshSeconds: settings.containerRefreshSeconds,
             locatedCapacity: settings.locatedCacheEntries)
+        self.locator = locator
+        self.fileBody = FileBody(locator: locator, metrics: metrics, verifyMaxBytes: settings.verifyMaxBytes)
         self.readiness = parts.readiness
     }
 

@@ -10,6 +10,7 @@ import Synchronization
 /// - `des_index_cache_requests_total{result="hit"|"miss"}`
 /// - `des_storage_requests_total{operation}` (every read the service makes of storage)
 /// - `des_assign_names_total`
+/// - `des_read_checksum_failures_total` (bodies read from storage that did not hash to their META sha256)
 public final class ServerMetrics: Sendable {
     /// The registry `/metrics` emits.
     public let registry: PrometheusCollectorRegistry
@@ -19,6 +20,7 @@ public final class ServerMetrics: Sendable {
     let cacheHits: Counter
     let cacheMisses: Counter
     let assigned: Counter
+    let checksumFailures: Counter
     private let storageCounters = Mutex<[String: Counter]>([:])
 
     static let buckets: [Duration] = [
@@ -40,6 +42,8 @@ public final class ServerMetrics: Sendable {
         cacheHits = registry.makeCounter(descriptor: cache, labels: [("result", "hit")])
         cacheMisses = registry.makeCounter(descriptor: cache, labels: [("result", "miss")])
         assigned = registry.makeCounter(descriptor: Self.name("des_assign_names_total", "Names given by /assign"))
+        checksumFailures = registry.makeCounter(
+            descriptor: Self.name("des_read_checksum_failures_total", "Bodies read from storage whose sha256 is not the one META records"))
     }
 
     /// Counts one request and its duration.
