@@ -66,17 +66,18 @@ extension DESHTTPServer {
         ]
         headers[.xDESContainer] = located.key
         headers[.xDESShardID] = String(shard)
-        if let sha = located.sha256 {
-            let etag = "\"" + sha + "\""
-            headers[.eTag] = etag
-            if let match = request.headers[.ifNoneMatch], match == etag || match == "*" {
-                return Response(status: .notModified, headers: headers)
-            }
+        let etag = located.sha256.map { EntityTag(strong: $0) }
+        if let etag { headers[.eTag] = etag.header }
+        // If-None-Match comes first (RFC 9110 §13.2.2): any listed tag matching weakly, or `*`, is 304.
+        let noneMatch = request.headers[values: .ifNoneMatch]
+        if !noneMatch.isEmpty, let condition = EntityTagList.parse(noneMatch), condition.matches(etag) {
+            return Response(status: .notModified, headers: headers)
         }
         let size = located.size
         var status = HTTPResponse.Status.ok
         var range: ClosedRange<UInt64>? = nil
-        if let header = request.headers[.range] {
+        // A Range counts only when If-Range (if any) names this very file strongly; else the whole file.
+        if let header = request.headers[.range], IfRange.allowsRange(request.headers[.ifRange], etag: etag) {
             switch ByteRange.parse(header, size: size) {
             case .whole: break
             case .slice(let r):
