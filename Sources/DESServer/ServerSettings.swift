@@ -34,7 +34,7 @@ public struct ServerSettings: Sendable {
     /// How long a kept-alive connection may wait for its next request (`server.idle_timeout`).
     public var idleTimeoutSeconds: Double
     /// The most client connections open at once (`server.max_connections`), before the
-    /// descriptor limit is applied.
+    /// descriptor limit is applied (see ``ConnectionGuard/effectiveLimit(configured:)``).
     public var maxConnections: Int
 
     /// Settings from a config's `server:` section (and `marker.name_prefix` as the default prefix).
