@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): the HTTP service under wrk on loopback. Requests/s and p99
 # latency of POST /assign and of GET /files/{name} (4 KiB files on local disk, warm
-# index cache), each beside GET /health/live on the same server in the same run (the
-# framework's floor: what a route that does nothing gets on this machine).
+# index cache, every body checked against its META sha256 before it is sent), each
+# beside GET /health/live on the same server in the same run (the framework's floor:
+# what a route that does nothing gets on this machine).
 #   scripts/bench-http.sh [SECONDS] [CONNECTIONS]     (default 10 s, 64 connections)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,13 +50,15 @@ echo "==> wrk: 1 thread, $CONNS connections, ${SECS} s per route"
 read -r LIVE_RPS LIVE_P99 _ <<<"$(run "$BASE/health/live")"
 read -r ASSIGN_RPS ASSIGN_P99 ASSIGN_BAD <<<"$(run -s scripts/wrk/assign.lua "$BASE/assign")"
 read -r FILES_RPS FILES_P99 FILES_BAD <<<"$(run -s scripts/wrk/files.lua "$BASE")"
-STORAGE="$(curl -s "$BASE/metrics" | awk '/^des_storage_requests_total/ {s+=$2} END {print s+0}')"
+METRICS="$(curl -s "$BASE/metrics")"
+STORAGE="$(awk '/^des_storage_requests_total/ {s+=$2} END {print s+0}' <<<"$METRICS")"
+MISMATCHES="$(awk '/^des_read_checksum_failures_total/ {s+=$2} END {print s+0}' <<<"$METRICS")"
 
 printf '\n%-34s %12s %10s %10s %12s\n' "route (loopback, wrk)" "requests/s" "p99 ms" "non-2xx" "vs /health/live"
 printf '%-34s %12.0f %10s %10s %12s\n' "GET /health/live (floor)" "$LIVE_RPS" "$LIVE_P99" "-" "1.00"
 printf '%-34s %12.0f %10s %10s %12s\n' "POST /assign" "$ASSIGN_RPS" "$ASSIGN_P99" "$ASSIGN_BAD" \
   "$(python3 -c "print(f'{$ASSIGN_RPS/$LIVE_RPS:.2f}')")"
-printf '%-34s %12.0f %10s %10s %12s\n' "GET /files/{name} (4 KiB, warm)" "$FILES_RPS" "$FILES_P99" "$FILES_BAD" \
+printf '%-34s %12.0f %10s %10s %12s\n' "GET /files/{name} (4 KiB, checked)" "$FILES_RPS" "$FILES_P99" "$FILES_BAD" \
   "$(python3 -c "print(f'{$FILES_RPS/$LIVE_RPS:.2f}')")"
-echo "storage requests made by the server in all: $STORAGE"
+echo "storage requests made by the server in all: $STORAGE; checksum mismatches: $MISMATCHES"
 echo "targets: /assign >= 30000/s, /files >= 10000/s, p99 < 5 ms"

@@ -13,13 +13,18 @@ public struct HealthCheckResult: Sendable, Equatable {
     /// Why it failed (nil when healthy). Never carries a password: errors of the
     /// plugins name the server, not the credentials.
     public var error: String?
+    /// Whether ``error`` is the dependency's own error text, which may name hosts, paths, SQL or
+    /// the database's messages (false for the checker's own verdicts: a timeout, a probe still
+    /// stuck). An HTTP answer shows such text only in the log.
+    public var errorIsFromDependency: Bool
 
     /// Creates a result.
-    public init(name: String, healthy: Bool, seconds: Double, error: String? = nil) {
+    public init(name: String, healthy: Bool, seconds: Double, error: String? = nil, errorIsFromDependency: Bool = false) {
         self.name = name
         self.healthy = healthy
         self.seconds = seconds
         self.error = error
+        self.errorIsFromDependency = errorIsFromDependency
     }
 }
 
@@ -124,26 +129,34 @@ public final class HealthChecker: Sendable {
         }
         let start = monotonicSeconds()
         let outcome = await Self.firstOf(
-            { () async -> String? in
+            { () async -> Failure? in
                 defer { _ = self.running.withLock { $0.remove(name) } }
                 do {
                     try await probe()
                     return nil
                 } catch is CancellationError {
-                    return "cancelled"
+                    return Failure(text: "cancelled", fromDependency: false)
                 } catch {
-                    return "\(error)"
+                    return Failure(text: "\(error)", fromDependency: true)
                 }
             },
-            orAfter: timeoutSeconds, timedOut: "no answer within \(formatSeconds(timeoutSeconds)) s")
-        return HealthCheckResult(name: name, healthy: outcome == nil, seconds: monotonicSeconds() - start, error: outcome)
+            orAfter: timeoutSeconds, timedOut: Failure(text: "no answer within \(formatSeconds(timeoutSeconds)) s", fromDependency: false))
+        return HealthCheckResult(
+            name: name, healthy: outcome == nil, seconds: monotonicSeconds() - start, error: outcome?.text,
+            errorIsFromDependency: outcome?.fromDependency ?? false)
+    }
+
+    /// Why a probe failed, and whether the words are the dependency's own.
+    struct Failure: Sendable {
+        var text: String
+        var fromDependency: Bool
     }
 
     /// The result of `work`, or `timedOut` when `seconds` pass first (and `work` is cancelled).
     static func firstOf(
-        _ work: @escaping @Sendable () async -> String?, orAfter seconds: Double, timedOut: String
-    ) async -> String? {
-        await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
+        _ work: @escaping @Sendable () async -> Failure?, orAfter seconds: Double, timedOut: Failure
+    ) async -> Failure? {
+        await withCheckedContinuation { (c: CheckedContinuation<Failure?, Never>) in
             let once = ResumeOnce(c)
             let worker = Task {
                 let value = await work()
@@ -159,12 +172,12 @@ public final class HealthChecker: Sendable {
 
 /// A continuation resumed by whichever of two racers comes first.
 private final class ResumeOnce: Sendable {
-    private let slot: Mutex<CheckedContinuation<String?, Never>?>
-    init(_ c: CheckedContinuation<String?, Never>) { slot = Mutex(c) }
+    private let slot: Mutex<CheckedContinuation<HealthChecker.Failure?, Never>?>
+    init(_ c: CheckedContinuation<HealthChecker.Failure?, Never>) { slot = Mutex(c) }
     /// Resumes with `value` if nobody did; whether this call did.
     @discardableResult
-    func resume(_ value: String?) -> Bool {
-        let c = slot.withLock { s -> CheckedContinuation<String?, Never>? in
+    func resume(_ value: HealthChecker.Failure?) -> Bool {
+        let c = slot.withLock { s -> CheckedContinuation<HealthChecker.Failure?, Never>? in
             defer { s = nil }
             return s
         }

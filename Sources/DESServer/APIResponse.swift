@@ -2,9 +2,18 @@ import DESFormat
 import DESKit
 import Foundation
 import Hummingbird
+import Logging
 
-/// JSON bodies and the typed errors of the API: `{"error": {"code": "...", "message": "..."}}`.
+/// JSON bodies and the typed errors of the API:
+/// `{"error": {"code": "...", "message": "...", "request_id": "..."}}`.
+///
+/// An error's message is written for clients: it never carries SQL, a database's words, a
+/// path or key of storage, or the description of an unknown error. Those go to the log, with
+/// the request's id, which the error body and the `X-Request-Id` header carry.
 enum APIResponse {
+    /// The id of the request being answered (set by ``RequestIDMiddleware`` for its handler).
+    @TaskLocal static var requestID: String?
+
     /// A JSON response.
     static func json(_ text: String, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var h = headers
@@ -12,34 +21,75 @@ enum APIResponse {
         return Response(status: status, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
-    /// A JSON error.
+    /// A JSON error (with the request's id, when there is one).
     static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) -> Response {
-        let body = ["error": ["code": code, "message": message]]
+        var fields = ["code": code, "message": message]
+        if let id = requestID { fields["request_id"] = id }
+        let body = ["error": fields]
         let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return json(String(decoding: data, as: UTF8.self), status: status, headers: headers)
     }
 
-    /// The response for a failure while serving: storage or metadata down is 503, a corrupt
-    /// container 500 naming it; never a stack of internals.
-    static func failure(_ error: any Error) -> Response {
+    /// What a failure while serving tells the client; the error itself goes to the log.
+    struct Verdict: Equatable {
+        var status: HTTPResponse.Status
+        var code: String
+        var message: String
+        /// Whether the answer carries `Retry-After: 1`.
+        var retry: Bool = false
+    }
+
+    /// The verdict on an error: the metadata store (a ``DESKitError`` of the database or a
+    /// driver's `SQLError`) or storage failing is 503 `unavailable`, a
+    /// container that changed while read 503 `changed`, a body that does not hash to its META
+    /// sha256 502 `checksum_mismatch`, a container failing validation 500 `corrupt_container`,
+    /// anything else 500 `internal`. No message names a key, a path, SQL or a database's words.
+    static func verdict(for error: any Error) -> Verdict {
         if let e = error as? DESKitError {
             switch e.code {
             case .unavailable, .storage, .database:
-                return Self.error(.serviceUnavailable, "unavailable", e.message, headers: [.retryAfter: "1"])
+                return Verdict(
+                    status: .serviceUnavailable, code: "unavailable",
+                    message: "a service this server depends on (the metadata store or the storage) is unavailable; try again", retry: true)
             case .changed:
-                return Self.error(.serviceUnavailable, "changed", e.message, headers: [.retryAfter: "1"])
+                return Verdict(status: .serviceUnavailable, code: "changed", message: "the container changed while it was read; try again", retry: true)
             case .notFound:
-                return Self.error(.notFound, "not_found", e.message)
+                return Verdict(status: .notFound, code: "not_found", message: "the file's container or body is not in storage")
             default:
-                return Self.error(.internalServerError, e.code.description, e.message)
+                return internalVerdict
             }
         }
+        if error is SQLError {  // the metadata store's database: its words and statement stay in the log
+            return Verdict(
+                status: .serviceUnavailable, code: "unavailable",
+                message: "a service this server depends on (the metadata store or the storage) is unavailable; try again", retry: true)
+        }
         if let e = error as? DESFormatError {
-            return Self.error(.internalServerError, "corrupt_container", e.description)
+            switch e.code {
+            case .checksumMismatch:
+                return Verdict(
+                    status: .badGateway, code: "checksum_mismatch",
+                    message: "the bytes read from storage do not match the sha256 the container records for this file")
+            case .io:
+                return Verdict(
+                    status: .serviceUnavailable, code: "unavailable", message: "the storage could not be read; try again", retry: true)
+            default:
+                return Verdict(
+                    status: .internalServerError, code: "corrupt_container", message: "the container holding this file failed validation")
+            }
         }
-        if let e = error as? any HTTPResponseError {
-            return Self.error(e.status, "http", e.status.reasonPhrase)
-        }
-        return Self.error(.internalServerError, "internal", "\(error)")
+        return internalVerdict
+    }
+
+    private static let internalVerdict = Verdict(
+        status: .internalServerError, code: "internal", message: "the server failed to answer; the log has the details under this request id")
+
+    /// The response for a failure while serving `what` (`GET /files/…`): the error, whole, goes
+    /// to `logger` (which carries the request id); the client gets ``verdict(for:)``.
+    static func failure(_ error: any Error, while what: String, logger: Logger) -> Response {
+        let v = verdict(for: error)
+        logger.warning(
+            "\(what) failed", metadata: ["status": "\(v.status.code)", "code": "\(v.code)", "error": "\(error)"])
+        return Self.error(v.status, v.code, v.message, headers: v.retry ? [.retryAfter: "1"] : [:])
     }
 }

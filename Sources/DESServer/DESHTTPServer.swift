@@ -1,6 +1,7 @@
 import DESEngine
 import DESKit
 import Hummingbird
+import HummingbirdCore
 import Logging
 import Prometheus
 import ServiceLifecycle
@@ -60,6 +61,7 @@ public struct DESHTTPServer: Sendable {
     public let metrics: ServerMetrics
     let assigner: NameAssigner
     let locator: FileLocator
+    let fileBody: FileBody
     let readiness: Readiness
     let started = monotonicSeconds()
 
@@ -74,16 +76,20 @@ public struct DESHTTPServer: Sendable {
         let reader = StorageArchiveReader(
             storage: CountingStorage(base: parts.storage, metrics: metrics),
             cache: parts.cache.map { CountingIndexCache(base: $0, metrics: metrics) })
-        self.locator = FileLocator(
+        let locator = FileLocator(
             metadata: parts.metadata, reader: reader, shardBits: parts.shardBits, refreshSeconds: settings.containerRefreshSeconds,
             locatedCapacity: settings.locatedCacheEntries)
+        self.locator = locator
+        self.fileBody = FileBody(locator: locator, metrics: metrics, verifyMaxBytes: settings.verifyMaxBytes)
         self.readiness = parts.readiness
     }
 
-    /// The router with every enabled route and the middleware (metrics on all, auth on the API).
+    /// The router with every enabled route and the middleware (metrics and request ids on all,
+    /// auth on the API).
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        router.add(middleware: RequestIDMiddleware())
         if routes.contains(.observability) {
             addHealthRoutes(to: router)
         }
@@ -97,11 +103,26 @@ public struct DESHTTPServer: Sendable {
         return router
     }
 
-    /// The HTTP application, a `Service`: `onRunning` gets the port it listens on.
+    /// The listen backlog asked for.
+    static let acceptBacklog = 4_096
+
+    /// The HTTP application, a `Service`: `onRunning` gets the port it listens on. Its
+    /// connections are guarded (``ConnectionGuard``): header and idle timeouts, and a limit.
     public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some Service {
-        Application(
+        let connections = ConnectionGuard(
+            limit: ConnectionGuard.effectiveLimit(configured: settings.maxConnections, logger: logger),
+            headerTimeoutSeconds: settings.headerTimeoutSeconds, idleTimeoutSeconds: settings.idleTimeoutSeconds, metrics: metrics,
+            logger: logger)
+        return Application(
             router: router(),
-            configuration: ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "des"),
+            server: GuardedHTTP1Channel.builder(guard: connections),
+            // A deep accept queue (the kernel caps it at net.core.somaxconn): a burst of connections
+            // waits there while the guard sheds, instead of having its SYNs dropped (a 1 s retry each).
+            configuration: ApplicationConfiguration(
+                address: .hostname(settings.host, port: settings.port), serverName: "des", backlog: Self.acceptBacklog,
+                // A backstop under the guard: shed connections close on their own event loops, a moment
+                // later; accepting pauses (rather than failing for want of descriptors) while that many lag.
+                availableConnectionsDelegate: MaximumAvailableConnections(connections.acceptCeiling, logger: logger)),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
     }

@@ -9,7 +9,9 @@ import Foundation
 ///
 /// Two small caches keep a warm read at one ranged read: the container list of each
 /// (day, shard), asked again when a name is in none of them and the list is older than
-/// `refreshSeconds`; and the location of recently served names.
+/// `refreshSeconds`; and the location of recently served names. A name missing from a cached
+/// index is believed only until that container's version has been checked again (at most every
+/// `refreshSeconds`).
 final class FileLocator: Sendable {
     struct DayShard: Hashable, Sendable {
         var day: String
@@ -26,6 +28,8 @@ final class FileLocator: Sendable {
     let refreshSeconds: Double
     private let lists = BoundedCache<DayShard, ContainerList>(capacity: 16_384)
     private let located: BoundedCache<String, LocatedEntry>
+    /// When each container's version was last checked after a negative answer (monotonic seconds).
+    private let verified = BoundedCache<String, Double>(capacity: 16_384)
 
     init(metadata: any MetadataStore, reader: StorageArchiveReader, shardBits: Int, refreshSeconds: Double, locatedCapacity: Int) {
         self.metadata = metadata
@@ -48,7 +52,7 @@ final class FileLocator: Sendable {
             // Newest first: a name is in one container, and recent names are asked for most.
             for key in list.keys.reversed() where !searched.contains(key) {
                 searched.insert(key)
-                if let found = try await reader.locate(name, key: key) {
+                if let found = try await find(name, key: key) {
                     located.set(name, found)
                     return found
                 }
@@ -58,6 +62,19 @@ final class FileLocator: Sendable {
             guard fresh.keys.contains(where: { !searched.contains($0) }) else { return nil }
             list = fresh
         }
+    }
+
+    /// `name` in the container at `key`. A negative answer from a cached index is trusted only
+    /// until the object's version has been checked again (a `HEAD`, at most once per
+    /// `refreshSeconds` for each container): a container replaced, or replaced and then restored,
+    /// is read anew within that long. The warm positive path (a name found) asks nothing more.
+    private func find(_ name: String, key: String) async throws -> LocatedEntry? {
+        if let found = try await reader.locate(name, key: key) { return found }
+        let now = monotonicSeconds()
+        if let checked = verified[key], now - checked < refreshSeconds { return nil }
+        verified.set(key, now)
+        guard try await reader.revalidate(key: key) else { return nil }
+        return try await reader.locate(name, key: key)
     }
 
     /// Forgets where `name` was, and the index it was found in (its container changed under it).

@@ -1,6 +1,7 @@
 import DESEngine
 import Foundation
 import Hummingbird
+import Logging
 
 extension DESHTTPServer {
     /// `/health` (alive, with uptime), `/health/live` (the process answers), `/health/ready`
@@ -15,8 +16,8 @@ extension DESHTTPServer {
         router.get("/health/live") { _, _ -> Response in
             APIResponse.json(#"{"status":"ok"}"#)
         }
-        router.get("/health/ready") { _, _ -> Response in
-            let report = await readiness.report()
+        router.get("/health/ready") { _, context -> Response in
+            let report = Self.publicReport(await readiness.report(), logger: context.logger)
             return APIResponse.json(report.jsonText, status: report.healthy ? .ok : .serviceUnavailable)
         }
         router.get("/metrics") { _, _ -> Response in
@@ -27,5 +28,19 @@ extension DESHTTPServer {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: buffer)))
         }
+    }
+
+    /// The report as a client may see it: a dependency's own error text (which may name hosts,
+    /// paths, SQL or the database's words) goes to the log, with the request id; the answer says
+    /// only that the check failed. The checker's own verdicts (a timeout) are kept.
+    static func publicReport(_ report: HealthReport, logger: Logger) -> HealthReport {
+        var out = report
+        for i in out.checks.indices where out.checks[i].errorIsFromDependency {
+            let check = out.checks[i]
+            logger.warning("readiness check failed", metadata: ["check": "\(check.name)", "error": "\(check.error ?? "")"])
+            out.checks[i].error = "failed; the server log has the error under request id \(APIResponse.requestID ?? "-")"
+            out.checks[i].errorIsFromDependency = false
+        }
+        return out
     }
 }

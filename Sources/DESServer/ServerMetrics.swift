@@ -10,6 +10,8 @@ import Synchronization
 /// - `des_index_cache_requests_total{result="hit"|"miss"}`
 /// - `des_storage_requests_total{operation}` (every read the service makes of storage)
 /// - `des_assign_names_total`
+/// - `des_read_checksum_failures_total` (bodies read from storage that did not hash to their META sha256)
+/// - `des_http_connections_open` and `des_http_connections_closed_total{reason}` (see ``ConnectionGuard``)
 public final class ServerMetrics: Sendable {
     /// The registry `/metrics` emits.
     public let registry: PrometheusCollectorRegistry
@@ -19,6 +21,11 @@ public final class ServerMetrics: Sendable {
     let cacheHits: Counter
     let cacheMisses: Counter
     let assigned: Counter
+    let checksumFailures: Counter
+    let connectionsOpen: Gauge
+    /// Connections the server closed, by why: `header_timeout`, `idle_timeout`, `shed` (the oldest
+    /// idle one, to make room at the limit), `refused` (at the limit with none idle).
+    let connectionsClosed: [ConnectionGuard.CloseReason: Counter]
     private let storageCounters = Mutex<[String: Counter]>([:])
 
     static let buckets: [Duration] = [
@@ -40,6 +47,15 @@ public final class ServerMetrics: Sendable {
         cacheHits = registry.makeCounter(descriptor: cache, labels: [("result", "hit")])
         cacheMisses = registry.makeCounter(descriptor: cache, labels: [("result", "miss")])
         assigned = registry.makeCounter(descriptor: Self.name("des_assign_names_total", "Names given by /assign"))
+        checksumFailures = registry.makeCounter(
+            descriptor: Self.name("des_read_checksum_failures_total", "Bodies read from storage whose sha256 is not the one META records"))
+        connectionsOpen = registry.makeGauge(descriptor: Self.name("des_http_connections_open", "Client connections open"))
+        let closed = Self.name("des_http_connections_closed_total", "Client connections the server closed, by reason")
+        var byReason: [ConnectionGuard.CloseReason: Counter] = [:]
+        for reason in ConnectionGuard.CloseReason.allCases {
+            byReason[reason] = registry.makeCounter(descriptor: closed, labels: [("reason", reason.rawValue)])
+        }
+        connectionsClosed = byReason
     }
 
     /// Counts one request and its duration.

@@ -26,6 +26,16 @@ public struct ServerSettings: Sendable {
     public var containerRefreshSeconds: Double
     /// Names whose location (container, entry, META) is remembered, so that a warm read is one ranged read.
     public var locatedCacheEntries: Int = 100_000
+    /// Bodies up to this many bytes are read whole and checked against their META sha256 before
+    /// the answer starts; larger ones are checked as they stream (`server.verify_max_bytes`).
+    public var verifyMaxBytes: UInt64
+    /// The most a client may take to send a request's head (`server.header_timeout`).
+    public var headerTimeoutSeconds: Double
+    /// How long a kept-alive connection may wait for its next request (`server.idle_timeout`).
+    public var idleTimeoutSeconds: Double
+    /// The most client connections open at once (`server.max_connections`), before the
+    /// descriptor limit is applied (see ``ConnectionGuard/effectiveLimit(configured:)``).
+    public var maxConnections: Int
 
     /// Settings from a config's `server:` section (and `marker.name_prefix` as the default prefix).
     /// `environment` adds the comma-separated tokens of `DES_SERVER_TOKENS`.
@@ -45,5 +55,9 @@ public struct ServerSettings: Sendable {
         drainSeconds = s.drainSeconds
         readyTimeoutSeconds = s.readyTimeoutSeconds
         containerRefreshSeconds = s.containerRefreshSeconds
+        verifyMaxBytes = s.verifyMaxBytes
+        headerTimeoutSeconds = s.headerTimeoutSeconds
+        idleTimeoutSeconds = s.idleTimeoutSeconds
+        maxConnections = s.maxConnections
     }
 }

@@ -249,6 +249,10 @@ private let outOfRangeCases: [OutOfRangeCase] = [
             "server.drain_seconds": .double(config.server.drainSeconds),
             "server.ready_timeout_seconds": .double(config.server.readyTimeoutSeconds),
             "server.container_refresh_seconds": .double(config.server.containerRefreshSeconds),
+            "server.verify_max_bytes": .bytes(config.server.verifyMaxBytes),
+            "server.header_timeout": .double(config.server.headerTimeoutSeconds),
+            "server.idle_timeout": .double(config.server.idleTimeoutSeconds),
+            "server.max_connections": .int(config.server.maxConnections),
         ]
         // Connection ports have no default of their own (each driver has its usual port).
         let withoutDefault: Set = ["sources[].connection.port", "metadata.connection.port"]

@@ -22,6 +22,8 @@ struct Shelf {
         var contentType: String?
         var container: String
         var shard: Int
+        /// Where the body starts in its container.
+        var dataOffset: UInt64 = 0
     }
     let dir: String
     let metadata: any MetadataStore
@@ -59,9 +61,10 @@ struct Shelf {
 
     /// Packs `count` new names (bodies of `size` bytes, or random sizes up to 4 KiB) into
     /// containers of their (day, shard), recorded uploaded; `contentType` goes to META.
-    mutating func pack(_ count: Int, prefix: String = "SRV", size: Int? = nil, contentType: String? = "image/jpeg", filesPerContainer: Int = 1000)
-        async throws -> [String]
-    {
+    mutating func pack(
+        _ count: Int, prefix: String = "SRV", size: Int? = nil, contentType: String? = "image/jpeg", filesPerContainer: Int = 1000,
+        checksums: Bool = true
+    ) async throws -> [String] {
         let generator = try SnowflakeGenerator(configuration: .init(prefix: prefix, node: 200))
         var rng = SystemRandomNumberGenerator()
         var groups: [String: [(String, [UInt8])]] = [:]
@@ -87,14 +90,16 @@ struct Shelf {
                 start += chunk.count
                 let record = try await metadata.createContainer(day: day, shard: shard, lease: lease, keyPrefix: "des")
                 let path = dir + "/c\(record.id).des"
-                let writer = try DESArchiveWriter(path: path)
+                var options = DESArchiveWriter.Options()
+                options.checksums = checksums  // false: as the original DES wrote them, no sha256 in META
+                let writer = try DESArchiveWriter(path: path, options: options)
                 var bytes: UInt64 = 0
                 for (name, body) in chunk {
                     var meta: DESMetadata = [:]
                     if let contentType { meta = ["content_type": .string(contentType)] }
-                    _ = try writer.add(name: name, bytes: body, metadata: meta)
+                    let entry = try writer.add(name: name, bytes: body, metadata: meta)
                     bytes += UInt64(body.count)
-                    files[name] = File(bytes: body, contentType: contentType, container: record.key, shard: shard)
+                    files[name] = File(bytes: body, contentType: contentType, container: record.key, shard: shard, dataOffset: entry.dataOffset)
                 }
                 _ = try writer.close()
                 let info = try await storage.put(key: record.key, fromFile: path)
@@ -105,6 +110,18 @@ struct Shelf {
             try await metadata.releaseLease(lease)
         }
         return names
+    }
+
+    /// Flips one byte of `name`'s body (at `at` within it) in its container on local storage,
+    /// in place: the index and META stay as they were, so only a check of the bytes can tell.
+    func flipByte(of name: String, at: Int = 0) throws {
+        let file = try #require(files[name])
+        let handle = try #require(FileHandle(forUpdatingAtPath: dir + "/archive/" + file.container))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: file.dataOffset + UInt64(at))
+        let old = try #require(try handle.read(upToCount: 1)?.first)
+        try handle.seek(toOffset: file.dataOffset + UInt64(at))
+        try handle.write(contentsOf: [old ^ 0x5A])
     }
 
     func cleanup() { try? FileManager.default.removeItem(atPath: dir) }

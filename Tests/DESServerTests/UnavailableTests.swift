@@ -59,13 +59,7 @@ import Testing
         let pgPort = try #require(Int(try testServerSetting("DES_TEST_PG_PORT")))
         let proxy = try TCPProxy(targetPort: pgPort)
         defer { proxy.stop() }
-        var c = ConnectionConfig(type: "postgresql")
-        c.host = "127.0.0.1"
-        c.port = proxy.port
-        c.database = try testServerSetting("DES_TEST_PG_DATABASE")
-        c.username = try testServerSetting("DES_TEST_PG_USER")
-        c.driverOptions = ["connect_timeout": "2"]
-        let metadata = try await PostgresPlugin.open(c)
+        let metadata = try await postgresMetadata(port: proxy.port)  // migrated: readiness reads the tables
         let shelf = try await Shelf.make(metadata: metadata)
         defer { shelf.cleanup() }
         try await withServer(shelf) { server, client in

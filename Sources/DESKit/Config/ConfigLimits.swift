@@ -110,6 +110,15 @@ public enum ConfigLimits {
     public static let readyTimeoutSeconds: ClosedRange<Double> = 0.01...60
     /// `server.container_refresh_seconds`: up to an hour (0: ask on every miss).
     public static let containerRefreshSeconds: ClosedRange<Double> = 0...3_600
+    /// `server.verify_max_bytes`: bodies up to this size are read whole and checked before the
+    /// answer starts; up to 256 MiB (each request in flight may hold that much). 0: none are.
+    public static let verifyMaxBytes: ClosedRange<UInt64> = 0...(256 << 20)
+    /// `server.header_timeout`: from 0.1 s to ten minutes.
+    public static let headerTimeoutSeconds: ClosedRange<Double> = 0.1...600
+    /// `server.idle_timeout`: from 0.1 s to an hour.
+    public static let idleTimeoutSeconds: ClosedRange<Double> = 0.1...3_600
+    /// `server.max_connections`: open client connections (further capped by the descriptor limit).
+    public static let maxConnections: ClosedRange<Int> = 1...1_000_000
 
     // MARK: Units
 
@@ -184,6 +193,10 @@ public enum ConfigLimits {
         Entry(keyPath: "server.drain_seconds", bounds: .seconds(drainSeconds)),
         Entry(keyPath: "server.ready_timeout_seconds", bounds: .seconds(readyTimeoutSeconds)),
         Entry(keyPath: "server.container_refresh_seconds", bounds: .seconds(containerRefreshSeconds)),
+        Entry(keyPath: "server.verify_max_bytes", bounds: .bytes(verifyMaxBytes)),
+        Entry(keyPath: "server.header_timeout", bounds: .seconds(headerTimeoutSeconds)),
+        Entry(keyPath: "server.idle_timeout", bounds: .seconds(idleTimeoutSeconds)),
+        Entry(keyPath: "server.max_connections", bounds: .count(maxConnections)),
     ]
 
     /// The unit of `marker.rate_limit_per_second` in errors.

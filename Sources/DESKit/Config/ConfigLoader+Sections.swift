@@ -172,10 +172,10 @@ extension ConfigLoader {
     /// The keys of `server:`.
     static let serverKeys = [
         "host", "port", "node_id", "auth_tokens", "max_request_bytes", "max_assign_count", "drain_seconds",
-        "ready_timeout_seconds", "container_refresh_seconds",
+        "ready_timeout_seconds", "container_refresh_seconds", "verify_max_bytes", "header_timeout", "idle_timeout", "max_connections",
     ]
 
-    /// `server:` — where the HTTP service listens, who may call it, how it drains.
+    /// `server:` — where the HTTP service listens, who may call it, how it drains, checks bodies and sheds clients.
     static func parseServer(_ m: ConfigMapping) throws -> ServerConfig {
         var s = ServerConfig()
         if let v = try nonEmpty(m, "host") { s.host = v }
@@ -192,6 +192,10 @@ extension ConfigLoader {
         if let v = try m.double("drain_seconds", in: ConfigLimits.drainSeconds) { s.drainSeconds = v }
         if let v = try m.double("ready_timeout_seconds", in: ConfigLimits.readyTimeoutSeconds) { s.readyTimeoutSeconds = v }
         if let v = try m.double("container_refresh_seconds", in: ConfigLimits.containerRefreshSeconds) { s.containerRefreshSeconds = v }
+        if let v = try m.byteCount("verify_max_bytes", in: ConfigLimits.verifyMaxBytes) { s.verifyMaxBytes = v }
+        if let v = try m.double("header_timeout", in: ConfigLimits.headerTimeoutSeconds) { s.headerTimeoutSeconds = v }
+        if let v = try m.double("idle_timeout", in: ConfigLimits.idleTimeoutSeconds) { s.idleTimeoutSeconds = v }
+        if let v = try m.int("max_connections", in: ConfigLimits.maxConnections) { s.maxConnections = v }
         return s
     }
 }

@@ -380,6 +380,20 @@ public struct ServerConfig: Sendable, Hashable {
     /// How stale the list of a (day, shard)'s containers may be before a name it does not
     /// hold makes the server ask the metadata store again (default 1 s).
     public var containerRefreshSeconds: Double = 1
+    /// Bodies up to this many bytes are read whole and their sha256 checked against META before
+    /// the status line goes out (default 1 MiB; ``ConfigLimits/verifyMaxBytes``). Larger ones are
+    /// checked as they stream, and a mismatch cuts the connection short of `Content-Length`.
+    public var verifyMaxBytes: UInt64 = 1 << 20
+    /// The most a client may take to send a request's head, from its first byte (or from
+    /// connecting) to the blank line (default 10 s; ``ConfigLimits/headerTimeoutSeconds``).
+    public var headerTimeoutSeconds: Double = 10
+    /// How long a kept-alive connection may wait for its next request (default 75 s;
+    /// ``ConfigLimits/idleTimeoutSeconds``).
+    public var idleTimeoutSeconds: Double = 75
+    /// The most client connections open at once (default 10,000, and never more than the
+    /// descriptor limit leaves room for; ``ConfigLimits/maxConnections``). At the limit, the
+    /// longest-idle connection is closed to make room.
+    public var maxConnections: Int = 10_000
     /// Creates the defaults.
     public init() {}
 }

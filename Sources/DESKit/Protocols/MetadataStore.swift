@@ -167,7 +167,8 @@ public protocol MetadataStore: Sendable {
     /// The newest dead letters.
     func deadLetters(limit: Int) async throws -> [DeadLetter]
 
-    /// Checks that the store answers.
+    /// Checks that the store answers and that its tables are there and readable (a store whose
+    /// tables are missing is unhealthy, as one that cannot be reached).
     func healthCheck() async throws
 
     /// Closes connections.

@@ -316,8 +316,14 @@ public final class SQLMetadataStore: MetadataStore {
         }
     }
 
+    /// Checks that the store answers and that the tables the service and the workers read are
+    /// there and readable: one cheap row (at most) of the containers and of the leases. A store
+    /// whose tables were dropped or cannot be read is unhealthy, not only one that is unreachable.
     public func healthCheck() async throws {
-        _ = try await session { try $0.query("SELECT 1") }
+        _ = try await session { s in
+            _ = try s.query("SELECT id FROM des_containers LIMIT 1")
+            _ = try s.query("SELECT shard FROM des_shard_locks LIMIT 1")
+        }
     }
 
     public func close() async { await pool.close() }

@@ -1,0 +1,43 @@
+import Hummingbird
+import Logging
+
+/// Gives every request an id: the client's `X-Request-Id` when it is a sane token (1 to 128
+/// letters, digits, `-`, `_`, `.`, `:`), else one made here. The id is echoed in the answer's
+/// `X-Request-Id`, put in every log line of the request (`request_id`) and in every JSON error
+/// body, so a client's report and the server's log meet.
+///
+/// An error thrown past the routes (an unknown path, a method not allowed) is answered here,
+/// with the id; anything else that escapes is logged and answered 500 `internal`, naming nothing.
+struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The longest client id kept.
+    static var maxLength: Int { 128 }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let id = Self.accepted(request.headers[.xRequestID]) ?? context.id
+        var context = context
+        context.logger[metadataKey: "request_id"] = .string(id)
+        var response: Response
+        do {
+            response = try await APIResponse.$requestID.withValue(id) { try await next(request, context) }
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        } catch {
+            context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            response = APIResponse.$requestID.withValue(id) {
+                APIResponse.error(.internalServerError, "internal", "the server failed to answer; the log has the details under this request id")
+            }
+        }
+        response.headers[.xRequestID] = id
+        return response
+    }
+
+    /// The client's id, when it is one to keep.
+    static func accepted(_ header: String?) -> String? {
+        guard let header, !header.isEmpty, header.utf8.count <= maxLength else { return nil }
+        let allowed = header.utf8.allSatisfy { b in
+            (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || b == 0x2D || b == 0x5F || b == 0x2E
+                || b == 0x3A
+        }
+        return allowed ? header : nil
+    }
+}

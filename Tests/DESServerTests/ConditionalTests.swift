@@ -1,0 +1,80 @@
+@testable import DESPluginS3
+@testable import DESServer
+import DESTestSupport
+import Foundation
+import Testing
+
+@Suite("Conditional requests (RFC 9110)") struct ConditionalTests {
+    @Test("If-None-Match: lists, *, weak tags, field lines; malformed values are not conditions")
+    func ifNoneMatchParsing() {
+        let a = EntityTag(strong: "aaa")
+        #expect(EntityTagList.parse(["\"aaa\""]) == .tags([a]))
+        #expect(EntityTagList.parse(["\"x\", \"aaa\""]) == .tags([EntityTag(strong: "x"), a]))
+        #expect(EntityTagList.parse([" W/\"aaa\" ,, \"b\" "]) == .tags([EntityTag(opaque: "aaa", weak: true), EntityTag(strong: "b")]))
+        #expect(EntityTagList.parse(["*"]) == .any)
+        #expect(EntityTagList.parse([" * "]) == .any)
+        #expect(EntityTagList.parse(["\"x\"", "\"aaa\""]) == .tags([EntityTag(strong: "x"), a]))  // two field lines
+        #expect(EntityTagList.parse(["\"\""]) == .tags([EntityTag(strong: "")]))
+        for bad in ["aaa", "\"aaa", "w/\"aaa\"", "\"a\" \"b\"", "*, \"a\"", "\"a b\"", "", " , "] {
+            #expect(EntityTagList.parse([bad]) == nil, "\(bad)")
+        }
+        #expect(EntityTagList.parse(["\"x\", W/\"aaa\""])?.matches(a) == true)  // weak comparison
+        #expect(EntityTagList.parse(["\"x\", \"y\""])?.matches(a) == false)
+        #expect(EntityTagList.any.matches(a) && EntityTagList.any.matches(nil))
+        #expect(EntityTagList.parse(["\"aaa\""])?.matches(nil) == false)
+    }
+
+    @Test("If-Range: only a strong tag equal to the file's lets a Range through")
+    func ifRangeParsing() {
+        let etag = EntityTag(strong: "aaa")
+        #expect(IfRange.allowsRange(nil, etag: etag))
+        #expect(IfRange.allowsRange("\"aaa\"", etag: etag))
+        #expect(IfRange.allowsRange(" \"aaa\" ", etag: etag))
+        #expect(!IfRange.allowsRange("\"bbb\"", etag: etag))
+        #expect(!IfRange.allowsRange("W/\"aaa\"", etag: etag))  // a weak tag never matches
+        #expect(!IfRange.allowsRange("Wed, 21 Oct 2015 07:28:00 GMT", etag: etag))  // no Last-Modified: no date matches
+        #expect(!IfRange.allowsRange("\"aaa\", \"bbb\"", etag: etag))
+        #expect(!IfRange.allowsRange("\"aaa\"", etag: nil))
+        #expect(!IfRange.allowsRange("", etag: etag))
+    }
+
+    @Test("over HTTP: If-None-Match lists, * and W/ give 304; If-Range that does not match gives 200 and the whole file")
+    func overHTTP() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(1, size: 1000)
+        let plain = try await shelf.pack(1, prefix: "RAW", size: 100, checksums: false)
+        try await withServer(shelf) { server, client in
+            let url = server.base + "/files/" + path(names[0])
+            let bytes = try #require(shelf.files[names[0]]?.bytes)
+            let etag = try #require(try await client.send("GET", url).headers["etag"])
+            let weak = "W/" + etag
+            for header in [etag, "\"nope\", " + etag, weak, "\"nope\", " + weak, "*"] {
+                let r = try await client.send("GET", url, headers: ["If-None-Match": header])
+                #expect(r.status == 304 && r.body.isEmpty && r.headers["etag"] == etag, "\(header)")
+                let h = try await client.send("HEAD", url, headers: ["If-None-Match": header])
+                #expect(h.status == 304, "HEAD \(header)")
+            }
+            for header in ["\"nope\"", "\"nope\", W/\"other\"", "garbage"] {
+                let r = try await client.send("GET", url, headers: ["If-None-Match": header])
+                #expect(r.status == 200 && r.body == bytes, "\(header)")
+            }
+            // If-Range: a match honours the Range; a wrong, weak or date validator gives the whole file.
+            let matching = try await client.send("GET", url, headers: ["Range": "bytes=10-19", "If-Range": etag])
+            #expect(matching.status == 206 && matching.body == Array(bytes[10...19]))
+            for validator in ["\"nope\"", weak, "Wed, 21 Oct 2015 07:28:00 GMT"] {
+                let r = try await client.send("GET", url, headers: ["Range": "bytes=10-19", "If-Range": validator])
+                #expect(r.status == 200 && r.body == bytes && r.headers["content-range"] == nil, "\(validator)")
+            }
+            // Past the end but If-Range does not match: the Range is ignored, so 200, not 416.
+            let past = try await client.send("GET", url, headers: ["Range": "bytes=5000-", "If-Range": "\"nope\""])
+            #expect(past.status == 200 && past.body == bytes)
+            // A file with no sha256 has no ETag: only * matches, and no If-Range does.
+            let rawURL = server.base + "/files/" + path(plain[0])
+            #expect(try await client.send("GET", rawURL, headers: ["If-None-Match": "*"]).status == 304)
+            #expect(try await client.send("GET", rawURL, headers: ["If-None-Match": "\"x\""]).status == 200)
+            let rawRange = try await client.send("GET", rawURL, headers: ["Range": "bytes=0-9", "If-Range": "\"x\""])
+            #expect(rawRange.status == 200 && rawRange.body.count == 100)
+        }
+    }
+}

@@ -1,0 +1,154 @@
+@testable import DESPluginS3
+import DESKit
+@testable import DESServer
+import DESTestSupport
+import Foundation
+import Testing
+
+@Suite("The HTTP server sheds idle and slow clients") struct ConnectionTests {
+    /// A metric's value on a server.
+    static func metric(_ server: RunningServer, _ name: String, labels: String = "") -> Int {
+        metricSum(server.metrics.registry.emitToString(), name, labels: labels)
+    }
+
+    /// Opens `count` sockets to `port`, each sending `prefix` (maybe nothing), off the cooperative pool.
+    static func openSockets(_ count: Int, port: Int, sending prefix: String) async throws -> [RawSocket] {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<[RawSocket], any Error>) in
+            DispatchQueue.global().async {
+                do {
+                    var sockets: [RawSocket] = []
+                    for _ in 0..<count {
+                        let s = try RawSocket(port: port)
+                        if !prefix.isEmpty { try s.send(prefix) }
+                        sockets.append(s)
+                    }
+                    c.resume(returning: sockets)
+                } catch {
+                    c.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Whether each socket is closed by the server within `seconds` (read off the cooperative pool).
+    static func closedByServer(_ sockets: [RawSocket], within seconds: Double) async -> [Bool] {
+        await withCheckedContinuation { (c: CheckedContinuation<[Bool], Never>) in
+            DispatchQueue.global().async { c.resume(returning: sockets.map { $0.closedByServer(within: seconds) }) }
+        }
+    }
+
+    @Test("server.header_timeout, idle_timeout, max_connections and verify_max_bytes: parsed into ServerSettings, bounded")
+    func settings() throws {
+        let yaml = "server:\n  header_timeout: 2.5\n  idle_timeout: 30\n  max_connections: 500\n  verify_max_bytes: 4MiB\n"
+        let config = try ConfigLoader.parse(yaml: yaml, file: "s.yaml", environment: [:])
+        let s = ServerSettings(config: config, environment: [:])
+        #expect(s.headerTimeoutSeconds == 2.5 && s.idleTimeoutSeconds == 30 && s.maxConnections == 500 && s.verifyMaxBytes == 4 << 20)
+        let defaults = ServerSettings(config: DESConfig(), environment: [:])
+        #expect(defaults.headerTimeoutSeconds == 10 && defaults.idleTimeoutSeconds == 75 && defaults.maxConnections == 10_000)
+        #expect(defaults.verifyMaxBytes == 1 << 20)
+        for (key, value) in [("header_timeout", "0"), ("idle_timeout", "7200"), ("max_connections", "0"), ("verify_max_bytes", "1GiB")] {
+            #expect {
+                _ = try ConfigLoader.parse(yaml: "server:\n  \(key): \(value)\n", file: "s.yaml", environment: [:])
+            } throws: { error in
+                // FILE:LINE:COL: KEY: the range
+                let text = "\(error)"
+                return text.hasPrefix("s.yaml:2:") && text.contains("server.\(key): must be")
+            }
+        }
+    }
+
+    @Test("the connection limit is lowered to what the descriptor limit leaves room for")
+    func limitFollowsDescriptors() {
+        var limits = rlimit()
+        #expect(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0)
+        let soft = Int(clamping: limits.rlim_cur)
+        #expect(ConnectionGuard.effectiveLimit(configured: 10) == min(10, soft - 64))
+        #expect(ConnectionGuard.effectiveLimit(configured: 10_000_000) == soft - (soft > 128 ? 64 : soft / 2))
+    }
+
+    @Test("a silent socket and a half-sent request line are closed at the header timeout, a kept-alive one at the idle timeout")
+    func timeouts() async throws {
+        let shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        try await withServer(shelf, edit: { $0.headerTimeoutSeconds = 0.5; $0.idleTimeoutSeconds = 1 }) { server, client in
+            let silent = try await Self.openSockets(1, port: server.port, sending: "")
+            let slow = try await Self.openSockets(1, port: server.port, sending: "GET /health/li")
+            let kept = try await Self.openSockets(1, port: server.port, sending: "GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(await Self.closedByServer(silent + slow, within: 20) == [true, true])
+            let (bytes, closed) = await withCheckedContinuation { (c: CheckedContinuation<([UInt8], Bool), Never>) in
+                DispatchQueue.global().async { c.resume(returning: kept[0].readToEnd(within: 20)) }
+            }
+            #expect(RawAnswer(bytes)?.status == 200, "the kept-alive connection was answered first")
+            #expect(closed, "and closed once idle")
+            #expect(Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"header_timeout\"") == 2)
+            #expect(Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"idle_timeout\"") == 1)
+            #expect(try await client.send("GET", server.base + "/health/live").status == 200)
+        }
+    }
+
+    @Test("at server.max_connections the longest-waiting connections are shed, and new clients are served")
+    func limitSheds() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(1)
+        try await withServer(shelf, edit: { $0.maxConnections = 16; $0.headerTimeoutSeconds = 600; $0.idleTimeoutSeconds = 600 }) { server, client in
+            let idle = try await Self.openSockets(30, port: server.port, sending: "")
+            let slow = try await Self.openSockets(10, port: server.port, sending: "GET /files/SRV_2025")
+            #expect(try await client.send("GET", server.base + "/health/live").status == 200)
+            let r = try await client.send("GET", server.base + "/files/" + path(names[0]))
+            #expect(r.status == 200 && r.body == shelf.files[names[0]]?.bytes)
+            // The first ones opened were the first shed: closed by the server, not by a timeout.
+            #expect(await Self.closedByServer(Array(idle.prefix(10)), within: 20) == Array(repeating: true, count: 10))
+            #expect(Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"shed\"") >= 40 + 1 - 16)
+            #expect(Self.metric(server, "des_http_connections_open") <= 16)
+            #expect(Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"header_timeout\"") == 0)
+            _ = slow
+        }
+    }
+
+    @Test("des serve with ulimit -n 256: 300 idle and 300 slowly-sending sockets do not stop /health/live answering within a second")
+    func descriptorLimit() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(3)
+        let config = try shelf.writeServeConfig(server: "{header_timeout: 60, idle_timeout: 120}")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", "ulimit -n 256 && exec \"$0\" serve -c \"$1\" --port 0 --log-level critical", try desBinary(), config]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer {
+            if p.isRunning { p.terminate() }
+        }
+        let line = await firstLine(out.fileHandleForReading)
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, "\(line)")
+        let base = "http://127.0.0.1:\(port)"
+        let client = Client()
+        do {
+            #expect(try await client.send("GET", base + "/health/live").status == 200)
+            let idle = try await Self.openSockets(300, port: port, sending: "")
+            let slow = try await Self.openSockets(300, port: port, sending: "GET /files/SRV_20250101_(21BCA")
+            for i in 0..<10 {
+                let start = ContinuousClock.now
+                let r = try await client.send("GET", base + "/health/live")
+                let took = ContinuousClock.now - start
+                #expect(r.status == 200, "probe \(i)")
+                #expect(took < .seconds(1), "probe \(i) took \(took)")
+            }
+            for name in names {
+                let r = try await client.send("GET", base + "/files/" + path(name))
+                #expect(r.status == 200 && r.body == shelf.files[name]?.bytes)
+            }
+            #expect(p.isRunning)
+            _ = (idle, slow)
+        } catch {
+            await client.close()
+            throw error
+        }
+        await client.close()
+        p.terminate()
+        await waitForExit(p)
+    }
+}
