@@ -102,23 +102,3 @@ public enum DESFileDigest {
         return hasher.finalizeHex()
     }
 }
-
-/// SHA-256 for readers that check bodies against the `sha256` META records.
-public final class DESBodyDigest {
-    private let stream = SHA256Stream()
-
-    /// Starts an empty digest.
-    public init() {}
-
-    /// Feeds bytes into the digest.
-    public func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { stream.update($0) } }
-
-    /// Feeds a buffer into the digest.
-    public func update(_ buffer: UnsafeRawBufferPointer) { stream.update(buffer) }
-
-    /// Ends the digest: 64 lowercase hex digits. The digest starts again empty.
-    public func finalizeHex() -> String { stream.finalizeHex() }
-
-    /// The SHA-256 of `bytes`, as 64 lowercase hex digits.
-    public static func hex(of bytes: [UInt8]) -> String { bytes.withUnsafeBytes { SHA256Stream.hex(of: $0) } }
-}

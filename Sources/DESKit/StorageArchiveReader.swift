@@ -187,7 +187,7 @@ public struct StorageArchiveReader: Sendable {
     /// unless `bytes` hash to `expected`.
     public static func check(_ bytes: [UInt8], name: String, expected: String?, key: String) throws {
         guard let expected else { return }
-        let got = DESBodyDigest.hex(of: bytes)
+        let got = BodyDigest.hex(of: bytes)
         guard got == expected else {
             throw DESFormatError(
                 .checksumMismatch, "entry \"\(name)\": the body hashes to \(got), META records \(expected)", path: key)
