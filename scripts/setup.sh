@@ -6,7 +6,7 @@
 # what is missing.
 set -euo pipefail
 
-PACKAGES=(libssl-dev libsqlite3-dev libpq-dev libmariadb-dev unixodbc-dev freetds-dev libcurl4-openssl-dev libhiredis-dev pkg-config tar python3 python3-pip diffutils)
+PACKAGES=(libssl-dev libsqlite3-dev libpq-dev libmariadb-dev unixodbc-dev freetds-dev libcurl4-openssl-dev libhiredis-dev pkg-config tar python3 python3-pip diffutils curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
