@@ -48,6 +48,7 @@ struct PackCommand: ParsableCommand {
 
     func validate() throws {
         if dirs.isEmpty { throw ValidationError("give at least one directory to pack") }
+        if output.isEmpty { throw ValidationError("--output must name a file") }
     }
 
     func run() throws {

@@ -101,6 +101,10 @@ struct GetCommand: AsyncParsableCommand {
     var output: String?
     @Flag(help: "Replace an existing regular file at the output path.") var force = false
 
+    func validate() throws {
+        if output?.isEmpty == true { throw ValidationError("--output must name a file") }
+    }
+
     func run() async throws {
         try await reportingErrorsAsync {
             _ = options.logger("des.get")

@@ -11,8 +11,10 @@ import DESFormat
 /// Every body it returns is checked against the SHA-256 its META records (kept in the index:
 /// a sealed container's tail holds META) and a mismatch is a ``DESFormatError/Code/checksumMismatch``
 /// naming the container and the entry. A cached index is used only for the object it was read
-/// from (``DESIndex/origin``). Containers written by the original carry no checksum (they are
-/// unsealed): their bodies are returned unchecked, as before.
+/// from (``DESIndex/origin``). An unsealed container's index holds no META: its entries' META is
+/// read (merged ranges, one more request) and a sha256 it records is checked all the same, so
+/// clearing a container's seal does not turn the check off; the original's archives record
+/// none, and their bodies are returned unchecked, as before.
 public struct StorageArchiveReader: Sendable {
     /// The storage.
     public let storage: any StorageBackend
@@ -183,6 +185,42 @@ public struct StorageArchiveReader: Sendable {
         return digest
     }
 
+    /// The sha256 each name's META records in an unsealed container (nil where it records none,
+    /// as in the original's archives), its META read in merged ranges.
+    func recordedDigests(of names: [String], in v: VersionedIndex, key: String) async throws -> [String?] {
+        var out = [String?](repeating: nil, count: names.count)
+        var ranges: [(offset: UInt64, length: UInt64)] = []
+        var owners: [Int] = []
+        for (i, name) in names.enumerated() {
+            guard let entry = v.index.entry(named: name), entry.metaLength > 0 else { continue }
+            ranges.append((entry.metaOffset, entry.metaLength))
+            owners.append(i)
+        }
+        for plan in DESRangePlanner.plan(ranges, maxGap: maxGap) {
+            let bytes = try await storage.get(key: key, offset: plan.offset, length: plan.length, ifMatch: v.version)
+            guard UInt64(bytes.count) == plan.length else {
+                throw DESFormatError(.truncated, "short read of META at \(plan.offset) (\(bytes.count) of \(plan.length) bytes)", path: key)
+            }
+            for member in plan.members {
+                let r = ranges[member]
+                let start = Int(r.offset - plan.offset)
+                let name = names[owners[member]]
+                let meta: DESMetadata
+                do {
+                    meta = try DESMetadata.parse(Array(bytes[start..<(start + Int(r.length))]))
+                } catch {
+                    throw DESFormatError(.badMetadata, "\"\(name)\"'s META is not a JSON object", path: key)
+                }
+                guard let value = meta["sha256"] else { continue }
+                guard let hex = value.stringValue?.lowercased(), hex.utf8.count == 64, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+                    throw DESFormatError(.badMetadata, "\"\(name)\": META sha256 is not a 64-digit hex string", path: key)
+                }
+                out[owners[member]] = hex
+            }
+        }
+        return out
+    }
+
     /// Throws ``DESFormatError/Code/checksumMismatch`` (naming the container and the entry)
     /// unless `bytes` hash to `expected`.
     public static func check(_ bytes: [UInt8], name: String, expected: String?, key: String) throws {
@@ -199,9 +237,13 @@ public struct StorageArchiveReader: Sendable {
         var ranges: [(offset: UInt64, length: UInt64)] = []
         var owners: [Int] = []
         var expected = [String?](repeating: nil, count: names.count)
+        if !v.index.isSealed {
+            // No META in the index: read it (merged ranges) — a sha256 it records is checked too.
+            expected = try await recordedDigests(of: names, in: v, key: key)
+        }
         for (i, name) in names.enumerated() {
             guard let entry = v.index.entry(named: name) else { continue }
-            expected[i] = try expectedDigest(of: name, in: v.index, key: key)
+            if v.index.isSealed { expected[i] = try expectedDigest(of: name, in: v.index, key: key) }
             if entry.isExternal {
                 let bytes = try await external(entry, key: key, version: v.version)
                 try Self.check(bytes, name: name, expected: expected[i], key: key)

@@ -11,7 +11,8 @@ import Logging
 /// - A larger body, asked for whole, streams in chunks through an incremental SHA-256; its last
 ///   chunk is written only after the digest matched, so on a mismatch the stream throws and the
 ///   connection closes short of `Content-Length`: no client can take it as complete.
-/// - A `Range` of a larger body cannot be checked without reading it all: it is served unchecked.
+/// - A `Range` of part of a larger body cannot be checked without reading it all: it is served
+///   unchecked. A range that covers the whole body is checked as the whole body is.
 /// - An entry with no sha256 (archives written by the original DES) is served unchecked.
 ///
 /// Every mismatch is logged (container, entry, request id), counted in
@@ -37,7 +38,9 @@ struct FileBody: Sendable {
                 let slice = whole[Int(range.lowerBound)...Int(range.upperBound)]
                 return ResponseBody(byteBuffer: ByteBuffer(bytes: slice))
             }
-            if range == nil { return try await checkedStream(located, expected: expected, logger: logger) }
+            // A range that covers the whole body (`bytes=0-`, as players and download managers send)
+            // reads all of it anyway: it is checked as the whole body is.
+            if range == nil || range == 0...(size - 1) { return try await checkedStream(located, expected: expected, logger: logger) }
         }
         return try await uncheckedStream(located, range: range, logger: logger)
     }

@@ -86,6 +86,27 @@ import Glibc
         #expect(try await reader.files(named: ["f1", "f3"], key: "day/c1.des") == [Array("body 1 of day/c1.des".utf8), Array("body 3 of day/c1.des".utf8)])
     }
 
+    @Test("Clearing a container's seal does not turn the check off: the sha256 META records is still checked")
+    func clearedSeal() async throws {
+        let storage = try Self.tempStorage()
+        defer { try? FileManager.default.removeItem(atPath: storage.root) }
+        let path = try Self.putContainer(storage, key: "c.des", files: 3)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        // The footer's seal version and CRC (bytes 9–15 of the 72-byte footer) zeroed: "unsealed".
+        let footer = bytes.count - DESFormat.footerSize
+        for i in (footer + 9)..<(footer + 16) { bytes[i] = 0 }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try Self.flipBodyByte(of: "f1", at: path)
+        let reader = StorageArchiveReader(storage: storage)
+        #expect(try await reader.file(named: "f0", key: "c.des") == Array("body 0 of c.des".utf8))
+        do {
+            _ = try await reader.file(named: "f1", key: "c.des")
+            Issue.record("a flipped byte in an unsealed container was served")
+        } catch let error as DESFormatError {
+            #expect(error.code == .checksumMismatch, "\(error)")
+        }
+    }
+
     @Test("An original's (unsealed) container is served as before, unchecked")
     func unsealedServedAsBefore() async throws {
         let storage = try Self.tempStorage()

@@ -79,6 +79,13 @@ import Testing
             let slice = try await client.send("GET", server.base + "/files/" + path(names[0]), headers: ["Range": "bytes=0-99"])
             #expect(slice.status == 206 && slice.body.count == 100)
             #expect(Self.failures(server) == 2)
+            // A range covering the whole body (bytes=0-) reads all of it: checked as the whole body is.
+            let whole = try RawSocket(port: server.port)
+            try whole.send("GET /files/\(path(names[0])) HTTP/1.1\r\nHost: t\r\nRange: bytes=0-\r\n\r\n")
+            let (wholeBytes, wholeClosed) = whole.readToEnd(within: 30)
+            let wholeAnswer = try #require(RawAnswer(wholeBytes))
+            #expect(wholeClosed && wholeAnswer.status == 206 && wholeAnswer.body.count < size, "\(wholeAnswer.status), \(wholeAnswer.body.count) bytes")
+            #expect(Self.failures(server) == 3)
         }
     }
 

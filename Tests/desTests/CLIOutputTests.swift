@@ -203,4 +203,16 @@ struct CLIOutputTests {
             #expect(temporaries(in: dir).isEmpty)
         }
     }
+
+    @Test("An empty output path is a usage error (64), not an output that cannot be created")
+    func emptyOutputPath() throws {
+        try withTempDir { dir in
+            try makeTree(["a.txt": Array("a".utf8)], at: dir + "/tree")
+            let pack = try runDES(["pack", dir + "/tree", "-o", ""], in: dir)
+            #expect(pack.status == 64, "\(pack.stderr)")
+            let get = try runDES(["get", "DES_20250101_(21BCAA000100_88)", "-c", dir + "/none.yaml", "-o", ""], in: dir)
+            #expect(get.status == 64, "\(get.stderr)")
+        }
+    }
 }
+
