@@ -185,6 +185,24 @@ public struct StorageArchiveReader: Sendable {
         return digest
     }
 
+    /// Reads `ranges` of the container at `key`, neighbours merged (gaps of at most ``maxGap``)
+    /// and pinned to `version`, and hands each range's bytes to `body` with its position.
+    private func readRanges(
+        _ ranges: [(offset: UInt64, length: UInt64)], key: String, version: String?, what: String,
+        _ body: (Int, ArraySlice<UInt8>) throws -> Void
+    ) async throws {
+        for plan in DESRangePlanner.plan(ranges, maxGap: maxGap) {
+            let bytes = try await storage.get(key: key, offset: plan.offset, length: plan.length, ifMatch: version)
+            guard UInt64(bytes.count) == plan.length else {
+                throw DESFormatError(.truncated, "short read of \(what) at \(plan.offset) (\(bytes.count) of \(plan.length) bytes)", path: key)
+            }
+            for member in plan.members {
+                let start = Int(ranges[member].offset - plan.offset)
+                try body(member, bytes[start..<(start + Int(ranges[member].length))])
+            }
+        }
+    }
+
     /// The sha256 each name's META records in an unsealed container (nil where it records none,
     /// as in the original's archives), its META read in merged ranges.
     func recordedDigests(of names: [String], in v: VersionedIndex, key: String) async throws -> [String?] {
@@ -196,27 +214,20 @@ public struct StorageArchiveReader: Sendable {
             ranges.append((entry.metaOffset, entry.metaLength))
             owners.append(i)
         }
-        for plan in DESRangePlanner.plan(ranges, maxGap: maxGap) {
-            let bytes = try await storage.get(key: key, offset: plan.offset, length: plan.length, ifMatch: v.version)
-            guard UInt64(bytes.count) == plan.length else {
-                throw DESFormatError(.truncated, "short read of META at \(plan.offset) (\(bytes.count) of \(plan.length) bytes)", path: key)
+        try await readRanges(ranges, key: key, version: v.version, what: "META") { member, raw in
+            let name = names[owners[member]]
+            let meta: DESMetadata
+            do {
+                meta = try DESMetadata.parse(Array(raw))
+            } catch {
+                throw DESFormatError(.badMetadata, "\"\(name)\"'s META is not a JSON object", path: key)
             }
-            for member in plan.members {
-                let r = ranges[member]
-                let start = Int(r.offset - plan.offset)
-                let name = names[owners[member]]
-                let meta: DESMetadata
-                do {
-                    meta = try DESMetadata.parse(Array(bytes[start..<(start + Int(r.length))]))
-                } catch {
-                    throw DESFormatError(.badMetadata, "\"\(name)\"'s META is not a JSON object", path: key)
-                }
-                guard let value = meta["sha256"] else { continue }
-                guard let hex = value.stringValue?.lowercased(), hex.utf8.count == 64, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
-                    throw DESFormatError(.badMetadata, "\"\(name)\": META sha256 is not a 64-digit hex string", path: key)
-                }
-                out[owners[member]] = hex
+            guard let value = meta["sha256"] else { return }
+            let isHex: (UInt8) -> Bool = { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+            guard let hex = value.stringValue?.lowercased(), hex.utf8.count == 64, hex.utf8.allSatisfy(isHex) else {
+                throw DESFormatError(.badMetadata, "\"\(name)\": META sha256 is not a 64-digit hex string", path: key)
             }
+            out[owners[member]] = hex
         }
         return out
     }
@@ -258,18 +269,10 @@ public struct StorageArchiveReader: Sendable {
             ranges.append((entry.dataOffset, entry.dataLength))
             owners.append(i)
         }
-        for plan in DESRangePlanner.plan(ranges, maxGap: maxGap) {
-            let bytes = try await storage.get(key: key, offset: plan.offset, length: plan.length, ifMatch: v.version)
-            guard UInt64(bytes.count) == plan.length else {
-                throw DESFormatError(.truncated, "short read at \(plan.offset) (\(bytes.count) of \(plan.length) bytes)", path: key)
-            }
-            for member in plan.members {
-                let r = ranges[member]
-                let start = Int(r.offset - plan.offset)
-                let body = Array(bytes[start..<(start + Int(r.length))])
-                try Self.check(body, name: names[owners[member]], expected: expected[owners[member]], key: key)
-                out[owners[member]] = body
-            }
+        try await readRanges(ranges, key: key, version: v.version, what: "bodies") { member, raw in
+            let body = Array(raw)
+            try Self.check(body, name: names[owners[member]], expected: expected[owners[member]], key: key)
+            out[owners[member]] = body
         }
         return out
     }
