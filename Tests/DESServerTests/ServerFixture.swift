@@ -27,7 +27,7 @@ struct Shelf {
     }
     let dir: String
     let metadata: any MetadataStore
-    let storage: any StorageBackend
+    var storage: any StorageBackend
     let shardBits: Int
     var files: [String: File] = [:]
 

@@ -19,6 +19,26 @@ import Testing
         }
     }
 
+    @Test("storage hangs (a server that never answers): /files answers 503 unavailable within storage.request_timeout")
+    func storageHangs() async throws {
+        let direct = try await Shelf.s3Storage()
+        var shelf = try await Shelf.make(storage: direct)
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(2)
+        let hole = try TCPBlackHole()
+        var settings = direct.client.settings
+        settings.endpoint = "http://127.0.0.1:\(hole.port)"
+        settings.requestTimeoutSeconds = 1
+        shelf.storage = S3Storage(client: S3Client(settings: settings))
+        try await withServer(shelf) { server, client in
+            // The test client gives up after 10 s without a byte: a server stuck for ~150 s fails here.
+            let r = try await client.send("GET", server.base + "/files/" + path(names[0]))
+            #expect(r.status == 503 && client.errorCode(r) == "unavailable", "\(String(decoding: r.body, as: UTF8.self))")
+            #expect(r.headers["retry-after"] != nil)
+            #expect(try await client.send("GET", server.base + "/health/live").status == 200)
+        }
+    }
+
     @Test("storage unreachable: /files answers 503 with a JSON error, readiness names storage; both recover")
     func storageDown() async throws {
         let direct = try await Shelf.s3Storage()
