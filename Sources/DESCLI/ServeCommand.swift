@@ -21,8 +21,11 @@ struct ServeCommand: AsyncParsableCommand {
             /assign and /files take 'Authorization: Bearer <token>' when server.auth_tokens \
             or $DES_SERVER_TOKENS (comma-separated) name tokens. Responses of /files carry \
             ETag (the sha256), X-DES-Container and X-DES-Shard-Id. Errors are JSON: \
-            {"error": {"code", "message"}}: 400 bad name or body, 401, 404 unknown name, \
-            413 body too large, 416 bad range, 503 storage or metadata store down.
+            {"error": {"code", "message", "request_id"}} (the id is X-Request-Id's, also in \
+            the log line): 400 bad name or body, 401, 404 unknown name, 413 body too large, \
+            416 bad range, 500 corrupt container, 502 a body that does not match its \
+            sha256, 503 storage or metadata store down (with Retry-After). Every body is \
+            checked against the sha256 its META records before it is served.
 
             The server keeps connections to the metadata store and the storage. It connects \
             to the catalogs (sources) only to run --marker or --packer; without them, \
