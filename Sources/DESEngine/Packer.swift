@@ -64,8 +64,13 @@ public final class Packer {
     var totals = Totals()
     var lastLeaseAttempt = -Double.infinity
     /// The owned shards with work as of the last look (``ShardsWithWork``), ascending: the shards
-    /// this packer leases. Looked up again at most every ``leaseRetrySeconds``.
+    /// this packer leases. Looked up again when ``workLookupIsDue``.
     var targets: [Int] = []
+    /// When the shards with work were last looked up (-∞: never).
+    var lastWorkLookup = -Double.infinity
+    /// Whether the last claim filled its batch: the held shards keep the packer busy, so the
+    /// shards with work (a scan of the catalog's pending rows) are looked up only once a minute.
+    var saturated = false
     /// Bumped whenever rows may have gone back to pending or the leases changed (a release, an
     /// abandon, a new grant, a lost lease): `--until-idle` stops only if nothing moved since its empty claim.
     var activity = 0
@@ -179,6 +184,7 @@ public final class Packer {
                     holder: holder.description, fetchConcurrency: config.fetchConcurrency, epoch: activity, retry: retry)
             }
             if !batch.shards.isEmpty { metrics.claimDuration.recordSeconds(batch.claimSeconds) }
+            saturated = batch.files.count >= config.batchSize
             let (shards, epoch) = (batch.shards, batch.epoch)
             if batch.files.isEmpty {
                 try await settleFinalizations()
@@ -212,8 +218,7 @@ public final class Packer {
             // Claim the next batch while this one is written — only when every shard with work is
             // held, so the next round takes no lease (whose recovery would treat claims in
             // flight as stale), and the shards with work are not due to be looked up again.
-            if !shutdown.isTriggered, monotonicSeconds() - lastLeaseAttempt < leaseRetrySeconds,
-                targets.allSatisfy({ book.lease($0) != nil })
+            if !shutdown.isTriggered, !workLookupIsDue, targets.allSatisfy({ book.lease($0) != nil })
             {
                 prefetch = startPrefetch(shards: book.held.keys.sorted())
             }
@@ -260,14 +265,21 @@ public final class Packer {
     /// How often the shards with work are looked up and missing leases tried again.
     var leaseRetrySeconds: Double { min(config.leaseTTLSeconds / 2, 5) }
 
-    /// Looks up the shards with work (at most every ``leaseRetrySeconds`` unless `force`), gives
-    /// back the leases of shards that have none and nothing in hand, and leases the missing ones.
+    /// Whether the shards with work are to be looked up again: every ``leaseRetrySeconds`` while
+    /// the packer is not kept busy, once a minute while its claims fill their batches.
+    var workLookupIsDue: Bool { monotonicSeconds() - lastWorkLookup >= (saturated ? 60 : leaseRetrySeconds) }
+
+    /// Looks up the shards with work (when due, or `force`), gives back the leases of shards that
+    /// have none and nothing in hand, and leases the missing ones (retried every ``leaseRetrySeconds``).
     private func acquireLeases(force: Bool) async throws {
         let now = monotonicSeconds()
         guard force || now - lastLeaseAttempt >= leaseRetrySeconds else { return }
         lastLeaseAttempt = now
-        targets = try await ShardsWithWork.find(sources: parts.sources, metadata: parts.metadata, assignment: assignment, retry: retry)
-        await releaseIdleLeases()
+        if force || workLookupIsDue {
+            targets = try await ShardsWithWork.find(sources: parts.sources, metadata: parts.metadata, assignment: assignment, retry: retry)
+            lastWorkLookup = now
+            await releaseIdleLeases()
+        }
         let missing = targets.filter { book.lease($0) == nil }
         guard !missing.isEmpty else { return }
         // A finalization still running on a shard about to be leased again is work in hand too.
