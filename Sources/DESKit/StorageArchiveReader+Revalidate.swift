@@ -11,7 +11,11 @@ extension StorageArchiveReader {
     /// this before believing it for long: a negative answer holds only for the version it came from.
     public func revalidate(key: String) async throws -> Bool {
         guard let cache, let (version, _) = await cache.latest(location: storage.location, key: key) else { return false }
-        let current = try await storage.head(key: key)?.etag
+        // Gone: forget its index, and let the search go on to the other containers.
+        guard let current = try await storage.head(key: key)?.etag else {
+            await forget(key: key, version: version)
+            return false
+        }
         guard current != version else { return false }
         await forget(key: key, version: version)
         return true

@@ -9,8 +9,8 @@ extension ConnectionGuard {
         enum Phase {
             /// No byte of a request since connecting or since the last response.
             case waiting
-            /// A request's bytes are arriving; `headRead` once its head is whole.
-            case reading(headRead: Bool)
+            /// A request's bytes are arriving.
+            case reading
             /// Requests read whole, answers not all sent.
             case serving
         }
@@ -27,7 +27,6 @@ extension ConnectionGuard {
         var pendingBytes = false
         var active = false
         private var timer: Scheduled<Void>?
-        private var generation: UInt64 = 0
 
         init(owner: ConnectionGuard, channel: any Channel) {
             self.owner = owner
@@ -53,7 +52,7 @@ extension ConnectionGuard {
         func bytesArrived() {
             switch phase {
             case .waiting:
-                phase = .reading(headRead: false)
+                phase = .reading
                 record.since.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
                 if !fresh { schedule(.headerTimeout) }  // a first request's timer runs from connecting
             case .serving:
@@ -67,24 +66,30 @@ extension ConnectionGuard {
             inFlight += 1
             pendingBytes = false
             record.sheddable.store(false, ordering: .relaxed)
-            if case .reading = phase { phase = .reading(headRead: true) }
         }
 
         func requestEnded() {
             guard case .reading = phase else { return }
             phase = .serving
             cancelTimer()
+            // Answered before its body was read whole (413, 401, 404): idle now, not serving forever.
+            if inFlight == 0 { becameIdle() }
         }
 
         func responseEnded() {
             inFlight = max(0, inFlight - 1)
             fresh = false
             guard inFlight == 0, case .serving = phase else { return }
+            becameIdle()
+        }
+
+        /// Every answer is sent and the request read whole: sheddable again, and timed.
+        private func becameIdle() {
             record.since.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
             record.sheddable.store(true, ordering: .relaxed)
             if pendingBytes {
                 pendingBytes = false
-                phase = .reading(headRead: false)
+                phase = .reading
                 schedule(.headerTimeout)
             } else {
                 phase = .waiting
@@ -93,12 +98,10 @@ extension ConnectionGuard {
         }
 
         private func schedule(_ reason: CloseReason) {
-            cancelTimer()
-            generation &+= 1
-            let expected = generation
+            cancelTimer()  // on the event loop: a cancelled task never runs
             let delay = reason == .idleTimeout ? owner.idleTimeout : owner.headerTimeout
             timer = channel.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
-                self.fired(reason, generation: expected)
+                self.fired(reason)
             }
         }
 
@@ -107,8 +110,8 @@ extension ConnectionGuard {
             timer = nil
         }
 
-        private func fired(_ reason: CloseReason, generation expected: UInt64) {
-            guard expected == generation, active else { return }
+        private func fired(_ reason: CloseReason) {
+            guard active else { return }
             timer = nil
             switch (reason, phase) {
             case (.headerTimeout, .reading), (.headerTimeout, .waiting), (.idleTimeout, .waiting):

@@ -86,6 +86,24 @@ import Testing
         }
     }
 
+    @Test("a request answered before its body was read (404 on a POST) is still closed at the idle timeout")
+    func answeredBeforeItsBody() async throws {
+        let shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        try await withServer(shelf, edit: { $0.headerTimeoutSeconds = 600; $0.idleTimeoutSeconds = 1 }) { server, _ in
+            // The head, then (once the answer is out) the body: the request ends after its response.
+            let sockets = try await Self.openSockets(
+                1, port: server.port, sending: "POST /no-such-route HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(200))
+            try sockets[0].send("hello")
+            let (bytes, closed) = await withCheckedContinuation { (c: CheckedContinuation<([UInt8], Bool), Never>) in
+                DispatchQueue.global().async { c.resume(returning: sockets[0].readToEnd(within: 20)) }
+            }
+            #expect(RawAnswer(bytes)?.status == 404)
+            #expect(closed, "the connection was left serving forever: never timed, never shed")
+        }
+    }
+
     @Test("at server.max_connections the longest-waiting connections are shed, and new clients are served")
     func limitSheds() async throws {
         var shelf = try await Shelf.make()
