@@ -127,15 +127,12 @@ extension DESArchiveReader {
             throw DESFormatError(
                 .badMetadata, "\(DESNameRules.quoted(name)): META size \(describe(recorded)) but the body is \(size) bytes", path: path)
         }
-        guard let value = meta["sha256"] else {
+        guard let want = try meta.recordedSHA256(entry: name, path: path) else {
             if isSealed {
                 throw DESFormatError(
                     .missingChecksum, "\(DESNameRules.quoted(name)) has no sha256 in its META, which a sealed archive requires", path: path)
             }
             return nil
-        }
-        guard let want = value.stringValue?.lowercased(), want.count == 64, want.utf8.allSatisfy(isHexDigit) else {
-            throw DESFormatError(.badMetadata, "\(DESNameRules.quoted(name)): META sha256 is not a 64-digit hex string", path: path)
         }
         return want
     }

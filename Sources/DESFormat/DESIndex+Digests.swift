@@ -30,15 +30,13 @@ extension DESIndex {
                 raw[keyAt..<(keyAt + digestKey.count)].elementsEqual(digestKey)
             {
                 let hex = Array(raw[(keyAt + digestKey.count)..<(raw.count - 2)])
-                if hex.allSatisfy(isLowerHex) { return hex }
+                if hex.allSatisfy(isHexDigit) { return hex }
             }
         }
-        guard let meta = try? DESMetadata.parse(raw), let text = meta["sha256"]?.stringValue?.lowercased() else { return nil }
-        let hex = Array(text.utf8)
-        return hex.count == 64 && hex.allSatisfy(isLowerHex) ? hex : nil
+        guard let meta = try? DESMetadata.parse(raw), let hex = try? meta.recordedSHA256(entry: "") else { return nil }
+        return Array(hex.utf8)
     }
 
-    private static func isLowerHex(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x61...0x66).contains(b) }
     private static func nibble(_ b: UInt8) -> UInt8 { b <= 0x39 ? b - 0x30 : b - 0x61 + 10 }
 
     /// Lowercase hex of bytes.

@@ -13,23 +13,19 @@ final class SHA256Stream {
         // EVP_MD_CTX_new only fails when memory is exhausted.
         guard let ctx = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
         context = ctx
-        // An explicitly fetched implementation: EVP_sha256() would be looked up
-        // again on every init (OpenSSL 3), which costs more than hashing a small file.
-        if let md = EVP_MD_fetch(nil, "SHA256", nil) {
-            digest = md
-            fetched = true
-        } else {
-            digest = EVP_sha256()
-            fetched = false
-        }
+        // An explicitly fetched implementation, fetched once per process: EVP_sha256() would be
+        // looked up again on every init (OpenSSL 3), which costs more than hashing a small file,
+        // and a reader makes a stream per body it checks.
+        digest = Self.fetchedSHA256 ?? EVP_sha256()
         reset()
     }
 
-    private let fetched: Bool
+    /// SHA-256 fetched once and kept for the process (never freed; OpenSSL's EVP_MD is immutable
+    /// and may be shared between threads).
+    nonisolated(unsafe) private static let fetchedSHA256: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
 
     deinit {
         EVP_MD_CTX_free(context)
-        if fetched, let digest { EVP_MD_free(digest) }
     }
 
     /// Starts a new digest.

@@ -177,8 +177,8 @@ public struct StorageArchiveReader: Sendable {
 
     /// The SHA-256 `name`'s body must hash to, from the index; nil for an unsealed container
     /// (the original's, which records none). A sealed container's entry without one is corrupt.
-    func expectedDigest(of name: String, in index: DESIndex, key: String) throws -> String? {
-        guard index.isSealed, let position = index.position(of: name) else { return nil }
+    func expectedDigest(of name: String, at position: Int, in index: DESIndex, key: String) throws -> String? {
+        guard index.isSealed else { return nil }
         guard let digest = index.sha256(at: position) else {
             throw DESFormatError(.missingChecksum, "\"\(name)\" has no sha256 in its META, which a sealed container requires", path: key)
         }
@@ -222,12 +222,7 @@ public struct StorageArchiveReader: Sendable {
             } catch {
                 throw DESFormatError(.badMetadata, "\"\(name)\"'s META is not a JSON object", path: key)
             }
-            guard let value = meta["sha256"] else { return }
-            let isHex: (UInt8) -> Bool = { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
-            guard let hex = value.stringValue?.lowercased(), hex.utf8.count == 64, hex.utf8.allSatisfy(isHex) else {
-                throw DESFormatError(.badMetadata, "\"\(name)\": META sha256 is not a 64-digit hex string", path: key)
-            }
-            out[owners[member]] = hex
+            out[owners[member]] = try meta.recordedSHA256(entry: name, path: key)
         }
         return out
     }
@@ -253,8 +248,9 @@ public struct StorageArchiveReader: Sendable {
             expected = try await recordedDigests(of: names, in: v, key: key)
         }
         for (i, name) in names.enumerated() {
-            guard let entry = v.index.entry(named: name) else { continue }
-            if v.index.isSealed { expected[i] = try expectedDigest(of: name, in: v.index, key: key) }
+            guard let position = v.index.position(of: name) else { continue }
+            let entry = v.index.entries[position]
+            if v.index.isSealed { expected[i] = try expectedDigest(of: name, at: position, in: v.index, key: key) }
             if entry.isExternal {
                 let bytes = try await external(entry, key: key, version: v.version)
                 try Self.check(bytes, name: name, expected: expected[i], key: key)
