@@ -262,7 +262,8 @@ public final class Packer {
 
     // MARK: Leases
 
-    /// How often the shards with work are looked up and missing leases tried again.
+    /// How often missing leases are tried again (and, while the packer is not kept busy, the
+    /// shards with work looked up).
     var leaseRetrySeconds: Double { min(config.leaseTTLSeconds / 2, 5) }
 
     /// Whether the shards with work are to be looked up again: every ``leaseRetrySeconds`` while

@@ -27,7 +27,8 @@ public struct PackerSurrender: Sendable {
         for lease in leases { try? await metadata.releaseLease(lease) }
         let recoverer = LeaseHolder(pod: holder.pod, instance: holder.instance + ".drain")
         do {
-            let report = try await recovery.recoverAll(shards: leases.map(\.shard).sorted(), holder: recoverer, ttlSeconds: ttlSeconds)
+            // Only the shards: listing storage for stale temporaries is no work for a deadline.
+            let report = try await recovery.recover(shards: leases.map(\.shard).sorted(), holder: recoverer, ttlSeconds: ttlSeconds)
             logger.notice(
                 "work given back", metadata: ["rows_released": "\(report.rowsReleased)", "rows_packed": "\(report.rowsPacked)"])
         } catch {

@@ -144,8 +144,16 @@ public struct Recovery: Sendable {
     /// whose lease is free or expired, takes the lease, recovers the shard and gives the lease
     /// back. Shards held by live packers are skipped (they recover their own shards on takeover).
     public func recoverAll(shards: [Int], holder: LeaseHolder, ttlSeconds: Double, keyPrefix: String = "") async throws -> Report {
+        let removed = try await removeTemporaries(prefix: keyPrefix, olderThanSeconds: max(ttlSeconds, 3600))
+        var total = try await recover(shards: shards, holder: holder, ttlSeconds: ttlSeconds)
+        total.temporariesRemoved = removed
+        return total
+    }
+
+    /// For each of `shards` whose lease is free or expired: takes the lease as `holder`, recovers
+    /// the shard and gives the lease back; a shard held by a live packer is skipped.
+    public func recover(shards: [Int], holder: LeaseHolder, ttlSeconds: Double) async throws -> Report {
         var total = Report()
-        total.temporariesRemoved = try await removeTemporaries(prefix: keyPrefix, olderThanSeconds: max(ttlSeconds, 3600))
         for shard in shards {
             guard let lease = try await metadata.acquireLease(shard: shard, holder: holder, ttlSeconds: ttlSeconds) else {
                 total.shardsSkipped += 1
