@@ -159,13 +159,19 @@ final class OutputFile {
 
     /// Writes all of `bytes` (retrying short writes and EINTR).
     func write(_ bytes: UnsafeRawBufferPointer) throws {
-        guard var p = bytes.baseAddress else { return }
-        var left = bytes.count
+        guard let p = bytes.baseAddress else { return }
+        try Self.writeAll(descriptor, p, bytes.count, path: path)
+    }
+
+    /// Writes all of `count` bytes to `fd`, retrying short writes and EINTR.
+    private static func writeAll(_ fd: Int32, _ start: UnsafeRawPointer, _ count: Int, path: String) throws {
+        var p = start
+        var left = count
         while left > 0 {
-            let n = Glibc.write(descriptor, p, left)
+            let n = Glibc.write(fd, p, left)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw Self.failure(.io, path, "write failed", errno)
+                throw failure(.io, path, "write failed", errno)
             }
             if n == 0 { throw OutputFileError(code: .io, path: path, message: "write failed: no bytes written") }
             p += n
@@ -227,7 +233,12 @@ final class OutputFile {
             let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
             let temp = (dir == "/" ? "" : dir) + "/.\(stem).des-tmp-\(getpid())-\(suffix)"
             let fd = Glibc.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-            if fd >= 0 { return OutputFile(path: path, placement: .rename(temp: temp, final: final, replacing: replacing), fd: fd) }
+            if fd >= 0 {
+                // A replaced file keeps its permission bits, as with cp (a 0600 file stays 0600).
+                var st = stat()
+                if replacing, stat(final, &st) == 0, st.st_mode & S_IFMT == S_IFREG { _ = fchmod(fd, st.st_mode & 0o7777) }
+                return OutputFile(path: path, placement: .rename(temp: temp, final: final, replacing: replacing), fd: fd)
+            }
             if errno != EEXIST { throw failure(.cannotCreate, path, "cannot create a temporary file in '\(dir)'", errno) }
         }
         throw OutputFileError(code: .cannotCreate, path: path, message: "cannot create a temporary file in '\(dir)': every name tried exists")
@@ -322,19 +333,7 @@ final class OutputFile {
                 throw Self.failure(.io, path, "reading the staged output failed", errno)
             }
             if n == 0 { return }
-            let fdOut = fd
-            var left = n
-            var p = UnsafeRawPointer(buffer)
-            while left > 0 {
-                let w = Glibc.write(fdOut, p, left)
-                if w < 0 {
-                    if errno == EINTR { continue }
-                    throw Self.failure(.io, path, "write failed", errno)
-                }
-                if w == 0 { throw OutputFileError(code: .io, path: path, message: "write failed: no bytes written") }
-                p += w
-                left -= w
-            }
+            try Self.writeAll(fd, buffer, n, path: path)
             offset += off_t(n)
         }
     }

@@ -75,13 +75,7 @@ struct PackCommand: ParsableCommand {
                 writer.abort()
                 throw error
             }
-            let summary: DESArchiveSummary
-            do {
-                summary = try writer.close()
-            } catch {
-                writer.abort()
-                throw error
-            }
+            let summary = try writer.close()  // on failure, the deferred out.abort() removes the output
             try out.commit(sync: fsync)
             Terminal.clearProgress()
             let secs = max(Terminal.seconds() - start, 1e-9)

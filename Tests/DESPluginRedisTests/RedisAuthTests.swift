@@ -95,7 +95,7 @@ struct RedisAuthTests {
 
     @Test("A server with requirepass: no password is NOAUTH, a wrong one is refused, both reported as authentication failures")
     func requirePass() async throws {
-        let port = Int.random(in: 40_000...49_000)
+        let port = try RedisServer.freePort()
         let secret = "srv-" + UUID().uuidString
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -16,6 +16,23 @@ enum RedisServer {
         return s
     }
 
+    /// A loopback port nothing listens on now (the kernel's pick for a socket bound to port 0),
+    /// for a private redis-server: a random pick could land on another test's server.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw DESKitError(.unavailable, "socket: \(errno)") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw DESKitError(.unavailable, "bind: \(errno)") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
     static func cli(_ args: [String], port: Int? = nil) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -118,7 +135,7 @@ struct RedisTests {
 
     @Test("Redis stopped mid-run: reads go on without the cache, and it is used again once Redis is back")
     func outage() async throws {
-        let port = Int.random(in: 40_000...49_000)
+        let port = try RedisServer.freePort()
         let dir = NSTemporaryDirectory() + "des-redis-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
