@@ -20,6 +20,9 @@ enum DESExit {
     /// A server refused the credentials (sysexits' EX_NOPERM).
     static let noPermission: Int32 = 77
     static let ioError: Int32 = 74
+    /// A catalog table does not fit its mapping (sysexits' EX_CONFIG): a mapped column is missing
+    /// or of a type DES cannot use; `des catalog check` says what to add.
+    static let catalog: Int32 = 78
 }
 
 /// An error the CLI reports as one line with a chosen exit code.
@@ -83,6 +86,7 @@ func describe(_ error: Error) -> (String, Int32) {
         case .notFound: return (e.message, DESExit.noInput)
         case .unavailable: return (e.message, DESExit.unavailable)
         case .authentication: return (e.message, DESExit.noPermission)
+        case .catalog: return (e.message, DESExit.catalog)
         default: return (e.message, DESExit.failure)
         }
     case let e as SQLError:

@@ -23,6 +23,9 @@ public struct DESKitError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let notFound = Code("notFound")
         /// A fencing token or lease no longer holds.
         public static let fenced = Code("fenced")
+        /// A catalog table does not fit its mapping: a mapped column is missing or has a type DES
+        /// cannot use. The message names the source, the table and the column.
+        public static let catalog = Code("catalog")
         /// The object changed between two reads (its version is not the one asked for).
         public static let changed = Code("changed")
         public var description: String { raw }

@@ -1,4 +1,5 @@
 import DESKit
+import Foundation
 
 /// MySQL's and MariaDB's SQL for the catalog: backtick quoting; placeholders written `?{n}`
 /// (numbered, so that the shared SQL may name a value twice or out of order — the driver
@@ -31,8 +32,86 @@ public struct MariaDBDialect: SQLDialect {
 
     public var maxBindParameters: Int { 65_535 }
 
-    /// Ids per `IN (…)` list of a claim.
-    static let idChunk = 5_000
+    /// `DATETIME` holds UTC wall time (`UTC_TIMESTAMP(6)`); `TIMESTAMP` converts from the
+    /// session's zone (`NOW(6)`); numbers hold epoch seconds.
+    public func now(for kind: SQLColumnKind) -> String {
+        switch kind {
+        case .timestamp: return "UTC_TIMESTAMP(6)"
+        case .timestampWithTimeZone: return "NOW(6)"
+        case .integer: return "UNIX_TIMESTAMP()"
+        default: return Self.now
+        }
+    }
+
+    public func olderThan(_ column: String, kind: SQLColumnKind, seconds: Double) -> String {
+        switch kind {
+        case .timestamp, .timestampWithTimeZone:
+            return "\(column) < \(now(for: kind)) - INTERVAL \(Int64((seconds * 1e6).rounded())) MICROSECOND"
+        default: return olderThan(column, seconds: seconds)
+        }
+    }
+
+    public func ddlType(for role: SQLDESColumnRole) -> String {
+        switch role {
+        case .status: return "VARCHAR(64)"
+        case .desName, .desHash, .claimedBy: return "VARCHAR(255)"
+        case .container: return "VARCHAR(1024)"
+        case .shard: return "INT"
+        case .claimedAt, .packedAt: return "DATETIME(6)"
+        case .error: return "TEXT"
+        }
+    }
+
+    /// MariaDB has `IF NOT EXISTS` on both; MySQL on neither (then `des catalog prepare` adds
+    /// only what reflection found missing).
+    public func addColumn(table: String, column: String, type: String) -> String {
+        "ALTER TABLE \(table) ADD COLUMN \(name == "mariadb" ? "IF NOT EXISTS " : "")\(column) \(type)"
+    }
+
+    public func createIndex(name index: String, table: String, columns: [String], predicate: String?) -> String {
+        "CREATE INDEX \(name == "mariadb" ? "IF NOT EXISTS " : "")\(quoteIdentifier(index)) ON \(table) (\(columns.joined(separator: ", ")))"
+    }
+
+    /// `information_schema.COLUMNS` (in the table's schema, or the connection's database),
+    /// `tinyint(1)` read as a boolean; a MariaDB `JSON` column (a `LONGTEXT` checked by
+    /// `json_valid`) found through `information_schema.CHECK_CONSTRAINTS`; indexes from `STATISTICS`.
+    public func reflectTable(in session: any SQLSession, schema: String?, table: String) throws -> SQLTableCatalog {
+        let schemaBind: SQLValue = schema.map { .text($0) } ?? .null
+        let rows = try session.query(
+            """
+            SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE FROM information_schema.COLUMNS \
+            WHERE TABLE_SCHEMA = COALESCE(?{1}, DATABASE()) AND TABLE_NAME = ?{2} ORDER BY ORDINAL_POSITION
+            """, [schemaBind, .text(table)])
+        var jsonColumns = Set<String>()
+        if let checks = try? session.query(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = COALESCE(?{1}, DATABASE()) AND TABLE_NAME = ?{2}",
+            [schemaBind, .text(table)])
+        {
+            for check in checks {
+                guard let clause = check[0].text?.lowercased(), clause.hasPrefix("json_valid(") else { continue }
+                jsonColumns.insert(clause.dropFirst("json_valid(".count).trimmingCharacters(in: CharacterSet(charactersIn: "`) ")))
+            }
+        }
+        let columns = rows.compactMap { row -> SQLCatalogColumn? in
+            guard let name = row[0].text, let type = row[1].text else { return nil }
+            let data = (row[2].text ?? type).lowercased()
+            var kind = SQLColumnKind.classify(data == "enum" ? type : data)
+            if type.lowercased().hasPrefix("tinyint(1)") { kind = .boolean }
+            if jsonColumns.contains(name.lowercased()) { kind = .json }
+            return SQLCatalogColumn(name: name, type: type, kind: kind, nullable: row[3].text == "YES")
+        }
+        var indexes: [String: [String]] = [:]
+        for row in try session.query(
+            """
+            SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+            WHERE TABLE_SCHEMA = COALESCE(?{1}, DATABASE()) AND TABLE_NAME = ?{2} ORDER BY INDEX_NAME, SEQ_IN_INDEX
+            """, [schemaBind, .text(table)])
+        {
+            guard let index = row[0].text, let column = row[1].text else { continue }
+            indexes[index, default: []].append(column)
+        }
+        return SQLTableCatalog(columns: columns, indexes: indexes.keys.sorted().compactMap { indexes[$0] })
+    }
 
     public func claim(in session: any SQLSession, table t: SQLTableShape, shards: [Int], limit: Int, holder: String)
         throws -> [SQLRow]
@@ -43,13 +122,14 @@ public struct MariaDBDialect: SQLDialect {
         guard !ids.isEmpty else { return [] }
         var rows: [SQLRow] = []
         rows.reserveCapacity(ids.count)
-        for start in stride(from: 0, to: ids.count, by: Self.idChunk) {
-            let chunk = Array(ids[start..<min(ids.count, start + Self.idChunk)])
+        let size = chunkSize(valuesPerRow: 1)
+        for start in stride(from: 0, to: ids.count, by: size) {
+            let chunk = Array(ids[start..<min(ids.count, start + size)])
             let update = """
-                UPDATE \(t.table) SET \(t.status) = ?{1}, \(t.claimedBy) = ?{2}, \(t.claimedAt) = \(Self.now) \
+                UPDATE \(t.table) SET \(t.status) = ?{1}, \(t.claimedBy) = ?{2}\(t.setClaimedAt(self)) \
                 WHERE \(t.id) IN (\(placeholders(chunk.count, from: 3)))
                 """
-            try session.execute(update, [.text(t.statusClaimed), .text(holder)] + chunk)
+            try session.execute(update, [t.statusValue(t.statusClaimed), .text(holder)] + chunk)
             rows += try session.query(
                 "SELECT \(t.claimSelectList) FROM \(t.table) WHERE \(t.id) IN (\(placeholders(chunk.count)))", chunk)
         }
@@ -65,34 +145,34 @@ public struct MariaDBDialect: SQLDialect {
         return try session.query(sql, unnamed.binds + [.int(Int64(limit))])
     }
 
-    /// `UPDATE t JOIN (SELECT ? AS id, … UNION ALL SELECT …) v ON t.id = v.id SET …`, a thousand rows a statement.
+    /// `UPDATE t JOIN (SELECT ? AS id, … UNION ALL SELECT …) v ON t.id = v.id SET …`; ids bound
+    /// in the key's own type (a `varchar` key compares as text, so `'7'` and `'07'` stay two rows).
     public func assignNames(in session: any SQLSession, table t: SQLTableShape, _ assignments: [NameAssignment]) throws
         -> Int
     {
-        var changed = 0
-        for start in stride(from: 0, to: assignments.count, by: 1_000) {
-            let chunk = assignments[start..<min(assignments.count, start + 1_000)]
-            var binds: [SQLValue] = [.text(t.statusPending)]
-            var selects: [String] = []
-            selects.reserveCapacity(chunk.count)
-            for a in chunk {
-                let n = binds.count
-                let row = selects.isEmpty
-                    ? "SELECT ?{\(n + 1)} AS id, ?{\(n + 2)} AS name, ?{\(n + 3)} AS hash, ?{\(n + 4)} AS shard"
-                    : "SELECT ?{\(n + 1)}, ?{\(n + 2)}, ?{\(n + 3)}, ?{\(n + 4)}"
-                selects.append(row)
-                binds += [.rowID(a.rowID), .text(a.desName), .text(a.hash), .int(Int64(a.shard))]
-            }
-            var set = "des_t.\(t.desName) = v.name, des_t.\(t.shard) = v.shard, des_t.\(t.status) = ?{1}"
-            if let hash = t.desHash { set += ", des_t.\(hash) = v.hash" }
-            let sql = """
-                UPDATE \(t.table) AS des_t JOIN (\(selects.joined(separator: " UNION ALL "))) AS v ON des_t.\(t.id) = v.id \
-                SET \(set) WHERE des_t.\(t.desName) IS NULL
-                """
-            changed += try session.execute(sql, binds)
+        guard !assignments.isEmpty else { return 0 }
+        var binds: [SQLValue] = [t.statusValue(t.statusPending)]
+        var selects: [String] = []
+        selects.reserveCapacity(assignments.count)
+        for a in assignments {
+            let n = binds.count
+            let row = selects.isEmpty
+                ? "SELECT ?{\(n + 1)} AS id, ?{\(n + 2)} AS name, ?{\(n + 3)} AS hash, ?{\(n + 4)} AS shard"
+                : "SELECT ?{\(n + 1)}, ?{\(n + 2)}, ?{\(n + 3)}, ?{\(n + 4)}"
+            selects.append(row)
+            binds += [t.idValue(a.rowID), .text(a.desName), .text(a.hash), .int(Int64(a.shard))]
         }
-        return changed
+        var set = "des_t.\(t.desName) = v.name, des_t.\(t.shard) = v.shard, des_t.\(t.status) = ?{1}"
+        if let hash = t.desHash { set += ", des_t.\(hash) = v.hash" }
+        let sql = """
+            UPDATE \(t.table) AS des_t JOIN (\(selects.joined(separator: " UNION ALL "))) AS v ON des_t.\(t.id) = v.id \
+            SET \(set) WHERE des_t.\(t.desName) IS NULL
+            """
+        return try session.execute(sql, binds)
     }
+
+    /// A `UNION ALL` of a thousand selects is what the server plans quickly.
+    public var maxListLength: Int { 1_000 }
 }
 
 /// MySQL's and MariaDB's side of ``SQLMetadataStore``: the schema's DDL (InnoDB, utf8mb4 with a

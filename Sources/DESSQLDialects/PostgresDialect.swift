@@ -11,9 +11,6 @@ import DESKit
 /// does not matter, as every claimed row is packed; `$N` placeholders;
 /// DES's own times are epoch seconds (double precision) from `clock_timestamp()`.
 public struct PostgresDialect: SQLDialect {
-    /// Column types already asked of the server.
-    let types = ColumnTypeCache()
-
     /// Creates the dialect.
     public init() {}
 
@@ -34,6 +31,81 @@ public struct PostgresDialect: SQLDialect {
 
     public var maxBindParameters: Int { 65_535 }
 
+    public var identifiersCaseSensitive: Bool { true }
+
+    public var transactionalDDL: Bool { true }
+
+    /// Database time in the column's own form: `timestamptz` takes the instant, `timestamp` the
+    /// UTC wall time, a number epoch seconds.
+    public func now(for kind: SQLColumnKind) -> String {
+        switch kind {
+        case .timestampWithTimeZone: return "clock_timestamp()"
+        case .timestamp: return "(clock_timestamp() AT TIME ZONE 'UTC')"
+        case .integer: return "floor(extract(epoch from clock_timestamp()))::bigint"
+        default: return Self.now
+        }
+    }
+
+    public func olderThan(_ column: String, kind: SQLColumnKind, seconds: Double) -> String {
+        switch kind {
+        case .timestampWithTimeZone, .timestamp:
+            return "\(column) < \(now(for: kind)) - make_interval(secs => \(seconds))"
+        default: return olderThan(column, seconds: seconds)
+        }
+    }
+
+    public func ddlType(for role: SQLDESColumnRole) -> String {
+        switch role {
+        case .shard: return "integer"
+        case .claimedAt, .packedAt: return "timestamptz"
+        default: return "text"
+        }
+    }
+
+    public func addColumn(table: String, column: String, type: String) -> String {
+        "ALTER TABLE \(table) ADD COLUMN IF NOT EXISTS \(column) \(type)"
+    }
+
+    public func createIndex(name: String, table: String, columns: [String], predicate: String?) -> String {
+        "CREATE INDEX IF NOT EXISTS \(quoteIdentifier(name)) ON \(table) (\(columns.joined(separator: ", ")))"
+            + (predicate.map { " WHERE \($0)" } ?? "")
+    }
+
+    /// `pg_catalog`: each column's type as `format_type` names it, a domain resolved to its base
+    /// type (kept as the cast, so a value compares in the domain), an enum (`typtype = 'e'`) bound
+    /// as its label cast to the type, `uuid` cast likewise; the columns of each index.
+    public func reflectTable(in session: any SQLSession, schema: String?, table: String) throws -> SQLTableCatalog {
+        let qualified = (schema.map { quoteIdentifier($0) + "." } ?? "") + quoteIdentifier(table)
+        let rows = try session.query(
+            """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod),
+              CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE format_type(a.atttypid, a.atttypmod) END,
+              CASE WHEN t.typtype = 'd' THEN bt.typtype ELSE t.typtype END::text, NOT a.attnotnull
+            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
+            WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+            """, [.text(qualified)])
+        let columns = rows.compactMap { row -> SQLCatalogColumn? in
+            guard let name = row[0].text, let type = row[1].text, let base = row[2].text else { return nil }
+            let isEnum = row[3].text == "e"
+            var kind = isEnum ? SQLColumnKind.enumeration : SQLColumnKind.classify(base)
+            if base == "\"char\"" { kind = .text }
+            let needsCast = isEnum || kind == .uuid || (type != base && kind != .text && kind != .integer)
+            // The server's own words, checked before they go into SQL text all the same.
+            let safe = type.allSatisfy { $0.isLetter || $0.isNumber || " (),_.\"".contains($0) }
+            return SQLCatalogColumn(
+                name: name, type: type, kind: safe ? kind : .other, bindCast: needsCast && safe ? type : nil,
+                nullable: row[4].int != 0)
+        }
+        let indexes = try session.query(
+            """
+            SELECT array_to_string(ARRAY(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n), chr(31))
+            FROM pg_index i WHERE i.indrelid = to_regclass($1)
+            """, [.text(qualified)]
+        ).compactMap { $0[0].text.map { $0.split(separator: "\u{1F}").map(String.init) } }
+        return SQLTableCatalog(columns: columns, indexes: indexes)
+    }
+
     public func claim(in session: any SQLSession, table t: SQLTableShape, shards: [Int], limit: Int, holder: String)
         throws -> [SQLRow]
     {
@@ -45,12 +117,12 @@ public struct PostgresDialect: SQLDialect {
         // usable index the scan stays sequential.
         _ = try session.query("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)", [])
         let sql = """
-            UPDATE \(t.table) SET \(t.status) = $1, \(t.claimedBy) = $2, \(t.claimedAt) = \(Self.now) \
+            UPDATE \(t.table) SET \(t.status) = \(t.statusParam(self, 1)), \(t.claimedBy) = $2\(t.setClaimedAt(self)) \
             WHERE ctid = ANY(ARRAY(SELECT ctid FROM \(t.table) WHERE \(pending.sql) \
             LIMIT $\(3 + pending.binds.count) FOR UPDATE SKIP LOCKED)) \
             RETURNING \(t.claimSelectList)
             """
-        return try session.query(sql, [.text(t.statusClaimed), .text(holder)] + pending.binds + [.int(Int64(limit))])
+        return try session.query(sql, [t.statusValue(t.statusClaimed), .text(holder)] + pending.binds + [.int(Int64(limit))])
     }
 
     public func selectUnnamed(in session: any SQLSession, table t: SQLTableShape, limit: Int) throws -> [SQLRow] {
@@ -65,28 +137,23 @@ public struct PostgresDialect: SQLDialect {
     public func assignNames(in session: any SQLSession, table t: SQLTableShape, _ assignments: [NameAssignment]) throws
         -> Int
     {
-        var changed = 0
-        let idType = try columnType(in: session, table: t.table, quotedColumn: t.id)
-        // Four values per row: chunks stay under the 65,535-parameter limit.
-        for start in stride(from: 0, to: assignments.count, by: 10_000) {
-            let chunk = assignments[start..<min(assignments.count, start + 10_000)]
-            var binds: [SQLValue] = [.text(t.statusPending)]
-            var tuples: [String] = []
-            tuples.reserveCapacity(chunk.count)
-            for a in chunk {
-                let n = binds.count
-                tuples.append("($\(n + 1)::text, $\(n + 2)::text, $\(n + 3)::text, $\(n + 4)::bigint)")
-                binds += [.text(a.rowID), .text(a.desName), .text(a.hash), .int(Int64(a.shard))]
-            }
-            var set = "\(t.desName) = v.name, \(t.shard) = v.shard, \(t.status) = $1"
-            if let hash = t.desHash { set += ", \(hash) = v.hash" }
-            let sql = """
-                UPDATE \(t.table) AS des_t SET \(set) FROM (VALUES \(tuples.joined(separator: ", "))) AS v(id, name, hash, shard) \
-                WHERE des_t.\(t.id) = v.id::\(idType) AND des_t.\(t.desName) IS NULL
-                """
-            changed += try session.execute(sql, binds)
+        guard !assignments.isEmpty else { return 0 }
+        let idType = try keyType(in: session, table: t)
+        var binds: [SQLValue] = [t.statusValue(t.statusPending)]
+        var tuples: [String] = []
+        tuples.reserveCapacity(assignments.count)
+        for a in assignments {
+            let n = binds.count
+            tuples.append("($\(n + 1)::text, $\(n + 2)::text, $\(n + 3)::text, $\(n + 4)::bigint)")
+            binds += [.text(a.rowID), .text(a.desName), .text(a.hash), .int(Int64(a.shard))]
         }
-        return changed
+        var set = "\(t.desName) = v.name, \(t.shard) = v.shard, \(t.status) = \(t.statusParam(self, 1))"
+        if let hash = t.desHash { set += ", \(hash) = v.hash" }
+        let sql = """
+            UPDATE \(t.table) AS des_t SET \(set) FROM (VALUES \(tuples.joined(separator: ", "))) AS v(id, name, hash, shard) \
+            WHERE des_t.\(t.id) = v.id::\(idType) AND des_t.\(t.desName) IS NULL
+            """
+        return try session.execute(sql, binds)
     }
 }
 
@@ -98,17 +165,15 @@ extension PostgresDialect {
     /// planner cannot see — `ARRAY(SELECT unnest(…))` — is searched element by element for
     /// every row walked: once the table was analyzed, marking 50,000 rows took 6 s instead of 0.4.)
     public func idMatches(in session: any SQLSession, table t: SQLTableShape, count: Int, firstBind: Int) throws -> String {
-        let idType = try columnType(in: session, table: t.table, quotedColumn: t.id)
+        let idType = try keyType(in: session, table: t)
         return "\(t.id) = ANY(ARRAY[\(placeholders(count, from: firstBind))]::\(idType)[])"
     }
 
-    /// ``columnType(in:table:quotedColumn:)``, asked once per table and column.
-    func columnType(in session: any SQLSession, table: String, quotedColumn: String) throws -> String {
-        let key = table + "." + quotedColumn
-        if let known = types.get(key) { return known }
-        let type = try Self.columnType(in: session, table: table, quotedColumn: quotedColumn)
-        types.set(key, type)
-        return type
+    /// The key column's type: reflected at connect, or asked of the server for a shape built
+    /// from the config alone.
+    func keyType(in session: any SQLSession, table t: SQLTableShape) throws -> String {
+        if let known = t.idType { return known }
+        return try Self.columnType(in: session, table: t.table, quotedColumn: t.id)
     }
 
     /// The SQL type of a column as the server names it (`bigint`, `text`, `uuid`, `character varying(64)`),
@@ -160,23 +225,5 @@ public struct PostgresMetadataDialect: SQLMetadataDialect {
             """,
             "CREATE OR REPLACE VIEW des_marker_dlq AS SELECT * FROM des_dead_letters WHERE stage = 'marker'",
         ]]
-    }
-}
-
-/// Column types by `table.column`, shared by the copies of a dialect (a table's column keeps its type).
-final class ColumnTypeCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var types: [String: String] = [:]
-
-    func get(_ key: String) -> String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return types[key]
-    }
-
-    func set(_ key: String, _ type: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        types[key] = type
     }
 }

@@ -26,17 +26,85 @@ public struct SQLiteDialect: SQLDialect {
 
     public var maxBindParameters: Int { 32_766 }
 
+    public var transactionalDDL: Bool { true }
+
+    /// A column declared `TIMESTAMP`/`DATETIME` holds UTC text (`2025-01-01 12:00:00.000`, which
+    /// sorts as it compares); any other holds REAL epoch seconds.
+    public func now(for kind: SQLColumnKind) -> String {
+        switch kind {
+        case .timestamp, .timestampWithTimeZone: return "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+        default: return Self.now
+        }
+    }
+
+    public func olderThan(_ column: String, kind: SQLColumnKind, seconds: Double) -> String {
+        switch kind {
+        case .timestamp, .timestampWithTimeZone:
+            return "\(column) < strftime('%Y-%m-%d %H:%M:%f', 'now', '-\(seconds) seconds')"
+        default: return olderThan(column, seconds: seconds)
+        }
+    }
+
+    public func ddlType(for role: SQLDESColumnRole) -> String {
+        switch role {
+        case .shard: return "INTEGER"
+        case .claimedAt, .packedAt: return "REAL"
+        default: return "TEXT"
+        }
+    }
+
+    public func createIndex(name: String, table: String, columns: [String], predicate: String?) -> String {
+        "CREATE INDEX IF NOT EXISTS \(quoteIdentifier(name)) ON \(table) (\(columns.joined(separator: ", ")))"
+            + (predicate.map { " WHERE \($0)" } ?? "")
+    }
+
+    /// `pragma table_xinfo`: each column's declared type, classified by SQLite's affinity rules
+    /// (a type naming `INT` is an integer, `CHAR`/`CLOB`/`TEXT` text, `BLOB` bytes, `REAL`/`FLOA`/
+    /// `DOUB` a float), with `TIMESTAMP`/`DATETIME`, `DATE`, `JSON` and `BOOL` read as such;
+    /// indexes from `pragma index_list` and `index_info`.
+    public func reflectTable(in session: any SQLSession, schema: String?, table: String) throws -> SQLTableCatalog {
+        let prefix = schema.map { quoteIdentifier($0) + "." } ?? ""
+        let rows = try session.query("PRAGMA \(prefix)table_xinfo(\(quoteIdentifier(table)))", [])
+        let columns = rows.compactMap { row -> SQLCatalogColumn? in
+            guard let name = row["name"].text else { return nil }
+            let type = row["type"].text ?? ""
+            return SQLCatalogColumn(name: name, type: type, kind: Self.affinity(type), nullable: row["notnull"].int == 0)
+        }
+        var indexes: [[String]] = []
+        for index in try session.query("PRAGMA \(prefix)index_list(\(quoteIdentifier(table)))", []) {
+            guard let name = index["name"].text else { continue }
+            let info = try session.query("PRAGMA \(prefix)index_info(\(quoteIdentifier(name)))", [])
+            indexes.append(info.sorted { ($0["seqno"].int ?? 0) < ($1["seqno"].int ?? 0) }.compactMap { $0["name"].text })
+        }
+        return SQLTableCatalog(columns: columns, indexes: indexes)
+    }
+
+    /// The kind of a declared SQLite type.
+    static func affinity(_ declared: String) -> SQLColumnKind {
+        let t = declared.uppercased()
+        if t.contains("TIMESTAMP") || t.contains("DATETIME") { return .timestamp }
+        if t.contains("JSON") { return .json }
+        if t.contains("BOOL") { return .boolean }
+        if t.contains("INT") { return .integer }
+        if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") || t.contains("UUID") { return .text }
+        if t.contains("BLOB") { return .binary }
+        if t.isEmpty { return .other }
+        if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") { return .float }
+        if t == "DATE" { return .date }
+        return .decimal
+    }
+
     public func claim(in session: any SQLSession, table t: SQLTableShape, shards: [Int], limit: Int, holder: String)
         throws -> [SQLRow]
     {
         let pending = t.pendingPredicate(self, shards: shards, firstBind: 3)
         let sql = """
-            UPDATE \(t.table) SET \(t.status) = ?1, \(t.claimedBy) = ?2, \(t.claimedAt) = \(Self.now) \
+            UPDATE \(t.table) SET \(t.status) = ?1, \(t.claimedBy) = ?2\(t.setClaimedAt(self)) \
             WHERE \(t.id) IN (SELECT \(t.id) FROM \(t.table) WHERE \(pending.sql) \
             ORDER BY \(t.id) LIMIT ?\(3 + pending.binds.count)) \
             RETURNING \(t.claimSelectList)
             """
-        return try session.query(sql, [.text(t.statusClaimed), .text(holder)] + pending.binds + [.int(Int64(limit))])
+        return try session.query(sql, [t.statusValue(t.statusClaimed), .text(holder)] + pending.binds + [.int(Int64(limit))])
     }
 
     public func selectUnnamed(in session: any SQLSession, table t: SQLTableShape, limit: Int) throws -> [SQLRow] {
@@ -49,13 +117,13 @@ public struct SQLiteDialect: SQLDialect {
         -> Int
     {
         guard !assignments.isEmpty else { return 0 }
-        var binds: [SQLValue] = [.text(t.statusPending)]
+        var binds: [SQLValue] = [t.statusValue(t.statusPending)]
         var tuples: [String] = []
         tuples.reserveCapacity(assignments.count)
         for a in assignments {
             let n = binds.count
             tuples.append("(?\(n + 1), ?\(n + 2), ?\(n + 3), ?\(n + 4))")
-            binds += [.rowID(a.rowID), .text(a.desName), .text(a.hash), .int(Int64(a.shard))]
+            binds += [t.idValue(a.rowID), .text(a.desName), .text(a.hash), .int(Int64(a.shard))]
         }
         var set = "\(t.desName) = v.name, \(t.shard) = v.shard, \(t.status) = ?1"
         if let hash = t.desHash { set += ", \(hash) = v.hash" }

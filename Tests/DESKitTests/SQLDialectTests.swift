@@ -13,6 +13,7 @@ private struct FormDialect: SQLDialect {
     func claim(in session: any SQLSession, table: SQLTableShape, shards: [Int], limit: Int, holder: String) throws -> [SQLRow] { [] }
     func selectUnnamed(in session: any SQLSession, table: SQLTableShape, limit: Int) throws -> [SQLRow] { [] }
     func assignNames(in session: any SQLSession, table: SQLTableShape, _ assignments: [NameAssignment]) throws -> Int { 0 }
+    func reflectTable(in session: any SQLSession, schema: String?, table: String) throws -> SQLTableCatalog { SQLTableCatalog(columns: []) }
 }
 
 @Suite("SQL shared by every dialect")

@@ -17,7 +17,12 @@ struct DialectStatementTests {
 
     @Test("SQL Server: READ COMMITTED, a TOP (n) READPAST CTE updated with OUTPUT, VALUES joins under 2,100 values")
     func mssql() async throws {
-        let statements = try await RecordingConnection.everyStatement(dialect: MSSQLDialect(), answers: [("[des_name] IS NULL AND", Self.unnamed)])
+        let all = try await RecordingConnection.everyStatement(dialect: MSSQLDialect(), answers: [("[des_name] IS NULL AND", Self.unnamed)])
+        // The table is reflected once, before the first statement: its columns, then its indexes.
+        #expect(all[0].sql == MSSQLDialect.reflectColumnsSQL && all[0].binds == [.text("[dbo].[files]")])
+        #expect(all[1].sql == MSSQLDialect.reflectIndexesSQL)
+        #expect(all.dropFirst(2).allSatisfy { !$0.sql.contains("sys.columns") })
+        let statements = Array(all.dropFirst(2))
         let sql = statements.map(\.sql)
         #expect(sql[0] == "SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
         #expect(
@@ -42,25 +47,73 @@ struct DialectStatementTests {
                 """)
         #expect(statements.allSatisfy { $0.binds.count <= 2_100 })
         #expect(sql.contains { $0.hasPrefix("SELECT TOP (?{3}) [id], [des_name], [des_container], [body_path] FROM [dbo].[files]") })
-        let refused = try await SQLGlot.refused(try Self.native(statements, "@P"), dialect: "tsql")
+        let refused = try await SQLGlot.refused(try Self.native(all, "@P"), dialect: "tsql")
         #expect(refused.isEmpty, "\(refused)")
         #expect(statements.count >= 12)
     }
 
-    @Test("SQL Server: a batch of names splits to stay under the 2,100-value limit")
+    @Test("SQL Server: the generic layer splits a batch of names to stay under the 2,100-value limit")
     func mssqlNameChunks() async throws {
-        let recorder = RecordingConnection()
-        let shape = try SQLTableShape(config: TableConfig(name: "files"), dialect: MSSQLDialect())
-        let names = (1...1_201).map { NameAssignment(rowID: "\($0)", desName: "N\($0)", hash: "h", shard: 0) }
-        _ = try await recorder.withSession { try MSSQLDialect().assignNames(in: $0, table: shape, names) }
-        let statements = recorder.statements.withLock { $0 }
-        #expect(statements.map(\.binds.count) == [2_001, 2_001, 805])
+        let unnamed = (1...1_201).map { SQLRow(columns: ["id", "body_path", "des_name"], values: [.int(Int64($0)), .text("k\($0)"), .null]) }
+        let statements = try await RecordingConnection.everyStatement(dialect: MSSQLDialect(), answers: [("[des_name] IS NULL AND", unnamed)])
+        let names = statements.filter { $0.sql.hasPrefix("UPDATE des_t SET") }
+        // (2,100 − 16) / 4 = 521 rows a statement, four values each plus the status.
+        #expect(names.map(\.binds.count) == [2_085, 2_085, 637])
+        #expect(statements.allSatisfy { $0.binds.count <= 2_100 })
+    }
+
+    @Test("SQL Server and Oracle: a datetime2/TIMESTAMP claim time, a uniqueidentifier/VARCHAR2 key and integer status codes bind by type")
+    func typedShapes() async throws {
+        var types = RecordingConnection.defaultTypes.map { ($0.0, Optional($0.1)) }
+        func set(_ name: String, _ type: String?) { types = types.map { $0.0 == name ? (name, type) : $0 } }
+        set("id", "uniqueidentifier")
+        set("des_claimed_at", "datetime2")
+        set("des_error", nil)
+        set("des_container", nil)
+        let mssql = try await RecordingConnection.everyStatement(dialect: MSSQLDialect(), answers: [], types: types)
+        let claim = try #require(mssql.first { $0.sql.contains("UPDATE des_c") })
+        #expect(claim.sql.contains("[des_claimed_at] = SYSUTCDATETIME()"))
+        #expect(mssql.contains { $0.sql.contains("[des_claimed_at] < DATEADD(MILLISECOND, -600000, SYSUTCDATETIME())") })
+        // No error or container column: the mark writes only what exists.
+        let mark = try #require(mssql.first { $0.sql.hasPrefix("UPDATE [dbo].[files] SET [des_status] = ?{1}") && $0.sql.contains("des_claimed_by] = ?{3}") })
+        #expect(!mark.sql.contains("des_container") && !mark.sql.contains("des_error"))
+        // A uuid key binds as text, never as the integer it may look like.
+        #expect(mark.binds.suffix(2) == [.text("1"), .text("2")])
+        #expect(try await SQLGlot.refused(try Self.native(mssql, "@P"), dialect: "tsql").isEmpty)
+
+        set("id", "VARCHAR2")
+        set("des_claimed_at", "TIMESTAMP(6)")
+        set("des_status", "NUMBER")
+        let oracle = try await RecordingConnection.everyStatement(
+            dialect: OracleDialect(), answers: [("IS NOT NULL FOR UPDATE SKIP LOCKED", Self.ids)], types: types, statuses: ("1", "2", "3", "4"))
+        #expect(oracle[0].sql == OracleDialect.reflectColumnsSQL && oracle[0].binds == [.text("DBO"), .text("FILES")])
+        #expect(oracle.contains { $0.sql.contains("\"DES_CLAIMED_AT\" = SYS_EXTRACT_UTC(SYSTIMESTAMP)") })
+        #expect(oracle.contains { $0.sql.contains("\"DES_CLAIMED_AT\" < SYS_EXTRACT_UTC(SYSTIMESTAMP) - NUMTODSINTERVAL(600.0, 'SECOND')") })
+        let oracleMark = try #require(oracle.first { $0.sql.hasPrefix("UPDATE \"DBO\".\"FILES\" SET \"DES_STATUS\" = ?{1}") && $0.sql.contains("CLAIMED_BY\" = ?{3}") })
+        #expect(oracleMark.binds.prefix(2) == [.int(3), .int(2)])
+        #expect(oracleMark.binds.suffix(2) == [.text("1"), .text("2")])
+        #expect(try await SQLGlot.refused(try Self.native(oracle, ":p"), dialect: "oracle").isEmpty)
+    }
+
+    @Test("A mapped column the table lacks is an error naming the source, table and column, with did-you-mean")
+    func missingColumn() async throws {
+        var types = RecordingConnection.defaultTypes.map { ($0.0, Optional($0.1)) }
+        types = types.map { $0.0 == "des_status" ? ("des_stat", "varchar") : $0 }
+        await #expect {
+            _ = try await RecordingConnection.everyStatement(dialect: MSSQLDialect(), answers: [], types: types)
+        } throws: { error in
+            let e = error as? DESKitError
+            return e?.code == .catalog && e?.message.contains("source 'catalog'") == true && e?.message.contains("dbo.files") == true
+                && e?.message.contains("'des_status' (columns.status)") == true && e?.message.contains("did you mean 'des_stat'") == true
+        }
     }
 
     @Test("Oracle: a FOR UPDATE SKIP LOCKED cursor fetched n rows (never FETCH FIRST), IN lists of at most 1,000, MERGE for names")
     func oracle() async throws {
-        let statements = try await RecordingConnection.everyStatement(
+        let all = try await RecordingConnection.everyStatement(
             dialect: OracleDialect(), answers: [("\"DES_NAME\" IS NULL AND", Self.unnamed), ("IS NOT NULL FOR UPDATE SKIP LOCKED", Self.ids)])
+        #expect(all[0].sql == OracleDialect.reflectColumnsSQL && all[1].sql == OracleDialect.reflectIndexesSQL)
+        let statements = Array(all.dropFirst(2))
         let sql = statements.map(\.sql)
         #expect(sql[0] == "SELECT \"ID\" FROM \"DBO\".\"FILES\" WHERE \"DES_STATUS\" = ?{1} AND \"DES_SHARD\" IN (0, 1) AND \"DES_NAME\" IS NOT NULL FOR UPDATE SKIP LOCKED")
         #expect(statements[0].maxRows == 1000)
@@ -81,7 +134,7 @@ struct DialectStatementTests {
         #expect(!sql.contains { $0.contains("FETCH FIRST") && $0.contains("FOR UPDATE") })
         #expect(!sql.contains { $0.contains(" LIMIT ") })
         #expect(sql.last == "SELECT 1 FROM DUAL")
-        let refused = try await SQLGlot.refused(try Self.native(statements, ":p"), dialect: "oracle")
+        let refused = try await SQLGlot.refused(try Self.native(all, ":p"), dialect: "oracle")
         #expect(refused.isEmpty, "\(refused)")
     }
 

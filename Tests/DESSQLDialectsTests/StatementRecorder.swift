@@ -39,16 +39,52 @@ final class RecordingConnection: SQLConnection, @unchecked Sendable {
 
     func close() async {}
 
-    /// Runs every statement the source connector sends, over `dialect`, and returns them in order.
-    static func everyStatement(dialect: any SQLDialect, answers: [(contains: String, rows: [SQLRow])]) async throws -> [Statement] {
-        let recorder = RecordingConnection(answers: answers)
+    /// The catalog table's columns and their types as the database would report them.
+    static let defaultTypes: [(String, String)] = [
+        ("id", "bigint"), ("body_path", "varchar"), ("size_bytes", "bigint"), ("mime", "varchar"), ("des_status", "varchar"),
+        ("des_name", "varchar"), ("des_shard", "int"), ("des_hash", "varchar"), ("des_container", "varchar"),
+        ("des_claimed_by", "varchar"), ("des_claimed_at", "float"), ("des_error", "varchar"),
+    ]
+
+    /// The answer to `dialect`'s reflection query for a table of `types` (name, type; a type
+    /// `nil` leaves the column out), in the rows its catalog returns.
+    static func reflection(_ dialect: any SQLDialect, _ types: [(String, String?)]) -> (contains: String, rows: [SQLRow]) {
+        let present = types.compactMap { name, type in type.map { (name, $0) } }
+        if dialect.name == "oracle" {
+            return ("ALL_TAB_COLUMNS", present.map { name, type in
+                let number = type.hasPrefix("NUMBER")
+                return SQLRow(
+                    columns: ["column_name", "data_type", "data_precision", "data_scale", "nullable"],
+                    values: [.text(dialect.storedName(name)), .text(number ? "NUMBER" : type), number ? .int(19) : .null, number ? .int(0) : .null, .text("Y")])
+            })
+        }
+        return ("sys.columns", present.map { name, type in
+            SQLRow(columns: ["name", "type", "max_length", "precision", "scale", "is_nullable"],
+                   values: [.text(name), .text(type), .int(0), .int(0), .int(0), .int(1)])
+        })
+    }
+
+    /// Runs every statement the source connector sends, over `dialect`, and returns them in order
+    /// (the table reflected as `types`, by default ``defaultTypes``).
+    static func everyStatement(
+        dialect: any SQLDialect, answers: [(contains: String, rows: [SQLRow])], types: [(String, String?)]? = nil,
+        statuses: (pending: String, claimed: String, packed: String, failed: String)? = nil
+    ) async throws -> [Statement] {
+        let catalog = reflection(dialect, types ?? defaultTypes.map { ($0.0, $0.1) })
+        let recorder = RecordingConnection(answers: [catalog] + answers)
         var columns = ColumnMapping()
         columns.s3Key = "body_path"
         columns.sizeBytes = "size_bytes"
         columns.desHash = "des_hash"
         columns.metadataColumns = ["mime"]
-        let source = SourceConfig(
-            name: "catalog", connection: ConnectionConfig(type: dialect.name), table: TableConfig(name: "files", schema: "dbo", columns: columns))
+        var table = TableConfig(name: "files", schema: "dbo", columns: columns)
+        if let statuses {
+            table.statusPendingValue = statuses.pending
+            table.statusClaimedValue = statuses.claimed
+            table.statusPackedValue = statuses.packed
+            table.statusFailedValue = statuses.failed
+        }
+        let source = SourceConfig(name: "catalog", connection: ConnectionConfig(type: dialect.name), table: table)
         let pool = SQLConnectionPool(size: 1) { recorder }
         let connector = try SQLSourceConnector(config: source, dialect: dialect, pool: pool)
         _ = try await connector.claim(shards: [0, 1], limit: 1000, holder: "pod-1#a")

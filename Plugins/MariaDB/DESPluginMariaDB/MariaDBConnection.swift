@@ -85,7 +85,8 @@ public final class MariaDBConnection: SQLConnection, @unchecked Sendable {
                 code: "08001", message: "cannot connect to MariaDB/MySQL at \(target): \(message) (\(code))", isTransient: true)
         }
         handle = mysql
-        var setup = ["SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"]
+        // UTC sessions: TIMESTAMP columns read and written in UTC, so META gets UTC times.
+        var setup = ["SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", "SET time_zone = '+00:00'"]
         if s.statementTimeoutSeconds > 0 { setup.append("SET SESSION max_statement_time = \(s.statementTimeoutSeconds)") }
         for statement in setup { _ = try textQuery(mysql, statement) }
     }

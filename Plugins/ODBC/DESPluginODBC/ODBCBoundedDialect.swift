@@ -3,14 +3,12 @@ import DESKit
 /// A dialect as spoken through ODBC: the database's own SQL, in statements of at most
 /// ``maxValues`` bound values. ODBC drivers are narrower than their servers (psqlODBC loses
 /// its protocol state past some tens of thousands of parameters, where PostgreSQL takes 65,535),
-/// so name assignments go in batches of ``namesPerStatement`` rows and id lists stay short.
+/// so the generic layer's batches (``SQLDialect/chunkSize(valuesPerRow:fixed:)``) stay short.
 public struct ODBCBoundedDialect: SQLDialect {
     /// The database's dialect.
     public let base: any SQLDialect
     /// Most values one statement carries through ODBC.
     public static let maxValues = 2_000
-    /// Rows per name-assignment statement (four values each).
-    public static let namesPerStatement = 400
 
     /// Wraps `base`.
     public init(_ base: any SQLDialect) { self.base = base }
@@ -21,6 +19,22 @@ public struct ODBCBoundedDialect: SQLDialect {
     public var currentTimestamp: String { base.currentTimestamp }
     public func olderThan(_ column: String, seconds: Double) -> String { base.olderThan(column, seconds: seconds) }
     public var maxBindParameters: Int { min(base.maxBindParameters, Self.maxValues) }
+    public var maxListLength: Int { base.maxListLength }
+    public var identifiersCaseSensitive: Bool { base.identifiersCaseSensitive }
+    public func storedName(_ identifier: String) -> String { base.storedName(identifier) }
+    public func now(for kind: SQLColumnKind) -> String { base.now(for: kind) }
+    public func olderThan(_ column: String, kind: SQLColumnKind, seconds: Double) -> String {
+        base.olderThan(column, kind: kind, seconds: seconds)
+    }
+    public func ddlType(for role: SQLDESColumnRole) -> String { base.ddlType(for: role) }
+    public func addColumn(table: String, column: String, type: String) -> String { base.addColumn(table: table, column: column, type: type) }
+    public func createIndex(name: String, table: String, columns: [String], predicate: String?) -> String {
+        base.createIndex(name: name, table: table, columns: columns, predicate: predicate)
+    }
+    public var transactionalDDL: Bool { base.transactionalDDL }
+    public func reflectTable(in session: any SQLSession, schema: String?, table: String) throws -> SQLTableCatalog {
+        try base.reflectTable(in: session, schema: schema, table: table)
+    }
     public var rowLimit: SQLRowLimit { base.rowLimit }
     public var healthQuery: String { base.healthQuery }
 
@@ -33,12 +47,7 @@ public struct ODBCBoundedDialect: SQLDialect {
     }
 
     public func assignNames(in session: any SQLSession, table: SQLTableShape, _ assignments: [NameAssignment]) throws -> Int {
-        var changed = 0
-        for start in stride(from: 0, to: assignments.count, by: Self.namesPerStatement) {
-            let chunk = Array(assignments[start..<min(assignments.count, start + Self.namesPerStatement)])
-            changed += try base.assignNames(in: session, table: table, chunk)
-        }
-        return changed
+        try base.assignNames(in: session, table: table, assignments)
     }
 
     public func idMatches(in session: any SQLSession, table: SQLTableShape, count: Int, firstBind: Int) throws -> String {

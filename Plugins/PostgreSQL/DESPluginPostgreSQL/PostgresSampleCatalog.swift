@@ -13,10 +13,11 @@ public enum PostgresSampleCatalog {
         var columns = ["\(shape.id) BIGSERIAL PRIMARY KEY", "\(shape.key) TEXT NOT NULL"]
         if let bucket = shape.bucket { columns.append("\(bucket) TEXT") }
         if let size = shape.size { columns.append("\(size) BIGINT") }
-        columns += shape.metadata.map { "\($0.quoted) TEXT" }
+        let c = table.columns
+        columns += c.metadata.map { "\(d.quoteIdentifier($0.column)) TEXT" }
         columns += [
-            "\(shape.status) TEXT", "\(shape.desName) TEXT", "\(shape.shard) INTEGER", "\(shape.container) TEXT",
-            "\(shape.claimedBy) TEXT", "\(shape.claimedAt) DOUBLE PRECISION", "\(shape.error) TEXT",
+            "\(shape.status) TEXT", "\(shape.desName) TEXT", "\(shape.shard) INTEGER", "\(d.quoteIdentifier(c.desContainer)) TEXT",
+            "\(shape.claimedBy) TEXT", "\(d.quoteIdentifier(c.claimedAt)) DOUBLE PRECISION", "\(d.quoteIdentifier(c.error)) TEXT",
         ]
         if let hash = shape.desHash { columns.append("\(hash) TEXT") }
         let name = table.name

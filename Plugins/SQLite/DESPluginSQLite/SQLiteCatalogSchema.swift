@@ -13,10 +13,11 @@ public enum SQLiteCatalogSchema {
         if let bucket = shape.bucket { columns.append("\(bucket) TEXT") }
         if let size = shape.size { columns.append("\(size) INTEGER") }
         if let created = c.createdAt { columns.append("\(d.quoteIdentifier(created)) REAL") }
-        columns += shape.metadata.map { "\($0.quoted) TEXT" }
+        columns += c.metadata.map { "\(d.quoteIdentifier($0.column)) TEXT" }
         columns += [
             "\(shape.status) TEXT", "\(shape.desName) TEXT", "\(shape.shard) INTEGER",
-            "\(shape.container) TEXT", "\(shape.claimedBy) TEXT", "\(shape.claimedAt) REAL", "\(shape.error) TEXT",
+            "\(d.quoteIdentifier(c.desContainer)) TEXT", "\(shape.claimedBy) TEXT", "\(d.quoteIdentifier(c.claimedAt)) REAL",
+            "\(d.quoteIdentifier(c.error)) TEXT",
         ]
         if let hash = shape.desHash { columns.append("\(hash) TEXT") }
         let name = table.name
@@ -34,7 +35,7 @@ public enum SQLiteCatalogSchema {
         let shape = try SQLTableShape(config: table, dialect: d)
         var cols = [shape.key]
         if let size = shape.size { cols.append(size) }
-        cols += shape.metadata.map(\.quoted)
+        cols += table.columns.metadata.map { d.quoteIdentifier($0.column) }
         if table.statusNewValue != nil { cols.append(shape.status) }
         return "INSERT INTO \(shape.table) (\(cols.joined(separator: ", "))) VALUES (\(d.placeholders(cols.count)))"
     }

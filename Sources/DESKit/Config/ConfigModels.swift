@@ -98,7 +98,7 @@ public struct ColumnMapping: Sendable, Hashable {
     public var sizeBytes: String? = nil
     /// The status column DES moves through pending, claimed, packed and failed.
     public var status: String = "des_status"
-    /// When the file was created (kept; DES does not read it yet).
+    /// When the file was created: copied into each entry's META as `created_at`, ISO 8601 UTC.
     public var createdAt: String? = nil
     /// What is copied into each entry's META, in this order: META key and column
     /// (`metadata_columns` as a mapping `meta_key: column`, or a list where each key is its column).
@@ -120,6 +120,8 @@ public struct ColumnMapping: Sendable, Hashable {
     public var claimedAt: String = "des_claimed_at"
     /// Why the row failed.
     public var error: String = "des_error"
+    /// When the row was packed (database time), written only where the table has the column.
+    public var packedAt: String = "des_packed_at"
     /// Creates the default mapping.
     public init() {}
 }

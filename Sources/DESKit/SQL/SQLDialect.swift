@@ -1,87 +1,3 @@
-/// A catalog table's identifiers, validated and quoted for one dialect, plus its status values.
-public struct SQLTableShape: Sendable {
-    /// `schema.table`, quoted.
-    public let table: String
-    public let id: String, key: String, bucket: String?, size: String?
-    public let status: String, desName: String, desHash: String?, shard: String
-    public let container: String, claimedBy: String, claimedAt: String, error: String
-    /// Metadata columns, quoted, and the META keys their values are stored under.
-    public let metadata: [(quoted: String, name: String)]
-    /// The extra condition from the config, parenthesised, or nil.
-    public let whereClause: String?
-    public let statusNew: String?, statusPending: String, statusClaimed: String, statusPacked: String, statusFailed: String
-
-    /// The columns a claim returns, in order: id, key, bucket?, size?, name, shard, metadata….
-    public var claimColumns: [String] {
-        var cols = [id, key]
-        if let bucket { cols.append(bucket) }
-        if let size { cols.append(size) }
-        cols += [desName, shard]
-        cols += metadata.map(\.quoted)
-        return cols
-    }
-
-    /// ``claimColumns``, comma-separated.
-    public var claimSelectList: String { claimColumns.joined(separator: ", ") }
-
-    /// ` AND (where_clause)` or an empty string.
-    public var andWhere: String { whereClause.map { " AND (\($0))" } ?? "" }
-
-    /// The rows that need a name — no DES name yet, not failed (a row whose naming failed went to
-    /// the dead-letter table once and is not tried again), in `status_new` when one is configured —
-    /// with its bound values, whose placeholders start at `firstBind`. Written once for every dialect.
-    public func unnamedPredicate(_ dialect: any SQLDialect, firstBind: Int = 1) -> (sql: String, binds: [SQLValue]) {
-        var sql = "\(desName) IS NULL AND (\(status) IS NULL OR \(status) <> \(dialect.placeholder(firstBind)))"
-        var binds: [SQLValue] = [.text(statusFailed)]
-        if let statusNew {
-            sql += " AND \(status) = \(dialect.placeholder(firstBind + 1))"
-            binds.append(.text(statusNew))
-        }
-        return (sql + andWhere, binds)
-    }
-
-    /// The rows ready to be claimed — pending, named — of `shards` (inlined integers: they are ours).
-    /// The shard filter is part of the predicate, so it applies before any row limit.
-    public func pendingPredicate(_ dialect: any SQLDialect, shards: [Int], firstBind: Int = 1) -> (sql: String, binds: [SQLValue]) {
-        ("\(status) = \(dialect.placeholder(firstBind)) AND \(shard) IN (\(dialect.shardList(shards))) AND \(desName) IS NOT NULL\(andWhere)",
-         [.text(statusPending)])
-    }
-
-    /// Builds the shape, validating every identifier.
-    public init(config: TableConfig, dialect: any SQLDialect) throws {
-        func q(_ name: String, _ what: String) throws -> String {
-            try SQLIdentifier.validate(name, what: what)
-            return dialect.quoteIdentifier(name)
-        }
-        let c = config.columns
-        if let schema = config.schema {
-            table = try q(schema, "table.schema") + "." + q(config.name, "table.name")
-        } else {
-            table = try q(config.name, "table.name")
-        }
-        id = try q(c.id, "columns.id")
-        key = try q(c.s3Key, "columns.s3_key")
-        bucket = try c.s3Bucket.map { try q($0, "columns.s3_bucket") }
-        size = try c.sizeBytes.map { try q($0, "columns.size_bytes") }
-        status = try q(c.status, "columns.status")
-        desName = try q(c.desName, "columns.des_name")
-        desHash = try c.desHash.map { try q($0, "columns.des_hash") }
-        shard = try q(config.shardKeyColumn, "shard_key_column")
-        container = try q(c.desContainer, "columns.des_container")
-        claimedBy = try q(c.claimedBy, "columns.claimed_by")
-        claimedAt = try q(c.claimedAt, "columns.claimed_at")
-        error = try q(c.error, "columns.error")
-        // The column is read; the value is stored in META under the configured key (the original's mapping).
-        metadata = try c.metadata.map { (try q($0.column, "columns.metadata_columns"), $0.key) }
-        whereClause = config.whereClause.flatMap { $0.isEmpty ? nil : "(\($0))" }
-        statusNew = config.statusNewValue
-        statusPending = config.statusPendingValue
-        statusClaimed = config.statusClaimedValue
-        statusPacked = config.statusPackedValue
-        statusFailed = config.statusFailedValue
-    }
-}
-
 /// Identifier rules for names that come from the config.
 public enum SQLIdentifier {
     /// Checks an identifier: a letter or `_`, then letters, digits, `_` or `$`, at most 128 characters.
@@ -118,10 +34,49 @@ public protocol SQLDialect: Sendable {
     func olderThan(_ column: String, seconds: Double) -> String
     /// Most bound values in one statement.
     var maxBindParameters: Int { get }
+    /// Most items in one `IN (…)` or `VALUES` list (default 10,000; Oracle 1,000, ORA-01795).
+    var maxListLength: Int { get }
     /// How a select is limited to n rows (default `LIMIT`).
     var rowLimit: SQLRowLimit { get }
     /// A statement that proves the connection works (default `SELECT 1`; Oracle: `SELECT 1 FROM DUAL`).
     var healthQuery: String { get }
+
+    /// Reads the table's columns and types (and its indexes' columns) from the database's own
+    /// catalog: PostgreSQL's `pg_catalog` (enums and domains resolved), MySQL's
+    /// `information_schema.COLUMNS`, SQL Server's `sys.columns`, Oracle's `ALL_TAB_COLUMNS`,
+    /// SQLite's `pragma table_xinfo`. A missing table reflects as no columns. Run once per
+    /// connector, before its first statement.
+    func reflectTable(in session: any SQLSession, schema: String?, table: String) throws -> SQLTableCatalog
+
+    /// Whether quoted identifiers match the catalog's names only in their exact case
+    /// (PostgreSQL, Oracle: true; default false).
+    var identifiersCaseSensitive: Bool { get }
+
+    /// The name under which the database stores an identifier of the config that DES quotes
+    /// (default: as written; Oracle upper-cases a name written in lower case).
+    func storedName(_ identifier: String) -> String
+
+    /// Database time in the form a column of `kind` stores it: a timestamp (UTC for one with no
+    /// zone) for the time kinds, epoch seconds (``currentTimestamp``) for numbers. Default: epoch seconds.
+    func now(for kind: SQLColumnKind) -> String
+
+    /// A condition that is true when `column`, of `kind`, is more than `seconds` in the past.
+    /// Default: ``olderThan(_:seconds:)`` (epoch seconds).
+    func olderThan(_ column: String, kind: SQLColumnKind, seconds: Double) -> String
+
+    /// The column type `des catalog prepare` adds for a DES column of `role`.
+    func ddlType(for role: SQLDESColumnRole) -> String
+
+    /// `ALTER TABLE … ADD …` for one column (default `ALTER TABLE t ADD COLUMN c type`).
+    func addColumn(table: String, column: String, type: String) -> String
+
+    /// `CREATE INDEX …` over `columns` of `table`, restricted to rows matching `predicate` where
+    /// the database has partial indexes (default: `CREATE INDEX name ON t (cols)`, no predicate).
+    func createIndex(name: String, table: String, columns: [String], predicate: String?) -> String
+
+    /// Whether DDL runs inside a transaction that a failure rolls back (PostgreSQL, SQLite, SQL
+    /// Server: true; MySQL/MariaDB and Oracle commit each DDL statement: false, the default).
+    var transactionalDDL: Bool { get }
 
     /// Claims up to `limit` pending rows of `shards` for `holder` inside the
     /// current transaction, skipping rows locked by others, and returns them
@@ -153,12 +108,66 @@ public enum SQLRowLimit: Sendable, Equatable {
     case cursor
 }
 
+/// The DES columns `des catalog prepare` can add, each with a type per dialect.
+public enum SQLDESColumnRole: String, Sendable, CaseIterable {
+    /// The status (text).
+    case status
+    /// The DES name (text, up to 255).
+    case desName
+    /// The shard (integer).
+    case shard
+    /// The name's hash (text).
+    case desHash
+    /// The container's key (text).
+    case container
+    /// The claimer (text).
+    case claimedBy
+    /// The claim time (a timestamp).
+    case claimedAt
+    /// The failure reason (long text).
+    case error
+    /// When packed (a timestamp).
+    case packedAt
+}
+
 extension SQLDialect {
     public var rowLimit: SQLRowLimit { .limit }
     public var healthQuery: String { "SELECT 1" }
+    public var identifiersCaseSensitive: Bool { false }
+    public func storedName(_ identifier: String) -> String { identifier }
+    public func now(for kind: SQLColumnKind) -> String { currentTimestamp }
+    public func olderThan(_ column: String, kind: SQLColumnKind, seconds: Double) -> String { olderThan(column, seconds: seconds) }
+    public var transactionalDDL: Bool { false }
+    public var maxListLength: Int { 10_000 }
+
+    /// How many rows of `valuesPerRow` bound values one statement carries, beside `fixed` other
+    /// values: under ``maxBindParameters`` and ``maxListLength``. The generic SQL layer splits
+    /// every list by it, so a dialect renders one chunk.
+    public func chunkSize(valuesPerRow: Int, fixed: Int = 8) -> Int {
+        max(1, min(maxListLength, (maxBindParameters - fixed) / max(1, valuesPerRow)))
+    }
+
+    public func ddlType(for role: SQLDESColumnRole) -> String {
+        switch role {
+        case .status, .claimedBy: return "VARCHAR(255)"
+        case .desName, .desHash: return "VARCHAR(255)"
+        case .container: return "VARCHAR(1024)"
+        case .shard: return "INTEGER"
+        case .claimedAt, .packedAt: return "TIMESTAMP"
+        case .error: return "VARCHAR(4000)"
+        }
+    }
+
+    public func addColumn(table: String, column: String, type: String) -> String {
+        "ALTER TABLE \(table) ADD COLUMN \(column) \(type)"
+    }
+
+    public func createIndex(name: String, table: String, columns: [String], predicate: String?) -> String {
+        "CREATE INDEX \(quoteIdentifier(name)) ON \(table) (\(columns.joined(separator: ", ")))"
+    }
 
     public func idMatches(in session: any SQLSession, table: SQLTableShape, count: Int, firstBind: Int) throws -> String {
-        "\(table.id) IN (\(placeholders(count, from: firstBind)))"
+        "\(table.id) IN (\((0..<count).map { table.idParam(self, firstBind + $0) }.joined(separator: ", ")))"
     }
 
     /// `SELECT columns FROM rest` limited to `limit` rows in this dialect's form; `limit` is bound at

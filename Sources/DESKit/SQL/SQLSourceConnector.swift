@@ -1,5 +1,6 @@
 import DESFormat
 import Logging
+import Synchronization
 
 /// The generic source over any SQL database: a ``SQLConnection`` pool plus a ``SQLDialect``.
 ///
@@ -11,17 +12,44 @@ public final class SQLSourceConnector: SourceConnector {
     public let config: SourceConfig
     /// The dialect in use.
     public let dialect: any SQLDialect
-    /// The table's quoted identifiers.
-    public let shape: SQLTableShape
     private let pool: SQLConnectionPool
+    /// The table's shape once reflected (once per connector, before its first statement).
+    private let reflected = Mutex<SQLTableShape?>(nil)
 
-    /// Creates the connector; fails when an identifier in the config is invalid.
+    /// Creates the connector; fails when an identifier in the config is invalid. The table is
+    /// reflected on first use (see ``tableShape()``).
     public init(config: SourceConfig, dialect: any SQLDialect, pool: SQLConnectionPool) throws {
         self.name = config.name
         self.config = config
         self.dialect = dialect
         self.pool = pool
-        self.shape = try SQLTableShape(config: config.table, dialect: dialect)
+        _ = try SQLTableShape(config: config.table, dialect: dialect)
+    }
+
+    /// The table as the database's catalog describes it, reflected once and kept: every mapped
+    /// column checked (a missing one is a ``DESKitError/Code/catalog`` error naming the source,
+    /// table and column), its types known for binding and decoding.
+    public func tableShape() async throws -> SQLTableShape {
+        if let known = reflected.withLock({ $0 }) { return known }
+        let (dialect, table, source) = (self.dialect, config.table, name)
+        let schema = config.table.schema ?? config.connection.schema
+        let catalog = try await pool.withConnection { conn in
+            try await conn.withSession { session in
+                try dialect.reflectTable(in: session, schema: schema, table: table.name)
+            }
+        }
+        let shape = try SQLTableShape(config: table, dialect: dialect, catalog: catalog, source: source)
+        reflected.withLock { $0 = shape }
+        return shape
+    }
+
+    /// The reflected table itself (for `des catalog check`), read anew.
+    public func reflectCatalog() async throws -> SQLTableCatalog {
+        let (dialect, table) = (self.dialect, config.table.name)
+        let schema = config.table.schema ?? config.connection.schema
+        return try await pool.withConnection { conn in
+            try await conn.withSession { try dialect.reflectTable(in: $0, schema: schema, table: table) }
+        }
     }
 
     private func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
@@ -30,15 +58,16 @@ public final class SQLSourceConnector: SourceConnector {
 
     public func claim(shards: [Int], limit: Int, holder: String) async throws -> [PendingFile] {
         guard !shards.isEmpty, limit > 0 else { return [] }
-        let (dialect, shape) = (self.dialect, self.shape)
+        let (dialect, shape) = (self.dialect, try await tableShape())
         let rows = try await transaction { session in
             try dialect.claim(in: session, table: shape, shards: shards, limit: limit, holder: holder)
         }
-        return try rows.map(pendingFile)
+        return try rows.map { try pendingFile($0, shape) }
     }
 
-    /// Turns a row with the claim columns into a pending file.
-    func pendingFile(_ row: SQLRow) throws -> PendingFile {
+    /// Turns a row with the claim columns into a pending file, decoding each metadata column by
+    /// its reflected type (``SQLMetadataDecoding``).
+    func pendingFile(_ row: SQLRow, _ shape: SQLTableShape) throws -> PendingFile {
         var i = 0
         func next() -> SQLValue {
             defer { i += 1 }
@@ -56,27 +85,21 @@ public final class SQLSourceConnector: SourceConnector {
         }
         var meta = DESMetadata()
         for column in shape.metadata {
-            let v = next()
-            switch v {
-            case .null: meta[column.name] = .null
-            case .int(let x): meta[column.name] = .int(x)
-            case .double(let x): meta[column.name] = .double(x)
-            case .text(let s): meta[column.name] = .string(s)
-            case .blob(let b): meta[column.name] = .string(b.map { String(format: "%02x", $0) }.joined())
-            }
+            meta[SQLMetadataDecoding.key(column.name, kind: column.kind)] = SQLMetadataDecoding.value(next(), kind: column.kind)
         }
         return PendingFile(
             source: name, rowID: id, desName: desName, shard: Int(shard), size: size,
             body: BodyLocation(bucket: bucket, key: key), metadata: meta)
     }
 
-    /// Runs an `UPDATE … WHERE id IN (…)` (``SQLDialect/idMatches(in:table:count:firstBind:)``) over `ids` in chunks that fit the bind limit.
+    /// Runs `UPDATE … WHERE <prefix> [AND claimed_by = holder] AND id IN (…)` over `ids`, in
+    /// chunks the dialect's bind limit allows (``SQLDialect/chunkSize(valuesPerRow:fixed:)``).
     private func updateInChunks(
-        ids: [String], prefix: @escaping @Sendable (inout [SQLValue]) -> String, holder: String?
+        ids: [String], shape: SQLTableShape, prefix: @escaping @Sendable (inout [SQLValue]) -> String, holder: String?
     ) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
-        let (dialect, shape) = (self.dialect, self.shape)
-        let chunk = max(1, min(1000, dialect.maxBindParameters - 8))
+        let dialect = self.dialect
+        let chunk = dialect.chunkSize(valuesPerRow: 1, fixed: 16)
         var total = 0
         for start in stride(from: 0, to: ids.count, by: chunk) {
             let slice = Array(ids[start..<min(ids.count, start + chunk)])
@@ -88,7 +111,7 @@ public final class SQLSourceConnector: SourceConnector {
                     sql += " AND \(shape.claimedBy) = \(dialect.placeholder(binds.count))"
                 }
                 sql += " AND " + (try dialect.idMatches(in: session, table: shape, count: slice.count, firstBind: binds.count + 1))
-                binds += slice.map { SQLValue.rowID($0) }
+                binds += slice.map { shape.idValue($0) }
                 return try session.execute(sql, binds)
             }
         }
@@ -96,40 +119,51 @@ public final class SQLSourceConnector: SourceConnector {
     }
 
     public func markPacked(rowIDs: [String], container: String, holder: String?) async throws -> Int {
-        let (d, s) = (dialect, shape)
+        let (d, s) = (dialect, try await tableShape())
         return try await updateInChunks(
-            ids: rowIDs,
+            ids: rowIDs, shape: s,
             prefix: { binds in
-                binds = [.text(s.statusPacked), .text(container), .text(s.statusClaimed)]
-                return "UPDATE \(s.table) SET \(s.status) = \(d.placeholder(1)), \(s.container) = \(d.placeholder(2)), "
-                    + "\(s.error) = NULL WHERE \(s.status) = \(d.placeholder(3))"
+                binds = [s.statusValue(s.statusPacked), s.statusValue(s.statusClaimed)]
+                var set = "\(s.status) = \(s.statusParam(d, 1))"
+                if let container = s.container {
+                    binds.append(.text(container))
+                    set += ", \(container) = \(d.placeholder(binds.count))"
+                }
+                if let error = s.error { set += ", \(error) = NULL" }
+                set += s.setPackedAt(d)
+                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) = \(s.statusParam(d, 2))"
             }, holder: holder)
     }
 
     public func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int {
-        let (d, s) = (dialect, shape)
+        let (d, s) = (dialect, try await tableShape())
         return try await updateInChunks(
-            ids: rowIDs,
+            ids: rowIDs, shape: s,
             prefix: { binds in
-                binds = [.text(s.statusPending), .text(s.statusClaimed)]
-                return "UPDATE \(s.table) SET \(s.status) = \(d.placeholder(1)), \(s.claimedBy) = NULL, "
-                    + "\(s.claimedAt) = NULL WHERE \(s.status) = \(d.placeholder(2))"
+                binds = [s.statusValue(s.statusPending), s.statusValue(s.statusClaimed)]
+                return "UPDATE \(s.table) SET \(s.status) = \(s.statusParam(d, 1)), \(s.claimedBy) = NULL\(s.clearClaimedAt) "
+                    + "WHERE \(s.status) = \(s.statusParam(d, 2))"
             }, holder: holder)
     }
 
     public func markFailed(_ rows: [FailedRow], holder: String?) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
-        let (d, s) = (dialect, shape)
+        let (d, s) = (dialect, try await tableShape())
         return try await transaction { session in
             var changed = 0
             for row in rows {
-                var binds: [SQLValue] = [.text(s.statusFailed), .text(String(row.reason.prefix(2000))), .rowID(row.rowID)]
-                var sql = "UPDATE \(s.table) SET \(s.status) = \(d.placeholder(1)), \(s.error) = \(d.placeholder(2)) "
-                    + "WHERE \(s.id) = \(d.placeholder(3))"
+                var binds: [SQLValue] = [s.statusValue(s.statusFailed)]
+                var set = "\(s.status) = \(s.statusParam(d, 1))"
+                if let error = s.error {
+                    binds.append(.text(String(row.reason.prefix(2000))))
+                    set += ", \(error) = \(d.placeholder(binds.count))"
+                }
+                binds.append(s.idValue(row.rowID))
+                var sql = "UPDATE \(s.table) SET \(set) WHERE \(s.id) = \(s.idParam(d, binds.count))"
                 if let holder {
                     // The packer fails only rows it still has claimed.
-                    binds += [.text(s.statusClaimed), .text(holder)]
-                    sql += " AND \(s.status) = \(d.placeholder(4)) AND \(s.claimedBy) = \(d.placeholder(5))"
+                    binds += [s.statusValue(s.statusClaimed), .text(holder)]
+                    sql += " AND \(s.status) = \(s.statusParam(d, binds.count - 1)) AND \(s.claimedBy) = \(d.placeholder(binds.count))"
                 }
                 changed += try session.execute(sql, binds)
             }
@@ -140,9 +174,9 @@ public final class SQLSourceConnector: SourceConnector {
     public func staleClaims(shards: [Int]?, excludingHolder: String?, olderThanSeconds: Double?) async throws
         -> [PendingFile]
     {
-        let (d, s) = (dialect, shape)
-        var binds: [SQLValue] = [.text(s.statusClaimed)]
-        var sql = "SELECT \(s.claimSelectList), \(s.claimedBy) FROM \(s.table) WHERE \(s.status) = \(d.placeholder(1))"
+        let (d, s) = (dialect, try await tableShape())
+        var binds: [SQLValue] = [s.statusValue(s.statusClaimed)]
+        var sql = "SELECT \(s.claimSelectList), \(s.claimedBy) FROM \(s.table) WHERE \(s.status) = \(s.statusParam(d, 1))"
         if let shards {
             if shards.isEmpty { return [] }
             sql += " AND \(s.shard) IN (\(d.shardList(shards)))"
@@ -152,8 +186,10 @@ public final class SQLSourceConnector: SourceConnector {
             binds.append(.text(excludingHolder))
             conditions.append("(\(s.claimedBy) IS NULL OR \(s.claimedBy) <> \(d.placeholder(binds.count)))")
         }
-        if let olderThanSeconds {
-            conditions.append("(\(s.claimedAt) IS NULL OR \(d.olderThan(s.claimedAt, seconds: olderThanSeconds)))")
+        // Without a claim-time column a claim's age is unknown: every claim counts as old enough.
+        if let olderThanSeconds, let claimedAt = s.claimedAt {
+            let kind = s.claimedAtKind ?? .float
+            conditions.append("(\(claimedAt) IS NULL OR \(d.olderThan(claimedAt, kind: kind, seconds: olderThanSeconds)))")
         }
         if !conditions.isEmpty { sql += " AND (" + conditions.joined(separator: " OR ") + ")" }
         let query = sql, values = binds
@@ -161,7 +197,7 @@ public final class SQLSourceConnector: SourceConnector {
             try await conn.withSession { session in try session.query(query, values) }
         }
         return try rows.map { row in
-            var file = try pendingFile(row)
+            var file = try pendingFile(row, s)
             file.claimedBy = row.values.last?.text
             return file
         }
@@ -170,7 +206,9 @@ public final class SQLSourceConnector: SourceConnector {
     public func nameRows(limit: Int, assign: @escaping @Sendable ([UnnamedRow]) throws -> [NameAssignment]) async throws
         -> Int
     {
-        let (d, s) = (dialect, shape)
+        let (d, s) = (dialect, try await tableShape())
+        // Four values a row: the generic layer splits the names into statements the dialect's bind limit allows.
+        let chunk = d.chunkSize(valuesPerRow: 4, fixed: 16)
         return try await transaction { session in
             let rows = try d.selectUnnamed(in: session, table: s, limit: limit)
             if rows.isEmpty { return 0 }
@@ -179,19 +217,24 @@ public final class SQLSourceConnector: SourceConnector {
                 return UnnamedRow(rowID: id, key: row[1].text ?? "", presetName: row[2].text)
             }
             let assignments = try assign(unnamed)
-            return try d.assignNames(in: session, table: s, assignments)
+            var changed = 0
+            for start in stride(from: 0, to: assignments.count, by: chunk) {
+                changed += try d.assignNames(in: session, table: s, Array(assignments[start..<min(assignments.count, start + chunk)]))
+            }
+            return changed
         }
     }
 
     public func packedRows(afterRowID: String?, limit: Int) async throws -> [PackedRow] {
-        let (d, s) = (dialect, shape)
-        var binds: [SQLValue] = [.text(s.statusPacked)]
-        var cols = "\(s.id), \(s.desName), \(s.container), \(s.key)"
+        let (d, s) = (dialect, try await tableShape())
+        var binds: [SQLValue] = [s.statusValue(s.statusPacked)]
+        // Without a container column the container is not known here: the audit then finds the name by its (day, shard).
+        var cols = "\(s.id), \(s.desName), \(s.container ?? "NULL"), \(s.key)"
         if let bucket = s.bucket { cols += ", \(bucket)" }
-        var rest = "\(s.table) WHERE \(s.status) = \(d.placeholder(1))\(s.andWhere)"
+        var rest = "\(s.table) WHERE \(s.status) = \(s.statusParam(d, 1))\(s.andWhere)"
         if let afterRowID {
-            binds.append(.rowID(afterRowID))
-            rest += " AND \(s.id) > \(d.placeholder(2))"
+            binds.append(s.idValue(afterRowID))
+            rest += " AND \(s.id) > \(s.idParam(d, 2))"
         }
         let limited = d.limitedSelect(cols, from: rest + " ORDER BY \(s.id)", limit: limit, bind: binds.count + 1)
         if let bind = limited.bind { binds.append(bind) }
@@ -200,21 +243,21 @@ public final class SQLSourceConnector: SourceConnector {
             try await conn.withSession { try $0.query(query, values, maxRows: maxRows) }
         }
         return rows.compactMap { r in
-            guard let id = r[0].text, let name = r[1].text, let container = r[2].text else { return nil }
+            guard let id = r[0].text, let name = r[1].text else { return nil }
             return PackedRow(
-                rowID: id, desName: name, container: container,
+                rowID: id, desName: name, container: r[2].text ?? "",
                 body: BodyLocation(bucket: hasBucket ? r[4].text : nil, key: r[3].text ?? ""))
         }
     }
 
     public func stats() async throws -> SourceStats {
-        let (s, d) = (shape, dialect)
+        let (s, d) = (try await tableShape(), dialect)
         // Named rows by status, plus rows whose naming failed (counted as failed, not as unnamed).
-        let grouped = "SELECT \(s.status), COUNT(*) FROM \(s.table) WHERE (\(s.desName) IS NOT NULL OR \(s.status) = \(d.placeholder(1)))"
+        let grouped = "SELECT \(s.status), COUNT(*) FROM \(s.table) WHERE (\(s.desName) IS NOT NULL OR \(s.status) = \(s.statusParam(d, 1)))"
             + "\(s.andWhere) GROUP BY \(s.status)"
         let predicate = s.unnamedPredicate(d)
         let unnamed = "SELECT COUNT(*) FROM \(s.table) WHERE \(predicate.sql)"
-        let failedValue: [SQLValue] = [.text(s.statusFailed)]
+        let failedValue: [SQLValue] = [s.statusValue(s.statusFailed)]
         let (rows, unnamedRows) = try await pool.withConnection { conn in
             try await conn.withSession { session in
                 (try session.query(grouped, failedValue), try session.query(unnamed, predicate.binds))
@@ -236,10 +279,10 @@ public final class SQLSourceConnector: SourceConnector {
     }
 
     public func shardsWithWork() async throws -> Set<Int>? {
-        let (s, d) = (shape, dialect)
-        let sql = "SELECT DISTINCT \(s.shard) FROM \(s.table) WHERE \(s.status) IN (\(d.placeholder(1)), \(d.placeholder(2))) "
+        let (s, d) = (try await tableShape(), dialect)
+        let sql = "SELECT DISTINCT \(s.shard) FROM \(s.table) WHERE \(s.status) IN (\(s.statusParam(d, 1)), \(s.statusParam(d, 2))) "
             + "AND \(s.shard) IS NOT NULL AND \(s.desName) IS NOT NULL\(s.andWhere)"
-        let binds: [SQLValue] = [.text(s.statusPending), .text(s.statusClaimed)]
+        let binds: [SQLValue] = [s.statusValue(s.statusPending), s.statusValue(s.statusClaimed)]
         let rows = try await pool.withConnection { conn in
             try await conn.withSession { try $0.query(sql, binds) }
         }
@@ -249,6 +292,8 @@ public final class SQLSourceConnector: SourceConnector {
     public func healthCheck() async throws {
         let sql = dialect.healthQuery
         _ = try await pool.withConnection { conn in try await conn.withSession { try $0.query(sql) } }
+        // A table that no longer fits its mapping fails the check too.
+        _ = try await tableShape()
     }
 
     public func close() async { await pool.close() }
