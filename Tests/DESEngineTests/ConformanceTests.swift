@@ -109,3 +109,51 @@ struct CarelessFixture: SourceFixture {
         #expect(report.failures.map(\.check) == ["only the holder marks packed, failed or released"], "\(report)")
     }
 }
+
+/// Catalogs shaped as users have them, in SQLite: declared types `TIMESTAMP`, `DATETIME`, `JSON`,
+/// `VARCHAR` keys (SQLite keeps text as text), an enum as text.
+struct SQLiteShapesFixture: CatalogShapesFixture {
+    let path: String
+    var schema: String? { nil }
+    var dialect: any SQLDialect { SQLiteDialect() }
+
+    func columnType(_ type: CatalogColumnType, table: String) -> String {
+        switch type {
+        case .bigint: return "BIGINT"
+        case .integer: return "INTEGER"
+        case .varchar: return "VARCHAR(64)"
+        case .text, .enumeration: return "TEXT"
+        case .uuid: return "UUID"
+        case .timestampWithTimeZone: return "TIMESTAMP"
+        case .timestamp: return "DATETIME"
+        case .epochSeconds: return "REAL"
+        case .json: return "JSON"
+        }
+    }
+
+    func execute(_ statements: [(sql: String, binds: [SQLValue])]) async throws {
+        let c = try await SQLiteConnection.open(path: path)
+        defer { Task { await c.close() } }
+        try await c.withTransaction { s in
+            for statement in statements { try s.execute(statement.sql, statement.binds) }
+        }
+    }
+
+    func makeConnector(table: TableConfig) async throws -> any SourceConnector {
+        let source = SourceConfig(name: "shapes", connection: ConnectionConfig(type: "sqlite", database: path, poolSize: 1), table: table)
+        let path = self.path
+        let pool = SQLConnectionPool(size: 1) { try await SQLiteConnection.open(path: path, create: false) }
+        return try SQLSourceConnector(config: source, dialect: SQLiteDialect(), pool: pool)
+    }
+}
+
+@Suite("Conformance kit: SQLite catalogs as users have them") struct SQLiteCatalogShapesTests {
+    @Test("The SQLite source passes the CatalogShapes suite")
+    func shapes() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let report = await CatalogShapes.run(fixture: SQLiteShapesFixture(path: d.dir + "/shapes.sqlite"))
+        #expect(report.isOK, "\(report)")
+        #expect(report.passed.count == CatalogShapes.shapes().count)
+    }
+}

@@ -209,3 +209,52 @@ struct NumberedPlaceholderTests {
         #expect(try NumberedPlaceholders.rewrite("SELECT 1", [.int(1)]).1 == [.int(1)])
     }
 }
+
+/// Catalogs shaped as users have them, on the live MariaDB: `ENUM`, `DATETIME(6)` and
+/// `TIMESTAMP(6)`, `UUID`, `JSON` (a checked `LONGTEXT`), `varchar` keys, in a database of their own.
+struct MariaDBShapesFixture: CatalogShapesFixture {
+    let database: String
+    var schema: String? { nil }
+    var dialect: any SQLDialect { MariaDBDialect() }
+
+    func columnType(_ type: CatalogColumnType, table: String) -> String {
+        switch type {
+        case .bigint: return "BIGINT"
+        case .integer: return "INT"
+        case .varchar: return "VARCHAR(64)"
+        case .text: return "TEXT"
+        case .uuid: return "UUID"
+        case .enumeration(let labels): return "ENUM(\(labels.map { "'\($0)'" }.joined(separator: ", ")))"
+        case .timestampWithTimeZone: return "TIMESTAMP(6) NULL"
+        case .timestamp: return "DATETIME(6)"
+        case .epochSeconds: return "DOUBLE"
+        case .json: return "JSON"
+        }
+    }
+
+    func execute(_ statements: [(sql: String, binds: [SQLValue])]) async throws {
+        let c = try await connect(try mariaDB(database: database))
+        defer { Task { await c.close() } }
+        try await c.withTransaction { s in
+            for statement in statements { try s.execute(statement.sql, statement.binds) }
+        }
+    }
+
+    func makeConnector(table: TableConfig) async throws -> any SourceConnector {
+        let connection = try mariaDB(database: database)
+        let source = SourceConfig(name: "shapes", connection: connection, table: table)
+        let (settings, target) = try MariaDBPlugin.settings(connection, what: "test")
+        let pool = SQLConnectionPool(size: 2) { try await MariaDBConnection.connect(settings, target: target) }
+        return try SQLSourceConnector(config: source, dialect: MariaDBDialect(), pool: pool)
+    }
+}
+
+@Suite("MariaDB: catalogs as users have them")
+struct MariaDBCatalogShapesTests {
+    @Test("The MariaDB source passes the CatalogShapes suite")
+    func shapes() async throws {
+        let report = await CatalogShapes.run(fixture: MariaDBShapesFixture(database: try await freshDatabase()))
+        #expect(report.isOK, "\(report)")
+        #expect(report.passed.count == CatalogShapes.shapes().count)
+    }
+}

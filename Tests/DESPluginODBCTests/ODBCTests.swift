@@ -233,3 +233,75 @@ struct BracingTests {
         #expect(NumberedPlaceholders.bracing("SELECT 1", marker: "$") == "SELECT 1")
     }
 }
+
+/// Catalogs shaped as users have them, through ODBC to the live PostgreSQL and MariaDB.
+struct ODBCShapesFixture: CatalogShapesFixture {
+    let server: String  // "postgres" or "mariadb"
+    let space: String
+    var schema: String? { server == "postgres" ? space : nil }
+    var connection: ConnectionConfig {
+        get throws { server == "postgres" ? try ODBCServers.postgres() : try ODBCServers.mariadb(database: space) }
+    }
+    let dialect: any SQLDialect
+
+    static func make(_ server: String) async throws -> ODBCShapesFixture {
+        let space = "des_os_" + UUID().uuidString.prefix(8).lowercased()
+        let admin = try await ODBCServers.connect(server == "postgres" ? try ODBCServers.postgres() : try ODBCServers.mariadb())
+        _ = try await admin.withSession {
+            try $0.execute(server == "postgres" ? "CREATE SCHEMA \(space)" : "CREATE DATABASE \(space) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        }
+        await admin.close()
+        let connection = server == "postgres" ? try ODBCServers.postgres() : try ODBCServers.mariadb(database: space)
+        let dialect = ODBCBoundedDialect(try ODBCPlugin.dialect(for: connection, type: "odbc", what: "test").0)
+        return ODBCShapesFixture(server: server, space: space, dialect: dialect)
+    }
+
+    func columnType(_ type: CatalogColumnType, table: String) -> String {
+        let pg = server == "postgres"
+        switch type {
+        case .bigint: return "BIGINT"
+        case .integer: return "INTEGER"
+        case .varchar: return "VARCHAR(64)"
+        case .text: return "TEXT"
+        case .uuid: return "UUID"
+        case .enumeration(let labels): return pg ? "\"\(space)\".\"\(table)_state\"" : "ENUM(\(labels.map { "'\($0)'" }.joined(separator: ", ")))"
+        case .timestampWithTimeZone: return pg ? "timestamptz" : "TIMESTAMP(6) NULL"
+        case .timestamp: return pg ? "timestamp" : "DATETIME(6)"
+        case .epochSeconds: return pg ? "double precision" : "DOUBLE"
+        case .json: return pg ? "jsonb" : "JSON"
+        }
+    }
+
+    func prelude(for table: String, type: CatalogColumnType) -> [String] {
+        guard server == "postgres", case .enumeration(let labels) = type else { return [] }
+        return ["CREATE TYPE \(columnType(type, table: table)) AS ENUM (\(labels.map { "'\($0)'" }.joined(separator: ", ")))"]
+    }
+
+    func execute(_ statements: [(sql: String, binds: [SQLValue])]) async throws {
+        let c = try await ODBCServers.connect(try connection)
+        defer { Task { await c.close() } }
+        try await c.withTransaction { s in
+            for statement in statements { try s.execute(statement.sql, statement.binds) }
+        }
+    }
+
+    func makeConnector(table: TableConfig) async throws -> any SourceConnector {
+        var connection = try self.connection
+        connection.poolSize = 2
+        let source = SourceConfig(name: "shapes", connection: connection, table: table)
+        let (dialect, style) = try ODBCPlugin.dialect(for: connection, type: "odbc", what: "test")
+        let (conninfo, target) = try ODBCPlugin.connectionString(connection, what: "test")
+        let pool = SQLConnectionPool(size: 2) { try await ODBCConnection.connect(connectionString: conninfo, target: target, style: style) }
+        return try SQLSourceConnector(config: source, dialect: ODBCBoundedDialect(dialect), pool: pool)
+    }
+}
+
+@Suite("ODBC: catalogs as users have them")
+struct ODBCCatalogShapesTests {
+    @Test("ODBC → PostgreSQL and ODBC → MariaDB pass the CatalogShapes suite", arguments: ["postgres", "mariadb"])
+    func shapes(server: String) async throws {
+        let report = await CatalogShapes.run(fixture: try await ODBCShapesFixture.make(server))
+        #expect(report.isOK, "\(report)")
+        #expect(report.passed.count == CatalogShapes.shapes().count)
+    }
+}

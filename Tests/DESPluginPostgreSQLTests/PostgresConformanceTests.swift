@@ -112,3 +112,57 @@ struct PostgresConformanceTests {
         }
     }
 }
+
+/// Catalogs shaped as users have them, on the live PostgreSQL: enum and domain types, `timestamptz`,
+/// `uuid`, `jsonb`, mixed-case quoted names, in a schema of their own.
+struct PostgresShapesFixture: CatalogShapesFixture {
+    let conninfo: String
+    let schema: String?
+    var dialect: any SQLDialect { PostgresDialect() }
+
+    func columnType(_ type: CatalogColumnType, table: String) -> String {
+        switch type {
+        case .bigint: return "bigint"
+        case .integer: return "integer"
+        case .varchar: return "varchar(64)"
+        case .text: return "text"
+        case .uuid: return "uuid"
+        case .enumeration: return (schema.map { "\"\($0)\"." } ?? "") + "\"\(table)_state\""
+        case .timestampWithTimeZone: return "timestamptz"
+        case .timestamp: return "timestamp"
+        case .epochSeconds: return "double precision"
+        case .json: return "jsonb"
+        }
+    }
+
+    func prelude(for table: String, type: CatalogColumnType) -> [String] {
+        guard case .enumeration(let labels) = type else { return [] }
+        return ["CREATE TYPE \(columnType(type, table: table)) AS ENUM (\(labels.map { "'\($0)'" }.joined(separator: ", ")))"]
+    }
+
+    func execute(_ statements: [(sql: String, binds: [SQLValue])]) async throws {
+        let c = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+        defer { Task { await c.close() } }
+        try await c.withTransaction { s in
+            for statement in statements { try s.execute(statement.sql, statement.binds) }
+        }
+    }
+
+    func makeConnector(table: TableConfig) async throws -> any SourceConnector {
+        let source = SourceConfig(name: "shapes", connection: ConnectionConfig(type: "postgresql", poolSize: 2), table: table)
+        let conninfo = self.conninfo
+        let pool = SQLConnectionPool(size: 2) { try await PostgresConnection.connect(conninfo: conninfo, target: "test server") }
+        return try SQLSourceConnector(config: source, dialect: PostgresDialect(), pool: pool)
+    }
+}
+
+@Suite("PostgreSQL: catalogs as users have them")
+struct PostgresCatalogShapesTests {
+    @Test("The PostgreSQL source passes the CatalogShapes suite")
+    func shapes() async throws {
+        let conninfo = try testServer()
+        let report = await CatalogShapes.run(fixture: PostgresShapesFixture(conninfo: conninfo, schema: try await freshSchema(conninfo)))
+        #expect(report.isOK, "\(report)")
+        #expect(report.passed.count == CatalogShapes.shapes().count)
+    }
+}

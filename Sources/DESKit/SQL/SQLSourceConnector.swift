@@ -125,9 +125,9 @@ public final class SQLSourceConnector: SourceConnector {
             prefix: { binds in
                 binds = [s.statusValue(s.statusPacked), s.statusValue(s.statusClaimed)]
                 var set = "\(s.status) = \(s.statusParam(d, 1))"
-                if let container = s.container {
+                if let column = s.container {
                     binds.append(.text(container))
-                    set += ", \(container) = \(d.placeholder(binds.count))"
+                    set += ", \(column) = \(d.placeholder(binds.count))"
                 }
                 if let error = s.error { set += ", \(error) = NULL" }
                 set += s.setPackedAt(d)
