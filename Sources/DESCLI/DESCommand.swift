@@ -70,7 +70,8 @@ struct DESCommand: AsyncParsableCommand {
             PackCommand.self, ListCommand.self, CatCommand.self, MetaCommand.self, StatCommand.self,
             VerifyCommand.self, UnpackCommand.self, NameCommand.self, ShardCommand.self,
             MarkerCommand.self, PackerCommand.self, RecoverCommand.self, StatusCommand.self, GetCommand.self,
-            CheckCommand.self, SampleCommand.self, ConfigCommand.self, NewSourceCommand.self, ServeCommand.self, HealthCommand.self,
+            CheckCommand.self, SampleCommand.self, ConfigCommand.self, CatalogCommand.self, NewSourceCommand.self, ServeCommand.self,
+            HealthCommand.self,
         ]
     )
 }

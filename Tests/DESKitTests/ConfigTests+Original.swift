@@ -177,15 +177,15 @@ private let fullOriginalSource = """
         #expect(configError(source(connection: ["pool_recycle: -2"]))?.message == "must be between -1 and 86400 seconds, got -2")
     }
 
-    @Test func shardKeyColumnMustNotBeAMappedColumn() throws {
-        let id = try #require(configError(source(table: ["shard_key_column: id"])))
-        #expect(id.code == .invalidValue)
-        #expect(id.keyPath == "sources[0].table.shard_key_column")
-        #expect(id.message.contains("columns.id"))
-        let meta = try #require(configError(source(table: ["shard_key_column: Region"], columns: ["metadata_columns: {area: region}"])))
-        #expect(meta.message.contains("columns.metadata_columns.area"))
-        let key = try #require(configError(source(table: ["shard_key_column: object_key"], columns: ["s3_key: object_key"])))
-        #expect(key.message.contains("columns.s3_key"))
+    @Test func shardKeyColumnNamingAMappedColumnIsReadAsTheOriginalMeantIt() throws {
+        // The original hashed this column's value; DES shards by the DES name and keeps the shard in des_shard.
+        let config = try parse(source(table: ["shard_key_column: object_key"], columns: ["s3_key: object_key"]))
+        #expect(config.sources[0].table.shardKeyColumn == "des_shard")
+        let warning = try #require(config.warnings.first { $0.keyPath == "sources[0].table.shard_key_column" })
+        #expect(warning.message.contains("columns.s3_key") && warning.message.contains("'des_shard'"))
+        // Without shard_key_column, a mapping that gives des_shard to another role is still refused.
+        let clash = try #require(configError(source(columns: ["metadata_columns: {area: des_shard}"])))
+        #expect(clash.message.contains("columns.metadata_columns.area"))
     }
 }
 
@@ -358,14 +358,14 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
                 connection: ["charset: utf8", "pool_recycle: 60", "pool_pre_ping: true"],  // the pool honours these two
                 table: ["shard_key_column: shard_no"], columns: ["created_at: made", "metadata_columns: {kind: doc_type}"],
                 extra: ["batch_size: 100"]) + "metadata:\n  connection: {type: postgresql, pool_pre_ping: yes}\n")
+        // created_at is copied into META (ISO 8601 UTC), as the original did: no warning.
         #expect(
             loud.warnings.map(\.keyPath) == [
-                "sources[0].connection.charset", "sources[0].table.columns.created_at", "sources[0].table.shard_key_column",
-                "sources[0].batch_size",
+                "sources[0].connection.charset", "sources[0].table.shard_key_column", "sources[0].batch_size",
             ])
         #expect(loud.warnings.allSatisfy { $0.file == "test.yaml" && $0.line > 0 && $0.column > 0 })
         #expect(loud.warnings[0].message.contains("'postgresql'"))
-        #expect(loud.warnings[3].message.contains("packer.batch_size (500)"))
+        #expect(loud.warnings[2].message.contains("packer.batch_size (500)"))
     }
 
     @Test func warningsNeverQuoteSecrets() throws {

@@ -298,10 +298,12 @@ import Yams
         #expect(configError("packer:\n  heartbeat_seconds: 30\n  lease_ttl_seconds: 30\n")?.keyPath == "packer.heartbeat_seconds")
     }
 
-    @Test func shardBitsMustAgreeWithThePacker() throws {
-        let error = try #require(configError(sourceYAML(extra: "shard_bits: 4") + "packer:\n  shard_bits: 8\n"))
-        #expect(error.keyPath == "sources[0].shard_bits")
-        #expect(error.message.contains("packer.shard_bits"))
+    @Test func sourceShardBitsOtherThanThePackersWarnAndThePackersServeAll() throws {
+        // A reader finds a file's shard from its name alone, so one width serves every source.
+        let mixed = try parse(sourceYAML(extra: "shard_bits: 4") + "packer:\n  shard_bits: 8\n")
+        #expect(mixed.packer.shardBits == 8)
+        let warning = try #require(mixed.warnings.first { $0.keyPath == "sources[0].shard_bits" })
+        #expect(warning.message.contains("packer.shard_bits") && warning.message.contains("8 bits"))
         // Without packer.shard_bits the sources' value is taken.
         let config = try parse(sourceYAML(extra: "shard_bits: 4"))
         #expect(config.packer.shardBits == 4)

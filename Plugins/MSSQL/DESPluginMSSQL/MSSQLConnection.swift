@@ -25,6 +25,10 @@ public final class MSSQLConnection: SQLConnection, @unchecked Sendable {
         public var loginTimeoutSeconds: Int = 10
         /// Longest wait for one statement's answer, in seconds (0: none).
         public var statementTimeoutSeconds: Int = 0
+        /// The client character set FreeTDS converts to (`driver_options.charset`; default UTF-8).
+        public var charset: String = "UTF-8"
+        /// The TDS protocol's minor version, 7.1 to 7.4 (`driver_options.tds_version`; default 7.4).
+        public var tdsMinorVersion: Int = 4
         /// Creates default settings.
         public init() {}
     }
@@ -86,9 +90,9 @@ public final class MSSQLConnection: SQLConnection, @unchecked Sendable {
         if let user = s.user { dbsetlname(login, user, DBSETUSER) }
         if let password = s.password { dbsetlname(login, password, DBSETPWD) }
         dbsetlname(login, "des", DBSETAPP)
-        dbsetlname(login, "UTF-8", DBSETCHARSET)
+        dbsetlname(login, s.charset, DBSETCHARSET)
         if let database = s.database { dbsetlname(login, database, DBSETDBNAME) }
-        _ = cdes_set_version_74(login)
+        _ = cdes_set_version_7x(login, Int32(s.tdsMinorVersion))
         dbsetlogintime(Int32(max(1, s.loginTimeoutSeconds)))
         if s.statementTimeoutSeconds > 0 { dbsettime(Int32(s.statementTimeoutSeconds)) }
         guard let dbproc = cdes_dbopen(login, "\(s.host):\(s.port)") else {

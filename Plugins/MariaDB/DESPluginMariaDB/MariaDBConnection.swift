@@ -28,6 +28,8 @@ public final class MariaDBConnection: SQLConnection, @unchecked Sendable {
         public var writeTimeoutSeconds: Int = 0
         /// `max_statement_time` of the session, in seconds (0: none; MariaDB only).
         public var statementTimeoutSeconds: Double = 0
+        /// Whether TLS must verify the server's certificate (`driver_options.ssl_verify_cert`); nil: the library's default.
+        public var verifyServerCertificate: Bool?
         /// Creates default settings.
         public init() {}
     }
@@ -70,6 +72,10 @@ public final class MariaDBConnection: SQLConnection, @unchecked Sendable {
             mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &t)
         }
         _ = s.charset.withCString { mysql_options(mysql, MYSQL_SET_CHARSET_NAME, $0) }
+        if let verify = s.verifyServerCertificate {
+            var flag: my_bool = verify ? 1 : 0
+            mysql_options(mysql, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &flag)
+        }
         let flags = UInt(CLIENT_FOUND_ROWS)
         let connected = mysql_real_connect(
             mysql, s.host, s.user, s.password, s.database, UInt32(s.port), s.unixSocket, flags)

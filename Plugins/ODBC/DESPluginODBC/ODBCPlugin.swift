@@ -65,7 +65,7 @@ public enum ODBCPlugin {
         }
         var attributes: [(String, String)] = []
         var given = Set<String>()
-        for (key, value) in c.driverOptions.sorted(by: { $0.key < $1.key }) where !desOptions.contains(key) {
+        for (key, value) in c.driverOptions.sorted(by: { $0.key < $1.key }) where !desOptions.contains(key) && !foreignOptions.contains(key) {
             guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == " " }) else {
                 throw DESKitError(.configuration, "\(what): driver_options key '\(key)' is not an ODBC attribute name")
             }
@@ -73,7 +73,10 @@ public enum ODBCPlugin {
             given.insert(key.uppercased())
         }
         guard given.contains("DRIVER") || given.contains("DSN") else {
-            throw DESKitError(.configuration, "\(what): driver_options needs DRIVER (a driver name or library path) or DSN")
+            throw DESKitError(
+                .configuration,
+                "\(what): set connection.driver_options.DRIVER to the ODBC driver's name or library path "
+                    + "(for Oracle, Instant Client's libsqora.so), or DSN to a data source in odbc.ini")
         }
         let standard: [(String, String?)] = [
             ("SERVER", c.host), ("PORT", c.port.map(String.init)), ("DATABASE", c.database), ("UID", c.username),
@@ -93,7 +96,12 @@ public enum ODBCPlugin {
         return (string, target)
     }
 
-    /// The `connection:` check: a known `dialect:` (did you mean), `DRIVER` or `DSN`, whole-second timeouts.
+    /// Options of the original's Python drivers (cx_Oracle, pyodbc) that mean nothing to ODBC:
+    /// accepted with a warning and left out of the connection string.
+    public static let foreignOptions: Set<String> = ["threaded", "events", "encoding", "nencoding", "purity", "edition", "cclass", "autocommit"]
+
+    /// The `connection:` check: a known `dialect:` (did you mean), whole-second timeouts; Python
+    /// driver options warned about.
     static func check(_ section: ConfigSection, type: String) throws {
         let name = try section.string("dialect")?.lowercased() ?? (type == "oracle" ? "oracle" : nil)
         guard let name else {
@@ -109,8 +117,11 @@ public enum ODBCPlugin {
             throw section.error("dialect", "odbc plugin: a connection of type oracle speaks the oracle dialect, not '\(name)'")
         }
         let options = try section.stringMap("driver_options") ?? [:]
-        if !options.keys.contains(where: { ["DRIVER", "DSN"].contains($0.uppercased()) }) {
-            throw section.error("driver_options", "odbc plugin: driver_options needs DRIVER (a driver name or library path) or DSN")
+        // A missing DRIVER or DSN is an error when connecting (saying what to set), not here: a
+        // config written for the original (cx_Oracle) checks as it is.
+        let foreign = options.keys.filter { foreignOptions.contains($0) }.sorted()
+        if !foreign.isEmpty {
+            section.warn("driver_options", "\(foreign.joined(separator: ", ")) mean nothing to ODBC (Python driver options); ignored")
         }
         for key in desOptions {
             if let text = options[key], Int(text).map({ $0 < 0 || $0 > 86_400 }) ?? true {

@@ -19,7 +19,7 @@ extension ConfigLoader {
     ]
     static let columnKeys = [
         "id", "s3_bucket", "s3_key", "size_bytes", "status", "created_at", "metadata_columns", "des_name", "des_hash",
-        "des_container", "claimed_by", "claimed_at", "error",
+        "des_container", "claimed_by", "claimed_at", "error", "packed_at",
     ]
 
     /// Reads every source; checks names (non-empty, `[A-Za-z0-9_-]`, unique) and that shard bits agree with the packer's.
@@ -42,9 +42,11 @@ extension ConfigLoader {
             if let bits = source.shardBits {
                 if let origin = bitsOrigin {
                     if bits != packer.shardBits {
-                        throw m.error(
-                            "shard_bits", .invalidValue,
-                            "shard_bits \(bits) differs from \(origin) (\(packer.shardBits)); every source must use the packer's shard bits")
+                        // A reader finds a file's shard from its name alone, so one width serves every source.
+                        m.warn(
+                            "shard_bits",
+                            "\(bits) differs from \(origin) (\(packer.shardBits)): DES shards every source with \(packer.shardBits) bits, "
+                                + "since a reader finds a file's shard from its name alone")
                     }
                 } else {
                     packer.shardBits = bits
@@ -182,9 +184,18 @@ extension ConfigLoader {
         }
         let shard = table.shardKeyColumn
         if let (other, _) = mappedColumns(table.columns).first(where: { $0.1.lowercased() == shard.lowercased() }) {
-            throw m.error(
-                m.contains("shard_key_column") ? "shard_key_column" : "columns", .invalidValue,
-                "'\(shard)' is also \(other); the marker writes each row's shard number into shard_key_column, so it needs a column of its own")
+            guard m.contains("shard_key_column") else {
+                throw m.error(
+                    "columns", .invalidValue,
+                    "'\(shard)' is also \(other); the marker writes each row's shard number into shard_key_column, so it needs a column of its own")
+            }
+            // The original hashed this column's value; DES hashes the DES name and keeps the shard in a column of its own.
+            let own = TableConfig(name: table.name).shardKeyColumn
+            m.warn(
+                "shard_key_column",
+                "'\(shard)' is \(other): DES shards by the DES name's hash and stores the shard in '\(own)' instead")
+            table.shardKeyColumn = own
+            return table
         }
         if m.node("shard_key_column") != nil, shard.lowercased() != TableConfig(name: table.name).shardKeyColumn {
             m.warn(
@@ -199,7 +210,7 @@ extension ConfigLoader {
         var out: [(String, String)] = [
             ("columns.id", c.id), ("columns.s3_key", c.s3Key), ("columns.status", c.status), ("columns.des_name", c.desName),
             ("columns.des_container", c.desContainer), ("columns.claimed_by", c.claimedBy),
-            ("columns.claimed_at", c.claimedAt), ("columns.error", c.error),
+            ("columns.claimed_at", c.claimedAt), ("columns.error", c.error), ("columns.packed_at", c.packedAt),
         ]
         let optional: [(String, String?)] = [
             ("columns.s3_bucket", c.s3Bucket), ("columns.size_bytes", c.sizeBytes), ("columns.created_at", c.createdAt),
@@ -219,9 +230,6 @@ extension ConfigLoader {
         c.sizeBytes = try nonEmpty(m, "size_bytes")
         if let v = try nonEmpty(m, "status") { c.status = v }
         c.createdAt = try nonEmpty(m, "created_at")
-        if c.createdAt != nil {
-            m.warn("created_at", "not read yet: DES does not copy it into META (the original did); list it in metadata_columns to keep it")
-        }
         if let v = try m.metadataColumns("metadata_columns") { c.metadata = v }
         if let v = try nonEmpty(m, "des_name") { c.desName = v }
         c.desHash = try nonEmpty(m, "des_hash")
@@ -229,6 +237,7 @@ extension ConfigLoader {
         if let v = try nonEmpty(m, "claimed_by") { c.claimedBy = v }
         if let v = try nonEmpty(m, "claimed_at") { c.claimedAt = v }
         if let v = try nonEmpty(m, "error") { c.error = v }
+        if let v = try nonEmpty(m, "packed_at") { c.packedAt = v }
         return c
     }
 

@@ -52,6 +52,26 @@ public final class SQLSourceConnector: SourceConnector {
         }
     }
 
+    /// The mapping held against the real table (`des catalog check`).
+    public func catalogPlan() async throws -> SQLCatalogPlan {
+        try SQLCatalogPlan(source: name, config: config.table, dialect: dialect, catalog: try await reflectCatalog())
+    }
+
+    /// Runs DDL (`des catalog prepare --apply`): in one transaction where the database rolls DDL
+    /// back (PostgreSQL, SQLite, SQL Server), else statement by statement. The table is reflected
+    /// anew on next use.
+    public func apply(ddl: [String]) async throws {
+        guard !ddl.isEmpty else { return }
+        if dialect.transactionalDDL {
+            try await transaction { session in for statement in ddl { try session.execute(statement) } }
+        } else {
+            try await pool.withConnection { conn in
+                try await conn.withSession { session in for statement in ddl { try session.execute(statement) } }
+            }
+        }
+        reflected.withLock { $0 = nil }
+    }
+
     private func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         try await pool.withConnection { try await $0.withTransaction(body) }
     }
