@@ -167,20 +167,39 @@ final class Sequencer: Sendable {
 
 /// `YYYYMMDD` of a Unix time in milliseconds, in UTC.
 public func utcDay(milliseconds: UInt64) -> String {
-    let days = Int64(milliseconds / 86_400_000)
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let doe = z - era * 146_097
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let d = doy - (153 * mp + 2) / 5 + 1
-    let m = mp < 10 ? mp + 3 : mp - 9
-    let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-    func pad(_ v: Int64, _ n: Int) -> String {
-        let s = String(v)
-        return String(repeating: "0", count: max(0, n - s.count)) + s
+    let (y, m, d) = CivilDate.date(days: Int64(milliseconds / 86_400_000))
+    return CivilDate.pad(y, 4) + CivilDate.pad(m, 2) + CivilDate.pad(d, 2)
+}
+
+/// Days since the Unix epoch and proleptic Gregorian dates, both ways (Howard Hinnant's
+/// algorithms): what names, container keys and timestamps in META are written with.
+public enum CivilDate {
+    /// The date of a day number (days since 1970-01-01; negative before it).
+    public static func date(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
-    return pad(y, 4) + pad(m, 2) + pad(d, 2)
+
+    /// The day number of a date (month 1–12, day 1–31).
+    public static func days(year y0: Int64, month m: Int64, day d: Int64) -> Int64 {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    /// `v` in decimal, zero-padded to `width` digits.
+    public static func pad(_ v: Int64, _ width: Int) -> String {
+        let s = String(v)
+        return String(repeating: "0", count: max(0, width - s.count)) + s
+    }
 }

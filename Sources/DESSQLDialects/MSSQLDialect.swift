@@ -32,6 +32,8 @@ public struct MSSQLDialect: SQLDialect {
 
     public var transactionalDDL: Bool { true }
 
+    public var partialIndexes: Bool { true }
+
     /// `datetime`/`datetime2` hold UTC (`SYSUTCDATETIME()`), `datetimeoffset` the instant, numbers epoch seconds.
     public func now(for kind: SQLColumnKind) -> String {
         switch kind {
@@ -46,8 +48,8 @@ public struct MSSQLDialect: SQLDialect {
         switch kind {
         case .timestamp, .timestampWithTimeZone:
             // DATEADD takes an int: milliseconds up to about 24 days, whole seconds beyond.
-            let (unit, amount) = seconds < 2_000_000 ? ("MILLISECOND", Int64((seconds * 1000).rounded())) : ("SECOND", Int64(seconds.rounded()))
-            return "\(column) < DATEADD(\(unit), -\(amount), \(now(for: kind)))"
+            let (unit, amount) = abs(seconds) < 2_000_000 ? ("MILLISECOND", Int64((seconds * 1000).rounded())) : ("SECOND", Int64(seconds.rounded()))
+            return "\(column) < DATEADD(\(unit), \(-amount), \(now(for: kind)))"
         default: return olderThan(column, seconds: seconds)
         }
     }
@@ -93,12 +95,8 @@ public struct MSSQLDialect: SQLDialect {
             guard let name = row[0].text, let type = row[1].text else { return nil }
             return SQLCatalogColumn(name: name, type: type, nullable: row[5].int != 0)
         }
-        var indexes: [String: [String]] = [:]
-        for row in try session.query(Self.reflectIndexesSQL, [.text(qualified)]) {
-            guard let index = row[0].text, let column = row[1].text else { continue }
-            indexes[index, default: []].append(column)
-        }
-        return SQLTableCatalog(columns: columns, indexes: indexes.keys.sorted().compactMap { indexes[$0] })
+        let indexes = try session.query(Self.reflectIndexesSQL, [.text(qualified)])
+        return SQLTableCatalog(columns: columns, indexes: SQLTableCatalog.indexes(fromRows: indexes))
     }
 
     /// The statement that makes claims skip locked rows: READPAST needs READ COMMITTED or lower.

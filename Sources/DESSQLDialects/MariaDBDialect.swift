@@ -83,14 +83,9 @@ public struct MariaDBDialect: SQLDialect {
             WHERE TABLE_SCHEMA = COALESCE(?{1}, DATABASE()) AND TABLE_NAME = ?{2} ORDER BY ORDINAL_POSITION
             """, [schemaBind, .text(table)])
         var jsonColumns = Set<String>()
-        if let checks = try? session.query(
-            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = COALESCE(?{1}, DATABASE()) AND TABLE_NAME = ?{2}",
-            [schemaBind, .text(table)])
-        {
-            for check in checks {
-                guard let clause = check[0].text?.lowercased(), clause.hasPrefix("json_valid(") else { continue }
-                jsonColumns.insert(clause.dropFirst("json_valid(".count).trimmingCharacters(in: CharacterSet(charactersIn: "`) ")))
-            }
+        for check in try jsonChecks(in: session, schema: schemaBind, table: table) {
+            guard let clause = check[0].text?.lowercased(), clause.hasPrefix("json_valid(") else { continue }
+            jsonColumns.insert(clause.dropFirst("json_valid(".count).trimmingCharacters(in: CharacterSet(charactersIn: "`) ")))
         }
         let columns = rows.compactMap { row -> SQLCatalogColumn? in
             guard let name = row[0].text, let type = row[1].text else { return nil }
@@ -100,17 +95,12 @@ public struct MariaDBDialect: SQLDialect {
             if jsonColumns.contains(name.lowercased()) { kind = .json }
             return SQLCatalogColumn(name: name, type: type, kind: kind, nullable: row[3].text == "YES")
         }
-        var indexes: [String: [String]] = [:]
-        for row in try session.query(
+        let indexes = try session.query(
             """
             SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
             WHERE TABLE_SCHEMA = COALESCE(?{1}, DATABASE()) AND TABLE_NAME = ?{2} ORDER BY INDEX_NAME, SEQ_IN_INDEX
             """, [schemaBind, .text(table)])
-        {
-            guard let index = row[0].text, let column = row[1].text else { continue }
-            indexes[index, default: []].append(column)
-        }
-        return SQLTableCatalog(columns: columns, indexes: indexes.keys.sorted().compactMap { indexes[$0] })
+        return SQLTableCatalog(columns: columns, indexes: SQLTableCatalog.indexes(fromRows: indexes))
     }
 
     public func claim(in session: any SQLSession, table t: SQLTableShape, shards: [Int], limit: Int, holder: String)
@@ -169,6 +159,19 @@ public struct MariaDBDialect: SQLDialect {
             SET \(set) WHERE des_t.\(t.desName) IS NULL
             """
         return try session.execute(sql, binds)
+    }
+
+    /// The table's check clauses, where MariaDB's `JSON` columns show as `json_valid(col)`. MySQL
+    /// (a real `JSON` type, and no `TABLE_NAME` in `CHECK_CONSTRAINTS`) refuses the query with a
+    /// syntax-or-access error (SQLSTATE class 42): then there are none. Any other error is passed on.
+    func jsonChecks(in session: any SQLSession, schema: SQLValue, table: String) throws -> [SQLRow] {
+        do {
+            return try session.query(
+                "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = COALESCE(?{1}, DATABASE()) AND TABLE_NAME = ?{2}",
+                [schema, .text(table)])
+        } catch let error as SQLError where error.code.hasPrefix("42") {
+            return []
+        }
     }
 
     /// A `UNION ALL` of a thousand selects is what the server plans quickly.

@@ -103,12 +103,8 @@ public struct OracleDialect: SQLDialect {
             if type.uppercased() == "DATE" { kind = .timestamp }
             return SQLCatalogColumn(name: name, type: type, kind: kind, nullable: row[4].text != "N")
         }
-        var indexes: [String: [String]] = [:]
-        for row in try session.query(Self.reflectIndexesSQL, [owner, .text(storedName(table))]) {
-            guard let index = row[0].text, let column = row[1].text else { continue }
-            indexes[index, default: []].append(column)
-        }
-        return SQLTableCatalog(columns: columns, indexes: indexes.keys.sorted().compactMap { indexes[$0] })
+        let indexes = try session.query(Self.reflectIndexesSQL, [owner, .text(storedName(table))])
+        return SQLTableCatalog(columns: columns, indexes: SQLTableCatalog.indexes(fromRows: indexes))
     }
 
     public func claim(in session: any SQLSession, table t: SQLTableShape, shards: [Int], limit: Int, holder: String)

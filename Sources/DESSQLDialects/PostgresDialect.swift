@@ -35,6 +35,8 @@ public struct PostgresDialect: SQLDialect {
 
     public var transactionalDDL: Bool { true }
 
+    public var partialIndexes: Bool { true }
+
     /// Database time in the column's own form: `timestamptz` takes the instant, `timestamp` the
     /// UTC wall time, a number epoch seconds.
     public func now(for kind: SQLColumnKind) -> String {
@@ -138,7 +140,7 @@ public struct PostgresDialect: SQLDialect {
         -> Int
     {
         guard !assignments.isEmpty else { return 0 }
-        let idType = try keyType(in: session, table: t)
+        let idType = try Self.keyType(t)
         var binds: [SQLValue] = [t.statusValue(t.statusPending)]
         var tuples: [String] = []
         tuples.reserveCapacity(assignments.count)
@@ -165,30 +167,15 @@ extension PostgresDialect {
     /// planner cannot see — `ARRAY(SELECT unnest(…))` — is searched element by element for
     /// every row walked: once the table was analyzed, marking 50,000 rows took 6 s instead of 0.4.)
     public func idMatches(in session: any SQLSession, table t: SQLTableShape, count: Int, firstBind: Int) throws -> String {
-        let idType = try keyType(in: session, table: t)
+        let idType = try Self.keyType(t)
         return "\(t.id) = ANY(ARRAY[\(placeholders(count, from: firstBind))]::\(idType)[])"
     }
 
-    /// The key column's type: reflected at connect, or asked of the server for a shape built
-    /// from the config alone.
-    func keyType(in session: any SQLSession, table t: SQLTableShape) throws -> String {
-        if let known = t.idType { return known }
-        return try Self.columnType(in: session, table: t.table, quotedColumn: t.id)
-    }
-
-    /// The SQL type of a column as the server names it (`bigint`, `text`, `uuid`, `character varying(64)`),
-    /// so that values sent as text compare in the column's own type — and its index is used.
-    static func columnType(in session: any SQLSession, table: String, quotedColumn: String) throws -> String {
-        let column = String(quotedColumn.dropFirst().dropLast()).replacingOccurrences(of: "\"\"", with: "\"")
-        let rows = try session.query(
-            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped",
-            [.text(table), .text(column)])
-        guard let type = rows.first?[0].text else {
-            throw DESKitError(.configuration, "table \(table) has no column \(quotedColumn)")
-        }
-        // The server's own words, checked before they go into SQL text all the same.
-        guard type.allSatisfy({ $0.isLetter || $0.isNumber || " (),_".contains($0) }) else {
-            throw DESKitError(.configuration, "column \(quotedColumn) of \(table) has a type DES cannot name: \(type)")
+    /// The key column's type, as reflected: ids are cast to it so that they compare in the
+    /// column's own type and its index is used.
+    static func keyType(_ t: SQLTableShape) throws -> String {
+        guard let type = t.idType else {
+            throw DESKitError(.configuration, "PostgreSQL statements over \(t.table) need the table reflected (SQLSourceConnector.tableShape())")
         }
         return type
     }

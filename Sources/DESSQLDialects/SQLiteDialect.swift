@@ -28,6 +28,8 @@ public struct SQLiteDialect: SQLDialect {
 
     public var transactionalDDL: Bool { true }
 
+    public var partialIndexes: Bool { true }
+
     /// A column declared `TIMESTAMP`/`DATETIME` holds UTC text (`2025-01-01 12:00:00.000`, which
     /// sorts as it compares); any other holds REAL epoch seconds.
     public func now(for kind: SQLColumnKind) -> String {
@@ -40,7 +42,7 @@ public struct SQLiteDialect: SQLDialect {
     public func olderThan(_ column: String, kind: SQLColumnKind, seconds: Double) -> String {
         switch kind {
         case .timestamp, .timestampWithTimeZone:
-            return "\(column) < strftime('%Y-%m-%d %H:%M:%f', 'now', '-\(seconds) seconds')"
+            return "\(column) < strftime('%Y-%m-%d %H:%M:%f', 'now', '\(-seconds) seconds')"
         default: return olderThan(column, seconds: seconds)
         }
     }

@@ -11,15 +11,6 @@ public enum MariaDBPlugin {
     /// The `driver_options` it knows: timeouts in seconds and a socket path.
     public static let driverOptions = ["connect_timeout", "read_timeout", "write_timeout", "statement_timeout", "unix_socket", "ssl_verify_cert"]
 
-    /// `true`/`false` (also `yes`/`no`, `1`/`0`), as YAML writes a boolean.
-    static func flag(_ text: String) -> Bool? {
-        switch text.lowercased() {
-        case "true", "yes", "on", "1": return true
-        case "false", "no", "off", "0": return false
-        default: return nil
-        }
-    }
-
     /// Adds the sources and metadata stores to `registry`.
     public static func register(in registry: PluginRegistry) {
         for type in types {
@@ -79,7 +70,7 @@ public enum MariaDBPlugin {
         if let v = try seconds("statement_timeout") { s.statementTimeoutSeconds = v }
         s.unixSocket = c.driverOptions["unix_socket"]
         if let v = c.driverOptions["ssl_verify_cert"] {
-            guard let verify = flag(v) else { throw DESKitError(.configuration, "\(what): driver_options ssl_verify_cert '\(v)' must be true or false") }
+            guard let verify = ConfigSection.boolean(v) else { throw DESKitError(.configuration, "\(what): driver_options ssl_verify_cert '\(v)' must be true or false") }
             s.verifyServerCertificate = verify
         }
         return (s, "\(s.host):\(s.port)/\(s.database ?? "")")
@@ -90,7 +81,7 @@ public enum MariaDBPlugin {
         try section.checkDriverOptions(
             known: driverOptions, seconds: ["connect_timeout", "read_timeout", "write_timeout", "statement_timeout"],
             plugin: "mariadb plugin")
-        if let v = try section.stringMap("driver_options")?["ssl_verify_cert"], flag(v) == nil {
+        if let v = try section.stringMap("driver_options")?["ssl_verify_cert"], ConfigSection.boolean(v) == nil {
             throw section.error("driver_options", "mariadb plugin: ssl_verify_cert '\(v)' must be true or false")
         }
     }

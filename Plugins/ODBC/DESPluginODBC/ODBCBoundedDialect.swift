@@ -32,6 +32,7 @@ public struct ODBCBoundedDialect: SQLDialect {
         base.createIndex(name: name, table: table, columns: columns, predicate: predicate)
     }
     public var transactionalDDL: Bool { base.transactionalDDL }
+    public var partialIndexes: Bool { base.partialIndexes }
     public func reflectTable(in session: any SQLSession, schema: String?, table: String) throws -> SQLTableCatalog {
         try base.reflectTable(in: session, schema: schema, table: table)
     }

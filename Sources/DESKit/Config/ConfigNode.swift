@@ -251,11 +251,10 @@ struct ConfigMapping {
     /// `true`/`false` (also `yes`/`no`, `on`/`off`).
     func bool(_ key: String) throws -> Bool? {
         guard let text = try text(key, expected: "true or false") else { return nil }
-        switch text.trimmingSpaces.lowercased() {
-        case "true", "yes", "on": return true
-        case "false", "no", "off": return false
-        default: throw error(key, .wrongType, "expected true or false, got \(shown(text, key: key))")
+        guard let value = ConfigSection.boolean(text) else {
+            throw error(key, .wrongType, "expected true or false, got \(shown(text, key: key))")
         }
+        return value
     }
 
     /// A byte count within `range`: an integer, optionally with a unit (`KB`, `MB`, `GB`, `TB` are powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` of 1024).
@@ -512,7 +511,7 @@ struct ConfigMapping {
 
 extension String {
     /// Without leading and trailing spaces and tabs.
-    fileprivate var trimmingSpaces: String {
+    var trimmingSpaces: String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
         return String(drop(while: isSpace).reversed().drop(while: isSpace).reversed())
     }

@@ -64,6 +64,17 @@ public struct ConfigSection {
     }
     /// `true` or `false`.
     public func bool(_ key: String) throws -> Bool? { try mapping.bool(key) }
+
+    /// A boolean as the config writes one — `true`/`false`, `yes`/`no`, `on`/`off`, any case — or
+    /// nil: how a plugin reads a boolean it received as text (a `driver_options` value), so that
+    /// it means what `des config check` accepted.
+    public static func boolean(_ text: String) -> Bool? {
+        switch text.trimmingSpaces.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: return nil
+        }
+    }
     /// A byte count (`64KiB`, `1GiB`, or a number) within `range`.
     public func byteCount(_ key: String, in range: ClosedRange<UInt64>) throws -> UInt64? { try mapping.byteCount(key, in: range) }
     /// One of `choices` (with "did you mean").

@@ -165,7 +165,8 @@ public protocol SourceConnector: Sendable {
     func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int
 
     /// Claimed rows of the given shards whose claim is held by someone other than
-    /// `excludingHolder`, or is older than `olderThanSeconds`, each with its ``PendingFile/claimedBy``.
+    /// `excludingHolder`, or is older than `olderThanSeconds` (negative: a time in the future), each
+    /// with its ``PendingFile/claimedBy``.
     func staleClaims(shards: [Int]?, excludingHolder: String?, olderThanSeconds: Double?) async throws -> [PendingFile]
 
     /// Rows needing a name, up to `limit`, locked for the duration of `assign`

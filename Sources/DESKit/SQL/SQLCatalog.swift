@@ -6,7 +6,7 @@ import Foundation
 /// (``SQLDialect/reflectTable(in:schema:table:)``) and classifies it; from then on values are
 /// bound and decoded by that kind, never by the look of a value (`'07'` stays text in a
 /// `varchar` key, a `bigint` key binds as an integer).
-public enum SQLColumnKind: String, Sendable, Hashable, Codable, CaseIterable {
+public enum SQLColumnKind: String, Sendable, Hashable, Codable {
     /// Any integer type (`smallint` to `bigint`, `NUMBER(p,0)`, SQLite's INTEGER affinity).
     case integer
     /// Exact decimals (`numeric`, `decimal`, `NUMBER`, `money`).
@@ -34,9 +34,6 @@ public enum SQLColumnKind: String, Sendable, Hashable, Codable, CaseIterable {
     /// Anything else (kept as the driver returns it).
     case other
 
-    /// Whether the kind holds a point in time.
-    public var isTime: Bool { self == .timestamp || self == .timestampWithTimeZone || self == .date }
-
     /// Classifies a type as most databases spell it (lower- or upper-case, with or without a
     /// length): the common part of every dialect's reflection. A dialect overrides what its own
     /// catalog says more precisely (PostgreSQL's enums and domains, Oracle's `NUMBER` scale).
@@ -44,9 +41,10 @@ public enum SQLColumnKind: String, Sendable, Hashable, Codable, CaseIterable {
         let t = typeName.lowercased().trimmingCharacters(in: .whitespaces)
         let base = String(t.prefix { $0 != "(" }).trimmingCharacters(in: .whitespaces)
         if base.hasPrefix("enum") { return .text }  // MySQL/MariaDB ENUM('a','b'): compared as text
-        if base.contains("with time zone") || base == "timestamptz" || base == "datetimeoffset" { return .timestampWithTimeZone }
-        if t.contains("with time zone") { return .timestampWithTimeZone }  // timestamp(6) with time zone
-        if t.hasPrefix("timestamp") && t.contains("with local time zone") { return .timestampWithTimeZone }
+        // timestamptz, timestamp(6) with time zone, Oracle's … with local time zone, datetimeoffset
+        if base == "timestamptz" || base == "datetimeoffset" || t.hasSuffix("with time zone") || t.hasSuffix("with local time zone") {
+            return .timestampWithTimeZone
+        }
         switch base {
         case "uuid", "uniqueidentifier": return .uuid
         case "json", "jsonb": return .json
@@ -59,10 +57,12 @@ public enum SQLColumnKind: String, Sendable, Hashable, Codable, CaseIterable {
         case "numeric", "decimal", "number", "money", "smallmoney", "dec": return .decimal
         default: break
         }
-        if base.hasSuffix("serial") || base.hasPrefix("int") || base.hasSuffix("int") || base == "integer"
-            || base.hasPrefix("bigint") || base.hasPrefix("smallint") || base.hasPrefix("tinyint") || base.hasPrefix("mediumint")
+        if base.hasPrefix("interval") { return .other }
+        // int, integer, int4, bigint, smallint, tinyint, mediumint, serial, bigserial… (not point)
+        if base.hasPrefix("int") || base.hasSuffix("serial")
+            || ["bigint", "smallint", "tinyint", "mediumint"].contains(where: { base.hasPrefix($0) })
         {
-            return base.hasPrefix("interval") ? .other : .integer
+            return .integer
         }
         if base.contains("char") || base.contains("text") || base.contains("clob") || base == "string" || base == "name"
             || base == "citext" || base == "xml"
@@ -120,6 +120,17 @@ public struct SQLTableCatalog: Sendable, Hashable, Codable {
         guard !caseSensitive else { return nil }
         let lower = stored.lowercased()
         return columns.first { $0.name.lowercased() == lower }
+    }
+
+    /// Index columns from rows of (index name, column name) ordered by index and key position, as
+    /// the catalogs that list one row per index column return them.
+    public static func indexes(fromRows rows: [SQLRow]) -> [[String]] {
+        var byName: [String: [String]] = [:]
+        for row in rows {
+            guard let index = row[0].text, let column = row[1].text else { continue }
+            byName[index, default: []].append(column)
+        }
+        return byName.keys.sorted().compactMap { byName[$0] }
     }
 
     /// Whether some index starts with `column` (compared ignoring case).

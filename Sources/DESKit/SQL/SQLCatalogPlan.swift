@@ -99,7 +99,6 @@ public struct SQLCatalogPlan: Sendable, Codable, Equatable {
         let status = q(c.status), shard = q(config.shardKeyColumn), id = q(c.id), name = q(c.desName)
         let pendingLiteral = Int64(config.statusPendingValue) != nil
             ? config.statusPendingValue : "'" + config.statusPendingValue.replacingOccurrences(of: "'", with: "''") + "'"
-        let partial = dialect.name == "postgresql" || dialect.name == "sqlite"
         let claimName = config.name + "_des_claim", nameIndex = config.name + "_des_name"
         let hasClaim = catalog.hasIndex(leadingWith: dialect.storedName(c.status))
             || catalog.hasIndex(leadingWith: dialect.storedName(config.shardKeyColumn))
@@ -110,7 +109,7 @@ public struct SQLCatalogPlan: Sendable, Codable, Equatable {
         ]
         if catalog.exists && problems.isEmpty {
             if !hasClaim {
-                ddl.append(partial
+                ddl.append(dialect.partialIndexes
                     ? dialect.createIndex(name: claimName, table: base.table, columns: [shard, id], predicate: "\(status) = \(pendingLiteral)")
                     : dialect.createIndex(name: claimName, table: base.table, columns: [status, shard, id], predicate: nil))
             }

@@ -60,7 +60,8 @@ public protocol SQLDialect: Sendable {
     /// zone) for the time kinds, epoch seconds (``currentTimestamp``) for numbers. Default: epoch seconds.
     func now(for kind: SQLColumnKind) -> String
 
-    /// A condition that is true when `column`, of `kind`, is more than `seconds` in the past.
+    /// A condition that is true when `column`, of `kind`, is more than `seconds` in the past
+    /// (negative `seconds`: earlier than that far in the future).
     /// Default: ``olderThan(_:seconds:)`` (epoch seconds).
     func olderThan(_ column: String, kind: SQLColumnKind, seconds: Double) -> String
 
@@ -70,8 +71,12 @@ public protocol SQLDialect: Sendable {
     /// `ALTER TABLE … ADD …` for one column (default `ALTER TABLE t ADD COLUMN c type`).
     func addColumn(table: String, column: String, type: String) -> String
 
-    /// `CREATE INDEX …` over `columns` of `table`, restricted to rows matching `predicate` where
-    /// the database has partial indexes (default: `CREATE INDEX name ON t (cols)`, no predicate).
+    /// Whether indexes may hold only the rows matching a predicate (PostgreSQL, SQLite, SQL
+    /// Server's filtered indexes: true; default false).
+    var partialIndexes: Bool { get }
+
+    /// `CREATE INDEX …` over `columns` of `table`, restricted to rows matching `predicate` (given
+    /// only where ``partialIndexes``). Default: `CREATE INDEX name ON t (cols)`.
     func createIndex(name: String, table: String, columns: [String], predicate: String?) -> String
 
     /// Whether DDL runs inside a transaction that a failure rolls back (PostgreSQL, SQLite, SQL
@@ -109,7 +114,7 @@ public enum SQLRowLimit: Sendable, Equatable {
 }
 
 /// The DES columns `des catalog prepare` can add, each with a type per dialect.
-public enum SQLDESColumnRole: String, Sendable, CaseIterable {
+public enum SQLDESColumnRole: String, Sendable {
     /// The status (text).
     case status
     /// The DES name (text, up to 255).
@@ -138,6 +143,7 @@ extension SQLDialect {
     public func now(for kind: SQLColumnKind) -> String { currentTimestamp }
     public func olderThan(_ column: String, kind: SQLColumnKind, seconds: Double) -> String { olderThan(column, seconds: seconds) }
     public var transactionalDDL: Bool { false }
+    public var partialIndexes: Bool { false }
     public var maxListLength: Int { 10_000 }
 
     /// How many rows of `valuesPerRow` bound values one statement carries, beside `fixed` other
@@ -149,8 +155,7 @@ extension SQLDialect {
 
     public func ddlType(for role: SQLDESColumnRole) -> String {
         switch role {
-        case .status, .claimedBy: return "VARCHAR(255)"
-        case .desName, .desHash: return "VARCHAR(255)"
+        case .status, .claimedBy, .desName, .desHash: return "VARCHAR(255)"
         case .container: return "VARCHAR(1024)"
         case .shard: return "INTEGER"
         case .claimedAt, .packedAt: return "TIMESTAMP"

@@ -1,4 +1,5 @@
 import DESFormat
+import DESNaming
 import Foundation
 
 /// How a catalog value becomes a META value, by its column's reflected kind.
@@ -101,32 +102,15 @@ public enum SQLMetadataDecoding {
             offsetMinutes = sign * (oh * 60 + om)
         }
         guard i == u.count else { return nil }
-        // Days from the civil date (Howard Hinnant's algorithm), then back, to apply the offset.
-        func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
-            let y = m <= 2 ? y0 - 1 : y0
-            let era = (y >= 0 ? y : y - 399) / 400
-            let yoe = y - era * 400
-            let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-            let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-            return era * 146_097 + doe - 719_468
-        }
-        func civil(_ z0: Int) -> (Int, Int, Int) {
-            let z = z0 + 719_468
-            let era = (z >= 0 ? z : z - 146_096) / 146_097
-            let doe = z - era * 146_097
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-            let mp = (5 * doy + 2) / 153
-            let d = doy - (153 * mp + 2) / 5 + 1
-            let m = mp < 10 ? mp + 3 : mp - 9
-            return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
-        }
-        let total = (daysFromCivil(year, month, day) * 1440 + hour * 60 + minute) - offsetMinutes
-        let (y, m, d) = civil(Int((Double(total) / 1440).rounded(.down)))
-        let minuteOfDay = total - Int((Double(total) / 1440).rounded(.down)) * 1440
+        // Minutes since the epoch, the offset applied, then back to a date in UTC.
+        let total = (CivilDate.days(year: Int64(year), month: Int64(month), day: Int64(day)) * 1440 + Int64(hour * 60 + minute))
+            - Int64(offsetMinutes)
+        let dayNumber = total >= 0 ? total / 1440 : (total - 1439) / 1440
+        let minuteOfDay = total - dayNumber * 1440
+        let (y, m, d) = CivilDate.date(days: dayNumber)
         while fraction.hasSuffix("0") { fraction.removeLast() }
-        func pad(_ v: Int, _ n: Int) -> String { String(repeating: "0", count: max(0, n - String(v).count)) + String(v) }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(minuteOfDay / 60, 2)):\(pad(minuteOfDay % 60, 2)):\(pad(second, 2))"
+        let pad = CivilDate.pad
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(minuteOfDay / 60, 2)):\(pad(minuteOfDay % 60, 2)):\(pad(Int64(second), 2))"
             + (fraction.isEmpty ? "" : "." + fraction) + "Z"
     }
 }

@@ -31,14 +31,8 @@ public final class SQLSourceConnector: SourceConnector {
     /// table and column), its types known for binding and decoding.
     public func tableShape() async throws -> SQLTableShape {
         if let known = reflected.withLock({ $0 }) { return known }
-        let (dialect, table, source) = (self.dialect, config.table, name)
-        let schema = config.table.schema ?? config.connection.schema
-        let catalog = try await pool.withConnection { conn in
-            try await conn.withSession { session in
-                try dialect.reflectTable(in: session, schema: schema, table: table.name)
-            }
-        }
-        let shape = try SQLTableShape(config: table, dialect: dialect, catalog: catalog, source: source)
+        let catalog = try await reflectCatalog()
+        let shape = try SQLTableShape(config: config.table, dialect: dialect, catalog: catalog, source: name)
         reflected.withLock { $0 = shape }
         return shape
     }
@@ -312,7 +306,7 @@ public final class SQLSourceConnector: SourceConnector {
     public func healthCheck() async throws {
         let sql = dialect.healthQuery
         _ = try await pool.withConnection { conn in try await conn.withSession { try $0.query(sql) } }
-        // A table that no longer fits its mapping fails the check too.
+        // A table that does not fit its mapping fails the check too (reflected on first use).
         _ = try await tableShape()
     }
 

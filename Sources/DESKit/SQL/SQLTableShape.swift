@@ -26,10 +26,9 @@ public struct SQLTableShape: Sendable {
     /// The extra condition from the config, parenthesised, or nil.
     public let whereClause: String?
     public let statusNew: String?, statusPending: String, statusClaimed: String, statusPacked: String, statusFailed: String
-    /// The reflected table, or nil for a shape built from the config alone (SQL text, DDL).
-    public let catalog: SQLTableCatalog?
-    /// The reflected kinds of the key, status and claim-time columns (nil when not reflected).
-    public let idKind: SQLColumnKind?, statusKind: SQLColumnKind?, claimedAtKind: SQLColumnKind?
+    /// The reflected kinds of the key, status, claim-time and packed-time columns (nil when not
+    /// reflected: a shape built from the config alone, for SQL text and DDL).
+    public let idKind: SQLColumnKind?, statusKind: SQLColumnKind?, claimedAtKind: SQLColumnKind?, packedAtKind: SQLColumnKind?
     /// The casts bound key and status values need (a PostgreSQL `uuid` or enum), or nil.
     public let idCast: String?, statusCast: String?
     /// The key column's type in the database's words (PostgreSQL casts id lists to it).
@@ -55,13 +54,10 @@ public struct SQLTableShape: Sendable {
 
     /// A row id bound in its column's type: an integer key as an integer, every other key
     /// (text, `varchar`, zero-padded strings, uuid) as text, so `'7'` and `'07'` stay two rows.
-    /// An unreflected shape (tests of SQL text) guesses from the value.
+    /// Never by the look of the value: an unreflected shape binds text.
     public func idValue(_ id: String) -> SQLValue {
-        switch idKind {
-        case .integer?: return Int64(id).map(SQLValue.int) ?? .text(id)
-        case nil: return .rowID(id)
-        default: return .text(id)
-        }
+        if idKind == .integer, let i = Int64(id) { return .int(i) }
+        return .text(id)
     }
 
     /// The placeholder for a bound id at `position`, cast where the column needs it.
@@ -81,12 +77,10 @@ public struct SQLTableShape: Sendable {
         Self.cast(dialect.placeholder(position), statusCast)
     }
 
-    /// Database time as the claim-time column stores it (a timestamp, or epoch seconds).
-    public func claimTime(_ dialect: any SQLDialect) -> String { dialect.now(for: claimedAtKind ?? .float) }
-
-    /// `, claimed_at = now` for a claim, or nothing when the table has no claim-time column.
+    /// `, claimed_at = now` for a claim (a timestamp or epoch seconds, as the column stores it),
+    /// or nothing when the table has no claim-time column.
     public func setClaimedAt(_ dialect: any SQLDialect) -> String {
-        claimedAt.map { ", \($0) = \(claimTime(dialect))" } ?? ""
+        claimedAt.map { ", \($0) = \(dialect.now(for: claimedAtKind ?? .float))" } ?? ""
     }
 
     /// `, claimed_at = NULL` when the column exists.
@@ -94,20 +88,11 @@ public struct SQLTableShape: Sendable {
 
     /// `, packed_at = now` when the table has the column.
     public func setPackedAt(_ dialect: any SQLDialect) -> String {
-        guard let packedAt else { return "" }
-        let kind = catalog?.column(Self.unquoted(packedAt), caseSensitive: dialect.identifiersCaseSensitive)?.kind ?? .float
-        return ", \(packedAt) = \(dialect.now(for: kind))"
+        packedAt.map { ", \($0) = \(dialect.now(for: packedAtKind ?? .float))" } ?? ""
     }
 
     static func cast(_ placeholder: String, _ type: String?) -> String {
         type.map { "CAST(\(placeholder) AS \($0))" } ?? placeholder
-    }
-
-    /// The name inside a dialect's quotes.
-    static func unquoted(_ quoted: String) -> String {
-        guard quoted.count >= 2, let first = quoted.first else { return quoted }
-        let close: Character = first == "[" ? "]" : first
-        return String(quoted.dropFirst().dropLast()).replacingOccurrences(of: String([close, close]), with: String(close))
     }
 
     // MARK: Predicates written once for every dialect
@@ -145,75 +130,45 @@ public struct SQLTableShape: Sendable {
     /// and column (with "did you mean" from the real columns); optional DES columns the table
     /// lacks are left out of every statement.
     public init(config: TableConfig, dialect: any SQLDialect, catalog: SQLTableCatalog?, source: String?) throws {
-        func q(_ name: String, _ what: String) throws -> String {
-            try SQLIdentifier.validate(name, what: what)
-            return dialect.quoteIdentifier(name)
-        }
-        let tableName = (config.schema.map { "\($0)." } ?? "") + config.name
-        let who = source.map { "source '\($0)': " } ?? ""
+        let columns = ColumnLookup(catalog: catalog, dialect: dialect, table: config, source: source)
         if let catalog, !catalog.exists {
-            throw DESKitError(.catalog, "\(who)table \(tableName) does not exist (or has no columns this user can see)")
-        }
-        /// The reflected column for a configured name, or nil when the shape is not reflected.
-        func find(_ name: String, _ key: String, required: Bool) throws -> SQLCatalogColumn?? {
-            guard let catalog else { return .some(nil) }
-            if let found = catalog.column(dialect.storedName(name), caseSensitive: dialect.identifiersCaseSensitive) {
-                return .some(found)
-            }
-            guard required else { return .none }
-            var message = "\(who)table \(tableName) has no column '\(name)' (\(key))"
-            if let guess = catalog.suggestion(for: name) { message += "; did you mean '\(guess)'?" }
-            message += "; its columns: " + catalog.columns.map(\.name).joined(separator: ", ")
-            throw DESKitError(.catalog, message)
-        }
-        /// A required column: quoted, with its reflected description when there is one.
-        func required(_ name: String, _ key: String, kinds allowed: Set<SQLColumnKind>? = nil) throws -> (String, SQLCatalogColumn?) {
-            let quoted = try q(name, key)
-            let column = try find(name, key, required: true) ?? nil
-            if let column, let allowed, !allowed.contains(column.kind) {
-                throw DESKitError(
-                    .catalog,
-                    "\(who)column '\(column.name)' of \(tableName) (\(key)) is \(column.type): DES needs "
-                        + allowed.map(\.rawValue).sorted().joined(separator: ", "))
-            }
-            return (quoted, column)
-        }
-        /// An optional DES column: quoted when it exists (or when the shape is not reflected).
-        func optional(_ name: String, _ key: String) throws -> String? {
-            let quoted = try q(name, key)
-            guard case .some = try find(name, key, required: false) else { return nil }
-            return quoted
+            throw DESKitError(.catalog, "\(columns.who)table \(columns.tableName) does not exist (or has no columns this user can see)")
         }
         let c = config.columns
         if let schema = config.schema {
-            table = try q(schema, "table.schema") + "." + q(config.name, "table.name")
+            table = try columns.quoted(schema, "table.schema") + "." + columns.quoted(config.name, "table.name")
         } else {
-            table = try q(config.name, "table.name")
+            table = try columns.quoted(config.name, "table.name")
         }
-        let keyed: Set<SQLColumnKind> = [.integer, .decimal, .text, .uuid, .other]
-        let (idQuoted, idColumn) = try required(c.id, "columns.id", kinds: keyed)
-        id = idQuoted
-        key = try required(c.s3Key, "columns.s3_key", kinds: [.text, .other]).0
-        bucket = try c.s3Bucket.map { try required($0, "columns.s3_bucket", kinds: [.text, .other]).0 }
-        size = try c.sizeBytes.map { try required($0, "columns.size_bytes", kinds: [.integer, .decimal, .float, .other]).0 }
-        let (statusQuoted, statusColumn) = try required(c.status, "columns.status", kinds: [.text, .enumeration, .integer, .decimal, .other])
-        status = statusQuoted
-        desName = try required(c.desName, "columns.des_name", kinds: [.text, .other]).0
-        desHash = try c.desHash.map { try required($0, "columns.des_hash", kinds: [.text, .other]).0 }
-        shard = try required(config.shardKeyColumn, "shard_key_column", kinds: [.integer, .decimal, .other]).0
-        claimedBy = try required(c.claimedBy, "columns.claimed_by", kinds: [.text, .other]).0
-        container = try optional(c.desContainer, "columns.des_container")
-        claimedAt = try optional(c.claimedAt, "columns.claimed_at")
-        error = try optional(c.error, "columns.error")
-        packedAt = try optional(c.packedAt, "columns.packed_at")
+        let text: Set<SQLColumnKind> = [.text, .other]
+        let number: Set<SQLColumnKind> = [.integer, .decimal, .other]
+        let idColumn = try columns.required(c.id, "columns.id", kinds: number.union([.text, .uuid]))
+        id = idColumn.quoted
+        key = try columns.required(c.s3Key, "columns.s3_key", kinds: text).quoted
+        bucket = try c.s3Bucket.map { try columns.required($0, "columns.s3_bucket", kinds: text).quoted }
+        size = try c.sizeBytes.map { try columns.required($0, "columns.size_bytes", kinds: number.union([.float])).quoted }
+        let statusColumn = try columns.required(c.status, "columns.status", kinds: number.union([.text, .enumeration]))
+        status = statusColumn.quoted
+        desName = try columns.required(c.desName, "columns.des_name", kinds: text).quoted
+        desHash = try c.desHash.map { try columns.required($0, "columns.des_hash", kinds: text).quoted }
+        shard = try columns.required(config.shardKeyColumn, "shard_key_column", kinds: number).quoted
+        claimedBy = try columns.required(c.claimedBy, "columns.claimed_by", kinds: text).quoted
+        // A time is written in the column's own type: a timestamp, or epoch seconds.
+        let time = number.union([.float, .timestamp, .timestampWithTimeZone])
+        let claimedAtColumn = try columns.optional(c.claimedAt, "columns.claimed_at", kinds: time)
+        let packedAtColumn = try columns.optional(c.packedAt, "columns.packed_at", kinds: time)
+        claimedAt = claimedAtColumn?.quoted
+        packedAt = packedAtColumn?.quoted
+        container = try columns.optional(c.desContainer, "columns.des_container", kinds: text)?.quoted
+        error = try columns.optional(c.error, "columns.error", kinds: text)?.quoted
         // The column is read; the value is stored in META under the configured key (the original's mapping).
         var meta: [(quoted: String, name: String, kind: SQLColumnKind?)] = try c.metadata.map {
-            let (quoted, column) = try required($0.column, "columns.metadata_columns.\($0.key)")
-            return (quoted, $0.key, column?.kind)
+            let column = try columns.required($0.column, "columns.metadata_columns.\($0.key)")
+            return (column.quoted, $0.key, column.reflected?.kind)
         }
         if let created = c.createdAt, !c.metadata.contains(where: { $0.key == "created_at" }) {
-            let (quoted, column) = try required(created, "columns.created_at")
-            meta.append((quoted, "created_at", column?.kind))
+            let column = try columns.required(created, "columns.created_at")
+            meta.append((column.quoted, "created_at", column.reflected?.kind))
         }
         metadata = meta
         whereClause = config.whereClause.flatMap { $0.isEmpty ? nil : "(\($0))" }
@@ -222,25 +177,13 @@ public struct SQLTableShape: Sendable {
         statusClaimed = config.statusClaimedValue
         statusPacked = config.statusPackedValue
         statusFailed = config.statusFailedValue
-        self.catalog = catalog
-        idKind = idColumn?.kind
-        idCast = idColumn?.bindCast
-        idType = idColumn?.type
-        statusKind = statusColumn?.kind
-        statusCast = statusColumn?.bindCast
-        if let catalog, let at = claimedAt {
-            let column = catalog.column(dialect.storedName(c.claimedAt), caseSensitive: dialect.identifiersCaseSensitive)
-            let kind = column?.kind ?? .float
-            guard [.timestamp, .timestampWithTimeZone, .integer, .decimal, .float, .other].contains(kind) else {
-                throw DESKitError(
-                    .catalog,
-                    "\(who)column \(at) of \(tableName) (columns.claimed_at) is \(column?.type ?? "?"): DES needs a timestamp "
-                        + "(timestamp, timestamptz, datetime, datetime2) or a number of epoch seconds")
-            }
-            claimedAtKind = kind
-        } else {
-            claimedAtKind = nil
-        }
+        idKind = idColumn.reflected?.kind
+        idCast = idColumn.reflected?.bindCast
+        idType = idColumn.reflected?.type
+        statusKind = statusColumn.reflected?.kind
+        statusCast = statusColumn.reflected?.bindCast
+        claimedAtKind = claimedAtColumn?.reflected?.kind
+        packedAtKind = packedAtColumn?.reflected?.kind
         if statusKind == .integer || statusKind == .decimal {
             let values: [(String, String?)] = [
                 ("status_new_value", statusNew), ("status_pending_value", statusPending), ("status_claimed_value", statusClaimed),
@@ -250,9 +193,59 @@ public struct SQLTableShape: Sendable {
                 guard let value, Int64(value) == nil else { continue }
                 throw DESKitError(
                     .catalog,
-                    "\(who)status column '\(c.status)' of \(tableName) is \(statusColumn?.type ?? "numeric"): \(key) '\(value)' "
-                        + "must be its integer code")
+                    "\(columns.who)status column '\(c.status)' of \(columns.tableName) is \(statusColumn.reflected?.type ?? "numeric"): "
+                        + "\(key) '\(value)' must be its integer code")
             }
         }
+    }
+}
+
+/// Finds the config's columns in the reflected table (an unreflected shape takes every one as
+/// present, of no known type), validating and quoting each name.
+private struct ColumnLookup {
+    let catalog: SQLTableCatalog?
+    let dialect: any SQLDialect
+    /// `schema.table` as configured, and `source 'name': ` (or nothing), for messages.
+    let tableName: String, who: String
+
+    init(catalog: SQLTableCatalog?, dialect: any SQLDialect, table: TableConfig, source: String?) {
+        self.catalog = catalog
+        self.dialect = dialect
+        tableName = (table.schema.map { "\($0)." } ?? "") + table.name
+        who = source.map { "source '\($0)': " } ?? ""
+    }
+
+    /// A configured column: its quoted name, and its description when the table was reflected.
+    struct Found {
+        var quoted: String
+        var reflected: SQLCatalogColumn?
+    }
+
+    func quoted(_ name: String, _ key: String) throws -> String {
+        try SQLIdentifier.validate(name, what: key)
+        return dialect.quoteIdentifier(name)
+    }
+
+    /// A column the source cannot run without: missing, it is an error with "did you mean".
+    func required(_ name: String, _ key: String, kinds: Set<SQLColumnKind>? = nil) throws -> Found {
+        if let found = try optional(name, key, kinds: kinds) { return found }
+        var message = "\(who)table \(tableName) has no column '\(name)' (\(key))"
+        if let guess = catalog?.suggestion(for: name) { message += "; did you mean '\(guess)'?" }
+        message += "; its columns: " + (catalog?.columns.map(\.name).joined(separator: ", ") ?? "")
+        throw DESKitError(.catalog, message)
+    }
+
+    /// A column written only where it exists: nil when the reflected table lacks it.
+    func optional(_ name: String, _ key: String, kinds: Set<SQLColumnKind>? = nil) throws -> Found? {
+        let quoted = try quoted(name, key)
+        guard let catalog else { return Found(quoted: quoted, reflected: nil) }
+        guard let column = catalog.column(dialect.storedName(name), caseSensitive: dialect.identifiersCaseSensitive) else { return nil }
+        if let kinds, !kinds.contains(column.kind) {
+            throw DESKitError(
+                .catalog,
+                "\(who)column '\(column.name)' of \(tableName) (\(key)) is \(column.type): DES needs "
+                    + kinds.map(\.rawValue).sorted().joined(separator: ", "))
+        }
+        return Found(quoted: quoted, reflected: column)
     }
 }

@@ -38,12 +38,6 @@ public enum SQLValue: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// A row id bound as an integer when it is one (so integer keys use their index), else as text.
-    public static func rowID(_ id: String) -> SQLValue {
-        if let i = Int64(id) { return .int(i) }
-        return .text(id)
-    }
-
     /// Whether the value is NULL.
     public var isNull: Bool { if case .null = self { return true } else { return false } }
 
