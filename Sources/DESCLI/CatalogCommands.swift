@@ -19,20 +19,37 @@ struct CatalogCommand: AsyncParsableCommand {
         subcommands: [CatalogCheck.self, CatalogPrepare.self])
 }
 
-/// The enabled sources' plans, in config order; a source that is not SQL has none.
-func catalogPlans(_ options: PipelineOptions) async throws -> [(name: String, type: String, plan: SQLCatalogPlan?)] {
+/// An enabled source of a catalog command: its config, and its connector when it is a SQL source.
+struct CatalogSource {
+    var config: SourceConfig
+    var sql: SQLSourceConnector?
+
+    /// Its mapping against its table, reflected now; nil for a source that is not SQL.
+    func plan() async throws -> SQLCatalogPlan? { try await sql?.catalogPlan() }
+}
+
+/// Opens every enabled source once, runs `body`, and closes them (also when `body` throws).
+func withCatalogSources<T>(_ options: PipelineOptions, _ body: ([CatalogSource]) async throws -> T) async throws -> T {
     let (config, base, registry) = try Runtime.loadConfig(options.configPath)
     if config.enabledSources.isEmpty {
         throw CLIFailure(message: "\(options.configPath): no enabled sources", exitCode: DESExit.dataError)
     }
-    var out: [(String, String, SQLCatalogPlan?)] = []
-    for source in config.enabledSources {
-        let connector = try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: base))
-        defer { Task { await connector.close() } }
-        let plan = try await (connector as? SQLSourceConnector)?.catalogPlan()
-        out.append((source.name, source.connection.type, plan))
+    var opened: [any SourceConnector] = []
+    func closeAll() async { for connector in opened { await connector.close() } }
+    do {
+        var sources: [CatalogSource] = []
+        for source in config.enabledSources {
+            let connector = try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: base))
+            opened.append(connector)
+            sources.append(CatalogSource(config: source, sql: connector as? SQLSourceConnector))
+        }
+        let result = try await body(sources)
+        await closeAll()
+        return result
+    } catch {
+        await closeAll()
+        throw error
     }
-    return out
 }
 
 struct CatalogCheck: AsyncParsableCommand {
@@ -57,7 +74,11 @@ struct CatalogCheck: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrorsAsync {
             _ = options.logger("des.catalog")
-            let plans = try await catalogPlans(options)
+            let plans = try await withCatalogSources(options) { sources in
+                var plans: [(source: SourceConfig, plan: SQLCatalogPlan?)] = []
+                for source in sources { plans.append((source.config, try await source.plan())) }
+                return plans
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -65,10 +86,12 @@ struct CatalogCheck: AsyncParsableCommand {
                     var source: String, type: String, sql: Bool, canRun: Bool, plan: SQLCatalogPlan?
                     enum CodingKeys: String, CodingKey { case source, type, sql, canRun = "can_run", plan }
                 }
-                let entries = plans.map { Entry(source: $0.name, type: $0.type, sql: $0.plan != nil, canRun: $0.plan?.canRun ?? true, plan: $0.plan) }
+                let entries = plans.map {
+                    Entry(source: $0.source.name, type: $0.source.connection.type, sql: $0.plan != nil, canRun: $0.plan?.canRun ?? true, plan: $0.plan)
+                }
                 Terminal.out(String(decoding: try encoder.encode(entries), as: UTF8.self) + "\n")
             } else {
-                Terminal.out(plans.map { Self.describe($0.name, $0.type, $0.plan) }.joined(separator: "\n"))
+                Terminal.out(plans.map { Self.describe($0.source, $0.plan) }.joined(separator: "\n"))
             }
             if plans.contains(where: { $0.plan?.canRun == false }) {
                 throw CLIFailure(message: "a source cannot run as its table is: see above (des catalog prepare adds DES's columns)", exitCode: DESExit.catalog)
@@ -76,7 +99,8 @@ struct CatalogCheck: AsyncParsableCommand {
         }
     }
 
-    static func describe(_ name: String, _ type: String, _ plan: SQLCatalogPlan?) -> String {
+    static func describe(_ source: SourceConfig, _ plan: SQLCatalogPlan?) -> String {
+        let (name, type) = (source.name, source.connection.type)
         guard let plan else { return "source \(name) (\(type)): not a SQL source, nothing to reflect\n" }
         var out = "source \(name) (\(type)), table \(plan.table): \(plan.canRun ? "can run" : "cannot run")\n"
         let width = plan.columns.map(\.key.count).max() ?? 0
@@ -124,30 +148,32 @@ struct CatalogPrepare: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrorsAsync {
             let logger = options.logger("des.catalog")
-            let plans = try await catalogPlans(options)
-            if !apply {
-                for (name, _, plan) in plans {
-                    guard let plan, !plan.ddl.isEmpty else { continue }
-                    Terminal.out("-- source \(name), table \(plan.table)\n" + plan.ddl.map { $0 + ";\n" }.joined())
+            try await withCatalogSources(options) { sources in
+                var blocked: [(SourceConfig, SQLCatalogPlan)] = []
+                var nothing = true
+                for source in sources {
+                    guard let sql = source.sql, let plan = try await source.plan() else { continue }
+                    if plan.ddl.isEmpty {
+                        if !plan.canRun { blocked.append((source.config, plan)) }
+                        continue
+                    }
+                    nothing = false
+                    guard apply else {
+                        Terminal.out("-- source \(source.config.name), table \(plan.table)\n" + plan.ddl.map { $0 + ";\n" }.joined())
+                        continue
+                    }
+                    try await sql.apply(ddl: plan.ddl)
+                    logger.notice("catalog prepared", metadata: ["source": "\(source.config.name)", "statements": "\(plan.ddl.count)"])
+                    Terminal.out("source \(source.config.name): ran \(plan.ddl.count) statement(s)\n")
+                    // Checked again on the same connection: what DDL cannot fix remains to be told.
+                    if let after = try await source.plan(), !after.canRun { blocked.append((source.config, after)) }
                 }
-                if plans.allSatisfy({ $0.plan?.ddl.isEmpty ?? true }) { Terminal.out("-- nothing to add\n") }
-                return
-            }
-            let (config, base, registry) = try Runtime.loadConfig(options.configPath)
-            for source in config.enabledSources {
-                guard let plan = plans.first(where: { $0.name == source.name })?.plan, !plan.ddl.isEmpty else { continue }
-                let connector = try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: base))
-                defer { Task { await connector.close() } }
-                guard let sql = connector as? SQLSourceConnector else { continue }
-                try await sql.apply(ddl: plan.ddl)
-                logger.notice("catalog prepared", metadata: ["source": "\(source.name)", "statements": "\(plan.ddl.count)"])
-                Terminal.out("source \(source.name): ran \(plan.ddl.count) statement(s)\n")
-            }
-            let after = try await catalogPlans(options)
-            let blocked = after.filter { $0.plan?.canRun == false }
-            for b in blocked { Terminal.out(CatalogCheck.describe(b.name, b.type, b.plan)) }
-            if !blocked.isEmpty {
-                throw CLIFailure(message: "a source still cannot run: see above", exitCode: DESExit.catalog)
+                if nothing { Terminal.out("-- nothing to add\n") }
+                guard apply else { return }
+                for (config, plan) in blocked { Terminal.out(CatalogCheck.describe(config, plan)) }
+                if !blocked.isEmpty {
+                    throw CLIFailure(message: "a source still cannot run: see above", exitCode: DESExit.catalog)
+                }
             }
         }
     }
