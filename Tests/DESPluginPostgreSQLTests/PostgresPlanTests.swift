@@ -33,7 +33,9 @@ struct PostgresPlanTests {
         _ = try await c.withSession { try $0.execute("ANALYZE \(schema).files") }
         var columns = ColumnMapping()
         columns.s3Key = "body_path"
-        let shape = try SQLTableShape(config: TableConfig(name: "files", schema: schema, columns: columns), dialect: PostgresDialect())
+        let catalog = try await c.withSession { try PostgresDialect().reflectTable(in: $0, schema: schema, table: "files") }
+        let shape = try SQLTableShape(
+            config: TableConfig(name: "files", schema: schema, columns: columns), dialect: PostgresDialect(), catalog: catalog, source: "plan")
         return (c, shape)
     }
 
@@ -64,7 +66,7 @@ struct PostgresPlanTests {
             let condition = try PostgresDialect().idMatches(in: s, table: shape, count: ids.count, firstBind: 3)
             let sql = "EXPLAIN (VERBOSE) UPDATE \(shape.table) SET \(shape.status) = 'DES_PACKED' "
                 + "WHERE \(shape.status) = $1 AND \(shape.claimedBy) = $2 AND \(condition)"
-            return try s.query(sql, [.text("DES_CLAIMED"), .text("h")] + ids.map { SQLValue.rowID(String($0)) })
+            return try s.query(sql, [.text("DES_CLAIMED"), .text("h")] + ids.map { shape.idValue(String($0)) })
                 .compactMap { $0[0].text }.joined(separator: "\n")
         }
         await c.close()

@@ -148,6 +148,17 @@ struct DialectStatementTests {
         #expect(lists == [1_002, 1_000, 1_002, 1_000, 502, 500])
     }
 
+    @Test("Claim ages in each dialect's time arithmetic, past and future (a negative age never becomes a comment or a bad modifier)")
+    func signedAges() {
+        #expect(MSSQLDialect().olderThan("c", kind: .timestamp, seconds: 600) == "c < DATEADD(MILLISECOND, -600000, SYSUTCDATETIME())")
+        #expect(MSSQLDialect().olderThan("c", kind: .timestamp, seconds: -60) == "c < DATEADD(MILLISECOND, 60000, SYSUTCDATETIME())")
+        #expect(MSSQLDialect().olderThan("c", kind: .timestampWithTimeZone, seconds: 3e6) == "c < DATEADD(SECOND, -3000000, SYSDATETIMEOFFSET())")
+        #expect(SQLiteDialect().olderThan("c", kind: .timestamp, seconds: 600) == "c < strftime('%Y-%m-%d %H:%M:%f', 'now', '-600.0 seconds')")
+        #expect(SQLiteDialect().olderThan("c", kind: .timestamp, seconds: -60) == "c < strftime('%Y-%m-%d %H:%M:%f', 'now', '60.0 seconds')")
+        #expect(MariaDBDialect().olderThan("c", kind: .timestamp, seconds: -60) == "c < UTC_TIMESTAMP(6) - INTERVAL -60000000 MICROSECOND")
+        #expect(OracleDialect().olderThan("c", kind: .timestamp, seconds: 600) == "c < SYS_EXTRACT_UTC(SYSTIMESTAMP) - NUMTODSINTERVAL(600.0, 'SECOND')")
+    }
+
     @Test("Oracle quoting: a lower-case config name is upper-cased, as Oracle stores unquoted names; mixed case is kept")
     func oracleQuoting() {
         #expect(OracleDialect().quoteIdentifier("files") == "\"FILES\"")
