@@ -80,7 +80,7 @@ enum ConfigSummary {
             let table = (s.table.schema.map { $0 + "." } ?? "") + s.table.name
             out += "    table:     \(table) (key column \(s.table.columns.s3Key), status column \(s.table.columns.status))\n"
             out += "    bodies:    \(s.bodies.type)\(s.bodies.root.map { " under \($0)" } ?? "")\n"
-            out += "    batch:     \(s.batchSize) rows, shard_bits \(s.shardBits ?? config.packer.shardBits)\n"
+            out += "    batch:     \(s.batchSize ?? config.packer.batchSize) rows a claim, claims stale after \(Int(s.effectiveClaimTimeoutSeconds(packer: config.packer))) s, shard_bits \(s.shardBits ?? config.packer.shardBits)\n"
         }
         let st = config.storage
         var storage = st.type == "s3" ? "s3 bucket \(st.bucket ?? "?")" : "local root \(st.root ?? "?")"
@@ -114,7 +114,8 @@ enum ConfigSummary {
             return [
                 "name": s.name, "enabled": s.enabled, "type": c.type, "host": opt(c.host), "port": opt(c.port),
                 "database": opt(c.database), "username": opt(c.username), "password": c.password == nil ? NSNull() : masked,
-                "table": s.table.name, "schema": opt(s.table.schema), "batch_size": s.batchSize,
+                "table": s.table.name, "schema": opt(s.table.schema), "batch_size": s.batchSize ?? config.packer.batchSize,
+                "claim_timeout_seconds": s.effectiveClaimTimeoutSeconds(packer: config.packer),
                 "shard_bits": s.shardBits ?? config.packer.shardBits, "bodies": s.bodies.type,
             ]
         }

@@ -67,7 +67,9 @@ struct Runtime {
     /// The packer over this runtime's parts (`config`: the packer section, with overrides).
     func packer(config packerConfig: PackerConfig? = nil, logger: Logger) throws -> Packer {
         try Packer(
-            parts: .init(sources: sources, fetchers: fetchers, metadata: metadata, storage: storage, keyPrefix: config.storage.prefix),
+            parts: .init(
+                sources: sources, fetchers: fetchers, metadata: metadata, storage: storage, keyPrefix: config.storage.prefix,
+                policies: Packer.SourcePolicy.policies(for: config.enabledSources)),
             config: packerConfig ?? config.packer, logger: logger)
     }
 

@@ -11,6 +11,8 @@ struct ClaimedBatch: Sendable {
     /// ``Packer/activity`` when the claim started: an empty batch proves idleness only if nothing moved since.
     var epoch: Int
     var claimSeconds: Double
+    /// Whether some source filled its claim: the held shards keep the packer busy.
+    var saturated: Bool
 }
 
 /// The packer's two overlapping stages besides writing: the next batch is claimed and its
@@ -18,19 +20,30 @@ struct ClaimedBatch: Sendable {
 /// marked packed in the background (a crash before that is covered: recovery adopts an
 /// uploaded container and marks its rows).
 extension Packer {
-    /// Claims up to `limit` rows of `shards` from every source and fetches their bodies.
+    /// Rows per claim, by source name: each source's `batch_size`, or `packer.batch_size`.
+    var claimLimits: [String: Int] {
+        Dictionary(
+            parts.sources.map { ($0.name, parts.policies[$0.name]?.claimBatchSize ?? config.batchSize) },
+            uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Claims up to its limit (`limits`, by source name) of rows of `shards` from every source and fetches their bodies.
     ///
     /// Runs off the packer (it captures only sendable parts). When a source fails, the rows
     /// already claimed from the others are given back before the error is passed on.
     static func claimBatch(
-        sources: [any SourceConnector], fetchers: [String: any BodyFetcher], shards: [Int], limit: Int,
+        sources: [any SourceConnector], fetchers: [String: any BodyFetcher], shards: [Int], limits: [String: Int],
         holder: String, fetchConcurrency: Int, epoch: Int, retry: RetryPolicy
     ) async throws -> ClaimedBatch {
         let start = monotonicSeconds()
         var files: [PendingFile] = []
+        var saturated = false
         do {
             for source in sources {
-                files += try await retry.run { try await source.claim(shards: shards, limit: limit, holder: holder) }
+                let limit = limits[source.name] ?? 1
+                let claimed = try await retry.run { try await source.claim(shards: shards, limit: limit, holder: holder) }
+                saturated = saturated || claimed.count >= limit
+                files += claimed
             }
         } catch {
             await giveBack(files, sources: sources, holder: holder, retry: retry)
@@ -38,7 +51,8 @@ extension Packer {
         }
         let claimed = monotonicSeconds()
         let bodies = await fetchAll(files, fetchers: fetchers, concurrency: fetchConcurrency)
-        return ClaimedBatch(files: files, bodies: bodies, shards: shards, epoch: epoch, claimSeconds: claimed - start)
+        return ClaimedBatch(
+            files: files, bodies: bodies, shards: shards, epoch: epoch, claimSeconds: claimed - start, saturated: saturated && !shards.isEmpty)
     }
 
     /// Returns claims to pending, best effort (a row left claimed is recovered later).
@@ -90,11 +104,11 @@ extension Packer {
 
     /// Starts claiming the next batch in the background.
     func startPrefetch(shards: [Int]) -> Task<ClaimedBatch, Error> {
-        let (sources, fetchers, limit, holder) = (parts.sources, parts.fetchers, config.batchSize, holder.description)
+        let (sources, fetchers, limits, holder) = (parts.sources, parts.fetchers, claimLimits, holder.description)
         let (concurrency, epoch, retry) = (config.fetchConcurrency, activity, retry)
         return Task {
             try await Packer.claimBatch(
-                sources: sources, fetchers: fetchers, shards: shards, limit: limit, holder: holder,
+                sources: sources, fetchers: fetchers, shards: shards, limits: limits, holder: holder,
                 fetchConcurrency: concurrency, epoch: epoch, retry: retry)
         }
     }

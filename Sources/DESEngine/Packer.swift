@@ -24,6 +24,26 @@ public final class Packer {
         public init() {}
     }
 
+    /// How the packer treats one source's rows (its `sources[]` keys).
+    public struct SourcePolicy: Sendable, Equatable {
+        /// Rows claimed from the source per round trip (nil: `packer.batch_size`).
+        public var claimBatchSize: Int?
+        /// Claims of the source's rows held by someone else longer than this many seconds are
+        /// returned (nil: `packer.claim_timeout_seconds`).
+        public var claimTimeoutSeconds: Double?
+        /// Creates a policy.
+        public init(claimBatchSize: Int? = nil, claimTimeoutSeconds: Double? = nil) {
+            self.claimBatchSize = claimBatchSize
+            self.claimTimeoutSeconds = claimTimeoutSeconds
+        }
+        /// Each source's policy, by name, as its config section writes it.
+        public static func policies(for sources: [SourceConfig]) -> [String: SourcePolicy] {
+            Dictionary(
+                sources.map { ($0.name, SourcePolicy(claimBatchSize: $0.batchSize, claimTimeoutSeconds: $0.claimTimeoutSeconds)) },
+                uniquingKeysWith: { first, _ in first })
+        }
+    }
+
     /// What the packer works with.
     public struct Parts: Sendable {
         public var sources: [any SourceConnector]
@@ -32,12 +52,15 @@ public final class Packer {
         public var metadata: any MetadataStore
         public var storage: any StorageBackend
         public var keyPrefix: String
+        /// Per-source settings by source name (a source without one follows the packer's).
+        public var policies: [String: SourcePolicy]
         /// Creates the parts.
         public init(
             sources: [any SourceConnector], fetchers: [String: any BodyFetcher], metadata: any MetadataStore,
-            storage: any StorageBackend, keyPrefix: String
+            storage: any StorageBackend, keyPrefix: String, policies: [String: SourcePolicy] = [:]
         ) {
             self.sources = sources
+            self.policies = policies
             self.fetchers = fetchers
             self.metadata = metadata
             self.storage = storage
@@ -66,6 +89,8 @@ public final class Packer {
     /// The owned shards with work as of the last look (``ShardsWithWork``), ascending: the shards
     /// this packer leases. Looked up again when ``workLookupIsDue``.
     var targets: [Int] = []
+    /// When claims past their source's timeout were last looked for (-∞: never).
+    var lastStaleClaimSweep = -Double.infinity
     /// When the shards with work were last looked up (-∞: never).
     var lastWorkLookup = -Double.infinity
     /// Whether the last claim filled its batch: the held shards keep the packer busy, so the
@@ -171,6 +196,7 @@ public final class Packer {
         var leftoverRounds = 0
         while !shutdown.isTriggered {
             await dropLostShards()
+            try await returnStaleClaimsIfDue()
             let batch: ClaimedBatch
             if let ahead = prefetch {
                 // Claimed while the last batch was written, on shards all held then (no lease
@@ -180,11 +206,11 @@ public final class Packer {
             } else {
                 try await acquireLeases(force: false)
                 batch = try await Self.claimBatch(
-                    sources: parts.sources, fetchers: parts.fetchers, shards: book.held.keys.sorted(), limit: config.batchSize,
+                    sources: parts.sources, fetchers: parts.fetchers, shards: book.held.keys.sorted(), limits: claimLimits,
                     holder: holder.description, fetchConcurrency: config.fetchConcurrency, epoch: activity, retry: retry)
             }
             if !batch.shards.isEmpty { metrics.claimDuration.recordSeconds(batch.claimSeconds) }
-            saturated = batch.files.count >= config.batchSize
+            saturated = batch.saturated
             let (shards, epoch) = (batch.shards, batch.epoch)
             if batch.files.isEmpty {
                 try await settleFinalizations()
@@ -272,7 +298,7 @@ public final class Packer {
 
     /// Looks up the shards with work (when due, or `force`), gives back the leases of shards that
     /// have none and nothing in hand, and leases the missing ones (retried every ``leaseRetrySeconds``).
-    private func acquireLeases(force: Bool) async throws {
+    func acquireLeases(force: Bool) async throws {
         let now = monotonicSeconds()
         guard force || now - lastLeaseAttempt >= leaseRetrySeconds else { return }
         lastLeaseAttempt = now

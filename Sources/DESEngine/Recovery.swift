@@ -93,40 +93,7 @@ public struct Recovery: Sendable {
         var indexes: [String: Set<String>] = [:]
         for source in sources {
             let stale = try await retry.run { try await source.staleClaims(shards: [shard], excludingHolder: nil, olderThanSeconds: nil) }
-            if stale.isEmpty { continue }
-            var byDay: [String: [PendingFile]] = [:]
-            for file in stale { byDay[dayOfName(file.desName), default: []].append(file) }
-            // Keyed by (container or "", claimer): every write is a compare-and-set on the claim as read,
-            // so a recovery that has lost its lease meanwhile cannot touch a claim someone made since.
-            var packed: [String: [String: [String]]] = [:]
-            var release: [String: [String]] = [:]
-            for (day, files) in byDay {
-                let uploaded = try await retry.run { try await metadata.containers(state: .uploaded, shard: shard, day: day) }
-                for container in uploaded where indexes[container.key] == nil {
-                    let index = try await retry.run { try await reader.index(key: container.key, etag: container.etag) }
-                    indexes[container.key] = Set(index.entries.map(\.name))
-                }
-                for file in files {
-                    let claimer = file.claimedBy ?? ""
-                    if let hit = uploaded.first(where: { indexes[$0.key]?.contains(file.desName) == true }) {
-                        packed[hit.key, default: [:]][claimer, default: []].append(file.rowID)
-                    } else {
-                        release[claimer, default: []].append(file.rowID)
-                    }
-                }
-            }
-            for (key, byClaimer) in packed {
-                for (claimer, ids) in byClaimer {
-                    report.rowsPacked += try await retry.run {
-                        try await source.markPacked(rowIDs: ids, container: key, holder: claimer.isEmpty ? nil : claimer)
-                    }
-                }
-            }
-            for (claimer, ids) in release {
-                report.rowsReleased += try await retry.run {
-                    try await source.releaseClaims(rowIDs: ids, holder: claimer.isEmpty ? nil : claimer)
-                }
-            }
+            report.add(try await resolve(stale, of: source, shard: shard, indexes: &indexes))
         }
         if report != Report() {
             logger.info(
@@ -136,6 +103,84 @@ public struct Recovery: Sendable {
                     "containers_discarded": "\(report.containersDiscarded)", "rows_packed": "\(report.rowsPacked)",
                     "rows_released": "\(report.rowsReleased)",
                 ])
+        }
+        return report
+    }
+
+    /// Settles claims known to be stale on `shard`, whose lease the caller holds: a row whose
+    /// name is in an uploaded container of its (day, shard) is marked packed, any other returns
+    /// to pending. Every write is a compare-and-set on the claim as read (its claimer), so a claim
+    /// made since — by anyone — is never touched. `indexes` caches the containers' names read so far.
+    func resolve(_ stale: [PendingFile], of source: any SourceConnector, shard: Int, indexes: inout [String: Set<String>])
+        async throws -> Report
+    {
+        var report = Report()
+        if stale.isEmpty { return report }
+        let reader = StorageArchiveReader(storage: storage)
+        var byDay: [String: [PendingFile]] = [:]
+        for file in stale { byDay[dayOfName(file.desName), default: []].append(file) }
+        // Keyed by (container or "", claimer).
+        var packed: [String: [String: [String]]] = [:]
+        var release: [String: [String]] = [:]
+        for (day, files) in byDay {
+            let uploaded = try await retry.run { try await metadata.containers(state: .uploaded, shard: shard, day: day) }
+            for container in uploaded where indexes[container.key] == nil {
+                let index = try await retry.run { try await reader.index(key: container.key, etag: container.etag) }
+                indexes[container.key] = Set(index.entries.map(\.name))
+            }
+            for file in files {
+                let claimer = file.claimedBy ?? ""
+                if let hit = uploaded.first(where: { indexes[$0.key]?.contains(file.desName) == true }) {
+                    packed[hit.key, default: [:]][claimer, default: []].append(file.rowID)
+                } else {
+                    release[claimer, default: []].append(file.rowID)
+                }
+            }
+        }
+        for (key, byClaimer) in packed {
+            for (claimer, ids) in byClaimer {
+                report.rowsPacked += try await retry.run {
+                    try await source.markPacked(rowIDs: ids, container: key, holder: claimer.isEmpty ? nil : claimer)
+                }
+            }
+        }
+        for (claimer, ids) in release {
+            report.rowsReleased += try await retry.run {
+                try await source.releaseClaims(rowIDs: ids, holder: claimer.isEmpty ? nil : claimer)
+            }
+        }
+        return report
+    }
+
+    /// Returns the claims on `shards` (whose leases the caller holds) that someone other than
+    /// `holder` has held longer than their source's claim timeout (`timeouts`, by source name;
+    /// `defaultTimeout` for the others): a paused worker's claims made after it lost the lease,
+    /// which no grant would otherwise recover while the shard stays leased. The caller's own
+    /// claims are never touched (they are its work in hand).
+    public func returnStaleClaims(
+        shards: [Int], excludingHolder holder: String, timeouts: [String: Double], defaultTimeout: Double
+    ) async throws -> Report {
+        var report = Report()
+        guard !shards.isEmpty else { return report }
+        var indexes: [String: Set<String>] = [:]
+        for source in sources {
+            let timeout = timeouts[source.name] ?? defaultTimeout
+            // Older than the timeout *and* someone else's (the query's two conditions are either-or).
+            let stale = try await retry.run {
+                try await source.staleClaims(shards: shards, excludingHolder: nil, olderThanSeconds: timeout)
+            }.filter { $0.claimedBy != holder }
+            for (shard, files) in Dictionary(grouping: stale, by: \.shard) {
+                let done = try await resolve(files, of: source, shard: shard, indexes: &indexes)
+                if done.rowsPacked + done.rowsReleased > 0 {
+                    logger.warning(
+                        "returned claims held past the source's claim timeout",
+                        metadata: [
+                            "source": "\(source.name)", "shard": "\(shard)", "timeout_seconds": "\(timeout)",
+                            "rows_packed": "\(done.rowsPacked)", "rows_released": "\(done.rowsReleased)",
+                        ])
+                }
+                report.add(done)
+            }
         }
         return report
     }

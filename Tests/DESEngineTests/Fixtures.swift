@@ -81,9 +81,11 @@ struct Deployment {
 
     /// A packer over this deployment (its storage: the local archive, unless `storage` is given).
     func packer(
-        shardBits: Int, maxFiles: Int = 100_000, pod: String = "pod", batchSize: Int = 500, storage: (any StorageBackend)? = nil
+        shardBits: Int, maxFiles: Int = 100_000, pod: String = "pod", batchSize: Int = 500, storage: (any StorageBackend)? = nil,
+        claimTimeout: Double = 600, policies: [String: Packer.SourcePolicy] = [:]
     ) async throws -> Packer {
         var config = PackerConfig()
+        config.claimTimeoutSeconds = claimTimeout
         config.batchSize = batchSize
         config.workDir = dir + "/work"
         config.shardBits = shardBits
@@ -93,7 +95,7 @@ struct Deployment {
         return try Packer(
             parts: .init(
                 sources: [try connector()], fetchers: ["catalog": LocalBodyFetcher(root: bodiesRoot)],
-                metadata: try await metadata(), storage: try storage ?? self.storage(), keyPrefix: "des"),
+                metadata: try await metadata(), storage: try storage ?? self.storage(), keyPrefix: "des", policies: policies),
             config: config, logger: logger)
     }
 

@@ -211,7 +211,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
         let defaults: [String: Value] = [
             "sources[].connection.pool_size": .int(source.connection.poolSize),
             "sources[].connection.pool_recycle": .double(source.connection.poolRecycleSeconds),
-            "sources[].batch_size": .int(source.batchSize),
+            "sources[].batch_size": .int(source.batchSize ?? p.batchSize),
             "sources[].claim_timeout_seconds": .double(source.effectiveClaimTimeoutSeconds(packer: p)),
             "sources[].shard_bits": .int(source.shardBits ?? p.shardBits),
             "metadata.connection.pool_size": .int(config.metadata.connection.poolSize),

@@ -361,11 +361,10 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
         // created_at is copied into META (ISO 8601 UTC), as the original did: no warning.
         #expect(
             loud.warnings.map(\.keyPath) == [
-                "sources[0].connection.charset", "sources[0].table.shard_key_column", "sources[0].batch_size",
+                "sources[0].connection.charset", "sources[0].table.shard_key_column",
             ])
         #expect(loud.warnings.allSatisfy { $0.file == "test.yaml" && $0.line > 0 && $0.column > 0 })
         #expect(loud.warnings[0].message.contains("'postgresql'"))
-        #expect(loud.warnings[2].message.contains("packer.batch_size (500)"))
     }
 
     @Test func warningsNeverQuoteSecrets() throws {

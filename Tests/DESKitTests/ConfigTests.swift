@@ -122,7 +122,7 @@ import Yams
         let config = try parse(sourceYAML())
         let source = try #require(config.sources.first)
         #expect(source.enabled)
-        #expect(source.batchSize == 100)
+        #expect(source.batchSize == nil)  // the packer's batch_size
         #expect(source.connection.poolSize == 4)
         #expect(source.table.statusPendingValue == "DES_TODO")
         #expect(source.table.columns.s3Key == "s3_key")

@@ -152,10 +152,12 @@ struct CLICatalogTests {
             #expect(warned("sources[0].connection.driver_options", "threaded mean nothing to ODBC"), "\(r.stderr)")
             #expect(warned("sources[0].table.shard_key_column", "'object_key' is columns.s3_key"), "\(r.stderr)")
             #expect(warned("sources[1].shard_bits", "6 differs from sources[0].shard_bits (8)"), "\(r.stderr)")
-            // sources[].batch_size is not honoured yet (the packer's batch serves every source) and says so.
-            #expect(warnings.filter { $0.contains("].batch_size: not honoured yet") }.count == 4, "\(warnings)")
-            // Nothing else warns: created_at is copied into META, charset is FreeTDS's client charset.
-            #expect(warnings.count == 7, "\(warnings)")
+            // Nothing else warns: batch_size is each source's claim batch, created_at is copied into META,
+            // charset is FreeTDS's client charset.
+            #expect(warnings.count == 3, "\(warnings)")
+            // Each source's batch_size and claim_timeout_seconds are what the packer uses for it.
+            #expect(r.out.contains("200 rows a claim, claims stale after 600 s"), "\(r.out)")
+            #expect(r.out.contains("150 rows a claim"), "\(r.out)")
         }
     }
 

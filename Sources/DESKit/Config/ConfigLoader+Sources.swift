@@ -34,7 +34,7 @@ extension ConfigLoader {
         var bitsOrigin: String? = packerBitsGiven ? "packer.shard_bits" : nil
         for item in items {
             let m = try ConfigMapping(item.node, path: item.path, context: context, allowed: sourceKeys)
-            let source = try parseSource(m, knownSourceTypes: knownSourceTypes, packerBatchSize: packer.batchSize, plugins: plugins)
+            let source = try parseSource(m, knownSourceTypes: knownSourceTypes, plugins: plugins)
             if let first = names[source.name] {
                 throw m.error("name", .duplicate, "source name '\(source.name)' is already used by \(first) (names must be unique)")
             }
@@ -63,7 +63,7 @@ extension ConfigLoader {
     /// Without a `bodies:` block, a table whose columns name an `s3_bucket` reads its bodies from S3,
     /// as the original did; otherwise bodies are local.
     static func parseSource(
-        _ m: ConfigMapping, knownSourceTypes: Set<String>?, packerBatchSize: Int, plugins: PluginRegistry? = nil
+        _ m: ConfigMapping, knownSourceTypes: Set<String>?, plugins: PluginRegistry? = nil
     ) throws -> SourceConfig {
         let name = try m.requiredString("name")
         guard name.utf8.allSatisfy(isNameByte) else {
@@ -87,14 +87,7 @@ extension ConfigLoader {
         } else if table.columns.s3Bucket != nil {
             source.bodies.type = "s3"
         }
-        if let batch = try m.int("batch_size", in: ConfigLimits.sourceBatchSize) {
-            source.batchSize = batch
-            if batch != packerBatchSize {
-                m.warn(
-                    "batch_size",
-                    "not honoured yet: the packer claims packer.batch_size (\(packerBatchSize)) rows per round trip from every source")
-            }
-        }
+        source.batchSize = try m.int("batch_size", in: ConfigLimits.sourceBatchSize)
         source.claimTimeoutSeconds = try m.double("claim_timeout_seconds", in: ConfigLimits.claimTimeoutSeconds)
         source.shardBits = try m.int("shard_bits", in: ConfigLimits.shardBits)
         return source

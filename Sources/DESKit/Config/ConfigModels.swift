@@ -200,8 +200,9 @@ public struct SourceConfig: Sendable, Hashable {
     public var table: TableConfig
     /// Where its file bodies are read from.
     public var bodies: BodiesConfig
-    /// Rows per claim (default 100; ``ConfigLimits/sourceBatchSize``).
-    public var batchSize: Int
+    /// Rows the packer claims from this source per round trip (nil: `packer.batch_size`;
+    /// ``ConfigLimits/sourceBatchSize``).
+    public var batchSize: Int?
     /// A claim of this source held longer than this many seconds is stale
     /// (nil: `packer.claim_timeout_seconds`; ``ConfigLimits/claimTimeoutSeconds``).
     public var claimTimeoutSeconds: Double?
@@ -211,7 +212,7 @@ public struct SourceConfig: Sendable, Hashable {
     /// Creates a source config.
     public init(
         name: String, enabled: Bool = true, connection: ConnectionConfig, table: TableConfig,
-        bodies: BodiesConfig = BodiesConfig(), batchSize: Int = 100, shardBits: Int? = nil,
+        bodies: BodiesConfig = BodiesConfig(), batchSize: Int? = nil, shardBits: Int? = nil,
         claimTimeoutSeconds: Double? = nil
     ) {
         self.name = name

@@ -1,0 +1,42 @@
+import DESKit
+
+/// Claims past their source's timeout (`sources[].claim_timeout_seconds`, else
+/// `packer.claim_timeout_seconds`).
+///
+/// A lease grant recovers every claim of its shard, so a dead packer's claims return as soon
+/// as its lease lapses. What a grant cannot reach is a claim made on a shard *while* this
+/// packer holds it — by a paused worker that resumed after losing its lease, and claims before
+/// noticing. Such a worker can never record its container (the fencing token refuses it), so
+/// its claims would sit until the shard's lease changes hands. The sweep returns them once they
+/// are older than their source's timeout: a row whose name is already in an uploaded container
+/// is marked packed, any other goes back to pending. This packer's own claims are never touched.
+extension Packer {
+    /// Seconds between sweeps: half the shortest claim timeout, between 1 s and a minute.
+    var staleClaimSweepSeconds: Double {
+        let timeouts = parts.sources.map { parts.policies[$0.name]?.claimTimeoutSeconds ?? config.claimTimeoutSeconds }
+        return min(max((timeouts.min() ?? config.claimTimeoutSeconds) / 2, 1), 60)
+    }
+
+    /// Runs ``returnStaleClaims()`` when a sweep is due.
+    func returnStaleClaimsIfDue() async throws {
+        guard monotonicSeconds() - lastStaleClaimSweep >= staleClaimSweepSeconds else { return }
+        try await returnStaleClaims()
+    }
+
+    /// Returns the claims of others on the shards this packer holds that are older than their
+    /// source's claim timeout; how many rows were settled.
+    @discardableResult
+    func returnStaleClaims() async throws -> Recovery.Report {
+        lastStaleClaimSweep = monotonicSeconds()
+        var timeouts: [String: Double] = [:]
+        for source in parts.sources { timeouts[source.name] = parts.policies[source.name]?.claimTimeoutSeconds }
+        let report = try await recovery.returnStaleClaims(
+            shards: book.held.keys.sorted(), excludingHolder: holder.description, timeouts: timeouts.compactMapValues { $0 },
+            defaultTimeout: config.claimTimeoutSeconds)
+        if report.rowsPacked + report.rowsReleased > 0 {
+            totals.recovery.add(report)
+            activity += 1
+        }
+        return report
+    }
+}

@@ -1,0 +1,88 @@
+import DESKit
+import DESTestSupport
+import Foundation
+import Testing
+
+@testable import DESEngine
+
+/// `sources[].batch_size` and `sources[].claim_timeout_seconds`: what the packer does with them.
+@Suite struct SourcePolicyTests {
+    /// The claims on `files` held by `holder` (all holders when nil).
+    func claims(_ d: Deployment, by holder: String? = nil) async throws -> Int64 {
+        let filter = holder.map { " AND des_claimed_by = '\($0)'" } ?? ""
+        return try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_CLAIMED'\(filter)").first?[0].int ?? -1
+    }
+
+    @Test("a claim made on a held shard by a worker that lost its lease returns after the source's claim timeout, not the packer's")
+    func staleClaimsReturnAfterTheSourcesTimeout() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(30)
+        #expect(try await d.mark(shardBits: 1) == 30)
+        // The packer's own timeout is 1 s; the source's is 300 s.
+        let packer = try await d.packer(shardBits: 1, claimTimeout: 1, policies: ["catalog": .init(claimTimeoutSeconds: 300)])
+        try await packer.acquireLeases(force: true)
+        let held = packer.book.held.keys.sorted()
+        #expect(held == [0, 1])
+
+        // After the grant (whose recovery saw nothing), a paused worker resumes and claims rows of
+        // those shards. It can never record a container (its lease is gone), so only the sweep returns them.
+        let zombie = try d.connector()
+        #expect(try await zombie.claim(shards: held, limit: 10, holder: "zombie/1").count == 10)
+        // Rows this packer claimed itself are its work in hand, however old: never returned.
+        #expect(try await zombie.claim(shards: held, limit: 5, holder: packer.holder.description).count == 5)
+
+        _ = try await d.sql("UPDATE files SET des_claimed_at = des_claimed_at - 120 WHERE des_claimed_by IS NOT NULL")
+        // 120 s old: past the packer's timeout but not the source's, which wins.
+        #expect(try await packer.returnStaleClaims().rowsReleased == 0)
+        #expect(try await claims(d, by: "zombie/1") == 10)
+
+        _ = try await d.sql("UPDATE files SET des_claimed_at = des_claimed_at - 240 WHERE des_claimed_by IS NOT NULL")
+        // 360 s old: past the source's 300 s.
+        let report = try await packer.returnStaleClaims()
+        #expect(report.rowsReleased == 10 && report.rowsPacked == 0)
+        #expect(try await claims(d, by: "zombie/1") == 0)
+        #expect(try await claims(d, by: packer.holder.description) == 5)
+
+        // The run then packs every row exactly once (its own leftover claims recovered at idle).
+        let totals = try await packer.run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(totals.filesPacked == 30)
+        #expect(try await claims(d) == 0)
+        let audit = try await d.audit()
+        #expect(audit.problems.isEmpty, "\(audit.problems)")
+        #expect(audit.rowsChecked == 30 && audit.entries == 30)
+    }
+
+    @Test("a source's batch_size is its claim batch; a source without one claims packer.batch_size")
+    func sourceBatchSizeIsTheClaimBatch() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(50)
+        #expect(try await d.mark(shardBits: 1) == 50)
+        let packer = try await d.packer(shardBits: 1, batchSize: 40, policies: ["catalog": .init(claimBatchSize: 7)])
+        #expect(packer.claimLimits == ["catalog": 7])
+        let plain = try await d.packer(shardBits: 1, pod: "other", batchSize: 40)
+        #expect(plain.claimLimits == ["catalog": 40])
+
+        try await packer.acquireLeases(force: true)
+        let batch = try await Packer.claimBatch(
+            sources: packer.parts.sources, fetchers: packer.parts.fetchers, shards: packer.book.held.keys.sorted(),
+            limits: packer.claimLimits, holder: packer.holder.description, fetchConcurrency: 1, epoch: 0, retry: .metadata)
+        #expect(batch.files.count == 7 && batch.saturated)
+        #expect(try await claims(d) == 7)
+        await packer.release(batch.files, reason: "test")
+        let totals = try await packer.run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(totals.filesPacked == 50)
+    }
+
+    @Test("the loaded config's batch_size and claim_timeout_seconds become the packer's source policies")
+    func policiesFromConfig() throws {
+        var a = SourceConfig(name: "a", connection: ConnectionConfig(type: "sqlite"), table: TableConfig(name: "t"))
+        a.batchSize = 250
+        a.claimTimeoutSeconds = 90
+        let b = SourceConfig(name: "b", connection: ConnectionConfig(type: "sqlite"), table: TableConfig(name: "t"))
+        let policies = Packer.SourcePolicy.policies(for: [a, b])
+        #expect(policies["a"] == .init(claimBatchSize: 250, claimTimeoutSeconds: 90))
+        #expect(policies["b"] == .init(claimBatchSize: nil, claimTimeoutSeconds: nil))
+    }
+}
