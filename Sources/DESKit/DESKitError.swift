@@ -12,6 +12,9 @@ public struct DESKitError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let database = Code("database")
         /// A server could not be reached.
         public static let unavailable = Code("unavailable")
+        /// The component was closed on purpose (a connection pool after shutdown began): unlike
+        /// ``unavailable``, an outage, no retry can help, so none is made.
+        public static let closed = Code("closed")
         /// A server refused the credentials (a wrong user or password). The message names the
         /// server and the user, never the password; retrying does not help.
         public static let authentication = Code("authentication")

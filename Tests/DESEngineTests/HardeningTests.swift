@@ -310,3 +310,36 @@ func readAll(_ path: String) throws -> [UInt8] {
         #expect(rows.first?[0].int == 3000 && rows.first?[1].int == 3000)
     }
 }
+
+@Suite struct ClosedPoolTests {
+    @Test("a pool closed on purpose fails at once with .closed, and the retry policy does not retry it (an outage it would)")
+    func closedPoolIsNotRetried() async throws {
+        let dir = NSTemporaryDirectory() + "des-closed-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/x.sqlite"
+        let pool = SQLConnectionPool(size: 2) { try await SQLiteConnection.open(path: path) }
+        _ = try await pool.withConnection { c in try await c.withSession { try $0.query("SELECT 1") } }
+        await pool.close()
+        let retries = Counter()
+        do {
+            _ = try await RetryPolicy.metadata.run(onRetry: { _, _ in retries.add() }) {
+                try await pool.withConnection { c in try await c.withSession { try $0.query("SELECT 1") } }
+            }
+            Issue.record("a closed pool answered")
+        } catch let error as DESKitError {
+            #expect(error.code == .closed && !error.isTransient, "\(error)")
+        }
+        #expect(retries.value == 0)
+        #expect(RetryPolicy.isTransient(DESKitError(.unavailable, "no answer from 10.0.0.1:5432")))
+        #expect(!RetryPolicy.isTransient(DESKitError(.closed, "connection pool is closed")))
+    }
+}
+
+/// A count that a non-escaping closure can bump.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.withLock { n += 1 } }
+    var value: Int { lock.withLock { n } }
+}

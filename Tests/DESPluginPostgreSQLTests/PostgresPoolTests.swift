@@ -48,6 +48,15 @@ struct PostgresPoolTests {
         Issue.record("backend \(pid) still alive")
     }
 
+    @Test("metadata.connection.pool_size is the metadata store's pool size, as written (no hidden cap)")
+    func metadataPoolSizeIsHonoured() async throws {
+        for size in [1, 9] {
+            let store = try await PostgresPlugin.open(try Self.connection { $0.poolSize = size })
+            #expect(store.poolSize == size)
+            await store.close()
+        }
+    }
+
     @Test("pool_pre_ping: a connection the server dropped while idle is replaced before anyone uses it")
     func prePingRidesOutAKilledConnection() async throws {
         let pool = try Self.pool(try Self.connection { $0.poolPrePing = true })

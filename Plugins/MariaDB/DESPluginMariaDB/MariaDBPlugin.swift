@@ -37,7 +37,7 @@ public enum MariaDBPlugin {
         let first = try await MariaDBConnection.connect(settings, target: target)  // fail fast, naming the server
         await first.close()
         let options = SQLConnectionPool.Options.from(connection, healthQuery: MariaDBDialect().healthQuery)
-        let pool = SQLConnectionPool(size: max(1, min(connection.poolSize, 4)), options: options) {
+        let pool = SQLConnectionPool(size: max(1, connection.poolSize), options: options) {
             try await MariaDBConnection.connect(settings, target: target)
         }
         return SQLMetadataStore(pool: pool, dialect: MariaDBMetadataDialect(name: type))

@@ -59,7 +59,7 @@ public enum PostgresPlugin {
         let first = try await PostgresConnection.connect(conninfo: conninfo, target: target)  // fail fast, naming the server
         await first.close()
         let options = SQLConnectionPool.Options.from(connection, healthQuery: PostgresDialect().healthQuery)
-        let pool = SQLConnectionPool(size: max(1, min(connection.poolSize, 4)), options: options) {
+        let pool = SQLConnectionPool(size: max(1, connection.poolSize), options: options) {
             try await PostgresConnection.connect(conninfo: conninfo, target: target)
         }
         return SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect())

@@ -163,7 +163,7 @@ public final class SQLConnectionPool: Sendable {
             case .use(let box):
                 if await usable(box.connection) { return box.connection }
                 continue
-            case .failClosed: throw DESKitError(.unavailable, "connection pool is closed")
+            case .failClosed: throw DESKitError(.closed, "connection pool is closed")
             case .open: return try await openForCaller()
             default: break  // .wait
             }
@@ -208,7 +208,7 @@ public final class SQLConnectionPool: Sendable {
             let action = state.withLock { $0.machine.connected(ConnectionBox(connection: connection), for: nil) }
             if case .use = action { return connection }
             await perform(action)
-            throw DESKitError(.unavailable, "connection pool is closed")
+            throw DESKitError(.closed, "connection pool is closed")
         } catch {
             let action = state.withLock { $0.machine.connectFailed(for: nil) }
             await perform(action)
@@ -260,7 +260,8 @@ public final class SQLConnectionPool: Sendable {
             case .closed: message = "connection pool is closed"
             }
             let failure: Error = reason == .connectFailed && error != nil
-                ? error ?? DESKitError(.unavailable, message) : DESKitError(.unavailable, message, transient: reason != .closed)
+                ? error ?? DESKitError(.unavailable, message)
+                : DESKitError(reason == .closed ? .closed : .unavailable, message, transient: reason != .closed)
             for waiter in waiters { deliver(.failure(failure), to: waiter) }
             for box in closing { await closeConnection(box.connection) }
         }

@@ -77,6 +77,8 @@ public final class SQLMetadataStore: MetadataStore {
     /// The dialect.
     public let dialect: any SQLMetadataDialect
     private let pool: SQLConnectionPool
+    /// Connections in the store's pool (`metadata.connection.pool_size`).
+    public var poolSize: Int { pool.size }
 
     /// The schema version this code writes.
     public var schemaVersion: Int { dialect.migrations.count }
