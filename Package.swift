@@ -164,7 +164,13 @@ let package = Package(
         .target(name: "DESTestSupport", path: "Tests/DESTestSupport"),
         .testTarget(name: "DESFormatTests", dependencies: ["DESFormat", "DESTestSupport"]),
         .testTarget(name: "DESNamingTests", dependencies: ["DESNaming", "DESTestSupport"]),
-        .testTarget(name: "DESKitTests", dependencies: ["DESKit"]),
+        // The config tests load configs as `des` does, with the stock plugins reading their sections.
+        .testTarget(
+            name: "DESKitTests",
+            dependencies: [
+                "DESKit", "DESStorage", "DESPluginS3", "DESPluginRedis", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB",
+                "DESPluginODBC", "DESPluginMSSQL",
+            ]),
         .testTarget(name: "DESPluginPostgreSQLTests", dependencies: ["DESPluginPostgreSQL", "DESSQLDialects", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESPluginMariaDBTests", dependencies: ["DESPluginMariaDB", "DESSQLDialects", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESPluginODBCTests", dependencies: ["DESPluginODBC", "DESSQLDialects", "DESKit", "DESKitTesting"]),

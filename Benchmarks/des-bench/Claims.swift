@@ -93,7 +93,7 @@ private func claimRound(_ database: BenchDatabase, rows: Int, claimers: Int, bat
     let (table, drop) = try await database.setUp(admin, rows)
     let source = SourceConfig(
         name: "bench", connection: ConnectionConfig(type: database.name, poolSize: 1), table: table,
-        bodies: BodiesConfig(type: "local", root: "/tmp"))
+        bodies: BodiesConfig())
     var connectors: [SQLSourceConnector] = []
     for _ in 0..<claimers {
         let pool = SQLConnectionPool(size: 1) { try await database.connect() }

@@ -25,8 +25,7 @@ enum RemoteArchive {
         let registry = try DESCommandLine.requireRegistry()
         var config = StorageConfig()
         config.type = "s3"
-        config.bucket = bucket
-        config.root = nil
+        config.settings = try registry.settings(.storage, type: "s3", values: ["bucket": bucket], what: url)
         let storageConfig = config
         let target = NSTemporaryDirectory() + "des-archive-" + UUID().uuidString + ".des"
         try blocking {

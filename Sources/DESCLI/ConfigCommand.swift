@@ -79,16 +79,12 @@ enum ConfigSummary {
             if c.password != nil { out += "    password:  \(masked)\n" }
             let table = (s.table.schema.map { $0 + "." } ?? "") + s.table.name
             out += "    table:     \(table) (key column \(s.table.columns.s3Key), status column \(s.table.columns.status))\n"
-            out += "    bodies:    \(s.bodies.type)\(s.bodies.root.map { " under \($0)" } ?? "")\n"
+            out += "    bodies:    \(s.bodies.type)\(s.bodies.settings.map { $0.summary.isEmpty ? "" : ", " + $0.summary } ?? "")\n"
             out += "    batch:     \(s.batchSize ?? config.packer.batchSize) rows a claim, claims stale after \(Int(s.effectiveClaimTimeoutSeconds(packer: config.packer))) s, shard_bits \(s.shardBits ?? config.packer.shardBits)\n"
         }
         let st = config.storage
-        var storage = st.type == "s3" ? "s3 bucket \(st.bucket ?? "?")" : "local root \(st.root ?? "?")"
-        storage += ", prefix \(st.prefix)"
-        if let endpoint = st.endpoint { storage += ", endpoint \(endpoint)" }
-        if let region = st.region { storage += ", region \(region)" }
-        if st.accessKey != nil { storage += ", access_key \(masked)" }
-        if st.secretKey != nil { storage += ", secret_key \(masked)" }
+        var storage = "\(st.type), prefix \(st.prefix)"
+        if let written = st.settings?.summary, !written.isEmpty { storage += ", " + written }
         out += "storage:  \(storage)\n"
         let m = config.metadata.connection
         var metadata = m.type
@@ -102,8 +98,15 @@ enum ConfigSummary {
         let k = config.marker
         out += "marker:   \(k.naming) names, prefix \(k.namePrefix), node \(k.nodeID), batch \(k.batchSize)\n"
         let c = config.cache
-        out += "cache:    \(c.type)\(c.type == "none" ? "" : ", \(c.maxEntries) entries")\(c.url != nil ? ", url \(masked)" : "")\n"
+        out += "cache:    \(c.type)\(c.settings.map { $0.summary.isEmpty ? "" : ", " + $0.summary } ?? "")\n"
         out += "server:   \(config.server.host):\(config.server.port)\n"
+        return out
+    }
+
+    /// What a plugin section wrote (secrets as `<redacted>`), for `--json`.
+    static func written(_ settings: PluginSettings?) -> [String: Any] {
+        var out: [String: Any] = [:]
+        for value in settings?.written ?? [] { out[value.key] = value.shown }
         return out
     }
 
@@ -116,7 +119,8 @@ enum ConfigSummary {
                 "database": opt(c.database), "username": opt(c.username), "password": c.password == nil ? NSNull() : masked,
                 "table": s.table.name, "schema": opt(s.table.schema), "batch_size": s.batchSize ?? config.packer.batchSize,
                 "claim_timeout_seconds": s.effectiveClaimTimeoutSeconds(packer: config.packer),
-                "shard_bits": s.shardBits ?? config.packer.shardBits, "bodies": s.bodies.type,
+                "shard_bits": s.shardBits ?? config.packer.shardBits,
+                "bodies": (["type": s.bodies.type] as [String: Any]).merging(written(s.bodies.settings)) { own, _ in own },
             ]
         }
         let st = config.storage
@@ -124,11 +128,7 @@ enum ConfigSummary {
         let p = config.packer
         return [
             "valid": true, "path": opt(config.path), "sources": sources,
-            "storage": [
-                "type": st.type, "root": opt(st.root), "bucket": opt(st.bucket), "prefix": st.prefix,
-                "endpoint": opt(st.endpoint), "region": opt(st.region),
-                "access_key": st.accessKey == nil ? NSNull() : masked, "secret_key": st.secretKey == nil ? NSNull() : masked,
-            ] as [String: Any],
+            "storage": ["type": st.type, "prefix": st.prefix].merging(written(st.settings)) { own, _ in own },
             "metadata": [
                 "type": m.type, "host": opt(m.host), "port": opt(m.port), "database": opt(m.database),
                 "password": m.password == nil ? NSNull() : masked,
@@ -139,7 +139,7 @@ enum ConfigSummary {
             ] as [String: Any],
             "marker": ["naming": config.marker.naming, "name_prefix": config.marker.namePrefix, "node_id": config.marker.nodeID]
                 as [String: Any],
-            "cache": ["type": config.cache.type, "max_entries": config.cache.maxEntries] as [String: Any],
+            "cache": ["type": config.cache.type].merging(written(config.cache.settings)) { own, _ in own },
             "server": ["host": config.server.host, "port": config.server.port] as [String: Any],
         ]
     }

@@ -33,80 +33,101 @@ public enum PluginKind: String, Sendable, Hashable, CaseIterable, CustomStringCo
 /// `connection.type`), metadata stores, storage backends, body fetchers, index
 /// caches, naming strategies and sample-catalog writers.
 ///
-/// A plugin may register a ``SectionCheck`` with its factory: the config loader
-/// (``ConfigLoader/load(path:environment:knownSourceTypes:plugins:)``) then hands it
-/// the plugin's section, read-only, and the plugin refuses what it does not know —
-/// unknown keys with "did you mean", values of the wrong type or out of range —
-/// with the file, line and column, before anything connects.
+/// Each plugin registers with its ``PluginConfiguration`` type: the config loader
+/// (``ConfigLoader/load(path:environment:knownSourceTypes:plugins:)``) refuses keys of its
+/// section outside that type's key table (with "did you mean"), reads the section once into
+/// it, and the factory receives the typed value. For a `connection:` block, the configuration
+/// reads the plugin's own keys (`driver_options`, `dialect`); the keys every SQL connection
+/// shares (`host`, `port`, `pool_size`, …) are DES's own, in ``ConnectionConfig``.
 ///
 /// The stock `des` registers the stock plugins; a custom package registers its
 /// own (and the stock ones it wants) and calls the same entry point, so its
 /// binary is the stock packer plus its source. Nothing is registered by default:
-/// a registry holds exactly what its owner put in it.
+/// a registry holds exactly what its owner put in it, and it is handed explicitly to
+/// whatever builds from it.
 public final class PluginRegistry: Sendable {
-    /// Builds a source connector.
+    /// Builds a source connector (its typed connection options are in
+    /// `context.source.connection.settings`).
     public typealias SourceFactory = @Sendable (SourcePluginContext) async throws -> any SourceConnector
-    /// Builds a metadata store from a connection config.
+    /// Builds a metadata store from a connection config (and the config's directory).
     public typealias MetadataFactory = @Sendable (ConnectionConfig, String) async throws -> any MetadataStore
-    /// Builds a storage backend from the `storage:` section (and the config's directory).
-    public typealias StorageFactory = @Sendable (StorageConfig, String) async throws -> any StorageBackend
-    /// Builds the body fetcher of a source from its `bodies:` section (and the config's directory).
-    public typealias BodyFetcherFactory = @Sendable (SourceConfig, String) async throws -> any BodyFetcher
     /// Builds a naming strategy from the `marker:` section.
     public typealias NamingFactory = @Sendable (MarkerConfig) throws -> any NamingStrategy
     /// Fills a source's catalog with sample rows and bodies (`des sample`): (source, config directory,
     /// files, fixed size, seed) → rows added.
     public typealias SampleCatalogFactory = @Sendable (SourceConfig, String, Int, Int?, UInt64) async throws -> Int
-    /// Builds the index cache from the `cache:` section.
-    public typealias IndexCacheFactory = @Sendable (CacheConfig) async throws -> any IndexCache
-    /// Checks a plugin's config section while the file is loaded (throw a ``ConfigError``, made by
-    /// the section, to refuse it).
-    public typealias SectionCheck = @Sendable (ConfigSection) throws -> Void
+
+    /// How one plugin's section is read: its key table and its parser.
+    struct Section: Sendable {
+        let keys: [ConfigKey]
+        let parse: @Sendable (ConfigSection) throws -> PluginSettings
+        init<C: PluginConfiguration>(_ type: C.Type) {
+            keys = C.keys
+            parse = { section in PluginSettings(try C(from: section)) }
+        }
+    }
 
     private struct State {
         var sources: [String: SourceFactory] = [:]
         var metadata: [String: MetadataFactory] = [:]
-        var storage: [String: StorageFactory] = [:]
-        var bodies: [String: BodyFetcherFactory] = [:]
+        var storage: [String: @Sendable (PluginSettings, String) async throws -> any StorageBackend] = [:]
+        var bodies: [String: @Sendable (PluginSettings, SourceConfig, String) async throws -> any BodyFetcher] = [:]
         var naming: [String: NamingFactory] = [:]
         var samples: [String: SampleCatalogFactory] = [:]
-        var caches: [String: IndexCacheFactory] = [:]
-        var checks: [PluginKind: [String: SectionCheck]] = [:]
+        var caches: [String: @Sendable (PluginSettings) async throws -> any IndexCache] = [:]
+        var sections: [PluginKind: [String: Section]] = [:]
     }
     private let state = Mutex(State())
 
     /// An empty registry.
     public init() {}
 
-    /// Registers (or replaces) the source plugin for `type` (case-insensitive).
-    public func registerSource(type: String, check: SectionCheck? = nil, factory: @escaping SourceFactory) {
+    /// Registers (or replaces) the source plugin for `type` (case-insensitive); `connection` reads
+    /// the plugin's own keys of the `connection:` block.
+    public func registerSource<C: PluginConfiguration>(
+        type: String, connection: C.Type = NoConfiguration.self, factory: @escaping SourceFactory
+    ) {
         state.withLock {
             $0.sources[type.lowercased()] = factory
-            $0.checks[.source, default: [:]][type.lowercased()] = check
+            $0.sections[.source, default: [:]][type.lowercased()] = Section(C.self)
         }
     }
 
     /// Registers (or replaces) the metadata store for `type`.
-    public func registerMetadataStore(type: String, check: SectionCheck? = nil, factory: @escaping MetadataFactory) {
+    public func registerMetadataStore<C: PluginConfiguration>(
+        type: String, connection: C.Type = NoConfiguration.self, factory: @escaping MetadataFactory
+    ) {
         state.withLock {
             $0.metadata[type.lowercased()] = factory
-            $0.checks[.metadata, default: [:]][type.lowercased()] = check
+            $0.sections[.metadata, default: [:]][type.lowercased()] = Section(C.self)
         }
     }
 
-    /// Registers (or replaces) the storage backend for `storage.type`.
-    public func registerStorage(type: String, check: SectionCheck? = nil, factory: @escaping StorageFactory) {
+    /// Registers (or replaces) the storage backend for `storage.type`; the factory receives the
+    /// `storage:` section read into `configuration` (and the config file's directory).
+    public func registerStorage<C: PluginConfiguration>(
+        type: String, configuration: C.Type,
+        factory: @escaping @Sendable (C, String) async throws -> any StorageBackend
+    ) {
+        let what = "storage type '\(type)'"
         state.withLock {
-            $0.storage[type.lowercased()] = factory
-            $0.checks[.storage, default: [:]][type.lowercased()] = check
+            $0.storage[type.lowercased()] = { settings, base in try await factory(try Self.typed(settings, C.self, what), base) }
+            $0.sections[.storage, default: [:]][type.lowercased()] = Section(C.self)
         }
     }
 
-    /// Registers (or replaces) the body fetcher for `bodies.type`.
-    public func registerBodyFetcher(type: String, check: SectionCheck? = nil, factory: @escaping BodyFetcherFactory) {
+    /// Registers (or replaces) the body fetcher for `bodies.type`; the factory receives the
+    /// source's `bodies:` section read into `configuration`, the source, and the config file's directory.
+    public func registerBodyFetcher<C: PluginConfiguration>(
+        type: String, configuration: C.Type,
+        factory: @escaping @Sendable (C, SourceConfig, String) async throws -> any BodyFetcher
+    ) {
+        let what = "bodies type '\(type)'"
         state.withLock {
-            $0.bodies[type.lowercased()] = factory
-            $0.checks[.bodies, default: [:]][type.lowercased()] = check
+            $0.bodies[type.lowercased()] = { settings, source, base in
+                try await factory(try Self.typed(settings, C.self, what), source, base)
+            }
+            $0.sections[.bodies, default: [:]][type.lowercased()] = Section(C.self)
         }
     }
 
@@ -120,12 +141,49 @@ public final class PluginRegistry: Sendable {
         state.withLock { $0.samples[type.lowercased()] = factory }
     }
 
-    /// Registers (or replaces) the index cache for `cache.type`.
-    public func registerIndexCache(type: String, check: SectionCheck? = nil, factory: @escaping IndexCacheFactory) {
+    /// Registers (or replaces) the index cache for `cache.type`; the factory receives the
+    /// `cache:` section read into `configuration`.
+    public func registerIndexCache<C: PluginConfiguration>(
+        type: String, configuration: C.Type, factory: @escaping @Sendable (C) async throws -> any IndexCache
+    ) {
+        let what = "cache type '\(type)'"
         state.withLock {
-            $0.caches[type.lowercased()] = factory
-            $0.checks[.cache, default: [:]][type.lowercased()] = check
+            $0.caches[type.lowercased()] = { settings in try await factory(try Self.typed(settings, C.self, what)) }
+            $0.sections[.cache, default: [:]][type.lowercased()] = Section(C.self)
         }
+    }
+
+    /// The settings as the plugin's own type (settings read for another plugin are an error).
+    static func typed<C: PluginConfiguration>(_ settings: PluginSettings, _ type: C.Type, _ what: String) throws -> C {
+        guard let value = settings.value(as: C.self) else {
+            throw DESKitError(.configuration, "\(what): its settings were read for another plugin")
+        }
+        return value
+    }
+
+    /// How the section of the plugin `type` of `kind` is read, if one is registered.
+    func section(_ kind: PluginKind, type: String) -> Section? {
+        state.withLock { $0.sections[kind]?[type.lowercased()] }
+    }
+
+    /// The key table of the plugin `type` of `kind` (nil: none registered): `des config keys`.
+    public func keys(_ kind: PluginKind, type: String) -> [ConfigKey]? {
+        section(kind, type: type)?.keys
+    }
+
+    /// Reads `values` as the section of the plugin `type` of `kind`, as the loader reads a config
+    /// file's (for a section built in code, like the `s3://bucket` of an archive command).
+    /// `what` names the section in errors.
+    public func settings(_ kind: PluginKind, type: String, values: [String: String], what: String) throws -> PluginSettings {
+        guard let section = section(kind, type: type) else { throw unknown(what, type, types(kind)) }
+        return try ConfigLoader.readSection(values: values, type: type, what: what, reader: section)
+    }
+
+    /// The settings of a section given in code without them: the plugin reads an empty section
+    /// (its defaults, or an error naming what it needs).
+    func settingsOrDefault(_ settings: PluginSettings?, _ kind: PluginKind, type: String, what: String) throws -> PluginSettings {
+        if let settings { return settings }
+        return try self.settings(kind, type: type, values: [:], what: what)
     }
 
     /// The registered types of one kind, sorted.
@@ -141,11 +199,6 @@ public final class PluginRegistry: Sendable {
         }
     }
 
-    /// The section check a plugin registered for `type`, if any.
-    public func sectionCheck(_ kind: PluginKind, type: String) -> SectionCheck? {
-        state.withLock { $0.checks[kind]?[type.lowercased()] ?? nil }
-    }
-
     /// The registered index cache types, sorted.
     public var indexCacheTypes: [String] { types(.cache) }
 
@@ -154,7 +207,7 @@ public final class PluginRegistry: Sendable {
         guard let factory = state.withLock({ $0.caches[config.type.lowercased()] }) else {
             throw unknown("cache", config.type, indexCacheTypes)
         }
-        return try await factory(config)
+        return try await factory(try settingsOrDefault(config.settings, .cache, type: config.type, what: "cache"))
     }
 
     /// The registered source types, sorted.
@@ -182,7 +235,7 @@ public final class PluginRegistry: Sendable {
         guard let factory = state.withLock({ $0.storage[config.type.lowercased()] }) else {
             throw unknown("storage", config.type, storageTypes)
         }
-        return try await factory(config, baseDirectory)
+        return try await factory(try settingsOrDefault(config.settings, .storage, type: config.type, what: "storage"), baseDirectory)
     }
 
     /// Builds a source's body fetcher.
@@ -190,7 +243,9 @@ public final class PluginRegistry: Sendable {
         guard let factory = state.withLock({ $0.bodies[source.bodies.type.lowercased()] }) else {
             throw unknown("source '\(source.name)': bodies", source.bodies.type, bodyFetcherTypes)
         }
-        return try await factory(source, baseDirectory)
+        let settings = try settingsOrDefault(
+            source.bodies.settings, .bodies, type: source.bodies.type, what: "source '\(source.name)': bodies")
+        return try await factory(settings, source, baseDirectory)
     }
 
     /// Builds the marker's naming strategy.

@@ -182,15 +182,38 @@ public struct NoIndexCache: IndexCache {
 
 /// Registers the in-process index caches: `memory` and `none`.
 public enum StockIndexCaches {
-    /// Adds `memory` and `none` to `registry`, each with the check of its `cache:` section.
+    /// Adds `memory` and `none` to `registry`.
     public static func register(in registry: PluginRegistry) {
-        registry.registerIndexCache(
-            type: "memory",
-            check: { try $0.checkKeys(["type", "max_entries", "max_bytes", "ttl_seconds"], plugin: "cache type 'memory'") },
-            factory: { config in
-                MemoryIndexCache(limits: .init(maxEntries: config.maxEntries, maxBytes: config.maxBytes, ttlSeconds: config.ttlSeconds))
-            })
-        registry.registerIndexCache(
-            type: "none", check: { try $0.checkKeys(["type"], plugin: "cache type 'none'") }, factory: { _ in NoIndexCache() })
+        registry.registerIndexCache(type: "memory", configuration: MemoryCacheConfig.self) { config in
+            MemoryIndexCache(limits: .init(maxEntries: config.maxEntries, maxBytes: config.maxBytes, ttlSeconds: config.ttlSeconds))
+        }
+        registry.registerIndexCache(type: "none", configuration: NoConfiguration.self) { _ in NoIndexCache() }
+    }
+}
+
+/// `cache.type: memory`: indexes kept in this process, bounded by count and bytes.
+public struct MemoryCacheConfig: PluginConfiguration {
+    public static let keys = [
+        ConfigKey("max_entries", .integer(1...100_000_000), default: "1024", help: "Indexes kept."),
+        ConfigKey("max_bytes", .bytes((1 << 20)...(1 << 40)), default: "256 MiB", help: "Most bytes of indexes kept in memory."),
+        ConfigKey(
+            "ttl_seconds", .seconds(0...(30 * 86_400)), default: "3600",
+            help: "Seconds an index is kept; 0 or null: no expiry."),
+    ]
+    /// Indexes kept.
+    public var maxEntries = 1024
+    /// Most bytes of indexes kept.
+    public var maxBytes: UInt64 = 256 << 20
+    /// Seconds an index is kept (nil: no expiry).
+    public var ttlSeconds: Double? = 3600
+    /// The defaults.
+    public init() {}
+    public init(from section: ConfigSection) throws {
+        if let v = try section.int(Self.key("max_entries")) { maxEntries = v }
+        if let v = try section.bytes(Self.key("max_bytes")) { maxBytes = v }
+        if section.contains("ttl_seconds") {
+            let ttl = try section.seconds(Self.key("ttl_seconds"))
+            ttlSeconds = ttl == 0 ? nil : ttl
+        }
     }
 }

@@ -1,4 +1,5 @@
 import DESKit
+import DESStorage
 import DESSQLDialects
 import DESKitTesting
 import DESPluginSQLite
@@ -37,7 +38,7 @@ struct SQLiteSourceFixture: SourceFixture {
         await setup.close()
         let source = SourceConfig(
             name: "catalog", connection: ConnectionConfig(type: "sqlite", database: path, poolSize: poolSize), table: table,
-            bodies: BodiesConfig(type: "local", root: dir))
+            bodies: BodiesConfig(type: "local", settings: PluginSettings(LocalBodiesConfig(root: dir))))
         let pool = SQLConnectionPool(size: poolSize) { try await SQLiteConnection.open(path: path, create: false) }
         return try SQLSourceConnector(config: source, dialect: SQLiteDialect(), pool: pool)
     }

@@ -57,7 +57,7 @@ final class MemoryStorage: StorageBackend {
         SQLitePlugin.register(in: registry)
         LocalStoragePlugin.register(in: registry)
         StockNaming.register(in: registry)
-        registry.registerStorage(type: "memory") { _, _ in memory }
+        registry.registerStorage(type: "memory", configuration: NoConfiguration.self) { _, _ in memory }
         registry.registerSource(type: "tenant-catalog") { context in
             // A source of this target's own type (over the SQLite driver and dialect here).
             let path = context.source.connection.database.map { $0.hasPrefix("/") ? $0 : context.baseDirectory + "/" + $0 } ?? ""

@@ -32,7 +32,7 @@ struct Deployment {
         table = TableConfig(name: "files", columns: columns)
         source = SourceConfig(
             name: "catalog", connection: ConnectionConfig(type: "sqlite", database: dir + "/catalog.sqlite", poolSize: 1),
-            table: table, bodies: BodiesConfig(type: "local", root: dir + "/bodies"))
+            table: table, bodies: BodiesConfig(type: "local", settings: PluginSettings(LocalBodiesConfig(root: dir + "/bodies"))))
     }
 
     func cleanup() { try? FileManager.default.removeItem(atPath: dir) }

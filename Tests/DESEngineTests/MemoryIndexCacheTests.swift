@@ -101,13 +101,17 @@ import Testing
         LocalStoragePlugin.register(in: registry)
         #expect(registry.indexCacheTypes == ["memory", "none"])
         var config = CacheConfig()
-        config.maxEntries = 3
+        var memoryConfig = MemoryCacheConfig()
+        memoryConfig.maxEntries = 3
+        config.settings = PluginSettings(memoryConfig)
         let memory = try #require(try await registry.makeIndexCache(config) as? MemoryIndexCache)
         #expect(memory.limits.maxEntries == 3)
         config.type = "none"
+        config.settings = nil
         let none = try await registry.makeIndexCache(config)
         await none.set(Self.id("a"), index: try Self.index(files: 1), ttlSeconds: nil)
         #expect(await none.get(Self.id("a")) == nil)
+        #expect(try await registry.makeIndexCache(CacheConfig()) is MemoryIndexCache)  // read from an empty section: the defaults
         config.type = "redis"
         await #expect(throws: DESKitError.self) { _ = try await registry.makeIndexCache(config) }
     }

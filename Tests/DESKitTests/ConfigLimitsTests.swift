@@ -1,3 +1,4 @@
+import DESStorage
 import Foundation
 import Testing
 
@@ -123,9 +124,6 @@ private let outOfRangeCases: [OutOfRangeCase] = [
         yaml: "packer:\n  pod_count: 100000\n", keyPath: "packer.pod_count", line: 2, column: 14,
         message: "must be between 1 and 65536, got 100000"),
     OutOfRangeCase(
-        yaml: "cache:\n  ttl_seconds: 2592001\n", keyPath: "cache.ttl_seconds", line: 2, column: 16,
-        message: "must be between 0 and 2592000 seconds, got 2592001"),
-    OutOfRangeCase(
         yaml: "marker:\n  retry_backoff_base: 61\n", keyPath: "marker.retry_backoff_base", line: 2, column: 23,
         message: "must be between 0.001 and 60, got 61"),
     OutOfRangeCase(
@@ -239,9 +237,6 @@ private let outOfRangeCases: [OutOfRangeCase] = [
             "marker.retry_backoff_base": .double(k.retryBackoffBase),
             "marker.interval_seconds": .double(k.intervalSeconds),
             "marker.node_id": .int(k.nodeID),
-            "cache.max_entries": .int(config.cache.maxEntries),
-            "cache.ttl_seconds": .double(config.cache.ttlSeconds ?? 0),
-            "cache.max_bytes": .bytes(config.cache.maxBytes),
             "server.port": .int(config.server.port),
             "server.node_id": .int(config.server.nodeID),
             "server.max_request_bytes": .int(config.server.maxRequestBytes),
@@ -277,10 +272,18 @@ private let outOfRangeCases: [OutOfRangeCase] = [
         #expect(try parse("# nothing\n") == config.withPath("test.yaml"))
     }
 
+    @Test("A plugin's declared bounds are checked like DES's own: cache.ttl_seconds of the memory cache")
+    func pluginBoundsAreChecked() throws {
+        let e = try #require(stockError("cache:\n  ttl_seconds: 2592001\n"))
+        #expect(e.code == .invalidValue && e.keyPath == "cache.ttl_seconds" && e.line == 2 && e.column == 16)
+        #expect(e.message == "must be between 0 and 2592000 seconds, got 2592001")
+    }
+
     @Test func zeroKeepsItsMeaning() throws {
         #expect(try parse("marker:\n  rate_limit_per_second: 0\n").marker.rateLimitPerSecond == 0)
-        #expect(try parse("cache:\n  ttl_seconds: 0\n").cache.ttlSeconds == nil)
-        #expect(try parse("cache:\n  ttl_seconds:\n").cache.ttlSeconds == nil)
+        #expect(try parseStock("cache:\n  ttl_seconds: 0\n").cache.settings?.value(as: MemoryCacheConfig.self)?.ttlSeconds == nil)
+        #expect(try parseStock("cache:\n  ttl_seconds:\n").cache.settings?.value(as: MemoryCacheConfig.self)?.ttlSeconds == nil)
+        #expect(try parseStock("cache:\n  ttl_seconds: 60\n").cache.settings?.value(as: MemoryCacheConfig.self)?.ttlSeconds == 60)
         #expect(try parse("packer:\n  idle_sleep_seconds: 0\n").packer.idleSleepSeconds == 0)
         #expect(try parse("marker:\n  rate_limit_per_second: 0.001\n").marker.rateLimitPerSecond == 0.001)
     }
@@ -313,29 +316,32 @@ private let outOfRangeCases: [OutOfRangeCase] = [
 // MARK: bodies.allow_absolute
 
 @Suite struct BodiesAllowAbsoluteTests {
+    func local(_ config: DESConfig) -> LocalBodiesConfig? { config.sources[0].bodies.settings?.value(as: LocalBodiesConfig.self) }
+
     @Test func defaultsToFalse() throws {
-        let config = try parse(sourceYAML(extra: "bodies:\n  type: local\n  root: /data/bodies"))
-        #expect(config.sources[0].bodies.allowAbsolute == false)
-        #expect(try parse(sourceYAML()).sources[0].bodies.allowAbsolute == false)
-        #expect(BodiesConfig().allowAbsolute == false)
+        let config = try parseStock(sourceYAML(extra: "bodies:\n  type: local\n  root: /data/bodies"))
+        #expect(local(config)?.allowAbsolute == false)
+        #expect(local(config)?.root == "/data/bodies")
+        #expect(LocalBodiesConfig().allowAbsolute == false)
     }
 
     @Test func parsesTrueAndFalse() throws {
-        let yes = try parse(sourceYAML(extra: "bodies:\n  type: local\n  root: /data\n  allow_absolute: true"))
-        #expect(yes.sources[0].bodies == BodiesConfig(type: "local", root: "/data", allowAbsolute: true))
-        let no = try parse(sourceYAML(extra: "bodies: {type: local, allow_absolute: no}"))
-        #expect(no.sources[0].bodies.allowAbsolute == false)
-        let fromEnv = try parse(
+        let yes = try parseStock(sourceYAML(extra: "bodies:\n  type: local\n  root: /data\n  allow_absolute: true"))
+        #expect(local(yes) == LocalBodiesConfig(root: "/data", allowAbsolute: true))
+        #expect(yes.sources[0].bodies.directory == "/data")
+        let no = try parseStock(sourceYAML(extra: "bodies: {type: local, allow_absolute: no}"))
+        #expect(local(no)?.allowAbsolute == false)
+        let fromEnv = try parseStock(
             sourceYAML(extra: "bodies: {allow_absolute: \"${ALLOW_ABS:-false}\"}"), env: ["ALLOW_ABS": "true"])
-        #expect(fromEnv.sources[0].bodies.allowAbsolute)
+        #expect(local(fromEnv)?.allowAbsolute == true)
     }
 
     @Test func wrongTypeAndTypos() throws {
-        let bad = try #require(configError(sourceYAML(extra: "bodies:\n  allow_absolute: maybe")))
+        let bad = try #require(stockError(sourceYAML(extra: "bodies:\n  allow_absolute: maybe")))
         #expect(bad.code == .wrongType)
         #expect(bad.keyPath == "sources[0].bodies.allow_absolute")
         #expect(bad.line == 9)
-        let typo = try #require(configError(sourceYAML(extra: "bodies:\n  allow_absolut: true")))
+        let typo = try #require(stockError(sourceYAML(extra: "bodies:\n  allow_absolut: true")))
         #expect(typo.code == .unknownKey)
         #expect(typo.suggestion == "allow_absolute")
     }

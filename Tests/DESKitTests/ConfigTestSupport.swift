@@ -1,6 +1,47 @@
+import DESPluginMSSQL
+import DESPluginMariaDB
+import DESPluginODBC
+import DESPluginPostgreSQL
+import DESPluginRedis
+import DESPluginS3
+import DESPluginSQLite
+import DESStorage
 import Testing
 
 @testable import DESKit
+
+/// A registry with every stock plugin, as `des` registers them.
+func stockRegistry() -> PluginRegistry {
+    let r = PluginRegistry()
+    SQLitePlugin.register(in: r)
+    PostgresPlugin.register(in: r)
+    MariaDBPlugin.register(in: r)
+    ODBCPlugin.register(in: r)
+    MSSQLPlugin.register(in: r)
+    LocalStoragePlugin.register(in: r)
+    S3Plugin.register(in: r, environment: [:])
+    RedisPlugin.register(in: r)
+    StockNaming.register(in: r)
+    return r
+}
+
+/// Parses `yaml` as `des` does: with the stock plugins reading their sections.
+func parseStock(_ yaml: String, env: [String: String] = [:]) throws -> DESConfig {
+    try ConfigLoader.parse(yaml: yaml, file: "test.yaml", environment: env, plugins: stockRegistry())
+}
+
+/// The ConfigError `parseStock` throws (failing the test when it throws none).
+func stockError(_ yaml: String, env: [String: String] = [:], sourceLocation: SourceLocation = #_sourceLocation) -> ConfigError? {
+    do {
+        _ = try parseStock(yaml, env: env)
+        Issue.record("expected a ConfigError", sourceLocation: sourceLocation)
+    } catch let error as ConfigError {
+        return error
+    } catch {
+        Issue.record("expected a ConfigError, got \(error)", sourceLocation: sourceLocation)
+    }
+    return nil
+}
 
 // Helpers shared by the config tests: a minimal source, parsing, the error a parse throws.
 

@@ -140,8 +140,8 @@ private let fullOriginalSource = """
 
     @Test func bodiesFollowTheBucketColumnOnlyWithoutABodiesBlock() throws {
         #expect(try parse(source(columns: ["s3_bucket: b"])).sources[0].bodies.type == "s3")
-        let local = try parse(source(columns: ["s3_bucket: b"], extra: ["bodies: {type: local, root: /data}"]))
-        #expect(local.sources[0].bodies == BodiesConfig(type: "local", root: "/data"))
+        let local = try parseStock(source(columns: ["s3_bucket: b"], extra: ["bodies: {type: local, root: /data}"]))
+        #expect(local.sources[0].bodies.type == "local" && local.sources[0].bodies.directory == "/data")
         #expect(try parse(source(columns: ["s3_key: k"])).sources[0].bodies.type == "local")
     }
 

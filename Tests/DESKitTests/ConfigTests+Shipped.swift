@@ -1,5 +1,7 @@
 import DESKit
 import Foundation
+import DESPluginS3
+import DESStorage
 import Testing
 
 /// The package root, found from this file's path.
@@ -15,7 +17,7 @@ private let sourceDatabasesEnv = [
 @Suite struct ShippedConfigTests {
     @Test func localConfig() throws {
         let path = packageRoot + "/configs/local.yaml"
-        let config = try ConfigLoader.load(path: path, environment: [:], knownSourceTypes: ConfigLoader.stockSourceTypes)
+        let config = try ConfigLoader.load(path: path, environment: [:], plugins: stockRegistry())
         #expect(config.path == path)
         #expect(config.baseDirectory == packageRoot + "/configs")
         #expect(config.resolvePath("./des-data/x") == packageRoot + "/configs/des-data/x")
@@ -30,9 +32,10 @@ private let sourceDatabasesEnv = [
         #expect(source.table.columns.sizeBytes == "size_bytes")
         #expect(source.table.columns.status == "des_status")
         #expect(source.table.columns.metadataColumns == ["mime", "owner"])
-        #expect(source.bodies == BodiesConfig(type: "local", root: "./des-data/bodies"))
+        #expect(source.bodies.type == "local" && source.bodies.directory == "./des-data/bodies")
         #expect(source.shardBits == 4)
-        #expect(config.storage.type == "local" && config.storage.root == "./des-data/archive" && config.storage.prefix == "des")
+        #expect(config.storage.type == "local" && config.storage.prefix == "des")
+        #expect(config.storage.settings?.value(as: LocalStorageConfig.self)?.root == "./des-data/archive")
         #expect(config.metadata.connection.type == "sqlite")
         #expect(config.metadata.connection.database == "./des-data/metadata.sqlite")
         #expect(config.packer.workDir == "./des-data/work")
@@ -48,7 +51,8 @@ private let sourceDatabasesEnv = [
 
     @Test func sourceDatabasesConfig() throws {
         let path = packageRoot + "/configs/source_databases.yaml"
-        let config = try ConfigLoader.load(path: path, environment: sourceDatabasesEnv, knownSourceTypes: ConfigLoader.stockSourceTypes)
+        // Loaded as `des` loads it: every stock plugin reads its section.
+        let config = try ConfigLoader.load(path: path, environment: sourceDatabasesEnv, plugins: stockRegistry())
         #expect(config.sources.map(\.name) == ["documents-postgres", "uploads-mysql", "scans-mssql", "archive-oracle"])
         #expect(config.sources.map(\.connection.type) == ["postgresql", "mysql", "mssql", "oracle"])
         #expect(config.sources.map(\.connection.port) == [5432, 3306, 1433, 1521])
@@ -69,9 +73,10 @@ private let sourceDatabasesEnv = [
         #expect(config.sources[2].table.schema == "dbo")
         #expect(config.sources[3].connection.password?.value == "oracle-pw-1")
         #expect(config.sources[3].table.shardKeyColumn == "DES_SHARD")
-        #expect(config.storage.type == "s3" && config.storage.bucket == "des-archive")
-        #expect(config.storage.region == "us-east-1")
-        #expect(config.storage.endpoint == nil && config.storage.secretKey == nil)
+        let s3 = try #require(config.storage.settings?.value(as: S3StorageConfig.self))
+        #expect(config.storage.type == "s3" && s3.bucket == "des-archive")
+        #expect(s3.connection.region == "us-east-1")
+        #expect(s3.connection.endpoint == nil && s3.connection.secretKey == nil)
         #expect(config.metadata.connection.type == "postgresql")
         #expect(config.metadata.connection.password?.value == "metadata-pw-5")
         #expect(config.packer.shardBits == 8 && config.packer.maxContainerBytes == 1 << 30 && config.packer.podName == nil)
@@ -86,8 +91,8 @@ private let sourceDatabasesEnv = [
         env["POD_INDEX"] = "3"
         env["POD_COUNT"] = "4"
         env["POSTGRES_SOURCE_ENABLED"] = "false"
-        let overridden = try ConfigLoader.load(path: path, environment: env)
-        #expect(overridden.storage.bucket == "other-bucket")
+        let overridden = try ConfigLoader.load(path: path, environment: env, plugins: stockRegistry())
+        #expect(overridden.storage.settings?.value(as: S3StorageConfig.self)?.bucket == "other-bucket")
         #expect(overridden.packer.podIndex == 3)
         #expect(overridden.enabledSources.count == 3)
     }
@@ -95,7 +100,7 @@ private let sourceDatabasesEnv = [
     /// With nothing in the environment the example still checks: passwords are simply absent.
     @Test func sourceDatabasesConfigLoadsWithAnEmptyEnvironment() throws {
         let path = packageRoot + "/configs/source_databases.yaml"
-        let config = try ConfigLoader.load(path: path, environment: [:], knownSourceTypes: ConfigLoader.stockSourceTypes)
+        let config = try ConfigLoader.load(path: path, environment: [:], plugins: stockRegistry())
         #expect(config.sources.count == 4)
         #expect(config.sources.allSatisfy { $0.connection.password == nil })
         #expect(config.metadata.connection.password == nil)

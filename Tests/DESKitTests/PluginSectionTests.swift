@@ -6,29 +6,47 @@ import Testing
 /// Plugins judge their own config sections through ``ConfigSection``, and with a registry the
 /// loader refuses every plugin type the binary does not have.
 @Suite("Plugin config sections") struct PluginSectionTests {
-    /// A registry with a tape storage whose section has keys of its own, and a CSV source that
-    /// refuses driver options it does not know.
+    /// A tape storage whose section has keys of its own.
+    struct TapeConfig: PluginConfiguration {
+        static let keys = [
+            ConfigKey("drive", .text, help: "The tape device (required)."),
+            ConfigKey("block_size", .bytes(512...1_048_576), default: "64KiB", help: "Bytes per block."),
+        ]
+        var drive: String
+        var blockSize: UInt64 = 64 << 10
+        init(from section: ConfigSection) throws {
+            guard let drive = try section.text(Self.key("drive")) else { throw section.error("drive", "storage type 'tape' needs 'drive'") }
+            self.drive = drive
+            if let v = try section.bytes(Self.key("block_size")) { blockSize = v }
+        }
+    }
+
+    /// A CSV source that refuses driver options it does not know.
+    struct CSVOptions: ConnectionPluginConfiguration {
+        static let keys = [ConfigKey("driver_options", .textMap, help: "delimiter")]
+        var delimiter = ","
+        init(connection: ConnectionConfig) throws {
+            let o = try DriverOptions(
+                connection.driverOptions, table: [ConfigKey("delimiter", .text, help: "")], plugin: "source type 'csv'")
+            if let d = o.text("delimiter") { delimiter = d }
+        }
+    }
+
+    /// A plugin that declares a key it never reads: a bug the loader refuses.
+    struct ForgetfulConfig: PluginConfiguration {
+        static let keys = [ConfigKey("used", .text, help: ""), ConfigKey("forgotten", .integer(1...10), help: "")]
+        var used: String?
+        init(from section: ConfigSection) throws { used = try section.text(Self.key("used")) }
+    }
+
     static func registry() -> PluginRegistry {
         let r = PluginRegistry()
-        r.registerStorage(
-            type: "tape",
-            check: { section in
-                try section.checkKeys(["type", "prefix", "drive", "block_size"], plugin: "storage type 'tape'")
-                _ = try section.int("block_size", in: 512...1_048_576)
-                if try section.string("drive") == nil { throw section.error("drive", "storage type 'tape' needs 'drive'") }
-            },
-            factory: { _, _ in throw DESKitError(.configuration, "not built in this test") })
-        r.registerSource(
-            type: "csv",
-            check: { section in
-                for key in try section.stringMap("driver_options")?.keys.sorted() ?? [] where key != "delimiter" {
-                    throw section.error("driver_options", "source type 'csv': unknown driver option '\(key)'", suggestion: "delimiter")
-                }
-            },
-            factory: { _ in throw DESKitError(.configuration, "not built in this test") })
+        r.registerStorage(type: "tape", configuration: TapeConfig.self) { _, _ in throw DESKitError(.configuration, "not built in this test") }
+        r.registerStorage(type: "forgetful", configuration: ForgetfulConfig.self) { _, _ in throw DESKitError(.configuration, "not built") }
+        r.registerSource(type: "csv", connection: CSVOptions.self) { _ in throw DESKitError(.configuration, "not built in this test") }
         r.registerMetadataStore(type: "sqlite") { _, _ in throw DESKitError(.configuration, "not built") }
-        r.registerBodyFetcher(type: "local") { _, _ in throw DESKitError(.configuration, "not built") }
-        r.registerIndexCache(type: "memory") { _ in throw DESKitError(.configuration, "not built") }
+        r.registerBodyFetcher(type: "local", configuration: NoConfiguration.self) { _, _, _ in throw DESKitError(.configuration, "not built") }
+        r.registerIndexCache(type: "memory", configuration: NoConfiguration.self) { _ in throw DESKitError(.configuration, "not built") }
         return r
     }
 
@@ -56,11 +74,22 @@ import Testing
 
         """
 
-    @Test("A plugin's own keys reach it as options, ${VAR} expanded")
-    func ownKeysAreOptions() throws {
-        let config = try Self.load(Self.csvSource + "storage:\n  type: tape\n  drive: ${DRIVE}\n  block_size: 65536\n")
+    @Test("A plugin's section is read once into its typed configuration, ${VAR} expanded; the factory gets that value")
+    func ownKeysAreTyped() throws {
+        let config = try Self.load(Self.csvSource + "storage:\n  type: tape\n  drive: ${DRIVE}\n  block_size: 128KiB\n")
         #expect(config.storage.type == "tape")
-        #expect(config.storage.options == ["drive": "/dev/nst0", "block_size": "65536"])
+        let tape = try #require(config.storage.settings?.value(as: TapeConfig.self))
+        #expect(tape.drive == "/dev/nst0" && tape.blockSize == 128 << 10)
+        #expect(config.storage.settings?.summary == "drive /dev/nst0, block_size 128KiB")
+        #expect(config.sources[0].connection.settings?.value(as: CSVOptions.self)?.delimiter == ";")
+    }
+
+    @Test("A key a plugin declares but never reads is refused at load (it would be accepted and ignored)")
+    func declaredButUnreadKeyIsRefused() throws {
+        #expect(try Self.load("storage:\n  type: forgetful\n  used: x\n").storage.type == "forgetful")
+        let e = try #require(Self.error("storage:\n  type: forgetful\n  used: x\n  forgotten: 3\n"))
+        #expect(e.code == .unreadKey && e.keyPath == "storage.forgotten" && e.line == 4)
+        #expect(e.message.contains("never reads it"))
     }
 
     @Test("A misspelt key of a plugin's section: file, line, column, the plugin named, did you mean")
@@ -104,13 +133,10 @@ import Testing
         #expect(Self.error("cache:\n  type: redis\n  url: redis://127.0.0.1:6379\n")?.message.contains("registered: memory") == true)
     }
 
-    @Test("A plugin without a check gets the loader's stock keys; without a registry the stock keys rule")
-    func stockKeysWithoutChecks() throws {
-        let r = Self.registry()
-        r.registerStorage(type: "plain") { _, _ in throw DESKitError(.configuration, "not built") }
-        let e = try #require(Self.error("storage:\n  type: plain\n  drive: x\n", plugins: r))
-        #expect(e.code == .unknownKey && e.keyPath == "storage.drive")
-        let noRegistry = try #require(Self.error("storage:\n  type: tape\n  drive: x\n", plugins: nil))
-        #expect(noRegistry.code == .unknownKey && noRegistry.keyPath == "storage.drive")
+    @Test("Without a registry the plugin sections are kept unread: only DES's own keys are checked")
+    func noRegistry() throws {
+        let config = try Self.load("storage:\n  type: tape\n  drive: x\n  prefix: p\n", plugins: nil)
+        #expect(config.storage.type == "tape" && config.storage.prefix == "p" && config.storage.settings == nil)
+        #expect(Self.error("storage:\n  type: 'no spaces'\n", plugins: nil)?.keyPath == "storage.type")
     }
 }

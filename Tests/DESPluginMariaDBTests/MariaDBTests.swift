@@ -56,7 +56,7 @@ struct MariaDBSourceFixture: SourceFixture {
         columns.metadataColumns = ["note", "rank"]
         let source = SourceConfig(
             name: "catalog", connection: connection, table: TableConfig(name: "files", columns: columns),
-            bodies: BodiesConfig(type: "local", root: "/tmp"))
+            bodies: BodiesConfig())
         let (settings, target) = try MariaDBPlugin.settings(connection, what: "test")
         let pool = SQLConnectionPool(size: poolSize) { try await MariaDBConnection.connect(settings, target: target) }
         return try SQLSourceConnector(config: source, dialect: MariaDBDialect(), pool: pool)

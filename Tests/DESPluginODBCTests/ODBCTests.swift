@@ -93,7 +93,7 @@ struct ODBCSourceFixture: SourceFixture {
             }
         }
         await setup.close()
-        let source = SourceConfig(name: "catalog", connection: connection, table: table, bodies: BodiesConfig(type: "local", root: "/tmp"))
+        let source = SourceConfig(name: "catalog", connection: connection, table: table, bodies: BodiesConfig())
         let (dialect, style) = try ODBCPlugin.dialect(for: connection, type: "odbc", what: "test")
         let (conninfo, target) = try ODBCPlugin.connectionString(connection, what: "test")
         let pool = SQLConnectionPool(size: poolSize) {

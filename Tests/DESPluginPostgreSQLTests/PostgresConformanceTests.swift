@@ -44,7 +44,7 @@ struct PostgresSourceFixture: SourceFixture {
         columns.metadataColumns = ["note", "rank"]
         let source = SourceConfig(
             name: "catalog", connection: ConnectionConfig(type: "postgresql", poolSize: poolSize),
-            table: TableConfig(name: "files", schema: schema, columns: columns), bodies: BodiesConfig(type: "local", root: "/tmp"))
+            table: TableConfig(name: "files", schema: schema, columns: columns), bodies: BodiesConfig())
         let conninfo = self.conninfo
         let pool = SQLConnectionPool(size: poolSize) { try await PostgresConnection.connect(conninfo: conninfo, target: "test server") }
         return try SQLSourceConnector(config: source, dialect: PostgresDialect(), pool: pool)

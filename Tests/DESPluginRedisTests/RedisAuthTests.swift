@@ -164,6 +164,6 @@ struct RedisAuthTests {
             #expect(!error.description.contains("hunter2-secret"))
         }
         let good = yaml.replacingOccurrences(of: "http://x:hunter2-secret@h", with: "redis://user:hunter2-secret@h:6380/2")
-        #expect(try ConfigLoader.parse(yaml: good, file: "c.yaml", environment: [:], plugins: registry).cache.url != nil)
+        #expect(try ConfigLoader.parse(yaml: good, file: "c.yaml", environment: [:], plugins: registry).cache.settings?.value(as: RedisCacheConfig.self) != nil)
     }
 }

@@ -7,10 +7,6 @@ public enum MSSQLPlugin {
     /// The type it answers to.
     public static let type = "mssql"
 
-    /// The `driver_options` it knows: timeouts (seconds), the client `charset` FreeTDS converts
-    /// text to (`utf8` is read as `UTF-8`), and `tds_version` (7.1 to 7.4).
-    public static let driverOptions = ["login_timeout", "statement_timeout", "charset", "tds_version"]
-
     /// FreeTDS's name for a client character set as configs write it (`utf8`, `UTF-8`, `latin1`).
     static func charset(_ text: String) -> String? {
         guard !text.isEmpty, text.count <= 40, text.allSatisfy({ $0.isLetter || $0.isNumber || "-_".contains($0) }) else { return nil }
@@ -29,7 +25,7 @@ public enum MSSQLPlugin {
 
     /// Adds the source to `registry`.
     public static func register(in registry: PluginRegistry) {
-        registry.registerSource(type: type, check: checkConnection) { context in
+        registry.registerSource(type: type, connection: MSSQLConnectionOptions.self) { context in
             let connection = context.source.connection
             let (settings, target) = try settings(connection, what: "source '\(context.source.name)'")
             let options = SQLConnectionPool.Options.from(connection, healthQuery: MSSQLDialect().healthQuery)
@@ -48,34 +44,47 @@ public enum MSSQLPlugin {
         s.user = c.username
         s.password = c.password?.value
         s.database = c.database
-        if let v = c.driverOptions["login_timeout"] {
-            guard let n = Int(v), (1...86_400).contains(n) else { throw DESKitError(.configuration, "\(what): login_timeout '\(v)'") }
-            s.loginTimeoutSeconds = n
-        }
-        if let v = c.driverOptions["statement_timeout"] {
-            guard let n = Int(v), (0...86_400).contains(n) else { throw DESKitError(.configuration, "\(what): statement_timeout '\(v)'") }
-            s.statementTimeoutSeconds = n
-        }
-        if let v = c.driverOptions["charset"] {
-            guard let name = charset(v) else { throw DESKitError(.configuration, "\(what): driver_options charset '\(v)' is not a character set name") }
-            s.charset = name
-        }
-        if let v = c.driverOptions["tds_version"] {
-            guard let minor = tdsMinor(v) else { throw DESKitError(.configuration, "\(what): driver_options tds_version '\(v)' (7.1 to 7.4)") }
-            s.tdsMinorVersion = minor
-        }
+        let o = try MSSQLConnectionOptions.of(c, what: what)
+        if let v = o.loginTimeoutSeconds { s.loginTimeoutSeconds = v }
+        if let v = o.statementTimeoutSeconds { s.statementTimeoutSeconds = v }
+        if let v = o.charset { s.charset = v }
+        if let v = o.tdsMinorVersion { s.tdsMinorVersion = v }
         return (s, "\(s.host):\(s.port)/\(s.database ?? "")")
     }
+}
 
-    /// The `connection:` check: known driver options with whole seconds.
-    @Sendable static func checkConnection(_ section: ConfigSection) throws {
-        try section.checkDriverOptions(known: driverOptions, seconds: ["login_timeout", "statement_timeout"], plugin: "mssql plugin")
-        let options = try section.stringMap("driver_options") ?? [:]
-        if let v = options["charset"], charset(v) == nil {
-            throw section.error("driver_options", "mssql plugin: charset '\(v)' is not a character set name")
+/// The SQL Server plugin's own key of a `connection:` block: `driver_options`, read once.
+public struct MSSQLConnectionOptions: ConnectionPluginConfiguration {
+    public static let keys = [
+        ConfigKey(
+            "driver_options", .textMap, help: "login_timeout, statement_timeout (whole seconds), charset (FreeTDS's client charset), tds_version (7.1–7.4).",
+            example: "{charset: utf8, tds_version: '7.4'}"),
+    ]
+    /// The options it knows.
+    public static let optionKeys = [
+        ConfigKey("login_timeout", .integer(1...86_400), default: "10", help: "Seconds to wait when logging in."),
+        ConfigKey("statement_timeout", .integer(0...86_400), default: "0", help: "The longest a statement may run, in seconds (0: no limit)."),
+        ConfigKey("charset", .text, default: "UTF-8", help: "The client character set FreeTDS converts text to (utf8 is read as UTF-8)."),
+        ConfigKey("tds_version", .choice(["7.1", "7.2", "7.3", "7.4"]), default: "7.4", help: "The TDS protocol version."),
+    ]
+    public var loginTimeoutSeconds: Int?
+    public var statementTimeoutSeconds: Int?
+    /// FreeTDS's name of the client charset.
+    public var charset: String?
+    /// The TDS minor version (7.x).
+    public var tdsMinorVersion: Int?
+
+    public init(connection: ConnectionConfig) throws {
+        let o = try DriverOptions(connection.driverOptions, table: Self.optionKeys, plugin: "mssql plugin")
+        loginTimeoutSeconds = try o.int("login_timeout")
+        statementTimeoutSeconds = try o.int("statement_timeout")
+        if let v = o.text("charset") {
+            guard let name = MSSQLPlugin.charset(v) else { throw ConfigProblem("mssql plugin: charset '\(v)' is not a character set name") }
+            charset = name
         }
-        if let v = options["tds_version"], tdsMinor(v) == nil {
-            throw section.error("driver_options", "mssql plugin: tds_version '\(v)' must be 7.1, 7.2, 7.3 or 7.4")
+        if let v = o.text("tds_version") {
+            guard let minor = MSSQLPlugin.tdsMinor(v) else { throw ConfigProblem("mssql plugin: tds_version '\(v)' must be 7.1, 7.2, 7.3 or 7.4") }
+            tdsMinorVersion = minor
         }
     }
 }

@@ -8,13 +8,10 @@ public enum MariaDBPlugin {
     /// The types this plugin answers to.
     public static let types = ["mariadb", "mysql"]
 
-    /// The `driver_options` it knows: timeouts in seconds and a socket path.
-    public static let driverOptions = ["connect_timeout", "read_timeout", "write_timeout", "statement_timeout", "unix_socket", "ssl_verify_cert"]
-
     /// Adds the sources and metadata stores to `registry`.
     public static func register(in registry: PluginRegistry) {
         for type in types {
-            registry.registerSource(type: type, check: checkConnection) { context in
+            registry.registerSource(type: type, connection: MariaDBConnectionOptions.self) { context in
                 let connection = context.source.connection
                 let (settings, target) = try settings(connection, what: "source '\(context.source.name)'")
                 let options = SQLConnectionPool.Options.from(connection, healthQuery: MariaDBDialect().healthQuery)
@@ -23,7 +20,7 @@ public enum MariaDBPlugin {
                 }
                 return try SQLSourceConnector(config: context.source, dialect: MariaDBDialect(name: type), pool: pool)
             }
-            registry.registerMetadataStore(type: type, check: checkConnection) { connection, _ in
+            registry.registerMetadataStore(type: type, connection: MariaDBConnectionOptions.self) { connection, _ in
                 let store = try await open(connection, type: type)
                 try await store.migrate()
                 return store
@@ -57,32 +54,47 @@ public enum MariaDBPlugin {
             }
             s.charset = charset
         }
-        func seconds(_ key: String) throws -> Double? {
-            guard let text = c.driverOptions[key] else { return nil }
-            guard let value = Double(text), value >= 0, value <= 86_400 else {
-                throw DESKitError(.configuration, "\(what): driver_options \(key) must be seconds between 0 and 86400, got '\(text)'")
-            }
-            return value
-        }
-        if let v = try seconds("connect_timeout") { s.connectTimeoutSeconds = max(1, Int(v.rounded(.up))) }
-        if let v = try seconds("read_timeout") { s.readTimeoutSeconds = Int(v.rounded(.up)) }
-        if let v = try seconds("write_timeout") { s.writeTimeoutSeconds = Int(v.rounded(.up)) }
-        if let v = try seconds("statement_timeout") { s.statementTimeoutSeconds = v }
-        s.unixSocket = c.driverOptions["unix_socket"]
-        if let v = c.driverOptions["ssl_verify_cert"] {
-            guard let verify = ConfigSection.boolean(v) else { throw DESKitError(.configuration, "\(what): driver_options ssl_verify_cert '\(v)' must be true or false") }
-            s.verifyServerCertificate = verify
-        }
+        let o = try MariaDBConnectionOptions.of(c, what: what)
+        if let v = o.connectTimeoutSeconds { s.connectTimeoutSeconds = max(1, Int(v.rounded(.up))) }
+        if let v = o.readTimeoutSeconds { s.readTimeoutSeconds = Int(v.rounded(.up)) }
+        if let v = o.writeTimeoutSeconds { s.writeTimeoutSeconds = Int(v.rounded(.up)) }
+        if let v = o.statementTimeoutSeconds { s.statementTimeoutSeconds = v }
+        s.unixSocket = o.unixSocket
+        if let v = o.verifyServerCertificate { s.verifyServerCertificate = v }
         return (s, "\(s.host):\(s.port)/\(s.database ?? "")")
     }
+}
 
-    /// The `connection:` check: `driver_options` keys must be ones this plugin knows, with values in range.
-    @Sendable static func checkConnection(_ section: ConfigSection) throws {
-        try section.checkDriverOptions(
-            known: driverOptions, seconds: ["connect_timeout", "read_timeout", "write_timeout", "statement_timeout"],
-            plugin: "mariadb plugin")
-        if let v = try section.stringMap("driver_options")?["ssl_verify_cert"], ConfigSection.boolean(v) == nil {
-            throw section.error("driver_options", "mariadb plugin: ssl_verify_cert '\(v)' must be true or false")
-        }
+/// The MySQL/MariaDB plugin's own key of a `connection:` block: `driver_options`, read once.
+public struct MariaDBConnectionOptions: ConnectionPluginConfiguration {
+    public static let keys = [
+        ConfigKey(
+            "driver_options", .textMap, help: "connect_timeout, read_timeout, write_timeout, statement_timeout (seconds), unix_socket, ssl_verify_cert.",
+            example: "{connect_timeout: 5, ssl_verify_cert: false}"),
+    ]
+    /// The options it knows.
+    public static let optionKeys = [
+        ConfigKey("connect_timeout", .seconds(0...86_400), default: "10", help: "Seconds to wait for the server when connecting."),
+        ConfigKey("read_timeout", .seconds(0...86_400), help: "Seconds to wait for a reply."),
+        ConfigKey("write_timeout", .seconds(0...86_400), help: "Seconds to wait while sending."),
+        ConfigKey("statement_timeout", .seconds(0...86_400), help: "The longest a statement may run (max_statement_time)."),
+        ConfigKey("unix_socket", .text, help: "A local socket path instead of host and port."),
+        ConfigKey("ssl_verify_cert", .boolean, help: "Whether TLS must verify the server's certificate (default: the library's)."),
+    ]
+    public var connectTimeoutSeconds: Double?
+    public var readTimeoutSeconds: Double?
+    public var writeTimeoutSeconds: Double?
+    public var statementTimeoutSeconds: Double?
+    public var unixSocket: String?
+    public var verifyServerCertificate: Bool?
+
+    public init(connection: ConnectionConfig) throws {
+        let o = try DriverOptions(connection.driverOptions, table: Self.optionKeys, plugin: "mariadb plugin")
+        connectTimeoutSeconds = try o.seconds("connect_timeout")
+        readTimeoutSeconds = try o.seconds("read_timeout")
+        writeTimeoutSeconds = try o.seconds("write_timeout")
+        statementTimeoutSeconds = try o.seconds("statement_timeout")
+        unixSocket = o.text("unix_socket")
+        verifyServerCertificate = try o.bool("ssl_verify_cert")
     }
 }

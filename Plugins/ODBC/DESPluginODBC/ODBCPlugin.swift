@@ -20,19 +20,16 @@ public enum ODBCPlugin {
         "mssql": (MSSQLDialect(), .braced), "oracle": (OracleDialect(), .braced), "sqlite": (SQLiteDialect(), .questionNumber),
     ]
 
-    /// DES's own driver options (not passed to the driver).
-    public static let desOptions = ["statement_timeout", "login_timeout"]
-
     /// Adds `odbc` and `oracle` to `registry`.
     public static func register(in registry: PluginRegistry) {
         for type in ["odbc", "oracle"] {
-            registry.registerSource(type: type, check: { try check($0, type: type) }) { context in
+            registry.registerSource(type: type, connection: ODBCConnectionOptions.self) { context in
                 let connection = context.source.connection
                 let what = "source '\(context.source.name)'"
+                let read = try ODBCConnectionOptions.of(connection, what: what)
                 let (dialect, style) = try dialect(for: connection, type: type, what: what)
                 let (conninfo, target) = try connectionString(connection, what: what)
-                let login = Int(connection.driverOptions["login_timeout"] ?? "") ?? 10
-                let statement = Int(connection.driverOptions["statement_timeout"] ?? "") ?? 0
+                let (login, statement) = (read.loginTimeoutSeconds, read.statementTimeoutSeconds)
                 let options = SQLConnectionPool.Options.from(connection, healthQuery: dialect.healthQuery)
                 let pool = SQLConnectionPool(size: max(1, connection.poolSize), options: options) {
                     try await ODBCConnection.connect(
@@ -44,15 +41,15 @@ public enum ODBCPlugin {
         }
     }
 
-    /// The dialect a block names (`oracle` blocks: Oracle's).
+    /// The dialect a block names (`oracle` blocks: Oracle's), read by ``ODBCConnectionOptions``.
     public static func dialect(for c: ConnectionConfig, type: String, what: String) throws
         -> (any SQLDialect, ODBCConnection.PlaceholderStyle)
     {
-        let name = c.dialect ?? (type == "oracle" ? "oracle" : "")
+        var c = c
+        if c.settings == nil, c.type.isEmpty { c.type = type }
+        let name = try ODBCConnectionOptions.of(c, what: what).dialect
         guard let found = dialects[name] else {
-            throw DESKitError(
-                .configuration,
-                "\(what): connection.dialect '\(name)' is not one the odbc plugin speaks (\(dialects.keys.sorted().joined(separator: ", ")))")
+            throw DESKitError(.configuration, "\(what): connection.dialect '\(name)' is not one the odbc plugin speaks")
         }
         return found
     }
@@ -65,10 +62,15 @@ public enum ODBCPlugin {
         }
         var attributes: [(String, String)] = []
         var given = Set<String>()
-        for (key, value) in c.driverOptions.sorted(by: { $0.key < $1.key }) where !desOptions.contains(key) && !foreignOptions.contains(key) {
-            guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == " " }) else {
-                throw DESKitError(.configuration, "\(what): driver_options key '\(key)' is not an ODBC attribute name")
+        let read: [String: String]
+        if let settings = c.settings?.value(as: ODBCConnectionOptions.self) {
+            read = settings.attributes
+        } else {
+            do { read = try ODBCConnectionOptions.attributes(of: c.driverOptions) } catch let problem as ConfigProblem {
+                throw DESKitError(.configuration, "\(what): \(problem.message)")
             }
+        }
+        for (key, value) in read.sorted(by: { $0.key < $1.key }) {
             attributes.append((key, value))
             given.insert(key.uppercased())
         }
@@ -99,34 +101,88 @@ public enum ODBCPlugin {
     /// Options of the original's Python drivers (cx_Oracle, pyodbc) that mean nothing to ODBC:
     /// accepted with a warning and left out of the connection string.
     public static let foreignOptions: Set<String> = ["threaded", "events", "encoding", "nencoding", "purity", "edition", "cclass", "autocommit"]
+}
 
-    /// The `connection:` check: a known `dialect:` (did you mean), whole-second timeouts; Python
-    /// driver options warned about.
-    static func check(_ section: ConfigSection, type: String) throws {
-        let name = try section.string("dialect")?.lowercased() ?? (type == "oracle" ? "oracle" : nil)
-        guard let name else {
-            throw section.error(
-                "dialect", "odbc plugin: connection.dialect is required (\(dialects.keys.sorted().joined(separator: ", ")))")
+/// The ODBC plugin's own keys of a `connection:` block: `dialect` and `driver_options`, read once.
+public struct ODBCConnectionOptions: ConnectionPluginConfiguration {
+    public static let keys = [
+        ConfigKey(
+            "dialect", .choice(ODBCPlugin.dialects.keys.sorted()),
+            help: "Which database's SQL to speak (required for type odbc; type oracle speaks oracle).", example: "postgres"),
+        ConfigKey(
+            "driver_options", .textMap,
+            help: "ODBC connection-string attributes as written (DRIVER or DSN, and anything the driver takes); login_timeout and statement_timeout (whole seconds) are DES's; Python driver options (threaded, …) are ignored with a warning.",
+            example: "{DRIVER: /usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so, login_timeout: 5}"),
+    ]
+    /// DES's own options (not sent to the driver).
+    public static let optionKeys = [
+        ConfigKey("login_timeout", .integer(0...86_400), default: "10", help: "Seconds to wait when connecting."),
+        ConfigKey("statement_timeout", .integer(0...86_400), default: "0", help: "The longest a statement may run, in seconds (0: no limit)."),
+    ]
+    /// The dialect's name (a key of ``ODBCPlugin/dialects``).
+    public var dialect: String
+    /// The connection-string attributes (DES's and the Python drivers' options left out).
+    public var attributes: [String: String]
+    public var loginTimeoutSeconds = 10
+    public var statementTimeoutSeconds = 0
+    /// The original's Python driver options that were written (and are ignored).
+    public var ignored: [String]
+
+    public init(connection c: ConnectionConfig) throws {
+        let names = ODBCPlugin.dialects.keys.sorted()
+        guard let name = c.dialect?.lowercased() ?? (c.type == "oracle" ? "oracle" : nil) else {
+            throw ConfigProblem("dialect: odbc plugin: connection.dialect is required (\(names.joined(separator: ", ")))")
         }
-        guard dialects[name] != nil else {
-            throw section.error(
-                "dialect", "odbc plugin: unknown dialect '\(name)' (known: \(dialects.keys.sorted().joined(separator: ", ")))",
-                suggestion: KeySuggestion.suggest(for: name, among: dialects.keys.sorted()))
+        guard ODBCPlugin.dialects[name] != nil else {
+            throw ConfigProblem(
+                "dialect: odbc plugin: unknown dialect '\(name)' (known: \(names.joined(separator: ", ")))",
+                suggestion: KeySuggestion.suggest(for: name, among: names))
         }
-        if type == "oracle", name != "oracle" {
-            throw section.error("dialect", "odbc plugin: a connection of type oracle speaks the oracle dialect, not '\(name)'")
+        if c.type == "oracle", name != "oracle" {
+            throw ConfigProblem("dialect: odbc plugin: a connection of type oracle speaks the oracle dialect, not '\(name)'")
         }
-        let options = try section.stringMap("driver_options") ?? [:]
+        dialect = name
+        let own = Set(Self.optionKeys.map(\.name))
+        ignored = c.driverOptions.keys.filter { ODBCPlugin.foreignOptions.contains($0) }.sorted()
+        let o = try DriverOptions(
+            c.driverOptions.filter { own.contains($0.key) }, table: Self.optionKeys, plugin: "odbc plugin")
+        if let v = try o.int("login_timeout") { loginTimeoutSeconds = v }
+        if let v = try o.int("statement_timeout") { statementTimeoutSeconds = v }
+        attributes = try Self.attributes(of: c.driverOptions)
         // A missing DRIVER or DSN is an error when connecting (saying what to set), not here: a
         // config written for the original (cx_Oracle) checks as it is.
-        let foreign = options.keys.filter { foreignOptions.contains($0) }.sorted()
-        if !foreign.isEmpty {
-            section.warn("driver_options", "\(foreign.joined(separator: ", ")) mean nothing to ODBC (Python driver options); ignored")
-        }
-        for key in desOptions {
-            if let text = options[key], Int(text).map({ $0 < 0 || $0 > 86_400 }) ?? true {
-                throw section.error("driver_options", "odbc plugin: driver option \(key) must be whole seconds between 0 and 86400, got '\(text)'")
+    }
+
+    /// The connection-string attributes of `driverOptions`: all but DES's own options and the
+    /// Python drivers'; each name must be an ODBC attribute name.
+    public static func attributes(of driverOptions: [String: String]) throws -> [String: String] {
+        let own = Set(optionKeys.map(\.name))
+        var attributes: [String: String] = [:]
+        for (key, value) in driverOptions where !own.contains(key) && !ODBCPlugin.foreignOptions.contains(key) {
+            guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == " " }) else {
+                throw ConfigProblem("odbc plugin: driver_options key '\(key)' is not an ODBC attribute name")
             }
+            attributes[key] = value
+        }
+        return attributes
+    }
+
+    /// Reads the block as ``init(connection:)`` does (its type included), and warns of the Python
+    /// driver options it ignores.
+    public init(from section: ConfigSection) throws {
+        var c = ConnectionConfig(type: try section.string("type")?.lowercased() ?? "odbc")
+        c.driverOptions = try section.textMap(Self.key("driver_options")) ?? [:]
+        c.dialect = try section.string("dialect")
+        do {
+            try self.init(connection: c)
+        } catch let problem as ConfigProblem {
+            let isDialect = problem.message.hasPrefix("dialect: ")
+            throw section.error(
+                isDialect ? "dialect" : "driver_options", isDialect ? String(problem.message.dropFirst(9)) : problem.message,
+                suggestion: problem.suggestion)
+        }
+        if !ignored.isEmpty {
+            section.warn("driver_options", "\(ignored.joined(separator: ", ")) mean nothing to ODBC (Python driver options); ignored")
         }
     }
 }

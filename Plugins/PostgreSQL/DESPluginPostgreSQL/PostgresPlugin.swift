@@ -11,7 +11,7 @@ public enum PostgresPlugin {
     /// Adds the PostgreSQL source and metadata store to `registry`.
     public static func register(in registry: PluginRegistry) {
         for type in types {
-            registry.registerSource(type: type, check: checkConnection) { context in
+            registry.registerSource(type: type, connection: PostgresConnectionOptions.self) { context in
                 let (conninfo, target) = try connectionString(context.source.connection, what: "source '\(context.source.name)'")
                 let options = SQLConnectionPool.Options.from(context.source.connection, healthQuery: PostgresDialect().healthQuery)
                 let pool = SQLConnectionPool(size: max(1, context.source.connection.poolSize), options: options) {
@@ -22,13 +22,13 @@ public enum PostgresPlugin {
             registry.registerSampleCatalog(type: type) { source, base, files, size, seed in
                 let (conninfo, target) = try connectionString(source.connection, what: "source '\(source.name)'")
                 let connection = try await PostgresConnection.connect(conninfo: conninfo, target: target)
-                let root = source.bodies.root ?? "."
+                let root = source.bodies.directory ?? "."
                 let bodies = root.hasPrefix("/") ? root : (base as NSString).appendingPathComponent(root)
                 defer { Task { await connection.close() } }
                 return try await PostgresSampleCatalog.create(
                     connection: connection, table: source.table, bodiesRoot: bodies, files: files, size: size, seed: seed)
             }
-            registry.registerMetadataStore(type: type, check: checkConnection) { connection, _ in
+            registry.registerMetadataStore(type: type, connection: PostgresConnectionOptions.self) { connection, _ in
                 // A server restarting or a connection killed while the store opens is ridden out.
                 try await retryingTransient {
                     let store = try await open(connection)
@@ -65,27 +65,6 @@ public enum PostgresPlugin {
         return SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect())
     }
 
-    /// Driver options DES itself reads (not libpq keywords): `statement_timeout`, the longest a
-    /// statement may run (PostgreSQL's units: `30s`, `500ms`, `5min`; a bare number is milliseconds).
-    public static let desDriverOptions = ["statement_timeout"]
-
-    /// The `connection:` check: every `driver_options` key must be a keyword this libpq knows
-    /// (asked of libpq itself) or one of ``desDriverOptions``; `dbname`, `user` and `password`
-    /// belong in `database`, `username` and `password`.
-    @Sendable static func checkConnection(_ section: ConfigSection) throws {
-        guard let options = try section.stringMap("driver_options") else { return }
-        let known = PostgresConnection.libpqKeywords()
-        let allowed = known.subtracting(["dbname", "user", "password", "host", "port", "hostaddr"]).union(desDriverOptions)
-        for key in options.keys.sorted() where !allowed.contains(key) {
-            let reason = known.contains(key)
-                ? "is set by the connection's own keys (host, port, database, username, password)"
-                : "is not a libpq connection keyword"
-            throw section.error(
-                "driver_options", "postgresql plugin: driver option '\(key)' \(reason)",
-                suggestion: KeySuggestion.suggest(for: key, among: allowed.sorted()))
-        }
-    }
-
     /// The libpq connection string of a connection config (values quoted as libpq wants), and a
     /// description of where it goes with no secret in it. `driver_options` are passed through as
     /// libpq keywords (`sslmode`, `application_name`, `connect_timeout`, …); `schema` sets the search path.
@@ -97,15 +76,11 @@ public enum PostgresPlugin {
         if let db = c.database { parts.append("dbname=\(quote(db))") }
         if let user = c.username { parts.append("user=\(quote(user))") }
         if let password = c.password, !password.value.isEmpty { parts.append("password=\(quote(password.value))") }
-        var options = c.driverOptions
+        let read = try PostgresConnectionOptions.of(c, what: what)
+        var options = read.keywords
         if options["connect_timeout"] == nil { options["connect_timeout"] = "10" }
         var serverSettings: [String] = []
-        if let timeout = options.removeValue(forKey: "statement_timeout") {
-            guard !timeout.isEmpty, timeout.allSatisfy({ $0.isLetter || $0.isNumber }) else {
-                throw DESKitError(.configuration, "\(what): driver_options statement_timeout '\(timeout)' must be like 30s, 500ms or 5min")
-            }
-            serverSettings.append("-c statement_timeout=\(timeout)")
-        }
+        if let timeout = read.statementTimeout { serverSettings.append("-c statement_timeout=\(timeout)") }
         if let schema = c.schema {
             try SQLIdentifier.validate(schema, what: "\(what): connection.schema")
             serverSettings.append("-c search_path=\(schema)")
@@ -113,13 +88,48 @@ public enum PostgresPlugin {
         if !serverSettings.isEmpty {
             options["options"] = (serverSettings + (options["options"].map { [$0] } ?? [])).joined(separator: " ")
         }
-        for (key, value) in options.sorted(by: { $0.key < $1.key }) {
-            guard key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-                throw DESKitError(.configuration, "\(what): driver_options key '\(key)' is not a libpq keyword")
-            }
-            parts.append("\(key)=\(quote(value))")
-        }
+        for (key, value) in options.sorted(by: { $0.key < $1.key }) { parts.append("\(key)=\(quote(value))") }
         let target = "\(c.host ?? "localhost"):\(c.port ?? 5432)/\(c.database ?? "")"
         return (parts.joined(separator: " "), target)
+    }
+}
+
+/// The PostgreSQL plugin's own key of a `connection:` block: `driver_options`, read once.
+public struct PostgresConnectionOptions: ConnectionPluginConfiguration {
+    public static let keys = [
+        ConfigKey(
+            "driver_options", .textMap,
+            help: "libpq connection keywords (sslmode, application_name, connect_timeout — default 10 —, …), asked of libpq itself; and statement_timeout (30s, 500ms, 5min), set for every session.",
+            example: "{sslmode: prefer, statement_timeout: 30s}"),
+    ]
+    /// The options DES reads itself (not libpq keywords).
+    public static let optionKeys = [
+        ConfigKey("statement_timeout", .text, help: "The longest a statement may run, in PostgreSQL's units (30s, 500ms, 5min; a bare number is ms)."),
+    ]
+    /// The libpq keywords, as written.
+    public var keywords: [String: String]
+    /// The session's statement timeout (nil: the server's).
+    public var statementTimeout: String?
+
+    /// Every option must be a keyword this libpq knows (asked of libpq itself) or `statement_timeout`;
+    /// `dbname`, `user` and `password` belong in `database`, `username` and `password`.
+    public init(connection: ConnectionConfig) throws {
+        let known = PostgresConnection.libpqKeywords()
+        let allowed = known.subtracting(["dbname", "user", "password", "host", "port", "hostaddr"]).union(Self.optionKeys.map(\.name))
+        var options = connection.driverOptions
+        for key in options.keys.sorted() where !allowed.contains(key) {
+            let reason = known.contains(key)
+                ? "is set by the connection's own keys (host, port, database, username, password)"
+                : "is not a libpq connection keyword"
+            throw ConfigProblem(
+                "postgresql plugin: driver option '\(key)' \(reason)", suggestion: KeySuggestion.suggest(for: key, among: allowed.sorted()))
+        }
+        if let timeout = options.removeValue(forKey: "statement_timeout") {
+            guard !timeout.isEmpty, timeout.allSatisfy({ $0.isLetter || $0.isNumber }) else {
+                throw ConfigProblem("postgresql plugin: driver option statement_timeout '\(timeout)' must be like 30s, 500ms or 5min")
+            }
+            statementTimeout = timeout
+        }
+        keywords = options
     }
 }

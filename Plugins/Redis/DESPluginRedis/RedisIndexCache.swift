@@ -278,30 +278,47 @@ public final class RedisIndexCache: IndexCache {
 public enum RedisPlugin {
     /// Adds the Redis index cache to `registry`.
     public static func register(in registry: PluginRegistry) {
-        registry.registerIndexCache(
-            type: "redis",
-            check: { section in
-                try section.checkKeys(["type", "url", "ttl_seconds", "key_prefix", "timeout_seconds"], plugin: "cache type 'redis'")
-                // A URL that every command would refuse is refused here, at its line (the message never repeats it).
-                if let url = try section.string("url") {
-                    do { _ = try Settings(url: url) } catch let error as DESKitError {
-                        // The error points at cache.url already: "cache.url: must be redis://…".
-                        let message = error.message.hasPrefix("cache.url ") ? String(error.message.dropFirst("cache.url ".count)) : error.message
-                        throw section.error("url", message)
-                    }
-                }
-                _ = try section.double("timeout_seconds", in: 0.01...30)
-            },
-            factory: { config in
-                var settings = try RedisIndexCache.Settings(url: config.url ?? "redis://127.0.0.1:6379")
-                settings.ttlSeconds = config.ttlSeconds
-                if let prefix = config.options["key_prefix"] { settings.keyPrefix = prefix }
-                if let t = config.options["timeout_seconds"].flatMap(Double.init) { settings.timeoutSeconds = t }
-                return RedisIndexCache(settings: settings)
-            })
+        registry.registerIndexCache(type: "redis", configuration: RedisCacheConfig.self) { config in
+            RedisIndexCache(settings: config.settings)
+        }
     }
 
     typealias Settings = RedisIndexCache.Settings
+}
+
+/// `cache.type: redis`: indexes shared by every process through a Redis server.
+public struct RedisCacheConfig: PluginConfiguration {
+    public static let keys = [
+        ConfigKey(
+            "url", .secret, help: "redis://[user[:password]@]host[:port][/db] (required; shown as <redacted>).",
+            example: "redis://127.0.0.1:6379"),
+        ConfigKey("ttl_seconds", .seconds(0...(30 * 86_400)), default: "3600", help: "Seconds an index is kept; 0 or null: until evicted."),
+        ConfigKey("key_prefix", .text, default: "des", help: "What every key starts with ({prefix}:idx:…)."),
+        ConfigKey(
+            "timeout_seconds", .seconds(0.01...30), default: "0.5",
+            help: "Longest wait for Redis on one command (a slower Redis counts as down: reads go to storage)."),
+    ]
+    /// The server, the login and the cache's settings, as read.
+    public var settings: RedisIndexCache.Settings
+
+    public init(from section: ConfigSection) throws {
+        guard let url = try section.secret(Self.key("url")) else {
+            throw section.error("url", "cache type 'redis' needs 'url' (redis://host:6379)")
+        }
+        do {
+            settings = try RedisIndexCache.Settings(url: url.value)
+        } catch let error as DESKitError {
+            // A URL every command would refuse is refused here, at its line (the message never repeats it).
+            let message = error.message.hasPrefix("cache.url ") ? String(error.message.dropFirst("cache.url ".count)) : error.message
+            throw section.error("url", message)
+        }
+        if section.contains("ttl_seconds") {
+            let ttl = try section.seconds(Self.key("ttl_seconds"))
+            settings.ttlSeconds = ttl == 0 ? nil : ttl
+        }
+        if let prefix = try section.text(Self.key("key_prefix")) { settings.keyPrefix = prefix }
+        if let t = try section.seconds(Self.key("timeout_seconds")) { settings.timeoutSeconds = t }
+    }
 }
 
 extension RedisIndexCache: CheckableIndexCache {}

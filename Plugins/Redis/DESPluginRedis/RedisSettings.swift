@@ -8,7 +8,7 @@ extension RedisIndexCache {
     /// a password (`redis://:password@host`), with `AUTH password` (the `default` user, or
     /// `requirepass`). User and password may be percent-encoded (`%40` for `@`, `%3A` for `:`).
     /// `/db` selects a database by number. No message of this type ever shows the password.
-    public struct Settings: Sendable {
+    public struct Settings: Sendable, Hashable {
         /// The server's host name or address (an IPv6 address without its brackets).
         public var host = "127.0.0.1"
         /// The server's port.

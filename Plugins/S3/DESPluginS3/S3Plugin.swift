@@ -6,73 +6,143 @@ import Synchronization
 ///
 /// Where and who: `endpoint`, `region`, `access_key`, `secret_key` from the section, else the
 /// standard variables `AWS_ENDPOINT_URL`, `AWS_REGION` / `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`. Options of its own: `path_style` (default true),
-/// `multipart_threshold` and `part_size` (bytes), `concurrency` (requests in flight),
-/// `request_timeout` (seconds a request may go without a byte moving, connecting included:
-/// past it the request fails as unavailable and is not retried; default 10).
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`. Each section is read once into
+/// ``S3StorageConfig`` or ``S3BodiesConfig``; the factories build the client from that value.
 public enum S3Plugin {
     public static let type = "s3"
-    static let storageKeys = ["type", "prefix", "bucket", "endpoint", "region", "access_key", "secret_key", "path_style",
-                              "multipart_threshold", "part_size", "concurrency", "request_timeout"]
-    static let bodiesKeys = ["type", "bucket", "endpoint", "region", "access_key", "secret_key", "path_style", "concurrency",
-                             "request_timeout"]
-    /// The bounds of `request_timeout`, in seconds.
-    static let requestTimeoutRange: ClosedRange<Double> = 0.1...3600
 
     /// Adds S3 storage and bodies to `registry`.
     public static func register(in registry: PluginRegistry, environment: [String: String] = ProcessInfo.processInfo.environment) {
-        registry.registerStorage(type: type, check: { try check($0, keys: storageKeys, what: "storage type 's3'", needsBucket: true) }) {
-            storage, _ in
-            var values = storage.options
-            values["bucket"] = storage.bucket
-            values["endpoint"] = storage.endpoint
-            values["region"] = storage.region
-            values["access_key"] = storage.accessKey
-            values["secret_key"] = storage.secretKey?.value
-            return S3Storage(client: S3Client(settings: try settings(values, environment: environment, what: "storage")))
+        registry.registerStorage(type: type, configuration: S3StorageConfig.self) { config, _ in
+            S3Storage(client: S3Client(settings: try config.settings(environment: environment)))
         }
-        registry.registerBodyFetcher(type: type, check: { try check($0, keys: bodiesKeys, what: "bodies type 's3'", needsBucket: false) }) {
-            source, _ in
-            S3BodyFetcher(values: source.bodies.options, environment: environment, what: "source '\(source.name)': bodies")
+        registry.registerBodyFetcher(type: type, configuration: S3BodiesConfig.self) { config, source, _ in
+            S3BodyFetcher(config: config, environment: environment, what: "source '\(source.name)': bodies")
         }
     }
+}
 
-    /// Settings from a section's values and the environment.
-    public static func settings(_ v: [String: String], environment env: [String: String], what: String) throws -> S3Settings {
-        guard let bucket = v["bucket"], !bucket.isEmpty else { throw DESKitError(.configuration, "\(what): S3 needs a bucket") }
-        guard let endpoint = v["endpoint"] ?? env["AWS_ENDPOINT_URL_S3"] ?? env["AWS_ENDPOINT_URL"] ?? env["DES_S3_ENDPOINT"]
-            ?? (v["region"] ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"]).map({ "https://s3.\($0).amazonaws.com" })
+/// The keys S3 storage and S3 bodies share: where the service is, who signs, how requests go.
+public struct S3ConnectionConfig: Sendable, Hashable {
+    /// The bounds of `request_timeout`, in seconds.
+    static let requestTimeoutRange: ClosedRange<Double> = 0.1...3600
+
+    static let keys = [
+        ConfigKey(
+            "endpoint", .text,
+            help: "The service's URL (http:// or https://); default AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, DES_S3_ENDPOINT, else AWS's for the region.",
+            example: "http://127.0.0.1:9000"),
+        ConfigKey("region", .text, default: "us-east-1", help: "The signing region; default AWS_REGION or AWS_DEFAULT_REGION."),
+        ConfigKey("access_key", .secret, help: "The access key id; default AWS_ACCESS_KEY_ID."),
+        ConfigKey("secret_key", .secret, help: "The secret access key; default AWS_SECRET_ACCESS_KEY."),
+        ConfigKey("path_style", .boolean, default: "true", help: "https://endpoint/bucket/key (true) or https://bucket.endpoint/key."),
+        ConfigKey("concurrency", .integer(1...256), default: "16", help: "Requests in flight at once."),
+        ConfigKey(
+            "request_timeout", .seconds(requestTimeoutRange), default: "10",
+            help: "Seconds a request may go without a byte moving, connecting included; past it the request fails and is not retried."),
+    ]
+
+    public var endpoint: String?
+    public var region: String?
+    public var accessKey: Secret?
+    public var secretKey: Secret?
+    public var pathStyle = true
+    public var concurrency = 16
+    public var requestTimeoutSeconds: Double = 10
+
+    /// Nothing set: everything from the environment.
+    public init() {}
+
+    init(from section: ConfigSection, keys: [ConfigKey]) throws {
+        func key(_ name: String) -> ConfigKey { keys.first { $0.name == name } ?? ConfigKey(name, .text, help: "") }
+        endpoint = try section.text(key("endpoint"))
+        if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+            throw section.error("endpoint", "endpoint must start with http:// or https://, got '\(endpoint)'")
+        }
+        region = try section.text(key("region"))
+        accessKey = try section.secret(key("access_key"))
+        secretKey = try section.secret(key("secret_key"))
+        if let v = try section.bool(key("path_style")) { pathStyle = v }
+        if let v = try section.int(key("concurrency")) { concurrency = v }
+        if let v = try section.seconds(key("request_timeout")) { requestTimeoutSeconds = v }
+    }
+
+    /// Client settings for `bucket`, with what the section leaves unset taken from the environment.
+    func settings(bucket: String, environment env: [String: String], what: String) throws -> S3Settings {
+        guard !bucket.isEmpty else { throw DESKitError(.configuration, "\(what): S3 needs a bucket") }
+        let region = self.region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"]
+        guard let endpoint = endpoint ?? env["AWS_ENDPOINT_URL_S3"] ?? env["AWS_ENDPOINT_URL"] ?? env["DES_S3_ENDPOINT"]
+            ?? region.map({ "https://s3.\($0).amazonaws.com" })
         else {
             throw DESKitError(.configuration, "\(what): no S3 endpoint (set endpoint, region, or AWS_ENDPOINT_URL)")
         }
-        let region = v["region"] ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
-        guard let access = v["access_key"] ?? env["AWS_ACCESS_KEY_ID"], let secret = v["secret_key"] ?? env["AWS_SECRET_ACCESS_KEY"] else {
+        guard let access = accessKey?.value ?? env["AWS_ACCESS_KEY_ID"], let secret = secretKey?.value ?? env["AWS_SECRET_ACCESS_KEY"]
+        else {
             throw DESKitError(.configuration, "\(what): no S3 credentials (access_key/secret_key, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
         }
         var s = S3Settings(
-            endpoint: endpoint, region: region, bucket: bucket,
+            endpoint: endpoint, region: region ?? "us-east-1", bucket: bucket,
             credentials: SigV4.Credentials(accessKey: access, secretKey: secret, sessionToken: env["AWS_SESSION_TOKEN"]))
-        if let p = v["path_style"] { s.pathStyle = p == "true" }
-        if let t = v["multipart_threshold"].flatMap(UInt64.init) { s.multipartThreshold = max(5 << 20, t) }
-        if let p = v["part_size"].flatMap(UInt64.init) { s.partSize = max(5 << 20, p) }
-        if let c = v["concurrency"].flatMap(Int.init) { s.concurrency = max(1, min(c, 256)) }
-        if let t = v["request_timeout"].flatMap(Double.init) {
-            s.requestTimeoutSeconds = min(max(t, requestTimeoutRange.lowerBound), requestTimeoutRange.upperBound)
-        }
+        s.pathStyle = pathStyle
+        s.concurrency = concurrency
+        s.requestTimeoutSeconds = requestTimeoutSeconds
         return s
     }
+}
 
-    static func check(_ section: ConfigSection, keys: [String], what: String, needsBucket: Bool) throws {
-        try section.checkKeys(keys, plugin: what)
-        if needsBucket, try section.string("bucket") == nil { throw section.error("bucket", "\(what) needs 'bucket'") }
-        _ = try section.bool("path_style")
-        _ = try section.byteCount("multipart_threshold", in: (5 << 20)...(5 << 40))
-        _ = try section.byteCount("part_size", in: (5 << 20)...(5 << 30))
-        _ = try section.int("concurrency", in: 1...256)
-        _ = try section.double("request_timeout", in: requestTimeoutRange)
-        if let endpoint = try section.string("endpoint"), !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
-            throw section.error("endpoint", "\(what): endpoint must start with http:// or https://, got '\(endpoint)'")
+/// `storage.type: s3`: containers are objects in a bucket.
+public struct S3StorageConfig: PluginConfiguration {
+    public static let keys =
+        [ConfigKey("bucket", .text, help: "The bucket holding the containers (required).")] + S3ConnectionConfig.keys + [
+            ConfigKey(
+                "multipart_threshold", .bytes((5 << 20)...(5 << 40)), default: "64MiB",
+                help: "Containers at least this large are uploaded in parts."),
+            ConfigKey("part_size", .bytes((5 << 20)...(5 << 30)), default: "16MiB", help: "The size of each uploaded part."),
+        ]
+    /// The bucket.
+    public var bucket: String
+    /// Where the service is and who signs.
+    public var connection: S3ConnectionConfig
+    /// Objects at least this large are uploaded in parts.
+    public var multipartThreshold: UInt64 = 64 << 20
+    /// Bytes per part.
+    public var partSize: UInt64 = 16 << 20
+
+    public init(from section: ConfigSection) throws {
+        guard let bucket = try section.text(Self.key("bucket")) else {
+            throw section.error("bucket", "storage type 's3' needs 'bucket'")
         }
+        self.bucket = bucket
+        connection = try S3ConnectionConfig(from: section, keys: Self.keys)
+        if let v = try section.bytes(Self.key("multipart_threshold")) { multipartThreshold = v }
+        if let v = try section.bytes(Self.key("part_size")) { partSize = v }
+    }
+
+    /// Client settings, what the section leaves unset taken from `environment`.
+    public func settings(environment: [String: String], what: String = "storage") throws -> S3Settings {
+        var s = try connection.settings(bucket: bucket, environment: environment, what: what)
+        s.multipartThreshold = multipartThreshold
+        s.partSize = partSize
+        return s
+    }
+}
+
+/// `bodies.type: s3`: each row's body is an object, in the row's bucket (`columns.s3_bucket`) or the section's.
+public struct S3BodiesConfig: PluginConfiguration {
+    public static let keys =
+        [ConfigKey("bucket", .text, help: "The bucket of rows that name none (columns.s3_bucket).")] + S3ConnectionConfig.keys
+    /// The bucket of rows that name none.
+    public var bucket: String?
+    /// Where the service is and who signs.
+    public var connection: S3ConnectionConfig
+    /// A configuration in code.
+    public init(bucket: String? = nil, connection: S3ConnectionConfig = S3ConnectionConfig()) {
+        self.bucket = bucket
+        self.connection = connection
+    }
+    public init(from section: ConfigSection) throws {
+        bucket = try section.text(Self.key("bucket"))
+        connection = try S3ConnectionConfig(from: section, keys: Self.keys)
     }
 }
 
@@ -80,7 +150,7 @@ public enum S3Plugin {
 /// downloaded to a temporary file the packer deletes after use (and the next fetcher of a dead
 /// process's downloads).
 public final class S3BodyFetcher: BodyFetcher {
-    private let values: [String: String]
+    private let config: S3BodiesConfig
     private let environment: [String: String]
     private let what: String
     private let clients = Mutex<[String: S3Client]>([:])
@@ -89,8 +159,8 @@ public final class S3BodyFetcher: BodyFetcher {
     /// a process that died (kill -9) can be told apart and removed.
     let downloads: String
 
-    init(values: [String: String], environment: [String: String], what: String) {
-        self.values = values
+    init(config: S3BodiesConfig, environment: [String: String], what: String) {
+        self.config = config
         self.environment = environment
         self.what = what
         let root = NSTemporaryDirectory() + "des-bodies"
@@ -113,9 +183,7 @@ public final class S3BodyFetcher: BodyFetcher {
 
     func client(bucket: String) throws -> S3Client {
         if let c = clients.withLock({ $0[bucket] }) { return c }
-        var v = values
-        v["bucket"] = bucket
-        let c = S3Client(settings: try S3Plugin.settings(v, environment: environment, what: what))
+        let c = S3Client(settings: try config.connection.settings(bucket: bucket, environment: environment, what: what))
         return clients.withLock { all in
             if let existing = all[bucket] { return existing }
             all[bucket] = c
@@ -124,7 +192,7 @@ public final class S3BodyFetcher: BodyFetcher {
     }
 
     public func fetch(_ location: BodyLocation) async throws -> FetchedBody {
-        guard let bucket = location.bucket ?? values["bucket"] else {
+        guard let bucket = location.bucket ?? config.bucket else {
             throw DESKitError(.invalidData, "\(what): row has no bucket (map columns.s3_bucket, or set bodies.bucket)")
         }
         guard !location.key.isEmpty else { throw DESKitError(.invalidData, "row has an empty body key") }

@@ -26,7 +26,7 @@ public enum SQLitePlugin {
         }
         registry.registerSampleCatalog(type: type) { source, base, files, size, seed in
             let database = try databasePath(source.connection, base: base, what: "source '\(source.name)'", create: true)
-            let root = source.bodies.root ?? "."
+            let root = source.bodies.directory ?? "."
             let bodies = root.hasPrefix("/") ? root : (base as NSString).appendingPathComponent(root)
             return try await SQLiteSampleCatalog.create(
                 databasePath: database, table: source.table, bodiesRoot: bodies, files: files, size: size, seed: seed)

@@ -25,6 +25,9 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let missingVariable = Code("missingVariable")
         /// A `${` is malformed (unterminated, or not a variable name).
         public static let badExpansion = Code("badExpansion")
+        /// A key a plugin declares but its configuration never reads: a bug in the plugin, refused
+        /// so that no value is accepted and then ignored.
+        public static let unreadKey = Code("unreadKey")
         /// A name that must be unique is used twice.
         public static let duplicate = Code("duplicate")
         public var description: String { raw }

@@ -91,12 +91,6 @@ public enum ConfigLimits {
 
     // MARK: cache
 
-    /// `cache.max_entries`: indexes kept.
-    public static let cacheMaxEntries: ClosedRange<Int> = 1...100_000_000
-    /// `cache.max_bytes`: bytes of indexes an in-memory cache keeps.
-    public static let cacheMaxBytes: ClosedRange<UInt64> = (1 << 20)...(1 << 40)
-    /// `cache.ttl_seconds`: up to 30 days; 0 means no expiry.
-    public static let cacheTTLSeconds: ClosedRange<Double> = 0...(30 * day)
 
     // MARK: server
 
@@ -183,9 +177,6 @@ public enum ConfigLimits {
         Entry(keyPath: "marker.retry_backoff_base", bounds: .number(retryBackoffBase, unit: "")),
         Entry(keyPath: "marker.interval_seconds", bounds: .seconds(intervalSeconds)),
         Entry(keyPath: "marker.node_id", bounds: .count(nodeID)),
-        Entry(keyPath: "cache.max_entries", bounds: .count(cacheMaxEntries)),
-        Entry(keyPath: "cache.ttl_seconds", bounds: .seconds(cacheTTLSeconds)),
-        Entry(keyPath: "cache.max_bytes", bounds: .bytes(cacheMaxBytes)),
         Entry(keyPath: "server.port", bounds: .count(port)),
         Entry(keyPath: "server.node_id", bounds: .count(nodeID)),
         Entry(keyPath: "server.max_request_bytes", bounds: .count(maxRequestBytes)),

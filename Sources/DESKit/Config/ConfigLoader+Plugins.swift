@@ -1,36 +1,94 @@
 import Yams
 
-/// Sections that name a plugin by `type:`, checked against a ``PluginRegistry`` when the loader has one.
+/// Sections that name a plugin by `type:`, read by the plugin registered for that type.
 extension ConfigLoader {
     /// Everything a section of one plugin kind needs while it is read.
     struct PluginSectionRules {
         let kind: PluginKind
-        /// The keys the loader reads itself (and the only ones allowed when the plugin has no check).
-        let stockKeys: [String]
+        /// The keys DES reads itself in every section of this kind (`prefix` of `storage:`; the
+        /// shared keys of a `connection:` block), besides `type`.
+        let ownKeys: [String]
+        /// Keys whose values are never shown, whatever the plugin declares.
         let secretKeys: Set<String>
     }
 
-    /// Reads the plugin section `key` of `parent`.
-    ///
-    /// Without a registry its keys must be `stockKeys` (the loader's own view). With one, `type`
-    /// must be registered ("did you mean" for a near miss), and a
-    /// plugin that registered a check judges the section, keys the loader does not know included
-    /// (they reach the plugin as `options`); a plugin without a check gets the stock keys only.
+    /// A plugin section as read: its mapping (for the keys DES reads itself) and, with a registry,
+    /// the plugin's typed settings.
+    struct PluginSectionRead {
+        let mapping: ConfigMapping
+        let type: String
+        let settings: PluginSettings?
+    }
+
+    /// Reads the plugin section `key` of `parent` (nil when absent).
     static func pluginSection(
         _ parent: ConfigMapping, _ key: String, rules: PluginSectionRules, defaultType: String, plugins: PluginRegistry?
-    ) throws -> ConfigMapping? {
-        guard let plugins else { return try parent.mapping(key, allowed: rules.stockKeys, secretKeys: rules.secretKeys) }
+    ) throws -> PluginSectionRead? {
         guard let node = parent.node(key) else { return nil }
-        let lenient = try ConfigMapping(
+        let m = try ConfigMapping(
             node, path: parent.childPath(key), context: parent.context, allowed: [], secretKeys: rules.secretKeys, acceptAll: true)
-        let type = (try lenient.string("type") ?? defaultType).lowercased()
-        try requireRegistered(type, kind: rules.kind, in: lenient, plugins: plugins)
-        if let check = plugins.sectionCheck(rules.kind, type: type) {
-            try check(ConfigSection(lenient))
-            return lenient
+        let written = try m.string("type") ?? defaultType
+        try checkTypeWord(written, in: m)
+        let type = written.lowercased()
+        return PluginSectionRead(mapping: m, type: type, settings: try readPlugin(m, type: type, rules: rules, plugins: plugins))
+    }
+
+    /// Reads a section `m` already opened (a `connection:` block) with the plugin `type` of `rules.kind`:
+    /// nil without a registry (only DES's own keys are then checked, by the caller).
+    static func readPlugin(_ m: ConfigMapping, type: String, rules: PluginSectionRules, plugins: PluginRegistry?) throws
+        -> PluginSettings?
+    {
+        guard let plugins else { return nil }
+        try requireRegistered(type, kind: rules.kind, in: m, plugins: plugins)
+        guard let reader = plugins.section(rules.kind, type: type) else { return nil }
+        let m = m.addingSecrets(Set(reader.keys.filter(\.isSecret).map(\.name)))
+        let what = "\(rules.kind) type '\(type)'"
+        let allowed = ["type"] + rules.ownKeys + reader.keys.map(\.name)
+        for key in m.keys where !allowed.contains(key) {
+            throw m.context.error(
+                .unknownKey, at: m.position(of: key), path: m.childPath(key), "unknown key '\(key)' for \(what)",
+                suggestion: KeySuggestion.suggest(for: key, among: allowed))
         }
-        return try ConfigMapping(
-            node, path: parent.childPath(key), context: parent.context, allowed: rules.stockKeys, secretKeys: rules.secretKeys)
+        return try read(m, reader: reader, own: rules.ownKeys, secretKeys: rules.secretKeys, what: what)
+    }
+
+    /// Hands `m` to the plugin's reader and refuses a written key that nobody read.
+    static func read(
+        _ m: ConfigMapping, reader: PluginRegistry.Section, own: [String], secretKeys: Set<String>, what: String
+    ) throws -> PluginSettings {
+        let section = ConfigSection(m)
+        let settings = try reader.parse(section)
+        for key in section.unreadKeys(except: Set(own)) {
+            throw m.error(
+                key, .unreadKey,
+                "\(what) declares '\(key)' but never reads it (a bug in the plugin: the value would be accepted and ignored)")
+        }
+        let secrets = secretKeys.union(reader.keys.filter(\.isSecret).map(\.name))
+        let written = section.written(secretKeys: secrets).filter { !own.contains($0.key) }
+        return PluginSettings(settings, written: written)
+    }
+
+    /// A section built in code (`values`, scalars only) read by the plugin `type`, as if written in a file named `what`.
+    static func readSection(values: [String: String], type: String, what: String, reader: PluginRegistry.Section) throws
+        -> PluginSettings
+    {
+        var pairs: [(Node, Node)] = [(Node("type"), Node(type))]
+        for (key, value) in values.sorted(by: { $0.key < $1.key }) { pairs.append((Node(key), Node(value))) }
+        let context = ConfigContext(file: what, environment: [:])
+        let m = try ConfigMapping(
+            Node.mapping(Node.Mapping(pairs)), path: what, context: context, allowed: [], acceptAll: true)
+        let allowed = ["type"] + reader.keys.map(\.name)
+        for key in m.keys where !allowed.contains(key) {
+            throw DESKitError(.configuration, "\(what): '\(key)' is not a key of \(type)")
+        }
+        return try read(m, reader: reader, own: [], secretKeys: [], what: "\(what) type '\(type)'")
+    }
+
+    /// A plugin `type:` must be a word (letters, digits, `-`, `_`).
+    static func checkTypeWord(_ text: String, in m: ConfigMapping) throws {
+        guard !text.isEmpty, text.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw m.error("type", .invalidValue, "'\(text)' is not a plugin type (letters, digits, '-' and '_')")
+        }
     }
 
     /// Refuses a `type` no plugin of `kind` registers.
@@ -42,22 +100,5 @@ extension ConfigLoader {
             throw m.error("type", .invalidValue, message, suggestion: KeySuggestion.suggest(for: type, among: registered))
         }
         throw m.context.error(.invalidValue, at: m.mark, path: m.childPath("type"), message)
-    }
-
-    /// Runs the check a source or metadata plugin registered for a `connection:` block.
-    static func checkConnection(_ m: ConfigMapping, type: String, kind: PluginKind, plugins: PluginRegistry?) throws {
-        guard let plugins else { return }
-        try requireRegistered(type, kind: kind, in: m, plugins: plugins)
-        if let check = plugins.sectionCheck(kind, type: type) { try check(ConfigSection(m)) }
-    }
-
-    /// The scalar values of the keys outside `known`, `${VAR}` expanded: a plugin's own settings.
-    static func options(of m: ConfigMapping, known: [String]) throws -> [String: String] {
-        var out: [String: String] = [:]
-        for key in m.keys where !known.contains(key) {
-            guard let node = m.node(key), node.scalar != nil else { continue }
-            out[key] = try m.string(key)
-        }
-        return out
     }
 }

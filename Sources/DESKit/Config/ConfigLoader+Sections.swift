@@ -2,10 +2,10 @@ import DESNaming
 
 /// The `storage:`, `metadata:`, `packer:`, `marker:`, `cache:` and `server:` sections.
 extension ConfigLoader {
-    static let storageKeys = ["type", "root", "prefix", "bucket", "endpoint", "region", "access_key", "secret_key"]
-    static let storageRules = PluginSectionRules(kind: .storage, stockKeys: storageKeys, secretKeys: ["secret_key", "access_key"])
-    static let cacheKeys = ["type", "max_entries", "max_bytes", "ttl_seconds", "url"]
-    static let cacheRules = PluginSectionRules(kind: .cache, stockKeys: cacheKeys, secretKeys: ["url"])
+    /// `storage:`: DES reads `type` and `prefix`; the storage plugin reads the rest.
+    static let storageRules = PluginSectionRules(kind: .storage, ownKeys: ["prefix"], secretKeys: [])
+    /// `cache:`: DES reads `type`; the cache plugin reads the rest.
+    static let cacheRules = PluginSectionRules(kind: .cache, ownKeys: [], secretKeys: [])
     static let packerKeys = [
         "work_dir", "shard_bits", "pod_index", "pod_count", "pod_name", "batch_size", "fetch_concurrency",
         "max_container_bytes", "big_file_threshold", "max_container_files", "max_container_age_seconds", "checkpoint_every_files",
@@ -19,50 +19,17 @@ extension ConfigLoader {
     /// The metadata stores DES provides.
     static let metadataTypes = ["sqlite", "postgresql", "mysql", "mariadb"]
 
-    /// A plugin `type:`: a stock name (case-insensitive, its spelling returned), or any other word a
-    /// custom plugin registers (letters, digits, `-`, `_`); a near miss of a stock name is an error with
-    /// "did you mean" rather than a custom type.
-    static func pluginType(_ m: ConfigMapping, _ key: String, stock: [String]) throws -> String? {
-        guard let text = try m.string(key) else { return nil }
-        if let match = stock.first(where: { $0.lowercased() == text.lowercased() }) { return match }
-        if let near = KeySuggestion.suggest(for: text, among: stock) {
-            throw m.error(key, .invalidValue, "unknown type '\(text)'", suggestion: near)
-        }
-        guard !text.isEmpty, text.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-            throw m.error(key, .invalidValue, "'\(text)' is not a plugin type (letters, digits, '-' and '_')")
-        }
-        return text
-    }
-
-    /// `storage:` — `local` needs `root`, `s3` needs `bucket`.
-    ///
-    /// When the section is written, `root` has no default (the section's own value, or none).
-    static func parseStorage(_ m: ConfigMapping) throws -> StorageConfig {
+    /// `storage:` — DES's `prefix`; everything else is the storage plugin's.
+    static func parseStorage(_ read: PluginSectionRead) throws -> StorageConfig {
+        let m = read.mapping
         var s = StorageConfig()
-        // Any type a plugin may register: the stock ones by name (so a near miss gets "did you mean"),
-        // others as written (the command line checks them against its plugin registry).
-        if let type = try pluginType(m, "type", stock: ["local", "s3"]) { s.type = type }
-        s.root = try nonEmpty(m, "root")
+        s.type = read.type
+        s.settings = read.settings
         if let prefix = try m.string("prefix") {
             if prefix.hasPrefix("/") || prefix.hasSuffix("/") || prefix.contains("//") {
                 throw m.error("prefix", .invalidValue, "'\(prefix)' must not start or end with '/' or contain '//'")
             }
             s.prefix = prefix
-        }
-        s.bucket = try nonEmpty(m, "bucket")
-        s.endpoint = try nonEmpty(m, "endpoint")
-        s.region = try nonEmpty(m, "region")
-        s.accessKey = try m.string("access_key")
-        s.secretKey = try m.string("secret_key").map(Secret.init)
-        s.options = try options(of: m, known: storageKeys)
-        switch s.type {
-        case "local" where s.root == nil:
-            throw m.context.error(
-                .missingKey, at: m.mark, path: m.childPath("root"), "storage type 'local' needs 'root' (the directory holding containers)")
-        case "s3" where s.bucket == nil:
-            throw m.context.error(.missingKey, at: m.mark, path: m.childPath("bucket"), "storage type 's3' needs 'bucket'")
-        default:
-            break
         }
         return s
     }
@@ -70,20 +37,17 @@ extension ConfigLoader {
     /// `metadata:` — a `connection:` block of type `sqlite` or `postgresql`.
     static func parseMetadata(_ m: ConfigMapping, plugins: PluginRegistry?) throws -> MetadataConfig {
         var metadata = MetadataConfig()
-        guard let connection = try m.mapping("connection", allowed: connectionKeys, secretKeys: ["password"]) else {
-            return metadata
-        }
-        let type = try connectionType(connection)
-        if plugins != nil {
-            // The registry knows which metadata stores this binary has.
-            try checkConnection(connection, type: type, kind: .metadata, plugins: plugins)
-        } else if !metadataTypes.contains(type) {
+        guard let node = m.node("connection") else { return metadata }
+        let (connection, type) = try openConnection(node, path: m.childPath("connection"), context: m.context, plugins: plugins)
+        if plugins == nil, !metadataTypes.contains(type) {
             let written = try connection.string("type") ?? type
             throw connection.error(
                 "type", .invalidValue, "must be \(metadataTypes.joined(separator: " or ")), got \(ConfigMapping.quote(written))",
                 suggestion: KeySuggestion.suggest(for: type, among: metadataTypes))
         }
         metadata.connection = try parseConnection(connection, knownTypes: nil)
+        // The registry knows which metadata stores this binary has; the store reads its own keys.
+        metadata.connection.settings = try readPlugin(connection, type: type, rules: connectionRules(.metadata), plugins: plugins)
         return metadata
     }
 
@@ -151,21 +115,11 @@ extension ConfigLoader {
         return k
     }
 
-    /// `cache:` — the index cache; `redis` needs `url`; `ttl_seconds: 0` or `null` means no expiry.
-    static func parseCache(_ m: ConfigMapping) throws -> CacheConfig {
+    /// `cache:` — the index cache: everything but `type` is the cache plugin's.
+    static func parseCache(_ read: PluginSectionRead) -> CacheConfig {
         var c = CacheConfig()
-        if let type = try pluginType(m, "type", stock: ["memory", "redis", "none"]) { c.type = type.lowercased() }
-        if let v = try m.int("max_entries", in: ConfigLimits.cacheMaxEntries) { c.maxEntries = v }
-        if let v = try m.byteCount("max_bytes", in: ConfigLimits.cacheMaxBytes) { c.maxBytes = v }
-        if m.contains("ttl_seconds") {
-            let ttl = try m.double("ttl_seconds", in: ConfigLimits.cacheTTLSeconds)
-            c.ttlSeconds = ttl == 0 ? nil : ttl
-        }
-        c.url = try nonEmpty(m, "url")
-        c.options = try options(of: m, known: cacheKeys)
-        if c.type == "redis", c.url == nil {
-            throw m.context.error(.missingKey, at: m.mark, path: m.childPath("url"), "cache type 'redis' needs 'url' (redis://host:6379)")
-        }
+        c.type = read.type
+        c.settings = read.settings
         return c
     }
 

@@ -1,14 +1,34 @@
+import Yams
+
 /// The `sources:` list: each upstream catalog's connection, table, columns and bodies.
 extension ConfigLoader {
     static let sourceKeys = [
         "name", "enabled", "connection", "table", "bodies", "batch_size", "claim_timeout_seconds", "shard_bits",
     ]
-    static let bodiesKeys = ["type", "root", "allow_absolute"]
-    static let bodiesRules = PluginSectionRules(kind: .bodies, stockKeys: bodiesKeys, secretKeys: ["secret_key", "access_key"])
-    static let connectionKeys = [
-        "type", "host", "port", "database", "username", "password", "schema", "charset", "pool_size", "pool_recycle",
-        "pool_pre_ping", "driver_options", "dialect",
+    /// `bodies:`: DES reads `type`; the body-fetcher plugin reads the rest.
+    static let bodiesRules = PluginSectionRules(kind: .bodies, ownKeys: [], secretKeys: [])
+    /// The keys of a `connection:` block DES reads itself: where the server is, who logs in, and
+    /// the pool's settings (the SQL layer and its pool are DES's). `driver_options` and `dialect`
+    /// are the plugin's, read by its configuration type.
+    static let connectionOwnKeys = [
+        "host", "port", "database", "username", "password", "schema", "charset", "pool_size", "pool_recycle", "pool_pre_ping",
     ]
+    /// Every key of the original's `connection:` block (what a loader without plugins allows).
+    static let connectionKeys = ["type"] + connectionOwnKeys + ["driver_options", "dialect"]
+    /// How a `connection:` block is shared between DES and the plugin of `kind`.
+    static func connectionRules(_ kind: PluginKind) -> PluginSectionRules {
+        PluginSectionRules(kind: kind, ownKeys: connectionOwnKeys, secretKeys: ["password"])
+    }
+
+    /// Opens a `connection:` block: with a registry any key (the plugin refuses what neither it
+    /// nor DES reads), without one only the original's keys. Returns it with its type.
+    static func openConnection(_ node: Node, path: String, context: ConfigContext, plugins: PluginRegistry?) throws
+        -> (ConfigMapping, String)
+    {
+        let m = try ConfigMapping(
+            node, path: path, context: context, allowed: connectionKeys, secretKeys: ["password"], acceptAll: plugins != nil)
+        return (m, try connectionType(m))
+    }
     /// Spellings of `connection.type` read as another type: the original wrote `postgres`.
     static let connectionTypeAliases = ["postgres": "postgresql"]
     /// The stock types `charset` means something for (the original used it only for these).
@@ -69,21 +89,18 @@ extension ConfigLoader {
         guard name.utf8.allSatisfy(isNameByte) else {
             throw m.error("name", .invalidValue, "source name '\(name)' may use only ASCII letters, digits, '_' and '-'")
         }
-        guard let connectionMapping = try m.mapping("connection", allowed: connectionKeys, secretKeys: ["password"]) else {
-            throw m.missing("connection")
-        }
-        let connection = try parseConnection(connectionMapping, knownTypes: knownSourceTypes)
-        try checkConnection(connectionMapping, type: connection.type, kind: .source, plugins: plugins)
+        guard let connectionNode = m.node("connection") else { throw m.missing("connection") }
+        let (connectionMapping, _) = try openConnection(
+            connectionNode, path: m.childPath("connection"), context: m.context, plugins: plugins)
+        var connection = try parseConnection(connectionMapping, knownTypes: knownSourceTypes)
+        connection.settings = try readPlugin(connectionMapping, type: connection.type, rules: connectionRules(.source), plugins: plugins)
         guard let tableMapping = try m.mapping("table", allowed: tableKeys) else { throw m.missing("table") }
         var table = try parseTable(tableMapping)
         if table.schema == nil { table.schema = connection.schema }
         var source = SourceConfig(name: name, connection: connection, table: table)
         if let enabled = try m.bool("enabled") { source.enabled = enabled }
         if let bodies = try pluginSection(m, "bodies", rules: bodiesRules, defaultType: "local", plugins: plugins) {
-            if let type = try pluginType(bodies, "type", stock: ["local", "s3"]) { source.bodies.type = type }
-            source.bodies.root = try nonEmpty(bodies, "root")
-            if let allow = try bodies.bool("allow_absolute") { source.bodies.allowAbsolute = allow }
-            source.bodies.options = try options(of: bodies, known: bodiesKeys)
+            source.bodies = BodiesConfig(type: bodies.type, settings: bodies.settings)
         } else if table.columns.s3Bucket != nil {
             source.bodies.type = "s3"
         }

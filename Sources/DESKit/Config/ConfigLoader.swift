@@ -32,8 +32,9 @@ public enum ConfigLoader {
     ///     these is an error (with "did you mean"); when nil, any type is accepted here
     ///     and the plugin registry decides later.
     ///   - plugins: When given, every plugin `type:` (sources, metadata, storage, bodies, cache) must be
-    ///     one it registers, and each plugin's
-    ///     ``PluginRegistry/SectionCheck`` judges its section.
+    ///     one it registers, and each plugin's section is read into its ``PluginConfiguration``
+    ///     (``StorageConfig/settings`` and the like). Without one, only DES's own keys are checked:
+    ///     plugin sections are kept unread, and nothing can be built from them.
     /// - Throws: ``ConfigError`` (code `unreadable` when the file does not exist or cannot be read).
     public static func load(
         path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -101,7 +102,7 @@ public enum ConfigLoader {
             config.marker = try parseMarker(marker)
         }
         if let cache = try pluginSection(top, "cache", rules: cacheRules, defaultType: "memory", plugins: plugins) {
-            config.cache = try parseCache(cache)
+            config.cache = parseCache(cache)
         }
         if let server = try top.mapping("server", allowed: serverKeys, secretKeys: ["auth_tokens"]) {
             config.server = try parseServer(server)

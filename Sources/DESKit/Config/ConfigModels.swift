@@ -46,6 +46,10 @@ public struct ConnectionConfig: Sendable, Hashable {
     /// For a driver that reaches many databases (ODBC): which database's SQL to speak
     /// (`postgres`, `mysql`, `mssql`, `oracle`, `sqlite`; checked by the plugin).
     public var dialect: String? = nil
+    /// The plugin's own keys (`driver_options`, `dialect`) as its configuration type read them
+    /// when the file was loaded; nil for a connection built in code (the plugin then reads
+    /// ``driverOptions`` and ``dialect`` with the same parser).
+    public var settings: PluginSettings? = nil
 
     /// Creates a connection config.
     public init(
@@ -169,22 +173,23 @@ public struct TableConfig: Sendable, Hashable {
     }
 }
 
-/// Where a source's file bodies are read from.
+/// Where a source's file bodies are read from: the `bodies:` section, read by the body-fetcher
+/// plugin its `type` names.
 public struct BodiesConfig: Sendable, Hashable {
-    /// `local` (keys are paths under `root`) or `s3` (keys are objects in the row's bucket).
+    /// The body-fetcher plugin (`local` by default; `s3`, or a custom one).
     public var type: String
-    /// For `local`: the directory keys are relative to.
-    public var root: String?
-    /// Whether the catalog may name bodies by absolute path (default false):
-    /// absolute body paths in the catalog are refused unless this is true.
-    public var allowAbsolute: Bool
-    /// Keys of the section the loader does not know itself, for the body-fetcher plugin.
-    public var options: [String: String] = [:]
+    /// The section as the plugin's configuration type read it (nil: built in code; the plugin
+    /// then reads an empty section, its defaults).
+    public var settings: PluginSettings?
     /// Creates a bodies config.
-    public init(type: String = "local", root: String? = nil, allowAbsolute: Bool = false) {
+    public init(type: String = "local", settings: PluginSettings? = nil) {
         self.type = type
-        self.root = root
-        self.allowAbsolute = allowAbsolute
+        self.settings = settings
+    }
+
+    /// The directory bodies are files under, when the plugin keeps them so (`des sample` writes there).
+    public var directory: String? {
+        (settings?.base as? any DirectoryBodiesConfiguration)?.directory
     }
 }
 
@@ -231,22 +236,15 @@ public struct SourceConfig: Sendable, Hashable {
     }
 }
 
-/// Where containers are stored.
+/// Where containers are stored: the `storage:` section, read by the storage plugin its `type` names.
 public struct StorageConfig: Sendable, Hashable {
-    /// `local` or `s3`.
+    /// The storage plugin: `local` (default), `s3`, or a custom one.
     public var type: String = "local"
-    /// For `local`: the directory holding the objects.
-    public var root: String? = "./des-data/archive"
-    /// Key prefix of every container (`{prefix}/{YYYY-MM-DD}/shard_{NN}….des`).
+    /// Key prefix of every container (`{prefix}/{YYYY-MM-DD}/shard_{NN}….des`): DES's own key.
     public var prefix: String = "des"
-    public var bucket: String? = nil
-    public var endpoint: String? = nil
-    public var region: String? = nil
-    public var accessKey: String? = nil
-    public var secretKey: Secret? = nil
-    /// Keys of the section the loader does not know itself, for the storage plugin (checked by
-    /// its ``PluginRegistry/SectionCheck``), as written with `${VAR}` expanded.
-    public var options: [String: String] = [:]
+    /// The section as the plugin's configuration type read it (nil: built in code; the plugin
+    /// then reads an empty section, its defaults).
+    public var settings: PluginSettings? = nil
     /// Creates the default (local) storage config.
     public init() {}
 
@@ -340,20 +338,13 @@ public struct MarkerConfig: Sendable, Hashable {
     public init() {}
 }
 
-/// Index cache settings.
+/// The index cache: the `cache:` section, read by the cache plugin its `type` names.
 public struct CacheConfig: Sendable, Hashable {
     /// `memory` (default), `none`, or any type a cache plugin registers (`redis`).
     public var type: String = "memory"
-    /// Indexes kept (``ConfigLimits/cacheMaxEntries``).
-    public var maxEntries: Int = 1024
-    /// Seconds an index is kept (nil: no expiry; ``ConfigLimits/cacheTTLSeconds``).
-    public var ttlSeconds: Double? = 3600
-    /// For `redis`: the server's URL.
-    public var url: String? = nil
-    /// Most bytes of indexes kept in memory (``ConfigLimits/cacheMaxBytes``).
-    public var maxBytes: UInt64 = 256 << 20
-    /// Keys of the section the loader does not know itself, for the cache plugin.
-    public var options: [String: String] = [:]
+    /// The section as the plugin's configuration type read it (nil: built in code; the plugin
+    /// then reads an empty section, its defaults).
+    public var settings: PluginSettings? = nil
     /// Creates the defaults.
     public init() {}
 }

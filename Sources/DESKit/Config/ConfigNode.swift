@@ -51,7 +51,7 @@ struct ConfigMapping {
     let mark: Mark?
     let context: ConfigContext
     /// Keys whose values must never be shown.
-    let secretKeys: Set<String>
+    private(set) var secretKeys: Set<String>
     /// Whether every key is accepted here (a plugin's section: the plugin checks its keys).
     let acceptAll: Bool
     /// The keys present, in document order.
@@ -116,6 +116,13 @@ struct ConfigMapping {
         }
         keys.append(name)
         entries[name] = (keyMark, value)
+    }
+
+    /// The same mapping, with `keys` also never shown (a plugin's secret keys, once it is known).
+    func addingSecrets(_ keys: Set<String>) -> ConfigMapping {
+        var copy = self
+        copy.secretKeys.formUnion(keys)
+        return copy
     }
 
     // MARK: Positions and errors
