@@ -195,7 +195,7 @@ public enum StockIndexCaches {
 public struct MemoryCacheConfig: PluginConfiguration {
     public static let keys = [
         ConfigKey("max_entries", .integer(1...100_000_000), default: "1024", help: "Indexes kept."),
-        ConfigKey("max_bytes", .bytes((1 << 20)...(1 << 40)), default: "256 MiB", help: "Most bytes of indexes kept in memory."),
+        ConfigKey("max_bytes", .bytes((1 << 20)...(1 << 40)), default: "256MiB", help: "Most bytes of indexes kept in memory."),
         ConfigKey(
             "ttl_seconds", .seconds(0...(30 * 86_400)), default: "3600",
             help: "Seconds an index is kept; 0 or null: no expiry."),

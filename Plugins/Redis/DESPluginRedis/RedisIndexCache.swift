@@ -290,7 +290,7 @@ public enum RedisPlugin {
 public struct RedisCacheConfig: PluginConfiguration {
     public static let keys = [
         ConfigKey(
-            "url", .secret, help: "redis://[user[:password]@]host[:port][/db] (required; shown as <redacted>).",
+            "url", .secret, help: "redis://[user[:password]@]host[:port][/db] (required; shown as ***).",
             example: "redis://127.0.0.1:6379"),
         ConfigKey("ttl_seconds", .seconds(0...(30 * 86_400)), default: "3600", help: "Seconds an index is kept; 0 or null: until evicted."),
         ConfigKey("key_prefix", .text, default: "des", help: "What every key starts with ({prefix}:idx:…)."),

@@ -179,12 +179,12 @@ public struct ConfigSection {
         error(key.name, "the plugin reads '\(key.name)' as \(readAs) but declares it \(key.kindDescription) (a bug in the plugin)")
     }
 
-    /// What the section wrote, for `des config check` (secrets, and the keys in `secretKeys`, as `<redacted>`).
+    /// What the section wrote, for `des config check` (secrets, and the keys in `secretKeys`, as `***`).
     func written(secretKeys: Set<String>) -> [PluginSettings.WrittenValue] {
         keys.filter { $0 != "type" }.map { key in
             let shown: String
             if secretKeys.contains(key) || mapping.secretKeys.contains(key) {
-                shown = "<redacted>"
+                shown = "***"
             } else if let text = try? mapping.string(key) {
                 shown = text
             } else {

@@ -49,11 +49,11 @@ public protocol DirectoryBodiesConfiguration: PluginConfiguration {
 /// A plugin's typed configuration, held by the config model (``StorageConfig/settings`` and the
 /// like) until the plugin's factory receives it.
 ///
-/// Also keeps what the section wrote, for `des config check` to show (secrets as `<redacted>`).
+/// Also keeps what the section wrote, for `des config check` to show (secrets as `***`).
 public struct PluginSettings: @unchecked Sendable, Hashable {
     // @unchecked: the box only ever holds a PluginConfiguration, which is Sendable.
     private let box: AnyHashable
-    /// The section's keys and values as written (`${VAR}` expanded; secrets `<redacted>`), in document order.
+    /// The section's keys and values as written (`${VAR}` expanded; secrets `***`), in document order.
     public let written: [WrittenValue]
 
     /// One key of the section as written.
