@@ -1,16 +1,18 @@
 import ArgumentParser
 import DESKit
-import Synchronization
 
 /// The `des` command line, as a library: the stock `des` and any custom
 /// package call ``DESCommandLine/main(registry:)`` with their plugins registered.
 public enum DESCommandLine {
-    private static let current = Mutex<PluginRegistry?>(nil)
+    /// The registry of the command line running in this task: bound by ``main(registry:)`` and
+    /// ``run(_:registry:)`` for the command's duration (a task-local value, not a process-wide
+    /// global: two command lines with different registries can run in one process at once).
+    @TaskLocal static var current: PluginRegistry?
 
     /// The registry the commands build every plugin from: the one given to ``main(registry:)``.
     /// There is no silent fallback: a command run without one fails, saying so.
     static func requireRegistry() throws -> PluginRegistry {
-        guard let registry = current.withLock({ $0 }) else {
+        guard let registry = current else {
             throw CLIFailure(
                 message: "no plugin registry: start the command line with DESCommandLine.main(registry:)", exitCode: DESExit.software)
         }
@@ -19,14 +21,16 @@ public enum DESCommandLine {
 
     /// Parses the process's arguments and runs the command, with `registry`'s plugins.
     public static func main(registry: PluginRegistry) async {
-        current.withLock { $0 = registry }
-        await DESCommand.main()
+        await $current.withValue(registry) { await DESCommand.main() }
     }
 
     /// Runs one command line (`["packer", "run", "-c", "des.yaml", "--until-idle"]`) in this process with
     /// `registry`'s plugins, and returns its exit code (what `des` would exit with). For embedding and tests.
     public static func run(_ arguments: [String], registry: PluginRegistry) async -> Int32 {
-        current.withLock { $0 = registry }
+        await $current.withValue(registry) { await runBound(arguments) }
+    }
+
+    private static func runBound(_ arguments: [String]) async -> Int32 {
         do {
             var command = try DESCommand.parseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {

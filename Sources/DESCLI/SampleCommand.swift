@@ -9,12 +9,15 @@ struct SampleCommand: AsyncParsableCommand {
         discussion: """
             Makes FILES bodies of 0.5–4 KiB (or --size) under the source's bodies \
             root and one unnamed catalog row each, shaped by the source's column \
-            mapping. For trying DES on the embedded default with no server. The \
-            source's plugin writes the catalog (the stock SQLite plugin can; it is \
-            the only command that creates a SQLite database).
+            mapping, in a table it creates when missing (with the indexes DES's \
+            claims use). For trying DES on the embedded default with no server, \
+            or on a database server. The source's plugin writes the catalog: the \
+            stock SQLite, PostgreSQL and MySQL/MariaDB plugins can (it is the only \
+            command that creates a SQLite database).
 
-            Example:
+            Examples:
               des sample --config configs/local.yaml --files 3000
+              des sample --config configs/mariadb.yaml --files 3000
             """)
 
     @OptionGroup var options: PipelineOptions

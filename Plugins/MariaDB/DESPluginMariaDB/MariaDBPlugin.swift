@@ -20,6 +20,15 @@ public enum MariaDBPlugin {
                 }
                 return try SQLSourceConnector(config: context.source, dialect: MariaDBDialect(name: type), pool: pool)
             }
+            registry.registerSampleCatalog(type: type) { source, base, files, size, seed in
+                let (settings, target) = try settings(source.connection, what: "source '\(source.name)'")
+                let connection = try await MariaDBConnection.connect(settings, target: target)
+                let root = source.bodies.directory ?? "."
+                let bodies = root.hasPrefix("/") ? root : (base as NSString).appendingPathComponent(root)
+                defer { Task { await connection.close() } }
+                return try await MariaDBSampleCatalog.create(
+                    connection: connection, table: source.table, bodiesRoot: bodies, files: files, size: size, seed: seed)
+            }
             registry.registerMetadataStore(type: type, connection: MariaDBConnectionOptions.self) { connection, _ in
                 let store = try await open(connection, type: type)
                 try await store.migrate()

@@ -292,19 +292,25 @@ public enum __NAME__Plugin {
     /// Adds the source to `registry`.
     public static func register(in registry: PluginRegistry) {
         registry.registerSource(
-            type: type,
-            check: { section in
-                if try section.string("database") == nil {
-                    throw section.error("database", "source type '\(type)' needs 'database': the catalog file")
-                }
-                if let options = try section.stringMap("driver_options"), let key = options.keys.sorted().first {
-                    throw section.error("driver_options", "source type '\(type)' has no driver option '\(key)'")
-                }
-            },
+            type: type, connection: __NAME__Connection.self,
             factory: { context in
                 let file = context.source.connection.database ?? ""
                 let path = file.hasPrefix("/") ? file : (context.baseDirectory as NSString).appendingPathComponent(file)
                 return try __NAME__Source(name: context.source.name, catalogPath: path, table: context.source.table)
             })
+    }
+}
+
+/// The `connection:` block of a `__TYPE__` source: no keys of its own besides the ones every
+/// connection has (so `driver_options` is refused as an unknown key), and `database` required.
+/// A source with settings of its own declares them in `keys` and reads them here; the factory
+/// then finds the value in `context.source.connection.settings`.
+public struct __NAME__Connection: PluginConfiguration {
+    public static let keys: [ConfigKey] = []
+
+    public init(from section: ConfigSection) throws {
+        if try section.string("database") == nil {
+            throw section.error("database", "source type '\(__NAME__Plugin.type)' needs 'database': the catalog file")
+        }
     }
 }

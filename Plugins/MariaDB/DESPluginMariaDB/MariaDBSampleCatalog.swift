@@ -1,0 +1,52 @@
+import DESKit
+import DESSQLDialects
+import Foundation
+
+/// Writes sample bodies and MySQL/MariaDB catalog rows (`des sample` on a `mysql` or `mariadb` source).
+public enum MariaDBSampleCatalog {
+    /// Creates the table (InnoDB, utf8mb4, with the claim and name indexes) if needed and adds
+    /// `files` rows with bodies. The claim time is a `DATETIME(6)`, as such tables usually have it.
+    public static func create(
+        connection: MariaDBConnection, table: TableConfig, bodiesRoot: String, files: Int, size: Int?, seed: UInt64
+    ) async throws -> Int {
+        let d = MariaDBDialect()
+        let shape = try SQLTableShape(config: table, dialect: d)
+        let c = table.columns
+        var columns = ["\(shape.id) BIGINT AUTO_INCREMENT PRIMARY KEY", "\(shape.key) VARCHAR(1024) NOT NULL"]
+        if let bucket = shape.bucket { columns.append("\(bucket) VARCHAR(255)") }
+        if let size = shape.size { columns.append("\(size) BIGINT") }
+        columns += c.metadata.map { "\(d.quoteIdentifier($0.column)) TEXT" }
+        columns += [
+            "\(shape.status) VARCHAR(64)", "\(shape.desName) VARCHAR(255)", "\(shape.shard) INT",
+            "\(d.quoteIdentifier(c.desContainer)) VARCHAR(1024)", "\(shape.claimedBy) VARCHAR(255)",
+            "\(d.quoteIdentifier(c.claimedAt)) DATETIME(6)", "\(d.quoteIdentifier(c.error)) TEXT",
+        ]
+        if let hash = shape.desHash { columns.append("\(hash) VARCHAR(255)") }
+        // MySQL has no CREATE INDEX IF NOT EXISTS: the indexes are part of the table.
+        let name = table.name
+        columns += [
+            "INDEX \(d.quoteIdentifier(name + "_des_claim")) (\(shape.status), \(shape.shard), \(shape.id))",
+            "INDEX \(d.quoteIdentifier(name + "_des_name")) (\(shape.desName))",
+        ]
+        let ddl = "CREATE TABLE IF NOT EXISTS \(shape.table) (\(columns.joined(separator: ", "))) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        let bodies = try SampleBodies.write(table: table, bodiesRoot: bodiesRoot, files: files, size: size, seed: seed)
+        let insertColumns = SampleBodies.columns(of: table).map(d.quoteIdentifier).joined(separator: ", ")
+        let width = SampleBodies.columns(of: table).count
+        let rows = bodies.rows
+        try await connection.withTransaction { s in
+            try s.execute(ddl)
+            for start in stride(from: 0, to: rows.count, by: 1000) {
+                let chunk = rows[start..<min(rows.count, start + 1000)]
+                var binds: [SQLValue] = []
+                var tuples: [String] = []
+                for row in chunk {
+                    let n = binds.count
+                    tuples.append("(" + (1...width).map { d.placeholder(n + $0) }.joined(separator: ", ") + ")")
+                    binds += row
+                }
+                try s.execute("INSERT INTO \(shape.table) (\(insertColumns)) VALUES " + tuples.joined(separator: ", "), binds)
+            }
+        }
+        return files
+    }
+}
