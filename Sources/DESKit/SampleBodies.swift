@@ -17,6 +17,24 @@ public struct SampleBodies: Sendable {
         return cols
     }
 
+    /// Inserts ``rows`` into `table` in multi-row `INSERT`s, each within `dialect`'s bind limit.
+    public func insert(into session: any SQLSession, table: TableConfig, dialect: any SQLDialect) throws {
+        let shape = try SQLTableShape(config: table, dialect: dialect)
+        let columns = Self.columns(of: table)
+        let names = columns.map(dialect.quoteIdentifier).joined(separator: ", ")
+        let chunk = dialect.chunkSize(valuesPerRow: columns.count, fixed: 0)
+        for start in stride(from: 0, to: rows.count, by: chunk) {
+            var binds: [SQLValue] = []
+            var tuples: [String] = []
+            for row in rows[start..<min(rows.count, start + chunk)] {
+                let n = binds.count
+                tuples.append("(" + (1...columns.count).map { dialect.placeholder(n + $0) }.joined(separator: ", ") + ")")
+                binds += row
+            }
+            try session.execute("INSERT INTO \(shape.table) (\(names)) VALUES " + tuples.joined(separator: ", "), binds)
+        }
+    }
+
     /// Writes `files` bodies of 512–4096 bytes (or `size`) under `bodiesRoot`, reproducibly from `seed`.
     public static func write(
         table: TableConfig, bodiesRoot: String, files: Int, size: Int?, seed: UInt64,

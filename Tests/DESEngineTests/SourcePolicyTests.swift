@@ -1,4 +1,5 @@
 import DESKit
+import DESNaming
 import DESTestSupport
 import Foundation
 import Testing
@@ -84,5 +85,23 @@ import Testing
         let policies = Packer.SourcePolicy.policies(for: [a, b])
         #expect(policies["a"] == .init(claimBatchSize: 250, claimTimeoutSeconds: 90))
         #expect(policies["b"] == .init(claimBatchSize: nil, claimTimeoutSeconds: nil))
+    }
+}
+
+/// The generic SQL layer splits every statement to the dialect's bind limit.
+@Suite struct LargeBatchTests {
+    @Test("marker.batch_size: 100000 on the embedded default: 40,000 rows named in one batch past SQLite's 32,766 binds, each once")
+    func markerBatchPastTheBindLimit() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(40_000, size: 8)
+        var config = MarkerConfig()
+        config.batchSize = 100_000
+        let generator = try SnowflakeGenerator(configuration: .init(prefix: "T", node: 1))
+        let marker = try await d.marker(naming: SnowflakeNaming(generator: generator), shardBits: 4, config: config)
+        let result = try await marker.run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(result.marked == 40_000)
+        let named = try await d.sql("SELECT COUNT(DISTINCT des_name), COUNT(*) FROM files WHERE des_name IS NOT NULL AND des_status = 'DES_TODO'")
+        #expect(named.first?[0].int == 40_000 && named.first?[1].int == 40_000)
     }
 }

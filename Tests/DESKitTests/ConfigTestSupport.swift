@@ -32,8 +32,13 @@ func parseStock(_ yaml: String, env: [String: String] = [:]) throws -> DESConfig
 
 /// The ConfigError `parseStock` throws (failing the test when it throws none).
 func stockError(_ yaml: String, env: [String: String] = [:], sourceLocation: SourceLocation = #_sourceLocation) -> ConfigError? {
+    expectConfigError(sourceLocation) { _ = try parseStock(yaml, env: env) }
+}
+
+/// The ConfigError `body` throws (failing the test when it throws none, or another error).
+func expectConfigError(_ sourceLocation: SourceLocation, _ body: () throws -> Void) -> ConfigError? {
     do {
-        _ = try parseStock(yaml, env: env)
+        try body()
         Issue.record("expected a ConfigError", sourceLocation: sourceLocation)
     } catch let error as ConfigError {
         return error
@@ -69,15 +74,7 @@ func parse(_ yaml: String, env: [String: String] = [:], known: Set<String>? = ni
 func configError(
     _ yaml: String, env: [String: String] = [:], known: Set<String>? = nil, sourceLocation: SourceLocation = #_sourceLocation
 ) -> ConfigError? {
-    do {
-        _ = try parse(yaml, env: env, known: known)
-        Issue.record("expected a ConfigError", sourceLocation: sourceLocation)
-    } catch let error as ConfigError {
-        return error
-    } catch {
-        Issue.record("expected a ConfigError, got \(error)", sourceLocation: sourceLocation)
-    }
-    return nil
+    expectConfigError(sourceLocation) { _ = try parse(yaml, env: env, known: known) }
 }
 
 /// The 1-based line of `text` that starts (after indentation) with `prefix`.

@@ -30,22 +30,9 @@ public enum MariaDBSampleCatalog {
         ]
         let ddl = "CREATE TABLE IF NOT EXISTS \(shape.table) (\(columns.joined(separator: ", "))) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         let bodies = try SampleBodies.write(table: table, bodiesRoot: bodiesRoot, files: files, size: size, seed: seed)
-        let insertColumns = SampleBodies.columns(of: table).map(d.quoteIdentifier).joined(separator: ", ")
-        let width = SampleBodies.columns(of: table).count
-        let rows = bodies.rows
         try await connection.withTransaction { s in
             try s.execute(ddl)
-            for start in stride(from: 0, to: rows.count, by: 1000) {
-                let chunk = rows[start..<min(rows.count, start + 1000)]
-                var binds: [SQLValue] = []
-                var tuples: [String] = []
-                for row in chunk {
-                    let n = binds.count
-                    tuples.append("(" + (1...width).map { d.placeholder(n + $0) }.joined(separator: ", ") + ")")
-                    binds += row
-                }
-                try s.execute("INSERT INTO \(shape.table) (\(insertColumns)) VALUES " + tuples.joined(separator: ", "), binds)
-            }
+            try bodies.insert(into: s, table: table, dialect: d)
         }
         return files
     }

@@ -167,22 +167,7 @@ public struct ODBCConnectionOptions: ConnectionPluginConfiguration {
         return attributes
     }
 
-    /// Reads the block as ``init(connection:)`` does (its type included), and warns of the Python
-    /// driver options it ignores.
-    public init(from section: ConfigSection) throws {
-        var c = ConnectionConfig(type: try section.string("type")?.lowercased() ?? "odbc")
-        c.driverOptions = try section.textMap(Self.key("driver_options")) ?? [:]
-        c.dialect = try section.string("dialect")
-        do {
-            try self.init(connection: c)
-        } catch let problem as ConfigProblem {
-            let isDialect = problem.message.hasPrefix("dialect: ")
-            throw section.error(
-                isDialect ? "dialect" : "driver_options", isDialect ? String(problem.message.dropFirst(9)) : problem.message,
-                suggestion: problem.suggestion)
-        }
-        if !ignored.isEmpty {
-            section.warn("driver_options", "\(ignored.joined(separator: ", ")) mean nothing to ODBC (Python driver options); ignored")
-        }
+    public var ignoredOptionsWarnings: [String] {
+        ignored.isEmpty ? [] : ["\(ignored.joined(separator: ", ")) mean nothing to ODBC (Python driver options); ignored"]
     }
 }

@@ -19,11 +19,18 @@ public struct ConfigProblem: Error, Sendable, Hashable {
 /// which the protocol provides) and a ``ConnectionConfig`` built in code (``of(_:what:)``), so the
 /// value checked is the value used.
 public protocol ConnectionPluginConfiguration: PluginConfiguration {
-    /// Reads the plugin's keys of `connection` (its ``ConnectionConfig/driverOptions`` and ``ConnectionConfig/dialect``).
+    /// Reads the plugin's keys of `connection` (its ``ConnectionConfig/driverOptions`` and
+    /// ``ConnectionConfig/dialect``; its ``ConnectionConfig/type`` says which of the plugin's types).
     init(connection: ConnectionConfig) throws
+    /// What the plugin accepted but will not use (options meant for another driver), each shown
+    /// by `des config check` as a warning at `driver_options`.
+    var ignoredOptionsWarnings: [String] { get }
 }
 
 extension ConnectionPluginConfiguration {
+    /// Nothing ignored.
+    public var ignoredOptionsWarnings: [String] { [] }
+
     /// Reads the section's `driver_options` and `dialect` (those the plugin declares) through the
     /// same initializer as a connection built in code; a ``ConfigProblem`` becomes an error at
     /// the key it concerns.
@@ -31,7 +38,7 @@ extension ConnectionPluginConfiguration {
         var connection = ConnectionConfig(type: try section.string("type")?.lowercased() ?? "")
         let names = Set(Self.keys.map(\.name))
         if names.contains("driver_options") { connection.driverOptions = try section.textMap(Self.key("driver_options")) ?? [:] }
-        if names.contains("dialect") { connection.dialect = try section.text(Self.key("dialect")) }
+        if names.contains("dialect") { connection.dialect = try section.string("dialect") }
         do {
             try self.init(connection: connection)
         } catch let problem as ConfigProblem {
@@ -41,6 +48,7 @@ extension ConnectionPluginConfiguration {
                 isDialect ? "dialect" : "driver_options", isDialect ? String(problem.message.dropFirst(9)) : problem.message,
                 suggestion: problem.suggestion)
         }
+        for warning in ignoredOptionsWarnings { section.warn("driver_options", warning) }
     }
 
     /// The plugin's settings of `connection`: as read from the config file, or read now from a
