@@ -168,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "DESKitTests",
             dependencies: [
-                "DESKit", "DESStorage", "DESPluginS3", "DESPluginRedis", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB",
+                "DESKit", "DESSQLDialects", "DESStorage", "DESPluginS3", "DESPluginRedis", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB",
                 "DESPluginODBC", "DESPluginMSSQL",
             ]),
         .testTarget(name: "DESPluginPostgreSQLTests", dependencies: ["DESPluginPostgreSQL", "DESSQLDialects", "DESKit", "DESKitTesting"]),

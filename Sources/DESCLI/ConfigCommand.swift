@@ -80,7 +80,10 @@ enum ConfigSummary {
             let table = (s.table.schema.map { $0 + "." } ?? "") + s.table.name
             out += "    table:     \(table) (key column \(s.table.columns.s3Key), status column \(s.table.columns.status))\n"
             out += "    bodies:    \(s.bodies.type)\(s.bodies.settings.map { $0.summary.isEmpty ? "" : ", " + $0.summary } ?? "")\n"
-            out += "    batch:     \(s.batchSize ?? config.packer.batchSize) rows a claim, claims stale after \(Int(s.effectiveClaimTimeoutSeconds(packer: config.packer))) s, shard_bits \(s.shardBits ?? config.packer.shardBits)\n"
+            let batch = s.batchSize ?? config.packer.batchSize
+            let stale = s.effectiveClaimTimeoutSeconds(packer: config.packer)
+            let staleText = stale == stale.rounded() ? String(Int(stale)) : String(stale)
+            out += "    batch:     \(batch) row\(batch == 1 ? "" : "s") a claim, claims stale after \(staleText) s, shard_bits \(s.shardBits ?? config.packer.shardBits)\n"
         }
         let st = config.storage
         var storage = "\(st.type), prefix \(st.prefix)"

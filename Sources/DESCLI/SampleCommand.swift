@@ -21,9 +21,15 @@ struct SampleCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var options: PipelineOptions
-    @Option(help: "How many files.") var files = 3000
-    @Option(help: "Fixed body size in bytes (default: random 512–4096).") var size: Int?
-    @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(help: "How many files (0 to 10,000,000).") var files = 3000
+    @Option(help: "Fixed body size in bytes, 0 to 64 MiB (default: random 512–4096).") var size: Int?
+    @Option(help: "Random seed: the same seed writes the same bodies (a run whose bodies would differ from an earlier one's is refused).")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        guard (0...10_000_000).contains(files) else { throw ValidationError("--files must be 0 to 10,000,000, got \(files)") }
+        if let size, !(0...(64 << 20)).contains(size) { throw ValidationError("--size must be 0 to 67108864 bytes (64 MiB), got \(size)") }
+    }
 
     func run() async throws {
         try await reportingErrorsAsync {

@@ -61,9 +61,12 @@ public final class PluginRegistry: Sendable {
     struct Section: Sendable {
         let keys: [ConfigKey]
         let parse: @Sendable (ConfigSection) throws -> PluginSettings
+        /// For a `connection:` block: DES's own keys the plugin has no use for (warned about).
+        let ignoredConnectionKeys: Set<String>
         init<C: PluginConfiguration>(_ type: C.Type) {
             keys = C.keys
             parse = { section in PluginSettings(try C(from: section)) }
+            ignoredConnectionKeys = (C.self as? any ConnectionPluginConfiguration.Type)?.ignoredConnectionKeys ?? ["charset"]
         }
     }
 
@@ -263,6 +266,14 @@ public final class PluginRegistry: Sendable {
         guard let factory = state.withLock({ $0.samples[source.connection.type.lowercased()] }) else {
             throw unknown("source '\(source.name)': sample catalog", source.connection.type, sampleCatalogTypes)
         }
+        var source = source
+        let bodies = try settingsOrDefault(source.bodies.settings, .bodies, type: source.bodies.type, what: "source '\(source.name)': bodies")
+        guard bodies.base is any DirectoryBodiesConfiguration else {
+            throw DESKitError(
+                .configuration,
+                "source '\(source.name)': des sample writes its bodies as files in a directory, but this source's bodies are type '\(source.bodies.type)'")
+        }
+        source.bodies.settings = bodies
         return try await factory(source, baseDirectory, files, size, seed)
     }
 

@@ -17,6 +17,13 @@ public struct SampleBodies: Sendable {
         return cols
     }
 
+    /// Checks that `table` (just created, or there already) has every column the mapping names,
+    /// in types DES can use: `des sample` never fills a table of another shape.
+    public static func requireShape(of table: TableConfig, in session: any SQLSession, dialect: any SQLDialect) throws {
+        let catalog = try dialect.reflectTable(in: session, schema: table.schema, table: table.name)
+        _ = try SQLTableShape(config: table, dialect: dialect, catalog: catalog, source: "sample")
+    }
+
     /// Inserts ``rows`` into `table` in multi-row `INSERT`s, each within `dialect`'s bind limit.
     public func insert(into session: any SQLSession, table: TableConfig, dialect: any SQLDialect) throws {
         let shape = try SQLTableShape(config: table, dialect: dialect)
@@ -40,6 +47,8 @@ public struct SampleBodies: Sendable {
         table: TableConfig, bodiesRoot: String, files: Int, size: Int?, seed: UInt64,
         metadataValue: @escaping @Sendable (String, Int) -> SQLValue = { column, i in .text("\(column)-\(i % 7)") }
     ) throws -> SampleBodies {
+        guard (0...10_000_000).contains(files) else { throw DESKitError(.configuration, "sample: \(files) files (0 to 10,000,000)") }
+        if let size, !(0...(64 << 20)).contains(size) { throw DESKitError(.configuration, "sample: a body of \(size) bytes (0 to 64 MiB)") }
         try FileManager.default.createDirectory(atPath: bodiesRoot, withIntermediateDirectories: true)
         var rng = SplitMix(state: seed)
         var rows: [[SQLValue]] = []
@@ -56,7 +65,15 @@ public struct SampleBodies: Sendable {
             if i % 1000 == 0 {
                 try FileManager.default.createDirectory(atPath: (bodiesRoot as NSString).appendingPathComponent(dir), withIntermediateDirectories: true)
             }
-            guard FileManager.default.createFile(atPath: (bodiesRoot as NSString).appendingPathComponent(rel), contents: Data(body)) else {
+            let path = (bodiesRoot as NSString).appendingPathComponent(rel)
+            if let existing = FileManager.default.contents(atPath: path) {
+                // An earlier sample with this seed wrote here: rows may already point at these bytes.
+                guard existing == Data(body) else {
+                    throw DESKitError(
+                        .invalidData,
+                        "sample body \(rel) already exists with other bytes (an earlier des sample with --seed \(seed)): pass another --seed")
+                }
+            } else if !FileManager.default.createFile(atPath: path, contents: Data(body)) {
                 throw DESKitError(.invalidData, "cannot write sample body \(rel)")
             }
             var row: [SQLValue] = [.text(rel)]

@@ -93,7 +93,8 @@ public struct MariaDBDialect: SQLDialect {
             var kind = SQLColumnKind.classify(data == "enum" ? type : data)
             if type.lowercased().hasPrefix("tinyint(1)") { kind = .boolean }
             if jsonColumns.contains(name.lowercased()) { kind = .json }
-            return SQLCatalogColumn(name: name, type: type, kind: kind, nullable: row[3].text == "YES")
+            return SQLCatalogColumn(
+                name: name, type: type, kind: kind, nullable: row[3].text == "YES", labels: SQLCatalogColumn.mysqlEnumLabels(type))
         }
         let indexes = try session.query(
             """

@@ -82,7 +82,9 @@ public struct PostgresDialect: SQLDialect {
             """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod),
               CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE format_type(a.atttypid, a.atttypmod) END,
-              CASE WHEN t.typtype = 'd' THEN bt.typtype ELSE t.typtype END::text, NOT a.attnotnull
+              CASE WHEN t.typtype = 'd' THEN bt.typtype ELSE t.typtype END::text, NOT a.attnotnull,
+              array_to_string(ARRAY(SELECT e.enumlabel FROM pg_enum e
+                WHERE e.enumtypid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END ORDER BY e.enumsortorder), chr(31))
             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
             """, [.text(qualified)])
@@ -94,9 +96,10 @@ public struct PostgresDialect: SQLDialect {
             let needsCast = isEnum || kind == .uuid || (type != base && kind != .text && kind != .integer)
             // The server's own words, checked before they go into SQL text all the same.
             let safe = type.allSatisfy { $0.isLetter || $0.isNumber || " (),_.\"".contains($0) }
+            let labels = isEnum ? row[5].text.map { $0.isEmpty ? [] : $0.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init) } : nil
             return SQLCatalogColumn(
                 name: name, type: type, kind: safe ? kind : .other, bindCast: needsCast && safe ? type : nil,
-                nullable: row[4].int != 0)
+                nullable: row[4].int != 0, labels: labels)
         }
         let indexes = try session.query(
             """

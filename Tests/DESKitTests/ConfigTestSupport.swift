@@ -25,6 +25,9 @@ func stockRegistry() -> PluginRegistry {
     return r
 }
 
+/// The source types the stock plugins register.
+let stockSourceTypes = Set(stockRegistry().sourceTypes)
+
 /// Parses `yaml` as `des` does: with the stock plugins reading their sections.
 func parseStock(_ yaml: String, env: [String: String] = [:]) throws -> DESConfig {
     try ConfigLoader.parse(yaml: yaml, file: "test.yaml", environment: env, plugins: stockRegistry())

@@ -1,4 +1,5 @@
 import Foundation
+import DESPluginPostgreSQL
 import Testing
 
 @testable import DESKit
@@ -69,7 +70,7 @@ private let fullOriginalSource = """
 
 @Suite struct OriginalSchemaTests {
     @Test func fullOriginalSourceLoadsWithEveryValueInTheModel() throws {
-        let config = try parse(fullOriginalSource, known: ConfigLoader.stockSourceTypes)
+        let config = try parse(fullOriginalSource, known: stockSourceTypes)
         let s = try #require(config.sources.first)
         #expect(config.sources.count == 1)
         #expect(s.name == "documents-mysql" && s.enabled)
@@ -106,15 +107,17 @@ private let fullOriginalSource = """
         #expect(s.bodies.type == "s3")
     }
 
-    @Test func theOriginalsPostgresSpellingIsPostgresql() throws {
+    @Test("The original's `postgres` spelling is a type the PostgreSQL plugin answers to, source and metadata alike")
+    func theOriginalsPostgresSpelling() throws {
         let yaml = source(type: "postgres") + "metadata:\n  connection: {type: postgres, host: m}\n"
-        let config = try parse(yaml, known: ConfigLoader.stockSourceTypes)
-        #expect(config.sources[0].connection.type == "postgresql")
-        #expect(config.metadata.connection.type == "postgresql")
-        #expect(try parse(source(type: "Postgres")).sources[0].connection.type == "postgresql")
-        let metadata = try #require(configError("metadata:\n  connection: {type: postgress}\n"))
+        let config = try parseStock(yaml)
+        #expect(config.sources[0].connection.type == "postgres" && config.metadata.connection.type == "postgres")
+        #expect(config.sources[0].connection.settings?.value(as: PostgresConnectionOptions.self) != nil)
+        #expect(config.metadata.connection.settings?.value(as: PostgresConnectionOptions.self) != nil)
+        #expect(try parseStock(source(type: "Postgres")).sources[0].connection.type == "postgres")
+        let metadata = try #require(stockError("metadata:\n  connection: {type: postgress}\n"))
         #expect(metadata.keyPath == "metadata.connection.type")
-        #expect(metadata.suggestion == "postgresql")
+        #expect(metadata.suggestion == "postgres")
     }
 
     @Test func defaultsOfTheNewKeys() throws {
@@ -329,7 +332,7 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
 @Suite struct ConfigWarningTests {
     @Test func warningsCarryFileLineColumnAndKey() throws {
         let yaml = source(connection: ["charset: latin1"])
-        let config = try parse(yaml)
+        let config = try parseStock(yaml)
         let warning = try #require(config.warnings.first)
         #expect(config.warnings.count == 1)
         #expect(warning.file == "test.yaml")
@@ -343,7 +346,7 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
 
     @Test func onlyWhatIsNotHonouredWarns() throws {
         // Values DES does honour: no warning.
-        let quiet = try parse(
+        let quiet = try parseStock(
             source(
                 connection: [
                     "pool_recycle: 3600", "pool_pre_ping: true", "driver_options: {sslmode: require}", "schema: s",
@@ -351,9 +354,9 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
                 table: ["where_clause: a = 1", "status_claimed_value: claiming", "shard_key_column: DES_SHARD"],
                 columns: ["metadata_columns: {mime: mime}"], extra: ["batch_size: 500", "claim_timeout_seconds: 30"]))
         #expect(quiet.warnings.isEmpty, "\(quiet.warnings)")
-        #expect(try parse(source(type: "mysql", connection: ["charset: utf8mb4"])).warnings.isEmpty)
+        #expect(try parseStock(source(type: "mysql", connection: ["charset: utf8mb4"])).warnings.isEmpty)
 
-        let loud = try parse(
+        let loud = try parseStock(
             source(
                 connection: ["charset: utf8", "pool_recycle: 60", "pool_pre_ping: true"],  // the pool honours these two
                 table: ["shard_key_column: shard_no"], columns: ["created_at: made", "metadata_columns: {kind: doc_type}"],
@@ -369,7 +372,7 @@ private let wrongTypeCases: [OriginalWrongTypeCase] = [
 
     @Test func warningsNeverQuoteSecrets() throws {
         let yaml = source(connection: ["password: Sup3r-secret", "charset: latin1"])
-        let config = try parse(yaml)
+        let config = try parseStock(yaml)
         #expect(!config.warnings.isEmpty)
         #expect(config.warnings.allSatisfy { !$0.description.contains("Sup3r-secret") })
     }

@@ -54,7 +54,7 @@ private let sourceDatabasesEnv = [
         // Loaded as `des` loads it: every stock plugin reads its section.
         let config = try ConfigLoader.load(path: path, environment: sourceDatabasesEnv, plugins: stockRegistry())
         #expect(config.sources.map(\.name) == ["documents-postgres", "uploads-mysql", "scans-mssql", "archive-oracle"])
-        #expect(config.sources.map(\.connection.type) == ["postgresql", "mysql", "mssql", "oracle"])
+        #expect(config.sources.map(\.connection.type) == ["postgres", "mysql", "mssql", "oracle"])
         #expect(config.sources.map(\.connection.port) == [5432, 3306, 1433, 1521])
         #expect(config.sources.allSatisfy { $0.shardBits == 8 && $0.enabled && $0.table.columns.metadata.count >= 2 })
         #expect(config.sources.allSatisfy { $0.table.whereClause != nil && $0.claimTimeoutSeconds != nil })

@@ -116,8 +116,9 @@ import Yams
         let noTableName = try #require(configError("sources:\n  - name: a\n    connection: {type: mysql}\n    table: {schema: s}\n"))
         #expect(noTableName.keyPath == "sources[0].table.name")
 
-        let noDatabase = try #require(configError("sources:\n  - name: a\n    connection: {type: sqlite}\n    table: {name: t}\n"))
-        #expect(noDatabase.keyPath == "sources[0].connection.database")
+        // The SQLite plugin needs its file.
+        let noDatabase = try #require(stockError("sources:\n  - name: a\n    connection: {type: sqlite}\n    table: {name: t}\n"))
+        #expect(noDatabase.keyPath == "sources[0].connection.database" && noDatabase.code == .missingKey)
     }
 
     @Test func defaultsFillWhatIsNotWritten() throws {
@@ -328,15 +329,15 @@ import Yams
         #expect(try parse(sourceYAML(extra: "bodies: {type: ftp}")).sources[0].bodies.type == "ftp")
         #expect(try parse("storage:\n  type: tape-robot\n").storage.type == "tape-robot")
         #expect(configError("storage:\n  type: 'no spaces'\n")?.keyPath == "storage.type")
-        #expect(configError("metadata:\n  connection: {type: mongodb}\n")?.keyPath == "metadata.connection.type")
+        #expect(stockError("metadata:\n  connection: {type: mongodb}\n")?.keyPath == "metadata.connection.type")
         #expect(try parse("cache:\n  type: NONE\n").cache.type == "none")
     }
 
     @Test func unknownConnectionTypeWithKnownTypes() throws {
         let yaml = "sources:\n  - name: a\n    connection: {type: postgress, host: h}\n    table: {name: t}\n"
-        let error = try #require(configError(yaml, known: ConfigLoader.stockSourceTypes))
+        let error = try #require(configError(yaml, known: stockSourceTypes))
         #expect(error.keyPath == "sources[0].connection.type")
-        #expect(error.suggestion == "postgresql")
+        #expect(error.suggestion == "postgres")
         #expect(error.line == 3)
         // Without a list, any type passes (the plugin registry decides later).
         #expect(try parse(yaml).sources[0].connection.type == "postgress")

@@ -4,6 +4,7 @@ import DESPluginODBC
 import DESPluginPostgreSQL
 import DESPluginRedis
 import DESPluginS3
+import DESSQLDialects
 import DESStorage
 import Foundation
 import Testing
@@ -139,6 +140,102 @@ struct PluginConfigurationTests {
             let key = parts.last ?? ""
             let section = parts.dropLast().joined(separator: ".").replacingOccurrences(of: "metadata.connection", with: "sources[].connection")
             #expect(tables[section]?.contains(key) == true, "\(entry.keyPath) has a range but its section does not allow it")
+        }
+    }
+}
+
+/// What a hostile or careless config did to the first version of the typed sections, each now refused or warned at load.
+@Suite("Plugin sections: hostile values")
+struct PluginSectionHostileTests {
+    static let s3 = "storage:\n  type: s3\n  bucket: b\n"
+
+    @Test("An S3 endpoint with credentials in it is refused without repeating them; one with no host is refused")
+    func s3EndpointCredentials() throws {
+        let creds = try #require(stockError(Self.s3 + "  endpoint: 'http://AKIAUSER:SuperSecretPW@127.0.0.1:9000'\n"))
+        #expect(creds.keyPath == "storage.endpoint" && creds.message.contains("credentials"))
+        #expect(!creds.description.contains("SuperSecretPW") && !creds.description.contains("AKIAUSER"))
+        let ftp = try #require(stockError(Self.s3 + "  endpoint: 'ftp://u:hunter2@h'\n"))
+        #expect(!ftp.description.contains("hunter2"))
+        #expect(stockError(Self.s3 + "  endpoint: 'http://'\n")?.message.contains("no host") == true)
+        // From the environment too, when the client is built.
+        let config = try #require(try parseStock(Self.s3 + "  access_key: a\n  secret_key: s\n").storage.settings?.value(as: S3StorageConfig.self))
+        #expect(throws: DESKitError.self) { _ = try config.settings(environment: ["AWS_ENDPOINT_URL": "http://u:pw@h"]) }
+    }
+
+    @Test("bodies type s3 needs a bucket from the section or the table's s3_bucket column")
+    func s3BodiesNeedABucket() throws {
+        let e = try #require(stockError(sourceYAML(extra: "bodies: {type: s3}")))
+        #expect(e.keyPath == "sources[0].bodies.bucket" && e.message.contains("columns.s3_bucket"))
+        #expect(try parseStock(sourceYAML(extra: "bodies: {type: s3, bucket: b}")).sources[0].bodies.type == "s3")
+        let column = sourceYAML(extra: "bodies: {type: s3}").replacingOccurrences(of: "name: files\n", with: "name: files\n      columns: {s3_bucket: bucket}\n")
+        #expect(try parseStock(column).sources[0].bodies.type == "s3")
+    }
+
+    @Test("Table, schema and column names every dialect could not quote are refused at their line, not at the first statement")
+    func identifiersAtLoad() throws {
+        let table = try #require(configError(sourceYAML().replacingOccurrences(of: "name: files", with: "name: \"files; DROP TABLE x\"")))
+        #expect(table.keyPath == "sources[0].table.name" && table.code == .invalidValue && table.line == 7)
+        let column = try #require(configError(sourceYAML(extra: "  columns: {s3_key: \"my path\"}")))
+        #expect(column.keyPath == "sources[0].table.columns.s3_key")
+        let meta = try #require(configError(sourceYAML(extra: "  columns: {metadata_columns: [ok, \"bad`name\"]}")))
+        #expect(meta.keyPath.hasPrefix("sources[0].table.columns.metadata_columns"))
+        #expect(try parse(sourceYAML(extra: "  columns: {s3_key: \"Mixed_Case$1\"}")).sources[0].table.columns.s3Key == "Mixed_Case$1")
+    }
+
+    @Test("PostgreSQL driver option values libpq would refuse only when connecting are refused at load")
+    func postgresOptionValues() throws {
+        func pg(_ options: String) -> ConfigError? {
+            stockError("sources:\n  - name: p\n    connection: {type: postgresql, host: h, driver_options: {\(options)}}\n    table: {name: t}\n")
+        }
+        #expect(pg("sslmode: maybe")?.suggestion == nil || pg("sslmode: maybe")?.message.contains("verify-full") == true)
+        #expect(pg("sslmode: requir")?.suggestion == "require")
+        #expect(pg("connect_timeout: abc")?.message.contains("connect_timeout") == true)
+        #expect(pg("statement_timeout: forever")?.message.contains("statement_timeout") == true)
+        #expect(pg("statement_timeout: 99999999999999h") != nil)
+        #expect(try parseStock("sources:\n  - name: p\n    connection: {type: postgresql, host: h, driver_options: {sslmode: require, statement_timeout: 5min}}\n    table: {name: t}\n")
+            .sources[0].connection.settings?.value(as: PostgresConnectionOptions.self)?.statementTimeout == "5min")
+    }
+
+    @Test("MariaDB: a charset that is not a name is refused at load (the factory refused it before); SQLite warns of server keys it ignores")
+    func charsetAndIgnoredKeys() throws {
+        let e = try #require(stockError("sources:\n  - name: m\n    connection: {type: mariadb, host: h, charset: 'utf8mb4; SET x=1'}\n    table: {name: t}\n"))
+        #expect(e.keyPath == "sources[0].connection.charset")
+        let sqlite = try parseStock(sourceYAML(connectionExtra: "host: db.example\npassword: pw-secret\ncharset: utf8"))
+        #expect(Set(sqlite.warnings.map(\.keyPath)) == ["sources[0].connection.host", "sources[0].connection.password", "sources[0].connection.charset"])
+        #expect(sqlite.warnings.allSatisfy { $0.message.contains("'sqlite'") && !$0.description.contains("pw-secret") })
+    }
+
+    @Test("Redis: a URL with no host is refused (it connected to 127.0.0.1 before); a bad %-encoded password says so")
+    func redisURLs() throws {
+        #expect(stockError("cache: {type: redis, url: 'redis://u:pw@'}\n")?.message.contains("no host") == true)
+        let percent = try #require(stockError("cache: {type: redis, url: 'redis://u:pw%SE@h'}\n"))
+        #expect(percent.message.contains("percent-encoding") && !percent.description.contains("pw%SE"))
+    }
+
+    @Test("MySQL ENUM members are read from COLUMN_TYPE, quotes and escapes included")
+    func mysqlEnumLabels() {
+        #expect(SQLCatalogColumn.mysqlEnumLabels("enum('uploaded','it''s','a\\\\b')") == ["uploaded", "it's", "a\\b"])
+        #expect(SQLCatalogColumn.mysqlEnumLabels("varchar(64)") == nil)
+    }
+
+    @Test("A status column whose type allows only some labels refuses a status value outside them, naming the key")
+    func enumLabelsRefuseOtherStatuses() throws {
+        var table = TableConfig(name: "t")
+        table.statusPackedValue = "packed"
+        let columns = ["id", "s3_key", "des_status", "des_name", "des_shard", "des_claimed_by"].map {
+            SQLCatalogColumn(
+                name: $0, type: $0 == "des_status" ? "upload_state" : $0 == "des_shard" ? "integer" : "text",
+                kind: $0 == "des_status" ? .enumeration : nil,
+                labels: $0 == "des_status" ? ["DES_TODO", "DES_CLAIMED", "packed", "DES_FAILED"] : nil)
+        }
+        let catalog = SQLTableCatalog(columns: columns)
+        #expect(throws: Never.self) { _ = try SQLTableShape(config: table, dialect: DESSQLDialects.PostgresDialect(), catalog: catalog, source: "s") }
+        table.statusFailedValue = "failed"
+        #expect {
+            _ = try SQLTableShape(config: table, dialect: DESSQLDialects.PostgresDialect(), catalog: catalog, source: "s")
+        } throws: { error in
+            let e = error as? DESKitError
+            return e?.code == .catalog && e?.message.contains("status_failed_value 'failed'") == true && e?.message.contains("'packed'") == true
         }
     }
 }

@@ -74,3 +74,40 @@ struct PostgresPlanTests {
         #expect(plan.contains("= ANY ('{8001,8002"), "\(plan.prefix(600))")
     }
 }
+
+@Suite("PostgreSQL enum status labels")
+struct PostgresEnumLabelTests {
+    @Test("An enum status reflects its labels; status values outside them are a catalog error before any row is touched, and labels that fit run")
+    func enumLabels() async throws {
+        let conninfo = try testServer()
+        let schema = try await freshSchema(conninfo)
+        let c = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+        try await c.withTransaction { s in
+            try s.execute("CREATE TYPE \(schema).upload_state AS ENUM ('uploaded', 'claimed', 'packed', 'failed')")
+            try s.execute(
+                """
+                CREATE TABLE \(schema)."Uploads" (id uuid PRIMARY KEY, path TEXT NOT NULL, state \(schema).upload_state, des_name TEXT,
+                  des_shard INTEGER, des_claimed_by TEXT, des_claimed_at timestamptz)
+                """)
+        }
+        let catalog = try await c.withSession { try PostgresDialect().reflectTable(in: $0, schema: schema, table: "Uploads") }
+        await c.close()
+        #expect(catalog.columns.first { $0.name == "state" }?.labels == ["uploaded", "claimed", "packed", "failed"])
+        #expect(catalog.columns.first { $0.name == "path" }?.labels == nil)
+        var columns = ColumnMapping()
+        columns.s3Key = "path"
+        columns.status = "state"
+        var table = TableConfig(name: "Uploads", schema: schema, columns: columns)
+        #expect {
+            _ = try SQLTableShape(config: table, dialect: PostgresDialect(), catalog: catalog, source: "uploads")
+        } throws: { error in
+            let e = error as? DESKitError
+            return e?.code == .catalog && e?.message.contains("status_pending_value 'DES_TODO' is not one of them") == true
+        }
+        table.statusPendingValue = "uploaded"
+        table.statusClaimedValue = "claimed"
+        table.statusPackedValue = "packed"
+        table.statusFailedValue = "failed"
+        #expect(throws: Never.self) { _ = try SQLTableShape(config: table, dialect: PostgresDialect(), catalog: catalog, source: "uploads") }
+    }
+}

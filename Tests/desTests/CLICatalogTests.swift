@@ -149,7 +149,7 @@ struct CLICatalogTests {
             func warned(_ keyPath: String, _ words: String) -> Bool {
                 warnings.contains { $0.contains(": \(keyPath): ") && $0.contains(words) }
             }
-            #expect(warned("sources[0].connection.driver_options", "threaded mean nothing to ODBC"), "\(r.stderr)")
+            #expect(warned("sources[0].connection.driver_options", "threaded means nothing to ODBC"), "\(r.stderr)")
             #expect(warned("sources[0].table.shard_key_column", "'object_key' is columns.s3_key"), "\(r.stderr)")
             #expect(warned("sources[1].shard_bits", "6 differs from sources[0].shard_bits (8)"), "\(r.stderr)")
             // Nothing else warns: batch_size is each source's claim batch, created_at is copied into META,

@@ -60,3 +60,52 @@ struct CLIConfigKeysTests {
         }
     }
 }
+
+/// `des sample` refuses what would lose data or memory.
+@Suite("des sample, hostile")
+struct CLISampleHostileTests {
+    static let config = """
+        sources:
+          - name: catalog
+            connection: {type: sqlite, database: catalog.sqlite}
+            table: {name: files, columns: {s3_key: body_path, size_bytes: size_bytes}}
+            bodies: {type: local, root: bodies}
+        storage: {type: local, root: archive}
+        metadata: {connection: {type: sqlite, database: metadata.sqlite}}
+        """
+
+    @Test("A second sample whose bodies would differ from the first's (same seed, other size) is refused before any row is added; absurd counts are usage errors")
+    func sampleRefusals() throws {
+        try withTempDir { dir in
+            try Self.config.write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
+            #expect(try runDES(["sample", "-c", "des.yaml", "--files", "20"], in: dir).status == 0)
+            let again = try runDES(["sample", "-c", "des.yaml", "--files", "5", "--size", "100"], in: dir)
+            #expect(again.status != 0 && again.stderr.contains("pass another --seed"), "\(again.stderr)")
+            // The same options again write the same bytes: harmless, accepted.
+            #expect(try runDES(["sample", "-c", "des.yaml", "--files", "20"], in: dir).status == 0)
+            #expect(try runDES(["sample", "-c", "des.yaml", "--files", "5", "--size", "100", "--seed", "2"], in: dir).status == 0)
+            #expect(try runDES(["marker", "run", "-c", "des.yaml", "--until-idle"], in: dir).status == 0)
+            #expect(try runDES(["packer", "run", "-c", "des.yaml", "--until-idle"], in: dir).status == 0)
+            let check = try runDES(["check", "-c", "des.yaml"], in: dir)
+            #expect(check.status == 0, "\(check.out)\(check.stderr)")
+            for files in ["9223372036854775807", "-1", "10000001"] {
+                #expect(try runDES(["sample", "-c", "des.yaml", "--files", files], in: dir).status == 64, "\(files)")
+            }
+            #expect(try runDES(["sample", "-c", "des.yaml", "--size", "99999999999"], in: dir).status == 64)
+        }
+    }
+
+    @Test("A sample into an existing table of another shape is refused before any body is written")
+    func existingTableOfAnotherShape() throws {
+        try withTempDir { dir in
+            try Self.config.write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
+            let made = try runProcess(
+                "/usr/bin/env", ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('CREATE TABLE files (noid TEXT)'); c.commit()", dir + "/catalog.sqlite"])
+            #expect(made.status == 0, "\(made.stderr)")
+            let r = try runDES(["sample", "-c", "des.yaml", "--files", "10"], in: dir)
+            #expect(r.status == 78 && r.stderr.contains("files"), "\(r.stderr)")
+            let bodies = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/bodies")) ?? []
+            #expect(bodies.isEmpty, "\(bodies)")
+        }
+    }
+}

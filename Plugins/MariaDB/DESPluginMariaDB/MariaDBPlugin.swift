@@ -76,6 +76,8 @@ public enum MariaDBPlugin {
 
 /// The MySQL/MariaDB plugin's own key of a `connection:` block: `driver_options`, read once.
 public struct MariaDBConnectionOptions: ConnectionPluginConfiguration {
+    /// The block's `charset` is the connection's character set (default `utf8mb4`): none unused.
+    public static let ignoredConnectionKeys: Set<String> = []
     public static let keys = [
         ConfigKey(
             "driver_options", .textMap, help: "connect_timeout, read_timeout, write_timeout, statement_timeout (seconds), unix_socket, ssl_verify_cert.",
@@ -98,6 +100,9 @@ public struct MariaDBConnectionOptions: ConnectionPluginConfiguration {
     public var verifyServerCertificate: Bool?
 
     public init(connection: ConnectionConfig) throws {
+        if let charset = connection.charset, charset.isEmpty || !charset.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+            throw ConfigProblem("mariadb plugin: charset '\(charset)' is not a character set name (like utf8mb4)", key: "charset")
+        }
         let o = try DriverOptions(connection.driverOptions, table: Self.optionKeys, plugin: "mariadb plugin")
         connectTimeoutSeconds = try o.seconds("connect_timeout")
         readTimeoutSeconds = try o.seconds("read_timeout")

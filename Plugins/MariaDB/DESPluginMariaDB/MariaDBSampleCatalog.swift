@@ -29,11 +29,13 @@ public enum MariaDBSampleCatalog {
             "INDEX \(d.quoteIdentifier(name + "_des_name")) (\(shape.desName))",
         ]
         let ddl = "CREATE TABLE IF NOT EXISTS \(shape.table) (\(columns.joined(separator: ", "))) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-        let bodies = try SampleBodies.write(table: table, bodiesRoot: bodiesRoot, files: files, size: size, seed: seed)
+        // The table first, and its shape checked: no body is written for a table that cannot take the rows.
         try await connection.withTransaction { s in
             try s.execute(ddl)
-            try bodies.insert(into: s, table: table, dialect: d)
+            try SampleBodies.requireShape(of: table, in: s, dialect: d)
         }
+        let bodies = try SampleBodies.write(table: table, bodiesRoot: bodiesRoot, files: files, size: size, seed: seed)
+        try await connection.withTransaction { s in try bodies.insert(into: s, table: table, dialect: d) }
         return files
     }
 }

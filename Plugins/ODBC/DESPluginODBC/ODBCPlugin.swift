@@ -131,15 +131,15 @@ public struct ODBCConnectionOptions: ConnectionPluginConfiguration {
     public init(connection c: ConnectionConfig) throws {
         let names = ODBCPlugin.dialects.keys.sorted()
         guard let name = c.dialect?.lowercased() ?? (c.type == "oracle" ? "oracle" : nil) else {
-            throw ConfigProblem("dialect: odbc plugin: connection.dialect is required (\(names.joined(separator: ", ")))")
+            throw ConfigProblem("odbc plugin: connection.dialect is required (\(names.joined(separator: ", ")))", key: "dialect")
         }
         guard ODBCPlugin.dialects[name] != nil else {
             throw ConfigProblem(
-                "dialect: odbc plugin: unknown dialect '\(name)' (known: \(names.joined(separator: ", ")))",
-                suggestion: KeySuggestion.suggest(for: name, among: names))
+                "odbc plugin: unknown dialect '\(name)' (known: \(names.joined(separator: ", ")))",
+                suggestion: KeySuggestion.suggest(for: name, among: names), key: "dialect")
         }
         if c.type == "oracle", name != "oracle" {
-            throw ConfigProblem("dialect: odbc plugin: a connection of type oracle speaks the oracle dialect, not '\(name)'")
+            throw ConfigProblem("odbc plugin: a connection of type oracle speaks the oracle dialect, not '\(name)'", key: "dialect")
         }
         dialect = name
         let own = Set(Self.optionKeys.map(\.name))
@@ -168,6 +168,7 @@ public struct ODBCConnectionOptions: ConnectionPluginConfiguration {
     }
 
     public var ignoredOptionsWarnings: [String] {
-        ignored.isEmpty ? [] : ["\(ignored.joined(separator: ", ")) mean nothing to ODBC (Python driver options); ignored"]
+        ignored.isEmpty
+            ? [] : ["\(ignored.joined(separator: ", ")) \(ignored.count == 1 ? "means" : "mean") nothing to ODBC (Python driver options); ignored"]
     }
 }

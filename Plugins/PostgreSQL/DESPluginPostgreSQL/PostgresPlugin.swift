@@ -102,6 +102,14 @@ public struct PostgresConnectionOptions: ConnectionPluginConfiguration {
             help: "libpq connection keywords (sslmode, application_name, connect_timeout — default 10 —, …), asked of libpq itself; and statement_timeout (30s, 500ms, 5min), set for every session.",
             example: "{sslmode: prefer, statement_timeout: 30s}"),
     ]
+    /// `30s`, `500ms`, `5min`, `2h`, `1d`, `250us` or a bare number (milliseconds) in milliseconds; nil when malformed.
+    static func milliseconds(_ text: String) -> Double? {
+        let digits = text.prefix { $0.isNumber }
+        guard !digits.isEmpty, digits.count <= 15, let n = Double(digits) else { return nil }
+        let factor: [String: Double] = ["": 1, "us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000]
+        return factor[String(text.dropFirst(digits.count))].map { n * $0 }
+    }
+
     /// The options DES reads itself (not libpq keywords).
     public static let optionKeys = [
         ConfigKey("statement_timeout", .text, help: "The longest a statement may run, in PostgreSQL's units (30s, 500ms, 5min; a bare number is ms)."),
@@ -125,10 +133,29 @@ public struct PostgresConnectionOptions: ConnectionPluginConfiguration {
                 "postgresql plugin: driver option '\(key)' \(reason)", suggestion: KeySuggestion.suggest(for: key, among: allowed.sorted()))
         }
         if let timeout = options.removeValue(forKey: "statement_timeout") {
-            guard !timeout.isEmpty, timeout.allSatisfy({ $0.isLetter || $0.isNumber }) else {
-                throw ConfigProblem("postgresql plugin: driver option statement_timeout '\(timeout)' must be like 30s, 500ms or 5min")
+            guard Self.milliseconds(timeout).map({ $0 <= Double(Int32.max) }) == true else {
+                throw ConfigProblem(
+                    "postgresql plugin: driver option statement_timeout '\(timeout)' must be like 30s, 500ms or 5min (at most about 24 days)")
             }
             statementTimeout = timeout
+        }
+        // The values libpq would only refuse when connecting, refused here with the choices.
+        let choices = [
+            "sslmode": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
+            "target_session_attrs": ["any", "read-write", "read-only", "primary", "standby", "prefer-standby"],
+            "gssencmode": ["disable", "prefer", "require"],
+        ]
+        for (key, allowed) in choices {
+            if let value = options[key], !allowed.contains(value) {
+                throw ConfigProblem(
+                    "postgresql plugin: driver option \(key) must be one of \(allowed.joined(separator: ", ")), got '\(value)'",
+                    suggestion: KeySuggestion.suggest(for: value, among: allowed))
+            }
+        }
+        for key in ["connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "port"] {
+            if let value = options[key], Int32(value).map({ $0 >= 0 }) != true {
+                throw ConfigProblem("postgresql plugin: driver option \(key) must be a whole number of 0 or more, got '\(value)'")
+            }
         }
         keywords = options
     }

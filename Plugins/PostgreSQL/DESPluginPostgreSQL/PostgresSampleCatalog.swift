@@ -32,11 +32,13 @@ public enum PostgresSampleCatalog {
                 + "WHERE \(shape.status) = \(literal(shape.statusClaimed))",
             "CREATE INDEX IF NOT EXISTS \(d.quoteIdentifier(name + "_des_unnamed")) ON \(shape.table) (\(shape.id)) WHERE \(shape.desName) IS NULL",
         ]
-        let bodies = try SampleBodies.write(table: table, bodiesRoot: bodiesRoot, files: files, size: size, seed: seed)
+        // The table first, and its shape checked: no body is written for a table that cannot take the rows.
         try await connection.withTransaction { s in
             for statement in ddl { try s.execute(statement) }
-            try bodies.insert(into: s, table: table, dialect: d)
+            try SampleBodies.requireShape(of: table, in: s, dialect: d)
         }
+        let bodies = try SampleBodies.write(table: table, bodiesRoot: bodiesRoot, files: files, size: size, seed: seed)
+        try await connection.withTransaction { s in try bodies.insert(into: s, table: table, dialect: d) }
         return files
     }
 }

@@ -58,9 +58,16 @@ extension RedisIndexCache {
                 } else {
                     (user, secret) = (auth, nil)
                 }
-                guard let decodedUser = String(user).removingPercentEncoding,
-                    let decodedSecret = secret.map({ String($0).removingPercentEncoding }) ?? .some(nil)
-                else { throw refuse("the user or the password is not valid percent-encoding") }
+                guard let decodedUser = String(user).removingPercentEncoding else {
+                    throw refuse("the user is not valid percent-encoding")
+                }
+                var decodedSecret: String?
+                if let secret {
+                    guard let decoded = String(secret).removingPercentEncoding else {
+                        throw refuse("the password is not valid percent-encoding (write % as %25)")
+                    }
+                    decodedSecret = decoded
+                }
                 if !decodedUser.isEmpty { username = decodedUser }
                 if let decodedSecret, !decodedSecret.isEmpty { password = decodedSecret }
                 if username != nil && password == nil { throw refuse("a user needs a password (redis://user:password@host)") }
@@ -86,7 +93,8 @@ extension RedisIndexCache {
                     port = try Self.port(rest[rest.index(after: colon)...], refuse)
                     rest = rest[..<colon]
                 }
-                if !rest.isEmpty { host = String(rest) }
+                guard !rest.isEmpty else { throw refuse("it names no host") }
+                host = String(rest)
             }
             guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "@" }) else {
                 throw refuse("the host is not a host name or address")

@@ -56,8 +56,8 @@ public struct S3ConnectionConfig: Sendable, Hashable {
     init(from section: ConfigSection, keys: [ConfigKey]) throws {
         func key(_ name: String) -> ConfigKey { keys.first { $0.name == name } ?? ConfigKey(name, .text, help: "") }
         endpoint = try section.text(key("endpoint"))
-        if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
-            throw section.error("endpoint", "endpoint must start with http:// or https://, got '\(endpoint)'")
+        if let endpoint {
+            do { try Self.checkEndpoint(endpoint) } catch let problem as ConfigProblem { throw section.error("endpoint", problem.message) }
         }
         region = try section.text(key("region"))
         accessKey = try section.secret(key("access_key"))
@@ -65,6 +65,19 @@ public struct S3ConnectionConfig: Sendable, Hashable {
         if let v = try section.bool(key("path_style")) { pathStyle = v }
         if let v = try section.int(key("concurrency")) { concurrency = v }
         if let v = try section.seconds(key("request_timeout")) { requestTimeoutSeconds = v }
+    }
+
+    /// An endpoint must be `http://` or `https://` with a host and no credentials in it (they
+    /// belong in access_key and secret_key). The message never repeats the URL: it may hold a secret.
+    static func checkEndpoint(_ endpoint: String) throws {
+        guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
+            throw ConfigProblem("endpoint must start with http:// or https://")
+        }
+        guard let url = URLComponents(string: endpoint) else { throw ConfigProblem("endpoint is not a URL") }
+        if url.user != nil || url.password != nil {
+            throw ConfigProblem("endpoint must not hold credentials (user:password@): set access_key and secret_key")
+        }
+        guard let host = url.host, !host.isEmpty else { throw ConfigProblem("endpoint names no host") }
     }
 
     /// Client settings for `bucket`, with what the section leaves unset taken from the environment.
@@ -75,6 +88,9 @@ public struct S3ConnectionConfig: Sendable, Hashable {
             ?? region.map({ "https://s3.\($0).amazonaws.com" })
         else {
             throw DESKitError(.configuration, "\(what): no S3 endpoint (set endpoint, region, or AWS_ENDPOINT_URL)")
+        }
+        do { try Self.checkEndpoint(endpoint) } catch let problem as ConfigProblem {
+            throw DESKitError(.configuration, "\(what): S3 \(problem.message) (from the section or AWS_ENDPOINT_URL)")
         }
         guard let access = accessKey?.value ?? env["AWS_ACCESS_KEY_ID"], let secret = secretKey?.value ?? env["AWS_SECRET_ACCESS_KEY"]
         else {
@@ -143,6 +159,10 @@ public struct S3BodiesConfig: PluginConfiguration {
     public init(from section: ConfigSection) throws {
         bucket = try section.text(Self.key("bucket"))
         connection = try S3ConnectionConfig(from: section, keys: Self.keys)
+        // A row must find its bucket somewhere, or every row would fail.
+        if bucket == nil, let table = section.table, table.columns.s3Bucket == nil {
+            throw section.error("bucket", "bodies type 's3' needs 'bucket', or columns.s3_bucket naming each row's bucket")
+        }
     }
 }
 

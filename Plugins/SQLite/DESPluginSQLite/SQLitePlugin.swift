@@ -9,7 +9,7 @@ public enum SQLitePlugin {
 
     /// Adds the SQLite source and metadata store to `registry`.
     public static func register(in registry: PluginRegistry) {
-        registry.registerSource(type: type) { context in
+        registry.registerSource(type: type, connection: SQLiteConnectionOptions.self) { context in
             let what = "source '\(context.source.name)'"
             let path = try databasePath(context.source.connection, base: context.baseDirectory, what: what, create: false)
             // A catalog is never created here: a mistyped path must not become an empty database.
@@ -31,7 +31,7 @@ public enum SQLitePlugin {
             return try await SQLiteSampleCatalog.create(
                 databasePath: database, table: source.table, bodiesRoot: bodies, files: files, size: size, seed: seed)
         }
-        registry.registerMetadataStore(type: type) { connection, base in
+        registry.registerMetadataStore(type: type, connection: SQLiteConnectionOptions.self) { connection, base in
             let path = try databasePath(connection, base: base, what: "metadata", create: true)
             let store = try await SQLiteMetadataStore.open(path: path)
             try await store.migrate()
@@ -49,5 +49,17 @@ public enum SQLitePlugin {
         let dir = (path as NSString).deletingLastPathComponent
         if create, !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         return path
+    }
+}
+
+/// The SQLite plugin's `connection:` block: no keys of its own; `database` (the file) is required.
+public struct SQLiteConnectionOptions: ConnectionPluginConfiguration {
+    public static let keys: [ConfigKey] = []
+    /// A file has no server, login or character set: those keys are warned about.
+    public static let ignoredConnectionKeys: Set<String> = ["charset", "host", "port", "username", "password"]
+    public init(connection: ConnectionConfig) throws {
+        guard let database = connection.database, !database.isEmpty else {
+            throw ConfigProblem("sqlite plugin: 'database' must name the SQLite file", key: "database")
+        }
     }
 }

@@ -1,4 +1,5 @@
 import DESKit
+import DESSQLDialects
 import Foundation
 
 /// Writes sample bodies and SQLite catalog rows (`des sample`, tests and benchmarks).
@@ -10,15 +11,24 @@ public enum SQLiteSampleCatalog {
     ) async throws -> Int {
         let dir = (databasePath as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true)
-        let bodies = try SampleBodies.write(
-            table: table, bodiesRoot: bodiesRoot, files: files, size: size, seed: seed, metadataValue: metadataValue)
         let connection = try await SQLiteConnection.open(path: databasePath)
-        let ddl = try SQLiteCatalogSchema.createStatements(for: table)
-        let insert = try SQLiteCatalogSchema.insertStatement(for: table)
-        let rows = bodies.rows
-        try await connection.withTransaction { session in
-            for statement in ddl { try session.execute(statement) }
-            for row in rows { try session.execute(insert, row) }
+        do {
+            let ddl = try SQLiteCatalogSchema.createStatements(for: table)
+            let insert = try SQLiteCatalogSchema.insertStatement(for: table)
+            // The table first, and its shape checked: no body is written for a table that cannot take the rows.
+            try await connection.withTransaction { session in
+                for statement in ddl { try session.execute(statement) }
+                try SampleBodies.requireShape(of: table, in: session, dialect: SQLiteDialect())
+            }
+            let rows = try SampleBodies.write(
+                table: table, bodiesRoot: bodiesRoot, files: files, size: size, seed: seed, metadataValue: metadataValue
+            ).rows
+            try await connection.withTransaction { session in
+                for row in rows { try session.execute(insert, row) }
+            }
+        } catch {
+            await connection.close()
+            throw error
         }
         await connection.close()
         return files

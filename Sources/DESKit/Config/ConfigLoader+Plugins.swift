@@ -22,7 +22,8 @@ extension ConfigLoader {
 
     /// Reads the plugin section `key` of `parent` (nil when absent).
     static func pluginSection(
-        _ parent: ConfigMapping, _ key: String, rules: PluginSectionRules, defaultType: String, plugins: PluginRegistry?
+        _ parent: ConfigMapping, _ key: String, rules: PluginSectionRules, defaultType: String, plugins: PluginRegistry?,
+        table: TableConfig? = nil
     ) throws -> PluginSectionRead? {
         guard let node = parent.node(key) else { return nil }
         let m = try ConfigMapping(
@@ -30,14 +31,15 @@ extension ConfigLoader {
         let written = try m.string("type") ?? defaultType
         try checkTypeWord(written, in: m)
         let type = written.lowercased()
-        return PluginSectionRead(mapping: m, type: type, settings: try readPlugin(m, type: type, rules: rules, plugins: plugins))
+        return PluginSectionRead(
+            mapping: m, type: type, settings: try readPlugin(m, type: type, rules: rules, plugins: plugins, table: table))
     }
 
     /// Reads a section `m` already opened (a `connection:` block) with the plugin `type` of `rules.kind`:
     /// nil without a registry (only DES's own keys are then checked, by the caller).
-    static func readPlugin(_ m: ConfigMapping, type: String, rules: PluginSectionRules, plugins: PluginRegistry?) throws
-        -> PluginSettings?
-    {
+    static func readPlugin(
+        _ m: ConfigMapping, type: String, rules: PluginSectionRules, plugins: PluginRegistry?, table: TableConfig? = nil
+    ) throws -> PluginSettings? {
         guard let plugins else { return nil }
         try requireRegistered(type, kind: rules.kind, in: m, plugins: plugins)
         guard let reader = plugins.section(rules.kind, type: type) else { return nil }
@@ -49,14 +51,20 @@ extension ConfigLoader {
                 .unknownKey, at: m.position(of: key), path: m.childPath(key), "unknown key '\(key)' for \(what)",
                 suggestion: KeySuggestion.suggest(for: key, among: allowed))
         }
-        return try read(m, reader: reader, own: rules.ownKeys, secretKeys: rules.secretKeys, what: what)
+        // DES's own keys of a `connection:` block that this plugin has no use for (charset beside
+        // anything but MySQL; a host beside a SQLite file): accepted with a warning, never silently.
+        for key in m.keys where rules.ownKeys.contains(key) && reader.ignoredConnectionKeys.contains(key) && m.node(key) != nil {
+            m.warn(key, "means nothing to the '\(type)' plugin; ignored")
+        }
+        return try read(m, reader: reader, own: rules.ownKeys, secretKeys: rules.secretKeys, what: what, table: table)
     }
 
     /// Hands `m` to the plugin's reader and refuses a written key that nobody read.
     static func read(
-        _ m: ConfigMapping, reader: PluginRegistry.Section, own: [String], secretKeys: Set<String>, what: String
+        _ m: ConfigMapping, reader: PluginRegistry.Section, own: [String], secretKeys: Set<String>, what: String,
+        table: TableConfig? = nil
     ) throws -> PluginSettings {
-        let section = ConfigSection(m)
+        let section = ConfigSection(m, table: table)
         let settings = try reader.parse(section)
         for key in section.unreadKeys(except: Set(own)) {
             throw m.error(

@@ -16,8 +16,6 @@ extension ConfigLoader {
         "batch_size", "concurrency", "rate_limit_per_second", "max_retries", "retry_backoff_base", "interval_seconds", "node_id",
         "name_prefix", "naming", "enable_dead_letter_queue",
     ]
-    /// The metadata stores DES provides.
-    static let metadataTypes = ["sqlite", "postgresql", "mysql", "mariadb"]
 
     /// `storage:` — DES's `prefix`; everything else is the storage plugin's.
     static func parseStorage(_ read: PluginSectionRead) throws -> StorageConfig {
@@ -34,17 +32,11 @@ extension ConfigLoader {
         return s
     }
 
-    /// `metadata:` — a `connection:` block of type `sqlite` or `postgresql`.
+    /// `metadata:` — a `connection:` block naming a metadata store (checked against the registry).
     static func parseMetadata(_ m: ConfigMapping, plugins: PluginRegistry?) throws -> MetadataConfig {
         var metadata = MetadataConfig()
         guard let node = m.node("connection") else { return metadata }
         let (connection, type) = try openConnection(node, path: m.childPath("connection"), context: m.context, plugins: plugins)
-        if plugins == nil, !metadataTypes.contains(type) {
-            let written = try connection.string("type") ?? type
-            throw connection.error(
-                "type", .invalidValue, "must be \(metadataTypes.joined(separator: " or ")), got \(ConfigMapping.quote(written))",
-                suggestion: KeySuggestion.suggest(for: type, among: metadataTypes))
-        }
         metadata.connection = try parseConnection(connection, knownTypes: nil)
         // The registry knows which metadata stores this binary has; the store reads its own keys.
         metadata.connection.settings = try readPlugin(connection, type: type, rules: connectionRules(.metadata), plugins: plugins)

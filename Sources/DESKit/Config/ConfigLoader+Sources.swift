@@ -29,10 +29,6 @@ extension ConfigLoader {
             node, path: path, context: context, allowed: connectionKeys, secretKeys: ["password"], acceptAll: plugins != nil)
         return (m, try connectionType(m))
     }
-    /// Spellings of `connection.type` read as another type: the original wrote `postgres`.
-    static let connectionTypeAliases = ["postgres": "postgresql"]
-    /// The stock types `charset` means something for (the original used it only for these).
-    static let charsetTypes: Set<String> = ["mysql", "mariadb"]
     static let tableKeys = [
         "name", "schema", "columns", "where_clause", "status_new_value", "status_pending_value", "status_claimed_value",
         "status_packed_value", "status_failed_value", "shard_key_column",
@@ -99,7 +95,7 @@ extension ConfigLoader {
         if table.schema == nil { table.schema = connection.schema }
         var source = SourceConfig(name: name, connection: connection, table: table)
         if let enabled = try m.bool("enabled") { source.enabled = enabled }
-        if let bodies = try pluginSection(m, "bodies", rules: bodiesRules, defaultType: "local", plugins: plugins) {
+        if let bodies = try pluginSection(m, "bodies", rules: bodiesRules, defaultType: "local", plugins: plugins, table: table) {
             source.bodies = BodiesConfig(type: bodies.type, settings: bodies.settings)
         } else if table.columns.s3Bucket != nil {
             source.bodies.type = "s3"
@@ -135,9 +131,6 @@ extension ConfigLoader {
         connection.password = try m.string("password").map(Secret.init)
         connection.schema = try nonEmpty(m, "schema")
         connection.charset = try nonEmpty(m, "charset")
-        if connection.charset != nil, stockSourceTypes.contains(type), !charsetTypes.contains(type) {
-            m.warn("charset", "applies only to mysql and mariadb connections; ignored for type '\(type)'")
-        }
         if let pool = try m.int("pool_size", in: ConfigLimits.poolSize) { connection.poolSize = pool }
         if let recycle = try m.double("pool_recycle", in: ConfigLimits.poolRecycleSeconds) {
             if recycle < 0, recycle != ConfigLimits.poolRecycleNever {
@@ -151,16 +144,13 @@ extension ConfigLoader {
         if let ping = try m.bool("pool_pre_ping") { connection.poolPrePing = ping }
         connection.dialect = try nonEmpty(m, "dialect").map { $0.lowercased() }
         connection.driverOptions = try m.stringMap("driver_options") ?? [:]
-        if type == "sqlite", connection.database == nil {
-            throw m.missing("database")
-        }
         return connection
     }
 
-    /// `connection.type`, in lower case, with the original's spellings read as DES's (`postgres` is `postgresql`).
+    /// `connection.type`, in lower case (a plugin may register several spellings: the PostgreSQL
+    /// plugin answers to the original's `postgres` too).
     static func connectionType(_ m: ConfigMapping) throws -> String {
-        let type = try m.requiredString("type").lowercased()
-        return connectionTypeAliases[type] ?? type
+        try m.requiredString("type").lowercased()
     }
 
     /// A `table:` block.
@@ -169,8 +159,9 @@ extension ConfigLoader {
     /// must not be a column the table maps to anything else, since the marker writes shard numbers into it;
     /// written with another name than `des_shard`, it draws a warning, as its meaning differs from the original's.
     static func parseTable(_ m: ConfigMapping) throws -> TableConfig {
-        var table = TableConfig(name: try m.requiredString("name"))
-        table.schema = try nonEmpty(m, "schema")
+        guard let name = try identifier(m, "name") else { throw m.missing("name") }
+        var table = TableConfig(name: name)
+        table.schema = try identifier(m, "schema")
         if let columns = try m.mapping("columns", allowed: columnKeys) {
             table.columns = try parseColumns(columns)
         }
@@ -182,7 +173,7 @@ extension ConfigLoader {
         if let v = try nonEmpty(m, "status_claimed_value") { table.statusClaimedValue = v }
         if let v = try nonEmpty(m, "status_packed_value") { table.statusPackedValue = v }
         if let v = try nonEmpty(m, "status_failed_value") { table.statusFailedValue = v }
-        if let v = try nonEmpty(m, "shard_key_column") { table.shardKeyColumn = v }
+        if let v = try identifier(m, "shard_key_column") { table.shardKeyColumn = v }
         let statuses = [
             ("status_pending_value", table.statusPendingValue), ("status_claimed_value", table.statusClaimedValue),
             ("status_packed_value", table.statusPackedValue), ("status_failed_value", table.statusFailedValue),
@@ -234,21 +225,31 @@ extension ConfigLoader {
     /// A `columns:` block; every column not given keeps its default name.
     static func parseColumns(_ m: ConfigMapping) throws -> ColumnMapping {
         var c = ColumnMapping()
-        if let v = try nonEmpty(m, "id") { c.id = v }
-        c.s3Bucket = try nonEmpty(m, "s3_bucket")
-        if let v = try nonEmpty(m, "s3_key") { c.s3Key = v }
-        c.sizeBytes = try nonEmpty(m, "size_bytes")
-        if let v = try nonEmpty(m, "status") { c.status = v }
-        c.createdAt = try nonEmpty(m, "created_at")
+        if let v = try identifier(m, "id") { c.id = v }
+        c.s3Bucket = try identifier(m, "s3_bucket")
+        if let v = try identifier(m, "s3_key") { c.s3Key = v }
+        c.sizeBytes = try identifier(m, "size_bytes")
+        if let v = try identifier(m, "status") { c.status = v }
+        c.createdAt = try identifier(m, "created_at")
         if let v = try m.metadataColumns("metadata_columns") { c.metadata = v }
-        if let v = try nonEmpty(m, "des_name") { c.desName = v }
-        c.desHash = try nonEmpty(m, "des_hash")
-        if let v = try nonEmpty(m, "des_container") { c.desContainer = v }
-        if let v = try nonEmpty(m, "claimed_by") { c.claimedBy = v }
-        if let v = try nonEmpty(m, "claimed_at") { c.claimedAt = v }
-        if let v = try nonEmpty(m, "error") { c.error = v }
-        if let v = try nonEmpty(m, "packed_at") { c.packedAt = v }
+        if let v = try identifier(m, "des_name") { c.desName = v }
+        c.desHash = try identifier(m, "des_hash")
+        if let v = try identifier(m, "des_container") { c.desContainer = v }
+        if let v = try identifier(m, "claimed_by") { c.claimedBy = v }
+        if let v = try identifier(m, "claimed_at") { c.claimedAt = v }
+        if let v = try identifier(m, "error") { c.error = v }
+        if let v = try identifier(m, "packed_at") { c.packedAt = v }
         return c
+    }
+
+    /// A table, schema or column name: non-empty, and an identifier every dialect can quote
+    /// (``SQLIdentifier``), refused here, at its line, rather than at the first statement.
+    static func identifier(_ m: ConfigMapping, _ key: String) throws -> String? {
+        guard let name = try nonEmpty(m, key) else { return nil }
+        do { try SQLIdentifier.validate(name, what: key) } catch let error as DESKitError {
+            throw m.error(key, .invalidValue, error.message.replacingOccurrences(of: "\(key): ", with: ""))
+        }
+        return name
     }
 
     /// A string that, when written, must not be empty.

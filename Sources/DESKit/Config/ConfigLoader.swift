@@ -20,9 +20,6 @@ import Yams
 /// databases or touch the network. Relative paths in the config are relative to
 /// the file's directory (``DESConfig/baseDirectory``).
 public enum ConfigLoader {
-    /// The connection types the stock plugins provide.
-    public static let stockSourceTypes: Set<String> = ["sqlite", "postgresql", "mysql", "mariadb", "mssql", "oracle", "odbc"]
-
     /// Reads and checks the config file at `path`.
     ///
     /// - Parameters:

@@ -209,6 +209,9 @@ extension ConfigMapping {
         guard let text = try expand(scalar.string, key: key, path: path, mark: node.mark), !text.isEmpty else {
             throw context.error(.invalidValue, at: node.mark, path: path, "must not be empty")
         }
+        do { try SQLIdentifier.validate(text, what: "") } catch let error as DESKitError {
+            throw context.error(.invalidValue, at: node.mark, path: path, error.message.replacingOccurrences(of: ": ", with: "", options: .anchored))
+        }
         return text
     }
 

@@ -22,9 +22,14 @@ public struct ConfigSection {
         var read: Set<String> = []
     }
 
-    init(_ mapping: ConfigMapping) {
+    /// For a source's `bodies:` section: the source's table, as configured (so that a body
+    /// fetcher can check that each row will find its body, e.g. its bucket). Nil elsewhere.
+    public let table: TableConfig?
+
+    init(_ mapping: ConfigMapping, table: TableConfig? = nil) {
         self.mapping = mapping
         self.log = ReadLog()
+        self.table = table
     }
 
     /// Written keys no accessor has read, in document order (`type` and the keys in `except` aside).
@@ -185,6 +190,8 @@ public struct ConfigSection {
             let shown: String
             if secretKeys.contains(key) || mapping.secretKeys.contains(key) {
                 shown = "***"
+            } else if mapping.node(key) == nil {
+                shown = "null"
             } else if let text = try? mapping.string(key) {
                 shown = text
             } else {

@@ -6,10 +6,13 @@ public struct ConfigProblem: Error, Sendable, Hashable {
     public var message: String
     /// A near miss the user probably meant.
     public var suggestion: String?
+    /// The key of the `connection:` block it concerns (nil: `driver_options`).
+    public var key: String?
     /// Creates a problem.
-    public init(_ message: String, suggestion: String? = nil) {
+    public init(_ message: String, suggestion: String? = nil, key: String? = nil) {
         self.message = message
         self.suggestion = suggestion
+        self.key = key
     }
 }
 
@@ -22,6 +25,10 @@ public protocol ConnectionPluginConfiguration: PluginConfiguration {
     /// Reads the plugin's keys of `connection` (its ``ConnectionConfig/driverOptions`` and
     /// ``ConnectionConfig/dialect``; its ``ConnectionConfig/type`` says which of the plugin's types).
     init(connection: ConnectionConfig) throws
+    /// DES's own keys of the block this plugin has no use for (`charset` beside anything but
+    /// MySQL and MariaDB, a `host` beside a SQLite file): written, each draws a warning that it
+    /// is ignored. Default: `charset`.
+    static var ignoredConnectionKeys: Set<String> { get }
     /// What the plugin accepted but will not use (options meant for another driver), each shown
     /// by `des config check` as a warning at `driver_options`.
     var ignoredOptionsWarnings: [String] { get }
@@ -30,23 +37,23 @@ public protocol ConnectionPluginConfiguration: PluginConfiguration {
 extension ConnectionPluginConfiguration {
     /// Nothing ignored.
     public var ignoredOptionsWarnings: [String] { [] }
+    /// Only `charset` goes unused.
+    public static var ignoredConnectionKeys: Set<String> { ["charset"] }
 
     /// Reads the section's `driver_options` and `dialect` (those the plugin declares) through the
     /// same initializer as a connection built in code; a ``ConfigProblem`` becomes an error at
     /// the key it concerns.
     public init(from section: ConfigSection) throws {
         var connection = ConnectionConfig(type: try section.string("type")?.lowercased() ?? "")
+        connection.database = try section.string("database")
+        connection.charset = try section.string("charset")
         let names = Set(Self.keys.map(\.name))
         if names.contains("driver_options") { connection.driverOptions = try section.textMap(Self.key("driver_options")) ?? [:] }
         if names.contains("dialect") { connection.dialect = try section.string("dialect") }
         do {
             try self.init(connection: connection)
         } catch let problem as ConfigProblem {
-            // A problem with `dialect` says so first ("dialect: …"); any other is the driver options'.
-            let isDialect = problem.message.hasPrefix("dialect: ")
-            throw section.error(
-                isDialect ? "dialect" : "driver_options", isDialect ? String(problem.message.dropFirst(9)) : problem.message,
-                suggestion: problem.suggestion)
+            throw section.error(problem.key ?? "driver_options", problem.message, suggestion: problem.suggestion)
         }
         for warning in ignoredOptionsWarnings { section.warn("driver_options", warning) }
     }
@@ -58,8 +65,7 @@ extension ConnectionPluginConfiguration {
         do {
             return try Self(connection: connection)
         } catch let problem as ConfigProblem {
-            let message = problem.message.hasPrefix("dialect: ") ? String(problem.message.dropFirst(9)) : problem.message
-            throw DESKitError(.configuration, "\(what): \(message)")
+            throw DESKitError(.configuration, "\(what): \(problem.message)")
         }
     }
 }

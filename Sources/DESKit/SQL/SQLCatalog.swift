@@ -86,14 +86,50 @@ public struct SQLCatalogColumn: Sendable, Hashable, Codable {
     public var bindCast: String?
     /// Whether the column may hold NULL.
     public var nullable: Bool
+    /// The only values the column's type allows (a PostgreSQL enum's labels, a MySQL `ENUM`'s
+    /// members), in order; nil when the type allows any value of its kind.
+    public var labels: [String]?
 
     /// Creates a column description.
-    public init(name: String, type: String, kind: SQLColumnKind? = nil, bindCast: String? = nil, nullable: Bool = true) {
+    public init(
+        name: String, type: String, kind: SQLColumnKind? = nil, bindCast: String? = nil, nullable: Bool = true, labels: [String]? = nil
+    ) {
         self.name = name
         self.type = type
         self.kind = kind ?? SQLColumnKind.classify(type)
         self.bindCast = bindCast
         self.nullable = nullable
+        self.labels = labels
+    }
+
+    /// The members of a MySQL/MariaDB `enum('a','b''c')` type as `COLUMN_TYPE` spells it (nil for another type).
+    public static func mysqlEnumLabels(_ type: String) -> [String]? {
+        guard type.lowercased().hasPrefix("enum("), type.hasSuffix(")") else { return nil }
+        var labels: [String] = []
+        var current = ""
+        var inQuote = false
+        var chars = Array(type.dropFirst(5).dropLast())[...]
+        while let c = chars.popFirst() {
+            if inQuote {
+                if c == "'" {
+                    if chars.first == "'" {
+                        current.append("'")
+                        chars = chars.dropFirst()
+                    } else {
+                        inQuote = false
+                        labels.append(current)
+                        current = ""
+                    }
+                } else if c == "\\", let next = chars.popFirst() {
+                    current.append(next)
+                } else {
+                    current.append(c)
+                }
+            } else if c == "'" {
+                inQuote = true
+            }
+        }
+        return labels
     }
 }
 

@@ -184,11 +184,22 @@ public struct SQLTableShape: Sendable {
         statusCast = statusColumn.reflected?.bindCast
         claimedAtKind = claimedAtColumn?.reflected?.kind
         packedAtKind = packedAtColumn?.reflected?.kind
+        let values: [(String, String?)] = [
+            ("status_new_value", statusNew), ("status_pending_value", statusPending), ("status_claimed_value", statusClaimed),
+            ("status_packed_value", statusPacked), ("status_failed_value", statusFailed),
+        ]
+        // An enum status takes only its labels: a value it lacks would fail the first mark, with rows in hand.
+        if let labels = statusColumn.reflected?.labels {
+            for (key, value) in values {
+                guard let value, !labels.contains(value) else { continue }
+                throw DESKitError(
+                    .catalog,
+                    "\(columns.who)status column '\(c.status)' of \(columns.tableName) is \(statusColumn.reflected?.type ?? "an enum"), "
+                        + "whose labels are \(labels.map { "'\($0)'" }.joined(separator: ", ")): \(key) '\(value)' is not one of them "
+                        + "(set \(key) to a label, or add '\(value)' to the type)")
+            }
+        }
         if statusKind == .integer || statusKind == .decimal {
-            let values: [(String, String?)] = [
-                ("status_new_value", statusNew), ("status_pending_value", statusPending), ("status_claimed_value", statusClaimed),
-                ("status_packed_value", statusPacked), ("status_failed_value", statusFailed),
-            ]
             for (key, value) in values {
                 guard let value, Int64(value) == nil else { continue }
                 throw DESKitError(
