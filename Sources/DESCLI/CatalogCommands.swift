@@ -74,25 +74,36 @@ struct CatalogCheck: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrorsAsync {
             _ = options.logger("des.catalog")
+            // A source that cannot be reflected (its server down, a login refused) is reported with
+            // the others, not instead of them; its error decides the exit code.
             let plans = try await withCatalogSources(options) { sources in
-                var plans: [(source: SourceConfig, plan: SQLCatalogPlan?)] = []
-                for source in sources { plans.append((source.config, try await source.plan())) }
+                var plans: [(source: SourceConfig, plan: SQLCatalogPlan?, error: Error?)] = []
+                for source in sources {
+                    do { plans.append((source.config, try await source.plan(), nil)) } catch { plans.append((source.config, nil, error)) }
+                }
                 return plans
             }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 struct Entry: Encodable {
-                    var source: String, type: String, sql: Bool, canRun: Bool, plan: SQLCatalogPlan?
-                    enum CodingKeys: String, CodingKey { case source, type, sql, canRun = "can_run", plan }
+                    var source: String, type: String, sql: Bool, canRun: Bool, plan: SQLCatalogPlan?, error: String?
+                    enum CodingKeys: String, CodingKey { case source, type, sql, canRun = "can_run", plan, error }
                 }
                 let entries = plans.map {
-                    Entry(source: $0.source.name, type: $0.source.connection.type, sql: $0.plan != nil, canRun: $0.plan?.canRun ?? true, plan: $0.plan)
+                    Entry(
+                        source: $0.source.name, type: $0.source.connection.type, sql: $0.plan != nil,
+                        canRun: $0.error == nil && ($0.plan?.canRun ?? true), plan: $0.plan, error: $0.error.map { DESCLI.describe($0).0 })
                 }
                 Terminal.out(String(decoding: try encoder.encode(entries), as: UTF8.self) + "\n")
             } else {
-                Terminal.out(plans.map { Self.describe($0.source, $0.plan) }.joined(separator: "\n"))
+                Terminal.out(
+                    plans.map { entry in
+                        entry.error.map { "source \(entry.source.name) (\(entry.source.connection.type)): cannot check: \(DESCLI.describe($0).0)\n" }
+                            ?? Self.describe(entry.source, entry.plan)
+                    }.joined(separator: "\n"))
             }
+            if let failed = plans.first(where: { $0.error != nil })?.error { throw failed }
             if plans.contains(where: { $0.plan?.canRun == false }) {
                 throw CLIFailure(message: "a source cannot run as its table is: see above (des catalog prepare adds DES's columns)", exitCode: DESExit.catalog)
             }

@@ -109,3 +109,33 @@ struct CLISampleHostileTests {
         }
     }
 }
+
+@Suite("des catalog check, one source down")
+struct CLICatalogDownTests {
+    @Test("A source whose server is down is reported beside the others, not instead of them; the exit code is the outage's (69)")
+    func oneSourceDown() throws {
+        try withTempDir { dir in
+            try """
+                sources:
+                  - name: local
+                    connection: {type: sqlite, database: catalog.sqlite}
+                    table: {name: files, columns: {s3_key: body_path}}
+                    bodies: {type: local, root: bodies}
+                  - name: gone
+                    connection: {type: postgresql, host: 127.0.0.1, port: 1, database: d, username: u, password: pw-not-shown, driver_options: {connect_timeout: 2}}
+                    table: {name: files}
+                metadata: {connection: {type: sqlite, database: metadata.sqlite}}
+                """.write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
+            #expect(try runDES(["sample", "-c", "des.yaml", "--files", "3"], in: dir).status == 0)
+            let r = try runDES(["catalog", "check", "-c", "des.yaml"], in: dir)
+            #expect(r.status == 69, "\(r.out)\(r.stderr)")
+            #expect(r.out.contains("source local (sqlite), table files: can run"), "\(r.out)")
+            #expect(r.out.contains("source gone (postgresql): cannot check:"), "\(r.out)")
+            let j = try runDES(["catalog", "check", "-c", "des.yaml", "--json"], in: dir)
+            let entries = try #require(try JSONSerialization.jsonObject(with: Data(j.out.utf8)) as? [[String: Any]])
+            #expect(entries.count == 2 && entries[0]["can_run"] as? Bool == true && entries[1]["can_run"] as? Bool == false)
+            #expect(entries[1]["error"] is String)
+            #expect(!(r.out + r.stderr + j.out + j.stderr).contains("pw-not-shown"))
+        }
+    }
+}
