@@ -23,8 +23,7 @@ public enum MariaDBPlugin {
             registry.registerSampleCatalog(type: type) { source, base, files, size, seed in
                 let (settings, target) = try settings(source.connection, what: "source '\(source.name)'")
                 let connection = try await MariaDBConnection.connect(settings, target: target)
-                let root = source.bodies.directory ?? "."
-                let bodies = root.hasPrefix("/") ? root : (base as NSString).appendingPathComponent(root)
+                let bodies = source.bodies.directory(resolvedAgainst: base)
                 defer { Task { await connection.close() } }
                 return try await MariaDBSampleCatalog.create(
                     connection: connection, table: source.table, bodiesRoot: bodies, files: files, size: size, seed: seed)

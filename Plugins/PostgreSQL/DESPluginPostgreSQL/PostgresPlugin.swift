@@ -22,8 +22,7 @@ public enum PostgresPlugin {
             registry.registerSampleCatalog(type: type) { source, base, files, size, seed in
                 let (conninfo, target) = try connectionString(source.connection, what: "source '\(source.name)'")
                 let connection = try await PostgresConnection.connect(conninfo: conninfo, target: target)
-                let root = source.bodies.directory ?? "."
-                let bodies = root.hasPrefix("/") ? root : (base as NSString).appendingPathComponent(root)
+                let bodies = source.bodies.directory(resolvedAgainst: base)
                 defer { Task { await connection.close() } }
                 return try await PostgresSampleCatalog.create(
                     connection: connection, table: source.table, bodiesRoot: bodies, files: files, size: size, seed: seed)

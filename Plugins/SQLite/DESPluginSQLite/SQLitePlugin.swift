@@ -26,8 +26,7 @@ public enum SQLitePlugin {
         }
         registry.registerSampleCatalog(type: type) { source, base, files, size, seed in
             let database = try databasePath(source.connection, base: base, what: "source '\(source.name)'", create: true)
-            let root = source.bodies.directory ?? "."
-            let bodies = root.hasPrefix("/") ? root : (base as NSString).appendingPathComponent(root)
+            let bodies = source.bodies.directory(resolvedAgainst: base)
             return try await SQLiteSampleCatalog.create(
                 databasePath: database, table: source.table, bodiesRoot: bodies, files: files, size: size, seed: seed)
         }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A secret from the config (a password, a key): printed and logged as `***`.
 public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     /// The secret itself. Never log it.
@@ -190,6 +192,12 @@ public struct BodiesConfig: Sendable, Hashable {
     /// The directory bodies are files under, when the plugin keeps them so (`des sample` writes there).
     public var directory: String? {
         (settings?.base as? any DirectoryBodiesConfiguration)?.directory
+    }
+
+    /// ``directory`` (else the config file's directory), a relative one resolved against `base`.
+    public func directory(resolvedAgainst base: String) -> String {
+        let root = directory ?? "."
+        return root.hasPrefix("/") ? root : (base as NSString).appendingPathComponent(root)
     }
 }
 
