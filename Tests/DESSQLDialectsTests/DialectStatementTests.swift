@@ -47,6 +47,12 @@ struct DialectStatementTests {
                 """)
         #expect(statements.allSatisfy { $0.binds.count <= 2_100 })
         #expect(sql.contains { $0.hasPrefix("SELECT TOP (?{3}) [id], [des_name], [des_container], [body_path] FROM [dbo].[files]") })
+        // claim_mode lease: the keyset read of pending rows, and the marks from pending.
+        #expect(sql.contains {
+            $0.hasPrefix("SELECT TOP (?{3}) [id], ") && $0.contains("WHERE [des_status] = ?{1} AND [des_shard] IN (0, 1)")
+                && $0.hasSuffix("AND [id] > CAST(?{2} AS bigint) ORDER BY [id]") || $0.hasSuffix("AND [id] > ?{2} ORDER BY [id]")
+        }, "\(sql)")
+        #expect(sql.contains { $0.hasPrefix("UPDATE [dbo].[files] SET [des_status] = ?{1}, [des_container] = ?{3}") && $0.contains("WHERE [des_status] = ?{2} AND [id] IN") })
         let refused = try await SQLGlot.refused(try Self.native(all, "@P"), dialect: "tsql")
         #expect(refused.isEmpty, "\(refused)")
         #expect(statements.count >= 12)
@@ -132,6 +138,9 @@ struct DialectStatementTests {
                 des_t."DES_STATUS" = ?{1}, des_t."DES_HASH" = v.hash WHERE des_t."DES_NAME" IS NULL
                 """)
         #expect(!sql.contains { $0.contains("FETCH FIRST") && $0.contains("FOR UPDATE") })
+        // claim_mode lease: a plain keyset read (no lock), n rows.
+        let read = try #require(statements.first { $0.sql.contains("\"ID\" > ") && $0.sql.contains("\"DES_SHARD\" IN (0, 1)") && $0.sql.hasSuffix("ORDER BY \"ID\"") })
+        #expect(read.maxRows == 500 && !read.sql.contains("FOR UPDATE"), "\(read.sql)")
         #expect(!sql.contains { $0.contains(" LIMIT ") })
         #expect(sql.last == "SELECT 1 FROM DUAL")
         let refused = try await SQLGlot.refused(try Self.native(all, ":p"), dialect: "oracle")

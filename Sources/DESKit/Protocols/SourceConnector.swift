@@ -164,6 +164,18 @@ public protocol SourceConnector: Sendable {
     /// Returns claimed rows to pending (`holder` nil: regardless of claimer). Returns how many changed.
     func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int
 
+    /// Pending rows of the given shards in row-id order after `afterRowID`, up to `limit`: a
+    /// plain read that takes no lock and writes nothing (`packer.claim_mode: lease`, where the
+    /// shard's fenced lease is the claim).
+    func readPending(shards: [Int], afterRowID: String?, limit: Int) async throws -> [PendingFile]
+
+    /// Marks rows packed into `container`, only rows still pending (`claim_mode: lease`; rows
+    /// claimed, packed or failed are left alone). Returns how many changed.
+    func markPackedIfPending(rowIDs: [String], container: String) async throws -> Int
+
+    /// Marks rows failed with their reasons, only rows still pending. Returns how many changed.
+    func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int
+
     /// Claimed rows of the given shards whose claim is held by someone other than
     /// `excludingHolder`, or is older than `olderThanSeconds` (negative: a time in the future), each
     /// with its ``PendingFile/claimedBy``.
@@ -195,4 +207,19 @@ public protocol SourceConnector: Sendable {
 
 extension SourceConnector {
     public func shardsWithWork() async throws -> Set<Int>? { nil }
+
+    /// A source without keyset reads cannot run under `claim_mode: lease`.
+    public func readPending(shards: [Int], afterRowID: String?, limit: Int) async throws -> [PendingFile] {
+        throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it has no keyset read of pending rows")
+    }
+
+    /// See ``readPending(shards:afterRowID:limit:)``.
+    public func markPackedIfPending(rowIDs: [String], container: String) async throws -> Int {
+        throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot mark rows from pending")
+    }
+
+    /// See ``readPending(shards:afterRowID:limit:)``.
+    public func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int {
+        throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot mark rows from pending")
+    }
 }

@@ -12,7 +12,7 @@ public final class SQLSourceConnector: SourceConnector {
     public let config: SourceConfig
     /// The dialect in use.
     public let dialect: any SQLDialect
-    private let pool: SQLConnectionPool
+    let pool: SQLConnectionPool
     /// The table's shape once reflected (once per connector, before its first statement).
     private let reflected = Mutex<SQLTableShape?>(nil)
 
@@ -66,7 +66,7 @@ public final class SQLSourceConnector: SourceConnector {
         reflected.withLock { $0 = nil }
     }
 
-    private func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         try await pool.withConnection { try await $0.withTransaction(body) }
     }
 
@@ -108,7 +108,7 @@ public final class SQLSourceConnector: SourceConnector {
 
     /// Runs `UPDATE … WHERE <prefix> [AND claimed_by = holder] AND id IN (…)` over `ids`, in
     /// chunks the dialect's bind limit allows (``SQLDialect/chunkSize(valuesPerRow:fixed:)``).
-    private func updateInChunks(
+    func updateInChunks(
         ids: [String], shape: SQLTableShape, prefix: @escaping @Sendable (inout [SQLValue]) -> String, holder: String?
     ) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
