@@ -112,6 +112,37 @@ public enum MetadataStoreConformance {
             try require(states[three.id]?.state == .uploaded && states[three.id]?.fileCount == 7, c, "\(String(describing: states[three.id]))")
         }
 
+        await runner.run("manifests: recorded under the fencing token, listed once uploaded until marked") {
+            let c = "manifests: recorded under the fencing token, listed once uploaded until marked"
+            let store = try await makeStore()
+            defer { Task { await store.close() } }
+            guard let lease = try await store.acquireLease(shard: 6, holder: a, ttlSeconds: 30) else {
+                throw ConformanceFailure(check: c, message: "no grant")
+            }
+            let manifest = ContainerManifest(rows: ["orders": (1...500).map(String.init) + ["502"], "scans": ["07", "7", "a'b"]])
+            let one = try await store.createContainer(day: "2025-03-01", shard: 6, lease: lease, keyPrefix: "p")
+            try require(try await store.recordManifest(containerID: one.id, manifest: manifest, lease: lease), c, "recordManifest under a live lease")
+            try require(try await store.unmarkedManifests(shard: 6).isEmpty, c, "a writing container's manifest was listed")
+            try require(
+                try await store.markUploaded(containerID: one.id, fileCount: 504, bytes: 1, size: 9, etag: "e", lease: lease), c, "markUploaded")
+            let listed = try await store.unmarkedManifests(shard: 6)
+            try require(listed.map(\.container.id) == [one.id], c, "unmarked \(listed.map(\.container.id))")
+            let back = listed.first?.manifest.rows ?? [:]
+            try require(
+                Set(back["orders"] ?? []) == Set(manifest.rows["orders"] ?? []) && back["scans"] == ["07", "7", "a'b"], c, "manifest read back \(back)")
+            try require(try await store.unmarkedManifests(shard: 5).isEmpty, c, "listed under another shard")
+            try await store.manifestMarked(containerID: one.id)
+            try require(try await store.unmarkedManifests(shard: nil).isEmpty, c, "a marked manifest is still listed")
+            // A stale holder's manifest is refused by the token.
+            let two = try await store.createContainer(day: "2025-03-01", shard: 6, lease: lease, keyPrefix: "p")
+            try require(try await store.expireLease(shard: 6, holder: a), c, "expire")
+            guard try await store.acquireLease(shard: 6, holder: b, ttlSeconds: 30) != nil else {
+                throw ConformanceFailure(check: c, message: "no takeover")
+            }
+            try require(
+                try await store.recordManifest(containerID: two.id, manifest: manifest, lease: lease) == false, c, "a fenced manifest was recorded")
+        }
+
         await runner.run("dead letters") {
             let c = "dead letters"
             let store = try await makeStore()

@@ -217,6 +217,10 @@ public struct MariaDBMetadataDialect: SQLMetadataDialect {
               resolved INT NOT NULL DEFAULT 0, resolved_at DOUBLE NULL) \(table)
             """,
             "CREATE OR REPLACE VIEW des_marker_dlq AS SELECT * FROM des_dead_letters WHERE stage = 'marker'",
+        ], [
+            // 2: container manifests (packer.claim_mode lease).
+            "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS manifest LONGTEXT NULL, ADD COLUMN IF NOT EXISTS marked_at DOUBLE NULL",
+            "CREATE INDEX IF NOT EXISTS des_containers_unmarked ON des_containers (marked_at, shard)",
         ]]
     }
 

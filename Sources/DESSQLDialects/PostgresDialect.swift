@@ -214,6 +214,11 @@ public struct PostgresMetadataDialect: SQLMetadataDialect {
               resolved INTEGER NOT NULL DEFAULT 0, resolved_at DOUBLE PRECISION)
             """,
             "CREATE OR REPLACE VIEW des_marker_dlq AS SELECT * FROM des_dead_letters WHERE stage = 'marker'",
+        ], [
+            // 2: container manifests (packer.claim_mode lease).
+            "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS manifest TEXT",
+            "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS marked_at DOUBLE PRECISION",
+            "CREATE INDEX IF NOT EXISTS des_containers_unmarked ON des_containers(shard) WHERE manifest IS NOT NULL AND marked_at IS NULL",
         ]]
     }
 }

@@ -170,6 +170,11 @@ public struct SQLiteMetadataDialect: SQLMetadataDialect {
               resolved INTEGER NOT NULL DEFAULT 0, resolved_at REAL)
             """,
             "CREATE VIEW IF NOT EXISTS des_marker_dlq AS SELECT * FROM des_dead_letters WHERE stage = 'marker'",
+        ], [
+            // 2: container manifests (packer.claim_mode lease).
+            "ALTER TABLE des_containers ADD COLUMN manifest TEXT",
+            "ALTER TABLE des_containers ADD COLUMN marked_at REAL",
+            "CREATE INDEX IF NOT EXISTS des_containers_unmarked ON des_containers(shard) WHERE manifest IS NOT NULL AND marked_at IS NULL",
         ]]
     }
 }

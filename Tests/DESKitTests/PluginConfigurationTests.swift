@@ -239,3 +239,21 @@ struct PluginSectionHostileTests {
         }
     }
 }
+
+@Suite("Container manifests")
+struct ContainerManifestTests {
+    @Test("Integer ids encode as runs, others as a list; both decode to the same rows; hostile text is an error, not a crash")
+    func encoding() throws {
+        let m = ContainerManifest(rows: ["a": ["3", "1", "2", "5", "10", "11"], "b": ["07", "7"], "c": ["-1"], "d": []])
+        let text = m.encoded
+        #expect(text.contains("\"a\":\"1-3,5,10-11\"") && text.contains("\"b\":[\"07\",\"7\"]") && text.contains("\"c\":[\"-1\"]"), "\(text)")
+        let back = try ContainerManifest(encoded: text)
+        #expect(back.rows["a"] == ["1", "2", "3", "5", "10", "11"] && back.rows["b"] == ["07", "7"] && back.rows["d"] == [])
+        #expect(back.count == 9)
+        for bad in ["", "[]", "{\"a\": 5}", "{\"a\": \"3-1\"}", "{\"a\": \"1-99999999999\"}", "{\"a\": \"x\"}", "{\"a\": \"1,,2\"}"] {
+            #expect(throws: DESKitError.self, "\(bad)") { _ = try ContainerManifest(encoded: bad) }
+        }
+        // 100,000 consecutive ids stay a few bytes.
+        #expect(ContainerManifest(rows: ["a": (1...100_000).map(String.init)]).encoded == "{\"a\":\"1-100000\"}")
+    }
+}

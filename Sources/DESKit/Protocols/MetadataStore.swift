@@ -150,6 +150,18 @@ public protocol MetadataStore: Sendable {
     func markUploaded(containerID: Int64, fileCount: Int, bytes: UInt64, size: UInt64, etag: String, lease: ShardLease)
         async throws -> Bool
 
+    /// Records the rows a `writing` container holds (`claim_mode: lease`) — only while `lease`
+    /// still holds with its token, and before the container is recorded uploaded. Returns false
+    /// when fenced.
+    func recordManifest(containerID: Int64, manifest: ContainerManifest, lease: ShardLease) async throws -> Bool
+
+    /// Uploaded containers of `shard` (nil: every shard) whose manifest is recorded and whose
+    /// rows are not yet recorded as marked, oldest first.
+    func unmarkedManifests(shard: Int?) async throws -> [UnmarkedManifest]
+
+    /// Records that an uploaded container's manifest rows are marked packed in their catalogs.
+    func manifestMarked(containerID: Int64) async throws
+
     /// Recovery: records a `writing` container whose object exists and verifies as `uploaded`.
     func recoverUploaded(containerID: Int64, fileCount: Int, size: UInt64, etag: String) async throws
 

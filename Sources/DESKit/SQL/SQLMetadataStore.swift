@@ -243,6 +243,47 @@ public final class SQLMetadataStore: MetadataStore {
         } == 1
     }
 
+    public func recordManifest(containerID: Int64, manifest: ContainerManifest, lease: ShardLease) async throws -> Bool {
+        let sql = """
+            UPDATE des_containers SET manifest = \(p(5)), updated_at = \(dialect.now)
+            WHERE id = \(p(6)) AND state = 'writing' AND \(guardClause)
+            """
+        let text = manifest.encoded
+        return try await transaction { s in try s.execute(sql, Self.guardBinds(lease) + [.text(text), .int(containerID)]) } == 1
+    }
+
+    public func unmarkedManifests(shard: Int?) async throws -> [UnmarkedManifest] {
+        var sql = """
+            SELECT id, day, shard, \(dialect.keyColumn), state, holder, token, file_count, bytes, size, etag, \(dialect.now) - updated_at, manifest
+            FROM des_containers WHERE state = 'uploaded' AND manifest IS NOT NULL AND marked_at IS NULL
+            """
+        var binds: [SQLValue] = []
+        if let shard {
+            binds.append(.int(Int64(shard)))
+            sql += " AND shard = \(p(1))"
+        }
+        sql += " ORDER BY id"
+        let (query, values) = (sql, binds)
+        let rows = try await session { s in try s.query(query, values) }
+        return try rows.map { r in
+            UnmarkedManifest(container: Self.container(r), manifest: try ContainerManifest(encoded: r[12].text ?? ""))
+        }
+    }
+
+    public func manifestMarked(containerID: Int64) async throws {
+        let sql = "UPDATE des_containers SET marked_at = \(dialect.now) WHERE id = \(p(1)) AND marked_at IS NULL"
+        _ = try await transaction { s in try s.execute(sql, [.int(containerID)]) }
+    }
+
+    /// A container record from the first 12 columns of a `des_containers` select.
+    static func container(_ r: SQLRow) -> ContainerRecord {
+        ContainerRecord(
+            id: r[0].int ?? 0, day: r[1].text ?? "", shard: Int(r[2].int ?? 0), key: r[3].text ?? "",
+            state: ContainerState(rawValue: r[4].text ?? "") ?? .discarded, holder: r[5].text ?? "",
+            token: r[6].int ?? 0, fileCount: Int(r[7].int ?? 0), bytes: UInt64(max(0, r[8].int ?? 0)),
+            size: r[9].int.map { UInt64(max(0, $0)) }, etag: r[10].text, ageSeconds: r[11].double)
+    }
+
     public func recoverUploaded(containerID: Int64, fileCount: Int, size: UInt64, etag: String) async throws {
         let now = dialect.now
         let sql = """
@@ -276,13 +317,7 @@ public final class SQLMetadataStore: MetadataStore {
         sql += " ORDER BY id"
         let (query, values) = (sql, binds)
         return try await session { s in
-            try s.query(query, values).map { r in
-                ContainerRecord(
-                    id: r[0].int ?? 0, day: r[1].text ?? "", shard: Int(r[2].int ?? 0), key: r[3].text ?? "",
-                    state: ContainerState(rawValue: r[4].text ?? "") ?? .discarded, holder: r[5].text ?? "",
-                    token: r[6].int ?? 0, fileCount: Int(r[7].int ?? 0), bytes: UInt64(max(0, r[8].int ?? 0)),
-                    size: r[9].int.map { UInt64(max(0, $0)) }, etag: r[10].text, ageSeconds: r[11].double)
-            }
+            try s.query(query, values).map(Self.container)
         }
     }
 
