@@ -119,7 +119,12 @@ extension Packer {
             let batch = letters
             try await retry.run { try await parts.metadata.addDeadLetters(batch) }
             for (source, rows) in failed {
-                _ = try await retry.run { try await sourceNamed(source)?.markFailed(rows, holder: holder.description) }
+                if config.claimMode == .lease {
+                    _ = try await retry.run { try await sourceNamed(source)?.markFailedIfPending(rows) }
+                    inFlight[source]?.subtract(rows.map(\.rowID))
+                } else {
+                    _ = try await retry.run { try await sourceNamed(source)?.markFailed(rows, holder: holder.description) }
+                }
             }
             totals.filesFailed += letters.count
             metrics.filesFailed.increment(by: letters.count)
@@ -154,16 +159,14 @@ extension Packer {
         return open[slot]?.rows[file.source]?.contains(file.rowID) == true
     }
 
-    /// Returns claims of ours to pending (best effort: a row left claimed is recovered later).
+    /// Lets go of rows in hand (``letGo(_:reason:)``: claims returned to pending, best effort — a
+    /// row left claimed is recovered later; in lease mode nothing to write).
     func release(_ files: [PendingFile], reason: String) async {
         guard !files.isEmpty else { return }
-        activity += 1
         var bySource: [String: [String]] = [:]
         for file in files { bySource[file.source, default: []].append(file.rowID) }
-        for (source, ids) in bySource {
-            _ = try? await retry.run { try await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description) }
-        }
-        logger.notice("gave back claimed rows", metadata: ["rows": "\(files.count)", "reason": "\(reason)"])
+        await letGo(bySource, reason: reason)
+        logger.notice("gave back rows in hand", metadata: ["rows": "\(files.count)", "reason": "\(reason)"])
     }
 
     private func containerFor(_ file: PendingFile, lease: ShardLease) async throws -> OpenContainer {
@@ -233,6 +236,8 @@ extension Packer {
                 try await parts.metadata.containers(state: nil, shard: c.record.shard, day: c.record.day).first { $0.id == c.record.id }?.state
             }
             guard state == .discarded else {
+                // Its rows are the adopter's to mark (in lease mode, from the manifest it recovered).
+                if config.claimMode == .lease { for (source, ids) in c.rows { inFlight[source]?.subtract(ids) } }
                 logger.notice("abandoned container was adopted by another packer", metadata: ["key": "\(c.record.key)"])
                 return
             }
@@ -241,9 +246,8 @@ extension Packer {
         } else if objectMayExist {
             try? await retry.run { try await parts.storage.delete(key: c.record.key) }
         }
-        for (source, ids) in c.rows {
-            _ = try? await retry.run { try await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description) }
-        }
+        // Discarded for good: its rows go back (row mode), or out of hand to be read again (lease).
+        await letGo(c.rows, reason: reason)
         logger.warning("abandoned container", metadata: ["key": "\(c.record.key)", "files": "\(c.fileCount)", "reason": "\(reason)"])
     }
 

@@ -57,6 +57,8 @@ extension Packer {
             return
         }
         let handoff = ContainerHandoff(container: c)
+        // claim_mode lease: the rows it holds are recorded with it, fenced, before the upload.
+        let manifest = config.claimMode == .lease ? ContainerManifest(rows: c.rows) : nil
         let storage = parts.storage
         let metadata = parts.metadata
         let retry = retry
@@ -64,7 +66,8 @@ extension Packer {
         let metrics = metrics
         let task = Task {
             let start = monotonicSeconds()
-            let outcome = await Packer.closeAndStore(handoff, storage: storage, metadata: metadata, retry: retry, closer: closer)
+            let outcome = await Packer.closeAndStore(
+                handoff, manifest: manifest, storage: storage, metadata: metadata, retry: retry, closer: closer)
             metrics.finalizeDuration.recordSeconds(monotonicSeconds() - start)
             return outcome
         }
@@ -73,8 +76,8 @@ extension Packer {
 
     /// The background part of ``finalize(_:)``: it touches only the container it was handed.
     private static func closeAndStore(
-        _ handoff: ContainerHandoff, storage: any StorageBackend, metadata: any MetadataStore, retry: RetryPolicy,
-        closer: DedicatedThread
+        _ handoff: ContainerHandoff, manifest: ContainerManifest?, storage: any StorageBackend, metadata: any MetadataStore,
+        retry: RetryPolicy, closer: DedicatedThread
     ) async -> FinalizeOutcome {
         let c = handoff.container
         let key = c.record.key
@@ -82,6 +85,14 @@ extension Packer {
         do {
             // Closing writes the index and syncs: blocking work, kept off the cooperative pool.
             let summary = try await closer.run { try handoff.container.writer.close() }
+            if let manifest {
+                // Before the object exists: whoever finds it later finds its rows too.
+                let recorded = try await retry.run { try await metadata.recordManifest(containerID: c.record.id, manifest: manifest, lease: c.lease) }
+                if !recorded {
+                    try? FileManager.default.removeItem(atPath: c.path)
+                    return .fenced
+                }
+            }
             info = try await retry.run { try await storage.put(key: key, fromFile: c.path) }
             guard info.size == summary.archiveSize else {
                 throw DESKitError(.storage, "uploaded '\(key)' is \(info.size) bytes, expected \(summary.archiveSize)")
@@ -122,7 +133,7 @@ extension Packer {
         let key = c.record.key
         switch await done.task.value {
         case .uploaded(let info):
-            try await markPackedInBackground(c.rows, key: key)
+            try await markPackedInBackground(c.rows, key: key, containerID: c.record.id)
             totals.filesPacked += c.fileCount
             totals.bytesPacked += c.bytes
             totals.containersUploaded += 1

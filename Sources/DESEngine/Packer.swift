@@ -101,6 +101,15 @@ public final class Packer {
     var activity = 0
     /// The next batch, being claimed and fetched while the current one is written.
     var prefetch: Task<ClaimedBatch, Error>?
+    /// `claim_mode: lease`: the rows read and not yet marked packed, failed or let go, by source
+    /// (a keyset read skips them: they are still pending in the catalog).
+    var inFlight: [String: Set<String>] = [:]
+    /// `claim_mode: lease`: where each source's keyset read goes on, for the shards in ``cursorShards``.
+    var cursors: [String: String] = [:]
+    /// The shards the cursors are for (another set of shards starts the reads over).
+    var cursorShards: [Int] = []
+    /// `claim_mode: lease`: rows the background marks have marked packed, to drop from ``inFlight``.
+    let markedRows = MarkedRows()
     /// Rows of uploaded containers being marked packed.
     var marking: [Task<Void, Error>] = []
     /// Full containers being closed, uploaded and recorded, oldest first (``finalize(_:)``).
@@ -195,6 +204,7 @@ public final class Packer {
     private func loop(shutdown: ShutdownSignal, untilIdle: Bool) async throws {
         var leftoverRounds = 0
         while !shutdown.isTriggered {
+            dropMarkedRows()
             await dropLostShards()
             try await returnStaleClaimsIfDue()
             let batch: ClaimedBatch
@@ -205,10 +215,9 @@ public final class Packer {
                 batch = try await ahead.value
             } else {
                 try await acquireLeases(force: false)
-                batch = try await Self.claimBatch(
-                    sources: parts.sources, fetchers: parts.fetchers, shards: book.held.keys.sorted(), limits: claimLimits,
-                    holder: holder.description, fetchConcurrency: config.fetchConcurrency, epoch: activity, retry: retry)
+                batch = try await startTake(shards: book.held.keys.sorted()).value
             }
+            absorb(batch)
             if !batch.shards.isEmpty { metrics.claimDuration.recordSeconds(batch.claimSeconds) }
             saturated = batch.saturated
             let (shards, epoch) = (batch.shards, batch.epoch)
@@ -246,7 +255,7 @@ public final class Packer {
             // flight as stale), and the shards with work are not due to be looked up again.
             if !shutdown.isTriggered, !workLookupIsDue, targets.allSatisfy({ book.lease($0) != nil })
             {
-                prefetch = startPrefetch(shards: book.held.keys.sorted())
+                prefetch = startTake(shards: book.held.keys.sorted())
             }
             try await pack(batch.files, bodies: batch.bodies)
             try await finalizeDue()

@@ -90,6 +90,9 @@ public struct Recovery: Sendable {
             report.containersDiscarded += 1
         }
 
+        // Uploaded containers whose rows were not all marked (claim_mode lease): marked first,
+        // so that nothing packed is read as pending again.
+        report.rowsPacked += try await markManifests(shard: shard)
         var indexes: [String: Set<String>] = [:]
         for source in sources {
             let stale = try await retry.run { try await source.staleClaims(shards: [shard], excludingHolder: nil, olderThanSeconds: nil) }
@@ -105,6 +108,27 @@ public struct Recovery: Sendable {
                 ])
         }
         return report
+    }
+
+    /// Marks packed, from pending, the rows of every uploaded container of `shard` whose manifest
+    /// is not yet marked, and records each as marked; how many rows changed.
+    func markManifests(shard: Int) async throws -> Int {
+        var changed = 0
+        for unmarked in try await retry.run({ try await metadata.unmarkedManifests(shard: shard) }) {
+            var complete = true
+            for (name, ids) in unmarked.manifest.rows {
+                guard let source = sources.first(where: { $0.name == name }) else {
+                    // A source not in this config (disabled, renamed): its rows wait for a run that has it.
+                    logger.warning("manifest names a source not configured", metadata: ["source": "\(name)", "key": "\(unmarked.container.key)"])
+                    complete = false
+                    continue
+                }
+                changed += try await retry.run { try await source.markPackedIfPending(rowIDs: ids, container: unmarked.container.key) }
+            }
+            if complete { try await retry.run { try await metadata.manifestMarked(containerID: unmarked.container.id) } }
+        }
+        if changed > 0 { logger.info("marked the rows of recovered manifests", metadata: ["shard": "\(shard)", "rows": "\(changed)"]) }
+        return changed
     }
 
     /// Settles claims known to be stale on `shard`, whose lease the caller holds: a row whose

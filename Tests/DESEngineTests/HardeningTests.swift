@@ -45,6 +45,40 @@ func expectNothingStranded(_ d: Deployment, _ label: String = "") async throws {
         try await expectNothingStranded(d, "round \(round)")
     }
 
+    @Test(
+        "A packer paused past its lease TTL while a competitor takes its shards over: its writes are refused, nothing lost or packed twice",
+        arguments: ["row", "lease"])
+    func pausedHolderWithCompetitor(mode: String) async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(6000, size: 256)
+        _ = try await d.mark(shardBits: 2)
+        func config(_ pod: String) throws -> String {
+            try d.writeConfig(
+                packer: "{work_dir: work, shard_bits: 2, pod_name: \(pod), batch_size: 5, max_container_files: 300, "
+                    + "checkpoint_every_files: 20, lease_ttl_seconds: 1, heartbeat_seconds: 0.3, claim_mode: \(mode)}",
+                name: "\(pod).yaml")
+        }
+        let a = try d.startPacker(config: try config("paused"), untilIdle: true)
+        // Rows in hand: a container file in its work directory.
+        let watcher = RowsInHandWatcher(process: a, workDir: d.dir + "/work/paused", since: Date()) {
+            kill(a.processIdentifier, SIGSTOP) == 0
+        }
+        try #require(await watcher.finished(), "the packer finished before it could be paused; give it more work")
+        try await Task.sleep(nanoseconds: 1_500_000_000)  // past the 1 s lease TTL
+        let b = try d.startPacker(config: try config("competitor"), untilIdle: true)
+        await d.wait(b)
+        #expect(b.terminationReason == .exit && b.terminationStatus == 0)
+        kill(a.processIdentifier, SIGCONT)
+        await d.wait(a)
+        // The resumed packer finds its leases gone: whatever it writes is refused, and it ends.
+        #expect(a.terminationReason == .exit)
+        let last = try d.startPacker(config: try config("competitor"), untilIdle: true)
+        await d.wait(last)
+        #expect(last.terminationStatus == 0)
+        try await expectNothingStranded(d, "\(mode)")
+    }
+
     @Test("Two packers of the same pod: the second never steals the live lease, both exit 0, nothing stranded")
     func samePodPair() async throws {
         let d = try Deployment()

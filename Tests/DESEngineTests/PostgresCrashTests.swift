@@ -7,9 +7,11 @@ import Testing
 
 /// The stock packer on a PostgreSQL catalog and a PostgreSQL metadata store, killed with SIGKILL.
 @Suite("Crash on PostgreSQL") struct PostgresCrashTests {
-    @Test("kill -9 the packer 20 times on a PostgreSQL catalog and metadata store: every row packed exactly once")
-    func killNineOnPostgres() async throws {
-        let pg = try await PostgresDeployment(rows: 20_000, applicationName: "des-crash")
+    @Test(
+        "kill -9 the packer 20 times on a PostgreSQL catalog and metadata store: every row packed exactly once (claim_mode row and lease)",
+        arguments: ["row", "lease"])
+    func killNineOnPostgres(mode: String) async throws {
+        let pg = try await PostgresDeployment(rows: 20_000, applicationName: "des-crash-\(mode)", claimMode: mode)
         defer { pg.cleanup() }
         let (d, admin, schema, rows) = (pg.d, pg.admin, pg.schema, pg.rows)
         var rng = SystemRandomNumberGenerator()
@@ -57,8 +59,19 @@ import Testing
         let check = try des(["check"])
         await d.wait(check)
         #expect(check.terminationStatus == 0)
+        if mode == "lease" {
+            // One catalog write per packed row: no row was ever claimed, and every manifest is marked.
+            let claimed = try await admin.withSession {
+                try $0.query("SELECT COUNT(*) FROM \(schema).files WHERE des_claimed_by IS NOT NULL")
+            }.first?[0].int
+            #expect(claimed == 0)
+            let unmarked = try await admin.withSession {
+                try $0.query("SELECT COUNT(*) FROM \(schema).des_containers WHERE state = 'uploaded' AND marked_at IS NULL")
+            }.first?[0].int
+            #expect(unmarked == 0)
+        }
         try await pg.drop()
-        print("postgres crash test: \(kills) kills in \(attempts) runs")
+        print("postgres crash test (\(mode)): \(kills) kills in \(attempts) runs")
     }
 }
 
@@ -71,7 +84,7 @@ struct PostgresDeployment {
     let rows: Int
     let config: String
 
-    init(rows: Int, applicationName: String) async throws {
+    init(rows: Int, applicationName: String, claimMode: String = "row") async throws {
         let conninfo = try #require(
             ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"],
             "DES_TEST_POSTGRES is not set: start the test servers (scripts/test-servers.sh up; make test does)")
@@ -113,7 +126,7 @@ struct PostgresDeployment {
                 bodies: {type: local, root: bodies}
             storage: {type: local, root: archive, prefix: des}
             metadata: {connection: {\(connection)}}
-            packer: {work_dir: work, shard_bits: 3, pod_name: crashy, batch_size: 20, max_container_files: 60, checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1}
+            packer: {work_dir: work, shard_bits: 3, pod_name: crashy, batch_size: 20, max_container_files: 60, checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1, claim_mode: \(claimMode)}
             """.write(toFile: config, atomically: true, encoding: .utf8)
     }
 

@@ -10,7 +10,7 @@ extension ConfigLoader {
         "work_dir", "shard_bits", "pod_index", "pod_count", "pod_name", "batch_size", "fetch_concurrency",
         "max_container_bytes", "big_file_threshold", "max_container_files", "max_container_age_seconds", "checkpoint_every_files",
         "checkpoint_every_seconds", "lease_ttl_seconds", "heartbeat_seconds", "claim_timeout_seconds", "drain_seconds",
-        "idle_sleep_seconds",
+        "idle_sleep_seconds", "claim_mode",
     ]
     static let markerKeys = [
         "batch_size", "concurrency", "rate_limit_per_second", "max_retries", "retry_backoff_base", "interval_seconds", "node_id",
@@ -73,6 +73,7 @@ extension ConfigLoader {
         }
         if let v = try m.double("claim_timeout_seconds", in: ConfigLimits.claimTimeoutSeconds) { p.claimTimeoutSeconds = v }
         if let v = try m.double("idle_sleep_seconds", in: ConfigLimits.idleSleepSeconds) { p.idleSleepSeconds = v }
+        if let v = try m.choice("claim_mode", among: ClaimMode.allCases.map(\.rawValue)), let mode = ClaimMode(rawValue: v) { p.claimMode = mode }
         return p
     }
 

@@ -269,10 +269,23 @@ public struct MetadataConfig: Sendable, Hashable {
     public init() {}
 }
 
+/// How a packer takes rows of the shards it leases (`packer.claim_mode`).
+public enum ClaimMode: String, Sendable, Hashable, CaseIterable {
+    /// Each row is claimed (status, claimer, claim time written), then marked packed: two
+    /// catalog writes a row, and the claimed status is visible to other consumers of the table.
+    case row
+    /// The shard's fenced lease is the claim: pending rows are read with a keyset read and no
+    /// write, each container's rows are recorded as its manifest in the metadata store, and
+    /// marked packed in one statement per container: one catalog write a row.
+    case lease
+}
+
 /// Packer settings.
 ///
 /// The loader keeps every number within its range in ``ConfigLimits``.
 public struct PackerConfig: Sendable, Hashable {
+    /// How rows are taken (default `row`).
+    public var claimMode: ClaimMode = .row
     /// Where open containers are written before upload.
     public var workDir: String = "./des-data/work"
     /// Shards are `2^shardBits` (``ConfigLimits/shardBits``).
