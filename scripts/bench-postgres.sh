@@ -12,6 +12,10 @@
 # and the best time of each is compared (the range is printed too). Beside the rates it prints
 # the CPU seconds of the packer, of the PostgreSQL server during the packer's best run, and of
 # `des pack`: where the server shares the packer's cores, their sum bounds the packer's rate.
+# The packer runs in both claim modes (packer.claim_mode row and lease) on the same rows, three
+# times each, and a table per mode gives files/s, the ratio to `des pack`, the packer's and the
+# server's CPU seconds per 1,000 files and the catalog rows updated per packed file
+# (pg_stat_user_tables n_tup_upd): row mode claims and marks, lease mode only marks.
 #
 #   scripts/bench-postgres.sh [SMALL] [LARGE]      (default 50000 200000 files)
 set -euo pipefail
@@ -86,23 +90,38 @@ metadata: {connection: {$conn}}
 packer: {work_dir: work, shard_bits: 4, batch_size: 1000, max_container_files: 2000, max_container_bytes: 1GiB}
 marker: {batch_size: 5000}
 YAML
-  local mark pack round secs rss user sys pg0 pg1 t0 t1
+  sed 's/^packer: {/packer: {claim_mode: lease, /' "$dir/des.yaml" >"$dir/des-lease.yaml"
+  cp "$dir/des.yaml" "$dir/des-row.yaml"
+  local mark pack round secs rss user sys pg0 pg1 t0 t1 mode upd0 upd1 first=1
   local best_pack="" best_despack="" worst_pack=0 worst_despack=0
+  declare -gA MODE_BEST=() MODE_CPU=() MODE_PG=() MODE_UPD=()
   mark="$("$DES" marker run -c "$dir/des.yaml" --until-idle)"
   MARK_RATE=$(grep -o '[0-9]* rows/s' <<<"$mark" | cut -d' ' -f1)
   RSS_KB=0
   for round in 1 2 3; do
-    if [ "$round" -gt 1 ]; then  # the same rows again: back to pending, no containers, no archive
+   for mode in row lease; do
+    if [ "$first" -eq 0 ]; then  # the same rows again: back to pending, no containers, no archive
       "${PSQL[@]}" -c "UPDATE $schema.files SET des_status = 'DES_TODO', des_container = NULL, des_claimed_by = NULL, des_claimed_at = NULL" \
         -c "TRUNCATE $schema.des_containers, $schema.des_shard_locks, $schema.des_dead_letters RESTART IDENTITY" >/dev/null
       rm -rf "$dir/archive" "$dir/work"
     fi
+    first=0
     "${PSQL[@]}" -c "VACUUM ANALYZE $schema.files" >/dev/null
+    upd0=$("${PSQL[@]}" -c "SELECT n_tup_upd FROM pg_stat_user_tables WHERE schemaname = '$schema' AND relname = 'files'")
     pg0=$(pg_cpu)
-    pack="$(/usr/bin/time -f "%M %U %S" -o "$dir/time.txt" "$DES" packer run -c "$dir/des.yaml" --until-idle)"
+    pack="$(/usr/bin/time -f "%M %U %S" -o "$dir/time.txt" "$DES" packer run -c "$dir/des-$mode.yaml" --until-idle)"
     pg1=$(pg_cpu)
+    sleep 1  # the server's statistics of the packer's (closed) sessions
+    upd1=$("${PSQL[@]}" -c "SELECT n_tup_upd FROM pg_stat_user_tables WHERE schemaname = '$schema' AND relname = 'files'")
     secs=$(grep -o 'in [0-9.]* s' <<<"$pack" | cut -d' ' -f2)
     read -r rss user sys <"$dir/time.txt"
+    if faster "$secs" "${MODE_BEST[$mode]:-}"; then
+      MODE_BEST[$mode]=$secs
+      MODE_CPU[$mode]=$(awk -v u="$user" -v s="$sys" -v n="$n" 'BEGIN{printf "%.3f", (u + s) * 1000 / n}')
+      MODE_PG[$mode]=$(awk -v a="$pg1" -v b="$pg0" -v n="$n" 'BEGIN{printf "%.3f", (a - b) * 1000 / n}')
+      MODE_UPD[$mode]=$(awk -v a="$upd1" -v b="$upd0" -v n="$n" 'BEGIN{printf "%.2f", (a - b) / n}')
+    fi
+    [ "$mode" = row ] || continue
     [ "$rss" -gt "$RSS_KB" ] && RSS_KB=$rss
     if faster "$secs" "$best_pack"; then
       best_pack=$secs
@@ -110,6 +129,7 @@ YAML
       PG_CPU=$(awk -v a="$pg1" -v b="$pg0" 'BEGIN{printf "%.2f", a - b}')
     fi
     slower "$secs" "$worst_pack" && worst_pack=$secs
+   done
     t0=$(date +%s.%N)
     /usr/bin/time -f "%U %S" -o "$dir/despack.txt" "$DES" pack "$dir/bodies" -o "$dir/pack.des" --force >/dev/null
     t1=$(date +%s.%N)
@@ -122,12 +142,22 @@ YAML
   done
   PACK_RATE=$(awk -v n="$n" -v s="$best_pack" 'BEGIN{printf "%d", n / s}')
   DESPACK_RATE=$(awk -v n="$n" -v s="$best_despack" 'BEGIN{printf "%d", n / s}')
+  DESPACK_CPU_K=$(awk -v c="$DESPACK_CPU" -v n="$n" 'BEGIN{printf "%.3f", c * 1000 / n}')
+  MODES=""
+  for mode in row lease; do
+    MODES+=$(awk -v m="$mode" -v n="$n" -v s="${MODE_BEST[$mode]}" -v d="$DESPACK_RATE" -v c="${MODE_CPU[$mode]}" -v pg="${MODE_PG[$mode]}" \
+      -v u="${MODE_UPD[$mode]}" -v dc="$DESPACK_CPU_K" \
+      'BEGIN{printf "%-6s %8d %10d %8.2f %14.3f %10.2f %14.3f %12.2f\n", m, n, n / s, (n / s) / d, c, c / dc, pg, u}')
+    MODES+=$'\n'
+  done
+  MODE_TABLE+="$MODES"
   PACK_SPREAD="$best_pack-$worst_pack"
   DESPACK_SPREAD="$best_despack-$worst_despack"
   "${PSQL[@]}" -c "DROP SCHEMA $schema CASCADE" >/dev/null
   rm -rf "$dir"
 }
 
+MODE_TABLE=""
 echo "==> marker and packer on $SMALL files of 4 KiB (packer and des pack three times each)"
 run_size "$SMALL"; M1=$MARK_RATE; P1=$PACK_RATE; D1=$DESPACK_RATE; R1=$RSS_KB
 S1="packer $PACK_SPREAD s, des pack $DESPACK_SPREAD s"; C1="packer $PACK_CPU, PostgreSQL $PG_CPU, des pack $DESPACK_CPU"
@@ -155,3 +185,7 @@ awk -v c="$CLAIM_RATE" -v cs="$CLAIM_SPLIT" -v mc="$MY_CLAIM_RATE" -v mcs="$MY_C
   printf "\nratios: claims/50k = %.2f contended, %.2f split; MariaDB claims/30k = %.2f; marker/50k = %.2f; packer/pack = %.2f and %.2f (target >= 0.5); RSS %s/%s files = %.2f (target <= 1.2)\n", \
     c / 50000, cs / 50000, mc / 30000, m2 / 50000, p1 / d1, p2 / d2, l, s, r2 / r1
 }'
+
+printf "\nper claim mode (best of 3; CPU seconds per 1,000 files; catalog rows updated per packed file)\n"
+printf "%-6s %8s %10s %8s %14s %10s %14s %12s\n" mode files "files/s" "/pack" "packer CPU/1k" "/pack CPU" "server CPU/1k" "updates/file"
+printf "%s" "$MODE_TABLE"

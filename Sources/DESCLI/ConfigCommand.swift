@@ -97,7 +97,7 @@ enum ConfigSummary {
         out += "metadata: \(metadata)\n"
         let p = config.packer
         out += "packer:   \(1 << p.shardBits) shards (shard_bits \(p.shardBits)), pod \(p.podIndex) of \(p.podCount), "
-            + "work_dir \(p.workDir)\n"
+            + "claim_mode \(p.claimMode.rawValue), work_dir \(p.workDir)\n"
         let k = config.marker
         out += "marker:   \(k.naming) names, prefix \(k.namePrefix), node \(k.nodeID), batch \(k.batchSize)\n"
         let c = config.cache
@@ -138,7 +138,7 @@ enum ConfigSummary {
             ] as [String: Any],
             "packer": [
                 "shard_bits": p.shardBits, "shards": 1 << p.shardBits, "pod_index": p.podIndex, "pod_count": p.podCount,
-                "work_dir": p.workDir, "batch_size": p.batchSize,
+                "work_dir": p.workDir, "batch_size": p.batchSize, "claim_mode": p.claimMode.rawValue,
             ] as [String: Any],
             "marker": ["naming": config.marker.naming, "name_prefix": config.marker.namePrefix, "node_id": config.marker.nodeID]
                 as [String: Any],

@@ -142,7 +142,8 @@ public final class Packer {
     /// rows, every open container is finalized and no row of its shards is left claimed by it.
     public func run(shutdown: ShutdownSignal, untilIdle: Bool) async throws -> Totals {
         try prepareWorkDir()
-        logger.info("packer started", metadata: ["holder": "\(holder)", "shards": "\(assignment.ownedShardCount)"])
+        logger.info(
+            "packer started", metadata: ["holder": "\(holder)", "shards": "\(assignment.ownedShardCount)", "claim_mode": "\(config.claimMode.rawValue)"])
         let heartbeat = Task { [book, parts, config, logger, metrics] in
             await runHeartbeat(
                 book: book, metadata: parts.metadata, ttl: config.leaseTTLSeconds, interval: config.heartbeatSeconds,

@@ -343,3 +343,14 @@ import Yams
         #expect(try parse(yaml).sources[0].connection.type == "postgress")
     }
 }
+
+@Suite struct ClaimModeConfigTests {
+    @Test("packer.claim_mode is row (the default) or lease; anything else is refused with did you mean")
+    func claimMode() throws {
+        #expect(try parse("# nothing\n").packer.claimMode == .row)
+        #expect(try parse("packer:\n  claim_mode: lease\n").packer.claimMode == .lease)
+        #expect(try parse("packer:\n  claim_mode: ROW\n").packer.claimMode == .row)
+        let e = try #require(configError("packer:\n  claim_mode: leese\n"))
+        #expect(e.keyPath == "packer.claim_mode" && e.suggestion == "lease" && e.line == 2)
+    }
+}
