@@ -127,6 +127,15 @@ public actor __NAME__Source: SourceConnector {
                 guard c.holder == nil || (rows[i].status == .claimed && rows[i].claimedBy == c.holder) else { continue }
                 rows[i].status = .failed
                 rows[i].error = c.reasons?[n]
+            case "packed-from-pending":  // claim_mode lease: the lease is the claim
+                guard rows[i].status == .pending else { continue }
+                rows[i].status = .packed
+                rows[i].container = c.container
+                rows[i].error = nil
+            case "failed-from-pending":
+                guard rows[i].status == .pending else { continue }
+                rows[i].status = .failed
+                rows[i].error = c.reasons?[n]
             case "release":
                 guard rows[i].status == .claimed, c.holder == nil || rows[i].claimedBy == c.holder else { continue }
                 rows[i].status = .pending
@@ -185,6 +194,26 @@ public actor __NAME__Source: SourceConnector {
     public func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int {
         guard !rowIDs.isEmpty else { return 0 }
         return try record(Change(op: "release", ids: rowIDs, holder: holder))
+    }
+
+    // MARK: claim_mode lease (optional: without these, the source runs in claim_mode row only)
+
+    public func readPending(shards: [Int], afterRowID: String?, limit: Int) async throws -> [PendingFile] {
+        let wanted = Set(shards)
+        return rows.filter { row in
+            guard row.status == .pending, let shard = row.shard, wanted.contains(shard) else { return false }
+            return afterRowID.map { Self.idOrder($0, row.id) } ?? true
+        }.sorted { Self.idOrder($0.id, $1.id) }.prefix(max(0, limit)).map(pending)
+    }
+
+    public func markPackedIfPending(rowIDs: [String], container: String) async throws -> Int {
+        guard !rowIDs.isEmpty else { return 0 }
+        return try record(Change(op: "packed-from-pending", ids: rowIDs, container: container))
+    }
+
+    public func markFailedIfPending(_ failed: [FailedRow]) async throws -> Int {
+        guard !failed.isEmpty else { return 0 }
+        return try record(Change(op: "failed-from-pending", ids: failed.map(\.rowID), reasons: failed.map(\.reason)))
     }
 
     public func staleClaims(shards: [Int]?, excludingHolder: String?, olderThanSeconds: Double?) async throws -> [PendingFile] {
