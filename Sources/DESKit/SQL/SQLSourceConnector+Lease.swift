@@ -23,42 +23,10 @@ extension SQLSourceConnector {
     }
 
     public func markPackedIfPending(rowIDs: [String], container: String) async throws -> Int {
-        let (d, s) = (dialect, try await tableShape())
-        return try await updateInChunks(
-            ids: rowIDs, shape: s,
-            prefix: { binds in
-                binds = [s.statusValue(s.statusPacked), s.statusValue(s.statusPending)]
-                var set = "\(s.status) = \(s.statusParam(d, 1))"
-                if let column = s.container {
-                    binds.append(.text(container))
-                    set += ", \(column) = \(d.placeholder(binds.count))"
-                }
-                if let error = s.error { set += ", \(error) = NULL" }
-                set += s.setPackedAt(d)
-                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) = \(s.statusParam(d, 2))"
-            }, holder: nil)
+        try await markPacked(rowIDs: rowIDs, container: container, fromPending: true, holder: nil)
     }
 
     public func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int {
-        guard !rows.isEmpty else { return 0 }
-        let (d, s) = (dialect, try await tableShape())
-        return try await transaction { session in
-            var changed = 0
-            for row in rows {
-                var binds: [SQLValue] = [s.statusValue(s.statusFailed)]
-                var set = "\(s.status) = \(s.statusParam(d, 1))"
-                if let error = s.error {
-                    binds.append(.text(String(row.reason.prefix(2000))))
-                    set += ", \(error) = \(d.placeholder(binds.count))"
-                }
-                binds.append(s.idValue(row.rowID))
-                let idAt = binds.count
-                binds.append(s.statusValue(s.statusPending))
-                changed += try session.execute(
-                    "UPDATE \(s.table) SET \(set) WHERE \(s.id) = \(s.idParam(d, idAt)) AND \(s.status) = \(s.statusParam(d, binds.count))",
-                    binds)
-            }
-            return changed
-        }
+        try await markFailed(rows, fromPending: true, holder: nil)
     }
 }

@@ -133,11 +133,17 @@ public final class SQLSourceConnector: SourceConnector {
     }
 
     public func markPacked(rowIDs: [String], container: String, holder: String?) async throws -> Int {
+        try await markPacked(rowIDs: rowIDs, container: container, fromPending: false, holder: holder)
+    }
+
+    /// Marks rows packed into `container`: rows claimed (by `holder`, when given), or with
+    /// `fromPending` rows still pending (claim_mode lease).
+    func markPacked(rowIDs: [String], container: String, fromPending: Bool, holder: String?) async throws -> Int {
         let (d, s) = (dialect, try await tableShape())
         return try await updateInChunks(
             ids: rowIDs, shape: s,
             prefix: { binds in
-                binds = [s.statusValue(s.statusPacked), s.statusValue(s.statusClaimed)]
+                binds = [s.statusValue(s.statusPacked), s.statusValue(fromPending ? s.statusPending : s.statusClaimed)]
                 var set = "\(s.status) = \(s.statusParam(d, 1))"
                 if let column = s.container {
                     binds.append(.text(container))
@@ -161,6 +167,12 @@ public final class SQLSourceConnector: SourceConnector {
     }
 
     public func markFailed(_ rows: [FailedRow], holder: String?) async throws -> Int {
+        try await markFailed(rows, fromPending: false, holder: holder)
+    }
+
+    /// Marks rows failed with their reasons: with `holder`, only rows it has claimed; with
+    /// `fromPending`, only rows still pending (claim_mode lease); else any row.
+    func markFailed(_ rows: [FailedRow], fromPending: Bool, holder: String?) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
         let (d, s) = (dialect, try await tableShape())
         return try await transaction { session in
@@ -178,6 +190,9 @@ public final class SQLSourceConnector: SourceConnector {
                     // The packer fails only rows it still has claimed.
                     binds += [s.statusValue(s.statusClaimed), .text(holder)]
                     sql += " AND \(s.status) = \(s.statusParam(d, binds.count - 1)) AND \(s.claimedBy) = \(d.placeholder(binds.count))"
+                } else if fromPending {
+                    binds.append(s.statusValue(s.statusPending))
+                    sql += " AND \(s.status) = \(s.statusParam(d, binds.count))"
                 }
                 changed += try session.execute(sql, binds)
             }
