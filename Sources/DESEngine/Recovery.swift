@@ -115,17 +115,27 @@ public struct Recovery: Sendable {
     func markManifests(shard: Int) async throws -> Int {
         var changed = 0
         for unmarked in try await retry.run({ try await metadata.unmarkedManifests(shard: shard) }) {
-            var complete = true
-            for (name, ids) in unmarked.manifest.rows {
-                guard let source = sources.first(where: { $0.name == name }) else {
-                    // A source not in this config (disabled, renamed): its rows wait for a run that has it.
-                    logger.warning("manifest names a source not configured", metadata: ["source": "\(name)", "key": "\(unmarked.container.key)"])
-                    complete = false
-                    continue
-                }
-                changed += try await retry.run { try await source.markPackedIfPending(rowIDs: ids, container: unmarked.container.key) }
+            let c = unmarked.container
+            // A manifest must name exactly the files its container holds.
+            guard unmarked.manifest.count == c.fileCount else {
+                throw DESKitError(
+                    .invalidData,
+                    "des_containers id \(c.id) (\(c.key)): its manifest names \(unmarked.manifest.count) rows but the container holds "
+                        + "\(c.fileCount) files; recovery of shard \(shard) stops here until the record is repaired")
             }
-            if complete { try await retry.run { try await metadata.manifestMarked(containerID: unmarked.container.id) } }
+            // Every source it names must be here: reading a source's rows as pending before its
+            // manifest is marked would pack them again (a renamed or disabled source).
+            if let missing = unmarked.manifest.rows.keys.sorted().first(where: { name in !sources.contains { $0.name == name } }) {
+                throw DESKitError(
+                    .configuration,
+                    "container \(c.key) holds rows of source '\(missing)', which this config does not have (renamed or disabled?): "
+                        + "run with that source enabled under that name until its rows are marked (des recover), then change it")
+            }
+            for (name, ids) in unmarked.manifest.rows {
+                guard let source = sources.first(where: { $0.name == name }) else { continue }
+                changed += try await retry.run { try await source.markPackedIfPending(rowIDs: ids, container: c.key) }
+            }
+            try await retry.run { try await metadata.manifestMarked(containerID: c.id) }
         }
         if changed > 0 { logger.info("marked the rows of recovered manifests", metadata: ["shard": "\(shard)", "rows": "\(changed)"]) }
         return changed

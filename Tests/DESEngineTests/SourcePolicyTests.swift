@@ -1,5 +1,6 @@
 import DESKit
 import DESNaming
+import DESPluginSQLite
 import DESTestSupport
 import Foundation
 import Testing
@@ -103,5 +104,46 @@ import Testing
         #expect(result.marked == 12_000)
         let named = try await d.sql("SELECT COUNT(DISTINCT des_name), COUNT(*) FROM files WHERE des_name IS NOT NULL AND des_status = 'DES_TODO'")
         #expect(named.first?[0].int == 12_000 && named.first?[1].int == 12_000)
+    }
+}
+
+/// Recovery refuses a manifest it cannot trust rather than marking rows it names.
+@Suite struct ManifestRecoveryTests {
+    func uploadedContainer(_ d: Deployment, manifest: String, files: Int) async throws -> (SQLMetadataStore, ContainerRecord) {
+        let store = try await d.metadata()
+        let lease = try #require(try await store.acquireLease(shard: 0, holder: LeaseHolder(pod: "p", instance: "1"), ttlSeconds: 30))
+        let c = try await store.createContainer(day: "2025-01-01", shard: 0, lease: lease, keyPrefix: "des")
+        #expect(try await store.markUploaded(containerID: c.id, fileCount: files, bytes: 1, size: 1, etag: "e", lease: lease))
+        let conn = try await SQLiteConnection.open(path: d.dir + "/metadata.sqlite")
+        _ = try await conn.withSession { try $0.execute("UPDATE des_containers SET manifest = ?1 WHERE id = ?2", [.text(manifest), .int(c.id)]) }
+        await conn.close()
+        try await store.releaseLease(lease)
+        return (store, c)
+    }
+
+    @Test("A manifest naming more rows than its container holds, a huge range, or a source the config lacks stops recovery of its shard with the container named; no row is marked")
+    func untrustedManifests() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(10)
+        _ = try await d.mark(shardBits: 1)
+        let cases: [(String, Int, String)] = [
+            ("{\"catalog\":\"1-2\"}", 3, "names 2 rows but the container holds 3 files"),
+            ("{\"catalog\":\"1-99999999\"}", 3, "more than 3 rows"),
+            ("{\"renamed\":\"1-3\"}", 3, "source 'renamed', which this config does not have"),
+        ]
+        for (manifest, files, words) in cases {
+            let (store, c) = try await uploadedContainer(d, manifest: manifest, files: files)
+            let recovery = Recovery(sources: [try d.connector()], metadata: store, storage: try d.storage(), logger: d.logger)
+            await #expect {
+                _ = try await recovery.recoverShard(0)
+            } throws: { error in
+                let message = (error as? DESKitError)?.message ?? ""
+                return message.contains(words) && message.contains(c.key)
+            }
+            let packed = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_PACKED'").first?[0].int
+            #expect(packed == 0, "\(manifest)")
+            _ = try await store.manifestMarked(containerID: c.id)  // out of the way of the next case
+        }
     }
 }

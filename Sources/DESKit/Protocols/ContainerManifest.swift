@@ -27,8 +27,8 @@ public struct ContainerManifest: Sendable, Hashable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// Decodes ``encoded`` text; anything else is an `invalidData` error.
-    public init(encoded text: String) throws {
+    /// Decodes ``encoded`` text; anything else, or more than `maxRows` ids, is an `invalidData` error.
+    public init(encoded text: String, maxRows: Int = 100_000_000) throws {
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
             throw DESKitError(.invalidData, "container manifest is not a JSON object")
         }
@@ -36,11 +36,16 @@ public struct ContainerManifest: Sendable, Hashable {
         for (source, value) in object {
             if let list = value as? [String] {
                 rows[source] = list
-            } else if let runs = value as? String, let ids = Self.ids(ofRuns: runs) {
-                rows[source] = ids
+            } else if let runs = value as? String, let count = Self.count(ofRuns: runs) {
+                // Counted before any id is made: a damaged range cannot take the memory.
+                guard count <= maxRows else { throw DESKitError(.invalidData, "container manifest names more than \(maxRows) rows") }
+                rows[source] = Self.ids(ofRuns: runs) ?? []
             } else {
                 throw DESKitError(.invalidData, "container manifest: the ids of source '\(source)' are neither runs nor a list")
             }
+        }
+        guard rows.values.reduce(0, { $0 + $1.count }) <= maxRows else {
+            throw DESKitError(.invalidData, "container manifest names more than \(maxRows) rows")
         }
         self.rows = rows
     }
@@ -65,15 +70,30 @@ public struct ContainerManifest: Sendable, Hashable {
         return parts.joined(separator: ",")
     }
 
-    /// The ids of `1-3,5`; nil when malformed or absurdly long (more than 100,000,000 ids).
-    static func ids(ofRuns text: String) -> [String]? {
+    /// How many ids `1-3,5` names (nil when malformed).
+    static func count(ofRuns text: String) -> Int? {
+        if text.isEmpty { return 0 }
+        var total: Int64 = 0
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(bounds.count), let low = Int64(bounds[0]), low >= 0 else { return nil }
+            guard let high = bounds.count == 2 ? Int64(bounds[1]) : low, high >= low else { return nil }
+            let (sum, overflow) = total.addingReportingOverflow(high - low + 1)
+            guard !overflow, sum <= Int64(Int32.max) else { return nil }
+            total = sum
+        }
+        return Int(total)
+    }
+
+    /// The ids of `1-3,5`; nil when malformed or longer than `max` ids.
+    static func ids(ofRuns text: String, max: Int = 100_000_000) -> [String]? {
         if text.isEmpty { return [] }
         var out: [String] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
             guard (1...2).contains(bounds.count), let low = Int64(bounds[0]), low >= 0 else { return nil }
             let high = bounds.count == 2 ? Int64(bounds[1]) : low
-            guard let high, high >= low, high - low < 100_000_000, out.count + Int(high - low) < 100_000_000 else { return nil }
+            guard let high, high >= low, high - low < Int64(max), out.count + Int(high - low) < max else { return nil }
             for n in low...high { out.append(String(n)) }
         }
         return out

@@ -266,7 +266,17 @@ public final class SQLMetadataStore: MetadataStore {
         let (query, values) = (sql, binds)
         let rows = try await session { s in try s.query(query, values) }
         return try rows.map { r in
-            UnmarkedManifest(container: Self.container(r), manifest: try ContainerManifest(encoded: r[12].text ?? ""))
+            let container = Self.container(r)
+            do {
+                // No more ids than the files it was recorded with (a damaged manifest cannot mark the catalog wholesale).
+                return UnmarkedManifest(
+                    container: container, manifest: try ContainerManifest(encoded: r[12].text ?? "", maxRows: max(0, container.fileCount)))
+            } catch let error as DESKitError {
+                throw DESKitError(
+                    .invalidData,
+                    "des_containers id \(container.id) (\(container.key), shard \(container.shard)): \(error.message); "
+                        + "recovery of its shard stops here until the record is repaired")
+            }
         }
     }
 
