@@ -56,20 +56,21 @@ func desBinary() throws -> String { try desExecutable() }
         print("crash test (\(mode)): \(kills) kills; \(audit.containers) uploaded containers")
     }
 
-    @Test("SIGTERM finishes the batch in hand: no claimed rows, no writing containers, exit 0")
-    func gracefulShutdown() async throws {
+    @Test("SIGTERM finishes the batch in hand: no claimed rows, no writing containers, exit 0 (claim_mode row and lease)", arguments: ["row", "lease"])
+    func gracefulShutdown(mode: String) async throws {
         let d = try Deployment()
         defer { d.cleanup() }
         try await d.addRows(6000, size: 256)
         _ = try await d.mark(shardBits: 2)
         let config = try d.writeConfig(
             packer: "{work_dir: work, shard_bits: 2, pod_name: polite, batch_size: 10, max_container_files: 100000, "
-                + "max_container_age_seconds: 3600}")
+                + "max_container_age_seconds: 3600, claim_mode: \(mode)}")
         let p = try d.startPacker(config: config, untilIdle: false)
-        // Wait until it has claimed something, then ask it to stop.
-        let claimed = try await d.waitForClaims()
-        #expect(claimed > 0)
-        kill(p.processIdentifier, SIGTERM)
+        // Once it has rows in hand (a container file in its work directory), ask it to stop.
+        let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: Date()) {
+            kill(p.processIdentifier, SIGTERM) == 0
+        }
+        #expect(await watcher.finished())
         await d.wait(p)
         #expect(p.terminationReason == .exit && p.terminationStatus == 0)
         #expect(try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_CLAIMED'").first?[0].int == 0)
