@@ -223,7 +223,7 @@ extension Packer {
                 guard let connector = sources.first(where: { $0.name == name }) else { continue }
                 let changed = try await retry.run {
                     lease
-                        ? try await connector.markPackedIfPending(rowIDs: ids, container: key)
+                        ? try await connector.markPackedUnlessPacked(rowIDs: ids, container: key)
                         : try await connector.markPacked(rowIDs: ids, container: key, holder: holder)
                 }
                 if lease { marked.add(ids, source: name) }

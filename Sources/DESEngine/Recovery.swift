@@ -133,7 +133,7 @@ public struct Recovery: Sendable {
             }
             for (name, ids) in unmarked.manifest.rows {
                 guard let source = sources.first(where: { $0.name == name }) else { continue }
-                changed += try await retry.run { try await source.markPackedIfPending(rowIDs: ids, container: c.key) }
+                changed += try await retry.run { try await source.markPackedUnlessPacked(rowIDs: ids, container: c.key) }
             }
             try await retry.run { try await metadata.manifestMarked(containerID: c.id) }
         }

@@ -166,8 +166,8 @@ public enum SourceConnectorConformance {
             try require(after == Set(4...8), c, "after packing 1, 2 and failing 3 (4 still claimed): \(after.map { $0.sorted() } ?? [])")
         }
 
-        await runner.run("lease mode: keyset reads of pending rows write nothing; marks from pending touch only pending rows") {
-            let c = "lease mode: keyset reads of pending rows write nothing; marks from pending touch only pending rows"
+        await runner.run("lease mode: keyset reads of pending rows write nothing; a manifest's marks win over a stale claim, never over packed") {
+            let c = "lease mode: keyset reads of pending rows write nothing; a manifest's marks win over a stale claim, never over packed"
             var rows = (1...10).map { FixtureRow(id: $0, key: "k\($0)", desName: "N\($0)", shard: $0 % 2) }
             rows.append(FixtureRow(id: 11, key: "k11", desName: nil, shard: nil))
             let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
@@ -182,15 +182,16 @@ public enum SourceConnectorConformance {
             try require(read.first?.desName == "N1" && read.first?.body.key == "k1" && read.first?.shard == 1, c, "a read row \(read)")
             let untouched = try await source.stats()
             try require(untouched.pending == 10 && untouched.claimed == 0, c, "reads wrote: \(untouched)")
-            // A row another packer claimed (row mode beside) is neither read nor marked.
+            // A row claimed by someone else (a paused packer that lost the shard) is not read, and the
+            // holder's manifest marks it packed all the same; a packed row is never marked again.
             try require(try await source.claim(shards: [1], limit: 1, holder: "h").map(\.rowID) == ["1"], c, "claim row 1")
             let pending = try await source.readPending(shards: [0, 1], afterRowID: nil, limit: 100).map(\.rowID)
             try require(!pending.contains("1") && pending.count == 9, c, "claimed row read: \(pending)")
-            try require(try await source.markPackedIfPending(rowIDs: ["1", "2", "3"], container: "x") == 2, c, "mark 1 (claimed), 2, 3")
-            try require(try await source.markPackedIfPending(rowIDs: ["2", "3"], container: "y") == 0, c, "a second mark changed rows")
+            try require(try await source.markPackedUnlessPacked(rowIDs: ["1", "2", "3"], container: "x") == 3, c, "mark 1 (claimed), 2, 3")
+            try require(try await source.markPackedUnlessPacked(rowIDs: ["2", "3"], container: "y") == 0, c, "a second mark changed rows")
             try require(try await source.markFailedIfPending([FailedRow(rowID: "4", reason: "r"), FailedRow(rowID: "2", reason: "r")]) == 1, c, "fail 4 (and not packed 2)")
             let after = try await source.stats()
-            try require(after.packed == 2 && after.failed == 1 && after.claimed == 1 && after.pending == 6, c, "after marks: \(after)")
+            try require(after.packed == 3 && after.failed == 1 && after.claimed == 0 && after.pending == 6, c, "after marks: \(after)")
             let left = try await source.readPending(shards: [0, 1], afterRowID: nil, limit: 100).map(\.rowID)
             try require(left == ["5", "6", "7", "8", "9", "10"], c, "pending left \(left)")
         }

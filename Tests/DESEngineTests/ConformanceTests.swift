@@ -92,8 +92,8 @@ struct CarelessConnector: SourceConnector {
     func readPending(shards: [Int], afterRowID: String?, limit: Int) async throws -> [PendingFile] {
         try await base.readPending(shards: shards, afterRowID: afterRowID, limit: limit)
     }
-    func markPackedIfPending(rowIDs: [String], container: String) async throws -> Int {
-        try await base.markPackedIfPending(rowIDs: rowIDs, container: container)
+    func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int {
+        try await base.markPackedUnlessPacked(rowIDs: rowIDs, container: container)
     }
     func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int { try await base.markFailedIfPending(rows) }
     func healthCheck() async throws { try await base.healthCheck() }

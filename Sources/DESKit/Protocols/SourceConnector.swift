@@ -169,9 +169,10 @@ public protocol SourceConnector: Sendable {
     /// shard's fenced lease is the claim).
     func readPending(shards: [Int], afterRowID: String?, limit: Int) async throws -> [PendingFile]
 
-    /// Marks rows packed into `container`, only rows still pending (`claim_mode: lease`; rows
-    /// claimed, packed or failed are left alone). Returns how many changed.
-    func markPackedIfPending(rowIDs: [String], container: String) async throws -> Int
+    /// Marks rows packed into `container` unless they are packed already (`claim_mode: lease`):
+    /// the rows of a container recorded under the lease are the holder's, whatever a packer that
+    /// lost the shard wrote on them meanwhile (a claim, a failure). Returns how many changed.
+    func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int
 
     /// Marks rows failed with their reasons, only rows still pending. Returns how many changed.
     func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int
@@ -214,8 +215,8 @@ extension SourceConnector {
     }
 
     /// See ``readPending(shards:afterRowID:limit:)``.
-    public func markPackedIfPending(rowIDs: [String], container: String) async throws -> Int {
-        throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot mark rows from pending")
+    public func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int {
+        throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot mark a manifest's rows")
     }
 
     /// See ``readPending(shards:afterRowID:limit:)``.

@@ -1,6 +1,6 @@
 /// What a packer that holds a shard's lease does instead of claiming rows (`packer.claim_mode:
-/// lease`): it reads pending rows with a plain keyset read, and marks each container's rows from
-/// pending in one statement. No row lock is taken and no row is written until it is packed: the
+/// lease`): it reads pending rows with a plain keyset read, and marks each container's rows
+/// packed in one statement. No row lock is taken and no row is written until it is packed: the
 /// lease, fenced in the metadata store, is the claim.
 extension SQLSourceConnector {
     public func readPending(shards: [Int], afterRowID: String?, limit: Int) async throws -> [PendingFile] {
@@ -22,8 +22,8 @@ extension SQLSourceConnector {
         return try rows.map { try pendingFile($0, s) }
     }
 
-    public func markPackedIfPending(rowIDs: [String], container: String) async throws -> Int {
-        try await markPacked(rowIDs: rowIDs, container: container, fromPending: true, holder: nil)
+    public func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int {
+        try await markPacked(rowIDs: rowIDs, container: container, unlessPacked: true, holder: nil)
     }
 
     public func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int {

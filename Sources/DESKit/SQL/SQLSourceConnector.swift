@@ -133,17 +133,18 @@ public final class SQLSourceConnector: SourceConnector {
     }
 
     public func markPacked(rowIDs: [String], container: String, holder: String?) async throws -> Int {
-        try await markPacked(rowIDs: rowIDs, container: container, fromPending: false, holder: holder)
+        try await markPacked(rowIDs: rowIDs, container: container, unlessPacked: false, holder: holder)
     }
 
     /// Marks rows packed into `container`: rows claimed (by `holder`, when given), or with
-    /// `fromPending` rows still pending (claim_mode lease).
-    func markPacked(rowIDs: [String], container: String, fromPending: Bool, holder: String?) async throws -> Int {
+    /// `unlessPacked` every row not packed already (claim_mode lease: the manifest's rows are the
+    /// lease holder's, whatever a packer that lost the shard wrote on them meanwhile).
+    func markPacked(rowIDs: [String], container: String, unlessPacked: Bool, holder: String?) async throws -> Int {
         let (d, s) = (dialect, try await tableShape())
         return try await updateInChunks(
             ids: rowIDs, shape: s,
             prefix: { binds in
-                binds = [s.statusValue(s.statusPacked), s.statusValue(fromPending ? s.statusPending : s.statusClaimed)]
+                binds = [s.statusValue(s.statusPacked), s.statusValue(unlessPacked ? s.statusPacked : s.statusClaimed)]
                 var set = "\(s.status) = \(s.statusParam(d, 1))"
                 if let column = s.container {
                     binds.append(.text(container))
@@ -151,7 +152,7 @@ public final class SQLSourceConnector: SourceConnector {
                 }
                 if let error = s.error { set += ", \(error) = NULL" }
                 set += s.setPackedAt(d)
-                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) = \(s.statusParam(d, 2))"
+                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) \(unlessPacked ? "<>" : "=") \(s.statusParam(d, 2))"
             }, holder: holder)
     }
 

@@ -127,8 +127,8 @@ public actor __NAME__Source: SourceConnector {
                 guard c.holder == nil || (rows[i].status == .claimed && rows[i].claimedBy == c.holder) else { continue }
                 rows[i].status = .failed
                 rows[i].error = c.reasons?[n]
-            case "packed-from-pending":  // claim_mode lease: the lease is the claim
-                guard rows[i].status == .pending else { continue }
+            case "packed-from-manifest":  // claim_mode lease: the rows of a recorded container
+                guard rows[i].status != .packed, rows[i].status != .unnamed else { continue }
                 rows[i].status = .packed
                 rows[i].container = c.container
                 rows[i].error = nil
@@ -206,9 +206,9 @@ public actor __NAME__Source: SourceConnector {
         }.sorted { Self.idOrder($0.id, $1.id) }.prefix(max(0, limit)).map(pending)
     }
 
-    public func markPackedIfPending(rowIDs: [String], container: String) async throws -> Int {
+    public func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int {
         guard !rowIDs.isEmpty else { return 0 }
-        return try record(Change(op: "packed-from-pending", ids: rowIDs, container: container))
+        return try record(Change(op: "packed-from-manifest", ids: rowIDs, container: container))
     }
 
     public func markFailedIfPending(_ failed: [FailedRow]) async throws -> Int {
