@@ -11,10 +11,12 @@ import DESKit
 /// are older than their source's timeout: a row whose name is already in an uploaded container
 /// is marked packed, any other goes back to pending. This packer's own claims are never touched.
 extension Packer {
+    /// The claim timeout of the source named `name`: its own, else the packer's.
+    func claimTimeout(_ name: String) -> Double { parts.policies[name]?.claimTimeoutSeconds ?? config.claimTimeoutSeconds }
+
     /// Seconds between sweeps: half the shortest claim timeout, between 1 s and a minute.
     var staleClaimSweepSeconds: Double {
-        let timeouts = parts.sources.map { parts.policies[$0.name]?.claimTimeoutSeconds ?? config.claimTimeoutSeconds }
-        return min(max((timeouts.min() ?? config.claimTimeoutSeconds) / 2, 1), 60)
+        min(max((parts.sources.map { claimTimeout($0.name) }.min() ?? config.claimTimeoutSeconds) / 2, 1), 60)
     }
 
     /// Runs ``returnStaleClaims()`` when a sweep is due.
@@ -28,11 +30,8 @@ extension Packer {
     @discardableResult
     func returnStaleClaims() async throws -> Recovery.Report {
         lastStaleClaimSweep = monotonicSeconds()
-        var timeouts: [String: Double] = [:]
-        for source in parts.sources { timeouts[source.name] = parts.policies[source.name]?.claimTimeoutSeconds }
         let report = try await recovery.returnStaleClaims(
-            shards: book.held.keys.sorted(), excludingHolder: holder.description, timeouts: timeouts.compactMapValues { $0 },
-            defaultTimeout: config.claimTimeoutSeconds)
+            shards: book.held.keys.sorted(), excludingHolder: holder.description, timeout: claimTimeout)
         if report.rowsPacked + report.rowsReleased > 0 {
             totals.recovery.add(report)
             activity += 1

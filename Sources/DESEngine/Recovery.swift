@@ -125,14 +125,16 @@ public struct Recovery: Sendable {
             }
             // Every source it names must be here: reading a source's rows as pending before its
             // manifest is marked would pack them again (a renamed or disabled source).
-            if let missing = unmarked.manifest.rows.keys.sorted().first(where: { name in !sources.contains { $0.name == name } }) {
-                throw DESKitError(
-                    .configuration,
-                    "container \(c.key) holds rows of source '\(missing)', which this config does not have (renamed or disabled?): "
-                        + "run with that source enabled under that name until its rows are marked (des recover), then change it")
+            let marks = try unmarked.manifest.rows.sorted { $0.key < $1.key }.map { name, ids in
+                guard let source = sources.first(where: { $0.name == name }) else {
+                    throw DESKitError(
+                        .configuration,
+                        "container \(c.key) holds rows of source '\(name)', which this config does not have (renamed or disabled?): "
+                            + "run with that source enabled under that name until its rows are marked (des recover), then change it")
+                }
+                return (source, ids)
             }
-            for (name, ids) in unmarked.manifest.rows {
-                guard let source = sources.first(where: { $0.name == name }) else { continue }
+            for (source, ids) in marks {
                 changed += try await retry.run { try await source.markPackedUnlessPacked(rowIDs: ids, container: c.key) }
             }
             try await retry.run { try await metadata.manifestMarked(containerID: c.id) }
@@ -187,18 +189,18 @@ public struct Recovery: Sendable {
     }
 
     /// Returns the claims on `shards` (whose leases the caller holds) that someone other than
-    /// `holder` has held longer than their source's claim timeout (`timeouts`, by source name;
-    /// `defaultTimeout` for the others): a paused worker's claims made after it lost the lease,
-    /// which no grant would otherwise recover while the shard stays leased. The caller's own
-    /// claims are never touched (they are its work in hand).
+    /// `holder` has held longer than their source's claim timeout (`timeout(source name)`): a
+    /// paused worker's claims made after it lost the lease, which no grant would otherwise
+    /// recover while the shard stays leased. The caller's own claims are never touched (they are
+    /// its work in hand).
     public func returnStaleClaims(
-        shards: [Int], excludingHolder holder: String, timeouts: [String: Double], defaultTimeout: Double
+        shards: [Int], excludingHolder holder: String, timeout: (String) -> Double
     ) async throws -> Report {
         var report = Report()
         guard !shards.isEmpty else { return report }
         var indexes: [String: Set<String>] = [:]
         for source in sources {
-            let timeout = timeouts[source.name] ?? defaultTimeout
+            let timeout = timeout(source.name)
             // Older than the timeout *and* someone else's (the query's two conditions are either-or).
             let stale = try await retry.run {
                 try await source.staleClaims(shards: shards, excludingHolder: nil, olderThanSeconds: timeout)

@@ -36,7 +36,7 @@ enum ODBCServers {
     }
 
     static func connect(_ c: ConnectionConfig) async throws -> ODBCConnection {
-        let (_, style) = try ODBCPlugin.dialect(for: c, type: "odbc", what: "test")
+        let (_, style) = try ODBCPlugin.dialect(for: c, what: "test")
         let (conninfo, target) = try ODBCPlugin.connectionString(c, what: "test")
         return try await ODBCConnection.connect(connectionString: conninfo, target: target, style: style)
     }
@@ -94,7 +94,7 @@ struct ODBCSourceFixture: SourceFixture {
         }
         await setup.close()
         let source = SourceConfig(name: "catalog", connection: connection, table: table, bodies: BodiesConfig())
-        let (dialect, style) = try ODBCPlugin.dialect(for: connection, type: "odbc", what: "test")
+        let (dialect, style) = try ODBCPlugin.dialect(for: connection, what: "test")
         let (conninfo, target) = try ODBCPlugin.connectionString(connection, what: "test")
         let pool = SQLConnectionPool(size: poolSize) {
             try await ODBCConnection.connect(connectionString: conninfo, target: target, style: style)
@@ -267,7 +267,7 @@ struct ODBCShapesFixture: CatalogShapesFixture {
         }
         await admin.close()
         let connection = server == "postgres" ? try ODBCServers.postgres() : try ODBCServers.mariadb(database: space)
-        let dialect = ODBCBoundedDialect(try ODBCPlugin.dialect(for: connection, type: "odbc", what: "test").0)
+        let dialect = ODBCBoundedDialect(try ODBCPlugin.dialect(for: connection, what: "test").0)
         return ODBCShapesFixture(server: server, space: space, dialect: dialect)
     }
 
@@ -304,7 +304,7 @@ struct ODBCShapesFixture: CatalogShapesFixture {
         var connection = try self.connection
         connection.poolSize = 2
         let source = SourceConfig(name: "shapes", connection: connection, table: table)
-        let (dialect, style) = try ODBCPlugin.dialect(for: connection, type: "odbc", what: "test")
+        let (dialect, style) = try ODBCPlugin.dialect(for: connection, what: "test")
         let (conninfo, target) = try ODBCPlugin.connectionString(connection, what: "test")
         let pool = SQLConnectionPool(size: 2) { try await ODBCConnection.connect(connectionString: conninfo, target: target, style: style) }
         return try SQLSourceConnector(config: source, dialect: ODBCBoundedDialect(dialect), pool: pool)

@@ -27,7 +27,7 @@ public enum ODBCPlugin {
                 let connection = context.source.connection
                 let what = "source '\(context.source.name)'"
                 let read = try ODBCConnectionOptions.of(connection, what: what)
-                let (dialect, style) = try dialect(for: connection, type: type, what: what)
+                let (dialect, style) = try dialect(named: read.dialect, what: what)
                 let (conninfo, target) = try connectionString(connection, what: what)
                 let (login, statement) = (read.loginTimeoutSeconds, read.statementTimeoutSeconds)
                 let options = SQLConnectionPool.Options.from(connection, healthQuery: dialect.healthQuery)
@@ -42,12 +42,12 @@ public enum ODBCPlugin {
     }
 
     /// The dialect a block names (`oracle` blocks: Oracle's), read by ``ODBCConnectionOptions``.
-    public static func dialect(for c: ConnectionConfig, type: String, what: String) throws
-        -> (any SQLDialect, ODBCConnection.PlaceholderStyle)
-    {
-        var c = c
-        if c.settings == nil, c.type.isEmpty { c.type = type }
-        let name = try ODBCConnectionOptions.of(c, what: what).dialect
+    public static func dialect(for c: ConnectionConfig, what: String) throws -> (any SQLDialect, ODBCConnection.PlaceholderStyle) {
+        try dialect(named: ODBCConnectionOptions.of(c, what: what).dialect, what: what)
+    }
+
+    /// The dialect of a name ``ODBCConnectionOptions`` accepted.
+    static func dialect(named name: String, what: String) throws -> (any SQLDialect, ODBCConnection.PlaceholderStyle) {
         guard let found = dialects[name] else {
             throw DESKitError(.configuration, "\(what): connection.dialect '\(name)' is not one the odbc plugin speaks")
         }

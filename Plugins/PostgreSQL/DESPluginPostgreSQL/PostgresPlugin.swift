@@ -151,7 +151,7 @@ public struct PostgresConnectionOptions: ConnectionPluginConfiguration {
                     suggestion: KeySuggestion.suggest(for: value, among: allowed))
             }
         }
-        for key in ["connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "port"] {
+        for key in ["connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"] {
             if let value = options[key], Int32(value).map({ $0 >= 0 }) != true {
                 throw ConfigProblem("postgresql plugin: driver option \(key) must be a whole number of 0 or more, got '\(value)'")
             }

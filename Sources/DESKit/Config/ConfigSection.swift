@@ -47,15 +47,6 @@ public struct ConfigSection {
     /// Whether `key` is written (even with a null value).
     public func contains(_ key: String) -> Bool { mapping.contains(key) }
 
-    /// Refuses any key not in `allowed`, naming the plugin and the nearest allowed key ("did you mean").
-    public func checkKeys(_ allowed: [String], plugin: String) throws {
-        for key in keys where !allowed.contains(key) {
-            throw mapping.context.error(
-                .unknownKey, at: mapping.position(of: key), path: mapping.childPath(key), "unknown key '\(key)' for \(plugin)",
-                suggestion: KeySuggestion.suggest(for: key, among: allowed))
-        }
-    }
-
     /// A string value.
     public func string(_ key: String) throws -> String? {
         touch(key)
