@@ -33,9 +33,11 @@ func expectNothingStranded(_ d: Deployment, _ label: String = "") async throws {
             packer: "{work_dir: work, shard_bits: 2, pod_name: sleepy, batch_size: 5, max_container_files: 400, "
                 + "checkpoint_every_files: 20, lease_ttl_seconds: 1, heartbeat_seconds: 0.3}")
         let p = try d.startPacker(config: config, untilIdle: true)
-        #expect(try await d.waitForClaims() > 0)
-        try #require(p.isRunning, "the packer finished before it could be paused; give it more work")
-        kill(p.processIdentifier, SIGSTOP)
+        // Paused from a watching thread the moment it has rows in hand: not a race against a fast machine.
+        let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: Date()) {
+            kill(p.processIdentifier, SIGSTOP) == 0
+        }
+        try #require(await watcher.finished(), "the packer finished before it could be paused; give it more work")
         try await Task.sleep(nanoseconds: 2_500_000_000)  // well past the 1 s lease TTL
         let stranded = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_CLAIMED'").first?[0].int ?? 0
         kill(p.processIdentifier, SIGCONT)
@@ -129,13 +131,18 @@ func expectNothingStranded(_ d: Deployment, _ label: String = "") async throws {
         let config = try d.writeConfig(
             packer: "{work_dir: work, shard_bits: 2, pod_name: patient, batch_size: 5, max_container_files: 100, "
                 + "checkpoint_every_files: 10, lease_ttl_seconds: 60, heartbeat_seconds: 1}")
-        let p = try d.startPacker(config: config, untilIdle: true)
-        #expect(try await d.waitForClaims() > 0)
-        try #require(p.isRunning)
-        // Hold the write lock for 12 s: longer than the store's 10 s busy timeout.
         let lock = try await SQLiteConnection.open(path: d.dir + "/metadata.sqlite")
+        let p = try d.startPacker(config: config, untilIdle: true)
+        // Stopped the moment it has rows in hand, so that it is mid-run (however fast the machine)
+        // when the lock is taken; it resumes while the lock is held.
+        let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: Date()) {
+            kill(p.processIdentifier, SIGSTOP) == 0
+        }
+        try #require(await watcher.finished(), "the packer finished before it could be paused; give it more work")
+        // Hold the write lock for 12 s: longer than the store's 10 s busy timeout.
         try await lock.withTransaction { s in
             _ = try s.execute("UPDATE des_dead_letters SET resolved = resolved")
+            kill(p.processIdentifier, SIGCONT)
             sleep(12)
         }
         await lock.close()
