@@ -66,10 +66,15 @@ struct Runtime {
 
     /// The packer over this runtime's parts (`config`: the packer section, with overrides).
     func packer(config packerConfig: PackerConfig? = nil, logger: Logger) throws -> Packer {
-        try Packer(
-            parts: .init(
-                sources: sources, fetchers: fetchers, metadata: metadata, storage: storage, keyPrefix: config.storage.prefix,
-                policies: Packer.SourcePolicy.policies(for: config.enabledSources)),
+        let policies = Packer.SourcePolicy.policies(for: config.enabledSources)
+        let packerSources = try sources.map { source in
+            guard let fetcher = fetchers[source.name] else {
+                throw CLIFailure(message: "source '\(source.name)': no body fetcher", exitCode: DESExit.software)
+            }
+            return PackerSource(connector: source, fetcher: fetcher, policy: policies[source.name] ?? .init())
+        }
+        return try Packer(
+            parts: .init(sources: packerSources, metadata: metadata, storage: storage, keyPrefix: config.storage.prefix),
             config: packerConfig ?? config.packer, logger: logger)
     }
 

@@ -3,33 +3,6 @@ import DESKit
 import Foundation
 import Logging
 
-/// The open container of one (day, shard).
-struct ContainerSlot: Hashable {
-    var day: String
-    var shard: Int
-}
-
-/// A container being written in the work directory.
-final class OpenContainer {
-    let record: ContainerRecord
-    let lease: ShardLease
-    let writer: DESArchiveWriter
-    let path: String
-    let openedAt = monotonicSeconds()
-    var rows: [String: [String]] = [:]
-    var fileCount = 0
-    var bytes: UInt64 = 0
-    var checkpointFiles = 0
-    var checkpointAt = monotonicSeconds()
-
-    init(record: ContainerRecord, lease: ShardLease, writer: DESArchiveWriter, path: String) {
-        self.record = record
-        self.lease = lease
-        self.writer = writer
-        self.path = path
-    }
-}
-
 extension Packer {
     /// Appends claimed files to their containers; failures go to the dead-letter table.
     ///
@@ -73,9 +46,10 @@ extension Packer {
                     }
                 }
                 defer { if descriptor >= 0 { close(descriptor) } }
-                let container: OpenContainer
+                let slot = ContainerSlot(day: dayOfName(file.desName), shard: file.shard)
+                let container: ContainerFile
                 do {
-                    container = try await containerFor(file, lease: lease)
+                    container = try await containerFile(slot, lease: lease)
                 } catch let error as DESKitError where error.code == .fenced {
                     logger.warning("lease lost while opening a container", metadata: ["shard": "\(file.shard)"])
                     book.lose(file.shard, token: lease.token)
@@ -85,25 +59,21 @@ extension Packer {
                 do {
                     let entry: DESIndexEntry
                     if let big = try await storeOutsideIfBig(file, body: body, descriptor: descriptor) {
-                        entry = try container.writer.addExternal(
+                        entry = try container.addExternal(
                             name: file.desName, size: big.size, externalKey: big.key, sha256: big.sha256, metadata: file.metadata)
                     } else if descriptor >= 0 {
-                        entry = try container.writer.add(name: file.desName, fileDescriptor: descriptor, path: body.path, metadata: file.metadata)
+                        entry = try container.add(name: file.desName, fileDescriptor: descriptor, path: body.path, metadata: file.metadata)
                     } else {
-                        entry = try container.writer.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
+                        entry = try container.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
                     }
-                    container.rows[file.source, default: []].append(file.rowID)
-                    container.fileCount += 1
-                    container.bytes += entry.dataLength
+                    let full = machine.placed(source: file.source, rowID: file.rowID, bytes: entry.dataLength, in: slot)
                     placed = i + 1
                     if let size = file.size, size != entry.dataLength {
                         logger.warning(
                             "catalog size differs from the body", metadata: ["name": "\(file.desName)", "catalog": "\(size)", "body": "\(entry.dataLength)"])
                     }
-                    if container.bytes >= config.maxContainerBytes || container.fileCount >= config.maxContainerFiles {
-                        try await finalize(ContainerSlot(day: container.record.day, shard: container.record.shard))
-                    }
-                } catch let error as DESFormatError where error.path != container.writer.partialPath && error.code != .writerClosed {
+                    if full { try await finalize(slot) }
+                } catch let error as DESFormatError where error.path != container.partialPath && error.code != .writerClosed {
                     fail(file, "cannot pack \(file.body): \(error)")
                 }
             }
@@ -117,17 +87,18 @@ extension Packer {
             // The dead letter first: a crash between the two leaves a letter for a row that is
             // still claimed (recovered, and failed again), never a failed row without its letter.
             let batch = letters
-            try await retry.run { try await parts.metadata.addDeadLetters(batch) }
-            for (source, rows) in failed {
+            try await retry.run { try await metadata.addDeadLetters(batch) }
+            for (name, rows) in failed {
+                guard let connector = context.source(name)?.connector else { continue }
                 if config.claimMode == .lease {
-                    _ = try await retry.run { try await sourceNamed(source)?.markFailedIfPending(rows) }
-                    inFlight[source]?.subtract(rows.map(\.rowID))
+                    _ = try await retry.run { try await connector.markFailedIfPending(rows) }
                 } else {
-                    _ = try await retry.run { try await sourceNamed(source)?.markFailed(rows, holder: holder.description) }
+                    _ = try await retry.run { try await connector.markFailed(rows, holder: holder.description) }
                 }
             }
-            totals.filesFailed += letters.count
-            metrics.filesFailed.increment(by: letters.count)
+            machine.failed(failed.mapValues { $0.map(\.rowID) })
+            runState.totals.filesFailed += letters.count
+            context.metrics.filesFailed.increment(by: letters.count)
             logger.warning("rows failed", metadata: ["count": "\(letters.count)", "first": "\(letters[0].reason)"])
         }
         try await checkpointDue()
@@ -143,9 +114,9 @@ extension Packer {
         let ok = descriptor >= 0 ? fstat(descriptor, &st) == 0 : stat(body.path, &st) == 0
         guard ok, UInt64(max(0, st.st_size)) >= config.bigFileThreshold else { return nil }
         let size = UInt64(st.st_size)
-        let key = "\(parts.keyPrefix)/_bigFiles/\(file.desName)"
+        let key = "\(context.keyPrefix)/_bigFiles/\(file.desName)"
         let sha256 = try DESFileDigest.sha256(ofFile: body.path)
-        let info = try await retry.run { try await parts.storage.put(key: key, fromFile: body.path) }
+        let info = try await retry.run { try await context.storage.put(key: key, fromFile: body.path) }
         guard info.size == size else {
             throw DESKitError(.storage, "uploaded '\(key)' is \(info.size) bytes, expected \(size)")
         }
@@ -155,8 +126,7 @@ extension Packer {
 
     /// Whether a claimed file is in one of the open containers.
     private func isPlaced(_ file: PendingFile) -> Bool {
-        let slot = ContainerSlot(day: dayOfName(file.desName), shard: file.shard)
-        return open[slot]?.rows[file.source]?.contains(file.rowID) == true
+        machine.holds(source: file.source, rowID: file.rowID, in: ContainerSlot(day: dayOfName(file.desName), shard: file.shard))
     }
 
     /// Lets go of rows in hand (``letGo(_:reason:)``: claims returned to pending, best effort — a
@@ -165,44 +135,33 @@ extension Packer {
         guard !files.isEmpty else { return }
         var bySource: [String: [String]] = [:]
         for file in files { bySource[file.source, default: []].append(file.rowID) }
-        await letGo(bySource, reason: reason)
+        await letGo(bySource)
         logger.notice("gave back rows in hand", metadata: ["rows": "\(files.count)", "reason": "\(reason)"])
     }
 
-    private func containerFor(_ file: PendingFile, lease: ShardLease) async throws -> OpenContainer {
-        let slot = ContainerSlot(day: dayOfName(file.desName), shard: file.shard)
-        if let existing = open[slot] { return existing }
+    /// The archive file of the open container of `slot`, opened (its record created under `lease`) when none is.
+    private func containerFile(_ slot: ContainerSlot, lease: ShardLease) async throws -> ContainerFile {
+        if let id = machine.open[slot]?.record.id, let file = runState.files[id] { return file }
         let record = try await retry.run {
-            try await parts.metadata.createContainer(day: slot.day, shard: slot.shard, lease: lease, keyPrefix: parts.keyPrefix)
+            try await metadata.createContainer(day: slot.day, shard: slot.shard, lease: lease, keyPrefix: context.keyPrefix)
         }
-        let path = (workDir as NSString).appendingPathComponent("c\(record.id).des")
-        var options = DESArchiveWriter.Options()
-        options.overwrite = true
-        // Not synced here: the work directory is never read after a crash (recovery works from the
-        // metadata store and the storage). The storage backend's put makes the container durable
-        // where it is kept, once.
-        options.syncOnClose = false
-        let writer = try DESArchiveWriter(path: path, options: options)
-        let container = OpenContainer(record: record, lease: lease, writer: writer, path: path)
-        open[slot] = container
-        metrics.openContainers.record(open.count)
-        return container
+        let file = try ContainerFile(path: (context.workDir as NSString).appendingPathComponent("c\(record.id).des"))
+        runState.files[record.id] = file
+        machine.opened(PackerStateMachine.Container(record: record, lease: lease, now: monotonicSeconds()))
+        context.metrics.openContainers.record(machine.open.count)
+        return file
     }
 
     private func checkpointDue() async throws {
         let now = monotonicSeconds()
-        for (slot, c) in open
-        where c.fileCount - c.checkpointFiles >= config.checkpointEveryFiles
-            || (c.fileCount > c.checkpointFiles && now - c.checkpointAt >= config.checkpointEverySeconds)
-        {
+        for c in machine.checkpointsDue(now: now) {
             do {
                 try await retry.run {
-                    try await parts.metadata.checkpoint(containerID: c.record.id, fileCount: c.fileCount, bytes: c.bytes, lease: c.lease)
+                    try await metadata.checkpoint(containerID: c.record.id, fileCount: c.fileCount, bytes: c.bytes, lease: c.lease)
                 }
-                c.checkpointFiles = c.fileCount
-                c.checkpointAt = now
+                machine.checkpointed(c.slot, id: c.record.id, files: c.fileCount, now: now)
             } catch let error as DESKitError where error.code == .fenced {
-                book.lose(slot.shard, token: c.lease.token)
+                book.lose(c.record.shard, token: c.lease.token)
             }
         }
         await dropLostShards()
@@ -210,58 +169,49 @@ extension Packer {
 
     /// Finalizes containers that are full, old enough, or of a closed day.
     func finalizeDue() async throws {
-        let today = dayOfName("")
-        let now = monotonicSeconds()
-        for (slot, c) in open {
-            let due = c.bytes >= config.maxContainerBytes || c.fileCount >= config.maxContainerFiles
-                || now - c.openedAt >= config.maxContainerAgeSeconds || slot.day < today
-            if due { try await finalize(slot) }
+        for slot in machine.finalizeDue(now: monotonicSeconds(), today: dayOfName("")) { try await finalize(slot) }
+    }
+
+    /// Abandons one container taken out of the machine: the writer is aborted, the record
+    /// discarded, and — when the discard took (the container can then never be uploaded) — its
+    /// object deleted and its rows given back. When someone else already adopted it as uploaded
+    /// its rows stay claimed (their recovery marks them packed); when the store cannot be
+    /// reached, nothing more is done and recovery sorts it out later.
+    func abandon(_ c: PackerStateMachine.Container, objectMayExist: Bool, reason: String) async {
+        runState.files.removeValue(forKey: c.record.id)?.abort()
+        let fate = await discard(c, objectMayExist: objectMayExist)
+        await giveBack(machine.abandoned(c, fate))
+        switch fate {
+        case .unknown: logger.warning("could not discard an abandoned container; recovery will", metadata: ["key": "\(c.record.key)"])
+        case .adopted: logger.notice("abandoned container was adopted by another packer", metadata: ["key": "\(c.record.key)"])
+        case .discarded:
+            logger.warning("abandoned container", metadata: ["key": "\(c.record.key)", "files": "\(c.fileCount)", "reason": "\(reason)"])
         }
     }
 
-    /// Abandons one container: the writer is aborted, the record discarded, and — when the
-    /// discard took (the container can then never be uploaded) — its object deleted and its
-    /// rows given back. When someone else already adopted it as uploaded its rows stay
-    /// claimed (their recovery marks them packed); when the store cannot be reached, nothing
-    /// more is done and recovery sorts it out later.
-    func abandon(_ c: OpenContainer, objectMayExist: Bool, reason: String) async {
-        activity += 1
-        c.writer.abort()
-        guard let discarded = try? await retry.run({ try await parts.metadata.discardContainer(id: c.record.id) }) else {
-            logger.warning("could not discard an abandoned container; recovery will", metadata: ["key": "\(c.record.key)"])
-            return
-        }
+    /// Discards an abandoned container's record and deletes any object of it; what became of it.
+    private func discard(_ c: PackerStateMachine.Container, objectMayExist: Bool) async -> PackerStateMachine.AbandonFate {
+        guard let discarded = try? await retry.run({ try await metadata.discardContainer(id: c.record.id) }) else { return .unknown }
         if !discarded {
             let state = try? await retry.run {
-                try await parts.metadata.containers(state: nil, shard: c.record.shard, day: c.record.day).first { $0.id == c.record.id }?.state
+                try await metadata.containers(state: nil, shard: c.record.shard, day: c.record.day).first { $0.id == c.record.id }?.state
             }
-            guard state == .discarded else {
-                // Its rows are the adopter's to mark (in lease mode, from the manifest it recovered).
-                if config.claimMode == .lease { for (source, ids) in c.rows { inFlight[source]?.subtract(ids) } }
-                logger.notice("abandoned container was adopted by another packer", metadata: ["key": "\(c.record.key)"])
-                return
-            }
-            // Discarded by someone else's recovery (a final state): an object we uploaded is garbage.
-            if objectMayExist { try? await retry.run { try await parts.storage.delete(key: c.record.key) } }
-        } else if objectMayExist {
-            try? await retry.run { try await parts.storage.delete(key: c.record.key) }
+            // Not discarded, and not by someone else's recovery (a final state): adopted as uploaded.
+            guard state == .discarded else { return .adopted }
         }
-        // Discarded for good: its rows go back (row mode), or out of hand to be read again (lease).
-        await letGo(c.rows, reason: reason)
-        logger.warning("abandoned container", metadata: ["key": "\(c.record.key)", "files": "\(c.fileCount)", "reason": "\(reason)"])
+        // An object we uploaded is garbage now.
+        if objectMayExist { try? await retry.run { try await context.storage.delete(key: c.record.key) } }
+        return .discarded
     }
 
     /// Abandons every open container of `shard`.
     func abandonShard(_ shard: Int, reason: String) async {
-        for slot in open.keys.filter({ $0.shard == shard }) {
-            guard let c = open.removeValue(forKey: slot) else { continue }
-            await abandon(c, objectMayExist: false, reason: reason)
-        }
-        metrics.openContainers.record(open.count)
+        for c in machine.removeOpen(shard: shard) { await abandon(c, objectMayExist: false, reason: reason) }
+        context.metrics.openContainers.record(machine.open.count)
     }
 
     /// Drops every open container after an error: writers aborted, claims returned.
     func abandonAll(reason: String) async {
-        for shard in Set(open.keys.map(\.shard)).sorted() { await abandonShard(shard, reason: reason) }
+        for shard in machine.busyShards.sorted() { await abandonShard(shard, reason: reason) }
     }
 }

@@ -3,13 +3,6 @@ import DESKit
 import Foundation
 import Logging
 
-/// A full container handed to the background: closed, uploaded and recorded `uploaded` while
-/// the packer goes on filling the others.
-struct Finalization {
-    let container: OpenContainer
-    let task: Task<FinalizeOutcome, Never>
-}
-
 /// How the background part of one finalization ended; the packer acts on it in its own task.
 enum FinalizeOutcome: Sendable {
     /// Stored and recorded `uploaded`: the rows are to be marked packed.
@@ -21,13 +14,6 @@ enum FinalizeOutcome: Sendable {
     /// Recording `uploaded` failed after retries: the outcome is unknown, so the rows stay
     /// claimed and the object stays, for recovery to adopt or discard.
     case recordFailed(any Error)
-}
-
-/// Moves an open container into the task that finalizes it. Sound because ownership moves
-/// with it: the packer has taken the container out of ``Packer/open`` before the task starts,
-/// and touches it again only after the task has ended (``Packer/settle(_:)``).
-struct ContainerHandoff: @unchecked Sendable {
-    let container: OpenContainer
 }
 
 extension Packer {
@@ -45,63 +31,58 @@ extension Packer {
     /// then the outcome is unknown, so the rows stay claimed and the object stays for recovery
     /// to adopt or discard.
     func finalize(_ slot: ContainerSlot) async throws {
-        guard open[slot] != nil else { return }
+        guard machine.open[slot] != nil else { return }
         // Make room first: should an earlier finalization's failure surface here, this container
         // is still open, and is abandoned with the others.
         try await settleFinalizations(keeping: Self.finalizationsInFlight - 1)
-        guard let c = open.removeValue(forKey: slot) else { return }
-        metrics.openContainers.record(open.count)
-        if c.fileCount == 0 {
-            c.writer.abort()
-            try await retry.run { try await parts.metadata.discardContainer(id: c.record.id) }
-            return
+        guard let step = machine.startFinalizing(slot) else { return }
+        context.metrics.openContainers.record(machine.open.count)
+        switch step {
+        case .discardEmpty(let c):
+            runState.files.removeValue(forKey: c.record.id)?.abort()
+            try await retry.run { try await metadata.discardContainer(id: c.record.id) }
+        case .store(let c, let withManifest):
+            guard let file = runState.files[c.record.id] else {
+                throw DESKitError(.invalidData, "container \(c.record.key) has no file in the work directory")
+            }
+            // claim_mode lease: the rows it holds are recorded with it, fenced, before the upload.
+            let manifest = withManifest ? ContainerManifest(rows: c.rows) : nil
+            let context = context
+            runState.finalizations[c.record.id] = Task {
+                let start = monotonicSeconds()
+                let outcome = await Packer.closeAndStore(c, file: file, manifest: manifest, context: context)
+                context.metrics.finalizeDuration.recordSeconds(monotonicSeconds() - start)
+                return outcome
+            }
         }
-        let handoff = ContainerHandoff(container: c)
-        // claim_mode lease: the rows it holds are recorded with it, fenced, before the upload.
-        let manifest = config.claimMode == .lease ? ContainerManifest(rows: c.rows) : nil
-        let storage = parts.storage
-        let metadata = parts.metadata
-        let retry = retry
-        let closer = closer
-        let metrics = metrics
-        let task = Task {
-            let start = monotonicSeconds()
-            let outcome = await Packer.closeAndStore(
-                handoff, manifest: manifest, storage: storage, metadata: metadata, retry: retry, closer: closer)
-            metrics.finalizeDuration.recordSeconds(monotonicSeconds() - start)
-            return outcome
-        }
-        finalizing.append(Finalization(container: c, task: task))
     }
 
     /// The background part of ``finalize(_:)``: it touches only the container it was handed.
     private static func closeAndStore(
-        _ handoff: ContainerHandoff, manifest: ContainerManifest?, storage: any StorageBackend, metadata: any MetadataStore,
-        retry: RetryPolicy, closer: DedicatedThread
+        _ c: PackerStateMachine.Container, file: ContainerFile, manifest: ContainerManifest?, context: PackerContext
     ) async -> FinalizeOutcome {
-        let c = handoff.container
-        let key = c.record.key
+        let (key, retry, metadata) = (c.record.key, context.retry, context.metadata)
         let info: ObjectInfo
         do {
             // Closing writes the index and syncs: blocking work, kept off the cooperative pool.
-            let summary = try await closer.run { try handoff.container.writer.close() }
+            let summary = try await context.closer.run { try file.close() }
             if let manifest {
                 // Before the object exists: whoever finds it later finds its rows too.
                 let recorded = try await retry.run { try await metadata.recordManifest(containerID: c.record.id, manifest: manifest, lease: c.lease) }
                 if !recorded {
-                    try? FileManager.default.removeItem(atPath: c.path)
+                    try? FileManager.default.removeItem(atPath: file.path)
                     return .fenced
                 }
             }
-            info = try await retry.run { try await storage.put(key: key, fromFile: c.path) }
+            info = try await retry.run { try await context.storage.put(key: key, fromFile: file.path) }
             guard info.size == summary.archiveSize else {
                 throw DESKitError(.storage, "uploaded '\(key)' is \(info.size) bytes, expected \(summary.archiveSize)")
             }
         } catch {
-            try? FileManager.default.removeItem(atPath: c.path)
+            try? FileManager.default.removeItem(atPath: file.path)
             return .storeFailed(error)
         }
-        try? FileManager.default.removeItem(atPath: c.path)
+        try? FileManager.default.removeItem(atPath: file.path)
         do {
             let recorded = try await retry.run {
                 try await metadata.markUploaded(
@@ -117,50 +98,62 @@ extension Packer {
     /// every one waited for is acted on, and the first failure is passed on after.
     func settleFinalizations(keeping: Int = 0) async throws {
         var first: Error?
-        while finalizing.count > max(0, keeping) {
-            let done = finalizing.removeFirst()
-            do { try await settle(done) } catch { if first == nil { first = error } }
+        while machine.finalizing.count > max(0, keeping), let oldest = machine.finalizing.first {
+            do { try await settle(oldest.record.id) } catch { if first == nil { first = error } }
         }
         if let first { throw first }
     }
 
-    /// Whether a finalization of `shard` is still running.
-    func isFinalizing(shard: Int) -> Bool { finalizing.contains { $0.container.record.shard == shard } }
-
-    /// Acts on the outcome of one finalization, once its task has ended.
-    private func settle(_ done: Finalization) async throws {
-        let c = done.container
-        let key = c.record.key
-        switch await done.task.value {
-        case .uploaded(let info):
-            try await markPackedInBackground(c.rows, key: key, containerID: c.record.id)
-            totals.filesPacked += c.fileCount
-            totals.bytesPacked += c.bytes
-            totals.containersUploaded += 1
-            metrics.filesPacked.increment(by: c.fileCount)
-            metrics.bytesPacked.increment(by: Int(c.bytes))
-            metrics.containersUploaded.increment()
-            logger.info("container uploaded", metadata: ["key": "\(key)", "files": "\(c.fileCount)", "bytes": "\(info.size)"])
-        case .storeFailed(let error):
-            await abandon(c, objectMayExist: true, reason: "upload failed: \(error)")
-            throw error
-        case .fenced:
-            logger.warning("container upload fenced: lease lost", metadata: ["key": "\(key)"])
-            await abandon(c, objectMayExist: true, reason: "upload fenced")
-            book.lose(c.record.shard, token: c.lease.token)
-        case .recordFailed(let error):
-            activity += 1
-            logger.warning(
-                "recording an uploaded container failed; its rows stay claimed for recovery",
-                metadata: ["key": "\(key)", "error": "\(error)"])
-            throw error
+    /// Acts on the outcome of the finalization of container `id`, once its task has ended.
+    private func settle(_ id: Int64) async throws {
+        guard let task = runState.finalizations.removeValue(forKey: id) else {
+            _ = machine.finalizeEnded(id, .storeFailed)
+            throw DESKitError(.invalidData, "container \(id) was finalizing with no task")
+        }
+        let outcome = await task.value
+        let result: PackerStateMachine.FinalizeResult
+        switch outcome {
+        case .uploaded: result = .uploaded
+        case .storeFailed: result = .storeFailed
+        case .fenced: result = .fenced
+        case .recordFailed: result = .recordFailed
+        }
+        guard let after = machine.finalizeEnded(id, result) else { return }
+        switch after {
+        case .markPacked(let c):
+            runState.files.removeValue(forKey: id)
+            try await markPackedInBackground(c)
+            runState.totals.filesPacked += c.fileCount
+            runState.totals.bytesPacked += c.bytes
+            runState.totals.containersUploaded += 1
+            context.metrics.filesPacked.increment(by: c.fileCount)
+            context.metrics.bytesPacked.increment(by: Int(c.bytes))
+            context.metrics.containersUploaded.increment()
+            if case .uploaded(let info) = outcome {
+                logger.info("container uploaded", metadata: ["key": "\(c.record.key)", "files": "\(c.fileCount)", "bytes": "\(info.size)"])
+            }
+        case .abandon(let c, let loseLease):
+            if loseLease { logger.warning("container upload fenced: lease lost", metadata: ["key": "\(c.record.key)"]) }
+            var reason = "upload fenced"
+            if case .storeFailed(let error) = outcome { reason = "upload failed: \(error)" }
+            await abandon(c, objectMayExist: true, reason: reason)
+            if loseLease { book.lose(c.record.shard, token: c.lease.token) }
+            if case .storeFailed(let error) = outcome { throw error }
+        case .leaveForRecovery(let c):
+            runState.files.removeValue(forKey: id)
+            if case .recordFailed(let error) = outcome {
+                logger.warning(
+                    "recording an uploaded container failed; its rows stay claimed for recovery",
+                    metadata: ["key": "\(c.record.key)", "error": "\(error)"])
+                throw error
+            }
         }
     }
 
     /// Finalizes every open container (shutdown, or idle in until-idle mode).
     /// Returns when they are uploaded and their rows marked packed too.
     func finalizeAll() async throws {
-        for slot in open.keys.sorted(by: { ($0.day, $0.shard) < ($1.day, $1.shard) }) { try await finalize(slot) }
+        for slot in machine.open.keys.sorted() { try await finalize(slot) }
         try await settleFinalizations()
         try await awaitMarking()
     }

@@ -14,7 +14,7 @@ struct ClaimedBatch: Sendable {
     var claimSeconds: Double
     /// Whether some source filled its claim: the held shards keep the packer busy.
     var saturated: Bool
-    /// `claim_mode: lease`: where each source's keyset read goes on after this batch.
+    /// `claim_mode: lease`: where each source's keyset read goes on after this batch (none: from the start).
     var cursors: [String: String] = [:]
 }
 
@@ -34,64 +34,51 @@ final class MarkedRows: Sendable {
 /// uploaded container and marks its rows).
 extension Packer {
     /// Rows per claim, by source name: each source's `batch_size`, or `packer.batch_size`.
-    var claimLimits: [String: Int] {
-        Dictionary(
-            parts.sources.map { ($0.name, parts.policies[$0.name]?.claimBatchSize ?? config.batchSize) },
-            uniquingKeysWith: { first, _ in first })
-    }
+    var claimLimits: [String: Int] { context.claimLimits }
 
     /// Claims up to its limit (`limits`, by source name) of rows of `shards` from every source and fetches their bodies.
     ///
     /// Runs off the packer (it captures only sendable parts). When a source fails, the rows
     /// already claimed from the others are given back before the error is passed on.
     static func claimBatch(
-        sources: [any SourceConnector], fetchers: [String: any BodyFetcher], shards: [Int], limits: [String: Int],
-        holder: String, fetchConcurrency: Int, epoch: Int, retry: RetryPolicy
+        sources: [PackerSource], shards: [Int], limits: [String: Int], holder: String, fetchConcurrency: Int, epoch: Int,
+        retry: RetryPolicy
     ) async throws -> ClaimedBatch {
         let start = monotonicSeconds()
-        var files: [PendingFile] = []
+        var taken: [(PendingFile, any BodyFetcher)] = []
+        var claimed: [(PackerSource, [String])] = []
         var saturated = false
         do {
             for source in sources {
                 let limit = limits[source.name] ?? 1
-                let claimed = try await retry.run { try await source.claim(shards: shards, limit: limit, holder: holder) }
-                saturated = saturated || claimed.count >= limit
-                files += claimed
+                let rows = try await retry.run { try await source.connector.claim(shards: shards, limit: limit, holder: holder) }
+                saturated = saturated || rows.count >= limit
+                claimed.append((source, rows.map(\.rowID)))
+                taken += rows.map { ($0, source.fetcher) }
             }
         } catch {
-            await giveBack(files, sources: sources, holder: holder, retry: retry)
+            // Best effort: a row left claimed is recovered later.
+            for (source, ids) in claimed where !ids.isEmpty {
+                _ = try? await retry.run { try await source.connector.releaseClaims(rowIDs: ids, holder: holder) }
+            }
             throw error
         }
-        let claimed = monotonicSeconds()
-        let bodies = await fetchAll(files, fetchers: fetchers, concurrency: fetchConcurrency)
+        let claimSeconds = monotonicSeconds() - start
+        let bodies = await fetchAll(taken, concurrency: fetchConcurrency)
         return ClaimedBatch(
-            files: files, bodies: bodies, shards: shards, epoch: epoch, claimSeconds: claimed - start, saturated: saturated && !shards.isEmpty)
+            files: taken.map(\.0), bodies: bodies, shards: shards, epoch: epoch, claimSeconds: claimSeconds,
+            saturated: saturated && !shards.isEmpty)
     }
 
-    /// Returns claims to pending, best effort (a row left claimed is recovered later).
-    static func giveBack(_ files: [PendingFile], sources: [any SourceConnector], holder: String, retry: RetryPolicy) async {
-        var bySource: [String: [String]] = [:]
-        for file in files { bySource[file.source, default: []].append(file.rowID) }
-        for (name, ids) in bySource {
-            guard let source = sources.first(where: { $0.name == name }) else { continue }
-            _ = try? await retry.run { try await source.releaseClaims(rowIDs: ids, holder: holder) }
-        }
-    }
-
-    /// Fetches bodies, at most `concurrency` at once (results in input order).
-    static func fetchAll(
-        _ files: [PendingFile], fetchers: [String: any BodyFetcher], concurrency: Int
-    ) async -> [Result<FetchedBody, Error>] {
-        @Sendable func fetch(_ file: PendingFile) async -> Result<FetchedBody, Error> {
-            guard let fetcher = fetchers[file.source] else {
-                return .failure(DESKitError(.configuration, "no body fetcher for source '\(file.source)'"))
-            }
+    /// Fetches bodies, each with its source's fetcher, at most `concurrency` at once (results in input order).
+    static func fetchAll(_ files: [(PendingFile, any BodyFetcher)], concurrency: Int) async -> [Result<FetchedBody, Error>] {
+        @Sendable func fetch(_ file: PendingFile, _ fetcher: any BodyFetcher) async -> Result<FetchedBody, Error> {
             do { return .success(try await fetcher.fetch(file.body)) } catch { return .failure(error) }
         }
         if concurrency <= 1 || files.count <= 1 {
             var out: [Result<FetchedBody, Error>] = []
             out.reserveCapacity(files.count)
-            for file in files { out.append(await fetch(file)) }
+            for (file, fetcher) in files { out.append(await fetch(file, fetcher)) }
             return out
         }
         return await withTaskGroup(of: (Int, Result<FetchedBody, Error>).self) { group in
@@ -99,15 +86,15 @@ extension Packer {
             var next = 0
             // A sliding window: a new fetch starts as soon as any one ends.
             while next < min(files.count, concurrency) {
-                let (i, file) = (next, files[next])
-                group.addTask { (i, await fetch(file)) }
+                let (i, (file, fetcher)) = (next, files[next])
+                group.addTask { (i, await fetch(file, fetcher)) }
                 next += 1
             }
             for await (i, result) in group {
                 out[i] = result
                 if next < files.count {
-                    let (j, file) = (next, files[next])
-                    group.addTask { (j, await fetch(file)) }
+                    let (j, (file, fetcher)) = (next, files[next])
+                    group.addTask { (j, await fetch(file, fetcher)) }
                     next += 1
                 }
             }
@@ -117,20 +104,20 @@ extension Packer {
 
     /// Starts taking the next batch — claimed (`claim_mode: row`) or read (`lease`) — and fetching its bodies.
     func startTake(shards: [Int]) -> Task<ClaimedBatch, Error> {
-        let (sources, fetchers, limits, holder) = (parts.sources, parts.fetchers, claimLimits, holder.description)
-        let (concurrency, epoch, retry) = (config.fetchConcurrency, activity, retry)
+        let (sources, limits, holder) = (context.sources, claimLimits, holder.description)
+        let (concurrency, epoch, retry) = (config.fetchConcurrency, machine.activity, retry)
         guard config.claimMode == .lease else {
             return Task {
                 try await Packer.claimBatch(
-                    sources: sources, fetchers: fetchers, shards: shards, limits: limits, holder: holder,
-                    fetchConcurrency: concurrency, epoch: epoch, retry: retry)
+                    sources: sources, shards: shards, limits: limits, holder: holder, fetchConcurrency: concurrency, epoch: epoch,
+                    retry: retry)
             }
         }
-        // Snapshots: no batch is absorbed while this one is taken, so the rows in flight stay these.
-        let (inFlight, cursors) = (inFlight, shards == cursorShards ? cursors : [:])
+        // Snapshots: no batch is taken in while this one is read, so the rows in flight stay these.
+        let plan = machine.readPlan(shards: shards)
         return Task {
             try await Packer.readBatch(
-                sources: sources, fetchers: fetchers, shards: shards, limits: limits, inFlight: inFlight, cursors: cursors,
+                sources: sources, shards: shards, limits: limits, inFlight: plan.inFlight, cursors: plan.cursors,
                 fetchConcurrency: concurrency, epoch: epoch, retry: retry)
         }
     }
@@ -139,11 +126,11 @@ extension Packer {
     /// flight, read after the source's cursor (pages of the limit, until enough are found or the
     /// read reaches the end and starts over next time); no row is written. Bodies fetched.
     static func readBatch(
-        sources: [any SourceConnector], fetchers: [String: any BodyFetcher], shards: [Int], limits: [String: Int],
-        inFlight: [String: Set<String>], cursors: [String: String], fetchConcurrency: Int, epoch: Int, retry: RetryPolicy
+        sources: [PackerSource], shards: [Int], limits: [String: Int], inFlight: [String: Set<String>], cursors: [String: String],
+        fetchConcurrency: Int, epoch: Int, retry: RetryPolicy
     ) async throws -> ClaimedBatch {
         let start = monotonicSeconds()
-        var files: [PendingFile] = []
+        var files: [(PendingFile, any BodyFetcher)] = []
         var saturated = false
         var next: [String: String] = [:]
         for source in sources {
@@ -153,7 +140,7 @@ extension Packer {
             var taken: [PendingFile] = []
             while taken.count < limit {
                 let after = cursor
-                let page = try await retry.run { try await source.readPending(shards: shards, afterRowID: after, limit: limit) }
+                let page = try await retry.run { try await source.connector.readPending(shards: shards, afterRowID: after, limit: limit) }
                 taken += page.lazy.filter { !busy.contains($0.rowID) }.prefix(limit - taken.count)
                 if page.count < limit {
                     cursor = nil  // the end: the next read starts over (and finds rows named late)
@@ -164,84 +151,78 @@ extension Packer {
             if let last = taken.last, taken.count >= limit { cursor = last.rowID }
             next[source.name] = cursor
             saturated = saturated || taken.count >= limit
-            files += taken
+            files += taken.map { ($0, source.fetcher) }
         }
-        let read = monotonicSeconds()
-        let bodies = await fetchAll(files, fetchers: fetchers, concurrency: fetchConcurrency)
+        let readSeconds = monotonicSeconds() - start
+        let bodies = await fetchAll(files, concurrency: fetchConcurrency)
         return ClaimedBatch(
-            files: files, bodies: bodies, shards: shards, epoch: epoch, claimSeconds: read - start, saturated: saturated && !shards.isEmpty,
-            cursors: next.compactMapValues { $0 })
+            files: files.map(\.0), bodies: bodies, shards: shards, epoch: epoch, claimSeconds: readSeconds,
+            saturated: saturated && !shards.isEmpty, cursors: next)
     }
 
-    /// Takes a batch's rows into the packer's hands (`claim_mode: lease`: into the in-flight set,
-    /// and the cursors on).
-    func absorb(_ batch: ClaimedBatch) {
-        guard config.claimMode == .lease else { return }
-        for file in batch.files { inFlight[file.source, default: []].insert(file.rowID) }
-        cursors = batch.cursors
-        cursorShards = batch.shards
-    }
-
-    /// Drops from the in-flight set the rows marked packed in the background.
+    /// Hands the rows the background marks have marked packed to the machine.
     func dropMarkedRows() {
-        for (source, ids) in markedRows.take() { inFlight[source]?.subtract(ids) }
+        let rows = markedRows.take()
+        if !rows.isEmpty { machine.marked(rows) }
     }
 
     /// Lets go of rows in hand that will not be packed now: claims are returned (`row`), rows
-    /// read are dropped from the in-flight set (`lease`: they are still pending, nothing to write).
-    func letGo(_ rows: [String: [String]], reason: String) async {
-        guard !rows.isEmpty else { return }
-        activity += 1
-        if config.claimMode == .lease {
-            for (source, ids) in rows { inFlight[source]?.subtract(ids) }
-            return
-        }
-        for (source, ids) in rows {
-            _ = try? await retry.run { try await sourceNamed(source)?.releaseClaims(rowIDs: ids, holder: holder.description) }
+    /// read only leave the in-flight set (`lease`: they are still pending, nothing to write).
+    func letGo(_ rows: [String: [String]]) async {
+        await giveBack(machine.letGo(rows))
+    }
+
+    /// Returns claims to pending, best effort (a row left claimed is recovered later).
+    func giveBack(_ claims: [String: [String]]) async {
+        for (name, ids) in claims {
+            guard let source = context.source(name) else { continue }
+            _ = try? await retry.run { try await source.connector.releaseClaims(rowIDs: ids, holder: holder.description) }
         }
     }
 
     /// Waits for a batch claimed ahead and gives its rows back unpacked (shutdown, an error).
     func discardPrefetch(reason: String) async {
-        guard let task = prefetch else { return }
-        prefetch = nil
+        guard let task = runState.prefetch else { return }
+        runState.prefetch = nil
         guard let batch = try? await task.value else { return }
         for case .success(let body) in batch.bodies where body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) }
-        await release(batch.files, reason: reason)
+        // Never taken in: in lease mode these rows are not in flight, so nothing to drop.
+        if config.claimMode == .row { await release(batch.files, reason: reason) }
     }
 
     /// Marks the rows of an uploaded container packed, in the background; at most a few run at
     /// once (the oldest is waited for first), and a failure surfaces at the next ``awaitMarking()``.
-    func markPackedInBackground(_ rows: [String: [String]], key: String, containerID: Int64) async throws {
-        while marking.count >= 4 {
-            try await marking.removeFirst().value
+    func markPackedInBackground(_ container: PackerStateMachine.Container) async throws {
+        while runState.marking.count >= 4 {
+            try await runState.marking.removeFirst().value
         }
-        let (sources, metadata, marked) = (parts.sources, parts.metadata, markedRows)
-        let (holder, retry, logger, lease) = (holder.description, retry, logger, config.claimMode == .lease)
-        marking.append(Task {
+        let (context, marked, rows) = (context, markedRows, container.rows)
+        let (key, containerID, lease) = (container.record.key, container.record.id, context.config.claimMode == .lease)
+        runState.marking.append(Task {
+            let holder = context.holder.description
             for (name, ids) in rows {
-                guard let connector = sources.first(where: { $0.name == name }) else { continue }
-                let changed = try await retry.run {
+                guard let connector = context.source(name)?.connector else { continue }
+                let changed = try await context.retry.run {
                     lease
                         ? try await connector.markPackedUnlessPacked(rowIDs: ids, container: key)
                         : try await connector.markPacked(rowIDs: ids, container: key, holder: holder)
                 }
                 if lease { marked.add(ids, source: name) }
                 if changed != ids.count {
-                    logger.warning(
+                    context.logger.warning(
                         "some rows were not marked packed", metadata: ["key": "\(key)", "expected": "\(ids.count)", "changed": "\(changed)"])
                 }
             }
             // Every row of the manifest is packed now: recovery need not mark them again.
-            if lease { try await retry.run { try await metadata.manifestMarked(containerID: containerID) } }
+            if lease { try await context.retry.run { try await context.metadata.manifestMarked(containerID: containerID) } }
         })
     }
 
     /// Waits until every row of an uploaded container is marked packed; passes on the first failure.
     func awaitMarking() async throws {
         var first: Error?
-        while !marking.isEmpty {
-            do { try await marking.removeFirst().value } catch { if first == nil { first = error } }
+        while !runState.marking.isEmpty {
+            do { try await runState.marking.removeFirst().value } catch { if first == nil { first = error } }
         }
         dropMarkedRows()
         if let first { throw first }

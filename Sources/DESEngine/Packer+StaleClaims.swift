@@ -11,17 +11,14 @@ import DESKit
 /// are older than their source's timeout: a row whose name is already in an uploaded container
 /// is marked packed, any other goes back to pending. This packer's own claims are never touched.
 extension Packer {
-    /// The claim timeout of the source named `name`: its own, else the packer's.
-    func claimTimeout(_ name: String) -> Double { parts.policies[name]?.claimTimeoutSeconds ?? config.claimTimeoutSeconds }
-
     /// Seconds between sweeps: half the shortest claim timeout, between 1 s and a minute.
     var staleClaimSweepSeconds: Double {
-        min(max((parts.sources.map { claimTimeout($0.name) }.min() ?? config.claimTimeoutSeconds) / 2, 1), 60)
+        min(max((context.sources.map { context.claimTimeout($0.name) }.min() ?? config.claimTimeoutSeconds) / 2, 1), 60)
     }
 
     /// Runs ``returnStaleClaims()`` when a sweep is due.
     func returnStaleClaimsIfDue() async throws {
-        guard monotonicSeconds() - lastStaleClaimSweep >= staleClaimSweepSeconds else { return }
+        guard monotonicSeconds() - runState.lastStaleClaimSweep >= staleClaimSweepSeconds else { return }
         try await returnStaleClaims()
     }
 
@@ -29,12 +26,12 @@ extension Packer {
     /// source's claim timeout; how many rows were settled.
     @discardableResult
     func returnStaleClaims() async throws -> Recovery.Report {
-        lastStaleClaimSweep = monotonicSeconds()
-        let report = try await recovery.returnStaleClaims(
-            shards: book.held.keys.sorted(), excludingHolder: holder.description, timeout: claimTimeout)
+        runState.lastStaleClaimSweep = monotonicSeconds()
+        let report = try await context.recovery.returnStaleClaims(
+            shards: book.held.keys.sorted(), excludingHolder: holder.description, timeout: context.claimTimeout)
         if report.rowsPacked + report.rowsReleased > 0 {
-            totals.recovery.add(report)
-            activity += 1
+            runState.totals.recovery.add(report)
+            machine.noteActivity()
         }
         return report
     }

@@ -42,6 +42,6 @@ extension Packer {
     /// What gives this packer's work back past its drain deadline (``PackerSurrender``).
     var surrender: PackerSurrender {
         PackerSurrender(
-            book: book, metadata: parts.metadata, recovery: recovery, holder: holder, ttlSeconds: config.leaseTTLSeconds, logger: logger)
+            book: book, metadata: metadata, recovery: context.recovery, holder: holder, ttlSeconds: config.leaseTTLSeconds, logger: logger)
     }
 }

@@ -27,7 +27,7 @@ import Testing
         let storage = try d.storage()
         let packer = try Packer(
             parts: .init(
-                sources: [try d.connector()], fetchers: ["catalog": LocalBodyFetcher(root: d.bodiesRoot)],
+                sources: [PackerSource(connector: try d.connector(), fetcher: LocalBodyFetcher(root: d.bodiesRoot))],
                 metadata: try await d.metadata(), storage: storage, keyPrefix: "des"),
             config: config, logger: d.logger)
         let totals = try await packer.run(shutdown: ShutdownSignal(), untilIdle: true)

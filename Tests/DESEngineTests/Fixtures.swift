@@ -94,8 +94,11 @@ struct Deployment {
         config.heartbeatSeconds = 1
         return try Packer(
             parts: .init(
-                sources: [try connector()], fetchers: ["catalog": LocalBodyFetcher(root: bodiesRoot)],
-                metadata: try await metadata(), storage: try storage ?? self.storage(), keyPrefix: "des", policies: policies),
+                sources: [
+                    PackerSource(
+                        connector: try connector(), fetcher: LocalBodyFetcher(root: bodiesRoot), policy: policies["catalog"] ?? .init())
+                ],
+                metadata: try await metadata(), storage: try storage ?? self.storage(), keyPrefix: "des"),
             config: config, logger: logger)
     }
 
@@ -137,13 +140,19 @@ struct Deployment {
     /// Waits for a child to exit (``waitForExit(_:)``: no thread is held).
     func wait(_ p: Process) async { await waitForExit(p) }
 
-    /// Starts `des packer run` on `config` as a child process, its output discarded.
-    func startPacker(config: String, untilIdle: Bool) throws -> Process {
+    /// Starts `des packer run` on `config` as a child process, its output discarded (its
+    /// standard error written to `stderr`, when given).
+    func startPacker(config: String, untilIdle: Bool, stderr: String? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try desBinary())
         p.arguments = ["packer", "run", "-c", config, "--log-level", "critical"] + (untilIdle ? ["--until-idle"] : [])
         p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        if let stderr {
+            FileManager.default.createFile(atPath: stderr, contents: nil)
+            p.standardError = FileHandle(forWritingAtPath: stderr)
+        } else {
+            p.standardError = FileHandle.nullDevice
+        }
         try p.run()
         return p
     }
@@ -158,6 +167,32 @@ func startDES(_ args: [String], config: String) throws -> Process {
     p.standardError = FileHandle.nullDevice
     try p.run()
     return p
+}
+
+/// Stops process `pid` (SIGSTOP) at a moment when it holds no write lock on any of the SQLite
+/// `databases` (WAL mode: the lock on byte 120 of the `-shm` file): a writer paused inside its
+/// transaction would block every other process on that file, which is SQLite's nature, not
+/// what a paused-packer test is about. Tries again, letting the process run a moment between
+/// tries, until it is caught outside; false when it never is or has exited.
+func pauseOutsideSQLiteWrites(_ pid: pid_t, databases: [String]) -> Bool {
+    func writeLocked(_ database: String) -> Bool {
+        let fd = open(database + "-shm", O_RDWR)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var probe = flock()
+        probe.l_type = Int16(F_WRLCK)
+        probe.l_whence = Int16(SEEK_SET)
+        probe.l_start = 120
+        probe.l_len = 1
+        return fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != Int16(F_UNLCK)
+    }
+    for _ in 0..<2000 {
+        guard kill(pid, SIGSTOP) == 0 else { return false }
+        if !databases.contains(where: writeLocked) { return true }
+        kill(pid, SIGCONT)
+        usleep(500)
+    }
+    return false
 }
 
 /// Watches a packer from a thread of its own (not the cooperative pool, which tests running

@@ -63,14 +63,16 @@ func expectNothingStranded(_ d: Deployment, _ label: String = "") async throws {
         }
         let a = try d.startPacker(config: try config("paused"), untilIdle: true)
         // Rows in hand: a container file in its work directory.
+        let databases = [d.dir + "/catalog.sqlite", d.dir + "/metadata.sqlite"]
         let watcher = RowsInHandWatcher(process: a, workDir: d.dir + "/work/paused", since: Date()) {
-            kill(a.processIdentifier, SIGSTOP) == 0
+            pauseOutsideSQLiteWrites(a.processIdentifier, databases: databases)
         }
         try #require(await watcher.finished(), "the packer finished before it could be paused; give it more work")
         try await Task.sleep(nanoseconds: 1_500_000_000)  // past the 1 s lease TTL
-        let b = try d.startPacker(config: try config("competitor"), untilIdle: true)
+        let b = try d.startPacker(config: try config("competitor"), untilIdle: true, stderr: d.dir + "/competitor.stderr")
         await d.wait(b)
-        #expect(b.terminationReason == .exit && b.terminationStatus == 0)
+        let said = (try? String(contentsOfFile: d.dir + "/competitor.stderr", encoding: .utf8)) ?? ""
+        #expect(b.terminationReason == .exit && b.terminationStatus == 0, "exit \(b.terminationStatus): \(said)")
         kill(a.processIdentifier, SIGCONT)
         await d.wait(a)
         // The resumed packer finds its leases gone: whatever it writes is refused, and it ends.
@@ -135,8 +137,9 @@ func expectNothingStranded(_ d: Deployment, _ label: String = "") async throws {
         let p = try d.startPacker(config: config, untilIdle: true)
         // Stopped the moment it has rows in hand, so that it is mid-run (however fast the machine)
         // when the lock is taken; it resumes while the lock is held.
+        let databases = [d.dir + "/metadata.sqlite"]
         let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: Date()) {
-            kill(p.processIdentifier, SIGSTOP) == 0
+            pauseOutsideSQLiteWrites(p.processIdentifier, databases: databases)
         }
         try #require(await watcher.finished(), "the packer finished before it could be paused; give it more work")
         // Hold the write lock for 12 s: longer than the store's 10 s busy timeout.

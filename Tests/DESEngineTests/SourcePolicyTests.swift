@@ -68,7 +68,7 @@ import Testing
 
         try await packer.acquireLeases(force: true)
         let batch = try await Packer.claimBatch(
-            sources: packer.parts.sources, fetchers: packer.parts.fetchers, shards: packer.book.held.keys.sorted(),
+            sources: packer.context.sources, shards: packer.book.held.keys.sorted(),
             limits: packer.claimLimits, holder: packer.holder.description, fetchConcurrency: 1, epoch: 0, retry: .metadata)
         #expect(batch.files.count == 7 && batch.saturated)
         #expect(try await claims(d) == 7)

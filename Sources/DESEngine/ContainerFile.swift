@@ -1,0 +1,52 @@
+import DESFormat
+import DESKit
+import Foundation
+import Synchronization
+
+/// The archive file of one container being written in the packer's work directory.
+///
+/// The writer sits behind a lock, so the file can be handed to the background task that
+/// closes and uploads it while the packer keeps a reference to abort it later; uncontended,
+/// the lock costs a few nanoseconds a file.
+final class ContainerFile: Sendable {
+    private let writer: Mutex<DESArchiveWriter>
+    /// Where the archive is written.
+    let path: String
+    /// Where the writer keeps its partial file until it is closed.
+    let partialPath: String
+
+    /// Creates the archive at `path`, replacing any file there.
+    init(path: String) throws {
+        var options = DESArchiveWriter.Options()
+        options.overwrite = true
+        // Not synced here: the work directory is never read after a crash (recovery works from the
+        // metadata store and the storage). The storage backend's put makes the container durable
+        // where it is kept, once.
+        options.syncOnClose = false
+        let writer = try DESArchiveWriter(path: path, options: options)
+        self.path = path
+        self.partialPath = writer.partialPath
+        self.writer = Mutex(writer)
+    }
+
+    /// Appends the body open on `descriptor` (read from `bodyPath`).
+    func add(name: String, fileDescriptor descriptor: Int32, path bodyPath: String, metadata: DESMetadata) throws -> DESIndexEntry {
+        try writer.withLock { try $0.add(name: name, fileDescriptor: descriptor, path: bodyPath, metadata: metadata) }
+    }
+
+    /// Appends the body at `bodyPath`.
+    func add(name: String, contentsOfFile bodyPath: String, metadata: DESMetadata) throws -> DESIndexEntry {
+        try writer.withLock { try $0.add(name: name, contentsOfFile: bodyPath, metadata: metadata) }
+    }
+
+    /// Appends an entry whose bytes are stored at `externalKey`.
+    func addExternal(name: String, size: UInt64, externalKey: String, sha256: String, metadata: DESMetadata) throws -> DESIndexEntry {
+        try writer.withLock { try $0.addExternal(name: name, size: size, externalKey: externalKey, sha256: sha256, metadata: metadata) }
+    }
+
+    /// Writes the index and footer and moves the archive to ``path``.
+    func close() throws -> DESArchiveSummary { try writer.withLock { try $0.close() } }
+
+    /// Gives up the archive: its partial file is removed.
+    func abort() { writer.withLock { $0.abort() } }
+}

@@ -1,0 +1,223 @@
+import DESEngine
+import DESKit
+import Testing
+
+/// The packer's decisions on their own: no catalog, no store, no files.
+@Suite("Packer state machine") struct PackerStateMachineTests {
+    static let limits = PackerStateMachine.Limits(
+        maxFiles: 3, maxBytes: 1000, maxAgeSeconds: 60, checkpointEveryFiles: 2, checkpointEverySeconds: 5)
+
+    static func container(id: Int64, day: String = "20261205", shard: Int, token: Int64 = 1, now: Double = 0) -> PackerStateMachine.Container {
+        let record = ContainerRecord(
+            id: id, day: day, shard: shard, key: "des/\(day)/\(shard)/c\(id).des", state: .writing, holder: "h", token: token,
+            fileCount: 0, bytes: 0, size: nil, etag: nil)
+        let lease = ShardLease(shard: shard, holder: LeaseHolder(pod: "p", instance: "i"), token: token, expiresAt: 0, isNewGrant: false)
+        return PackerStateMachine.Container(record: record, lease: lease, now: now)
+    }
+
+    static func slot(_ shard: Int, day: String = "20261205") -> ContainerSlot { ContainerSlot(day: day, shard: shard) }
+
+    @Test("lease mode: rows taken are in flight, skipped by the next read; the cursors hold only for the same shards")
+    func readPlan() {
+        var m = PackerStateMachine(mode: .lease, limits: Self.limits)
+        m.taken(rows: [("a", "1"), ("a", "2"), ("b", "x")], shards: [0, 1], cursors: ["a": "2"])
+        #expect(m.readPlan(shards: [0, 1]).inFlight == ["a": ["1", "2"], "b": ["x"]])
+        #expect(m.readPlan(shards: [0, 1]).cursors == ["a": "2"])
+        #expect(m.readPlan(shards: [0]).cursors.isEmpty, "another set of shards starts over")
+        var row = PackerStateMachine(mode: .row, limits: Self.limits)
+        row.taken(rows: [("a", "1")], shards: [0], cursors: ["a": "1"])
+        #expect(row.inFlight.isEmpty && row.readPlan(shards: [0]).cursors.isEmpty, "row mode keeps no in-flight set")
+    }
+
+    @Test("a container is full at max files or max bytes; a placement in a slot with no container changes nothing")
+    func full() {
+        var m = PackerStateMachine(mode: .row, limits: Self.limits)
+        m.opened(Self.container(id: 1, shard: 0))
+        let fills = [("a", "1"), ("a", "2"), ("b", "3")].map { m.placed(source: $0.0, rowID: $0.1, bytes: 10, in: Self.slot(0)) }
+        #expect(fills == [false, false, true])
+        #expect(m.open[Self.slot(0)]?.rows == ["a": ["1", "2"], "b": ["3"]])
+        #expect(m.open[Self.slot(0)]?.fileCount == 3 && m.open[Self.slot(0)]?.bytes == 30)
+        #expect(m.holds(source: "b", rowID: "3", in: Self.slot(0)) && !m.holds(source: "a", rowID: "3", in: Self.slot(0)))
+        m.opened(Self.container(id: 2, shard: 1))
+        let byBytes = m.placed(source: "a", rowID: "9", bytes: 1000, in: Self.slot(1))
+        #expect(byBytes, "max bytes")
+        let nowhere = m.placed(source: "a", rowID: "10", bytes: 1, in: Self.slot(7))
+        #expect(!nowhere)
+        #expect(m.open[Self.slot(7)] == nil)
+    }
+
+    @Test("due: full, past the age limit, or of a closed day; checkpoints every N files or S seconds")
+    func due() {
+        var m = PackerStateMachine(mode: .row, limits: Self.limits)
+        m.opened(Self.container(id: 1, shard: 0, now: 100))
+        m.opened(Self.container(id: 2, day: "20261204", shard: 1, now: 100))
+        m.opened(Self.container(id: 3, shard: 2, now: 100))
+        #expect(m.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")])
+        #expect(m.finalizeDue(now: 161, today: "20261205").count == 3)
+        _ = m.placed(source: "a", rowID: "1", bytes: 1, in: Self.slot(0))
+        #expect(m.checkpointsDue(now: 101).isEmpty)
+        #expect(m.checkpointsDue(now: 106).map(\.record.id) == [1], "one file, past 5 s")
+        _ = m.placed(source: "a", rowID: "2", bytes: 1, in: Self.slot(0))
+        #expect(m.checkpointsDue(now: 101).map(\.record.id) == [1], "two files")
+        m.checkpointed(Self.slot(0), id: 1, files: 2, now: 101)
+        #expect(m.checkpointsDue(now: 200).isEmpty)
+        m.checkpointed(Self.slot(0), id: 99, files: 0, now: 0)
+        #expect(m.open[Self.slot(0)]?.checkpointFiles == 2, "a checkpoint of another container is ignored")
+    }
+
+    @Test("finalizing: an empty container is discarded, a full one stored (with a manifest in lease mode) and busy until it ends")
+    func finalizing() {
+        for mode in [ClaimMode.row, .lease] {
+            var m = PackerStateMachine(mode: mode, limits: Self.limits)
+            m.opened(Self.container(id: 1, shard: 0))
+            let empty = m.startFinalizing(Self.slot(0))
+            #expect(empty == .discardEmpty(Self.container(id: 1, shard: 0)))
+            #expect(m.finalizing.isEmpty && m.busyShards.isEmpty)
+            m.opened(Self.container(id: 2, shard: 0))
+            m.taken(rows: [("a", "1")], shards: [0], cursors: [:])
+            _ = m.placed(source: "a", rowID: "1", bytes: 5, in: Self.slot(0))
+            guard case .store(let c, let manifest) = m.startFinalizing(Self.slot(0)) else {
+                Issue.record("not stored")
+                continue
+            }
+            #expect(manifest == (mode == .lease) && c.rows == ["a": ["1"]])
+            let again = m.startFinalizing(Self.slot(0))
+            #expect(again == nil, "taken out of its slot once")
+            #expect(m.isFinalizing(shard: 0) && m.busyShards == [0] && m.open.isEmpty)
+            let ended = m.finalizeEnded(2, .uploaded)
+            #expect(ended == .markPacked(c))
+            let twice = m.finalizeEnded(2, .uploaded)
+            #expect(!m.isFinalizing(shard: 0) && twice == nil)
+            // Uploaded but not yet marked: still in flight (a read would find the row pending).
+            #expect((m.inFlight["a"]?.contains("1") ?? false) == (mode == .lease))
+            m.marked(["a": ["1"]])
+            #expect(m.inFlight["a"]?.isEmpty ?? true)
+        }
+    }
+
+    @Test("a fenced upload abandons and loses the lease; a failed store abandons; an unknown record is left for recovery and is activity")
+    func finalizeOutcomes() {
+        var m = PackerStateMachine(mode: .lease, limits: Self.limits)
+        for (id, shard) in [(Int64(1), 0), (2, 1), (3, 2)] {
+            m.opened(Self.container(id: id, shard: shard))
+            _ = m.placed(source: "a", rowID: "\(id)", bytes: 1, in: Self.slot(shard))
+            _ = m.startFinalizing(Self.slot(shard))
+        }
+        let before = m.activity
+        guard case .abandon(_, true) = m.finalizeEnded(1, .fenced) else { return #expect(Bool(false), "fenced") }
+        guard case .abandon(_, false) = m.finalizeEnded(2, .storeFailed) else { return #expect(Bool(false), "store failed") }
+        #expect(m.activity == before)
+        guard case .leaveForRecovery(let c) = m.finalizeEnded(3, .recordFailed) else { return #expect(Bool(false), "record failed") }
+        #expect(c.record.id == 3 && m.activity == before + 1 && m.finalizing.isEmpty)
+    }
+
+    @Test("letting go: row mode returns the claims, lease mode only drops them from flight; either is activity, nothing is not")
+    func letGo() {
+        var row = PackerStateMachine(mode: .row, limits: Self.limits)
+        let none = row.letGo(["a": []])
+        #expect(none.isEmpty && row.activity == 0)
+        let claims = row.letGo(["a": ["1", "2"]])
+        #expect(claims == ["a": ["1", "2"]] && row.activity == 1)
+        var lease = PackerStateMachine(mode: .lease, limits: Self.limits)
+        lease.taken(rows: [("a", "1"), ("a", "2")], shards: [0], cursors: [:])
+        let dropped = lease.letGo(["a": ["1"]])
+        #expect(dropped.isEmpty && lease.activity == 1)
+        #expect(lease.inFlight == ["a": ["2"]])
+        lease.failed(["a": ["2"]])
+        #expect(lease.inFlight == ["a": []])
+    }
+
+    @Test("abandoned: unknown keeps the rows in hand; adopted leaves them to the adopter; discarded gives them back")
+    func abandoned() {
+        var c = Self.container(id: 1, shard: 0)
+        c.rows = ["a": ["1", "2"]]
+        for mode in [ClaimMode.row, .lease] {
+            var m = PackerStateMachine(mode: mode, limits: Self.limits)
+            m.taken(rows: [("a", "1"), ("a", "2")], shards: [0], cursors: [:])
+            let unknown = m.abandoned(c, .unknown)
+            #expect(unknown.isEmpty)
+            #expect(m.inFlight["a"]?.count == (mode == .lease ? 2 : nil), "unknown: still in hand")
+            var adopted = m
+            let theirs = adopted.abandoned(c, .adopted)
+            #expect(theirs.isEmpty, "the adopter's recovery marks them")
+            #expect(adopted.inFlight["a"]?.isEmpty ?? true)
+            let back = m.abandoned(c, .discarded)
+            #expect(back == (mode == .row ? ["a": ["1", "2"]] : [:]))
+            #expect(m.inFlight["a"]?.isEmpty ?? true)
+            #expect(m.activity == 2, "each abandonment is activity once")
+        }
+    }
+
+    @Test("lost shards: those lost, and those whose open container was opened under another lease")
+    func lostShards() {
+        var m = PackerStateMachine(mode: .row, limits: Self.limits)
+        m.opened(Self.container(id: 1, shard: 0, token: 5))
+        m.opened(Self.container(id: 2, shard: 1, token: 6))
+        let none = m.lostShards(lost: [], held: [0: 5, 1: 6])
+        #expect(none.isEmpty && m.activity == 0)
+        let lost = m.lostShards(lost: [3], held: [0: 5, 1: 7])
+        #expect(lost == [1, 3] && m.activity == 1)
+        let removed = m.removeOpen(shard: 1).map(\.record.id)
+        let again = m.removeOpen(shard: 1)
+        #expect(removed == [2] && again.isEmpty)
+        let gone = m.lostShards(lost: [], held: [:])
+        #expect(gone == [0], "a lease no longer held at all")
+    }
+
+    @Test("lease mode, 2,000 random events: every row of an open or finalizing container stays in flight until it leaves the packer's hands")
+    func inFlightInvariant() {
+        var rng = SplitMix(seed: 20)
+        var m = PackerStateMachine(mode: .lease, limits: Self.limits)
+        var nextRow = 0
+        var nextID: Int64 = 1
+        var loose: [String] = []  // taken, not yet placed
+        var uploaded: [[String: [String]]] = []  // awaiting their mark
+        for _ in 0..<2000 {
+            switch rng.next() % 7 {
+            case 0:
+                let rows = (0..<Int(rng.next() % 4)).map { _ in nextRow += 1; return String(nextRow) }
+                m.taken(rows: rows.map { ("a", $0) }, shards: [0, 1], cursors: [:])
+                loose += rows
+            case 1, 2:
+                guard let row = loose.popLast() else { break }
+                let shard = Int(rng.next() % 2)
+                if m.open[Self.slot(shard)] == nil {
+                    m.opened(Self.container(id: nextID, shard: shard))
+                    nextID += 1
+                }
+                if m.placed(source: "a", rowID: row, bytes: 1, in: Self.slot(shard)) { _ = m.startFinalizing(Self.slot(shard)) }
+            case 3:
+                guard let c = m.finalizing.first else { break }
+                let results: [PackerStateMachine.FinalizeResult] = [.uploaded, .uploaded, .fenced, .storeFailed]
+                switch m.finalizeEnded(c.record.id, results[Int(rng.next() % 4)]) {
+                case .markPacked(let c): uploaded.append(c.rows)
+                case .abandon(let c, _): _ = m.abandoned(c, rng.next() % 2 == 0 ? .discarded : .adopted)
+                default: break
+                }
+            case 4:
+                if !uploaded.isEmpty { m.marked(uploaded.removeFirst()) }
+            case 5:
+                if let row = loose.popLast() { m.failed(["a": [row]]) }
+            default:
+                for c in m.removeOpen(shard: Int(rng.next() % 2)) { _ = m.abandoned(c, .discarded) }
+            }
+            let held = Set(m.open.values.flatMap { $0.rows["a"] ?? [] } + m.finalizing.flatMap { $0.rows["a"] ?? [] })
+            let awaiting = Set(uploaded.flatMap { $0["a"] ?? [] } + loose)
+            #expect(held.union(awaiting) == m.inFlight["a"] ?? [], "in flight is exactly what is in hand")
+            if held.union(awaiting) != m.inFlight["a"] ?? [] { return }
+        }
+    }
+}
+
+/// A small deterministic generator for the random-event test.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
