@@ -16,7 +16,7 @@ struct HeterogeneousDeployment {
     let rows: Int
     let config: String
 
-    init(rowsPerSource rows: Int) async throws {
+    init(rowsPerSource rows: Int, claimMode: String = "row") async throws {
         d = try Deployment()
         self.rows = rows
         let tag = UUID().uuidString.prefix(8).lowercased()
@@ -116,7 +116,7 @@ struct HeterogeneousDeployment {
                 bodies: {type: local, root: bodies}
             storage: {type: local, root: archive, prefix: des}
             metadata: {connection: {type: postgresql, host: \(pgHost), port: \(pgPort), database: \(pgDB), username: \(pgUser), schema: \(pgSchema)}}
-            packer: {work_dir: work, shard_bits: 3, pod_name: mixed, batch_size: 50, max_container_files: 300, checkpoint_every_files: 20, lease_ttl_seconds: 30, heartbeat_seconds: 1}
+            packer: {claim_mode: \(claimMode), work_dir: work, shard_bits: 3, pod_name: mixed, batch_size: 50, max_container_files: 300, checkpoint_every_files: 20, lease_ttl_seconds: 30, heartbeat_seconds: 1}
             marker: {batch_size: 500}
             """.write(toFile: config, atomically: true, encoding: .utf8)
     }
@@ -193,9 +193,11 @@ struct HeterogeneousDeployment {
         try await h.drop()
     }
 
-    @Test("The same run with the packer killed (SIGKILL) mid-run again and again: nothing lost, nothing twice")
-    func killNineAcrossThreeDatabases() async throws {
-        let h = try await HeterogeneousDeployment(rowsPerSource: 2000)
+    @Test(
+        "The same run with the packer killed (SIGKILL) mid-run again and again: nothing lost, nothing twice (claim_mode row and lease)",
+        arguments: ["row", "lease"])
+    func killNineAcrossThreeDatabases(mode: String) async throws {
+        let h = try await HeterogeneousDeployment(rowsPerSource: 2000, claimMode: mode)
         defer { h.d.cleanup() }
         let marker = try h.des(["marker", "run", "--until-idle"])
         await h.d.wait(marker)
@@ -222,7 +224,7 @@ struct HeterogeneousDeployment {
         await h.d.wait(last)
         #expect(last.terminationStatus == 0)
         try await Self.expectAllPacked(h)
-        print("heterogeneous crash test: \(kills) kills")
+        print("heterogeneous crash test (\(mode)): \(kills) kills")
         try await h.drop()
     }
 }

@@ -150,9 +150,11 @@ struct PostgresDeployment {
 }
 
 @Suite("PostgreSQL connections killed") struct PostgresTerminateTests {
-    @Test("Backends killed mid-batch (pg_terminate_backend) lose and duplicate nothing: the packer reconnects and finishes")
-    func terminateBackends() async throws {
-        let pg = try await PostgresDeployment(rows: 6000, applicationName: "des-victim")
+    @Test(
+        "Backends killed mid-batch (pg_terminate_backend) lose and duplicate nothing: the packer reconnects and finishes (claim_mode row and lease)",
+        arguments: ["row", "lease"])
+    func terminateBackends(mode: String) async throws {
+        let pg = try await PostgresDeployment(rows: 6000, applicationName: "des-victim-\(mode)", claimMode: mode)
         defer { pg.cleanup() }
         let marker = try pg.des(["marker", "run", "--until-idle"])
         await pg.d.wait(marker)
@@ -169,7 +171,7 @@ struct PostgresDeployment {
                 psql.executableURL = URL(fileURLWithPath: "/usr/bin/env")
                 psql.arguments = [
                     "psql", conninfo, "-qAt", "-c",
-                    "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'des-victim') t",
+                    "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'des-victim-\(mode)') t",
                 ]
                 let out = Pipe()
                 psql.standardOutput = out

@@ -8,8 +8,10 @@ import Testing
 
 /// The stock packer with its bodies on S3 and its containers on S3 (moto, signatures checked).
 @Suite("Packer on S3") struct S3PackerTests {
-    @Test("Bodies fetched from S3 are packed into containers on S3; kill -9 mid-run loses and duplicates nothing")
-    func drainsToS3WithKills() async throws {
+    @Test(
+        "Bodies fetched from S3 are packed into containers on S3; kill -9 mid-run loses and duplicates nothing (claim_mode row and lease)",
+        arguments: ["row", "lease"])
+    func drainsToS3WithKills(mode: String) async throws {
         let d = try Deployment()
         defer { d.cleanup() }
         let (endpoint, region, key, secret) = (try testServerSetting("DES_TEST_S3_ENDPOINT"), try testServerSetting("DES_TEST_S3_REGION"),
@@ -61,7 +63,7 @@ import Testing
                 bodies: {type: s3, \(credentials)}
             storage: {type: s3, bucket: \(containerBucket), prefix: des, \(credentials)}
             metadata: {connection: {type: sqlite, database: metadata.sqlite}}
-            packer: {work_dir: work, shard_bits: 2, batch_size: 25, max_container_files: 40, fetch_concurrency: 16, checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1}
+            packer: {claim_mode: \(mode), work_dir: work, shard_bits: 2, batch_size: 25, max_container_files: 40, fetch_concurrency: 16, checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1}
             """.write(toFile: config, atomically: true, encoding: .utf8)
         func des(_ args: [String]) throws -> Process { try startDES(args, config: config) }
         let marker = try des(["marker", "run", "--until-idle"])
@@ -118,6 +120,6 @@ import Testing
             #expect(p.terminationStatus == 0, "des \(args[0]) \(url): \(text)")
             if args[0] == "ls" { #expect(!text.isEmpty && text.split(separator: "\n").allSatisfy { $0.hasPrefix("DES_") }) }
         }
-        print("s3 packer test: \(kills) kills")
+        print("s3 packer test (\(mode)): \(kills) kills")
     }
 }
