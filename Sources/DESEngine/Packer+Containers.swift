@@ -141,7 +141,13 @@ extension Packer {
 
     /// The archive file of the open container of `slot`, opened (its record created under `lease`) when none is.
     private func containerFile(_ slot: ContainerSlot, lease: ShardLease) async throws -> ContainerFile {
-        if let id = machine.open[slot]?.record.id, let file = runState.files[id] { return file }
+        if let id = machine.open[slot]?.record.id {
+            // One file per open container, always: a second container in the slot would strand the first's rows.
+            guard let file = runState.files[id] else {
+                throw DESKitError(.invalidData, "open container \(id) has no file in the work directory")
+            }
+            return file
+        }
         let record = try await retry.run {
             try await metadata.createContainer(day: slot.day, shard: slot.shard, lease: lease, keyPrefix: context.keyPrefix)
         }

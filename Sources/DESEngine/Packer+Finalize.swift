@@ -107,7 +107,11 @@ extension Packer {
     /// Acts on the outcome of the finalization of container `id`, once its task has ended.
     private func settle(_ id: Int64) async throws {
         guard let task = runState.finalizations.removeValue(forKey: id) else {
-            _ = machine.finalizeEnded(id, .storeFailed)
+            // Cannot happen (a task is started with every container taken out to be stored); if
+            // it did, the container is given up like a failed upload, never left in the machine.
+            if case .abandon(let c, _)? = machine.finalizeEnded(id, .storeFailed) {
+                await abandon(c, objectMayExist: true, reason: "no finalization task")
+            }
             throw DESKitError(.invalidData, "container \(id) was finalizing with no task")
         }
         let outcome = await task.value

@@ -191,11 +191,9 @@ extension Packer {
     }
 
     /// Marks the rows of an uploaded container packed, in the background; at most a few run at
-    /// once (the oldest is waited for first), and a failure surfaces at the next ``awaitMarking()``.
+    /// once (beyond that the oldest is waited for), and a failure surfaces at the next wait. This
+    /// container's marks start first, so an older one's failure never leaves them unstarted.
     func markPackedInBackground(_ container: PackerStateMachine.Container) async throws {
-        while runState.marking.count >= 4 {
-            try await runState.marking.removeFirst().value
-        }
         let (context, marked, rows) = (context, markedRows, container.rows)
         let (key, containerID, lease) = (container.record.key, container.record.id, context.config.claimMode == .lease)
         runState.marking.append(Task {
@@ -216,6 +214,9 @@ extension Packer {
             // Every row of the manifest is packed now: recovery need not mark them again.
             if lease { try await context.retry.run { try await context.metadata.manifestMarked(containerID: containerID) } }
         })
+        while runState.marking.count > 4 {
+            try await runState.marking.removeFirst().value
+        }
     }
 
     /// Waits until every row of an uploaded container is marked packed; passes on the first failure.

@@ -158,10 +158,12 @@ struct Deployment {
     }
 }
 
-/// Starts `des ARGS -c CONFIG --log-level critical` as a child process, its output discarded.
-func startDES(_ args: [String], config: String) throws -> Process {
+/// Starts `des ARGS -c CONFIG --log-level critical` as a child process, its output discarded
+/// (`environment`: variables set for it on top of this process's).
+func startDES(_ args: [String], config: String, environment: [String: String] = [:]) throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try desBinary())
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     p.arguments = args + ["-c", config, "--log-level", "critical"]
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice

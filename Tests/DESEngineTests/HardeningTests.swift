@@ -302,7 +302,7 @@ func readAll(_ path: String) throws -> [UInt8] {
 }
 
 @Suite("Marker on unnamable rows") struct MarkerDeadLetterTests {
-    @Test("A row whose naming fails goes to the dead-letter table once, and --until-idle ends", .timeLimit(.minutes(1)))
+    @Test("A row whose naming fails goes to the dead-letter table once, and --until-idle ends", .timeLimit(.minutes(3)))
     func unnamableRow() async throws {
         let d = try Deployment()
         defer { d.cleanup() }
@@ -338,7 +338,7 @@ func readAll(_ path: String) throws -> [UInt8] {
 }
 
 @Suite("Marker workers at once") struct MarkerConcurrencyTests {
-    @Test("Eight marker workers name every row exactly once, and --until-idle ends when all are idle", .timeLimit(.minutes(1)))
+    @Test("Eight marker workers name every row exactly once, and --until-idle ends when all are idle", .timeLimit(.minutes(3)))
     func eightWorkers() async throws {
         let d = try Deployment()
         defer { d.cleanup() }

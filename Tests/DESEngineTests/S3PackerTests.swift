@@ -65,7 +65,11 @@ import Testing
             metadata: {connection: {type: sqlite, database: metadata.sqlite}}
             packer: {claim_mode: \(mode), work_dir: work, shard_bits: 2, batch_size: 25, max_container_files: 40, fetch_concurrency: 16, checkpoint_every_files: 10, lease_ttl_seconds: 30, heartbeat_seconds: 1}
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        func des(_ args: [String]) throws -> Process { try startDES(args, config: config) }
+        // A temporary directory of this run's own: its body downloads are checked below, and the
+        // test's other case runs beside it.
+        let temporary = d.dir + "/tmp/"
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        func des(_ args: [String]) throws -> Process { try startDES(args, config: config, environment: ["TMPDIR": temporary]) }
         let marker = try des(["marker", "run", "--until-idle"])
         await d.wait(marker)
         #expect(marker.terminationStatus == 0)
@@ -99,7 +103,7 @@ import Testing
         await d.wait(check)
         #expect(check.terminationStatus == 0)
         // No body download left behind: the killed packers' folders went when the next process started.
-        let root = NSTemporaryDirectory() + "des-bodies"
+        let root = temporary + "des-bodies"
         let left = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).flatMap { dir in
             (try? FileManager.default.contentsOfDirectory(atPath: root + "/" + dir)) ?? []
         }

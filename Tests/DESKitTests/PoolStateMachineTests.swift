@@ -96,7 +96,7 @@ final class FakeConnection: SQLConnection, @unchecked Sendable {
 
 @Suite("Connection pool")
 struct SQLConnectionPoolTests {
-    @Test("A failed connect reaches a waiter as an error instead of leaving it waiting", .timeLimit(.minutes(1)))
+    @Test("A failed connect reaches a waiter as an error instead of leaving it waiting", .timeLimit(.minutes(3)))
     func failedConnectFailsWaiter() async throws {
         let attempts = Mutex(0)
         let gate = AsyncGate()
@@ -148,7 +148,7 @@ struct SQLConnectionPoolTests {
         await #expect(throws: DESKitError.self) { try await pool.withConnection { _ in 0 } }
     }
 
-    @Test("A waiter gives up after waitTimeout with a clear error", .timeLimit(.minutes(1)))
+    @Test("A waiter gives up after waitTimeout with a clear error", .timeLimit(.minutes(3)))
     func waiterTimesOut() async throws {
         let pool = SQLConnectionPool(size: 1, waitTimeout: 0.2) { FakeConnection(id: 0) }
         let gate = AsyncGate()

@@ -7,7 +7,7 @@ import Testing
 /// it would send, and the plugin's config check.
 @Suite("SQL Server plugin (FreeTDS)")
 struct MSSQLTests {
-    @Test("A refused connection is a clear, transient error that names the server and never the password", .timeLimit(.minutes(1)))
+    @Test("A refused connection is a clear, transient error that names the server and never the password", .timeLimit(.minutes(3)))
     func refused() async throws {
         var c = ConnectionConfig(type: "mssql", host: "127.0.0.1", port: 1, database: "catalog", username: "sa", password: Secret("s3cr3t-pw"))
         c.driverOptions = ["login_timeout": "5"]
