@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all setup build demo test bench fuzz fuzz-mutate clean
+.PHONY: all setup build demo test bench profile fuzz fuzz-mutate clean
 
 all: build
 
@@ -37,6 +37,10 @@ bench: setup
 	scripts/bench-heterogeneous.sh
 	scripts/bench-s3.sh
 	scripts/bench-http.sh
+
+# Where the packer's CPU goes (perf samples), in lease mode on 50,000 files; see scripts/profile-packer.sh.
+profile: setup
+	scripts/profile-packer.sh 50000 lease
 
 # Fuzz the archive reader and the config loader under libFuzzer (coverage-guided, seeded
 # with the golden vectors and shipped configs), FUZZ_SECONDS each (default 600, memory

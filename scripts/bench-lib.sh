@@ -20,3 +20,46 @@ bench_servers_up() {
 bench_servers_down() {
   if [ "${BENCH_STARTED_SERVERS:-0}" = 1 ]; then scripts/test-servers.sh down >/dev/null; fi
 }
+
+# bench_bodies ROOT N : N bodies of 4 KiB under ROOT (d{i/1000}/f{i}), each a different slice of random bytes.
+bench_bodies() {
+  python3 - "$1" "$2" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+blob = os.urandom(8192)
+for i in range(1, n + 1):
+    d = os.path.join(root, "d%d" % (i // 1000))
+    if i % 1000 == 0 or i == 1: os.makedirs(d, exist_ok=True)
+    start = (i * 7919) % 4096
+    with open(os.path.join(d, "f%d" % i), "wb") as f: f.write(blob[start:start + 4096])
+PY
+}
+
+# bench_pg_catalog SCHEMA N DIR [PACKER_KEYS] : (re)creates SCHEMA on the test PostgreSQL with a
+# catalog of N rows naming the bodies of bench_bodies, with the partial indexes docs/operations.md
+# recommends, and writes DIR/des.yaml over it (catalog and metadata store in SCHEMA, bodies in
+# DIR/bodies); PACKER_KEYS are put first in the packer section. Sets PSQL (psql on the test database).
+bench_pg_catalog() {
+  local schema="$1" n="$2" dir="$3" keys="${4:-}"
+  PSQL=(psql -h "$DES_TEST_PG_HOST" -p "$DES_TEST_PG_PORT" -U "$DES_TEST_PG_USER" -d "$DES_TEST_PG_DATABASE" -qAt -v ON_ERROR_STOP=1)
+  "${PSQL[@]}" -c "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" \
+    -c "CREATE TABLE $schema.files (id BIGINT PRIMARY KEY, body_path TEXT NOT NULL, size_bytes BIGINT, des_status TEXT, des_name TEXT, des_shard INTEGER, des_container TEXT, des_claimed_by TEXT, des_claimed_at DOUBLE PRECISION, des_error TEXT)" \
+    -c "INSERT INTO $schema.files (id, body_path, size_bytes) SELECT g, 'd' || (g / 1000) || '/f' || g, 4096 FROM generate_series(1, $n) g" \
+    -c "CREATE INDEX ON $schema.files (id) WHERE des_name IS NULL" \
+    -c "CREATE INDEX ON $schema.files (des_shard, id) WHERE des_status = 'DES_TODO'" \
+    -c "CREATE INDEX ON $schema.files (des_shard) WHERE des_status = 'DES_CLAIMED'" >/dev/null
+  local conn="type: postgresql, host: $DES_TEST_PG_HOST, port: $DES_TEST_PG_PORT, database: $DES_TEST_PG_DATABASE, username: $DES_TEST_PG_USER, schema: $schema"
+  cat >"$dir/des.yaml" <<YAML
+sources:
+  - name: pg
+    connection: {$conn, pool_size: 4}
+    table:
+      name: files
+      columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status}
+    bodies: {type: local, root: bodies}
+storage: {type: local, root: archive, prefix: des}
+metadata: {connection: {$conn}}
+packer: {${keys}work_dir: work, shard_bits: 4, batch_size: 1000, max_container_files: 2000, max_container_bytes: 1GiB}
+marker: {batch_size: 5000}
+YAML
+}

@@ -60,36 +60,8 @@ slower() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a > b)}'; }
 run_size() {  # N -> sets MARK_RATE PACK_RATE DESPACK_RATE RSS_KB PACK_SPREAD DESPACK_SPREAD PACK_CPU PG_CPU DESPACK_CPU
   local n="$1" schema="des_bench_$1" dir="$WORK/n$1"
   mkdir -p "$dir"
-  python3 - "$dir/bodies" "$n" <<'PY'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-blob = os.urandom(8192)
-for i in range(1, n + 1):
-    d = os.path.join(root, "d%d" % (i // 1000))
-    if i % 1000 == 0 or i == 1: os.makedirs(d, exist_ok=True)
-    start = (i * 7919) % 4096
-    with open(os.path.join(d, "f%d" % i), "wb") as f: f.write(blob[start:start + 4096])
-PY
-  "${PSQL[@]}" -c "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" \
-    -c "CREATE TABLE $schema.files (id BIGINT PRIMARY KEY, body_path TEXT NOT NULL, size_bytes BIGINT, des_status TEXT, des_name TEXT, des_shard INTEGER, des_container TEXT, des_claimed_by TEXT, des_claimed_at DOUBLE PRECISION, des_error TEXT)" \
-    -c "INSERT INTO $schema.files (id, body_path, size_bytes) SELECT g, 'd' || (g / 1000) || '/f' || g, 4096 FROM generate_series(1, $n) g" \
-    -c "CREATE INDEX ON $schema.files (id) WHERE des_name IS NULL" \
-    -c "CREATE INDEX ON $schema.files (des_shard, id) WHERE des_status = 'DES_TODO'" \
-    -c "CREATE INDEX ON $schema.files (des_shard) WHERE des_status = 'DES_CLAIMED'" >/dev/null
-  local conn="type: postgresql, host: $DES_TEST_PG_HOST, port: $DES_TEST_PG_PORT, database: $DES_TEST_PG_DATABASE, username: $DES_TEST_PG_USER, schema: $schema"
-  cat >"$dir/des.yaml" <<YAML
-sources:
-  - name: pg
-    connection: {$conn, pool_size: 4}
-    table:
-      name: files
-      columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status}
-    bodies: {type: local, root: bodies}
-storage: {type: local, root: archive, prefix: des}
-metadata: {connection: {$conn}}
-packer: {work_dir: work, shard_bits: 4, batch_size: 1000, max_container_files: 2000, max_container_bytes: 1GiB}
-marker: {batch_size: 5000}
-YAML
+  bench_bodies "$dir/bodies" "$n"
+  bench_pg_catalog "$schema" "$n" "$dir"
   sed 's/^packer: {/packer: {claim_mode: lease, /' "$dir/des.yaml" >"$dir/des-lease.yaml"
   cp "$dir/des.yaml" "$dir/des-row.yaml"
   local mark pack round secs rss user sys pg0 pg1 t0 t1 mode upd0 upd1 first=1

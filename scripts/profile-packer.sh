@@ -17,39 +17,10 @@ bench_servers_up
 WORK="$(mktemp -d -t des-profile.XXXXXX)"
 cleanup() { rm -rf "$WORK"; bench_servers_down; }
 trap cleanup EXIT
-PSQL=(psql -h "$DES_TEST_PG_HOST" -p "$DES_TEST_PG_PORT" -U "$DES_TEST_PG_USER" -d "$DES_TEST_PG_DATABASE" -qAt -v ON_ERROR_STOP=1)
 export DES_LOG_LEVEL=warning PGOPTIONS="-c client_min_messages=warning"
 schema="des_profile"
-python3 - "$WORK/bodies" "$N" <<'PY'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-blob = os.urandom(8192)
-for i in range(1, n + 1):
-    d = os.path.join(root, "d%d" % (i // 1000))
-    if i % 1000 == 0 or i == 1: os.makedirs(d, exist_ok=True)
-    start = (i * 7919) % 4096
-    with open(os.path.join(d, "f%d" % i), "wb") as f: f.write(blob[start:start + 4096])
-PY
-"${PSQL[@]}" -c "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" \
-  -c "CREATE TABLE $schema.files (id BIGINT PRIMARY KEY, body_path TEXT NOT NULL, size_bytes BIGINT, des_status TEXT, des_name TEXT, des_shard INTEGER, des_container TEXT, des_claimed_by TEXT, des_claimed_at DOUBLE PRECISION, des_error TEXT)" \
-  -c "INSERT INTO $schema.files (id, body_path, size_bytes) SELECT g, 'd' || (g / 1000) || '/f' || g, 4096 FROM generate_series(1, $N) g" \
-  -c "CREATE INDEX ON $schema.files (id) WHERE des_name IS NULL" \
-  -c "CREATE INDEX ON $schema.files (des_shard, id) WHERE des_status = 'DES_TODO'" \
-  -c "CREATE INDEX ON $schema.files (des_shard) WHERE des_status = 'DES_CLAIMED'" >/dev/null
-conn="type: postgresql, host: $DES_TEST_PG_HOST, port: $DES_TEST_PG_PORT, database: $DES_TEST_PG_DATABASE, username: $DES_TEST_PG_USER, schema: $schema"
-cat >"$WORK/des.yaml" <<YAML
-sources:
-  - name: pg
-    connection: {$conn, pool_size: 4}
-    table:
-      name: files
-      columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status}
-    bodies: {type: local, root: bodies}
-storage: {type: local, root: archive, prefix: des}
-metadata: {connection: {$conn}}
-packer: {claim_mode: $MODE, work_dir: work, shard_bits: 4, batch_size: 1000, max_container_files: 2000, max_container_bytes: 1GiB}
-marker: {batch_size: 5000}
-YAML
+bench_bodies "$WORK/bodies" "$N"
+bench_pg_catalog "$schema" "$N" "$WORK" "claim_mode: $MODE, "
 "$DES" marker run -c "$WORK/des.yaml" --until-idle >/dev/null
 "${PSQL[@]}" -c "VACUUM ANALYZE $schema.files" >/dev/null
 echo "==> perf: des packer run ($MODE) on $N files, then des pack of the same bodies"
