@@ -33,6 +33,23 @@ extension Packer {
             runState.totals.recovery.add(report)
             machine.noteActivity()
         }
+        try await warnOfRowClaims()
         return report
+    }
+
+    /// `claim_mode: lease`: a lease-mode packer never claims, so a claim on a shard it holds was
+    /// made by a row-mode packer running beside it (which every packer of a catalog must not do:
+    /// docs/operations.md). Says so, with the count, and counts it in `des_packer_errors_total`;
+    /// returns the count (0 in row mode).
+    @discardableResult
+    func warnOfRowClaims() async throws -> Int {
+        guard config.claimMode == .lease else { return 0 }
+        let claimed = try await claimsOn(book.held.keys.sorted())
+        guard claimed > 0 else { return 0 }
+        context.metrics.error("mixed_claim_mode")
+        logger.warning(
+            "rows of shards this lease-mode packer holds are claimed: a packer in claim_mode row runs on the same catalog; run every packer of a catalog in one claim mode",
+            metadata: ["rows": "\(claimed)"])
+        return claimed
     }
 }

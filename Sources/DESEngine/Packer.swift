@@ -237,7 +237,7 @@ public final class Packer {
     }
 
     /// How many rows of `shards` are claimed, by anyone, over every source.
-    private func claimsOn(_ shards: [Int]) async throws -> Int {
+    func claimsOn(_ shards: [Int]) async throws -> Int {
         guard !shards.isEmpty else { return 0 }
         var claimed = 0
         for source in context.sources {

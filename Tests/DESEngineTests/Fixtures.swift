@@ -82,9 +82,10 @@ struct Deployment {
     /// A packer over this deployment (its storage: the local archive, unless `storage` is given).
     func packer(
         shardBits: Int, maxFiles: Int = 100_000, pod: String = "pod", batchSize: Int = 500, storage: (any StorageBackend)? = nil,
-        claimTimeout: Double = 600, policies: [String: Packer.SourcePolicy] = [:]
+        claimTimeout: Double = 600, policies: [String: Packer.SourcePolicy] = [:], claimMode: ClaimMode = .row
     ) async throws -> Packer {
         var config = PackerConfig()
+        config.claimMode = claimMode
         config.claimTimeoutSeconds = claimTimeout
         config.batchSize = batchSize
         config.workDir = dir + "/work"

@@ -77,6 +77,23 @@ import Testing
         #expect(totals.filesPacked == 50)
     }
 
+    @Test("a lease-mode packer that finds rows of its shards claimed (a row-mode packer beside it) says so; a row-mode one does not look")
+    func mixedClaimModeIsReported() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(20)
+        #expect(try await d.mark(shardBits: 1) == 20)
+        let lease = try await d.packer(shardBits: 1, pod: "lease", claimMode: .lease)
+        try await lease.acquireLeases(force: true)
+        #expect(try await lease.warnOfRowClaims() == 0)
+        // A row-mode packer that lost the lease claims anyway (its claim does not ask the lease).
+        let claimed = try await d.connector().claim(shards: [0, 1], limit: 3, holder: "rowmode#1")
+        #expect(claimed.count == 3)
+        #expect(try await lease.warnOfRowClaims() == 3)
+        let row = try await d.packer(shardBits: 1, pod: "row")
+        #expect(try await row.warnOfRowClaims() == 0)
+    }
+
     @Test("the loaded config's batch_size and claim_timeout_seconds become the packer's source policies")
     func policiesFromConfig() throws {
         var a = SourceConfig(name: "a", connection: ConnectionConfig(type: "sqlite"), table: TableConfig(name: "t"))
