@@ -66,7 +66,7 @@ extension Packer {
                     } else {
                         entry = try container.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
                     }
-                    let full = machine.placed(source: file.source, rowID: file.rowID, bytes: entry.dataLength, in: slot)
+                    let full = machine.placed(source: file.source, rowID: file.rowID, name: file.desName, bytes: entry.dataLength, in: slot)
                     placed = i + 1
                     if let size = file.size, size != entry.dataLength {
                         logger.warning(

@@ -117,16 +117,16 @@ extension Packer {
         let plan = machine.readPlan(shards: shards)
         return Task {
             try await Packer.readBatch(
-                sources: sources, shards: shards, limits: limits, inFlight: plan.inFlight, cursors: plan.cursors,
-                fetchConcurrency: concurrency, epoch: epoch, retry: retry)
+                sources: sources, shards: shards, limits: limits, plan: plan, fetchConcurrency: concurrency, epoch: epoch, retry: retry)
         }
     }
 
     /// `claim_mode: lease`: up to each source's limit of pending rows of `shards` that are not in
-    /// flight, read after the source's cursor (pages of the limit, until enough are found or the
-    /// read reaches the end and starts over next time); no row is written. Bodies fetched.
+    /// flight (by id, or by name: a row whose id changed in flight), read after the source's
+    /// cursor in `plan` (pages of the limit, until enough are found or the read reaches the end
+    /// and starts over next time); no row is written. Bodies fetched.
     static func readBatch(
-        sources: [PackerSource], shards: [Int], limits: [String: Int], inFlight: [String: Set<String>], cursors: [String: String],
+        sources: [PackerSource], shards: [Int], limits: [String: Int], plan: PackerStateMachine.ReadPlan,
         fetchConcurrency: Int, epoch: Int, retry: RetryPolicy
     ) async throws -> ClaimedBatch {
         let start = monotonicSeconds()
@@ -135,13 +135,13 @@ extension Packer {
         var next: [String: String] = [:]
         for source in sources {
             let limit = limits[source.name] ?? 1
-            let busy = inFlight[source.name] ?? []
-            var cursor = cursors[source.name]
+            var cursor = plan.cursors[source.name]
             var taken: [PendingFile] = []
             while taken.count < limit {
                 let after = cursor
                 let page = try await retry.run { try await source.connector.readPending(shards: shards, afterRowID: after, limit: limit) }
-                taken += page.lazy.filter { !busy.contains($0.rowID) }.prefix(limit - taken.count)
+                taken += page.lazy.filter { !plan.isInFlight(source: source.name, rowID: $0.rowID, name: $0.desName) }
+                    .prefix(limit - taken.count)
                 if page.count < limit {
                     cursor = nil  // the end: the next read starts over (and finds rows named late)
                     break
@@ -194,7 +194,7 @@ extension Packer {
     /// once (beyond that the oldest is waited for), and a failure surfaces at the next wait. This
     /// container's marks start first, so an older one's failure never leaves them unstarted.
     func markPackedInBackground(_ container: PackerStateMachine.Container) async throws {
-        let (context, marked, rows) = (context, markedRows, container.rows)
+        let (context, marked, rows, names) = (context, markedRows, container.rows, container.names)
         let (key, containerID, lease) = (container.record.key, container.record.id, context.config.claimMode == .lease)
         runState.marking.append(Task {
             let holder = context.holder.description
@@ -205,10 +205,22 @@ extension Packer {
                         ? try await connector.markPackedUnlessPacked(rowIDs: ids, container: key)
                         : try await connector.markPacked(rowIDs: ids, container: key, holder: holder)
                 }
+                var byName = 0
+                if lease, changed < ids.count {
+                    // Fewer rows than the container holds: a row whose id changed in flight is
+                    // pending under its new id (a read skips it by name meanwhile); mark it by name.
+                    let held = names[name] ?? []
+                    byName = try await context.retry.run { try await connector.markPackedByName(held, container: key) }
+                }
                 if lease { marked.add(ids, source: name) }
-                if changed != ids.count {
+                if changed + byName != ids.count {
                     context.logger.warning(
-                        "some rows were not marked packed", metadata: ["key": "\(key)", "expected": "\(ids.count)", "changed": "\(changed)"])
+                        "some rows were not marked packed (gone from the catalog, or changed)",
+                        metadata: ["key": "\(key)", "expected": "\(ids.count)", "changed": "\(changed)", "by_name": "\(byName)"])
+                } else if byName > 0 {
+                    context.logger.warning(
+                        "rows whose id changed while they were packed were marked by name",
+                        metadata: ["key": "\(key)", "rows": "\(byName)"])
                 }
             }
             // Every row of the manifest is packed now: recovery need not mark them again.

@@ -62,6 +62,8 @@ package struct PackerStateMachine: Sendable {
         package let openedAt: Double
         /// The rows it holds, by source.
         package var rows: [String: [String]] = [:]
+        /// Their DES names, by source, in the order of ``rows``.
+        package var names: [String: [String]] = [:]
         package var fileCount = 0
         package var bytes: UInt64 = 0
         /// The file count last checkpointed, and when.
@@ -129,8 +131,14 @@ package struct PackerStateMachine: Sendable {
     /// The containers being finalized, oldest first.
     package private(set) var finalizing: [Container] = []
     /// `claim_mode: lease`: the rows read and not yet marked packed, failed or let go, by source
-    /// (a keyset read skips them: they are still pending in the catalog).
-    package private(set) var inFlight: [String: Set<String>] = [:]
+    /// (a keyset read skips them: they are still pending in the catalog), each with its DES name.
+    package private(set) var inFlightRows: [String: [String: String]] = [:]
+    /// `claim_mode: lease`: the DES names of the rows in flight. A keyset read skips these too: a
+    /// row whose id changed while it was in flight is pending under its new id, and is the same file.
+    package private(set) var inFlightNames: Set<String> = []
+
+    /// The ids of the rows in flight, by source.
+    package var inFlight: [String: Set<String>] { inFlightRows.mapValues { Set($0.keys) } }
     /// `claim_mode: lease`: where each source's keyset read goes on, for ``cursorShards``.
     package private(set) var cursors: [String: String] = [:]
     /// The shards the cursors are for (another set of shards starts the reads over).
@@ -148,16 +156,43 @@ package struct PackerStateMachine: Sendable {
 
     /// What a read of pending rows must skip, and where it goes on (`claim_mode: lease`); the
     /// cursors hold only while the same shards are read.
-    package func readPlan(shards: [Int]) -> (inFlight: [String: Set<String>], cursors: [String: String]) {
-        (inFlight, shards == cursorShards ? cursors : [:])
+    package func readPlan(shards: [Int]) -> ReadPlan {
+        ReadPlan(rows: inFlightRows, names: inFlightNames, cursors: shards == cursorShards ? cursors : [:])
+    }
+
+    /// What a keyset read skips and where it goes on (``readPlan(shards:)``).
+    package struct ReadPlan: Sendable {
+        /// The rows in flight by source, id to name.
+        package var rows: [String: [String: String]]
+        /// The names of the rows in flight.
+        package var names: Set<String>
+        /// Where each source's read goes on.
+        package var cursors: [String: String]
+
+        /// Whether a row read is in flight already (by its id, or by its name under another id).
+        package func isInFlight(source: String, rowID: String, name: String) -> Bool {
+            rows[source]?[rowID] != nil || names.contains(name)
+        }
     }
 
     /// A batch was taken: in lease mode its rows are in flight now, and the cursors move on.
-    package mutating func taken(rows: [(source: String, rowID: String)], shards: [Int], cursors next: [String: String]) {
+    package mutating func taken(rows: [(source: String, rowID: String, name: String)], shards: [Int], cursors next: [String: String]) {
         guard mode == .lease else { return }
-        for row in rows { inFlight[row.source, default: []].insert(row.rowID) }
+        for row in rows {
+            inFlightRows[row.source, default: [:]][row.rowID] = row.name
+            inFlightNames.insert(row.name)
+        }
         cursors = next
         cursorShards = shards
+    }
+
+    /// Takes rows out of flight (lease mode), their names with them.
+    private mutating func land(_ rows: [String: [String]]) {
+        for (source, ids) in rows where inFlightRows[source] != nil {
+            for id in ids {
+                if let name = inFlightRows[source]?.removeValue(forKey: id) { inFlightNames.remove(name) }
+            }
+        }
     }
 
     /// Something changed that an idle check must see (leases taken or lost, rows recovered).
@@ -170,10 +205,11 @@ package struct PackerStateMachine: Sendable {
 
     /// A file of `source`'s row `rowID`, `bytes` long, was written to the container of `slot`;
     /// whether the container is now full and is to be finalized.
-    package mutating func placed(source: String, rowID: String, bytes: UInt64, in slot: ContainerSlot) -> Bool {
+    package mutating func placed(source: String, rowID: String, name: String, bytes: UInt64, in slot: ContainerSlot) -> Bool {
         // In place: a copy of the container would copy its rows, once a file.
         guard let i = open.index(forKey: slot) else { return false }
         open.values[i].rows[source, default: []].append(rowID)
+        open.values[i].names[source, default: []].append(name)
         open.values[i].fileCount += 1
         open.values[i].bytes += bytes
         return open.values[i].bytes >= limits.maxBytes || open.values[i].fileCount >= limits.maxFiles
@@ -239,14 +275,12 @@ package struct PackerStateMachine: Sendable {
     // MARK: Rows leaving the packer's hands
 
     /// The rows of an uploaded container were marked packed.
-    package mutating func marked(_ rows: [String: [String]]) {
-        for (source, ids) in rows { inFlight[source]?.subtract(ids) }
-    }
+    package mutating func marked(_ rows: [String: [String]]) { land(rows) }
 
     /// Rows went to the dead-letter table (lease mode: marked failed, so they are no longer pending).
     package mutating func failed(_ rows: [String: [String]]) {
         guard mode == .lease else { return }
-        for (source, ids) in rows { inFlight[source]?.subtract(ids) }
+        land(rows)
     }
 
     /// Rows in hand will not be packed now; returns the claims to give back (row mode; in lease
@@ -256,7 +290,7 @@ package struct PackerStateMachine: Sendable {
         guard !rows.isEmpty else { return [:] }
         activity += 1
         guard mode == .lease else { return rows }
-        for (source, ids) in rows { inFlight[source]?.subtract(ids) }
+        land(rows)
         return [:]
     }
 
@@ -283,11 +317,11 @@ package struct PackerStateMachine: Sendable {
         case .unknown: return [:]  // rows stay in hand: recovery decides
         case .adopted:
             // Its rows are the adopter's to mark (in lease mode, from the manifest it recovered).
-            if mode == .lease { for (source, ids) in c.rows { inFlight[source]?.subtract(ids) } }
+            if mode == .lease { land(c.rows) }
             return [:]
         case .discarded:
             guard mode == .lease else { return c.rows.filter { !$0.value.isEmpty } }
-            for (source, ids) in c.rows { inFlight[source]?.subtract(ids) }
+            land(c.rows)
             return [:]
         }
     }

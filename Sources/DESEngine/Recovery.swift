@@ -134,8 +134,25 @@ public struct Recovery: Sendable {
                 }
                 return (source, ids)
             }
+            var names: [String]?
             for (source, ids) in marks {
-                changed += try await retry.run { try await source.markPackedUnlessPacked(rowIDs: ids, container: c.key) }
+                let byID = try await retry.run { try await source.markPackedUnlessPacked(rowIDs: ids, container: c.key) }
+                changed += byID
+                guard byID < ids.count else { continue }
+                // Some rows were not found pending by id: one whose id changed while it was in
+                // flight is pending under its new id — it is found by its name, which the container holds.
+                if names == nil {
+                    let reader = StorageArchiveReader(storage: storage)
+                    names = try await retry.run { try await reader.index(key: c.key, etag: c.etag) }.entries.map(\.name)
+                }
+                let held = names ?? []
+                let byName = try await retry.run { try await source.markPackedByName(held, container: c.key) }
+                changed += byName
+                if byName > 0 {
+                    logger.warning(
+                        "rows of a recovered manifest whose id changed were marked by name",
+                        metadata: ["container": "\(c.key)", "source": "\(source.name)", "rows": "\(byName)"])
+                }
             }
             try await retry.run { try await metadata.manifestMarked(containerID: c.id) }
         }

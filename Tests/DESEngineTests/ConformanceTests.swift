@@ -95,6 +95,9 @@ struct CarelessConnector: SourceConnector {
     func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int {
         try await base.markPackedUnlessPacked(rowIDs: rowIDs, container: container)
     }
+    func markPackedByName(_ names: [String], container: String) async throws -> Int {
+        try await base.markPackedByName(names, container: container)
+    }
     func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int { try await base.markFailedIfPending(rows) }
     func healthCheck() async throws { try await base.healthCheck() }
     func close() async { await base.close() }

@@ -20,12 +20,15 @@ import Testing
     @Test("lease mode: rows taken are in flight, skipped by the next read; the cursors hold only for the same shards")
     func readPlan() {
         var m = PackerStateMachine(mode: .lease, limits: Self.limits)
-        m.taken(rows: [("a", "1"), ("a", "2"), ("b", "x")], shards: [0, 1], cursors: ["a": "2"])
-        #expect(m.readPlan(shards: [0, 1]).inFlight == ["a": ["1", "2"], "b": ["x"]])
+        m.taken(rows: [("a", "1", "n1"), ("a", "2", "n2"), ("b", "x", "nx")], shards: [0, 1], cursors: ["a": "2"])
+        #expect(m.inFlight == ["a": ["1", "2"], "b": ["x"]])
+        let plan = m.readPlan(shards: [0, 1])
+        #expect(plan.isInFlight(source: "a", rowID: "1", name: "other") && !plan.isInFlight(source: "b", rowID: "1", name: "other"))
+        #expect(plan.isInFlight(source: "b", rowID: "999", name: "nx"), "a row whose id changed in flight is known by its name")
         #expect(m.readPlan(shards: [0, 1]).cursors == ["a": "2"])
         #expect(m.readPlan(shards: [0]).cursors.isEmpty, "another set of shards starts over")
         var row = PackerStateMachine(mode: .row, limits: Self.limits)
-        row.taken(rows: [("a", "1")], shards: [0], cursors: ["a": "1"])
+        row.taken(rows: [("a", "1", "n1")], shards: [0], cursors: ["a": "1"])
         #expect(row.inFlight.isEmpty && row.readPlan(shards: [0]).cursors.isEmpty, "row mode keeps no in-flight set")
     }
 
@@ -33,15 +36,15 @@ import Testing
     func full() {
         var m = PackerStateMachine(mode: .row, limits: Self.limits)
         m.opened(Self.container(id: 1, shard: 0))
-        let fills = [("a", "1"), ("a", "2"), ("b", "3")].map { m.placed(source: $0.0, rowID: $0.1, bytes: 10, in: Self.slot(0)) }
+        let fills = [("a", "1"), ("a", "2"), ("b", "3")].map { m.placed(source: $0.0, rowID: $0.1, name: "n" + $0.1, bytes: 10, in: Self.slot(0)) }
         #expect(fills == [false, false, true])
         #expect(m.open[Self.slot(0)]?.rows == ["a": ["1", "2"], "b": ["3"]])
         #expect(m.open[Self.slot(0)]?.fileCount == 3 && m.open[Self.slot(0)]?.bytes == 30)
         #expect(m.holds(source: "b", rowID: "3", in: Self.slot(0)) && !m.holds(source: "a", rowID: "3", in: Self.slot(0)))
         m.opened(Self.container(id: 2, shard: 1))
-        let byBytes = m.placed(source: "a", rowID: "9", bytes: 1000, in: Self.slot(1))
+        let byBytes = m.placed(source: "a", rowID: "9", name: "n9", bytes: 1000, in: Self.slot(1))
         #expect(byBytes, "max bytes")
-        let nowhere = m.placed(source: "a", rowID: "10", bytes: 1, in: Self.slot(7))
+        let nowhere = m.placed(source: "a", rowID: "10", name: "n10", bytes: 1, in: Self.slot(7))
         #expect(!nowhere)
         #expect(m.open[Self.slot(7)] == nil)
     }
@@ -54,10 +57,10 @@ import Testing
         m.opened(Self.container(id: 3, shard: 2, now: 100))
         #expect(m.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")])
         #expect(m.finalizeDue(now: 161, today: "20261205").count == 3)
-        _ = m.placed(source: "a", rowID: "1", bytes: 1, in: Self.slot(0))
+        _ = m.placed(source: "a", rowID: "1", name: "n1", bytes: 1, in: Self.slot(0))
         #expect(m.checkpointsDue(now: 101).isEmpty)
         #expect(m.checkpointsDue(now: 106).map(\.record.id) == [1], "one file, past 5 s")
-        _ = m.placed(source: "a", rowID: "2", bytes: 1, in: Self.slot(0))
+        _ = m.placed(source: "a", rowID: "2", name: "n2", bytes: 1, in: Self.slot(0))
         #expect(m.checkpointsDue(now: 101).map(\.record.id) == [1], "two files")
         m.checkpointed(Self.slot(0), id: 1, files: 2, now: 101)
         #expect(m.checkpointsDue(now: 200).isEmpty)
@@ -74,8 +77,8 @@ import Testing
             #expect(empty == .discardEmpty(Self.container(id: 1, shard: 0)))
             #expect(m.finalizing.isEmpty && m.busyShards.isEmpty)
             m.opened(Self.container(id: 2, shard: 0))
-            m.taken(rows: [("a", "1")], shards: [0], cursors: [:])
-            _ = m.placed(source: "a", rowID: "1", bytes: 5, in: Self.slot(0))
+            m.taken(rows: [("a", "1", "n1")], shards: [0], cursors: [:])
+            _ = m.placed(source: "a", rowID: "1", name: "n1", bytes: 5, in: Self.slot(0))
             guard case .store(let c, let manifest) = m.startFinalizing(Self.slot(0)) else {
                 Issue.record("not stored")
                 continue
@@ -100,7 +103,7 @@ import Testing
         var m = PackerStateMachine(mode: .lease, limits: Self.limits)
         for (id, shard) in [(Int64(1), 0), (2, 1), (3, 2)] {
             m.opened(Self.container(id: id, shard: shard))
-            _ = m.placed(source: "a", rowID: "\(id)", bytes: 1, in: Self.slot(shard))
+            _ = m.placed(source: "a", rowID: "\(id)", name: "n\(id)", bytes: 1, in: Self.slot(shard))
             _ = m.startFinalizing(Self.slot(shard))
         }
         let before = m.activity
@@ -119,7 +122,7 @@ import Testing
         let claims = row.letGo(["a": ["1", "2"]])
         #expect(claims == ["a": ["1", "2"]] && row.activity == 1)
         var lease = PackerStateMachine(mode: .lease, limits: Self.limits)
-        lease.taken(rows: [("a", "1"), ("a", "2")], shards: [0], cursors: [:])
+        lease.taken(rows: [("a", "1", "n1"), ("a", "2", "n2")], shards: [0], cursors: [:])
         let dropped = lease.letGo(["a": ["1"]])
         #expect(dropped.isEmpty && lease.activity == 1)
         #expect(lease.inFlight == ["a": ["2"]])
@@ -133,7 +136,7 @@ import Testing
         c.rows = ["a": ["1", "2"]]
         for mode in [ClaimMode.row, .lease] {
             var m = PackerStateMachine(mode: mode, limits: Self.limits)
-            m.taken(rows: [("a", "1"), ("a", "2")], shards: [0], cursors: [:])
+            m.taken(rows: [("a", "1", "n1"), ("a", "2", "n2")], shards: [0], cursors: [:])
             let unknown = m.abandoned(c, .unknown)
             #expect(unknown.isEmpty)
             #expect(m.inFlight["a"]?.count == (mode == .lease ? 2 : nil), "unknown: still in hand")
@@ -176,7 +179,7 @@ import Testing
             switch rng.next() % 7 {
             case 0:
                 let rows = (0..<Int(rng.next() % 4)).map { _ in nextRow += 1; return String(nextRow) }
-                m.taken(rows: rows.map { ("a", $0) }, shards: [0, 1], cursors: [:])
+                m.taken(rows: rows.map { ("a", $0, "n" + $0) }, shards: [0, 1], cursors: [:])
                 loose += rows
             case 1, 2:
                 guard let row = loose.popLast() else { break }
@@ -185,7 +188,7 @@ import Testing
                     m.opened(Self.container(id: nextID, shard: shard))
                     nextID += 1
                 }
-                if m.placed(source: "a", rowID: row, bytes: 1, in: Self.slot(shard)) { _ = m.startFinalizing(Self.slot(shard)) }
+                if m.placed(source: "a", rowID: row, name: "n" + row, bytes: 1, in: Self.slot(shard)) { _ = m.startFinalizing(Self.slot(shard)) }
             case 3:
                 guard let c = m.finalizing.first else { break }
                 let results: [PackerStateMachine.FinalizeResult] = [.uploaded, .uploaded, .fenced, .storeFailed]
@@ -204,6 +207,7 @@ import Testing
             let held = Set(m.open.values.flatMap { $0.rows["a"] ?? [] } + m.finalizing.flatMap { $0.rows["a"] ?? [] })
             let awaiting = Set(uploaded.flatMap { $0["a"] ?? [] } + loose)
             #expect(held.union(awaiting) == m.inFlight["a"] ?? [], "in flight is exactly what is in hand")
+            #expect(Set(m.inFlightRows.values.flatMap(\.values)) == m.inFlightNames, "the names in flight are those of the rows in flight")
             if held.union(awaiting) != m.inFlight["a"] ?? [] { return }
         }
     }

@@ -174,6 +174,12 @@ public protocol SourceConnector: Sendable {
     /// lost the shard wrote on them meanwhile (a claim, a failure). Returns how many changed.
     func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int
 
+    /// Marks the rows named `names` (their DES names) packed into `container` unless they are
+    /// packed already (`claim_mode: lease`): used when a manifest's mark by id changed fewer rows
+    /// than it names — a row whose id changed while it was in flight is found by its name, which
+    /// the container holds. Returns how many changed.
+    func markPackedByName(_ names: [String], container: String) async throws -> Int
+
     /// Marks rows failed with their reasons, only rows still pending. Returns how many changed.
     func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int
 
@@ -217,6 +223,11 @@ extension SourceConnector {
     /// See ``readPending(shards:afterRowID:limit:)``.
     public func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int {
         throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot mark a manifest's rows")
+    }
+
+    /// See ``readPending(shards:afterRowID:limit:)``.
+    public func markPackedByName(_ names: [String], container: String) async throws -> Int {
+        throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot mark rows by name")
     }
 
     /// See ``readPending(shards:afterRowID:limit:)``.

@@ -26,6 +26,33 @@ extension SQLSourceConnector {
         try await markPacked(rowIDs: rowIDs, container: container, unlessPacked: true, holder: nil)
     }
 
+    public func markPackedByName(_ names: [String], container: String) async throws -> Int {
+        guard !names.isEmpty else { return 0 }
+        let (d, s) = (dialect, try await tableShape())
+        let chunk = d.chunkSize(valuesPerRow: 1, fixed: 16)
+        var total = 0
+        for start in stride(from: 0, to: names.count, by: chunk) {
+            let slice = Array(names[start..<min(names.count, start + chunk)])
+            total += try await transaction { session in
+                var binds: [SQLValue] = [s.statusValue(s.statusPacked)]
+                var set = "\(s.status) = \(s.statusParam(d, 1))"
+                if let column = s.container {
+                    binds.append(.text(container))
+                    set += ", \(column) = \(d.placeholder(binds.count))"
+                }
+                if let error = s.error { set += ", \(error) = NULL" }
+                set += s.setPackedAt(d)
+                binds.append(s.statusValue(s.statusPacked))
+                let unlessPacked = "\(s.status) <> \(s.statusParam(d, binds.count))"
+                let first = binds.count + 1
+                binds += slice.map { .text($0) }
+                let list = (first..<(first + slice.count)).map { d.placeholder($0) }.joined(separator: ", ")
+                return try session.execute("UPDATE \(s.table) SET \(set) WHERE \(unlessPacked) AND \(s.desName) IN (\(list))", binds)
+            }
+        }
+        return total
+    }
+
     public func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int {
         try await markFailed(rows, fromPending: true, holder: nil)
     }

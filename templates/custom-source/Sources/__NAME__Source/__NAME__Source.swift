@@ -211,6 +211,13 @@ public actor __NAME__Source: SourceConnector {
         return try record(Change(op: "packed-from-manifest", ids: rowIDs, container: container))
     }
 
+    public func markPackedByName(_ names: [String], container: String) async throws -> Int {
+        let wanted = Set(names)
+        let ids = rows.filter { row in row.name.map(wanted.contains) ?? false }.map(\.id)
+        guard !ids.isEmpty else { return 0 }
+        return try record(Change(op: "packed-from-manifest", ids: ids, container: container))
+    }
+
     public func markFailedIfPending(_ failed: [FailedRow]) async throws -> Int {
         guard !failed.isEmpty else { return 0 }
         return try record(Change(op: "failed-from-pending", ids: failed.map(\.rowID), reasons: failed.map(\.reason)))

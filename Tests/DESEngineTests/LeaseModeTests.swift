@@ -1,0 +1,60 @@
+import DESEngine
+import DESKit
+import DESPluginSQLite
+import DESTestSupport
+import Foundation
+import Testing
+
+/// `claim_mode: lease` against catalogs that change under the packer.
+@Suite("Lease mode: ids that change in flight") struct LeaseModeTests {
+    @Test("Every pending row's id changes while a lease-mode packer has rows in hand: each row is still packed once, found by its name")
+    func idsChangeInFlight() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(3000, size: 64)
+        _ = try await d.mark(shardBits: 2)
+        let config = try d.writeConfig(
+            packer: "{claim_mode: lease, work_dir: work, shard_bits: 2, pod_name: moved, batch_size: 20, max_container_files: 200, "
+                + "checkpoint_every_files: 50, lease_ttl_seconds: 60, heartbeat_seconds: 1}")
+        let p = try d.startPacker(config: config, untilIdle: true)
+        let databases = [d.dir + "/catalog.sqlite", d.dir + "/metadata.sqlite"]
+        let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: Date()) {
+            pauseOutsideSQLiteWrites(p.processIdentifier, databases: databases)
+        }
+        try #require(await watcher.finished(), "the packer finished before it could be paused; give it more work")
+        // Rows in open containers are pending and in flight: the application renumbers them all now.
+        _ = try await d.sql("UPDATE files SET id = id + 1000000 WHERE des_status = 'DES_TODO'")
+        kill(p.processIdentifier, SIGCONT)
+        await d.wait(p)
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0)
+        let renumbered = try await d.sql("SELECT COUNT(*) FROM files WHERE id > 1000000").first?[0].int ?? 0
+        #expect(renumbered > 0)
+        try await expectNothingStranded(d, "ids changed in flight")
+    }
+
+    @Test("Recovery of an unmarked manifest finds a row whose id changed by its name in the container, and marks it")
+    func recoveryMarksByName() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(200, size: 32)
+        _ = try await d.mark(shardBits: 1)
+        let totals = try await d.packer(shardBits: 1, maxFiles: 40, claimMode: .lease).run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(totals.filesPacked == 200)
+        // As after a crash between the upload and the mark: one container's rows pending, its manifest unmarked.
+        let store = try await d.metadata()
+        let container = try #require(try await store.containers(state: .uploaded, shard: nil, day: nil).first)
+        _ = try await d.sql("UPDATE files SET des_status = 'DES_TODO', des_container = NULL WHERE des_container = '\(container.key)'")
+        let meta = try await SQLiteConnection.open(path: d.dir + "/metadata.sqlite")
+        _ = try await meta.withSession { try $0.execute("UPDATE des_containers SET marked_at = NULL WHERE id = ?1", [.int(container.id)]) }
+        await meta.close()
+        let first = try #require(try await d.sql("SELECT MIN(id) FROM files WHERE des_status = 'DES_TODO'").first?[0].int)
+        _ = try await d.sql("UPDATE files SET id = 900000 WHERE id = \(first)")
+        let recovery = Recovery(sources: [try d.connector()], metadata: store, storage: try d.storage(), logger: d.logger)
+        let report = try await recovery.recoverShard(container.shard)
+        #expect(report.rowsPacked == container.fileCount, "\(report)")
+        let pending = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status <> 'DES_PACKED'").first?[0].int
+        #expect(pending == 0)
+        #expect(try await d.sql("SELECT des_container FROM files WHERE id = 900000").first?[0].text == container.key)
+        try await expectNothingStranded(d, "recovered by name")
+    }
+}
