@@ -86,10 +86,13 @@ public struct SampleBodies: Sendable {
     }
 }
 
-/// A small seeded generator (SplitMix64) for reproducible samples.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
+/// A small seeded generator (SplitMix64) for reproducible samples (and tests).
+package struct SplitMix: RandomNumberGenerator {
+    package var state: UInt64
+    /// A generator starting at `state`.
+    package init(state: UInt64) { self.state = state }
+    /// The next value.
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

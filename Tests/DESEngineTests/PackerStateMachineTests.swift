@@ -169,7 +169,7 @@ import Testing
 
     @Test("lease mode, 2,000 random events: every row of an open or finalizing container stays in flight until it leaves the packer's hands")
     func inFlightInvariant() {
-        var rng = SplitMix(seed: 20)
+        var rng = SplitMix(state: 20)
         var m = PackerStateMachine(mode: .lease, limits: Self.limits)
         var nextRow = 0
         var nextID: Int64 = 1
@@ -210,18 +210,5 @@ import Testing
             #expect(Set(m.inFlightRows.values.flatMap(\.values)) == m.inFlightNames, "the names in flight are those of the rows in flight")
             if held.union(awaiting) != m.inFlight["a"] ?? [] { return }
         }
-    }
-}
-
-/// A small deterministic generator for the random-event test.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -34,14 +34,8 @@ extension SQLSourceConnector {
         for start in stride(from: 0, to: names.count, by: chunk) {
             let slice = Array(names[start..<min(names.count, start + chunk)])
             total += try await transaction { session in
-                var binds: [SQLValue] = [s.statusValue(s.statusPacked)]
-                var set = "\(s.status) = \(s.statusParam(d, 1))"
-                if let column = s.container {
-                    binds.append(.text(container))
-                    set += ", \(column) = \(d.placeholder(binds.count))"
-                }
-                if let error = s.error { set += ", \(error) = NULL" }
-                set += s.setPackedAt(d)
+                var binds: [SQLValue] = []
+                let set = s.packedAssignments(d, key: container, binds: &binds)
                 binds.append(s.statusValue(s.statusPacked))
                 let unlessPacked = "\(s.status) <> \(s.statusParam(d, binds.count))"
                 let first = binds.count + 1

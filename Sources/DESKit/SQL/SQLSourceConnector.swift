@@ -144,15 +144,10 @@ public final class SQLSourceConnector: SourceConnector {
         return try await updateInChunks(
             ids: rowIDs, shape: s,
             prefix: { binds in
-                binds = [s.statusValue(s.statusPacked), s.statusValue(unlessPacked ? s.statusPacked : s.statusClaimed)]
-                var set = "\(s.status) = \(s.statusParam(d, 1))"
-                if let column = s.container {
-                    binds.append(.text(container))
-                    set += ", \(column) = \(d.placeholder(binds.count))"
-                }
-                if let error = s.error { set += ", \(error) = NULL" }
-                set += s.setPackedAt(d)
-                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) \(unlessPacked ? "<>" : "=") \(s.statusParam(d, 2))"
+                binds = []
+                let set = s.packedAssignments(d, key: container, binds: &binds)
+                binds.append(s.statusValue(unlessPacked ? s.statusPacked : s.statusClaimed))
+                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) \(unlessPacked ? "<>" : "=") \(s.statusParam(d, binds.count))"
             }, holder: holder)
     }
 
@@ -332,3 +327,18 @@ public final class SQLSourceConnector: SourceConnector {
 #if canImport(Foundation)
 import Foundation
 #endif
+
+extension SQLTableShape {
+    /// `status = packed, container = key, error = NULL[, packed_at = now]` for the columns the
+    /// table has; the values are appended to `binds`.
+    func packedAssignments(_ d: any SQLDialect, key: String, binds: inout [SQLValue]) -> String {
+        binds.append(statusValue(statusPacked))
+        var set = "\(status) = \(statusParam(d, binds.count))"
+        if let column = container {
+            binds.append(.text(key))
+            set += ", \(column) = \(d.placeholder(binds.count))"
+        }
+        if let error { set += ", \(error) = NULL" }
+        return set + setPackedAt(d)
+    }
+}
