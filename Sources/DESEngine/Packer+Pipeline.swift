@@ -16,6 +16,10 @@ struct ClaimedBatch: Sendable {
     var saturated: Bool
     /// `claim_mode: lease`: where each source's keyset read goes on after this batch (none: from the start).
     var cursors: [String: String] = [:]
+    /// Whether every source was read from its first pending row (always, in row mode): only
+    /// then does an empty batch show there is nothing left — rows below a cursor (named late,
+    /// renumbered, out of flight since) are found when a read starts over.
+    var fromStart = true
 }
 
 /// Rows the background marks have marked packed (`claim_mode: lease`), handed to the packer's
@@ -157,7 +161,7 @@ extension Packer {
         let bodies = await fetchAll(files, concurrency: fetchConcurrency)
         return ClaimedBatch(
             files: files.map(\.0), bodies: bodies, shards: shards, epoch: epoch, claimSeconds: readSeconds,
-            saturated: saturated && !shards.isEmpty, cursors: next)
+            saturated: saturated && !shards.isEmpty, cursors: next, fromStart: sources.allSatisfy { plan.cursors[$0.name] == nil })
     }
 
     /// Hands the rows the background marks have marked packed to the machine.
@@ -202,13 +206,14 @@ extension Packer {
                 guard let connector = context.source(name)?.connector else { continue }
                 let changed = try await context.retry.run {
                     lease
-                        ? try await connector.markPackedUnlessPacked(rowIDs: ids, container: key)
+                        ? try await connector.markPackedUnlessPacked(rowIDs: ids, names: names[name] ?? [], container: key)
                         : try await connector.markPacked(rowIDs: ids, container: key, holder: holder)
                 }
                 var byName = 0
                 if lease, changed < ids.count {
-                    // Fewer rows than the container holds: a row whose id changed in flight is
-                    // pending under its new id (a read skips it by name meanwhile); mark it by name.
+                    // Fewer rows than the container holds: a row whose id changed in flight (an id
+                    // given to another row marks nothing: the names must match too) is pending
+                    // under its new id — a read skips it by name meanwhile; mark it by name.
                     let held = names[name] ?? []
                     byName = try await context.retry.run { try await connector.markPackedByName(held, container: key) }
                 }

@@ -172,6 +172,9 @@ public final class Packer {
             if !batch.shards.isEmpty { context.metrics.claimDuration.recordSeconds(batch.claimSeconds) }
             runState.saturated = batch.saturated
             let (shards, epoch) = (batch.shards, batch.epoch)
+            // Lease mode: a read that began past a cursor and found nothing has reset its cursors;
+            // the next one starts over, and only that one can show idleness.
+            if batch.files.isEmpty, !batch.fromStart { continue }
             if batch.files.isEmpty {
                 try await settleFinalizations()
                 try await awaitMarking()

@@ -186,13 +186,20 @@ package struct PackerStateMachine: Sendable {
         cursorShards = shards
     }
 
-    /// Takes rows out of flight (lease mode), their names with them.
+    /// Takes rows out of flight (lease mode), their names with them. Activity when any left: a
+    /// row a read skipped for sharing an id or a name with them (one renumbered in flight) can be
+    /// read now, so an earlier empty read proves nothing.
     private mutating func land(_ rows: [String: [String]]) {
+        var landed = false
         for (source, ids) in rows where inFlightRows[source] != nil {
             for id in ids {
-                if let name = inFlightRows[source]?.removeValue(forKey: id) { inFlightNames.remove(name) }
+                if let name = inFlightRows[source]?.removeValue(forKey: id) {
+                    inFlightNames.remove(name)
+                    landed = true
+                }
             }
         }
+        if landed { activity += 1 }
     }
 
     /// Something changed that an idle check must see (leases taken or lost, rows recovered).

@@ -134,18 +134,16 @@ public struct Recovery: Sendable {
                 }
                 return (source, ids)
             }
-            var names: [String]?
+            // A row is marked only when its id is in the manifest and its name in the container: an
+            // id given to another row since (renumbered, swapped, reused) marks nothing.
+            let reader = StorageArchiveReader(storage: storage)
+            let held = try await retry.run { try await reader.index(key: c.key, etag: c.etag) }.entries.map(\.name)
             for (source, ids) in marks {
-                let byID = try await retry.run { try await source.markPackedUnlessPacked(rowIDs: ids, container: c.key) }
+                let byID = try await retry.run { try await source.markPackedUnlessPacked(rowIDs: ids, names: held, container: c.key) }
                 changed += byID
                 guard byID < ids.count else { continue }
                 // Some rows were not found pending by id: one whose id changed while it was in
                 // flight is pending under its new id — it is found by its name, which the container holds.
-                if names == nil {
-                    let reader = StorageArchiveReader(storage: storage)
-                    names = try await retry.run { try await reader.index(key: c.key, etag: c.etag) }.entries.map(\.name)
-                }
-                let held = names ?? []
                 let byName = try await retry.run { try await source.markPackedByName(held, container: c.key) }
                 changed += byName
                 if byName > 0 {

@@ -187,11 +187,16 @@ public enum SourceConnectorConformance {
             try require(try await source.claim(shards: [1], limit: 1, holder: "h").map(\.rowID) == ["1"], c, "claim row 1")
             let pending = try await source.readPending(shards: [0, 1], afterRowID: nil, limit: 100).map(\.rowID)
             try require(!pending.contains("1") && pending.count == 9, c, "claimed row read: \(pending)")
-            try require(try await source.markPackedUnlessPacked(rowIDs: ["1", "2", "3"], container: "x") == 3, c, "mark 1 (claimed), 2, 3")
-            try require(try await source.markPackedUnlessPacked(rowIDs: ["2", "3"], container: "y") == 0, c, "a second mark changed rows")
+            // Only rows whose id and name both match: id 5 with another row's name marks nothing.
+            try require(try await source.markPackedUnlessPacked(rowIDs: ["5"], names: ["N6"], container: "x") == 0, c, "id 5 marked under N6")
+            try require(
+                try await source.markPackedUnlessPacked(rowIDs: ["1", "2", "3"], names: ["N3", "N1", "N2"], container: "x") == 3, c,
+                "mark 1 (claimed), 2, 3")
+            try require(try await source.markPackedUnlessPacked(rowIDs: ["2", "3"], names: ["N2", "N3"], container: "y") == 0, c, "a second mark changed rows")
             try require(try await source.markFailedIfPending([FailedRow(rowID: "4", reason: "r"), FailedRow(rowID: "2", reason: "r")]) == 1, c, "fail 4 (and not packed 2)")
-            // By name (a row whose id changed in flight): pending 5 is marked, packed 2 and unknown names are not.
-            try require(try await source.markPackedByName(["N5", "N2", "nobody"], container: "x") == 1, c, "mark by name N5 (not packed N2)")
+            // By name (a row whose id changed in flight): pending 5 is marked; packed 2, failed 4 and unknown names are not.
+            try require(
+                try await source.markPackedByName(["N5", "N2", "N4", "nobody"], container: "x") == 1, c, "mark by name N5 (not packed N2, failed N4)")
             let after = try await source.stats()
             try require(after.packed == 4 && after.failed == 1 && after.claimed == 0 && after.pending == 5, c, "after marks: \(after)")
             let left = try await source.readPending(shards: [0, 1], afterRowID: nil, limit: 100).map(\.rowID)

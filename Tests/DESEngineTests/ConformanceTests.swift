@@ -92,8 +92,8 @@ struct CarelessConnector: SourceConnector {
     func readPending(shards: [Int], afterRowID: String?, limit: Int) async throws -> [PendingFile] {
         try await base.readPending(shards: shards, afterRowID: afterRowID, limit: limit)
     }
-    func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int {
-        try await base.markPackedUnlessPacked(rowIDs: rowIDs, container: container)
+    func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int {
+        try await base.markPackedUnlessPacked(rowIDs: rowIDs, names: names, container: container)
     }
     func markPackedByName(_ names: [String], container: String) async throws -> Int {
         try await base.markPackedByName(names, container: container)

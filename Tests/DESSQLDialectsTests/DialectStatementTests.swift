@@ -56,7 +56,7 @@ struct DialectStatementTests {
         // …and the mark by name of a container's rows whose ids changed in flight.
         #expect(sql.contains {
             $0.hasPrefix("UPDATE [dbo].[files] SET [des_status] = ?{1}, [des_container] = ?{2}")
-                && $0.hasSuffix("WHERE [des_status] <> ?{3} AND [des_name] IN (?{4}, ?{5})")
+                && $0.hasSuffix("WHERE [des_status] <> ?{3} AND [des_status] <> ?{4} AND [des_name] IN (?{5}, ?{6})")
         }, "\(sql)")
         let refused = try await SQLGlot.refused(try Self.native(all, "@P"), dialect: "tsql")
         #expect(refused.isEmpty, "\(refused)")

@@ -98,7 +98,8 @@ final class RecordingConnection: SQLConnection, @unchecked Sendable {
         _ = try await connector.packedRows(afterRowID: "10", limit: 100)
         // claim_mode lease: a keyset read and the marks from pending.
         _ = try await connector.readPending(shards: [0, 1], afterRowID: "10", limit: 500)
-        _ = try await connector.markPackedUnlessPacked(rowIDs: ["5", "6"], container: "des/2025-01-01/shard_01_c000002.des")
+        _ = try await connector.markPackedUnlessPacked(
+            rowIDs: ["5", "6"], names: ["DES_20250101_(5)", "DES_20250101_(6)"], container: "des/2025-01-01/shard_01_c000002.des")
         _ = try await connector.markPackedByName(["DES_20250101_(1)", "DES_20250101_(2)"], container: "des/2025-01-01/shard_01_c000002.des")
         _ = try await connector.markFailedIfPending([FailedRow(rowID: "7", reason: "no body")])
         _ = try await connector.stats()

@@ -171,13 +171,16 @@ public protocol SourceConnector: Sendable {
 
     /// Marks rows packed into `container` unless they are packed already (`claim_mode: lease`):
     /// the rows of a container recorded under the lease are the holder's, whatever a packer that
-    /// lost the shard wrote on them meanwhile (a claim, a failure). Returns how many changed.
-    func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int
+    /// lost the shard wrote on them meanwhile (a claim, a failure). Only a row whose id is in
+    /// `rowIDs` *and* whose DES name is in `names` (the names the container holds) is marked: an
+    /// id that now belongs to another row (renumbered, swapped, reused) marks nothing. Returns how
+    /// many changed.
+    func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int
 
     /// Marks the rows named `names` (their DES names) packed into `container` unless they are
-    /// packed already (`claim_mode: lease`): used when a manifest's mark by id changed fewer rows
-    /// than it names — a row whose id changed while it was in flight is found by its name, which
-    /// the container holds. Returns how many changed.
+    /// packed or failed already (`claim_mode: lease`): used when a manifest's mark by id changed
+    /// fewer rows than it names — a row whose id changed while it was in flight is found by its
+    /// name, which the container holds. Returns how many changed.
     func markPackedByName(_ names: [String], container: String) async throws -> Int
 
     /// Marks rows failed with their reasons, only rows still pending. Returns how many changed.
@@ -221,7 +224,7 @@ extension SourceConnector {
     }
 
     /// See ``readPending(shards:afterRowID:limit:)``.
-    public func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int {
+    public func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int {
         throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot mark a manifest's rows")
     }
 

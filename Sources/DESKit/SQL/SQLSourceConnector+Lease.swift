@@ -22,8 +22,16 @@ extension SQLSourceConnector {
         return try rows.map { try pendingFile($0, s) }
     }
 
-    public func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int {
-        try await markPacked(rowIDs: rowIDs, container: container, unlessPacked: true, holder: nil)
+    public func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int {
+        let (d, s) = (dialect, try await tableShape())
+        return try await updateInChunks(
+            ids: rowIDs, names: names, shape: s,
+            prefix: { binds in
+                binds = []
+                let set = s.packedAssignments(d, key: container, binds: &binds)
+                binds.append(s.statusValue(s.statusPacked))
+                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) <> \(s.statusParam(d, binds.count))"
+            }, holder: nil)
     }
 
     public func markPackedByName(_ names: [String], container: String) async throws -> Int {
@@ -36,8 +44,9 @@ extension SQLSourceConnector {
             total += try await transaction { session in
                 var binds: [SQLValue] = []
                 let set = s.packedAssignments(d, key: container, binds: &binds)
-                binds.append(s.statusValue(s.statusPacked))
-                let unlessPacked = "\(s.status) <> \(s.statusParam(d, binds.count))"
+                // Not a failed row either: one sharing a packed row's name is another row (a duplicate name).
+                binds += [s.statusValue(s.statusPacked), s.statusValue(s.statusFailed)]
+                let unlessPacked = "\(s.status) <> \(s.statusParam(d, binds.count - 1)) AND \(s.status) <> \(s.statusParam(d, binds.count))"
                 let first = binds.count + 1
                 binds += slice.map { .text($0) }
                 let list = (first..<(first + slice.count)).map { d.placeholder($0) }.joined(separator: ", ")

@@ -106,17 +106,31 @@ public final class SQLSourceConnector: SourceConnector {
             body: BodyLocation(bucket: bucket, key: key), metadata: meta)
     }
 
-    /// Runs `UPDATE … WHERE <prefix> [AND claimed_by = holder] AND id IN (…)` over `ids`, in
-    /// chunks the dialect's bind limit allows (``SQLDialect/chunkSize(valuesPerRow:fixed:)``).
+    /// Runs `UPDATE … WHERE <prefix> [AND claimed_by = holder] AND id IN (…) [AND des_name IN (…)]`
+    /// over `ids` (and any of `names`, when given), in chunks the dialect's bind limit allows
+    /// (``SQLDialect/chunkSize(valuesPerRow:fixed:)``): one statement when ids and names fit in one,
+    /// else every chunk of ids with every chunk of names.
     func updateInChunks(
-        ids: [String], shape: SQLTableShape, prefix: @escaping @Sendable (inout [SQLValue]) -> String, holder: String?
+        ids: [String], names: [String]? = nil, shape: SQLTableShape, prefix: @escaping @Sendable (inout [SQLValue]) -> String,
+        holder: String?
     ) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
         let dialect = self.dialect
-        let chunk = dialect.chunkSize(valuesPerRow: 1, fixed: 16)
+        var plan: [(ids: [String], names: [String]?)] = []
+        let budget = dialect.chunkSize(valuesPerRow: 1, fixed: 16)
+        if let names {
+            guard !names.isEmpty else { return 0 }
+            let chunk = ids.count + names.count <= budget ? max(ids.count, names.count) : max(1, budget / 2)
+            for start in stride(from: 0, to: ids.count, by: chunk) {
+                for from in stride(from: 0, to: names.count, by: chunk) {
+                    plan.append((Array(ids[start..<min(ids.count, start + chunk)]), Array(names[from..<min(names.count, from + chunk)])))
+                }
+            }
+        } else {
+            for start in stride(from: 0, to: ids.count, by: budget) { plan.append((Array(ids[start..<min(ids.count, start + budget)]), nil)) }
+        }
         var total = 0
-        for start in stride(from: 0, to: ids.count, by: chunk) {
-            let slice = Array(ids[start..<min(ids.count, start + chunk)])
+        for (slice, named) in plan {
             total += try await transaction { session in
                 var binds: [SQLValue] = []
                 var sql = prefix(&binds)
@@ -126,6 +140,11 @@ public final class SQLSourceConnector: SourceConnector {
                 }
                 sql += " AND " + (try dialect.idMatches(in: session, table: shape, count: slice.count, firstBind: binds.count + 1))
                 binds += slice.map { shape.idValue($0) }
+                if let named {
+                    let first = binds.count + 1
+                    sql += " AND \(shape.desName) IN (" + (first..<(first + named.count)).map { dialect.placeholder($0) }.joined(separator: ", ") + ")"
+                    binds += named.map { .text($0) }
+                }
                 return try session.execute(sql, binds)
             }
         }
@@ -133,21 +152,14 @@ public final class SQLSourceConnector: SourceConnector {
     }
 
     public func markPacked(rowIDs: [String], container: String, holder: String?) async throws -> Int {
-        try await markPacked(rowIDs: rowIDs, container: container, unlessPacked: false, holder: holder)
-    }
-
-    /// Marks rows packed into `container`: rows claimed (by `holder`, when given), or with
-    /// `unlessPacked` every row not packed already (claim_mode lease: the manifest's rows are the
-    /// lease holder's, whatever a packer that lost the shard wrote on them meanwhile).
-    func markPacked(rowIDs: [String], container: String, unlessPacked: Bool, holder: String?) async throws -> Int {
         let (d, s) = (dialect, try await tableShape())
         return try await updateInChunks(
             ids: rowIDs, shape: s,
             prefix: { binds in
                 binds = []
                 let set = s.packedAssignments(d, key: container, binds: &binds)
-                binds.append(s.statusValue(unlessPacked ? s.statusPacked : s.statusClaimed))
-                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) \(unlessPacked ? "<>" : "=") \(s.statusParam(d, binds.count))"
+                binds.append(s.statusValue(s.statusClaimed))
+                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) = \(s.statusParam(d, binds.count))"
             }, holder: holder)
     }
 

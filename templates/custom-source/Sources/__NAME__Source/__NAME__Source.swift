@@ -206,14 +206,17 @@ public actor __NAME__Source: SourceConnector {
         }.sorted { Self.idOrder($0.id, $1.id) }.prefix(max(0, limit)).map(pending)
     }
 
-    public func markPackedUnlessPacked(rowIDs: [String], container: String) async throws -> Int {
-        guard !rowIDs.isEmpty else { return 0 }
-        return try record(Change(op: "packed-from-manifest", ids: rowIDs, container: container))
+    public func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int {
+        // Only rows whose id and DES name both match: an id given to another row marks nothing.
+        let (ids, wanted) = (Set(rowIDs), Set(names))
+        let matching = rows.filter { row in ids.contains(row.id) && (row.name.map(wanted.contains) ?? false) }.map(\.id)
+        guard !matching.isEmpty else { return 0 }
+        return try record(Change(op: "packed-from-manifest", ids: matching, container: container))
     }
 
     public func markPackedByName(_ names: [String], container: String) async throws -> Int {
         let wanted = Set(names)
-        let ids = rows.filter { row in row.name.map(wanted.contains) ?? false }.map(\.id)
+        let ids = rows.filter { row in row.status != .failed && (row.name.map(wanted.contains) ?? false) }.map(\.id)
         guard !ids.isEmpty else { return 0 }
         return try record(Change(op: "packed-from-manifest", ids: ids, container: container))
     }
