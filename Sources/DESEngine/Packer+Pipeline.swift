@@ -20,6 +20,9 @@ struct ClaimedBatch: Sendable {
     /// then does an empty batch show there is nothing left — rows below a cursor (named late,
     /// renumbered, out of flight since) are found when a read starts over.
     var fromStart = true
+    /// `claim_mode: lease`: whether the read skipped a row only for sharing an id or a name with
+    /// one in flight (``PackerStateMachine/ReadPlan/InFlight/twin``).
+    var twins = false
 }
 
 /// Rows the background marks have marked packed (`claim_mode: lease`), handed to the packer's
@@ -137,6 +140,7 @@ extension Packer {
         var files: [(PendingFile, any BodyFetcher)] = []
         var saturated = false
         var next: [String: String] = [:]
+        var twins = false
         for source in sources {
             let limit = limits[source.name] ?? 1
             var cursor = plan.cursors[source.name]
@@ -144,8 +148,15 @@ extension Packer {
             while taken.count < limit {
                 let after = cursor
                 let page = try await retry.run { try await source.connector.readPending(shards: shards, afterRowID: after, limit: limit) }
-                taken += page.lazy.filter { !plan.isInFlight(source: source.name, rowID: $0.rowID, name: $0.desName) }
-                    .prefix(limit - taken.count)
+                var fresh: [PendingFile] = []
+                for row in page {
+                    switch plan.inFlight(source: source.name, rowID: row.rowID, name: row.desName) {
+                    case nil: fresh.append(row)
+                    case .same?: break
+                    case .twin?: twins = true
+                    }
+                }
+                taken += fresh.prefix(limit - taken.count)
                 if page.count < limit {
                     cursor = nil  // the end: the next read starts over (and finds rows named late)
                     break
@@ -161,7 +172,8 @@ extension Packer {
         let bodies = await fetchAll(files, concurrency: fetchConcurrency)
         return ClaimedBatch(
             files: files.map(\.0), bodies: bodies, shards: shards, epoch: epoch, claimSeconds: readSeconds,
-            saturated: saturated && !shards.isEmpty, cursors: next, fromStart: sources.allSatisfy { plan.cursors[$0.name] == nil })
+            saturated: saturated && !shards.isEmpty, cursors: next, fromStart: sources.allSatisfy { plan.cursors[$0.name] == nil },
+            twins: twins)
     }
 
     /// Hands the rows the background marks have marked packed to the machine.

@@ -168,7 +168,8 @@ public final class Packer {
                 try await acquireLeases(force: false)
                 batch = try await startTake(shards: book.held.keys.sorted()).value
             }
-            machine.taken(rows: batch.files.map { ($0.source, $0.rowID, $0.desName) }, shards: batch.shards, cursors: batch.cursors)
+            machine.taken(
+                rows: batch.files.map { ($0.source, $0.rowID, $0.desName) }, shards: batch.shards, cursors: batch.cursors, twins: batch.twins)
             if !batch.shards.isEmpty { context.metrics.claimDuration.recordSeconds(batch.claimSeconds) }
             runState.saturated = batch.saturated
             let (shards, epoch) = (batch.shards, batch.epoch)

@@ -169,15 +169,29 @@ package struct PackerStateMachine: Sendable {
         /// Where each source's read goes on.
         package var cursors: [String: String]
 
-        /// Whether a row read is in flight already (by its id, or by its name under another id).
-        package func isInFlight(source: String, rowID: String, name: String) -> Bool {
-            rows[source]?[rowID] != nil || names.contains(name)
+        /// Whether a row read is in flight already: `.same` (its id, with its name), `.twin` (its
+        /// id with another name, or its name under another id: a row renumbered, swapped or
+        /// renamed in flight), or nil.
+        package func inFlight(source: String, rowID: String, name: String) -> InFlight? {
+            if let held = rows[source]?[rowID] { return held == name ? .same : .twin }
+            return names.contains(name) ? .twin : nil
         }
+
+        /// How a row read is in flight.
+        package enum InFlight: Sendable { case same, twin }
     }
 
-    /// A batch was taken: in lease mode its rows are in flight now, and the cursors move on.
-    package mutating func taken(rows: [(source: String, rowID: String, name: String)], shards: [Int], cursors next: [String: String]) {
+    /// Whether the last read skipped a row only for sharing an id or a name with one in flight
+    /// (``ReadPlan/InFlight/twin``): until a read finds none, rows leaving flight are activity.
+    package private(set) var twinsSkipped = false
+
+    /// A batch was taken: in lease mode its rows are in flight now, and the cursors move on;
+    /// `twins`: whether its read skipped a twin of a row in flight.
+    package mutating func taken(
+        rows: [(source: String, rowID: String, name: String)], shards: [Int], cursors next: [String: String], twins: Bool = false
+    ) {
         guard mode == .lease else { return }
+        twinsSkipped = twins
         for row in rows {
             inFlightRows[row.source, default: [:]][row.rowID] = row.name
             inFlightNames.insert(row.name)
@@ -186,9 +200,10 @@ package struct PackerStateMachine: Sendable {
         cursorShards = shards
     }
 
-    /// Takes rows out of flight (lease mode), their names with them. Activity when any left: a
-    /// row a read skipped for sharing an id or a name with them (one renumbered in flight) can be
-    /// read now, so an earlier empty read proves nothing.
+    /// Takes rows out of flight (lease mode), their names with them. Activity when any left while
+    /// the last read skipped a twin: that row (renumbered, swapped or renamed in flight) can be
+    /// read now, so an earlier empty read proves nothing. (Otherwise no: a bump per container
+    /// would keep `--until-idle` from seeing quiet.)
     private mutating func land(_ rows: [String: [String]]) {
         var landed = false
         for (source, ids) in rows where inFlightRows[source] != nil {
@@ -199,7 +214,7 @@ package struct PackerStateMachine: Sendable {
                 }
             }
         }
-        if landed { activity += 1 }
+        if landed && twinsSkipped { activity += 1 }
     }
 
     /// Something changed that an idle check must see (leases taken or lost, rows recovered).
