@@ -129,7 +129,7 @@ extension Packer {
         machine.holds(source: file.source, rowID: file.rowID, in: ContainerSlot(day: dayOfName(file.desName), shard: file.shard))
     }
 
-    /// Lets go of rows in hand (``letGo(_:reason:)``: claims returned to pending, best effort — a
+    /// Lets go of rows in hand (``letGo(_:)``: claims returned to pending, best effort — a
     /// row left claimed is recovered later; in lease mode nothing to write).
     func release(_ files: [PendingFile], reason: String) async {
         guard !files.isEmpty else { return }

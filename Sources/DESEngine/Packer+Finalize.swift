@@ -16,6 +16,18 @@ enum FinalizeOutcome: Sendable {
     case recordFailed(any Error)
 }
 
+extension FinalizeOutcome {
+    /// The outcome as the state machine takes it (without its values).
+    var result: PackerStateMachine.FinalizeResult {
+        switch self {
+        case .uploaded: .uploaded
+        case .storeFailed: .storeFailed
+        case .fenced: .fenced
+        case .recordFailed: .recordFailed
+        }
+    }
+}
+
 extension Packer {
     /// Finalizations running at once; starting one more first waits for the oldest.
     static let finalizationsInFlight = 4
@@ -115,14 +127,7 @@ extension Packer {
             throw DESKitError(.invalidData, "container \(id) was finalizing with no task")
         }
         let outcome = await task.value
-        let result: PackerStateMachine.FinalizeResult
-        switch outcome {
-        case .uploaded: result = .uploaded
-        case .storeFailed: result = .storeFailed
-        case .fenced: result = .fenced
-        case .recordFailed: result = .recordFailed
-        }
-        guard let after = machine.finalizeEnded(id, result) else { return }
+        guard let after = machine.finalizeEnded(id, outcome.result) else { return }
         switch after {
         case .markPacked(let c):
             runState.files.removeValue(forKey: id)

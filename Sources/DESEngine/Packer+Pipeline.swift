@@ -216,28 +216,18 @@ extension Packer {
             let holder = context.holder.description
             for (name, ids) in rows {
                 guard let connector = context.source(name)?.connector else { continue }
-                let changed = try await context.retry.run {
-                    lease
-                        ? try await connector.markPackedUnlessPacked(rowIDs: ids, names: names[name] ?? [], container: key)
-                        : try await connector.markPacked(rowIDs: ids, container: key, holder: holder)
+                let changed: Int
+                if lease {
+                    changed = try await connector.markManifestRows(
+                        ids: ids, names: names[name] ?? [], container: key, retry: context.retry, logger: context.logger)
+                    marked.add(ids, source: name)
+                } else {
+                    changed = try await context.retry.run { try await connector.markPacked(rowIDs: ids, container: key, holder: holder) }
                 }
-                var byName = 0
-                if lease, changed < ids.count {
-                    // Fewer rows than the container holds: a row whose id changed in flight (an id
-                    // given to another row marks nothing: the names must match too) is pending
-                    // under its new id — a read skips it by name meanwhile; mark it by name.
-                    let held = names[name] ?? []
-                    byName = try await context.retry.run { try await connector.markPackedByName(held, container: key) }
-                }
-                if lease { marked.add(ids, source: name) }
-                if changed + byName != ids.count {
+                if changed != ids.count {
                     context.logger.warning(
                         "some rows were not marked packed (gone from the catalog, or changed)",
-                        metadata: ["key": "\(key)", "expected": "\(ids.count)", "changed": "\(changed)", "by_name": "\(byName)"])
-                } else if byName > 0 {
-                    context.logger.warning(
-                        "rows whose id changed while they were packed were marked by name",
-                        metadata: ["key": "\(key)", "rows": "\(byName)"])
+                        metadata: ["key": "\(key)", "expected": "\(ids.count)", "changed": "\(changed)"])
                 }
             }
             // Every row of the manifest is packed now: recovery need not mark them again.

@@ -137,8 +137,6 @@ package struct PackerStateMachine: Sendable {
     /// row whose id changed while it was in flight is pending under its new id, and is the same file.
     package private(set) var inFlightNames: Set<String> = []
 
-    /// The ids of the rows in flight, by source.
-    package var inFlight: [String: Set<String>] { inFlightRows.mapValues { Set($0.keys) } }
     /// `claim_mode: lease`: where each source's keyset read goes on, for ``cursorShards``.
     package private(set) var cursors: [String: String] = [:]
     /// The shards the cursors are for (another set of shards starts the reads over).

@@ -139,18 +139,7 @@ public struct Recovery: Sendable {
             let reader = StorageArchiveReader(storage: storage)
             let held = try await retry.run { try await reader.index(key: c.key, etag: c.etag) }.entries.map(\.name)
             for (source, ids) in marks {
-                let byID = try await retry.run { try await source.markPackedUnlessPacked(rowIDs: ids, names: held, container: c.key) }
-                changed += byID
-                guard byID < ids.count else { continue }
-                // Some rows were not found pending by id: one whose id changed while it was in
-                // flight is pending under its new id — it is found by its name, which the container holds.
-                let byName = try await retry.run { try await source.markPackedByName(held, container: c.key) }
-                changed += byName
-                if byName > 0 {
-                    logger.warning(
-                        "rows of a recovered manifest whose id changed were marked by name",
-                        metadata: ["container": "\(c.key)", "source": "\(source.name)", "rows": "\(byName)"])
-                }
+                changed += try await source.markManifestRows(ids: ids, names: held, container: c.key, retry: retry, logger: logger)
             }
             try await retry.run { try await metadata.manifestMarked(containerID: c.id) }
         }

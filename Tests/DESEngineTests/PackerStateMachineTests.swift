@@ -225,3 +225,8 @@ import Testing
         }
     }
 }
+
+extension PackerStateMachine {
+    /// The ids of the rows in flight, by source.
+    var inFlight: [String: Set<String>] { inFlightRows.mapValues { Set($0.keys) } }
+}

@@ -47,9 +47,8 @@ extension SQLSourceConnector {
                 // Not a failed row either: one sharing a packed row's name is another row (a duplicate name).
                 binds += [s.statusValue(s.statusPacked), s.statusValue(s.statusFailed)]
                 let unlessPacked = "\(s.status) <> \(s.statusParam(d, binds.count - 1)) AND \(s.status) <> \(s.statusParam(d, binds.count))"
-                let first = binds.count + 1
+                let list = d.placeholders(slice.count, from: binds.count + 1)
                 binds += slice.map { .text($0) }
-                let list = (first..<(first + slice.count)).map { d.placeholder($0) }.joined(separator: ", ")
                 return try session.execute("UPDATE \(s.table) SET \(set) WHERE \(unlessPacked) AND \(s.desName) IN (\(list))", binds)
             }
         }

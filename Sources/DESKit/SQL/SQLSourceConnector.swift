@@ -141,8 +141,7 @@ public final class SQLSourceConnector: SourceConnector {
                 sql += " AND " + (try dialect.idMatches(in: session, table: shape, count: slice.count, firstBind: binds.count + 1))
                 binds += slice.map { shape.idValue($0) }
                 if let named {
-                    let first = binds.count + 1
-                    sql += " AND \(shape.desName) IN (" + (first..<(first + named.count)).map { dialect.placeholder($0) }.joined(separator: ", ") + ")"
+                    sql += " AND \(shape.desName) IN (\(dialect.placeholders(named.count, from: binds.count + 1)))"
                     binds += named.map { .text($0) }
                 }
                 return try session.execute(sql, binds)
