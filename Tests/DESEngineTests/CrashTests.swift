@@ -70,7 +70,11 @@ func desBinary() throws -> String { try desExecutable() }
         let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: Date()) {
             kill(p.processIdentifier, SIGTERM) == 0
         }
-        #expect(await watcher.finished())
+        guard await watcher.finished() else {
+            kill(p.processIdentifier, SIGKILL)  // never SIGTERMed: it would run on
+            Issue.record("the packer finished before it had rows in hand, or could not be signalled")
+            return
+        }
         await d.wait(p)
         #expect(p.terminationReason == .exit && p.terminationStatus == 0)
         #expect(try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_CLAIMED'").first?[0].int == 0)

@@ -190,12 +190,39 @@ func pauseOutsideSQLiteWrites(_ pid: pid_t, databases: [String]) -> Bool {
         return fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != Int16(F_UNLCK)
     }
     for _ in 0..<2000 {
-        guard kill(pid, SIGSTOP) == 0 else { return false }
+        guard kill(pid, SIGSTOP) == 0, waitUntilStopped(pid) else { return false }
         if !databases.contains(where: writeLocked) { return true }
         kill(pid, SIGCONT)
         usleep(500)
     }
     return false
+}
+
+/// Waits (a second at most) until every thread of `pid` is stopped: SIGSTOP is delivered
+/// asynchronously, and a thread still running could take a lock after it was looked at.
+func waitUntilStopped(_ pid: pid_t) -> Bool {
+    func stopped(_ statPath: String) -> Bool {
+        guard let stat = try? String(contentsOfFile: statPath, encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(after: close)...].dropFirst().first
+        return state == "T" || state == "t"
+    }
+    for _ in 0..<1000 {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        if tasks.isEmpty { return false }  // gone
+        if tasks.allSatisfy({ stopped("/proc/\(pid)/task/\($0)/stat") }) { return true }
+        usleep(1000)
+    }
+    return false
+}
+
+/// Pauses `p` (SIGSTOP) from a watching thread the moment it has rows in hand — a container file
+/// under `workDir` — and outside any SQLite write transaction on `databases`
+/// (``pauseOutsideSQLiteWrites(_:databases:)``); false when it finished first.
+func pauseWithRowsInHand(_ p: Process, workDir: String, databases: [String]) async -> Bool {
+    let pid = p.processIdentifier
+    return await RowsInHandWatcher(process: p, workDir: workDir, since: Date()) {
+        pauseOutsideSQLiteWrites(pid, databases: databases)
+    }.finished()
 }
 
 /// Watches a packer from a thread of its own (not the cooperative pool, which tests running

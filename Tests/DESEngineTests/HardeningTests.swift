@@ -33,11 +33,10 @@ func expectNothingStranded(_ d: Deployment, _ label: String = "") async throws {
             packer: "{work_dir: work, shard_bits: 2, pod_name: sleepy, batch_size: 5, max_container_files: 400, "
                 + "checkpoint_every_files: 20, lease_ttl_seconds: 1, heartbeat_seconds: 0.3}")
         let p = try d.startPacker(config: config, untilIdle: true)
+        defer { kill(p.processIdentifier, SIGKILL) }  // never left stopped, should the test stop early
         // Paused from a watching thread the moment it has rows in hand: not a race against a fast machine.
-        let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: Date()) {
-            kill(p.processIdentifier, SIGSTOP) == 0
-        }
-        try #require(await watcher.finished(), "the packer finished before it could be paused; give it more work")
+        let paused = await pauseWithRowsInHand(p, workDir: d.dir + "/work", databases: [d.dir + "/catalog.sqlite", d.dir + "/metadata.sqlite"])
+        try #require(paused, "the packer finished before it could be paused; give it more work")
         try await Task.sleep(nanoseconds: 2_500_000_000)  // well past the 1 s lease TTL
         let stranded = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_CLAIMED'").first?[0].int ?? 0
         kill(p.processIdentifier, SIGCONT)
@@ -62,17 +61,17 @@ func expectNothingStranded(_ d: Deployment, _ label: String = "") async throws {
                 name: "\(pod).yaml")
         }
         let a = try d.startPacker(config: try config("paused"), untilIdle: true)
-        // Rows in hand: a container file in its work directory.
-        let databases = [d.dir + "/catalog.sqlite", d.dir + "/metadata.sqlite"]
-        let watcher = RowsInHandWatcher(process: a, workDir: d.dir + "/work/paused", since: Date()) {
-            pauseOutsideSQLiteWrites(a.processIdentifier, databases: databases)
-        }
-        try #require(await watcher.finished(), "the packer finished before it could be paused; give it more work")
+        defer { kill(a.processIdentifier, SIGKILL) }  // never left stopped, should the test stop early
+        let paused = await pauseWithRowsInHand(a, workDir: d.dir + "/work/paused", databases: [d.dir + "/catalog.sqlite", d.dir + "/metadata.sqlite"])
+        try #require(paused, "the packer finished before it could be paused; give it more work")
         try await Task.sleep(nanoseconds: 1_500_000_000)  // past the 1 s lease TTL
         let b = try d.startPacker(config: try config("competitor"), untilIdle: true, stderr: d.dir + "/competitor.stderr")
         await d.wait(b)
         let said = (try? String(contentsOfFile: d.dir + "/competitor.stderr", encoding: .utf8)) ?? ""
         #expect(b.terminationReason == .exit && b.terminationStatus == 0, "exit \(b.terminationStatus): \(said)")
+        // The competitor took the paused packer's shards over: it packed every row, those in the paused one's hands too.
+        let packedByCompetitor = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_PACKED'").first?[0].int
+        #expect(packedByCompetitor == 6000, "the competitor packed \(packedByCompetitor ?? -1) of 6000 rows")
         kill(a.processIdentifier, SIGCONT)
         await d.wait(a)
         // The resumed packer finds its leases gone: whatever it writes is refused, and it ends.
@@ -135,13 +134,11 @@ func expectNothingStranded(_ d: Deployment, _ label: String = "") async throws {
                 + "checkpoint_every_files: 10, lease_ttl_seconds: 60, heartbeat_seconds: 1}")
         let lock = try await SQLiteConnection.open(path: d.dir + "/metadata.sqlite")
         let p = try d.startPacker(config: config, untilIdle: true)
+        defer { kill(p.processIdentifier, SIGKILL) }  // never left stopped, should the test stop early
         // Stopped the moment it has rows in hand, so that it is mid-run (however fast the machine)
         // when the lock is taken; it resumes while the lock is held.
-        let databases = [d.dir + "/metadata.sqlite"]
-        let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: Date()) {
-            pauseOutsideSQLiteWrites(p.processIdentifier, databases: databases)
-        }
-        try #require(await watcher.finished(), "the packer finished before it could be paused; give it more work")
+        let paused = await pauseWithRowsInHand(p, workDir: d.dir + "/work", databases: [d.dir + "/metadata.sqlite"])
+        try #require(paused, "the packer finished before it could be paused; give it more work")
         // Hold the write lock for 12 s: longer than the store's 10 s busy timeout.
         try await lock.withTransaction { s in
             _ = try s.execute("UPDATE des_dead_letters SET resolved = resolved")

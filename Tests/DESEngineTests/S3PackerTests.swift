@@ -104,6 +104,7 @@ import Testing
         #expect(check.terminationStatus == 0)
         // No body download left behind: the killed packers' folders went when the next process started.
         let root = temporary + "des-bodies"
+        #expect(FileManager.default.fileExists(atPath: root), "des did not download into its TMPDIR")
         let left = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).flatMap { dir in
             (try? FileManager.default.contentsOfDirectory(atPath: root + "/" + dir)) ?? []
         }

@@ -132,7 +132,8 @@ import Testing
         let c = try await store.createContainer(day: "2025-01-01", shard: 0, lease: lease, keyPrefix: "des")
         #expect(try await store.markUploaded(containerID: c.id, fileCount: files, bytes: 1, size: 1, etag: "e", lease: lease))
         let conn = try await SQLiteConnection.open(path: d.dir + "/metadata.sqlite")
-        _ = try await conn.withSession { try $0.execute("UPDATE des_containers SET manifest = ?1 WHERE id = ?2", [.text(manifest), .int(c.id)]) }
+        let set = try await conn.withSession { try $0.execute("UPDATE des_containers SET manifest = ?1 WHERE id = ?2", [.text(manifest), .int(c.id)]) }
+        #expect(set == 1)
         await conn.close()
         try await store.releaseLease(lease)
         return (store, c)
@@ -160,7 +161,7 @@ import Testing
             }
             let packed = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_PACKED'").first?[0].int
             #expect(packed == 0, "\(manifest)")
-            _ = try await store.manifestMarked(containerID: c.id)  // out of the way of the next case
+            try await store.manifestMarked(containerID: c.id)  // out of the way of the next case
         }
     }
 }
