@@ -41,6 +41,8 @@ struct PackerContext: Sendable {
             }
         }
         self.sourceIndex = index
+        self.claimLimits = Dictionary(
+            parts.sources.map { ($0.name, $0.policy.claimBatchSize ?? config.batchSize) }, uniquingKeysWith: { first, _ in first })
         self.sources = parts.sources
         self.metadata = parts.metadata
         self.storage = parts.storage
@@ -69,9 +71,7 @@ struct PackerContext: Sendable {
     func source(_ name: String) -> PackerSource? { sourceIndex[name].map { sources[$0] } }
 
     /// Rows per claim, by source name: each source's `batch_size`, or `packer.batch_size`.
-    var claimLimits: [String: Int] {
-        Dictionary(sources.map { ($0.name, $0.policy.claimBatchSize ?? config.batchSize) }, uniquingKeysWith: { first, _ in first })
-    }
+    let claimLimits: [String: Int]
 
     /// The claim timeout of the source named `name`: its own, else the packer's.
     func claimTimeout(_ name: String) -> Double { source(name)?.policy.claimTimeoutSeconds ?? config.claimTimeoutSeconds }
