@@ -44,13 +44,18 @@ public enum MetadataStoreConformance {
             let c = "takeover after expiry bumps the token and fences the stale holder"
             let store = try await makeStore()
             defer { Task { await store.close() } }
-            // Long enough that creating the container fits in it on a loaded machine (at 0.3 s a
-            // busy database server sometimes let it lapse first).
-            guard let stale = try await store.acquireLease(shard: 2, holder: a, ttlSeconds: 2) else {
+            // The container is created under a long lease, which a renewal then shortens: no step
+            // has to fit in a window, however loaded the machine (a 2 s lease once lapsed in CI
+            // before the container was created).
+            guard let stale = try await store.acquireLease(shard: 2, holder: a, ttlSeconds: 60) else {
                 throw ConformanceFailure(check: c, message: "no grant")
             }
             let container = try await store.createContainer(day: "2025-01-01", shard: 2, lease: stale, keyPrefix: "des")
-            try await Task.sleep(nanoseconds: 2_500_000_000)
+            guard let short = try await store.renewLease(stale, ttlSeconds: 0.3) else {
+                throw ConformanceFailure(check: c, message: "a live lease could not be renewed")
+            }
+            try require(short.token == stale.token, c, "a renewal changed the token \(stale.token) → \(short.token)")
+            try await Task.sleep(nanoseconds: 1_000_000_000)
             guard let fresh = try await store.acquireLease(shard: 2, holder: b, ttlSeconds: 30) else {
                 throw ConformanceFailure(check: c, message: "an expired lease was not taken over")
             }
