@@ -219,7 +219,8 @@ extension Packer {
                 let changed: Int
                 if lease {
                     changed = try await connector.markManifestRows(
-                        ids: ids, names: names[name] ?? [], container: key, retry: context.retry, logger: context.logger)
+                        ids: ids, names: names[name] ?? [], container: key, metadata: context.metadata, retry: context.retry,
+                        logger: context.logger)
                     marked.add(ids, source: name)
                 } else {
                     changed = try await context.retry.run { try await connector.markPacked(rowIDs: ids, container: key, holder: holder) }

@@ -139,7 +139,8 @@ public struct Recovery: Sendable {
             let reader = StorageArchiveReader(storage: storage)
             let held = try await retry.run { try await reader.index(key: c.key, etag: c.etag) }.entries.map(\.name)
             for (source, ids) in marks {
-                changed += try await source.markManifestRows(ids: ids, names: held, container: c.key, retry: retry, logger: logger)
+                changed += try await source.markManifestRows(
+                    ids: ids, names: held, container: c.key, metadata: metadata, retry: retry, logger: logger)
             }
             try await retry.run { try await metadata.manifestMarked(containerID: c.id) }
         }

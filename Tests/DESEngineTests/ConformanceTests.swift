@@ -95,8 +95,8 @@ struct CarelessConnector: SourceConnector {
     func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int {
         try await base.markPackedUnlessPacked(rowIDs: rowIDs, names: names, container: container)
     }
-    func markPackedByName(_ names: [String], container: String) async throws -> Int {
-        try await base.markPackedByName(names, container: container)
+    func rowsNamed(_ names: [String]) async throws -> [NamedRow] {
+        try await base.rowsNamed(names)
     }
     func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int { try await base.markFailedIfPending(rows) }
     func healthCheck() async throws { try await base.healthCheck() }

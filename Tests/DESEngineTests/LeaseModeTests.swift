@@ -67,4 +67,40 @@ import Testing
         #expect(try await d.sql("SELECT des_container FROM files WHERE id = 900000").first?[0].text == container.key)
         try await expectNothingStranded(d, "recovered by name")
     }
+
+    @Test(
+        "Recovery of an unmarked manifest whose row's id changed, when an application gave that row's DES name to another row too: both are dead-lettered with the reason, neither marked with bytes that may be the other's"
+    )
+    func recoverySharedNameDeadLetters() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(120, size: 32)
+        _ = try await d.mark(shardBits: 1)
+        let totals = try await d.packer(shardBits: 1, maxFiles: 40, claimMode: .lease).run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(totals.filesPacked == 120)
+        // As after a crash between the upload and the mark: one container's rows pending, its manifest unmarked.
+        let store = try await d.metadata()
+        let container = try #require(try await store.containers(state: .uploaded, shard: nil, day: nil).first)
+        _ = try await d.sql("UPDATE files SET des_status = 'DES_TODO', des_container = NULL WHERE des_container = '\(container.key)'")
+        let meta = try await SQLiteConnection.open(path: d.dir + "/metadata.sqlite")
+        _ = try await meta.withSession { try $0.execute("UPDATE des_containers SET marked_at = NULL WHERE id = ?1", [.int(container.id)]) }
+        await meta.close()
+        // The row's id changes, and the application writes its DES name on a second row.
+        let first = try #require(try await d.sql("SELECT MIN(id) FROM files WHERE des_status = 'DES_TODO'").first?[0].int)
+        let name = try #require(try await d.sql("SELECT des_name FROM files WHERE id = \(first)").first?[0].text)
+        _ = try await d.sql("UPDATE files SET id = 900000 WHERE id = \(first)")
+        _ = try await d.sql("CREATE TABLE dup AS SELECT * FROM files WHERE id = 900000")
+        _ = try await d.sql("UPDATE dup SET id = 900001")
+        _ = try await d.sql("INSERT INTO files SELECT * FROM dup")
+        let recovery = Recovery(sources: [try d.connector()], metadata: store, storage: try d.storage(), logger: d.logger)
+        let report = try await recovery.recoverShard(container.shard)
+        #expect(report.rowsPacked == container.fileCount - 1, "\(report)")
+        let failed = try await d.sql("SELECT id, des_status FROM files WHERE des_name = '\(name)' ORDER BY id")
+        #expect(failed.map { $0[0].int } == [900000, 900001] && failed.allSatisfy { $0[1].text == "DES_FAILED" }, "\(failed)")
+        let letters = try await store.deadLetters(limit: 10).filter { $0.desName == name }
+        #expect(Set(letters.map(\.rowID)) == ["900000", "900001"])
+        #expect(letters.allSatisfy { $0.reason.contains("held by 2 rows") && $0.reason.contains(container.key) }, "\(letters)")
+        let left = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_TODO'").first?[0].int
+        #expect(left == 0)
+    }
 }

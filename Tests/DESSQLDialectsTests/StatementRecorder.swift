@@ -100,7 +100,7 @@ final class RecordingConnection: SQLConnection, @unchecked Sendable {
         _ = try await connector.readPending(shards: [0, 1], afterRowID: "10", limit: 500)
         _ = try await connector.markPackedUnlessPacked(
             rowIDs: ["5", "6"], names: ["DES_20250101_(5)", "DES_20250101_(6)"], container: "des/2025-01-01/shard_01_c000002.des")
-        _ = try await connector.markPackedByName(["DES_20250101_(1)", "DES_20250101_(2)"], container: "des/2025-01-01/shard_01_c000002.des")
+        _ = try await connector.rowsNamed(["DES_20250101_(1)", "DES_20250101_(2)"])
         _ = try await connector.markFailedIfPending([FailedRow(rowID: "7", reason: "no body")])
         _ = try await connector.stats()
         try await connector.healthCheck()

@@ -122,6 +122,25 @@ public struct PackedRow: Sendable, Hashable {
     }
 }
 
+/// A catalog row found by its DES name (``SourceConnector/rowsNamed(_:)``), with where it stands.
+public struct NamedRow: Sendable, Hashable {
+    /// A row's status, as the source's configured status labels say.
+    public enum State: String, Sendable, Hashable {
+        case pending, claimed, packed, failed
+        /// A status that is none of the four (a label of the application's own).
+        case other
+    }
+    public var rowID: String
+    public var desName: String
+    public var state: State
+    /// Creates a named row.
+    public init(rowID: String, desName: String, state: State) {
+        self.rowID = rowID
+        self.desName = desName
+        self.state = state
+    }
+}
+
 /// Row counts by status.
 public struct SourceStats: Sendable, Equatable, Codable {
     /// Rows that have no DES name yet.
@@ -177,11 +196,11 @@ public protocol SourceConnector: Sendable {
     /// many changed.
     func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int
 
-    /// Marks the rows named `names` (their DES names) packed into `container` unless they are
-    /// packed or failed already (`claim_mode: lease`): used when a manifest's mark by id changed
-    /// fewer rows than it names — a row whose id changed while it was in flight is found by its
-    /// name, which the container holds. Returns how many changed.
-    func markPackedByName(_ names: [String], container: String) async throws -> Int
+    /// Every row (within the source's `where`) whose DES name is one of `names`, whatever its
+    /// status (`claim_mode: lease`): a read, used when a manifest's mark by id changed fewer rows
+    /// than it names, to find a row whose id changed while it was in flight by the name its
+    /// container holds — and to see when a name is shared by several rows.
+    func rowsNamed(_ names: [String]) async throws -> [NamedRow]
 
     /// Marks rows failed with their reasons, only rows still pending. Returns how many changed.
     func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int
@@ -229,8 +248,8 @@ extension SourceConnector {
     }
 
     /// See ``readPending(shards:afterRowID:limit:)``.
-    public func markPackedByName(_ names: [String], container: String) async throws -> Int {
-        throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot mark rows by name")
+    public func rowsNamed(_ names: [String]) async throws -> [NamedRow] {
+        throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot find rows by name")
     }
 
     /// See ``readPending(shards:afterRowID:limit:)``.

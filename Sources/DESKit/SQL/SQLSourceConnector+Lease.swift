@@ -34,25 +34,27 @@ extension SQLSourceConnector {
             }, holder: nil)
     }
 
-    public func markPackedByName(_ names: [String], container: String) async throws -> Int {
-        guard !names.isEmpty else { return 0 }
+    public func rowsNamed(_ names: [String]) async throws -> [NamedRow] {
+        guard !names.isEmpty else { return [] }
         let (d, s) = (dialect, try await tableShape())
         let chunk = d.chunkSize(valuesPerRow: 1, fixed: 16)
-        var total = 0
+        let labels: [String: NamedRow.State] = [
+            s.statusPending: .pending, s.statusClaimed: .claimed, s.statusPacked: .packed, s.statusFailed: .failed,
+        ]
+        var found: [NamedRow] = []
         for start in stride(from: 0, to: names.count, by: chunk) {
             let slice = Array(names[start..<min(names.count, start + chunk)])
-            total += try await transaction { session in
-                var binds: [SQLValue] = []
-                let set = s.packedAssignments(d, key: container, binds: &binds)
-                // Not a failed row either: one sharing a packed row's name is another row (a duplicate name).
-                binds += [s.statusValue(s.statusPacked), s.statusValue(s.statusFailed)]
-                let unlessPacked = "\(s.status) <> \(s.statusParam(d, binds.count - 1)) AND \(s.status) <> \(s.statusParam(d, binds.count))"
-                let list = d.placeholders(slice.count, from: binds.count + 1)
-                binds += slice.map { .text($0) }
-                return try session.execute("UPDATE \(s.table) SET \(set) WHERE \(unlessPacked) AND \(s.desName) IN (\(list))", binds)
+            let sql = "SELECT \(s.id), \(s.desName), \(s.status) FROM \(s.table) WHERE \(s.desName) IN (\(d.placeholders(slice.count, from: 1)))\(s.andWhere)"
+            let binds: [SQLValue] = slice.map { .text($0) }
+            let rows = try await pool.withConnection { conn in
+                try await conn.withSession { try $0.query(sql, binds) }
+            }
+            for row in rows {
+                guard let id = row[0].text, let name = row[1].text else { continue }
+                found.append(NamedRow(rowID: id, desName: name, state: row[2].text.flatMap { labels[$0] } ?? .other))
             }
         }
-        return total
+        return found
     }
 
     public func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int {

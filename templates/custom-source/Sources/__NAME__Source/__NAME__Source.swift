@@ -214,11 +214,20 @@ public actor __NAME__Source: SourceConnector {
         return try record(Change(op: "packed-from-manifest", ids: matching, container: container))
     }
 
-    public func markPackedByName(_ names: [String], container: String) async throws -> Int {
+    public func rowsNamed(_ names: [String]) async throws -> [NamedRow] {
         let wanted = Set(names)
-        let ids = rows.filter { row in row.status != .failed && (row.name.map(wanted.contains) ?? false) }.map(\.id)
-        guard !ids.isEmpty else { return 0 }
-        return try record(Change(op: "packed-from-manifest", ids: ids, container: container))
+        return rows.compactMap { row in
+            guard let name = row.name, wanted.contains(name) else { return nil }
+            let state: NamedRow.State
+            switch row.status {
+            case .pending: state = .pending
+            case .claimed: state = .claimed
+            case .packed: state = .packed
+            case .failed: state = .failed
+            case .unnamed: state = .other
+            }
+            return NamedRow(rowID: row.id, desName: name, state: state)
+        }
     }
 
     public func markFailedIfPending(_ failed: [FailedRow]) async throws -> Int {
