@@ -71,7 +71,7 @@ let package = Package(
         .target(name: "DESSQLDialects", dependencies: ["DESKit"]),
         .target(name: "DESStorage", dependencies: ["DESKit", "CDESFileSystem"]),
         // The conformance kit: one suite per protocol, run by every plugin, stock or custom.
-        .target(name: "DESKitTesting", dependencies: ["DESKit"]),
+        .target(name: "DESKitTesting", dependencies: ["DESKit", "DESFormat"]),
         .target(
             name: "DESEngine",
             dependencies: [
@@ -176,8 +176,8 @@ let package = Package(
         .testTarget(name: "DESPluginODBCTests", dependencies: ["DESPluginODBC", "DESSQLDialects", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESPluginMSSQLTests", dependencies: ["DESPluginMSSQL", "DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESSQLDialectsTests", dependencies: ["DESSQLDialects", "DESKit"]),
-        .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat", "DESStorage"]),
-        .testTarget(name: "DESPluginRedisTests", dependencies: ["DESPluginRedis", "DESKit", "DESFormat"]),
+        .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat", "DESStorage", "DESKitTesting"]),
+        .testTarget(name: "DESPluginRedisTests", dependencies: ["DESPluginRedis", "DESKit", "DESFormat", "DESKitTesting"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESSQLDialects", "DESCLI", "DESKitTesting", "DESTestSupport"]),
         .testTarget(
             name: "DESServerTests",

@@ -1,6 +1,7 @@
 import DESFormat
 import DESKit
 import Foundation
+import DESKitTesting
 import Testing
 
 @testable import DESPluginRedis
@@ -185,5 +186,16 @@ struct RedisTests {
         let s = try RedisIndexCache.Settings(url: "redis://:pw@cache.local:6380/2")
         #expect(s.host == "cache.local" && s.port == 6380 && s.password == "pw" && s.database == 2)
         #expect(throws: DESKitError.self) { _ = try RedisIndexCache.Settings(url: "http://x") }
+    }
+}
+
+@Suite("Conformance kit: Redis index cache")
+struct RedisConformanceTests {
+    @Test("The Redis index cache passes the IndexCache suite (under a key prefix of its own, since one check clears)")
+    func cache() async throws {
+        let settings = try RedisServer.settings()
+        let report = await IndexCacheConformance.run { RedisIndexCache(settings: settings) }
+        #expect(report.isOK, "\(report)")
+        #expect(report.passed.count == 5)
     }
 }
