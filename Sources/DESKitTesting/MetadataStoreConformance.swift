@@ -164,6 +164,21 @@ public enum MetadataStoreConformance {
             let all = try await store.deadLetters(limit: 10)
             try require(all.filter { $0.rowID == "2" && $0.stage == "packer" }.map(\.reason) == ["r2 ü"], c, "a second letter for one failure: \(all)")
             try require(all.count == 4 && all.first?.stage == "marker", c, "letters: \(all)")
+            // Listed oldest first by source and stage; closed once; a failure after closing is a new letter.
+            try await store.addDeadLetters([DeadLetter(source: "t", rowID: "9", desName: nil, stage: "packer", reason: "other source")])
+            let packer = try await store.deadLetters(matching: DeadLetterQuery(source: "s", stage: "packer"))
+            try require(packer.map(\.letter.rowID) == ["1", "2", "3"] && packer.allSatisfy { $0.resolvedAt == nil && $0.createdAt > 0 }, c, "s/packer: \(packer)")
+            let first = packer.map(\.id)
+            try require(try await store.resolveDeadLetters(ids: [first[0], first[1]]) == 2, c, "closing two letters")
+            try require(try await store.resolveDeadLetters(ids: [first[0]]) == 0, c, "a closed letter closed again")
+            let open = try await store.deadLetters(matching: DeadLetterQuery(source: "s"))
+            try require(open.map(\.letter.rowID) == ["3", "2"] && open.map(\.letter.stage) == ["packer", "marker"], c, "open letters of s: \(open)")
+            let closed = try await store.deadLetters(matching: DeadLetterQuery(ids: [first[0], first[1]], includeResolved: true))
+            try require(closed.count == 2 && closed.allSatisfy { $0.resolvedAt != nil }, c, "closed letters: \(closed)")
+            try await store.addDeadLetters([DeadLetter(source: "s", rowID: "1", desName: nil, stage: "packer", reason: "failed again")])
+            let again = try await store.deadLetters(matching: DeadLetterQuery(source: "s", stage: "packer"))
+            try require(again.map(\.letter.reason) == ["r3 ü", "failed again"], c, "after closing, a new failure: \(again)")
+            try require(try await store.deadLetters(matching: DeadLetterQuery(stage: "retire")).isEmpty, c, "letters of a stage with none")
             try await store.healthCheck()
         }
         return runner.report

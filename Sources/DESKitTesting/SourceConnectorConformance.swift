@@ -248,6 +248,31 @@ public enum SourceConnectorConformance {
             try require(claimed.count == 40 && claimed.allSatisfy { $0.desName == "M" + $0.rowID }, c, "named rows are pending in shard 3: \(claimed.count)")
             try await source.healthCheck()
         }
+
+        await runner.run("failed rows go back (des dlq retry): the marker's to naming, the packer's to pending") {
+            let c = "failed rows go back (des dlq retry): the marker's to naming, the packer's to pending"
+            let rows = (1...6).map { FixtureRow(id: $0, key: "k\($0)", desName: $0 <= 2 ? nil : "N\($0)", shard: $0 <= 2 ? nil : 0) }
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            // The marker fails row 1; the packer fails rows 3 and 4 (5 is packed, 6 stays pending).
+            try require(try await source.markFailed([FailedRow(rowID: "1", reason: "naming failed")], holder: nil) == 1, c, "fail 1")
+            try require(try await source.claim(shards: [0], limit: 3, holder: "h").count == 3, c, "claim 3, 4, 5")
+            let fails = [FailedRow(rowID: "3", reason: "no body"), FailedRow(rowID: "4", reason: "no body")]
+            try require(try await source.markFailed(fails, holder: "h") == 2, c, "fail 3, 4")
+            try require(try await source.markPacked(rowIDs: ["5"], container: "x", holder: "h") == 1, c, "pack 5")
+            // Only failed rows of the right kind move: 5 (packed), 6 (pending) and 1 (unnamed) are not packing's.
+            try require(try await source.returnFailedRows(["1", "3", "5", "6"], to: .packing) == 1, c, "to packing: only 3")
+            try require(try await source.returnFailedRows(["1", "4"], to: .naming) == 1, c, "to naming: only 1 (4 is named)")
+            try require(try await source.returnFailedRows(["1", "3"], to: .packing) == 0, c, "a returned row returned again")
+            let stats = try await source.stats()
+            try require(stats.unnamed == 2 && stats.pending == 2 && stats.failed == 1 && stats.packed == 1, c, "after: \(stats)")
+            let pending = try await source.claim(shards: [0], limit: 10, holder: "h2").map(\.rowID).sorted()
+            try require(pending == ["3", "6"], c, "claimable again: \(pending)")
+            let named = try await source.nameRows(limit: 10) { unnamed in
+                unnamed.map { NameAssignment(rowID: $0.rowID, desName: "M" + $0.rowID, hash: "ab", shard: 1) }
+            }
+            try require(named == 2, c, "rows 1 and 2 are named again: \(named)")
+        }
         return runner.report
     }
 }

@@ -109,6 +109,47 @@ public struct DeadLetter: Sendable, Hashable, Codable {
     }
 }
 
+/// A dead letter as stored: its id, when it was written, and when it was closed.
+public struct DeadLetterRecord: Sendable, Hashable {
+    /// The letter's id in the dead-letter table.
+    public var id: Int64
+    /// What failed, and why.
+    public var letter: DeadLetter
+    /// When it was written (seconds since 1970, the store's clock).
+    public var createdAt: Double
+    /// When it was closed; nil while it is open.
+    public var resolvedAt: Double?
+    /// Creates a record.
+    public init(id: Int64, letter: DeadLetter, createdAt: Double, resolvedAt: Double?) {
+        self.id = id
+        self.letter = letter
+        self.createdAt = createdAt
+        self.resolvedAt = resolvedAt
+    }
+}
+
+/// Which dead letters ``MetadataStore/deadLetters(matching:)`` lists.
+public struct DeadLetterQuery: Sendable, Hashable {
+    /// Only this source's letters.
+    public var source: String?
+    /// Only this stage's letters (`marker`, `packer`, `retire`).
+    public var stage: String?
+    /// Only these letters.
+    public var ids: [Int64]?
+    /// Closed letters too.
+    public var includeResolved = false
+    /// At most this many (oldest first).
+    public var limit = 1_000
+    /// Creates a query; every filter is optional.
+    public init(source: String? = nil, stage: String? = nil, ids: [Int64]? = nil, includeResolved: Bool = false, limit: Int = 1_000) {
+        self.source = source
+        self.stage = stage
+        self.ids = ids
+        self.includeResolved = includeResolved
+        self.limit = limit
+    }
+}
+
 /// Shard leases, containers, dead letters and the schema version.
 ///
 /// PostgreSQL in production; SQLite as the embedded default. Every time
@@ -178,6 +219,13 @@ public protocol MetadataStore: Sendable {
 
     /// The newest dead letters.
     func deadLetters(limit: Int) async throws -> [DeadLetter]
+
+    /// Dead letters as stored (with their ids and times), oldest first, as `query` selects them.
+    func deadLetters(matching query: DeadLetterQuery) async throws -> [DeadLetterRecord]
+
+    /// Closes the open letters among `ids` (`des dlq resolve`, and `retry` once the rows are
+    /// back): a row that fails again afterwards gets a new letter. Returns how many closed.
+    func resolveDeadLetters(ids: [Int64]) async throws -> Int
 
     /// Checks that the store answers and that its tables are there and readable (a store whose
     /// tables are missing is unhealthy, as one that cannot be reached).

@@ -71,6 +71,14 @@ public struct FailedRow: Sendable, Hashable {
     }
 }
 
+/// Where ``SourceConnector/returnFailedRows(_:to:)`` sends failed rows.
+public enum FailedRowTarget: String, Sendable, Hashable {
+    /// Back to the marker: unnamed.
+    case naming
+    /// Back to the packer: pending.
+    case packing
+}
+
 /// A name given to a row by the marker.
 public struct NameAssignment: Sendable, Hashable {
     /// The row's primary key.
@@ -205,6 +213,12 @@ public protocol SourceConnector: Sendable {
     /// Marks rows failed with their reasons, only rows still pending. Returns how many changed.
     func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int
 
+    /// Sends failed rows back (`des dlq retry`): to naming (a row the marker failed: unnamed
+    /// again, its status the table's "new" value or NULL) or to packing (a named row the packer
+    /// failed: pending again, no claim). Only rows that are failed, and of that kind, change;
+    /// their error column is cleared. Returns how many changed.
+    func returnFailedRows(_ rowIDs: [String], to target: FailedRowTarget) async throws -> Int
+
     /// Claimed rows of the given shards whose claim is held by someone other than
     /// `excludingHolder`, or is older than `olderThanSeconds` (negative: a time in the future), each
     /// with its ``PendingFile/claimedBy``.
@@ -250,6 +264,11 @@ extension SourceConnector {
     /// See ``readPending(shards:afterRowID:limit:)``.
     public func rowsNamed(_ names: [String]) async throws -> [NamedRow] {
         throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot find rows by name")
+    }
+
+    /// A source that cannot send rows back: `des dlq retry` says so (`resolve` still works).
+    public func returnFailedRows(_ rowIDs: [String], to target: FailedRowTarget) async throws -> Int {
+        throw DESKitError(.configuration, "source '\(name)' cannot send failed rows back (des dlq retry); fix them by hand, then des dlq resolve")
     }
 
     /// See ``readPending(shards:afterRowID:limit:)``.

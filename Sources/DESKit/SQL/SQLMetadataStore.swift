@@ -89,15 +89,15 @@ public final class SQLMetadataStore: MetadataStore {
         self.dialect = dialect
     }
 
-    private func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         try await pool.withConnection { try await $0.withTransaction(body) }
     }
 
-    private func session<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+    func session<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         try await pool.withConnection { try await $0.withSession(body) }
     }
 
-    private func p(_ n: Int) -> String { dialect.placeholder(n) }
+    func p(_ n: Int) -> String { dialect.placeholder(n) }
 
     @discardableResult
     public func migrate() async throws -> Int {

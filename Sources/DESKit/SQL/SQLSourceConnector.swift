@@ -173,6 +173,32 @@ public final class SQLSourceConnector: SourceConnector {
             }, holder: holder)
     }
 
+    public func returnFailedRows(_ rowIDs: [String], to target: FailedRowTarget) async throws -> Int {
+        let (d, s) = (dialect, try await tableShape())
+        return try await updateInChunks(
+            ids: rowIDs, shape: s,
+            prefix: { binds in
+                binds = []
+                var set: String
+                switch target {
+                case .naming:
+                    if let new = s.statusNew {
+                        binds.append(s.statusValue(new))
+                        set = "\(s.status) = \(s.statusParam(d, binds.count))"
+                    } else {
+                        set = "\(s.status) = NULL"
+                    }
+                case .packing:
+                    binds.append(s.statusValue(s.statusPending))
+                    set = "\(s.status) = \(s.statusParam(d, binds.count)), \(s.claimedBy) = NULL\(s.clearClaimedAt)"
+                }
+                if let error = s.error { set += ", \(error) = NULL" }
+                binds.append(s.statusValue(s.statusFailed))
+                let named = target == .naming ? "IS NULL" : "IS NOT NULL"
+                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) = \(s.statusParam(d, binds.count)) AND \(s.desName) \(named)"
+            }, holder: nil)
+    }
+
     public func markFailed(_ rows: [FailedRow], holder: String?) async throws -> Int {
         try await markFailed(rows, fromPending: false, holder: holder)
     }

@@ -136,6 +136,16 @@ public actor __NAME__Source: SourceConnector {
                 guard rows[i].status == .pending else { continue }
                 rows[i].status = .failed
                 rows[i].error = c.reasons?[n]
+            case "return-to-naming":  // des dlq retry of the marker's failures
+                guard rows[i].status == .failed, rows[i].name == nil else { continue }
+                rows[i].status = .unnamed
+                rows[i].error = nil
+            case "return-to-packing":  // des dlq retry of the packer's failures
+                guard rows[i].status == .failed, rows[i].name != nil else { continue }
+                rows[i].status = .pending
+                rows[i].error = nil
+                rows[i].claimedBy = nil
+                rows[i].claimedAt = nil
             case "release":
                 guard rows[i].status == .claimed, c.holder == nil || rows[i].claimedBy == c.holder else { continue }
                 rows[i].status = .pending
@@ -189,6 +199,11 @@ public actor __NAME__Source: SourceConnector {
     public func markFailed(_ failed: [FailedRow], holder: String?) async throws -> Int {
         guard !failed.isEmpty else { return 0 }
         return try record(Change(op: "failed", ids: failed.map(\.rowID), holder: holder, reasons: failed.map(\.reason)))
+    }
+
+    public func returnFailedRows(_ rowIDs: [String], to target: FailedRowTarget) async throws -> Int {
+        guard !rowIDs.isEmpty else { return 0 }
+        return try record(Change(op: target == .naming ? "return-to-naming" : "return-to-packing", ids: rowIDs))
     }
 
     public func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int {
