@@ -78,6 +78,27 @@ struct Runtime {
             config: packerConfig ?? config.packer, logger: logger)
     }
 
+    /// The retire worker over the sources that set `bodies.delete_after_pack` (at least one must).
+    func retirer(config retireConfig: Retirer.Config, logger: Logger) throws -> Retirer {
+        var chosen: [Retirer.Source] = []
+        for source in config.enabledSources {
+            guard let delay = source.bodies.deleteAfterPack else { continue }
+            guard let connector = sources.first(where: { $0.name == source.name }), let fetcher = fetchers[source.name] else {
+                throw CLIFailure(message: "source '\(source.name)': not opened", exitCode: DESExit.software)
+            }
+            chosen.append(Retirer.Source(connector: connector, fetcher: fetcher, delaySeconds: delay))
+        }
+        guard !chosen.isEmpty else {
+            throw CLIFailure(
+                message: "no enabled source sets bodies.delete_after_pack: bodies are kept unless a source opts in "
+                    + "(bodies: {delete_after_pack: 24h}, or 0s for as soon as it is safe)",
+                exitCode: DESExit.dataError)
+        }
+        var retireConfig = retireConfig
+        retireConfig.shardBits = config.packer.shardBits
+        return Retirer(sources: chosen, metadata: metadata, storage: storage, cache: cache, config: retireConfig, logger: logger)
+    }
+
     /// Runs `body`, then closes every connection, whether `body` returned or threw.
     func closing<T>(_ body: () async throws -> T) async throws -> T {
         let result: T

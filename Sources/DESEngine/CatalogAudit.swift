@@ -18,6 +18,8 @@ public struct CatalogAudit: Sendable {
         public var containers = 0
         /// Entries across uploaded containers.
         public var entries = 0
+        /// Packed rows whose bodies `des retire` deleted (their bytes checked against META's sha256 only).
+        public var rowsRetired = 0
         /// Rows not packed, by status, per source.
         public var unpacked: [String: SourceStats] = [:]
         /// Problems (mismatches, missing or duplicated entries), at most 100.
@@ -84,6 +86,18 @@ public struct CatalogAudit: Sendable {
                     }
                     guard let entry = index.entry(named: row.desName) else {
                         problem("\(source.name) row \(row.rowID): \(row.desName) is not in \(row.container)")
+                        continue
+                    }
+                    // A retired row's body is gone by design: the container holds the only copy, so its
+                    // bytes are checked against the sha256 its META records.
+                    if row.bodyDeleted {
+                        report.rowsRetired += 1
+                        guard compareBodies else { continue }
+                        do {
+                            report.bytesChecked += UInt64(try await reader.file(named: row.desName, key: row.container)?.count ?? 0)
+                        } catch {
+                            problem("\(source.name) row \(row.rowID) (body retired): \(row.desName) in \(row.container) does not read back: \(error)")
+                        }
                         continue
                     }
                     guard compareBodies else { continue }

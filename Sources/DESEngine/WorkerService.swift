@@ -104,6 +104,13 @@ extension Packer {
     }
 }
 
+extension Retirer {
+    /// The retire worker as a service (`untilIdle`: end after a pass that retires nothing).
+    public func service(untilIdle: Bool) -> WorkerService<Totals> {
+        WorkerService(name: "retire") { shutdown in try await self.run(shutdown: shutdown, untilIdle: untilIdle) }
+    }
+}
+
 /// Carries a non-`Sendable` object into the one task that uses it from then on.
 private final class SoleOwner<Value>: @unchecked Sendable {
     let value: Value

@@ -249,6 +249,25 @@ public enum SourceConnectorConformance {
             try await source.healthCheck()
         }
 
+        await runner.run("retired rows: only packed rows become source-deleted, and stay listed as packed with their bodies gone") {
+            let c = "retired rows: only packed rows become source-deleted, and stay listed as packed with their bodies gone"
+            let rows = (1...4).map { FixtureRow(id: $0, key: "k\($0)", desName: "N\($0)", shard: 0) }
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            try require(try await source.markSourceDeleted(rowIDs: []) == 0, c, "the empty check wrote rows")
+            try require(try await source.claim(shards: [0], limit: 3, holder: "h").count == 3, c, "claim 1, 2, 3")
+            try require(try await source.markPacked(rowIDs: ["1", "2"], container: "x", holder: "h") == 2, c, "pack 1, 2")
+            // Row 3 is claimed, row 4 pending: neither is retired.
+            try require(try await source.markSourceDeleted(rowIDs: ["1", "3", "4"]) == 1, c, "only packed row 1 retires")
+            try require(try await source.markSourceDeleted(rowIDs: ["1"]) == 0, c, "a retired row retired again")
+            let packed = try await source.packedRows(afterRowID: nil, limit: 10)
+            try require(
+                packed.map(\.rowID) == ["1", "2"] && packed.map(\.bodyDeleted) == [true, false] && packed.allSatisfy { $0.container == "x" }, c,
+                "packed rows \(packed)")
+            let stats = try await source.stats()
+            try require(stats.retired == 1 && stats.packed == 1 && stats.claimed == 1 && stats.pending == 1, c, "stats \(stats)")
+        }
+
         await runner.run("failed rows go back (des dlq retry): the marker's to naming, the packer's to pending") {
             let c = "failed rows go back (des dlq retry): the marker's to naming, the packer's to pending"
             let rows = (1...6).map { FixtureRow(id: $0, key: "k\($0)", desName: $0 <= 2 ? nil : "N\($0)", shard: $0 <= 2 ? nil : 0) }

@@ -269,6 +269,8 @@ public struct LocalBodyFetcher: BodyFetcher {
     /// (every fetch would otherwise resolve it again).
     private let directory: RootDirectory?
     private let kernelConfinement: Bool
+    /// The root's open directory when the kernel may confine paths to it (retire's unlinks).
+    var rootDirectory: RootDirectory? { kernelConfinement ? directory : nil }
 
     /// Creates a fetcher.
     public init(root: String, allowAbsolute: Bool = false) {
@@ -399,6 +401,16 @@ final class RootDirectory: Sendable {
         let result = cdes_open_beneath(fd, key)
         if result < 0 && (errno == ENOSYS || errno == EPERM || errno == EINVAL) { return nil }
         return result
+    }
+
+    /// Unlinks `key` beneath the root (``cdes_unlink_beneath``): 0, or -1 with `errno`
+    /// (ENOSYS when this kernel cannot check).
+    func unlinkBeneath(_ key: String) -> Int32 {
+        guard fd >= 0 else {
+            errno = ENOSYS
+            return -1
+        }
+        return cdes_unlink_beneath(fd, key)
     }
 
     static func realPath(_ path: String) -> String? {

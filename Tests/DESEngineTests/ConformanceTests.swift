@@ -51,7 +51,7 @@ struct SQLiteSourceFixture: SourceFixture {
         defer { d.cleanup() }
         let report = await SourceConnectorConformance.run(fixture: SQLiteSourceFixture(dir: d.dir))
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 9)
+        #expect(report.passed.count == 10)
     }
 
     @Test("The SQLite metadata store passes the MetadataStore suite")
@@ -95,6 +95,7 @@ struct CarelessConnector: SourceConnector {
     func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int {
         try await base.markPackedUnlessPacked(rowIDs: rowIDs, names: names, container: container)
     }
+    func markSourceDeleted(rowIDs: [String]) async throws -> Int { try await base.markSourceDeleted(rowIDs: rowIDs) }
     func returnFailedRows(_ rowIDs: [String], to target: FailedRowTarget) async throws -> Int {
         try await base.returnFailedRows(rowIDs, to: target)
     }

@@ -6,21 +6,28 @@ import Testing
 
 /// `des dlq list|retry|resolve`, run as a user would: the real binary over a deployment.
 @Suite("des dlq") struct DeadLetterCommandTests {
-    /// Runs `des ARGS -c CONFIG`; its exit status, stdout and stderr.
+    /// Runs `des dlq ARGS -c CONFIG`; its exit status, stdout and stderr.
     static func dlq(_ args: [String], config: String, dir: String) async throws -> (status: Int32, out: String, err: String) {
+        try await des(["dlq"] + args, config: config, dir: dir)
+    }
+
+    /// Runs `des ARGS -c CONFIG`; its exit status, stdout and stderr.
+    static func des(_ args: [String], config: String, dir: String) async throws -> (status: Int32, out: String, err: String) {
         let (outPath, errPath) = (dir + "/out-\(UUID().uuidString)", dir + "/err-\(UUID().uuidString)")
         try #require(FileManager.default.createFile(atPath: outPath, contents: nil) && FileManager.default.createFile(atPath: errPath, contents: nil))
         let (out, err) = (try FileHandle(forWritingTo: URL(fileURLWithPath: outPath)), try FileHandle(forWritingTo: URL(fileURLWithPath: errPath)))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try desBinary())
-        p.arguments = ["dlq"] + args + ["-c", config, "--log-level", "critical"]
+        // (An empty config: the arguments as given, for commands without -c.)
+        p.arguments = config.isEmpty ? args : args + ["-c", config, "--log-level", "critical"]
         p.standardOutput = out
         p.standardError = err
         try p.run()
         await waitForExit(p)
         try out.close()
         try err.close()
-        return (p.terminationStatus, try String(contentsOfFile: outPath, encoding: .utf8), try String(contentsOfFile: errPath, encoding: .utf8))
+        let read = { (path: String) in String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data(), as: UTF8.self) }
+        return (p.terminationStatus, read(outPath), read(errPath))
     }
 
     static func json(_ text: String) throws -> [String: Any] {

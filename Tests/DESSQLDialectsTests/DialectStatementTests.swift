@@ -46,7 +46,7 @@ struct DialectStatementTests {
                 ON des_t.[id] = v.id WHERE des_t.[des_name] IS NULL
                 """)
         #expect(statements.allSatisfy { $0.binds.count <= 2_100 })
-        #expect(sql.contains { $0.hasPrefix("SELECT TOP (?{3}) [id], [des_name], [des_container], [body_path] FROM [dbo].[files]") })
+        #expect(sql.contains { $0.hasPrefix("SELECT TOP (?{4}) [id], [des_name], [des_container], [body_path], [des_status] FROM [dbo].[files] WHERE [des_status] IN (?{1}, ?{2})") })
         // claim_mode lease: the keyset read of pending rows, and the marks from pending.
         #expect(sql.contains {
             $0.hasPrefix("SELECT TOP (?{3}) [id], ") && $0.contains("WHERE [des_status] = ?{1} AND [des_shard] IN (0, 1)")

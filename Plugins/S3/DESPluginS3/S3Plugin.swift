@@ -170,7 +170,7 @@ public struct S3BodiesConfig: PluginConfiguration {
 /// downloaded to a temporary file the packer deletes after use (and the next fetcher of a dead
 /// process's downloads).
 public final class S3BodyFetcher: BodyFetcher {
-    private let config: S3BodiesConfig
+    let config: S3BodiesConfig
     private let environment: [String: String]
     private let what: String
     private let clients = Mutex<[String: S3Client]>([:])

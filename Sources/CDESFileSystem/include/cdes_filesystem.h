@@ -12,4 +12,11 @@
 /// case the caller falls back to resolving the path itself.
 int cdes_open_beneath(int dirfd, const char *path);
 
+/// Removes the directory entry `path` (relative) beneath `dirfd`: its directory is opened
+/// with openat2(2) RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS (so no link or `..` leads outside),
+/// then the last component is unlinked there — a symbolic link itself, never what it points at.
+/// Returns 0, or -1 with errno: EXDEV when the path escapes, ENOENT when it is gone, ENOSYS or
+/// EPERM when the kernel lacks openat2 (the caller then checks the path itself).
+int cdes_unlink_beneath(int dirfd, const char *path);
+
 #endif

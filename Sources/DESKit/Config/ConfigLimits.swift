@@ -64,6 +64,8 @@ public enum ConfigLimits {
     public static let packerDrainSeconds: ClosedRange<Double> = 0.1...3_600
     /// `packer.claim_timeout_seconds` and `sources[].claim_timeout_seconds`: from a second to a week.
     public static let claimTimeoutSeconds: ClosedRange<Double> = 1...week
+    /// `sources[].bodies.delete_after_pack`: from at once (when safe) to ten years.
+    public static let deleteAfterPack: ClosedRange<Double> = 0...(3_660 * day)
     /// `packer.idle_sleep_seconds`: from no pause to an hour.
     public static let idleSleepSeconds: ClosedRange<Double> = 0...3_600
 
@@ -151,6 +153,7 @@ public enum ConfigLimits {
         Entry(keyPath: "sources[].batch_size", bounds: .count(sourceBatchSize)),
         Entry(keyPath: "sources[].claim_timeout_seconds", bounds: .seconds(claimTimeoutSeconds)),
         Entry(keyPath: "sources[].shard_bits", bounds: .count(shardBits)),
+        Entry(keyPath: "sources[].bodies.delete_after_pack", bounds: .seconds(deleteAfterPack)),
         Entry(keyPath: "metadata.connection.port", bounds: .count(port)),
         Entry(keyPath: "metadata.connection.pool_size", bounds: .count(poolSize)),
         Entry(keyPath: "metadata.connection.pool_recycle", bounds: .seconds(poolRecycleSeconds)),

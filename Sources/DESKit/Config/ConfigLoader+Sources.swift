@@ -6,7 +6,7 @@ extension ConfigLoader {
         "name", "enabled", "connection", "table", "bodies", "batch_size", "claim_timeout_seconds", "shard_bits",
     ]
     /// `bodies:`: DES reads `type`; the body-fetcher plugin reads the rest.
-    static let bodiesRules = PluginSectionRules(kind: .bodies, ownKeys: [], secretKeys: [])
+    static let bodiesRules = PluginSectionRules(kind: .bodies, ownKeys: ["delete_after_pack"], secretKeys: [])
     /// The keys of a `connection:` block DES reads itself: where the server is, who logs in, and
     /// the pool's settings (the SQL layer and its pool are DES's). `driver_options` and `dialect`
     /// are the plugin's, read by its configuration type.
@@ -31,11 +31,11 @@ extension ConfigLoader {
     }
     static let tableKeys = [
         "name", "schema", "columns", "where_clause", "status_new_value", "status_pending_value", "status_claimed_value",
-        "status_packed_value", "status_failed_value", "shard_key_column",
+        "status_packed_value", "status_failed_value", "status_source_deleted_value", "shard_key_column",
     ]
     static let columnKeys = [
         "id", "s3_bucket", "s3_key", "size_bytes", "status", "created_at", "metadata_columns", "des_name", "des_hash",
-        "des_container", "claimed_by", "claimed_at", "error", "packed_at",
+        "des_container", "claimed_by", "claimed_at", "error", "packed_at", "source_deleted_at",
     ]
 
     /// Reads every source; checks names (non-empty, `[A-Za-z0-9_-]`, unique) and that shard bits agree with the packer's.
@@ -97,6 +97,7 @@ extension ConfigLoader {
         if let enabled = try m.bool("enabled") { source.enabled = enabled }
         if let bodies = try pluginSection(m, "bodies", rules: bodiesRules, defaultType: "local", plugins: plugins, table: table) {
             source.bodies = BodiesConfig(type: bodies.type, settings: bodies.settings)
+            source.bodies.deleteAfterPack = try bodies.mapping.duration("delete_after_pack", in: ConfigLimits.deleteAfterPack)
         } else if table.columns.s3Bucket != nil {
             source.bodies.type = "s3"
         }
@@ -173,10 +174,12 @@ extension ConfigLoader {
         if let v = try nonEmpty(m, "status_claimed_value") { table.statusClaimedValue = v }
         if let v = try nonEmpty(m, "status_packed_value") { table.statusPackedValue = v }
         if let v = try nonEmpty(m, "status_failed_value") { table.statusFailedValue = v }
+        if let v = try nonEmpty(m, "status_source_deleted_value") { table.statusSourceDeletedValue = v }
         if let v = try identifier(m, "shard_key_column") { table.shardKeyColumn = v }
         let statuses = [
             ("status_pending_value", table.statusPendingValue), ("status_claimed_value", table.statusClaimedValue),
             ("status_packed_value", table.statusPackedValue), ("status_failed_value", table.statusFailedValue),
+            ("status_source_deleted_value", table.statusSourceDeletedValue),
         ]
         for (i, (key, value)) in statuses.enumerated() {
             if let earlier = statuses[..<i].first(where: { $0.1 == value }) {
@@ -239,6 +242,7 @@ extension ConfigLoader {
         if let v = try identifier(m, "claimed_at") { c.claimedAt = v }
         if let v = try identifier(m, "error") { c.error = v }
         if let v = try identifier(m, "packed_at") { c.packedAt = v }
+        if let v = try identifier(m, "source_deleted_at") { c.sourceDeletedAt = v }
         return c
     }
 

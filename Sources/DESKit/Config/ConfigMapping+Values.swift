@@ -85,6 +85,37 @@ extension ConfigMapping {
         return value
     }
 
+    /// A duration in seconds within `range`: a number of seconds, or one or more parts of a
+    /// number and a unit — `ms`, `s`, `m`, `h`, `d`, `w` (`90s`, `15m`, `24h`, `1h30m`, `7d`, `0s`).
+    func duration(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let text = try text(key, expected: "a duration") else { return nil }
+        guard let seconds = Self.parseDuration(text.trimmingSpaces) else {
+            throw error(key, .wrongType, "expected a duration (like 30s, 15m, 24h, 7d or 1h30m), got \(shown(text, key: key))")
+        }
+        guard seconds.isFinite, range.contains(seconds) else {
+            throw error(key, .invalidValue, "must be \(Self.bounds(range, unit: "seconds")), got \(shownNumber(text.trimmingSpaces, key: key))")
+        }
+        return seconds
+    }
+
+    /// Seconds of `30s`, `1h30m`, `7d`, a plain number of seconds; nil when malformed.
+    static func parseDuration(_ text: String) -> Double? {
+        if let plain = parseDouble(text.replacing("_", with: "")) { return plain >= 0 ? plain : nil }
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3_600), ("d", 86_400), ("w", 604_800)]
+        var rest = Substring(text.lowercased())
+        var total = 0.0
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            let digits = rest.prefix { $0.isNumber || $0 == "." }
+            guard !digits.isEmpty, let value = Double(digits) else { return nil }
+            rest = rest.dropFirst(digits.count)
+            guard let unit = units.first(where: { rest.hasPrefix($0.0) && !(($0.0 == "m") && rest.hasPrefix("ms")) }) else { return nil }
+            rest = rest.dropFirst(unit.0.count)
+            total += value * unit.1
+        }
+        return total
+    }
+
     /// `true`/`false` (also `yes`/`no`, `on`/`off`).
     func bool(_ key: String) throws -> Bool? {
         guard let text = try text(key, expected: "true or false") else { return nil }

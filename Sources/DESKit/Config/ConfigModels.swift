@@ -128,6 +128,9 @@ public struct ColumnMapping: Sendable, Hashable {
     public var error: String = "des_error"
     /// When the row was packed (database time), written only where the table has the column.
     public var packedAt: String = "des_packed_at"
+    /// When the row's body was deleted by the retire worker (database time), written only where
+    /// the table has the column.
+    public var sourceDeletedAt: String = "des_source_deleted_at"
     /// Creates the default mapping.
     public init() {}
 }
@@ -154,6 +157,8 @@ public struct TableConfig: Sendable, Hashable {
     public var statusFailedValue: String
     /// The column the marker writes each row's shard number into (DES routes by the hash of the DES name).
     public var shardKeyColumn: String
+    /// Status the retire worker sets on a packed row once its body is deleted.
+    public var statusSourceDeletedValue: String = "DES_SOURCE_DELETED"
 
     /// Creates a table config with the defaults.
     public init(
@@ -188,6 +193,10 @@ public struct BodiesConfig: Sendable, Hashable {
         self.type = type
         self.settings = settings
     }
+
+    /// `delete_after_pack`: how long after its container is uploaded a packed row's body may be
+    /// deleted by `des retire` (0: as soon as it is safe). Nil: bodies are never deleted.
+    public var deleteAfterPack: Double?
 
     /// The directory bodies are files under, when the plugin keeps them so (`des sample` writes there).
     public var directory: String? {

@@ -33,8 +33,40 @@ public protocol BodyFetcher: Sendable {
 
     /// Releases connections, threads and temporary files (the fetcher is not used after). Default: nothing.
     func close() async
+
+    /// The body's current version (size, and its S3 ETag or its mtime and inode on disk), or nil
+    /// when there is no body there. Used by `des retire` to see that a body did not change
+    /// between the check of its bytes and its deletion. Default: this fetcher cannot tell.
+    func version(of location: BodyLocation) async throws -> BodyVersion?
+
+    /// Deletes bodies (`des retire`): S3 in DeleteObjects requests of up to 1,000 keys, local
+    /// files unlinked only beneath the bodies' root. A body already gone counts as deleted.
+    /// Returns the ones that could not be deleted, with why. Default: this fetcher cannot delete.
+    func delete(_ locations: [BodyLocation]) async throws -> [BodyLocation: String]
+}
+
+/// One version of a body: what `des retire` compares before it deletes.
+public struct BodyVersion: Sendable, Hashable, CustomStringConvertible {
+    /// Its size in bytes.
+    public var size: UInt64
+    /// What changes when it is rewritten: the S3 ETag, or the mtime (ns) and inode on disk.
+    public var tag: String
+    /// Creates a version.
+    public init(size: UInt64, tag: String) {
+        self.size = size
+        self.tag = tag
+    }
+    public var description: String { "\(size) bytes, \(tag)" }
 }
 
 extension BodyFetcher {
     public func close() async {}
+
+    public func version(of location: BodyLocation) async throws -> BodyVersion? {
+        throw DESKitError(.configuration, "this body fetcher cannot tell a body's version, so des retire cannot delete its bodies")
+    }
+
+    public func delete(_ locations: [BodyLocation]) async throws -> [BodyLocation: String] {
+        throw DESKitError(.configuration, "this body fetcher cannot delete bodies (des retire)")
+    }
 }

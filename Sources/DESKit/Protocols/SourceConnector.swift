@@ -121,12 +121,15 @@ public struct PackedRow: Sendable, Hashable {
     /// The container's storage key.
     public var container: String
     public var body: BodyLocation
+    /// Whether `des retire` deleted the body (the row's status is `status_source_deleted_value`).
+    public var bodyDeleted: Bool
     /// Creates a packed row.
-    public init(rowID: String, desName: String, container: String, body: BodyLocation) {
+    public init(rowID: String, desName: String, container: String, body: BodyLocation, bodyDeleted: Bool = false) {
         self.rowID = rowID
         self.desName = desName
         self.container = container
         self.body = body
+        self.bodyDeleted = bodyDeleted
     }
 }
 
@@ -161,6 +164,8 @@ public struct SourceStats: Sendable, Equatable, Codable {
     public var packed: Int = 0
     /// Rows that failed.
     public var failed: Int = 0
+    /// Rows packed whose bodies `des retire` has deleted.
+    public var retired: Int = 0
     /// Rows in any other status.
     public var other: Int = 0
     /// Creates zero counts.
@@ -213,6 +218,12 @@ public protocol SourceConnector: Sendable {
     /// Marks rows failed with their reasons, only rows still pending. Returns how many changed.
     func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int
 
+    /// `des retire`: marks packed rows whose bodies were deleted — `status_source_deleted_value`,
+    /// and `source_deleted_at` where the table has the column — only rows still packed. An empty
+    /// list writes nothing and only checks that the status can be written to this table (a
+    /// catalog error otherwise, before any body is deleted). Returns how many changed.
+    func markSourceDeleted(rowIDs: [String]) async throws -> Int
+
     /// Sends failed rows back (`des dlq retry`): to naming (a row the marker failed: unnamed
     /// again, its status the table's "new" value or NULL) or to packing (a named row the packer
     /// failed: pending again, no claim). Only rows that are failed, and of that kind, change;
@@ -229,7 +240,9 @@ public protocol SourceConnector: Sendable {
     /// in one statement. Returns the number of rows named.
     func nameRows(limit: Int, assign: @escaping @Sendable ([UnnamedRow]) throws -> [NameAssignment]) async throws -> Int
 
-    /// Packed rows with their container, in row-id order after `afterRowID` (for audits).
+    /// Packed rows with their container, in row-id order after `afterRowID` (for audits and
+    /// `des retire`): rows packed, and rows packed whose bodies retire has deleted
+    /// (``PackedRow/bodyDeleted``).
     func packedRows(afterRowID: String?, limit: Int) async throws -> [PackedRow]
 
     /// Row counts by status.
@@ -264,6 +277,11 @@ extension SourceConnector {
     /// See ``readPending(shards:afterRowID:limit:)``.
     public func rowsNamed(_ names: [String]) async throws -> [NamedRow] {
         throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot find rows by name")
+    }
+
+    /// A source that cannot record retired bodies: `des retire` says so before deleting anything.
+    public func markSourceDeleted(rowIDs: [String]) async throws -> Int {
+        throw DESKitError(.configuration, "source '\(name)' cannot record deleted bodies, so des retire cannot run on it")
     }
 
     /// A source that cannot send rows back: `des dlq retry` says so (`resolve` still works).

@@ -199,6 +199,20 @@ public final class SQLSourceConnector: SourceConnector {
             }, holder: nil)
     }
 
+    public func markSourceDeleted(rowIDs: [String]) async throws -> Int {
+        let (d, s) = (dialect, try await tableShape())
+        if let problem = s.statusSourceDeletedProblem { throw DESKitError(.catalog, problem) }
+        return try await updateInChunks(
+            ids: rowIDs, shape: s,
+            prefix: { binds in
+                binds = [s.statusValue(s.statusSourceDeleted)]
+                var set = "\(s.status) = \(s.statusParam(d, 1))"
+                if let at = s.sourceDeletedAt { set += ", \(at) = \(d.now(for: s.sourceDeletedAtKind ?? .float))" }
+                binds.append(s.statusValue(s.statusPacked))
+                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) = \(s.statusParam(d, 2))"
+            }, holder: nil)
+    }
+
     public func markFailed(_ rows: [FailedRow], holder: String?) async throws -> Int {
         try await markFailed(rows, fromPending: false, holder: holder)
     }
@@ -291,16 +305,22 @@ public final class SQLSourceConnector: SourceConnector {
         let (d, s) = (dialect, try await tableShape())
         var binds: [SQLValue] = [s.statusValue(s.statusPacked)]
         // Without a container column the container is not known here: the audit then finds the name by its (day, shard).
-        var cols = "\(s.id), \(s.desName), \(s.container ?? "NULL"), \(s.key)"
+        var cols = "\(s.id), \(s.desName), \(s.container ?? "NULL"), \(s.key), \(s.status)"
         if let bucket = s.bucket { cols += ", \(bucket)" }
-        var rest = "\(s.table) WHERE \(s.status) = \(s.statusParam(d, 1))\(s.andWhere)"
+        var statuses = s.statusParam(d, 1)
+        // Rows whose bodies retire deleted are packed too (a status the column cannot hold is never asked for).
+        if s.statusSourceDeletedProblem == nil {
+            binds.append(s.statusValue(s.statusSourceDeleted))
+            statuses += ", " + s.statusParam(d, binds.count)
+        }
+        var rest = "\(s.table) WHERE \(s.status) IN (\(statuses))\(s.andWhere)"
         if let afterRowID {
             binds.append(s.idValue(afterRowID))
-            rest += " AND \(s.id) > \(s.idParam(d, 2))"
+            rest += " AND \(s.id) > \(s.idParam(d, binds.count))"
         }
         let limited = d.limitedSelect(cols, from: rest + " ORDER BY \(s.id)", limit: limit, bind: binds.count + 1)
         if let bind = limited.bind { binds.append(bind) }
-        let (query, values, maxRows, hasBucket) = (limited.sql, binds, limited.maxRows, s.bucket != nil)
+        let (query, values, maxRows, hasBucket, deleted) = (limited.sql, binds, limited.maxRows, s.bucket != nil, s.statusSourceDeleted)
         let rows = try await pool.withConnection { conn in
             try await conn.withSession { try $0.query(query, values, maxRows: maxRows) }
         }
@@ -308,7 +328,7 @@ public final class SQLSourceConnector: SourceConnector {
             guard let id = r[0].text, let name = r[1].text else { return nil }
             return PackedRow(
                 rowID: id, desName: name, container: r[2].text ?? "",
-                body: BodyLocation(bucket: hasBucket ? r[4].text : nil, key: r[3].text ?? ""))
+                body: BodyLocation(bucket: hasBucket ? r[5].text : nil, key: r[3].text ?? ""), bodyDeleted: r[4].text == deleted)
         }
     }
 
@@ -334,6 +354,7 @@ public final class SQLSourceConnector: SourceConnector {
             case s.statusClaimed: stats.claimed += n
             case s.statusPacked: stats.packed += n
             case s.statusFailed: stats.failed += n
+            case s.statusSourceDeleted: stats.retired += n
             default: stats.other += n
             }
         }

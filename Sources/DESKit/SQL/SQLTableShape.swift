@@ -20,6 +20,14 @@ public struct SQLTableShape: Sendable {
     public let claimedBy: String
     /// Optional columns: nil when the reflected table lacks them.
     public let container: String?, claimedAt: String?, error: String?, packedAt: String?
+    /// When the retire worker deleted the body (optional, like `packed_at`).
+    public let sourceDeletedAt: String?, sourceDeletedAtKind: SQLColumnKind?
+    /// The status of a row whose body the retire worker deleted.
+    public let statusSourceDeleted: String
+    /// Why ``statusSourceDeleted`` cannot be written to this table's status column (an enum
+    /// without the label, a numeric column and a text value); nil when it can. Checked when the
+    /// retire worker starts, not at connect: a table that never retires need not have the label.
+    public let statusSourceDeletedProblem: String?
     /// Metadata columns, quoted, the META keys their values are stored under, and their kinds
     /// (`columns.created_at` is the last, under `created_at`, when configured).
     public let metadata: [(quoted: String, name: String, kind: SQLColumnKind?)]
@@ -159,6 +167,10 @@ public struct SQLTableShape: Sendable {
         let packedAtColumn = try columns.optional(c.packedAt, "columns.packed_at", kinds: time)
         claimedAt = claimedAtColumn?.quoted
         packedAt = packedAtColumn?.quoted
+        let sourceDeletedColumn = try columns.optional(c.sourceDeletedAt, "columns.source_deleted_at", kinds: time)
+        sourceDeletedAt = sourceDeletedColumn?.quoted
+        sourceDeletedAtKind = sourceDeletedColumn?.reflected?.kind
+        statusSourceDeleted = config.statusSourceDeletedValue
         container = try columns.optional(c.desContainer, "columns.des_container", kinds: text)?.quoted
         error = try columns.optional(c.error, "columns.error", kinds: text)?.quoted
         // The column is read; the value is stored in META under the configured key (the original's mapping).
@@ -188,6 +200,18 @@ public struct SQLTableShape: Sendable {
             ("status_new_value", statusNew), ("status_pending_value", statusPending), ("status_claimed_value", statusClaimed),
             ("status_packed_value", statusPacked), ("status_failed_value", statusFailed),
         ]
+        if let labels = statusColumn.reflected?.labels, !labels.contains(config.statusSourceDeletedValue) {
+            statusSourceDeletedProblem =
+                "\(columns.who)status column '\(c.status)' of \(columns.tableName) is \(statusColumn.reflected?.type ?? "an enum"), "
+                + "without the label '\(config.statusSourceDeletedValue)' (status_source_deleted_value): add it to the type, or set "
+                + "status_source_deleted_value to one of \(labels.map { "'\($0)'" }.joined(separator: ", "))"
+        } else if statusKind == .integer || statusKind == .decimal, Int64(config.statusSourceDeletedValue) == nil {
+            statusSourceDeletedProblem =
+                "\(columns.who)status column '\(c.status)' of \(columns.tableName) is \(statusColumn.reflected?.type ?? "numeric"): "
+                + "status_source_deleted_value '\(config.statusSourceDeletedValue)' must be its integer code"
+        } else {
+            statusSourceDeletedProblem = nil
+        }
         // An enum status takes only its labels: a value it lacks would fail the first mark, with rows in hand.
         if let labels = statusColumn.reflected?.labels {
             for (key, value) in values {

@@ -31,7 +31,7 @@ public actor __NAME__Source: SourceConnector {
         var error: String?
     }
 
-    enum Status: String, Codable { case unnamed, pending, claimed, packed, failed }
+    enum Status: String, Codable { case unnamed, pending, claimed, packed, failed, sourceDeleted }
 
     /// One line of the journal.
     struct Change: Codable {
@@ -136,6 +136,9 @@ public actor __NAME__Source: SourceConnector {
                 guard rows[i].status == .pending else { continue }
                 rows[i].status = .failed
                 rows[i].error = c.reasons?[n]
+            case "source-deleted":  // des retire deleted the body
+                guard rows[i].status == .packed else { continue }
+                rows[i].status = .sourceDeleted
             case "return-to-naming":  // des dlq retry of the marker's failures
                 guard rows[i].status == .failed, rows[i].name == nil else { continue }
                 rows[i].status = .unnamed
@@ -239,7 +242,7 @@ public actor __NAME__Source: SourceConnector {
             case .claimed: state = .claimed
             case .packed: state = .packed
             case .failed: state = .failed
-            case .unnamed: state = .other
+            case .unnamed, .sourceDeleted: state = .other
             }
             return NamedRow(rowID: row.id, desName: name, state: state)
         }
@@ -273,11 +276,18 @@ public actor __NAME__Source: SourceConnector {
     }
 
     public func packedRows(afterRowID: String?, limit: Int) async throws -> [PackedRow] {
-        let packed = rows.filter { $0.status == .packed }.sorted { Self.idOrder($0.id, $1.id) }
+        let packed = rows.filter { $0.status == .packed || $0.status == .sourceDeleted }.sorted { Self.idOrder($0.id, $1.id) }
         let after = packed.filter { row in afterRowID.map { Self.idOrder($0, row.id) } ?? true }
         return after.prefix(limit).map {
-            PackedRow(rowID: $0.id, desName: $0.name ?? "", container: $0.container ?? "", body: BodyLocation(bucket: nil, key: $0.key))
+            PackedRow(
+                rowID: $0.id, desName: $0.name ?? "", container: $0.container ?? "", body: BodyLocation(bucket: nil, key: $0.key),
+                bodyDeleted: $0.status == .sourceDeleted)
         }
+    }
+
+    public func markSourceDeleted(rowIDs: [String]) async throws -> Int {
+        guard !rowIDs.isEmpty else { return 0 }
+        return try record(Change(op: "source-deleted", ids: rowIDs))
     }
 
     public func stats() async throws -> SourceStats {
@@ -289,6 +299,7 @@ public actor __NAME__Source: SourceConnector {
             case .claimed: s.claimed += 1
             case .packed: s.packed += 1
             case .failed: s.failed += 1
+            case .sourceDeleted: s.retired += 1
             }
         }
         return s

@@ -1,0 +1,203 @@
+import DESFormat
+import DESKit
+import DESNaming
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Retirer {
+    /// A row whose body may go: the version seen before its bytes were compared (nil: the body
+    /// was already gone, as after a crash between a delete and its mark), and its size.
+    struct Ready {
+        var row: PackedRow
+        var version: BodyVersion?
+        var bytes: Int
+    }
+
+    /// Checks a batch of packed rows and retires those that pass every check.
+    func retireBatch(
+        _ rows: [PackedRow], of source: Source, lettered: Set<String>, containers: inout [String: ContainerRecord], totals: inout Totals
+    ) async throws {
+        let name = source.connector.name
+        var skipped: [String: Int] = [:]
+        func skip(_ reason: String, _ count: Int = 1) { if count > 0 { skipped[reason, default: 0] += count } }
+        defer {
+            for (reason, count) in skipped {
+                totals.skipped[reason, default: 0] += count
+                metrics.skipped(reason, count: count)
+            }
+        }
+        // 1–2: each row's uploaded container, old enough.
+        let reader = StorageArchiveReader(storage: storage, cache: cache)
+        var byContainer: [String: [PackedRow]] = [:]
+        var refreshed = false
+        for row in rows {
+            if lettered.contains(row.rowID) {
+                skip("dead_lettered")
+                continue
+            }
+            var key = row.container.isEmpty ? await containerKey(of: row.desName, in: containers, reader: reader) : row.container
+            if key.map({ containers[$0] == nil }) ?? true, !refreshed {
+                // Packed after this pass listed the containers: list them again, once a batch.
+                containers = try await uploadedContainers()
+                refreshed = true
+                if row.container.isEmpty { key = await containerKey(of: row.desName, in: containers, reader: reader) }
+            }
+            guard let key, let record = containers[key] else {
+                skip("container_not_uploaded")
+                continue
+            }
+            guard (record.ageSeconds ?? 0) >= source.delaySeconds else {
+                skip("too_young")
+                continue
+            }
+            byContainer[key, default: []].append(row)
+        }
+        // 3–4: the packed bytes against META's sha256, then the body against the packed bytes.
+        var ready: [Ready] = []
+        var letters: [DeadLetter] = []
+        for (key, group) in byContainer.sorted(by: { $0.key < $1.key }) {
+            let index: DESIndex
+            do {
+                index = try await retry.run { try await reader.index(key: key) }
+            } catch {
+                logger.error("a container's index cannot be read; its bodies are kept", metadata: ["container": "\(key)", "error": "\(error)"])
+                skip("container_unreadable", group.count)
+                continue
+            }
+            guard index.isSealed else {
+                skip("no_checksum", group.count)
+                continue
+            }
+            for row in group {
+                let packed: [UInt8]?
+                do {
+                    packed = try await retry.run { try await reader.file(named: row.desName, key: key) }
+                } catch {
+                    // The body may be the only good copy left: kept, and an operator told.
+                    letters.append(letter(row, of: name, "the packed copy in \(key) does not read back (\(error)); the body is kept"))
+                    continue
+                }
+                guard let packed else {
+                    skip("not_in_container")  // des check reports the row
+                    continue
+                }
+                do {
+                    guard let version = try await source.fetcher.version(of: row.body) else {
+                        ready.append(Ready(row: row, version: nil, bytes: packed.count))
+                        continue
+                    }
+                    guard version.size == UInt64(packed.count), try await bodyBytes(row.body, fetcher: source.fetcher) == packed else {
+                        letters.append(
+                            letter(
+                                row, of: name,
+                                "the body at \(row.body) changed since it was packed (now \(version.size) bytes, packed "
+                                    + "\(packed.count), or the same size with other bytes); it is kept"))
+                        continue
+                    }
+                    ready.append(Ready(row: row, version: version, bytes: packed.count))
+                } catch let error as DESKitError where error.code == .notFound {
+                    ready.append(Ready(row: row, version: nil, bytes: packed.count))
+                } catch {
+                    logger.warning("a body cannot be checked; kept for now", metadata: ["source": "\(name)", "row": "\(row.rowID)", "error": "\(error)"])
+                    skip("body_unreadable")
+                }
+            }
+        }
+        if !letters.isEmpty {
+            skip("body_changed", letters.count)
+            if !config.dryRun {
+                let batch = letters
+                try await retry.run { try await metadata.addDeadLetters(batch) }
+                logger.warning("bodies kept and dead-lettered", metadata: ["source": "\(name)", "count": "\(letters.count)", "first": "\(letters[0].reason)"])
+            }
+        }
+        // 5: the version again, just before the delete.
+        var deleting: [Ready] = [], gone: [Ready] = []
+        for item in ready {
+            guard let before = item.version else {
+                gone.append(item)
+                continue
+            }
+            let now = try? await source.fetcher.version(of: item.row.body)
+            if now == before {
+                deleting.append(item)
+            } else if now == nil {
+                gone.append(item)
+            } else {
+                skip("body_changing")
+            }
+        }
+        if config.dryRun {
+            totals.deleted += deleting.count
+            totals.bytes += deleting.reduce(0) { $0 + UInt64($1.bytes) }
+            totals.wouldDelete += deleting.map { "\(name) \($0.row.rowID) \($0.row.body)" }
+            skip("already_gone", gone.count)
+            return
+        }
+        let failures = deleting.isEmpty ? [:] : try await retry.run { try await source.fetcher.delete(deleting.map(\.row.body)) }
+        for (location, reason) in failures.prefix(5) {
+            logger.warning("a body could not be deleted; its row stays packed", metadata: ["body": "\(location)", "error": "\(reason)"])
+        }
+        skip("delete_failed", failures.count)
+        let deleted = deleting.filter { failures[$0.row.body] == nil }
+        let done = deleted + gone
+        if !done.isEmpty {
+            let ids = done.map(\.row.rowID)
+            _ = try await retry.run { try await source.connector.markSourceDeleted(rowIDs: ids) }
+        }
+        skip("already_gone", gone.count)
+        let bytes = deleted.reduce(0) { $0 + UInt64($1.bytes) }
+        totals.deleted += deleted.count
+        totals.bytes += bytes
+        metrics.deleted.increment(by: deleted.count)
+        metrics.bytes.increment(by: Int(clamping: bytes))
+        if !done.isEmpty {
+            logger.info("bodies retired", metadata: ["source": "\(name)", "deleted": "\(deleted.count)", "bytes": "\(bytes)", "already_gone": "\(gone.count)"])
+        }
+    }
+
+    func letter(_ row: PackedRow, of source: String, _ reason: String) -> DeadLetter {
+        DeadLetter(source: source, rowID: row.rowID, desName: row.desName, stage: "retire", reason: reason)
+    }
+
+    /// The body's bytes as the packer would read them.
+    func bodyBytes(_ location: BodyLocation, fetcher: any BodyFetcher) async throws -> [UInt8] {
+        let body = try await fetcher.fetch(location)
+        defer { if body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) } }
+        if let opener = body.opener {
+            let fd = try opener()
+            defer { _ = close(fd) }
+            var out: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw DESKitError(.storage, "cannot read body '\(body.path)': \(String(cString: strerror(errno)))")
+                }
+                if n == 0 { break }
+                out += chunk[0..<n]
+            }
+            return out
+        }
+        guard let data = FileManager.default.contents(atPath: body.path) else {
+            throw DESKitError(.notFound, "no such file '\(body.path)'")
+        }
+        return [UInt8](data)
+    }
+
+    /// The uploaded container of `name`'s (day, shard) that holds it, for a table without a
+    /// container column: found from the name alone, as readers find it (newest first).
+    func containerKey(of name: String, in containers: [String: ContainerRecord], reader: StorageArchiveReader) async -> String? {
+        guard let parsed = try? SnowflakeName(parsing: name) else { return nil }
+        let shard = Int(consistentHash(name, bits: config.shardBits))
+        let candidates = containers.values.filter { $0.day == parsed.isoDay && $0.shard == shard }.sorted { $0.id > $1.id }
+        for candidate in candidates {
+            if let index = try? await reader.index(key: candidate.key), index.entry(named: name) != nil { return candidate.key }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,88 @@
+import CDESFileSystem
+import DESKit
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `des retire` needs from local bodies: each body's version, and its removal, never
+/// outside the bodies' root.
+extension LocalBodyFetcher {
+    /// Size, mtime (ns) and inode of the file the packer would read (links followed beneath the
+    /// root, as a fetch follows them); nil when nothing is there.
+    public func version(of location: BodyLocation) async throws -> BodyVersion? {
+        let fd: Int32
+        do {
+            fd = try open(location.key)
+        } catch let error as DESKitError where error.code == .notFound {
+            return nil
+        }
+        defer { _ = Glibc.close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw DESKitError(.storage, "cannot stat body '\(location.key)': \(String(cString: strerror(errno)))")
+        }
+        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        return BodyVersion(size: UInt64(st.st_size), tag: "mtime \(mtime) ns, inode \(st.st_ino)")
+    }
+
+    /// Unlinks each body's directory entry beneath the root (a symbolic link is removed itself,
+    /// never its target); an absolute path only with `allow_absolute`, as reads. Gone already
+    /// counts as deleted.
+    public func delete(_ locations: [BodyLocation]) async throws -> [BodyLocation: String] {
+        var failed: [BodyLocation: String] = [:]
+        for location in locations {
+            do {
+                try unlinkBody(location.key)
+            } catch {
+                failed[location] = "\(error)"
+            }
+        }
+        return failed
+    }
+
+    private func unlinkBody(_ key: String) throws {
+        guard !key.isEmpty, !key.utf8.contains(0) else { throw DESKitError(.invalidData, "body key '\(key)' cannot be deleted") }
+        if key.hasPrefix("/") {
+            guard allowAbsolute else {
+                throw DESKitError(.invalidData, "absolute body path '\(key)' refused: bodies are deleted only under the root '\(root)'")
+            }
+            if Glibc.unlink(key) != 0 && errno != ENOENT { throw Self.unlinkFailure(key) }
+            return
+        }
+        if let directory = rootDirectory {
+            let result = directory.unlinkBeneath(key)
+            if result == 0 || errno == ENOENT || errno == ENOTDIR && !Self.escapes(key) { return }
+            if errno == EXDEV || errno == ELOOP { throw DESKitError(.invalidData, "body path '\(key)' escapes the body root '\(root)'") }
+            if !(errno == ENOSYS || errno == EPERM || errno == EINVAL) { throw Self.unlinkFailure(key) }
+        }
+        // No openat2: the entry's directory, links resolved, must be the root or beneath it.
+        guard let realRoot = RootDirectory.realPath(root) else {
+            throw DESKitError(.unavailable, "body root '\(root)' does not exist (is its volume mounted?)")
+        }
+        guard !Self.escapes(key) else { throw DESKitError(.invalidData, "body path '\(key)' escapes the body root '\(root)'") }
+        let joined = realRoot + "/" + key
+        let parent = (joined as NSString).deletingLastPathComponent
+        let base = (joined as NSString).lastPathComponent
+        guard let realParent = RootDirectory.realPath(parent) else { return }  // its directory is gone: so is the body
+        guard realParent == realRoot || realParent.hasPrefix(realRoot == "/" ? "/" : realRoot + "/"), base != "..", base != "." else {
+            throw DESKitError(.invalidData, "body path '\(key)' escapes the body root '\(root)' (its directory resolves to '\(realParent)')")
+        }
+        if Glibc.unlink(realParent + "/" + base) != 0 && errno != ENOENT { throw Self.unlinkFailure(key) }
+    }
+
+    private static func unlinkFailure(_ key: String) -> DESKitError {
+        DESKitError(.storage, "cannot delete body '\(key)': \(String(cString: strerror(errno)))")
+    }
+
+    /// Whether `..` segments climb above the start of a relative key.
+    private static func escapes(_ key: String) -> Bool {
+        var depth = 0
+        for part in key.split(separator: "/") {
+            if part == ".." { depth -= 1 } else if part != "." { depth += 1 }
+            if depth < 0 { return true }
+        }
+        return false
+    }
+}
