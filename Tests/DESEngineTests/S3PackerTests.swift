@@ -128,3 +128,71 @@ import Testing
         print("s3 packer test (\(mode)): \(kills) kills")
     }
 }
+
+@Suite("Retiring S3 bodies") struct S3RetireTests {
+    @Test("1,200 S3 bodies retired in one batch go in DeleteObjects requests of at most 1,000 keys; a body rewritten since packing stays in its bucket")
+    func retireS3Bodies() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let (endpoint, region, key, secret) = (try testServerSetting("DES_TEST_S3_ENDPOINT"), try testServerSetting("DES_TEST_S3_REGION"),
+                                               try testServerSetting("DES_TEST_S3_ACCESS_KEY"), try testServerSetting("DES_TEST_S3_SECRET_KEY"))
+        let bucket = "des-retire-\(UUID().uuidString.prefix(8).lowercased())"
+        let bodies = S3Storage(client: S3Client(settings: S3Settings(
+            endpoint: endpoint, region: region, bucket: bucket, credentials: .init(accessKey: key, secretKey: secret))))
+        try await bodies.createBucket()
+        let rows = 1_200
+        let file = d.dir + "/upload"
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<8 {
+                group.addTask {
+                    let path = file + "\(lane)"
+                    for i in stride(from: lane + 1, through: rows, by: 8) {
+                        _ = FileManager.default.createFile(atPath: path, contents: Data("body \(i)".utf8))
+                        _ = try await bodies.put(key: "in/f\(i)", fromFile: path)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        var columns = ColumnMapping()
+        columns.s3Bucket = "bucket"
+        columns.s3Key = "object_key"
+        let table = TableConfig(name: "files", columns: columns)
+        let catalog = try await SQLiteConnection.open(path: d.catalogPath)
+        try await catalog.withTransaction { s in
+            for statement in try SQLiteCatalogSchema.createStatements(for: table) { try s.execute(statement) }
+            for i in 1...rows {
+                try s.execute("INSERT INTO files (id, bucket, object_key) VALUES (?1, ?2, ?3)", [.int(Int64(i)), .text(bucket), .text("in/f\(i)")])
+            }
+        }
+        await catalog.close()
+        let credentials = "endpoint: \(endpoint), region: \(region), access_key: \(key), secret_key: \(secret)"
+        let config = d.dir + "/s3.yaml"
+        try """
+            sources:
+              - name: s3catalog
+                connection: {type: sqlite, database: catalog.sqlite}
+                table:
+                  name: files
+                  columns: {id: id, s3_bucket: bucket, s3_key: object_key, status: des_status}
+                bodies: {type: s3, \(credentials), delete_after_pack: 0s}
+            storage: {type: local, root: archive, prefix: des}
+            metadata: {connection: {type: sqlite, database: metadata.sqlite}}
+            packer: {work_dir: work, shard_bits: 2, batch_size: 400, fetch_concurrency: 16}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        for step in [["marker", "run", "--until-idle"], ["packer", "run", "--until-idle"]] {
+            let p = try startDES(step, config: config)
+            await d.wait(p)
+            try #require(p.terminationStatus == 0, "\(step)")
+        }
+        _ = FileManager.default.createFile(atPath: file, contents: Data("rewritten".utf8))
+        _ = try await bodies.put(key: "in/f77", fromFile: file)
+        let run = try await DeadLetterCommandTests.des(["retire", "--until-idle", "--batch-size", "2000", "--json"], config: config, dir: d.dir)
+        #expect(run.status == 0, "\(run.err)")
+        let totals = try DeadLetterCommandTests.json(run.out)
+        #expect(totals["deleted"] as? Int == rows - 1 && (totals["skipped"] as? [String: Int])?["body_changed"] == 1, "\(totals)")
+        #expect(try await bodies.list(prefix: "in").map(\.key) == ["in/f77"])
+        let retired = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_SOURCE_DELETED'").first?[0].int
+        #expect(retired == Int64(rows - 1))
+    }
+}

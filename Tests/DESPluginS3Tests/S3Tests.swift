@@ -255,3 +255,37 @@ struct S3ConformanceTests {
         #expect(report.passed.count == 6)
     }
 }
+
+@Suite("S3 bodies: versions and DeleteObjects")
+struct S3BodyRetireTests {
+    @Test("1,200 bodies are deleted in two DeleteObjects requests (1,000 and 200 keys); a version is the size and ETag; a missing key has none")
+    func deleteInBatches() async throws {
+        let storage = try await S3Server.freshStorage()
+        let settings = storage.client.settings
+        var connection = S3ConnectionConfig()
+        connection.endpoint = settings.endpoint
+        connection.region = settings.region
+        connection.accessKey = Secret(settings.credentials.accessKey)
+        connection.secretKey = Secret(settings.credentials.secretKey)
+        let fetcher = S3BodyFetcher(config: S3BodiesConfig(bucket: settings.bucket, connection: connection), environment: [:], what: "test")
+        defer { Task { await fetcher.close() } }
+        let file = try temporaryFile(Array("hello".utf8))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let keys = (0..<1_200).map { "b/\($0)" }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<8 {
+                group.addTask { for i in stride(from: lane, to: keys.count, by: 8) { _ = try await storage.put(key: keys[i], fromFile: file) } }
+            }
+            try await group.waitForAll()
+        }
+        let version = try await fetcher.version(of: BodyLocation(bucket: nil, key: "b/7"))
+        #expect(version?.size == 5 && version?.tag.hasPrefix("etag ") == true, "\(String(describing: version))")
+        #expect(try await fetcher.version(of: BodyLocation(bucket: nil, key: "b/none")) == nil)
+        let client = try fetcher.client(bucket: settings.bucket)
+        client.resetCounts()
+        let failed = try await fetcher.delete(keys.map { BodyLocation(bucket: nil, key: $0) } + [BodyLocation(bucket: nil, key: "b/never")])
+        #expect(failed.isEmpty, "\(failed)")
+        #expect(client.requestCounts["POST"] == 2, "\(client.requestCounts)")
+        #expect(try await storage.list(prefix: "b").isEmpty)
+    }
+}
