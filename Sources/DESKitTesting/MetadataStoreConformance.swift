@@ -148,6 +148,30 @@ public enum MetadataStoreConformance {
                 try await store.recordManifest(containerID: two.id, manifest: manifest, lease: lease) == false, c, "a fenced manifest was recorded")
         }
 
+        await runner.run("import: a container found in storage keeps its id, once; later ids come after it") {
+            let c = "import: a container found in storage keeps its id, once; later ids come after it"
+            let store = try await makeStore()
+            defer { Task { await store.close() } }
+            let key = containerKey(prefix: "p", day: "2025-04-01", shard: 7, id: 500)
+            let found = ContainerRecord(
+                id: 500, day: "2025-04-01", shard: 7, key: key, state: .uploaded, holder: "rebuild", token: 0, fileCount: 12, bytes: 1_200,
+                size: 4_096, etag: "e500")
+            try require(try await store.importContainer(found), c, "the first import")
+            try require(try await store.importContainer(found) == false, c, "the same container imported twice")
+            var clash = found
+            clash.id = 501
+            try require(try await store.importContainer(clash) == false, c, "a second record of one key")
+            let listed = try await store.containers(state: .uploaded, shard: 7, day: "2025-04-01")
+            try require(
+                listed.map(\.id) == [500] && listed.first?.etag == "e500" && listed.first?.size == 4_096 && listed.first?.fileCount == 12
+                    && listed.first?.bytes == 1_200 && listed.first?.key == key, c, "imported \(listed)")
+            guard let lease = try await store.acquireLease(shard: 7, holder: a, ttlSeconds: 30) else {
+                throw ConformanceFailure(check: c, message: "no grant")
+            }
+            let next = try await store.createContainer(day: "2025-04-01", shard: 7, lease: lease, keyPrefix: "p")
+            try require(next.id > 500, c, "a container created after the import has id \(next.id)")
+        }
+
         await runner.run("dead letters") {
             let c = "dead letters"
             let store = try await makeStore()

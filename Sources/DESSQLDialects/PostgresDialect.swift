@@ -191,6 +191,9 @@ public struct PostgresMetadataDialect: SQLMetadataDialect {
     public var name: String { "postgresql" }
     public func placeholder(_ position: Int) -> String { "$\(position)" }
     public var now: String { PostgresDialect.now }
+    public var resyncContainerIDs: String? {
+        "SELECT setval(pg_get_serial_sequence('des_containers', 'id'), (SELECT MAX(id) FROM des_containers))"
+    }
     public var migrations: [[String]] {
         [[
             """

@@ -65,7 +65,7 @@ struct SQLiteSourceFixture: SourceFixture {
             return store
         }
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 7)
+        #expect(report.passed.count == 8)
     }
 }
 

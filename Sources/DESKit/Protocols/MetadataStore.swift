@@ -214,6 +214,11 @@ public protocol MetadataStore: Sendable {
     /// Containers, filtered by state, shard and day.
     func containers(state: ContainerState?, shard: Int?, day: String?) async throws -> [ContainerRecord]
 
+    /// Records a container found in storage (`des rebuild`), under its own id, as given
+    /// (normally `uploaded`), unless a container with that id or key is recorded already.
+    /// Returns whether it was added. Later containers get ids above every imported one.
+    func importContainer(_ record: ContainerRecord) async throws -> Bool
+
     /// Adds rows to the dead-letter table.
     func addDeadLetters(_ letters: [DeadLetter]) async throws
 

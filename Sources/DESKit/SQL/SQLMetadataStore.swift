@@ -30,11 +30,17 @@ public protocol SQLMetadataDialect: Sendable {
 
     /// What a `SELECT` of constants needs before its `WHERE` (` FROM DUAL` in MySQL, MariaDB and Oracle).
     var fromDual: String { get }
+
+    /// A statement run after containers were inserted under ids of their own (`des rebuild`), so
+    /// that later ids come after them: PostgreSQL moves its sequence; SQLite's AUTOINCREMENT and
+    /// MySQL's AUTO_INCREMENT follow explicit ids themselves (nil, the default).
+    var resyncContainerIDs: String? { get }
 }
 
 extension SQLMetadataDialect {
     public var keyColumn: String { "key" }
     public var fromDual: String { "" }
+    public var resyncContainerIDs: String? { nil }
 
     public func acquireLease(in session: any SQLSession, shard: Int, pod: String, instance: String, ttlSeconds: Double) throws
         -> (token: Int64, expiresAt: Double)?

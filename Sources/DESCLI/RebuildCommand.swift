@@ -1,0 +1,54 @@
+import ArgumentParser
+import DESEngine
+import DESKit
+import Foundation
+
+/// `des rebuild`: the metadata store's container records, recreated from storage.
+struct RebuildCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebuild",
+        abstract: "Recreate the metadata store's container records from the containers in storage.",
+        discussion: """
+            For a metadata store that was lost or restored from an old backup. Lists \
+            storage under storage.prefix, reads each container's footer and index with \
+            the readers' suffix read (checking the seal), and records each one uploaded \
+            under the id its key carries, unless that id or key is recorded already. \
+            Objects that cannot be used are listed on stderr and the command exits 65; \
+            nothing is recorded for them. Run it with the packers stopped.
+
+            Storage cannot give back what only the metadata store holds: deletes \
+            (tombstones), dead letters, leases. Back the store up (docs/operations.md).
+
+            Examples:
+              des rebuild -c des.yaml --dry-run
+              des rebuild -c des.yaml && des check -c des.yaml
+            """)
+
+    @OptionGroup var options: PipelineOptions
+    @Flag(help: "Report what would be recorded; write nothing.") var dryRun = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrorsAsync {
+            let logger = options.logger("des.rebuild")
+            let runtime = try await Runtime.open(configPath: options.configPath, needSources: false)
+            let report = try await runtime.closing {
+                try await Rebuild(metadata: runtime.metadata, storage: runtime.storage, keyPrefix: runtime.config.storage.prefix, logger: logger)
+                    .run(dryRun: dryRun)
+            }
+            if json {
+                Terminal.out(
+                    Terminal.json([
+                        "dry_run": dryRun, "recorded": report.recorded, "already_recorded": report.alreadyRecorded, "files": report.files,
+                        "big_files": report.bigFiles, "unusable": report.unusable,
+                    ]) + "\n")
+            } else {
+                for line in report.unusable { Terminal.error("unusable: \(line)") }
+                Terminal.out(
+                    "\(dryRun ? "would record" : "recorded") \(report.recorded) containers (\(report.files) files); "
+                        + "\(report.alreadyRecorded) already recorded; \(report.unusable.count) unusable objects; \(report.bigFiles) big files\n")
+            }
+            if !report.unusable.isEmpty { throw ExitCode(DESExit.dataError) }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import DESFormat
+import DESKit
+import Logging
+
+/// `des rebuild`: recreates the metadata store's container records from the containers in
+/// storage, after the store was lost.
+///
+/// Every object under `{prefix}/` whose key is a container key (`{prefix}/{day}/shard_{NN}_c{id}.des`)
+/// is read with the suffix read readers use — footer, index and, for a sealed container, META,
+/// checked against the seal — and recorded `uploaded` under its own id, unless the store has that
+/// id or key already. Objects that cannot be used are reported, never recorded. Big files stored
+/// beside the containers (`{prefix}/_bigFiles/…`) are bodies, not containers: counted, skipped.
+///
+/// What storage cannot give back: tombstones, dead letters and leases live only in the
+/// metadata store (docs/operations.md says how to back it up).
+public struct Rebuild: Sendable {
+    /// What a rebuild found and did.
+    public struct Report: Sendable, Equatable {
+        /// Containers recorded now (or, in a dry run, that would be).
+        public var recorded = 0
+        /// Containers already recorded (by id or key): left as they are.
+        public var alreadyRecorded = 0
+        /// Files in the containers recorded.
+        public var files = 0
+        /// Objects under `{prefix}/_bigFiles/`.
+        public var bigFiles = 0
+        /// Objects not used, with why (`key: reason`).
+        public var unusable: [String] = []
+        /// Creates an empty report.
+        public init() {}
+    }
+
+    let metadata: any MetadataStore
+    let storage: any StorageBackend
+    let keyPrefix: String
+    let logger: Logger
+
+    /// A rebuild of `metadata`'s containers from `storage` under `keyPrefix`.
+    public init(metadata: any MetadataStore, storage: any StorageBackend, keyPrefix: String, logger: Logger) {
+        self.metadata = metadata
+        self.storage = storage
+        self.keyPrefix = keyPrefix
+        self.logger = logger
+    }
+
+    /// Where a container key says it belongs: its day, shard and id; nil for any other key.
+    public static func parse(key: String, prefix: String) -> (day: String, shard: Int, id: Int64)? {
+        let head = prefix.isEmpty ? "" : prefix + "/"
+        guard key.hasPrefix(head) else { return nil }
+        let parts = key.dropFirst(head.count).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[1].hasPrefix("shard_"), parts[1].hasSuffix(".des") else { return nil }
+        let day = String(parts[0])
+        let fields = parts[1].dropFirst("shard_".count).dropLast(".des".count).split(separator: "_", omittingEmptySubsequences: false)
+        guard fields.count == 2, fields[1].hasPrefix("c"), let shard = Int(fields[0]), shard >= 0, let id = Int64(fields[1].dropFirst()), id > 0,
+            isDay(day)
+        else { return nil }
+        // Only the key DES itself would write for these values (no "+7", no other padding).
+        guard containerKey(prefix: prefix, day: day, shard: shard, id: id) == key else { return nil }
+        return (day, shard, id)
+    }
+
+    static func isDay(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-") else { return false }
+        return b.enumerated().allSatisfy { i, c in i == 4 || i == 7 || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) }
+    }
+
+    /// Lists the prefix, reads every container's index, and records the usable ones.
+    public func run(dryRun: Bool) async throws -> Report {
+        var report = Report()
+        // (The listed prefix has no '/': some S3 servers refuse a listing whose prefix holds one.)
+        let objects = try await storage.list(prefix: keyPrefix)
+        let head = keyPrefix.isEmpty ? "" : keyPrefix + "/"
+        let reader = StorageArchiveReader(storage: storage)
+        for object in objects where object.key.hasPrefix(head) {
+            if object.key.hasPrefix(head + "_bigFiles/") {
+                report.bigFiles += 1
+                continue
+            }
+            guard let (day, shard, id) = Self.parse(key: object.key, prefix: keyPrefix) else {
+                report.unusable.append("\(object.key): not a container key ({prefix}/{YYYY-MM-DD}/shard_{NN}_c{id}.des)")
+                continue
+            }
+            let index: DESIndex
+            do {
+                let versioned = try await reader.versionedIndex(key: object.key)
+                index = versioned.index
+            } catch {
+                report.unusable.append("\(object.key): \(error)")
+                continue
+            }
+            if !index.isSealed {
+                logger.warning("a container without a seal is recorded; its entries carry no checksums", metadata: ["key": "\(object.key)"])
+            }
+            let record = ContainerRecord(
+                id: id, day: day, shard: shard, key: object.key, state: .uploaded, holder: "rebuild", token: 0, fileCount: index.count,
+                bytes: index.entries.reduce(0) { $0 + $1.dataLength }, size: object.size, etag: object.etag)
+            if dryRun {
+                let known = try await metadata.containers(state: nil, shard: shard, day: day).contains { $0.id == id || $0.key == object.key }
+                if known { report.alreadyRecorded += 1 } else { report.recorded += 1; report.files += index.count }
+                continue
+            }
+            if try await metadata.importContainer(record) {
+                report.recorded += 1
+                report.files += index.count
+            } else {
+                report.alreadyRecorded += 1
+            }
+        }
+        logger.info(
+            "rebuild done",
+            metadata: ["recorded": "\(report.recorded)", "already": "\(report.alreadyRecorded)", "unusable": "\(report.unusable.count)"])
+        return report
+    }
+}

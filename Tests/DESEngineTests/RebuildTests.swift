@@ -1,0 +1,88 @@
+import DESEngine
+import DESKit
+import DESTestSupport
+import Foundation
+import Testing
+
+/// `des rebuild` after the metadata store is lost, on SQLite and on PostgreSQL.
+@Suite("Rebuilding the metadata store from storage") struct RebuildTests {
+    @Test("SQLite: after a full run the metadata database is deleted; des rebuild records every container again, reports junk and a corrupted container (exit 65) without recording them, is idempotent, and des check passes; later containers get later ids")
+    func rebuildSQLite() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(300, size: 120)
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2, maxFiles: 40).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let config = try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}")
+        let before = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil)
+        try #require(before.count >= 8)
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.dir + "/metadata.sqlite" + suffix) }
+        let lost = try await DeadLetterCommandTests.des(["check"], config: config, dir: d.dir)
+        #expect(lost.status == 65, "des check passed with no container records: \(lost.out)")
+
+        // Junk beside the containers: a stray object, and a copy of a container with its last byte flipped.
+        let archive = d.dir + "/archive/"
+        try Data("not a container".utf8).write(to: URL(fileURLWithPath: archive + "des/notes.txt"))
+        let victim = before[0]
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: archive + victim.key))
+        bytes[bytes.count - 1] ^= 0xFF
+        let corruptKey = containerKey(prefix: "des", day: victim.day, shard: victim.shard, id: 999_999)
+        try bytes.write(to: URL(fileURLWithPath: archive + corruptKey))
+
+        let dry = try await DeadLetterCommandTests.des(["rebuild", "--dry-run", "--json"], config: config, dir: d.dir)
+        #expect(try DeadLetterCommandTests.json(dry.out)["recorded"] as? Int == before.count, "\(dry)")
+        #expect(try await d.metadata().containers(state: nil, shard: nil, day: nil).isEmpty, "a dry run recorded containers")
+        let run = try await DeadLetterCommandTests.des(["rebuild", "--json"], config: config, dir: d.dir)
+        #expect(run.status == 65, "\(run)")
+        let report = try DeadLetterCommandTests.json(run.out)
+        #expect(report["recorded"] as? Int == before.count && report["files"] as? Int == 300, "\(report)")
+        let unusable = try #require(report["unusable"] as? [String])
+        #expect(unusable.count == 2 && unusable.contains { $0.hasPrefix("des/notes.txt") } && unusable.contains { $0.hasPrefix(corruptKey) }, "\(unusable)")
+        let after = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil)
+        #expect(Set(after.map(\.id)) == Set(before.map(\.id)) && Set(after.map(\.key)) == Set(before.map(\.key)))
+        #expect(after.allSatisfy { rebuilt in before.contains { $0.id == rebuilt.id && $0.fileCount == rebuilt.fileCount && $0.etag == rebuilt.etag } })
+        try FileManager.default.removeItem(atPath: archive + corruptKey)
+        try FileManager.default.removeItem(atPath: archive + "des/notes.txt")
+        let again = try await DeadLetterCommandTests.des(["rebuild", "--json"], config: config, dir: d.dir)
+        let againReport = try DeadLetterCommandTests.json(again.out)
+        #expect(again.status == 0 && againReport["already_recorded"] as? Int == before.count, "\(again)")
+        let check = try await DeadLetterCommandTests.des(["check"], config: config, dir: d.dir)
+        #expect(check.status == 0, "\(check.out) \(check.err)")
+        // Packing goes on above the rebuilt ids.
+        try await d.addRows(30, size: 10, seed: 9)
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let newer = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil).filter { id in !before.contains { $0.id == id.id } }
+        #expect(!newer.isEmpty && newer.allSatisfy { $0.id > before.map(\.id).max() ?? 0 })
+        #expect(try await d.audit().isOK)
+    }
+
+    @Test("PostgreSQL: the metadata tables are dropped after a full run; des rebuild records every container again and des check passes; the sequence continues above them")
+    func rebuildPostgres() async throws {
+        let pg = try await PostgresDeployment(rows: 1500, applicationName: "des-rebuild")
+        defer { pg.cleanup() }
+        for step in [["marker", "run", "--until-idle"], ["packer", "run", "--until-idle"]] {
+            let p = try pg.des(step)
+            await pg.d.wait(p)
+            try #require(p.terminationStatus == 0, "\(step)")
+        }
+        let schema = pg.schema
+        let count = try await pg.admin.withSession { try $0.query("SELECT COUNT(*), MAX(id) FROM \(schema).des_containers WHERE state = 'uploaded'") }
+        let (containers, maxID) = (count.first?[0].int ?? 0, count.first?[1].int ?? 0)
+        try #require(containers >= 10)
+        _ = try await pg.admin.withSession { s in
+            for table in ["des_dead_letters", "des_containers", "des_shard_locks", "des_schema_version"] {
+                try s.execute("DROP TABLE \(schema).\(table) CASCADE")
+            }
+        }
+        let run = try await DeadLetterCommandTests.des(["rebuild", "--json"], config: pg.config, dir: pg.d.dir)
+        #expect(run.status == 0, "\(run.err)")
+        let report = try DeadLetterCommandTests.json(run.out)
+        #expect(report["recorded"] as? Int == Int(containers) && report["files"] as? Int == 1500, "\(report)")
+        let check = try await DeadLetterCommandTests.des(["check"], config: pg.config, dir: pg.d.dir)
+        #expect(check.status == 0, "\(check.out) \(check.err)")
+        let next = try await pg.admin.withSession { try $0.query("SELECT nextval(pg_get_serial_sequence('\(schema).des_containers', 'id'))") }
+        #expect((next.first?[0].int ?? 0) > maxID)
+        try await pg.drop()
+    }
+}
