@@ -116,7 +116,13 @@ struct GetCommand: AsyncParsableCommand {
             defer { out?.abort() }
             let runtime = try await Runtime.open(configPath: options.configPath, needSources: false)
             let shard = Int(consistentHash(name, bits: runtime.config.packer.shardBits))
-            let (found, searched) = try await runtime.closing { try await find(parsed: parsed, shard: shard, runtime: runtime) }
+            let (found, searched) = try await runtime.closing { () -> ([UInt8]?, Int) in
+                if let stone = try await runtime.metadata.tombstone(named: name) {
+                    throw CLIFailure(
+                        message: "\(name): deleted (\(stone.origin), at \(Terminal.time(stone.deletedAt))): \(stone.reason)", exitCode: DESExit.noInput)
+                }
+                return try await find(parsed: parsed, shard: shard, runtime: runtime)
+            }
             guard let bytes = found else {
                 throw CLIFailure(
                     message: "\(name): not in any uploaded container of day \(parsed.isoDay), shard \(shard) (\(searched) searched)",
@@ -177,6 +183,7 @@ struct CheckCommand: AsyncParsableCommand {
                     Terminal.json([
                         "ok": report.isOK, "rows_checked": report.rowsChecked, "bytes_checked": report.bytesChecked,
                         "containers": report.containers, "entries": report.entries, "problems": report.problems,
+                        "rows_body_retired": report.rowsRetired, "files_deleted": report.filesDeleted,
                         "seconds": secs,
                     ]) + "\n")
             } else {
@@ -184,6 +191,8 @@ struct CheckCommand: AsyncParsableCommand {
                 Terminal.out(
                     "\(report.isOK ? "OK" : "FAILED"): \(report.rowsChecked) packed rows read back by name "
                         + "(\(Terminal.bytes(report.bytesChecked))) from \(report.containers) containers "
+                        + (report.rowsRetired > 0 ? "(\(report.rowsRetired) with their bodies retired) " : "")
+                        + (report.filesDeleted > 0 ? "(\(report.filesDeleted) files deleted) " : "")
                         + "(\(report.entries) entries) in \(String(format: "%.2f", secs)) s\n")
                 for (source, s) in report.unpacked.sorted(by: { $0.key < $1.key }) {
                     Terminal.out("  \(source) not packed: unnamed \(s.unnamed), pending \(s.pending), claimed \(s.claimed), failed \(s.failed)\n")

@@ -58,9 +58,11 @@ extension Runtime {
         let server = DESHTTPServer(
             parts: .init(metadata: metadata, storage: storage, cache: cache, shardBits: config.packer.shardBits, readiness: readiness),
             settings: settings, routes: routes, registry: Observability.registry, logger: logger)
-        let members: [ServiceRunner.Member] =
+        var members: [ServiceRunner.Member] =
             [.init(service: server.application(onRunning: onRunning), endsGroup: false)] + workers
             + [.init(service: DrainGate(readiness: readiness, seconds: settings.drainSeconds), endsGroup: false)]
+        // Where files are served, deletes are polled beside them.
+        if routes.contains(.files) { members.append(.init(service: server.tombstonePoller, endsGroup: false)) }
         try await ServiceRunner.run(members, logger: logger)
     }
 }

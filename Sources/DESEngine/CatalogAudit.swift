@@ -20,6 +20,8 @@ public struct CatalogAudit: Sendable {
         public var entries = 0
         /// Packed rows whose bodies `des retire` deleted (their bytes checked against META's sha256 only).
         public var rowsRetired = 0
+        /// Files deleted (tombstones), whether or not a container still holds their bytes.
+        public var filesDeleted = 0
         /// Rows not packed, by status, per source.
         public var unpacked: [String: SourceStats] = [:]
         /// Problems (mismatches, missing or duplicated entries), at most 100.
@@ -54,6 +56,16 @@ public struct CatalogAudit: Sendable {
         var report = Report()
         func problem(_ text: String) { if report.problems.count < 100 { report.problems.append(text) } }
         let reader = StorageArchiveReader(storage: storage)
+        // Deleted files: counted as deleted, never as missing or orphaned.
+        var deleted = Set<String>()
+        var seq: Int64 = 0
+        while true {
+            let page = try await metadata.tombstones(afterSeq: seq, limit: 10_000)
+            guard let last = page.last else { break }
+            seq = last.seq
+            deleted.formUnion(page.map(\.name))
+        }
+        report.filesDeleted = deleted.count
         var indexes: [String: DESIndex] = [:]
         var seen: [String: String] = [:]
         for container in try await metadata.containers(state: .uploaded, shard: nil, day: nil) {
@@ -78,6 +90,8 @@ public struct CatalogAudit: Sendable {
                 if rows.isEmpty { break }
                 after = rows.last?.rowID
                 for row in rows {
+                    // A deleted file whose row was not marked yet (a delete through the HTTP service).
+                    if deleted.contains(row.desName) { continue }
                     report.rowsChecked += 1
                     packedNames.insert(row.desName)
                     guard let index = indexes[row.container] else {
@@ -134,7 +148,7 @@ public struct CatalogAudit: Sendable {
                     "\(source.name): \(stale.count) rows claimed for more than the lease TTL of \(Int(staleAfterSeconds)) s (first: row \(stale[0].rowID)): run des recover")
             }
         }
-        for name in seen.keys where !packedNames.contains(name) {
+        for name in seen.keys where !packedNames.contains(name) && !deleted.contains(name) {
             problem("\(name) is in container \(seen[name] ?? "?") but no packed row has that name")
         }
         return report

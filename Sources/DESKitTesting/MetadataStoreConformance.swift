@@ -172,6 +172,26 @@ public enum MetadataStoreConformance {
             try require(next.id > 500, c, "a container created after the import has id \(next.id)")
         }
 
+        await runner.run("tombstones: each name once, polled in order after a sequence number, found by name") {
+            let c = "tombstones: each name once, polled in order after a sequence number, found by name"
+            let store = try await makeStore()
+            defer { Task { await store.close() } }
+            try require(try await store.tombstones(afterSeq: 0, limit: 10).isEmpty, c, "a fresh store has tombstones")
+            let added = try await store.addTombstones([
+                Tombstone(name: "A_1", reason: "ticket 7 ü", origin: "delete", containerID: 3, bytes: 40),
+                Tombstone(name: "A_2", reason: "retention 30d", origin: "retention", containerID: nil, bytes: 0),
+            ])
+            try require(added == 2, c, "added \(added)")
+            try require(try await store.addTombstones([Tombstone(name: "A_1", reason: "again", origin: "delete", containerID: 4, bytes: 1)]) == 0, c, "a second tombstone of one name")
+            let all = try await store.tombstones(afterSeq: 0, limit: 10)
+            try require(all.map(\.name) == ["A_1", "A_2"] && all[0].seq < all[1].seq && all[0].deletedAt > 0, c, "polled \(all)")
+            try require(all[0].reason == "ticket 7 ü" && all[0].containerID == 3 && all[0].bytes == 40 && all[1].containerID == nil, c, "\(all[0])")
+            try require(try await store.tombstones(afterSeq: all[0].seq, limit: 10).map(\.name) == ["A_2"], c, "after the first")
+            try require(try await store.tombstones(afterSeq: 0, limit: 1).map(\.name) == ["A_1"], c, "limit 1")
+            try require(try await store.tombstone(named: "A_2")?.origin == "retention", c, "by name")
+            try require(try await store.tombstone(named: "A_3") == nil, c, "a name never deleted")
+        }
+
         await runner.run("dead letters") {
             let c = "dead letters"
             let store = try await makeStore()

@@ -249,8 +249,8 @@ public enum SourceConnectorConformance {
             try await source.healthCheck()
         }
 
-        await runner.run("retired rows: only packed rows become source-deleted, and stay listed as packed with their bodies gone") {
-            let c = "retired rows: only packed rows become source-deleted, and stay listed as packed with their bodies gone"
+        await runner.run("retired and deleted rows: only packed rows become source-deleted (still listed as packed) or deleted (not listed)") {
+            let c = "retired and deleted rows: only packed rows become source-deleted (still listed as packed) or deleted (not listed)"
             let rows = (1...4).map { FixtureRow(id: $0, key: "k\($0)", desName: "N\($0)", shard: 0) }
             let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
             defer { Task { await source.close() } }
@@ -266,6 +266,13 @@ public enum SourceConnectorConformance {
                 "packed rows \(packed)")
             let stats = try await source.stats()
             try require(stats.retired == 1 && stats.packed == 1 && stats.claimed == 1 && stats.pending == 1, c, "stats \(stats)")
+            // Deletes: packed and retired rows become deleted by name; claimed and pending rows do not.
+            try require(try await source.markDeleted(names: []) == 0, c, "the empty check wrote rows")
+            try require(try await source.markDeleted(names: ["N1", "N2", "N3", "N4", "nobody"]) == 2, c, "delete N1 (retired) and N2 (packed)")
+            try require(try await source.markDeleted(names: ["N1"]) == 0, c, "a deleted row deleted again")
+            let after = try await source.stats()
+            try require(after.deleted == 2 && after.retired == 0 && after.packed == 0, c, "after deletes \(after)")
+            try require(try await source.packedRows(afterRowID: nil, limit: 10).isEmpty, c, "deleted rows listed as packed")
         }
 
         await runner.run("failed rows go back (des dlq retry): the marker's to naming, the packer's to pending") {

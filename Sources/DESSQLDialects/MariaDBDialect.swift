@@ -221,6 +221,15 @@ public struct MariaDBMetadataDialect: SQLMetadataDialect {
             // 2: container manifests (packer.claim_mode lease).
             "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS manifest LONGTEXT NULL, ADD COLUMN IF NOT EXISTS marked_at DOUBLE NULL",
             "CREATE INDEX IF NOT EXISTS des_containers_unmarked ON des_containers (marked_at, shard)",
+        ], [
+            // 3: deletes (tombstones) and compaction (containers retired, and what replaced them).
+            """
+            CREATE TABLE IF NOT EXISTS des_tombstones (
+              seq BIGINT AUTO_INCREMENT PRIMARY KEY, des_name VARCHAR(255) NOT NULL UNIQUE, reason TEXT NOT NULL, origin VARCHAR(32) NOT NULL,
+              deleted_at DOUBLE NOT NULL, container_id BIGINT NULL, bytes BIGINT NOT NULL DEFAULT 0) \(table)
+            """,
+            "CREATE INDEX IF NOT EXISTS des_tombstones_container ON des_tombstones (container_id)",
+            "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS retired_at DOUBLE NULL, ADD COLUMN IF NOT EXISTS replaced_by BIGINT NULL",
         ]]
     }
 

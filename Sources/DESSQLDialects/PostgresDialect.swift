@@ -222,6 +222,16 @@ public struct PostgresMetadataDialect: SQLMetadataDialect {
             "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS manifest TEXT",
             "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS marked_at DOUBLE PRECISION",
             "CREATE INDEX IF NOT EXISTS des_containers_unmarked ON des_containers(shard) WHERE manifest IS NOT NULL AND marked_at IS NULL",
+        ], [
+            // 3: deletes (tombstones) and compaction (containers retired, and what replaced them).
+            """
+            CREATE TABLE IF NOT EXISTS des_tombstones (
+              seq BIGSERIAL PRIMARY KEY, des_name TEXT NOT NULL UNIQUE, reason TEXT NOT NULL, origin TEXT NOT NULL,
+              deleted_at DOUBLE PRECISION NOT NULL, container_id BIGINT, bytes BIGINT NOT NULL DEFAULT 0)
+            """,
+            "CREATE INDEX IF NOT EXISTS des_tombstones_container ON des_tombstones(container_id)",
+            "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS retired_at DOUBLE PRECISION",
+            "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS replaced_by BIGINT",
         ]]
     }
 }

@@ -175,6 +175,16 @@ public struct SQLiteMetadataDialect: SQLMetadataDialect {
             "ALTER TABLE des_containers ADD COLUMN manifest TEXT",
             "ALTER TABLE des_containers ADD COLUMN marked_at REAL",
             "CREATE INDEX IF NOT EXISTS des_containers_unmarked ON des_containers(shard) WHERE manifest IS NOT NULL AND marked_at IS NULL",
+        ], [
+            // 3: deletes (tombstones) and compaction (containers retired, and what replaced them).
+            """
+            CREATE TABLE IF NOT EXISTS des_tombstones (
+              seq INTEGER PRIMARY KEY AUTOINCREMENT, des_name TEXT NOT NULL UNIQUE, reason TEXT NOT NULL, origin TEXT NOT NULL,
+              deleted_at REAL NOT NULL, container_id INTEGER, bytes INTEGER NOT NULL DEFAULT 0)
+            """,
+            "CREATE INDEX IF NOT EXISTS des_tombstones_container ON des_tombstones(container_id)",
+            "ALTER TABLE des_containers ADD COLUMN retired_at REAL",
+            "ALTER TABLE des_containers ADD COLUMN replaced_by INTEGER",
         ]]
     }
 }

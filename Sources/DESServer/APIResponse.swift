@@ -21,6 +21,12 @@ enum APIResponse {
         return Response(status: status, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
+    /// A JSON object.
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return json(String(decoding: data, as: UTF8.self), status: status)
+    }
+
     /// A JSON error (with the request's id, when there is one).
     static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) -> Response {
         var fields = ["code": code, "message": message]

@@ -63,7 +63,15 @@ public struct DESHTTPServer: Sendable {
     let locator: FileLocator
     let fileBody: FileBody
     let readiness: Readiness
+    /// Deletes, polled from the metadata store (run ``tombstonePoller`` beside the server).
+    let tombstones: TombstoneWatcher
+    /// Records `DELETE /files/{name}`.
+    let deleter: FileDeleter
     let started = monotonicSeconds()
+
+    /// The service that keeps the server's list of deleted files current: run it in the
+    /// server's service group whenever `/files` is served.
+    public var tombstonePoller: some Service { tombstones }
 
     /// A server over `parts`; its metrics go to `registry`, which `/metrics` emits whole.
     public init(parts: Parts, settings: ServerSettings, routes: Routes = .all, registry: PrometheusCollectorRegistry, logger: Logger) {
@@ -82,6 +90,9 @@ public struct DESHTTPServer: Sendable {
         self.locator = locator
         self.fileBody = FileBody(locator: locator, metrics: metrics, verifyMaxBytes: settings.verifyMaxBytes)
         self.readiness = parts.readiness
+        self.tombstones = TombstoneWatcher(metadata: parts.metadata, pollSeconds: settings.tombstonePollSeconds, logger: logger)
+        self.deleter = FileDeleter(
+            sources: [], metadata: parts.metadata, storage: parts.storage, cache: parts.cache, shardBits: parts.shardBits, logger: logger)
     }
 
     /// The router with every enabled route and the middleware (metrics and request ids on all,

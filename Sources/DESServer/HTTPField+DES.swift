@@ -5,6 +5,8 @@ extension HTTPField.Name {
     static let xDESContainer = checked("X-DES-Container")
     /// `X-DES-Shard-Id`: the file's shard.
     static let xDESShardID = checked("X-DES-Shard-Id")
+    /// `X-DES-Reason`: why a `DELETE /files/{name}` deletes (or `?reason=`).
+    static let xDESReason = checked("X-DES-Reason")
     /// `X-Content-Type-Options`.
     static let xContentTypeOptions = checked("X-Content-Type-Options")
     /// `X-Request-Id`: the request's id, as the client sent it or as the server made it.

@@ -5,6 +5,13 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
+/// An answer that is an error, before it is a response.
+struct APIError: Error {
+    var status: HTTPResponse.Status
+    var code: String
+    var message: String
+}
+
 extension DESHTTPServer {
     /// The longest name looked at: the longest name the marker can make (``SnowflakeName/maxLength``).
     static let maxNameLength = SnowflakeName.maxLength
@@ -20,23 +27,71 @@ extension DESHTTPServer {
             // A HEAD answer carries no body, errors included (their status says enough).
             return Response(status: response.status, headers: response.headers)
         }
+        group.delete("/files/{name}") { request, context -> Response in
+            await deleteFile(request, context)
+        }
+    }
+
+    /// The name of a `/files/{name}` request, or the 400 answer for what cannot be a DES name.
+    private func requestedName(_ context: BasicRequestContext) -> Result<(String, SnowflakeName), APIError> {
+        let raw = context.parameters.get("name") ?? ""
+        guard raw.utf8.count <= Self.maxNameLength * 3, let name = raw.removingPercentEncoding, name.utf8.count <= Self.maxNameLength else {
+            return .failure(APIError(status: .badRequest, code: "bad_name", message: "not a DES name: too long"))
+        }
+        do {
+            return .success((name, try SnowflakeName(parsing: name)))
+        } catch {
+            return .failure(APIError(status: .badRequest, code: "bad_name", message: "not a DES name: \(error.message)"))
+        }
+    }
+
+    /// `DELETE /files/{name}?reason=…`: a tombstone, always behind bearer tokens (a server without
+    /// tokens refuses deletes: 403). 200 when deleted (or deleted before), 404 when no uploaded
+    /// container holds the name.
+    private func deleteFile(_ request: Request, _ context: BasicRequestContext) async -> Response {
+        guard !settings.tokens.isEmpty else {
+            return APIResponse.error(
+                .forbidden, "deletes_need_auth", "this server has no bearer tokens (server.auth_tokens, DES_SERVER_TOKENS): it accepts no deletes")
+        }
+        let name: String
+        switch requestedName(context) {
+        case .failure(let e): return APIResponse.error(e.status, e.code, e.message)
+        case .success(let (n, _)): name = n
+        }
+        let reason = (request.uri.queryParameters.get("reason") ?? request.headers[.xDESReason] ?? "").trimmingCharacters(in: .whitespaces)
+        guard !reason.isEmpty, reason.utf8.count <= 2_000 else {
+            return APIResponse.error(.badRequest, "reason_required", "say why: ?reason=… or an X-DES-Reason header (at most 2,000 bytes)")
+        }
+        do {
+            let outcome = try await deleter.delete(names: [name], reason: reason)
+            if !outcome.notFound.isEmpty {
+                return APIResponse.error(.notFound, "not_found", "\(name) is in no uploaded container: nothing to delete")
+            }
+            tombstones.insert(name)
+            context.logger.notice("file deleted", metadata: ["name": "\(name)", "reason": "\(reason)"])
+            return APIResponse.json(.ok, ["name": name, "deleted": true, "already_deleted": outcome.deleted.isEmpty])
+        } catch {
+            return APIResponse.failure(error, while: "DELETE /files", logger: context.logger)
+        }
     }
 
     private func serveFile(_ request: Request, _ context: BasicRequestContext, head: Bool) async -> Response {
         // The name is checked before any I/O: no lookup for what cannot be a DES name.
-        let raw = context.parameters.get("name") ?? ""
-        guard raw.utf8.count <= Self.maxNameLength * 3, let name = raw.removingPercentEncoding, name.utf8.count <= Self.maxNameLength else {
-            return APIResponse.error(.badRequest, "bad_name", "not a DES name: too long")
-        }
-        let parsed: SnowflakeName
-        do {
-            parsed = try SnowflakeName(parsing: name)
-        } catch {
-            return APIResponse.error(.badRequest, "bad_name", "not a DES name: \(error.message)")
+        let (name, parsed): (String, SnowflakeName)
+        switch requestedName(context) {
+        case .failure(let e): return APIResponse.error(e.status, e.code, e.message)
+        case .success(let found): (name, parsed) = found
         }
         let shard = locator.shard(of: name)
         var logger = context.logger
         logger[metadataKey: "name"] = .string(name)
+        do {
+            if try await tombstones.deleted(name) {
+                return APIResponse.error(.gone, "deleted", "\(name) was deleted", headers: [.cacheControl: "no-store"])
+            }
+        } catch {
+            return APIResponse.failure(error, while: "\(request.method) /files", logger: logger)
+        }
         var attempt = 0
         while true {
             do {

@@ -24,6 +24,8 @@ public struct ServerSettings: Sendable {
     public var readyTimeoutSeconds: Double
     /// How stale a (day, shard)'s container list may be before a miss asks again.
     public var containerRefreshSeconds: Double
+    /// How often deletes are polled (`server.tombstone_poll_seconds`).
+    public var tombstonePollSeconds: Double
     /// Names whose location (container, entry, META) is remembered, so that a warm read is one ranged read.
     public var locatedCacheEntries: Int = 100_000
     /// Bodies up to this many bytes are read whole and checked against their META sha256 before
@@ -55,6 +57,7 @@ public struct ServerSettings: Sendable {
         drainSeconds = s.drainSeconds
         readyTimeoutSeconds = s.readyTimeoutSeconds
         containerRefreshSeconds = s.containerRefreshSeconds
+        tombstonePollSeconds = s.tombstonePollSeconds
         verifyMaxBytes = s.verifyMaxBytes
         headerTimeoutSeconds = s.headerTimeoutSeconds
         idleTimeoutSeconds = s.idleTimeoutSeconds

@@ -65,7 +65,7 @@ struct SQLiteSourceFixture: SourceFixture {
             return store
         }
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 8)
+        #expect(report.passed.count == 9)
     }
 }
 
@@ -96,6 +96,7 @@ struct CarelessConnector: SourceConnector {
         try await base.markPackedUnlessPacked(rowIDs: rowIDs, names: names, container: container)
     }
     func markSourceDeleted(rowIDs: [String]) async throws -> Int { try await base.markSourceDeleted(rowIDs: rowIDs) }
+    func markDeleted(names: [String]) async throws -> Int { try await base.markDeleted(names: names) }
     func returnFailedRows(_ rowIDs: [String], to target: FailedRowTarget) async throws -> Int {
         try await base.returnFailedRows(rowIDs, to: target)
     }

@@ -244,6 +244,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
             "server.drain_seconds": .double(config.server.drainSeconds),
             "server.ready_timeout_seconds": .double(config.server.readyTimeoutSeconds),
             "server.container_refresh_seconds": .double(config.server.containerRefreshSeconds),
+            "server.tombstone_poll_seconds": .double(config.server.tombstonePollSeconds),
             "server.verify_max_bytes": .bytes(config.server.verifyMaxBytes),
             "server.header_timeout": .double(config.server.headerTimeoutSeconds),
             "server.idle_timeout": .double(config.server.idleTimeoutSeconds),

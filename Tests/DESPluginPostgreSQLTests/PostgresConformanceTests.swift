@@ -72,7 +72,7 @@ struct PostgresConformanceTests {
             return store
         }
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 8)
+        #expect(report.passed.count == 9)
     }
 
     @Test("Types round-trip: integers, doubles, text, bytea, NULL; errors carry the SQLSTATE")

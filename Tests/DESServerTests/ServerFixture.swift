@@ -155,7 +155,8 @@ final class RunningServer: Sendable {
         let bound = AsyncStream<Int>.makeStream()
         let app = server.application { port in bound.continuation.yield(port) }
         let group = ServiceGroup(
-            configuration: .init(services: [app, DrainGate(readiness: readiness, seconds: settings.drainSeconds)], logger: logger))
+            configuration: .init(
+                services: [app, DrainGate(readiness: readiness, seconds: settings.drainSeconds), server.tombstonePoller], logger: logger))
         let task = Task { try await group.run() }
         var it = bound.stream.makeAsyncIterator()
         guard let port = await it.next(), port > 0 else { throw DESKitError(.unavailable, "the server did not start") }

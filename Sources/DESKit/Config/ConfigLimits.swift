@@ -106,6 +106,8 @@ public enum ConfigLimits {
     public static let readyTimeoutSeconds: ClosedRange<Double> = 0.01...60
     /// `server.container_refresh_seconds`: up to an hour (0: ask on every miss).
     public static let containerRefreshSeconds: ClosedRange<Double> = 0...3_600
+    /// `server.tombstone_poll_seconds`: from 50 ms to a minute (a deleted file is served until the next poll).
+    public static let tombstonePollSeconds: ClosedRange<Double> = 0.05...60
     /// `server.verify_max_bytes`: bodies up to this size are read whole and checked before the
     /// answer starts; up to 256 MiB (each request in flight may hold that much). 0: none are.
     public static let verifyMaxBytes: ClosedRange<UInt64> = 0...(256 << 20)
@@ -153,7 +155,6 @@ public enum ConfigLimits {
         Entry(keyPath: "sources[].batch_size", bounds: .count(sourceBatchSize)),
         Entry(keyPath: "sources[].claim_timeout_seconds", bounds: .seconds(claimTimeoutSeconds)),
         Entry(keyPath: "sources[].shard_bits", bounds: .count(shardBits)),
-        Entry(keyPath: "sources[].bodies.delete_after_pack", bounds: .seconds(deleteAfterPack)),
         Entry(keyPath: "metadata.connection.port", bounds: .count(port)),
         Entry(keyPath: "metadata.connection.pool_size", bounds: .count(poolSize)),
         Entry(keyPath: "metadata.connection.pool_recycle", bounds: .seconds(poolRecycleSeconds)),
@@ -187,6 +188,7 @@ public enum ConfigLimits {
         Entry(keyPath: "server.drain_seconds", bounds: .seconds(drainSeconds)),
         Entry(keyPath: "server.ready_timeout_seconds", bounds: .seconds(readyTimeoutSeconds)),
         Entry(keyPath: "server.container_refresh_seconds", bounds: .seconds(containerRefreshSeconds)),
+        Entry(keyPath: "server.tombstone_poll_seconds", bounds: .seconds(tombstonePollSeconds)),
         Entry(keyPath: "server.verify_max_bytes", bounds: .bytes(verifyMaxBytes)),
         Entry(keyPath: "server.header_timeout", bounds: .seconds(headerTimeoutSeconds)),
         Entry(keyPath: "server.idle_timeout", bounds: .seconds(idleTimeoutSeconds)),

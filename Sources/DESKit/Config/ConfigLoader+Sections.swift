@@ -119,7 +119,7 @@ extension ConfigLoader {
     /// The keys of `server:`.
     static let serverKeys = [
         "host", "port", "node_id", "auth_tokens", "max_request_bytes", "max_assign_count", "drain_seconds",
-        "ready_timeout_seconds", "container_refresh_seconds", "verify_max_bytes", "header_timeout", "idle_timeout", "max_connections",
+        "ready_timeout_seconds", "container_refresh_seconds", "tombstone_poll_seconds", "verify_max_bytes", "header_timeout", "idle_timeout", "max_connections",
     ]
 
     /// `server:` — where the HTTP service listens, who may call it, how it drains, checks bodies and sheds clients.
@@ -139,6 +139,7 @@ extension ConfigLoader {
         if let v = try m.double("drain_seconds", in: ConfigLimits.drainSeconds) { s.drainSeconds = v }
         if let v = try m.double("ready_timeout_seconds", in: ConfigLimits.readyTimeoutSeconds) { s.readyTimeoutSeconds = v }
         if let v = try m.double("container_refresh_seconds", in: ConfigLimits.containerRefreshSeconds) { s.containerRefreshSeconds = v }
+        if let v = try m.double("tombstone_poll_seconds", in: ConfigLimits.tombstonePollSeconds) { s.tombstonePollSeconds = v }
         if let v = try m.byteCount("verify_max_bytes", in: ConfigLimits.verifyMaxBytes) { s.verifyMaxBytes = v }
         if let v = try m.double("header_timeout", in: ConfigLimits.headerTimeoutSeconds) { s.headerTimeoutSeconds = v }
         if let v = try m.double("idle_timeout", in: ConfigLimits.idleTimeoutSeconds) { s.idleTimeoutSeconds = v }

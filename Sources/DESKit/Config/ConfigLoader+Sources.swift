@@ -31,7 +31,8 @@ extension ConfigLoader {
     }
     static let tableKeys = [
         "name", "schema", "columns", "where_clause", "status_new_value", "status_pending_value", "status_claimed_value",
-        "status_packed_value", "status_failed_value", "status_source_deleted_value", "shard_key_column",
+        "status_packed_value", "status_failed_value", "status_source_deleted_value", "status_deleted_value",
+        "shard_key_column",
     ]
     static let columnKeys = [
         "id", "s3_bucket", "s3_key", "size_bytes", "status", "created_at", "metadata_columns", "des_name", "des_hash",
@@ -175,11 +176,12 @@ extension ConfigLoader {
         if let v = try nonEmpty(m, "status_packed_value") { table.statusPackedValue = v }
         if let v = try nonEmpty(m, "status_failed_value") { table.statusFailedValue = v }
         if let v = try nonEmpty(m, "status_source_deleted_value") { table.statusSourceDeletedValue = v }
+        if let v = try nonEmpty(m, "status_deleted_value") { table.statusDeletedValue = v }
         if let v = try identifier(m, "shard_key_column") { table.shardKeyColumn = v }
         let statuses = [
             ("status_pending_value", table.statusPendingValue), ("status_claimed_value", table.statusClaimedValue),
             ("status_packed_value", table.statusPackedValue), ("status_failed_value", table.statusFailedValue),
-            ("status_source_deleted_value", table.statusSourceDeletedValue),
+            ("status_source_deleted_value", table.statusSourceDeletedValue), ("status_deleted_value", table.statusDeletedValue),
         ]
         for (i, (key, value)) in statuses.enumerated() {
             if let earlier = statuses[..<i].first(where: { $0.1 == value }) {

@@ -159,6 +159,8 @@ public struct TableConfig: Sendable, Hashable {
     public var shardKeyColumn: String
     /// Status the retire worker sets on a packed row once its body is deleted.
     public var statusSourceDeletedValue: String = "DES_SOURCE_DELETED"
+    /// Status of a packed row whose file was deleted (`des delete`, retention).
+    public var statusDeletedValue: String = "DES_DELETED"
 
     /// Creates a table config with the defaults.
     public init(
@@ -404,6 +406,9 @@ public struct ServerConfig: Sendable, Hashable {
     /// How stale the list of a (day, shard)'s containers may be before a name it does not
     /// hold makes the server ask the metadata store again (default 1 s).
     public var containerRefreshSeconds: Double = 1
+    /// How often a server asks the metadata store for new deletes (tombstones): a deleted file
+    /// stops being served within this (plus the query's time).
+    public var tombstonePollSeconds: Double = 0.5
     /// Bodies up to this many bytes are read whole and their sha256 checked against META before
     /// the status line goes out (default 1 MiB; ``ConfigLimits/verifyMaxBytes``). Larger ones are
     /// checked as they stream, and a mismatch cuts the connection short of `Content-Length`.

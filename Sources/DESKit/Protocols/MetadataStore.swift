@@ -109,6 +109,33 @@ public struct DeadLetter: Sendable, Hashable, Codable {
     }
 }
 
+/// A deleted file: from then on it is never served (410 Gone), and compaction drops its bytes.
+public struct Tombstone: Sendable, Hashable {
+    /// The store's order of deletes (servers poll for those above the last they saw).
+    public var seq: Int64
+    /// The file's DES name.
+    public var name: String
+    /// Why it was deleted (a ticket, "retention 30d").
+    public var reason: String
+    /// `delete` (by a person or a program) or `retention`.
+    public var origin: String
+    /// When (seconds since 1970, the store's clock).
+    public var deletedAt: Double
+    /// The container that held it when it was deleted, and its size there.
+    public var containerID: Int64?
+    public var bytes: UInt64
+    /// Creates a tombstone (`seq` and `deletedAt` are set by the store when it is added).
+    public init(name: String, reason: String, origin: String, containerID: Int64?, bytes: UInt64, seq: Int64 = 0, deletedAt: Double = 0) {
+        self.seq = seq
+        self.name = name
+        self.reason = reason
+        self.origin = origin
+        self.deletedAt = deletedAt
+        self.containerID = containerID
+        self.bytes = bytes
+    }
+}
+
 /// A dead letter as stored: its id, when it was written, and when it was closed.
 public struct DeadLetterRecord: Sendable, Hashable {
     /// The letter's id in the dead-letter table.
@@ -221,6 +248,18 @@ public protocol MetadataStore: Sendable {
 
     /// Adds rows to the dead-letter table.
     func addDeadLetters(_ letters: [DeadLetter]) async throws
+
+    /// Records deletes (`des delete`, `DELETE /files/{name}`, retention): each name once — a
+    /// name tombstoned already keeps its first tombstone. Their `seq` and `deletedAt` are the
+    /// store's. Returns how many were added.
+    func addTombstones(_ tombstones: [Tombstone]) async throws -> Int
+
+    /// Tombstones with `seq` above `afterSeq`, in `seq` order, up to `limit`: how servers learn
+    /// of deletes (they poll with the last `seq` they saw).
+    func tombstones(afterSeq: Int64, limit: Int) async throws -> [Tombstone]
+
+    /// The tombstone of `name`, if it was deleted.
+    func tombstone(named name: String) async throws -> Tombstone?
 
     /// The newest dead letters.
     func deadLetters(limit: Int) async throws -> [DeadLetter]

@@ -166,6 +166,8 @@ public struct SourceStats: Sendable, Equatable, Codable {
     public var failed: Int = 0
     /// Rows packed whose bodies `des retire` has deleted.
     public var retired: Int = 0
+    /// Rows whose files were deleted (`des delete`, retention).
+    public var deleted: Int = 0
     /// Rows in any other status.
     public var other: Int = 0
     /// Creates zero counts.
@@ -223,6 +225,11 @@ public protocol SourceConnector: Sendable {
     /// list writes nothing and only checks that the status can be written to this table (a
     /// catalog error otherwise, before any body is deleted). Returns how many changed.
     func markSourceDeleted(rowIDs: [String]) async throws -> Int
+
+    /// Deletes (`des delete`, retention): marks the rows holding `names` with
+    /// `status_deleted_value` — only rows packed (or packed with their body retired). An empty
+    /// list only checks that the status can be written here. Returns how many changed.
+    func markDeleted(names: [String]) async throws -> Int
 
     /// Sends failed rows back (`des dlq retry`): to naming (a row the marker failed: unnamed
     /// again, its status the table's "new" value or NULL) or to packing (a named row the packer
@@ -282,6 +289,11 @@ extension SourceConnector {
     /// A source that cannot record retired bodies: `des retire` says so before deleting anything.
     public func markSourceDeleted(rowIDs: [String]) async throws -> Int {
         throw DESKitError(.configuration, "source '\(name)' cannot record deleted bodies, so des retire cannot run on it")
+    }
+
+    /// A source that cannot record deletes in its rows: the tombstone alone keeps the file deleted.
+    public func markDeleted(names: [String]) async throws -> Int {
+        throw DESKitError(.configuration, "source '\(name)' cannot record deleted files in its rows")
     }
 
     /// A source that cannot send rows back: `des dlq retry` says so (`resolve` still works).

@@ -213,6 +213,30 @@ public final class SQLSourceConnector: SourceConnector {
             }, holder: nil)
     }
 
+    public func markDeleted(names: [String]) async throws -> Int {
+        let (d, s) = (dialect, try await tableShape())
+        if let problem = s.statusDeletedProblem { throw DESKitError(.catalog, problem) }
+        guard !names.isEmpty else { return 0 }
+        let chunk = d.chunkSize(valuesPerRow: 1, fixed: 16)
+        var total = 0
+        for start in stride(from: 0, to: names.count, by: chunk) {
+            let slice = Array(names[start..<min(names.count, start + chunk)])
+            total += try await transaction { session in
+                var binds: [SQLValue] = [s.statusValue(s.statusDeleted), s.statusValue(s.statusPacked)]
+                var statuses = s.statusParam(d, 2)
+                if s.statusSourceDeletedProblem == nil {
+                    binds.append(s.statusValue(s.statusSourceDeleted))
+                    statuses += ", " + s.statusParam(d, binds.count)
+                }
+                let list = d.placeholders(slice.count, from: binds.count + 1)
+                binds += slice.map { .text($0) }
+                return try session.execute(
+                    "UPDATE \(s.table) SET \(s.status) = \(s.statusParam(d, 1)) WHERE \(s.status) IN (\(statuses)) AND \(s.desName) IN (\(list))\(s.andWhere)", binds)
+            }
+        }
+        return total
+    }
+
     public func markFailed(_ rows: [FailedRow], holder: String?) async throws -> Int {
         try await markFailed(rows, fromPending: false, holder: holder)
     }
@@ -355,6 +379,7 @@ public final class SQLSourceConnector: SourceConnector {
             case s.statusPacked: stats.packed += n
             case s.statusFailed: stats.failed += n
             case s.statusSourceDeleted: stats.retired += n
+            case s.statusDeleted: stats.deleted += n
             default: stats.other += n
             }
         }

@@ -28,6 +28,8 @@ public struct SQLTableShape: Sendable {
     /// without the label, a numeric column and a text value); nil when it can. Checked when the
     /// retire worker starts, not at connect: a table that never retires need not have the label.
     public let statusSourceDeletedProblem: String?
+    /// The status of a row whose file was deleted, and why it cannot be written here (as above).
+    public let statusDeleted: String, statusDeletedProblem: String?
     /// Metadata columns, quoted, the META keys their values are stored under, and their kinds
     /// (`columns.created_at` is the last, under `created_at`, when configured).
     public let metadata: [(quoted: String, name: String, kind: SQLColumnKind?)]
@@ -200,18 +202,23 @@ public struct SQLTableShape: Sendable {
             ("status_new_value", statusNew), ("status_pending_value", statusPending), ("status_claimed_value", statusClaimed),
             ("status_packed_value", statusPacked), ("status_failed_value", statusFailed),
         ]
-        if let labels = statusColumn.reflected?.labels, !labels.contains(config.statusSourceDeletedValue) {
-            statusSourceDeletedProblem =
-                "\(columns.who)status column '\(c.status)' of \(columns.tableName) is \(statusColumn.reflected?.type ?? "an enum"), "
-                + "without the label '\(config.statusSourceDeletedValue)' (status_source_deleted_value): add it to the type, or set "
-                + "status_source_deleted_value to one of \(labels.map { "'\($0)'" }.joined(separator: ", "))"
-        } else if statusKind == .integer || statusKind == .decimal, Int64(config.statusSourceDeletedValue) == nil {
-            statusSourceDeletedProblem =
-                "\(columns.who)status column '\(c.status)' of \(columns.tableName) is \(statusColumn.reflected?.type ?? "numeric"): "
-                + "status_source_deleted_value '\(config.statusSourceDeletedValue)' must be its integer code"
-        } else {
-            statusSourceDeletedProblem = nil
+        // Statuses only the lifecycle workers write: checked when they run, not at connect.
+        let (who, tableName, kind) = (columns.who, columns.tableName, statusColumn.reflected?.kind)
+        func problem(_ value: String, _ key: String) -> String? {
+            if let labels = statusColumn.reflected?.labels, !labels.contains(value) {
+                return "\(who)status column '\(c.status)' of \(tableName) is \(statusColumn.reflected?.type ?? "an enum"), "
+                    + "without the label '\(value)' (\(key)): add it to the type, or set \(key) to one of "
+                    + labels.map { "'\($0)'" }.joined(separator: ", ")
+            }
+            if kind == .integer || kind == .decimal, Int64(value) == nil {
+                return "\(who)status column '\(c.status)' of \(tableName) is \(statusColumn.reflected?.type ?? "numeric"): "
+                    + "\(key) '\(value)' must be its integer code"
+            }
+            return nil
         }
+        statusSourceDeletedProblem = problem(config.statusSourceDeletedValue, "status_source_deleted_value")
+        statusDeleted = config.statusDeletedValue
+        statusDeletedProblem = problem(config.statusDeletedValue, "status_deleted_value")
         // An enum status takes only its labels: a value it lacks would fail the first mark, with rows in hand.
         if let labels = statusColumn.reflected?.labels {
             for (key, value) in values {

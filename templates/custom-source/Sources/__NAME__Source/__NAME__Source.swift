@@ -31,7 +31,7 @@ public actor __NAME__Source: SourceConnector {
         var error: String?
     }
 
-    enum Status: String, Codable { case unnamed, pending, claimed, packed, failed, sourceDeleted }
+    enum Status: String, Codable { case unnamed, pending, claimed, packed, failed, sourceDeleted, deleted }
 
     /// One line of the journal.
     struct Change: Codable {
@@ -136,6 +136,9 @@ public actor __NAME__Source: SourceConnector {
                 guard rows[i].status == .pending else { continue }
                 rows[i].status = .failed
                 rows[i].error = c.reasons?[n]
+            case "deleted":  // des delete, retention
+                guard rows[i].status == .packed || rows[i].status == .sourceDeleted else { continue }
+                rows[i].status = .deleted
             case "source-deleted":  // des retire deleted the body
                 guard rows[i].status == .packed else { continue }
                 rows[i].status = .sourceDeleted
@@ -242,7 +245,7 @@ public actor __NAME__Source: SourceConnector {
             case .claimed: state = .claimed
             case .packed: state = .packed
             case .failed: state = .failed
-            case .unnamed, .sourceDeleted: state = .other
+            case .unnamed, .sourceDeleted, .deleted: state = .other
             }
             return NamedRow(rowID: row.id, desName: name, state: state)
         }
@@ -285,6 +288,13 @@ public actor __NAME__Source: SourceConnector {
         }
     }
 
+    public func markDeleted(names: [String]) async throws -> Int {
+        let wanted = Set(names)
+        let ids = rows.filter { $0.name.map(wanted.contains) ?? false }.map(\.id)
+        guard !ids.isEmpty else { return 0 }
+        return try record(Change(op: "deleted", ids: ids))
+    }
+
     public func markSourceDeleted(rowIDs: [String]) async throws -> Int {
         guard !rowIDs.isEmpty else { return 0 }
         return try record(Change(op: "source-deleted", ids: rowIDs))
@@ -300,6 +310,7 @@ public actor __NAME__Source: SourceConnector {
             case .packed: s.packed += 1
             case .failed: s.failed += 1
             case .sourceDeleted: s.retired += 1
+            case .deleted: s.deleted += 1
             }
         }
         return s

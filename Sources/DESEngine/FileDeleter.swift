@@ -1,0 +1,96 @@
+import DESFormat
+import DESKit
+import DESNaming
+import Logging
+
+/// Deletes files by name (`des delete`, `DELETE /files/{name}`, retention): a tombstone in the
+/// metadata store for each name an uploaded container holds — from then on no server serves it
+/// (410 Gone), `des get` refuses it and compaction drops its bytes — then the rows holding those
+/// names get `status_deleted_value` in every source that can write it.
+public struct FileDeleter: Sendable {
+    /// What a delete did.
+    public struct Outcome: Sendable, Equatable {
+        /// Names tombstoned now.
+        public var deleted: [String] = []
+        /// Names tombstoned before (left as they were).
+        public var alreadyDeleted: [String] = []
+        /// Names no uploaded container holds (not deleted: nothing to delete).
+        public var notFound: [String] = []
+        /// Catalog rows given the deleted status.
+        public var rowsMarked = 0
+        /// Sources whose rows could not be marked, with why (the tombstone stands regardless).
+        public var rowProblems: [String] = []
+        /// Creates an empty outcome.
+        public init() {}
+    }
+
+    let sources: [any SourceConnector]
+    let metadata: any MetadataStore
+    let reader: StorageArchiveReader
+    let shardBits: Int
+    let logger: Logger
+
+    /// A deleter over the metadata store and storage; `sources` are the catalogs whose rows get
+    /// the deleted status (none: tombstones only, as the HTTP service records them).
+    public init(sources: [any SourceConnector], metadata: any MetadataStore, storage: any StorageBackend, cache: (any IndexCache)?, shardBits: Int, logger: Logger) {
+        self.sources = sources
+        self.metadata = metadata
+        self.reader = StorageArchiveReader(storage: storage, cache: cache)
+        self.shardBits = shardBits
+        self.logger = logger
+    }
+
+    /// The uploaded container holding `name` and its size there, newest container first; nil
+    /// when none holds it (or it is not a DES name).
+    public func locate(_ name: String) async throws -> (container: ContainerRecord, bytes: UInt64)? {
+        guard let parsed = try? SnowflakeName(parsing: name) else { return nil }
+        let shard = Int(consistentHash(name, bits: shardBits))
+        let candidates = try await metadata.containers(state: .uploaded, shard: shard, day: parsed.isoDay).sorted { $0.id > $1.id }
+        for container in candidates {
+            if let entry = try await reader.index(key: container.key).entry(named: name) { return (container, entry.dataLength) }
+        }
+        return nil
+    }
+
+    /// Deletes `names` with `reason` (`origin`: `delete` or `retention`).
+    public func delete(names: [String], reason: String, origin: String = "delete") async throws -> Outcome {
+        var outcome = Outcome()
+        var stones: [Tombstone] = []
+        for name in Array(Set(names)).sorted() {
+            if try await metadata.tombstone(named: name) != nil {
+                outcome.alreadyDeleted.append(name)
+                continue
+            }
+            guard let (container, bytes) = try await locate(name) else {
+                outcome.notFound.append(name)
+                continue
+            }
+            stones.append(Tombstone(name: name, reason: reason, origin: origin, containerID: container.id, bytes: bytes))
+        }
+        if !stones.isEmpty { _ = try await metadata.addTombstones(stones) }
+        outcome.deleted = stones.map(\.name)
+        let marked = try await markRows(names: outcome.deleted + outcome.alreadyDeleted)
+        outcome.rowsMarked = marked.rows
+        outcome.rowProblems = marked.problems
+        if !stones.isEmpty {
+            logger.notice("files deleted", metadata: ["count": "\(stones.count)", "origin": "\(origin)", "reason": "\(reason)"])
+        }
+        return outcome
+    }
+
+    /// Gives the rows of deleted names the deleted status, in every source; a source that cannot
+    /// (no such status label) is reported, never fatal: the tombstone already keeps the file deleted.
+    public func markRows(names: [String]) async throws -> (rows: Int, problems: [String]) {
+        guard !names.isEmpty else { return (0, []) }
+        var rows = 0
+        var problems: [String] = []
+        for source in sources {
+            do {
+                rows += try await source.markDeleted(names: names)
+            } catch let error as DESKitError where error.code == .catalog || error.code == .configuration {
+                problems.append("\(source.name): \(error.message)")
+            }
+        }
+        return (rows, problems)
+    }
+}

@@ -1,0 +1,39 @@
+/// Deletes: the tombstones servers, `des get`, `des check` and compaction read.
+extension SQLMetadataStore {
+    public func addTombstones(_ tombstones: [Tombstone]) async throws -> Int {
+        guard !tombstones.isEmpty else { return 0 }
+        let sql = """
+            INSERT INTO des_tombstones (des_name, reason, origin, deleted_at, container_id, bytes)
+            SELECT \(p(1)), \(p(2)), \(p(3)), \(dialect.now), \(p(4)), \(p(5))\(dialect.fromDual)
+            WHERE NOT EXISTS (SELECT 1 FROM des_tombstones WHERE des_name = \(p(6)))
+            """
+        return try await transaction { s in
+            var added = 0
+            for t in tombstones {
+                added += try s.execute(
+                    sql,
+                    [.text(t.name), .text(String(t.reason.prefix(2000))), .text(t.origin), t.containerID.map { .int($0) } ?? .null,
+                     .int(Int64(clamping: t.bytes)), .text(t.name)])
+            }
+            return added
+        }
+    }
+
+    public func tombstones(afterSeq: Int64, limit: Int) async throws -> [Tombstone] {
+        let sql = """
+            SELECT seq, des_name, reason, origin, deleted_at, container_id, bytes FROM des_tombstones WHERE seq > \(p(1)) ORDER BY seq LIMIT \(p(2))
+            """
+        return try await session { s in try s.query(sql, [.int(afterSeq), .int(Int64(max(0, limit)))]).map(Self.tombstone) }
+    }
+
+    public func tombstone(named name: String) async throws -> Tombstone? {
+        let sql = "SELECT seq, des_name, reason, origin, deleted_at, container_id, bytes FROM des_tombstones WHERE des_name = \(p(1))"
+        return try await session { s in try s.query(sql, [.text(name)]).first.map(Self.tombstone) }
+    }
+
+    static func tombstone(_ r: SQLRow) -> Tombstone {
+        Tombstone(
+            name: r[1].text ?? "", reason: r[2].text ?? "", origin: r[3].text ?? "", containerID: r[5].int,
+            bytes: UInt64(max(0, r[6].int ?? 0)), seq: r[0].int ?? 0, deletedAt: r[4].double ?? 0)
+    }
+}

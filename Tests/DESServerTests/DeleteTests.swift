@@ -1,0 +1,72 @@
+@testable import DESPluginS3
+import DESKit
+import DESNaming
+import DESPluginSQLite
+import DESServer
+import Foundation
+import Testing
+
+/// `DELETE /files/{name}` and what a tombstone does to every running server.
+@Suite("Deleting files over HTTP") struct DeleteTests {
+    @Test("A delete on one server: 410 there at once and on a second server (its own metadata connection) within a second; HEAD 410; deleting again is 200; an unknown name 404; no reason 400")
+    func deleteReachesEveryServer() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(20, size: 100)
+        let otherStore = try await SQLiteMetadataStore.open(path: shelf.dir + "/metadata.sqlite")
+        let other = Shelf(dir: shelf.dir, metadata: otherStore, storage: shelf.storage, shardBits: shelf.shardBits, files: shelf.files)
+        let auth = ["authorization": "Bearer s3cret"]
+        try await withServer(shelf, edit: { $0.tokens = [Secret("s3cret")] }) { a, client in
+            try await withServer(other, edit: { $0.tokens = [Secret("s3cret")] }) { b, _ in
+                let victim = names[3]
+                #expect(try await client.send("GET", "\(a.base)/files/\(victim)", headers: auth).status == 200)
+                #expect(try await client.send("GET", "\(b.base)/files/\(victim)", headers: auth).status == 200)
+                let noReason = try await client.send("DELETE", "\(a.base)/files/\(victim)", headers: auth)
+                #expect(noReason.status == 400 && client.errorCode(noReason) == "reason_required")
+                let noToken = try await client.send("DELETE", "\(a.base)/files/\(victim)?reason=x")
+                #expect(noToken.status == 401)
+                let deleted = try await client.send("DELETE", "\(a.base)/files/\(victim)?reason=ticket%2042", headers: auth)
+                let answered = Date()
+                #expect(deleted.status == 200, "\(String(decoding: deleted.body, as: UTF8.self))")
+                #expect(try await client.send("GET", "\(a.base)/files/\(victim)", headers: auth).status == 410)
+                var seenAfter: Double?
+                while seenAfter == nil && Date().timeIntervalSince(answered) < 10 {
+                    if try await client.send("GET", "\(b.base)/files/\(victim)", headers: auth).status == 410 {
+                        seenAfter = Date().timeIntervalSince(answered)
+                    } else {
+                        try await Task.sleep(nanoseconds: 20_000_000)
+                    }
+                }
+                let after = try #require(seenAfter, "the second server still serves the deleted file after 10 s")
+                #expect(after < 1.0, "the second server served the deleted file for \(after) s")
+                let gone = try await client.send("GET", "\(b.base)/files/\(victim)", headers: auth)
+                #expect(client.errorCode(gone) == "deleted" && gone.headers["cache-control"] == "no-store")
+                #expect(try await client.send("HEAD", "\(b.base)/files/\(victim)", headers: auth).status == 410)
+                // The others are still served; deleting again is idempotent; an unknown name is 404.
+                #expect(try await client.send("GET", "\(b.base)/files/\(names[4])", headers: auth).status == 200)
+                let again = try await client.send("DELETE", "\(b.base)/files/\(victim)?reason=again", headers: auth)
+                let againBody = try client.json(again) as? [String: Any]
+                #expect(again.status == 200 && againBody?["already_deleted"] as? Bool == true)
+                let never = try SnowflakeGenerator(configuration: .init(prefix: "SRV", node: 9)).next(count: 1)[0].description
+                let unknown = try await client.send("DELETE", "\(a.base)/files/\(never)?reason=x", headers: auth)
+                #expect(unknown.status == 404, "\(String(decoding: unknown.body, as: UTF8.self))")
+                let stone = try await shelf.metadata.tombstone(named: victim)
+                #expect(stone?.reason == "ticket 42" && stone?.origin == "delete" && stone?.bytes == 100)
+            }
+        }
+        await otherStore.close()
+    }
+
+    @Test("A server without bearer tokens refuses deletes (403) and keeps serving the file")
+    func deletesNeedTokens() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(3, size: 10)
+        try await withServer(shelf) { server, client in
+            let refused = try await client.send("DELETE", "\(server.base)/files/\(names[0])?reason=x")
+            #expect(refused.status == 403 && client.errorCode(refused) == "deletes_need_auth")
+            #expect(try await client.send("GET", "\(server.base)/files/\(names[0])").status == 200)
+            #expect(try await shelf.metadata.tombstone(named: names[0]) == nil)
+        }
+    }
+}
