@@ -66,6 +66,8 @@ public enum ConfigLimits {
     public static let claimTimeoutSeconds: ClosedRange<Double> = 1...week
     /// `sources[].bodies.delete_after_pack`: from at once (when safe) to ten years.
     public static let deleteAfterPack: ClosedRange<Double> = 0...(3_660 * day)
+    /// `sources[].retention`: from a day to a hundred years (a file's age is the day in its name).
+    public static let retention: ClosedRange<Double> = day...(36_600 * day)
     /// `packer.idle_sleep_seconds`: from no pause to an hour.
     public static let idleSleepSeconds: ClosedRange<Double> = 0...3_600
 

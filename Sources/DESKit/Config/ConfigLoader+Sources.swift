@@ -3,7 +3,7 @@ import Yams
 /// The `sources:` list: each upstream catalog's connection, table, columns and bodies.
 extension ConfigLoader {
     static let sourceKeys = [
-        "name", "enabled", "connection", "table", "bodies", "batch_size", "claim_timeout_seconds", "shard_bits",
+        "name", "enabled", "connection", "table", "bodies", "batch_size", "claim_timeout_seconds", "shard_bits", "retention",
     ]
     /// `bodies:`: DES reads `type`; the body-fetcher plugin reads the rest.
     static let bodiesRules = PluginSectionRules(kind: .bodies, ownKeys: ["delete_after_pack"], secretKeys: [])
@@ -105,6 +105,7 @@ extension ConfigLoader {
         source.batchSize = try m.int("batch_size", in: ConfigLimits.sourceBatchSize)
         source.claimTimeoutSeconds = try m.double("claim_timeout_seconds", in: ConfigLimits.claimTimeoutSeconds)
         source.shardBits = try m.int("shard_bits", in: ConfigLimits.shardBits)
+        source.retentionSeconds = try m.duration("retention", in: ConfigLimits.retention)
         return source
     }
 

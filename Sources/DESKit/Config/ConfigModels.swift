@@ -232,6 +232,9 @@ public struct SourceConfig: Sendable, Hashable {
     public var claimTimeoutSeconds: Double?
     /// Shard bits (must match the packer's; default the packer's).
     public var shardBits: Int?
+    /// `retention`: files whose name's day is older than this many seconds are deleted by
+    /// `des expire` (nil: kept forever).
+    public var retentionSeconds: Double?
 
     /// Creates a source config.
     public init(
