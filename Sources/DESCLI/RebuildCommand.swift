@@ -40,13 +40,14 @@ struct RebuildCommand: AsyncParsableCommand {
                 Terminal.out(
                     Terminal.json([
                         "dry_run": dryRun, "recorded": report.recorded, "already_recorded": report.alreadyRecorded, "files": report.files,
-                        "big_files": report.bigFiles, "unusable": report.unusable,
+                        "big_files": report.bigFiles, "unusable": report.unusable, "retired": report.retired,
                     ]) + "\n")
             } else {
                 for line in report.unusable { Terminal.error("unusable: \(line)") }
                 Terminal.out(
                     "\(dryRun ? "would record" : "recorded") \(report.recorded) containers (\(report.files) files); "
-                        + "\(report.alreadyRecorded) already recorded; \(report.unusable.count) unusable objects; \(report.bigFiles) big files\n")
+                        + "\(report.alreadyRecorded) already recorded; \(report.retired) of them replaced by compaction (recorded retired); "
+                        + "\(report.unusable.count) unusable objects; \(report.bigFiles) big files\n")
             }
             if !report.unusable.isEmpty { throw ExitCode(DESExit.dataError) }
         }

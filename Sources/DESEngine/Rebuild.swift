@@ -24,6 +24,8 @@ public struct Rebuild: Sendable {
         public var files = 0
         /// Objects under `{prefix}/_bigFiles/`.
         public var bigFiles = 0
+        /// Of the recorded containers, those a compaction had replaced (recorded retired).
+        public var retired = 0
         /// Objects not used, with why (`key: reason`).
         public var unusable: [String] = []
         /// Creates an empty report.
@@ -72,11 +74,23 @@ public struct Rebuild: Sendable {
         let objects = try await storage.list(prefix: keyPrefix)
         let head = keyPrefix.isEmpty ? "" : keyPrefix + "/"
         let reader = StorageArchiveReader(storage: storage)
+        // Containers a compaction replaced: recorded retired (their objects go after the grace
+        // period), never uploaded beside the container that holds their live files.
+        var replaced: [String: CompactedRecord] = [:]
+        for object in objects where object.key.hasPrefix(head) && object.key.hasSuffix(".compacted") {
+            let container = String(object.key.dropLast(".compacted".count))
+            do {
+                replaced[container] = try CompactedRecord.decode(try await storage.get(key: object.key))
+            } catch {
+                report.unusable.append("\(object.key): not a compaction record (\(error))")
+            }
+        }
         for object in objects where object.key.hasPrefix(head) {
             if object.key.hasPrefix(head + "_bigFiles/") {
                 report.bigFiles += 1
                 continue
             }
+            if object.key.hasSuffix(".compacted") { continue }
             guard let (day, shard, id) = Self.parse(key: object.key, prefix: keyPrefix) else {
                 report.unusable.append("\(object.key): not a container key ({prefix}/{YYYY-MM-DD}/shard_{NN}_c{id}.des)")
                 continue
@@ -92,9 +106,14 @@ public struct Rebuild: Sendable {
             if !index.isSealed {
                 logger.warning("a container without a seal is recorded; its entries carry no checksums", metadata: ["key": "\(object.key)"])
             }
-            let record = ContainerRecord(
+            var record = ContainerRecord(
                 id: id, day: day, shard: shard, key: object.key, state: .uploaded, holder: "rebuild", token: 0, fileCount: index.count,
                 bytes: index.entries.reduce(0) { $0 + $1.dataLength }, size: object.size, etag: object.etag)
+            if let note = replaced[object.key] {
+                record.state = .retired
+                record.replacedBy = note.replacedBy.flatMap { Self.parse(key: $0, prefix: keyPrefix)?.id }
+                report.retired += 1
+            }
             if dryRun {
                 let known = try await metadata.containers(state: nil, shard: shard, day: day).contains { $0.id == id || $0.key == object.key }
                 if known { report.alreadyRecorded += 1 } else { report.recorded += 1; report.files += index.count }

@@ -77,8 +77,13 @@ final class FileLocator: Sendable {
         return try await reader.locate(name, key: key)
     }
 
-    /// Forgets where `name` was, and the index it was found in (its container changed under it).
-    func forget(name: String) async {
+    /// Forgets where `name` was, and the index it was found in (its container changed under it);
+    /// with `containers`, also the list of its (day, shard)'s containers (its container is gone:
+    /// compacted, and deleted after the grace period).
+    func forget(name: String, containers: Bool = false) async {
+        if containers, let parsed = try? SnowflakeName(parsing: name) {
+            lists.remove(DayShard(day: parsed.isoDay, shard: shard(of: name)))
+        }
         guard let known = located[name] else { return }
         located.remove(name)
         await reader.forget(key: known.key, version: known.version)

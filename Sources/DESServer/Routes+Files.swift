@@ -100,10 +100,11 @@ extension DESHTTPServer {
                         .notFound, "not_found", "\(name) is in no uploaded container of day \(parsed.isoDay), shard \(shard)")
                 }
                 return try await respond(request, located, shard: shard, head: head, logger: logger)
-            } catch let error as DESKitError where error.code == .changed && attempt == 0 {
-                // The container was replaced under what we knew of it: forget and look again, once.
+            } catch let error as DESKitError where (error.code == .changed || error.code == .notFound) && attempt == 0 {
+                // The container was replaced under what we knew of it, or is gone (compacted, its
+                // grace over): forget it, and the (day, shard)'s list, and look again, once.
                 attempt += 1
-                await locator.forget(name: name)
+                await locator.forget(name: name, containers: error.code == .notFound)
             } catch {
                 return APIResponse.failure(error, while: "\(request.method) /files", logger: logger)
             }

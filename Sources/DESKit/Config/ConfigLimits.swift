@@ -66,6 +66,12 @@ public enum ConfigLimits {
     public static let claimTimeoutSeconds: ClosedRange<Double> = 1...week
     /// `sources[].bodies.delete_after_pack`: from at once (when safe) to ten years.
     public static let deleteAfterPack: ClosedRange<Double> = 0...(3_660 * day)
+    /// `compaction.garbage_ratio`: a share, above nothing and at most all.
+    public static let garbageRatio: ClosedRange<Double> = 0.01...1
+    /// `compaction.small_container_bytes`: from nothing (never merge) to 64 GiB.
+    public static let smallContainerBytes: ClosedRange<UInt64> = 0...(64 << 30)
+    /// `compaction.grace`: from at once (one process, tests) to a year.
+    public static let compactionGrace: ClosedRange<Double> = 0...(366 * day)
     /// `sources[].retention`: from a day to a hundred years (a file's age is the day in its name).
     public static let retention: ClosedRange<Double> = day...(36_600 * day)
     /// `packer.idle_sleep_seconds`: from no pause to an hour.

@@ -122,6 +122,26 @@ extension ConfigLoader {
         "ready_timeout_seconds", "container_refresh_seconds", "tombstone_poll_seconds", "verify_max_bytes", "header_timeout", "idle_timeout", "max_connections",
     ]
 
+    static let compactionKeys = ["garbage_ratio", "small_container_bytes", "grace", "lease_ttl_seconds"]
+
+    /// `compaction:` — a grace shorter than an hour is accepted with a warning saying what it risks.
+    static func parseCompaction(_ m: ConfigMapping) throws -> CompactionConfig {
+        var c = CompactionConfig()
+        if let v = try m.double("garbage_ratio", in: ConfigLimits.garbageRatio, unit: "") { c.garbageRatio = v }
+        if let v = try m.byteCount("small_container_bytes", in: ConfigLimits.smallContainerBytes) { c.smallContainerBytes = v }
+        if let v = try m.duration("grace", in: ConfigLimits.compactionGrace) {
+            c.graceSeconds = v
+            if v < 3_600 {
+                m.warn(
+                    "grace",
+                    "\(ConfigMapping.format(v)) s: a server that cached a replaced container's index (cache TTL, container refresh) or a "
+                        + "request still reading it fails once its object is deleted; keep it below an hour only for one process or a test")
+            }
+        }
+        if let v = try m.double("lease_ttl_seconds", in: ConfigLimits.leaseTTLSeconds) { c.leaseTTLSeconds = v }
+        return c
+    }
+
     /// `server:` — where the HTTP service listens, who may call it, how it drains, checks bodies and sheds clients.
     static func parseServer(_ m: ConfigMapping) throws -> ServerConfig {
         var s = ServerConfig()

@@ -75,7 +75,7 @@ public enum ConfigLoader {
         guard let root, !ConfigMapping.isNull(root) else { return config }
         let top = try ConfigMapping(
             root, path: "", context: context,
-            allowed: ["sources", "storage", "metadata", "packer", "marker", "cache", "server"], allowExtensions: true)
+            allowed: ["sources", "storage", "metadata", "packer", "marker", "cache", "server", "compaction"], allowExtensions: true)
 
         let packerBitsGiven: Bool
         if let packer = try top.mapping("packer", allowed: packerKeys) {
@@ -103,6 +103,9 @@ public enum ConfigLoader {
         }
         if let server = try top.mapping("server", allowed: serverKeys, secretKeys: ["auth_tokens"]) {
             config.server = try parseServer(server)
+        }
+        if let compaction = try top.mapping("compaction", allowed: compactionKeys) {
+            config.compaction = try parseCompaction(compaction)
         }
         config.warnings = context.warnings.items
         return config

@@ -182,6 +182,21 @@ public struct TableConfig: Sendable, Hashable {
     }
 }
 
+/// `compaction:` — when `des compact` rewrites containers, and how long it keeps the old ones.
+public struct CompactionConfig: Sendable, Hashable {
+    /// A container whose deleted bytes reach this share of its bytes is rewritten.
+    public var garbageRatio: Double = 0.3
+    /// Uploaded containers of one (day, shard) smaller than this are merged (two or more).
+    public var smallContainerBytes: UInt64 = 64 << 20
+    /// How long a replaced container's object stays readable before it is deleted. It must
+    /// exceed the index-cache TTL, the servers' container refresh and the longest request.
+    public var graceSeconds: Double = 86_400
+    /// The compaction lease's time to live (renewed while a shard is compacted).
+    public var leaseTTLSeconds: Double = 60
+    /// Creates the defaults.
+    public init() {}
+}
+
 /// Where a source's file bodies are read from: the `bodies:` section, read by the body-fetcher
 /// plugin its `type` names.
 public struct BodiesConfig: Sendable, Hashable {
@@ -446,6 +461,8 @@ public struct DESConfig: Sendable, Hashable {
     public var cache = CacheConfig()
     /// HTTP server settings.
     public var server = ServerConfig()
+    /// `compaction:`, read by `des compact`.
+    public var compaction = CompactionConfig()
     /// The file it was read from, if any.
     public var path: String? = nil
     /// Keys the loader accepted but DES does not honour (yet), in document order;

@@ -48,6 +48,14 @@ public enum ContainerState: String, Sendable, CaseIterable, Codable {
     case uploaded
     /// Abandoned (never uploaded); its rows went back to pending.
     case discarded
+    /// Being written by `des compact` from the live entries of uploaded containers (never
+    /// touched by a packer's recovery).
+    case compacting
+    /// Replaced by a compacted container; its object stays readable until `compaction.grace`
+    /// has passed, then is deleted.
+    case retired
+    /// Retired, and its object deleted from storage.
+    case deleted
 }
 
 /// A container as the metadata store records it.
@@ -71,6 +79,8 @@ public struct ContainerRecord: Sendable, Hashable, Codable {
     public var etag: String?
     /// Seconds since the record last changed (created, checkpointed, finished), in database time, when read.
     public var ageSeconds: Double?
+    /// The compacted container that replaced this one (a retired container), when read.
+    public var replacedBy: Int64?
     /// Creates a record.
     public init(
         id: Int64, day: String, shard: Int, key: String, state: ContainerState, holder: String, token: Int64,
@@ -248,6 +258,36 @@ public protocol MetadataStore: Sendable {
 
     /// Adds rows to the dead-letter table.
     func addDeadLetters(_ letters: [DeadLetter]) async throws
+
+    /// `des compact`: creates the record of a container being compacted (state `compacting`) in
+    /// (`day`, `shard`), under `lease` — the compaction lease of that shard, whose fencing token
+    /// every compaction write checks. Throws `fenced` when the lease is lost.
+    func beginCompaction(day: String, shard: Int, lease: ShardLease, keyPrefix: String) async throws -> ContainerRecord
+
+    /// `des compact`: in one transaction, records the compacted container uploaded and each of
+    /// `replacing` retired (replaced by it) — only if the lease still holds and every one of
+    /// `replacing` is still uploaded; otherwise nothing changes and it returns false.
+    /// `containerID` nil: every file of `replacing` was deleted, and they are retired with no
+    /// replacement.
+    func finishCompaction(
+        containerID: Int64?, fileCount: Int, bytes: UInt64, size: UInt64, etag: String, replacing: [Int64], lease: ShardLease
+    ) async throws -> Bool
+
+    /// Gives up a compacted container never finished (`compacting` → `discarded`).
+    func abandonCompaction(containerID: Int64) async throws -> Bool
+
+    /// Retired containers retired at least `seconds` ago (their objects may go).
+    func retiredContainers(olderThanSeconds seconds: Double) async throws -> [ContainerRecord]
+
+    /// Records a retired container's object deleted (`retired` → `deleted`).
+    func containerObjectDeleted(id: Int64) async throws
+
+    /// Files and bytes deleted (tombstoned) out of each of `containerIDs`, by the container the
+    /// tombstone names.
+    func tombstonedBytes(containerIDs: [Int64]) async throws -> [Int64: (files: Int, bytes: UInt64)]
+
+    /// Which of `names` are tombstoned.
+    func tombstonedNames(among names: [String]) async throws -> Set<String>
 
     /// Records deletes (`des delete`, `DELETE /files/{name}`, retention): each name once — a
     /// name tombstoned already keeps its first tombstone. Their `seq` and `deletedAt` are the

@@ -213,6 +213,15 @@ public final class SQLSourceConnector: SourceConnector {
             }, holder: nil)
     }
 
+    public func repointContainer(from: String, to: String) async throws -> Int {
+        let s = try await tableShape()
+        guard let column = s.container else { return 0 }
+        let d = dialect
+        return try await transaction { session in
+            try session.execute("UPDATE \(s.table) SET \(column) = \(d.placeholder(1)) WHERE \(column) = \(d.placeholder(2))", [.text(to), .text(from)])
+        }
+    }
+
     public func markDeleted(names: [String]) async throws -> Int {
         let (d, s) = (dialect, try await tableShape())
         if let problem = s.statusDeletedProblem { throw DESKitError(.catalog, problem) }

@@ -136,6 +136,9 @@ public actor __NAME__Source: SourceConnector {
                 guard rows[i].status == .pending else { continue }
                 rows[i].status = .failed
                 rows[i].error = c.reasons?[n]
+            case "repoint":  // des compact moved the file
+                guard rows[i].container == c.names?.first else { continue }
+                rows[i].container = c.container
             case "deleted":  // des delete, retention
                 guard rows[i].status == .packed || rows[i].status == .sourceDeleted else { continue }
                 rows[i].status = .deleted
@@ -286,6 +289,12 @@ public actor __NAME__Source: SourceConnector {
                 rowID: $0.id, desName: $0.name ?? "", container: $0.container ?? "", body: BodyLocation(bucket: nil, key: $0.key),
                 bodyDeleted: $0.status == .sourceDeleted)
         }
+    }
+
+    public func repointContainer(from: String, to: String) async throws -> Int {
+        let ids = rows.filter { $0.container == from }.map(\.id)
+        guard !ids.isEmpty else { return 0 }
+        return try record(Change(op: "repoint", ids: ids, names: [from], container: to))
     }
 
     public func markDeleted(names: [String]) async throws -> Int {

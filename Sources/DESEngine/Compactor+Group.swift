@@ -1,0 +1,231 @@
+import DESFormat
+import DESKit
+import Foundation
+
+extension Compactor {
+    /// Compacts `groups` of one shard under its compaction lease; first discards what a compactor
+    /// that lost the lease (or died) left `compacting` there.
+    func compactShard(_ shard: Int, groups: [Group], totals: inout Totals, shutdown: ShutdownSignal) async throws {
+        let ttl = config.compaction.leaseTTLSeconds
+        guard let lease = try await retry.run({ try await metadata.acquireLease(shard: Self.leaseShard(of: shard), holder: config.holder, ttlSeconds: ttl) })
+        else {
+            logger.info("another compactor holds the shard; skipped", metadata: ["shard": "\(shard)"])
+            return
+        }
+        var current = lease
+        do {
+            try await compactShard(shard, groups: groups, lease: &current, totals: &totals, shutdown: shutdown)
+        } catch {
+            try? await metadata.releaseLease(current)
+            throw error
+        }
+        try? await metadata.releaseLease(current)
+    }
+
+    private func compactShard(
+        _ shard: Int, groups: [Group], lease current: inout ShardLease, totals: inout Totals, shutdown: ShutdownSignal
+    ) async throws {
+        let ttl = config.compaction.leaseTTLSeconds
+        for stale in try await retry.run({ try await metadata.containers(state: .compacting, shard: shard, day: nil) }) {
+            try? await storage.delete(key: stale.key)
+            _ = try await retry.run { try await metadata.abandonCompaction(containerID: stale.id) }
+            logger.warning("an unfinished compacted container was discarded", metadata: ["key": "\(stale.key)", "holder": "\(stale.holder)"])
+        }
+        for group in groups where !shutdown.isTriggered {
+            guard let renewed = try await retry.run({ try await metadata.renewLease(current, ttlSeconds: ttl) }) else {
+                logger.warning("the compaction lease was lost; the shard's other groups wait", metadata: ["shard": "\(shard)"])
+                return
+            }
+            current = renewed
+            let started = monotonicSeconds()
+            do {
+                try await compact(group, lease: current, totals: &totals)
+            } catch let error as DESKitError where error.code == .fenced {
+                totals.groupsAbandoned += 1
+                logger.warning("compaction fenced; the old containers stay", metadata: ["shard": "\(shard)", "error": "\(error.message)"])
+                return
+            } catch let error where !RetryPolicy.isTransient(error) && !(error is CancellationError) {
+                // A damaged entry, an unreadable container: this group stays as it is; the others go on.
+                totals.groupsAbandoned += 1
+                logger.error(
+                    "a group was not compacted; its containers stay",
+                    metadata: ["containers": "\(group.containers.map(\.key))", "error": "\(error)"])
+            }
+            totals.secondsCompacting += monotonicSeconds() - started
+        }
+    }
+
+    /// Compacts one group (steps 1–6 of ``Compactor``).
+    func compact(_ group: Group, lease: ShardLease, totals: inout Totals) async throws {
+        let olds = group.containers
+        var downloads: [String] = []
+        defer { for path in downloads { try? FileManager.default.removeItem(atPath: path) } }
+        // The old containers, read whole (one sequential read each), and their live entries.
+        var readers: [(ContainerRecord, DESArchiveReader, [DESIndexEntry])] = []
+        var dropped: [String: [String]] = [:]  // old key -> big-file objects of its deleted entries
+        var (droppedFiles, droppedBytes) = (0, UInt64(0))
+        for old in olds {
+            let path = config.workDir + "/old-\(old.id)-\(UInt32.random(in: 0...UInt32.max)).des"
+            downloads.append(path)
+            try await download(old.key, to: path)
+            let reader = try DESArchiveReader(path: path)
+            let deleted = try await retry.run { try await metadata.tombstonedNames(among: reader.entries.map(\.name)) }
+            var live: [DESIndexEntry] = []
+            var seen = Set<String>()
+            // The last of a repeated name is the one readers reach (archives of the original can repeat names).
+            for entry in reader.entries.reversed() where seen.insert(entry.name).inserted {
+                if deleted.contains(entry.name) {
+                    droppedFiles += 1
+                    droppedBytes += entry.dataLength
+                    if entry.isExternal, let key = try reader.meta(named: entry.name)["external_key"]?.stringValue { dropped[old.key, default: []].append(key) }
+                } else {
+                    live.append(entry)
+                }
+            }
+            readers.append((old, reader, live.reversed()))
+        }
+        let liveCount = readers.reduce(0) { $0 + $1.2.count }
+        var new: ContainerRecord?
+        var summary: (files: Int, bytes: UInt64, size: UInt64, etag: String) = (0, 0, 0, "")
+        if liveCount > 0 {
+            let record = try await retry.run { try await metadata.beginCompaction(day: group.day, shard: group.shard, lease: lease, keyPrefix: config.keyPrefix) }
+            new = record
+            do {
+                summary = try await write(record, from: readers)
+            } catch {
+                try? await storage.delete(key: record.key)
+                _ = try? await metadata.abandonCompaction(containerID: record.id)
+                throw error
+            }
+        }
+        // What replaced each old container, beside it: des rebuild reads these, and the removal after grace.
+        for old in olds {
+            let note = CompactedRecord(replacedBy: new?.key, dropExternal: dropped[old.key] ?? [])
+            try await putSmall(Self.compactedRecordKey(of: old.key), note.encoded())
+        }
+        let finished = try await retry.run {
+            try await metadata.finishCompaction(
+                containerID: new?.id, fileCount: summary.files, bytes: summary.bytes, size: summary.size, etag: summary.etag,
+                replacing: olds.map(\.id), lease: lease)
+        }
+        guard finished else {
+            if let new {
+                try? await storage.delete(key: new.key)
+                _ = try? await metadata.abandonCompaction(containerID: new.id)
+            }
+            for old in olds { try? await storage.delete(key: Self.compactedRecordKey(of: old.key)) }
+            throw DESKitError(.fenced, "the containers of \(group.day) shard \(group.shard) changed under compaction (or its lease was lost)")
+        }
+        if let new {
+            for old in olds {
+                for source in sources { _ = try await retry.run { try await source.repointContainer(from: old.key, to: new.key) } }
+            }
+        }
+        totals.containersRetired += olds.count
+        totals.containersWritten += new == nil ? 0 : 1
+        totals.liveFiles += summary.files
+        totals.liveBytes += summary.bytes
+        totals.droppedFiles += droppedFiles
+        totals.droppedBytes += droppedBytes
+        metrics.containersRetired.increment(by: olds.count)
+        metrics.liveBytes.increment(by: Int(clamping: summary.bytes))
+        metrics.droppedBytes.increment(by: Int(clamping: droppedBytes))
+        logger.info(
+            "containers compacted",
+            metadata: [
+                "old": "\(olds.map(\.key))", "new": "\(new?.key ?? "none")", "reason": "\(group.reason)", "live_files": "\(summary.files)",
+                "dropped_files": "\(droppedFiles)",
+            ])
+    }
+
+    /// Writes the live entries into the new container, uploads it and reads its index back.
+    func write(_ record: ContainerRecord, from readers: [(ContainerRecord, DESArchiveReader, [DESIndexEntry])]) async throws
+        -> (files: Int, bytes: UInt64, size: UInt64, etag: String)
+    {
+        let path = config.workDir + "/new-\(record.id).des"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try DESArchiveWriter(path: path)
+        var (files, bytes) = (0, UInt64(0))
+        do {
+            for (old, reader, live) in readers {
+                for entry in live {
+                    var meta = try reader.meta(named: entry.name)
+                    let digest = meta["sha256"]?.stringValue
+                    for key in DESArchiveWriter.reservedMetadataKeys { meta[key] = nil }
+                    if entry.isExternal {
+                        guard let external = try reader.meta(named: entry.name)["external_key"]?.stringValue else {
+                            throw DESKitError(.invalidData, "\(old.key): \(entry.name) is external but names no object")
+                        }
+                        _ = try writer.addExternal(name: entry.name, size: entry.dataLength, externalKey: external, sha256: digest, metadata: meta)
+                    } else {
+                        let body = try reader.file(named: entry.name)
+                        // Only bytes that match their recorded sha256 are carried over.
+                        if let digest, BodyDigest.hex(of: body) != digest {
+                            throw DESKitError(.invalidData, "\(old.key): \(entry.name) does not match its sha256; the container is left as it is")
+                        }
+                        _ = try writer.add(name: entry.name, bytes: body, metadata: meta)
+                    }
+                    files += 1
+                    bytes += entry.dataLength
+                }
+            }
+            _ = try writer.close()
+        } catch {
+            writer.abort()
+            throw error
+        }
+        let info = try await retry.run { try await storage.put(key: record.key, fromFile: path) }
+        // Read back as readers will: the seal holds and every live name is there.
+        let index = try await StorageArchiveReader(storage: storage).index(key: record.key, etag: info.etag)
+        let expected = Set(readers.flatMap { $0.2.map(\.name) })
+        guard index.count == files, Set(index.entries.map(\.name)) == expected else {
+            throw DESKitError(.storage, "\(record.key): the uploaded container does not hold the \(files) files written")
+        }
+        return (files, bytes, info.size, info.etag)
+    }
+
+    /// Downloads an object in 8 MiB ranges (no whole object in memory).
+    func download(_ key: String, to path: String) async throws {
+        guard let info = try await retry.run({ try await storage.head(key: key) }) else {
+            throw DESKitError(.notFound, "container \(key) is not in storage")
+        }
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw DESKitError(.storage, "cannot write \(path)")
+        }
+        defer { try? handle.close() }
+        var offset: UInt64 = 0
+        while offset < info.size {
+            let length = min(8 << 20, info.size - offset)
+            let chunk = try await retry.run { try await storage.get(key: key, offset: offset, length: length, ifMatch: info.etag) }
+            try handle.write(contentsOf: chunk)
+            offset += length
+        }
+    }
+
+    /// Stores a small object (through a temporary file: storage puts files).
+    func putSmall(_ key: String, _ bytes: [UInt8]) async throws {
+        let path = config.workDir + "/small-\(UUID().uuidString)"
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw DESKitError(.storage, "cannot write \(path)") }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await retry.run { try await storage.put(key: key, fromFile: path) }
+    }
+}
+
+/// What `{key}.compacted` records beside a replaced container.
+public struct CompactedRecord: Codable, Sendable, Equatable {
+    /// The key of the container holding its live files (nil: every file was deleted).
+    public var replacedBy: String?
+    /// Big-file objects of its deleted entries, removed with it after the grace period.
+    public var dropExternal: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case replacedBy = "replaced_by"
+        case dropExternal = "drop_external"
+    }
+
+    /// The JSON bytes.
+    public func encoded() throws -> [UInt8] { Array(try JSONEncoder().encode(self)) }
+
+    /// Parses the JSON bytes.
+    public static func decode(_ bytes: [UInt8]) throws -> CompactedRecord { try JSONDecoder().decode(CompactedRecord.self, from: Data(bytes)) }
+}

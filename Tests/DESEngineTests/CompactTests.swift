@@ -1,0 +1,149 @@
+import DESEngine
+import DESKit
+import DESTestSupport
+import Foundation
+import Testing
+
+/// `des compact`: garbage out, small containers merged, old objects removed after grace.
+@Suite("Compaction") struct CompactTests {
+    /// A config with a `compaction:` section.
+    static func config(_ d: Deployment, _ compaction: String, name: String = "compact.yaml") throws -> String {
+        let path = d.dir + "/" + name
+        try (String(contentsOfFile: try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}"), encoding: .utf8) + "\ncompaction: \(compaction)\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Every regular file under `root`, read whole.
+    static func everyObject(_ root: String) -> [Data] {
+        (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).compactMap {
+            var dir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: root + "/" + $0, isDirectory: &dir), !dir.boolValue else { return nil }
+            return FileManager.default.contents(atPath: root + "/" + $0)
+        }
+    }
+
+    @Test("Half a container's files deleted: it is rewritten with the live half (META and checksums kept), rows repointed, the old object deleted after a grace of 0s; no deleted file's bytes remain anywhere in storage; des check passes")
+    func garbage() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(120, size: 300)
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2, maxFiles: 20).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let config = try Self.config(d, "{grace: 0s, small_container_bytes: 0}")
+        let store = try await d.metadata()
+        let before = try await store.containers(state: .uploaded, shard: nil, day: nil)
+        let victim = try #require(before.max { $0.fileCount < $1.fileCount })
+        let rows = try await d.sql("SELECT id, des_name, body_path FROM files WHERE des_container = '\(victim.key)' ORDER BY id")
+        let doomed = rows.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+        let kept = rows.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+        let doomedBodies = try doomed.map { try Data(contentsOf: URL(fileURLWithPath: d.bodiesRoot + "/" + ($0[2].text ?? ""))) }
+        let deleted = try await DeadLetterCommandTests.des(["delete", "--reason", "test"] + doomed.compactMap { $0[1].text }, config: config, dir: d.dir)
+        #expect(deleted.status == 0, "\(deleted)")
+
+        let plan = try await DeadLetterCommandTests.des(["compact", "--dry-run", "--json"], config: config, dir: d.dir)
+        #expect(try DeadLetterCommandTests.json(plan.out)["containers_retired"] as? Int == 1, "\(plan)")
+        let run = try await DeadLetterCommandTests.des(["compact", "--until-idle", "--json"], config: config, dir: d.dir)
+        #expect(run.status == 0, "\(run.err)")
+        let totals = try DeadLetterCommandTests.json(run.out)
+        #expect(totals["containers_retired"] as? Int == 1 && totals["containers_written"] as? Int == 1, "\(totals)")
+        #expect(totals["dropped_files"] as? Int == doomed.count && totals["live_files"] as? Int == kept.count, "\(totals)")
+        #expect(totals["objects_deleted"] as? Int == 1, "\(totals)")
+        // The new container holds the live half; the rows name it; the old object and its record are gone.
+        let now = try await store.containers(state: nil, shard: victim.shard, day: victim.day)
+        #expect(now.first { $0.id == victim.id }?.state == .deleted)
+        let replacement = try #require(now.first { c in c.state == .uploaded && !before.contains { $0.id == c.id } })
+        #expect(replacement.fileCount == kept.count)
+        let keys = try await d.sql("SELECT DISTINCT des_container FROM files WHERE id IN (\(kept.compactMap { $0[0].int }.map(String.init).joined(separator: ",")))")
+        #expect(keys.map { $0[0].text } == [replacement.key])
+        #expect(!FileManager.default.fileExists(atPath: d.dir + "/archive/" + victim.key))
+        #expect(!FileManager.default.fileExists(atPath: d.dir + "/archive/" + victim.key + ".compacted"))
+        let objects = Self.everyObject(d.dir + "/archive")
+        for body in doomedBodies { #expect(!objects.contains { $0.range(of: body) != nil }, "a deleted file's bytes are still in storage") }
+        let audit = try await d.audit()
+        #expect(audit.isOK && audit.filesDeleted == doomed.count && audit.rowsChecked == 120 - doomed.count, "\(audit.problems)")
+        let name = try #require(kept.first?[1].text)
+        let got = try await DeadLetterCommandTests.des(["get", name, "-o", d.dir + "/got"], config: config, dir: d.dir)
+        #expect(got.status == 0 && (try? Data(contentsOf: URL(fileURLWithPath: d.dir + "/got")))?.count == 300, "\(got)")
+        // Nothing left to do.
+        let again = try await DeadLetterCommandTests.des(["compact", "--until-idle", "--json"], config: config, dir: d.dir)
+        #expect(try DeadLetterCommandTests.json(again.out)["containers_retired"] as? Int == 0)
+    }
+
+    @Test("Small containers of each (day, shard) are merged; while the grace lasts the old objects stay readable, des rebuild records them retired (not uploaded), and des check passes")
+    func mergeSmall() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(200, size: 50)
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2, maxFiles: 8).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let store = try await d.metadata()
+        let before = try await store.containers(state: .uploaded, shard: nil, day: nil)
+        let shards = Set(before.map(\.shard)).count
+        try #require(before.count > 2 * shards)
+        let config = try Self.config(d, "{grace: 1h}")
+        let run = try await DeadLetterCommandTests.des(["compact", "--until-idle", "--json"], config: config, dir: d.dir)
+        #expect(run.status == 0, "\(run.err)")
+        let totals = try DeadLetterCommandTests.json(run.out)
+        #expect(totals["containers_retired"] as? Int == before.count && totals["live_files"] as? Int == 200, "\(totals)")
+        let after = try await store.containers(state: .uploaded, shard: nil, day: nil)
+        #expect(after.count == shards, "one container per (day, shard): \(after.map(\.key))")
+        #expect(try await d.audit().isOK)
+        // The grace: old objects still there and readable.
+        for old in before { #expect(FileManager.default.fileExists(atPath: d.dir + "/archive/" + old.key)) }
+        // Lose the metadata store: rebuild records the merged containers uploaded and the old ones retired.
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.dir + "/metadata.sqlite" + suffix) }
+        let rebuilt = try await DeadLetterCommandTests.des(["rebuild", "--json"], config: config, dir: d.dir)
+        #expect(rebuilt.status == 0, "\(rebuilt)")
+        let report = try DeadLetterCommandTests.json(rebuilt.out)
+        #expect(report["recorded"] as? Int == before.count + after.count && report["retired"] as? Int == before.count, "\(report)")
+        let check = try await DeadLetterCommandTests.des(["check"], config: config, dir: d.dir)
+        #expect(check.status == 0, "\(check.out) \(check.err)")
+    }
+
+    @Test("kill -9 the compactor again and again while it merges and removes: in the end every live name is in exactly one uploaded container and des check passes")
+    func killNine() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(1500, size: 40)
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2, maxFiles: 10).run(shutdown: ShutdownSignal(), untilIdle: true)
+        // Some deletes too, so that garbage is dropped as well as containers merged.
+        let doomed = try await d.sql("SELECT des_name FROM files WHERE id % 7 = 0").compactMap { $0[0].text }
+        let config = try Self.config(d, "{grace: 0s, lease_ttl_seconds: 2}")
+        let deleted = try await DeadLetterCommandTests.des(["delete", "--reason", "crash test"] + doomed, config: config, dir: d.dir)
+        #expect(deleted.status == 0, "\(deleted.err)")
+        var kills = 0
+        for round in 0..<60 where kills < 20 {
+            let p = try startDES(["compact", "--until-idle"], config: config)
+            try await Task.sleep(nanoseconds: UInt64(40_000_000 + (round % 9) * 25_000_000))
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            await d.wait(p)
+            // A killed compactor's lease lapses after its TTL; the next run waits for it rather than skipping the shard.
+            try await Task.sleep(nanoseconds: 2_100_000_000)
+        }
+        let last = try startDES(["compact", "--until-idle"], config: config)
+        await d.wait(last)
+        #expect(last.terminationStatus == 0)
+        print("compaction crash test: \(kills) kills")
+        #expect(kills >= 20, "the compactor finished before it could be killed 20 times")
+        let store = try await d.metadata()
+        let uploaded = try await store.containers(state: .uploaded, shard: nil, day: nil)
+        var holder: [String: String] = [:]
+        let reader = StorageArchiveReader(storage: try d.storage())
+        for c in uploaded {
+            for entry in try await reader.index(key: c.key).entries {
+                #expect(holder.updateValue(c.key, forKey: entry.name) == nil, "\(entry.name) is in two uploaded containers")
+            }
+        }
+        let live = try await d.sql("SELECT des_name FROM files WHERE des_status = 'DES_PACKED'").compactMap { $0[0].text }
+        #expect(live.count == 1500 - doomed.count)
+        #expect(live.allSatisfy { holder[$0] != nil })
+        #expect(try await store.containers(state: .compacting, shard: nil, day: nil).isEmpty)
+        let audit = try await d.audit()
+        #expect(audit.isOK, "\(audit.problems)")
+    }
+}
