@@ -105,25 +105,27 @@ import Testing
     func killNine() async throws {
         let d = try Deployment()
         defer { d.cleanup() }
-        try await d.addRows(1500, size: 40)
-        _ = try await d.mark(shardBits: 2)
-        _ = try await d.packer(shardBits: 2, maxFiles: 10).run(shutdown: ShutdownSignal(), untilIdle: true)
-        // Some deletes too, so that garbage is dropped as well as containers merged.
-        let doomed = try await d.sql("SELECT des_name FROM files WHERE id % 7 = 0").compactMap { $0[0].text }
-        let config = try Self.config(d, "{grace: 0s, lease_ttl_seconds: 2}")
-        let deleted = try await DeadLetterCommandTests.des(["delete", "--reason", "crash test"] + doomed, config: config, dir: d.dir)
-        #expect(deleted.status == 0, "\(deleted.err)")
-        var kills = 0
-        for round in 0..<60 where kills < 20 {
+        let config = try Self.config(d, "{grace: 0s, lease_ttl_seconds: 1}")
+        var kills = 0, rows = 0, doomed: [String] = []
+        for round in 0..<40 where kills < 20 {
+            // New work every round: small containers to merge, and deletes so that garbage is dropped too.
+            try await d.addRows(150, size: 40, seed: UInt64(round + 1))
+            rows += 150
+            _ = try await d.mark(shardBits: 2)
+            _ = try await d.packer(shardBits: 2, maxFiles: 10).run(shutdown: ShutdownSignal(), untilIdle: true)
+            let fresh = try await d.sql("SELECT des_name FROM files WHERE id % 7 = 0 AND des_status = 'DES_PACKED'").compactMap { $0[0].text }
+            doomed += fresh
+            let deleted = try await DeadLetterCommandTests.des(["delete", "--reason", "crash test"] + fresh, config: config, dir: d.dir)
+            #expect(deleted.status == 0, "\(deleted.err)")
             let p = try startDES(["compact", "--until-idle"], config: config)
-            try await Task.sleep(nanoseconds: UInt64(40_000_000 + (round % 9) * 25_000_000))
+            try await Task.sleep(nanoseconds: UInt64(60_000_000 + (round % 9) * 30_000_000))
             if p.isRunning {
                 kill(p.processIdentifier, SIGKILL)
                 kills += 1
             }
             await d.wait(p)
             // A killed compactor's lease lapses after its TTL; the next run waits for it rather than skipping the shard.
-            try await Task.sleep(nanoseconds: 2_100_000_000)
+            try await Task.sleep(nanoseconds: 1_100_000_000)
         }
         let last = try startDES(["compact", "--until-idle"], config: config)
         await d.wait(last)
@@ -140,7 +142,7 @@ import Testing
             }
         }
         let live = try await d.sql("SELECT des_name FROM files WHERE des_status = 'DES_PACKED'").compactMap { $0[0].text }
-        #expect(live.count == 1500 - doomed.count)
+        #expect(live.count == rows - doomed.count)
         #expect(live.allSatisfy { holder[$0] != nil })
         #expect(try await store.containers(state: .compacting, shard: nil, day: nil).isEmpty)
         let audit = try await d.audit()
