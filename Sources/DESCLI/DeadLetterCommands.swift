@@ -41,6 +41,14 @@ struct DeadLetterFilter: ParsableArguments {
 
     var isEmpty: Bool { source == nil && stage == nil && ids.isEmpty }
 
+    /// Warns (on stderr) when `--source` names no source of the config: a typo would otherwise
+    /// just match nothing. Letters of a source since removed are still listed.
+    func warnOfUnknownSource(_ config: DESConfig) {
+        guard let source, !config.sources.contains(where: { $0.name == source }) else { return }
+        let known = config.sources.map(\.name).sorted().joined(separator: ", ")
+        Terminal.note("warning: --source '\(source)' is not a source of this config (its sources: \(known))")
+    }
+
     func query(includeResolved: Bool, limit: Int) -> DeadLetterQuery {
         DeadLetterQuery(source: source, stage: stage, ids: ids.isEmpty ? nil : ids, includeResolved: includeResolved, limit: limit)
     }
@@ -83,6 +91,7 @@ struct DeadLetterListCommand: AsyncParsableCommand {
         try await reportingErrorsAsync {
             _ = options.logger("des.dlq")
             let runtime = try await Runtime.open(configPath: options.configPath, needSources: false)
+            filter.warnOfUnknownSource(runtime.config)
             let letters = try await runtime.closing { try await runtime.metadata.deadLetters(matching: filter.query(includeResolved: all, limit: limit)) }
             if json {
                 Terminal.out(Terminal.json(["letters": letters.map(\.json), "count": letters.count]) + "\n")
@@ -107,6 +116,7 @@ struct DeadLetterListCommand: AsyncParsableCommand {
 /// What `retry` and `resolve` share: the letters they act on.
 enum DeadLetterSelection {
     static func open(_ filter: DeadLetterFilter, all: Bool, runtime: Runtime) async throws -> [DeadLetterRecord] {
+        filter.warnOfUnknownSource(runtime.config)
         if filter.isEmpty && !all {
             throw CLIFailure(message: "name the letters: --id, --source or --stage, or --all for every open letter", exitCode: DESExit.usage)
         }

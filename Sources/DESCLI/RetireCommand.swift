@@ -59,10 +59,13 @@ struct RetireCommand: AsyncParsableCommand {
             let totals = worker.totals ?? .init()
             let secs = max(Terminal.seconds() - start, 1e-9)
             if json {
-                var out: [String: Any] = [
-                    "dry_run": dryRun, "deleted": totals.deleted, "bytes": totals.bytes, "skipped": totals.skipped, "seconds": secs,
-                ]
-                if dryRun { out["would_delete"] = totals.wouldDelete }
+                var out: [String: Any] = ["dry_run": dryRun, "bytes": totals.bytes, "skipped": totals.skipped, "seconds": secs]
+                if dryRun {
+                    out["would_delete_count"] = totals.deleted
+                    out["would_delete"] = totals.wouldDelete
+                } else {
+                    out["deleted"] = totals.deleted
+                }
                 Terminal.out(Terminal.json(out) + "\n")
                 return
             }

@@ -83,6 +83,8 @@ public struct CatalogAudit: Sendable {
             }
         }
         var packedNames = Set<String>()
+        // Retired rows by container, read back in one batch per container (its index read once).
+        var retired: [String: [(source: String, row: String, name: String)]] = [:]
         for source in sources {
             var after: String?
             while true {
@@ -106,12 +108,7 @@ public struct CatalogAudit: Sendable {
                     // bytes are checked against the sha256 its META records.
                     if row.bodyDeleted {
                         report.rowsRetired += 1
-                        guard compareBodies else { continue }
-                        do {
-                            report.bytesChecked += UInt64(try await reader.file(named: row.desName, key: row.container)?.count ?? 0)
-                        } catch {
-                            problem("\(source.name) row \(row.rowID) (body retired): \(row.desName) in \(row.container) does not read back: \(error)")
-                        }
+                        if compareBodies { retired[row.container, default: []].append((source.name, row.rowID, row.desName)) }
                         continue
                     }
                     guard compareBodies else { continue }
@@ -134,6 +131,19 @@ public struct CatalogAudit: Sendable {
             let stats = try await source.stats()
             if stats.pending + stats.claimed + stats.failed + stats.unnamed + stats.other > 0 {
                 report.unpacked[source.name] = stats
+            }
+        }
+        for (key, rows) in retired.sorted(by: { $0.key < $1.key }) {
+            for start in stride(from: 0, to: rows.count, by: 1_000) {
+                let slice = Array(rows[start..<min(rows.count, start + 1_000)])
+                do {
+                    let bytes = try await reader.files(named: slice.map(\.name), key: key)
+                    for (row, body) in zip(slice, bytes) {
+                        if let body { report.bytesChecked += UInt64(body.count) } else { problem("\(row.source) row \(row.row): \(row.name) is not in \(key)") }
+                    }
+                } catch {
+                    problem("\(key): the files of rows whose bodies were retired do not read back: \(error)")
+                }
             }
         }
         for container in try await metadata.containers(state: .writing, shard: nil, day: nil)

@@ -25,7 +25,7 @@ extension Retirer {
         func skip(_ reason: String, _ count: Int = 1) { if count > 0 { skipped[reason, default: 0] += count } }
         defer {
             for (reason, count) in skipped {
-                totals.skipped[reason, default: 0] += count
+                if totals.passes == 0 { totals.skipped[reason, default: 0] += count }
                 metrics.skipped(reason, count: count)
             }
         }
@@ -58,6 +58,7 @@ extension Retirer {
         // 3–4: the packed bytes against META's sha256, then the body against the packed bytes.
         var ready: [Ready] = []
         var letters: [DeadLetter] = []
+        var badCopies: [DeadLetter] = []
         for (key, group) in byContainer.sorted(by: { $0.key < $1.key }) {
             let index: DESIndex
             do {
@@ -77,7 +78,7 @@ extension Retirer {
                     packed = try await retry.run { try await reader.file(named: row.desName, key: key) }
                 } catch {
                     // The body may be the only good copy left: kept, and an operator told.
-                    letters.append(letter(row, of: name, "the packed copy in \(key) does not read back (\(error)); the body is kept"))
+                    badCopies.append(letter(row, of: name, "the packed copy in \(key) does not read back (\(error)); the body is kept"))
                     continue
                 }
                 guard let packed else {
@@ -100,18 +101,37 @@ extension Retirer {
                     ready.append(Ready(row: row, version: version, bytes: packed.count))
                 } catch let error as DESKitError where error.code == .notFound {
                     ready.append(Ready(row: row, version: nil, bytes: packed.count))
+                } catch let error as DESKitError where error.code == .invalidData {
+                    // Not a regular file beneath the root (a directory, a FIFO, a link leading out): for good.
+                    letters.append(letter(row, of: name, "the body at \(row.body) cannot be retired: \(error.message); it is kept"))
                 } catch {
                     logger.warning("a body cannot be checked; kept for now", metadata: ["source": "\(name)", "row": "\(row.rowID)", "error": "\(error)"])
                     skip("body_unreadable")
                 }
             }
         }
-        if !letters.isEmpty {
-            skip("body_changed", letters.count)
+        // A body already gone counts as retired only when this worker was deleting it (its intent
+        // is recorded): otherwise it vanished by other means — a volume not mounted, a wrong root —
+        // and the row stays packed, dead-lettered, so that nothing is marked deleted that is not.
+        let missing = ready.filter { $0.version == nil }.map(\.row.rowID)
+        let intended = missing.isEmpty ? [] : try await retry.run { try await metadata.retireIntents(source: name, rowIDs: missing) }
+        for item in ready where item.version == nil && !intended.contains(item.row.rowID) {
+            letters.append(
+                letter(
+                    item.row, of: name,
+                    "the body at \(item.row.body) is missing, and des retire did not delete it (is the volume mounted, bodies.root right?); "
+                        + "the row stays packed"))
+        }
+        ready.removeAll { $0.version == nil && !intended.contains($0.row.rowID) }
+        if !letters.isEmpty || !badCopies.isEmpty {
+            skip("body_changed", letters.filter { $0.reason.contains("changed since it was packed") }.count)
+            skip("body_missing", letters.filter { $0.reason.contains("is missing") }.count)
+            skip("not_a_regular_body", letters.filter { $0.reason.contains("cannot be retired") }.count)
+            skip("packed_copy_bad", badCopies.count)
             if !config.dryRun {
-                let batch = letters
+                let batch = letters + badCopies
                 try await retry.run { try await metadata.addDeadLetters(batch) }
-                logger.warning("bodies kept and dead-lettered", metadata: ["source": "\(name)", "count": "\(letters.count)", "first": "\(letters[0].reason)"])
+                logger.warning("bodies kept and dead-lettered", metadata: ["source": "\(name)", "count": "\(batch.count)", "first": "\(batch[0].reason)"])
             }
         }
         // 5: the version again, just before the delete.
@@ -137,6 +157,11 @@ extension Retirer {
             skip("already_gone", gone.count)
             return
         }
+        // The intent first: after a crash past the delete, the missing body is known to be ours.
+        if !deleting.isEmpty {
+            let ids = deleting.map(\.row.rowID)
+            try await retry.run { try await metadata.addRetireIntents(source: name, rowIDs: ids) }
+        }
         let failures = deleting.isEmpty ? [:] : try await retry.run { try await source.fetcher.delete(deleting.map(\.row.body)) }
         for (location, reason) in failures.prefix(5) {
             logger.warning("a body could not be deleted; its row stays packed", metadata: ["body": "\(location)", "error": "\(reason)"])
@@ -146,7 +171,16 @@ extension Retirer {
         let done = deleted + gone
         if !done.isEmpty {
             let ids = done.map(\.row.rowID)
-            _ = try await retry.run { try await source.connector.markSourceDeleted(rowIDs: ids) }
+            do {
+                _ = try await retry.run { try await source.connector.markSourceDeleted(rowIDs: ids) }
+            } catch {
+                // The bodies are gone and the rows still say packed: said loudly, with a letter each
+                // (their intents stay, so that once the cause is fixed and the letters retried, the rows are marked).
+                let reason = "the body was deleted but the row could not be marked retired: \(error)"
+                try? await metadata.addDeadLetters(done.map { letter($0.row, of: name, reason) })
+                throw error
+            }
+            try await retry.run { try await metadata.clearRetireIntents(source: name, rowIDs: ids) }
         }
         skip("already_gone", gone.count)
         let bytes = deleted.reduce(0) { $0 + UInt64($1.bytes) }

@@ -55,7 +55,8 @@ public struct Retirer: Sendable {
         public var deleted = 0
         /// Their bytes.
         public var bytes: UInt64 = 0
-        /// Rows not retired, by reason (`too_young`, `body_changed`, …).
+        /// Rows not retired in the first pass, by reason (`too_young`, `body_changed`, …): later
+        /// passes meet the same rows again, so only the metric counts them.
         public var skipped: [String: Int] = [:]
         /// In a dry run: the bodies that would go, as `source row body`.
         public var wouldDelete: [String] = []

@@ -230,6 +230,12 @@ public struct MariaDBMetadataDialect: SQLMetadataDialect {
             """,
             "CREATE INDEX IF NOT EXISTS des_tombstones_container ON des_tombstones (container_id)",
             "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS retired_at DOUBLE NULL, ADD COLUMN IF NOT EXISTS replaced_by BIGINT NULL",
+        ], [
+            // 4: bodies des retire is about to delete (so a missing body is known to be its own doing).
+            """
+            CREATE TABLE IF NOT EXISTS des_retire_intents (
+              source VARCHAR(255) NOT NULL, row_id VARCHAR(255) NOT NULL, created_at DOUBLE NOT NULL, PRIMARY KEY (source, row_id)) \(table)
+            """,
         ]]
     }
 

@@ -232,6 +232,12 @@ public struct PostgresMetadataDialect: SQLMetadataDialect {
             "CREATE INDEX IF NOT EXISTS des_tombstones_container ON des_tombstones(container_id)",
             "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS retired_at DOUBLE PRECISION",
             "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS replaced_by BIGINT",
+        ], [
+            // 4: bodies des retire is about to delete (so a missing body is known to be its own doing).
+            """
+            CREATE TABLE IF NOT EXISTS des_retire_intents (
+              source TEXT NOT NULL, row_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, row_id))
+            """,
         ]]
     }
 }

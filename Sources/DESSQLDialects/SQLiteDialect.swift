@@ -185,6 +185,12 @@ public struct SQLiteMetadataDialect: SQLMetadataDialect {
             "CREATE INDEX IF NOT EXISTS des_tombstones_container ON des_tombstones(container_id)",
             "ALTER TABLE des_containers ADD COLUMN retired_at REAL",
             "ALTER TABLE des_containers ADD COLUMN replaced_by INTEGER",
+        ], [
+            // 4: bodies des retire is about to delete (so a missing body is known to be its own doing).
+            """
+            CREATE TABLE IF NOT EXISTS des_retire_intents (
+              source TEXT NOT NULL, row_id TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (source, row_id))
+            """,
         ]]
     }
 }

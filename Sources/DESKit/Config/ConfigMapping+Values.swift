@@ -85,8 +85,9 @@ extension ConfigMapping {
         return value
     }
 
-    /// A duration in seconds within `range`: a number of seconds, or one or more parts of a
-    /// number and a unit — `ms`, `s`, `m`, `h`, `d`, `w` (`90s`, `15m`, `24h`, `1h30m`, `7d`, `0s`).
+    /// A duration in seconds within `range`: one or more parts of a number and a unit — `ms`,
+    /// `s`, `m`, `h`, `d`, `w` (`90s`, `15m`, `24h`, `1h30m`, `7d`, `0s`), each unit once, larger
+    /// first. A bare number is refused (is `24` hours or seconds?), except `0`.
     func duration(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
         guard let text = try text(key, expected: "a duration") else { return nil }
         guard let seconds = Self.parseDuration(text.trimmingSpaces) else {
@@ -98,18 +99,24 @@ extension ConfigMapping {
         return seconds
     }
 
-    /// Seconds of `30s`, `1h30m`, `7d`, a plain number of seconds; nil when malformed.
+    /// Seconds of `30s`, `1h30m`, `7d` (or `0`); nil when malformed or without a unit.
     static func parseDuration(_ text: String) -> Double? {
-        if let plain = parseDouble(text.replacing("_", with: "")) { return plain >= 0 ? plain : nil }
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3_600), ("d", 86_400), ("w", 604_800)]
+        if text == "0" { return 0 }
+        // Larger units first, each once.
+        let units: [(String, Double)] = [("w", 604_800), ("d", 86_400), ("h", 3_600), ("ms", 0.001), ("m", 60), ("s", 1)]
+        let order = ["w", "d", "h", "m", "s", "ms"]
         var rest = Substring(text.lowercased())
         var total = 0.0
+        var last = -1
         guard !rest.isEmpty else { return nil }
         while !rest.isEmpty {
             let digits = rest.prefix { $0.isNumber || $0 == "." }
-            guard !digits.isEmpty, let value = Double(digits) else { return nil }
+            guard !digits.isEmpty, let value = Double(digits), value.isFinite else { return nil }
             rest = rest.dropFirst(digits.count)
-            guard let unit = units.first(where: { rest.hasPrefix($0.0) && !(($0.0 == "m") && rest.hasPrefix("ms")) }) else { return nil }
+            guard let unit = units.first(where: { rest.hasPrefix($0.0) }), let position = order.firstIndex(of: unit.0), position > last else {
+                return nil
+            }
+            last = position
             rest = rest.dropFirst(unit.0.count)
             total += value * unit.1
         }

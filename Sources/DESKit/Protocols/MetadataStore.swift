@@ -289,6 +289,17 @@ public protocol MetadataStore: Sendable {
     /// Which of `names` are tombstoned.
     func tombstonedNames(among names: [String]) async throws -> Set<String>
 
+    /// `des retire`: records, before their bodies are deleted, the rows whose bodies it deletes
+    /// (so that after a crash a missing body is known to be its own doing, not a volume that is
+    /// not mounted).
+    func addRetireIntents(source: String, rowIDs: [String]) async throws
+
+    /// Which of `rowIDs` of `source` have a retire intent.
+    func retireIntents(source: String, rowIDs: [String]) async throws -> Set<String>
+
+    /// Drops the intents of rows that are marked.
+    func clearRetireIntents(source: String, rowIDs: [String]) async throws
+
     /// Records deletes (`des delete`, `DELETE /files/{name}`, retention): each name once — a
     /// name tombstoned already keeps its first tombstone. Their `seq` and `deletedAt` are the
     /// store's. Returns how many were added.

@@ -202,6 +202,7 @@ public final class SQLSourceConnector: SourceConnector {
     public func markSourceDeleted(rowIDs: [String]) async throws -> Int {
         let (d, s) = (dialect, try await tableShape())
         if let problem = s.statusSourceDeletedProblem { throw DESKitError(.catalog, problem) }
+        if rowIDs.isEmpty { try await probeSourceDeleted(s); return 0 }
         return try await updateInChunks(
             ids: rowIDs, shape: s,
             prefix: { binds in
@@ -219,6 +220,35 @@ public final class SQLSourceConnector: SourceConnector {
         let d = dialect
         return try await transaction { session in
             try session.execute("UPDATE \(s.table) SET \(column) = \(d.placeholder(1)) WHERE \(column) = \(d.placeholder(2))", [.text(to), .text(from)])
+        }
+    }
+
+    /// Writes the retired status on one packed row inside a transaction that is then rolled
+    /// back: a CHECK constraint, a trigger or a type the reflection did not see refuses it here,
+    /// before any body is deleted.
+    private func probeSourceDeleted(_ s: SQLTableShape) async throws {
+        let d = dialect
+        let limited = d.limitedSelect(s.id, from: "\(s.table) WHERE \(s.status) = \(s.statusParam(d, 1))", limit: 1, bind: 2)
+        let binds = [s.statusValue(s.statusPacked)] + (limited.bind.map { [$0] } ?? [])
+        let found = try await pool.withConnection { conn in
+            try await conn.withSession { try $0.query(limited.sql, binds, maxRows: limited.maxRows) }
+        }
+        guard let id = found.first?[0].text else { return }
+        var set = "\(s.status) = \(s.statusParam(d, 1))"
+        if let at = s.sourceDeletedAt { set += ", \(at) = \(d.now(for: s.sourceDeletedAtKind ?? .float))" }
+        let sql = "UPDATE \(s.table) SET \(set) WHERE \(s.id) = \(s.idParam(d, 2))"
+        let values = [s.statusValue(s.statusSourceDeleted), s.idValue(id)]
+        do {
+            try await transaction { session -> Void in
+                _ = try session.execute(sql, values)
+                throw ProbeRollback()
+            }
+        } catch is ProbeRollback {
+            return
+        } catch {
+            throw DESKitError(
+                .catalog,
+                "source '\(name)': \(s.table) refuses status_source_deleted_value '\(s.statusSourceDeleted)' (tried on row \(id), rolled back): \(error)")
         }
     }
 
@@ -434,3 +464,6 @@ extension SQLTableShape {
         return set + setPackedAt(d)
     }
 }
+
+/// Rolls back a probe's transaction.
+private struct ProbeRollback: Error {}
