@@ -37,6 +37,7 @@ bench: setup
 	scripts/bench-heterogeneous.sh
 	scripts/bench-s3.sh
 	scripts/bench-http.sh
+	scripts/bench-compact.sh
 
 # Where the packer's CPU goes (perf samples), in lease mode on 50,000 files; see scripts/profile-packer.sh.
 profile: setup

@@ -46,8 +46,9 @@ struct CompactCommand: AsyncParsableCommand {
             config.holder = LeaseHolder(pod: "compactor-" + (ProcessInfo.processInfo.hostName.isEmpty ? "host" : ProcessInfo.processInfo.hostName), instance: ProcessIdentity.current.token)
             config.dryRun = dryRun
             let start = Terminal.seconds()
+            let counting = RequestCountingStorage(base: runtime.storage)
             let worker = try await runtime.closing { () -> WorkerService<Compactor.Totals> in
-                let compactor = Compactor(sources: runtime.sources, metadata: runtime.metadata, storage: runtime.storage, config: config, logger: logger)
+                let compactor = Compactor(sources: runtime.sources, metadata: runtime.metadata, storage: counting, config: config, logger: logger)
                 let worker = compactor.service(untilIdle: untilIdle || dryRun)
                 try await observability.run(worker, runtime: runtime, logger: logger)
                 return worker
@@ -62,6 +63,7 @@ struct CompactCommand: AsyncParsableCommand {
                         "live_files": t.liveFiles, "live_bytes": t.liveBytes, "dropped_files": t.droppedFiles, "dropped_bytes": t.droppedBytes,
                         "objects_deleted": t.objectsDeleted, "groups_abandoned": t.groupsAbandoned, "seconds": secs,
                         "seconds_compacting": t.secondsCompacting, "live_mb_per_second": rate,
+                        "storage_requests": counting.requests, "storage_requests_total": counting.total,
                     ]) + "\n")
             } else if dryRun {
                 Terminal.out("would compact \(t.containersRetired) containers, dropping \(Terminal.bytes(t.droppedBytes)) of deleted files\n")

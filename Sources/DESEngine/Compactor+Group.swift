@@ -2,6 +2,10 @@ import DESFormat
 import DESKit
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension Compactor {
     /// Compacts `groups` of one shard under its compaction lease; first discards what a compactor
     /// that lost the lease (or died) left `compacting` there.
@@ -138,7 +142,9 @@ extension Compactor {
             ])
     }
 
-    /// Writes the live entries into the new container, uploads it and reads its index back.
+    /// Writes the live entries into the new container — read straight from the downloaded old
+    /// containers into the writer's two-thread pipeline, hashed once — checks each entry's new
+    /// sha256 against the one its old META recorded, uploads the container and reads its index back.
     func write(_ record: ContainerRecord, from readers: [(ContainerRecord, DESArchiveReader, [DESIndexEntry])]) async throws
         -> (files: Int, bytes: UInt64, size: UInt64, etag: String)
     {
@@ -146,39 +152,52 @@ extension Compactor {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let writer = try DESArchiveWriter(path: path)
         var (files, bytes) = (0, UInt64(0))
+        var expected: [String: String] = [:]  // name -> sha256 its old META recorded
         do {
-            for (old, reader, live) in readers {
-                for entry in live {
-                    var meta = try reader.meta(named: entry.name)
-                    let digest = meta["sha256"]?.stringValue
-                    for key in DESArchiveWriter.reservedMetadataKeys { meta[key] = nil }
-                    if entry.isExternal {
-                        guard let external = try reader.meta(named: entry.name)["external_key"]?.stringValue else {
-                            throw DESKitError(.invalidData, "\(old.key): \(entry.name) is external but names no object")
+            var externals: [(String, UInt64, String, String?, DESMetadata)] = []
+            try writer.addFiles(concurrently: true) { feed in
+                for (old, reader, live) in readers {
+                    let fd = open(reader.path, O_RDONLY | O_CLOEXEC)
+                    guard fd >= 0 else { throw DESKitError(.storage, "cannot read the downloaded \(old.key)") }
+                    defer { _ = close(fd) }
+                    for entry in live {
+                        var meta = try reader.meta(named: entry.name)
+                        let digest = meta["sha256"]?.stringValue
+                        let external = meta["external_key"]?.stringValue
+                        for key in DESArchiveWriter.reservedMetadataKeys { meta[key] = nil }
+                        if entry.isExternal {
+                            guard let external else { throw DESKitError(.invalidData, "\(old.key): \(entry.name) is external but names no object") }
+                            externals.append((entry.name, entry.dataLength, external, digest, meta))
+                        } else {
+                            if let digest { expected[entry.name] = digest }
+                            var stream = RangeStream(fileDescriptor: fd, offset: entry.dataOffset, length: entry.dataLength, path: reader.path)
+                            try feed.add(name: entry.name, from: &stream, metadata: meta)
                         }
-                        _ = try writer.addExternal(name: entry.name, size: entry.dataLength, externalKey: external, sha256: digest, metadata: meta)
-                    } else {
-                        let body = try reader.file(named: entry.name)
-                        // Only bytes that match their recorded sha256 are carried over.
-                        if let digest, BodyDigest.hex(of: body) != digest {
-                            throw DESKitError(.invalidData, "\(old.key): \(entry.name) does not match its sha256; the container is left as it is")
-                        }
-                        _ = try writer.add(name: entry.name, bytes: body, metadata: meta)
+                        files += 1
+                        bytes += entry.dataLength
                     }
-                    files += 1
-                    bytes += entry.dataLength
                 }
+            }
+            for (name, size, external, digest, meta) in externals {
+                _ = try writer.addExternal(name: name, size: size, externalKey: external, sha256: digest, metadata: meta)
             }
             _ = try writer.close()
         } catch {
             writer.abort()
             throw error
         }
+        // Only bytes that hash to their recorded sha256 are carried over (hashed once, by the writer).
+        let written = try DESArchiveReader(path: path)
+        for (position, entry) in written.entries.enumerated() {
+            if let want = expected[entry.name], written.index.sha256(at: position) != want {
+                throw DESKitError(.invalidData, "\(entry.name) does not match its sha256 in its old container; the group is left as it is")
+            }
+        }
         let info = try await retry.run { try await storage.put(key: record.key, fromFile: path) }
         // Read back as readers will: the seal holds and every live name is there.
         let index = try await StorageArchiveReader(storage: storage).index(key: record.key, etag: info.etag)
-        let expected = Set(readers.flatMap { $0.2.map(\.name) })
-        guard index.count == files, Set(index.entries.map(\.name)) == expected else {
+        let names = Set(readers.flatMap { $0.2.map(\.name) })
+        guard index.count == files, Set(index.entries.map(\.name)) == names else {
             throw DESKitError(.storage, "\(record.key): the uploaded container does not hold the \(files) files written")
         }
         return (files, bytes, info.size, info.etag)
@@ -208,6 +227,36 @@ extension Compactor {
         guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw DESKitError(.storage, "cannot write \(path)") }
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try await retry.run { try await storage.put(key: key, fromFile: path) }
+    }
+}
+
+/// The bytes of one entry of a file: `length` bytes from `offset`, by `pread`.
+struct RangeStream: DESByteStream {
+    let fileDescriptor: Int32
+    var offset: UInt64
+    var remaining: UInt64
+    let path: String
+
+    init(fileDescriptor: Int32, offset: UInt64, length: UInt64, path: String) {
+        self.fileDescriptor = fileDescriptor
+        self.offset = offset
+        self.remaining = length
+        self.path = path
+    }
+
+    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard remaining > 0, let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        while true {
+            let n = pread(fileDescriptor, base, Int(min(UInt64(buffer.count), remaining)), off_t(offset))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw DESKitError(.storage, "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { throw DESKitError(.invalidData, "\(path) ends inside an entry") }
+            offset += UInt64(n)
+            remaining -= UInt64(n)
+            return n
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 @testable import DESPluginS3
+import DESEngine
 import DESKit
+import Logging
 import DESNaming
 import DESPluginSQLite
 import DESServer
@@ -67,6 +69,46 @@ import Testing
             #expect(refused.status == 403 && client.errorCode(refused) == "deletes_need_auth")
             #expect(try await client.send("GET", "\(server.base)/files/\(names[0])").status == 200)
             #expect(try await shelf.metadata.tombstone(named: names[0]) == nil)
+        }
+    }
+}
+
+@Suite("Reads across compaction") struct CompactionReadTests {
+    @Test("A server that found files in small containers keeps serving them while those are merged and, once their objects are deleted, finds them again in the merged container (a gone container is looked up again once); deleted files stay 410")
+    func readsSurviveCompaction() async throws {
+        var shelf = try await Shelf.make(shardBits: 1)
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(60, size: 200, filesPerContainer: 5)
+        let doomed = Array(names.prefix(10))
+        _ = try await shelf.metadata.addTombstones(doomed.map { Tombstone(name: $0, reason: "test", origin: "delete", containerID: nil, bytes: 200) })
+        let before = try await shelf.metadata.containers(state: .uploaded, shard: nil, day: nil)
+        try await withServer(shelf, edit: { $0.containerRefreshSeconds = 3_600 }) { server, client in
+            // Every file found once: the server now knows the small containers (for an hour).
+            for name in names { _ = try await client.send("GET", "\(server.base)/files/\(name)") }
+            var config = Compactor.Config()
+            config.compaction.graceSeconds = 3_600
+            config.workDir = shelf.dir + "/compact"
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let compactor = Compactor(sources: [], metadata: shelf.metadata, storage: shelf.storage, config: config, logger: logger)
+            let merged = try await compactor.run(shutdown: ShutdownSignal(), untilIdle: true)
+            #expect(merged.containersRetired == before.count && merged.liveFiles == 50, "\(merged)")
+            // During the grace: served from the old objects.
+            for name in names.dropFirst(10) {
+                let r = try await client.send("GET", "\(server.base)/files/\(name)")
+                #expect(r.status == 200 && r.body == shelf.files[name]?.bytes, "\(name) during the grace: \(r.status)")
+            }
+            // After it: the old objects are gone, and every live file is found in the merged containers.
+            config.compaction.graceSeconds = 0
+            let removed = try await Compactor(sources: [], metadata: shelf.metadata, storage: shelf.storage, config: config, logger: logger)
+                .run(shutdown: ShutdownSignal(), untilIdle: true)
+            #expect(removed.objectsDeleted == before.count)
+            for old in before { #expect(try await shelf.storage.head(key: old.key) == nil) }
+            for name in names.dropFirst(10) {
+                let r = try await client.send("GET", "\(server.base)/files/\(name)")
+                #expect(r.status == 200 && r.body == shelf.files[name]?.bytes, "\(name) after the grace: \(r.status)")
+            }
+            for name in doomed { #expect(try await client.send("GET", "\(server.base)/files/\(name)").status == 410) }
         }
     }
 }
