@@ -12,7 +12,8 @@ struct CompactCommand: AsyncParsableCommand {
             A container whose deleted (tombstoned) bytes reach compaction.garbage_ratio (0.3) \
             is rewritten with its live entries only, META and checksums kept; uploaded \
             containers of one (day, shard) smaller than compaction.small_container_bytes are \
-            merged. Each new container is uploaded and read back, then one metadata \
+            merged (with --erase, every container holding a deleted file is rewritten, \
+            for erasure requests). Each new container is uploaded and read back, then one metadata \
             transaction records it uploaded and the old ones retired, under the shard's \
             compaction lease and its fencing token (packers keep packing meanwhile). Old \
             objects stay readable for compaction.grace (24h), then are deleted.
@@ -31,6 +32,8 @@ struct CompactCommand: AsyncParsableCommand {
     @OptionGroup var observability: WorkerObservabilityOptions
     @Flag(help: "Stop after a pass that has nothing to do.") var untilIdle = false
     @Flag(help: "Report what would be compacted; write nothing.") var dryRun = false
+    @Flag(help: "Rewrite every container that holds a deleted file, whatever its garbage ratio (erasure: no deleted byte left once the grace is over).")
+    var erase = false
     @Flag(help: "Print the summary as JSON.") var json = false
 
     func run() async throws {
@@ -45,6 +48,7 @@ struct CompactCommand: AsyncParsableCommand {
             config.workDir = runtime.config.packer.workDir + "/compact"
             config.holder = LeaseHolder(pod: "compactor-" + (ProcessInfo.processInfo.hostName.isEmpty ? "host" : ProcessInfo.processInfo.hostName), instance: ProcessIdentity.current.token)
             config.dryRun = dryRun
+            config.erase = erase
             let start = Terminal.seconds()
             let counting = RequestCountingStorage(base: runtime.storage)
             let worker = try await runtime.closing { () -> WorkerService<Compactor.Totals> in

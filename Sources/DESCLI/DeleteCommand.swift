@@ -1,6 +1,7 @@
 import ArgumentParser
 import DESEngine
 import DESKit
+import DESNaming
 import Foundation
 
 /// `des delete`: tombstones files by name.
@@ -34,6 +35,10 @@ struct DeleteCommand: AsyncParsableCommand {
     func validate() throws {
         if names.isEmpty { throw ValidationError("name at least one file to delete") }
         if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") }
+        if reason.utf8.count > 2_000 { throw ValidationError("--reason is \(reason.utf8.count) bytes; at most 2,000") }
+        if let bad = names.first(where: { (try? SnowflakeName(parsing: $0)) == nil }) {
+            throw ValidationError("'\(bad)' is not a DES name")
+        }
     }
 
     func run() async throws {

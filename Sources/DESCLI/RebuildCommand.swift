@@ -33,7 +33,8 @@ struct RebuildCommand: AsyncParsableCommand {
             let logger = options.logger("des.rebuild")
             let runtime = try await Runtime.open(configPath: options.configPath, needSources: false)
             let report = try await runtime.closing {
-                try await Rebuild(metadata: runtime.metadata, storage: runtime.storage, keyPrefix: runtime.config.storage.prefix, logger: logger)
+                try await Rebuild(metadata: runtime.metadata, storage: runtime.storage, keyPrefix: runtime.config.storage.prefix,
+                    shardBits: runtime.config.packer.shardBits, logger: logger)
                     .run(dryRun: dryRun)
             }
             if json {

@@ -9,16 +9,17 @@ import Glibc
 extension Compactor {
     /// Compacts `groups` of one shard under its compaction lease; first discards what a compactor
     /// that lost the lease (or died) left `compacting` there.
-    func compactShard(_ shard: Int, groups: [Group], totals: inout Totals, shutdown: ShutdownSignal) async throws {
+    func compactShard(_ shard: Int, groups: [Group], totals: inout Totals, failed: inout Set<Int64>, shutdown: ShutdownSignal) async throws {
         let ttl = config.compaction.leaseTTLSeconds
         guard let lease = try await retry.run({ try await metadata.acquireLease(shard: Self.leaseShard(of: shard), holder: config.holder, ttlSeconds: ttl) })
         else {
-            logger.info("another compactor holds the shard; skipped", metadata: ["shard": "\(shard)"])
+            logger.info("another compactor holds the shard; tried again later", metadata: ["shard": "\(shard)"])
+            totals.shardsSkipped += 1
             return
         }
         var current = lease
         do {
-            try await compactShard(shard, groups: groups, lease: &current, totals: &totals, shutdown: shutdown)
+            try await compactShard(shard, groups: groups, lease: &current, totals: &totals, failed: &failed, shutdown: shutdown)
         } catch {
             try? await metadata.releaseLease(current)
             throw error
@@ -27,7 +28,7 @@ extension Compactor {
     }
 
     private func compactShard(
-        _ shard: Int, groups: [Group], lease current: inout ShardLease, totals: inout Totals, shutdown: ShutdownSignal
+        _ shard: Int, groups: [Group], lease current: inout ShardLease, totals: inout Totals, failed: inout Set<Int64>, shutdown: ShutdownSignal
     ) async throws {
         let ttl = config.compaction.leaseTTLSeconds
         for stale in try await retry.run({ try await metadata.containers(state: .compacting, shard: shard, day: nil) }) {
@@ -49,8 +50,10 @@ extension Compactor {
                 logger.warning("compaction fenced; the old containers stay", metadata: ["shard": "\(shard)", "error": "\(error.message)"])
                 return
             } catch let error where !RetryPolicy.isTransient(error) && !(error is CancellationError) {
-                // A damaged entry, an unreadable container: this group stays as it is; the others go on.
+                // A damaged entry, an unreadable container: this group stays as it is, not tried
+                // again by this process; the others go on.
                 totals.groupsAbandoned += 1
+                failed.formUnion(group.containers.map(\.id))
                 logger.error(
                     "a group was not compacted; its containers stay",
                     metadata: ["containers": "\(group.containers.map(\.key))", "error": "\(error)"])
@@ -69,9 +72,15 @@ extension Compactor {
         var dropped: [String: [String]] = [:]  // old key -> big-file objects of its deleted entries
         var (droppedFiles, droppedBytes) = (0, UInt64(0))
         for old in olds {
-            let path = config.workDir + "/old-\(old.id)-\(UInt32.random(in: 0...UInt32.max)).des"
-            downloads.append(path)
-            try await download(old.key, to: path)
+            // A container on local disk is read in place; any other is downloaded first.
+            let path: String
+            if let local = storage.localPath(of: old.key) {
+                path = local
+            } else {
+                path = workDir + "/old-\(old.id)-\(UInt32.random(in: 0...UInt32.max)).des"
+                downloads.append(path)
+                try await download(old.key, to: path)
+            }
             let reader = try DESArchiveReader(path: path)
             let deleted = try await retry.run { try await metadata.tombstonedNames(among: reader.entries.map(\.name)) }
             var live: [DESIndexEntry] = []
@@ -148,7 +157,7 @@ extension Compactor {
     func write(_ record: ContainerRecord, from readers: [(ContainerRecord, DESArchiveReader, [DESIndexEntry])]) async throws
         -> (files: Int, bytes: UInt64, size: UInt64, etag: String)
     {
-        let path = config.workDir + "/new-\(record.id).des"
+        let path = workDir + "/new-\(record.id).des"
         defer { try? FileManager.default.removeItem(atPath: path) }
         let writer = try DESArchiveWriter(path: path)
         var (files, bytes) = (0, UInt64(0))
@@ -186,19 +195,19 @@ extension Compactor {
             writer.abort()
             throw error
         }
-        // Only bytes that hash to their recorded sha256 are carried over (hashed once, by the writer).
-        let written = try DESArchiveReader(path: path)
-        for (position, entry) in written.entries.enumerated() {
-            if let want = expected[entry.name], written.index.sha256(at: position) != want {
-                throw DESKitError(.invalidData, "\(entry.name) does not match its sha256 in its old container; the group is left as it is")
-            }
-        }
         let info = try await retry.run { try await storage.put(key: record.key, fromFile: path) }
-        // Read back as readers will: the seal holds and every live name is there.
+        // Read back as readers will: the seal holds, every live name is there, and each entry's
+        // sha256 (computed once, by the writer) is the one its old META recorded — so only bytes
+        // that still match are ever carried over.
         let index = try await StorageArchiveReader(storage: storage).index(key: record.key, etag: info.etag)
         let names = Set(readers.flatMap { $0.2.map(\.name) })
         guard index.count == files, Set(index.entries.map(\.name)) == names else {
             throw DESKitError(.storage, "\(record.key): the uploaded container does not hold the \(files) files written")
+        }
+        for (position, entry) in index.entries.enumerated() {
+            if let want = expected[entry.name], index.sha256(at: position) != want {
+                throw DESKitError(.invalidData, "\(entry.name) does not match its sha256 in its old container; the group is left as it is")
+            }
         }
         return (files, bytes, info.size, info.etag)
     }
@@ -223,7 +232,7 @@ extension Compactor {
 
     /// Stores a small object (through a temporary file: storage puts files).
     func putSmall(_ key: String, _ bytes: [UInt8]) async throws {
-        let path = config.workDir + "/small-\(UUID().uuidString)"
+        let path = workDir + "/small-\(UUID().uuidString)"
         guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw DESKitError(.storage, "cannot write \(path)") }
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try await retry.run { try await storage.put(key: key, fromFile: path) }

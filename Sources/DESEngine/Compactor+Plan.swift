@@ -30,7 +30,7 @@ extension Compactor {
                 guard let g = garbage[c.id], g.bytes > 0 || g.files > 0 else { continue }
                 let ratio = Double(g.bytes) / Double(max(c.bytes, 1))
                 // A container every file of which was deleted goes whatever its size.
-                if ratio >= config.compaction.garbageRatio || g.files >= c.fileCount {
+                if ratio >= config.compaction.garbageRatio || g.files >= c.fileCount || config.erase {
                     groups.append(Group(day: c.day, shard: c.shard, containers: [c], garbageBytes: g.bytes, reason: "garbage"))
                     taken.insert(c.id)
                 }

@@ -40,6 +40,8 @@ public struct Compactor: Sendable {
         public var holder = LeaseHolder(pod: "compactor", instance: ProcessIdentity.current.token)
         /// Report the plan; write nothing.
         public var dryRun = false
+        /// Rewrite every container holding a deleted file, whatever its garbage ratio (erasure).
+        public var erase = false
         /// The pause between passes that found nothing to do (without `--until-idle`).
         public var idleSleepSeconds = 60.0
         /// Creates the defaults.
@@ -60,8 +62,11 @@ public struct Compactor: Sendable {
         public var droppedBytes: UInt64 = 0
         /// Retired containers whose objects were deleted after the grace period.
         public var objectsDeleted = 0
-        /// Groups given up (a lost race, a lost lease, a damaged entry): their containers stay.
+        /// Groups given up (a lost race, a lost lease, a damaged entry): their containers stay, and
+        /// this process does not try them again.
         public var groupsAbandoned = 0
+        /// Shards skipped because another compactor held their compaction lease.
+        public var shardsSkipped = 0
         /// Seconds spent compacting groups (reading, writing, uploading, recording).
         public var secondsCompacting = 0.0
         public var passes = 0
@@ -90,6 +95,18 @@ public struct Compactor: Sendable {
         self.retry = retry
     }
 
+    /// This process's own folder under the work directory (removed when it ends; a dead
+    /// process's is removed by the next compactor to start).
+    var workDir: String { config.workDir + "/" + ProcessIdentity.current.token }
+
+    /// Creates this process's folder and removes those of compactors that are provably dead.
+    func prepareWorkDir() throws {
+        try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: config.workDir)) ?? [] where ProcessIdentity.isProvablyDead(token: name) {
+            try? FileManager.default.removeItem(atPath: config.workDir + "/" + name)
+        }
+    }
+
     /// The shard number of the compaction lease of `shard` (apart from the packers' leases).
     public static func leaseShard(of shard: Int) -> Int { -1 - shard }
 
@@ -98,12 +115,15 @@ public struct Compactor: Sendable {
 
     /// Passes until `shutdown`, or with `untilIdle` until a pass compacts and deletes nothing.
     public func run(shutdown: ShutdownSignal, untilIdle: Bool) async throws -> Totals {
-        try FileManager.default.createDirectory(atPath: config.workDir, withIntermediateDirectories: true)
+        try prepareWorkDir()
+        defer { try? FileManager.default.removeItem(atPath: workDir) }
         var totals = Totals()
+        var failed = Set<Int64>()  // containers of groups given up: not tried again by this process
         while !shutdown.isTriggered {
-            let before = (totals.containersRetired, totals.objectsDeleted, totals.groupsAbandoned)
+            let before = (totals.containersRetired, totals.objectsDeleted)
+            let skippedBefore = totals.shardsSkipped
             if !config.dryRun { try await removeRetired(totals: &totals) }
-            let groups = try await plan()
+            let groups = try await plan().filter { group in !group.containers.contains { failed.contains($0.id) } }
             if config.dryRun {
                 for group in groups {
                     totals.containersRetired += group.containers.count
@@ -113,13 +133,15 @@ public struct Compactor: Sendable {
                 return totals
             }
             for (shard, shardGroups) in Dictionary(grouping: groups, by: \.shard).sorted(by: { $0.key < $1.key }) where !shutdown.isTriggered {
-                try await compactShard(shard, groups: shardGroups, totals: &totals, shutdown: shutdown)
+                try await compactShard(shard, groups: shardGroups, totals: &totals, failed: &failed, shutdown: shutdown)
             }
             if config.compaction.graceSeconds == 0 { try await removeRetired(totals: &totals) }
             totals.passes += 1
-            let idle = before == (totals.containersRetired, totals.objectsDeleted, totals.groupsAbandoned)
-            if untilIdle && idle { break }
-            if idle { _ = await shutdown.sleep(seconds: config.idleSleepSeconds) }
+            let idle = before == (totals.containersRetired, totals.objectsDeleted)
+            // A shard another compactor held (a killed one's lease lapses after its TTL) is work left.
+            let waited = totals.shardsSkipped > skippedBefore
+            if untilIdle && idle && !waited { break }
+            if idle { _ = await shutdown.sleep(seconds: waited ? min(config.idleSleepSeconds, config.compaction.leaseTTLSeconds / 2) : config.idleSleepSeconds) }
         }
         logger.info(
             "compaction stopped",

@@ -1,5 +1,6 @@
 import DESFormat
 import DESKit
+import DESNaming
 import Logging
 
 /// `des rebuild`: recreates the metadata store's container records from the containers in
@@ -35,13 +36,16 @@ public struct Rebuild: Sendable {
     let metadata: any MetadataStore
     let storage: any StorageBackend
     let keyPrefix: String
+    let shardBits: Int
     let logger: Logger
 
-    /// A rebuild of `metadata`'s containers from `storage` under `keyPrefix`.
-    public init(metadata: any MetadataStore, storage: any StorageBackend, keyPrefix: String, logger: Logger) {
+    /// A rebuild of `metadata`'s containers from `storage` under `keyPrefix`; `shardBits` checks
+    /// that every name a container holds belongs to the (day, shard) its key says.
+    public init(metadata: any MetadataStore, storage: any StorageBackend, keyPrefix: String, shardBits: Int, logger: Logger) {
         self.metadata = metadata
         self.storage = storage
         self.keyPrefix = keyPrefix
+        self.shardBits = shardBits
         self.logger = logger
     }
 
@@ -101,6 +105,14 @@ public struct Rebuild: Sendable {
                 index = versioned.index
             } catch {
                 report.unusable.append("\(object.key): \(error)")
+                continue
+            }
+            // A container holds only names of its key's (day, shard): a copy under another key is not one.
+            if let stray = index.entries.first(where: { entry in
+                guard let name = try? SnowflakeName(parsing: entry.name) else { return false }
+                return name.isoDay != day || Int(consistentHash(entry.name, bits: shardBits)) != shard
+            }) {
+                report.unusable.append("\(object.key): holds \(stray.name), which belongs to another day or shard than its key says")
                 continue
             }
             if !index.isSealed {

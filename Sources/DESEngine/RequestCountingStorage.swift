@@ -58,4 +58,5 @@ public final class RequestCountingStorage: StorageBackend {
         try await base.removeStaleTemporaries(prefix: prefix, olderThanSeconds: olderThanSeconds)
     }
     public func close() async { await base.close() }
+    public func localPath(of key: String) -> String? { base.localPath(of: key) }
 }

@@ -130,6 +130,11 @@ public final class LocalDiskStorage: StorageBackend {
         ok = true
     }
 
+    public func localPath(of key: String) -> String? {
+        guard let p = try? path(for: key), FileManager.default.fileExists(atPath: p) else { return nil }
+        return p
+    }
+
     public func get(key: String) async throws -> [UInt8] {
         let p = try path(for: key)
         return try await thread.run {

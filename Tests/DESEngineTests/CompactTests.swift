@@ -8,10 +8,7 @@ import Testing
 @Suite("Compaction") struct CompactTests {
     /// A config with a `compaction:` section.
     static func config(_ d: Deployment, _ compaction: String, name: String = "compact.yaml") throws -> String {
-        let path = d.dir + "/" + name
-        try (String(contentsOfFile: try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}"), encoding: .utf8) + "\ncompaction: \(compaction)\n")
-            .write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}", name: name, extra: "compaction: \(compaction)")
     }
 
     /// Every regular file under `root`, read whole.
@@ -147,5 +144,40 @@ import Testing
         #expect(try await store.containers(state: .compacting, shard: nil, day: nil).isEmpty)
         let audit = try await d.audit()
         #expect(audit.isOK, "\(audit.problems)")
+    }
+
+    @Test("An entry whose bytes no longer match its sha256 stops its group: the old container stays uploaded, the new one is discarded and removed, des compact exits 1")
+    func corruptEntryStopsGroup() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(30, size: 100)
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2, maxFiles: 100).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let config = try Self.config(d, "{grace: 0s, small_container_bytes: 0}")
+        let store = try await d.metadata()
+        let victim = try #require(try await store.containers(state: .uploaded, shard: nil, day: nil).max { $0.fileCount < $1.fileCount })
+        let names = try await d.sql("SELECT des_name FROM files WHERE des_container = '\(victim.key)' ORDER BY id").compactMap { $0[0].text }
+        try #require(names.count >= 4)
+        let deleted = try await DeadLetterCommandTests.des(["delete", "--reason", "t"] + names.prefix(names.count / 2), config: config, dir: d.dir)
+        #expect(deleted.status == 0)
+        // Flip a byte inside a live entry's data.
+        let index = try await StorageArchiveReader(storage: try d.storage()).index(key: victim.key)
+        let live = try #require(index.entry(named: names[names.count - 1]))
+        let path = d.dir + "/archive/" + victim.key
+        let handle = try #require(FileHandle(forUpdatingAtPath: path))
+        try handle.seek(toOffset: live.dataOffset + 3)
+        let old = try #require(try handle.read(upToCount: 1)?.first)
+        try handle.seek(toOffset: live.dataOffset + 3)
+        try handle.write(contentsOf: [old ^ 0xFF])
+        try handle.close()
+        let run = try await DeadLetterCommandTests.des(["compact", "--until-idle", "--json"], config: config, dir: d.dir)
+        #expect(run.status == 1, "\(run)")
+        #expect(try DeadLetterCommandTests.json(run.out)["groups_abandoned"] as? Int == 1)
+        let after = try await store.containers(state: nil, shard: victim.shard, day: victim.day)
+        #expect(after.first { $0.id == victim.id }?.state == .uploaded)
+        #expect(after.filter { $0.state == .uploaded || $0.state == .compacting }.count == 1, "\(after)")
+        let discarded = after.filter { $0.state == .discarded }
+        #expect(discarded.count == 1 && discarded.allSatisfy { !FileManager.default.fileExists(atPath: d.dir + "/archive/" + $0.key) })
+        #expect(!FileManager.default.fileExists(atPath: path + ".compacted"))
     }
 }

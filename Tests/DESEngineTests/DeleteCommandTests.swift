@@ -1,5 +1,6 @@
 import DESEngine
 import DESKit
+import DESNaming
 import DESTestSupport
 import Foundation
 import Testing
@@ -15,7 +16,7 @@ import Testing
         _ = try await d.packer(shardBits: 2, maxFiles: 15).run(shutdown: ShutdownSignal(), untilIdle: true)
         let config = try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}")
         let names = try await d.sql("SELECT des_name FROM files WHERE id IN (5, 6) ORDER BY id").compactMap { $0[0].text }
-        let never = "T_20200101_(AAAAAAAAAAAA_01)"
+        let never = try SnowflakeGenerator(configuration: .init(prefix: "T", node: 99)).next(count: 1)[0].description
         let run = try await DeadLetterCommandTests.des(["delete", "--reason", "request 4711", "--json"] + names + [never], config: config, dir: d.dir)
         #expect(run.status == 66, "\(run)")
         let outcome = try DeadLetterCommandTests.json(run.out)
@@ -36,5 +37,9 @@ import Testing
         #expect(try await d.metadata().tombstone(named: names[0])?.reason == "request 4711")
         let noReason = try await DeadLetterCommandTests.des(["delete", names[1]], config: config, dir: d.dir)
         #expect(noReason.status == 64, "\(noReason)")
+        let notAName = try await DeadLetterCommandTests.des(["delete", "--reason", "x", "garbage"], config: config, dir: d.dir)
+        #expect(notAName.status == 64 && notAName.err.contains("not a DES name"), "\(notAName)")
+        let long = try await DeadLetterCommandTests.des(["delete", "--reason", String(repeating: "r", count: 2_001), names[1]], config: config, dir: d.dir)
+        #expect(long.status == 64 && long.err.contains("at most 2,000"), "\(long)")
     }
 }

@@ -16,10 +16,7 @@ import Testing
         try await d.addRows(8, size: 20, seed: 2)
         _ = try await d.mark(shardBits: 2)
         _ = try await d.packer(shardBits: 2).run(shutdown: ShutdownSignal(), untilIdle: true)
-        let path = d.dir + "/expire.yaml"
-        try String(contentsOfFile: try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}"), encoding: .utf8)
-            .replacingOccurrences(of: "    bodies: {type: local, root: bodies}", with: "    bodies: {type: local, root: bodies}\n    retention: 30d")
-            .write(toFile: path, atomically: true, encoding: .utf8)
+        let path = try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}", name: "expire.yaml", source: "retention: 30d")
         // A recent file deleted through the HTTP service: a tombstone, its row not yet marked.
         let recent = try #require(try await d.sql("SELECT des_name FROM files WHERE id = 20").first?[0].text)
         _ = try await d.metadata().addTombstones([Tombstone(name: recent, reason: "over HTTP", origin: "delete", containerID: nil, bytes: 20)])

@@ -110,8 +110,10 @@ struct Deployment {
         ).run()
     }
 
-    /// Writes a config for a `des` child process over this deployment; `packer` is the packer section's flow map.
-    func writeConfig(packer: String, name: String = "des.yaml") throws -> String {
+    /// Writes a config for a `des` child process over this deployment; `packer` is the packer
+    /// section's flow map, `bodies` the keys after the bodies' type and root, `source` more keys
+    /// of the source, `extra` more sections.
+    func writeConfig(packer: String, name: String = "des.yaml", bodies: String = "", source: String = "", extra: String = "") throws -> String {
         let path = dir + "/" + name
         try """
             sources:
@@ -120,10 +122,11 @@ struct Deployment {
                 table:
                   name: files
                   columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status, metadata_columns: [mime]}
-                bodies: {type: local, root: bodies}
-            storage: {type: local, root: archive, prefix: des}
+                bodies: {type: local, root: bodies\(bodies.isEmpty ? "" : ", " + bodies)}
+            \(source.isEmpty ? "" : "    " + source + "\n")storage: {type: local, root: archive, prefix: des}
             metadata: {connection: {type: sqlite, database: metadata.sqlite}}
             packer: \(packer)
+            \(extra)
             """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }

@@ -7,6 +7,22 @@ import Testing
 
 /// `claim_mode: lease` against catalogs that change under the packer.
 @Suite("Lease mode: ids that change in flight") struct LeaseModeTests {
+    /// `rows` packed in lease mode, then one container left as a crash between its upload and
+    /// its mark leaves it: its rows pending, its manifest unmarked.
+    static func unmarkedManifest(_ d: Deployment, rows: Int) async throws -> (SQLMetadataStore, ContainerRecord) {
+        try await d.addRows(rows, size: 32)
+        _ = try await d.mark(shardBits: 1)
+        let totals = try await d.packer(shardBits: 1, maxFiles: 40, claimMode: .lease).run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(totals.filesPacked == rows)
+        let store = try await d.metadata()
+        let container = try #require(try await store.containers(state: .uploaded, shard: nil, day: nil).first)
+        _ = try await d.sql("UPDATE files SET des_status = 'DES_TODO', des_container = NULL WHERE des_container = '\(container.key)'")
+        let meta = try await SQLiteConnection.open(path: d.dir + "/metadata.sqlite")
+        _ = try await meta.withSession { try $0.execute("UPDATE des_containers SET marked_at = NULL WHERE id = ?1", [.int(container.id)]) }
+        await meta.close()
+        return (store, container)
+    }
+
     @Test(
         "Every pending row's id changes while a lease-mode packer has rows in hand — renumbered, or swapped with another pending row's: each row is still packed once, found by its name",
         arguments: ["renumber", "swap"])
@@ -46,17 +62,7 @@ import Testing
     func recoveryMarksByName() async throws {
         let d = try Deployment()
         defer { d.cleanup() }
-        try await d.addRows(200, size: 32)
-        _ = try await d.mark(shardBits: 1)
-        let totals = try await d.packer(shardBits: 1, maxFiles: 40, claimMode: .lease).run(shutdown: ShutdownSignal(), untilIdle: true)
-        #expect(totals.filesPacked == 200)
-        // As after a crash between the upload and the mark: one container's rows pending, its manifest unmarked.
-        let store = try await d.metadata()
-        let container = try #require(try await store.containers(state: .uploaded, shard: nil, day: nil).first)
-        _ = try await d.sql("UPDATE files SET des_status = 'DES_TODO', des_container = NULL WHERE des_container = '\(container.key)'")
-        let meta = try await SQLiteConnection.open(path: d.dir + "/metadata.sqlite")
-        _ = try await meta.withSession { try $0.execute("UPDATE des_containers SET marked_at = NULL WHERE id = ?1", [.int(container.id)]) }
-        await meta.close()
+        let (store, container) = try await Self.unmarkedManifest(d, rows: 200)
         let first = try #require(try await d.sql("SELECT MIN(id) FROM files WHERE des_status = 'DES_TODO'").first?[0].int)
         _ = try await d.sql("UPDATE files SET id = 900000 WHERE id = \(first)")
         let recovery = Recovery(sources: [try d.connector()], metadata: store, storage: try d.storage(), logger: d.logger)
@@ -74,17 +80,7 @@ import Testing
     func recoverySharedNameDeadLetters() async throws {
         let d = try Deployment()
         defer { d.cleanup() }
-        try await d.addRows(120, size: 32)
-        _ = try await d.mark(shardBits: 1)
-        let totals = try await d.packer(shardBits: 1, maxFiles: 40, claimMode: .lease).run(shutdown: ShutdownSignal(), untilIdle: true)
-        #expect(totals.filesPacked == 120)
-        // As after a crash between the upload and the mark: one container's rows pending, its manifest unmarked.
-        let store = try await d.metadata()
-        let container = try #require(try await store.containers(state: .uploaded, shard: nil, day: nil).first)
-        _ = try await d.sql("UPDATE files SET des_status = 'DES_TODO', des_container = NULL WHERE des_container = '\(container.key)'")
-        let meta = try await SQLiteConnection.open(path: d.dir + "/metadata.sqlite")
-        _ = try await meta.withSession { try $0.execute("UPDATE des_containers SET marked_at = NULL WHERE id = ?1", [.int(container.id)]) }
-        await meta.close()
+        let (store, container) = try await Self.unmarkedManifest(d, rows: 120)
         // The row's id changes, and the application writes its DES name on a second row.
         let first = try #require(try await d.sql("SELECT MIN(id) FROM files WHERE des_status = 'DES_TODO'").first?[0].int)
         let name = try #require(try await d.sql("SELECT des_name FROM files WHERE id = \(first)").first?[0].text)

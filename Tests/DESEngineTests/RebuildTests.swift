@@ -28,6 +28,11 @@ import Testing
         bytes[bytes.count - 1] ^= 0xFF
         let corruptKey = containerKey(prefix: "des", day: victim.day, shard: victim.shard, id: 999_999)
         try bytes.write(to: URL(fileURLWithPath: archive + corruptKey))
+        // And an intact copy of it under another shard's key.
+        let strayKey = containerKey(prefix: "des", day: victim.day, shard: (victim.shard + 1) % 4, id: 999_998)
+        try FileManager.default.createDirectory(
+            atPath: ((archive + strayKey) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: archive + victim.key, toPath: archive + strayKey)
 
         let dry = try await DeadLetterCommandTests.des(["rebuild", "--dry-run", "--json"], config: config, dir: d.dir)
         #expect(try DeadLetterCommandTests.json(dry.out)["recorded"] as? Int == before.count, "\(dry)")
@@ -37,11 +42,13 @@ import Testing
         let report = try DeadLetterCommandTests.json(run.out)
         #expect(report["recorded"] as? Int == before.count && report["files"] as? Int == 300, "\(report)")
         let unusable = try #require(report["unusable"] as? [String])
-        #expect(unusable.count == 2 && unusable.contains { $0.hasPrefix("des/notes.txt") } && unusable.contains { $0.hasPrefix(corruptKey) }, "\(unusable)")
+        #expect(unusable.count == 3 && unusable.contains { $0.hasPrefix("des/notes.txt") } && unusable.contains { $0.hasPrefix(corruptKey) }, "\(unusable)")
+        #expect(unusable.contains { $0.hasPrefix(strayKey) && $0.contains("another day or shard") }, "\(unusable)")
         let after = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil)
         #expect(Set(after.map(\.id)) == Set(before.map(\.id)) && Set(after.map(\.key)) == Set(before.map(\.key)))
         #expect(after.allSatisfy { rebuilt in before.contains { $0.id == rebuilt.id && $0.fileCount == rebuilt.fileCount && $0.etag == rebuilt.etag } })
         try FileManager.default.removeItem(atPath: archive + corruptKey)
+        try FileManager.default.removeItem(atPath: archive + strayKey)
         try FileManager.default.removeItem(atPath: archive + "des/notes.txt")
         let again = try await DeadLetterCommandTests.des(["rebuild", "--json"], config: config, dir: d.dir)
         let againReport = try DeadLetterCommandTests.json(again.out)

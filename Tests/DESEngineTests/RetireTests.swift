@@ -8,20 +8,7 @@ import Testing
 @Suite("Retiring source bodies") struct RetireTests {
     /// A config over the deployment whose bodies are retired `delay` after packing.
     static func config(_ d: Deployment, delay: String, name: String = "retire.yaml") throws -> String {
-        let path = d.dir + "/" + name
-        try """
-            sources:
-              - name: catalog
-                connection: {type: sqlite, database: catalog.sqlite}
-                table:
-                  name: files
-                  columns: {id: id, s3_key: body_path, size_bytes: size_bytes, status: des_status, metadata_columns: [mime]}
-                bodies: {type: local, root: bodies, delete_after_pack: \(delay)}
-            storage: {type: local, root: archive, prefix: des}
-            metadata: {connection: {type: sqlite, database: metadata.sqlite}}
-            packer: {work_dir: work, shard_bits: 2}
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}", name: name, bodies: "delete_after_pack: \(delay)")
     }
 
     static func bodies(_ d: Deployment) -> Set<String> {

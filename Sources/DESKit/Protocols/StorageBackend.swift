@@ -55,6 +55,11 @@ public protocol StorageBackend: Sendable {
     /// Releases connections and threads (the backend is not used after).
     func close() async
 
+    /// The object's file on this machine, when the backend keeps objects as files (local
+    /// disk): `des compact` then reads a container in place instead of downloading it. Nil
+    /// (the default) for anything else. The file must only be read.
+    func localPath(of key: String) -> String?
+
     /// Removes what interrupted `put`s left under `prefix` (temporary files, unfinished
     /// multipart uploads) whose writer is certainly dead or which are older than
     /// `olderThanSeconds`; never a finished object. Returns how many were removed.
@@ -79,4 +84,6 @@ extension StorageBackend {
     }
 
     public func close() async {}
+
+    public func localPath(of key: String) -> String? { nil }
 }
