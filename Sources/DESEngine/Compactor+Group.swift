@@ -65,6 +65,13 @@ extension Compactor {
     /// Compacts one group (steps 1–6 of ``Compactor``).
     func compact(_ group: Group, lease: ShardLease, totals: inout Totals) async throws {
         let olds = group.containers
+        var phases: [(String, Double)] = []
+        var mark = monotonicSeconds()
+        func phase(_ name: String) {
+            let now = monotonicSeconds()
+            phases.append((name, now - mark))
+            mark = now
+        }
         var downloads: [String] = []
         defer { for path in downloads { try? FileManager.default.removeItem(atPath: path) } }
         // The old containers, read whole (one sequential read each), and their live entries.
@@ -98,6 +105,7 @@ extension Compactor {
             readers.append((old, reader, live.reversed()))
         }
         let liveCount = readers.reduce(0) { $0 + $1.2.count }
+        phase("read")
         var new: ContainerRecord?
         var summary: (files: Int, bytes: UInt64, size: UInt64, etag: String) = (0, 0, 0, "")
         if liveCount > 0 {
@@ -105,6 +113,7 @@ extension Compactor {
             new = record
             do {
                 summary = try await write(record, from: readers)
+                phase("write_upload_verify")
             } catch {
                 try? await storage.delete(key: record.key)
                 _ = try? await metadata.abandonCompaction(containerID: record.id)
@@ -116,6 +125,7 @@ extension Compactor {
             let note = CompactedRecord(replacedBy: new?.key, dropExternal: dropped[old.key] ?? [])
             try await putSmall(Self.compactedRecordKey(of: old.key), note.encoded())
         }
+        phase("records")
         let finished = try await retry.run {
             try await metadata.finishCompaction(
                 containerID: new?.id, fileCount: summary.files, bytes: summary.bytes, size: summary.size, etag: summary.etag,
@@ -129,11 +139,16 @@ extension Compactor {
             for old in olds { try? await storage.delete(key: Self.compactedRecordKey(of: old.key)) }
             throw DESKitError(.fenced, "the containers of \(group.day) shard \(group.shard) changed under compaction (or its lease was lost)")
         }
+        phase("commit")
         if let new {
-            for old in olds {
-                for source in sources { _ = try await retry.run { try await source.repointContainer(from: old.key, to: new.key) } }
+            for (old, _, live) in readers {
+                let names = live.map(\.name)
+                for source in sources { _ = try await retry.run { try await source.repointContainer(from: old.key, to: new.key, names: names) } }
             }
         }
+        phase("repoint")
+        logger.debug(
+            "compaction phases", metadata: ["seconds": "\(phases.map { "\($0.0)=\(String(format: "%.3f", $0.1))" }.joined(separator: " "))"])
         totals.containersRetired += olds.count
         totals.containersWritten += new == nil ? 0 : 1
         totals.liveFiles += summary.files

@@ -16,7 +16,7 @@ extension Compactor {
             }
             if let replacement = old.replacedBy {
                 let newKey = containerKey(prefix: config.keyPrefix, day: old.day, shard: old.shard, id: replacement)
-                for source in sources { _ = try await retry.run { try await source.repointContainer(from: old.key, to: newKey) } }
+                for source in sources { _ = try await retry.run { try await source.repointContainer(from: old.key, to: newKey, names: nil) } }
             }
             for external in note?.dropExternal ?? [] { try await retry.run { try await storage.delete(key: external) } }
             try await retry.run { try await storage.delete(key: old.key) }

@@ -291,8 +291,9 @@ public actor __NAME__Source: SourceConnector {
         }
     }
 
-    public func repointContainer(from: String, to: String) async throws -> Int {
-        let ids = rows.filter { $0.container == from }.map(\.id)
+    public func repointContainer(from: String, to: String, names: [String]?) async throws -> Int {
+        let wanted = names.map(Set.init)
+        let ids = rows.filter { row in row.container == from && (wanted.map { row.name.map($0.contains) ?? false } ?? true) }.map(\.id)
         guard !ids.isEmpty else { return 0 }
         return try record(Change(op: "repoint", ids: ids, names: [from], container: to))
     }
