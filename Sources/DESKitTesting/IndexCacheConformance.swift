@@ -69,6 +69,8 @@ public enum IndexCacheConformance {
                 gone = await cache.get(id("t.des")) == nil
                 if !gone { try await Task.sleep(nanoseconds: 50_000_000) }
             } while !gone && Date() < deadline
+            // A sleep on a starved machine can outlast the deadline: ask once more before judging.
+            if !gone { gone = await cache.get(id("t.des")) == nil }
             try require(gone, c, "an entry outlived its TTL by 15 s")
             try require(await cache.get(id("kept.des")) != nil, c, "an entry without a TTL expired with it")
         }

@@ -95,6 +95,8 @@ struct RedisTests {
             gone = await cache.get(id) == nil
             if !gone { try await Task.sleep(nanoseconds: 50_000_000) }
         } while !gone && Date() < deadline
+        // A sleep on a starved machine can outlast the deadline: ask once more before judging.
+        if !gone { gone = await cache.get(id) == nil }
         #expect(gone, "the entry outlived its TTL")
     }
 
