@@ -113,14 +113,31 @@ struct DeadLetterListCommand: AsyncParsableCommand {
     }
 }
 
-/// What `retry` and `resolve` share: the letters they act on.
-enum DeadLetterSelection {
-    static func open(_ filter: DeadLetterFilter, all: Bool, runtime: Runtime) async throws -> [DeadLetterRecord] {
+/// What `retry` and `resolve` share: their options, the open letters they act on, and the report.
+struct DeadLetterAction: ParsableArguments {
+    @OptionGroup var options: PipelineOptions
+    @OptionGroup var filter: DeadLetterFilter
+    @Flag(help: "Every open letter.") var all = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        if filter.isEmpty && !all { throw ValidationError("name the letters: --id, --source or --stage, or --all for every open letter") }
+    }
+
+    /// Opens the config (with its sources when `needSources`), hands the open letters the filter
+    /// selects to `act`, and reports what it did.
+    func run(
+        needSources: Bool, _ act: @escaping (DeadLetterDesk, [DeadLetterRecord]) async throws -> DeadLetterDesk.Outcome
+    ) async throws -> DeadLetterDesk.Outcome {
+        let logger = options.logger("des.dlq")
+        let runtime = try await Runtime.open(configPath: options.configPath, needSources: needSources)
         filter.warnOfUnknownSource(runtime.config)
-        if filter.isEmpty && !all {
-            throw CLIFailure(message: "name the letters: --id, --source or --stage, or --all for every open letter", exitCode: DESExit.usage)
+        let outcome = try await runtime.closing {
+            let letters = try await runtime.metadata.deadLetters(matching: filter.query(includeResolved: false, limit: Int(Int32.max)))
+            return try await act(DeadLetterDesk(sources: runtime.sources, metadata: runtime.metadata, logger: logger), letters)
         }
-        return try await runtime.metadata.deadLetters(matching: filter.query(includeResolved: false, limit: Int(Int32.max)))
+        Self.report(outcome, json: json)
+        return outcome
     }
 
     static func report(_ outcome: DeadLetterDesk.Outcome, json: Bool) {
@@ -156,20 +173,11 @@ struct DeadLetterRetryCommand: AsyncParsableCommand {
               des dlq retry -c des.yaml --id 42
             """)
 
-    @OptionGroup var options: PipelineOptions
-    @OptionGroup var filter: DeadLetterFilter
-    @Flag(help: "Every open letter.") var all = false
-    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var action: DeadLetterAction
 
     func run() async throws {
         try await reportingErrorsAsync {
-            let logger = options.logger("des.dlq")
-            let runtime = try await Runtime.open(configPath: options.configPath)
-            let outcome = try await runtime.closing {
-                let letters = try await DeadLetterSelection.open(filter, all: all, runtime: runtime)
-                return try await DeadLetterDesk(sources: runtime.sources, metadata: runtime.metadata, logger: logger).retry(letters)
-            }
-            DeadLetterSelection.report(outcome, json: json)
+            let outcome = try await action.run(needSources: true) { desk, letters in try await desk.retry(letters) }
             if !outcome.skipped.isEmpty { throw ExitCode(DESExit.failure) }
         }
     }
@@ -187,20 +195,11 @@ struct DeadLetterResolveCommand: AsyncParsableCommand {
               des dlq resolve -c des.yaml --source legacy --stage marker
             """)
 
-    @OptionGroup var options: PipelineOptions
-    @OptionGroup var filter: DeadLetterFilter
-    @Flag(help: "Every open letter.") var all = false
-    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var action: DeadLetterAction
 
     func run() async throws {
         try await reportingErrorsAsync {
-            let logger = options.logger("des.dlq")
-            let runtime = try await Runtime.open(configPath: options.configPath, needSources: false)
-            let outcome = try await runtime.closing {
-                let letters = try await DeadLetterSelection.open(filter, all: all, runtime: runtime)
-                return try await DeadLetterDesk(sources: [], metadata: runtime.metadata, logger: logger).resolve(letters)
-            }
-            DeadLetterSelection.report(outcome, json: json)
+            _ = try await action.run(needSources: false) { desk, letters in try await desk.resolve(letters) }
         }
     }
 }

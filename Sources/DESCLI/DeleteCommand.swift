@@ -46,10 +46,7 @@ struct DeleteCommand: AsyncParsableCommand {
             let logger = options.logger("des.delete")
             let runtime = try await Runtime.open(configPath: options.configPath)
             let outcome = try await runtime.closing {
-                try await FileDeleter(
-                    sources: runtime.sources, metadata: runtime.metadata, storage: runtime.storage, cache: runtime.cache,
-                    shardBits: runtime.config.packer.shardBits, logger: logger
-                ).delete(names: names, reason: reason)
+                try await runtime.fileDeleter(logger: logger).delete(names: names, reason: reason)
             }
             for problem in outcome.rowProblems { Terminal.error("rows not marked deleted: \(problem)") }
             if json {

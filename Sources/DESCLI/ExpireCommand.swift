@@ -42,11 +42,8 @@ struct ExpireCommand: AsyncParsableCommand {
             }
             let start = Terminal.seconds()
             let worker = try await runtime.closing { () -> WorkerService<Expirer.Totals> in
-                let deleter = FileDeleter(
-                    sources: runtime.sources, metadata: runtime.metadata, storage: runtime.storage, cache: runtime.cache,
-                    shardBits: runtime.config.packer.shardBits, logger: logger)
                 let expirer = Expirer(
-                    sources: chosen, allSources: runtime.sources, deleter: deleter, metadata: runtime.metadata, dryRun: dryRun, logger: logger)
+                    sources: chosen, deleter: runtime.fileDeleter(logger: logger), metadata: runtime.metadata, dryRun: dryRun, logger: logger)
                 let worker = expirer.service(untilIdle: untilIdle || dryRun)
                 try await observability.run(worker, runtime: runtime, logger: logger)
                 return worker

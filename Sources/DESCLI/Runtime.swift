@@ -99,6 +99,11 @@ struct Runtime {
         return Retirer(sources: chosen, metadata: metadata, storage: storage, cache: cache, config: retireConfig, logger: logger)
     }
 
+    /// Deletes by name over this runtime's sources (whose rows get the deleted status).
+    func fileDeleter(logger: Logger) -> FileDeleter {
+        FileDeleter(sources: sources, metadata: metadata, storage: storage, cache: cache, shardBits: config.packer.shardBits, logger: logger)
+    }
+
     /// Runs `body`, then closes every connection, whether `body` returned or threw.
     func closing<T>(_ body: () async throws -> T) async throws -> T {
         let result: T

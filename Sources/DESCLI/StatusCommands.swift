@@ -44,7 +44,8 @@ struct StatusCommand: AsyncParsableCommand {
                     Terminal.json([
                         "sources": Dictionary(uniqueKeysWithValues: sourceStats.map { ($0.0, [
                             "unnamed": $0.1.unnamed, "pending": $0.1.pending, "claimed": $0.1.claimed,
-                            "packed": $0.1.packed, "failed": $0.1.failed, "retired": $0.1.retired, "other": $0.1.other,
+                            "packed": $0.1.packed, "failed": $0.1.failed, "retired": $0.1.retired, "deleted": $0.1.deleted,
+                            "other": $0.1.other,
                         ]) }),
                         "containers": byState.mapValues { ["count": $0.count, "files": $0.files, "bytes": $0.bytes] },
                         "leases": ["total": leases.count, "live": live.count,
@@ -57,6 +58,7 @@ struct StatusCommand: AsyncParsableCommand {
             for (name, s) in sourceStats {
                 out += "  \(name): unnamed \(s.unnamed), pending \(s.pending), claimed \(s.claimed), packed \(s.packed), failed \(s.failed)"
                 if s.retired > 0 { out += ", body retired \(s.retired)" }
+                if s.deleted > 0 { out += ", deleted \(s.deleted)" }
                 out += s.other > 0 ? ", other \(s.other)\n" : "\n"
             }
             out += "containers:\n"

@@ -72,13 +72,14 @@ enum Terminal {
         Double(DispatchTime.now().uptimeNanoseconds) / 1e9
     }
 
-    /// `1.5 MiB`-style sizes.
     /// A time (seconds since 1970) as ISO 8601 UTC.
     static func time(_ seconds: Double) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.timeZone = TimeZone(identifier: "UTC")
         return formatter.string(from: Date(timeIntervalSince1970: seconds))
     }
+
+    /// `1.5 MiB`-style sizes.
 
     static func bytes(_ n: UInt64) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]

@@ -34,7 +34,6 @@ public struct Expirer: Sendable {
     }
 
     let sources: [Source]
-    let allSources: [any SourceConnector]
     let deleter: FileDeleter
     let metadata: any MetadataStore
     let batchSize: Int
@@ -44,15 +43,14 @@ public struct Expirer: Sendable {
     let logger: Logger
     let expiredCounter = Counter(label: "des_expire_files_deleted_total")
 
-    /// An expire worker: `sources` have a retention; `allSources` get the deleted status for
-    /// deletes made elsewhere.
+    /// An expire worker: `sources` have a retention; the deleter's sources get the deleted
+    /// status for deletes made elsewhere.
     public init(
-        sources: [Source], allSources: [any SourceConnector], deleter: FileDeleter, metadata: any MetadataStore, batchSize: Int = 1_000,
+        sources: [Source], deleter: FileDeleter, metadata: any MetadataStore, batchSize: Int = 1_000,
         idleSleepSeconds: Double = 60, dryRun: Bool = false, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         logger: Logger
     ) {
         self.sources = sources
-        self.allSources = allSources
         self.deleter = deleter
         self.metadata = metadata
         self.batchSize = batchSize
@@ -62,13 +60,18 @@ public struct Expirer: Sendable {
         self.logger = logger
     }
 
-    /// Whether a file named on `isoDay` is past `retention` at `now`: its whole day ended longer ago.
-    public static func isExpired(isoDay: String, retentionSeconds: Double, now: Double) -> Bool {
+    /// The newest day (`YYYY-MM-DD`) whose files are past `retention` at `now`: a day expires
+    /// once it ended longer ago than the retention. Days compare as text.
+    public static func lastExpiredDay(retentionSeconds: Double, now: Double) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withFullDate]
         formatter.timeZone = TimeZone(identifier: "UTC")
-        guard let start = formatter.date(from: isoDay) else { return false }
-        return start.timeIntervalSince1970 + 86_400 + retentionSeconds <= now
+        return formatter.string(from: Date(timeIntervalSince1970: now - retentionSeconds - 86_400))
+    }
+
+    /// Whether a file named on `isoDay` is past `retention` at `now`: its whole day ended longer ago.
+    public static func isExpired(isoDay: String, retentionSeconds: Double, now: Double) -> Bool {
+        isoDay <= lastExpiredDay(retentionSeconds: retentionSeconds, now: now)
     }
 
     /// Passes until `shutdown`, or with `untilIdle` until a pass deletes nothing.
@@ -91,7 +94,7 @@ public struct Expirer: Sendable {
 
     /// One pass over a source's packed rows (retired bodies included).
     func expire(_ source: Source, totals: inout Totals, shutdown: ShutdownSignal) async throws {
-        let now = clock()
+        let cutoff = Self.lastExpiredDay(retentionSeconds: source.retentionSeconds, now: clock())
         var after: String?
         while !shutdown.isTriggered {
             let rows = try await source.connector.packedRows(afterRowID: after, limit: batchSize)
@@ -99,7 +102,7 @@ public struct Expirer: Sendable {
             after = last.rowID
             let old = rows.map(\.desName).filter { name in
                 guard let parsed = try? SnowflakeName(parsing: name) else { return false }
-                return Self.isExpired(isoDay: parsed.isoDay, retentionSeconds: source.retentionSeconds, now: now)
+                return parsed.isoDay <= cutoff
             }
             if old.isEmpty { continue }
             if dryRun {
@@ -117,20 +120,13 @@ public struct Expirer: Sendable {
     /// Gives the deleted status to the rows of tombstones after `seq` (deletes made through the
     /// HTTP service, or whose rows could not be marked then); returns the last `seq` read.
     func markDeletedRows(after seq: Int64, totals: inout Totals) async throws -> Int64 {
-        var last = seq
-        while true {
-            let page = try await metadata.tombstones(afterSeq: last, limit: 5_000)
-            guard let end = page.last else { break }
-            last = end.seq
-            for source in allSources {
-                do {
-                    totals.rowsMarked += try await source.markDeleted(names: page.map(\.name))
-                } catch let error as DESKitError where error.code == .catalog || error.code == .configuration {
-                    logger.warning("rows of deleted files not marked", metadata: ["source": "\(source.name)", "error": "\(error.message)"])
-                }
-            }
+        let stones = try await metadata.tombstones(afterSeq: seq)
+        for start in stride(from: 0, to: stones.count, by: 5_000) {
+            let marked = try await deleter.markRows(names: stones[start..<min(stones.count, start + 5_000)].map(\.name))
+            totals.rowsMarked += marked.rows
+            for problem in marked.problems { logger.warning("rows of deleted files not marked", metadata: ["problem": "\(problem)"]) }
         }
-        return last
+        return stones.last?.seq ?? seq
     }
 }
 

@@ -43,21 +43,19 @@ public struct FileDeleter: Sendable {
     /// The uploaded container holding `name` and its size there, newest container first; nil
     /// when none holds it (or it is not a DES name).
     public func locate(_ name: String) async throws -> (container: ContainerRecord, bytes: UInt64)? {
-        guard let parsed = try? SnowflakeName(parsing: name) else { return nil }
-        let shard = Int(consistentHash(name, bits: shardBits))
-        let candidates = try await metadata.containers(state: .uploaded, shard: shard, day: parsed.isoDay).sorted { $0.id > $1.id }
-        for container in candidates {
-            if let entry = try await reader.index(key: container.key).entry(named: name) { return (container, entry.dataLength) }
-        }
-        return nil
+        guard let (day, shard) = ContainerLookup.dayShard(of: name, shardBits: shardBits) else { return nil }
+        let candidates = try await metadata.containers(state: .uploaded, shard: shard, day: day)
+        return try await ContainerLookup.find(name, shardBits: shardBits, among: candidates, reader: reader).map { ($0.container, $0.entry.dataLength) }
     }
 
     /// Deletes `names` with `reason` (`origin`: `delete` or `retention`).
     public func delete(names: [String], reason: String, origin: String = "delete") async throws -> Outcome {
         var outcome = Outcome()
         var stones: [Tombstone] = []
-        for name in Array(Set(names)).sorted() {
-            if try await metadata.tombstone(named: name) != nil {
+        let unique = Array(Set(names)).sorted()
+        let before = try await metadata.tombstonedNames(among: unique)
+        for name in unique {
+            if before.contains(name) {
                 outcome.alreadyDeleted.append(name)
                 continue
             }

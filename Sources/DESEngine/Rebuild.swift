@@ -78,6 +78,9 @@ public struct Rebuild: Sendable {
         let objects = try await storage.list(prefix: keyPrefix)
         let head = keyPrefix.isEmpty ? "" : keyPrefix + "/"
         let reader = StorageArchiveReader(storage: storage)
+        // What is recorded already (a dry run says what a run would add without asking per object).
+        let recorded = dryRun ? try await metadata.containers(state: nil, shard: nil, day: nil) : []
+        let (recordedIDs, recordedKeys) = (Set(recorded.map(\.id)), Set(recorded.map(\.key)))
         // Containers a compaction replaced: recorded retired (their objects go after the grace
         // period), never uploaded beside the container that holds their live files.
         var replaced: [String: CompactedRecord] = [:]
@@ -101,8 +104,7 @@ public struct Rebuild: Sendable {
             }
             let index: DESIndex
             do {
-                let versioned = try await reader.versionedIndex(key: object.key)
-                index = versioned.index
+                index = try await reader.index(key: object.key)
             } catch {
                 report.unusable.append("\(object.key): \(error)")
                 continue
@@ -127,8 +129,7 @@ public struct Rebuild: Sendable {
                 report.retired += 1
             }
             if dryRun {
-                let known = try await metadata.containers(state: nil, shard: shard, day: day).contains { $0.id == id || $0.key == object.key }
-                if known { report.alreadyRecorded += 1 } else { report.recorded += 1; report.files += index.count }
+                if recordedIDs.contains(id) || recordedKeys.contains(object.key) { report.alreadyRecorded += 1 } else { report.recorded += 1; report.files += index.count }
                 continue
             }
             if try await metadata.importContainer(record) {

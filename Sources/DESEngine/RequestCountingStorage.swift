@@ -1,21 +1,29 @@
 import DESKit
 import Synchronization
 
-/// Storage that counts the requests made through it (by kind), for reports such as
-/// `des compact`'s requests per compacted container.
+/// Storage that counts the requests made through it, by kind (`get_range`, `put`, `head`, …):
+/// `des compact` reports them per compacted container, and the HTTP service hands each to its
+/// `des_storage_requests_total{operation}` metric.
 public final class RequestCountingStorage: StorageBackend {
     let base: any StorageBackend
     private let counts = Mutex<[String: Int]>([:])
+    private let observe: @Sendable (String) -> Void
 
-    /// Counts the requests made to `base`.
-    public init(base: any StorageBackend) { self.base = base }
+    /// Counts the requests made to `base`, and tells `observe` of each.
+    public init(base: any StorageBackend, observe: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.base = base
+        self.observe = observe
+    }
 
     /// Requests so far, by kind (`get_range`, `put`, `head`, `delete`, …).
     public var requests: [String: Int] { counts.withLock { $0 } }
     /// All requests so far.
     public var total: Int { counts.withLock { $0.values.reduce(0, +) } }
 
-    private func count(_ kind: String) { counts.withLock { $0[kind, default: 0] += 1 } }
+    private func count(_ kind: String) {
+        counts.withLock { $0[kind, default: 0] += 1 }
+        observe(kind)
+    }
 
     public var location: String { base.location }
     public func put(key: String, fromFile path: String) async throws -> ObjectInfo {

@@ -38,12 +38,12 @@ extension Retirer {
                 skip("dead_lettered")
                 continue
             }
-            var key = row.container.isEmpty ? await containerKey(of: row.desName, in: containers, reader: reader) : row.container
+            var key = row.container.isEmpty ? await containerKey(of: row.desName, in: containers.values, reader: reader) : row.container
             if key.map({ containers[$0] == nil }) ?? true, !refreshed {
                 // Packed after this pass listed the containers: list them again, once a batch.
                 containers = try await uploadedContainers()
                 refreshed = true
-                if row.container.isEmpty { key = await containerKey(of: row.desName, in: containers, reader: reader) }
+                if row.container.isEmpty { key = await containerKey(of: row.desName, in: containers.values, reader: reader) }
             }
             guard let key, let record = containers[key] else {
                 skip("container_not_uploaded")
@@ -58,11 +58,16 @@ extension Retirer {
         // 3–4: the packed bytes against META's sha256, then the body against the packed bytes.
         var ready: [Ready] = []
         var letters: [DeadLetter] = []
-        var badCopies: [DeadLetter] = []
+        /// Keeps a row's body for good: a dead letter with `message`, counted under `reason`.
+        func keep(_ row: PackedRow, _ reason: String, _ message: String) {
+            letters.append(letter(row, of: name, message))
+            skip(reason)
+        }
         for (key, group) in byContainer.sorted(by: { $0.key < $1.key }) {
             let index: DESIndex
             do {
-                index = try await retry.run { try await reader.index(key: key) }
+                let etag = containers[key]?.etag
+                index = try await retry.run { try await reader.index(key: key, etag: etag) }
             } catch {
                 logger.error("a container's index cannot be read; its bodies are kept", metadata: ["container": "\(key)", "error": "\(error)"])
                 skip("container_unreadable", group.count)
@@ -72,13 +77,20 @@ extension Retirer {
                 skip("no_checksum", group.count)
                 continue
             }
-            for row in group {
+            // The group's packed copies in one read of the index and of neighbouring ranges; when
+            // one of them is bad, row by row, so that each bad copy is named.
+            let copies: [[UInt8]?]? = try? await retry.run { try await reader.files(named: group.map(\.desName), key: key) }
+            for (position, row) in group.enumerated() {
                 let packed: [UInt8]?
                 do {
-                    packed = try await retry.run { try await reader.file(named: row.desName, key: key) }
+                    if let copies {
+                        packed = copies[position]
+                    } else {
+                        packed = try await retry.run { try await reader.file(named: row.desName, key: key) }
+                    }
                 } catch {
                     // The body may be the only good copy left: kept, and an operator told.
-                    badCopies.append(letter(row, of: name, "the packed copy in \(key) does not read back (\(error)); the body is kept"))
+                    keep(row, "packed_copy_bad", "the packed copy in \(key) does not read back (\(error)); the body is kept")
                     continue
                 }
                 guard let packed else {
@@ -91,11 +103,10 @@ extension Retirer {
                         continue
                     }
                     guard version.size == UInt64(packed.count), try await bodyBytes(row.body, fetcher: source.fetcher) == packed else {
-                        letters.append(
-                            letter(
-                                row, of: name,
-                                "the body at \(row.body) changed since it was packed (now \(version.size) bytes, packed "
-                                    + "\(packed.count), or the same size with other bytes); it is kept"))
+                        keep(
+                            row, "body_changed",
+                            "the body at \(row.body) changed since it was packed (now \(version.size) bytes, packed "
+                                + "\(packed.count), or the same size with other bytes); it is kept")
                         continue
                     }
                     ready.append(Ready(row: row, version: version, bytes: packed.count))
@@ -103,7 +114,7 @@ extension Retirer {
                     ready.append(Ready(row: row, version: nil, bytes: packed.count))
                 } catch let error as DESKitError where error.code == .invalidData {
                     // Not a regular file beneath the root (a directory, a FIFO, a link leading out): for good.
-                    letters.append(letter(row, of: name, "the body at \(row.body) cannot be retired: \(error.message); it is kept"))
+                    keep(row, "not_a_regular_body", "the body at \(row.body) cannot be retired: \(error.message); it is kept")
                 } catch {
                     logger.warning("a body cannot be checked; kept for now", metadata: ["source": "\(name)", "row": "\(row.rowID)", "error": "\(error)"])
                     skip("body_unreadable")
@@ -116,20 +127,15 @@ extension Retirer {
         let missing = ready.filter { $0.version == nil }.map(\.row.rowID)
         let intended = missing.isEmpty ? [] : try await retry.run { try await metadata.retireIntents(source: name, rowIDs: missing) }
         for item in ready where item.version == nil && !intended.contains(item.row.rowID) {
-            letters.append(
-                letter(
-                    item.row, of: name,
-                    "the body at \(item.row.body) is missing, and des retire did not delete it (is the volume mounted, bodies.root right?); "
-                        + "the row stays packed"))
+            keep(
+                item.row, "body_missing",
+                "the body at \(item.row.body) is missing, and des retire did not delete it (is the volume mounted, bodies.root right?); "
+                    + "the row stays packed")
         }
         ready.removeAll { $0.version == nil && !intended.contains($0.row.rowID) }
-        if !letters.isEmpty || !badCopies.isEmpty {
-            skip("body_changed", letters.filter { $0.reason.contains("changed since it was packed") }.count)
-            skip("body_missing", letters.filter { $0.reason.contains("is missing") }.count)
-            skip("not_a_regular_body", letters.filter { $0.reason.contains("cannot be retired") }.count)
-            skip("packed_copy_bad", badCopies.count)
+        if !letters.isEmpty {
             if !config.dryRun {
-                let batch = letters + badCopies
+                let batch = letters
                 try await retry.run { try await metadata.addDeadLetters(batch) }
                 logger.warning("bodies kept and dead-lettered", metadata: ["source": "\(name)", "count": "\(batch.count)", "first": "\(batch[0].reason)"])
             }
@@ -222,16 +228,11 @@ extension Retirer {
         }
         return [UInt8](data)
     }
+}
 
-    /// The uploaded container of `name`'s (day, shard) that holds it, for a table without a
-    /// container column: found from the name alone, as readers find it (newest first).
-    func containerKey(of name: String, in containers: [String: ContainerRecord], reader: StorageArchiveReader) async -> String? {
-        guard let parsed = try? SnowflakeName(parsing: name) else { return nil }
-        let shard = Int(consistentHash(name, bits: config.shardBits))
-        let candidates = containers.values.filter { $0.day == parsed.isoDay && $0.shard == shard }.sorted { $0.id > $1.id }
-        for candidate in candidates {
-            if let index = try? await reader.index(key: candidate.key), index.entry(named: name) != nil { return candidate.key }
-        }
-        return nil
+extension Retirer {
+    /// The uploaded container holding `name`, for a table without a container column.
+    func containerKey(of name: String, in containers: some Sequence<ContainerRecord>, reader: StorageArchiveReader) async -> String? {
+        (try? await ContainerLookup.find(name, shardBits: config.shardBits, among: containers, reader: reader))?.container.key
     }
 }

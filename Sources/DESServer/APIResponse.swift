@@ -22,18 +22,16 @@ enum APIResponse {
     }
 
     /// A JSON object.
-    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any], headers: HTTPFields = [:]) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return json(String(decoding: data, as: UTF8.self), status: status)
+        return json(String(decoding: data, as: UTF8.self), status: status, headers: headers)
     }
 
     /// A JSON error (with the request's id, when there is one).
     static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) -> Response {
         var fields = ["code": code, "message": message]
         if let id = requestID { fields["request_id"] = id }
-        let body = ["error": fields]
-        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return json(String(decoding: data, as: UTF8.self), status: status, headers: headers)
+        return json(status, ["error": fields], headers: headers)
     }
 
     /// What a failure while serving tells the client; the error itself goes to the log.

@@ -82,7 +82,7 @@ public struct DESHTTPServer: Sendable {
         self.metrics = metrics
         self.assigner = NameAssigner(node: settings.nodeID, shardBits: parts.shardBits)
         let reader = StorageArchiveReader(
-            storage: CountingStorage(base: parts.storage, metrics: metrics),
+            storage: RequestCountingStorage(base: parts.storage) { metrics.storageRequest($0) },
             cache: parts.cache.map { CountingIndexCache(base: $0, metrics: metrics) })
         let locator = FileLocator(
             metadata: parts.metadata, reader: reader, shardBits: parts.shardBits, refreshSeconds: settings.containerRefreshSeconds,

@@ -26,8 +26,13 @@ final class TombstoneWatcher: Service, Sendable {
     let staleAfterSeconds: Double
     let logger: Logger
     private let state = Mutex(State())
-    /// One poll at a time (a request that finds the list stale polls itself).
-    private let polling = Mutex(false)
+    /// The poll under way, which every caller that needs one awaits (one poll at a time).
+    private let inflight = Mutex<Task<Void, any Error>?>(nil)
+
+    /// Deletes re-read behind the last sequence number seen: PostgreSQL and MariaDB hand out
+    /// sequence numbers at insert, not at commit, so a delete committed after a later-numbered
+    /// one is found by the next poll (unless more than this many deletes came in between).
+    static let overlap: Int64 = 256
 
     init(metadata: any MetadataStore, pollSeconds: Double, logger: Logger) {
         self.metadata = metadata
@@ -36,27 +41,34 @@ final class TombstoneWatcher: Service, Sendable {
         self.logger = logger
     }
 
-    /// Reads the tombstones added since the last poll.
+    /// Reads the tombstones added since the last poll (and the last ``overlap`` before it);
+    /// joins the poll under way, if any.
     func poll() async throws {
-        guard polling.withLock({ busy in defer { busy = true }; return !busy }) else { return }
-        defer { polling.withLock { $0 = false } }
-        var seq = state.withLock { $0.lastSeq }
-        let started = monotonicSeconds()
-        while true {
-            let page = try await metadata.tombstones(afterSeq: seq, limit: 10_000)
-            guard let last = page.last else { break }
-            seq = last.seq
-            state.withLock { s in
-                s.names.formUnion(page.map(\.name))
-                s.lastSeq = seq
+        let task = inflight.withLock { current -> Task<Void, any Error> in
+            if let current { return current }
+            let task = Task {
+                defer { self.inflight.withLock { $0 = nil } }
+                try await self.read()
             }
-            if page.count < 10_000 { break }
+            current = task
+            return task
         }
-        state.withLock { $0.answeredAt = started }
+        try await task.value
     }
 
-    /// Whether `name` was deleted. Before the first poll, polls; when the store has not answered
-    /// for too long, throws `unavailable`.
+    private func read() async throws {
+        let started = monotonicSeconds()
+        let from = state.withLock { max(0, $0.lastSeq - Self.overlap) }
+        let stones = try await metadata.tombstones(afterSeq: from)
+        state.withLock { s in
+            s.names.formUnion(stones.map(\.name))
+            s.lastSeq = max(s.lastSeq, stones.last?.seq ?? 0)
+            s.answeredAt = started
+        }
+    }
+
+    /// Whether `name` was deleted. Before the first poll answered, and when the store has not
+    /// answered for too long, polls (joining a poll under way); if that fails, throws `unavailable`.
     func deleted(_ name: String) async throws -> Bool {
         let answeredAt = state.withLock { $0.answeredAt }
         if answeredAt == nil || monotonicSeconds() - (answeredAt ?? 0) > staleAfterSeconds {
@@ -64,9 +76,6 @@ final class TombstoneWatcher: Service, Sendable {
                 try await poll()
             } catch {
                 throw DESKitError(.unavailable, "deletes cannot be checked: the metadata store has not answered (\(error))")
-            }
-            if state.withLock({ $0.answeredAt }) == nil {
-                throw DESKitError(.unavailable, "deletes cannot be checked yet")
             }
         }
         return state.withLock { $0.names.contains(name) }

@@ -53,7 +53,7 @@ extension LocalBodyFetcher {
         }
         if let directory = rootDirectory {
             let result = directory.unlinkBeneath(key)
-            if result == 0 || errno == ENOENT || errno == ENOTDIR && !Self.escapes(key) { return }
+            if result == 0 || errno == ENOENT || errno == ENOTDIR && !Self.escapesLexically(key) { return }
             if errno == EXDEV || errno == ELOOP { throw DESKitError(.invalidData, "body path '\(key)' escapes the body root '\(root)'") }
             if !(errno == ENOSYS || errno == EPERM || errno == EINVAL) { throw Self.unlinkFailure(key) }
         }
@@ -61,7 +61,7 @@ extension LocalBodyFetcher {
         guard let realRoot = RootDirectory.realPath(root) else {
             throw DESKitError(.unavailable, "body root '\(root)' does not exist (is its volume mounted?)")
         }
-        guard !Self.escapes(key) else { throw DESKitError(.invalidData, "body path '\(key)' escapes the body root '\(root)'") }
+        guard !Self.escapesLexically(key) else { throw DESKitError(.invalidData, "body path '\(key)' escapes the body root '\(root)'") }
         let joined = realRoot + "/" + key
         let parent = (joined as NSString).deletingLastPathComponent
         let base = (joined as NSString).lastPathComponent
@@ -74,15 +74,5 @@ extension LocalBodyFetcher {
 
     private static func unlinkFailure(_ key: String) -> DESKitError {
         DESKitError(.storage, "cannot delete body '\(key)': \(String(cString: strerror(errno)))")
-    }
-
-    /// Whether `..` segments climb above the start of a relative key.
-    private static func escapes(_ key: String) -> Bool {
-        var depth = 0
-        for part in key.split(separator: "/") {
-            if part == ".." { depth -= 1 } else if part != "." { depth += 1 }
-            if depth < 0 { return true }
-        }
-        return false
     }
 }

@@ -376,7 +376,7 @@ public struct LocalBodyFetcher: BodyFetcher {
     }
 
     /// Whether `..` segments climb above the start of a relative key.
-    private static func escapesLexically(_ key: String) -> Bool {
+    static func escapesLexically(_ key: String) -> Bool {
         var depth = 0
         for part in key.split(separator: "/") {
             if part == ".." { depth -= 1 } else if part != "." { depth += 1 }

@@ -330,6 +330,20 @@ public protocol MetadataStore: Sendable {
     func close() async
 }
 
+extension MetadataStore {
+    /// Every tombstone with `seq` above `afterSeq`, in `seq` order, read 10,000 a query.
+    public func tombstones(afterSeq: Int64) async throws -> [Tombstone] {
+        var all: [Tombstone] = []
+        var seq = afterSeq
+        while true {
+            let page = try await tombstones(afterSeq: seq, limit: 10_000)
+            all += page
+            guard let last = page.last, page.count == 10_000 else { return all }
+            seq = last.seq
+        }
+    }
+}
+
 /// The storage key of a container: `{prefix}/{YYYY-MM-DD}/shard_{NN}_c{id}.des`
 /// (NN at least two digits, id at least six).
 public func containerKey(prefix: String, day: String, shard: Int, id: Int64) -> String {

@@ -202,13 +202,14 @@ public struct SQLTableShape: Sendable {
             ("status_new_value", statusNew), ("status_pending_value", statusPending), ("status_claimed_value", statusClaimed),
             ("status_packed_value", statusPacked), ("status_failed_value", statusFailed),
         ]
-        // Statuses only the lifecycle workers write: checked when they run, not at connect.
+        /// Why the status column cannot hold `value` (an enum without that label; a numeric
+        /// column and a value that is no integer code), or nil.
         let (who, tableName, kind) = (columns.who, columns.tableName, statusColumn.reflected?.kind)
         func problem(_ value: String, _ key: String) -> String? {
             if let labels = statusColumn.reflected?.labels, !labels.contains(value) {
                 return "\(who)status column '\(c.status)' of \(tableName) is \(statusColumn.reflected?.type ?? "an enum"), "
-                    + "without the label '\(value)' (\(key)): add it to the type, or set \(key) to one of "
-                    + labels.map { "'\($0)'" }.joined(separator: ", ")
+                    + "whose labels are \(labels.map { "'\($0)'" }.joined(separator: ", ")): \(key) '\(value)' is not one of them "
+                    + "(set \(key) to a label, or add '\(value)' to the type)"
             }
             if kind == .integer || kind == .decimal, Int64(value) == nil {
                 return "\(who)status column '\(c.status)' of \(tableName) is \(statusColumn.reflected?.type ?? "numeric"): "
@@ -216,29 +217,14 @@ public struct SQLTableShape: Sendable {
             }
             return nil
         }
+        // The statuses the pipeline writes are checked at connect (a value the column lacks would fail
+        // the first mark, with rows in hand); those only the lifecycle workers write, when they run.
+        for (key, value) in values {
+            if let value, let problem = problem(value, key) { throw DESKitError(.catalog, problem) }
+        }
         statusSourceDeletedProblem = problem(config.statusSourceDeletedValue, "status_source_deleted_value")
         statusDeleted = config.statusDeletedValue
         statusDeletedProblem = problem(config.statusDeletedValue, "status_deleted_value")
-        // An enum status takes only its labels: a value it lacks would fail the first mark, with rows in hand.
-        if let labels = statusColumn.reflected?.labels {
-            for (key, value) in values {
-                guard let value, !labels.contains(value) else { continue }
-                throw DESKitError(
-                    .catalog,
-                    "\(columns.who)status column '\(c.status)' of \(columns.tableName) is \(statusColumn.reflected?.type ?? "an enum"), "
-                        + "whose labels are \(labels.map { "'\($0)'" }.joined(separator: ", ")): \(key) '\(value)' is not one of them "
-                        + "(set \(key) to a label, or add '\(value)' to the type)")
-            }
-        }
-        if statusKind == .integer || statusKind == .decimal {
-            for (key, value) in values {
-                guard let value, Int64(value) == nil else { continue }
-                throw DESKitError(
-                    .catalog,
-                    "\(columns.who)status column '\(c.status)' of \(columns.tableName) is \(statusColumn.reflected?.type ?? "numeric"): "
-                        + "\(key) '\(value)' must be its integer code")
-            }
-        }
     }
 }
 

@@ -1,0 +1,26 @@
+import DESFormat
+import DESKit
+
+/// An index cache that counts its lookups (`des_index_cache_requests_total{result}`).
+struct CountingIndexCache: IndexCache {
+    let base: any IndexCache
+    let metrics: ServerMetrics
+
+    func get(_ identity: ArchiveIdentity) async -> DESIndex? {
+        let hit = await base.get(identity)
+        (hit == nil ? metrics.cacheMisses : metrics.cacheHits).increment()
+        return hit
+    }
+    func latest(location: String, key: String) async -> (version: String, index: DESIndex)? {
+        let hit = await base.latest(location: location, key: key)
+        (hit == nil ? metrics.cacheMisses : metrics.cacheHits).increment()
+        return hit
+    }
+    func set(_ identity: ArchiveIdentity, index: DESIndex, ttlSeconds: Double?) async {
+        await base.set(identity, index: index, ttlSeconds: ttlSeconds)
+    }
+    func delete(_ identity: ArchiveIdentity) async { await base.delete(identity) }
+    func clear() async { await base.clear() }
+    func stats() async -> IndexCacheStats { await base.stats() }
+    func close() async { await base.close() }
+}
