@@ -35,14 +35,14 @@ import Testing
         let doomed = rows.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
         let kept = rows.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
         let doomedBodies = try doomed.map { try Data(contentsOf: URL(fileURLWithPath: d.bodiesRoot + "/" + ($0[2].text ?? ""))) }
-        let deleted = try await DeadLetterCommandTests.des(["delete", "--reason", "test"] + doomed.compactMap { $0[1].text }, config: config, dir: d.dir)
+        let deleted = try await runDES(["delete", "--reason", "test"] + doomed.compactMap { $0[1].text }, config: config, in: d.dir)
         #expect(deleted.status == 0, "\(deleted)")
 
-        let plan = try await DeadLetterCommandTests.des(["compact", "--dry-run", "--json"], config: config, dir: d.dir)
-        #expect(try DeadLetterCommandTests.json(plan.out)["containers_retired"] as? Int == 1, "\(plan)")
-        let run = try await DeadLetterCommandTests.des(["compact", "--until-idle", "--json"], config: config, dir: d.dir)
+        let plan = try await runDES(["compact", "--dry-run", "--json"], config: config, in: d.dir)
+        #expect(try jsonObject(plan.out)["containers_retired"] as? Int == 1, "\(plan)")
+        let run = try await runDES(["compact", "--until-idle", "--json"], config: config, in: d.dir)
         #expect(run.status == 0, "\(run.err)")
-        let totals = try DeadLetterCommandTests.json(run.out)
+        let totals = try jsonObject(run.out)
         #expect(totals["containers_retired"] as? Int == 1 && totals["containers_written"] as? Int == 1, "\(totals)")
         #expect(totals["dropped_files"] as? Int == doomed.count && totals["live_files"] as? Int == kept.count, "\(totals)")
         #expect(totals["objects_deleted"] as? Int == 1, "\(totals)")
@@ -60,11 +60,11 @@ import Testing
         let audit = try await d.audit()
         #expect(audit.isOK && audit.filesDeleted == doomed.count && audit.rowsChecked == 120 - doomed.count, "\(audit.problems)")
         let name = try #require(kept.first?[1].text)
-        let got = try await DeadLetterCommandTests.des(["get", name, "-o", d.dir + "/got"], config: config, dir: d.dir)
+        let got = try await runDES(["get", name, "-o", d.dir + "/got"], config: config, in: d.dir)
         #expect(got.status == 0 && (try? Data(contentsOf: URL(fileURLWithPath: d.dir + "/got")))?.count == 300, "\(got)")
         // Nothing left to do.
-        let again = try await DeadLetterCommandTests.des(["compact", "--until-idle", "--json"], config: config, dir: d.dir)
-        #expect(try DeadLetterCommandTests.json(again.out)["containers_retired"] as? Int == 0)
+        let again = try await runDES(["compact", "--until-idle", "--json"], config: config, in: d.dir)
+        #expect(try jsonObject(again.out)["containers_retired"] as? Int == 0)
     }
 
     @Test("Small containers of each (day, shard) are merged; while the grace lasts the old objects stay readable, des rebuild records them retired (not uploaded), and des check passes")
@@ -79,9 +79,9 @@ import Testing
         let shards = Set(before.map(\.shard)).count
         try #require(before.count > 2 * shards)
         let config = try Self.config(d, "{grace: 1h}")
-        let run = try await DeadLetterCommandTests.des(["compact", "--until-idle", "--json"], config: config, dir: d.dir)
+        let run = try await runDES(["compact", "--until-idle", "--json"], config: config, in: d.dir)
         #expect(run.status == 0, "\(run.err)")
-        let totals = try DeadLetterCommandTests.json(run.out)
+        let totals = try jsonObject(run.out)
         #expect(totals["containers_retired"] as? Int == before.count && totals["live_files"] as? Int == 200, "\(totals)")
         let after = try await store.containers(state: .uploaded, shard: nil, day: nil)
         #expect(after.count == shards, "one container per (day, shard): \(after.map(\.key))")
@@ -90,11 +90,11 @@ import Testing
         for old in before { #expect(FileManager.default.fileExists(atPath: d.dir + "/archive/" + old.key)) }
         // Lose the metadata store: rebuild records the merged containers uploaded and the old ones retired.
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.dir + "/metadata.sqlite" + suffix) }
-        let rebuilt = try await DeadLetterCommandTests.des(["rebuild", "--json"], config: config, dir: d.dir)
+        let rebuilt = try await runDES(["rebuild", "--json"], config: config, in: d.dir)
         #expect(rebuilt.status == 0, "\(rebuilt)")
-        let report = try DeadLetterCommandTests.json(rebuilt.out)
+        let report = try jsonObject(rebuilt.out)
         #expect(report["recorded"] as? Int == before.count + after.count && report["retired"] as? Int == before.count, "\(report)")
-        let check = try await DeadLetterCommandTests.des(["check"], config: config, dir: d.dir)
+        let check = try await runDES(["check"], config: config, in: d.dir)
         #expect(check.status == 0, "\(check.out) \(check.err)")
     }
 
@@ -112,7 +112,7 @@ import Testing
             _ = try await d.packer(shardBits: 2, maxFiles: 10).run(shutdown: ShutdownSignal(), untilIdle: true)
             let fresh = try await d.sql("SELECT des_name FROM files WHERE id % 7 = 0 AND des_status = 'DES_PACKED'").compactMap { $0[0].text }
             doomed += fresh
-            let deleted = try await DeadLetterCommandTests.des(["delete", "--reason", "crash test"] + fresh, config: config, dir: d.dir)
+            let deleted = try await runDES(["delete", "--reason", "crash test"] + fresh, config: config, in: d.dir)
             #expect(deleted.status == 0, "\(deleted.err)")
             let p = try startDES(["compact", "--until-idle"], config: config)
             try await Task.sleep(nanoseconds: UInt64(60_000_000 + (round % 9) * 30_000_000))
@@ -158,7 +158,7 @@ import Testing
         let victim = try #require(try await store.containers(state: .uploaded, shard: nil, day: nil).max { $0.fileCount < $1.fileCount })
         let names = try await d.sql("SELECT des_name FROM files WHERE des_container = '\(victim.key)' ORDER BY id").compactMap { $0[0].text }
         try #require(names.count >= 4)
-        let deleted = try await DeadLetterCommandTests.des(["delete", "--reason", "t"] + names.prefix(names.count / 2), config: config, dir: d.dir)
+        let deleted = try await runDES(["delete", "--reason", "t"] + names.prefix(names.count / 2), config: config, in: d.dir)
         #expect(deleted.status == 0)
         // Flip a byte inside a live entry's data.
         let index = try await StorageArchiveReader(storage: try d.storage()).index(key: victim.key)
@@ -170,9 +170,9 @@ import Testing
         try handle.seek(toOffset: live.dataOffset + 3)
         try handle.write(contentsOf: [old ^ 0xFF])
         try handle.close()
-        let run = try await DeadLetterCommandTests.des(["compact", "--until-idle", "--json"], config: config, dir: d.dir)
+        let run = try await runDES(["compact", "--until-idle", "--json"], config: config, in: d.dir)
         #expect(run.status == 1, "\(run)")
-        #expect(try DeadLetterCommandTests.json(run.out)["groups_abandoned"] as? Int == 1)
+        #expect(try jsonObject(run.out)["groups_abandoned"] as? Int == 1)
         let after = try await store.containers(state: nil, shard: victim.shard, day: victim.day)
         #expect(after.first { $0.id == victim.id }?.state == .uploaded)
         #expect(after.filter { $0.state == .uploaded || $0.state == .compacting }.count == 1, "\(after)")

@@ -8,30 +8,7 @@ import Testing
 @Suite("des dlq") struct DeadLetterCommandTests {
     /// Runs `des dlq ARGS -c CONFIG`; its exit status, stdout and stderr.
     static func dlq(_ args: [String], config: String, dir: String) async throws -> (status: Int32, out: String, err: String) {
-        try await des(["dlq"] + args, config: config, dir: dir)
-    }
-
-    /// Runs `des ARGS -c CONFIG`; its exit status, stdout and stderr.
-    static func des(_ args: [String], config: String, dir: String) async throws -> (status: Int32, out: String, err: String) {
-        let (outPath, errPath) = (dir + "/out-\(UUID().uuidString)", dir + "/err-\(UUID().uuidString)")
-        try #require(FileManager.default.createFile(atPath: outPath, contents: nil) && FileManager.default.createFile(atPath: errPath, contents: nil))
-        let (out, err) = (try FileHandle(forWritingTo: URL(fileURLWithPath: outPath)), try FileHandle(forWritingTo: URL(fileURLWithPath: errPath)))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try desBinary())
-        // (An empty config: the arguments as given, for commands without -c.)
-        p.arguments = config.isEmpty ? args : args + ["-c", config, "--log-level", "critical"]
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        await waitForExit(p)
-        try out.close()
-        try err.close()
-        let read = { (path: String) in String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data(), as: UTF8.self) }
-        return (p.terminationStatus, read(outPath), read(errPath))
-    }
-
-    static func json(_ text: String) throws -> [String: Any] {
-        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not JSON: \(text)")
+        try await runDES(["dlq"] + args, config: config, in: dir)
     }
 
     @Test("Rows failed for missing bodies are listed, refused without a filter, sent back by retry once their bodies return, packed, and their letters closed")
@@ -50,7 +27,7 @@ import Testing
 
         let listed = try await Self.dlq(["list", "--json"], config: config, dir: d.dir)
         #expect(listed.status == 0, "\(listed.err)")
-        let letters = try #require(try Self.json(listed.out)["letters"] as? [[String: Any]])
+        let letters = try #require(try jsonObject(listed.out)["letters"] as? [[String: Any]])
         #expect(Set(letters.compactMap { $0["row_id"] as? String }) == ["3", "14", "25"])
         #expect(letters.allSatisfy { ($0["stage"] as? String) == "packer" && ($0["reason"] as? String)?.contains("no such file") == true && $0["resolved_at"] is NSNull })
 
@@ -62,7 +39,7 @@ import Testing
         for v in victims { try FileManager.default.moveItem(atPath: d.dir + "/aside-" + v.replacingOccurrences(of: "/", with: "_"), toPath: d.bodiesRoot + "/" + v) }
         let retried = try await Self.dlq(["retry", "--stage", "packer", "--json"], config: config, dir: d.dir)
         #expect(retried.status == 0, "\(retried.err)")
-        let outcome = try Self.json(retried.out)
+        let outcome = try jsonObject(retried.out)
         #expect(outcome["letters_closed"] as? Int == 3 && outcome["rows_to_packing"] as? Int == 3, "\(outcome)")
         let pending = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_TODO' AND des_error IS NULL AND des_claimed_by IS NULL").first?[0].int
         #expect(pending == 3)
@@ -72,9 +49,9 @@ import Testing
         let audit = try await d.audit()
         #expect(audit.isOK && audit.rowsChecked == 30, "\(audit.problems)")
         let open = try await Self.dlq(["list", "--json"], config: config, dir: d.dir)
-        #expect(try Self.json(open.out)["count"] as? Int == 0)
+        #expect(try jsonObject(open.out)["count"] as? Int == 0)
         let all = try await Self.dlq(["list", "--all", "--json"], config: config, dir: d.dir)
-        let closed = try #require(try Self.json(all.out)["letters"] as? [[String: Any]])
+        let closed = try #require(try jsonObject(all.out)["letters"] as? [[String: Any]])
         #expect(closed.count == 3 && closed.allSatisfy { $0["resolved_at"] is Double })
     }
 

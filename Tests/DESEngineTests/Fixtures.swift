@@ -8,6 +8,7 @@ import DESStorage
 import DESTestSupport
 import Foundation
 import Logging
+import Testing
 
 /// A temporary embedded-default deployment: SQLite catalog and metadata, local bodies and storage.
 struct Deployment {
@@ -277,3 +278,29 @@ final class RowsInHandWatcher: @unchecked Sendable {
         return false
     }
 }
+
+/// Runs `des ARGS -c CONFIG --log-level critical` (with an empty `config`, the arguments as given)
+/// under timeout(1), killed after `killAfter` seconds; its exit status, stdout and stderr, kept
+/// in files under `dir`. Waits without holding a thread.
+func runDES(_ args: [String], config: String, in dir: String, killAfter: Int = 300) async throws -> (status: Int32, out: String, err: String) {
+    let (outPath, errPath) = (dir + "/out-\(UUID().uuidString)", dir + "/err-\(UUID().uuidString)")
+    try #require(FileManager.default.createFile(atPath: outPath, contents: nil) && FileManager.default.createFile(atPath: errPath, contents: nil))
+    let (out, err) = (try FileHandle(forWritingTo: URL(fileURLWithPath: outPath)), try FileHandle(forWritingTo: URL(fileURLWithPath: errPath)))
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+    p.arguments = ["-s", "KILL", String(killAfter), try desBinary()] + (config.isEmpty ? args : args + ["-c", config, "--log-level", "critical"])
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    await waitForExit(p)
+    try out.close()
+    try err.close()
+    let read = { (path: String) in String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data(), as: UTF8.self) }
+    return (p.terminationStatus, read(outPath), read(errPath))
+}
+
+/// A JSON object printed by `des … --json`.
+func jsonObject(_ text: String) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not JSON: \(text)")
+}
+

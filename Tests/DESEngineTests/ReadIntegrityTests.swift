@@ -227,20 +227,10 @@ import Glibc
         #expect(text.contains("request_timeout"), "\(text)")
     }
 
-    /// Runs `des ARGS --log-level critical` under timeout(1) (killed after `killAfter` seconds: 124),
-    /// its stderr in a file; waits without holding a thread.
+    /// Runs `des ARGS --log-level critical` under timeout(1) (killed after `killAfter` seconds); its
+    /// exit status and stderr.
     static func runDES(_ args: [String], in dir: String, killAfter: Int = 120) async throws -> (Int32, String) {
-        let errPath = dir + "/stderr-\(UUID().uuidString)"
-        try #require(FileManager.default.createFile(atPath: errPath, contents: nil))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["-s", "KILL", String(killAfter), try desBinary()] + args + ["--log-level", "critical"]
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        await waitForExit(p)
-        try err.close()
-        return (p.terminationStatus, (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+        let result = try await DESEngineTests.runDES(args + ["--log-level", "critical"], config: "", in: dir, killAfter: killAfter)
+        return (result.status, result.err)
     }
 }

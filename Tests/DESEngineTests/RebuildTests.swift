@@ -17,7 +17,7 @@ import Testing
         let before = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil)
         try #require(before.count >= 8)
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.dir + "/metadata.sqlite" + suffix) }
-        let lost = try await DeadLetterCommandTests.des(["check"], config: config, dir: d.dir)
+        let lost = try await runDES(["check"], config: config, in: d.dir)
         #expect(lost.status == 65, "des check passed with no container records: \(lost.out)")
 
         // Junk beside the containers: a stray object, and a copy of a container with its last byte flipped.
@@ -34,12 +34,12 @@ import Testing
             atPath: ((archive + strayKey) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: archive + victim.key, toPath: archive + strayKey)
 
-        let dry = try await DeadLetterCommandTests.des(["rebuild", "--dry-run", "--json"], config: config, dir: d.dir)
-        #expect(try DeadLetterCommandTests.json(dry.out)["recorded"] as? Int == before.count, "\(dry)")
+        let dry = try await runDES(["rebuild", "--dry-run", "--json"], config: config, in: d.dir)
+        #expect(try jsonObject(dry.out)["recorded"] as? Int == before.count, "\(dry)")
         #expect(try await d.metadata().containers(state: nil, shard: nil, day: nil).isEmpty, "a dry run recorded containers")
-        let run = try await DeadLetterCommandTests.des(["rebuild", "--json"], config: config, dir: d.dir)
+        let run = try await runDES(["rebuild", "--json"], config: config, in: d.dir)
         #expect(run.status == 65, "\(run)")
-        let report = try DeadLetterCommandTests.json(run.out)
+        let report = try jsonObject(run.out)
         #expect(report["recorded"] as? Int == before.count && report["files"] as? Int == 300, "\(report)")
         let unusable = try #require(report["unusable"] as? [String])
         #expect(unusable.count == 3 && unusable.contains { $0.hasPrefix("des/notes.txt") } && unusable.contains { $0.hasPrefix(corruptKey) }, "\(unusable)")
@@ -50,10 +50,10 @@ import Testing
         try FileManager.default.removeItem(atPath: archive + corruptKey)
         try FileManager.default.removeItem(atPath: archive + strayKey)
         try FileManager.default.removeItem(atPath: archive + "des/notes.txt")
-        let again = try await DeadLetterCommandTests.des(["rebuild", "--json"], config: config, dir: d.dir)
-        let againReport = try DeadLetterCommandTests.json(again.out)
+        let again = try await runDES(["rebuild", "--json"], config: config, in: d.dir)
+        let againReport = try jsonObject(again.out)
         #expect(again.status == 0 && againReport["already_recorded"] as? Int == before.count, "\(again)")
-        let check = try await DeadLetterCommandTests.des(["check"], config: config, dir: d.dir)
+        let check = try await runDES(["check"], config: config, in: d.dir)
         #expect(check.status == 0, "\(check.out) \(check.err)")
         // Packing goes on above the rebuilt ids.
         try await d.addRows(30, size: 10, seed: 9)
@@ -82,11 +82,11 @@ import Testing
                 try s.execute("DROP TABLE \(schema).\(table) CASCADE")
             }
         }
-        let run = try await DeadLetterCommandTests.des(["rebuild", "--json"], config: pg.config, dir: pg.d.dir)
+        let run = try await runDES(["rebuild", "--json"], config: pg.config, in: pg.d.dir)
         #expect(run.status == 0, "\(run.err)")
-        let report = try DeadLetterCommandTests.json(run.out)
+        let report = try jsonObject(run.out)
         #expect(report["recorded"] as? Int == Int(containers) && report["files"] as? Int == 1500, "\(report)")
-        let check = try await DeadLetterCommandTests.des(["check"], config: pg.config, dir: pg.d.dir)
+        let check = try await runDES(["check"], config: pg.config, in: pg.d.dir)
         #expect(check.status == 0, "\(check.out) \(check.err)")
         let next = try await pg.admin.withSession { try $0.query("SELECT nextval(pg_get_serial_sequence('\(schema).des_containers', 'id'))") }
         #expect((next.first?[0].int ?? 0) > maxID)

@@ -6,6 +6,29 @@ import DESSQLDialects
 import Foundation
 import Testing
 
+/// The test S3 server (moto): its settings, a bucket of one's own, the keys a config names it with.
+struct S3TestServer {
+    let endpoint: String, region: String, key: String, secret: String
+
+    init() throws {
+        (endpoint, region, key, secret) = (
+            try testServerSetting("DES_TEST_S3_ENDPOINT"), try testServerSetting("DES_TEST_S3_REGION"),
+            try testServerSetting("DES_TEST_S3_ACCESS_KEY"), try testServerSetting("DES_TEST_S3_SECRET_KEY")
+        )
+    }
+
+    /// A new bucket, created.
+    func bucket(_ name: String) async throws -> S3Storage {
+        let storage = S3Storage(client: S3Client(settings: S3Settings(
+            endpoint: endpoint, region: region, bucket: name, credentials: .init(accessKey: key, secretKey: secret))))
+        try await storage.createBucket()
+        return storage
+    }
+
+    /// `endpoint: …, region: …, access_key: …, secret_key: …` for a config's flow map.
+    var configKeys: String { "endpoint: \(endpoint), region: \(region), access_key: \(key), secret_key: \(secret)" }
+}
+
 /// The stock packer with its bodies on S3 and its containers on S3 (moto, signatures checked).
 @Suite("Packer on S3") struct S3PackerTests {
     @Test(
@@ -14,17 +37,10 @@ import Testing
     func drainsToS3WithKills(mode: String) async throws {
         let d = try Deployment()
         defer { d.cleanup() }
-        let (endpoint, region, key, secret) = (try testServerSetting("DES_TEST_S3_ENDPOINT"), try testServerSetting("DES_TEST_S3_REGION"),
-                                               try testServerSetting("DES_TEST_S3_ACCESS_KEY"), try testServerSetting("DES_TEST_S3_SECRET_KEY"))
+        let s3 = try S3TestServer()
         let tag = UUID().uuidString.prefix(8).lowercased()
         let (bodiesBucket, containerBucket) = ("des-bodies-\(tag)", "des-containers-\(tag)")
-        func storage(_ bucket: String) -> S3Storage {
-            S3Storage(client: S3Client(settings: S3Settings(
-                endpoint: endpoint, region: region, bucket: bucket, credentials: .init(accessKey: key, secretKey: secret))))
-        }
-        let bodies = storage(bodiesBucket), containers = storage(containerBucket)
-        try await bodies.createBucket()
-        try await containers.createBucket()
+        let bodies = try await s3.bucket(bodiesBucket), containers = try await s3.bucket(containerBucket)
         let rows = 400
         var rng = SystemRandomNumberGenerator()
         var expected: [Int: [UInt8]] = [:]
@@ -51,7 +67,7 @@ import Testing
             }
         }
         await catalog.close()
-        let credentials = "endpoint: \(endpoint), region: \(region), access_key: \(key), secret_key: \(secret)"
+        let credentials = s3.configKeys
         let config = d.dir + "/s3.yaml"
         try """
             sources:
@@ -116,7 +132,7 @@ import Testing
             p.executableURL = URL(fileURLWithPath: try desBinary())
             p.arguments = args
             p.environment = ProcessInfo.processInfo.environment.merging(
-                ["AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret]) { $1 }
+                ["AWS_ENDPOINT_URL": s3.endpoint, "AWS_REGION": s3.region, "AWS_ACCESS_KEY_ID": s3.key, "AWS_SECRET_ACCESS_KEY": s3.secret]) { $1 }
             let out = Pipe()
             p.standardOutput = out
             try p.run()
@@ -134,12 +150,9 @@ import Testing
     func retireS3Bodies() async throws {
         let d = try Deployment()
         defer { d.cleanup() }
-        let (endpoint, region, key, secret) = (try testServerSetting("DES_TEST_S3_ENDPOINT"), try testServerSetting("DES_TEST_S3_REGION"),
-                                               try testServerSetting("DES_TEST_S3_ACCESS_KEY"), try testServerSetting("DES_TEST_S3_SECRET_KEY"))
+        let s3 = try S3TestServer()
         let bucket = "des-retire-\(UUID().uuidString.prefix(8).lowercased())"
-        let bodies = S3Storage(client: S3Client(settings: S3Settings(
-            endpoint: endpoint, region: region, bucket: bucket, credentials: .init(accessKey: key, secretKey: secret))))
-        try await bodies.createBucket()
+        let bodies = try await s3.bucket(bucket)
         let rows = 1_200
         let file = d.dir + "/upload"
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -166,7 +179,7 @@ import Testing
             }
         }
         await catalog.close()
-        let credentials = "endpoint: \(endpoint), region: \(region), access_key: \(key), secret_key: \(secret)"
+        let credentials = s3.configKeys
         let config = d.dir + "/s3.yaml"
         try """
             sources:
@@ -187,9 +200,9 @@ import Testing
         }
         _ = FileManager.default.createFile(atPath: file, contents: Data("rewritten".utf8))
         _ = try await bodies.put(key: "in/f77", fromFile: file)
-        let run = try await DeadLetterCommandTests.des(["retire", "--until-idle", "--batch-size", "2000", "--json"], config: config, dir: d.dir)
+        let run = try await runDES(["retire", "--until-idle", "--batch-size", "2000", "--json"], config: config, in: d.dir)
         #expect(run.status == 0, "\(run.err)")
-        let totals = try DeadLetterCommandTests.json(run.out)
+        let totals = try jsonObject(run.out)
         #expect(totals["deleted"] as? Int == rows - 1 && (totals["skipped"] as? [String: Int])?["body_changed"] == 1, "\(totals)")
         #expect(try await bodies.list(prefix: "in").map(\.key) == ["in/f77"])
         let retired = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_SOURCE_DELETED'").first?[0].int
