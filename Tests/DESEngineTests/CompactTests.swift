@@ -25,6 +25,12 @@ import Testing
         let d = try Deployment()
         defer { d.cleanup() }
         try await d.addRows(120, size: 300)
+        // Bodies of independent random bytes: the sample's share one random stream, so one body can
+        // be found inside another, and the search for deleted bytes below would find a live file.
+        var rng = SystemRandomNumberGenerator()
+        for path in try await d.sql("SELECT body_path FROM files").compactMap({ $0[0].text }) {
+            try Data((0..<300).map { _ in UInt8.random(in: 0...255, using: &rng) }).write(to: URL(fileURLWithPath: d.bodiesRoot + "/" + path))
+        }
         _ = try await d.mark(shardBits: 2)
         _ = try await d.packer(shardBits: 2, maxFiles: 20).run(shutdown: ShutdownSignal(), untilIdle: true)
         let config = try Self.config(d, "{grace: 0s, small_container_bytes: 0}")
