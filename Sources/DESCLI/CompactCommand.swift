@@ -52,7 +52,7 @@ struct CompactCommand: AsyncParsableCommand {
             let start = Terminal.seconds()
             let counting = RequestCountingStorage(base: runtime.storage)
             let worker = try await runtime.closing { () -> WorkerService<Compactor.Totals> in
-                let compactor = Compactor(sources: runtime.sources, metadata: runtime.metadata, storage: counting, config: config, logger: logger)
+                let compactor = Compactor(metadata: runtime.metadata, storage: counting, config: config, logger: logger)
                 let worker = compactor.service(untilIdle: untilIdle || dryRun)
                 try await observability.run(worker, runtime: runtime, logger: logger)
                 return worker

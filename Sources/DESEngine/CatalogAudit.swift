@@ -61,7 +61,8 @@ public struct CatalogAudit: Sendable {
         report.filesDeleted = deleted.count
         var indexes: [String: DESIndex] = [:]
         var seen: [String: String] = [:]
-        for container in try await metadata.containers(state: .uploaded, shard: nil, day: nil) {
+        let chain = try await ContainerChain.load(from: metadata)
+        for container in chain.uploaded.values.sorted(by: { $0.id < $1.id }) {
             let index = try await reader.index(key: container.key)
             indexes[container.key] = index
             report.containers += 1
@@ -89,27 +90,31 @@ public struct CatalogAudit: Sendable {
                     if deleted.contains(row.desName) { continue }
                     report.rowsChecked += 1
                     packedNames.insert(row.desName)
-                    guard let index = indexes[row.container] else {
-                        problem("\(source.name) row \(row.rowID): container \(row.container) is not an uploaded container")
+                    // The row's container, or the one compaction moved its file to; failing both (a
+                    // metadata store rebuilt after the replaced object went), the one holding its name.
+                    guard let key = indexes[row.container] != nil ? row.container : chain.current(of: row.container)?.key ?? seen[row.desName],
+                        let index = indexes[key]
+                    else {
+                        problem("\(source.name) row \(row.rowID): container \(row.container) is not an uploaded container, and none holds \(row.desName)")
                         continue
                     }
                     guard let entry = index.entry(named: row.desName) else {
-                        problem("\(source.name) row \(row.rowID): \(row.desName) is not in \(row.container)")
+                        problem("\(source.name) row \(row.rowID): \(row.desName) is not in \(key)\(key == row.container ? "" : ", which replaced \(row.container)")")
                         continue
                     }
                     // A retired row's body is gone by design: the container holds the only copy, so its
                     // bytes are checked against the sha256 its META records.
                     if row.bodyDeleted {
                         report.rowsRetired += 1
-                        if compareBodies { retired[row.container, default: []].append(row.desName) }
+                        if compareBodies { retired[key, default: []].append(row.desName) }
                         continue
                     }
                     guard compareBodies else { continue }
                     let packed: [UInt8]
                     if entry.isExternal {
-                        packed = try await reader.file(named: row.desName, key: row.container) ?? []  // from its own object
+                        packed = try await reader.file(named: row.desName, key: key) ?? []  // from its own object
                     } else {
-                        packed = entry.dataLength == 0 ? [] : try await storage.get(key: row.container, offset: entry.dataOffset, length: entry.dataLength)
+                        packed = entry.dataLength == 0 ? [] : try await storage.get(key: key, offset: entry.dataOffset, length: entry.dataLength)
                     }
                     report.bytesChecked += UInt64(packed.count)
                     guard let fetcher = fetchers[source.name] else { continue }

@@ -140,13 +140,6 @@ extension Compactor {
             throw DESKitError(.fenced, "the containers of \(group.day) shard \(group.shard) changed under compaction (or its lease was lost)")
         }
         phase("commit")
-        if let new {
-            for (old, _, live) in readers {
-                let names = live.map(\.name)
-                for source in sources { _ = try await retry.run { try await source.repointContainer(from: old.key, to: new.key, names: names) } }
-            }
-        }
-        phase("repoint")
         logger.debug(
             "compaction phases", metadata: ["seconds": "\(phases.map { "\($0.0)=\(String(format: "%.3f", $0.1))" }.joined(separator: " "))"])
         totals.containersRetired += olds.count

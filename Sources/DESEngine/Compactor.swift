@@ -18,8 +18,9 @@ import Metrics
 /// 4. beside each old container a small `{key}.compacted` object records what replaced it and
 ///    which big-file objects of deleted entries may go (`des rebuild` reads these);
 /// 5. one transaction records the new container uploaded and the old ones retired — only if the
-///    lease still holds and every old one is still uploaded;
-/// 6. the rows naming the old containers are repointed at the new one.
+///    lease still holds and every old one is still uploaded, each old one with a link to the new
+///    one. The users' catalogs are not written: a row keeps naming the container it was packed
+///    into, and `des check` and `des retire` follow the links (``ContainerChain``).
 ///
 /// Old objects stay readable for `compaction.grace` (a server holding an old index keeps reading
 /// them); after it, they are deleted with their `.compacted` record and the big files of deleted
@@ -74,7 +75,6 @@ public struct Compactor: Sendable {
         public init() {}
     }
 
-    let sources: [any SourceConnector]
     let metadata: any MetadataStore
     let storage: any StorageBackend
     let config: Config
@@ -82,12 +82,11 @@ public struct Compactor: Sendable {
     let retry: RetryPolicy
     let metrics = CompactionMetrics()
 
-    /// A compactor; `sources` get their rows repointed at compacted containers.
+    /// A compactor over the containers `metadata` records in `storage`.
     public init(
-        sources: [any SourceConnector], metadata: any MetadataStore, storage: any StorageBackend, config: Config, logger: Logger,
+        metadata: any MetadataStore, storage: any StorageBackend, config: Config, logger: Logger,
         retry: RetryPolicy = RetryPolicy()
     ) {
-        self.sources = sources
         self.metadata = metadata
         self.storage = storage
         self.config = config

@@ -18,7 +18,7 @@ extension Retirer {
 
     /// Checks a batch of packed rows and retires those that pass every check.
     func retireBatch(
-        _ rows: [PackedRow], of source: Source, lettered: Set<String>, containers: inout [String: ContainerRecord], totals: inout Totals
+        _ rows: [PackedRow], of source: Source, lettered: Set<String>, containers: inout ContainerChain, totals: inout Totals
     ) async throws {
         let name = source.connector.name
         var skipped: [String: Int] = [:]
@@ -38,14 +38,14 @@ extension Retirer {
                 skip("dead_lettered")
                 continue
             }
-            var key = row.container.isEmpty ? await containerKey(of: row.desName, in: containers.values, reader: reader) : row.container
-            if key.map({ containers[$0] == nil }) ?? true, !refreshed {
-                // Packed after this pass listed the containers: list them again, once a batch.
+            var record = await container(of: row, in: containers, reader: reader, evenUnrecorded: refreshed)
+            if record == nil, !refreshed {
+                // Packed (or compacted) after this pass listed the containers: list them again, once a batch.
                 containers = try await uploadedContainers()
                 refreshed = true
-                if row.container.isEmpty { key = await containerKey(of: row.desName, in: containers.values, reader: reader) }
+                record = await container(of: row, in: containers, reader: reader, evenUnrecorded: true)
             }
-            guard let key, let record = containers[key] else {
+            guard let record else {
                 skip("container_not_uploaded")
                 continue
             }
@@ -53,7 +53,7 @@ extension Retirer {
                 skip("too_young")
                 continue
             }
-            byContainer[key, default: []].append(row)
+            byContainer[record.key, default: []].append(row)
         }
         // 3–4: the packed bytes against META's sha256, then the body against the packed bytes.
         var ready: [Ready] = []
@@ -66,7 +66,7 @@ extension Retirer {
         for (key, group) in byContainer.sorted(by: { $0.key < $1.key }) {
             let index: DESIndex
             do {
-                let etag = containers[key]?.etag
+                let etag = containers.uploaded[key]?.etag
                 index = try await retry.run { try await reader.index(key: key, etag: etag) }
             } catch {
                 logger.error("a container's index cannot be read; its bodies are kept", metadata: ["container": "\(key)", "error": "\(error)"])
@@ -231,8 +231,17 @@ extension Retirer {
 }
 
 extension Retirer {
-    /// The uploaded container holding `name`, for a table without a container column.
-    func containerKey(of name: String, in containers: some Sequence<ContainerRecord>, reader: StorageArchiveReader) async -> String? {
-        (try? await ContainerLookup.find(name, shardBits: config.shardBits, among: containers, reader: reader))?.container.key
+    /// The uploaded container holding `row`'s file: the one its container column names, or the
+    /// one compaction moved it to; for a table without that column (or a row naming a container
+    /// no longer recorded, when `evenUnrecorded`), the one whose index holds its name.
+    func container(of row: PackedRow, in containers: ContainerChain, reader: StorageArchiveReader, evenUnrecorded: Bool) async -> ContainerRecord? {
+        if !row.container.isEmpty {
+            if let record = containers.current(of: row.container) { return record }
+            // Not recorded: most likely uploaded after the containers were listed (the caller lists
+            // them again first); else a metadata store rebuilt after the object was removed.
+            if !containers.isRecorded(row.container), !evenUnrecorded { return nil }
+        }
+        return (try? await ContainerLookup.find(row.desName, shardBits: config.shardBits, among: containers.uploaded.values, reader: reader))?
+            .container
     }
 }

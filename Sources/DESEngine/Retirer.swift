@@ -131,10 +131,9 @@ public struct Retirer: Sendable {
         }
     }
 
-    /// The uploaded containers by key, with their age.
-    func uploadedContainers() async throws -> [String: ContainerRecord] {
-        let all = try await retry.run { try await metadata.containers(state: .uploaded, shard: nil, day: nil) }
-        return Dictionary(all.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+    /// Every recorded container, the uploaded ones with their age.
+    func uploadedContainers() async throws -> ContainerChain {
+        try await retry.run { try await ContainerChain.load(from: metadata) }
     }
 }
 

@@ -266,12 +266,6 @@ public enum SourceConnectorConformance {
                 "packed rows \(packed)")
             let stats = try await source.stats()
             try require(stats.retired == 1 && stats.packed == 1 && stats.claimed == 1 && stats.pending == 1, c, "stats \(stats)")
-            // Compaction moves files: the rows of container x now name y.
-            try require(try await source.repointContainer(from: "x", to: "z", names: ["N2"]) == 1, c, "repoint N2 of x → z")
-            try require(try await source.repointContainer(from: "z", to: "y", names: nil) == 1, c, "repoint z → y")
-            try require(try await source.repointContainer(from: "x", to: "y", names: nil) == 1, c, "repoint x → y")
-            let moved = try await source.packedRows(afterRowID: nil, limit: 10)
-            try require(moved.allSatisfy { $0.container == "y" }, c, "after repointing \(moved)")
             // Deletes: packed and retired rows become deleted by name; claimed and pending rows do not.
             try require(try await source.markDeleted(names: []) == 0, c, "the empty check wrote rows")
             try require(try await source.markDeleted(names: ["N1", "N2", "N3", "N4", "nobody"]) == 2, c, "delete N1 (retired) and N2 (packed)")

@@ -20,7 +20,7 @@ import Testing
         }
     }
 
-    @Test("Half a container's files deleted: it is rewritten with the live half (META and checksums kept), rows repointed, the old object deleted after a grace of 0s; no deleted file's bytes remain anywhere in storage; des check passes")
+    @Test("Half a container's files deleted: it is rewritten with the live half (META and checksums kept), the catalog untouched (its rows resolve through the old record's link), the old object deleted after a grace of 0s; no deleted file's bytes remain anywhere in storage; des check passes and des retire retires the live bodies from the new container")
     func garbage() async throws {
         let d = try Deployment()
         defer { d.cleanup() }
@@ -33,7 +33,9 @@ import Testing
         }
         _ = try await d.mark(shardBits: 2)
         _ = try await d.packer(shardBits: 2, maxFiles: 20).run(shutdown: ShutdownSignal(), untilIdle: true)
-        let config = try Self.config(d, "{grace: 0s, small_container_bytes: 0}")
+        let config = try d.writeConfig(
+            packer: "{work_dir: work, shard_bits: 2}", name: "compact.yaml", bodies: "delete_after_pack: 0s",
+            extra: "compaction: {grace: 0s, small_container_bytes: 0}")
         let store = try await d.metadata()
         let before = try await store.containers(state: .uploaded, shard: nil, day: nil)
         let victim = try #require(before.max { $0.fileCount < $1.fileCount })
@@ -52,13 +54,17 @@ import Testing
         #expect(totals["containers_retired"] as? Int == 1 && totals["containers_written"] as? Int == 1, "\(totals)")
         #expect(totals["dropped_files"] as? Int == doomed.count && totals["live_files"] as? Int == kept.count, "\(totals)")
         #expect(totals["objects_deleted"] as? Int == 1, "\(totals)")
-        // The new container holds the live half; the rows name it; the old object and its record are gone.
+        // The new container holds the live half; the old one's record links to it; the catalog's rows
+        // still name the old one (compaction writes nothing to the users' tables); its object and
+        // its .compacted record are gone.
         let now = try await store.containers(state: nil, shard: victim.shard, day: victim.day)
-        #expect(now.first { $0.id == victim.id }?.state == .deleted)
         let replacement = try #require(now.first { c in c.state == .uploaded && !before.contains { $0.id == c.id } })
+        let old = try #require(now.first { $0.id == victim.id })
+        #expect(old.state == .deleted && old.replacedBy == replacement.id, "\(old)")
         #expect(replacement.fileCount == kept.count)
-        let keys = try await d.sql("SELECT DISTINCT des_container FROM files WHERE id IN (\(kept.compactMap { $0[0].int }.map(String.init).joined(separator: ",")))")
-        #expect(keys.map { $0[0].text } == [replacement.key])
+        let keptIDs = kept.compactMap { $0[0].int }.map(String.init).joined(separator: ",")
+        let keys = try await d.sql("SELECT DISTINCT des_container FROM files WHERE id IN (\(keptIDs))")
+        #expect(keys.map { $0[0].text } == [victim.key])
         #expect(!FileManager.default.fileExists(atPath: d.dir + "/archive/" + victim.key))
         #expect(!FileManager.default.fileExists(atPath: d.dir + "/archive/" + victim.key + ".compacted"))
         let objects = Self.everyObject(d.dir + "/archive")
@@ -71,6 +77,12 @@ import Testing
         // Nothing left to do.
         let again = try await runDES(["compact", "--until-idle", "--json"], config: config, in: d.dir)
         #expect(try jsonObject(again.out)["containers_retired"] as? Int == 0)
+        // The live rows' bodies retire against their bytes in the new container, through the link.
+        let retire = try await runDES(["retire", "--until-idle", "--json"], config: config, in: d.dir)
+        #expect(retire.status == 0, "\(retire)")
+        for row in kept { #expect(!FileManager.default.fileExists(atPath: d.bodiesRoot + "/" + (row[2].text ?? "")), "\(row) kept its body") }
+        let afterRetire = try await d.audit()
+        #expect(afterRetire.isOK && afterRetire.rowsRetired == 120 - doomed.count, "\(afterRetire.problems)")
     }
 
     @Test("Small containers of each (day, shard) are merged; while the grace lasts the old objects stay readable, des rebuild records them retired (not uploaded), and des check passes")
@@ -185,5 +197,35 @@ import Testing
         let discarded = after.filter { $0.state == .discarded }
         #expect(discarded.count == 1 && discarded.allSatisfy { !FileManager.default.fileExists(atPath: d.dir + "/archive/" + $0.key) })
         #expect(!FileManager.default.fileExists(atPath: path + ".compacted"))
+    }
+}
+
+/// `ContainerChain`: a row's recorded container resolved through compaction's links.
+@Suite("Container chain") struct ContainerChainTests {
+    static func record(_ id: Int64, _ state: ContainerState, replacedBy: Int64? = nil) -> ContainerRecord {
+        var r = ContainerRecord(
+            id: id, day: "2026-12-05", shard: 0, key: "c\(id)", state: state, holder: "h", token: 1, fileCount: 1, bytes: 1, size: 1, etag: "e")
+        r.replacedBy = replacedBy
+        return r
+    }
+
+    @Test("Links are followed through retired and deleted records to the uploaded one; a dead end, a container whose files were all deleted, an unknown key and a cycle resolve to nothing")
+    func links() {
+        let chain = ContainerChain(records: [
+            Self.record(1, .deleted, replacedBy: 2), Self.record(2, .retired, replacedBy: 3), Self.record(3, .uploaded),
+            Self.record(4, .deleted),  // every file deleted: no replacement
+            Self.record(5, .retired, replacedBy: 6), Self.record(6, .discarded),
+            Self.record(7, .retired, replacedBy: 8), Self.record(8, .retired, replacedBy: 7),
+            Self.record(9, .writing, replacedBy: 3),  // only retired and deleted records are followed
+        ])
+        #expect(chain.current(of: "c1")?.id == 3)
+        #expect(chain.current(of: "c2")?.id == 3)
+        #expect(chain.current(of: "c3")?.id == 3)
+        #expect(chain.current(of: "c4") == nil)
+        #expect(chain.current(of: "c5") == nil)
+        #expect(chain.current(of: "c7") == nil)
+        #expect(chain.current(of: "c9") == nil)
+        #expect(chain.current(of: "nope") == nil && !chain.isRecorded("nope") && chain.isRecorded("c4"))
+        #expect(Set(chain.uploaded.keys) == ["c3"])
     }
 }

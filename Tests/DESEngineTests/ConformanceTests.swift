@@ -97,9 +97,6 @@ struct CarelessConnector: SourceConnector {
     }
     func markSourceDeleted(rowIDs: [String]) async throws -> Int { try await base.markSourceDeleted(rowIDs: rowIDs) }
     func markDeleted(names: [String]) async throws -> Int { try await base.markDeleted(names: names) }
-    func repointContainer(from: String, to: String, names: [String]?) async throws -> Int {
-        try await base.repointContainer(from: from, to: to, names: names)
-    }
     func returnFailedRows(_ rowIDs: [String], to target: FailedRowTarget) async throws -> Int {
         try await base.returnFailedRows(rowIDs, to: target)
     }

@@ -153,7 +153,7 @@ struct Deployment {
         p.arguments = ["packer", "run", "-c", config, "--log-level", "critical"] + (untilIdle ? ["--until-idle"] : [])
         p.standardOutput = FileHandle.nullDevice
         if let stderr {
-            FileManager.default.createFile(atPath: stderr, contents: nil)
+            _ = FileManager.default.createFile(atPath: stderr, contents: nil)
             p.standardError = FileHandle(forWritingAtPath: stderr)
         } else {
             p.standardError = FileHandle.nullDevice

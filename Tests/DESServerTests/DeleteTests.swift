@@ -91,7 +91,7 @@ import Testing
             config.workDir = shelf.dir + "/compact"
             var logger = Logger(label: "test")
             logger.logLevel = .critical
-            let compactor = Compactor(sources: [], metadata: shelf.metadata, storage: shelf.storage, config: config, logger: logger)
+            let compactor = Compactor(metadata: shelf.metadata, storage: shelf.storage, config: config, logger: logger)
             let merged = try await compactor.run(shutdown: ShutdownSignal(), untilIdle: true)
             #expect(merged.containersRetired == before.count && merged.liveFiles == 50, "\(merged)")
             // During the grace: served from the old objects.
@@ -101,7 +101,7 @@ import Testing
             }
             // After it: the old objects are gone, and every live file is found in the merged containers.
             config.compaction.graceSeconds = 0
-            let removed = try await Compactor(sources: [], metadata: shelf.metadata, storage: shelf.storage, config: config, logger: logger)
+            let removed = try await Compactor(metadata: shelf.metadata, storage: shelf.storage, config: config, logger: logger)
                 .run(shutdown: ShutdownSignal(), untilIdle: true)
             #expect(removed.objectsDeleted == before.count)
             for old in before { #expect(try await shelf.storage.head(key: old.key) == nil) }

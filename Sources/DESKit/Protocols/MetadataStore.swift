@@ -248,7 +248,8 @@ public protocol MetadataStore: Sendable {
     @discardableResult
     func discardContainer(id: Int64) async throws -> Bool
 
-    /// Containers, filtered by state, shard and day.
+    /// Containers, filtered by state, shard and day, each with the container that replaced it
+    /// (``ContainerRecord/replacedBy``) when compaction retired it.
     func containers(state: ContainerState?, shard: Int?, day: String?) async throws -> [ContainerRecord]
 
     /// Records a container found in storage (`des rebuild`), under its own id, as given

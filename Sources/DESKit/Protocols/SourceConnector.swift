@@ -231,12 +231,6 @@ public protocol SourceConnector: Sendable {
     /// list only checks that the status can be written here. Returns how many changed.
     func markDeleted(names: [String]) async throws -> Int
 
-    /// `des compact`: rows whose container column names `from` now name `to` (the compacted
-    /// container holding their files) — with `names`, only rows holding one of them (found by
-    /// the name's index rather than by the container column, which is seldom indexed). A table
-    /// without the column has nothing to change. Returns how many changed.
-    func repointContainer(from: String, to: String, names: [String]?) async throws -> Int
-
     /// Sends failed rows back (`des dlq retry`): to naming (a row the marker failed: unnamed
     /// again, its status the table's "new" value or NULL) or to packing (a named row the packer
     /// failed: pending again, no claim). Only rows that are failed, and of that kind, change;
@@ -296,9 +290,6 @@ extension SourceConnector {
     public func markSourceDeleted(rowIDs: [String]) async throws -> Int {
         throw DESKitError(.configuration, "source '\(name)' cannot record deleted bodies, so des retire cannot run on it")
     }
-
-    /// A source that records no container per row has nothing to repoint.
-    public func repointContainer(from: String, to: String, names: [String]?) async throws -> Int { 0 }
 
     /// A source that cannot record deletes in its rows: the tombstone alone keeps the file deleted.
     public func markDeleted(names: [String]) async throws -> Int {

@@ -316,7 +316,10 @@ public final class SQLMetadataStore: MetadataStore {
     }
 
     public func containers(state: ContainerState?, shard: Int?, day: String?) async throws -> [ContainerRecord] {
-        var sql = "SELECT id, day, shard, \(dialect.keyColumn), state, holder, token, file_count, bytes, size, etag, \(dialect.now) - updated_at FROM des_containers WHERE 1 = 1"
+        var sql = """
+            SELECT id, day, shard, \(dialect.keyColumn), state, holder, token, file_count, bytes, size, etag, \(dialect.now) - updated_at,
+              replaced_by FROM des_containers WHERE 1 = 1
+            """
         var binds: [SQLValue] = []
         if let state {
             binds.append(.text(state.rawValue))
@@ -333,7 +336,11 @@ public final class SQLMetadataStore: MetadataStore {
         sql += " ORDER BY id"
         let (query, values) = (sql, binds)
         return try await session { s in
-            try s.query(query, values).map(Self.container)
+            try s.query(query, values).map { row in
+                var record = Self.container(row)
+                record.replacedBy = row[12].int
+                return record
+            }
         }
     }
 

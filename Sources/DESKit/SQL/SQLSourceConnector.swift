@@ -214,27 +214,6 @@ public final class SQLSourceConnector: SourceConnector {
             }, holder: nil)
     }
 
-    public func repointContainer(from: String, to: String, names: [String]?) async throws -> Int {
-        let s = try await tableShape()
-        guard let column = s.container else { return 0 }
-        let d = dialect
-        let base = "UPDATE \(s.table) SET \(column) = \(d.placeholder(1)) WHERE \(column) = \(d.placeholder(2))"
-        guard let names else {
-            return try await transaction { session in try session.execute(base, [.text(to), .text(from)]) }
-        }
-        let chunk = d.chunkSize(valuesPerRow: 1, fixed: 16)
-        // One transaction for every chunk: one commit per container moved, not per chunk.
-        return try await transaction { session in
-            var total = 0
-            for start in stride(from: 0, to: names.count, by: chunk) {
-                let slice = Array(names[start..<min(names.count, start + chunk)])
-                let sql = base + " AND \(s.desName) IN (\(d.placeholders(slice.count, from: 3)))"
-                total += try session.execute(sql, [.text(to), .text(from)] + slice.map { .text($0) })
-            }
-            return total
-        }
-    }
-
     /// Writes the retired status on one packed row inside a transaction that is then rolled
     /// back: a CHECK constraint, a trigger or a type the reflection did not see refuses it here,
     /// before any body is deleted.
