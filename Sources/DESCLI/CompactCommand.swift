@@ -15,8 +15,11 @@ struct CompactCommand: AsyncParsableCommand {
             merged (with --erase, every container holding a deleted file is rewritten, \
             for erasure requests). Each new container is uploaded and read back, then one metadata \
             transaction records it uploaded and the old ones retired, under the shard's \
-            compaction lease and its fencing token (packers keep packing meanwhile). Old \
-            objects stay readable for compaction.grace (24h), then are deleted.
+            compaction lease and its fencing token (packers keep packing meanwhile), \
+            compaction.concurrency (2) shards at once. The catalogs are not written: a row \
+            keeps naming the container it was packed into, which the metadata store links to \
+            its replacement. Old objects stay readable for compaction.grace (24h), then are \
+            deleted.
 
             Runs until SIGINT/SIGTERM, or with --until-idle until a pass has nothing to do. \
             Metrics (on /metrics with --metrics-port): des_compact_containers_retired_total, \

@@ -2,11 +2,32 @@ import DESFormat
 import DESKit
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Compactor {
+    /// Compacts each shard's groups, `compaction.concurrency` shards at a time.
+    func compactShards(_ groups: [Int: [Group]], totals: inout Totals, failed: inout Set<Int64>, shutdown: ShutdownSignal) async throws {
+        var pending = groups.sorted(by: { $0.key < $1.key })[...]
+        try await withThrowingTaskGroup(of: (Totals, Set<Int64>).self) { tasks in
+            var running = 0
+            func startNext() {
+                guard !shutdown.isTriggered, let (shard, shardGroups) = pending.popFirst() else { return }
+                running += 1
+                tasks.addTask {
+                    var (own, lost) = (Totals(), Set<Int64>())
+                    try await compactShard(shard, groups: shardGroups, totals: &own, failed: &lost, shutdown: shutdown)
+                    return (own, lost)
+                }
+            }
+            for _ in 0..<max(1, config.compaction.concurrency) { startNext() }
+            while running > 0, let (own, lost) = try await tasks.next() {
+                running -= 1
+                totals.add(own)
+                failed.formUnion(lost)
+                startNext()
+            }
+        }
+    }
+
     /// Compacts `groups` of one shard under its compaction lease; first discards what a compactor
     /// that lost the lease (or died) left `compacting` there.
     func compactShard(_ shard: Int, groups: [Group], totals: inout Totals, failed: inout Set<Int64>, shutdown: ShutdownSignal) async throws {
@@ -42,7 +63,6 @@ extension Compactor {
                 return
             }
             current = renewed
-            let started = monotonicSeconds()
             do {
                 try await compact(group, lease: current, totals: &totals)
             } catch let error as DESKitError where error.code == .fenced {
@@ -58,7 +78,6 @@ extension Compactor {
                     "a group was not compacted; its containers stay",
                     metadata: ["containers": "\(group.containers.map(\.key))", "error": "\(error)"])
             }
-            totals.secondsCompacting += monotonicSeconds() - started
         }
     }
 
@@ -169,16 +188,22 @@ extension Compactor {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let writer = try DESArchiveWriter(path: path)
         var (files, bytes) = (0, UInt64(0))
-        var expected: [String: String] = [:]  // name -> sha256 its old META recorded
+        // Each entry written, in the order written (the index keeps it), with the sha256 its old META recorded.
+        var written: [(name: String, sha256: String?)] = []
         do {
             var externals: [(String, UInt64, String, String?, DESMetadata)] = []
             try writer.addFiles(concurrently: true) { feed in
                 for (old, reader, live) in readers {
-                    let fd = open(reader.path, O_RDONLY | O_CLOEXEC)
-                    guard fd >= 0 else { throw DESKitError(.storage, "cannot read the downloaded \(old.key)") }
-                    defer { _ = close(fd) }
+                    // Entries and their META records are read in index order: one read a window.
+                    let (data, metas) = (try WindowedFile(path: reader.path), try WindowedFile(path: reader.path))
                     for entry in live {
-                        var meta = try reader.meta(named: entry.name)
+                        var meta = try metas.withBytes(offset: entry.metaOffset, length: Int(entry.metaLength)) { raw in
+                            do {
+                                return try DESMetadata.parse(raw)
+                            } catch {
+                                throw DESKitError(.invalidData, "\(old.key): the META of \(entry.name) is unreadable: \(error)")
+                            }
+                        }
                         let digest = meta["sha256"]?.stringValue
                         let external = meta["external_key"]?.stringValue
                         for key in DESArchiveWriter.reservedMetadataKeys { meta[key] = nil }
@@ -186,8 +211,8 @@ extension Compactor {
                             guard let external else { throw DESKitError(.invalidData, "\(old.key): \(entry.name) is external but names no object") }
                             externals.append((entry.name, entry.dataLength, external, digest, meta))
                         } else {
-                            if let digest { expected[entry.name] = digest }
-                            var stream = RangeStream(fileDescriptor: fd, offset: entry.dataOffset, length: entry.dataLength, path: reader.path)
+                            written.append((entry.name, digest))
+                            var stream = RangeStream(file: data, offset: entry.dataOffset, length: entry.dataLength)
                             try feed.add(name: entry.name, from: &stream, metadata: meta)
                         }
                         files += 1
@@ -196,6 +221,7 @@ extension Compactor {
                 }
             }
             for (name, size, external, digest, meta) in externals {
+                written.append((name, digest))
                 _ = try writer.addExternal(name: name, size: size, externalKey: external, sha256: digest, metadata: meta)
             }
             _ = try writer.close()
@@ -208,12 +234,14 @@ extension Compactor {
         // sha256 (computed once, by the writer) is the one its old META recorded — so only bytes
         // that still match are ever carried over.
         let index = try await StorageArchiveReader(storage: storage).index(key: record.key, etag: info.etag)
-        let names = Set(readers.flatMap { $0.2.map(\.name) })
-        guard index.count == files, Set(index.entries.map(\.name)) == names else {
+        guard index.count == files, index.count == written.count else {
             throw DESKitError(.storage, "\(record.key): the uploaded container does not hold the \(files) files written")
         }
         for (position, entry) in index.entries.enumerated() {
-            if let want = expected[entry.name], index.sha256(at: position) != want {
+            guard entry.name == written[position].name else {
+                throw DESKitError(.storage, "\(record.key): entry \(position) of the uploaded container is not the file written there")
+            }
+            if let want = written[position].sha256, index.sha256(at: position) != want {
                 throw DESKitError(.invalidData, "\(entry.name) does not match its sha256 in its old container; the group is left as it is")
             }
         }
@@ -244,36 +272,6 @@ extension Compactor {
         guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw DESKitError(.storage, "cannot write \(path)") }
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try await retry.run { try await storage.put(key: key, fromFile: path) }
-    }
-}
-
-/// The bytes of one entry of a file: `length` bytes from `offset`, by `pread`.
-struct RangeStream: DESByteStream {
-    let fileDescriptor: Int32
-    var offset: UInt64
-    var remaining: UInt64
-    let path: String
-
-    init(fileDescriptor: Int32, offset: UInt64, length: UInt64, path: String) {
-        self.fileDescriptor = fileDescriptor
-        self.offset = offset
-        self.remaining = length
-        self.path = path
-    }
-
-    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard remaining > 0, let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
-        while true {
-            let n = pread(fileDescriptor, base, Int(min(UInt64(buffer.count), remaining)), off_t(offset))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw DESKitError(.storage, "cannot read \(path): \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { throw DESKitError(.invalidData, "\(path) ends inside an entry") }
-            offset += UInt64(n)
-            remaining -= UInt64(n)
-            return n
-        }
     }
 }
 

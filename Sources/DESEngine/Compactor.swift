@@ -68,11 +68,25 @@ public struct Compactor: Sendable {
         public var groupsAbandoned = 0
         /// Shards skipped because another compactor held their compaction lease.
         public var shardsSkipped = 0
-        /// Seconds spent compacting groups (reading, writing, uploading, recording).
+        /// Wall-clock seconds spent compacting shards (taking their leases, reading, writing,
+        /// uploading, recording), however many at once.
         public var secondsCompacting = 0.0
         public var passes = 0
         /// Creates zero totals.
         public init() {}
+
+        /// Adds what another shard's compaction did (its seconds are not added: shards overlap).
+        mutating func add(_ other: Totals) {
+            containersRetired += other.containersRetired
+            containersWritten += other.containersWritten
+            liveFiles += other.liveFiles
+            liveBytes += other.liveBytes
+            droppedFiles += other.droppedFiles
+            droppedBytes += other.droppedBytes
+            objectsDeleted += other.objectsDeleted
+            groupsAbandoned += other.groupsAbandoned
+            shardsSkipped += other.shardsSkipped
+        }
     }
 
     let metadata: any MetadataStore
@@ -131,8 +145,10 @@ public struct Compactor: Sendable {
                 totals.passes += 1
                 return totals
             }
-            for (shard, shardGroups) in Dictionary(grouping: groups, by: \.shard).sorted(by: { $0.key < $1.key }) where !shutdown.isTriggered {
-                try await compactShard(shard, groups: shardGroups, totals: &totals, failed: &failed, shutdown: shutdown)
+            if !groups.isEmpty {
+                let started = monotonicSeconds()
+                try await compactShards(Dictionary(grouping: groups, by: \.shard), totals: &totals, failed: &failed, shutdown: shutdown)
+                totals.secondsCompacting += monotonicSeconds() - started
             }
             if config.compaction.graceSeconds == 0 { try await removeRetired(totals: &totals) }
             totals.passes += 1

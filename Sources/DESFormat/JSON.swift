@@ -232,6 +232,16 @@ struct JSONParser {
 
     private mutating func parseString() throws -> String {
         pos += 1  // opening quote
+        // The common case, a string without escapes: made from its bytes in place.
+        var end = pos
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            guard let s = String(validating: UnsafeRawBufferPointer(rebasing: bytes[pos..<end]), as: UTF8.self) else {
+                throw fail("string is not valid UTF-8")
+            }
+            pos = end + 1
+            return s
+        }
         var utf8: [UInt8] = []
         while true {
             guard let c = peek() else { throw fail("unterminated string") }

@@ -15,12 +15,23 @@ private func yaml(setting keyPath: String, to value: String, siblings: [String: 
     let body = lines.joined(separator: "\n")
     switch parts.dropLast().joined(separator: ".") {
     case "sources[]": return sourceYAML(extra: body)
+    case "sources[].bodies": return sourceYAML(extra: "bodies:\n" + lines.map { "  \($0)" }.joined(separator: "\n"))
     case "sources[].connection": return sourceYAML(connectionExtra: body)
     case "metadata.connection":
         return "metadata:\n  connection:\n    type: sqlite\n    database: m.sqlite\n" + lines.map { "    \($0)\n" }.joined()
     case let section:
         return "\(section):\n" + lines.map { "  \($0)\n" }.joined()
     }
+}
+
+/// Keys whose values are durations, written with a unit.
+private let durationKeys: Set = ["sources[].bodies.delete_after_pack", "sources[].retention", "compaction.grace"]
+
+/// A value as YAML for `keyPath`: durations get the unit `s`. Nil for a negative duration
+/// (not a duration at all: refused as the wrong type, which other tests cover).
+private func written(_ value: String, for keyPath: String) -> String? {
+    guard durationKeys.contains(keyPath) else { return value }
+    return value.hasPrefix("-") ? nil : value + "s"
 }
 
 /// `3600`, `0.1` (as the loader writes numbers).
@@ -153,7 +164,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
         let (below, above) = outside(entry.bounds)
         let expectedPath = entry.keyPath.replacingOccurrences(of: "sources[]", with: "sources[0]")
         let key = entry.keyPath.split(separator: ".").last.map(String.init) ?? entry.keyPath
-        for value in [below, above].compactMap({ $0 }) {
+        for value in [below, above].compactMap({ $0.flatMap { written($0, for: entry.keyPath) } }) {
             let text = yaml(setting: entry.keyPath, to: value)
             let error = try #require(configError(text), "\(entry.keyPath): \(value)")
             #expect(error.code == .invalidValue, "\(entry.keyPath): \(value)")
@@ -166,7 +177,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
     /// Both ends of every range are accepted (with the companion keys a cross-key rule needs).
     @Test(arguments: ConfigLimits.entries)
     func everyKeyAcceptsBothEndsOfItsRange(_ entry: ConfigLimits.Entry) throws {
-        for value in ends(entry.bounds) {
+        for value in ends(entry.bounds).compactMap({ written($0, for: entry.keyPath) }) {
             let text = yaml(setting: entry.keyPath, to: value, siblings: companions[entry.keyPath] ?? [:])
             #expect(throws: Never.self, "\(entry.keyPath): \(value)") { try parse(text) }
         }
@@ -249,10 +260,19 @@ private let outOfRangeCases: [OutOfRangeCase] = [
             "server.header_timeout": .double(config.server.headerTimeoutSeconds),
             "server.idle_timeout": .double(config.server.idleTimeoutSeconds),
             "server.max_connections": .int(config.server.maxConnections),
+            "compaction.garbage_ratio": .double(config.compaction.garbageRatio),
+            "compaction.small_container_bytes": .bytes(config.compaction.smallContainerBytes),
+            "compaction.grace": .double(config.compaction.graceSeconds),
+            "compaction.lease_ttl_seconds": .double(config.compaction.leaseTTLSeconds),
+            "compaction.concurrency": .int(config.compaction.concurrency),
         ]
         // Connection ports have no default of their own (each driver has its usual port).
-        let withoutDefault: Set = ["sources[].connection.port", "metadata.connection.port"]
+        // Retiring bodies and retention are off unless set.
+        let withoutDefault: Set = [
+            "sources[].connection.port", "metadata.connection.port", "sources[].bodies.delete_after_pack", "sources[].retention",
+        ]
         #expect(source.connection.port == nil && config.metadata.connection.port == nil)
+        #expect(source.bodies.deleteAfterPack == nil && source.retentionSeconds == nil)
         #expect(Set(defaults.keys).union(withoutDefault) == Set(ConfigLimits.entries.map(\.keyPath)))
 
         for entry in ConfigLimits.entries where !withoutDefault.contains(entry.keyPath) {

@@ -70,6 +70,8 @@ public enum ConfigLimits {
     public static let garbageRatio: ClosedRange<Double> = 0.01...1
     /// `compaction.small_container_bytes`: from nothing (never merge) to 64 GiB.
     public static let smallContainerBytes: ClosedRange<UInt64> = 0...(64 << 30)
+    /// `compaction.concurrency`: from one shard at a time to 64.
+    public static let compactionConcurrency: ClosedRange<Int> = 1...64
     /// `compaction.grace`: from at once (one process, tests) to a year.
     public static let compactionGrace: ClosedRange<Double> = 0...(366 * day)
     /// `sources[].retention`: from a day to a hundred years (a file's age is the day in its name).
@@ -163,6 +165,8 @@ public enum ConfigLimits {
         Entry(keyPath: "sources[].batch_size", bounds: .count(sourceBatchSize)),
         Entry(keyPath: "sources[].claim_timeout_seconds", bounds: .seconds(claimTimeoutSeconds)),
         Entry(keyPath: "sources[].shard_bits", bounds: .count(shardBits)),
+        Entry(keyPath: "sources[].bodies.delete_after_pack", bounds: .seconds(deleteAfterPack)),
+        Entry(keyPath: "sources[].retention", bounds: .seconds(retention)),
         Entry(keyPath: "metadata.connection.port", bounds: .count(port)),
         Entry(keyPath: "metadata.connection.pool_size", bounds: .count(poolSize)),
         Entry(keyPath: "metadata.connection.pool_recycle", bounds: .seconds(poolRecycleSeconds)),
@@ -201,6 +205,11 @@ public enum ConfigLimits {
         Entry(keyPath: "server.header_timeout", bounds: .seconds(headerTimeoutSeconds)),
         Entry(keyPath: "server.idle_timeout", bounds: .seconds(idleTimeoutSeconds)),
         Entry(keyPath: "server.max_connections", bounds: .count(maxConnections)),
+        Entry(keyPath: "compaction.garbage_ratio", bounds: .number(garbageRatio, unit: "")),
+        Entry(keyPath: "compaction.small_container_bytes", bounds: .bytes(smallContainerBytes)),
+        Entry(keyPath: "compaction.grace", bounds: .seconds(compactionGrace)),
+        Entry(keyPath: "compaction.lease_ttl_seconds", bounds: .seconds(leaseTTLSeconds)),
+        Entry(keyPath: "compaction.concurrency", bounds: .count(compactionConcurrency)),
     ]
 
     /// The unit of `marker.rate_limit_per_second` in errors.

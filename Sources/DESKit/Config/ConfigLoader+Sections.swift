@@ -122,7 +122,7 @@ extension ConfigLoader {
         "ready_timeout_seconds", "container_refresh_seconds", "tombstone_poll_seconds", "verify_max_bytes", "header_timeout", "idle_timeout", "max_connections",
     ]
 
-    static let compactionKeys = ["garbage_ratio", "small_container_bytes", "grace", "lease_ttl_seconds"]
+    static let compactionKeys = ["garbage_ratio", "small_container_bytes", "grace", "lease_ttl_seconds", "concurrency"]
 
     /// `compaction:` — a grace shorter than an hour is accepted with a warning saying what it risks.
     static func parseCompaction(_ m: ConfigMapping) throws -> CompactionConfig {
@@ -139,6 +139,7 @@ extension ConfigLoader {
             }
         }
         if let v = try m.double("lease_ttl_seconds", in: ConfigLimits.leaseTTLSeconds) { c.leaseTTLSeconds = v }
+        if let v = try m.int("concurrency", in: ConfigLimits.compactionConcurrency) { c.concurrency = v }
         return c
     }
 

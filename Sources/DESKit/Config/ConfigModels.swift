@@ -193,6 +193,9 @@ public struct CompactionConfig: Sendable, Hashable {
     public var graceSeconds: Double = 86_400
     /// The compaction lease's time to live (renewed while a shard is compacted).
     public var leaseTTLSeconds: Double = 60
+    /// How many shards one compactor compacts at once (each group writes with two threads and
+    /// holds its old and new containers in the work directory).
+    public var concurrency = 2
     /// Creates the defaults.
     public init() {}
 }
