@@ -2,64 +2,6 @@ import ArgumentParser
 import DESFormat
 import DESKit
 import Foundation
-import Synchronization
-
-/// Opens an archive for a command: a local path, or `s3://bucket/key`, which is copied to a
-/// temporary file (ranged reads of 8 MiB through the registry's `s3` storage, with the endpoint,
-/// region and credentials of the standard AWS variables) that is unlinked once open.
-func openArchive(_ path: String) throws -> DESArchiveReader {
-    guard path.hasPrefix("s3://") else { return try DESArchiveReader(path: path) }
-    let local = try RemoteArchive.download(path)
-    defer { unlink(local) }
-    return try DESArchiveReader(path: local)
-}
-
-/// `s3://` archives for the archive commands.
-enum RemoteArchive {
-    static func download(_ url: String) throws -> String {
-        let rest = url.dropFirst("s3://".count)
-        guard let slash = rest.firstIndex(of: "/"), slash != rest.startIndex, rest.index(after: slash) != rest.endIndex else {
-            throw CLIFailure(message: "\(url): expected s3://bucket/key", exitCode: DESExit.usage)
-        }
-        let bucket = String(rest[..<slash]), key = String(rest[rest.index(after: slash)...])
-        let registry = try DESCommandLine.requireRegistry()
-        var config = StorageConfig()
-        config.type = "s3"
-        config.settings = try registry.settings(.storage, type: "s3", values: ["bucket": bucket], what: url)
-        let storageConfig = config
-        let target = NSTemporaryDirectory() + "des-archive-" + UUID().uuidString + ".des"
-        try blocking {
-            let storage = try await registry.makeStorage(storageConfig, baseDirectory: FileManager.default.currentDirectoryPath)
-            defer { Task { await storage.close() } }
-            guard let info = try await storage.head(key: key) else {
-                throw CLIFailure(message: "\(url): no such object", exitCode: DESExit.noInput)
-            }
-            guard FileManager.default.createFile(atPath: target, contents: nil), let out = FileHandle(forWritingAtPath: target) else {
-                throw CLIFailure(message: "\(target): cannot write", exitCode: DESExit.cantCreate)
-            }
-            defer { try? out.close() }
-            var offset: UInt64 = 0
-            while offset < info.size {
-                let length = min(8 << 20, info.size - offset)
-                try out.write(contentsOf: Data(try await storage.get(key: key, offset: offset, length: length, ifMatch: info.etag)))
-                offset += length
-            }
-        }
-        return target
-    }
-
-    /// Runs async work from a synchronous command and waits for it.
-    static func blocking(_ body: @escaping @Sendable () async throws -> Void) throws {
-        let done = DispatchSemaphore(value: 0)
-        let outcome = Mutex<Result<Void, Error>>(.success(()))
-        Task {
-            do { try await body() } catch { outcome.withLock { $0 = .failure(error) } }
-            done.signal()
-        }
-        done.wait()
-        try outcome.withLock { $0 }.get()
-    }
-}
 
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

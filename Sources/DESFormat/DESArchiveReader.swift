@@ -33,7 +33,7 @@ public final class DESArchiveReader: @unchecked Sendable {
     /// How bytes are fetched.
     public let mode: Mode
 
-    private let fd: Int32
+    private let source: any DESByteSource
     private let mapping: UnsafeRawPointer?
     private let readCounter = Atomic<Int>(0)
 
@@ -47,15 +47,21 @@ public final class DESArchiveReader: @unchecked Sendable {
             if code == ENOENT { throw DESFormatError(.io, "no such file", path: path, errno: code) }
             throw ioError("open", path: path, errno: code)
         }
+        var st = stat()
+        if fstat(fd, &st) != 0 {
+            let error = ioError("stat", path: path)
+            _ = Glibc.close(fd)
+            throw error
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            _ = Glibc.close(fd)
+            throw DESFormatError(.io, "not a regular file", path: path)
+        }
+        let size = UInt64(st.st_size)
+        let file = FileByteSource(fd: fd, path: path, size: size)  // closes fd from here on
         var mapping: UnsafeRawPointer?
         var mappedSize = 0
         do {
-            var st = stat()
-            if fstat(fd, &st) != 0 { throw ioError("stat", path: path) }
-            guard (st.st_mode & S_IFMT) == S_IFREG else {
-                throw DESFormatError(.io, "not a regular file", path: path)
-            }
-            let size = UInt64(st.st_size)
             if mode == .mapped && size >= UInt64(DESFormat.minimumArchiveSize) {
                 let p = mmap(nil, Int(size), PROT_READ, MAP_SHARED, fd, 0)
                 if p == MAP_FAILED || p == nil { throw ioError("mmap", path: path) }
@@ -63,45 +69,60 @@ public final class DESArchiveReader: @unchecked Sendable {
                 mappedSize = Int(size)
                 _ = madvise(p, Int(size), MADV_RANDOM)
             }
-            self.index = try Self.loadIndex(fd: fd, mapping: mapping, size: size, path: path)
+            self.index = try Self.loadIndex(source: file, mapping: mapping, size: size, path: path)
         } catch {
             if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping), mappedSize) }
-            _ = Glibc.close(fd)
             throw (error as? DESFormatError)?.at(path) ?? error
         }
-        self.fd = fd
+        self.source = file
         self.mapping = mapping
+    }
+
+    /// Opens and validates an archive whose bytes come from `source` (an object in storage,
+    /// read with ranged requests); `path` names it in errors. Reads are positional, and the
+    /// header is checked only when `source` holds it already (``DESByteSource/isCheap(offset:length:)``):
+    /// the footer, the index and the seal are checked as for a file.
+    public init(source: some DESByteSource, path: String) throws {
+        self.path = path
+        self.mode = .positional
+        do {
+            self.index = try Self.loadIndex(source: source, mapping: nil, size: source.size, path: path)
+        } catch {
+            throw (error as? DESFormatError)?.at(path) ?? error
+        }
+        self.source = source
+        self.mapping = nil
     }
 
     deinit {
         if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping), Int(index.archiveSize)) }
-        _ = Glibc.close(fd)
     }
 
-    private static func loadIndex(fd: Int32, mapping: UnsafeRawPointer?, size: UInt64, path: String)
+    private static func loadIndex(source: any DESByteSource, mapping: UnsafeRawPointer?, size: UInt64, path: String)
         throws -> DESIndex
     {
         if let mapping {
             return try DESIndex.parse(archive: UnsafeRawBufferPointer(start: mapping, count: Int(size)))
         }
-        var header = [UInt8](repeating: 0, count: DESFormat.headerSize)
-        if size >= UInt64(DESFormat.headerSize) {
-            try header.withUnsafeMutableBytes { raw throws in
-                try preadFully(fd, raw.baseAddress.unsafelyUnwrapped, count: raw.count, offset: 0, path: path)
+        func read(_ count: Int, at offset: UInt64) throws -> [UInt8] {
+            try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                try source.read(into: UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: count), at: offset)
+                initialized = count
             }
         }
-        try header.withUnsafeBytes { raw throws in try DESIndex.validateHeader(raw, archiveSize: size) }
-        var footerBytes = [UInt8](repeating: 0, count: DESFormat.footerSize)
-        try footerBytes.withUnsafeMutableBytes { raw throws in
-            try preadFully(fd, raw.baseAddress.unsafelyUnwrapped, count: raw.count, offset: size - UInt64(DESFormat.footerSize), path: path)
+        // The header: always for a file; for a remote object only when already held.
+        if size < UInt64(DESFormat.headerSize) || source.isCheap(offset: 0, length: DESFormat.headerSize) {
+            let header = size >= UInt64(DESFormat.headerSize) ? try read(DESFormat.headerSize, at: 0) : [UInt8](repeating: 0, count: DESFormat.headerSize)
+            try header.withUnsafeBytes { raw throws in try DESIndex.validateHeader(raw, archiveSize: size) }
         }
+        guard size >= UInt64(DESFormat.footerSize) else {
+            throw DESFormatError(.tooSmall, "archive is \(size) bytes; a DES archive is at least \(DESFormat.minimumArchiveSize)", path: path)
+        }
+        let footerBytes = try read(DESFormat.footerSize, at: size - UInt64(DESFormat.footerSize))
         let footer = try footerBytes.withUnsafeBytes { raw throws in try DESFooter.decode(raw) }
         try footer.validate(archiveSize: size)
         // One read of the tail: INDEX and the footer, with META before them when sealed.
-        var tail = [UInt8](repeating: 0, count: Int(size - footer.tailStart))
-        try tail.withUnsafeMutableBytes { raw throws in
-            try preadFully(fd, raw.baseAddress.unsafelyUnwrapped, count: raw.count, offset: footer.tailStart, path: path)
-        }
+        let tail = try read(Int(size - footer.tailStart), at: footer.tailStart)
         return try tail.withUnsafeBytes { raw throws in
             try DESIndex(tail: raw, footer: footer, archiveSize: size)
         }
@@ -215,9 +236,9 @@ public final class DESArchiveReader: @unchecked Sendable {
             return [UInt8](UnsafeRawBufferPointer(start: mapping + Int(offset), count: count))
         }
         if countAsBody { readCounter.add(1, ordering: .relaxed) }
-        let fd = self.fd, path = self.path
+        let source = self.source
         return try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
-            try preadFully(fd, buf.baseAddress.unsafelyUnwrapped, count: count, offset: offset, path: path)
+            try source.read(into: UnsafeMutableRawBufferPointer(start: buf.baseAddress, count: count), at: offset)
             initialized = count
         }
     }
@@ -234,9 +255,9 @@ public final class DESArchiveReader: @unchecked Sendable {
         var chunk = [UInt8](repeating: 0, count: Int(min(UInt64(chunkSize), max(length, 1))))
         while done < length {
             let n = Int(min(UInt64(chunk.count), length - done))
-            let fd = self.fd, path = self.path
+            let source = self.source
             try chunk.withUnsafeMutableBytes { raw throws in
-                try preadFully(fd, raw.baseAddress.unsafelyUnwrapped, count: n, offset: offset + done, path: path)
+                try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[..<n]), at: offset + done)
             }
             try chunk.withUnsafeBytes { raw in try body(UnsafeRawBufferPointer(rebasing: raw.prefix(n))) }
             done += UInt64(n)

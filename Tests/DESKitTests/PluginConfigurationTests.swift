@@ -131,6 +131,7 @@ struct PluginConfigurationTests {
             "sources[]": ConfigLoader.sourceKeys, "sources[].connection": ConfigLoader.connectionOwnKeys + ["type", "driver_options"],
             "sources[].table": ConfigLoader.tableKeys, "sources[].table.columns": ConfigLoader.columnKeys,
             "packer": ConfigLoader.packerKeys, "marker": ConfigLoader.markerKeys, "server": ConfigLoader.serverKeys,
+            "compaction": ConfigLoader.compactionKeys, "sources[].bodies": ConfigLoader.bodiesRules.ownKeys,
         ]
         for (section, keys) in tables {
             for key in keys { #expect(docs.contains("| `\(key)` |"), "\(section).\(key) has no row in docs/configuration.md") }

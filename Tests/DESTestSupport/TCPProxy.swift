@@ -5,8 +5,20 @@ import Foundation
 
 /// A TCP forwarder on 127.0.0.1 in front of a test server, which a test can cut (every
 /// connection through it is closed, new ones are accepted and closed at once: the server
-/// looks down) and restore. Used to make a real server unreachable without stopping it.
+/// looks down) and restore. Used to make a real server unreachable without stopping it, and,
+/// with `recordingRequests`, to count the HTTP requests a client makes (exactly: each request's
+/// line is recorded before it is forwarded).
 public final class TCPProxy: @unchecked Sendable {
+    /// One HTTP request seen on its way to the server.
+    public struct Request: Sendable, Equatable {
+        /// `GET`, `HEAD`, `PUT`…
+        public var method: String
+        /// The request target, query included.
+        public var target: String
+        /// Its `Range` header, if any.
+        public var range: String?
+    }
+
     /// The port to connect to instead of the server's.
     public let port: Int
     private let targetPort: Int
@@ -15,10 +27,20 @@ public final class TCPProxy: @unchecked Sendable {
     private var live: Set<Int32> = []  // guarded by lock
     private var isCut = false  // guarded by lock
     private var stopped = false  // guarded by lock
+    private let recording: Bool
+    private var recorded: [Request] = []  // guarded by lock
 
-    /// A proxy to `127.0.0.1:targetPort` on a free port.
-    public init(targetPort: Int) throws {
+    /// The requests forwarded so far (with `recordingRequests`).
+    public var requests: [Request] { lock.withLock { recorded } }
+
+    /// Forgets the requests recorded so far.
+    public func clearRequests() { lock.withLock { recorded.removeAll() } }
+
+    /// A proxy to `127.0.0.1:targetPort` on a free port; with `recordingRequests`, the HTTP
+    /// requests sent through it are recorded (``requests``).
+    public init(targetPort: Int, recordingRequests: Bool = false) throws {
         self.targetPort = targetPort
+        self.recording = recordingRequests
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ProxyError("socket: \(errno)") }
         var one: Int32 = 1
@@ -95,8 +117,9 @@ public final class TCPProxy: @unchecked Sendable {
             let done = DispatchGroup()
             for (from, to) in [(client, upstream), (upstream, client)] {
                 done.enter()
+                let parser = recording && from == client ? RequestParser { [weak self] in self?.record($0) } : nil
                 let t = Thread {
-                    Self.pump(from: from, to: to)
+                    Self.pump(from: from, to: to, parser: parser)
                     done.leave()
                 }
                 t.start()
@@ -119,11 +142,14 @@ public final class TCPProxy: @unchecked Sendable {
         }
     }
 
-    private static func pump(from: Int32, to: Int32) {
+    private func record(_ request: Request) { lock.withLock { recorded.append(request) } }
+
+    private static func pump(from: Int32, to: Int32, parser: RequestParser? = nil) {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(from, $0.baseAddress, $0.count) }
             if n <= 0 { break }
+            parser?.feed(buffer[..<n])
             var sent = 0
             while sent < n {
                 let w = buffer.withUnsafeBytes { send(to, $0.baseAddress! + sent, n - sent, Int32(MSG_NOSIGNAL)) }
@@ -170,5 +196,59 @@ public struct TCPPortProbe {
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         port = Int(UInt16(bigEndian: a.sin_port))
+    }
+}
+
+/// Finds the requests in a client's byte stream: each head up to its blank line, then as many
+/// body bytes as its `Content-Length` says (a chunked body ends the parsing of that connection).
+final class RequestParser: @unchecked Sendable {
+    private var pending: [UInt8] = []
+    private var bodyLeft = 0
+    private var lost = false
+    private let onRequest: (TCPProxy.Request) -> Void
+
+    init(_ onRequest: @escaping (TCPProxy.Request) -> Void) { self.onRequest = onRequest }
+
+    func feed(_ bytes: ArraySlice<UInt8>) {
+        guard !lost else { return }
+        pending.append(contentsOf: bytes)
+        while true {
+            if bodyLeft > 0 {
+                let skip = min(bodyLeft, pending.count)
+                pending.removeFirst(skip)
+                bodyLeft -= skip
+                if bodyLeft > 0 { return }
+            }
+            guard let end = headEnd() else { return }
+            let head = String(decoding: pending[..<end], as: UTF8.self)
+            pending.removeFirst(end + 4)
+            let lines = head.components(separatedBy: "\r\n")
+            let parts = (lines.first ?? "").split(separator: " ")
+            guard parts.count >= 2 else {
+                lost = true
+                return
+            }
+            var range: String?
+            var length = 0
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                let name = line[..<colon].lowercased()
+                let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                if name == "range" { range = value }
+                if name == "content-length" { length = Int(value) ?? 0 }
+                if name == "transfer-encoding", value.lowercased().contains("chunked") { lost = true }
+            }
+            onRequest(TCPProxy.Request(method: String(parts[0]), target: String(parts[1]), range: range))
+            if lost { return }
+            bodyLeft = length
+        }
+    }
+
+    private func headEnd() -> Int? {
+        guard pending.count >= 4 else { return nil }
+        for i in 0...(pending.count - 4) where pending[i] == 13 && pending[i + 1] == 10 && pending[i + 2] == 13 && pending[i + 3] == 10 {
+            return i
+        }
+        return nil
     }
 }
