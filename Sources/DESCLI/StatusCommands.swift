@@ -139,11 +139,12 @@ struct GetCommand: AsyncParsableCommand {
         }
     }
 
-    /// The bytes of the name from the uploaded containers of its (day, shard), newest first.
+    /// The bytes of the name from the uploaded containers of its (day, shard) whose recorded
+    /// names may hold it, newest first.
     private func find(parsed: SnowflakeName, shard: Int, runtime: Runtime) async throws -> ([UInt8]?, Int) {
         let reader = StorageArchiveReader(storage: runtime.storage, cache: runtime.cache)
         let containers = try await runtime.metadata.containers(state: .uploaded, shard: shard, day: parsed.isoDay)
-        for container in containers.reversed() {
+        for container in NameRanges.candidates(for: name, among: containers) {
             if let bytes = try await reader.file(named: name, key: container.key) {
                 return (bytes, containers.count)
             }

@@ -75,6 +75,10 @@ public struct CatalogAudit: Sendable {
                     problem("\(entry.name) is in two uploaded containers: \(other) and \(container.key)")
                 }
             }
+            // The names recorded for it must hold every name it holds, or lookups would miss one.
+            if let range = container.nameRange, let missed = index.entries.first(where: { !range.mayHold($0.name) }) {
+                problem("container \(container.key): its recorded names (\(range.first) to \(range.last)) leave out \(missed.name); lookups would miss it")
+            }
         }
         var packedNames = Set<String>()
         // Retired rows by container, read back in one batch per container (neighbouring files in one read).

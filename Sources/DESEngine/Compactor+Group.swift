@@ -159,6 +159,9 @@ extension Compactor {
             throw DESKitError(.fenced, "the containers of \(group.day) shard \(group.shard) changed under compaction (or its lease was lost)")
         }
         phase("commit")
+        if let new {
+            await NameRanges.record(new, names: readers.flatMap { $0.2.map(\.name) }, metadata: metadata, retry: retry, logger: logger)
+        }
         logger.debug(
             "compaction phases", metadata: ["seconds": "\(phases.map { "\($0.0)=\(String(format: "%.3f", $0.1))" }.joined(separator: " "))"])
         totals.containersRetired += olds.count

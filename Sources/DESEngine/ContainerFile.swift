@@ -47,6 +47,9 @@ final class ContainerFile: Sendable {
     /// Writes the index and footer and moves the archive to ``path``.
     func close() throws -> DESArchiveSummary { try writer.withLock { try $0.close() } }
 
+    /// The names written, in order.
+    var names: [String] { writer.withLock { $0.addedNames } }
+
     /// Gives up the archive: its partial file is removed.
     func abort() { writer.withLock { $0.abort() } }
 }

@@ -17,7 +17,7 @@ enum ContainerLookup {
         _ name: String, shardBits: Int, among containers: some Sequence<ContainerRecord>, reader: StorageArchiveReader
     ) async throws -> (container: ContainerRecord, entry: DESIndexEntry)? {
         guard let (day, shard) = dayShard(of: name, shardBits: shardBits) else { return nil }
-        for container in containers.filter({ $0.day == day && $0.shard == shard }).sorted(by: { $0.id > $1.id }) {
+        for container in NameRanges.candidates(for: name, among: containers.filter { $0.day == day && $0.shard == shard }) {
             if let entry = try await reader.index(key: container.key, etag: container.etag).entry(named: name) { return (container, entry) }
         }
         return nil

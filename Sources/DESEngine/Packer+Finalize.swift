@@ -100,6 +100,7 @@ extension Packer {
                 try await metadata.markUploaded(
                     containerID: c.record.id, fileCount: c.fileCount, bytes: c.bytes, size: info.size, etag: info.etag, lease: c.lease)
             }
+            if recorded { await NameRanges.record(c.record, names: file.names, metadata: metadata, retry: retry, logger: context.logger) }
             return recorded ? .uploaded(info) : .fenced
         } catch {
             return .recordFailed(error)

@@ -133,6 +133,7 @@ public struct Rebuild: Sendable {
                 continue
             }
             if try await metadata.importContainer(record) {
+                await NameRanges.record(record, names: index.entries.map(\.name), metadata: metadata, retry: RetryPolicy(), logger: logger)
                 report.recorded += 1
                 report.files += index.count
             } else {

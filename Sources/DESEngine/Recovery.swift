@@ -76,6 +76,7 @@ public struct Recovery: Sendable {
                     try await retry.run {
                         try await metadata.recoverUploaded(containerID: container.id, fileCount: index.count, size: info.size, etag: info.etag)
                     }
+                    await NameRanges.record(container, names: index.entries.map(\.name), metadata: metadata, retry: retry, logger: logger)
                     report.containersRecovered += 1
                     logger.info("recovered uploaded container", metadata: ["key": "\(container.key)", "files": "\(index.count)"])
                     continue

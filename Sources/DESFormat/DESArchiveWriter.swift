@@ -217,6 +217,9 @@ public final class DESArchiveWriter {
         }
     }
 
+    /// The names added so far, in the order added (also after ``close()``).
+    public var addedNames: [String] { entries.map(\.name) }
+
     /// Keys DES writes itself; caller metadata may not use them.
     public static let reservedMetadataKeys: Set<String> = ["size", "sha256", "is_external", "external_key"]
 

@@ -115,6 +115,16 @@ public enum MetadataStoreConformance {
             try require(states[one.id]?.state == .uploaded && states[one.id]?.etag == "x" && states[one.id]?.size == 500, c, "\(String(describing: states[one.id]))")
             try require(states[two.id]?.state == .discarded, c, "\(String(describing: states[two.id]))")
             try require(states[three.id]?.state == .uploaded && states[three.id]?.fileCount == 7, c, "\(String(describing: states[three.id]))")
+            // The names each holds: none recorded yet; then a range, and a range with a filter, read back as written.
+            try require(states[one.id]?.nameRange == nil, c, "a name range before any was recorded")
+            let plain = NameRange(first: "N_0001", last: "N_0500")
+            let filtered = NameRange(first: "N_0100", last: "N_0900", filter: NameFilter(names: ["N_0100", "N_0555", "N_0900"]))
+            try await store.recordNameRange(containerID: one.id, range: plain)
+            try await store.recordNameRange(containerID: three.id, range: filtered)
+            let ranged = Dictionary(uniqueKeysWithValues: try await store.containers(state: .uploaded, shard: 4, day: nil).map { ($0.id, $0) })
+            try require(ranged[one.id]?.nameRange == plain, c, "range read back as \(String(describing: ranged[one.id]?.nameRange))")
+            try require(ranged[three.id]?.nameRange == filtered, c, "filtered range read back as \(String(describing: ranged[three.id]?.nameRange))")
+            try require(ranged[three.id]?.nameRange?.mayHold("N_0555") == true, c, "the filter lost a name")
         }
 
         await runner.run("manifests: recorded under the fencing token, listed once uploaded until marked") {

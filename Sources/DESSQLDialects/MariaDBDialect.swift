@@ -236,6 +236,9 @@ public struct MariaDBMetadataDialect: SQLMetadataDialect {
             CREATE TABLE IF NOT EXISTS des_retire_intents (
               source VARCHAR(255) NOT NULL, row_id VARCHAR(255) NOT NULL, created_at DOUBLE NOT NULL, PRIMARY KEY (source, row_id)) \(table)
             """,
+        ], [
+            // 5: the names each uploaded container holds (first, last, and a filter where ranges overlap).
+            "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS name_first VARCHAR(1024) NULL, ADD COLUMN IF NOT EXISTS name_last VARCHAR(1024) NULL, ADD COLUMN IF NOT EXISTS name_filter LONGTEXT NULL",
         ]]
     }
 

@@ -238,6 +238,11 @@ public struct PostgresMetadataDialect: SQLMetadataDialect {
             CREATE TABLE IF NOT EXISTS des_retire_intents (
               source TEXT NOT NULL, row_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, row_id))
             """,
+        ], [
+            // 5: the names each uploaded container holds (first, last, and a filter where ranges overlap).
+            "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS name_first TEXT",
+            "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS name_last TEXT",
+            "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS name_filter TEXT",
         ]]
     }
 }

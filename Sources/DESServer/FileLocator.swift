@@ -4,8 +4,9 @@ import DESNaming
 import Foundation
 
 /// Finds a file from its name alone: the name's day and shard select the uploaded
-/// containers of (day, shard) in the metadata store; their indexes (through the index
-/// cache) find the entry. No database holds a row per file.
+/// containers of (day, shard) in the metadata store, and the names each holds (its recorded
+/// first and last, and a filter where ranges overlap) narrow them, usually to one; its index
+/// (through the index cache) finds the entry. No database holds a row per file.
 ///
 /// Two small caches keep a warm read at one ranged read: the container list of each
 /// (day, shard), asked again when a name is in none of them and the list is older than
@@ -18,8 +19,9 @@ final class FileLocator: Sendable {
         var shard: Int
     }
     struct ContainerList: Sendable {
-        var keys: [String]  // oldest first, as the store lists them
+        var records: [ContainerRecord]  // oldest first, as the store lists them
         var fetchedAt: Double
+        var keys: [String] { records.map(\.key) }
     }
 
     let metadata: any MetadataStore
@@ -49,8 +51,9 @@ final class FileLocator: Sendable {
         var searched: Set<String> = []
         var list = try await containers(where_, refresh: false)
         while true {
-            // Newest first: a name is in one container, and recent names are asked for most.
-            for key in list.keys.reversed() where !searched.contains(key) {
+            // Only containers whose recorded names may include it, newest first: a name is in one
+            // container, and recent names are asked for most.
+            for key in NameRanges.candidates(for: name, among: list.records).map(\.key) where !searched.contains(key) {
                 searched.insert(key)
                 if let found = try await find(name, key: key) {
                     located.set(name, found)
@@ -59,7 +62,7 @@ final class FileLocator: Sendable {
             }
             guard monotonicSeconds() - list.fetchedAt >= refreshSeconds else { return nil }
             let fresh = try await containers(where_, refresh: true)
-            guard fresh.keys.contains(where: { !searched.contains($0) }) else { return nil }
+            guard NameRanges.candidates(for: name, among: fresh.records).contains(where: { !searched.contains($0.key) }) else { return nil }
             list = fresh
         }
     }
@@ -92,7 +95,7 @@ final class FileLocator: Sendable {
     private func containers(_ ds: DayShard, refresh: Bool) async throws -> ContainerList {
         if !refresh, let cached = lists[ds] { return cached }
         let records = try await metadata.containers(state: .uploaded, shard: ds.shard, day: ds.day)
-        let list = ContainerList(keys: records.map(\.key), fetchedAt: monotonicSeconds())
+        let list = ContainerList(records: records, fetchedAt: monotonicSeconds())
         lists.set(ds, list)
         return list
     }

@@ -62,6 +62,8 @@ import Testing
         let old = try #require(now.first { $0.id == victim.id })
         #expect(old.state == .deleted && old.replacedBy == replacement.id, "\(old)")
         #expect(replacement.fileCount == kept.count)
+        let range = try #require(replacement.nameRange, "the compacted container's names were not recorded")
+        #expect(kept.allSatisfy { range.mayHold($0[1].text ?? "") })
         let keptIDs = kept.compactMap { $0[0].int }.map(String.init).joined(separator: ",")
         let keys = try await d.sql("SELECT DISTINCT des_container FROM files WHERE id IN (\(keptIDs))")
         #expect(keys.map { $0[0].text } == [victim.key])

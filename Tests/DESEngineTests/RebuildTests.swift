@@ -16,6 +16,8 @@ import Testing
         let config = try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}")
         let before = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil)
         try #require(before.count >= 8)
+        // The packer recorded the names each container holds; rebuild restores them (and the audit checks them).
+        #expect(before.allSatisfy { $0.nameRange != nil }, "\(before.filter { $0.nameRange == nil }.map(\.key)) without names")
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.dir + "/metadata.sqlite" + suffix) }
         let lost = try await runDES(["check"], config: config, in: d.dir)
         #expect(lost.status == 65, "des check passed with no container records: \(lost.out)")
@@ -47,6 +49,8 @@ import Testing
         let after = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil)
         #expect(Set(after.map(\.id)) == Set(before.map(\.id)) && Set(after.map(\.key)) == Set(before.map(\.key)))
         #expect(after.allSatisfy { rebuilt in before.contains { $0.id == rebuilt.id && $0.fileCount == rebuilt.fileCount && $0.etag == rebuilt.etag } })
+        #expect(after.allSatisfy { rebuilt in before.contains { $0.id == rebuilt.id && $0.nameRange?.first == rebuilt.nameRange?.first && $0.nameRange?.last == rebuilt.nameRange?.last } })
+        #expect(after.allSatisfy { $0.nameRange != nil })
         try FileManager.default.removeItem(atPath: archive + corruptKey)
         try FileManager.default.removeItem(atPath: archive + strayKey)
         try FileManager.default.removeItem(atPath: archive + "des/notes.txt")

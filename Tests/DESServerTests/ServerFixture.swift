@@ -63,7 +63,7 @@ struct Shelf {
     /// containers of their (day, shard), recorded uploaded; `contentType` goes to META.
     mutating func pack(
         _ count: Int, prefix: String = "SRV", size: Int? = nil, contentType: String? = "image/jpeg", filesPerContainer: Int = 1000,
-        checksums: Bool = true
+        checksums: Bool = true, recordNames: Bool = true, interleave: Bool = false
     ) async throws -> [String] {
         let generator = try SnowflakeGenerator(configuration: .init(prefix: prefix, node: 200))
         var rng = SystemRandomNumberGenerator()
@@ -84,10 +84,14 @@ struct Shelf {
             guard let lease = try await metadata.acquireLease(shard: shard, holder: holder, ttlSeconds: 60) else {
                 throw DESKitError(.fenced, "shard \(shard) is leased")
             }
-            var start = 0
-            while start < members.count {
-                let chunk = members[start..<min(start + filesPerContainer, members.count)]
-                start += chunk.count
+            // Runs of consecutive names, one a container; or, interleaved, every k-th name in the k-th
+            // container (so that their ranges overlap).
+            let groupCount = (members.count + filesPerContainer - 1) / filesPerContainer
+            let chunks: [[(String, [UInt8])]] =
+                interleave
+                ? (0..<groupCount).map { k in stride(from: k, to: members.count, by: groupCount).map { members[$0] } }
+                : stride(from: 0, to: members.count, by: filesPerContainer).map { Array(members[$0..<min($0 + filesPerContainer, members.count)]) }
+            for chunk in chunks {
                 let record = try await metadata.createContainer(day: day, shard: shard, lease: lease, keyPrefix: "des")
                 let path = dir + "/c\(record.id).des"
                 var options = DESArchiveWriter.Options()
@@ -105,6 +109,9 @@ struct Shelf {
                 let info = try await storage.put(key: record.key, fromFile: path)
                 _ = try await metadata.markUploaded(
                     containerID: record.id, fileCount: chunk.count, bytes: bytes, size: info.size, etag: info.etag, lease: lease)
+                if recordNames {
+                    await NameRanges.record(record, names: chunk.map(\.0), metadata: metadata, retry: RetryPolicy(), logger: Logger(label: "shelf"))
+                }
                 try? FileManager.default.removeItem(atPath: path)
             }
             try await metadata.releaseLease(lease)

@@ -81,6 +81,8 @@ public struct ContainerRecord: Sendable, Hashable, Codable {
     public var ageSeconds: Double?
     /// The compacted container that replaced this one (a retired container), when read.
     public var replacedBy: Int64?
+    /// The names it holds (``NameRange``), when recorded and read.
+    public var nameRange: NameRange?
     /// Creates a record.
     public init(
         id: Int64, day: String, shard: Int, key: String, state: ContainerState, holder: String, token: Int64,
@@ -248,8 +250,13 @@ public protocol MetadataStore: Sendable {
     @discardableResult
     func discardContainer(id: Int64) async throws -> Bool
 
+    /// Records the names an uploaded container holds (its first and last, and a filter when
+    /// given); lookups then skip it for names outside them. Read back by ``containers(state:shard:day:)``.
+    func recordNameRange(containerID: Int64, range: NameRange) async throws
+
     /// Containers, filtered by state, shard and day, each with the container that replaced it
-    /// (``ContainerRecord/replacedBy``) when compaction retired it.
+    /// (``ContainerRecord/replacedBy``) when compaction retired it, and the names it holds
+    /// (``ContainerRecord/nameRange``) when recorded.
     func containers(state: ContainerState?, shard: Int?, day: String?) async throws -> [ContainerRecord]
 
     /// Records a container found in storage (`des rebuild`), under its own id, as given

@@ -318,7 +318,7 @@ public final class SQLMetadataStore: MetadataStore {
     public func containers(state: ContainerState?, shard: Int?, day: String?) async throws -> [ContainerRecord] {
         var sql = """
             SELECT id, day, shard, \(dialect.keyColumn), state, holder, token, file_count, bytes, size, etag, \(dialect.now) - updated_at,
-              replaced_by FROM des_containers WHERE 1 = 1
+              replaced_by, name_first, name_last, name_filter FROM des_containers WHERE 1 = 1
             """
         var binds: [SQLValue] = []
         if let state {
@@ -339,9 +339,18 @@ public final class SQLMetadataStore: MetadataStore {
             try s.query(query, values).map { row in
                 var record = Self.container(row)
                 record.replacedBy = row[12].int
+                if let first = row[13].text, let last = row[14].text {
+                    record.nameRange = NameRange(first: first, last: last, filter: row[15].text.flatMap { NameFilter(encoded: $0) })
+                }
                 return record
             }
         }
+    }
+
+    public func recordNameRange(containerID: Int64, range: NameRange) async throws {
+        let sql = "UPDATE des_containers SET name_first = \(p(1)), name_last = \(p(2)), name_filter = \(p(3)) WHERE id = \(p(4))"
+        let binds: [SQLValue] = [.text(range.first), .text(range.last), range.filter.map { .text($0.encoded) } ?? .null, .int(containerID)]
+        _ = try await transaction { s in try s.execute(sql, binds) }
     }
 
     /// Adds each letter unless the row already has an unresolved one of the same stage: a row that
