@@ -51,6 +51,7 @@ extension DESArchiveReader {
         for name in index.duplicateNames {
             problem(name, "appears more than once in the index (only the last is reachable)")
         }
+        checkLevels(problem)
         for entry in index.entries {
             report.entries += 1
             let meta: DESMetadata

@@ -40,10 +40,47 @@ extension DESArchiveWriter {
             JSONWriter.write(string: hex, into: &meta)
         }
         meta.append(UInt8(ascii: "}"))
+        var digest: [UInt8]?
+        switch checksum {
+        case .none: break
+        case .hasher: digest = Self.bytes(ofHex: meta[(meta.count - 66)..<(meta.count - 2)])
+        case .given(let hex): digest = Self.bytes(ofHex: Array(hex.utf8)[...])
+        }
+        levelItems.append((digest, Self.contentType(in: metadata)))
         let entry = DESIndexEntry(
             name: name, dataOffset: offset, dataLength: length, metaOffset: UInt64(metaOffset),
             metaLength: UInt64(meta.count - metaOffset), flags: flags)
         entries.append(entry)
         return entry
+    }
+
+    /// 32 bytes from 64 hex digits (nil for anything else).
+    static func bytes(ofHex hex: ArraySlice<UInt8>) -> [UInt8]? {
+        guard hex.count == 64 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x61...0x66: return c - 0x61 + 10
+            case 0x41...0x46: return c - 0x41 + 10
+            default: return nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        var i = hex.startIndex
+        while i < hex.endIndex {
+            guard let high = nibble(hex[i]), let low = nibble(hex[i + 1]) else { return nil }
+            out.append(high << 4 | low)
+            i += 2
+        }
+        return out
+    }
+
+    /// The content type a caller's metadata records, as servers read it.
+    static func contentType(in metadata: DESMetadata) -> String? {
+        for key in ["content_type", "content-type", "mime_type", "mime"] {
+            if let v = metadata[key]?.stringValue, !v.isEmpty { return v }
+        }
+        return nil
     }
 }

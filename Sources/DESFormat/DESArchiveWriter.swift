@@ -60,6 +60,8 @@ public final class DESArchiveWriter {
     var used = 0
     var flushedOffset: UInt64 = 0
     var entries: [DESIndexEntry] = []
+    /// Per entry, what the two-level index keeps beside it: the raw sha256 and the content type.
+    var levelItems: [(sha256: [UInt8]?, contentType: String?)] = []
     var names = NameTable()
     /// Set while ``addFiles(concurrently:_:)`` runs: the writer is then fed only through its feed.
     var feeding = false
@@ -255,6 +257,7 @@ public final class DESArchiveWriter {
             try append(meta)
             let indexStart = position
             try append(index)
+            let indexEnd = position
             var footer = DESFooter(
                 dataStart: UInt64(DESFormat.headerSize), dataLength: dataEnd - UInt64(DESFormat.headerSize),
                 metaStart: metaStart, metaLength: UInt64(meta.count), indexStart: indexStart,
@@ -265,6 +268,17 @@ public final class DESArchiveWriter {
                 footer.sealCRC = meta.withUnsafeBytes { m in
                     index.withUnsafeBytes { i in DESFooter.sealCRC(meta: m, index: i, fields: footer.fieldBytes) }
                 }
+            }
+            // A large sealed archive gets its two-level index between INDEX and the footer.
+            if options.checksums, meta.count + index.count >= DESLevels.threshold, levelItems.count == entries.count {
+                var items: [DESLevelsBuilder.Item] = []
+                items.reserveCapacity(entries.count)
+                for (i, entry) in entries.enumerated() {
+                    var placed = entry
+                    placed.metaOffset += metaStart
+                    items.append(DESLevelsBuilder.Item(entry: placed, sha256: levelItems[i].sha256, contentType: levelItems[i].contentType))
+                }
+                try append(DESLevelsBuilder.build(items, levelsStart: indexEnd, footerFields: footer.fieldBytes))
             }
             try append(footer.bytes)
             try flush()

@@ -10,6 +10,7 @@ public struct DESFormatError: Error, Sendable, CustomStringConvertible, Equatabl
             case badFileCount, regionOutOfBounds, regionsOutOfOrder, badIndexEntry, badMetadata
             case invalidName, duplicateName, reservedMetadataKey, notFound, externalEntry
             case checksumMismatch, sizeMismatch, badSeal, sealMismatch, missingChecksum, unsupportedEntry, truncated, io, writerClosed, outputExists, unsafePath
+            case badLevels
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -28,6 +29,8 @@ public struct DESFormatError: Error, Sendable, CustomStringConvertible, Equatabl
         public static let badFileCount = Code(.badFileCount)
         /// A region (or an entry's range) lies outside where it must be.
         public static let regionOutOfBounds = Code(.regionOutOfBounds)
+        /// The two-level index (root, leaves, their trailer) is damaged or inconsistent.
+        public static let badLevels = Code(.badLevels)
         /// The regions are not in the order DATA, META, INDEX, FOOTER.
         public static let regionsOutOfOrder = Code(.regionsOutOfOrder)
         /// An index entry cannot be decoded.
@@ -74,7 +77,7 @@ public struct DESFormatError: Error, Sendable, CustomStringConvertible, Equatabl
             switch base {
             case .tooSmall, .badHeaderMagic, .badHeaderVersion, .badFooterMagic, .badFooterVersion,
                 .badFileCount, .regionOutOfBounds, .regionsOutOfOrder, .badIndexEntry, .badMetadata,
-                .checksumMismatch, .badSeal, .sealMismatch, .missingChecksum, .unsupportedEntry, .truncated:
+                .checksumMismatch, .badSeal, .sealMismatch, .missingChecksum, .unsupportedEntry, .truncated, .badLevels:
                 return true
             default:
                 return false

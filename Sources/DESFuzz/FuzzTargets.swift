@@ -60,8 +60,21 @@ public enum FuzzTargets {
                 scratch.clearUnpackDirectory()
             }
         }
-        // The in-memory parser as the S3 reader uses it.
+        // The in-memory parser as the S3 reader uses it, and the two-level index as it reads it:
+        // the root from the object's end, then each leaf.
         _ = data.withUnsafeBytes { raw in try? DESIndex.parse(archive: raw) }
+        if data.count >= DESFormat.minimumArchiveSize {
+            data.withUnsafeBytes { raw in
+                guard let footer = try? DESFooter.decode(UnsafeRawBufferPointer(rebasing: raw.suffix(DESFormat.footerSize))),
+                    (try? footer.validate(archiveSize: UInt64(raw.count))) != nil,
+                    let levels = try? DESLevels.parse(suffix: raw, footer: footer, archiveSize: UInt64(raw.count))
+                else { return }
+                signature += ":levels"
+                for leaf in levels.leaves.prefix(16) {
+                    _ = try? levels.entries(of: leaf, bytes: UnsafeRawBufferPointer(rebasing: raw[Int(leaf.offset)..<Int(leaf.offset + leaf.length)]), footer: footer)
+                }
+            }
+        }
         return signature
     }
 
@@ -110,6 +123,12 @@ public enum FuzzTargets {
                 try w.addExternal(
                     name: "big/video.mp4", size: 1 << 33, externalKey: "des/_bigFiles/big/video.mp4",
                     sha256: checksums ? String(repeating: "ab", count: 32) : nil)
+            }
+        }
+        // Large enough for a two-level index (root, leaves and their trailer before the footer).
+        try archive(checksums: true) { w in
+            for i in 0..<1200 {
+                try w.add(name: "n/\(i * 7919 % 1200)", bytes: [UInt8(truncatingIfNeeded: i)], metadata: i % 2 == 0 ? ["content_type": "text/plain"] : [:])
             }
         }
         return out

@@ -116,6 +116,39 @@ struct CLIHardeningTests {
     }
 }
 
+/// The two-level index is a region the original's reader does not need.
+@Suite("Two-level index and the original's reader") struct CLIHardeningLevels {
+    @Test("The original's reader (in Python) lists and serves every file of a 3,000-file archive with a two-level index between INDEX and the footer; des verify checks that index against the flat one")
+    func originalReaderReadsLevels() throws {
+        try withTempDir { dir in
+            var tree: [String: [UInt8]] = [:]
+            for i in 0..<3000 { tree["d\(i % 10)/file-\(i).bin"] = Array("body \(i) ".utf8) + [UInt8(i % 256)] }
+            try makeTree(tree, at: dir + "/src")
+            #expect(try runDES(["pack", "src", "-o", "l.des"], in: dir).status == 0)
+            let bytes = try readFile(dir + "/l.des")
+            let trailer = Array(bytes[(bytes.count - 72 - 32)..<(bytes.count - 72 - 24)])
+            #expect(trailer == Array("DESLVLS1".utf8), "no two-level index was written")
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("scripts/compat/original_des_reader.py").path
+            let listing = try runProcess("/usr/bin/env", ["python3", script, dir + "/l.des"])
+            #expect(listing.status == 0, "\(listing.stderr)")
+            let lines = listing.out.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+            #expect(lines.count == tree.count)
+            for line in lines {
+                guard line.count == 3, let body = tree[line[0]] else {
+                    Issue.record("unexpected line \(line)")
+                    continue
+                }
+                #expect(Int(line[1]) == body.count && line[2] == referenceSHA256Hex(body))
+            }
+            let one = try runProcess("/usr/bin/env", ["python3", script, dir + "/l.des", "d7/file-1237.bin"])
+            #expect(one.stdout == tree["d7/file-1237.bin"])
+            let verify = try runDES(["verify", "l.des", "--json"], in: dir)
+            #expect(verify.status == 0, "\(verify)")
+        }
+    }
+}
+
 /// ``runProcess(_:_:)`` off the cooperative pool, for a child that runs for seconds: a pool
 /// thread blocked that long stalls every other test of the process.
 func runProcessAwaiting(_ executable: String, _ args: [String]) async throws -> RunResult {
