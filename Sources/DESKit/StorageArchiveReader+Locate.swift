@@ -26,13 +26,25 @@ public struct LocatedEntry: Sendable {
 }
 
 extension StorageArchiveReader {
-    /// Finds `name` in the container at `key`: its index entry (from the cache when warm)
-    /// and its META (one ranged read). Nil when the container does not hold the name.
+    /// Finds `name` in the container at `key`. Nil when the container does not hold the name.
+    /// Through a two-level index: its leaf entry (the root and the leaf from the cache when
+    /// warm), which carries the size, sha256 and content type, so no META is read (but for an
+    /// external entry, whose META names its object). Through the flat index: its index entry
+    /// (from the cache when warm) and its META (one ranged read).
     public func locate(_ name: String, key: String) async throws -> LocatedEntry? {
-        try await withCurrentIndex(key: key) { versioned in
-            guard let entry = versioned.index.entry(named: name) else { return nil }
-            let metadata = try await metadata(of: entry, key: key, version: versioned.version)
-            return LocatedEntry(key: key, version: versioned.version, entry: entry, metadata: metadata)
+        try await withCurrentRoute(key: key) { route in
+            switch route {
+            case .flat(let versioned):
+                guard let entry = versioned.index.entry(named: name) else { return nil }
+                let metadata = try await metadata(of: entry, key: key, version: versioned.version)
+                return LocatedEntry(key: key, version: versioned.version, entry: entry, metadata: metadata)
+            case .levels(let root):
+                guard let found = try await levelsEntry(name, key: key, root: root) else { return nil }
+                let metadata =
+                    found.flags.contains(.external)
+                    ? try await metadata(of: found.indexEntry, key: key, version: root.version) : Self.metadata(of: found)
+                return LocatedEntry(key: key, version: root.version, entry: found.indexEntry, metadata: metadata)
+            }
         }
     }
 

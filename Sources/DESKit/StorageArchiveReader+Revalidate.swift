@@ -10,7 +10,17 @@ extension StorageArchiveReader {
     /// A reader that trusts "this container does not hold the name" from a cached index calls
     /// this before believing it for long: a negative answer holds only for the version it came from.
     public func revalidate(key: String) async throws -> Bool {
-        guard let cache, let (version, _) = await cache.latest(location: storage.location, key: key) else { return false }
+        guard let cache else { return false }
+        // A cached root of a two-level index is checked the same way.
+        if let (version, _) = await cache.latestPart(location: storage.location, key: key, name: Self.rootPart) {
+            let current = try await storage.head(key: key)?.etag
+            if current != version {
+                await forgetRoot(key: key, version: version)
+                if let (indexVersion, _) = await cache.latest(location: storage.location, key: key) { await forget(key: key, version: indexVersion) }
+                return current != nil
+            }
+        }
+        guard let (version, _) = await cache.latest(location: storage.location, key: key) else { return false }
         // Gone: forget its index, and let the search go on to the other containers.
         guard let current = try await storage.head(key: key)?.etag else {
             await forget(key: key, version: version)

@@ -77,9 +77,15 @@ public struct StorageArchiveReader: Sendable {
     }
 
     /// Reads the index from storage (and caches it under its version).
-    private func load(key: String) async throws -> VersionedIndex {
-        var (tail, size, version) = try await storage.getSuffixVersioned(key: key, length: suffixLength)
-        let footer = try Self.footer(tail: tail, size: size, key: key)
+    func load(key: String) async throws -> VersionedIndex {
+        let (tail, size, version) = try await storage.getSuffixVersioned(key: key, length: suffixLength)
+        return try await load(key: key, tail: tail, size: size, version: version, footer: try Self.footer(tail: tail, size: size, key: key))
+    }
+
+    /// Loads the index given the object's last bytes (`tail`), its size, version and footer:
+    /// one more ranged read when the index region starts before `tail`.
+    func load(key: String, tail: [UInt8], size: UInt64, version: String?, footer: DESFooter) async throws -> VersionedIndex {
+        var tail = tail
         let tailOffset = size - UInt64(tail.count)
         if footer.tailStart < tailOffset {
             let rest = try await storage.get(key: key, offset: footer.tailStart, length: tailOffset - footer.tailStart, ifMatch: version)
@@ -105,7 +111,7 @@ public struct StorageArchiveReader: Sendable {
     }
 
     /// Decodes and validates the footer at the end of a suffix read (and the header, when the suffix is the whole object).
-    private static func footer(tail: [UInt8], size: UInt64, key: String) throws -> DESFooter {
+    static func footer(tail: [UInt8], size: UInt64, key: String) throws -> DESFooter {
         guard size >= UInt64(DESFormat.minimumArchiveSize), tail.count >= DESFormat.footerSize else {
             throw DESFormatError(.tooSmall, "archive is \(size) bytes; a DES archive is at least \(DESFormat.minimumArchiveSize)", path: key)
         }
@@ -125,8 +131,33 @@ public struct StorageArchiveReader: Sendable {
 
     /// The bytes of `name` in the container at `key` (nil when the container has no such entry).
     /// A zero-length file costs no read of its own.
+    /// A container with a two-level index costs the root (in the first read), one leaf and the body.
     public func file(named name: String, key: String, etag: String? = nil) async throws -> [UInt8]? {
-        try await files(named: [name], key: key)[0]
+        try await withCurrentRoute(key: key) { route in
+            switch route {
+            case .flat(let versioned):
+                return try await read([name], key: key, from: versioned)[0]
+            case .levels(let root):
+                guard let entry = try await levelsEntry(name, key: key, root: root) else { return nil }
+                // Only sealed archives carry a two-level index, and every entry of one records a sha256.
+                guard let want = entry.sha256Hex else {
+                    throw DESFormatError(.missingChecksum, "\"\(name)\" has no sha256 in the two-level index of a sealed container", path: key)
+                }
+                let bytes: [UInt8]
+                if entry.flags.contains(.external) {
+                    bytes = try await external(entry.indexEntry, key: key, version: root.version)
+                } else if entry.dataLength == 0 {
+                    bytes = []
+                } else {
+                    bytes = try await storage.get(key: key, offset: entry.dataOffset, length: entry.dataLength, ifMatch: root.version)
+                    guard UInt64(bytes.count) == entry.dataLength else {
+                        throw DESFormatError(.truncated, "short read of \"\(name)\" (\(bytes.count) of \(entry.dataLength) bytes)", path: key)
+                    }
+                }
+                try Self.check(bytes, name: name, expected: want, key: key)
+                return bytes
+            }
+        }
     }
 
     /// The bytes of each of `names` (nil for a name the container does not hold), neighbouring
@@ -163,7 +194,7 @@ public struct StorageArchiveReader: Sendable {
 
     /// The body of an entry stored outside the container: its META names the object
     /// (`external_key`), which is read whole and checked against the entry's size.
-    private func external(_ entry: DESIndexEntry, key: String, version: String?) async throws -> [UInt8] {
+    func external(_ entry: DESIndexEntry, key: String, version: String?) async throws -> [UInt8] {
         guard let externalKey = try await metadata(of: entry, key: key, version: version)["external_key"]?.stringValue else {
             throw DESFormatError(.badIndexEntry, "\"\(entry.name)\" is external but its META names no external_key", path: key)
         }
@@ -238,7 +269,7 @@ public struct StorageArchiveReader: Sendable {
         }
     }
 
-    private func read(_ names: [String], key: String, from v: VersionedIndex) async throws -> [[UInt8]?] {
+    func read(_ names: [String], key: String, from v: VersionedIndex) async throws -> [[UInt8]?] {
         var out = [[UInt8]?](repeating: nil, count: names.count)
         var ranges: [(offset: UInt64, length: UInt64)] = []
         var owners: [Int] = []

@@ -23,4 +23,18 @@ struct CountingIndexCache: IndexCache {
     func clear() async { await base.clear() }
     func stats() async -> IndexCacheStats { await base.stats() }
     func close() async { await base.close() }
+    func part(_ identity: ArchiveIdentity, name: String) async -> [UInt8]? {
+        let hit = await base.part(identity, name: name)
+        (hit == nil ? metrics.cacheMisses : metrics.cacheHits).increment()
+        return hit
+    }
+    func setPart(_ identity: ArchiveIdentity, name: String, bytes: [UInt8], ttlSeconds: Double?) async {
+        await base.setPart(identity, name: name, bytes: bytes, ttlSeconds: ttlSeconds)
+    }
+    func latestPart(location: String, key: String, name: String) async -> (version: String, bytes: [UInt8])? {
+        let hit = await base.latestPart(location: location, key: key, name: name)
+        (hit == nil ? metrics.cacheMisses : metrics.cacheHits).increment()
+        return hit
+    }
+    func deletePart(_ identity: ArchiveIdentity, name: String) async { await base.deletePart(identity, name: name) }
 }

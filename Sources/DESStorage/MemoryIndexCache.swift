@@ -8,7 +8,7 @@ import Synchronization
 public final class MemoryIndexCache: IndexCache {
     /// The bounds.
     public struct Limits: Sendable, Equatable {
-        /// Most indexes kept.
+        /// Most whole indexes kept (parts of two-level indexes count against the bytes only).
         public var maxEntries: Int
         /// Most bytes of indexes kept (estimated: see ``MemoryIndexCache/estimatedBytes(_:)``).
         public var maxBytes: UInt64
@@ -22,10 +22,16 @@ public final class MemoryIndexCache: IndexCache {
         }
     }
 
-    /// One cached index in the recency list (slots of arrays, linked by position).
+    /// What a slot holds: a whole index, or a part of a two-level index (raw bytes).
+    private enum Payload {
+        case index(DESIndex)
+        case part([UInt8])
+    }
+
+    /// One cached index or part in the recency list (slots of arrays, linked by position).
     private struct Slot {
         var identity: ArchiveIdentity
-        var index: DESIndex
+        var payload: Payload
         var bytes: UInt64
         var expires: Double
         var newer = -1
@@ -41,6 +47,8 @@ public final class MemoryIndexCache: IndexCache {
         var newest = -1
         var oldest = -1
         var bytes: UInt64 = 0
+        /// Whole indexes held (parts are bounded by bytes only).
+        var indexes = 0
         var stats = IndexCacheStats()
 
         mutating func unlink(_ i: Int) {
@@ -66,6 +74,7 @@ public final class MemoryIndexCache: IndexCache {
             let name = slot.identity.location + "/" + slot.identity.key
             if latest[name] == slot.identity.version { latest[name] = nil }
             bytes -= slot.bytes
+            if case .index = slot.payload { indexes -= 1 }
             slots[i] = nil
             free.append(i)
         }
@@ -90,6 +99,12 @@ public final class MemoryIndexCache: IndexCache {
     }
 
     public func get(_ identity: ArchiveIdentity) async -> DESIndex? {
+        guard case .index(let index)? = lookup(identity) else { return nil }
+        return index
+    }
+
+    /// The payload under `identity`, counted as a hit or a miss, made the most recent.
+    private func lookup(_ identity: ArchiveIdentity) -> Payload? {
         let now = clock()
         return state.withLock { s in
             guard let i = s.positions[identity], let slot = s.slots[i] else {
@@ -105,22 +120,53 @@ public final class MemoryIndexCache: IndexCache {
             s.unlink(i)
             s.pushNewest(i)
             s.stats.hits += 1
-            return slot.index
+            return slot.payload
         }
     }
 
     public func set(_ identity: ArchiveIdentity, index: DESIndex, ttlSeconds: Double?) async {
-        let bytes = Self.estimatedBytes(index)
+        store(identity, .index(index), bytes: Self.estimatedBytes(index), ttlSeconds: ttlSeconds)
+    }
+
+    /// A part's identity: its container's, with the part's name beside the key.
+    private static func partIdentity(_ identity: ArchiveIdentity, _ name: String) -> ArchiveIdentity {
+        ArchiveIdentity(location: identity.location, key: identity.key + "\u{0}" + name, version: identity.version)
+    }
+
+    public func part(_ identity: ArchiveIdentity, name: String) async -> [UInt8]? {
+        guard case .part(let bytes)? = lookup(Self.partIdentity(identity, name)) else { return nil }
+        return bytes
+    }
+
+    public func setPart(_ identity: ArchiveIdentity, name: String, bytes: [UInt8], ttlSeconds: Double?) async {
+        store(Self.partIdentity(identity, name), .part(bytes), bytes: UInt64(bytes.count) + 128, ttlSeconds: ttlSeconds)
+    }
+
+    public func latestPart(location: String, key: String, name: String) async -> (version: String, bytes: [UInt8])? {
+        let partKey = key + "\u{0}" + name
+        guard let version = state.withLock({ $0.latest[location + "/" + partKey] }) else {
+            state.withLock { $0.stats.misses += 1 }
+            return nil
+        }
+        guard let bytes = await part(ArchiveIdentity(location: location, key: key, version: version), name: name) else { return nil }
+        return (version, bytes)
+    }
+
+    public func deletePart(_ identity: ArchiveIdentity, name: String) async { await delete(Self.partIdentity(identity, name)) }
+
+    private func store(_ identity: ArchiveIdentity, _ payload: Payload, bytes: UInt64, ttlSeconds: Double?) {
         guard bytes <= limits.maxBytes else { return }  // larger than the whole cache: not kept
         let ttl = ttlSeconds ?? limits.ttlSeconds
         let expires = ttl.map { clock() + $0 } ?? .infinity
         state.withLock { s in
             if let old = s.positions[identity] { s.remove(old) }
-            while s.positions.count >= limits.maxEntries || s.bytes + bytes > limits.maxBytes, s.oldest >= 0 {
+            let isIndex: Bool
+            if case .index = payload { isIndex = true } else { isIndex = false }
+            while (isIndex && s.indexes >= limits.maxEntries) || s.bytes + bytes > limits.maxBytes, s.oldest >= 0 {
                 s.remove(s.oldest)
                 s.stats.evictions += 1
             }
-            let slot = Slot(identity: identity, index: index, bytes: bytes, expires: expires)
+            let slot = Slot(identity: identity, payload: payload, bytes: bytes, expires: expires)
             let i: Int
             if let reused = s.free.popLast() {
                 i = reused
@@ -132,6 +178,7 @@ public final class MemoryIndexCache: IndexCache {
             s.positions[identity] = i
             s.latest[identity.location + "/" + identity.key] = identity.version
             s.bytes += bytes
+            if isIndex { s.indexes += 1 }
             s.pushNewest(i)
         }
     }

@@ -251,6 +251,40 @@ public final class RedisIndexCache: IndexCache {
         _ = await command([Array("DEL".utf8), Array(indexKey(identity).utf8)])
     }
 
+    private func partKey(_ i: ArchiveIdentity, _ name: String) -> String { "\(settings.keyPrefix):part:\(i.location)/\(i.key)@\(i.version)#\(name)" }
+    private func partVersionKey(location: String, key: String, name: String) -> String { "\(settings.keyPrefix):pver:\(location)/\(key)#\(name)" }
+
+    public func part(_ identity: ArchiveIdentity, name: String) async -> [UInt8]? {
+        guard case .bytes(let bytes)? = await command([Array("GET".utf8), Array(partKey(identity, name).utf8)]) else {
+            state.withLock { $0.misses += 1 }
+            return nil
+        }
+        state.withLock { $0.hits += 1 }
+        return bytes
+    }
+
+    public func setPart(_ identity: ArchiveIdentity, name: String, bytes: [UInt8], ttlSeconds: Double?) async {
+        let ttl = ttlArgs(ttlSeconds ?? settings.ttlSeconds)
+        _ = await command([Array("SET".utf8), Array(partKey(identity, name).utf8), bytes] + ttl)
+        _ = await command(
+            [Array("SET".utf8), Array(partVersionKey(location: identity.location, key: identity.key, name: name).utf8), Array(identity.version.utf8)]
+                + ttl)
+    }
+
+    public func latestPart(location: String, key: String, name: String) async -> (version: String, bytes: [UInt8])? {
+        guard case .bytes(let v)? = await command([Array("GET".utf8), Array(partVersionKey(location: location, key: key, name: name).utf8)]) else {
+            state.withLock { $0.misses += 1 }
+            return nil
+        }
+        let version = String(decoding: v, as: UTF8.self)
+        guard let bytes = await part(ArchiveIdentity(location: location, key: key, version: version), name: name) else { return nil }
+        return (version, bytes)
+    }
+
+    public func deletePart(_ identity: ArchiveIdentity, name: String) async {
+        _ = await command([Array("DEL".utf8), Array(partKey(identity, name).utf8)])
+    }
+
     /// Removes every entry under the key prefix (`SCAN` a page at a time, then `DEL`).
     public func clear() async {
         var cursor = "0"

@@ -50,9 +50,23 @@ public protocol IndexCache: Sendable {
 
     /// Releases the cache's connections and threads (it is not used after). Default: nothing.
     func close() async
+
+    /// A part of one version of a container's two-level index (its root, or one of its leaves),
+    /// as raw bytes that the reader checks again before use. Default: none kept.
+    func part(_ identity: ArchiveIdentity, name: String) async -> [UInt8]?
+    /// Stores a part, within the cache's bounds, optionally expiring after `ttlSeconds`.
+    func setPart(_ identity: ArchiveIdentity, name: String, bytes: [UInt8], ttlSeconds: Double?) async
+    /// The newest version for which a part of that name is stored, with the part.
+    func latestPart(location: String, key: String, name: String) async -> (version: String, bytes: [UInt8])?
+    /// Drops one part.
+    func deletePart(_ identity: ArchiveIdentity, name: String) async
 }
 
 extension IndexCache {
     public func latest(location: String, key: String) async -> (version: String, index: DESIndex)? { nil }
     public func close() async {}
+    public func part(_ identity: ArchiveIdentity, name: String) async -> [UInt8]? { nil }
+    public func setPart(_ identity: ArchiveIdentity, name: String, bytes: [UInt8], ttlSeconds: Double?) async {}
+    public func latestPart(location: String, key: String, name: String) async -> (version: String, bytes: [UInt8])? { nil }
+    public func deletePart(_ identity: ArchiveIdentity, name: String) async {}
 }
