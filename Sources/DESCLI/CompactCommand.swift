@@ -68,7 +68,7 @@ struct CompactCommand: AsyncParsableCommand {
                     Terminal.json([
                         "dry_run": dryRun, "containers_retired": t.containersRetired, "containers_written": t.containersWritten,
                         "live_files": t.liveFiles, "live_bytes": t.liveBytes, "dropped_files": t.droppedFiles, "dropped_bytes": t.droppedBytes,
-                        "objects_deleted": t.objectsDeleted, "groups_abandoned": t.groupsAbandoned, "seconds": secs,
+                        "objects_deleted": t.objectsDeleted, "groups_abandoned": t.groupsAbandoned, "shards_skipped": t.shardsSkipped, "seconds": secs,
                         "seconds_compacting": t.secondsCompacting, "live_mb_per_second": rate,
                         "storage_requests": counting.requests, "storage_requests_total": counting.total,
                     ]) + "\n")

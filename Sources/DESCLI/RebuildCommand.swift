@@ -42,9 +42,12 @@ struct RebuildCommand: AsyncParsableCommand {
                     Terminal.json([
                         "dry_run": dryRun, "recorded": report.recorded, "already_recorded": report.alreadyRecorded, "files": report.files,
                         "big_files": report.bigFiles, "unusable": report.unusable, "retired": report.retired,
+                        "ignored_notes": report.ignoredNotes, "missing": report.missing,
                     ]) + "\n")
             } else {
                 for line in report.unusable { Terminal.error("unusable: \(line)") }
+                for line in report.ignoredNotes { Terminal.warn("ignored: \(line)") }
+                for key in report.missing { Terminal.warn("missing: \(key) is recorded but not in storage (recorded deleted unless this is a dry run or nothing is listed)") }
                 Terminal.out(
                     "\(dryRun ? "would record" : "recorded") \(report.recorded) containers (\(report.files) files); "
                         + "\(report.alreadyRecorded) already recorded; \(report.retired) of them replaced by compaction (recorded retired); "

@@ -177,7 +177,7 @@ struct CheckCommand: AsyncParsableCommand {
             let report = try await runtime.closing {
                 try await CatalogAudit(
                     sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata, storage: runtime.storage,
-                    staleAfterSeconds: runtime.config.packer.leaseTTLSeconds
+                    staleAfterSeconds: runtime.config.packer.leaseTTLSeconds, shardBits: runtime.config.packer.shardBits
                 ).run()
             }
             let secs = max(Terminal.seconds() - start, 1e-9)

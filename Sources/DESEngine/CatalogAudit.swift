@@ -37,13 +37,17 @@ public struct CatalogAudit: Sendable {
     let metadata: any MetadataStore
     let storage: any StorageBackend
     let staleAfterSeconds: Double
+    let shardBits: Int?
 
     /// Creates an audit over these parts; claims and `writing` containers older than
-    /// `staleAfterSeconds` (the lease TTL) are reported as stranded.
+    /// `staleAfterSeconds` (the lease TTL) are reported as stranded. With `shardBits`, a file
+    /// found in a container of another day or shard than its name's is a problem too (lookups
+    /// by name would not find it there).
     public init(
         sources: [any SourceConnector], fetchers: [String: any BodyFetcher], metadata: any MetadataStore,
-        storage: any StorageBackend, staleAfterSeconds: Double = 30
+        storage: any StorageBackend, staleAfterSeconds: Double = 30, shardBits: Int? = nil
     ) {
+        self.shardBits = shardBits
         self.sources = sources
         self.fetchers = fetchers
         self.metadata = metadata
@@ -94,16 +98,32 @@ public struct CatalogAudit: Sendable {
                     if deleted.contains(row.desName) { continue }
                     report.rowsChecked += 1
                     packedNames.insert(row.desName)
-                    // The row's container, or the one compaction moved its file to; failing both (a
-                    // metadata store rebuilt after the replaced object went), the one holding its name.
-                    guard let key = indexes[row.container] != nil ? row.container : chain.current(of: row.container)?.key ?? seen[row.desName],
-                        let index = indexes[key]
-                    else {
+                    // The row's container, or the one compaction moved its file to; when the links end
+                    // (a store rebuilt after the replaced object went), the one holding its name.
+                    var resolved: String?
+                    if indexes[row.container] != nil {
+                        resolved = row.container
+                    } else {
+                        switch chain.resolve(row.container) {
+                        case .current(let record): resolved = record.key
+                        case .unrecorded, .ended: resolved = seen[row.desName]
+                        case .broken(let why):
+                            problem("\(source.name) row \(row.rowID): the links from its container \(row.container) \(why)")
+                            continue
+                        }
+                    }
+                    guard let key = resolved, let index = indexes[key] else {
                         problem("\(source.name) row \(row.rowID): container \(row.container) is not an uploaded container, and none holds \(row.desName)")
                         continue
                     }
+                    if let bits = shardBits, let record = chain.uploaded[key], let (day, shard) = ContainerLookup.dayShard(of: row.desName, shardBits: bits),
+                        record.day != day || record.shard != shard
+                    {
+                        problem("\(source.name) row \(row.rowID): \(row.desName) is in \(key), a container of another day or shard than its name's; lookups by name would miss it")
+                        continue
+                    }
                     guard let entry = index.entry(named: row.desName) else {
-                        problem("\(source.name) row \(row.rowID): \(row.desName) is not in \(key)\(key == row.container ? "" : ", which replaced \(row.container)")")
+                        problem("\(source.name) row \(row.rowID): \(row.desName) is not in \(key)\(key == row.container ? "" : ", where the links from \(row.container) lead")")
                         continue
                     }
                     // A retired row's body is gone by design: the container holds the only copy, so its

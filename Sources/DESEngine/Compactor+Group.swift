@@ -128,23 +128,29 @@ extension Compactor {
         var new: ContainerRecord?
         var summary: (files: Int, bytes: UInt64, size: UInt64, etag: String) = (0, 0, 0, "")
         if liveCount > 0 {
-            let record = try await retry.run { try await metadata.beginCompaction(day: group.day, shard: group.shard, lease: lease, keyPrefix: config.keyPrefix) }
-            new = record
+            new = try await retry.run { try await metadata.beginCompaction(day: group.day, shard: group.shard, lease: lease, keyPrefix: config.keyPrefix) }
+        }
+        // What replaces each old container, beside it (des rebuild reads these, and the removal
+        // after grace) — written before the new container exists, so that no object of a
+        // compaction is ever in storage without them: des rebuild after a crash at any step finds
+        // either notes naming a container that is not there (ignored) or the new container with
+        // every note that retires its sources.
+        for old in olds {
+            let note = CompactedRecord(replacedBy: new?.key, dropExternal: dropped[old.key] ?? [])
+            try await putSmall(Self.compactedRecordKey(of: old.key), note.encoded())
+        }
+        phase("records")
+        if let record = new {
             do {
                 summary = try await write(record, from: readers)
                 phase("write_upload_verify")
             } catch {
                 try? await storage.delete(key: record.key)
                 _ = try? await metadata.abandonCompaction(containerID: record.id)
+                for old in olds { try? await storage.delete(key: Self.compactedRecordKey(of: old.key)) }
                 throw error
             }
         }
-        // What replaced each old container, beside it: des rebuild reads these, and the removal after grace.
-        for old in olds {
-            let note = CompactedRecord(replacedBy: new?.key, dropExternal: dropped[old.key] ?? [])
-            try await putSmall(Self.compactedRecordKey(of: old.key), note.encoded())
-        }
-        phase("records")
         let finished = try await retry.run {
             try await metadata.finishCompaction(
                 containerID: new?.id, fileCount: summary.files, bytes: summary.bytes, size: summary.size, etag: summary.etag,

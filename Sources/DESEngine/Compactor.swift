@@ -10,14 +10,15 @@ import Metrics
 /// Each group of containers of one (day, shard) is compacted under that shard's *compaction*
 /// lease — a lease of its own (shard `-1 - shard` in `des_shard_locks`), so packers keep packing
 /// the shard meanwhile — and every metadata write checks its fencing token:
-/// 1. the new container is recorded `compacting` (a packer's recovery never touches it);
-/// 2. each old container is read whole, its live entries (not tombstoned) checked against their
-///    sha256 and written, with their META, into the new container; external (big-file) entries
-///    keep pointing at their objects;
-/// 3. the new container is uploaded, and its index read back and compared;
-/// 4. beside each old container a small `{key}.compacted` object records what replaced it and
-///    which big-file objects of deleted entries may go (`des rebuild` reads these);
-/// 5. one transaction records the new container uploaded and the old ones retired — only if the
+/// 1. each old container is read whole and its live entries (not tombstoned) found; the new
+///    container is recorded `compacting` (a packer's recovery never touches it);
+/// 2. beside each old container a small `{key}.compacted` object records what replaces it and
+///    which big-file objects of deleted entries may go (`des rebuild` reads these) — before the
+///    new object exists, so none ever exists without them;
+/// 3. the live entries, checked against their sha256, are written with their META into the new
+///    container (external, big-file entries keep pointing at their objects), which is uploaded
+///    and its index read back and compared;
+/// 4. one transaction records the new container uploaded and the old ones retired — only if the
 ///    lease still holds and every old one is still uploaded, each old one with a link to the new
 ///    one. The users' catalogs are not written: a row keeps naming the container it was packed
 ///    into, and `des check` and `des retire` follow the links (``ContainerChain``).

@@ -28,18 +28,39 @@ public struct ContainerChain: Sendable {
     /// Whether the metadata store records a container of that key, in any state.
     public func isRecorded(_ key: String) -> Bool { byKey[key] != nil }
 
+    /// Where the links from a container lead.
+    public enum Resolution: Sendable, Equatable {
+        /// To this uploaded container.
+        case current(ContainerRecord)
+        /// Nowhere: the key is not recorded (a store rebuilt after its object went).
+        case unrecorded
+        /// To a retired or deleted container replaced by nothing: every file it held was
+        /// deleted, or its object was found missing (`des rebuild`).
+        case ended
+        /// Nowhere it should: a link to an unrecorded id, a loop, or a container neither
+        /// uploaded nor retired. The reason, in words.
+        case broken(String)
+    }
+
+    /// Follows the links from `key` (see ``Resolution``).
+    public func resolve(_ key: String) -> Resolution {
+        guard var record = byKey[key] else { return .unrecorded }
+        var visited: Set<Int64> = []
+        while true {
+            if record.state == .uploaded { return .current(record) }
+            guard record.state == .retired || record.state == .deleted else { return .broken("leads to \(record.key), which is \(record.state.rawValue)") }
+            guard let next = record.replacedBy else { return .ended }
+            guard visited.insert(record.id).inserted else { return .broken("leads around a loop of replacements") }
+            guard let found = byID[next] else { return .broken("leads to container \(next), which is not recorded") }
+            record = found
+        }
+    }
+
     /// The uploaded container that `key` is, or that replaced it through one or more
     /// compactions. Returns nil when `key` isn't recorded, when every file it held was deleted,
     /// or when the links lead nowhere uploaded.
     public func current(of key: String) -> ContainerRecord? {
-        var record = byKey[key]
-        var hops = 0
-        while let current = record, hops <= byID.count {
-            if current.state == .uploaded { return current }
-            guard current.state == .retired || current.state == .deleted, let next = current.replacedBy else { return nil }
-            record = byID[next]
-            hops += 1
-        }
+        if case .current(let record) = resolve(key) { return record }
         return nil
     }
 }

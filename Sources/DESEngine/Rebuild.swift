@@ -29,6 +29,12 @@ public struct Rebuild: Sendable {
         public var retired = 0
         /// Objects not used, with why (`key: reason`).
         public var unusable: [String] = []
+        /// Compaction notes passed over: they name a container that is not in storage (a
+        /// compaction that died before uploading it, or whose unfinished container was discarded).
+        public var ignoredNotes: [String] = []
+        /// Containers recorded uploaded (or retired) whose objects are not in storage — a metadata
+        /// store restored from an older backup — now recorded deleted, so lookups pass them over.
+        public var missing: [String] = []
         /// Creates an empty report.
         public init() {}
     }
@@ -92,6 +98,12 @@ public struct Rebuild: Sendable {
                 report.unusable.append("\(object.key): not a compaction record (\(error))")
             }
         }
+        let stored = Set(objects.map(\.key))
+        for (container, note) in replaced {
+            if let target = note.replacedBy, !stored.contains(target) {
+                report.ignoredNotes.append("\(container).compacted names \(target), which is not in storage (a compaction that did not finish)")
+            }
+        }
         for object in objects where object.key.hasPrefix(head) {
             if object.key.hasPrefix(head + "_bigFiles/") {
                 report.bigFiles += 1
@@ -123,7 +135,10 @@ public struct Rebuild: Sendable {
             var record = ContainerRecord(
                 id: id, day: day, shard: shard, key: object.key, state: .uploaded, holder: "rebuild", token: 0, fileCount: index.count,
                 bytes: index.entries.reduce(0) { $0 + $1.dataLength }, size: object.size, etag: object.etag)
-            if let note = replaced[object.key] {
+            // A note counts only when what it names is in storage: a compaction that died before its
+            // new container was uploaded (or whose unfinished container was discarded since) left
+            // notes naming nothing, and its sources hold the only copy of their files.
+            if let note = replaced[object.key], note.replacedBy.map({ stored.contains($0) }) ?? true {
                 record.state = .retired
                 record.replacedBy = note.replacedBy.flatMap { Self.parse(key: $0, prefix: keyPrefix)?.id }
                 report.retired += 1
@@ -139,6 +154,21 @@ public struct Rebuild: Sendable {
             } else {
                 report.alreadyRecorded += 1
             }
+        }
+        // What the store records as in storage, under this prefix, but is not there. A listing
+        // with no container at all changes nothing (a wrong bucket or prefix is likelier than
+        // every container gone).
+        let containerKeys = Set(objects.map(\.key).filter { Self.parse(key: $0, prefix: keyPrefix) != nil })
+        for record in try await metadata.containers(state: nil, shard: nil, day: nil)
+        where (record.state == .uploaded || record.state == .retired) && record.key.hasPrefix(head) && !containerKeys.contains(record.key) {
+            report.missing.append(record.key)
+            if dryRun || containerKeys.isEmpty { continue }
+            if record.state == .uploaded {
+                _ = try await metadata.forgetMissingContainer(id: record.id)
+            } else {
+                try await metadata.containerObjectDeleted(id: record.id)
+            }
+            logger.warning("a recorded container is not in storage; recorded deleted", metadata: ["key": "\(record.key)"])
         }
         logger.info(
             "rebuild done",

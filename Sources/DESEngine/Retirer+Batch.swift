@@ -49,6 +49,12 @@ extension Retirer {
                 skip("container_not_uploaded")
                 continue
             }
+            // Only a container where lookups by name find the file: of its name's day and shard.
+            guard let (day, shard) = ContainerLookup.dayShard(of: row.desName, shardBits: config.shardBits), record.day == day, record.shard == shard
+            else {
+                skip("container_mismatch")
+                continue
+            }
             guard (record.ageSeconds ?? 0) >= source.delaySeconds else {
                 skip("too_young")
                 continue

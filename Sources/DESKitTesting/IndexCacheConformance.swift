@@ -108,6 +108,25 @@ public enum IndexCacheConformance {
             let afterDelete = await cache.latest(location: "conformance-\(run)", key: "l.des")
             try require(afterDelete?.version != "v2", c, "latest served a deleted version")
         }
+
+        await runner.run("parts of a two-level index come back as stored, by version and name; the newest version of a part is found; delete drops one") {
+            let c = "parts of a two-level index come back as stored, by version and name; the newest version of a part is found; delete drops one"
+            let cache = try await makeCache()
+            defer { Task { await cache.close() } }
+            let root: [UInt8] = Array(0..<200).map { UInt8($0) }, leaf: [UInt8] = Array(repeating: 7, count: 33_000)
+            await cache.setPart(id("p.des", "v1"), name: "root", bytes: root, ttlSeconds: nil)
+            await cache.setPart(id("p.des", "v1"), name: "leaf@100", bytes: leaf, ttlSeconds: nil)
+            try require(await cache.part(id("p.des", "v1"), name: "root") == root, c, "the root did not come back")
+            try require(await cache.part(id("p.des", "v1"), name: "leaf@100") == leaf, c, "the leaf did not come back")
+            try require(await cache.part(id("p.des", "v2"), name: "root") == nil, c, "a part served for another version")
+            try require(await cache.part(id("p.des", "v1"), name: "leaf@200") == nil, c, "a part served under another name")
+            try require(await cache.get(id("p.des", "v1")) == nil, c, "a part served as a whole index")
+            await cache.setPart(id("p.des", "v2"), name: "root", bytes: [1, 2, 3], ttlSeconds: nil)
+            let latest = await cache.latestPart(location: "conformance-\(run)", key: "p.des", name: "root")
+            try require(latest?.version == "v2" && latest?.bytes == [1, 2, 3], c, "the newest root is \(latest?.version ?? "none")")
+            await cache.deletePart(id("p.des", "v1"), name: "leaf@100")
+            try require(await cache.part(id("p.des", "v1"), name: "leaf@100") == nil, c, "a deleted part served")
+        }
         return runner.report
     }
 

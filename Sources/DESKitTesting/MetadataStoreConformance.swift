@@ -125,6 +125,11 @@ public enum MetadataStoreConformance {
             try require(ranged[one.id]?.nameRange == plain, c, "range read back as \(String(describing: ranged[one.id]?.nameRange))")
             try require(ranged[three.id]?.nameRange == filtered, c, "filtered range read back as \(String(describing: ranged[three.id]?.nameRange))")
             try require(ranged[three.id]?.nameRange?.mayHold("N_0555") == true, c, "the filter lost a name")
+            // An uploaded container found missing from storage is recorded deleted; nothing else is.
+            try require(try await store.forgetMissingContainer(id: three.id), c, "an uploaded container was not forgotten")
+            try require(try await store.forgetMissingContainer(id: two.id) == false, c, "a discarded container was forgotten")
+            let forgotten = try await store.containers(state: .deleted, shard: 4, day: nil)
+            try require(forgotten.map(\.id) == [three.id], c, "deleted containers \(forgotten.map(\.id))")
         }
 
         await runner.run("manifests: recorded under the fencing token, listed once uploaded until marked") {

@@ -231,3 +231,104 @@ import Testing
         #expect(Set(chain.uploaded.keys) == ["c3"])
     }
 }
+
+/// What a crash, a restored backup or a tampered link leaves, and how rebuild, check and retire meet it.
+@Suite("Compaction: crashes, backups and broken links") struct CompactionRecoveryTests {
+    /// A packed deployment of 120 files in small containers, with a compaction config (grace 0s).
+    static func packed() async throws -> (Deployment, String) {
+        let d = try Deployment()
+        try await d.addRows(120, size: 200)
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2, maxFiles: 20).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let config = try d.writeConfig(
+            packer: "{work_dir: work, shard_bits: 2}", name: "c.yaml", bodies: "delete_after_pack: 0s",
+            extra: "compaction: {grace: 0s, small_container_bytes: 0}")
+        return (d, config)
+    }
+
+    @Test("A compaction that died after writing its notes but before its new container was uploaded: des rebuild ignores notes naming a container not in storage (the sources stay uploaded, not retired), says so, and des check passes")
+    func notesWithoutTheirContainer() async throws {
+        let (d, config) = try await Self.packed()
+        defer { d.cleanup() }
+        let victim = try #require(try await d.metadata().containers(state: .uploaded, shard: nil, day: nil).first)
+        let ghost = containerKey(prefix: "des", day: victim.day, shard: victim.shard, id: 9_999)
+        try Data(#"{"replaced_by":"\#(ghost)","drop_external":[]}"#.utf8).write(to: URL(fileURLWithPath: d.dir + "/archive/" + victim.key + ".compacted"))
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.dir + "/metadata.sqlite" + suffix) }
+        let run = try await runDES(["rebuild", "--json"], config: config, in: d.dir)
+        #expect(run.status == 0, "\(run)")
+        let report = try jsonObject(run.out)
+        #expect(report["retired"] as? Int == 0, "\(report)")
+        #expect((report["ignored_notes"] as? [String])?.contains { $0.contains(victim.key) && $0.contains(ghost) } == true, "\(report)")
+        let after = try await d.metadata().containers(state: nil, shard: nil, day: nil)
+        #expect(after.first { $0.key == victim.key }?.state == .uploaded)
+        let check = try await runDES(["check"], config: config, in: d.dir)
+        #expect(check.status == 0, "\(check.out) \(check.err)")
+    }
+
+    @Test("A metadata store restored from a backup older than a compaction (grace 0s): des rebuild records the new container and the missing old ones deleted; des check, des get and des retire then find every file by its links or its name")
+    func restoredBackup() async throws {
+        let (d, config) = try await Self.packed()
+        defer { d.cleanup() }
+        let names = try await d.sql("SELECT des_name FROM files ORDER BY id").compactMap { $0[0].text }
+        let doomed = stride(from: 0, to: names.count, by: 2).map { names[$0] }
+        #expect(try await runDES(["delete", "--reason", "t"] + doomed, config: config, in: d.dir).status == 0)
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: d.dir + "/metadata.sqlite" + suffix) {
+            try FileManager.default.copyItem(atPath: d.dir + "/metadata.sqlite" + suffix, toPath: d.dir + "/backup.sqlite" + suffix)
+        }
+        let compacted = try await runDES(["compact", "--until-idle", "--json"], config: config, in: d.dir)
+        let objectsDeleted = try jsonObject(compacted.out)["objects_deleted"] as? Int ?? 0
+        #expect(compacted.status == 0 && objectsDeleted > 0, "\(compacted)")
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: d.dir + "/metadata.sqlite" + suffix)
+            if FileManager.default.fileExists(atPath: d.dir + "/backup.sqlite" + suffix) {
+                try FileManager.default.moveItem(atPath: d.dir + "/backup.sqlite" + suffix, toPath: d.dir + "/metadata.sqlite" + suffix)
+            }
+        }
+        let run = try await runDES(["rebuild", "--json"], config: config, in: d.dir)
+        #expect(run.status == 0, "\(run)")
+        let report = try jsonObject(run.out)
+        #expect(((report["missing"] as? [String]) ?? []).count > 0 && (report["recorded"] as? Int ?? 0) > 0, "\(report)")
+        let check = try await runDES(["check"], config: config, in: d.dir)
+        #expect(check.status == 0, "\(check.out) \(check.err)")
+        let live = stride(from: 1, to: names.count, by: 2).map { names[$0] }
+        let got = try await runDES(["get", live[3], "-o", d.dir + "/got"], config: config, in: d.dir)
+        #expect(got.status == 0, "\(got)")
+        let retire = try await runDES(["retire", "--until-idle", "--json"], config: config, in: d.dir)
+        let retiredCount = try jsonObject(retire.out)["deleted"] as? Int
+        #expect(retire.status == 0 && retiredCount == live.count, "\(retire)")
+    }
+
+    /// Runs one statement on the deployment's metadata database (as a hostile hand would).
+    static func metadataSQL(_ d: Deployment, _ statement: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()", d.dir + "/metadata.sqlite", statement]
+        try p.run()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "\(statement)")
+    }
+
+    @Test("Tampered links and records: a loop of replacements and a container recorded under another shard are problems for des check, and des retire keeps the bodies it cannot find by name")
+    func brokenLinks() async throws {
+        let (d, config) = try await Self.packed()
+        defer { d.cleanup() }
+        let names = try await d.sql("SELECT des_name FROM files ORDER BY id").compactMap { $0[0].text }
+        #expect(try await runDES(["delete", "--reason", "t"] + stride(from: 0, to: names.count, by: 2).map { names[$0] }, config: config, in: d.dir).status == 0)
+        #expect(try await runDES(["compact", "--until-idle"], config: config, in: d.dir).status == 0)
+        let retired = try await d.metadata().containers(state: .deleted, shard: nil, day: nil)
+        let (a, b) = (try #require(retired.first), try #require(retired.dropFirst().first))
+        try Self.metadataSQL(d, "UPDATE des_containers SET replaced_by = \(b.id) WHERE id = \(a.id)")
+        try Self.metadataSQL(d, "UPDATE des_containers SET replaced_by = \(a.id) WHERE id = \(b.id)")
+        let loop = try await runDES(["check"], config: config, in: d.dir)
+        #expect(loop.status == 65 && (loop.out + loop.err).contains("loop"), "\(loop.out) \(loop.err)")
+        // Put the links back; then record one uploaded container under another shard.
+        try Self.metadataSQL(d, "UPDATE des_containers SET replaced_by = NULL WHERE id IN (\(a.id), \(b.id))")
+        let moved = try #require(try await d.metadata().containers(state: .uploaded, shard: nil, day: nil).first)
+        try Self.metadataSQL(d, "UPDATE des_containers SET shard = \((moved.shard + 1) % 4) WHERE id = \(moved.id)")
+        let shard = try await runDES(["check"], config: config, in: d.dir)
+        #expect(shard.status == 65 && (shard.out + shard.err).contains("another day or shard"), "\(shard.out) \(shard.err)")
+        let retire = try await runDES(["retire", "--until-idle", "--json"], config: config, in: d.dir)
+        let skipped = try jsonObject(retire.out)["skipped"] as? [String: Int] ?? [:]
+        #expect((skipped["container_mismatch"] ?? 0) + (skipped["container_not_uploaded"] ?? 0) >= moved.fileCount / 2, "\(retire.out)")
+    }
+}

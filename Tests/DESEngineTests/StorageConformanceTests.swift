@@ -36,7 +36,7 @@ import Testing
     func memoryCache() async throws {
         let report = await IndexCacheConformance.run { MemoryIndexCache(limits: .init(maxEntries: 100, ttlSeconds: nil)) }
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 5)
+        #expect(report.passed.count == 6)
     }
 
     /// Lists at most one page, as a backend that forgets S3's continuation token would.

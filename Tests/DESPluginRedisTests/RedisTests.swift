@@ -198,6 +198,6 @@ struct RedisConformanceTests {
         let settings = try RedisServer.settings()
         let report = await IndexCacheConformance.run { RedisIndexCache(settings: settings) }
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 5)
+        #expect(report.passed.count == 6)
     }
 }

@@ -254,6 +254,11 @@ public protocol MetadataStore: Sendable {
     /// given); lookups then skip it for names outside them. Read back by ``containers(state:shard:day:)``.
     func recordNameRange(containerID: Int64, range: NameRange) async throws
 
+    /// Records an uploaded container whose object is not in storage (`des rebuild` against a
+    /// metadata store restored from an older backup) as deleted, so lookups pass it over. Returns
+    /// whether it was uploaded.
+    func forgetMissingContainer(id: Int64) async throws -> Bool
+
     /// Containers, filtered by state, shard and day, each with the container that replaced it
     /// (``ContainerRecord/replacedBy``) when compaction retired it, and the names it holds
     /// (``ContainerRecord/nameRange``) when recorded.

@@ -347,6 +347,11 @@ public final class SQLMetadataStore: MetadataStore {
         }
     }
 
+    public func forgetMissingContainer(id: Int64) async throws -> Bool {
+        let sql = "UPDATE des_containers SET state = 'deleted', updated_at = \(dialect.now) WHERE id = \(p(1)) AND state = 'uploaded'"
+        return try await transaction { s in try s.execute(sql, [.int(id)]) } == 1
+    }
+
     public func recordNameRange(containerID: Int64, range: NameRange) async throws {
         let sql = "UPDATE des_containers SET name_first = \(p(1)), name_last = \(p(2)), name_filter = \(p(3)) WHERE id = \(p(4))"
         let binds: [SQLValue] = [.text(range.first), .text(range.last), range.filter.map { .text($0.encoded) } ?? .null, .int(containerID)]
