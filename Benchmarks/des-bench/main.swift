@@ -2,6 +2,7 @@
 //
 //   des-bench gets ARCHIVE [--seconds S] [--seed N]     warm gets on a packed archive
 //   des-bench claims [ROWS] [CLAIMERS] [BATCH]          claimed rows/s on PostgreSQL ($DES_TEST_POSTGRES)
+//   des-bench index-reads [SIZES]                        requests and index bytes per read, two-level vs flat (S3)
 //
 // Prints `key value` lines: warm random file(named:) gets/s from one thread (best of three windows),
 // and batch reads (positional mode) with the number of merged reads.
@@ -22,6 +23,12 @@ if args.first == "s3-reads" {
     let files = args.count > 1 ? Int(args[1]) ?? 1000 : 1000
     let gets = args.count > 2 ? Int(args[2]) ?? 2000 : 2000
     do { try await runS3ReadsBenchmark(files: files, gets: gets) } catch { fail("s3-reads: \(error)") }
+    exit(0)
+}
+if args.first == "index-reads" {
+    // des-bench index-reads [SIZES]: comma-separated entry counts (default 1000,100000,1000000).
+    let sizes = (args.count > 1 ? args[1] : "1000,100000,1000000").split(separator: ",").compactMap { Int($0) }
+    do { try await runIndexReadsBenchmark(sizes: sizes) } catch { fail("index-reads: \(error)") }
     exit(0)
 }
 if args.first == "claims" {
