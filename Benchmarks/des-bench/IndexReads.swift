@@ -72,7 +72,11 @@ func runIndexReadsBenchmark(sizes: [Int]) async throws {
         endpoint: endpoint, region: env["AWS_REGION"] ?? "us-east-1", bucket: bucket, credentials: .init(accessKey: access, secretKey: secret))))
     try await s3.createBucket()
     let storage = ByteCountingStorage(base: s3)
-    print(String(format: "%-10@ %-26@ %9@ %12@", "entries", "read", "requests", "index bytes"))
+    func row(_ a: String, _ b: String, _ c: String, _ d: String) -> String {
+        a.padding(toLength: 10, withPad: " ", startingAt: 0) + " " + b.padding(toLength: 26, withPad: " ", startingAt: 0) + " "
+            + String(repeating: " ", count: max(0, 9 - c.count)) + c + " " + String(repeating: " ", count: max(0, 12 - d.count)) + d
+    }
+    print(row("entries", "read", "requests", "index bytes"))
     for size in sizes {
         let path = NSTemporaryDirectory() + "des-bench-index-\(UUID().uuidString).des"
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -90,7 +94,7 @@ func runIndexReadsBenchmark(sizes: [Int]) async throws {
             let (requests, bytes) = storage.snapshot()
             let count = requests.values.reduce(0, +)
             // Index bytes: everything read but the 8-byte body of the one file read.
-            print(String(format: "%-10d %-26@ %9d %12llu", size, what, count, bytes - min(bytes, 8)))
+            print(row(String(size), what, String(count), String(bytes - min(bytes, 8))))
         }
         let reader = StorageArchiveReader(storage: storage, cache: MemoryIndexCache(limits: .init(maxEntries: 16, maxBytes: 1 << 30, ttlSeconds: nil)))
         let (a, b) = (size / 3, (2 * size) / 3 + 1)
