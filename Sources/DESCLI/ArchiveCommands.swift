@@ -79,6 +79,13 @@ struct CatCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if archive.hasPrefix("s3://") && !noVerify {
+                guard let bytes = try RemoteArchive.file(named: name, in: archive) else {
+                    throw DESFormatError(.notFound, "no entry named \"\(DESNameRules.escapedForDisplay(name))\"", path: archive)
+                }
+                try bytes.withUnsafeBytes { try Terminal.outBytes($0) }
+                return
+            }
             let reader = try openArchive(archive)
             let bytes = noVerify ? try reader.file(named: name) : try reader.checkedFile(named: name)
             try bytes.withUnsafeBytes { try Terminal.outBytes($0) }

@@ -13,8 +13,8 @@ func openArchive(_ path: String) throws -> DESArchiveReader {
 
 /// `s3://` archives for the archive commands.
 enum RemoteArchive {
-    /// The object at `url`, its tail read (one request, which also gives its size and version).
-    static func open(_ url: String) throws -> StorageByteSource {
+    /// The storage (the registry's `s3`, for the URL's bucket) and the key of an `s3://` URL.
+    static func storage(for url: String) throws -> (storage: any StorageBackend, key: String) {
         let rest = url.dropFirst("s3://".count)
         guard let slash = rest.firstIndex(of: "/"), slash != rest.startIndex, rest.index(after: slash) != rest.endIndex else {
             throw CLIFailure(message: "\(url): expected s3://bucket/key", exitCode: DESExit.usage)
@@ -25,8 +25,34 @@ enum RemoteArchive {
         config.type = "s3"
         config.settings = try registry.settings(.storage, type: "s3", values: ["bucket": bucket], what: url)
         let storageConfig = config
+        let storage = try blocking { try await registry.makeStorage(storageConfig, baseDirectory: FileManager.default.currentDirectoryPath) }
+        return (storage, key)
+    }
+
+    /// One checked file of the object at `url`, found as servers find it: through its two-level
+    /// index when it has one and its index does not come with the first read (the suffix read,
+    /// one leaf, the body), else through its flat index. Nil when the container lacks the name.
+    static func file(named name: String, in url: String) throws -> [UInt8]? {
+        let (storage, key) = try storage(for: url)
         return try blocking {
-            let storage = try await registry.makeStorage(storageConfig, baseDirectory: FileManager.default.currentDirectoryPath)
+            do {
+                let bytes = try await StorageArchiveReader(storage: storage).file(named: name, key: key)
+                await storage.close()
+                return bytes
+            } catch let error as DESKitError where error.code == .notFound {
+                await storage.close()
+                throw CLIFailure(message: "\(url): no such object", exitCode: DESExit.noInput)
+            } catch {
+                await storage.close()
+                throw error
+            }
+        }
+    }
+
+    /// The object at `url`, its tail read (one request, which also gives its size and version).
+    static func open(_ url: String) throws -> StorageByteSource {
+        let (storage, key) = try storage(for: url)
+        return try blocking {
             do {
                 return try await StorageByteSource.open(storage: storage, key: key, name: url)
             } catch let error as DESKitError where error.code == .notFound {

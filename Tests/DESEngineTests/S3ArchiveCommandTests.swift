@@ -102,6 +102,25 @@ import Testing
         #expect(!s.proxy.requests.contains { $0.method == "HEAD" })
     }
 
+    @Test("A container whose index does not come with the first read: a cold des cat is 3 GETs through its two-level index (the suffix with the root, one leaf, the body), each range small, no HEAD")
+    func coldCatThroughLevels() async throws {
+        let s = try await Self.setup(count: 3000, size: 64)
+        defer { s.proxy.stop(); try? FileManager.default.removeItem(atPath: s.dir) }
+        let (name, bytes) = s.files[1234]
+        let cat = try await s.des(["cat", s.url, name])
+        #expect(cat.status == 0, "\(cat.err)")
+        #expect([UInt8](cat.out) == bytes)
+        let requests = s.requests
+        #expect(requests.map(\.method) == ["GET", "GET", "GET"], "\(requests)")
+        #expect(requests.first?.range == "bytes=-65536")
+        for request in requests.dropFirst() {
+            let parts = (request.range ?? "").dropFirst("bytes=".count).split(separator: "-").compactMap { UInt64($0) }
+            #expect(parts.count == 2 && parts[1] - parts[0] < 64 * 1024, "\(request)")
+        }
+        let missing = try await s.des(["cat", s.url, "nope"])
+        #expect(missing.status == 66, "\(missing)")
+    }
+
     @Test("verify and unpack stream a 12 MiB container: ranged GETs of at most 8 MiB that together read it once, no whole-object GET, nothing in TMPDIR; a flipped byte fails both with exit 65")
     func streaming() async throws {
         let s = try await Self.setup(count: 48, size: 256 * 1024)
