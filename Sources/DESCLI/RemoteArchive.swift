@@ -33,28 +33,25 @@ enum RemoteArchive {
     /// index when it has one and its index does not come with the first read (the suffix read,
     /// one leaf, the body), else through its flat index. Nil when the container lacks the name.
     static func file(named name: String, in url: String) throws -> [UInt8]? {
-        let (storage, key) = try storage(for: url)
-        return try blocking {
-            do {
-                let bytes = try await StorageArchiveReader(storage: storage).file(named: name, key: key)
-                await storage.close()
-                return bytes
-            } catch let error as DESKitError where error.code == .notFound {
-                await storage.close()
-                throw CLIFailure(message: "\(url): no such object", exitCode: DESExit.noInput)
-            } catch {
-                await storage.close()
-                throw error
-            }
-        }
+        try withStorage(url, keepOpen: false) { storage, key in try await StorageArchiveReader(storage: storage).file(named: name, key: key) }
     }
 
     /// The object at `url`, its tail read (one request, which also gives its size and version).
     static func open(_ url: String) throws -> StorageByteSource {
+        try withStorage(url, keepOpen: true) { storage, key in try await StorageByteSource.open(storage: storage, key: key, name: url) }
+    }
+
+    /// Runs `body` with the storage and key of `url`; the storage is closed after it (or, with
+    /// `keepOpen`, only when it fails: the result then owns it). A missing object is exit 66.
+    private static func withStorage<T: Sendable>(
+        _ url: String, keepOpen: Bool, _ body: @escaping @Sendable (any StorageBackend, String) async throws -> T
+    ) throws -> T {
         let (storage, key) = try storage(for: url)
         return try blocking {
             do {
-                return try await StorageByteSource.open(storage: storage, key: key, name: url)
+                let result = try await body(storage, key)
+                if !keepOpen { await storage.close() }
+                return result
             } catch let error as DESKitError where error.code == .notFound {
                 await storage.close()
                 throw CLIFailure(message: "\(url): no such object", exitCode: DESExit.noInput)

@@ -1,78 +1,53 @@
 import DESFormat
 import DESKit
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A file read through a window of `windowSize` bytes: reads at rising offsets (a container's
 /// entries, or its META records, in index order) cost one `pread` a window rather than one an
 /// entry. Not shared between threads.
 final class WindowedFile {
-    let fileDescriptor: Int32
-    let path: String
+    let file: FileByteSource
+    var path: String { file.path }
     private let window: UnsafeMutableRawBufferPointer
     private var windowStart: UInt64 = 0
     private var windowCount = 0
 
     /// Opens `path` for reading.
     init(path: String, windowSize: Int = 1 << 20) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw DESKitError(.storage, "cannot read \(path): \(String(cString: strerror(errno)))") }
-        self.fileDescriptor = fd
-        self.path = path
+        self.file = try FileByteSource(path: path)
         self.window = .allocate(byteCount: max(4096, windowSize), alignment: 16)
     }
 
-    deinit {
-        window.deallocate()
-        _ = close(fileDescriptor)
-    }
+    deinit { window.deallocate() }
 
     /// The bytes from `offset` on that the window holds (refilled from `offset` when it holds
     /// none of them); empty at the end of the file.
     func bytes(at offset: UInt64) throws -> UnsafeRawBufferPointer {
         if offset < windowStart || offset >= windowStart + UInt64(windowCount) {
+            let count = Int(min(UInt64(window.count), file.size - min(offset, file.size)))
             windowStart = offset
             windowCount = 0
-            while windowCount < window.count {
-                let n = pread(fileDescriptor, window.baseAddress.unsafelyUnwrapped + windowCount, window.count - windowCount, off_t(offset) + off_t(windowCount))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw DESKitError(.storage, "cannot read \(path): \(String(cString: strerror(errno)))")
-                }
-                if n == 0 { break }
-                windowCount += n
-            }
+            try file.read(into: UnsafeMutableRawBufferPointer(rebasing: window[..<count]), at: offset)
+            windowCount = count
         }
-        let skip = Int(offset - windowStart)
-        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(window)[skip..<windowCount])
+        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(window)[Int(offset - windowStart)..<windowCount])
     }
 
     /// Runs `body` over `length` bytes from `offset`, contiguous: from the window when they fit
     /// in it, else read on their own.
     func withBytes<T>(offset: UInt64, length: Int, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        guard offset <= file.size, UInt64(length) <= file.size - offset else { throw DESKitError(.invalidData, "\(path) ends inside a record") }
         if length <= window.count {
             var available = try bytes(at: offset)
-            if available.count < length, offset != windowStart {
+            if available.count < length {
                 windowCount = 0  // straddles the window's end: refill from offset
                 available = try bytes(at: offset)
             }
-            guard available.count >= length else { throw DESKitError(.invalidData, "\(path) ends inside a record") }
             return try body(UnsafeRawBufferPointer(rebasing: available[..<length]))
         }
         let own = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 16)
         defer { own.deallocate() }
-        var done = 0
-        while done < length {
-            let n = pread(fileDescriptor, own.baseAddress.unsafelyUnwrapped + done, length - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw DESKitError(.storage, "cannot read \(path): \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { throw DESKitError(.invalidData, "\(path) ends inside a record") }
-            done += n
-        }
+        try file.read(into: own, at: offset)
         return try body(UnsafeRawBufferPointer(own))
     }
 }

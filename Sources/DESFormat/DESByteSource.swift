@@ -27,10 +27,25 @@ extension DESByteSource {
 }
 
 /// A local file read with `pread`.
-final class FileByteSource: DESByteSource, @unchecked Sendable {
+public final class FileByteSource: DESByteSource, @unchecked Sendable {
     let fd: Int32
-    let path: String
-    let size: UInt64
+    /// The file's path.
+    public let path: String
+    /// Its size when opened.
+    public let size: UInt64
+
+    /// Opens a regular file for reading.
+    public convenience init(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ioError("open", path: path) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            let error = DESFormatError(.io, "not a regular file, or it cannot be examined", path: path)
+            _ = Glibc.close(fd)
+            throw error
+        }
+        self.init(fd: fd, path: path, size: UInt64(st.st_size))
+    }
 
     /// Takes ownership of `fd` (closed when this goes).
     init(fd: Int32, path: String, size: UInt64) {
@@ -41,7 +56,7 @@ final class FileByteSource: DESByteSource, @unchecked Sendable {
 
     deinit { _ = Glibc.close(fd) }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
         try preadFully(fd, base, count: buffer.count, offset: offset, path: path)
     }

@@ -165,10 +165,8 @@ public struct DESLevels: Sendable, Equatable {
             if let last = out.last, !DESLevelEntry.precedes(last.name, name) {
                 throw DESFormatError(.badLevels, "a leaf of the two-level index is not in name order")
             }
-            out.append(
-                DESLevelEntry(
-                    name: name, dataOffset: dataOffset, dataLength: dataLength, metaOffset: metaOffset, metaLength: metaLength, flags: flags,
-                    sha256: digest, contentType: type == 0 ? nil : types[Int(type) - 1]))
+            let entry = DESIndexEntry(name: name, dataOffset: dataOffset, dataLength: dataLength, metaOffset: metaOffset, metaLength: metaLength, flags: flags)
+            out.append(DESLevelEntry(indexEntry: entry, sha256: digest, contentType: type == 0 ? nil : types[Int(type) - 1]))
         }
         guard reader.isAtEnd, out.count == leaf.count, out.first?.name == leaf.firstName else {
             throw DESFormatError(.badLevels, "a leaf of the two-level index does not match what the root says of it")
@@ -179,21 +177,17 @@ public struct DESLevels: Sendable, Equatable {
 
 /// One entry of a leaf: enough to serve the file without reading its META.
 public struct DESLevelEntry: Sendable, Equatable {
-    public var name: String
-    public var dataOffset: UInt64
-    public var dataLength: UInt64
-    public var metaOffset: UInt64
-    public var metaLength: UInt64
-    public var flags: DESEntryFlags
+    /// The entry as the flat index has it.
+    public var indexEntry: DESIndexEntry
     /// The SHA-256 of the body (32 bytes), as META records it.
     public var sha256: [UInt8]?
     /// The content type META records (`content_type`, `content-type`, `mime_type` or `mime`).
     public var contentType: String?
 
-    /// The entry as the flat index has it.
-    public var indexEntry: DESIndexEntry {
-        DESIndexEntry(name: name, dataOffset: dataOffset, dataLength: dataLength, metaOffset: metaOffset, metaLength: metaLength, flags: flags)
-    }
+    public var name: String { indexEntry.name }
+    public var dataOffset: UInt64 { indexEntry.dataOffset }
+    public var dataLength: UInt64 { indexEntry.dataLength }
+    public var flags: DESEntryFlags { indexEntry.flags }
 
     /// The digest as lowercase hex.
     public var sha256Hex: String? { sha256.map { $0.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() } }

@@ -283,20 +283,32 @@ final class RowsInHandWatcher: @unchecked Sendable {
 /// under timeout(1), killed after `killAfter` seconds; its exit status, stdout and stderr, kept
 /// in files under `dir`. Waits without holding a thread.
 func runDES(_ args: [String], config: String, in dir: String, killAfter: Int = 300) async throws -> (status: Int32, out: String, err: String) {
+    let run = try await runDESRaw(config.isEmpty ? args : args + ["-c", config, "--log-level", "critical"], in: dir, killAfter: killAfter)
+    return (run.status, String(decoding: run.out, as: UTF8.self), run.err)
+}
+
+/// Runs `des ARGS` as given (with `environment` added to this process's) under timeout(1);
+/// its exit status, stdout as bytes and stderr, kept in files under `dir`.
+func runDESRaw(_ args: [String], environment: [String: String] = [:], in dir: String, killAfter: Int = 300) async throws
+    -> (status: Int32, out: Data, err: String)
+{
     let (outPath, errPath) = (dir + "/out-\(UUID().uuidString)", dir + "/err-\(UUID().uuidString)")
     try #require(FileManager.default.createFile(atPath: outPath, contents: nil) && FileManager.default.createFile(atPath: errPath, contents: nil))
     let (out, err) = (try FileHandle(forWritingTo: URL(fileURLWithPath: outPath)), try FileHandle(forWritingTo: URL(fileURLWithPath: errPath)))
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-    p.arguments = ["-s", "KILL", String(killAfter), try desBinary()] + (config.isEmpty ? args : args + ["-c", config, "--log-level", "critical"])
+    p.arguments = ["-s", "KILL", String(killAfter), try desBinary()] + args
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     p.standardOutput = out
     p.standardError = err
     try p.run()
     await waitForExit(p)
     try out.close()
     try err.close()
-    let read = { (path: String) in String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data(), as: UTF8.self) }
-    return (p.terminationStatus, read(outPath), read(errPath))
+    return (
+        p.terminationStatus, (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data(),
+        String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data(), as: UTF8.self)
+    )
 }
 
 /// A JSON object printed by `des … --json`.

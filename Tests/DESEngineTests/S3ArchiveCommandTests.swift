@@ -23,27 +23,12 @@ import Testing
 
         /// Runs `des ARGS` against the proxy; its status, stdout (bytes) and stderr.
         func des(_ args: [String]) async throws -> (status: Int32, out: Data, err: String) {
-            let (outPath, errPath) = (dir + "/out-\(UUID().uuidString)", dir + "/err-\(UUID().uuidString)")
-            _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-            _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-            let (out, err) = (try FileHandle(forWritingTo: URL(fileURLWithPath: outPath)), try FileHandle(forWritingTo: URL(fileURLWithPath: errPath)))
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-            p.arguments = ["-s", "KILL", "120", try desBinary()] + args
-            p.environment = ProcessInfo.processInfo.environment.merging([
-                "AWS_ENDPOINT_URL": "http://127.0.0.1:\(proxy.port)", "AWS_REGION": s3.region, "AWS_ACCESS_KEY_ID": s3.key,
-                "AWS_SECRET_ACCESS_KEY": s3.secret, "TMPDIR": dir + "/tmp",
-            ]) { $1 }
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            await waitForExit(p)
-            try out.close()
-            try err.close()
-            return (
-                p.terminationStatus, (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data(),
-                String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data(), as: UTF8.self)
-            )
+            try await runDESRaw(
+                args,
+                environment: [
+                    "AWS_ENDPOINT_URL": "http://127.0.0.1:\(proxy.port)", "AWS_REGION": s3.region, "AWS_ACCESS_KEY_ID": s3.key,
+                    "AWS_SECRET_ACCESS_KEY": s3.secret, "TMPDIR": dir + "/tmp",
+                ], in: dir, killAfter: 120)
         }
     }
 

@@ -97,21 +97,7 @@ struct CLIHardeningTests {
             try makeTree(tree, at: dir + "/src")
             #expect(try runDES(["pack", "src", "-o", "s.des"], in: dir).status == 0)
             #expect(try readFile(dir + "/s.des").suffix(72)[(72 - 72 + 9) + (try readFile(dir + "/s.des").count - 72)] == 1)
-            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("scripts/compat/original_des_reader.py").path
-            let listing = try runProcess("/usr/bin/env", ["python3", script, dir + "/s.des"])
-            #expect(listing.status == 0, "\(listing.stderr)")
-            let lines = listing.out.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
-            #expect(lines.count == tree.count)
-            for line in lines {
-                #expect(line.count == 3)
-                guard line.count == 3, let body = tree[line[0]] else {
-                    Issue.record("unexpected line \(line)")
-                    continue
-                }
-                #expect(Int(line[1]) == body.count)
-                #expect(line[2] == referenceSHA256Hex(body))
-            }
+            try expectOriginalReaderLists(dir + "/s.des", tree)
         }
     }
 }
@@ -128,24 +114,31 @@ struct CLIHardeningTests {
             let bytes = try readFile(dir + "/l.des")
             let trailer = Array(bytes[(bytes.count - 72 - 32)..<(bytes.count - 72 - 24)])
             #expect(trailer == Array("DESLVLS1".utf8), "no two-level index was written")
-            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("scripts/compat/original_des_reader.py").path
-            let listing = try runProcess("/usr/bin/env", ["python3", script, dir + "/l.des"])
-            #expect(listing.status == 0, "\(listing.stderr)")
-            let lines = listing.out.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
-            #expect(lines.count == tree.count)
-            for line in lines {
-                guard line.count == 3, let body = tree[line[0]] else {
-                    Issue.record("unexpected line \(line)")
-                    continue
-                }
-                #expect(Int(line[1]) == body.count && line[2] == referenceSHA256Hex(body))
-            }
-            let one = try runProcess("/usr/bin/env", ["python3", script, dir + "/l.des", "d7/file-1237.bin"])
+            try expectOriginalReaderLists(dir + "/l.des", tree)
+            let one = try runProcess("/usr/bin/env", ["python3", originalReaderScript, dir + "/l.des", "d7/file-1237.bin"])
             #expect(one.stdout == tree["d7/file-1237.bin"])
             let verify = try runDES(["verify", "l.des", "--json"], in: dir)
             #expect(verify.status == 0, "\(verify)")
         }
+    }
+}
+
+/// The original's reader of scripts/compat (Python).
+let originalReaderScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("scripts/compat/original_des_reader.py").path
+
+/// The original's reader lists `archive` as exactly `tree`: each name with its size and sha256.
+func expectOriginalReaderLists(_ archive: String, _ tree: [String: [UInt8]]) throws {
+    let listing = try runProcess("/usr/bin/env", ["python3", originalReaderScript, archive])
+    #expect(listing.status == 0, "\(listing.stderr)")
+    let lines = listing.out.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+    #expect(lines.count == tree.count)
+    for line in lines {
+        guard line.count == 3, let body = tree[line[0]] else {
+            Issue.record("unexpected line \(line)")
+            continue
+        }
+        #expect(Int(line[1]) == body.count && line[2] == referenceSHA256Hex(body))
     }
 }
 
