@@ -192,7 +192,7 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let start = Terminal.seconds()
-            let reader = try openArchive(archive)
+            let reader = try openArchive(archive, wholeArchive: true)
             var report = try reader.verify(maxProblems: max(1, maxProblems))
             if requireSeal && !report.sealed {
                 report.problemCount += 1
@@ -260,7 +260,7 @@ struct UnpackCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try OutputFile.checkDirectory(directory)
-            let reader = try openArchive(archive)
+            let reader = try openArchive(archive, wholeArchive: true)
             var n = 0
             let totals = try reader.unpack(to: directory, overwrite: force, verify: !noVerify) { _ in
                 n += 1

@@ -6,9 +6,10 @@ import Synchronization
 /// Opens an archive for a command: a local path, or `s3://bucket/key`, read in place with
 /// ranged requests through the registry's `s3` storage (endpoint, region and credentials from
 /// the standard AWS variables) — never copied whole.
-func openArchive(_ path: String) throws -> DESArchiveReader {
+/// `wholeArchive` (verify, unpack: every byte is read anyway) also checks a remote object's header.
+func openArchive(_ path: String, wholeArchive: Bool = false) throws -> DESArchiveReader {
     guard path.hasPrefix("s3://") else { return try DESArchiveReader(path: path) }
-    return try DESArchiveReader(source: try RemoteArchive.open(path), path: path)
+    return try DESArchiveReader(source: try RemoteArchive.open(path), path: path, checkHeader: wholeArchive)
 }
 
 /// `s3://` archives for the archive commands.

@@ -144,12 +144,13 @@ struct GetCommand: AsyncParsableCommand {
     private func find(parsed: SnowflakeName, shard: Int, runtime: Runtime) async throws -> ([UInt8]?, Int) {
         let reader = StorageArchiveReader(storage: runtime.storage, cache: runtime.cache)
         let containers = try await runtime.metadata.containers(state: .uploaded, shard: shard, day: parsed.isoDay)
-        for container in NameRanges.candidates(for: name, among: containers) {
+        let candidates = NameRanges.candidates(for: name, among: containers)
+        for container in candidates {
             if let bytes = try await reader.file(named: name, key: container.key) {
-                return (bytes, containers.count)
+                return (bytes, candidates.count)
             }
         }
-        return (nil, containers.count)
+        return (nil, candidates.count)
     }
 }
 

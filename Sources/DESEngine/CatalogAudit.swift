@@ -79,6 +79,10 @@ public struct CatalogAudit: Sendable {
                     problem("\(entry.name) is in two uploaded containers: \(other) and \(container.key)")
                 }
             }
+            // Its two-level index, which single reads go through, must agree with its flat index.
+            for text in try await reader.levelsProblems(key: container.key, index: index).prefix(3) {
+                problem("container \(container.key): two-level index: \(text)")
+            }
             // The names recorded for it must hold every name it holds, or lookups would miss one.
             if let range = container.nameRange, let missed = index.entries.first(where: { !range.mayHold($0.name) }) {
                 problem("container \(container.key): its recorded names (\(range.first) to \(range.last)) leave out \(missed.name); lookups would miss it")

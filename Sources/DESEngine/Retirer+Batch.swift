@@ -49,8 +49,10 @@ extension Retirer {
                 skip("container_not_uploaded")
                 continue
             }
-            // Only a container where lookups by name find the file: of its name's day and shard.
-            guard let (day, shard) = ContainerLookup.dayShard(of: row.desName, shardBits: config.shardBits), record.day == day, record.shard == shard
+            // Only a container where lookups by name find the file: of its name's day and shard, and
+            // whose recorded names include it.
+            guard let (day, shard) = ContainerLookup.dayShard(of: row.desName, shardBits: config.shardBits), record.day == day, record.shard == shard,
+                record.nameRange?.mayHold(row.desName) ?? true
             else {
                 skip("container_mismatch")
                 continue

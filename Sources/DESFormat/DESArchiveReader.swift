@@ -80,13 +80,14 @@ public final class DESArchiveReader: @unchecked Sendable {
 
     /// Opens and validates an archive whose bytes come from `source` (an object in storage,
     /// read with ranged requests); `path` names it in errors. Reads are positional, and the
-    /// header is checked only when `source` holds it already (``DESByteSource/isCheap(offset:length:)``):
-    /// the footer, the index and the seal are checked as for a file.
-    public init(source: some DESByteSource, path: String) throws {
+    /// header is checked only when `source` holds it already (``DESByteSource/isCheap(offset:length:)``)
+    /// or `checkHeader` asks for it (a caller about to read the whole archive anyway): the
+    /// footer, the index and the seal are checked as for a file.
+    public init(source: some DESByteSource, path: String, checkHeader: Bool = false) throws {
         self.path = path
         self.mode = .positional
         do {
-            self.index = try Self.loadIndex(source: source, mapping: nil, size: source.size, path: path)
+            self.index = try Self.loadIndex(source: source, mapping: nil, size: source.size, path: path, checkHeader: checkHeader)
         } catch {
             throw (error as? DESFormatError)?.at(path) ?? error
         }
@@ -98,7 +99,7 @@ public final class DESArchiveReader: @unchecked Sendable {
         if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping), Int(index.archiveSize)) }
     }
 
-    private static func loadIndex(source: any DESByteSource, mapping: UnsafeRawPointer?, size: UInt64, path: String)
+    private static func loadIndex(source: any DESByteSource, mapping: UnsafeRawPointer?, size: UInt64, path: String, checkHeader: Bool = true)
         throws -> DESIndex
     {
         if let mapping {
@@ -111,7 +112,7 @@ public final class DESArchiveReader: @unchecked Sendable {
             }
         }
         // The header: always for a file; for a remote object only when already held.
-        if size < UInt64(DESFormat.headerSize) || source.isCheap(offset: 0, length: DESFormat.headerSize) {
+        if checkHeader || size < UInt64(DESFormat.headerSize) || source.isCheap(offset: 0, length: DESFormat.headerSize) {
             let header = size >= UInt64(DESFormat.headerSize) ? try read(DESFormat.headerSize, at: 0) : [UInt8](repeating: 0, count: DESFormat.headerSize)
             try header.withUnsafeBytes { raw throws in try DESIndex.validateHeader(raw, archiveSize: size) }
         }

@@ -58,11 +58,21 @@ public struct DESLevels: Sendable, Equatable {
         return archiveSize >= UInt64(DESFormat.headerSize) + tail ? archiveSize - tail : nil
     }
 
-    /// Parses the root from the archive's last bytes (`suffix`, which must reach the end of the
-    /// archive). Nil when the archive has no two-level index; throws `badLevels` when it has a
-    /// damaged one, and `truncated` when `suffix` does not reach back to the root (the caller
-    /// then reads further back: ``rootStart(suffix:footer:archiveSize:)`` says where from).
-    public static func parse(suffix: UnsafeRawBufferPointer, footer: DESFooter, archiveSize: UInt64) throws -> DESLevels? {
+    /// What the trailer says, checked (its CRC, bound to the footer, and where it puts the root
+    /// and the leaves).
+    public struct Trailer: Sendable, Equatable {
+        public var levelsStart: UInt64
+        public var rootOffset: UInt64
+        public var rootLength: UInt64
+        public var rootCRC: UInt32
+        public var entryCount: Int
+    }
+
+    /// The trailer, from the archive's last bytes (`suffix`, reaching the end of the archive and
+    /// holding at least the trailer and the footer). Nil when there is no trailer (no magic);
+    /// throws `badLevels` when it fails its CRC or points outside the space between INDEX and
+    /// the footer — checked before anything it points to is read.
+    public static func trailer(suffix: UnsafeRawBufferPointer, footer: DESFooter, archiveSize: UInt64) throws -> Trailer? {
         guard let trailerAt = trailerOffset(archiveSize: archiveSize), UInt64(suffix.count) >= archiveSize - trailerAt else { return nil }
         let suffixStart = archiveSize - UInt64(suffix.count)
         let t = UnsafeRawBufferPointer(rebasing: suffix[Int(trailerAt - suffixStart)...].prefix(trailerSize))
@@ -74,13 +84,25 @@ public struct DESLevels: Sendable, Equatable {
         }
         let levelsStart = t.loadLE(UInt64.self, at: 8)
         let rootLength = UInt64(t.loadLE(UInt32.self, at: 16))
-        let rootCRC = t.loadLE(UInt32.self, at: 20)
         let entryCount = Int(t.loadLE(UInt32.self, at: 24))
         let indexEnd = footer.indexStart + footer.indexLength
         guard rootLength <= trailerAt, levelsStart >= indexEnd, levelsStart <= trailerAt - rootLength, UInt64(entryCount) <= footer.fileCount else {
             throw DESFormatError(.badLevels, "the two-level index's trailer points outside the space between INDEX and the footer")
         }
-        let rootOffset = trailerAt - rootLength
+        return Trailer(
+            levelsStart: levelsStart, rootOffset: trailerAt - rootLength, rootLength: rootLength, rootCRC: t.loadLE(UInt32.self, at: 20),
+            entryCount: entryCount)
+    }
+
+    /// Parses the root from the archive's last bytes (`suffix`, which must reach the end of the
+    /// archive). Nil when the archive has no two-level index; throws `badLevels` when it has a
+    /// damaged one, and `truncated` when `suffix` does not reach back to the root (the caller
+    /// then reads from ``Trailer/rootOffset``).
+    public static func parse(suffix: UnsafeRawBufferPointer, footer: DESFooter, archiveSize: UInt64) throws -> DESLevels? {
+        guard let trailer = try trailer(suffix: suffix, footer: footer, archiveSize: archiveSize) else { return nil }
+        let suffixStart = archiveSize - UInt64(suffix.count)
+        let (levelsStart, rootLength, rootCRC, entryCount, rootOffset) = (trailer.levelsStart, trailer.rootLength, trailer.rootCRC, trailer.entryCount, trailer.rootOffset)
+        let trailerAt = rootOffset + rootLength
         guard rootOffset >= suffixStart else {
             throw DESFormatError(.truncated, "the root of the two-level index starts at \(rootOffset), before the \(suffix.count) bytes read")
         }
@@ -113,16 +135,6 @@ public struct DESLevels: Sendable, Equatable {
         return DESLevels(levelsStart: levelsStart, rootOffset: rootOffset, rootLength: rootLength, leaves: leaves, entryCount: entryCount)
     }
 
-    /// Where the root starts, from the trailer in `suffix` (nil without a trailer): how far back a
-    /// reader whose suffix fell short must read.
-    public static func rootStart(suffix: UnsafeRawBufferPointer, archiveSize: UInt64) -> UInt64? {
-        guard let trailerAt = trailerOffset(archiveSize: archiveSize), UInt64(suffix.count) >= archiveSize - trailerAt else { return nil }
-        let t = UnsafeRawBufferPointer(rebasing: suffix[Int(trailerAt - (archiveSize - UInt64(suffix.count)))...].prefix(trailerSize))
-        guard t.prefix(8).elementsEqual(trailerMagic) else { return nil }
-        let rootLength = UInt64(t.loadLE(UInt32.self, at: 16))
-        return rootLength <= trailerAt ? trailerAt - rootLength : nil
-    }
-
     /// Decodes `leaf` (its bytes, CRC last), checking it against the root and the footer's regions.
     public func entries(of leaf: Leaf, bytes: UnsafeRawBufferPointer, footer: DESFooter) throws -> [DESLevelEntry] {
         guard UInt64(bytes.count) == leaf.length, bytes.count >= 4 else {
@@ -149,7 +161,9 @@ public struct DESLevels: Sendable, Equatable {
             let rawFlags = try reader.varint()
             guard rawFlags <= UInt64(UInt32.max) else { throw reader.fail() }
             let flags = DESEntryFlags(rawValue: UInt32(rawFlags))
-            let digest: [UInt8]? = try reader.byte() == 0 ? nil : try reader.bytes(32)
+            let hasDigest = try reader.byte()
+            guard hasDigest <= 1 else { throw DESFormatError(.badLevels, "a leaf entry's sha256 marker is neither 0 nor 1") }
+            let digest: [UInt8]? = hasDigest == 0 ? nil : try reader.bytes(32)
             let type = try reader.varint()
             guard type <= UInt64(types.count) else { throw DESFormatError(.badLevels, "a leaf entry names a content type the leaf does not hold") }
             guard flags.isSubset(of: DESFormat.supportedFlags) else {
@@ -183,6 +197,13 @@ public struct DESLevelEntry: Sendable, Equatable {
     public var sha256: [UInt8]?
     /// The content type META records (`content_type`, `content-type`, `mime_type` or `mime`).
     public var contentType: String?
+
+    /// An entry as a leaf holds it.
+    public init(indexEntry: DESIndexEntry, sha256: [UInt8]?, contentType: String?) {
+        self.indexEntry = indexEntry
+        self.sha256 = sha256
+        self.contentType = contentType
+    }
 
     public var name: String { indexEntry.name }
     public var dataOffset: UInt64 { indexEntry.dataOffset }

@@ -40,10 +40,11 @@ extension StorageArchiveReader {
         let (tail, size, version) = try await storage.getSuffixVersioned(key: key, length: suffixLength)
         let footer = try Self.footer(tail: tail, size: size, key: key)
         let tailOffset = size - UInt64(tail.count)
+        // (A trailer that fails its checks is passed over: the flat index, and its seal, still serve.)
         if footer.tailStart < tailOffset,
-            let rootStart = tail.withUnsafeBytes({ DESLevels.rootStart(suffix: $0, archiveSize: size) }),
-            rootStart >= footer.indexStart + footer.indexLength
+            let trailer = try? tail.withUnsafeBytes({ try DESLevels.trailer(suffix: $0, footer: footer, archiveSize: size) })
         {
+            let rootStart = trailer.rootOffset
             var suffix = tail
             if rootStart < tailOffset {
                 let head = try await storage.get(key: key, offset: rootStart, length: tailOffset - rootStart, ifMatch: version)
@@ -106,6 +107,49 @@ extension StorageArchiveReader {
         }
         if let cache, let id { await cache.setPart(id, name: partName, bytes: bytes, ttlSeconds: nil) }
         return Self.search(name, in: entries)
+    }
+
+    /// The leaf entry of `name` (nil: the container does not hold it) — or, when its leaf turns
+    /// out damaged, the container's flat index to look it up in instead (its seal checked), so one
+    /// damaged leaf costs a slower read, not the files it lists.
+    func levelsEntryOrFlat(_ name: String, key: String, root: LevelsRoot) async throws -> (DESLevelEntry, VersionedIndex?)? {
+        do {
+            guard let entry = try await levelsEntry(name, key: key, root: root) else { return nil }
+            return (entry, nil)
+        } catch let error as DESFormatError where error.code.isCorruption {
+            let flat = try await load(key: key)
+            guard let position = flat.index.position(of: name) else { return nil }
+            let e = flat.index.entries[position]
+            return (DESLevelEntry(indexEntry: e, sha256: nil, contentType: nil), flat)
+        }
+    }
+
+    /// What is wrong with the container's two-level index, against its flat `index` (its
+    /// trailer, root and every leaf read and checked, and each entry compared): empty when it
+    /// has none, or when it is sound. For `des check`; reads the whole LEVELS region.
+    public func levelsProblems(key: String, index: DESIndex) async throws -> [String] {
+        let footer = index.footer
+        let size = index.archiveSize
+        guard let trailerAt = DESLevels.trailerOffset(archiveSize: size), trailerAt >= footer.indexStart + footer.indexLength else { return [] }
+        var problems: [String] = []
+        do {
+            let end = try await storage.get(key: key, offset: trailerAt, length: size - trailerAt, ifMatch: nil)
+            guard let trailer = try end.withUnsafeBytes({ try DESLevels.trailer(suffix: $0, footer: footer, archiveSize: size) }) else { return [] }
+            let region = try await storage.get(key: key, offset: trailer.levelsStart, length: size - trailer.levelsStart, ifMatch: nil)
+            guard UInt64(region.count) == size - trailer.levelsStart else { throw DESFormatError(.truncated, "short read of the two-level index") }
+            try region.withUnsafeBytes { raw in
+                guard let levels = try DESLevels.parse(suffix: raw, footer: footer, archiveSize: size) else { return }
+                var all: [DESLevelEntry] = []
+                for leaf in levels.leaves {
+                    let start = Int(leaf.offset - trailer.levelsStart)
+                    all += try levels.entries(of: leaf, bytes: UnsafeRawBufferPointer(rebasing: raw[start..<(start + Int(leaf.length))]), footer: footer)
+                }
+                DESLevels.compare(all, with: index, meta: { _ in nil }) { name, message in problems.append("\(name): \(message)") }
+            }
+        } catch let error as DESFormatError {
+            problems.append(error.message)
+        }
+        return problems
     }
 
     /// Binary search of a leaf's entries (in name order).

@@ -11,6 +11,9 @@ public struct LocatedEntry: Sendable {
     public var entry: DESIndexEntry
     /// The entry's META object.
     public var metadata: DESMetadata
+    /// Whether its container is sealed: then every entry records a sha256, and one without is
+    /// damage, never a file to serve unchecked.
+    public var sealed = false
 
     /// The file's size in bytes.
     public var size: UInt64 { entry.dataLength }
@@ -37,13 +40,24 @@ extension StorageArchiveReader {
             case .flat(let versioned):
                 guard let entry = versioned.index.entry(named: name) else { return nil }
                 let metadata = try await metadata(of: entry, key: key, version: versioned.version)
-                return LocatedEntry(key: key, version: versioned.version, entry: entry, metadata: metadata)
+                var located = LocatedEntry(key: key, version: versioned.version, entry: entry, metadata: metadata)
+                located.sealed = versioned.index.isSealed
+                return located
             case .levels(let root):
-                guard let found = try await levelsEntry(name, key: key, root: root) else { return nil }
+                guard let (found, flat) = try await levelsEntryOrFlat(name, key: key, root: root) else { return nil }
+                if let flat {
+                    guard let entry = flat.index.entry(named: name) else { return nil }
+                    var located = LocatedEntry(
+                        key: key, version: flat.version, entry: entry, metadata: try await metadata(of: entry, key: key, version: flat.version))
+                    located.sealed = flat.index.isSealed
+                    return located
+                }
                 let metadata =
                     found.flags.contains(.external)
                     ? try await metadata(of: found.indexEntry, key: key, version: root.version) : Self.metadata(of: found)
-                return LocatedEntry(key: key, version: root.version, entry: found.indexEntry, metadata: metadata)
+                var located = LocatedEntry(key: key, version: root.version, entry: found.indexEntry, metadata: metadata)
+                located.sealed = true
+                return located
             }
         }
     }

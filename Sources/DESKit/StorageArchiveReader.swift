@@ -138,7 +138,8 @@ public struct StorageArchiveReader: Sendable {
             case .flat(let versioned):
                 return try await read([name], key: key, from: versioned)[0]
             case .levels(let root):
-                guard let entry = try await levelsEntry(name, key: key, root: root) else { return nil }
+                guard let (entry, flat) = try await levelsEntryOrFlat(name, key: key, root: root) else { return nil }
+                if let flat { return try await read([name], key: key, from: flat)[0] }
                 // Only sealed archives carry a two-level index, and every entry of one records a sha256.
                 guard let want = entry.sha256Hex else {
                     throw DESFormatError(.missingChecksum, "\"\(name)\" has no sha256 in the two-level index of a sealed container", path: key)

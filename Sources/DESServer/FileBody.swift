@@ -30,6 +30,9 @@ struct FileBody: Sendable {
     /// The body of `located`, or of its `range` (inclusive; nil: all of it).
     func body(_ located: LocatedEntry, range: ClosedRange<UInt64>?, logger: Logger) async throws -> ResponseBody {
         let size = located.size
+        if located.sealed, located.sha256 == nil {
+            throw DESFormatError(.missingChecksum, "\"\(located.entry.name)\" has no sha256, which a sealed container requires", path: located.key)
+        }
         if let expected = located.sha256 {
             if size <= verifyMaxBytes {
                 let whole = try await locator.reader.read(located, offset: 0, length: size)

@@ -139,6 +139,15 @@ import Testing
         #expect(bad.status == 65 && bad.err.contains(victim.name), "\(bad.err)")
         let badUnpack = try await s.des(["unpack", s.url, "-C", s.dir + "/out2"])
         #expect(badUnpack.status == 65, "\(badUnpack.err)")
+        // A damaged header: verify and unpack, which read the whole object anyway, check it too.
+        var headless = try [UInt8](Data(contentsOf: URL(fileURLWithPath: s.dir + "/c.des")))
+        headless.replaceSubrange(0..<8, with: Array("NOTADES!".utf8))
+        try Data(headless).write(to: URL(fileURLWithPath: s.dir + "/headless.des"))
+        let again = try await s.s3.bucket(s.bucket)
+        _ = try await again.put(key: s.key, fromFile: s.dir + "/headless.des")
+        await again.close()
+        let noHeader = try await s.des(["verify", s.url])
+        #expect(noHeader.status == 65 && noHeader.err.contains("header"), "\(noHeader.err)")
     }
 
     /// Every request of a streamed read is a GET of a range of at most 8 MiB (the first a

@@ -65,6 +65,32 @@ import Testing
         }
     }
 
+    @Test("Leaves that overlap, repeat a name or drop one are problems, though every leaf is sound on its own")
+    func comparedWithTheIndex() throws {
+        try withTempDir { dir in
+            try writeArchive(at: dir + "/a.des", Self.files(1000))
+            let reader = try DESArchiveReader(path: dir + "/a.des")
+            let levels = try #require(try reader.levels())
+            let all = try reader.entries(of: levels)
+            func problems(_ entries: [DESLevelEntry]) -> [String] {
+                var out: [String] = []
+                DESLevels.compare(entries, with: reader.index, meta: { try? reader.meta(named: $0) }) { name, message in out.append("\(name): \(message)") }
+                return out
+            }
+            #expect(problems(all).isEmpty)
+            var swapped = all
+            swapped.swapAt(10, 11)
+            #expect(problems(swapped).contains { $0.contains("overlap or repeat") })
+            var repeated = all
+            repeated[501] = repeated[500]
+            #expect(!problems(repeated).isEmpty)
+            #expect(problems(Array(all.dropLast())).contains { $0.contains("holds 999 entries") })
+            var moved = all
+            moved[3].indexEntry.dataOffset += 1
+            #expect(problems(moved).contains { $0.contains("elsewhere") })
+        }
+    }
+
     @Test("A flipped byte anywhere in the trailer, the root or a leaf is a typed error (badLevels) from the parser and a problem for verify; the flat index still reads")
     func corruption() throws {
         try withTempDir { dir in
@@ -105,7 +131,7 @@ import Testing
             let short = Array(good.suffix(72 + 32 + 10))
             let e = formatError { _ = try short.withUnsafeBytes { try DESLevels.parse(suffix: $0, footer: footer, archiveSize: UInt64(good.count)) } }
             #expect(e?.code == .truncated)
-            #expect(short.withUnsafeBytes { DESLevels.rootStart(suffix: $0, archiveSize: UInt64(good.count)) } == levels.rootOffset)
+            #expect(try short.withUnsafeBytes { try DESLevels.trailer(suffix: $0, footer: footer, archiveSize: UInt64(good.count)) }?.rootOffset == levels.rootOffset)
         }
     }
 }
