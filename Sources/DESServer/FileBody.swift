@@ -13,7 +13,8 @@ import Logging
 ///   connection closes short of `Content-Length`: no client can take it as complete.
 /// - A `Range` of part of a larger body cannot be checked without reading it all: it is served
 ///   unchecked. A range that covers the whole body is checked as the whole body is.
-/// - An entry with no sha256 (archives written by the original DES) is served unchecked.
+/// - An entry with no sha256 (archives written by the original DES) is served unchecked; in a
+///   sealed container (DES's own) it is damage, 500 `corrupt_container`.
 ///
 /// Every mismatch is logged (container, entry, request id), counted in
 /// `des_read_checksum_failures_total`, and makes the server forget where the name was (and the
