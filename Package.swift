@@ -158,7 +158,8 @@ let package = Package(
         .executableTarget(
             name: "des-bench",
             dependencies: [
-                "DESFormat", "DESKit", "DESSQLDialects", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESStorage", "DESTestSupport",
+                "DESFormat", "DESKit", "DESEngine", "DESSQLDialects", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESStorage",
+                "DESTestSupport",
             ], path: "Benchmarks/des-bench"),
 
         .target(name: "DESTestSupport", path: "Tests/DESTestSupport"),

@@ -1,12 +1,13 @@
 import DESKit
 import Synchronization
 
-/// Storage that counts the requests made through it, by kind (`get_range`, `put`, `head`, …):
-/// `des compact` reports them per compacted container, and the HTTP service hands each to its
-/// `des_storage_requests_total{operation}` metric.
+/// Storage that counts the requests made through it, by kind (`get_range`, `put`, `head`, …),
+/// and the bytes its reads returned: `des compact` reports them per compacted container, the
+/// HTTP service hands each to its `des_storage_requests_total{operation}` metric, and the index
+/// benchmark reports index bytes per read.
 public final class RequestCountingStorage: StorageBackend {
     let base: any StorageBackend
-    private let counts = Mutex<[String: Int]>([:])
+    private let counts = Mutex<(requests: [String: Int], bytesRead: UInt64)>(([:], 0))
     private let observe: @Sendable (String) -> Void
 
     /// Counts the requests made to `base`, and tells `observe` of each.
@@ -16,13 +17,28 @@ public final class RequestCountingStorage: StorageBackend {
     }
 
     /// Requests so far, by kind (`get_range`, `put`, `head`, `delete`, …).
-    public var requests: [String: Int] { counts.withLock { $0 } }
+    public var requests: [String: Int] { counts.withLock { $0.requests } }
     /// All requests so far.
-    public var total: Int { counts.withLock { $0.values.reduce(0, +) } }
+    public var total: Int { counts.withLock { $0.requests.values.reduce(0, +) } }
+    /// Bytes the reads so far returned.
+    public var bytesRead: UInt64 { counts.withLock { $0.bytesRead } }
 
-    private func count(_ kind: String) {
-        counts.withLock { $0[kind, default: 0] += 1 }
+    /// Starts counting again from zero.
+    public func reset() { counts.withLock { $0 = ([:], 0) } }
+
+    private func count(_ kind: String, read bytes: Int = 0) {
+        counts.withLock {
+            $0.requests[kind, default: 0] += 1
+            $0.bytesRead += UInt64(bytes)
+        }
         observe(kind)
+    }
+
+    /// Counts a read of `kind` and the bytes it returned.
+    private func read<T>(_ kind: String, _ body: () async throws -> T, bytes: (T) -> Int) async throws -> T {
+        let result = try await body()
+        count(kind, read: bytes(result))
+        return result
     }
 
     public var location: String { base.location }
@@ -31,24 +47,19 @@ public final class RequestCountingStorage: StorageBackend {
         return try await base.put(key: key, fromFile: path)
     }
     public func get(key: String) async throws -> [UInt8] {
-        count("get")
-        return try await base.get(key: key)
+        try await read("get", { try await base.get(key: key) }, bytes: \.count)
     }
     public func get(key: String, offset: UInt64, length: UInt64) async throws -> [UInt8] {
-        count("get_range")
-        return try await base.get(key: key, offset: offset, length: length)
+        try await read("get_range", { try await base.get(key: key, offset: offset, length: length) }, bytes: \.count)
     }
     public func get(key: String, offset: UInt64, length: UInt64, ifMatch: String?) async throws -> [UInt8] {
-        count("get_range")
-        return try await base.get(key: key, offset: offset, length: length, ifMatch: ifMatch)
+        try await read("get_range", { try await base.get(key: key, offset: offset, length: length, ifMatch: ifMatch) }, bytes: \.count)
     }
     public func getSuffix(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64) {
-        count("get_suffix")
-        return try await base.getSuffix(key: key, length: length)
+        try await read("get_suffix", { try await base.getSuffix(key: key, length: length) }, bytes: { $0.bytes.count })
     }
     public func getSuffixVersioned(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64, version: String?) {
-        count("get_suffix")
-        return try await base.getSuffixVersioned(key: key, length: length)
+        try await read("get_suffix", { try await base.getSuffixVersioned(key: key, length: length) }, bytes: { $0.bytes.count })
     }
     public func head(key: String) async throws -> ObjectInfo? {
         count("head")
