@@ -67,7 +67,7 @@ public struct CatalogAudit: Sendable {
         var seen: [String: String] = [:]
         let chain = try await ContainerChain.load(from: metadata)
         for container in chain.uploaded.values.sorted(by: { $0.id < $1.id }) {
-            let index = try await reader.index(key: container.key)
+            let (index, levelsProblems) = try await reader.checkedIndex(key: container.key)
             indexes[container.key] = index
             report.containers += 1
             report.entries += index.count
@@ -80,7 +80,7 @@ public struct CatalogAudit: Sendable {
                 }
             }
             // Its two-level index, which single reads go through, must agree with its flat index.
-            for text in try await reader.levelsProblems(key: container.key, index: index).prefix(3) {
+            for text in levelsProblems.prefix(3) {
                 problem("container \(container.key): two-level index: \(text)")
             }
             // The names recorded for it must hold every name it holds, or lookups would miss one.

@@ -46,7 +46,7 @@ extension DESArchiveWriter {
         case .hasher: digest = Self.bytes(ofHex: meta[(meta.count - 66)..<(meta.count - 2)])
         case .given(let hex): digest = Self.bytes(ofHex: Array(hex.utf8)[...])
         }
-        levelItems.append((digest, Self.contentType(in: metadata)))
+        levelItems.append((digest, metadata.contentType))
         let entry = DESIndexEntry(
             name: name, dataOffset: offset, dataLength: length, metaOffset: UInt64(metaOffset),
             metaLength: UInt64(meta.count - metaOffset), flags: flags)
@@ -76,11 +76,4 @@ extension DESArchiveWriter {
         return out
     }
 
-    /// The content type a caller's metadata records, as servers read it.
-    static func contentType(in metadata: DESMetadata) -> String? {
-        for key in ["content_type", "content-type", "mime_type", "mime"] {
-            if let v = metadata[key]?.stringValue, !v.isEmpty { return v }
-        }
-        return nil
-    }
 }

@@ -46,7 +46,7 @@ public struct DESLevels: Sendable, Equatable {
         var (low, high) = (0, leaves.count)  // first leaf whose first name is greater than `name`
         while low < high {
             let mid = (low + high) / 2
-            if DESLevelEntry.precedes(name, leaves[mid].firstName) { high = mid } else { low = mid + 1 }
+            if DESNameRules.precedes(name, leaves[mid].firstName) { high = mid } else { low = mid + 1 }
         }
         return low == 0 ? nil : leaves[low - 1]
     }
@@ -122,7 +122,7 @@ public struct DESLevels: Sendable, Equatable {
             guard length >= 4, length <= rootOffset - offset, count > 0 else {
                 throw DESFormatError(.badLevels, "a leaf of the two-level index lies outside its region or is empty")
             }
-            if let last = leaves.last, !DESLevelEntry.precedes(last.firstName, name) {
+            if let last = leaves.last, !DESNameRules.precedes(last.firstName, name) {
                 throw DESFormatError(.badLevels, "the root's leaves are not in name order")
             }
             leaves.append(Leaf(firstName: name, offset: offset, length: length, count: count))
@@ -176,7 +176,7 @@ public struct DESLevels: Sendable, Equatable {
             else {
                 throw DESFormatError(.regionOutOfBounds, "\(DESNameRules.quoted(name)) in the two-level index points outside its region")
             }
-            if let last = out.last, !DESLevelEntry.precedes(last.name, name) {
+            if let last = out.last, !DESNameRules.precedes(last.name, name) {
                 throw DESFormatError(.badLevels, "a leaf of the two-level index is not in name order")
             }
             let entry = DESIndexEntry(name: name, dataOffset: dataOffset, dataLength: dataLength, metaOffset: metaOffset, metaLength: metaLength, flags: flags)
@@ -211,10 +211,8 @@ public struct DESLevelEntry: Sendable, Equatable {
     public var flags: DESEntryFlags { indexEntry.flags }
 
     /// The digest as lowercase hex.
-    public var sha256Hex: String? { sha256.map { $0.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() } }
+    public var sha256Hex: String? { sha256.map(DESIndex.hex) }
 
-    /// UTF-8 byte order, the order of leaves and their entries.
-    public static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 }
 
 /// Reads LEB128 varints and the region's other fields, every read bounds-checked.
@@ -291,7 +289,7 @@ struct DESLevelsBuilder {
     /// The LEVELS region (leaves, root, trailer) for `items`, to be written at `levelsStart`,
     /// just before a footer whose field bytes are `footerFields`.
     static func build(_ items: [Item], levelsStart: UInt64, footerFields: [UInt8]) -> [UInt8] {
-        let sorted = items.sorted { DESLevelEntry.precedes($0.entry.name, $1.entry.name) }
+        let sorted = items.sorted { DESNameRules.precedes($0.entry.name, $1.entry.name) }
         var region: [UInt8] = []
         var root: [UInt8] = []
         var leafCount = 0

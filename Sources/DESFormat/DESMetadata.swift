@@ -109,3 +109,14 @@ public struct DESMetadata: Sendable, Equatable, ExpressibleByDictionaryLiteral, 
         try bytes.withUnsafeBytes { raw in try parse(raw) }
     }
 }
+
+extension DESMetadata {
+    /// The content type the metadata records (`content_type`, `content-type`, `mime_type` or
+    /// `mime`, the first non-empty), as servers answer it and the two-level index keeps it.
+    public var contentType: String? {
+        for key in ["content_type", "content-type", "mime_type", "mime"] {
+            if let v = self[key]?.stringValue, !v.isEmpty { return v }
+        }
+        return nil
+    }
+}

@@ -66,6 +66,11 @@ public enum DESNameRules {
         DESFormatError(.invalidName, "invalid name \(quoted(name)): it \(problem)")
     }
 
+    /// Whether `a` sorts before `b` by their UTF-8 bytes: the order of the two-level index's
+    /// leaves and of the name ranges the metadata store records, whatever a locale or a
+    /// database collation would say.
+    public static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
     /// A name quoted for messages: control characters escaped (as ``escapedForDisplay(_:)``), long names shortened.
     static func quoted(_ name: String) -> String {
         var out = "\""

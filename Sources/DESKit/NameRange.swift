@@ -1,3 +1,4 @@
+import DESFormat
 import Foundation
 
 /// The names an uploaded container holds, as the metadata store records them: the first and
@@ -25,25 +26,22 @@ public struct NameRange: Sendable, Hashable, Codable {
         var lowest: String?
         var highest: String?
         for name in names {
-            if lowest.map({ Self.precedes(name, $0) }) ?? true { lowest = name }
-            if highest.map({ Self.precedes($0, name) }) ?? true { highest = name }
+            if lowest.map({ DESNameRules.precedes(name, $0) }) ?? true { lowest = name }
+            if highest.map({ DESNameRules.precedes($0, name) }) ?? true { highest = name }
         }
         guard let lowest, let highest else { return nil }
         self.init(first: lowest, last: highest)
     }
 
-    /// Whether `a` sorts before `b` by their UTF-8 bytes (as every range comparison does,
-    /// whatever collation a database would use).
-    public static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 
     /// Whether `name` lies within the range.
-    public func covers(_ name: String) -> Bool { !Self.precedes(name, first) && !Self.precedes(last, name) }
+    public func covers(_ name: String) -> Bool { !DESNameRules.precedes(name, first) && !DESNameRules.precedes(last, name) }
 
     /// Whether the container may hold `name`: within the range and, with a filter, in it.
     public func mayHold(_ name: String) -> Bool { covers(name) && (filter?.mayContain(name) ?? true) }
 
     /// Whether the two ranges share any name.
-    public func overlaps(_ other: NameRange) -> Bool { !Self.precedes(last, other.first) && !Self.precedes(other.last, first) }
+    public func overlaps(_ other: NameRange) -> Bool { !DESNameRules.precedes(last, other.first) && !DESNameRules.precedes(other.last, first) }
 }
 
 /// A Bloom filter of names, about 1% false positives at 10 bits a name (7 hashes from a 64-bit

@@ -109,47 +109,13 @@ extension StorageArchiveReader {
         return Self.search(name, in: entries)
     }
 
-    /// The leaf entry of `name` (nil: the container does not hold it) — or, when its leaf turns
-    /// out damaged, the container's flat index to look it up in instead (its seal checked), so one
-    /// damaged leaf costs a slower read, not the files it lists.
-    func levelsEntryOrFlat(_ name: String, key: String, root: LevelsRoot) async throws -> (DESLevelEntry, VersionedIndex?)? {
-        do {
-            guard let entry = try await levelsEntry(name, key: key, root: root) else { return nil }
-            return (entry, nil)
-        } catch let error as DESFormatError where error.code.isCorruption {
-            let flat = try await load(key: key)
-            guard let position = flat.index.position(of: name) else { return nil }
-            let e = flat.index.entries[position]
-            return (DESLevelEntry(indexEntry: e, sha256: nil, contentType: nil), flat)
+    /// The sha256 of a leaf entry: only sealed archives carry a two-level index, and every entry
+    /// of one records a sha256 — one without is damage, never a file to serve unchecked.
+    static func requireDigest(_ entry: DESLevelEntry, key: String) throws -> String {
+        guard let hex = entry.sha256Hex else {
+            throw DESFormatError(.missingChecksum, "\"\(entry.name)\" has no sha256 in the two-level index of a sealed container", path: key)
         }
-    }
-
-    /// What is wrong with the container's two-level index, against its flat `index` (its
-    /// trailer, root and every leaf read and checked, and each entry compared): empty when it
-    /// has none, or when it is sound. For `des check`; reads the whole LEVELS region.
-    public func levelsProblems(key: String, index: DESIndex) async throws -> [String] {
-        let footer = index.footer
-        let size = index.archiveSize
-        guard let trailerAt = DESLevels.trailerOffset(archiveSize: size), trailerAt >= footer.indexStart + footer.indexLength else { return [] }
-        var problems: [String] = []
-        do {
-            let end = try await storage.get(key: key, offset: trailerAt, length: size - trailerAt, ifMatch: nil)
-            guard let trailer = try end.withUnsafeBytes({ try DESLevels.trailer(suffix: $0, footer: footer, archiveSize: size) }) else { return [] }
-            let region = try await storage.get(key: key, offset: trailer.levelsStart, length: size - trailer.levelsStart, ifMatch: nil)
-            guard UInt64(region.count) == size - trailer.levelsStart else { throw DESFormatError(.truncated, "short read of the two-level index") }
-            try region.withUnsafeBytes { raw in
-                guard let levels = try DESLevels.parse(suffix: raw, footer: footer, archiveSize: size) else { return }
-                var all: [DESLevelEntry] = []
-                for leaf in levels.leaves {
-                    let start = Int(leaf.offset - trailer.levelsStart)
-                    all += try levels.entries(of: leaf, bytes: UnsafeRawBufferPointer(rebasing: raw[start..<(start + Int(leaf.length))]), footer: footer)
-                }
-                DESLevels.compare(all, with: index, meta: { _ in nil }) { name, message in problems.append("\(name): \(message)") }
-            }
-        } catch let error as DESFormatError {
-            problems.append(error.message)
-        }
-        return problems
+        return hex
     }
 
     /// Binary search of a leaf's entries (in name order).
@@ -157,7 +123,7 @@ extension StorageArchiveReader {
         var (low, high) = (0, entries.count)
         while low < high {
             let mid = (low + high) / 2
-            if DESLevelEntry.precedes(entries[mid].name, name) { low = mid + 1 } else { high = mid }
+            if DESNameRules.precedes(entries[mid].name, name) { low = mid + 1 } else { high = mid }
         }
         return low < entries.count && entries[low].name == name ? entries[low] : nil
     }
@@ -170,16 +136,27 @@ extension StorageArchiveReader {
 
     /// Runs `body` on the container's route; when the container was replaced under a cached
     /// index or root (``DESKitError/Code/changed``), they are forgotten and `body` runs once more.
+    /// A damaged two-level index (a leaf that fails its checks) is read around: `body` runs on the
+    /// flat index instead, whose seal is checked, so one damaged leaf costs a slower read, not the
+    /// files it lists.
     func withCurrentRoute<T>(key: String, _ body: (Route) async throws -> T) async throws -> T {
+        func run(_ route: Route) async throws -> T {
+            guard case .levels = route else { return try await body(route) }
+            do {
+                return try await body(route)
+            } catch let error as DESFormatError where [.badLevels, .regionOutOfBounds, .unsupportedEntry].contains(error.code) {
+                return try await body(.flat(try await load(key: key)))
+            }
+        }
         let route = try await route(key: key)
         do {
-            return try await body(route)
+            return try await run(route)
         } catch let error as DESKitError where error.code == .changed && cache != nil {
             switch route {
             case .flat(let v): await forget(key: key, version: v.version)
             case .levels(let root): await forgetRoot(key: key, version: root.version)
             }
-            return try await body(try await self.route(key: key))
+            return try await run(try await self.route(key: key))
         }
     }
 

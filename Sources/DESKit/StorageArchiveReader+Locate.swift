@@ -11,21 +11,13 @@ public struct LocatedEntry: Sendable {
     public var entry: DESIndexEntry
     /// The entry's META object.
     public var metadata: DESMetadata
-    /// Whether its container is sealed: then every entry records a sha256, and one without is
-    /// damage, never a file to serve unchecked.
-    public var sealed = false
 
     /// The file's size in bytes.
     public var size: UInt64 { entry.dataLength }
     /// The SHA-256 of the body that META records (lowercase hex), when present.
     public var sha256: String? { metadata["sha256"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
     /// The content type META records (`content_type`, `mime_type` or `mime`), when present.
-    public var contentType: String? {
-        for key in ["content_type", "content-type", "mime_type", "mime"] {
-            if let v = metadata[key]?.stringValue, !v.isEmpty { return v }
-        }
-        return nil
-    }
+    public var contentType: String? { metadata.contentType }
 }
 
 extension StorageArchiveReader {
@@ -38,26 +30,18 @@ extension StorageArchiveReader {
         try await withCurrentRoute(key: key) { route in
             switch route {
             case .flat(let versioned):
-                guard let entry = versioned.index.entry(named: name) else { return nil }
+                guard let position = versioned.index.position(of: name) else { return nil }
+                _ = try expectedDigest(of: name, at: position, in: versioned.index, key: key)  // a sealed entry has one
+                let entry = versioned.index.entries[position]
                 let metadata = try await metadata(of: entry, key: key, version: versioned.version)
-                var located = LocatedEntry(key: key, version: versioned.version, entry: entry, metadata: metadata)
-                located.sealed = versioned.index.isSealed
-                return located
+                return LocatedEntry(key: key, version: versioned.version, entry: entry, metadata: metadata)
             case .levels(let root):
-                guard let (found, flat) = try await levelsEntryOrFlat(name, key: key, root: root) else { return nil }
-                if let flat {
-                    guard let entry = flat.index.entry(named: name) else { return nil }
-                    var located = LocatedEntry(
-                        key: key, version: flat.version, entry: entry, metadata: try await metadata(of: entry, key: key, version: flat.version))
-                    located.sealed = flat.index.isSealed
-                    return located
-                }
+                guard let found = try await levelsEntry(name, key: key, root: root) else { return nil }
+                _ = try Self.requireDigest(found, key: key)
                 let metadata =
                     found.flags.contains(.external)
                     ? try await metadata(of: found.indexEntry, key: key, version: root.version) : Self.metadata(of: found)
-                var located = LocatedEntry(key: key, version: root.version, entry: found.indexEntry, metadata: metadata)
-                located.sealed = true
-                return located
+                return LocatedEntry(key: key, version: root.version, entry: found.indexEntry, metadata: metadata)
             }
         }
     }

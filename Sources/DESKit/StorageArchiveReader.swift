@@ -85,29 +85,52 @@ public struct StorageArchiveReader: Sendable {
     /// Loads the index given the object's last bytes (`tail`), its size, version and footer:
     /// one more ranged read when the index region starts before `tail`.
     func load(key: String, tail: [UInt8], size: UInt64, version: String?, footer: DESFooter) async throws -> VersionedIndex {
-        var tail = tail
-        let tailOffset = size - UInt64(tail.count)
-        if footer.tailStart < tailOffset {
-            let rest = try await storage.get(key: key, offset: footer.tailStart, length: tailOffset - footer.tailStart, ifMatch: version)
-            guard UInt64(rest.count) == tailOffset - footer.tailStart else {
-                throw DESFormatError(.truncated, "short read of the index region (\(rest.count) bytes)", path: key)
-            }
-            tail = rest + tail
+        let whole = try await wholeTail(key: key, tail: tail, size: size, version: version, footer: footer)
+        var result = try Self.index(ofTail: whole, size: size, footer: footer, key: key)
+        if let version {
+            result.origin = identity(key: key, version: version).description
+            await cache?.set(identity(key: key, version: version), index: result, ttlSeconds: nil)
         }
-        var result: DESIndex
+        return VersionedIndex(index: result, version: version)
+    }
+
+    /// The container's index, read from storage (never from the cache), and what is wrong with
+    /// its two-level index against it, checked from the same bytes: the tail holds the LEVELS
+    /// region. For `des check`.
+    public func checkedIndex(key: String) async throws -> (index: DESIndex, levelsProblems: [String]) {
+        let (tail, size, version) = try await storage.getSuffixVersioned(key: key, length: suffixLength)
+        let footer = try Self.footer(tail: tail, size: size, key: key)
+        let whole = try await wholeTail(key: key, tail: tail, size: size, version: version, footer: footer)
+        let index = try Self.index(ofTail: whole, size: size, footer: footer, key: key)
+        var problems: [String] = []
+        whole.withUnsafeBytes { raw in
+            DESLevels.check(suffix: raw, index: index, meta: { _ in nil }) { name, message in problems.append("\(name): \(message)") }
+        }
+        return (index, problems)
+    }
+
+    /// The object's bytes from the footer's `tailStart` to its end: `tail` (its last bytes),
+    /// with one more ranged read when the tail starts before them.
+    private func wholeTail(key: String, tail: [UInt8], size: UInt64, version: String?, footer: DESFooter) async throws -> [UInt8] {
+        let tailOffset = size - UInt64(tail.count)
+        guard footer.tailStart < tailOffset else { return tail }
+        let rest = try await storage.get(key: key, offset: footer.tailStart, length: tailOffset - footer.tailStart, ifMatch: version)
+        guard UInt64(rest.count) == tailOffset - footer.tailStart else {
+            throw DESFormatError(.truncated, "short read of the index region (\(rest.count) bytes)", path: key)
+        }
+        return rest + tail
+    }
+
+    /// The index parsed from the object's last bytes (reaching back at least to `tailStart`).
+    private static func index(ofTail tail: [UInt8], size: UInt64, footer: DESFooter, key: String) throws -> DESIndex {
         do {
-            result = try tail.withUnsafeBytes { raw in
+            return try tail.withUnsafeBytes { raw in
                 let start = Int(footer.tailStart - (size - UInt64(raw.count)))
                 return try DESIndex(tail: UnsafeRawBufferPointer(rebasing: raw[start...]), footer: footer, archiveSize: size)
             }
         } catch let error as DESFormatError {
             throw error.path == nil ? DESFormatError(error.code, error.message, path: key) : error
         }
-        if let version {
-            result.origin = identity(key: key, version: version).description
-            await cache?.set(identity(key: key, version: version), index: result, ttlSeconds: nil)
-        }
-        return VersionedIndex(index: result, version: version)
     }
 
     /// Decodes and validates the footer at the end of a suffix read (and the header, when the suffix is the whole object).
@@ -138,12 +161,8 @@ public struct StorageArchiveReader: Sendable {
             case .flat(let versioned):
                 return try await read([name], key: key, from: versioned)[0]
             case .levels(let root):
-                guard let (entry, flat) = try await levelsEntryOrFlat(name, key: key, root: root) else { return nil }
-                if let flat { return try await read([name], key: key, from: flat)[0] }
-                // Only sealed archives carry a two-level index, and every entry of one records a sha256.
-                guard let want = entry.sha256Hex else {
-                    throw DESFormatError(.missingChecksum, "\"\(name)\" has no sha256 in the two-level index of a sealed container", path: key)
-                }
+                guard let entry = try await levelsEntry(name, key: key, root: root) else { return nil }
+                let want = try Self.requireDigest(entry, key: key)
                 let bytes: [UInt8]
                 if entry.flags.contains(.external) {
                     bytes = try await external(entry.indexEntry, key: key, version: root.version)

@@ -14,7 +14,7 @@ import Logging
 /// - A `Range` of part of a larger body cannot be checked without reading it all: it is served
 ///   unchecked. A range that covers the whole body is checked as the whole body is.
 /// - An entry with no sha256 (archives written by the original DES) is served unchecked; in a
-///   sealed container (DES's own) it is damage, 500 `corrupt_container`.
+///   sealed container (DES's own) the reader refuses it as damage, 500 `corrupt_container`.
 ///
 /// Every mismatch is logged (container, entry, request id), counted in
 /// `des_read_checksum_failures_total`, and makes the server forget where the name was (and the
@@ -31,9 +31,6 @@ struct FileBody: Sendable {
     /// The body of `located`, or of its `range` (inclusive; nil: all of it).
     func body(_ located: LocatedEntry, range: ClosedRange<UInt64>?, logger: Logger) async throws -> ResponseBody {
         let size = located.size
-        if located.sealed, located.sha256 == nil {
-            throw DESFormatError(.missingChecksum, "\"\(located.entry.name)\" has no sha256, which a sealed container requires", path: located.key)
-        }
         if let expected = located.sha256 {
             if size <= verifyMaxBytes {
                 let whole = try await locator.reader.read(located, offset: 0, length: size)

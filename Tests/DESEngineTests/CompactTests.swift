@@ -161,6 +161,9 @@ import Testing
         let live = try await d.sql("SELECT des_name FROM files WHERE des_status = 'DES_PACKED'").compactMap { $0[0].text }
         #expect(live.count == rows - doomed.count)
         #expect(live.allSatisfy { holder[$0] != nil })
+        // Compaction did its work: every deleted file dropped, containers merged and replaced.
+        #expect(doomed.allSatisfy { holder[$0] == nil }, "a deleted file is still in an uploaded container")
+        #expect(try await store.containers(state: .deleted, shard: nil, day: nil).count > 0, "nothing was compacted")
         #expect(try await store.containers(state: .compacting, shard: nil, day: nil).isEmpty)
         let audit = try await d.audit()
         #expect(audit.isOK, "\(audit.problems)")

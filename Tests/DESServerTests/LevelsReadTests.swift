@@ -87,7 +87,7 @@ import Testing
         let reader2 = StorageArchiveReader(storage: bigStorage)
         #expect(try await reader2.file(named: victim, key: bigKey) == bigFiles.first { $0.0 == victim }?.1)
         #expect(try await reader2.locate(victim, key: bigKey)?.sha256 == BodyDigest.hex(of: bigFiles.first { $0.0 == victim }?.1 ?? []))
-        let problems = try await reader2.levelsProblems(key: bigKey, index: try await reader2.index(key: bigKey))
+        let problems = try await reader2.checkedIndex(key: bigKey).levelsProblems
         #expect(problems.contains { $0.contains("CRC-32C") }, "\(problems)")
     }
 }

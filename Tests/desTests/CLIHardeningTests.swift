@@ -119,6 +119,12 @@ struct CLIHardeningTests {
             #expect(one.stdout == tree["d7/file-1237.bin"])
             let verify = try runDES(["verify", "l.des", "--json"], in: dir)
             #expect(verify.status == 0, "\(verify)")
+            // One byte of a leaf flipped (the region just before the root and trailer): verify says so.
+            var damaged = bytes
+            damaged[bytes.count - 72 - 32 - 2000] ^= 0x01
+            try writeFile(dir + "/d.des", damaged)
+            let bad = try runDES(["verify", "d.des"], in: dir)
+            #expect(bad.status == 65 && bad.stderr.contains("two-level index"), "\(bad.stderr)")
         }
     }
 }
