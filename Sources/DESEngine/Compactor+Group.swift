@@ -166,7 +166,15 @@ extension Compactor {
         }
         phase("commit")
         if let new {
-            await NameRanges.record(new, names: readers.flatMap { $0.2.map(\.name) }, metadata: metadata, retry: retry, logger: logger)
+            let names = readers.flatMap { $0.2.map(\.name) }
+            // Files deleted while this group was compacted were carried over: their tombstones
+            // name an old container, so their bytes count as garbage of the new one instead.
+            let deletedMeanwhile = try await retry.run { try await metadata.tombstonedNames(among: names) }
+            if !deletedMeanwhile.isEmpty {
+                let moved = Array(deletedMeanwhile)
+                try await retry.run { try await metadata.assignTombstones(names: moved, toContainer: new.id) }
+            }
+            await NameRanges.record(new, names: names, metadata: metadata, retry: retry, logger: logger)
         }
         logger.debug(
             "compaction phases", metadata: ["seconds": "\(phases.map { "\($0.0)=\(String(format: "%.3f", $0.1))" }.joined(separator: " "))"])

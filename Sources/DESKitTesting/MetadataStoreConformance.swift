@@ -205,6 +205,21 @@ public enum MetadataStoreConformance {
             try require(try await store.tombstones(afterSeq: 0, limit: 1).map(\.name) == ["A_1"], c, "limit 1")
             try require(try await store.tombstone(named: "A_2")?.origin == "retention", c, "by name")
             try require(try await store.tombstone(named: "A_3") == nil, c, "a name never deleted")
+            // Reassigned to the container that holds the bytes now; and a tombstone naming a
+            // container compacted since is recorded against its replacement.
+            try await store.assignTombstones(names: ["A_1", "A_9"], toContainer: 8)
+            try require(try await store.tombstone(named: "A_1")?.containerID == 8, c, "A_1 not reassigned")
+            guard let lease = try await store.acquireLease(shard: 9, holder: LeaseHolder(pod: "t", instance: "i"), ttlSeconds: 60) else {
+                throw ConformanceFailure(check: c, message: "no lease")
+            }
+            let old = try await store.createContainer(day: "2025-06-01", shard: 9, lease: lease, keyPrefix: "p")
+            try require(try await store.markUploaded(containerID: old.id, fileCount: 1, bytes: 1, size: 90, etag: "o", lease: lease), c, "upload")
+            let new = try await store.beginCompaction(day: "2025-06-01", shard: 9, lease: lease, keyPrefix: "p")
+            try require(
+                try await store.finishCompaction(containerID: new.id, fileCount: 1, bytes: 1, size: 90, etag: "n", replacing: [old.id], lease: lease), c,
+                "compaction")
+            _ = try await store.addTombstones([Tombstone(name: "A_5", reason: "late", origin: "delete", containerID: old.id, bytes: 1)])
+            try require(try await store.tombstone(named: "A_5")?.containerID == new.id, c, "a tombstone of a compacted container kept its old id")
         }
 
         await runner.run("dead letters") {

@@ -254,6 +254,10 @@ public protocol MetadataStore: Sendable {
     /// given); lookups then skip it for names outside them. Read back by ``containers(state:shard:day:)``.
     func recordNameRange(containerID: Int64, range: NameRange) async throws
 
+    /// Records that the tombstones of `names` count against `containerID` (the container that
+    /// now holds those files' bytes: compaction carried them over while they were deleted).
+    func assignTombstones(names: [String], toContainer containerID: Int64) async throws
+
     /// Records an uploaded container whose object is not in storage (`des rebuild` against a
     /// metadata store restored from an older backup) as deleted, so lookups pass it over. Returns
     /// whether it was uploaded.

@@ -2,10 +2,13 @@
 extension SQLMetadataStore {
     public func addTombstones(_ tombstones: [Tombstone]) async throws -> Int {
         guard !tombstones.isEmpty else { return 0 }
+        // A container compacted since the caller found the file in it is replaced by the one that
+        // holds the file now: the tombstone names that one, so its garbage is counted there.
         let sql = """
             INSERT INTO des_tombstones (des_name, reason, origin, deleted_at, container_id, bytes)
-            SELECT \(p(1)), \(p(2)), \(p(3)), \(dialect.now), \(p(4)), \(p(5))\(dialect.fromDual)
-            WHERE NOT EXISTS (SELECT 1 FROM des_tombstones WHERE des_name = \(p(6)))
+            SELECT \(p(1)), \(p(2)), \(p(3)), \(dialect.now),
+              COALESCE((SELECT replaced_by FROM des_containers WHERE id = \(p(4)) AND replaced_by IS NOT NULL), \(p(5))), \(p(6))\(dialect.fromDual)
+            WHERE NOT EXISTS (SELECT 1 FROM des_tombstones WHERE des_name = \(p(7)))
             """
         return try await transaction { s in
             var added = 0
@@ -13,9 +16,17 @@ extension SQLMetadataStore {
                 added += try s.execute(
                     sql,
                     [.text(t.name), .text(String(t.reason.prefix(2000))), .text(t.origin), t.containerID.map { .int($0) } ?? .null,
-                     .int(Int64(clamping: t.bytes)), .text(t.name)])
+                     t.containerID.map { .int($0) } ?? .null, .int(Int64(clamping: t.bytes)), .text(t.name)])
             }
             return added
+        }
+    }
+
+    public func assignTombstones(names: [String], toContainer containerID: Int64) async throws {
+        for start in stride(from: 0, to: names.count, by: 500) {
+            let slice = Array(names[start..<min(names.count, start + 500)])
+            let sql = "UPDATE des_tombstones SET container_id = \(p(1)) WHERE des_name IN (\((2...(slice.count + 1)).map { p($0) }.joined(separator: ", ")))"
+            _ = try await transaction { s in try s.execute(sql, [.int(containerID)] + slice.map { .text($0) }) }
         }
     }
 
