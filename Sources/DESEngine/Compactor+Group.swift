@@ -28,41 +28,52 @@ extension Compactor {
         }
     }
 
-    /// Compacts `groups` of one shard under its compaction lease; first discards what a compactor
-    /// that lost the lease (or died) left `compacting` there.
+    /// Compacts `groups` of one shard under its compaction lease, renewed by a heartbeat (a third
+    /// of its TTL) for as long as the groups take, however long one group is; first discards what
+    /// a compactor that lost the lease (or died) left `compacting` there.
     func compactShard(_ shard: Int, groups: [Group], totals: inout Totals, failed: inout Set<Int64>, shutdown: ShutdownSignal) async throws {
         let ttl = config.compaction.leaseTTLSeconds
-        guard let lease = try await retry.run({ try await metadata.acquireLease(shard: Self.leaseShard(of: shard), holder: config.holder, ttlSeconds: ttl) })
+        let leaseShard = Self.leaseShard(of: shard)
+        guard let lease = try await retry.run({ try await metadata.acquireLease(shard: leaseShard, holder: config.holder, ttlSeconds: ttl) })
         else {
             logger.info("another compactor holds the shard; tried again later", metadata: ["shard": "\(shard)"])
             totals.shardsSkipped += 1
             return
         }
-        var current = lease
+        let book = LeaseBook()
+        book.add(lease)
+        let heartbeat = startHeartbeat(book, ttl: ttl)
+        var outcome: Error?
         do {
-            try await compactShard(shard, groups: groups, lease: &current, totals: &totals, failed: &failed, shutdown: shutdown)
+            try await compactShard(shard, groups: groups, book: book, totals: &totals, failed: &failed, shutdown: shutdown)
         } catch {
-            try? await metadata.releaseLease(current)
-            throw error
+            outcome = error
         }
-        try? await metadata.releaseLease(current)
+        heartbeat.cancel()
+        await heartbeat.value
+        if let held = book.lease(leaseShard) { try? await metadata.releaseLease(held) }
+        if let outcome { throw outcome }
+    }
+
+    /// Renews the leases of `book` every third of `ttl` until cancelled.
+    private func startHeartbeat(_ book: LeaseBook, ttl: Double) -> Task<Void, Never> {
+        let (metadata, logger) = (self.metadata, self.logger)
+        return Task { await runHeartbeat(book: book, metadata: metadata, ttl: ttl, interval: ttl / 3, logger: logger, metrics: nil) }
     }
 
     private func compactShard(
-        _ shard: Int, groups: [Group], lease current: inout ShardLease, totals: inout Totals, failed: inout Set<Int64>, shutdown: ShutdownSignal
+        _ shard: Int, groups: [Group], book: LeaseBook, totals: inout Totals, failed: inout Set<Int64>, shutdown: ShutdownSignal
     ) async throws {
-        let ttl = config.compaction.leaseTTLSeconds
         for stale in try await retry.run({ try await metadata.containers(state: .compacting, shard: shard, day: nil) }) {
             try? await storage.delete(key: stale.key)
             _ = try await retry.run { try await metadata.abandonCompaction(containerID: stale.id) }
             logger.warning("an unfinished compacted container was discarded", metadata: ["key": "\(stale.key)", "holder": "\(stale.holder)"])
         }
         for group in groups where !shutdown.isTriggered {
-            guard let renewed = try await retry.run({ try await metadata.renewLease(current, ttlSeconds: ttl) }) else {
+            guard let current = book.lease(Self.leaseShard(of: shard)) else {
                 logger.warning("the compaction lease was lost; the shard's other groups wait", metadata: ["shard": "\(shard)"])
                 return
             }
-            current = renewed
             do {
                 try await compact(group, lease: current, totals: &totals)
             } catch let error as DESKitError where error.code == .fenced {

@@ -60,7 +60,7 @@ final class LeaseBook: Sendable {
 /// one whose renewals have kept failing (the store unreachable) for longer than its TTL by this
 /// process's clock — it has expired in the store by then, whatever the store says later.
 func runHeartbeat(
-    book: LeaseBook, metadata: any MetadataStore, ttl: Double, interval: Double, logger: Logger, metrics: PackerMetrics
+    book: LeaseBook, metadata: any MetadataStore, ttl: Double, interval: Double, logger: Logger, metrics: PackerMetrics?
 ) async {
     var lastRenewed: [Int: (token: Int64, at: Double)] = [:]
     while !Task.isCancelled {
@@ -75,14 +75,14 @@ func runHeartbeat(
                     lastRenewed[shard] = (lease.token, started)
                 } else {
                     book.lose(shard, token: lease.token)
-                    metrics.leasesLost.increment()
+                    metrics?.leasesLost.increment()
                     logger.warning("lease lost", metadata: ["shard": "\(shard)", "token": "\(lease.token)"])
                 }
             } catch {
                 logger.warning("lease renewal failed", metadata: ["shard": "\(shard)", "error": "\(error)"])
                 if let last = lastRenewed[shard], monotonicSeconds() - last.at > ttl {
                     book.lose(shard, token: lease.token)
-                    metrics.leasesLost.increment()
+                    metrics?.leasesLost.increment()
                     logger.warning("lease given up: not renewed within its TTL", metadata: ["shard": "\(shard)", "token": "\(lease.token)"])
                 }
             }
