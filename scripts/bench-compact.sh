@@ -3,7 +3,8 @@
 # disk). N files of 4 KiB are packed, 40% of them deleted, and the containers compacted; its
 # throughput (MB/s of live data rewritten: read, checked against sha256, written, uploaded,
 # read back) is printed beside des pack of the same live files in the same run, with the
-# storage requests each compacted container cost. Each side is the best of BENCH_RUNS (3) runs;
+# storage requests each compacted container cost. Each side is the best of BENCH_RUNS (3) runs,
+# both timed by the wall clock around the process;
 # the compactor runs with its default concurrency (2 shards at once). Containers are of the
 # packer's default limits (1 GiB, 100,000 files): one a shard here.
 #   scripts/bench-compact.sh [FILES]      (default 40000)
@@ -57,10 +58,13 @@ copy_state "$WORK" "$WORK/snap"
 OUT=""
 for r in $(seq "$RUNS"); do
   rm -rf "$WORK/run" && copy_state "$WORK/snap" "$WORK/run"
-  ONE="$("$DES" compact -c "$WORK/run/des.yaml" --until-idle --json)"
+  # Timed by the wall clock around the process, as des pack is below (start-up, planning and
+  # the removal of the replaced objects included).
+  t0=$(now); ONE="$("$DES" compact -c "$WORK/run/des.yaml" --until-idle --json)"; t1=$(now)
   OUT="$(python3 -c 'import json, sys
-one = json.loads(sys.argv[1]); best = json.loads(sys.argv[2]) if sys.argv[2] else None
-print(json.dumps(one if best is None or one["seconds_compacting"] < best["seconds_compacting"] else best))' "$ONE" "$OUT")"
+one = json.loads(sys.argv[1]); one["wall_seconds"] = float(sys.argv[3]) - float(sys.argv[4])
+best = json.loads(sys.argv[2]) if sys.argv[2] else None
+print(json.dumps(one if best is None or one["wall_seconds"] < best["wall_seconds"] else best))' "$ONE" "$OUT" "$t1" "$t0")"
 done
 "$DES" check -c "$WORK/run/des.yaml" >/dev/null
 echo "==> des pack of the same live files, best of $RUNS"
@@ -73,7 +77,8 @@ done
 python3 - "$OUT" "$LIVE_BYTES" "$best" <<'PY'
 import json, sys
 r, live_bytes, pack_s = json.loads(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-compact_mb = r["live_bytes"] / r["seconds_compacting"] / 1e6
+compact_mb = r["live_bytes"] / r["wall_seconds"] / 1e6
+compacting_mb = r["live_bytes"] / r["seconds_compacting"] / 1e6
 pack_mb = live_bytes / pack_s / 1e6
 per = r["storage_requests_total"] / max(1, r["containers_retired"])
 print()
@@ -82,7 +87,8 @@ print("%-52s %12d" % ("containers compacted", r["containers_retired"]))
 print("%-52s %12d" % ("live files rewritten", r["live_files"]))
 print("%-52s %12d" % ("deleted files dropped", r["dropped_files"]))
 print("%-52s %12.1f" % ("des pack of the live files, MB/s (baseline)", pack_mb))
-print("%-52s %12.1f" % ("des compact, MB/s of live data", compact_mb))
+print("%-52s %12.1f" % ("des compact, MB/s of live data (wall clock)", compact_mb))
+print("%-52s %12.1f" % ("  of which its compacting phase alone, MB/s", compacting_mb))
 print("%-52s %11.2fx" % ("compact / pack (goal >= 0.8)", compact_mb / pack_mb))
 print("%-52s %12.1f" % ("storage requests per compacted container", per))
 print("%-52s %12s" % ("  by kind", " ".join("%s=%d" % kv for kv in sorted(r["storage_requests"].items()))))
