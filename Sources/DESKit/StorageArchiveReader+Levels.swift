@@ -32,8 +32,9 @@ extension StorageArchiveReader {
                 if index.origin == identity(key: key, version: version).description { return .flat(VersionedIndex(index: index, version: version)) }
                 await cache.delete(identity(key: key, version: version))
             }
-            if let (version, bytes) = await cache.latestPart(location: storage.location, key: key, name: Self.rootPart) {
-                if let root = try? Self.root(fromPart: bytes, version: version) { return .levels(root) }
+            if let (version, part) = await cache.latestPart(location: storage.location, key: key, name: Self.rootPart) {
+                if let root = part.parsed as? LevelsRoot, root.version == version { return .levels(root) }
+                if let root = try? Self.root(fromPart: part.bytes, version: version) { return .levels(root) }
                 await cache.deletePart(identity(key: key, version: version), name: Self.rootPart)
             }
         }
@@ -61,7 +62,9 @@ extension StorageArchiveReader {
                     part.reserveCapacity(8 + Int(size - levels.rootOffset))
                     withUnsafeBytes(of: size.littleEndian) { part.append(contentsOf: $0) }
                     part += suffix.suffix(Int(size - levels.rootOffset))
-                    await cache.setPart(identity(key: key, version: version), name: Self.rootPart, bytes: part, ttlSeconds: nil)
+                    await cache.setPart(
+                        identity(key: key, version: version), name: Self.rootPart, part: IndexCachePart(bytes: part, parsed: root), newest: true,
+                        ttlSeconds: nil)
                 }
                 return .levels(root)
             }
@@ -93,7 +96,8 @@ extension StorageArchiveReader {
         let partName = "leaf@\(leaf.offset)"
         let id = root.version.map { identity(key: key, version: $0) }
         if let cache, let id, let cached = await cache.part(id, name: partName) {
-            if let entries = try? cached.withUnsafeBytes({ try root.levels.entries(of: leaf, bytes: $0, footer: root.footer) }) {
+            if let entries = cached.parsed as? [DESLevelEntry] { return Self.search(name, in: entries) }
+            if let entries = try? cached.bytes.withUnsafeBytes({ try root.levels.entries(of: leaf, bytes: $0, footer: root.footer) }) {
                 return Self.search(name, in: entries)
             }
             await cache.deletePart(id, name: partName)
@@ -105,7 +109,9 @@ extension StorageArchiveReader {
         } catch let error as DESFormatError {
             throw error.path == nil ? DESFormatError(error.code, error.message, path: key) : error
         }
-        if let cache, let id { await cache.setPart(id, name: partName, bytes: bytes, ttlSeconds: nil) }
+        if let cache, let id {
+            await cache.setPart(id, name: partName, part: IndexCachePart(bytes: bytes, parsed: entries), newest: false, ttlSeconds: nil)
+        }
         return Self.search(name, in: entries)
     }
 

@@ -23,15 +23,15 @@ struct CountingIndexCache: IndexCache {
     func clear() async { await base.clear() }
     func stats() async -> IndexCacheStats { await base.stats() }
     func close() async { await base.close() }
-    func part(_ identity: ArchiveIdentity, name: String) async -> [UInt8]? {
+    func part(_ identity: ArchiveIdentity, name: String) async -> IndexCachePart? {
         let hit = await base.part(identity, name: name)
         (hit == nil ? metrics.cacheMisses : metrics.cacheHits).increment()
         return hit
     }
-    func setPart(_ identity: ArchiveIdentity, name: String, bytes: [UInt8], ttlSeconds: Double?) async {
-        await base.setPart(identity, name: name, bytes: bytes, ttlSeconds: ttlSeconds)
+    func setPart(_ identity: ArchiveIdentity, name: String, part: IndexCachePart, newest: Bool, ttlSeconds: Double?) async {
+        await base.setPart(identity, name: name, part: part, newest: newest, ttlSeconds: ttlSeconds)
     }
-    func latestPart(location: String, key: String, name: String) async -> (version: String, bytes: [UInt8])? {
+    func latestPart(location: String, key: String, name: String) async -> (version: String, part: IndexCachePart)? {
         let hit = await base.latestPart(location: location, key: key, name: name)
         (hit == nil ? metrics.cacheMisses : metrics.cacheHits).increment()
         return hit

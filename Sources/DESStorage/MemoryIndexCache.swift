@@ -25,7 +25,7 @@ public final class MemoryIndexCache: IndexCache {
     /// What a slot holds: a whole index, or a part of a two-level index (raw bytes).
     private enum Payload {
         case index(DESIndex)
-        case part([UInt8])
+        case part(IndexCachePart)
     }
 
     /// One cached index or part in the recency list (slots of arrays, linked by position).
@@ -125,7 +125,7 @@ public final class MemoryIndexCache: IndexCache {
     }
 
     public func set(_ identity: ArchiveIdentity, index: DESIndex, ttlSeconds: Double?) async {
-        store(identity, .index(index), bytes: Self.estimatedBytes(index), ttlSeconds: ttlSeconds)
+        store(identity, .index(index), bytes: Self.estimatedBytes(index), newest: true, ttlSeconds: ttlSeconds)
     }
 
     /// A part's identity: its container's, with the part's name beside the key.
@@ -133,28 +133,30 @@ public final class MemoryIndexCache: IndexCache {
         ArchiveIdentity(location: identity.location, key: identity.key + "\u{0}" + name, version: identity.version)
     }
 
-    public func part(_ identity: ArchiveIdentity, name: String) async -> [UInt8]? {
-        guard case .part(let bytes)? = lookup(Self.partIdentity(identity, name)) else { return nil }
-        return bytes
+    public func part(_ identity: ArchiveIdentity, name: String) async -> IndexCachePart? {
+        guard case .part(let part)? = lookup(Self.partIdentity(identity, name)) else { return nil }
+        return part
     }
 
-    public func setPart(_ identity: ArchiveIdentity, name: String, bytes: [UInt8], ttlSeconds: Double?) async {
-        store(Self.partIdentity(identity, name), .part(bytes), bytes: UInt64(bytes.count) + 128, ttlSeconds: ttlSeconds)
+    /// A part is counted as twice its bytes (the bytes, and what was parsed from them).
+    public func setPart(_ identity: ArchiveIdentity, name: String, part: IndexCachePart, newest: Bool, ttlSeconds: Double?) async {
+        let bytes = UInt64(part.bytes.count) * (part.parsed == nil ? 1 : 2) + 128
+        store(Self.partIdentity(identity, name), .part(part), bytes: bytes, newest: newest, ttlSeconds: ttlSeconds)
     }
 
-    public func latestPart(location: String, key: String, name: String) async -> (version: String, bytes: [UInt8])? {
+    public func latestPart(location: String, key: String, name: String) async -> (version: String, part: IndexCachePart)? {
         let partKey = key + "\u{0}" + name
         guard let version = state.withLock({ $0.latest[location + "/" + partKey] }) else {
             state.withLock { $0.stats.misses += 1 }
             return nil
         }
-        guard let bytes = await part(ArchiveIdentity(location: location, key: key, version: version), name: name) else { return nil }
-        return (version, bytes)
+        guard let found = await part(ArchiveIdentity(location: location, key: key, version: version), name: name) else { return nil }
+        return (version, found)
     }
 
     public func deletePart(_ identity: ArchiveIdentity, name: String) async { await delete(Self.partIdentity(identity, name)) }
 
-    private func store(_ identity: ArchiveIdentity, _ payload: Payload, bytes: UInt64, ttlSeconds: Double?) {
+    private func store(_ identity: ArchiveIdentity, _ payload: Payload, bytes: UInt64, newest: Bool, ttlSeconds: Double?) {
         guard bytes <= limits.maxBytes else { return }  // larger than the whole cache: not kept
         let ttl = ttlSeconds ?? limits.ttlSeconds
         let expires = ttl.map { clock() + $0 } ?? .infinity
@@ -176,7 +178,7 @@ public final class MemoryIndexCache: IndexCache {
                 s.slots.append(slot)
             }
             s.positions[identity] = i
-            s.latest[identity.location + "/" + identity.key] = identity.version
+            if newest { s.latest[identity.location + "/" + identity.key] = identity.version }
             s.bytes += bytes
             if isIndex { s.indexes += 1 }
             s.pushNewest(i)

@@ -254,31 +254,33 @@ public final class RedisIndexCache: IndexCache {
     private func partKey(_ i: ArchiveIdentity, _ name: String) -> String { "\(settings.keyPrefix):part:\(i.location)/\(i.key)@\(i.version)#\(name)" }
     private func partVersionKey(location: String, key: String, name: String) -> String { "\(settings.keyPrefix):pver:\(location)/\(key)#\(name)" }
 
-    public func part(_ identity: ArchiveIdentity, name: String) async -> [UInt8]? {
+    /// Parts are kept as bytes only (the reader parses them again).
+    public func part(_ identity: ArchiveIdentity, name: String) async -> IndexCachePart? {
         guard case .bytes(let bytes)? = await command([Array("GET".utf8), Array(partKey(identity, name).utf8)]) else {
             state.withLock { $0.misses += 1 }
             return nil
         }
         state.withLock { $0.hits += 1 }
-        return bytes
+        return IndexCachePart(bytes: bytes)
     }
 
-    public func setPart(_ identity: ArchiveIdentity, name: String, bytes: [UInt8], ttlSeconds: Double?) async {
+    public func setPart(_ identity: ArchiveIdentity, name: String, part: IndexCachePart, newest: Bool, ttlSeconds: Double?) async {
         let ttl = ttlArgs(ttlSeconds ?? settings.ttlSeconds)
-        _ = await command([Array("SET".utf8), Array(partKey(identity, name).utf8), bytes] + ttl)
+        _ = await command([Array("SET".utf8), Array(partKey(identity, name).utf8), part.bytes] + ttl)
+        guard newest else { return }
         _ = await command(
             [Array("SET".utf8), Array(partVersionKey(location: identity.location, key: identity.key, name: name).utf8), Array(identity.version.utf8)]
                 + ttl)
     }
 
-    public func latestPart(location: String, key: String, name: String) async -> (version: String, bytes: [UInt8])? {
+    public func latestPart(location: String, key: String, name: String) async -> (version: String, part: IndexCachePart)? {
         guard case .bytes(let v)? = await command([Array("GET".utf8), Array(partVersionKey(location: location, key: key, name: name).utf8)]) else {
             state.withLock { $0.misses += 1 }
             return nil
         }
         let version = String(decoding: v, as: UTF8.self)
-        guard let bytes = await part(ArchiveIdentity(location: location, key: key, version: version), name: name) else { return nil }
-        return (version, bytes)
+        guard let found = await part(ArchiveIdentity(location: location, key: key, version: version), name: name) else { return nil }
+        return (version, found)
     }
 
     public func deletePart(_ identity: ArchiveIdentity, name: String) async {

@@ -51,13 +51,14 @@ public protocol IndexCache: Sendable {
     /// Releases the cache's connections and threads (it is not used after). Default: nothing.
     func close() async
 
-    /// A part of one version of a container's two-level index (its root, or one of its leaves),
-    /// as raw bytes that the reader checks again before use. Default: none kept.
-    func part(_ identity: ArchiveIdentity, name: String) async -> [UInt8]?
-    /// Stores a part, within the cache's bounds, optionally expiring after `ttlSeconds`.
-    func setPart(_ identity: ArchiveIdentity, name: String, bytes: [UInt8], ttlSeconds: Double?) async
-    /// The newest version for which a part of that name is stored, with the part.
-    func latestPart(location: String, key: String, name: String) async -> (version: String, bytes: [UInt8])?
+    /// A part of one version of a container's two-level index (its root, or one of its leaves).
+    /// Default: none kept.
+    func part(_ identity: ArchiveIdentity, name: String) async -> IndexCachePart?
+    /// Stores a part, within the cache's bounds, optionally expiring after `ttlSeconds`; with
+    /// `newest`, it is also found by ``latestPart(location:key:name:)`` (a root, not a leaf).
+    func setPart(_ identity: ArchiveIdentity, name: String, part: IndexCachePart, newest: Bool, ttlSeconds: Double?) async
+    /// The newest version for which a part of that name was stored with `newest`, with the part.
+    func latestPart(location: String, key: String, name: String) async -> (version: String, part: IndexCachePart)?
     /// Drops one part.
     func deletePart(_ identity: ArchiveIdentity, name: String) async
 }
@@ -65,8 +66,25 @@ public protocol IndexCache: Sendable {
 extension IndexCache {
     public func latest(location: String, key: String) async -> (version: String, index: DESIndex)? { nil }
     public func close() async {}
-    public func part(_ identity: ArchiveIdentity, name: String) async -> [UInt8]? { nil }
-    public func setPart(_ identity: ArchiveIdentity, name: String, bytes: [UInt8], ttlSeconds: Double?) async {}
-    public func latestPart(location: String, key: String, name: String) async -> (version: String, bytes: [UInt8])? { nil }
+    public func part(_ identity: ArchiveIdentity, name: String) async -> IndexCachePart? { nil }
+    public func setPart(_ identity: ArchiveIdentity, name: String, part: IndexCachePart, newest: Bool, ttlSeconds: Double?) async {}
+    public func latestPart(location: String, key: String, name: String) async -> (version: String, part: IndexCachePart)? { nil }
     public func deletePart(_ identity: ArchiveIdentity, name: String) async {}
+}
+
+/// A part of a container's two-level index as a cache holds it: its bytes, which a reader
+/// checks before use, and — in a cache within this process — the value already parsed from
+/// them, so a warm read does not parse the same bytes again. A cache that keeps only bytes
+/// (Redis) returns none.
+public struct IndexCachePart: Sendable {
+    /// The part's bytes.
+    public var bytes: [UInt8]
+    /// What the reader parsed and checked from `bytes`, when the cache kept it.
+    public var parsed: (any Sendable)?
+
+    /// A part of these bytes, and what was parsed from them.
+    public init(bytes: [UInt8], parsed: (any Sendable)? = nil) {
+        self.bytes = bytes
+        self.parsed = parsed
+    }
 }
