@@ -109,7 +109,7 @@ import Testing
         // The grace: old objects still there and readable.
         for old in before { #expect(FileManager.default.fileExists(atPath: d.dir + "/archive/" + old.key)) }
         // Lose the metadata store: rebuild records the merged containers uploaded and the old ones retired.
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.dir + "/metadata.sqlite" + suffix) }
+        d.dropMetadata()
         let rebuilt = try await runDES(["rebuild", "--json"], config: config, in: d.dir)
         #expect(rebuilt.status == 0, "\(rebuilt)")
         let report = try jsonObject(rebuilt.out)
@@ -256,7 +256,7 @@ import Testing
         let victim = try #require(try await d.metadata().containers(state: .uploaded, shard: nil, day: nil).first)
         let ghost = containerKey(prefix: "des", day: victim.day, shard: victim.shard, id: 9_999)
         try Data(#"{"replaced_by":"\#(ghost)","drop_external":[]}"#.utf8).write(to: URL(fileURLWithPath: d.dir + "/archive/" + victim.key + ".compacted"))
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.dir + "/metadata.sqlite" + suffix) }
+        d.dropMetadata()
         let run = try await runDES(["rebuild", "--json"], config: config, in: d.dir)
         #expect(run.status == 0, "\(run)")
         let report = try jsonObject(run.out)
@@ -301,16 +301,6 @@ import Testing
         #expect(retire.status == 0 && retiredCount == live.count, "\(retire)")
     }
 
-    /// Runs one statement on the deployment's metadata database (as a hostile hand would).
-    static func metadataSQL(_ d: Deployment, _ statement: String) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()", d.dir + "/metadata.sqlite", statement]
-        try p.run()
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "\(statement)")
-    }
-
     @Test("Tampered links and records: a loop of replacements and a container recorded under another shard are problems for des check, and des retire keeps the bodies it cannot find by name")
     func brokenLinks() async throws {
         let (d, config) = try await Self.packed()
@@ -320,19 +310,19 @@ import Testing
         #expect(try await runDES(["compact", "--until-idle"], config: config, in: d.dir).status == 0)
         let retired = try await d.metadata().containers(state: .deleted, shard: nil, day: nil)
         let (a, b) = (try #require(retired.first), try #require(retired.dropFirst().first))
-        try Self.metadataSQL(d, "UPDATE des_containers SET replaced_by = \(b.id) WHERE id = \(a.id)")
-        try Self.metadataSQL(d, "UPDATE des_containers SET replaced_by = \(a.id) WHERE id = \(b.id)")
+        try await d.metadataSQL("UPDATE des_containers SET replaced_by = \(b.id) WHERE id = \(a.id)")
+        try await d.metadataSQL("UPDATE des_containers SET replaced_by = \(a.id) WHERE id = \(b.id)")
         let loop = try await runDES(["check"], config: config, in: d.dir)
         #expect(loop.status == 65 && (loop.out + loop.err).contains("loop"), "\(loop.out) \(loop.err)")
         // Put the links back; then record one uploaded container under another shard.
-        try Self.metadataSQL(d, "UPDATE des_containers SET replaced_by = NULL WHERE id IN (\(a.id), \(b.id))")
+        try await d.metadataSQL("UPDATE des_containers SET replaced_by = NULL WHERE id IN (\(a.id), \(b.id))")
         let moved = try #require(try await d.metadata().containers(state: .uploaded, shard: nil, day: nil).first)
-        try Self.metadataSQL(d, "UPDATE des_containers SET shard = \((moved.shard + 1) % 4) WHERE id = \(moved.id)")
+        try await d.metadataSQL("UPDATE des_containers SET shard = \((moved.shard + 1) % 4) WHERE id = \(moved.id)")
         let shard = try await runDES(["check"], config: config, in: d.dir)
         #expect(shard.status == 65 && (shard.out + shard.err).contains("another day or shard"), "\(shard.out) \(shard.err)")
         // And another one's recorded names narrowed to its first: lookups would miss the rest.
         let narrowed = try #require(try await d.metadata().containers(state: .uploaded, shard: nil, day: nil).first { $0.id != moved.id && $0.fileCount > 1 })
-        try Self.metadataSQL(d, "UPDATE des_containers SET name_last = name_first, name_filter = NULL WHERE id = \(narrowed.id)")
+        try await d.metadataSQL("UPDATE des_containers SET name_last = name_first, name_filter = NULL WHERE id = \(narrowed.id)")
         let narrow = try await runDES(["check"], config: config, in: d.dir)
         #expect(narrow.status == 65 && (narrow.out + narrow.err).contains("recorded names"), "\(narrow.out) \(narrow.err)")
         let retire = try await runDES(["retire", "--until-idle", "--json"], config: config, in: d.dir)

@@ -74,10 +74,25 @@ struct Deployment {
     }
 
     func sql(_ statement: String) async throws -> [SQLRow] {
-        let c = try await SQLiteConnection.open(path: catalogPath)
+        try await Self.sql(statement, in: catalogPath)
+    }
+
+    /// Runs one statement on the metadata database (as a hostile hand, or a test's set-up, would).
+    @discardableResult
+    func metadataSQL(_ statement: String) async throws -> [SQLRow] {
+        try await Self.sql(statement, in: dir + "/metadata.sqlite")
+    }
+
+    private static func sql(_ statement: String, in path: String) async throws -> [SQLRow] {
+        let c = try await SQLiteConnection.open(path: path)
         let rows = try await c.withSession { try $0.query(statement) }
         await c.close()
         return rows
+    }
+
+    /// Deletes the metadata database, its journal files included (a store lost).
+    func dropMetadata() {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: dir + "/metadata.sqlite" + suffix) }
     }
 
     /// A packer over this deployment (its storage: the local archive, unless `storage` is given).

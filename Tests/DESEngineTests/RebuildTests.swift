@@ -18,7 +18,7 @@ import Testing
         try #require(before.count >= 8)
         // The packer recorded the names each container holds; rebuild restores them (and the audit checks them).
         #expect(before.allSatisfy { $0.nameRange != nil }, "\(before.filter { $0.nameRange == nil }.map(\.key)) without names")
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: d.dir + "/metadata.sqlite" + suffix) }
+        d.dropMetadata()
         let lost = try await runDES(["check"], config: config, in: d.dir)
         #expect(lost.status == 65, "des check passed with no container records: \(lost.out)")
 

@@ -13,9 +13,9 @@ import Testing
     /// A shelf of `count` names (two shards) in containers of `per` files, on counted storage;
     /// the names of shard 0.
     static func shelf(count: Int, per: Int, recordNames: Bool, interleave: Bool = false) async throws -> (Shelf, RequestCountingStorage, [String]) {
-        let dir = NSTemporaryDirectory() + "des-ranges-\(UUID().uuidString.prefix(8))"
-        let counting = RequestCountingStorage(base: try LocalDiskStorage(root: dir + "/archive"))
-        var shelf = try await Shelf.make(storage: counting, shardBits: 1)
+        var shelf = try await Shelf.make(shardBits: 1)
+        let counting = RequestCountingStorage(base: shelf.storage)  // under the shelf's folder, removed with it
+        shelf.storage = counting
         let names = try await shelf.pack(count, size: 16, contentType: nil, filesPerContainer: per, recordNames: recordNames, interleave: interleave)
         return (shelf, counting, names.filter { shelf.files[$0]?.shard == 0 })
     }
