@@ -10,8 +10,11 @@ extension Compactor {
         for old in due {
             let recordKey = Self.compactedRecordKey(of: old.key)
             var note: CompactedRecord?
-            if try await retry.run({ try await storage.head(key: recordKey) }) != nil {
-                note = try? CompactedRecord.decode(try await retry.run { try await storage.get(key: recordKey) })
+            do {
+                let bytes = try await retry.run { try await storage.get(key: recordKey) }
+                note = try? CompactedRecord.decode(bytes)
+            } catch let error as DESKitError where error.code == .notFound {
+                note = nil  // removed already, by a pass a crash cut short
             }
             for external in note?.dropExternal ?? [] { try await retry.run { try await storage.delete(key: external) } }
             try await retry.run { try await storage.delete(key: old.key) }

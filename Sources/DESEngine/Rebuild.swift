@@ -123,8 +123,8 @@ public struct Rebuild: Sendable {
             }
             // A container holds only names of its key's (day, shard): a copy under another key is not one.
             if let stray = index.entries.first(where: { entry in
-                guard let name = try? SnowflakeName(parsing: entry.name) else { return false }
-                return name.isoDay != day || Int(consistentHash(entry.name, bits: shardBits)) != shard
+                guard let (nameDay, nameShard) = ContainerLookup.dayShard(of: entry.name, shardBits: shardBits) else { return false }
+                return nameDay != day || nameShard != shard
             }) {
                 report.unusable.append("\(object.key): holds \(stray.name), which belongs to another day or shard than its key says")
                 continue

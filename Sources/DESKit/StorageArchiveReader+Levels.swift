@@ -134,12 +134,6 @@ extension StorageArchiveReader {
         return low < entries.count && entries[low].name == name ? entries[low] : nil
     }
 
-    /// Forgets the cached root of one version of `key` (its leaves age out).
-    func forgetRoot(key: String, version: String?) async {
-        guard let cache, let version else { return }
-        await cache.deletePart(identity(key: key, version: version), name: Self.rootPart)
-    }
-
     /// Runs `body` on the container's route; when the container was replaced under a cached
     /// index or root (``DESKitError/Code/changed``), they are forgotten and `body` runs once more.
     /// A damaged two-level index (a leaf that fails its checks) is read around: `body` runs on the
@@ -160,7 +154,7 @@ extension StorageArchiveReader {
         } catch let error as DESKitError where error.code == .changed && cache != nil {
             switch route {
             case .flat(let v): await forget(key: key, version: v.version)
-            case .levels(let root): await forgetRoot(key: key, version: root.version)
+            case .levels(let root): await forget(key: key, version: root.version)
             }
             return try await run(try await self.route(key: key))
         }

@@ -70,9 +70,10 @@ extension StorageArchiveReader {
         return bytes
     }
 
-    /// Drops the cached index of one version of a container.
+    /// Drops the cached index, or two-level root, of one version of a container (its leaves age out).
     public func forget(key: String, version: String?) async {
         guard let cache, let version else { return }
-        await cache.delete(ArchiveIdentity(location: storage.location, key: key, version: version))
+        await cache.delete(identity(key: key, version: version))
+        await cache.deletePart(identity(key: key, version: version), name: Self.rootPart)
     }
 }

@@ -15,7 +15,7 @@ extension StorageArchiveReader {
         if let (version, _) = await cache.latestPart(location: storage.location, key: key, name: Self.rootPart) {
             let current = try await storage.head(key: key)?.etag
             if current != version {
-                await forgetRoot(key: key, version: version)
+                await forget(key: key, version: version)
                 if let (indexVersion, _) = await cache.latest(location: storage.location, key: key) { await forget(key: key, version: indexVersion) }
                 return current != nil
             }

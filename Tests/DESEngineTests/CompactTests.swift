@@ -315,7 +315,7 @@ import Testing
         let loop = try await runDES(["check"], config: config, in: d.dir)
         #expect(loop.status == 65 && (loop.out + loop.err).contains("loop"), "\(loop.out) \(loop.err)")
         // Put the links back; then record one uploaded container under another shard.
-        try await d.metadataSQL("UPDATE des_containers SET replaced_by = NULL WHERE id IN (\(a.id), \(b.id))")
+        for old in [a, b] { try await d.metadataSQL("UPDATE des_containers SET replaced_by = \(old.replacedBy.map(String.init) ?? "NULL") WHERE id = \(old.id)") }
         let moved = try #require(try await d.metadata().containers(state: .uploaded, shard: nil, day: nil).first)
         try await d.metadataSQL("UPDATE des_containers SET shard = \((moved.shard + 1) % 4) WHERE id = \(moved.id)")
         let shard = try await runDES(["check"], config: config, in: d.dir)
