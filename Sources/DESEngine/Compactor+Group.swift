@@ -214,7 +214,11 @@ extension Compactor {
     {
         let path = workDir + "/new-\(record.id).des"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let writer = try DESArchiveWriter(path: path)
+        var options = DESArchiveWriter.Options()
+        // Not synced here: the storage backend's put makes the container durable where it is
+        // kept, once (an upload to S3 reads it from the page cache).
+        options.syncOnClose = false
+        let writer = try DESArchiveWriter(path: path, options: options)
         var (files, bytes) = (0, UInt64(0))
         // Each entry written, in the order written (the index keeps it), with the sha256 its old META recorded.
         var written: [(name: String, sha256: String?)] = []
@@ -225,16 +229,14 @@ extension Compactor {
                     // Entries and their META records are read in index order: one read a window.
                     let (data, metas) = (try WindowedFile(path: reader.path), try WindowedFile(path: reader.path))
                     for entry in live {
-                        var meta = try metas.withBytes(offset: entry.metaOffset, length: Int(entry.metaLength)) { raw in
+                        let carried = try metas.withBytes(offset: entry.metaOffset, length: Int(entry.metaLength)) { raw in
                             do {
-                                return try DESMetadata.parse(raw)
+                                return try DESCarriedMetadata(record: raw)
                             } catch {
                                 throw DESKitError(.invalidData, "\(old.key): the META of \(entry.name) is unreadable: \(error)")
                             }
                         }
-                        let digest = meta["sha256"]?.stringValue
-                        let external = meta["external_key"]?.stringValue
-                        for key in DESArchiveWriter.reservedMetadataKeys { meta[key] = nil }
+                        let (meta, digest, external) = (carried.metadata, carried.sha256, carried.externalKey)
                         if entry.isExternal {
                             guard let external else { throw DESKitError(.invalidData, "\(old.key): \(entry.name) is external but names no object") }
                             externals.append((entry.name, entry.dataLength, external, digest, meta))
