@@ -3,15 +3,15 @@
 # disk). N files of 4 KiB are packed, 40% of them deleted, and the containers compacted; its
 # throughput (MB/s of live data rewritten: read, checked against sha256, written, uploaded,
 # read back) is printed beside des pack of the same live files in the same run, with the
-# storage requests each compacted container cost. Each side is the best of BENCH_RUNS (3) runs,
+# storage requests each compacted container cost. Each side is the best of BENCH_RUNS (5) runs,
 # both timed by the wall clock around the process;
-# the compactor runs with its default concurrency (2 shards at once). Containers are of the
+# the compactor runs with its default concurrency (4 shards at once). Containers are of the
 # packer's default limits (1 GiB, 100,000 files): one a shard here.
 #   scripts/bench-compact.sh [FILES]      (default 40000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-40000}"
-RUNS="${BENCH_RUNS:-3}"
+RUNS="${BENCH_RUNS:-5}"
 . scripts/bench-lib.sh
 bench_build des
 WORK="$(mktemp -d -t des-bench-compact.XXXXXX)"

@@ -16,7 +16,7 @@ struct CompactCommand: AsyncParsableCommand {
             for erasure requests). Each new container is uploaded and read back, then one metadata \
             transaction records it uploaded and the old ones retired, under the shard's \
             compaction lease and its fencing token (packers keep packing meanwhile), \
-            compaction.concurrency (2) shards at once. The catalogs are not written: a row \
+            compaction.concurrency (4) shards at once. The catalogs are not written: a row \
             keeps naming the container it was packed into, which the metadata store links to \
             its replacement. Old objects stay readable for compaction.grace (24h), then are \
             deleted.

@@ -118,8 +118,11 @@ extension Compactor {
                 downloads.append(path)
                 try await download(old.key, to: path)
             }
-            let reader = try DESArchiveReader(path: path)
+            // Each entry's recorded sha256 comes from its META record as it is copied (write).
+            let reader = try DESArchiveReader(path: path, digests: false)
+            phase("open")
             let deleted = try await retry.run { try await metadata.tombstonedNames(among: reader.entries.map(\.name)) }
+            phase("tombstones")
             var live: [DESIndexEntry] = []
             var seen = Set<String>()
             // The last of a repeated name is the one readers reach (archives of the original can repeat names).

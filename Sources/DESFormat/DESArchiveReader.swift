@@ -37,8 +37,10 @@ public final class DESArchiveReader: @unchecked Sendable {
     private let mapping: UnsafeRawPointer?
     private let readCounter = Atomic<Int>(0)
 
-    /// Opens and validates an archive.
-    public init(path: String, mode: Mode = .positional) throws {
+    /// Opens and validates an archive. With `digests` false, the recorded SHA-256 of each entry
+    /// is not gathered from META (``DESIndex/sha256(at:)`` answers nil): for a caller that reads
+    /// each entry's META itself anyway. The seal is checked either way.
+    public init(path: String, mode: Mode = .positional, digests: Bool = true) throws {
         self.path = path
         self.mode = mode
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -69,7 +71,7 @@ public final class DESArchiveReader: @unchecked Sendable {
                 mappedSize = Int(size)
                 _ = madvise(p, Int(size), MADV_RANDOM)
             }
-            self.index = try Self.loadIndex(source: file, mapping: mapping, size: size, path: path)
+            self.index = try Self.loadIndex(source: file, mapping: mapping, size: size, path: path, digests: digests)
         } catch {
             if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping), mappedSize) }
             throw (error as? DESFormatError)?.at(path) ?? error
@@ -99,11 +101,13 @@ public final class DESArchiveReader: @unchecked Sendable {
         if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping), Int(index.archiveSize)) }
     }
 
-    private static func loadIndex(source: any DESByteSource, mapping: UnsafeRawPointer?, size: UInt64, path: String, checkHeader: Bool = true)
+    private static func loadIndex(
+        source: any DESByteSource, mapping: UnsafeRawPointer?, size: UInt64, path: String, checkHeader: Bool = true, digests: Bool = true
+    )
         throws -> DESIndex
     {
         if let mapping {
-            return try DESIndex.parse(archive: UnsafeRawBufferPointer(start: mapping, count: Int(size)))
+            return try DESIndex.parse(archive: UnsafeRawBufferPointer(start: mapping, count: Int(size)), digests: digests)
         }
         func read(_ count: Int, at offset: UInt64) throws -> [UInt8] {
             try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
@@ -125,7 +129,7 @@ public final class DESArchiveReader: @unchecked Sendable {
         // One read of the tail: INDEX and the footer, with META before them when sealed.
         let tail = try read(Int(size - footer.tailStart), at: footer.tailStart)
         return try tail.withUnsafeBytes { raw throws in
-            try DESIndex(tail: raw, footer: footer, archiveSize: size)
+            try DESIndex(tail: raw, footer: footer, archiveSize: size, digests: digests)
         }
     }
 

@@ -73,7 +73,8 @@ public struct DESIndex: Sendable {
     ///   - tail: the end of the archive, footer included.
     ///   - footer: the archive's footer, already decoded and validated against `archiveSize`.
     ///   - archiveSize: the archive's total size.
-    public init(tail: UnsafeRawBufferPointer, footer: DESFooter, archiveSize: UInt64) throws {
+    ///   - digests: whether to gather each entry's recorded SHA-256 from META (``sha256(at:)``).
+    public init(tail: UnsafeRawBufferPointer, footer: DESFooter, archiveSize: UInt64, digests: Bool = true) throws {
         let tailOffset = archiveSize - UInt64(tail.count)
         guard tail.count >= DESFormat.footerSize, tailOffset <= footer.tailStart else {
             throw DESFormatError(
@@ -88,7 +89,7 @@ public struct DESIndex: Sendable {
         let meta = footer.isSealed ? slice(footer.metaStart, footer.metaLength) : nil
         if let meta { try footer.checkSeal(meta: meta, index: index) }
         try self.init(indexBytes: index, footer: footer, archiveSize: archiveSize)
-        if let meta { digests = Self.digests(of: entries, meta: meta, metaStart: footer.metaStart) }
+        if let meta, digests { self.digests = Self.digests(of: entries, meta: meta, metaStart: footer.metaStart) }
     }
 
     /// Parses and validates an index region (the seal, if any, must already have been checked).
@@ -207,13 +208,13 @@ public struct DESIndex: Sendable {
     public var count: Int { entries.count }
 
     /// Reads and validates the header, footer and index of a whole archive held in memory.
-    public static func parse(archive: UnsafeRawBufferPointer) throws -> DESIndex {
+    public static func parse(archive: UnsafeRawBufferPointer, digests: Bool = true) throws -> DESIndex {
         let size = UInt64(archive.count)
         try validateHeader(UnsafeRawBufferPointer(rebasing: archive.prefix(min(archive.count, DESFormat.headerSize))), archiveSize: size)
         let footer = try DESFooter.decode(UnsafeRawBufferPointer(rebasing: archive.suffix(DESFormat.footerSize)))
         try footer.validate(archiveSize: size)
         return try DESIndex(
-            tail: UnsafeRawBufferPointer(rebasing: archive[Int(footer.tailStart)...]), footer: footer, archiveSize: size)
+            tail: UnsafeRawBufferPointer(rebasing: archive[Int(footer.tailStart)...]), footer: footer, archiveSize: size, digests: digests)
     }
 
     /// Checks the archive size and the 16-byte header (the first checks of docs/format.md).

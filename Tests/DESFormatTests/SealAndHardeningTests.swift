@@ -104,6 +104,23 @@ struct SealAndHardeningTests {
                 #expect(e.code.isCorruption)
                 #expect(e.message.contains("seal"))
             }
+            // A reader that gathers no digests (compaction reads META itself) checks the seal all the same.
+            let path = dir + "/tampered.des"
+            try writeFile(path, bytes)
+            let e = try #require(formatError { _ = try DESArchiveReader(path: path, digests: false) }, "\(label)")
+            #expect(e.code == .sealMismatch, "\(label): \(e)")
+        }
+    }
+
+    @Test("A reader asked for no digests knows none, and reads every entry as one that does")
+    func withoutDigests() throws {
+        try withTempDir { dir in
+            let (path, _) = try Self.sealed(in: dir)
+            let (with, without) = (try DESArchiveReader(path: path), try DESArchiveReader(path: path, digests: false))
+            #expect(with.index.sha256(at: 0) != nil)
+            #expect(without.index.sha256(at: 0) == nil)
+            #expect(with.entries == without.entries)
+            for (name, body, _) in Self.files { #expect(try without.file(named: name) == body) }
         }
     }
 
