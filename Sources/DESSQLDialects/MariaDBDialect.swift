@@ -239,6 +239,14 @@ public struct MariaDBMetadataDialect: SQLMetadataDialect {
         ], [
             // 5: the names each uploaded container holds (first, last, and a filter where ranges overlap).
             "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS name_first VARCHAR(1024) NULL, ADD COLUMN IF NOT EXISTS name_last VARCHAR(1024) NULL, ADD COLUMN IF NOT EXISTS name_filter LONGTEXT NULL",
+        ], [
+            // 6: the outbox of events (written with each change they announce, pruned to the newest).
+            """
+            CREATE TABLE IF NOT EXISTS des_events (
+              seq BIGINT AUTO_INCREMENT PRIMARY KEY, kind VARCHAR(32) NOT NULL, container_id BIGINT NULL, container_key VARCHAR(1024) NULL,
+              day VARCHAR(10) NULL, shard INT NULL, des_name VARCHAR(255) NULL, source VARCHAR(255) NULL, row_id VARCHAR(255) NULL,
+              created_at DOUBLE NOT NULL) \(table)
+            """,
         ]]
     }
 

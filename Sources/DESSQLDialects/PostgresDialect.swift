@@ -243,6 +243,16 @@ public struct PostgresMetadataDialect: SQLMetadataDialect {
             "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS name_first TEXT",
             "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS name_last TEXT",
             "ALTER TABLE des_containers ADD COLUMN IF NOT EXISTS name_filter TEXT",
+        ], [
+            // 6: the outbox of events (written with each change they announce, pruned to the newest).
+            """
+            CREATE TABLE IF NOT EXISTS des_events (
+              seq BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, container_id BIGINT, container_key TEXT, day TEXT,
+              shard INTEGER, des_name TEXT, source TEXT, row_id TEXT, created_at DOUBLE PRECISION NOT NULL)
+            """,
         ]]
     }
+
+    /// Wakes `LISTEN des_events` connections when a transaction that wrote events commits.
+    public var notifyEvents: String? { "NOTIFY des_events" }
 }

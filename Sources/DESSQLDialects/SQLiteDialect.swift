@@ -196,6 +196,13 @@ public struct SQLiteMetadataDialect: SQLMetadataDialect {
             "ALTER TABLE des_containers ADD COLUMN name_first TEXT",
             "ALTER TABLE des_containers ADD COLUMN name_last TEXT",
             "ALTER TABLE des_containers ADD COLUMN name_filter TEXT",
+        ], [
+            // 6: the outbox of events (written with each change they announce, pruned to the newest).
+            """
+            CREATE TABLE IF NOT EXISTS des_events (
+              seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, container_id INTEGER, container_key TEXT, day TEXT,
+              shard INTEGER, des_name TEXT, source TEXT, row_id TEXT, created_at REAL NOT NULL)
+            """,
         ]]
     }
 }

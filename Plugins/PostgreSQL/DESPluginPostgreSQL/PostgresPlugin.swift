@@ -61,7 +61,9 @@ public enum PostgresPlugin {
         let pool = SQLConnectionPool(size: max(1, connection.poolSize), options: options) {
             try await PostgresConnection.connect(conninfo: conninfo, target: target)
         }
-        return SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect())
+        return SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect()) {
+            try await PostgresListener.listen(conninfo: conninfo, target: target)
+        }
     }
 
     /// The libpq connection string of a connection config (values quoted as libpq wants), and a

@@ -345,6 +345,19 @@ public protocol MetadataStore: Sendable {
 
     /// Closes connections.
     func close() async
+
+    // MARK: Events (the outbox)
+
+    /// The events written after `afterSeq`, in `seq` order, at most `limit`.
+    func events(afterSeq: Int64, limit: Int) async throws -> [StoreEvent]
+
+    /// The first and last `seq` the outbox holds (nil when it is empty). A follower whose last
+    /// event is before `first - 1` missed events that were pruned.
+    func eventBounds() async throws -> (first: Int64, last: Int64)?
+
+    /// Waits until events may have been written (a wake-up from the database) or
+    /// `timeoutSeconds` passed; true when woken. A store with no wake-ups just waits.
+    func waitForEvents(timeoutSeconds: Double) async throws -> Bool
 }
 
 extension MetadataStore {

@@ -56,9 +56,11 @@ extension SQLMetadataStore {
         let retireBinds: [SQLValue] = [containerID.map { .int($0) } ?? .null] + Array(Self.leaseBinds(lease)[1...]) + [.int(Int64(lease.shard))]
         let count = replacing.count
         do {
-            return try await transaction { s in
+            return try await transaction { [self] s in
                 if containerID != nil { guard try s.execute(upload, binds) == 1 else { throw CompactionRace() } }
                 guard try s.execute(retire, retireBinds) == count else { throw CompactionRace() }
+                if let containerID { try emitContainerEvents(.containerUploaded, ids: [containerID], in: s) }
+                try emitContainerEvents(.containerRetired, ids: replacing, in: s)
                 return true
             }
         } catch is CompactionRace {
@@ -88,7 +90,9 @@ extension SQLMetadataStore {
 
     public func containerObjectDeleted(id: Int64) async throws {
         let sql = "UPDATE des_containers SET state = 'deleted', updated_at = \(dialect.now) WHERE id = \(p(1)) AND state = 'retired'"
-        _ = try await transaction { s in try s.execute(sql, [.int(id)]) }
+        try await transaction { [self] s in
+            if try s.execute(sql, [.int(id)]) == 1 { try emitContainerEvents(.containerDeleted, ids: [id], in: s) }
+        }
     }
 
     public func tombstonedBytes(containerIDs: [Int64]) async throws -> [Int64: (files: Int, bytes: UInt64)] {

@@ -16,9 +16,10 @@ extension SQLMetadataStore {
             record.replacedBy.map { .int($0) } ?? .null,
         ]
         let resync = dialect.resyncContainerIDs
-        return try await transaction { s in
+        return try await transaction { [self] s in
             let added = try s.execute(insert, binds) > 0
             if added, let resync { _ = try s.query(resync, []) }
+            if added, record.state == .uploaded { try emitContainerEvents(.containerUploaded, ids: [record.id], in: s) }
             return added
         }
     }

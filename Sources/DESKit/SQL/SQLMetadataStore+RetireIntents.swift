@@ -29,7 +29,10 @@ extension SQLMetadataStore {
             let list = (2...(slice.count + 1)).map { p($0) }.joined(separator: ", ")
             let sql = "DELETE FROM des_retire_intents WHERE source = \(p(1)) AND row_id IN (\(list))"
             let binds: [SQLValue] = [.text(source)] + slice.map { .text($0) }
-            _ = try await transaction { s in try s.execute(sql, binds) }
+            try await transaction { [self] s in
+                try emitRetirements(source: source, rowIDs: slice, in: s)
+                try s.execute(sql, binds)
+            }
         }
     }
 }

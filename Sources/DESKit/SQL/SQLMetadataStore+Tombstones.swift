@@ -10,13 +10,15 @@ extension SQLMetadataStore {
               COALESCE((SELECT replaced_by FROM des_containers WHERE id = \(p(4)) AND replaced_by IS NOT NULL), \(p(5))), \(p(6))\(dialect.fromDual)
             WHERE NOT EXISTS (SELECT 1 FROM des_tombstones WHERE des_name = \(p(7)))
             """
-        return try await transaction { s in
+        return try await transaction { [self] s in
             var added = 0
             for t in tombstones {
-                added += try s.execute(
+                let inserted = try s.execute(
                     sql,
                     [.text(t.name), .text(String(t.reason.prefix(2000))), .text(t.origin), t.containerID.map { .int($0) } ?? .null,
                      t.containerID.map { .int($0) } ?? .null, .int(Int64(clamping: t.bytes)), .text(t.name)])
+                if inserted > 0 { try emitTombstone(name: t.name, containerID: t.containerID, in: s) }
+                added += inserted
             }
             return added
         }

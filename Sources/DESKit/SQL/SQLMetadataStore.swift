@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What differs between databases for the metadata store: placeholders, database time, the
 /// schema's DDL (forward-only migrations), and — with a default every database that has
 /// `INSERT … ON CONFLICT … RETURNING` (SQLite, PostgreSQL) shares — the lease statement.
@@ -35,12 +37,17 @@ public protocol SQLMetadataDialect: Sendable {
     /// that later ids come after them: PostgreSQL moves its sequence; SQLite's AUTOINCREMENT and
     /// MySQL's AUTO_INCREMENT follow explicit ids themselves (nil, the default).
     var resyncContainerIDs: String? { get }
+
+    /// A statement run in each transaction that writes events, waking the store's listeners
+    /// when it commits (PostgreSQL: `NOTIFY des_events`); nil (the default) where followers poll.
+    var notifyEvents: String? { get }
 }
 
 extension SQLMetadataDialect {
     public var keyColumn: String { "key" }
     public var fromDual: String { "" }
     public var resyncContainerIDs: String? { nil }
+    public var notifyEvents: String? { nil }
 
     public func acquireLease(in session: any SQLSession, shard: Int, pod: String, instance: String, ttlSeconds: Double) throws
         -> (token: Int64, expiresAt: Double)?
@@ -89,10 +96,24 @@ public final class SQLMetadataStore: MetadataStore {
     /// The schema version this code writes.
     public var schemaVersion: Int { dialect.migrations.count }
 
-    /// A store over `pool` (a pool of one connection is enough; writes are short).
-    public init(pool: SQLConnectionPool, dialect: any SQLMetadataDialect) {
+    /// Opens a connection that waits for the dialect's wake-ups (``SQLMetadataDialect/notifyEvents``); nil where followers poll.
+    let makeListener: (@Sendable () async throws -> any SQLEventListener)?
+    /// The listener ``waitForEvents(timeoutSeconds:)`` waits on, opened at the first wait.
+    let listener = Mutex<(any SQLEventListener)?>(nil)
+    /// How many events the outbox keeps (the newest); older ones are pruned as new ones come.
+    let eventRetentionStorage = Atomic<Int>(SQLMetadataStore.defaultEventRetention)
+
+    /// The events the outbox keeps unless told otherwise.
+    public static let defaultEventRetention = 100_000
+
+    /// A store over `pool` (a pool of one connection is enough; writes are short), with
+    /// `listener` opening a connection that waits for the database's wake-ups, if it has them.
+    public init(
+        pool: SQLConnectionPool, dialect: any SQLMetadataDialect, listener: (@Sendable () async throws -> any SQLEventListener)? = nil
+    ) {
         self.pool = pool
         self.dialect = dialect
+        self.makeListener = listener
     }
 
     func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
@@ -242,11 +263,13 @@ public final class SQLMetadataStore: MetadataStore {
               uploaded_at = \(now), updated_at = \(now)
             WHERE id = \(p(9)) AND state = 'writing' AND \(guardClause)
             """
-        return try await transaction { s in
-            try s.execute(
+        return try await transaction { [self] s in
+            let changed = try s.execute(
                 sql,
                 Self.guardBinds(lease) + [.int(Int64(fileCount)), .int(Int64(bytes)), .int(Int64(size)), .text(etag), .int(containerID)])
-        } == 1
+            if changed == 1 { try emitContainerEvents(.containerUploaded, ids: [containerID], in: s) }
+            return changed == 1
+        }
     }
 
     public func recordManifest(containerID: Int64, manifest: ContainerManifest, lease: ShardLease) async throws -> Bool {
@@ -306,7 +329,11 @@ public final class SQLMetadataStore: MetadataStore {
             UPDATE des_containers SET state = 'uploaded', file_count = \(p(1)), size = \(p(2)), etag = \(p(3)),
               uploaded_at = \(now), updated_at = \(now) WHERE id = \(p(4)) AND state = 'writing'
             """
-        _ = try await transaction { s in try s.execute(sql, [.int(Int64(fileCount)), .int(Int64(size)), .text(etag), .int(containerID)]) }
+        try await transaction { [self] s in
+            if try s.execute(sql, [.int(Int64(fileCount)), .int(Int64(size)), .text(etag), .int(containerID)]) == 1 {
+                try emitContainerEvents(.containerUploaded, ids: [containerID], in: s)
+            }
+        }
     }
 
     @discardableResult
@@ -349,7 +376,11 @@ public final class SQLMetadataStore: MetadataStore {
 
     public func forgetMissingContainer(id: Int64) async throws -> Bool {
         let sql = "UPDATE des_containers SET state = 'deleted', updated_at = \(dialect.now) WHERE id = \(p(1)) AND state = 'uploaded'"
-        return try await transaction { s in try s.execute(sql, [.int(id)]) } == 1
+        return try await transaction { [self] s in
+            let changed = try s.execute(sql, [.int(id)]) == 1
+            if changed { try emitContainerEvents(.containerDeleted, ids: [id], in: s) }
+            return changed
+        }
     }
 
     public func recordNameRange(containerID: Int64, range: NameRange) async throws {
@@ -400,5 +431,8 @@ public final class SQLMetadataStore: MetadataStore {
         }
     }
 
-    public func close() async { await pool.close() }
+    public func close() async {
+        await closeListener()
+        await pool.close()
+    }
 }
