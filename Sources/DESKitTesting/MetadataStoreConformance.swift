@@ -255,6 +255,58 @@ public enum MetadataStoreConformance {
             try require(try await store.deadLetters(matching: DeadLetterQuery(stage: "retire")).isEmpty, c, "letters of a stage with none")
             try await store.healthCheck()
         }
+        await runner.run("events: every committed change announced once, in order; nothing for a change refused") {
+            let c = "events: every committed change announced once, in order; nothing for a change refused"
+            let store = try await makeStore()
+            defer { Task { await store.close() } }
+            let start = try await store.eventBounds()?.last ?? 0
+            func since() async throws -> [StoreEvent] { try await store.events(afterSeq: start, limit: 1_000) }
+            guard let lease = try await store.acquireLease(shard: 4, holder: a, ttlSeconds: 60) else {
+                throw ConformanceFailure(check: c, message: "no lease")
+            }
+            let old = try await store.createContainer(day: "2025-07-01", shard: 4, lease: lease, keyPrefix: "ev")
+            try require(try await since().isEmpty, c, "a container being written was announced")
+            try require(try await store.markUploaded(containerID: old.id, fileCount: 1, bytes: 1, size: 90, etag: "o", lease: lease), c, "upload")
+            try require(!(try await store.markUploaded(containerID: old.id, fileCount: 1, bytes: 1, size: 90, etag: "o", lease: lease)), c, "second upload")
+            var seen = try await since()
+            try require(
+                seen.map(\.kind) == [.containerUploaded] && seen[0].containerID == old.id && seen[0].containerKey == old.key
+                    && seen[0].day == "2025-07-01" && seen[0].shard == 4 && seen[0].createdAt > 0, c, "after the upload: \(seen)")
+            _ = try await store.addTombstones([
+                Tombstone(name: "E_1", reason: "r", origin: "delete", containerID: old.id, bytes: 1),
+                Tombstone(name: "E_2", reason: "r", origin: "delete", containerID: nil, bytes: 0),
+            ])
+            _ = try await store.addTombstones([Tombstone(name: "E_1", reason: "again", origin: "delete", containerID: old.id, bytes: 1)])
+            let new = try await store.beginCompaction(day: "2025-07-01", shard: 4, lease: lease, keyPrefix: "ev")
+            let stranger = LeaseHolder(pod: "nobody", instance: "0")
+            let stale = ShardLease(shard: lease.shard, holder: stranger, token: lease.token + 100, expiresAt: lease.expiresAt, isNewGrant: false)
+            try require(
+                !(try await store.finishCompaction(containerID: new.id, fileCount: 1, bytes: 1, size: 9, etag: "n", replacing: [old.id], lease: stale)), c,
+                "a compaction under a lease not held finished")
+            try require(
+                try await store.finishCompaction(containerID: new.id, fileCount: 1, bytes: 1, size: 9, etag: "n", replacing: [old.id], lease: lease), c,
+                "compaction")
+            try await store.containerObjectDeleted(id: old.id)
+            try await store.containerObjectDeleted(id: old.id)
+            try await store.addRetireIntents(source: "src", rowIDs: ["r1", "r2"])
+            try await store.clearRetireIntents(source: "src", rowIDs: ["r1", "r2", "r3"])
+            seen = try await since()
+            try require(
+                seen.map(\.kind) == [
+                    .containerUploaded, .tombstone, .tombstone, .containerUploaded, .containerRetired, .containerDeleted, .sourceRetired, .sourceRetired,
+                ], c, "kinds: \(seen.map(\.kind.rawValue))")
+            try require(seen.map(\.seq) == seen.map(\.seq).sorted() && Set(seen.map(\.seq)).count == seen.count, c, "ids not increasing")
+            try require(seen[1].name == "E_1" && seen[2].name == "E_2" && seen[1].containerID == old.id, c, "tombstones: \(seen[1...2])")
+            try require(seen[3].containerID == new.id && seen[4].containerID == old.id && seen[5].containerID == old.id, c, "containers: \(seen[3...5])")
+            try require(Set(seen[6...].map { "\($0.source ?? "")/\($0.rowID ?? "")" }) == ["src/r1", "src/r2"], c, "retirements: \(seen[6...])")
+            // Paged after an id, bounded by the limit; the bounds cover them.
+            try require(try await store.events(afterSeq: seen[2].seq, limit: 2).map(\.seq) == [seen[3].seq, seen[4].seq], c, "a page")
+            guard let bounds = try await store.eventBounds() else { throw ConformanceFailure(check: c, message: "no bounds") }
+            try require(bounds.first <= seen[0].seq && bounds.last == seen.last?.seq, c, "bounds \(bounds)")
+            // Waiting returns (woken or not) within its timeout.
+            let woken = try await store.waitForEvents(timeoutSeconds: 0.05)
+            _ = woken
+        }
         return runner.report
     }
 }

@@ -65,7 +65,27 @@ struct SQLiteSourceFixture: SourceFixture {
             return store
         }
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 9)
+        #expect(report.passed.count == 10)
+    }
+
+    @Test("The SQLite outbox stays bounded through 100,000 events, keeping the newest")
+    func outboxBounded() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let store = try await SQLiteMetadataStore.open(path: d.dir + "/outbox.sqlite")
+        defer { Task { await store.close() } }
+        try await store.migrate()
+        store.eventRetention = 10_000
+        for batch in 0..<100 {
+            _ = try await store.addTombstones((0..<1_000).map { Tombstone(name: "S_\(batch)_\($0)", reason: "soak", origin: "delete", containerID: nil, bytes: 0) })
+        }
+        let bounds = try #require(try await store.eventBounds())
+        let kept = bounds.last - bounds.first + 1
+        #expect(bounds.last == 100_000 && kept >= 10_000 && kept <= 10_000 + 1_024, "\(bounds)")
+        let newest = try await store.events(afterSeq: bounds.last - 1, limit: 5)
+        #expect(newest.map(\.name) == ["S_99_999"])
+        // SQLite waits by sleeping: no wake-ups, the follower polls.
+        #expect(try await store.waitForEvents(timeoutSeconds: 0.01) == false)
     }
 }
 

@@ -80,7 +80,7 @@ struct MariaDBConformanceTests {
             return store
         }
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 9)
+        #expect(report.passed.count == 10)
     }
 
     @Test("Types round-trip: integers, doubles, decimals, text, bytes, NULL, times; errors carry SQLSTATE and number")

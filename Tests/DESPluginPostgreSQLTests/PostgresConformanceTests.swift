@@ -67,12 +67,53 @@ struct PostgresConformanceTests {
             let schema = try await freshSchema(conninfo)
             let scoped = conninfo + " options='-c search_path=\(schema)'"
             let pool = SQLConnectionPool(size: 2) { try await PostgresConnection.connect(conninfo: scoped, target: "test server") }
-            let store = SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect())
+            let store = SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect()) {
+                try await PostgresListener.listen(conninfo: scoped, target: "test server")
+            }
             try await store.migrate()
             return store
         }
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 9)
+        #expect(report.passed.count == 10)
+    }
+
+    @Test("A committed event wakes a LISTEN connection at once; a rolled-back one wakes nobody; the outbox stays bounded through 100,000 events")
+    func eventsWakeAndStayBounded() async throws {
+        let conninfo = try testServer()
+        let schema = try await freshSchema(conninfo)
+        let scoped = conninfo + " options='-c search_path=\(schema)'"
+        let pool = SQLConnectionPool(size: 2) { try await PostgresConnection.connect(conninfo: scoped, target: "test server") }
+        let store = SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect()) {
+            try await PostgresListener.listen(conninfo: scoped, target: "test server")
+        }
+        defer { Task { await store.close() } }
+        try await store.migrate()
+        // The listener is open (and drained) before the change; a wait then ends on the commit's
+        // notification, long before its timeout.
+        _ = try await store.waitForEvents(timeoutSeconds: 0.01)
+        while try await store.waitForEvents(timeoutSeconds: 0.01) {}
+        let waiter = Task { () -> (Bool, Double) in
+            let started = Date()
+            let woken = try await store.waitForEvents(timeoutSeconds: 30)
+            return (woken, Date().timeIntervalSince(started))
+        }
+        _ = try await store.addTombstones([Tombstone(name: "W_1", reason: "r", origin: "delete", containerID: nil, bytes: 0)])
+        let (woken, waited) = try await waiter.value
+        #expect(woken && waited < 30, "woken \(woken) after \(waited) s")
+        #expect(try await store.events(afterSeq: 0, limit: 10).map(\.name) == ["W_1"])
+        // A change that announces nothing (a duplicate tombstone) sends no wake-up.
+        _ = try await store.addTombstones([Tombstone(name: "W_1", reason: "again", origin: "delete", containerID: nil, bytes: 0)])
+        #expect(try await store.waitForEvents(timeoutSeconds: 0.3) == false)
+
+        store.eventRetention = 10_000
+        for batch in 0..<100 {
+            _ = try await store.addTombstones((0..<1_000).map { Tombstone(name: "S_\(batch)_\($0)", reason: "soak", origin: "delete", containerID: nil, bytes: 0) })
+        }
+        let rows = try await pool.withConnection { c in try await c.withSession { try $0.query("SELECT COUNT(*) FROM des_events") } }
+        let count = try #require(rows.first?[0].int)
+        let bounds = try #require(try await store.eventBounds())
+        #expect(count >= 10_000 && count <= 10_000 + 1_024, "\(count) events kept")
+        #expect(bounds.last == 100_001 && bounds.last - bounds.first + 1 == count, "\(bounds)")
     }
 
     @Test("Types round-trip: integers, doubles, text, bytea, NULL; errors carry the SQLSTATE")

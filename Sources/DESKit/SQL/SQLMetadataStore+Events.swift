@@ -25,11 +25,13 @@ extension SQLMetadataStore {
         try afterEmitting(written, in: s)
     }
 
-    /// Writes a tombstone event for `name`, in `s`'s transaction.
-    func emitTombstone(name: String, containerID: Int64?, in s: any SQLSession) throws {
-        let written = try s.execute(
-            "INSERT INTO des_events (kind, container_id, des_name, created_at) VALUES (\(p(1)), \(p(2)), \(p(3)), \(dialect.now))",
-            [.text(StoreEvent.Kind.tombstone.rawValue), containerID.map { .int($0) } ?? .null, .text(name)])
+    /// Writes a tombstone event for each of `names` (with the container each names), in `s`'s transaction.
+    func emitTombstones(_ names: [(name: String, containerID: Int64?)], in s: any SQLSession) throws {
+        let sql = "INSERT INTO des_events (kind, container_id, des_name, created_at) VALUES (\(p(1)), \(p(2)), \(p(3)), \(dialect.now))"
+        var written = 0
+        for (name, container) in names {
+            written += try s.execute(sql, [.text(StoreEvent.Kind.tombstone.rawValue), container.map { .int($0) } ?? .null, .text(name)])
+        }
         try afterEmitting(written, in: s)
     }
 

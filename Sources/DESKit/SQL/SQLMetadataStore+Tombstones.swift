@@ -11,16 +11,16 @@ extension SQLMetadataStore {
             WHERE NOT EXISTS (SELECT 1 FROM des_tombstones WHERE des_name = \(p(7)))
             """
         return try await transaction { [self] s in
-            var added = 0
+            var added: [(name: String, containerID: Int64?)] = []
             for t in tombstones {
                 let inserted = try s.execute(
                     sql,
                     [.text(t.name), .text(String(t.reason.prefix(2000))), .text(t.origin), t.containerID.map { .int($0) } ?? .null,
                      t.containerID.map { .int($0) } ?? .null, .int(Int64(clamping: t.bytes)), .text(t.name)])
-                if inserted > 0 { try emitTombstone(name: t.name, containerID: t.containerID, in: s) }
-                added += inserted
+                if inserted > 0 { added.append((t.name, t.containerID)) }
             }
-            return added
+            try emitTombstones(added, in: s)
+            return added.count
         }
     }
 
