@@ -77,7 +77,7 @@ struct PostgresConformanceTests {
         #expect(report.passed.count == 10)
     }
 
-    @Test("A committed event wakes a LISTEN connection at once; a rolled-back one wakes nobody; the outbox stays bounded through 100,000 events")
+    @Test("A committed event wakes a LISTEN connection at once; a change that announces nothing wakes nobody; the outbox stays bounded through 100,000 events")
     func eventsWakeAndStayBounded() async throws {
         let conninfo = try testServer()
         let schema = try await freshSchema(conninfo)

@@ -25,12 +25,18 @@ extension SQLMetadataStore {
         try afterEmitting(written, in: s)
     }
 
-    /// Writes a tombstone event for each of `names` (with the container each names), in `s`'s transaction.
-    func emitTombstones(_ names: [(name: String, containerID: Int64?)], in s: any SQLSession) throws {
-        let sql = "INSERT INTO des_events (kind, container_id, des_name, created_at) VALUES (\(p(1)), \(p(2)), \(p(3)), \(dialect.now))"
+    /// Writes a tombstone event for each of `names` (as its tombstone records it), in `s`'s
+    /// transaction, in the tombstones' order: a statement for every 500.
+    func emitTombstones(_ names: [String], in s: any SQLSession) throws {
         var written = 0
-        for (name, container) in names {
-            written += try s.execute(sql, [.text(StoreEvent.Kind.tombstone.rawValue), container.map { .int($0) } ?? .null, .text(name)])
+        for start in stride(from: 0, to: names.count, by: 500) {
+            let slice = names[start..<min(names.count, start + 500)]
+            let list = (2...(slice.count + 1)).map { p($0) }.joined(separator: ", ")
+            written += try s.execute(
+                """
+                INSERT INTO des_events (kind, container_id, des_name, created_at)
+                SELECT \(p(1)), container_id, des_name, \(dialect.now) FROM des_tombstones WHERE des_name IN (\(list)) ORDER BY seq
+                """, [.text(StoreEvent.Kind.tombstone.rawValue)] + slice.map { .text($0) })
         }
         try afterEmitting(written, in: s)
     }

@@ -11,13 +11,13 @@ extension SQLMetadataStore {
             WHERE NOT EXISTS (SELECT 1 FROM des_tombstones WHERE des_name = \(p(7)))
             """
         return try await transaction { [self] s in
-            var added: [(name: String, containerID: Int64?)] = []
+            var added: [String] = []
             for t in tombstones {
                 let inserted = try s.execute(
                     sql,
                     [.text(t.name), .text(String(t.reason.prefix(2000))), .text(t.origin), t.containerID.map { .int($0) } ?? .null,
                      t.containerID.map { .int($0) } ?? .null, .int(Int64(clamping: t.bytes)), .text(t.name)])
-                if inserted > 0 { added.append((t.name, t.containerID)) }
+                if inserted > 0 { added.append(t.name) }
             }
             try emitTombstones(added, in: s)
             return added.count
