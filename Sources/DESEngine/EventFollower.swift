@@ -1,0 +1,167 @@
+import DESKit
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+
+/// Follows the metadata store's outbox of events (``StoreEvent``): reads what was written after
+/// the last event it delivered, hands it to its consumer, then waits for the store's wake-up
+/// (PostgreSQL `LISTEN`) or `pollSeconds`, whichever comes first.
+///
+/// Delivery is at least once and consumers are idempotent by ``StoreEvent/seq``. Sequence
+/// numbers are handed out at insert, not at commit, so an event may commit after a later one
+/// was read: the follower keeps a watermark below which every number is resolved, re-reads the
+/// numbers missing above it (delivering each event once it appears), and gives a missing number
+/// up after `gapSeconds` (a rolled-back transaction never fills it). A follower that fell
+/// further behind than the outbox keeps (the store prunes the oldest) calls `resync` — the
+/// consumer forgets what it cached — and goes on from the oldest event kept.
+public final class EventFollower: Sendable {
+    /// How it follows.
+    public struct Settings: Sendable, Equatable {
+        /// How long it waits for a wake-up before reading the outbox anyway.
+        public var pollSeconds: Double = 0.25
+        /// Events read at once.
+        public var batch: Int = 1_000
+        /// How long a missing sequence number is waited for.
+        public var gapSeconds: Double = 10
+        /// The defaults.
+        public init() {}
+    }
+
+    /// Hands events over (in `seq` order, each at most once per follower unless it throws).
+    public typealias Deliver = @Sendable ([StoreEvent]) async throws -> Void
+
+    private struct State {
+        /// Every number up to here is delivered or given up; nil until the first read.
+        var watermark: Int64?
+        /// Numbers above the watermark already delivered.
+        var seen = Set<Int64>()
+        /// Since when the number after the watermark has been missing (monotonic seconds).
+        var gapSince: Double?
+        /// When the store last answered (monotonic seconds).
+        var answeredAt: Double?
+    }
+
+    let metadata: any MetadataStore
+    let settings: Settings
+    let logger: Logger
+    private let deliver: Deliver
+    private let resync: @Sendable () async -> Void
+    private let state: Mutex<State>
+    private let lag = Gauge(label: "des_events_lag_seconds")
+
+    /// A follower that starts after event `startAfter` (nil: after the newest event at its first read).
+    public init(
+        metadata: any MetadataStore, settings: Settings = Settings(), startAfter: Int64? = nil, logger: Logger,
+        resync: @escaping @Sendable () async -> Void = {}, deliver: @escaping Deliver
+    ) {
+        self.metadata = metadata
+        self.settings = settings
+        self.logger = logger
+        self.deliver = deliver
+        self.resync = resync
+        self.state = Mutex(State(watermark: startAfter))
+    }
+
+    /// Every event up to this one has been delivered (or given up); nil before the first read.
+    public var watermark: Int64? { state.withLock { $0.watermark } }
+
+    /// Whether the store answered the follower recently (within four polls, and at least 2 s):
+    /// while it does, consumers may rely on events instead of asking the store again.
+    public var isCurrent: Bool {
+        guard let answered = state.withLock({ $0.answeredAt }) else { return false }
+        return monotonicSeconds() - answered <= max(2, 4 * settings.pollSeconds)
+    }
+
+    /// Reads and delivers what is new; returns how many events were delivered.
+    @discardableResult
+    public func poll() async throws -> Int {
+        let started = monotonicSeconds()
+        guard let watermark = state.withLock({ $0.watermark }) else {
+            // The first read: from the store's newest event on (earlier ones concern nothing cached yet).
+            let last = try await metadata.eventBounds()?.last ?? 0
+            state.withLock { s in
+                if s.watermark == nil { s.watermark = last }
+                s.answeredAt = started
+            }
+            return 0
+        }
+        let highest = state.withLock { $0.seen.max() } ?? watermark
+        let missing = Int(highest - watermark)
+        var read = try await metadata.events(afterSeq: highest, limit: settings.batch)
+        if missing > 0 {
+            // Numbers below the highest delivered that were missing: read again, in case they committed since.
+            read = try await metadata.events(afterSeq: watermark, limit: missing) + read
+        }
+        var once = Set<Int64>()
+        let fresh = state.withLock { s in
+            read.filter { $0.seq > (s.watermark ?? 0) && !s.seen.contains($0.seq) && once.insert($0.seq).inserted }.sorted { $0.seq < $1.seq }
+        }
+        if !fresh.isEmpty { try await deliver(fresh) }
+        let now = monotonicSeconds()
+        let expired = state.withLock { s in
+            s.answeredAt = started
+            for event in fresh { s.seen.insert(event.seq) }
+            while let w = s.watermark, s.seen.remove(w + 1) != nil { s.watermark = w + 1 }
+            if s.seen.isEmpty { s.gapSince = nil } else if s.gapSince == nil { s.gapSince = now }
+            return s.gapSince.map { now - $0 >= settings.gapSeconds } ?? false
+        }
+        if expired {
+            // Missing for too long: pruned (the follower fell behind what the outbox keeps), or
+            // never committed. Pruned numbers are older than the oldest kept.
+            let after = state.withLock { $0.watermark } ?? 0
+            if let bounds = try await metadata.eventBounds(), bounds.first > after + 1 {
+                logger.warning(
+                    "the outbox was pruned past this follower; its caches start again",
+                    metadata: ["delivered_up_to": "\(after)", "oldest_kept": "\(bounds.first)"])
+                await resync()
+                state.withLock { s in
+                    if (s.watermark ?? 0) < bounds.first - 1 { s.watermark = bounds.first - 1 }
+                }
+            }
+            state.withLock { s in giveUpGap(&s) }
+        }
+        for event in fresh {
+            Counter(label: "des_events_published_total", dimensions: [("kind", event.kind.rawValue)]).increment()
+        }
+        if let newest = fresh.max(by: { $0.createdAt < $1.createdAt }) {
+            lag.record(max(0, Date().timeIntervalSince1970 - newest.createdAt))
+        }
+        return fresh.count
+    }
+
+    /// Moves the watermark past the numbers missing below the lowest delivered one (missing for
+    /// too long), and over the delivered ones that follow; a further gap starts its own wait.
+    private func giveUpGap(_ s: inout State) {
+        guard var w = s.watermark else { return }
+        s.seen = s.seen.filter { $0 > w }
+        while s.seen.remove(w + 1) != nil { w += 1 }
+        if let lowest = s.seen.min() {
+            logger.debug("event numbers never appeared; given up", metadata: ["from": "\(w + 1)", "to": "\(lowest - 1)"])
+            w = lowest - 1
+            while s.seen.remove(w + 1) != nil { w += 1 }
+        }
+        s.watermark = w
+        s.gapSince = s.seen.isEmpty ? nil : monotonicSeconds()
+    }
+
+    /// Polls until `shutdown` is triggered: after each read, waits for a wake-up or
+    /// `pollSeconds` (at once again when a full batch came). A failed read is logged and tried
+    /// again after `pollSeconds`; consumers keep their fallbacks meanwhile (``isCurrent`` turns false).
+    public func run(until shutdown: ShutdownSignal) async {
+        while !shutdown.isTriggered {
+            do {
+                if try await poll() >= settings.batch { continue }
+            } catch {
+                logger.warning("reading the events failed", metadata: ["error": "\(error)"])
+                _ = await shutdown.sleep(seconds: settings.pollSeconds)
+                continue
+            }
+            do {
+                _ = try await metadata.waitForEvents(timeoutSeconds: settings.pollSeconds)
+            } catch {
+                _ = await shutdown.sleep(seconds: settings.pollSeconds)
+            }
+        }
+    }
+}
