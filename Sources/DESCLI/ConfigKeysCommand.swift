@@ -62,6 +62,7 @@ struct ConfigKeysCommand: ParsableCommand {
             case .storage: return "`storage:` type\(types.count > 1 ? "s" : "") \(names)"
             case .bodies: return "`bodies:` type\(types.count > 1 ? "s" : "") \(names)"
             case .cache: return "`cache:` type\(types.count > 1 ? "s" : "") \(names)"
+            case .events: return "`events.publish:` type\(types.count > 1 ? "s" : "") \(names)"
             }
         }
     }
@@ -69,7 +70,7 @@ struct ConfigKeysCommand: ParsableCommand {
     /// The registry's plugins, kind by kind, types with the same table together.
     static func groups(_ registry: PluginRegistry, kind: PluginKind?) -> [Group] {
         var out: [Group] = []
-        for k in [PluginKind.storage, .cache, .bodies, .source, .metadata] where kind == nil || kind == k {
+        for k in [PluginKind.storage, .cache, .bodies, .source, .metadata, .events] where kind == nil || kind == k {
             for type in registry.types(k) {
                 let keys = registry.keys(k, type: type) ?? []
                 if let i = out.firstIndex(where: { $0.kind == k && $0.keys == keys }) {

@@ -25,6 +25,8 @@ public enum PluginKind: String, Sendable, Hashable, CaseIterable, CustomStringCo
     case bodies
     /// The index cache, by `cache.type`.
     case cache
+    /// Where `des relay` publishes the store's events, by `events.publish.type`.
+    case events
 
     public var description: String { rawValue }
 }
@@ -78,6 +80,7 @@ public final class PluginRegistry: Sendable {
         var naming: [String: NamingFactory] = [:]
         var samples: [String: SampleCatalogFactory] = [:]
         var caches: [String: @Sendable (PluginSettings) async throws -> any IndexCache] = [:]
+        var sinks: [String: @Sendable (PluginSettings) async throws -> any EventSink] = [:]
         var sections: [PluginKind: [String: Section]] = [:]
     }
     private let state = Mutex(State())
@@ -156,6 +159,26 @@ public final class PluginRegistry: Sendable {
         }
     }
 
+    /// Registers (or replaces) the event sink for `events.publish.type`; the factory receives
+    /// the `events.publish:` section read into `configuration`.
+    public func registerEventSink<C: PluginConfiguration>(
+        type: String, configuration: C.Type, factory: @escaping @Sendable (C) async throws -> any EventSink
+    ) {
+        let what = "events.publish type '\(type)'"
+        state.withLock {
+            $0.sinks[type.lowercased()] = { settings in try await factory(try Self.typed(settings, C.self, what)) }
+            $0.sections[.events, default: [:]][type.lowercased()] = Section(C.self)
+        }
+    }
+
+    /// Builds the event sink of `events.publish:`.
+    public func makeEventSink(_ config: EventSinkConfig) async throws -> any EventSink {
+        guard let factory = state.withLock({ $0.sinks[config.type.lowercased()] }) else {
+            throw unknown("events.publish", config.type, types(.events))
+        }
+        return try await factory(try settingsOrDefault(config.settings, .events, type: config.type, what: "events.publish"))
+    }
+
     /// The settings as the plugin's own type (settings read for another plugin are an error).
     static func typed<C: PluginConfiguration>(_ settings: PluginSettings, _ type: C.Type, _ what: String) throws -> C {
         guard let value = settings.value(as: C.self) else {
@@ -198,6 +221,7 @@ public final class PluginRegistry: Sendable {
             case .storage: return s.storage.keys.sorted()
             case .bodies: return s.bodies.keys.sorted()
             case .cache: return s.caches.keys.sorted()
+            case .events: return s.sinks.keys.sorted()
             }
         }
     }

@@ -265,6 +265,10 @@ private let outOfRangeCases: [OutOfRangeCase] = [
             "compaction.grace": .double(config.compaction.graceSeconds),
             "compaction.lease_ttl_seconds": .double(config.compaction.leaseTTLSeconds),
             "compaction.concurrency": .int(config.compaction.concurrency),
+            "events.poll_seconds": .double(config.events.pollSeconds),
+            "events.gap_seconds": .double(config.events.gapSeconds),
+            "events.retain": .int(config.events.retain),
+            "events.fallback_refresh_seconds": .double(config.events.fallbackRefreshSeconds),
         ]
         // Connection ports have no default of their own (each driver has its usual port).
         // Retiring bodies and retention are off unless set.

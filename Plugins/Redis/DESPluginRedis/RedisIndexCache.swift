@@ -60,7 +60,7 @@ public final class RedisIndexCache: IndexCache {
     }
 
     /// Runs one command; nil when Redis is down or refuses the login (the cache is then off for a second).
-    private func command(_ args: [[UInt8]]) async -> Reply? {
+    func command(_ args: [[UInt8]]) async -> Reply? {
         let now = ProcessInfo.processInfo.systemUptime
         let skip = state.withLock { s -> Bool in
             if s.down && now - s.lastAttempt < 1 { return true }
@@ -316,6 +316,9 @@ public enum RedisPlugin {
     public static func register(in registry: PluginRegistry) {
         registry.registerIndexCache(type: "redis", configuration: RedisCacheConfig.self) { config in
             RedisIndexCache(settings: config.settings)
+        }
+        registry.registerEventSink(type: "redis", configuration: RedisEventSinkConfig.self) { config in
+            RedisEventSink(settings: config.settings)
         }
     }
 

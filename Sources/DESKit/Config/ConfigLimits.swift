@@ -210,7 +210,20 @@ public enum ConfigLimits {
         Entry(keyPath: "compaction.grace", bounds: .seconds(compactionGrace)),
         Entry(keyPath: "compaction.lease_ttl_seconds", bounds: .seconds(leaseTTLSeconds)),
         Entry(keyPath: "compaction.concurrency", bounds: .count(compactionConcurrency)),
+        Entry(keyPath: "events.poll_seconds", bounds: .seconds(eventsPollSeconds)),
+        Entry(keyPath: "events.gap_seconds", bounds: .seconds(eventsGapSeconds)),
+        Entry(keyPath: "events.retain", bounds: .count(eventsRetain)),
+        Entry(keyPath: "events.fallback_refresh_seconds", bounds: .seconds(eventsFallbackRefreshSeconds)),
     ]
+
+    /// `events.poll_seconds`: from 10 ms to a minute.
+    public static let eventsPollSeconds: ClosedRange<Double> = 0.01...60
+    /// `events.gap_seconds`: from 0.1 s to an hour.
+    public static let eventsGapSeconds: ClosedRange<Double> = 0.1...3_600
+    /// `events.retain`: from 1,000 events to 100 million.
+    public static let eventsRetain: ClosedRange<Int> = 1_000...100_000_000
+    /// `events.fallback_refresh_seconds`: up to a day.
+    public static let eventsFallbackRefreshSeconds: ClosedRange<Double> = 0...86_400
 
     /// The unit of `marker.rate_limit_per_second` in errors.
     static let rateUnit = "rows per second"

@@ -75,7 +75,7 @@ public enum ConfigLoader {
         guard let root, !ConfigMapping.isNull(root) else { return config }
         let top = try ConfigMapping(
             root, path: "", context: context,
-            allowed: ["sources", "storage", "metadata", "packer", "marker", "cache", "server", "compaction"], allowExtensions: true)
+            allowed: ["sources", "storage", "metadata", "packer", "marker", "cache", "server", "compaction", "events"], allowExtensions: true)
 
         let packerBitsGiven: Bool
         if let packer = try top.mapping("packer", allowed: packerKeys) {
@@ -106,6 +106,9 @@ public enum ConfigLoader {
         }
         if let compaction = try top.mapping("compaction", allowed: compactionKeys) {
             config.compaction = try parseCompaction(compaction)
+        }
+        if let events = try top.mapping("events", allowed: eventsKeys) {
+            config.events = try parseEvents(events, plugins: plugins)
         }
         config.warnings = context.warnings.items
         return config

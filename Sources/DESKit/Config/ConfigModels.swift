@@ -450,6 +450,40 @@ public struct ServerConfig: Sendable, Hashable {
     public init() {}
 }
 
+/// The `events:` section: how followers read the metadata store's outbox of events (servers,
+/// `des relay`), how many events it keeps, and where `des relay` publishes them.
+public struct EventsConfig: Sendable, Hashable {
+    /// How long a follower waits for the store's wake-up (PostgreSQL `LISTEN`) before reading
+    /// the outbox anyway; stores without wake-ups are read this often (default 0.25 s).
+    public var pollSeconds: Double = 0.25
+    /// How long a missing event number is waited for before it is taken as never committed (default 10 s).
+    public var gapSeconds: Double = 10
+    /// How many events the outbox keeps, the newest (default 100,000): a follower further
+    /// behind starts again from what is kept (a server drops its caches).
+    public var retain: Int = 100_000
+    /// While a server follows the events, how stale its list of a (day, shard)'s containers may
+    /// be before a name it does not hold makes it ask the store again anyway (default 60 s;
+    /// `server.container_refresh_seconds` applies while it does not follow them).
+    public var fallbackRefreshSeconds: Double = 60
+    /// Where `des relay` publishes (`events.publish.type`, e.g. `redis`); nil: nowhere.
+    public var publish: EventSinkConfig? = nil
+    /// Creates the defaults.
+    public init() {}
+}
+
+/// `events.publish:`, read by the event sink plugin its `type` names.
+public struct EventSinkConfig: Sendable, Hashable {
+    /// The sink's plugin type (`redis`).
+    public var type: String
+    /// The section as the plugin's configuration type read it (nil: built in code).
+    public var settings: PluginSettings?
+    /// A sink of `type`.
+    public init(type: String, settings: PluginSettings? = nil) {
+        self.type = type
+        self.settings = settings
+    }
+}
+
 /// A whole DES configuration file.
 public struct DESConfig: Sendable, Hashable {
     /// The upstream catalogs.
@@ -468,6 +502,8 @@ public struct DESConfig: Sendable, Hashable {
     public var server = ServerConfig()
     /// `compaction:`, read by `des compact`.
     public var compaction = CompactionConfig()
+    /// `events:`, read by `des serve` and `des relay` (and the metadata store's retention).
+    public var events = EventsConfig()
     /// The file it was read from, if any.
     public var path: String? = nil
     /// Keys the loader accepted but DES does not honour (yet), in document order;

@@ -66,3 +66,20 @@ public protocol SQLEventListener: AnyObject, Sendable {
     /// Closes the connection.
     func close() async
 }
+
+/// Where `des relay` publishes the metadata store's events for consumers outside DES (a Redis
+/// Stream with the stock plugin). Publishing is at least once: the relay records how far it got
+/// with ``setCursor(_:)`` after publishing, and starts from ``cursor()`` again, so a crash in
+/// between publishes some events twice; consumers are idempotent by the event's `id` (its `seq`).
+public protocol EventSink: Sendable {
+    /// Publishes `events`, in order.
+    func publish(_ events: [StoreEvent]) async throws
+    /// The last event number recorded as published (nil: none yet).
+    func cursor() async throws -> Int64?
+    /// Records that every event up to `seq` was published.
+    func setCursor(_ seq: Int64) async throws
+    /// A short description of where it publishes (no secrets), for logs.
+    var destination: String { get }
+    /// Closes connections.
+    func close() async
+}
