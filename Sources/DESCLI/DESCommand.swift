@@ -75,7 +75,7 @@ struct DESCommand: AsyncParsableCommand {
             VerifyCommand.self, UnpackCommand.self, NameCommand.self, ShardCommand.self,
             MarkerCommand.self, PackerCommand.self, RecoverCommand.self, StatusCommand.self, GetCommand.self,
             CheckCommand.self, SampleCommand.self, ConfigCommand.self, CatalogCommand.self, NewSourceCommand.self, ServeCommand.self,
-            HealthCommand.self, DeadLetterCommand.self, RetireCommand.self, RebuildCommand.self, DeleteCommand.self, ExpireCommand.self,
+            HealthCommand.self, DeadLetterCommand.self, RetireCommand.self, RebuildCommand.self, DeleteCommand.self, ExpireCommand.self, RelayCommand.self,
             CompactCommand.self,
         ]
     )

@@ -36,6 +36,7 @@ struct Runtime {
             }
         }
         let metadata = try await registry.makeMetadataStore(config.metadata.connection, baseDirectory: baseDirectory)
+        (metadata as? SQLMetadataStore)?.eventRetention = config.events.retain
         let storage = try await registry.makeStorage(config.storage, baseDirectory: baseDirectory)
         let cache = try await registry.makeIndexCache(config.cache)
         var resolved = config

@@ -43,5 +43,24 @@ final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         state.withLock { s in _ = s.values.removeValue(forKey: key) }
     }
 
+    /// Removes the entries `shouldRemove` picks; returns their values.
+    @discardableResult
+    func removeAll(where shouldRemove: (Key, Value) -> Bool) -> [Value] {
+        state.withLock { s in
+            var removed: [Value] = []
+            s.values = s.values.filter { key, entry in
+                guard shouldRemove(key, entry.value) else { return true }
+                removed.append(entry.value)
+                return false
+            }
+            return removed
+        }
+    }
+
+    /// Removes every entry.
+    func removeAll() {
+        state.withLock { $0 = State() }
+    }
+
     var count: Int { state.withLock { $0.values.count } }
 }

@@ -65,13 +65,16 @@ public struct DESHTTPServer: Sendable {
     let readiness: Readiness
     /// Deletes, polled from the metadata store (run ``tombstonePoller`` beside the server).
     let tombstones: TombstoneWatcher
+    /// The metadata store's events, followed (nil when `followEvents` is off).
+    let follower: EventFollower?
     /// Records `DELETE /files/{name}`.
     let deleter: FileDeleter
     let started = monotonicSeconds()
 
-    /// The service that keeps the server's list of deleted files current: run it in the
-    /// server's service group whenever `/files` is served.
-    public var tombstonePoller: some Service { tombstones }
+    /// The service that keeps what the server knows current — the metadata store's events
+    /// followed, and the polls of deletes behind them: run it in the server's service group
+    /// whenever `/files` is served.
+    public var tombstonePoller: some Service { ServerSync(tombstones: tombstones, follower: follower) }
 
     /// A server over `parts`; its metrics go to `registry`, which `/metrics` emits whole.
     public init(parts: Parts, settings: ServerSettings, routes: Routes = .all, registry: PrometheusCollectorRegistry, logger: Logger) {
@@ -84,13 +87,32 @@ public struct DESHTTPServer: Sendable {
         let reader = StorageArchiveReader(
             storage: RequestCountingStorage(base: parts.storage) { metrics.storageRequest($0) },
             cache: parts.cache.map { CountingIndexCache(base: $0, metrics: metrics) })
+        let link = FollowerLink()
         let locator = FileLocator(
             metadata: parts.metadata, reader: reader, shardBits: parts.shardBits, refreshSeconds: settings.containerRefreshSeconds,
-            locatedCapacity: settings.locatedCacheEntries)
+            locatedCapacity: settings.locatedCacheEntries, fallbackRefreshSeconds: settings.fallbackRefreshSeconds,
+            following: { link.isCurrent })
         self.locator = locator
         self.fileBody = FileBody(locator: locator, metrics: metrics, verifyMaxBytes: settings.verifyMaxBytes)
         self.readiness = parts.readiness
-        self.tombstones = TombstoneWatcher(metadata: parts.metadata, pollSeconds: settings.tombstonePollSeconds, logger: logger)
+        let tombstones = TombstoneWatcher(metadata: parts.metadata, pollSeconds: settings.tombstonePollSeconds, logger: logger)
+        self.tombstones = tombstones
+        if settings.followEvents {
+            let follower = EventFollower(
+                metadata: parts.metadata, settings: settings.events, logger: logger,
+                resync: {
+                    locator.forgetAll()
+                    try? await tombstones.poll()
+                },
+                deliver: { events in
+                    for case let name? in events.filter({ $0.kind == .tombstone }).map(\.name) { tombstones.insert(name) }
+                    await locator.apply(events)
+                })
+            link.set(follower)
+            self.follower = follower
+        } else {
+            self.follower = nil
+        }
         self.deleter = FileDeleter(
             sources: [], metadata: parts.metadata, storage: parts.storage, cache: parts.cache, shardBits: parts.shardBits, logger: logger)
     }

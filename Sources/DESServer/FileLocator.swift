@@ -28,18 +28,31 @@ final class FileLocator: Sendable {
     let reader: StorageArchiveReader
     let shardBits: Int
     let refreshSeconds: Double
+    /// How stale a list may be while the server follows the store's events (which drop a list
+    /// as soon as its (day, shard) changes): a fallback only.
+    let fallbackRefreshSeconds: Double
+    /// Whether the server follows the store's events now (its follower read them recently).
+    let following: @Sendable () -> Bool
     private let lists = BoundedCache<DayShard, ContainerList>(capacity: 16_384)
     private let located: BoundedCache<String, LocatedEntry>
     /// When each container's version was last checked after a negative answer (monotonic seconds).
     private let verified = BoundedCache<String, Double>(capacity: 16_384)
 
-    init(metadata: any MetadataStore, reader: StorageArchiveReader, shardBits: Int, refreshSeconds: Double, locatedCapacity: Int) {
+    init(
+        metadata: any MetadataStore, reader: StorageArchiveReader, shardBits: Int, refreshSeconds: Double, locatedCapacity: Int,
+        fallbackRefreshSeconds: Double? = nil, following: @escaping @Sendable () -> Bool = { false }
+    ) {
         self.metadata = metadata
         self.reader = reader
         self.shardBits = shardBits
         self.refreshSeconds = refreshSeconds
+        self.fallbackRefreshSeconds = max(refreshSeconds, fallbackRefreshSeconds ?? refreshSeconds)
+        self.following = following
         self.located = BoundedCache(capacity: locatedCapacity)
     }
+
+    /// How stale a container list (or a negative answer of a cached index) may be now.
+    var currentRefreshSeconds: Double { following() ? fallbackRefreshSeconds : refreshSeconds }
 
     /// The shard of a name.
     func shard(of name: String) -> Int { Int(consistentHash(name, bits: shardBits)) }
@@ -60,7 +73,7 @@ final class FileLocator: Sendable {
                     return found
                 }
             }
-            guard monotonicSeconds() - list.fetchedAt >= refreshSeconds else { return nil }
+            guard monotonicSeconds() - list.fetchedAt >= currentRefreshSeconds else { return nil }
             let fresh = try await containers(where_, refresh: true)
             guard NameRanges.candidates(for: name, among: fresh.records).contains(where: { !searched.contains($0.key) }) else { return nil }
             list = fresh
@@ -74,7 +87,7 @@ final class FileLocator: Sendable {
     private func find(_ name: String, key: String) async throws -> LocatedEntry? {
         if let found = try await reader.locate(name, key: key) { return found }
         let now = monotonicSeconds()
-        if let checked = verified[key], now - checked < refreshSeconds { return nil }
+        if let checked = verified[key], now - checked < currentRefreshSeconds { return nil }
         verified.set(key, now)
         guard try await reader.revalidate(key: key) else { return nil }
         return try await reader.locate(name, key: key)
@@ -90,6 +103,34 @@ final class FileLocator: Sendable {
         guard let known = located[name] else { return }
         located.remove(name)
         await reader.forget(key: known.key, version: known.version)
+    }
+
+    /// Applies the store's events: a (day, shard) whose containers changed is asked again at
+    /// its next lookup; a deleted container's located names and cached index are forgotten;
+    /// a tombstoned name's location too.
+    func apply(_ events: [StoreEvent]) async {
+        for event in events {
+            switch event.kind {
+            case .containerUploaded, .containerRetired, .containerDeleted:
+                if let day = event.day, let shard = event.shard { lists.remove(DayShard(day: day, shard: shard)) }
+                if event.kind == .containerDeleted, let key = event.containerKey {
+                    let gone = located.removeAll { _, entry in entry.key == key }
+                    verified.remove(key)
+                    for version in Set(gone.map(\.version)) { await reader.forget(key: key, version: version) }
+                }
+            case .tombstone:
+                if let name = event.name { await forget(name: name) }
+            case .sourceRetired:
+                break
+            }
+        }
+    }
+
+    /// Forgets every list and location (the events that would have kept them current were missed).
+    func forgetAll() {
+        lists.removeAll()
+        located.removeAll()
+        verified.removeAll()
     }
 
     private func containers(_ ds: DayShard, refresh: Bool) async throws -> ContainerList {

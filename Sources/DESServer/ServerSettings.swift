@@ -1,3 +1,4 @@
+import DESEngine
 import DESKit
 import Foundation
 
@@ -26,6 +27,13 @@ public struct ServerSettings: Sendable {
     public var containerRefreshSeconds: Double
     /// How often deletes are polled (`server.tombstone_poll_seconds`).
     public var tombstonePollSeconds: Double
+    /// Whether `/files` follows the metadata store's events (default true): new containers and
+    /// deletes reach the server as they commit, and the polls above become fallbacks.
+    public var followEvents: Bool = true
+    /// How the events are followed (`events.poll_seconds`, `events.gap_seconds`).
+    public var events = EventFollower.Settings()
+    /// While the events are followed, how stale a container list may be (`events.fallback_refresh_seconds`).
+    public var fallbackRefreshSeconds: Double = 60
     /// Names whose location (container, entry, META) is remembered, so that a warm read is one ranged read.
     public var locatedCacheEntries: Int = 100_000
     /// Bodies up to this many bytes are read whole and checked against their META sha256 before
@@ -62,5 +70,8 @@ public struct ServerSettings: Sendable {
         headerTimeoutSeconds = s.headerTimeoutSeconds
         idleTimeoutSeconds = s.idleTimeoutSeconds
         maxConnections = s.maxConnections
+        events.pollSeconds = config.events.pollSeconds
+        events.gapSeconds = config.events.gapSeconds
+        fallbackRefreshSeconds = config.events.fallbackRefreshSeconds
     }
 }
