@@ -1,0 +1,78 @@
+@testable import DESPluginRedis
+import DESKit
+import DESPluginSQLite
+import DESTestSupport
+import Foundation
+import Testing
+
+/// `des relay` publishes the outbox to a Redis Stream on the test server: every event once per
+/// run, in order, from where the last run stopped; a Redis that is down is a clear failure.
+@Suite("Event relay")
+struct EventRelayTests {
+    @Test("des relay --until-idle publishes each event to the stream once, in order, and starts from its cursor the next time")
+    func publishes() async throws {
+        let url = try testServerSetting("DES_TEST_REDIS_URL")
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let stream = "des:test:\(UUID().uuidString.prefix(8))"
+        let config = try d.writeConfig(
+            packer: "{work_dir: work}", extra: "events: {poll_seconds: 0.05, publish: {type: redis, url: \"\(url)\", stream: \"\(stream)\", max_length: 1000}}")
+        let store = try await SQLiteMetadataStore.open(path: d.dir + "/metadata.sqlite")
+        defer { Task { await store.close() } }
+        try await store.migrate()
+        func delete(_ names: [String]) async throws {
+            _ = try await store.addTombstones(names.map { Tombstone(name: $0, reason: "test", origin: "delete", containerID: nil, bytes: 0) })
+        }
+        try await delete(["R_1", "R_2", "R_3"])
+        let first = try await runDES(["relay", "--until-idle", "--json"], config: config, in: d.dir)
+        #expect(first.status == 0, "\(first.err)")
+        let one = try jsonObject(first.out)
+        #expect(one["published"] as? Int == 3 && one["cursor"] as? Int == 3, "\(one)")
+        try await delete(["R_4", "R_5"])
+        let second = try await runDES(["relay", "--until-idle", "--json"], config: config, in: d.dir)
+        #expect(second.status == 0, "\(second.err)")
+        #expect(try jsonObject(second.out)["published"] as? Int == 2)
+
+        let redis = RedisIndexCache(settings: try RedisIndexCache.Settings(url: url))
+        defer { Task { await redis.close() } }
+        guard case .array(let entries)? = await redis.command([Array("XRANGE".utf8), Array(stream.utf8), Array("-".utf8), Array("+".utf8)]) else {
+            Issue.record("XRANGE gave no entries")
+            return
+        }
+        var published: [(id: String, kind: String, name: String)] = []
+        for case .array(let entry) in entries {
+            guard entry.count == 2, case .array(let fields) = entry[1] else { continue }
+            var map: [String: String] = [:]
+            var i = 0
+            while i + 1 < fields.count {
+                if case .bytes(let k) = fields[i], case .bytes(let v) = fields[i + 1] { map[String(decoding: k, as: UTF8.self)] = String(decoding: v, as: UTF8.self) }
+                i += 2
+            }
+            published.append((map["id"] ?? "", map["kind"] ?? "", map["name"] ?? ""))
+        }
+        #expect(published.map(\.id) == ["1", "2", "3", "4", "5"])
+        #expect(published.allSatisfy { $0.kind == "tombstone" })
+        #expect(published.map(\.name) == ["R_1", "R_2", "R_3", "R_4", "R_5"])
+        _ = await redis.command([Array("DEL".utf8), Array(stream.utf8), Array((stream + ":cursor").utf8)])
+    }
+
+    @Test("With no events.publish, or a Redis that does not answer, des relay says so and exits non-zero")
+    func refusals() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let none = try d.writeConfig(packer: "{work_dir: work}")
+        let a = try await runDES(["relay", "--until-idle"], config: none, in: d.dir)
+        #expect(a.status == 78 && a.err.contains("events.publish is not set"), "\(a.status) \(a.err)")
+        let down = try d.writeConfig(
+            packer: "{work_dir: work}", name: "down.yaml", extra: "events: {publish: {type: redis, url: \"redis://:hunter2@127.0.0.1:9\"}}")
+        let store = try await SQLiteMetadataStore.open(path: d.dir + "/metadata.sqlite")
+        try await store.migrate()
+        _ = try await store.addTombstones([Tombstone(name: "X_1", reason: "r", origin: "delete", containerID: nil, bytes: 0)])
+        await store.close()
+        let b = try await runDES(["relay", "--until-idle"], config: down, in: d.dir)
+        #expect(b.status != 0 && b.err.contains("127.0.0.1:9") && !b.err.contains("hunter2"), "\(b.status) \(b.err)")
+        let typo = try d.writeConfig(packer: "{work_dir: work}", name: "typo.yaml", extra: "events: {publish: {type: redis, url: \"redis://127.0.0.1:6379\", strem: x}}")
+        let c = try await runDES(["config", "check", typo], config: "", in: d.dir)
+        #expect(c.status != 0 && c.err.contains("strem"), "\(c.err)")
+    }
+}
