@@ -39,6 +39,7 @@ bench: setup
 	scripts/bench-http.sh
 	scripts/bench-compact.sh
 	scripts/bench-index.sh
+	scripts/bench-events.sh
 
 # Where the packer's CPU goes (perf samples), in lease mode on 50,000 files; see scripts/profile-packer.sh.
 profile: setup

@@ -70,6 +70,7 @@ public struct ServerSettings: Sendable {
         headerTimeoutSeconds = s.headerTimeoutSeconds
         idleTimeoutSeconds = s.idleTimeoutSeconds
         maxConnections = s.maxConnections
+        followEvents = config.events.follow
         events.pollSeconds = config.events.pollSeconds
         events.gapSeconds = config.events.gapSeconds
         fallbackRefreshSeconds = config.events.fallbackRefreshSeconds

@@ -57,6 +57,18 @@ import Testing
         }
     }
 
+    @Test("events: follow, poll_seconds, gap_seconds and fallback_refresh_seconds reach the server's settings")
+    func eventSettings() throws {
+        let yaml = "events:\n  follow: false\n  poll_seconds: 0.1\n  gap_seconds: 3\n  fallback_refresh_seconds: 120\n  retain: 5000\n"
+        let config = try ConfigLoader.parse(yaml: yaml, file: "e.yaml", environment: [:])
+        let s = ServerSettings(config: config, environment: [:])
+        #expect(!s.followEvents && s.events.pollSeconds == 0.1 && s.events.gapSeconds == 3 && s.fallbackRefreshSeconds == 120)
+        #expect(config.events.retain == 5_000 && config.events.publish == nil)
+        let defaults = ServerSettings(config: DESConfig(), environment: [:])
+        #expect(defaults.followEvents && defaults.events.pollSeconds == 0.25 && defaults.fallbackRefreshSeconds == 60)
+        #expect(throws: (any Error).self) { _ = try ConfigLoader.parse(yaml: "events:\n  follow: maybe\n", file: "e.yaml", environment: [:]) }
+    }
+
     @Test("the connection limit is lowered to what the descriptor limit leaves room for")
     func limitFollowsDescriptors() {
         var limits = rlimit()

@@ -143,13 +143,14 @@ extension ConfigLoader {
         return c
     }
 
-    static let eventsKeys = ["poll_seconds", "gap_seconds", "retain", "fallback_refresh_seconds", "publish"]
+    static let eventsKeys = ["follow", "poll_seconds", "gap_seconds", "retain", "fallback_refresh_seconds", "publish"]
     static let eventSinkRules = PluginSectionRules(kind: .events, ownKeys: [], secretKeys: [])
 
     /// `events:` — how followers read the outbox, how much it keeps, and `publish:`, the sink
     /// `des relay` writes to (read by the event sink plugin its `type` names, `redis` by default).
     static func parseEvents(_ m: ConfigMapping, plugins: PluginRegistry?) throws -> EventsConfig {
         var e = EventsConfig()
+        if let v = try m.bool("follow") { e.follow = v }
         if let v = try m.double("poll_seconds", in: ConfigLimits.eventsPollSeconds) { e.pollSeconds = v }
         if let v = try m.double("gap_seconds", in: ConfigLimits.eventsGapSeconds) { e.gapSeconds = v }
         if let v = try m.int("retain", in: ConfigLimits.eventsRetain) { e.retain = v }

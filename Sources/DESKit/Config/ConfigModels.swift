@@ -465,6 +465,9 @@ public struct EventsConfig: Sendable, Hashable {
     /// be before a name it does not hold makes it ask the store again anyway (default 60 s;
     /// `server.container_refresh_seconds` applies while it does not follow them).
     public var fallbackRefreshSeconds: Double = 60
+    /// Whether servers follow the events (default true); false: they learn of new containers
+    /// and deletes only by their polls (`server.container_refresh_seconds`, `server.tombstone_poll_seconds`).
+    public var follow = true
     /// Where `des relay` publishes (`events.publish.type`, e.g. `redis`); nil: nowhere.
     public var publish: EventSinkConfig? = nil
     /// Creates the defaults.
