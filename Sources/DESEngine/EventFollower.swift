@@ -76,13 +76,13 @@ public final class EventFollower: Sendable {
     /// Reads and delivers what is new; returns how many events were delivered.
     @discardableResult
     public func poll() async throws -> Int {
-        let started = monotonicSeconds()
         guard let watermark = state.withLock({ $0.watermark }) else {
             // The first read: from the store's newest event on (earlier ones concern nothing cached yet).
             let last = try await metadata.eventBounds()?.last ?? 0
+            let answered = monotonicSeconds()
             state.withLock { s in
                 if s.watermark == nil { s.watermark = last }
-                s.answeredAt = started
+                s.answeredAt = answered
             }
             return 0
         }
@@ -100,7 +100,7 @@ public final class EventFollower: Sendable {
         if !fresh.isEmpty { try await deliver(fresh) }
         let now = monotonicSeconds()
         let expired = state.withLock { s in
-            s.answeredAt = started
+            s.answeredAt = now
             for event in fresh { s.seen.insert(event.seq) }
             while let w = s.watermark, s.seen.remove(w + 1) != nil { s.watermark = w + 1 }
             if s.seen.isEmpty { s.gapSince = nil } else if s.gapSince == nil { s.gapSince = now }

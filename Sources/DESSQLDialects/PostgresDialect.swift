@@ -253,6 +253,8 @@ public struct PostgresMetadataDialect: SQLMetadataDialect {
         ]]
     }
 
-    /// Wakes `LISTEN des_events` connections when a transaction that wrote events commits.
-    public var notifyEvents: String? { "NOTIFY des_events" }
+    /// Wakes `LISTEN des_events` connections when a transaction that wrote events commits; the
+    /// payload is the store's schema, so that a listener wakes only for its own store (several
+    /// deployments may share a database, one schema each).
+    public var notifyEvents: String? { "SELECT pg_notify('des_events', current_schema())" }
 }

@@ -132,6 +132,7 @@ struct PluginConfigurationTests {
             "sources[].table": ConfigLoader.tableKeys, "sources[].table.columns": ConfigLoader.columnKeys,
             "packer": ConfigLoader.packerKeys, "marker": ConfigLoader.markerKeys, "server": ConfigLoader.serverKeys,
             "compaction": ConfigLoader.compactionKeys, "sources[].bodies": ConfigLoader.bodiesRules.ownKeys,
+            "events": ConfigLoader.eventsKeys,
         ]
         for (section, keys) in tables {
             for key in keys { #expect(docs.contains("| `\(key)` |"), "\(section).\(key) has no row in docs/configuration.md") }

@@ -104,6 +104,18 @@ struct PostgresConformanceTests {
         // A change that announces nothing (a duplicate tombstone) sends no wake-up.
         _ = try await store.addTombstones([Tombstone(name: "W_1", reason: "again", origin: "delete", containerID: nil, bytes: 0)])
         #expect(try await store.waitForEvents(timeoutSeconds: 0.3) == false)
+        // Another deployment's store, in another schema of the same database, wakes only its own listeners.
+        let otherSchema = try await freshSchema(conninfo)
+        let otherScoped = conninfo + " options='-c search_path=\(otherSchema)'"
+        let other = SQLMetadataStore(
+            pool: SQLConnectionPool(size: 1) { try await PostgresConnection.connect(conninfo: otherScoped, target: "test server") },
+            dialect: PostgresMetadataDialect())
+        defer { Task { await other.close() } }
+        try await other.migrate()
+        let unrelated = Task { try await store.waitForEvents(timeoutSeconds: 1) }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        _ = try await other.addTombstones([Tombstone(name: "O_1", reason: "r", origin: "delete", containerID: nil, bytes: 0)])
+        #expect(try await unrelated.value == false)
 
         store.eventRetention = 10_000
         for batch in 0..<100 {

@@ -13,6 +13,8 @@ public final class PostgresListener: SQLEventListener, @unchecked Sendable {
     // `handle` is touched only on `thread`.
     private let thread = DedicatedThread(name: "des-postgres-listen")
     private var handle: OpaquePointer?
+    /// The schema its store writes to (`current_schema()`): only notifications naming it wake it.
+    private var schema = ""
     /// Where the connection goes (no secrets), for messages.
     public let target: String
 
@@ -41,10 +43,14 @@ public final class PostgresListener: SQLEventListener, @unchecked Sendable {
         }
         let ok = PQresultStatus(result) == PGRES_COMMAND_OK
         PQclear(result)
-        guard ok else {
+        guard ok, let current = PQexec(conn, "SELECT current_schema()") else {
             PQfinish(conn)
             throw SQLError(code: "08006", message: "LISTEN \(channel) was refused at \(target)", isTransient: true)
         }
+        if PQresultStatus(current) == PGRES_TUPLES_OK, PQntuples(current) == 1, let value = PQgetvalue(current, 0, 0) {
+            schema = String(cString: value)
+        }
+        PQclear(current)
         handle = conn
     }
 
@@ -52,26 +58,32 @@ public final class PostgresListener: SQLEventListener, @unchecked Sendable {
         try await thread.run { [self] in
             guard let handle else { throw SQLError(code: "08003", message: "the event listener is closed") }
             if drain(handle) { return true }
-            var fd = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-            guard fd.fd >= 0 else { throw SQLError(code: "08006", message: "the event listener lost its connection to \(target)", isTransient: true) }
-            let ready = poll(&fd, 1, Int32(max(0, min(timeoutSeconds, 60)) * 1000))
-            if ready < 0 && errno != EINTR { throw SQLError(code: "08006", message: "waiting for events failed", isTransient: true) }
-            guard ready > 0 else { return false }
-            guard PQconsumeInput(handle) == 1 else {
-                throw SQLError(code: "08006", message: "the event listener lost its connection to \(target)", isTransient: true)
+            // Notifications for other schemas' stores come on the same channel: wait on past them.
+            let deadline = Date().addingTimeInterval(max(0, min(timeoutSeconds, 60)))
+            while true {
+                let remaining = deadline.timeIntervalSinceNow
+                guard remaining > 0 else { return false }
+                var fd = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+                guard fd.fd >= 0 else { throw SQLError(code: "08006", message: "the event listener lost its connection to \(target)", isTransient: true) }
+                let ready = poll(&fd, 1, Int32((remaining * 1000).rounded(.up)))
+                if ready < 0 && errno != EINTR { throw SQLError(code: "08006", message: "waiting for events failed", isTransient: true) }
+                guard ready > 0 else { continue }
+                guard PQconsumeInput(handle) == 1 else {
+                    throw SQLError(code: "08006", message: "the event listener lost its connection to \(target)", isTransient: true)
+                }
+                if drain(handle) { return true }
             }
-            return drain(handle)
         }
     }
 
-    /// Takes every notification already received; true when there was one.
+    /// Takes every notification already received; true when one was for this store's schema.
     private func drain(_ handle: OpaquePointer) -> Bool {
-        var any = false
+        var ours = false
         while let note = PQnotifies(handle) {
-            any = true
+            if let extra = note.pointee.extra, String(cString: extra) == schema { ours = true }
             PQfreemem(note)
         }
-        return any
+        return ours
     }
 
     public func close() async {

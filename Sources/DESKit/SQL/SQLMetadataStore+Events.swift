@@ -58,7 +58,7 @@ extension SQLMetadataStore {
     /// of 1,024, prunes what is beyond the retention.
     private func afterEmitting(_ written: Int, in s: any SQLSession) throws {
         guard written > 0 else { return }
-        if let notify = dialect.notifyEvents { try s.execute(notify) }
+        if let notify = dialect.notifyEvents { _ = try s.query(notify, []) }
         guard let last = try s.query("SELECT MAX(seq) FROM des_events").first?[0].int else { return }
         if last / 1_024 != (last - Int64(written)) / 1_024 {
             try s.execute("DELETE FROM des_events WHERE seq <= \(p(1))", [.int(last - Int64(eventRetention))])
