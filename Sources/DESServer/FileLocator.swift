@@ -51,7 +51,7 @@ final class FileLocator: Sendable {
         self.located = BoundedCache(capacity: locatedCapacity)
     }
 
-    /// How stale a container list (or a negative answer of a cached index) may be now.
+    /// How stale a container list may be now.
     var currentRefreshSeconds: Double { following() ? fallbackRefreshSeconds : refreshSeconds }
 
     /// The shard of a name.
@@ -87,7 +87,9 @@ final class FileLocator: Sendable {
     private func find(_ name: String, key: String) async throws -> LocatedEntry? {
         if let found = try await reader.locate(name, key: key) { return found }
         let now = monotonicSeconds()
-        if let checked = verified[key], now - checked < currentRefreshSeconds { return nil }
+        // Storage changed behind the metadata store's back announces no event: this check keeps
+        // container_refresh_seconds whether or not the server follows the events.
+        if let checked = verified[key], now - checked < refreshSeconds { return nil }
         verified.set(key, now)
         guard try await reader.revalidate(key: key) else { return nil }
         return try await reader.locate(name, key: key)

@@ -51,8 +51,13 @@ public final class LocalDiskStorage: StorageBackend {
             if errno == ENOENT { return nil }
             throw failure("stat", path)
         }
+        return ObjectInfo(key: key, size: UInt64(st.st_size), etag: etag(of: st))
+    }
+
+    /// A file's version: size, mtime in ns and inode (a rename over it, or a rewrite, changes it).
+    private static func etag(of st: stat) -> String {
         let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-        return ObjectInfo(key: key, size: UInt64(st.st_size), etag: "\(st.st_size)-\(mtime)-\(st.st_ino)")
+        return "\(st.st_size)-\(mtime)-\(st.st_ino)"
     }
 
     public func put(key: String, fromFile source: String) async throws -> ObjectInfo {
@@ -150,13 +155,30 @@ public final class LocalDiskStorage: StorageBackend {
         return try await thread.run { try Self.readRange(p, key: key, offset: offset, length: length, location: self.location) }
     }
 
-    private static func readRange(_ p: String, key: String, offset: UInt64, length: UInt64, location: String) throws -> [UInt8] {
+    /// One hop to the storage thread for the check and the read, both on one open file: the
+    /// version compared is that of the very file read (a rename over it in between changes neither).
+    public func get(key: String, offset: UInt64, length: UInt64, ifMatch: String?) async throws -> [UInt8] {
+        let p = try path(for: key)
+        return try await thread.run {
+            try Self.readRange(p, key: key, offset: offset, length: length, location: self.location, ifMatch: ifMatch)
+        }
+    }
+
+    private static func readRange(_ p: String, key: String, offset: UInt64, length: UInt64, location: String, ifMatch: String? = nil) throws
+        -> [UInt8]
+    {
         let fd = open(p, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { throw DESKitError(.notFound, "no object '\(key)' in \(location)") }
             throw failure("open", p)
         }
         defer { Glibc.close(fd) }
+        if let ifMatch {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw failure("stat", p) }
+            let now = etag(of: st)
+            guard now == ifMatch else { throw DESKitError(.changed, "'\(key)' changed (version \(now), not \(ifMatch))") }
+        }
         let count = Int(length)
         return try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
             var done = 0
