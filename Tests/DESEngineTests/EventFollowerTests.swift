@@ -78,8 +78,9 @@ struct EventFollowerTests {
         #expect(received.seqs.first == bounds.first)
     }
 
-    @Test("On PostgreSQL, an event that commits after a later-numbered one is still delivered, once")
-    func lateCommit() async throws {
+    /// Runs `body` with a migrated PostgreSQL store in a schema of its own (dropped after), and
+    /// the connection string that reaches that schema.
+    static func withPostgresStore(_ body: (SQLMetadataStore, SQLConnectionPool, String) async throws -> Void) async throws {
         let conninfo = try testServerSetting("DES_TEST_POSTGRES")
         let schema = "des_ev_" + UUID().uuidString.prefix(8).lowercased()
         let admin = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
@@ -95,62 +96,56 @@ struct EventFollowerTests {
             }
         }
         try await store.migrate()
-        let received = Received()
-        let follower = Self.follower(store, received, startAfter: 0)
-        // A transaction takes a number and stays open while a later one commits.
-        let slow = try await PostgresConnection.connect(conninfo: scoped, target: "test server")
-        defer { Task { await slow.close() } }
-        try await slow.withSession { s in
-            try s.execute("BEGIN")
-            try s.execute("INSERT INTO des_events (kind, des_name, created_at) VALUES ('tombstone', 'LATE', 1)")
+        try await body(store, pool, scoped)
+    }
+
+    @Test("On PostgreSQL, an event that commits after a later-numbered one is still delivered, once")
+    func lateCommit() async throws {
+        try await Self.withPostgresStore { store, _, scoped in
+            let received = Received()
+            let follower = Self.follower(store, received, startAfter: 0)
+            // A transaction takes a number and stays open while a later one commits.
+            let slow = try await PostgresConnection.connect(conninfo: scoped, target: "test server")
+            defer { Task { await slow.close() } }
+            try await slow.withSession { s in
+                try s.execute("BEGIN")
+                try s.execute("INSERT INTO des_events (kind, des_name, created_at) VALUES ('tombstone', 'LATE', 1)")
+            }
+            _ = try await store.addTombstones(Self.tombstones(["EARLY"]))
+            _ = try await follower.poll()
+            #expect(received.names == ["EARLY"])
+            #expect(follower.watermark == 0)  // number 1 is still missing
+            try await slow.withSession { s in try s.execute("COMMIT") }
+            _ = try await follower.poll()
+            _ = try await follower.poll()
+            #expect(received.names == ["EARLY", "LATE"])
+            #expect(received.seqs == [2, 1])
+            #expect(follower.watermark == 2)
         }
-        _ = try await store.addTombstones(Self.tombstones(["EARLY"]))
-        _ = try await follower.poll()
-        #expect(received.names == ["EARLY"])
-        #expect(follower.watermark == 0)  // number 1 is still missing
-        try await slow.withSession { s in try s.execute("COMMIT") }
-        _ = try await follower.poll()
-        _ = try await follower.poll()
-        #expect(received.names == ["EARLY", "LATE"])
-        #expect(received.seqs == [2, 1])
-        #expect(follower.watermark == 2)
     }
 
     @Test("A number that never commits is given up after the gap time; later events are not held back meanwhile")
     func rolledBack() async throws {
-        let conninfo = try testServerSetting("DES_TEST_POSTGRES")
-        let schema = "des_ev_" + UUID().uuidString.prefix(8).lowercased()
-        let admin = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
-        try await admin.withSession { s in try s.execute("CREATE SCHEMA \(schema)") }
-        let scoped = conninfo + " options='-c search_path=\(schema)'"
-        let pool = SQLConnectionPool(size: 2) { try await PostgresConnection.connect(conninfo: scoped, target: "test server") }
-        let store = SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect())
-        defer {
-            Task {
-                await store.close()
-                _ = try? await admin.withSession { s in try s.execute("DROP SCHEMA \(schema) CASCADE") }
-                await admin.close()
+        try await Self.withPostgresStore { store, pool, _ in
+            _ = try await store.addTombstones(Self.tombstones(["FIRST"]))
+            let received = Received()
+            let follower = Self.follower(store, received, startAfter: 1, gapSeconds: 0.2)
+            try await pool.withConnection { c in
+                try await c.withSession { s in
+                    try s.execute("BEGIN")
+                    try s.execute("INSERT INTO des_events (kind, des_name, created_at) VALUES ('tombstone', 'NEVER', 1)")
+                    try s.execute("ROLLBACK")
+                }
             }
+            _ = try await store.addTombstones(Self.tombstones(["A"]))
+            _ = try await follower.poll()
+            #expect(received.names == ["A"] && follower.watermark == 1)
+            try await Task.sleep(nanoseconds: 300_000_000)
+            _ = try await store.addTombstones(Self.tombstones(["B"]))
+            _ = try await follower.poll()
+            #expect(received.names == ["A", "B"])
+            #expect(follower.watermark == 4)
+            #expect(received.resyncs.load(ordering: .relaxed) == 0)  // a number never committed is not a pruned outbox
         }
-        try await store.migrate()
-        _ = try await store.addTombstones(Self.tombstones(["FIRST"]))
-        let received = Received()
-        let follower = Self.follower(store, received, startAfter: 1, gapSeconds: 0.2)
-        try await pool.withConnection { c in
-            try await c.withSession { s in
-                try s.execute("BEGIN")
-                try s.execute("INSERT INTO des_events (kind, des_name, created_at) VALUES ('tombstone', 'NEVER', 1)")
-                try s.execute("ROLLBACK")
-            }
-        }
-        _ = try await store.addTombstones(Self.tombstones(["A"]))
-        _ = try await follower.poll()
-        #expect(received.names == ["A"] && follower.watermark == 1)
-        try await Task.sleep(nanoseconds: 300_000_000)
-        _ = try await store.addTombstones(Self.tombstones(["B"]))
-        _ = try await follower.poll()
-        #expect(received.names == ["A", "B"])
-        #expect(follower.watermark == 4)
-        #expect(received.resyncs.load(ordering: .relaxed) == 0)  // a number never committed is not a pruned outbox
     }
 }
