@@ -12,8 +12,9 @@ struct DeleteCommand: AsyncParsableCommand {
         discussion: """
             Records a tombstone in the metadata store for each NAME an uploaded container \
             holds, with --reason and the time. From then on GET and HEAD /files/NAME answer \
-            410 Gone on every running server (within a second: servers poll the tombstones \
-            every server.tombstone_poll_seconds), des get exits 66 saying the file was \
+            410 Gone on every running server (within a second: servers follow the metadata \
+            store's events, and poll the tombstones every server.tombstone_poll_seconds behind \
+            them), des get exits 66 saying the file was \
             deleted, des check counts it as deleted, and des compact drops its bytes. The \
             rows holding the names get status_deleted_value (DES_DELETED) where the status \
             column can hold it. The source bodies are not touched (des retire deletes those \

@@ -32,6 +32,8 @@ public final class EventFollower: Sendable {
     public typealias Deliver = @Sendable ([StoreEvent]) async throws -> Void
 
     private struct State {
+        /// The watermark at which the consumer was last told to start again (one resync per fall-behind).
+        var resyncedAt: Int64?
         /// Every number up to here is delivered or given up; nil until the first read.
         var watermark: Int64?
         /// Numbers above the watermark already delivered.
@@ -90,8 +92,16 @@ public final class EventFollower: Sendable {
         let missing = Int(highest - watermark)
         var read = try await metadata.events(afterSeq: highest, limit: settings.batch)
         if missing > 0 {
-            // Numbers below the highest delivered that were missing: read again, in case they committed since.
-            read = try await metadata.events(afterSeq: watermark, limit: missing) + read
+            // Numbers below the highest delivered that were missing: read again, in case they
+            // committed since (a batch at most from the watermark: the work of a poll stays bounded
+            // however many events came after a gap; later ones are read once it closes).
+            read = try await metadata.events(afterSeq: watermark, limit: min(missing, settings.batch)) + read
+        }
+        if missing == 0, let first = read.first, first.seq > watermark + 1 {
+            // Numbers missing right after the watermark: in flight, or pruned because this follower
+            // fell behind what the outbox keeps. Pruned ones are older than the oldest kept, and
+            // their changes (deletes among them) must not wait for the gap time: start again now.
+            try await resyncIfPruned(after: watermark)
         }
         var once = Set<Int64>()
         let fresh = state.withLock { s in
@@ -110,13 +120,9 @@ public final class EventFollower: Sendable {
             // Missing for too long: pruned (the follower fell behind what the outbox keeps), or
             // never committed. Pruned numbers are older than the oldest kept.
             let after = state.withLock { $0.watermark } ?? 0
-            if let bounds = try await metadata.eventBounds(), bounds.first > after + 1 {
-                logger.warning(
-                    "the outbox was pruned past this follower; its caches start again",
-                    metadata: ["delivered_up_to": "\(after)", "oldest_kept": "\(bounds.first)"])
-                await resync()
+            if let first = try await resyncIfPruned(after: after) {
                 state.withLock { s in
-                    if (s.watermark ?? 0) < bounds.first - 1 { s.watermark = bounds.first - 1 }
+                    if (s.watermark ?? 0) < first - 1 { s.watermark = first - 1 }
                 }
             }
             state.withLock { s in giveUpGap(&s) }
@@ -128,6 +134,26 @@ public final class EventFollower: Sendable {
             lag.record(max(0, Date().timeIntervalSince1970 - newest.createdAt))
         }
         return fresh.count
+    }
+
+    /// When the outbox's oldest event is past `after + 1` (events this follower never read were
+    /// pruned), tells the consumer to start again — once for this watermark — and returns that
+    /// oldest number; nil when nothing was pruned past it.
+    @discardableResult
+    private func resyncIfPruned(after: Int64) async throws -> Int64? {
+        guard let bounds = try await metadata.eventBounds(), bounds.first > after + 1 else { return nil }
+        let first = state.withLock { s -> Bool in
+            if s.resyncedAt == after { return false }
+            s.resyncedAt = after
+            return true
+        }
+        if first {
+            logger.warning(
+                "the outbox was pruned past this follower; its caches start again",
+                metadata: ["delivered_up_to": "\(after)", "oldest_kept": "\(bounds.first)"])
+            await resync()
+        }
+        return bounds.first
     }
 
     /// Moves the watermark past the numbers missing below the lowest delivered one (missing for

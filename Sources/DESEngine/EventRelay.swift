@@ -34,7 +34,17 @@ public struct EventRelay: Sendable {
     /// published; then a failure to publish ends the run with its error instead of a retry).
     public func run(shutdown: ShutdownSignal, untilIdle: Bool) async throws -> Totals {
         var totals = Totals()
-        let start = try await sink.cursor() ?? 0
+        var start = try await sink.cursor() ?? 0
+        let newest = try await metadata.eventBounds()?.last ?? 0
+        if start > newest {
+            // A cursor past every event written: the metadata store was recreated or restored
+            // from a backup. Everything it keeps is published (again, for some: consumers skip an
+            // id they have seen) rather than nothing until its numbers catch up.
+            logger.warning(
+                "the relay's cursor is past the newest event: the metadata store was recreated or restored; publishing every event it keeps",
+                metadata: ["cursor": "\(start)", "newest": "\(newest)"])
+            start = 0
+        }
         let sink = self.sink
         let follower = EventFollower(
             metadata: metadata, settings: settings, startAfter: start, logger: logger,

@@ -20,7 +20,7 @@ public struct DESCarriedMetadata: Sendable, Equatable {
             return
         }
         var meta = try DESMetadata.parse(raw)
-        self.sha256 = meta["sha256"]?.stringValue
+        self.sha256 = meta["sha256"]?.stringValue?.lowercased()  // as readers compare it
         self.externalKey = meta["external_key"]?.stringValue
         for key in DESArchiveWriter.reservedMetadataKeys { meta[key] = nil }
         self.metadata = meta

@@ -121,7 +121,8 @@ final class FileLocator: Sendable {
                     for version in Set(gone.map(\.version)) { await reader.forget(key: key, version: version) }
                 }
             case .tombstone:
-                if let name = event.name { await forget(name: name) }
+                // Only the name's location: its container's index stays cached for its other files.
+                if let name = event.name { located.remove(name) }
             case .sourceRetired:
                 break
             }

@@ -69,13 +69,17 @@ struct EventFollowerTests {
         try await store.migrate()
         store.eventRetention = 1_000
         let received = Received()
-        let follower = Self.follower(store, received, startAfter: 0, gapSeconds: 0)
+        // A long gap time: the consumer is told at the first read, not once the gap time is over
+        // (the pruned events may be deletes, which must not wait).
+        let follower = Self.follower(store, received, startAfter: 0, gapSeconds: 3_600)
         _ = try await store.addTombstones(Self.tombstones((1...3_000).map { "P_\($0)" }))
         let bounds = try #require(try await store.eventBounds())
         #expect(bounds.first > 1)
         _ = try await follower.poll()
         #expect(received.resyncs.load(ordering: .relaxed) == 1)
         #expect(received.seqs.first == bounds.first)
+        _ = try await follower.poll()
+        #expect(received.resyncs.load(ordering: .relaxed) == 1, "told again for the same fall-behind")
     }
 
     /// Runs `body` with a migrated PostgreSQL store in a schema of its own (dropped after), and

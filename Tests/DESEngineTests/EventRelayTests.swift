@@ -53,6 +53,16 @@ struct EventRelayTests {
         #expect(published.map(\.id) == ["1", "2", "3", "4", "5"])
         #expect(published.allSatisfy { $0.kind == "tombstone" })
         #expect(published.map(\.name) == ["R_1", "R_2", "R_3", "R_4", "R_5"])
+        // A cursor past every event (the metadata store recreated or restored): everything kept is
+        // published again, not nothing until the numbers catch up. A cursor that is not a number is refused.
+        _ = await redis.command([Array("SET".utf8), Array((stream + ":cursor").utf8), Array("99999999999".utf8)])
+        try await delete(["R_6"])
+        let past = try await runDES(["relay", "--until-idle", "--json"], config: config, in: d.dir)
+        #expect(past.status == 0, "\(past.err)")
+        #expect(try jsonObject(past.out)["published"] as? Int == 6 && (try jsonObject(past.out)["cursor"] as? Int) == 6)
+        _ = await redis.command([Array("SET".utf8), Array((stream + ":cursor").utf8), Array("garbage".utf8)])
+        let garbage = try await runDES(["relay", "--until-idle"], config: config, in: d.dir)
+        #expect(garbage.status != 0 && garbage.err.contains("not an event number"), "\(garbage.err)")
         _ = await redis.command([Array("DEL".utf8), Array(stream.utf8), Array((stream + ":cursor").utf8)])
     }
 
@@ -71,6 +81,11 @@ struct EventRelayTests {
         await store.close()
         let b = try await runDES(["relay", "--until-idle"], config: down, in: d.dir)
         #expect(b.status != 0 && b.err.contains("127.0.0.1:9") && !b.err.contains("hunter2"), "\(b.status) \(b.err)")
+        // A login the server refuses is an authentication failure (77), named as the event stream's.
+        let login = try d.writeConfig(
+            packer: "{work_dir: work}", name: "login.yaml", extra: "events: {publish: {type: redis, url: \"redis://:wrong-secret-7@127.0.0.1:\(URL(string: try testServerSetting("DES_TEST_REDIS_URL"))?.port ?? 6379)\"}}")
+        let l = try await runDES(["relay", "--until-idle"], config: login, in: d.dir)
+        #expect(l.status == 77 && l.err.contains("Redis event stream") && l.err.contains("authentication failed") && !l.err.contains("wrong-secret-7"), "\(l.status) \(l.err)")
         let typo = try d.writeConfig(packer: "{work_dir: work}", name: "typo.yaml", extra: "events: {publish: {type: redis, url: \"redis://127.0.0.1:6379\", strem: x}}")
         let c = try await runDES(["config", "check", typo], config: "", in: d.dir)
         #expect(c.status != 0 && c.err.contains("strem"), "\(c.err)")

@@ -11,7 +11,7 @@ struct CarriedMetadataTests {
     /// What the parser makes of `record`, DES's keys split off as the carrier does.
     static func parsed(_ record: String) throws -> DESCarriedMetadata? {
         var meta = try Array(record.utf8).withUnsafeBytes { try DESMetadata.parse($0) }
-        let (digest, external) = (meta["sha256"]?.stringValue, meta["external_key"]?.stringValue)
+        let (digest, external) = (meta["sha256"]?.stringValue?.lowercased(), meta["external_key"]?.stringValue)
         for key in DESArchiveWriter.reservedMetadataKeys { meta[key] = nil }
         var carried = try Array(#"{"size":0}"#.utf8).withUnsafeBytes { try DESCarriedMetadata(record: $0) }
         (carried.metadata, carried.sha256, carried.externalKey) = (meta, digest, external)

@@ -19,22 +19,22 @@ enum RedisConnectFailure: Error, Sendable {
     }
 
     /// One line for logs and errors.
-    func describe(_ settings: RedisIndexCache.Settings) -> String {
+    func describe(_ settings: RedisIndexCache.Settings, role: String = "Redis index cache") -> String {
         switch self {
         case .unreachable(let why):
-            return "Redis index cache at \(settings.server) unreachable: \(why)"
+            return "\(role) at \(settings.server) unreachable: \(why)"
         case .authentication(let reply):
             let hint = reply.uppercased().hasPrefix("NOAUTH")
                 ? " (the server wants a login: give user and password in cache.url, redis://user:password@host)" : ""
-            return "Redis index cache at \(settings.server): authentication failed: \(reply)\(hint)"
+            return "\(role) at \(settings.server): authentication failed: \(reply)\(hint)"
         case .refused(let why):
-            return "Redis index cache at \(settings.server): \(why)"
+            return "\(role) at \(settings.server): \(why)"
         }
     }
 
     /// The failure as a typed error: `authentication` for a refused login, `unavailable` otherwise.
-    func error(_ settings: RedisIndexCache.Settings) -> DESKitError {
-        if case .authentication = self { return DESKitError(.authentication, describe(settings)) }
-        return DESKitError(.unavailable, describe(settings))
+    func error(_ settings: RedisIndexCache.Settings, role: String = "Redis index cache") -> DESKitError {
+        if case .authentication = self { return DESKitError(.authentication, describe(settings, role: role)) }
+        return DESKitError(.unavailable, describe(settings, role: role))
     }
 }

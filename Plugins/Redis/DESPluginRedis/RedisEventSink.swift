@@ -28,14 +28,17 @@ public final class RedisEventSink: EventSink {
         self.settings = settings
         var server = settings.server
         server.timeoutSeconds = max(server.timeoutSeconds, 2)
-        self.connection = RedisIndexCache(settings: server, logger: logger)
+        self.connection = RedisIndexCache(
+            settings: server, logger: logger, role: "Redis event stream \(settings.stream)", downNote: "events are published once it answers")
     }
 
     public var destination: String { "redis stream \(settings.stream) at \(settings.server.server)" }
 
     private func run(_ args: [String]) async throws -> RedisIndexCache.Reply {
-        guard let reply = await connection.command(args.map { Array($0.utf8) }) else {
-            throw DESKitError(.unavailable, "Redis at \(settings.server.server) does not answer; events are published again once it does")
+        let reply: RedisIndexCache.Reply
+        switch await connection.send(args.map { Array($0.utf8) }) {
+        case .success(let r): reply = r
+        case .failure(let failure): throw failure.error(settings.server, role: "Redis event stream \(settings.stream)")
         }
         if case .error(let message) = reply {
             throw DESKitError(.unavailable, "Redis at \(settings.server.server) refused \(args.first ?? ""): \(message)")
@@ -59,7 +62,15 @@ public final class RedisEventSink: EventSink {
 
     public func cursor() async throws -> Int64? {
         switch try await run(["GET", settings.stream + ":cursor"]) {
-        case .bytes(let b): return Int64(String(decoding: b, as: UTF8.self))
+        case .bytes(let b):
+            let text = String(decoding: b, as: UTF8.self)
+            guard let seq = Int64(text), seq >= 0 else {
+                throw DESKitError(
+                    .invalidData,
+                    "the relay's cursor \(settings.stream):cursor holds '\(text.prefix(40))', not an event number: "
+                        + "delete the key to publish every event kept again, or set it to the last event published")
+            }
+            return seq
         default: return nil
         }
     }

@@ -23,15 +23,28 @@ public final class RedisIndexCache: IndexCache {
         var hits = 0, misses = 0, errors = 0
         var down = false
         var lastAttempt = -Double.infinity
+        var lastFailure: RedisConnectFailure?
     }
     private let state = Mutex(State())
     // Touched only on `thread`.
     private nonisolated(unsafe) var context: UnsafeMutablePointer<redisContext>?
 
+    /// What this connection serves, in messages ("Redis index cache"; the event sink's differs).
+    let role: String
+    /// What a caller does while Redis is down, after the warning.
+    let downNote: String
+
     /// Creates the cache; it connects on first use.
-    public init(settings: Settings, logger: Logger = Logger(label: "des.cache.redis")) {
+    public convenience init(settings: Settings, logger: Logger = Logger(label: "des.cache.redis")) {
+        self.init(settings: settings, logger: logger, role: "Redis index cache", downNote: "reading without the Redis index cache")
+    }
+
+    /// A connection for another use of Redis (the event sink), named `role` in its messages.
+    init(settings: Settings, logger: Logger, role: String, downNote: String) {
         self.settings = settings
         self.logger = logger
+        self.role = role
+        self.downNote = downNote
     }
 
     deinit {
@@ -61,28 +74,35 @@ public final class RedisIndexCache: IndexCache {
 
     /// Runs one command; nil when Redis is down or refuses the login (the cache is then off for a second).
     func command(_ args: [[UInt8]]) async -> Reply? {
+        try? await send(args).get()
+    }
+
+    /// Runs one command; the failure when Redis is down or refuses the login (no command is
+    /// sent for a second after one).
+    func send(_ args: [[UInt8]]) async -> Result<Reply, RedisConnectFailure> {
         let now = ProcessInfo.processInfo.systemUptime
         let skip = state.withLock { s -> Bool in
             if s.down && now - s.lastAttempt < 1 { return true }
             if s.down { s.lastAttempt = now }
             return false
         }
-        if skip { return nil }
+        if skip { return .failure(state.withLock { $0.lastFailure } ?? .unreachable("it did not answer a moment ago")) }
         let outcome = (try? await thread.run { [self] in runConnected(args) }) ?? .failure(.unreachable("the cache's thread has stopped"))
         state.withLock { s in
             switch outcome {
             case .failure(let failure):
                 if !s.down {
-                    logger.warning("\(failure.describe(settings)); reading without the Redis index cache", metadata: ["at": "\(settings.server)"])
+                    logger.warning("\(failure.describe(settings, role: role)); \(downNote)", metadata: ["at": "\(settings.server)"])
                 }
                 s.down = true
+                s.lastFailure = failure
                 s.errors += 1
                 s.lastAttempt = now
             case .success:
                 s.down = false
             }
         }
-        return try? outcome.get()
+        return outcome
     }
 
     /// One command on the thread, connecting first when needed. A refused login (an `AUTH`
