@@ -49,15 +49,20 @@ struct RelayCommand: AsyncParsableCommand {
             }
             let sink = try await DESCommandLine.requireRegistry().makeEventSink(publish)
             let start = Terminal.seconds()
-            var settings = EventFollower.Settings()
-            settings.pollSeconds = runtime.config.events.pollSeconds
-            settings.gapSeconds = runtime.config.events.gapSeconds
-            let worker = try await runtime.closing { () -> WorkerService<EventRelay.Totals> in
-                defer { Task { await sink.close() } }
-                let worker = EventRelay(metadata: runtime.metadata, sink: sink, settings: settings, logger: logger).service(untilIdle: untilIdle)
-                try await observability.run(worker, runtime: runtime, logger: logger)
-                return worker
+            let settings = EventFollower.Settings(runtime.config.events)
+            let relayed: Result<WorkerService<EventRelay.Totals>, any Error>
+            do {
+                relayed = .success(
+                    try await runtime.closing { () -> WorkerService<EventRelay.Totals> in
+                        let worker = EventRelay(metadata: runtime.metadata, sink: sink, settings: settings, logger: logger).service(untilIdle: untilIdle)
+                        try await observability.run(worker, runtime: runtime, logger: logger)
+                        return worker
+                    })
+            } catch {
+                relayed = .failure(error)
             }
+            await sink.close()
+            let worker = try relayed.get()
             let totals = worker.totals ?? .init()
             let secs = max(Terminal.seconds() - start, 1e-9)
             if json {

@@ -26,6 +26,11 @@ public final class EventFollower: Sendable {
         public var gapSeconds: Double = 10
         /// The defaults.
         public init() {}
+        /// The settings of the config's `events:` section.
+        public init(_ events: EventsConfig) {
+            pollSeconds = events.pollSeconds
+            gapSeconds = events.gapSeconds
+        }
     }
 
     /// Hands events over (in `seq` order, each at most once per follower unless it throws).
@@ -95,7 +100,8 @@ public final class EventFollower: Sendable {
             // Numbers below the highest delivered that were missing: read again, in case they
             // committed since (a batch at most from the watermark: the work of a poll stays bounded
             // however many events came after a gap; later ones are read once it closes).
-            read = try await metadata.events(afterSeq: watermark, limit: min(missing, settings.batch)) + read
+            let below = try await metadata.events(afterSeq: watermark, limit: min(missing, settings.batch))
+            read = below.filter { $0.seq <= highest } + read  // in seq order, each number once
         }
         if missing == 0, let first = read.first, first.seq > watermark + 1 {
             // Numbers missing right after the watermark: in flight, or pruned because this follower
@@ -103,10 +109,7 @@ public final class EventFollower: Sendable {
             // their changes (deletes among them) must not wait for the gap time: start again now.
             try await resyncIfPruned(after: watermark)
         }
-        var once = Set<Int64>()
-        let fresh = state.withLock { s in
-            read.filter { $0.seq > (s.watermark ?? 0) && !s.seen.contains($0.seq) && once.insert($0.seq).inserted }.sorted { $0.seq < $1.seq }
-        }
+        let fresh = state.withLock { s in read.filter { $0.seq > (s.watermark ?? 0) && !s.seen.contains($0.seq) } }
         if !fresh.isEmpty { try await deliver(fresh) }
         let now = monotonicSeconds()
         let expired = state.withLock { s in

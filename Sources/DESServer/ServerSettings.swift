@@ -71,8 +71,7 @@ public struct ServerSettings: Sendable {
         idleTimeoutSeconds = s.idleTimeoutSeconds
         maxConnections = s.maxConnections
         followEvents = config.events.follow
-        events.pollSeconds = config.events.pollSeconds
-        events.gapSeconds = config.events.gapSeconds
+        events = EventFollower.Settings(config.events)
         fallbackRefreshSeconds = config.events.fallbackRefreshSeconds
     }
 }
