@@ -95,15 +95,7 @@ public struct RedisEventSinkConfig: PluginConfiguration {
     public var settings = RedisEventSink.Settings()
 
     public init(from section: ConfigSection) throws {
-        guard let url = try section.secret(Self.key("url")) else {
-            throw section.error("url", "events.publish type 'redis' needs 'url' (redis://host:6379)")
-        }
-        do {
-            settings.server = try RedisIndexCache.Settings(url: url.value)
-        } catch let error as DESKitError {
-            let message = error.message.hasPrefix("cache.url ") ? String(error.message.dropFirst("cache.url ".count)) : error.message
-            throw section.error("url", message)
-        }
+        settings.server = try RedisIndexCache.Settings(section: section, url: Self.key("url"), what: "events.publish type 'redis'")
         if let stream = try section.text(Self.key("stream")) { settings.stream = stream }
         if let n = try section.int(Self.key("max_length")) { settings.maxLength = n }
     }

@@ -361,16 +361,7 @@ public struct RedisCacheConfig: PluginConfiguration {
     public var settings: RedisIndexCache.Settings
 
     public init(from section: ConfigSection) throws {
-        guard let url = try section.secret(Self.key("url")) else {
-            throw section.error("url", "cache type 'redis' needs 'url' (redis://host:6379)")
-        }
-        do {
-            settings = try RedisIndexCache.Settings(url: url.value)
-        } catch let error as DESKitError {
-            // A URL every command would refuse is refused here, at its line (the message never repeats it).
-            let message = error.message.hasPrefix("cache.url ") ? String(error.message.dropFirst("cache.url ".count)) : error.message
-            throw section.error("url", message)
-        }
+        settings = try RedisIndexCache.Settings(section: section, url: Self.key("url"), what: "cache type 'redis'")
         if section.contains("ttl_seconds") {
             let ttl = try section.seconds(Self.key("ttl_seconds"))
             settings.ttlSeconds = ttl == 0 ? nil : ttl

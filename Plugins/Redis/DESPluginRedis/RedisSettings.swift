@@ -107,3 +107,20 @@ extension RedisIndexCache {
         }
     }
 }
+
+extension RedisIndexCache.Settings {
+    /// The server and login of a plugin section's required `url` key (`what` names the section in
+    /// its error). A URL every command would refuse is refused here, at its line; the message
+    /// never repeats the URL.
+    init(section: ConfigSection, url key: ConfigKey, what: String) throws {
+        guard let url = try section.secret(key) else {
+            throw section.error(key.name, "\(what) needs '\(key.name)' (redis://host:6379)")
+        }
+        do {
+            self = try Self(url: url.value)
+        } catch let error as DESKitError {
+            let message = error.message.hasPrefix("cache.url ") ? String(error.message.dropFirst("cache.url ".count)) : error.message
+            throw section.error(key.name, message)
+        }
+    }
+}

@@ -107,11 +107,11 @@ extension SQLMetadataStore {
 
     /// Closes the listener, if one was opened.
     func closeListener() async {
-        if let open = listener.withLock({ current -> (any SQLEventListener)? in
-            defer { current = nil }
-            return current
-        }) {
-            await open.close()
+        let open = listener.withLock { current -> (any SQLEventListener)? in
+            let taken = current
+            current = nil
+            return taken
         }
+        await open?.close()
     }
 }
