@@ -303,9 +303,8 @@ public enum MetadataStoreConformance {
             try require(try await store.events(afterSeq: seen[2].seq, limit: 2).map(\.seq) == [seen[3].seq, seen[4].seq], c, "a page")
             guard let bounds = try await store.eventBounds() else { throw ConformanceFailure(check: c, message: "no bounds") }
             try require(bounds.first <= seen[0].seq && bounds.last == seen.last?.seq, c, "bounds \(bounds)")
-            // Waiting returns (woken or not) within its timeout.
-            let woken = try await store.waitForEvents(timeoutSeconds: 0.05)
-            _ = woken
+            // Nothing is written after the first wait starts listening: no wake-up.
+            try require(!(try await store.waitForEvents(timeoutSeconds: 0.05)), c, "woken with nothing written")
         }
         return runner.report
     }
