@@ -63,12 +63,13 @@ public struct CatalogAudit: Sendable {
         // Deleted files: counted as deleted, never as missing or orphaned.
         let deleted = Set(try await metadata.tombstones(afterSeq: 0).map(\.name))
         report.filesDeleted = deleted.count
-        var indexes: [String: DESIndex] = [:]
+        var indexes: [String: StorageArchiveReader.VersionedIndex] = [:]
         var seen: [String: String] = [:]
         let chain = try await ContainerChain.load(from: metadata)
         for container in chain.uploaded.values.sorted(by: { $0.id < $1.id }) {
-            let (index, levelsProblems) = try await reader.checkedIndex(key: container.key)
-            indexes[container.key] = index
+            let (versioned, levelsProblems) = try await reader.checkedIndex(key: container.key)
+            let index = versioned.index
+            indexes[container.key] = versioned
             report.containers += 1
             report.entries += index.count
             if index.count != container.fileCount {
@@ -116,7 +117,7 @@ public struct CatalogAudit: Sendable {
                             continue
                         }
                     }
-                    guard let key = resolved, let index = indexes[key] else {
+                    guard let key = resolved, let versioned = indexes[key] else {
                         problem("\(source.name) row \(row.rowID): container \(row.container) is not an uploaded container, and none holds \(row.desName)")
                         continue
                     }
@@ -126,7 +127,7 @@ public struct CatalogAudit: Sendable {
                         problem("\(source.name) row \(row.rowID): \(row.desName) is in \(key), a container of another day or shard than its name's; lookups by name would miss it")
                         continue
                     }
-                    guard index.contains(row.desName) else {
+                    guard versioned.index.contains(row.desName) else {
                         problem("\(source.name) row \(row.rowID): \(row.desName) is not in \(key)\(key == row.container ? "" : ", where the links from \(row.container) lead")")
                         continue
                     }
@@ -143,7 +144,7 @@ public struct CatalogAudit: Sendable {
                     // not match) is a problem here too, not a pass.
                     let packed: [UInt8]
                     do {
-                        packed = try await reader.file(named: row.desName, key: key) ?? []
+                        packed = try await reader.files(named: [row.desName], key: key, in: versioned)[0] ?? []
                     } catch {
                         problem("\(source.name) row \(row.rowID): \(row.desName) in \(key) does not read back: \(error)")
                         continue
@@ -166,7 +167,8 @@ public struct CatalogAudit: Sendable {
         // (Each row's entry was found in its container's index above.)
         for (key, names) in retired.sorted(by: { $0.key < $1.key }) {
             do {
-                report.bytesChecked += try await reader.files(named: names, key: key).reduce(0) { $0 + UInt64($1?.count ?? 0) }
+                guard let versioned = indexes[key] else { continue }
+                report.bytesChecked += try await reader.files(named: names, key: key, in: versioned).reduce(0) { $0 + UInt64($1?.count ?? 0) }
             } catch {
                 problem("\(key): the files of rows whose bodies were retired do not read back: \(error)")
             }

@@ -97,7 +97,7 @@ public struct StorageArchiveReader: Sendable {
     /// The container's index, read from storage (never from the cache), and what is wrong with
     /// its two-level index against it, checked from the same bytes: the tail holds the LEVELS
     /// region. For `des check`.
-    public func checkedIndex(key: String) async throws -> (index: DESIndex, levelsProblems: [String]) {
+    public func checkedIndex(key: String) async throws -> (index: VersionedIndex, levelsProblems: [String]) {
         let (tail, size, version) = try await storage.getSuffixVersioned(key: key, length: suffixLength)
         let footer = try Self.footer(tail: tail, size: size, key: key)
         let whole = try await wholeTail(key: key, tail: tail, size: size, version: version, footer: footer)
@@ -106,7 +106,7 @@ public struct StorageArchiveReader: Sendable {
         whole.withUnsafeBytes { raw in
             DESLevels.check(suffix: raw, index: index, meta: { _ in nil }) { name, message in problems.append("\(name): \(message)") }
         }
-        return (index, problems)
+        return (VersionedIndex(index: index, version: version), problems)
     }
 
     /// The object's bytes from the footer's `tailStart` to its end: `tail` (its last bytes),
@@ -287,6 +287,12 @@ public struct StorageArchiveReader: Sendable {
             throw DESFormatError(
                 .checksumMismatch, "entry \"\(name)\": the body hashes to \(got), META records \(expected)", path: key)
         }
+    }
+
+    /// The bytes of each of `names` in the container at `key` whose index the caller holds (nil
+    /// for a name it does not hold), checked as ``files(named:key:)`` checks them, with no index read.
+    public func files(named names: [String], key: String, in versioned: VersionedIndex) async throws -> [[UInt8]?] {
+        try await read(names, key: key, from: versioned)
     }
 
     func read(_ names: [String], key: String, from v: VersionedIndex) async throws -> [[UInt8]?] {
