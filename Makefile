@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all setup build demo test bench profile fuzz fuzz-mutate clean
+.PHONY: all setup build demo test image-check bench profile fuzz fuzz-mutate clean
 
 all: build
 
@@ -23,12 +23,26 @@ demo: setup
 # custom-source template is rendered, built (SQLite only, no libpq), tested and run.
 # The HTTP server suites run in a test process of their own: their servers run in that process,
 # and other suites block its few cooperative threads while their des children run.
+# First, the alerts and dashboards under deploy/ are checked with promtool (scripts/test-monitoring.sh);
+# after the build, the Kubernetes overlays and docker-compose.yml (scripts/test-deploy.sh); last,
+# schemathesis holds a live des serve to the OpenAPI document it serves (scripts/schemathesis.sh).
 test: setup
+	scripts/test-monitoring.sh
 	swift build --build-tests
+	scripts/test-deploy.sh
 	trap 'scripts/test-servers.sh down' EXIT; scripts/test-servers.sh up && set -a \
 	  && . "$${DES_TEST_SERVERS_DIR:-/tmp/des-test-servers}/env" && set +a && swift test --skip-build --skip DESServerTests \
 	  && swift test --skip-build --filter DESServerTests
 	scripts/test-template.sh
+	SCHEMA_URL=served scripts/schemathesis.sh
+
+# The container image's runtime, proven without Docker (scripts/image-check.sh; docs/deploy.md):
+# hadolint on the Dockerfile, then a bare Debian bookworm root with exactly the packages of
+# deploy/image/runtime-packages.txt (the Dockerfile's list), where des runs as the image's user:
+# --version, config check, the demo's main job, des serve. DES_BINARY=PATH checks a built des;
+# without it, des is built as the Dockerfile builds it (release, --static-swift-stdlib).
+image-check:
+	scripts/image-check.sh
 
 bench: setup
 	scripts/bench-pack.sh
@@ -40,6 +54,7 @@ bench: setup
 	scripts/bench-compact.sh
 	scripts/bench-index.sh
 	scripts/bench-events.sh
+	scripts/bench-scan.sh
 
 # Where the packer's CPU goes (perf samples), in lease mode on 50,000 files; see scripts/profile-packer.sh.
 profile: setup

@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "DESPluginMSSQL", targets: ["DESPluginMSSQL"]),
         .library(name: "DESPluginS3", targets: ["DESPluginS3"]),
         .library(name: "DESPluginRedis", targets: ["DESPluginRedis"]),
+        .library(name: "DESPluginFilesystem", targets: ["DESPluginFilesystem"]),
         .library(name: "DESServer", targets: ["DESServer"]),
         .library(name: "DESCLI", targets: ["DESCLI"]),
         .library(name: "DESKitTesting", targets: ["DESKitTesting"]),
@@ -32,7 +33,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         // The HTTP service (its default traits pull swift-configuration, which DES does not use).
@@ -44,6 +45,8 @@ let package = Package(
         // connection's pipeline); already in the graph through Hummingbird.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
+        // TLS for the HTTP service (server.tls): Hummingbird's TLS channel over swift-nio-ssl.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
     ],
     targets: [
         // OpenSSL's libcrypto: hardware-accelerated SHA-256 for checksums and shard hashing.
@@ -69,7 +72,7 @@ let package = Package(
         .target(name: "CDESProcess", path: "Sources/CDESProcess"),
         // Every database's SQL (no C client): the stock plugins and the ODBC plugin share them.
         .target(name: "DESSQLDialects", dependencies: ["DESKit"]),
-        .target(name: "DESStorage", dependencies: ["DESKit", "CDESFileSystem"]),
+        .target(name: "DESStorage", dependencies: ["DESKit", "DESFormat", "CDESFileSystem"]),
         // The conformance kit: one suite per protocol, run by every plugin, stock or custom.
         .target(name: "DESKitTesting", dependencies: ["DESKit", "DESFormat"]),
         .target(
@@ -87,6 +90,8 @@ let package = Package(
             dependencies: [
                 "DESKit", "DESNaming", "DESFormat", "DESEngine",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -133,6 +138,9 @@ let package = Package(
         .target(
             name: "DESPluginRedis", dependencies: ["DESKit", "DESFormat", "CHiredis", .product(name: "Logging", package: "swift-log")],
             path: "Plugins/Redis/DESPluginRedis"),
+        .target(
+            name: "DESPluginFilesystem", dependencies: ["DESKit", "DESFormat", "DESStorage", "CDESFileSystem"],
+            path: "Plugins/Filesystem/DESPluginFilesystem"),
 
         .target(
             name: "DESCLI",
@@ -149,7 +157,7 @@ let package = Package(
             name: "des",
             dependencies: [
                 "DESCLI", "DESKit", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginODBC", "DESPluginMSSQL",
-                "DESPluginS3", "DESPluginRedis", "DESStorage",
+                "DESPluginS3", "DESPluginRedis", "DESPluginFilesystem", "DESStorage",
             ]),
         // Fuzz targets (archive reader, config loader) and their seeded-mutation driver (`make fuzz`).
         .target(name: "DESFuzz", dependencies: ["DESFormat", "DESKit"]),
@@ -178,8 +186,9 @@ let package = Package(
         .testTarget(name: "DESPluginMSSQLTests", dependencies: ["DESPluginMSSQL", "DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESSQLDialectsTests", dependencies: ["DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat", "DESStorage", "DESKitTesting"]),
+        .testTarget(name: "DESPluginFilesystemTests", dependencies: ["DESPluginFilesystem", "DESKit"]),
         .testTarget(name: "DESPluginRedisTests", dependencies: ["DESPluginRedis", "DESKit", "DESFormat", "DESKitTesting"]),
-        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESPluginRedis", "DESSQLDialects", "DESCLI", "DESKitTesting", "DESTestSupport"]),
+        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "CDESFileSystem", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESPluginRedis", "DESSQLDialects", "DESCLI", "DESKitTesting", "DESTestSupport"]),
         .testTarget(
             name: "DESServerTests",
             dependencies: ["DESServer", "DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginS3", "DESCLI", "DESTestSupport"]),

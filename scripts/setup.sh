@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what DES needs on a fresh Debian machine: the C libraries the
 # package links (OpenSSL's libcrypto, SQLite, libpq, MariaDB Connector/C, unixODBC, FreeTDS
-# db-lib), pkg-config, the tools the demo and benchmarks use, and sqlglot (PyPI), which the
+# db-lib), pkg-config, the tools the demo, tests and benchmarks use (curl, openssl), and sqlglot (PyPI), which the
 # tests use to parse the SQL Server and Oracle statements. Safe to run again: it installs only
 # what is missing.
 set -euo pipefail
 
-PACKAGES=(libssl-dev libsqlite3-dev libpq-dev libmariadb-dev unixodbc-dev freetds-dev libcurl4-openssl-dev libhiredis-dev pkg-config tar python3 python3-pip diffutils curl)
+PACKAGES=(libssl-dev libsqlite3-dev libpq-dev libmariadb-dev unixodbc-dev freetds-dev libcurl4-openssl-dev libhiredis-dev pkg-config tar python3 python3-pip diffutils curl openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -74,7 +74,31 @@ int cdes_unlink_beneath(int dirfd, const char *path) {
     return -1;
 #endif
 }
+
+int cdes_open_no_symlinks(const char *path) {
+#ifdef SYS_openat2
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long fd;
+    int tries = 0;
+    do {
+        fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    } while (fd < 0 && (errno == EINTR || errno == EAGAIN) && ++tries < 8);
+    return (int)fd;
 #else
+    (void)path;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+#else
+int cdes_open_no_symlinks(const char *path) {
+    (void)path;
+    errno = ENOSYS;
+    return -1;
+}
 int cdes_unlink_beneath(int dirfd, const char *path) {
     (void)dirfd; (void)path;
     errno = ENOSYS;

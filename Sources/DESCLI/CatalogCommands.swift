@@ -39,7 +39,7 @@ func withCatalogSources<T>(_ options: PipelineOptions, _ body: ([CatalogSource])
     do {
         var sources: [CatalogSource] = []
         for source in config.enabledSources {
-            let connector = try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: base))
+            let connector = try await registry.makeSource(Runtime.sourceContext(source, config: config, baseDirectory: base, registry: registry))
             opened.append(connector)
             sources.append(CatalogSource(config: source, sql: connector as? SQLSourceConnector))
         }

@@ -24,12 +24,27 @@ struct ConfigCheckCommand: ParsableCommand {
 
             Examples:
               des config check configs/local.yaml
+              des config check -c configs/local.yaml
               PG_PASSWORD=x des config check configs/source_databases.yaml --json
             """
     )
 
     @Argument(help: "The config file.", completion: .file(extensions: ["yaml", "yml"]))
-    var file: String
+    var fileArgument: String?
+
+    @Option(name: [.customShort("c"), .customLong("config")], help: "The config file, as every other command takes it (instead of FILE).")
+    var configOption: String?
+
+    /// The file, however it was given.
+    var file: String { configOption ?? fileArgument ?? "" }
+
+    func validate() throws {
+        switch (fileArgument, configOption) {
+        case (nil, nil): throw ValidationError("name the config file: des config check FILE (or -c FILE)")
+        case (.some, .some): throw ValidationError("name the config file once: FILE or -c FILE, not both")
+        default: break
+        }
+    }
 
     @Flag(help: "Print the summary (or the error) as JSON on stdout.")
     var json = false
@@ -77,6 +92,8 @@ enum ConfigSummary {
             if let database = c.database { out += "    database:  \(database)\n" }
             if let user = c.username { out += "    username:  \(user)\n" }
             if c.password != nil { out += "    password:  \(masked)\n" }
+            // What the source's plugin read of the block (a filesystem source's roots and globs; secrets ***).
+            if let written = c.settings?.summary, !written.isEmpty { out += "    options:   \(written)\n" }
             let table = (s.table.schema.map { $0 + "." } ?? "") + s.table.name
             out += "    table:     \(table) (key column \(s.table.columns.s3Key), status column \(s.table.columns.status))\n"
             out += "    bodies:    \(s.bodies.type)\(s.bodies.settings.map { $0.summary.isEmpty ? "" : ", " + $0.summary } ?? "")\n"
@@ -103,6 +120,15 @@ enum ConfigSummary {
         let c = config.cache
         out += "cache:    \(c.type)\(c.settings.map { $0.summary.isEmpty ? "" : ", " + $0.summary } ?? "")\n"
         out += "server:   \(config.server.host):\(config.server.port)\n"
+        let e = config.events
+        let retain = e.retain.formatted(.number.grouping(.automatic))
+        out += "events:   "
+            + (e.follow
+                ? "followed (outbox read every \(e.pollSeconds) s or on a wake-up), "
+                : "not followed (servers poll: containers every \(config.server.containerRefreshSeconds) s, deletes every \(config.server.tombstonePollSeconds) s), ")
+            + "outbox keeps \(retain)"
+            + (e.publish.map { p in ", published by des relay to \(p.type)" + (p.settings.map { $0.summary.isEmpty ? "" : " (" + $0.summary + ")" } ?? "") } ?? "")
+            + "\n"
         return out
     }
 
@@ -144,6 +170,11 @@ enum ConfigSummary {
                 as [String: Any],
             "cache": ["type": config.cache.type].merging(written(config.cache.settings)) { own, _ in own },
             "server": ["host": config.server.host, "port": config.server.port] as [String: Any],
+            "events": [
+                "follow": config.events.follow, "poll_seconds": config.events.pollSeconds, "gap_seconds": config.events.gapSeconds,
+                "retain": config.events.retain, "fallback_refresh_seconds": config.events.fallbackRefreshSeconds,
+                "publish": config.events.publish.map { ["type": $0.type].merging(written($0.settings)) { own, _ in own } } as Any,
+            ] as [String: Any],
         ]
     }
 }

@@ -76,7 +76,7 @@ struct DESCommand: AsyncParsableCommand {
             MarkerCommand.self, PackerCommand.self, RecoverCommand.self, StatusCommand.self, GetCommand.self,
             CheckCommand.self, SampleCommand.self, ConfigCommand.self, CatalogCommand.self, NewSourceCommand.self, ServeCommand.self,
             HealthCommand.self, DeadLetterCommand.self, RetireCommand.self, RebuildCommand.self, DeleteCommand.self, ExpireCommand.self, RelayCommand.self,
-            CompactCommand.self,
+            CompactCommand.self, ScanCommand.self, LsVersionsCommand.self,
         ]
     )
 }

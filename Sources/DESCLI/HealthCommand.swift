@@ -110,7 +110,7 @@ enum HealthProbes {
                 "source:\(source.name)",
                 {
                     try await opened(
-                        { try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: baseDirectory)) },
+                        { try await registry.makeSource(Runtime.sourceContext(source, config: config, baseDirectory: baseDirectory, registry: registry)) },
                         check: { try await $0.healthCheck() }, close: { await $0.close() })
                 }
             )

@@ -18,8 +18,10 @@ struct MarkerRun: AsyncParsableCommand {
             Runs until SIGINT/SIGTERM (finishing the batch in hand), or with \
             --until-idle until no source has rows needing a name. Metrics: \
             des_marker_entries_marked_total{status}, des_marker_batch_duration_seconds, \
-            des_marker_errors_total{error_type}, des_marker_retries_total, des_marker_dlq_entries_total \
-            (on /metrics with --metrics-port, beside /health, /health/live and /health/ready).
+            des_marker_errors_total{error_type}, des_marker_retries_total, des_marker_dlq_entries_total, \
+            and the backlog gauges des_catalog_rows{source,status} and \
+            des_catalog_oldest_pending_seconds{source} (on /metrics with --metrics-port, beside \
+            /health, /health/live and /health/ready).
 
             Examples:
               des marker run --config configs/local.yaml --until-idle
@@ -28,6 +30,7 @@ struct MarkerRun: AsyncParsableCommand {
 
     @OptionGroup var options: PipelineOptions
     @OptionGroup var observability: WorkerObservabilityOptions
+    @OptionGroup var backlog: BacklogOptions
     @Flag(help: "Stop when no rows need a name.") var untilIdle = false
 
     func run() async throws {
@@ -37,7 +40,7 @@ struct MarkerRun: AsyncParsableCommand {
             let start = Terminal.seconds()
             let worker = try await runtime.closing {
                 let worker = try runtime.marker(logger: logger).service(untilIdle: untilIdle)
-                try await observability.run(worker, runtime: runtime, logger: logger)
+                try await observability.run(worker, runtime: runtime, logger: logger, backlog: backlog)
                 return worker
             }
             let totals = worker.totals ?? .init()
@@ -69,7 +72,10 @@ struct PackerRun: AsyncParsableCommand {
             des_packer_files_failed_total, des_packer_containers_uploaded_total, \
             des_packer_leases_lost_total, des_packer_errors_total{error_type}, \
             des_packer_claim_duration_seconds, des_packer_finalize_duration_seconds, \
-            des_packer_open_containers.
+            des_packer_bytes_uploaded_total, des_packer_open_containers, des_packer_leases_held, \
+            des_fencing_rejections_total{worker}, des_storage_errors_total{operation}, and the \
+            backlog gauges des_catalog_rows{source,status} and des_catalog_oldest_pending_seconds{source} \
+            (see --backlog-interval).
 
             Examples:
               des packer run --config configs/local.yaml --until-idle
@@ -78,6 +84,7 @@ struct PackerRun: AsyncParsableCommand {
 
     @OptionGroup var options: PipelineOptions
     @OptionGroup var observability: WorkerObservabilityOptions
+    @OptionGroup var backlog: BacklogOptions
     @Flag(help: "Stop (after uploading every open container) when no owned shard has pending rows.") var untilIdle = false
     @Option(help: "This pod's index (overrides packer.pod_index).") var podIndex: Int?
     @Option(help: "Number of pods (overrides packer.pod_count).") var podCount: Int?
@@ -94,7 +101,7 @@ struct PackerRun: AsyncParsableCommand {
             let start = Terminal.seconds()
             let worker = try await runtime.closing {
                 let worker = try runtime.packer(config: config, logger: logger).service(untilIdle: untilIdle)
-                try await observability.run(worker, runtime: runtime, logger: logger)
+                try await observability.run(worker, runtime: runtime, logger: logger, backlog: backlog)
                 return worker
             }
             let totals = worker.totals ?? .init()

@@ -17,13 +17,17 @@ struct Runtime {
     let cache: any IndexCache
 
     /// Loads the config and opens metadata and storage, and with `needSources` every enabled
-    /// source (at least one must be).
-    static func open(configPath: String, needSources: Bool = true) async throws -> Runtime {
+    /// source (at least one must be); without, but with `pathSources`, the enabled sources whose
+    /// files can be found by path (their catalogs live in the metadata store).
+    static func open(configPath: String, needSources: Bool = true, pathSources: Bool = false) async throws -> Runtime {
         _ = Observability.registry  // metrics are bootstrapped before any plugin or worker makes one
         let (config, baseDirectory, registry) = try loadConfig(configPath)
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : ((baseDirectory as NSString).appendingPathComponent(path) as NSString).standardizingPath
         }
+        // The metadata store first: a source whose catalog DES keeps there (a filesystem source) opens its database.
+        let metadata = try await registry.makeMetadataStore(config.metadata.connection, baseDirectory: baseDirectory)
+        (metadata as? SQLMetadataStore)?.eventRetention = config.events.retain
         var sources: [any SourceConnector] = []
         var fetchers: [String: any BodyFetcher] = [:]
         if needSources {
@@ -31,19 +35,27 @@ struct Runtime {
                 throw CLIFailure(message: "\(configPath): no enabled sources", exitCode: DESExit.dataError)
             }
             for source in config.enabledSources {
-                sources.append(try await registry.makeSource(SourcePluginContext(source: source, baseDirectory: baseDirectory)))
+                sources.append(try await registry.makeSource(sourceContext(source, config: config, baseDirectory: baseDirectory, registry: registry)))
                 fetchers[source.name] = try await registry.makeBodyFetcher(source, baseDirectory: baseDirectory)
             }
+        } else if pathSources {
+            for source in config.enabledSources where registry.hasPathIndex(type: source.connection.type) {
+                sources.append(try await registry.makeSource(sourceContext(source, config: config, baseDirectory: baseDirectory, registry: registry)))
+            }
         }
-        let metadata = try await registry.makeMetadataStore(config.metadata.connection, baseDirectory: baseDirectory)
-        (metadata as? SQLMetadataStore)?.eventRetention = config.events.retain
-        let storage = try await registry.makeStorage(config.storage, baseDirectory: baseDirectory)
+        let storage = ErrorCountingStorage(base: try await registry.makeStorage(config.storage, baseDirectory: baseDirectory))
         let cache = try await registry.makeIndexCache(config.cache)
         var resolved = config
         resolved.packer.workDir = resolve(config.packer.workDir)
         return Runtime(
             config: resolved, baseDirectory: baseDirectory, sources: sources, fetchers: fetchers, metadata: metadata,
             storage: storage, cache: cache)
+    }
+
+    /// What a source plugin is made from: the source, the config's directory, the metadata
+    /// store's connection and the registry.
+    static func sourceContext(_ source: SourceConfig, config: DESConfig, baseDirectory: String, registry: PluginRegistry) -> SourcePluginContext {
+        SourcePluginContext(source: source, baseDirectory: baseDirectory, metadata: config.metadata.connection, registry: registry)
     }
 
     /// The config at `path` (checked against the registry's plugins), the directory its relative
@@ -56,6 +68,19 @@ struct Runtime {
         let config = try ConfigLoader.load(path: path, plugins: registry)
         let base = ((path as NSString).deletingLastPathComponent as NSString).standardizingPath
         return (config, base.isEmpty ? FileManager.default.currentDirectoryPath : base, registry)
+    }
+
+    /// Files found by path, through the opened sources that keep paths.
+    func pathLookup() throws -> PathLookup {
+        let registry = try DESCommandLine.requireRegistry()
+        var indexes: [any PathIndex] = []
+        for connector in sources {
+            guard let source = config.enabledSources.first(where: { $0.name == connector.name }),
+                let index = try registry.makePathIndex(source, connector: connector, baseDirectory: baseDirectory)
+            else { continue }
+            indexes.append(index)
+        }
+        return PathLookup(indexes: indexes)
     }
 
     /// The marker over this runtime's sources and metadata store.
@@ -159,10 +184,14 @@ enum LoggingSetup {
             return !d
         }
         guard first else { return }
+        let json = Terminal.jsonLines
+        if let unknown = Terminal.unknownLogFormat {
+            Terminal.note("DES_LOG_FORMAT=\(unknown) is neither text nor json: logging as text")
+        }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            return RedactingLogHandler(base: handler)
         }
     }
 }

@@ -60,8 +60,8 @@ struct ServeCommand: AsyncParsableCommand {
             // by connecting when asked whether it is ready: an upstream catalog that is down does
             // not stop it from starting and serving files, its readiness just says so.
             let runsWorker = marker || packer
-            let runtime = try await Runtime.open(configPath: options.configPath, needSources: runsWorker)
-            var settings = ServerSettings(config: runtime.config)
+            let runtime = try await Runtime.open(configPath: options.configPath, needSources: runsWorker, pathSources: true)
+            var settings = try ServerSettings(config: runtime.config, baseDirectory: runtime.baseDirectory)
             if let host { settings.host = host }
             if let port { settings.port = port }
             let readiness: Readiness
@@ -69,10 +69,12 @@ struct ServeCommand: AsyncParsableCommand {
                 readiness = runtime.readiness()
             } else {
                 let registry = try DESCommandLine.requireRegistry()
+                // A source opened for reading by path is checked as opened (the checker keeps the first probe of a name).
                 readiness = runtime.readiness(
                     extra: HealthProbes.sources(runtime.config, baseDirectory: runtime.baseDirectory, registry: registry))
             }
             let shownHost = settings.host
+            let scheme = settings.tls == nil ? "http" : "https"
             try await runtime.closing {
                 var workers: [ServiceRunner.Member] = []
                 if marker {
@@ -82,8 +84,8 @@ struct ServeCommand: AsyncParsableCommand {
                     workers.append(.init(service: try runtime.packer(logger: options.logger("des.packer")).service(untilIdle: false), endsGroup: false))
                 }
                 try await runtime.serve(settings: settings, routes: .all, readiness: readiness, workers: workers, logger: logger) { bound in
-                    logger.notice("listening", metadata: ["address": "http://\(shownHost):\(bound)"])
-                    Terminal.out("listening on http://\(shownHost):\(bound)\n")
+                    logger.notice("listening", metadata: ["address": "\(scheme)://\(shownHost):\(bound)"])
+                    Terminal.out("listening on \(scheme)://\(shownHost):\(bound)\n")
                 }
             }
         }

@@ -81,11 +81,17 @@ struct StatusCommand: AsyncParsableCommand {
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get",
-        abstract: "Read a packed file by its DES name.",
+        abstract: "Read a packed file by its DES name, or by its path in a filesystem source.",
         discussion: """
             The name alone finds the file: its day and shard select the uploaded \
             containers of (day, shard); their indexes find the entry; one ranged \
             read returns the bytes. Exit 66 when no container holds the name.
+
+            With --path instead of a name, the file a filesystem source scanned at that \
+            path (relative to its root) is read: its newest packed version, or --version N \
+            (des ls-versions --path lists them). Where two roots or sources have the path, \
+            --root (and --source) say which (exit 64 until they do); a path never packed, or \
+            a version that is not, exits 66.
 
             With -o, the output is written as cp writes it: a device, FIFO or symbolic \
             link at the path is written through (a FIFO with no reader is an error after \
@@ -96,39 +102,50 @@ struct GetCommand: AsyncParsableCommand {
             Examples:
               des get 'DES_20250101_(21BCAA000100_88)' --config configs/local.yaml > file
               des get 'DES_20250101_(21BCAA000100_88)' -o file
+              des get -c des.yaml --path invoices/2025/0001.pdf --version 2 -o old.pdf
             """)
 
     @OptionGroup var options: PipelineOptions
-    @Argument(help: "The DES name.") var name: String
+    @Argument(help: "The DES name (or give --path).") var name: String?
+    @OptionGroup var path: PathOptions
+    @Option(help: "With --path: the version to read (default: the newest packed one).") var version: Int?
     @Option(name: [.short, .customLong("output")], help: "Write to this file instead of stdout (a device, FIFO or link there is written through).")
     var output: String?
     @Flag(help: "Replace an existing regular file at the output path.") var force = false
 
     func validate() throws {
         if output?.isEmpty == true { throw ValidationError("--output must name a file") }
+        switch (name, path.path) {
+        case (nil, nil): throw ValidationError("give a DES name, or --path PATH")
+        case (.some, .some): throw ValidationError("give a DES name or --path, not both")
+        default: break
+        }
+        if path.path?.isEmpty == true { throw ValidationError("--path must name a file (relative to its root)") }
+        if path.path == nil && (version != nil || path.root != nil || path.source != nil) {
+            throw ValidationError("--version, --root and --source go with --path")
+        }
+        if let version, version < 1 { throw ValidationError("--version must be 1 or more, got \(version)") }
     }
 
     func run() async throws {
         try await reportingErrorsAsync {
             _ = options.logger("des.get")
-            let parsed = try SnowflakeName(parsing: name)
             // The output is checked (and a FIFO's reader waited for) before anything is read; it
             // is removed again, untouched, if the read fails.
+            if let name { _ = try SnowflakeName(parsing: name) }
             let out = try output.map { try OutputFile.open($0, force: force) }
             defer { out?.abort() }
-            let runtime = try await Runtime.open(configPath: options.configPath, needSources: false)
-            let shard = Int(consistentHash(name, bits: runtime.config.packer.shardBits))
-            let (found, searched) = try await runtime.closing { () -> ([UInt8]?, Int) in
-                if let stone = try await runtime.metadata.tombstone(named: name) {
-                    throw CLIFailure(
-                        message: "\(name): deleted (\(stone.origin), at \(Terminal.time(stone.deletedAt))): \(stone.reason)", exitCode: DESExit.noInput)
+            let runtime = try await Runtime.open(configPath: options.configPath, needSources: false, pathSources: path.path != nil)
+            let bytes = try await runtime.closing { () -> [UInt8] in
+                var name = self.name ?? ""
+                if let asked = path.path {
+                    let found = try await path.resolve(asked, version: version, runtime: runtime)
+                    guard let n = found.name else {
+                        throw CLIFailure(message: "'\(asked)' version \(found.version) has no DES name", exitCode: DESExit.noInput)
+                    }
+                    name = n
                 }
-                return try await find(parsed: parsed, shard: shard, runtime: runtime)
-            }
-            guard let bytes = found else {
-                throw CLIFailure(
-                    message: "\(name): not in any uploaded container of day \(parsed.isoDay), shard \(shard) (\(searched) searched)",
-                    exitCode: DESExit.noInput)
+                return try await read(name: name, runtime: runtime)
             }
             if let out {
                 try bytes.withUnsafeBytes { try out.write($0) }
@@ -139,9 +156,25 @@ struct GetCommand: AsyncParsableCommand {
         }
     }
 
+    /// The bytes of `name`, or the failure that says why there are none.
+    private func read(name: String, runtime: Runtime) async throws -> [UInt8] {
+        let parsed = try SnowflakeName(parsing: name)
+        let shard = Int(consistentHash(name, bits: runtime.config.packer.shardBits))
+        if let stone = try await runtime.metadata.tombstone(named: name) {
+            throw CLIFailure(message: "\(name): deleted (\(stone.origin), at \(Terminal.time(stone.deletedAt))): \(stone.reason)", exitCode: DESExit.noInput)
+        }
+        let (found, searched) = try await find(name: name, parsed: parsed, shard: shard, runtime: runtime)
+        guard let bytes = found else {
+            throw CLIFailure(
+                message: "\(name): not in any uploaded container of day \(parsed.isoDay), shard \(shard) (\(searched) searched)",
+                exitCode: DESExit.noInput)
+        }
+        return bytes
+    }
+
     /// The bytes of the name from the uploaded containers of its (day, shard) whose recorded
     /// names may hold it, newest first.
-    private func find(parsed: SnowflakeName, shard: Int, runtime: Runtime) async throws -> ([UInt8]?, Int) {
+    private func find(name: String, parsed: SnowflakeName, shard: Int, runtime: Runtime) async throws -> ([UInt8]?, Int) {
         let reader = StorageArchiveReader(storage: runtime.storage, cache: runtime.cache)
         let containers = try await runtime.metadata.containers(state: .uploaded, shard: shard, day: parsed.isoDay)
         let candidates = NameRanges.candidates(for: name, among: containers)

@@ -1,3 +1,4 @@
+import DESKit
 import Foundation
 
 #if canImport(Glibc)
@@ -9,27 +10,37 @@ enum Terminal {
     /// Whether stderr is a terminal (progress lines are shown only then).
     static let stderrIsTTY = isatty(2) == 1
 
+    /// The value of `DES_LOG_FORMAT` (trimmed, lower case; empty when unset).
+    private static let logFormat = ProcessInfo.processInfo.environment["DES_LOG_FORMAT"]?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+    /// `DES_LOG_FORMAT=json`: stderr carries one JSON object per line, these lines included.
+    static let jsonLines = logFormat == "json"
+    /// A `DES_LOG_FORMAT` that is neither `text` nor `json` (nil when it is one of them, or unset).
+    static let unknownLogFormat: String? = ["", "text", "json"].contains(logFormat) ? nil : logFormat
+
     /// Writes a line to stderr.
-    static func warn(_ text: String) {
-        clearProgress()
-        FileHandle.standardError.write(Data(("des: warning: " + text + "\n").utf8))
-    }
+    static func warn(_ text: String) { stderrLine("warning", "des: warning: ", text) }
 
     /// Writes a notice line to stderr (what a user starting a long-running process needs to know).
-    static func note(_ text: String) {
-        clearProgress()
-        FileHandle.standardError.write(Data(("des: " + text + "\n").utf8))
-    }
+    static func note(_ text: String) { stderrLine("notice", "des: ", text) }
 
     /// Writes an error line to stderr.
-    static func error(_ text: String) {
+    static func error(_ text: String) { stderrLine("error", "des: error: ", text) }
+
+    /// One line on stderr, as text after `prefix` or as a JSON log line of `level`; no known
+    /// secret in it (``SecretRedaction``).
+    private static func stderrLine(_ level: String, _ prefix: String, _ text: String) {
         clearProgress()
-        FileHandle.standardError.write(Data(("des: error: " + text + "\n").utf8))
+        let text = SecretRedaction.redact(text)
+        let line =
+            jsonLines
+            ? "{\"ts\":\"" + JSONLogHandler.timestamp() + "\",\"level\":\"" + level + "\",\"logger\":\"des\",\"msg\":" + JSONLogHandler.quoted(text) + "}"
+            : prefix + text
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
-    /// Writes text to stdout.
+    /// Writes text to stdout (no known secret in it: a dependency's error in a report is redacted).
     static func out(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        FileHandle.standardOutput.write(Data(SecretRedaction.redact(text).utf8))
     }
 
     /// Writes raw bytes to stdout, retrying short writes.

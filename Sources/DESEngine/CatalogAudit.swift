@@ -151,9 +151,16 @@ public struct CatalogAudit: Sendable {
                     }
                     report.bytesChecked += UInt64(packed.count)
                     guard let fetcher = fetchers[source.name] else { continue }
-                    let body = try await fetcher.fetch(row.body)
-                    let original = FileManager.default.contents(atPath: body.path).map { [UInt8]($0) }
-                    if body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) }
+                    // Read as the packer reads it: confined to the body root, and for a filesystem
+                    // source only if it is still the file the scan accepted (never through a link
+                    // out of the root, which would make the check an oracle on what lies outside).
+                    let original: [UInt8]
+                    do {
+                        original = try await fetcher.bytes(of: row.body)
+                    } catch let error as DESKitError where !error.isTransient {
+                        problem("\(source.name) row \(row.rowID): the body of \(row.desName) cannot be read as packed: \(error.message)")
+                        continue
+                    }
                     if original != packed {
                         problem("\(source.name) row \(row.rowID): packed bytes of \(row.desName) differ from the body at \(row.body)")
                     }

@@ -29,9 +29,17 @@ final class ContainerFile: Sendable {
         self.writer = Mutex(writer)
     }
 
-    /// Appends the body open on `descriptor` (read from `bodyPath`).
-    func add(name: String, fileDescriptor descriptor: Int32, path bodyPath: String, metadata: DESMetadata) throws -> DESIndexEntry {
-        try writer.withLock { try $0.add(name: name, fileDescriptor: descriptor, path: bodyPath, metadata: metadata) }
+    /// Appends the regular file open on `descriptor` (read from `bodyPath`), as `fstat` saw it
+    /// before (`stamp`): its size is read, and a file whose size, mtime or ctime moved by the end
+    /// of the read is refused (``DESFormatError/Code/changedWhileRead``) and nothing of it kept;
+    /// so are bytes whose SHA-256 is not `expectedSHA256` (``DESFormatError/Code/unexpectedContent``).
+    func add(
+        name: String, fileDescriptor descriptor: Int32, stamp: FileStamp, path bodyPath: String, metadata: DESMetadata, expectedSHA256: String? = nil
+    ) throws -> DESIndexEntry {
+        try writer.withLock { writer in
+            var stream = DESFileDescriptorStream(fileDescriptor: descriptor, path: bodyPath, expectedSize: stamp.size, unchangedSince: stamp)
+            return try writer.add(name: name, from: &stream, metadata: metadata, expectedSHA256: expectedSHA256)
+        }
     }
 
     /// Appends the body at `bodyPath`.

@@ -68,6 +68,8 @@ public final class EventFollower: Sendable {
         self.deliver = deliver
         self.resync = resync
         self.state = Mutex(State(watermark: startAfter))
+        // Every kind's counter at zero from the start: a `rate()` then sees the first event.
+        for kind in StoreEvent.Kind.allCases { _ = Counter(label: "des_events_published_total", dimensions: [("kind", kind.rawValue)]) }
     }
 
     /// Every event up to this one has been delivered (or given up); nil before the first read.
@@ -135,6 +137,8 @@ public final class EventFollower: Sendable {
         }
         if let newest = fresh.max(by: { $0.createdAt < $1.createdAt }) {
             lag.record(max(0, Date().timeIntervalSince1970 - newest.createdAt))
+        } else if read.isEmpty, missing == 0 {
+            lag.record(0)  // caught up: nothing waits (the last burst's lag does not linger)
         }
         return fresh.count
     }
@@ -152,7 +156,7 @@ public final class EventFollower: Sendable {
         }
         if first {
             logger.warning(
-                "the outbox was pruned past this follower; its caches start again",
+                "the outbox was pruned past this follower; it starts again from the oldest event kept",
                 metadata: ["delivered_up_to": "\(after)", "oldest_kept": "\(bounds.first)"])
             await resync()
         }

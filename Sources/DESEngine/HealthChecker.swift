@@ -88,7 +88,10 @@ public final class HealthChecker: Sendable {
 
     /// A checker over arbitrary probes (checked concurrently, reported in this order).
     public init(probes: [(String, Probe)], timeoutSeconds: Double) {
-        self.probes = probes
+        // One probe per name, the first: a second of the same name would be refused as "the
+        // previous check has not answered yet" on every report, and fail readiness for good.
+        var seen: Set<String> = []
+        self.probes = probes.filter { seen.insert($0.0).inserted }
         self.timeoutSeconds = timeoutSeconds
     }
 

@@ -1,5 +1,6 @@
 import DESKit
 import Logging
+import Metrics
 import Synchronization
 
 /// The shard leases a packer holds, shared between its loop and its heartbeat.
@@ -9,10 +10,22 @@ final class LeaseBook: Sendable {
         var lost: Set<Int> = []
     }
     private let state = Mutex(State())
+    /// Set to the number of leases held after every change (the packer's `des_packer_leases_held`).
+    private let gauge: Gauge?
+
+    /// An empty book; `gauge`, when given, follows the number of leases held.
+    init(gauge: Gauge? = nil) { self.gauge = gauge }
 
     var held: [Int: ShardLease] { state.withLock { $0.held } }
     func lease(_ shard: Int) -> ShardLease? { state.withLock { $0.held[shard] } }
-    func add(_ lease: ShardLease) { state.withLock { $0.held[lease.shard] = lease } }
+    func add(_ lease: ShardLease) { changing { $0.held[lease.shard] = lease } }
+
+    /// Runs `change` on the state and records the count held after it.
+    private func changing<T>(_ change: (inout State) -> T) -> T {
+        let (result, count) = state.withLock { s in (change(&s), s.held.count) }
+        gauge?.record(count)
+        return result
+    }
 
     /// Replaces a lease after renewal (only if it is still the same grant).
     func renewed(_ lease: ShardLease) {
@@ -24,7 +37,7 @@ final class LeaseBook: Sendable {
     /// Marks the lease with `token` on `shard` lost (nil: whatever is held): the loop drops its work
     /// on that shard. A lease granted since (another token) is left alone.
     func lose(_ shard: Int, token: Int64? = nil) {
-        state.withLock { s in
+        changing { s in
             guard let held = s.held[shard], token == nil || held.token == token else { return }
             s.held[shard] = nil
             s.lost.insert(shard)
@@ -41,7 +54,7 @@ final class LeaseBook: Sendable {
 
     /// Drops the lease with `token` on `shard` (given back, not lost); false when another is held.
     func remove(_ shard: Int, token: Int64) -> Bool {
-        state.withLock { s in
+        changing { s in
             guard s.held[shard]?.token == token else { return false }
             s.held[shard] = nil
             return true
@@ -49,7 +62,7 @@ final class LeaseBook: Sendable {
     }
 
     func removeAll() -> [ShardLease] {
-        state.withLock { s in
+        changing { s in
             defer { s.held = [:] }
             return Array(s.held.values)
         }

@@ -51,6 +51,7 @@ extension Packer {
                 do {
                     container = try await containerFile(slot, lease: lease)
                 } catch let error as DESKitError where error.code == .fenced {
+                    context.metrics.fencingRejections.increment()
                     logger.warning("lease lost while opening a container", metadata: ["shard": "\(file.shard)"])
                     book.lose(file.shard, token: lease.token)
                     giveBack.append(file)
@@ -58,11 +59,14 @@ extension Packer {
                 }
                 do {
                     let entry: DESIndexEntry
-                    if let big = try await storeOutsideIfBig(file, body: body, descriptor: descriptor) {
+                    let stamp = try Self.bodyStamp(body, descriptor: descriptor)
+                    if let big = try await storeOutsideIfBig(file, body: body, size: stamp.size) {
                         entry = try container.addExternal(
                             name: file.desName, size: big.size, externalKey: big.key, sha256: big.sha256, metadata: file.metadata)
                     } else if descriptor >= 0 {
-                        entry = try container.add(name: file.desName, fileDescriptor: descriptor, path: body.path, metadata: file.metadata)
+                        entry = try container.add(
+                            name: file.desName, fileDescriptor: descriptor, stamp: stamp, path: body.path, metadata: file.metadata,
+                            expectedSHA256: body.expectedSHA256)
                     } else {
                         entry = try container.add(name: file.desName, contentsOfFile: body.path, metadata: file.metadata)
                     }
@@ -73,6 +77,11 @@ extension Packer {
                             "catalog size differs from the body", metadata: ["name": "\(file.desName)", "catalog": "\(size)", "body": "\(entry.dataLength)"])
                     }
                     if full { try await finalize(slot) }
+                } catch let error as DESFormatError where error.code == .changedWhileRead {
+                    // Being written while we read it: not packed torn, not failed either. It goes
+                    // back to pending and is read again later (by then, perhaps, left alone).
+                    logger.notice("a body changed while it was read; it goes back to pending", metadata: ["body": "\(file.body)"])
+                    giveBack.append(file)
                 } catch let error as DESFormatError where error.path != container.partialPath && error.code != .writerClosed {
                     fail(file, "cannot pack \(file.body): \(error)")
                 }
@@ -82,7 +91,7 @@ extension Packer {
             await release(giveBack + files[placed...].filter { !isPlaced($0) }, reason: "batch stopped: \(error)")
             throw error
         }
-        await release(giveBack, reason: "lease lost")
+        await release(giveBack, reason: "lease lost, or a body changed while it was read")
         if !letters.isEmpty {
             // The dead letter first: a crash between the two leaves a letter for a row that is
             // still claimed (recovered, and failed again), never a failed row without its letter.
@@ -104,16 +113,25 @@ extension Packer {
         try await checkpointDue()
     }
 
+    /// The body as one `fstat` of its open descriptor (or a `stat` of its path) sees it; it must
+    /// be a regular file. Its size is what the container's writer reads up to and what decides a
+    /// big file; the writer `fstat`s again at the end, and a body that changed meanwhile is not packed.
+    static func bodyStamp(_ body: FetchedBody, descriptor: Int32) throws -> FileStamp {
+        var st = stat()
+        guard (descriptor >= 0 ? fstat(descriptor, &st) : stat(body.path, &st)) == 0 else {
+            throw DESFormatError(.io, "cannot stat the body: \(String(cString: strerror(errno)))", path: body.path)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw DESFormatError(.io, "not a regular file", path: body.path) }
+        return FileStamp(st)
+    }
+
     /// A body at or above `big_file_threshold` is uploaded on its own, to
     /// `{prefix}/_bigFiles/{name}` (before its entry is recorded, so that an entry never points at
     /// nothing); returns where, its size and its SHA-256. Recovery never deletes these objects.
-    func storeOutsideIfBig(_ file: PendingFile, body: FetchedBody, descriptor: Int32) async throws
+    func storeOutsideIfBig(_ file: PendingFile, body: FetchedBody, size: UInt64) async throws
         -> (key: String, size: UInt64, sha256: String)?
     {
-        var st = stat()
-        let ok = descriptor >= 0 ? fstat(descriptor, &st) == 0 : stat(body.path, &st) == 0
-        guard ok, UInt64(max(0, st.st_size)) >= config.bigFileThreshold else { return nil }
-        let size = UInt64(st.st_size)
+        guard size >= config.bigFileThreshold else { return nil }
         let key = "\(context.keyPrefix)/_bigFiles/\(file.desName)"
         let sha256 = try DESFileDigest.sha256(ofFile: body.path)
         let info = try await retry.run { try await context.storage.put(key: key, fromFile: body.path) }
@@ -167,6 +185,7 @@ extension Packer {
                 }
                 machine.checkpointed(c.slot, id: c.record.id, files: c.fileCount, now: now)
             } catch let error as DESKitError where error.code == .fenced {
+                context.metrics.fencingRejections.increment()
                 book.lose(c.record.shard, token: c.lease.token)
             }
         }

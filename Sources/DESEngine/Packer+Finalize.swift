@@ -140,10 +140,14 @@ extension Packer {
             context.metrics.bytesPacked.increment(by: Int(c.bytes))
             context.metrics.containersUploaded.increment()
             if case .uploaded(let info) = outcome {
+                context.metrics.bytesUploaded.increment(by: Int(info.size))
                 logger.info("container uploaded", metadata: ["key": "\(c.record.key)", "files": "\(c.fileCount)", "bytes": "\(info.size)"])
             }
         case .abandon(let c, let loseLease):
-            if loseLease { logger.warning("container upload fenced: lease lost", metadata: ["key": "\(c.record.key)"]) }
+            if loseLease {
+                context.metrics.fencingRejections.increment()
+                logger.warning("container upload fenced: lease lost", metadata: ["key": "\(c.record.key)"])
+            }
             var reason = "upload fenced"
             if case .storeFailed(let error) = outcome { reason = "upload failed: \(error)" }
             await abandon(c, objectMayExist: true, reason: reason)

@@ -57,8 +57,8 @@ struct PackerContext: Sendable {
         } catch {
             throw DESKitError(.configuration, "packer: \(error)")
         }
-        self.book = LeaseBook()
         self.metrics = PackerMetrics()
+        self.book = LeaseBook(gauge: metrics.leasesHeld)
         self.recovery = Recovery(sources: parts.sources.map(\.connector), metadata: parts.metadata, storage: parts.storage, logger: logger)
         self.retry = .metadata
         self.closer = DedicatedThread(name: "des-packer-close")

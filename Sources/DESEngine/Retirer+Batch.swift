@@ -110,7 +110,7 @@ extension Retirer {
                         ready.append(Ready(row: row, version: nil, bytes: packed.count))
                         continue
                     }
-                    guard version.size == UInt64(packed.count), try await bodyBytes(row.body, fetcher: source.fetcher) == packed else {
+                    guard version.size == UInt64(packed.count), try await source.fetcher.bytes(of: row.body) == packed else {
                         keep(
                             row, "body_changed",
                             "the body at \(row.body) changed since it was packed (now \(version.size) bytes, packed "
@@ -209,32 +209,6 @@ extension Retirer {
 
     func letter(_ row: PackedRow, of source: String, _ reason: String) -> DeadLetter {
         DeadLetter(source: source, rowID: row.rowID, desName: row.desName, stage: "retire", reason: reason)
-    }
-
-    /// The body's bytes as the packer would read them.
-    func bodyBytes(_ location: BodyLocation, fetcher: any BodyFetcher) async throws -> [UInt8] {
-        let body = try await fetcher.fetch(location)
-        defer { if body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) } }
-        if let opener = body.opener {
-            let fd = try opener()
-            defer { _ = close(fd) }
-            var out: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw DESKitError(.storage, "cannot read body '\(body.path)': \(String(cString: strerror(errno)))")
-                }
-                if n == 0 { break }
-                out += chunk[0..<n]
-            }
-            return out
-        }
-        guard let data = FileManager.default.contents(atPath: body.path) else {
-            throw DESKitError(.notFound, "no such file '\(body.path)'")
-        }
-        return [UInt8](data)
     }
 }
 

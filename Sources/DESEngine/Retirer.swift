@@ -141,6 +141,10 @@ public struct Retirer: Sendable {
 struct RetireMetrics: Sendable {
     let deleted = Counter(label: "des_retire_bodies_deleted_total")
     let bytes = Counter(label: "des_retire_bytes_deleted_total")
+    /// The common reasons, at zero from the start: a `rate()` alert then sees the first skip.
+    let knownSkips = ["too_young", "already_gone", "body_changed", "body_missing", "delete_failed", "dead_lettered"].map {
+        Counter(label: "des_retire_skipped_total", dimensions: [("reason", $0)])
+    }
 
     func skipped(_ reason: String, count: Int = 1) {
         Counter(label: "des_retire_skipped_total", dimensions: [("reason", reason)]).increment(by: count)

@@ -43,7 +43,8 @@ public final class DESArchiveReader: @unchecked Sendable {
     public init(path: String, mode: Mode = .positional, digests: Bool = true) throws {
         self.path = path
         self.mode = mode
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO at the path must not block the open (it is refused just below).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             let code = errno
             if code == ENOENT { throw DESFormatError(.io, "no such file", path: path, errno: code) }

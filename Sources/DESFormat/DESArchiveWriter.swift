@@ -149,7 +149,20 @@ public final class DESArchiveWriter {
         try add(name: name, from: &stream, metadata: metadata, viaFeed: false)
     }
 
-    func add(name: String, from stream: inout some DESByteStream, metadata: DESMetadata, viaFeed: Bool)
+    /// Appends `name` from `stream`, only if its bytes have the SHA-256 `expectedSHA256` (hex):
+    /// otherwise nothing of it is kept and ``DESFormatError/Code/unexpectedContent`` is thrown.
+    /// (With checksums off, nothing is compared.)
+    public func add(name: String, from stream: inout some DESByteStream, metadata: DESMetadata = [:], expectedSHA256: String?)
+        throws -> DESIndexEntry
+    {
+        try add(name: name, from: &stream, metadata: metadata, viaFeed: false, expectedSHA256: expectedSHA256)
+    }
+
+    /// The words every ``DESFormatError/Code/unexpectedContent`` message carries (a source that
+    /// records the digests it expects looks for them in a row's error to hash the file again).
+    public static let unexpectedContentWords = "differ from the sha256 expected"
+
+    func add(name: String, from stream: inout some DESByteStream, metadata: DESMetadata, viaFeed: Bool, expectedSHA256: String? = nil)
         throws -> DESIndexEntry
     {
         try checkNew(name: name, metadata: metadata, reserving: true, viaFeed: viaFeed)
@@ -172,6 +185,18 @@ public final class DESArchiveWriter {
             try rollback(to: start)
             if let e = error as? DESFormatError { throw e }
             throw DESFormatError(.io, "reading the body of \(DESNameRules.quoted(name)) failed: \(error)")
+        }
+        if checksums, let expected = expectedSHA256 {
+            let digest = hasher.finalizeHex()
+            guard digest == expected.lowercased() else {
+                names.removeLast(name)
+                try rollback(to: start)
+                throw DESFormatError(
+                    .unexpectedContent,
+                    "the bytes read for \(DESNameRules.quoted(name)) (sha256 \(digest)) \(Self.unexpectedContentWords) (\(expected)): changed without its size or times moving; nothing of it is kept",
+                    path: path)
+            }
+            return record(name: name, offset: start, length: total, metadata: metadata, checksum: .given(digest), flags: [])
         }
         return record(
             name: name, offset: start, length: total, metadata: metadata, checksum: checksums ? .hasher : .none,

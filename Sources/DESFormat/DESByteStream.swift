@@ -22,13 +22,18 @@ public struct DESFileDescriptorStream: DESByteStream {
     public let path: String
     /// When known, the number of bytes expected; reading stops there without an extra `read` call.
     public var expectedSize: UInt64?
+    /// The file as `fstat` saw it before the read: with it, the end of the stream `fstat`s again
+    /// and a file whose size, mtime or ctime moved is ``DESFormatError/Code/changedWhileRead``.
+    public var unchangedSince: FileStamp?
     private var total: UInt64 = 0
+    private var checked = false
 
     /// Creates a stream over `fileDescriptor`.
-    public init(fileDescriptor: Int32, path: String, expectedSize: UInt64? = nil) {
+    public init(fileDescriptor: Int32, path: String, expectedSize: UInt64? = nil, unchangedSince: FileStamp? = nil) {
         self.fileDescriptor = fileDescriptor
         self.path = path
         self.expectedSize = expectedSize
+        self.unchangedSince = unchangedSince
     }
 
     /// Creates a stream over a descriptor that must be a regular file, expecting the size `fstat` gives.
@@ -46,7 +51,10 @@ public struct DESFileDescriptorStream: DESByteStream {
         var want = buffer.count
         if let expectedSize {
             // Stop at the size seen by fstat: no extra read() to find the end.
-            if total >= expectedSize { return 0 }
+            if total >= expectedSize {
+                try checkUnchanged()
+                return 0
+            }
             want = Int(min(UInt64(want), expectedSize - total))
         }
         while true {
@@ -56,13 +64,67 @@ public struct DESFileDescriptorStream: DESByteStream {
                 throw ioError("read", path: path)
             }
             if n == 0, let expectedSize, total < expectedSize {
+                // Shrunk under a stamp taken before the read: changed while read, like any other change.
+                if unchangedSince != nil { try checkUnchanged() }
                 throw DESFormatError(
                     .sizeMismatch, "file shrank while reading: expected \(expectedSize) bytes, got \(total)", path: path)
             }
+            if n == 0 { try checkUnchanged() }
             total += UInt64(n)
             return n
         }
     }
+
+    /// At the end: the file must still be as it was before the read.
+    private mutating func checkUnchanged() throws {
+        guard let before = unchangedSince, !checked else { return }
+        checked = true
+        let after = try FileStamp(fileDescriptor: fileDescriptor, path: path)
+        guard after == before else {
+            throw DESFormatError(
+                .changedWhileRead, "changed while it was read (before: \(before); after: \(after)): nothing of it is kept", path: path)
+        }
+    }
+}
+
+/// What tells one file, and one version of it, from another on disk: device and inode, size,
+/// mtime and ctime (ns) — what restic and borg compare.
+public struct FileStamp: Sendable, Hashable, CustomStringConvertible {
+    /// The device it is on.
+    public var device: UInt64
+    /// Its inode number.
+    public var inode: UInt64
+    /// Its size in bytes.
+    public var size: UInt64
+    /// Its modification time, ns since the epoch.
+    public var mtimeNanos: Int64
+    /// Its status-change time, ns since the epoch.
+    public var ctimeNanos: Int64
+
+    /// A stamp from its parts.
+    public init(device: UInt64, inode: UInt64, size: UInt64, mtimeNanos: Int64, ctimeNanos: Int64) {
+        (self.device, self.inode, self.size, self.mtimeNanos, self.ctimeNanos) = (device, inode, size, mtimeNanos, ctimeNanos)
+    }
+
+    /// The stamp of a `stat`.
+    public init(_ st: stat) {
+        self.init(
+            device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: UInt64(max(0, st.st_size)),
+            mtimeNanos: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+            ctimeNanos: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
+    }
+
+    /// The stamp of an open file.
+    public init(fileDescriptor: Int32, path: String) throws {
+        var st = stat()
+        if fstat(fileDescriptor, &st) != 0 { throw ioError("stat", path: path) }
+        self.init(st)
+    }
+
+    public var description: String { "\(size) bytes, mtime \(mtimeNanos), ctime \(ctimeNanos), inode \(inode)" }
+
+    /// `device:inode:size:mtime:ctime`, as a filesystem source's catalog row keeps it.
+    public var text: String { "\(device):\(inode):\(size):\(mtimeNanos):\(ctimeNanos)" }
 }
 
 /// Reads from an in-memory buffer.

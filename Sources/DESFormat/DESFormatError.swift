@@ -10,7 +10,7 @@ public struct DESFormatError: Error, Sendable, CustomStringConvertible, Equatabl
             case badFileCount, regionOutOfBounds, regionsOutOfOrder, badIndexEntry, badMetadata
             case invalidName, duplicateName, reservedMetadataKey, notFound, externalEntry
             case checksumMismatch, sizeMismatch, badSeal, sealMismatch, missingChecksum, unsupportedEntry, truncated, io, writerClosed, outputExists, unsafePath
-            case badLevels
+            case badLevels, changedWhileRead, unexpectedContent
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -31,6 +31,13 @@ public struct DESFormatError: Error, Sendable, CustomStringConvertible, Equatabl
         public static let regionOutOfBounds = Code(.regionOutOfBounds)
         /// The two-level index (root, leaves, their trailer) is damaged or inconsistent.
         public static let badLevels = Code(.badLevels)
+        /// A file being added changed while it was read (its size, mtime or ctime moved): what
+        /// was read may be torn, and nothing of it is kept.
+        public static let changedWhileRead = Code(.changedWhileRead)
+        /// A file being added was read whole and unchanged by its size and times, but its bytes
+        /// are not those expected (their SHA-256 differs from the one given): changed without
+        /// its timestamps moving (a write through a shared mapping). Nothing of it is kept.
+        public static let unexpectedContent = Code(.unexpectedContent)
         /// The regions are not in the order DATA, META, INDEX, FOOTER.
         public static let regionsOutOfOrder = Code(.regionsOutOfOrder)
         /// An index entry cannot be decoded.

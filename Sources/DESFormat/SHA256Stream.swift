@@ -83,6 +83,12 @@ public enum DESFileDigest {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw DESFormatError(.io, "cannot open to hash it", path: path, errno: errno) }
         defer { _ = Glibc.close(fd) }
+        return try sha256(ofFileDescriptor: fd, path: path)
+    }
+
+    /// The lower-case hex SHA-256 of what is left to read of the open file `fd` (the caller
+    /// keeps and closes it; `path` names it in errors), read in pieces of at most 1 MiB.
+    public static func sha256(ofFileDescriptor fd: Int32, path: String) throws -> String {
         let hasher = SHA256Stream()
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }

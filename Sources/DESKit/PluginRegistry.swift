@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// What a source plugin gets to build a connector.
@@ -6,10 +7,16 @@ public struct SourcePluginContext: Sendable {
     public var source: SourceConfig
     /// The directory the config file is in (relative paths resolve against it).
     public var baseDirectory: String
+    /// The metadata store's connection (a source whose catalog DES keeps there opens it).
+    public var metadata: ConnectionConfig?
+    /// The registry the source was made from (a source built on another plugin's connection uses it).
+    public var registry: PluginRegistry?
     /// Creates a context.
-    public init(source: SourceConfig, baseDirectory: String) {
+    public init(source: SourceConfig, baseDirectory: String, metadata: ConnectionConfig? = nil, registry: PluginRegistry? = nil) {
         self.source = source
         self.baseDirectory = baseDirectory
+        self.metadata = metadata
+        self.registry = registry
     }
 }
 
@@ -55,6 +62,10 @@ public final class PluginRegistry: Sendable {
     public typealias MetadataFactory = @Sendable (ConnectionConfig, String) async throws -> any MetadataStore
     /// Builds a naming strategy from the `marker:` section.
     public typealias NamingFactory = @Sendable (MarkerConfig) throws -> any NamingStrategy
+    /// Makes the scanner of a source (`des scan`): (source, its connector, config directory, logger).
+    public typealias ScannerFactory = @Sendable (SourceConfig, any SourceConnector, String, Logger) throws -> any SourceScanner
+    /// Makes the path index of a source (over its catalog's connector, relative paths against the directory).
+    public typealias PathIndexFactory = @Sendable (SourceConfig, any SourceConnector, String) throws -> any PathIndex
     /// Fills a source's catalog with sample rows and bodies (`des sample`): (source, config directory,
     /// files, fixed size, seed) → rows added.
     public typealias SampleCatalogFactory = @Sendable (SourceConfig, String, Int, Int?, UInt64) async throws -> Int
@@ -82,6 +93,9 @@ public final class PluginRegistry: Sendable {
         var caches: [String: @Sendable (PluginSettings) async throws -> any IndexCache] = [:]
         var sinks: [String: @Sendable (PluginSettings) async throws -> any EventSink] = [:]
         var sections: [PluginKind: [String: Section]] = [:]
+        var ownedCatalogs: [String: @Sendable (String) -> TableConfig] = [:]
+        var scanners: [String: ScannerFactory] = [:]
+        var pathIndexes: [String: PathIndexFactory] = [:]
     }
     private let state = Mutex(State())
 
@@ -90,13 +104,55 @@ public final class PluginRegistry: Sendable {
 
     /// Registers (or replaces) the source plugin for `type` (case-insensitive); `connection` reads
     /// the plugin's own keys of the `connection:` block.
+    ///
+    /// `catalog`, for a source whose catalog DES keeps itself (the filesystem source's table in the
+    /// metadata store): the table of the source named by its argument. Such a source is written
+    /// with no `table:` and no `bodies:` (its bodies are read by the body fetcher registered under
+    /// the same type).
     public func registerSource<C: PluginConfiguration>(
-        type: String, connection: C.Type = NoConfiguration.self, factory: @escaping SourceFactory
+        type: String, connection: C.Type = NoConfiguration.self, catalog: (@Sendable (String) -> TableConfig)? = nil,
+        factory: @escaping SourceFactory
     ) {
         state.withLock {
             $0.sources[type.lowercased()] = factory
             $0.sections[.source, default: [:]][type.lowercased()] = Section(C.self)
+            $0.ownedCatalogs[type.lowercased()] = catalog
         }
+    }
+
+    /// Registers the scanner `des scan` runs for sources of `type`.
+    public func registerScanner(type: String, factory: @escaping ScannerFactory) {
+        state.withLock { $0.scanners[type.lowercased()] = factory }
+    }
+
+    /// The scanner of `source` (made over `connector`), or nil when its type has none.
+    public func makeScanner(_ source: SourceConfig, connector: any SourceConnector, baseDirectory: String, logger: Logger) throws
+        -> (any SourceScanner)?
+    {
+        guard let factory = state.withLock({ $0.scanners[source.connection.type.lowercased()] }) else { return nil }
+        return try factory(source, connector, baseDirectory, logger)
+    }
+
+    /// Registers the index of files by path for sources of `type` (`des get --path`,
+    /// `des ls-versions`, `GET /files/by-path/…`).
+    public func registerPathIndex(type: String, factory: @escaping PathIndexFactory) {
+        state.withLock { $0.pathIndexes[type.lowercased()] = factory }
+    }
+
+    /// Whether sources of `type` can be read by path.
+    public func hasPathIndex(type: String) -> Bool {
+        state.withLock { $0.pathIndexes[type.lowercased()] != nil }
+    }
+
+    /// The path index of `source` (made over `connector`), or nil when its type keeps none.
+    public func makePathIndex(_ source: SourceConfig, connector: any SourceConnector, baseDirectory: String) throws -> (any PathIndex)? {
+        guard let factory = state.withLock({ $0.pathIndexes[source.connection.type.lowercased()] }) else { return nil }
+        return try factory(source, connector, baseDirectory)
+    }
+
+    /// The catalog DES keeps for sources of `type`, when it keeps one (see ``registerSource(type:connection:catalog:factory:)``).
+    public func ownedCatalog(type: String) -> (@Sendable (String) -> TableConfig)? {
+        state.withLock { $0.ownedCatalogs[type.lowercased()] }
     }
 
     /// Registers (or replaces) the metadata store for `type`.

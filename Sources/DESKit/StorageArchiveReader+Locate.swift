@@ -4,20 +4,31 @@ import DESFormat
 /// a server can answer `HEAD`, `ETag` and `Range` before (or without) reading the body.
 public struct LocatedEntry: Sendable {
     /// The container's key.
-    public var key: String
+    public let key: String
     /// The container's version when the entry was found (`If-Match` of later reads).
-    public var version: String?
+    public let version: String?
     /// The index entry.
-    public var entry: DESIndexEntry
+    public let entry: DESIndexEntry
     /// The entry's META object.
-    public var metadata: DESMetadata
+    public let metadata: DESMetadata
+    /// The SHA-256 of the body that META records, in lowercase hex, when present (read from
+    /// META once, when the entry is found: a server asks for it on every request).
+    public let sha256: String?
+    /// The content type META records (`content_type`, `mime_type` or `mime`), when present.
+    public let contentType: String?
 
     /// The file's size in bytes.
     public var size: UInt64 { entry.dataLength }
-    /// The SHA-256 of the body that META records (lowercase hex), when present.
-    public var sha256: String? { metadata["sha256"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
-    /// The content type META records (`content_type`, `mime_type` or `mime`), when present.
-    public var contentType: String? { metadata.contentType }
+
+    /// An entry found at `key` (version `version`), with its META.
+    public init(key: String, version: String?, entry: DESIndexEntry, metadata: DESMetadata) {
+        self.key = key
+        self.version = version
+        self.entry = entry
+        self.metadata = metadata
+        self.sha256 = metadata["sha256"]?.stringValue.flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        self.contentType = metadata.contentType
+    }
 }
 
 extension StorageArchiveReader {

@@ -234,6 +234,16 @@ public enum CatalogShapes {
         try require(named == shape.ids.count, c, "named \(named) rows of \(shape.ids.count)")
         var stats = try await source.stats()
         try require(stats.pending == shape.ids.count && stats.unnamed == 0, c, "after naming: \(stats)")
+        // The backlog gauges: bounded counts by the column's own status values, and the oldest
+        // pending row's age by the database's clock (created 2025-01-01 12:30 UTC at the oldest).
+        if let backlog = try await source.backlog(cap: 1_000, statuses: [.unnamed, .pending]) {
+            try require(backlog.rows[.pending] == shape.ids.count && backlog.rows[.unnamed] == 0, c, "backlog after naming: \(backlog.rows)")
+            if shape.mapping.createdAt != nil {
+                let expectedAge = Date().timeIntervalSince1970 - 1_735_734_600
+                let age = backlog.oldestPendingSeconds ?? -1
+                try require(abs(age - expectedAge) < 300, c, "the oldest pending row is \(age) s old, not about \(Int(expectedAge))")
+            }
+        }
 
         // Claim everything in two rounds; give half back; claim again.
         let first = try await source.claim(shards: [0, 1, 2, 3], limit: 10_000, holder: "h1")

@@ -299,6 +299,26 @@ public enum SourceConnectorConformance {
             }
             try require(named == 2, c, "rows 1 and 2 are named again: \(named)")
         }
+        await runner.run("the backlog counts agree with stats below the cap and stop at it") {
+            let c = "the backlog counts agree with stats below the cap and stop at it"
+            let rows = (1...7).map { FixtureRow(id: $0, key: "k\($0)", desName: $0 <= 2 ? nil : "N\($0)", shard: $0 <= 2 ? nil : 0) }
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            // Row 1 fails naming (2 stays unnamed); 3 and 4 are claimed and 3 fails; 5, 6, 7 stay pending.
+            try require(try await source.markFailed([FailedRow(rowID: "1", reason: "naming failed")], holder: nil) == 1, c, "fail 1")
+            try require(try await source.claim(shards: [0], limit: 2, holder: "h").count == 2, c, "claim 2 rows")
+            let held = try await source.staleClaims(shards: [0], excludingHolder: nil, olderThanSeconds: nil).map(\.rowID).sorted()
+            try require(try await source.markFailed([FailedRow(rowID: held[0], reason: "no body")], holder: "h") == 1, c, "fail one claimed row")
+            guard let wide = try await source.backlog(cap: 1000, statuses: Set(SourceBacklog.Status.allCases)) else { return }  // the source cannot tell: nothing to check
+            let stats = try await source.stats()
+            let expected: [SourceBacklog.Status: Int] = [.unnamed: stats.unnamed, .pending: stats.pending, .claimed: stats.claimed, .failed: stats.failed]
+            try require(expected == [.unnamed: 1, .pending: 3, .claimed: 1, .failed: 2], c, "stats \(stats)")
+            try require(wide.rows == expected, c, "backlog \(wide.rows) against stats \(expected)")
+            let narrow = try await source.backlog(cap: 2, statuses: Set(SourceBacklog.Status.allCases))
+            try require(narrow?.rows == expected.mapValues { min(2, $0) }, c, "with cap 2: \(narrow?.rows ?? [:])")
+            let some = try await source.backlog(cap: 1000, statuses: [.pending, .failed])
+            try require(some?.rows == [.pending: 3, .failed: 2], c, "only pending and failed asked: \(some?.rows ?? [:])")
+        }
         return runner.report
     }
 }

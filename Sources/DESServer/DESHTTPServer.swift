@@ -1,10 +1,14 @@
 import DESEngine
 import DESKit
+import Foundation
 import Hummingbird
+import HummingbirdTLS
 import HummingbirdCore
 import Logging
+import NIOCore
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// The DES HTTP service (Hummingbird 2): `POST /assign`, `GET|HEAD /files/{name}`,
 /// `GET /health`, `/health/live`, `/health/ready` and `GET /metrics`.
@@ -41,11 +45,15 @@ public struct DESHTTPServer: Sendable {
         public var shardBits: Int
         /// The checks of `/health/ready`.
         public var readiness: Readiness
+        /// Files found by their path (`GET /files/by-path/…`): the config's filesystem sources.
+        public var paths: PathLookup
 
         /// Creates the parts.
         public init(
-            metadata: any MetadataStore, storage: any StorageBackend, cache: (any IndexCache)?, shardBits: Int, readiness: Readiness
+            metadata: any MetadataStore, storage: any StorageBackend, cache: (any IndexCache)?, shardBits: Int, readiness: Readiness,
+            paths: PathLookup = PathLookup(indexes: [])
         ) {
+            self.paths = paths
             self.metadata = metadata
             self.storage = storage
             self.cache = cache
@@ -69,6 +77,8 @@ public struct DESHTTPServer: Sendable {
     let follower: EventFollower?
     /// Records `DELETE /files/{name}`.
     let deleter: FileDeleter
+    /// Finds files by path.
+    let paths: PathLookup
     let started = monotonicSeconds()
 
     /// The service that keeps what the server knows current — the metadata store's events
@@ -95,6 +105,7 @@ public struct DESHTTPServer: Sendable {
         self.locator = locator
         self.fileBody = FileBody(locator: locator, metrics: metrics, verifyMaxBytes: settings.verifyMaxBytes)
         self.readiness = parts.readiness
+        self.paths = parts.paths
         let tombstones = TombstoneWatcher(metadata: parts.metadata, pollSeconds: settings.tombstonePollSeconds, logger: logger)
         self.tombstones = tombstones
         if settings.followEvents {
@@ -133,6 +144,16 @@ public struct DESHTTPServer: Sendable {
         if routes.contains(.files) {
             addFileRoutes(to: api)
         }
+        if routes.contains(.files) || routes.contains(.assign) {
+            // The contract of the API this server serves (open, like /health and /metrics).
+            let document: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.json + "\n")))
+            }
+            router.get("/openapi.json", use: document)
+            router.head("/openapi.json") { request, context in Self.headersOnly(try await document(request, context)) }
+        }
         return router
     }
 
@@ -141,14 +162,26 @@ public struct DESHTTPServer: Sendable {
 
     /// The HTTP application, a `Service`: `onRunning` gets the port it listens on. Its
     /// connections are guarded (``ConnectionGuard``): header and idle timeouts, and a limit.
-    public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some Service {
+    public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some Service {
+        let listening = Listening()
+        return Listener(
+            application: try hummingbird { port in
+                listening.begin()
+                await onRunning(port)
+            }, address: "\(settings.host):\(settings.port)", listening: listening)
+    }
+
+    /// The Hummingbird application behind ``application(onRunning:)``.
+    private func hummingbird(onRunning: @escaping @Sendable (Int) async -> Void) throws -> some Service {
         let connections = ConnectionGuard(
             limit: ConnectionGuard.effectiveLimit(configured: settings.maxConnections, logger: logger),
             headerTimeoutSeconds: settings.headerTimeoutSeconds, idleTimeoutSeconds: settings.idleTimeoutSeconds, metrics: metrics,
             logger: logger)
+        let http = GuardedHTTP1Channel.builder(guard: connections)
         return Application(
             router: router(),
-            server: GuardedHTTP1Channel.builder(guard: connections),
+            // With TLS, each connection's TLS handshake comes first, then the same guarded HTTP/1.1.
+            server: try settings.tls.map { try HTTPServerBuilder.tls(http, tlsConfiguration: $0) } ?? http,
             // A deep accept queue (the kernel caps it at net.core.somaxconn): a burst of connections
             // waits there while the guard sheds, instead of having its SYNs dropped (a 1 s retry each).
             configuration: ApplicationConfiguration(
@@ -159,4 +192,32 @@ public struct DESHTTPServer: Sendable {
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
     }
+}
+
+/// The HTTP application as a service whose failure to listen (the port taken, an address that
+/// is not this machine's, a host name that does not resolve) is a ``DESKitError`` naming the
+/// address, `unavailable` (exit 69), rather than NIO's words about `bind(descriptor:ptr:bytes:)`.
+struct Listener<Inner: Service>: Service, CustomStringConvertible {
+    let application: Inner
+    let address: String
+    /// Whether it listened: a failure after that (an accept that fails) is not a failure to listen.
+    let listening: Listening
+    var description: String { "http \(address)" }
+
+    func run() async throws {
+        do {
+            try await application.run()
+        } catch let error as IOError where !listening.began {
+            throw DESKitError(.unavailable, "cannot listen on \(address): \(String(cString: strerror(error.errnoCode)))")
+        } catch let error as SocketAddressError where !listening.began {
+            throw DESKitError(.unavailable, "cannot listen on \(address): \(error)")
+        }
+    }
+}
+
+/// Set once the listener is bound.
+final class Listening: Sendable {
+    private let state = Mutex(false)
+    func begin() { state.withLock { $0 = true } }
+    var began: Bool { state.withLock { $0 } }
 }

@@ -11,8 +11,9 @@ import Logging
 /// - A larger body, asked for whole, streams in chunks through an incremental SHA-256; its last
 ///   chunk is written only after the digest matched, so on a mismatch the stream throws and the
 ///   connection closes short of `Content-Length`: no client can take it as complete.
-/// - A `Range` of part of a larger body cannot be checked without reading it all: it is served
-///   unchecked. A range that covers the whole body is checked as the whole body is.
+/// - A `Range` of at least half of a larger body is checked: the whole body is read and hashed,
+///   and the range's last piece is written only after the digest matched. A smaller range of a
+///   larger body (a player seeking) is served unchecked: checking it would mean reading the rest.
 /// - An entry with no sha256 (archives written by the original DES) is served unchecked; in a
 ///   sealed container (DES's own) the reader refuses it as damage, 500 `corrupt_container`.
 ///
@@ -29,6 +30,7 @@ struct FileBody: Sendable {
     static let streamChunk: UInt64 = 1 << 20
 
     /// The body of `located`, or of its `range` (inclusive; nil: all of it).
+    /// `logger` is the request's: every line written here names the entry and its container.
     func body(_ located: LocatedEntry, range: ClosedRange<UInt64>?, logger: Logger) async throws -> ResponseBody {
         let size = located.size
         if let expected = located.sha256 {
@@ -42,33 +44,47 @@ struct FileBody: Sendable {
             // A range that covers the whole body (`bytes=0-`, as players and download managers send)
             // reads all of it anyway: it is checked as the whole body is.
             if range == nil || range == 0...(size - 1) { return try await checkedStream(located, expected: expected, logger: logger) }
+            // A range of at least half the body (`bytes=1-`: all but a byte) is checked too: the
+            // whole body is read and hashed, and the range's last piece goes out only once it matched.
+            if let range, (range.upperBound - range.lowerBound + 1) * 2 >= size {
+                return try await checkedStream(located, expected: expected, range: range, logger: logger)
+            }
         }
         return try await uncheckedStream(located, range: range, logger: logger)
     }
 
-    /// The whole of a large body, chunk by chunk, each hashed before it is written; the last
-    /// one only once the digest matched. The first chunk is read before the answer starts, so
-    /// a storage failure is still a clean 503.
-    private func checkedStream(_ located: LocatedEntry, expected: String, logger: Logger) async throws -> ResponseBody {
+    /// A large body (or `range` of it), chunk by chunk: every chunk of the whole body is hashed,
+    /// and what lies in the range is written one chunk behind, so the last of it goes out only
+    /// once the digest matched META's sha256. Else the stream throws and the connection closes
+    /// short of Content-Length. The first chunk is read before the answer starts, so a storage
+    /// failure is still a clean 503.
+    private func checkedStream(_ located: LocatedEntry, expected: String, range: ClosedRange<UInt64>? = nil, logger: Logger) async throws
+        -> ResponseBody
+    {
         let size = located.size
+        let wanted = range ?? 0...(size - 1)
         let chunk = Self.streamChunk
         let first = try await locator.reader.read(located, offset: 0, length: min(chunk, size))
         let body = self
-        return ResponseBody(contentLength: Int(size)) { writer in
+        return ResponseBody(contentLength: Int(wanted.upperBound - wanted.lowerBound + 1)) { writer in
             let digest = BodyDigest()
             var piece = first
             var at: UInt64 = 0
+            var held: [UInt8]? = nil  // range bytes read and not yet written
             while true {
                 digest.update(piece)
                 let end = at + UInt64(piece.count)
+                let (low, high) = (max(at, wanted.lowerBound), min(end - 1, wanted.upperBound))
+                if low <= high {
+                    if let out = held { try await writer.write(ByteBuffer(bytes: out)) }
+                    held = Array(piece[Int(low - at)...Int(high - at)])
+                }
                 if end >= size {
-                    // The last piece: out only if everything hashed to META's sha256. Else the
-                    // stream throws and the connection closes short of Content-Length.
+                    // The whole body is read: its last range bytes go out only if it hashed to META's sha256.
                     try await body.check(digest.finalizeHex(), expected: expected, located, logger: logger)
-                    try await writer.write(ByteBuffer(bytes: piece))
+                    if let out = held { try await writer.write(ByteBuffer(bytes: out)) }
                     break
                 }
-                try await writer.write(ByteBuffer(bytes: piece))
                 at = end
                 piece = try await body.read(located, at: at, length: min(chunk, size - at), logger: logger)
             }
@@ -116,7 +132,7 @@ struct FileBody: Sendable {
     /// Throws ``DESFormatError/Code/checksumMismatch`` when `actual` is not `expected`; logs,
     /// counts, and forgets the name's location and index.
     func check(_ actual: String, expected: String, _ located: LocatedEntry, logger: Logger) async throws {
-        guard actual != expected.lowercased() else { return }
+        guard actual != expected else { return }
         metrics.checksumFailures.increment()
         logger.error(
             "checksum mismatch: the bytes read do not hash to the sha256 META records",

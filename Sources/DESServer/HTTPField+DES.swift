@@ -5,6 +5,10 @@ extension HTTPField.Name {
     static let xDESContainer = checked("X-DES-Container")
     /// `X-DES-Shard-Id`: the file's shard.
     static let xDESShardID = checked("X-DES-Shard-Id")
+    /// `X-DES-Name`: the DES name of a file read by its path.
+    static let xDESName = checked("X-DES-Name")
+    /// `X-DES-Version`: the version of a file read by its path.
+    static let xDESVersion = checked("X-DES-Version")
     /// `X-DES-Reason`: why a `DELETE /files/{name}` deletes (or `?reason=`).
     static let xDESReason = checked("X-DES-Reason")
     /// `X-Content-Type-Options`.

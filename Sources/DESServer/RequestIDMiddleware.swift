@@ -19,6 +19,10 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         var response: Response
         do {
             response = try await APIResponse.$requestID.withValue(id) { try await next(request, context) }
+        } catch let error as HTTPError where error.body == nil {
+            // The router's own answers (no route for the path, a method the path does not take)
+            // are JSON errors like every other, with the request id.
+            response = APIResponse.$requestID.withValue(id) { Self.routerError(error.status, request) }
         } catch let error as any HTTPResponseError {
             response = try error.response(from: request, context: context)
         } catch {
@@ -29,6 +33,15 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         response.headers[.xRequestID] = id
         return response
+    }
+
+    /// A JSON error for what the router refused (`not_found`, `method_not_allowed`, `bad_request`).
+    static func routerError(_ status: HTTPResponse.Status, _ request: Request) -> Response {
+        switch status {
+        case .notFound: return APIResponse.error(status, "not_found", "no route for \(request.method.rawValue) \(request.uri.path.prefix(256))")
+        case .methodNotAllowed: return APIResponse.error(status, "method_not_allowed", "\(request.uri.path.prefix(256)) does not take \(request.method.rawValue)")
+        default: return APIResponse.error(status, status.code >= 500 ? "internal" : "bad_request", status.reasonPhrase)
+        }
     }
 
     /// The client's id, when it is one to keep.

@@ -30,12 +30,71 @@ extension DESHTTPServer {
         group.delete("/files/{name}") { request, context -> Response in
             await deleteFile(request, context)
         }
+        group.get("/files/by-path/**") { request, context -> Response in
+            await serveByPath(request, context, head: false)
+        }
+        group.head("/files/by-path/**") { request, context -> Response in
+            let response = await serveByPath(request, context, head: true)
+            return Response(status: response.status, headers: response.headers)
+        }
+    }
+
+    /// `GET|HEAD /files/by-path/{path}?version=N&root=R&source=S`: the file a filesystem source
+    /// recorded at that path (beneath one of its roots), its newest packed version unless
+    /// `version` says which; then exactly as `/files/{name}` for its name (Range, ETag, 410 once
+    /// deleted), with `X-DES-Name` and `X-DES-Version` saying which file it was.
+    private func serveByPath(_ request: Request, _ context: BasicRequestContext, head: Bool) async -> Response {
+        let raw = context.parameters.getCatchAll().joined(separator: "/")
+        guard raw.utf8.count <= 3 * 4_096, let path = raw.removingPercentEncoding, !path.isEmpty, path.utf8.count <= 4_096 else {
+            return APIResponse.error(.badRequest, "bad_path", "not a file path: empty, too long (over 4,096 bytes) or badly percent-encoded")
+        }
+        let query = request.uri.queryParameters
+        for key in ["version", "root", "source"] where query.getAll(key).count > 1 {
+            return APIResponse.error(.badRequest, "repeated_parameter", "\(key) is given more than once: give it once")
+        }
+        var version: Int?
+        if let text = query.get("version") {
+            guard let v = Int(text), v >= 1 else {
+                return APIResponse.error(.badRequest, "bad_version", "version must be a whole number from 1, got '\(text.prefix(40))'")
+            }
+            version = v
+        }
+        let found: PathVersion
+        do {
+            found = try await paths.resolve(path: path, version: version, source: query.get("source"), root: query.get("root"))
+        } catch let error as PathLookupError {
+            switch error.code {
+            case .ambiguous: return APIResponse.error(.conflict, "ambiguous_path", error.message)
+            case .notFound: return APIResponse.error(.notFound, "not_found", error.message)
+            case .noSuchVersion: return APIResponse.error(.notFound, "no_such_version", error.message)
+            case .notPacked: return APIResponse.error(.notFound, "not_packed", error.message)
+            case .deleted: return APIResponse.error(.gone, "deleted", error.message, headers: [.cacheControl: "no-store"])
+            }
+        } catch {
+            return APIResponse.failure(error, while: "\(request.method) /files/by-path", logger: context.logger)
+        }
+        guard let name = found.name, let parsed = try? SnowflakeName(parsing: name) else {
+            return APIResponse.error(.notFound, "not_packed", "'\(path)' version \(found.version) has no DES name")
+        }
+        var response = await serveFile(request, context, name: name, parsed: parsed, head: head)
+        response.headers[.xDESName] = name
+        response.headers[.xDESVersion] = String(found.version)
+        // A name's bytes never change, a path's do: without a version, caches revalidate (by ETag).
+        if version == nil && response.headers[.cacheControl] != nil { response.headers[.cacheControl] = "no-cache" }
+        return response
     }
 
     /// The name of a `/files/{name}` request, or the 400 answer for what cannot be a DES name.
     private func requestedName(_ context: BasicRequestContext) -> Result<(String, SnowflakeName), APIError> {
         let raw = context.parameters.get("name") ?? ""
-        guard raw.utf8.count <= Self.maxNameLength * 3, let name = raw.removingPercentEncoding, name.utf8.count <= Self.maxNameLength else {
+        // Most names arrive as they are: decoding is skipped when there is nothing to decode.
+        guard raw.utf8.count <= Self.maxNameLength * 3 else {
+            return .failure(APIError(status: .badRequest, code: "bad_name", message: "not a DES name: too long"))
+        }
+        guard let name = raw.utf8.contains(UInt8(ascii: "%")) ? raw.removingPercentEncoding : raw else {
+            return .failure(APIError(status: .badRequest, code: "bad_name", message: "not a DES name: badly percent-encoded (not UTF-8 once decoded)"))
+        }
+        guard name.utf8.count <= Self.maxNameLength else {
             return .failure(APIError(status: .badRequest, code: "bad_name", message: "not a DES name: too long"))
         }
         do {
@@ -77,14 +136,21 @@ extension DESHTTPServer {
 
     private func serveFile(_ request: Request, _ context: BasicRequestContext, head: Bool) async -> Response {
         // The name is checked before any I/O: no lookup for what cannot be a DES name.
-        let (name, parsed): (String, SnowflakeName)
         switch requestedName(context) {
         case .failure(let e): return APIResponse.error(e.status, e.code, e.message)
-        case .success(let found): (name, parsed) = found
+        case .success(let (name, parsed)): return await serveFile(request, context, name: name, parsed: parsed, head: head)
         }
+    }
+
+    private func serveFile(_ request: Request, _ context: BasicRequestContext, name: String, parsed: SnowflakeName, head: Bool) async -> Response {
         let shard = locator.shard(of: name)
-        var logger = context.logger
-        logger[metadataKey: "name"] = .string(name)
+        // The request's logger with the name, made only when a line is written (copying the
+        // logger's metadata on every request showed in profiles of warm reads).
+        var logger: Logger {
+            var logger = context.logger
+            logger[metadataKey: "name"] = .string(name)
+            return logger
+        }
         do {
             if try await tombstones.deleted(name) {
                 return APIResponse.error(.gone, "deleted", "\(name) was deleted", headers: [.cacheControl: "no-store"])
@@ -99,7 +165,7 @@ extension DESHTTPServer {
                     return APIResponse.error(
                         .notFound, "not_found", "\(name) is in no uploaded container of day \(parsed.isoDay), shard \(shard)")
                 }
-                return try await respond(request, located, shard: shard, head: head, logger: logger)
+                return try await respond(request, located, shard: shard, head: head, logger: context.logger)
             } catch let error as DESKitError where (error.code == .changed || error.code == .notFound) && attempt == 0 {
                 // The container was replaced under what we knew of it, or is gone (compacted, its
                 // grace over): forget it, and the (day, shard)'s list, and look again, once.
@@ -112,6 +178,8 @@ extension DESHTTPServer {
     }
 
     private func respond(_ request: Request, _ located: LocatedEntry, shard: Int, head: Bool, logger: Logger) async throws -> Response {
+        let etag = located.sha256.map { EntityTag(strong: $0) }
+        // One literal, so no field is looked up before it is set.
         var headers: HTTPFields = [
             .contentType: located.contentType ?? "application/octet-stream",
             .acceptRanges: "bytes",
@@ -119,11 +187,10 @@ extension DESHTTPServer {
             // The content type comes from catalog rows: never let a browser run what it serves.
             .xContentTypeOptions: "nosniff",
             .contentSecurityPolicy: "sandbox",
+            .xDESContainer: located.key,
+            .xDESShardID: String(shard),
         ]
-        headers[.xDESContainer] = located.key
-        headers[.xDESShardID] = String(shard)
-        let etag = located.sha256.map { EntityTag(strong: $0) }
-        if let etag { headers[.eTag] = etag.header }
+        if let etag { headers.append(HTTPField(name: .eTag, value: etag.header)) }
         // If-None-Match comes first (RFC 9110 §13.2.2): any listed tag matching weakly, or `*`, is 304.
         let noneMatch = request.headers[values: .ifNoneMatch]
         if !noneMatch.isEmpty, let condition = EntityTagList.parse(noneMatch), condition.matches(etag) {
@@ -150,7 +217,7 @@ extension DESHTTPServer {
             }
         }
         let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? size
-        headers[.contentLength] = String(length)
+        headers.append(HTTPField(name: .contentLength, value: String(length)))
         if head { return Response(status: status, headers: headers) }
         let body = try await fileBody.body(located, range: range, logger: logger)
         return Response(status: status, headers: headers, body: body)

@@ -8,26 +8,40 @@ extension DESHTTPServer {
     /// (every dependency within its timeout, and not draining: else 503 naming what failed),
     /// `/metrics` (Prometheus text).
     func addHealthRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/health") { _, _ -> Response in
+        let health: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             let uptime = Int(monotonicSeconds() - started)
             let status = readiness.isDraining ? "draining" : "ok"
             return APIResponse.json(#"{"status":""# + status + #"","uptime_seconds":"# + String(uptime) + "}")
         }
-        router.get("/health/live") { _, _ -> Response in
+        let live: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             APIResponse.json(#"{"status":"ok"}"#)
         }
-        router.get("/health/ready") { _, context -> Response in
+        let ready: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, context in
             let report = Self.publicReport(await readiness.report(), logger: context.logger)
             return APIResponse.json(report.jsonText, status: report.healthy ? .ok : .serviceUnavailable)
         }
-        router.get("/metrics") { _, _ -> Response in
+        let metricsText: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             var buffer: [UInt8] = []
             buffer.reserveCapacity(16 << 10)
             metrics.registry.emit(into: &buffer)
+            buffer.append(contentsOf: ProcessMetrics.text().utf8)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: buffer)))
         }
+        for (path, handler) in [("/health", health), ("/health/live", live), ("/health/ready", ready), ("/metrics", metricsText)] {
+            router.get(RouterPath(path), use: handler)
+            router.head(RouterPath(path)) { request, context in Self.headersOnly(try await handler(request, context)) }
+        }
+    }
+
+    /// A HEAD answer: the GET's status and headers, its length, and no body (RFC 9110, 9.3.2).
+    static func headersOnly(_ response: Response) -> Response {
+        var headers = response.headers
+        if headers[.contentLength] == nil, let length = response.body.contentLength {
+            headers[.contentLength] = String(length)
+        }
+        return Response(status: response.status, headers: headers)
     }
 
     /// The report as a client may see it: a dependency's own error text (which may name hosts,

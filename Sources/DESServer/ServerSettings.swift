@@ -1,6 +1,7 @@
 import DESEngine
 import DESKit
 import Foundation
+import NIOSSL
 
 /// The HTTP service's settings: the `server:` section of the config, with the
 /// command line's host and port and the tokens of `DES_SERVER_TOKENS` applied.
@@ -46,18 +47,36 @@ public struct ServerSettings: Sendable {
     /// The most client connections open at once (`server.max_connections`), before the
     /// descriptor limit is applied (see ``ConnectionGuard/effectiveLimit(configured:)``).
     public var maxConnections: Int
+    /// TLS 1.2–1.3 with the certificate and key of `server.tls` (and client certificates checked
+    /// against its `client_ca`): nil serves plain HTTP.
+    public var tls: TLSConfiguration?
 
     /// Settings from a config's `server:` section (and `marker.name_prefix` as the default prefix).
-    /// `environment` adds the comma-separated tokens of `DES_SERVER_TOKENS`.
-    public init(config: DESConfig, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    /// `environment` adds the comma-separated tokens of `DES_SERVER_TOKENS`, held to the rule
+    /// `server.auth_tokens` is: a token shorter than 16 characters is refused, and so is a
+    /// variable with something in it but no token (`","`, what `"${TOKEN},"` gives when TOKEN is
+    /// empty), which would leave the server open while its operator believes it guarded.
+    /// Relative `server.tls` paths are read from `baseDirectory` (the config file's directory).
+    public init(
+        config: DESConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
+        baseDirectory: String = FileManager.default.currentDirectoryPath
+    ) throws {
         let s = config.server
         host = s.host
         port = s.port
         nodeID = s.nodeID
         defaultPrefix = config.marker.namePrefix
         var tokens = s.authTokens
-        if let extra = environment["DES_SERVER_TOKENS"] {
-            tokens += extra.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { Secret($0) }
+        if let extra = environment["DES_SERVER_TOKENS"], !extra.trimmingCharacters(in: .whitespaces).isEmpty {
+            let given = extra.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !given.isEmpty else {
+                throw DESKitError(.configuration, "DES_SERVER_TOKENS is set but holds no token (\(extra.count) characters of commas and spaces): the server would be open")
+            }
+            for token in given where token.count < 16 {
+                throw DESKitError(
+                    .configuration, "DES_SERVER_TOKENS: a token of \(token.count) characters is too easy to guess: use at least 16 (as server.auth_tokens)")
+            }
+            tokens += given.map { Secret($0) }
         }
         self.tokens = tokens
         maxRequestBytes = s.maxRequestBytes
@@ -73,5 +92,38 @@ public struct ServerSettings: Sendable {
         followEvents = config.events.follow
         events = EventFollower.Settings(config.events)
         fallbackRefreshSeconds = config.events.fallbackRefreshSeconds
+        tls = try s.tls.map { try Self.tlsConfiguration($0, baseDirectory: baseDirectory) }
+    }
+
+    /// The server's TLS configuration: the chain and key read now (a file that is missing, not
+    /// PEM, or a key that is not the certificate's is a configuration error naming the key),
+    /// TLS 1.2 and 1.3 only, and with a client CA, client certificates required and checked.
+    static func tlsConfiguration(_ t: ServerTLSConfig, baseDirectory: String) throws -> TLSConfiguration {
+        func path(_ p: String) -> String { p.hasPrefix("/") ? p : (baseDirectory as NSString).appendingPathComponent(p) }
+        func read<T>(_ key: String, _ file: String, _ load: (String) throws -> T) throws -> T {
+            guard FileManager.default.isReadableFile(atPath: path(file)) else {
+                throw DESKitError(.configuration, "server.tls.\(key): cannot read '\(path(file))'")
+            }
+            do { return try load(path(file)) } catch {
+                throw DESKitError(.configuration, "server.tls.\(key): '\(path(file))' is not a PEM file of what it should hold (\(error))")
+            }
+        }
+        let chain = try read("certificate", t.certificate) { try NIOSSLCertificate.fromPEMFile($0) }
+        guard !chain.isEmpty else { throw DESKitError(.configuration, "server.tls.certificate: '\(path(t.certificate))' holds no certificate") }
+        let key = try read("key", t.key) { try NIOSSLPrivateKey(file: $0, format: .pem) }
+        var c = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        c.minimumTLSVersion = .tlsv12
+        c.maximumTLSVersion = .tlsv13
+        if let ca = t.clientCA {
+            let roots = try read("client_ca", ca) { try NIOSSLCertificate.fromPEMFile($0) }
+            guard !roots.isEmpty else { throw DESKitError(.configuration, "server.tls.client_ca: '\(path(ca))' holds no certificate") }
+            c.trustRoots = .certificates(roots)
+            c.certificateVerification = .noHostnameVerification  // a client has no host name to check: its chain is
+        }
+        // The key must be the certificate's: checked now, not at the first handshake.
+        do { _ = try NIOSSLContext(configuration: c) } catch {
+            throw DESKitError(.configuration, "server.tls: the certificate and key do not make a TLS context (\(error)); is the key the certificate's?")
+        }
+        return c
     }
 }

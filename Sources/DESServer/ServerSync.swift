@@ -19,12 +19,18 @@ struct ServerSync: Service {
 
     func run() async throws {
         let shutdown = ShutdownSignal()
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { try? await tombstones.run() }
-                if let follower { group.addTask { await follower.run(until: shutdown) } }
+        // Ends on the group's graceful shutdown, and on its cancellation too (another service
+        // failed, the listener could not bind): the follower's loop watches only `shutdown`.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { try? await tombstones.run() }
+                    if let follower { group.addTask { await follower.run(until: shutdown) } }
+                }
+            } onGracefulShutdown: {
+                shutdown.trigger()
             }
-        } onGracefulShutdown: {
+        } onCancel: {
             shutdown.trigger()
         }
     }

@@ -25,8 +25,9 @@ extension LocalBodyFetcher {
             _ = Glibc.close(fd)
             throw notRegular(path, kind: kind)
         }
-        let flags = fcntl(fd, F_GETFL)
-        if flags >= 0, flags & O_NONBLOCK != 0, fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 {
+        // Every descriptor checked here was opened O_RDONLY | O_NONBLOCK (and fd flags, which
+        // F_SETFL leaves alone): clearing the status flags outright saves asking for them first.
+        if fcntl(fd, F_SETFL, 0) != 0 {
             let code = errno
             _ = Glibc.close(fd)
             throw DESKitError(.storage, "cannot read body '\(path)': \(String(cString: strerror(code)))")

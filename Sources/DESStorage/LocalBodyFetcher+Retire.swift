@@ -1,4 +1,5 @@
 import CDESFileSystem
+import DESFormat
 import DESKit
 import Foundation
 
@@ -23,8 +24,8 @@ extension LocalBodyFetcher {
         guard fstat(fd, &st) == 0 else {
             throw DESKitError(.storage, "cannot stat body '\(location.key)': \(String(cString: strerror(errno)))")
         }
-        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-        return BodyVersion(size: UInt64(st.st_size), tag: "mtime \(mtime) ns, inode \(st.st_ino)")
+        let stamp = FileStamp(st)
+        return BodyVersion(size: stamp.size, tag: "mtime \(stamp.mtimeNanos) ns, inode \(stamp.inode)")
     }
 
     /// Unlinks each body's directory entry beneath the root (a symbolic link is removed itself,

@@ -1,6 +1,8 @@
 import CDESFileSystem
+import DESFormat
 import DESKit
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -10,11 +12,20 @@ import Glibc
 ///
 /// `put` is atomic: the object is linked (or copied and `fsync`ed) to a
 /// temporary name beside its final one and renamed into place, then the
-/// directory is synced. File I/O runs on the storage's own thread.
+/// directory is synced. File I/O runs on the storage's own thread, except a warm ranged read
+/// of a container (the server's read of one file): when all of its bytes are in the page cache
+/// it is served on the caller's thread, with no hop (`preadv2` with `RWF_NOWAIT`).
 public final class LocalDiskStorage: StorageBackend {
     /// The directory holding the objects.
     public let root: String
     private let thread = DedicatedThread(name: "des-local-storage")
+    /// How many versioned range reads were served from the page cache on the caller's thread,
+    /// and how many went to the storage thread (for tests and profiles).
+    let rangeReads = Mutex((cached: 0, onThread: 0))
+    /// Set once the file system has said it cannot read "only if cached" (`RWF_NOWAIT` refused:
+    /// overlayfs, tmpfs and network file systems on some kernels); from then on every range
+    /// goes to the storage thread without the wasted attempt.
+    let inlineUnsupported = Mutex(false)
 
     /// Uses (creating if needed) `root`.
     public init(root: String) throws {
@@ -51,13 +62,23 @@ public final class LocalDiskStorage: StorageBackend {
             if errno == ENOENT { return nil }
             throw failure("stat", path)
         }
+        try requireRegular(st, key: key)
         return ObjectInfo(key: key, size: UInt64(st.st_size), etag: etag(of: st))
+    }
+
+    /// Objects are regular files: a FIFO, a device, a directory or a socket where one should be
+    /// is refused (never opened for reading, which could block or never end).
+    private static func requireRegular(_ st: stat, key: String) throws {
+        let kind = st.st_mode & S_IFMT
+        guard kind != S_IFREG else { return }
+        let what = kind == S_IFIFO ? "a FIFO" : kind == S_IFDIR ? "a directory" : kind == S_IFSOCK ? "a socket" : "a device"
+        throw DESKitError(.storage, "object '\(key)' is \(what), not a regular file: not an object DES wrote")
     }
 
     /// A file's version: size, mtime in ns and inode (a rename over it, or a rewrite, changes it).
     private static func etag(of st: stat) -> String {
-        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-        return "\(st.st_size)-\(mtime)-\(st.st_ino)"
+        let stamp = FileStamp(st)
+        return "\(stamp.size)-\(stamp.mtimeNanos)-\(stamp.inode)"
     }
 
     public func put(key: String, fromFile source: String) async throws -> ObjectInfo {
@@ -143,59 +164,100 @@ public final class LocalDiskStorage: StorageBackend {
     public func get(key: String) async throws -> [UInt8] {
         let p = try path(for: key)
         return try await thread.run {
-            guard let data = FileManager.default.contents(atPath: p) else {
-                throw DESKitError(.notFound, "no object '\(key)' in \(self.location)")
-            }
-            return [UInt8](data)
+            guard let info = try Self.info(key: key, path: p) else { throw DESKitError(.notFound, "no object '\(key)' in \(self.location)") }
+            return try Self.readRange(p, key: key, offset: 0, length: info.size, location: self.location) ?? []
         }
     }
 
     public func get(key: String, offset: UInt64, length: UInt64) async throws -> [UInt8] {
         let p = try path(for: key)
-        return try await thread.run { try Self.readRange(p, key: key, offset: offset, length: length, location: self.location) }
+        return try await thread.run { try Self.readRange(p, key: key, offset: offset, length: length, location: self.location) ?? [] }
     }
 
-    /// One hop to the storage thread for the check and the read, both on one open file: the
-    /// version compared is that of the very file read (a rename over it in between changes neither).
+    /// The check and the read on one open file: the version compared is that of the very file
+    /// read (a rename over it in between changes neither). A range of at most
+    /// ``inlineReadLimit`` whose bytes are all in the page cache is read on the caller's thread
+    /// (a warm read of one file, the server's common case, then costs no hop); anything else
+    /// is read on the storage thread, which may block.
     public func get(key: String, offset: UInt64, length: UInt64, ifMatch: String?) async throws -> [UInt8] {
         let p = try path(for: key)
+        if length <= Self.inlineReadLimit, !inlineUnsupported.withLock({ $0 }) {
+            var unsupported = false
+            if let cached = try Self.readRange(
+                p, key: key, offset: offset, length: length, location: location, ifMatch: ifMatch, cachedOnly: true, unsupported: &unsupported)
+            {
+                rangeReads.withLock { $0.cached += 1 }
+                return cached
+            }
+            if unsupported { inlineUnsupported.withLock { $0 = true } }
+        }
+        rangeReads.withLock { $0.onThread += 1 }
         return try await thread.run {
-            try Self.readRange(p, key: key, offset: offset, length: length, location: self.location, ifMatch: ifMatch)
+            try Self.readRange(p, key: key, offset: offset, length: length, location: self.location, ifMatch: ifMatch) ?? []
         }
     }
 
-    private static func readRange(_ p: String, key: String, offset: UInt64, length: UInt64, location: String, ifMatch: String? = nil) throws
-        -> [UInt8]
-    {
-        let fd = open(p, O_RDONLY | O_CLOEXEC)
+    /// The largest range tried on the caller's thread (see ``get(key:offset:length:ifMatch:)``).
+    static let inlineReadLimit: UInt64 = 256 << 10
+
+    /// `length` bytes of the file at `p` from `offset`, its version first compared with
+    /// `ifMatch` on the open file. With `cachedOnly`, the bytes are read only if all of them are
+    /// in the page cache (`preadv2` with `RWF_NOWAIT`, safe on a thread that must not block):
+    /// nil when any would wait for the device, or the kernel or file system cannot tell (then
+    /// `unsupported` is set).
+    private static func readRange(
+        _ p: String, key: String, offset: UInt64, length: UInt64, location: String, ifMatch: String? = nil, cachedOnly: Bool = false
+    ) throws -> [UInt8]? {
+        var unsupported = false
+        return try readRange(p, key: key, offset: offset, length: length, location: location, ifMatch: ifMatch, cachedOnly: cachedOnly, unsupported: &unsupported)
+    }
+
+    private static func readRange(
+        _ p: String, key: String, offset: UInt64, length: UInt64, location: String, ifMatch: String?, cachedOnly: Bool, unsupported: inout Bool
+    ) throws -> [UInt8]? {
+        // O_NONBLOCK: a FIFO put where an object should be must not block the open (it is refused below).
+        let fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             if errno == ENOENT { throw DESKitError(.notFound, "no object '\(key)' in \(location)") }
             throw failure("open", p)
         }
         defer { Glibc.close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw failure("stat", p) }
+        try requireRegular(st, key: key)
         if let ifMatch {
-            var st = stat()
-            guard fstat(fd, &st) == 0 else { throw failure("stat", p) }
             let now = etag(of: st)
             guard now == ifMatch else { throw DESKitError(.changed, "'\(key)' changed (version \(now), not \(ifMatch))") }
         }
         let count = Int(length)
-        return try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
+        var wouldBlock = false
+        let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
             var done = 0
             while done < count {
-                let n = pread(fd, buf.baseAddress.unsafelyUnwrapped + done, count - done, off_t(offset) + off_t(done))
+                let at = buf.baseAddress.unsafelyUnwrapped + done
+                let n =
+                    cachedOnly
+                    ? cdes_pread_cached(fd, at, UInt(count - done), Int64(offset) + Int64(done))
+                    : pread(fd, at, count - done, off_t(offset) + off_t(done))
                 if n < 0 {
                     if errno == EINTR { continue }
+                    let code = errno
+                    if cachedOnly && [EAGAIN, EOPNOTSUPP, ENOSYS, EINVAL].contains(code) {
+                        unsupported = code != EAGAIN
+                        wouldBlock = true
+                        break
+                    }
                     throw failure("read", p)
                 }
                 if n == 0 { break }
                 done += n
             }
             initialized = done
-            if done < count {
+            if !wouldBlock && done < count {
                 throw DESKitError(.storage, "object '\(key)' ends before byte \(offset + length)")
             }
         }
+        return wouldBlock ? nil : bytes
     }
 
     public func getSuffix(key: String, length: UInt64) async throws -> (bytes: [UInt8], totalSize: UInt64) {
@@ -205,7 +267,7 @@ public final class LocalDiskStorage: StorageBackend {
                 throw DESKitError(.notFound, "no object '\(key)' in \(self.location)")
             }
             let n = min(length, info.size)
-            let bytes = try Self.readRange(p, key: key, offset: info.size - n, length: n, location: self.location)
+            let bytes = try Self.readRange(p, key: key, offset: info.size - n, length: n, location: self.location) ?? []
             return (bytes, info.size)
         }
     }
@@ -319,7 +381,8 @@ public struct LocalBodyFetcher: BodyFetcher {
         let key = location.key
         guard kernelConfinement, !key.isEmpty, !key.hasPrefix("/"), let directory else {
             let path = try resolve(key)
-            return FetchedBody(path: path) { try Self.openResolved(path) }
+            let resolved = !key.hasPrefix("/")
+            return FetchedBody(path: path) { try Self.openResolved(path, linksResolved: resolved) }
         }
         return FetchedBody(path: directory.resolvedPath + "/" + key) { [self] in try self.open(key) }
     }
@@ -333,12 +396,22 @@ public struct LocalBodyFetcher: BodyFetcher {
         {
             return try Self.regularFile(fd, path: directory.resolvedPath + "/" + key)
         }
-        return try Self.openResolved(try resolve(key))
+        return try Self.openResolved(try resolve(key), linksResolved: !key.hasPrefix("/"))
     }
 
-    /// Opens a resolved body path without blocking; it must be a regular file.
-    static func openResolved(_ path: String) throws -> Int32 {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+    /// Opens a body path without blocking; it must be a regular file. With `linksResolved` (a
+    /// relative key, resolved with every link followed and checked against the root a moment
+    /// ago) no link is allowed on the way, so a component swapped for a link since (to lead out
+    /// of the root) fails the open instead of being followed; plain open where the kernel cannot
+    /// say. An absolute key (`allow_absolute`) is the catalog's own path, opened as it is.
+    static func openResolved(_ path: String, linksResolved: Bool) throws -> Int32 {
+        var fd: Int32 = -1
+        var plain = !linksResolved
+        if linksResolved {
+            fd = cdes_open_no_symlinks(path)
+            plain = fd < 0 && (errno == ENOSYS || errno == EPERM || errno == EINVAL)
+        }
+        if plain { fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) }
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT { throw DESKitError(.notFound, "no such file '\(path)'") }

@@ -2,6 +2,7 @@
 // A custom package does the same with its own plugins added.
 import DESCLI
 import DESKit
+import DESPluginFilesystem
 import DESPluginMariaDB
 import DESPluginMSSQL
 import DESPluginODBC
@@ -20,5 +21,6 @@ MSSQLPlugin.register(in: registry)
 LocalStoragePlugin.register(in: registry)
 S3Plugin.register(in: registry)
 RedisPlugin.register(in: registry)
+FilesystemPlugin.register(in: registry)
 StockNaming.register(in: registry)
 await DESCommandLine.main(registry: registry)

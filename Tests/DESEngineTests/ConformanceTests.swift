@@ -51,7 +51,7 @@ struct SQLiteSourceFixture: SourceFixture {
         defer { d.cleanup() }
         let report = await SourceConnectorConformance.run(fixture: SQLiteSourceFixture(dir: d.dir))
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 10)
+        #expect(report.passed.count == 11)
     }
 
     @Test("The SQLite metadata store passes the MetadataStore suite")

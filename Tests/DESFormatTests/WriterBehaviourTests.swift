@@ -10,6 +10,42 @@ import Glibc
 /// What the writer refuses, and what it leaves behind when a write does not finish.
 @Suite("Writer behaviour")
 struct WriterBehaviourTests {
+    @Test("A file that changes while it is read is changedWhileRead, nothing of it kept; an unchanged one is added")
+    func changedWhileRead() throws {
+        try withTempDir { dir in
+            let body = dir + "/body"
+            try Data(repeating: 7, count: 300_000).write(to: URL(fileURLWithPath: body))
+            let writer = try DESArchiveWriter(path: dir + "/c.des", options: writerOptions())
+            let fd = open(body, O_RDONLY)
+            defer { close(fd) }
+            let before = try FileStamp(fileDescriptor: fd, path: body)
+            // Changed after the stamp, before the read ends: an append moves size and mtime.
+            let appender = try FileHandle(forWritingTo: URL(fileURLWithPath: body))
+            try appender.seekToEnd()
+            try appender.write(contentsOf: Data([1]))
+            try appender.close()
+            var stream = DESFileDescriptorStream(fileDescriptor: fd, path: body, expectedSize: before.size, unchangedSince: before)
+            let e = try #require(formatError { try writer.add(name: "torn", from: &stream) })
+            #expect(e.code == .changedWhileRead && e.message.contains("changed while it was read"), "\(e)")
+            // Shrunk under the stamp (truncated while read): changed too, not a size mismatch.
+            let shrinking = try FileStamp(fileDescriptor: fd, path: body)
+            #expect(ftruncate(fd, 10) == 0 || truncate(body, 10) == 0)
+            var short = DESFileDescriptorStream(fileDescriptor: fd, path: body, expectedSize: shrinking.size, unchangedSince: shrinking)
+            #expect(lseek(fd, 0, SEEK_SET) == 0)
+            #expect(formatError { try writer.add(name: "shrunk", from: &short) }?.code == .changedWhileRead)
+            try Data(repeating: 7, count: 300_001).write(to: URL(fileURLWithPath: body))
+            // Unchanged: added, and the writer goes on.
+            let now = try FileStamp(fileDescriptor: fd, path: body)
+            #expect(lseek(fd, 0, SEEK_SET) == 0)
+            var again = DESFileDescriptorStream(fileDescriptor: fd, path: body, expectedSize: now.size, unchangedSince: now)
+            try writer.add(name: "whole", from: &again)
+            try writer.close()
+            let reader = try DESArchiveReader(path: dir + "/c.des")
+            #expect(reader.entries.map(\.name) == ["whole"])
+            #expect(try reader.file(named: "whole").count == 300_001)
+        }
+    }
+
     @Test("A name added twice is a duplicateName error and the writer stays usable")
     func duplicateName() throws {
         try withTempDir { dir in

@@ -191,6 +191,10 @@ import Yams
     @Test func emptySubstitutionMeansAbsent() throws {
         let config = try parseStock("storage:\n  type: s3\n  bucket: b\n  endpoint: ${S3_ENDPOINT:-}\n")
         #expect(config.storage.settings?.value(as: S3StorageConfig.self)?.connection.endpoint == nil)
+        // A list key too: `auth_tokens: ${TOKENS:-}` with TOKENS unset is no tokens, not a type error.
+        let server = try parseStock("server:\n  auth_tokens: ${DES_TEST_NO_SUCH_TOKENS:-}\n")
+        #expect(server.server.authTokens.isEmpty)
+        #expect(throws: (any Error).self) { _ = try parseStock("server:\n  auth_tokens: some-token-0123456789\n") }
     }
 
     @Test func malformedReferences() throws {

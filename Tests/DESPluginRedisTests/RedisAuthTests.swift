@@ -95,24 +95,36 @@ struct RedisAuthTests {
 
     @Test("A server with requirepass: no password is NOAUTH, a wrong one is refused, both reported as authentication failures")
     func requirePass() async throws {
-        let port = try RedisServer.freePort()
         let secret = "srv-" + UUID().uuidString
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["redis-server", "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--requirepass", secret]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        defer {
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-        }
-        // Generous: in a full run this process is busy, and a slow start is not what is tested.
-        let deadline = Date().addingTimeInterval(60)
+        // A private redis-server on a free port. The port is free when chosen, but in a full run
+        // another connection may take it before the server binds it: the server then exits, and
+        // it is started again on another port.
+        var port = 0
+        var p = Process()
         var up = false
-        while !up && Date() < deadline {
-            up = (try? RedisServer.cli(["-a", secret, "--no-auth-warning", "PING"], port: port)) == "PONG"
-            if !up { try await Task.sleep(nanoseconds: 20_000_000) }
+        for _ in 0..<5 where !up {
+            port = try RedisServer.freePort()
+            p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["redis-server", "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--requirepass", secret]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            // Generous: in a full run this process is busy, and a slow start is not what is tested.
+            let deadline = Date().addingTimeInterval(60)
+            while !up && p.isRunning && Date() < deadline {
+                up = (try? RedisServer.cli(["-a", secret, "--no-auth-warning", "PING"], port: port)) == "PONG"
+                if !up { try await Task.sleep(nanoseconds: 20_000_000) }
+            }
+            if !up {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+            }
+        }
+        let server = p
+        defer {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
         }
         try #require(up, "the private redis-server did not start")
         for (url, hint) in [("redis://127.0.0.1:\(port)", "NOAUTH"), ("redis://:not-\(secret)@127.0.0.1:\(port)", "WRONGPASS")] {

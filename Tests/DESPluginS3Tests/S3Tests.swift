@@ -22,14 +22,13 @@ enum S3Server {
             credentials: SigV4.Credentials(accessKey: try variable("DES_TEST_S3_ACCESS_KEY"), secretKey: try secret ?? variable("DES_TEST_S3_SECRET_KEY")))
     }
 
-    /// Storage on a fresh bucket of its own.
+    /// Storage on a fresh bucket of its own. The bucket is made with the stock settings (their retries),
+    /// so a test that edits retries away is not failed by a blip of the shared server before it starts.
     static func freshStorage(_ edit: (inout S3Settings) -> Void = { _ in }) async throws -> S3Storage {
         var s = try settings(bucket: "des-t-" + UUID().uuidString.prefix(8).lowercased())
+        try await S3Storage(client: S3Client(settings: s)).createBucket()
         edit(&s)
-        let storage = S3Storage(client: S3Client(settings: s))
-        try await storage.createBucket()
-        storage.client.resetCounts()
-        return storage
+        return S3Storage(client: S3Client(settings: s))
     }
 }
 
@@ -287,5 +286,21 @@ struct S3BodyRetireTests {
         #expect(failed.isEmpty, "\(failed)")
         #expect(client.requestCounts["POST"] == 2, "\(client.requestCounts)")
         #expect(try await storage.list(prefix: "b").isEmpty)
+    }
+}
+
+@Suite("S3 settings from the environment")
+struct S3EnvironmentTests {
+    @Test("A variable set to nothing is unset: AWS_ENDPOINT_URL= falls through to DES_S3_ENDPOINT, then to the region's AWS endpoint")
+    func emptyIsUnset() throws {
+        var connection = S3ConnectionConfig()
+        connection.accessKey = Secret("AKIAEXAMPLE")
+        connection.secretKey = Secret("secret-example")
+        let a = try connection.settings(
+            bucket: "b", environment: ["AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_S3": " ", "DES_S3_ENDPOINT": "http://127.0.0.1:9000"], what: "t")
+        #expect(a.endpoint == "http://127.0.0.1:9000")
+        let b = try connection.settings(bucket: "b", environment: ["DES_S3_ENDPOINT": "", "AWS_REGION": "eu-west-1"], what: "t")
+        #expect(b.endpoint == "https://s3.eu-west-1.amazonaws.com" && b.region == "eu-west-1")
+        #expect(throws: DESKitError.self) { try connection.settings(bucket: "b", environment: ["AWS_ENDPOINT_URL": ""], what: "t") }
     }
 }

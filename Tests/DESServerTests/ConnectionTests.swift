@@ -41,9 +41,9 @@ import Testing
     func settings() throws {
         let yaml = "server:\n  header_timeout: 2.5\n  idle_timeout: 30\n  max_connections: 500\n  verify_max_bytes: 4MiB\n"
         let config = try ConfigLoader.parse(yaml: yaml, file: "s.yaml", environment: [:])
-        let s = ServerSettings(config: config, environment: [:])
+        let s = try ServerSettings(config: config, environment: [:])
         #expect(s.headerTimeoutSeconds == 2.5 && s.idleTimeoutSeconds == 30 && s.maxConnections == 500 && s.verifyMaxBytes == 4 << 20)
-        let defaults = ServerSettings(config: DESConfig(), environment: [:])
+        let defaults = try ServerSettings(config: DESConfig(), environment: [:])
         #expect(defaults.headerTimeoutSeconds == 10 && defaults.idleTimeoutSeconds == 75 && defaults.maxConnections == 10_000)
         #expect(defaults.verifyMaxBytes == 1 << 20)
         for (key, value) in [("header_timeout", "0"), ("idle_timeout", "7200"), ("max_connections", "0"), ("verify_max_bytes", "1GiB")] {
@@ -57,14 +57,28 @@ import Testing
         }
     }
 
+    @Test("DES_SERVER_TOKENS is held to server.auth_tokens' rule: short tokens and a variable of bare commas are refused")
+    func environmentTokens() throws {
+        let long = "env-token-0123456789abcdef"
+        let ok = try ServerSettings(config: DESConfig(), environment: ["DES_SERVER_TOKENS": " \(long) , "])
+        #expect(ok.tokens.map(\.value) == [long])
+        #expect(try ServerSettings(config: DESConfig(), environment: ["DES_SERVER_TOKENS": "  "]).tokens.isEmpty, "blank: not set")
+        for (value, words) in [("abc", "a token of 3 characters is too easy to guess"), (",", "holds no token"), (" , ,", "holds no token"),
+            ("\(long),short", "a token of 5 characters")] {
+            let error = #expect(throws: DESKitError.self) { _ = try ServerSettings(config: DESConfig(), environment: ["DES_SERVER_TOKENS": value]) }
+            #expect(error?.code == .configuration && error?.message.contains(words) == true, "\(value): \(String(describing: error))")
+            #expect(error?.message.contains(long) == false, "no token in the message")
+        }
+    }
+
     @Test("events: follow, poll_seconds, gap_seconds and fallback_refresh_seconds reach the server's settings")
     func eventSettings() throws {
         let yaml = "events:\n  follow: false\n  poll_seconds: 0.1\n  gap_seconds: 3\n  fallback_refresh_seconds: 120\n  retain: 5000\n"
         let config = try ConfigLoader.parse(yaml: yaml, file: "e.yaml", environment: [:])
-        let s = ServerSettings(config: config, environment: [:])
+        let s = try ServerSettings(config: config, environment: [:])
         #expect(!s.followEvents && s.events.pollSeconds == 0.1 && s.events.gapSeconds == 3 && s.fallbackRefreshSeconds == 120)
         #expect(config.events.retain == 5_000 && config.events.publish == nil)
-        let defaults = ServerSettings(config: DESConfig(), environment: [:])
+        let defaults = try ServerSettings(config: DESConfig(), environment: [:])
         #expect(defaults.followEvents && defaults.events.pollSeconds == 0.25 && defaults.fallbackRefreshSeconds == 60)
         #expect(throws: (any Error).self) { _ = try ConfigLoader.parse(yaml: "events:\n  follow: maybe\n", file: "e.yaml", environment: [:]) }
     }

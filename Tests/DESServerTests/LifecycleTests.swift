@@ -198,17 +198,7 @@ extension Shelf {
         for (command, metric, ready) in [
             ("marker", "des_marker_entries_marked_total", #"status="success""#), ("packer", "des_packer_open_containers", ""),
         ] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: try desBinary())
-            p.arguments = [command, "run", "-c", config, "--metrics-port", "0", "--log-level", "critical"]
-            p.standardOutput = FileHandle.nullDevice
-            let err = Pipe()
-            p.standardError = err
-            try p.run()
-            // "des: metrics and health on http://127.0.0.1:PORT/metrics" names the port it bound.
-            let line = await firstLine(err.fileHandleForReading)
-            let port = try #require(
-                line.components(separatedBy: "127.0.0.1:").last?.components(separatedBy: "/").first.flatMap { Int($0) }, "\(line)")
+            let (p, port) = try await startWorker([command, "run", "-c", config, "--log-level", "critical"])
             let base = "http://127.0.0.1:\(port)"
             let deadline = Date().addingTimeInterval(30)
             var value = 0
@@ -243,6 +233,46 @@ extension Shelf {
         // des health: the same report on the command line.
         let (healthStatus, healthOut) = try await runDES(["health", "-c", config, "--json"])
         #expect(healthStatus == 0 && healthOut.contains(#""status":"ok""#))
+    }
+
+    @Test("A port already taken: des serve and a worker's --metrics-port name the address and exit 69 at once, no hang")
+    func portTaken() async throws {
+        let dir = NSTemporaryDirectory() + "des-port-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+            sources:
+              - name: catalog
+                connection: {type: sqlite, database: catalog.sqlite}
+                table: {name: files, columns: {id: id, s3_key: body_path}}
+                bodies: {type: local, root: bodies}
+            storage: {type: local, root: ./archive}
+            """.write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+        #expect(try await runDES(["sample", "-c", dir + "/c.yaml", "--files", "1"]).0 == 0)
+        // Hold a port: a listening socket of our own.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        try #require(bound == 0 && listen(fd, 1) == 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        for args in [["serve", "-c", dir + "/c.yaml", "--port", "\(port)"], ["marker", "run", "-c", dir + "/c.yaml", "--metrics-port", "\(port)"]] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+            p.arguments = ["-k", "2", "20", try desBinary()] + args
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 69, "\(args[0]): exit \(p.terminationStatus) (124: it hung) \(text)")
+            #expect(text.contains("cannot listen on 127.0.0.1:\(port): Address already in use"), "\(args[0]): \(text)")
+        }
     }
 
     @Test("des health: a metadata store that refuses connections is named, with exit 69 and JSON")

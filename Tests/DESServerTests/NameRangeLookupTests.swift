@@ -59,7 +59,10 @@ import Testing
         #expect(records.filter { $0.nameRange?.filter != nil }.count == records.count - 1, "\(records.map { $0.nameRange?.filter != nil })")
         let sample = Array(names.prefix(300))
         let reads = try await Self.indexReads(sample, shelf: shelf, storage: storage)
-        #expect(reads.allSatisfy { $0 >= 1 && $0 <= 3 }, "\(reads)")
+        // The filters' false positives (about 1% each) are random with the names: no lookup reads
+        // every container, nearly all read one, and all of them together about one each.
+        #expect(reads.allSatisfy { $0 >= 1 && $0 < records.count }, "\(reads)")
+        #expect(reads.filter { $0 == 1 }.count * 10 >= sample.count * 9, "\(reads)")
         #expect(reads.reduce(0, +) <= sample.count + sample.count / 10, "\(reads.reduce(0, +)) index reads for \(sample.count) lookups")
     }
 }

@@ -146,7 +146,7 @@ final class RunningServer: Sendable {
         _ shelf: Shelf, cache: (any IndexCache)? = MemoryIndexCache(limits: .init(maxEntries: 100)), sources: [any SourceConnector] = [],
         edit: (inout ServerSettings) -> Void = { _ in }
     ) async throws -> RunningServer {
-        var settings = ServerSettings(config: DESConfig(), environment: [:])
+        var settings = try ServerSettings(config: DESConfig(), environment: [:])
         settings.port = 0
         settings.drainSeconds = 0
         settings.readyTimeoutSeconds = 2
@@ -160,7 +160,7 @@ final class RunningServer: Sendable {
             parts: .init(metadata: shelf.metadata, storage: shelf.storage, cache: cache, shardBits: shelf.shardBits, readiness: readiness),
             settings: settings, registry: PrometheusCollectorRegistry(), logger: logger)
         let bound = AsyncStream<Int>.makeStream()
-        let app = server.application { port in bound.continuation.yield(port) }
+        let app = try server.application { port in bound.continuation.yield(port) }
         let group = ServiceGroup(
             configuration: .init(
                 services: [app, DrainGate(readiness: readiness, seconds: settings.drainSeconds), server.tombstonePoller], logger: logger))

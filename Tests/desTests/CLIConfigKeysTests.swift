@@ -48,15 +48,27 @@ struct CLIConfigKeysTests {
             try """
                 storage: {type: s3, bucket: archive, path_style: yes, part_size: 32MiB, secret_key: hunter2-secret-key, access_key: AK}
                 cache: {type: redis, url: "redis://:pw-secret@127.0.0.1:6379"}
+                events: {poll_seconds: 0.5, retain: 5000, publish: {type: redis, url: "redis://:pw-secret@127.0.0.1:6379", stream: des-ev}}
                 """.write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
             let r = try runDES(["config", "check", "c.yaml"], in: dir)
             #expect(r.status == 0, "\(r.stderr)")
+            // -c, as every other command takes the config, says the same; both at once, or neither, is a usage error.
+            #expect(try runDES(["config", "check", "-c", "c.yaml"], in: dir).out == r.out)
+            #expect(try runDES(["config", "check", "-c", "c.yaml", "c.yaml"], in: dir).status == 64)
+            #expect(try runDES(["config", "check"], in: dir).status == 64)
             #expect(r.out.contains("storage:  s3, prefix des, bucket archive, path_style yes, part_size 32MiB, secret_key ***, access_key ***"), "\(r.out)")
             #expect(r.out.contains("cache:    redis, url ***"), "\(r.out)")
+            #expect(
+                r.out.contains(
+                    "events:   followed (outbox read every 0.5 s or on a wake-up), outbox keeps 5,000, published by des relay to redis (url ***, stream des-ev)"),
+                "\(r.out)")
             #expect(!r.out.contains("hunter2") && !r.out.contains("pw-secret"))
             let j = try runDES(["config", "check", "c.yaml", "--json"], in: dir)
             #expect(j.out.contains("\"part_size\":\"32MiB\"") || j.out.contains("\"part_size\" : \"32MiB\""), "\(j.out)")
-            #expect(!j.out.contains("hunter2"))
+            #expect(!j.out.contains("hunter2") && !j.out.contains("pw-secret"))
+            let events = try #require((try JSONSerialization.jsonObject(with: Data(j.out.utf8)) as? [String: Any])?["events"] as? [String: Any])
+            #expect(events["retain"] as? Int == 5000 && events["follow"] as? Bool == true && events["poll_seconds"] as? Double == 0.5)
+            #expect((events["publish"] as? [String: Any])?["stream"] as? String == "des-ev")
         }
     }
 }

@@ -84,6 +84,17 @@ struct CLIOutputTests {
         }
     }
 
+    @Test("A FIFO given as an archive is refused at once (no open that waits for a writer)")
+    func fifoArchive() throws {
+        try withTempDir { dir in
+            try #require(mkfifo(dir + "/x.des", 0o600) == 0)
+            for command in [["ls", "x.des"], ["verify", "x.des"], ["stat", "x.des"]] {
+                let r = try runDES(command, in: dir)
+                #expect(r.status != 0 && r.stderr.contains("not a regular file"), "\(command): \(r.stderr)")
+            }
+        }
+    }
+
     @Test("des get -o: /dev/null stays a device (run as root), a FIFO with a reader gets the bytes")
     func getWriteThrough() throws {
         try withTempDir { dir in

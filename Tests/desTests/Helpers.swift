@@ -31,12 +31,16 @@ struct RunResult {
 
 /// Runs `des ARGS` in `dir` (stdout and stderr captured through files, so large outputs cannot block).
 /// With `fileSizeLimitKiB`, `des` runs under `ulimit -f` with SIGXFSZ ignored, so a write past the
-/// limit fails with EFBIG, as on a full disk.
+/// limit fails with EFBIG, as on a full disk. With `asUser`, `des` runs as that user id.
 func runDES(
-    _ args: [String], in dir: String, environment: [String: String] = [:], fileSizeLimitKiB: Int? = nil
+    _ args: [String], in dir: String, environment: [String: String] = [:], fileSizeLimitKiB: Int? = nil, asUser uid: Int? = nil
 ) throws -> RunResult {
     let process = Process()
-    if let limit = fileSizeLimitKiB {
+    if let uid {
+        // As another user (and its group, no others): util-linux's setpriv.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups", try desBinary()] + args
+    } else if let limit = fileSizeLimitKiB {
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = ["-c", "trap '' XFSZ; ulimit -f \(limit); exec \"$0\" \"$@\"", try desBinary()] + args
     } else {

@@ -24,8 +24,10 @@ enum RedisConnectFailure: Error, Sendable {
         case .unreachable(let why):
             return "\(role) at \(settings.server) unreachable: \(why)"
         case .authentication(let reply):
+            // The key the login goes in: the event stream's url is events.publish.url.
+            let key = role.hasPrefix("Redis event stream") ? "events.publish.url" : "cache.url"
             let hint = reply.uppercased().hasPrefix("NOAUTH")
-                ? " (the server wants a login: give user and password in cache.url, redis://user:password@host)" : ""
+                ? " (the server wants a login: give user and password in \(key), redis://user:password@host)" : ""
             return "\(role) at \(settings.server): authentication failed: \(reply)\(hint)"
         case .refused(let why):
             return "\(role) at \(settings.server): \(why)"

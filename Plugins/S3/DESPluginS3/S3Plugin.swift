@@ -81,7 +81,9 @@ public struct S3ConnectionConfig: Sendable, Hashable {
     }
 
     /// Client settings for `bucket`, with what the section leaves unset taken from the environment.
-    func settings(bucket: String, environment env: [String: String], what: String) throws -> S3Settings {
+    func settings(bucket: String, environment: [String: String], what: String) throws -> S3Settings {
+        // A variable set to nothing (`AWS_ENDPOINT_URL=`, what an unset `${…}` in a manifest gives) is unset.
+        let env = environment.filter { !$0.value.trimmingCharacters(in: .whitespaces).isEmpty }
         guard !bucket.isEmpty else { throw DESKitError(.configuration, "\(what): S3 needs a bucket") }
         let region = self.region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"]
         guard let endpoint = endpoint ?? env["AWS_ENDPOINT_URL_S3"] ?? env["AWS_ENDPOINT_URL"] ?? env["DES_S3_ENDPOINT"]
@@ -96,6 +98,7 @@ public struct S3ConnectionConfig: Sendable, Hashable {
         else {
             throw DESKitError(.configuration, "\(what): no S3 credentials (access_key/secret_key, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
         }
+        SecretRedaction.register(secret)  // from the environment too: never echoed into a log
         var s = S3Settings(
             endpoint: endpoint, region: region ?? "us-east-1", bucket: bucket,
             credentials: SigV4.Credentials(accessKey: access, secretKey: secret, sessionToken: env["AWS_SESSION_TOKEN"]))

@@ -120,6 +120,7 @@ extension ConfigLoader {
     static let serverKeys = [
         "host", "port", "node_id", "auth_tokens", "max_request_bytes", "max_assign_count", "drain_seconds",
         "ready_timeout_seconds", "container_refresh_seconds", "tombstone_poll_seconds", "verify_max_bytes", "header_timeout", "idle_timeout", "max_connections",
+        "tls",
     ]
 
     static let compactionKeys = ["garbage_ratio", "small_container_bytes", "grace", "lease_ttl_seconds", "concurrency"]
@@ -183,6 +184,11 @@ extension ConfigLoader {
         if let v = try m.double("header_timeout", in: ConfigLimits.headerTimeoutSeconds) { s.headerTimeoutSeconds = v }
         if let v = try m.double("idle_timeout", in: ConfigLimits.idleTimeoutSeconds) { s.idleTimeoutSeconds = v }
         if let v = try m.int("max_connections", in: ConfigLimits.maxConnections) { s.maxConnections = v }
+        if let t = try m.mapping("tls", allowed: ["certificate", "key", "client_ca"]) {
+            guard let certificate = try nonEmpty(t, "certificate") else { throw t.missing("certificate") }
+            guard let key = try nonEmpty(t, "key") else { throw t.missing("key") }
+            s.tls = ServerTLSConfig(certificate: certificate, key: key, clientCA: try nonEmpty(t, "client_ca"))
+        }
         return s
     }
 }

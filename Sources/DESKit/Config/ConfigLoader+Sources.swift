@@ -91,6 +91,17 @@ extension ConfigLoader {
             connectionNode, path: m.childPath("connection"), context: m.context, plugins: plugins)
         var connection = try parseConnection(connectionMapping, knownTypes: knownSourceTypes)
         connection.settings = try readPlugin(connectionMapping, type: connection.type, rules: connectionRules(.source), plugins: plugins)
+        if let owned = plugins?.ownedCatalog(type: connection.type) {
+            // DES keeps this source's catalog: a table or bodies block would be ignored, so it is refused.
+            for key in ["table", "bodies"] where m.node(key) != nil {
+                throw m.error(
+                    key, .unknownKey, "a '\(connection.type)' source has no \(key): block: DES keeps its catalog (in the metadata store) and reads its files")
+            }
+            var source = SourceConfig(name: name, connection: connection, table: owned(name))
+            source.bodies = BodiesConfig(type: connection.type)
+            if let enabled = try m.bool("enabled") { source.enabled = enabled }
+            return try parseSourceLimits(m, into: source)
+        }
         guard let tableMapping = try m.mapping("table", allowed: tableKeys) else { throw m.missing("table") }
         var table = try parseTable(tableMapping)
         if table.schema == nil { table.schema = connection.schema }
@@ -102,6 +113,12 @@ extension ConfigLoader {
         } else if table.columns.s3Bucket != nil {
             source.bodies.type = "s3"
         }
+        return try parseSourceLimits(m, into: source)
+    }
+
+    /// A source's own limits: its claim batch, claim timeout, shard bits and retention.
+    private static func parseSourceLimits(_ m: ConfigMapping, into source: SourceConfig) throws -> SourceConfig {
+        var source = source
         source.batchSize = try m.int("batch_size", in: ConfigLimits.sourceBatchSize)
         source.claimTimeoutSeconds = try m.double("claim_timeout_seconds", in: ConfigLimits.claimTimeoutSeconds)
         source.shardBits = try m.int("shard_bits", in: ConfigLimits.shardBits)

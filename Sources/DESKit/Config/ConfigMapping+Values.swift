@@ -256,6 +256,8 @@ extension ConfigMapping {
     /// The elements of a list, each with its key path.
     func items(_ key: String) throws -> [ConfigItem]? {
         guard let value = node(key) else { return nil }
+        // A scalar that expands to nothing (`${TOKENS:-}`) leaves the default, as for every other key.
+        if case .scalar(let scalar) = value, scalar.string.contains("${"), try expand(scalar.string, key: key) == nil { return nil }
         guard case .sequence(let sequence) = value else {
             throw error(key, .wrongType, "expected a list, got \(Self.describe(value, secret: secretKeys.contains(key)))")
         }

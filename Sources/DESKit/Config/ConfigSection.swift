@@ -185,6 +185,8 @@ public struct ConfigSection {
                 shown = "null"
             } else if let text = try? mapping.string(key) {
                 shown = text
+            } else if let list = try? mapping.stringList(key) {
+                shown = "[" + list.joined(separator: ", ") + "]"
             } else {
                 shown = "(set)"
             }

@@ -9,6 +9,9 @@ public struct FetchedBody: Sendable {
     /// disk): the packer opens each body just before appending it, and no descriptor waits open
     /// in a batch fetched ahead.
     public var opener: (@Sendable () throws -> Int32)?
+    /// The SHA-256 (hex) its bytes must have, when the source recorded one (a filesystem
+    /// source's scan): bytes that differ are not packed, and the row fails saying so.
+    public var expectedSHA256: String?
 
     /// Creates a fetched body read from `path`.
     public init(path: String, isTemporary: Bool) {

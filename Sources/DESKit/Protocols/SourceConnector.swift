@@ -6,13 +6,19 @@ public struct BodyLocation: Sendable, Hashable, CustomStringConvertible {
     public var bucket: String?
     /// The object key, or a path (relative to the source's body root, or absolute).
     public var key: String
+    /// What the catalog recorded of the body when it was cataloged, for a fetcher that refuses
+    /// a body that is no longer that (``ColumnMapping/bodyStamp``: the filesystem source's
+    /// `device:inode:size:mtime:ctime`, and `#` and the SHA-256 the scan read); nil for most.
+    public var stamp: String?
 
     /// Creates a location.
-    public init(bucket: String?, key: String) {
+    public init(bucket: String?, key: String, stamp: String? = nil) {
         self.bucket = bucket
         self.key = key
+        self.stamp = stamp
     }
 
+    /// `s3://bucket/key`, or the key alone.
     public var description: String { bucket.map { "s3://\($0)/\(key)" } ?? key }
 }
 
@@ -254,6 +260,10 @@ public protocol SourceConnector: Sendable {
 
     /// Row counts by status.
     func stats() async throws -> SourceStats
+
+    /// Rows of each of `statuses`, each count stopping at `cap`, and the age of the oldest pending
+    /// row: for the backlog gauges, refreshed on an interval. Nil when the source cannot tell.
+    func backlog(cap: Int, statuses: Set<SourceBacklog.Status>) async throws -> SourceBacklog?
 
     /// The shards that have work for a packer: named rows that are pending or claimed (a claim
     /// may be a dead packer's, which only the shard's lease holder recovers). A packer leases

@@ -66,7 +66,9 @@ public final class SQLSourceConnector: SourceConnector {
         reflected.withLock { $0 = nil }
     }
 
-    func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+    /// Runs `body` in a transaction on one of the source's connections: for a plugin that writes
+    /// the catalog itself (the filesystem scanner), through the same pool and dialect.
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         try await pool.withConnection { try await $0.withTransaction(body) }
     }
 
@@ -90,6 +92,7 @@ public final class SQLSourceConnector: SourceConnector {
         guard let id = next().text else { throw DESKitError(.invalidData, "source \(name): a claimed row has a NULL id") }
         let key = next().text ?? ""
         let bucket = shape.bucket != nil ? next().text : nil
+        let stamp = shape.bodyStamp != nil ? next().text : nil
         let size = shape.size != nil ? next().int.map { UInt64(max(0, $0)) } : nil
         guard let desName = next().text else {
             throw DESKitError(.invalidData, "source \(name): row \(id) is pending but has no DES name")
@@ -103,7 +106,7 @@ public final class SQLSourceConnector: SourceConnector {
         }
         return PendingFile(
             source: name, rowID: id, desName: desName, shard: Int(shard), size: size,
-            body: BodyLocation(bucket: bucket, key: key), metadata: meta)
+            body: BodyLocation(bucket: bucket, key: key, stamp: stamp), metadata: meta)
     }
 
     /// Runs `UPDATE … WHERE <prefix> [AND claimed_by = holder] AND id IN (…) [AND des_name IN (…)]`
@@ -360,7 +363,10 @@ public final class SQLSourceConnector: SourceConnector {
         var binds: [SQLValue] = [s.statusValue(s.statusPacked)]
         // Without a container column the container is not known here: the audit then finds the name by its (day, shard).
         var cols = "\(s.id), \(s.desName), \(s.container ?? "NULL"), \(s.key), \(s.status)"
+        // The bucket and the stamp, where mapped, follow at 5 and after.
         if let bucket = s.bucket { cols += ", \(bucket)" }
+        if let stamp = s.bodyStamp { cols += ", \(stamp)" }
+        let (bucketAt, stampAt) = (s.bucket != nil ? 5 : nil, s.bodyStamp != nil ? (s.bucket != nil ? 6 : 5) : nil)
         var statuses = s.statusParam(d, 1)
         // Rows whose bodies retire deleted are packed too (a status the column cannot hold is never asked for).
         if s.statusSourceDeletedProblem == nil {
@@ -374,7 +380,7 @@ public final class SQLSourceConnector: SourceConnector {
         }
         let limited = d.limitedSelect(cols, from: rest + " ORDER BY \(s.id)", limit: limit, bind: binds.count + 1)
         if let bind = limited.bind { binds.append(bind) }
-        let (query, values, maxRows, hasBucket, deleted) = (limited.sql, binds, limited.maxRows, s.bucket != nil, s.statusSourceDeleted)
+        let (query, values, maxRows, deleted) = (limited.sql, binds, limited.maxRows, s.statusSourceDeleted)
         let rows = try await pool.withConnection { conn in
             try await conn.withSession { try $0.query(query, values, maxRows: maxRows) }
         }
@@ -382,7 +388,8 @@ public final class SQLSourceConnector: SourceConnector {
             guard let id = r[0].text, let name = r[1].text else { return nil }
             return PackedRow(
                 rowID: id, desName: name, container: r[2].text ?? "",
-                body: BodyLocation(bucket: hasBucket ? r[5].text : nil, key: r[3].text ?? ""), bodyDeleted: r[4].text == deleted)
+                body: BodyLocation(bucket: bucketAt.flatMap { r[$0].text }, key: r[3].text ?? "", stamp: stampAt.flatMap { r[$0].text }),
+                bodyDeleted: r[4].text == deleted)
         }
     }
 

@@ -14,7 +14,7 @@
 public struct SQLTableShape: Sendable {
     /// `schema.table`, quoted.
     public let table: String
-    public let id: String, key: String, bucket: String?, size: String?
+    public let id: String, key: String, bucket: String?, bodyStamp: String?, size: String?
     public let status: String, desName: String, desHash: String?, shard: String
     /// The claimer's column (required).
     public let claimedBy: String
@@ -44,10 +44,11 @@ public struct SQLTableShape: Sendable {
     /// The key column's type in the database's words (PostgreSQL casts id lists to it).
     public let idType: String?
 
-    /// The columns a claim returns, in order: id, key, bucket?, size?, name, shard, metadata….
+    /// The columns a claim returns, in order: id, key, bucket?, stamp?, size?, name, shard, metadata….
     public var claimColumns: [String] {
         var cols = [id, key]
         if let bucket { cols.append(bucket) }
+        if let bodyStamp { cols.append(bodyStamp) }
         if let size { cols.append(size) }
         cols += [desName, shard]
         cols += metadata.map(\.quoted)
@@ -156,6 +157,7 @@ public struct SQLTableShape: Sendable {
         id = idColumn.quoted
         key = try columns.required(c.s3Key, "columns.s3_key", kinds: text).quoted
         bucket = try c.s3Bucket.map { try columns.required($0, "columns.s3_bucket", kinds: text).quoted }
+        bodyStamp = try c.bodyStamp.map { try columns.required($0, "columns.body_stamp", kinds: text).quoted }
         size = try c.sizeBytes.map { try columns.required($0, "columns.size_bytes", kinds: number.union([.float])).quoted }
         let statusColumn = try columns.required(c.status, "columns.status", kinds: number.union([.text, .enumeration]))
         status = statusColumn.quoted

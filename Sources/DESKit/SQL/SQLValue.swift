@@ -67,9 +67,24 @@ public struct SQLRow: Sendable, Hashable {
 
     /// The value of a column (case-insensitive), or NULL when absent.
     public subscript(_ column: String) -> SQLValue {
+        // The exact spelling first (the common case, no copy), then ignoring ASCII case (a
+        // database that reports names upper-cased), then any case.
+        if let i = columns.firstIndex(of: column) { return values[i] }
+        if let i = columns.firstIndex(where: { Self.equalIgnoringASCIICase($0, column) }) { return values[i] }
         let lower = column.lowercased()
         if let i = columns.firstIndex(where: { $0.lowercased() == lower }) { return values[i] }
         return .null
+    }
+
+    /// Whether `a` and `b` are equal once ASCII letters are folded to lower case (no copies).
+    static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        for (x, y) in zip(a.utf8, b.utf8) where x != y {
+            let lx = x >= 65 && x <= 90 ? x | 0x20 : x
+            let ly = y >= 65 && y <= 90 ? y | 0x20 : y
+            if lx != ly { return false }
+        }
+        return true
     }
 
     /// The value at a position.

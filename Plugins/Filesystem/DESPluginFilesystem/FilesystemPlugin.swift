@@ -1,0 +1,204 @@
+import DESFormat
+import DESKit
+import DESStorage
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Registers the `filesystem` source: directory trees scanned by `des scan` into a catalog that
+/// DES keeps in the metadata store's database, drained by the stock marker and packer.
+public enum FilesystemPlugin {
+    /// The `connection.type` this plugin answers to.
+    public static let type = "filesystem"
+
+    /// Adds the filesystem source and its body fetcher to `registry`.
+    public static func register(in registry: PluginRegistry) {
+        registry.registerSource(type: type, connection: FilesystemSourceConfiguration.self, catalog: FilesystemCatalog.tableConfig) { context in
+            try await openCatalog(context)
+        }
+        registry.registerBodyFetcher(type: type, configuration: NoConfiguration.self) { _, source, base in
+            try FilesystemBodyFetcher(source: source, baseDirectory: base)
+        }
+        registry.registerScanner(type: type) { source, connector, base, logger in
+            try FilesystemScanner(source: source, catalog: connector, baseDirectory: base, logger: logger)
+        }
+        registry.registerPathIndex(type: type) { source, connector, _ in
+            try FilesystemPathIndex(source: source, catalog: connector)
+        }
+    }
+
+    /// The source's catalog: the generic SQL source over the metadata store's database (made by
+    /// the plugin registered for that database's type), its table created when missing.
+    static func openCatalog(_ context: SourcePluginContext) async throws -> SQLSourceConnector {
+        let what = "source '\(context.source.name)'"
+        guard let metadata = context.metadata, let registry = context.registry else {
+            throw DESKitError(.configuration, "\(what): a filesystem source keeps its catalog in the metadata store, which was not given")
+        }
+        var catalog = context.source
+        catalog.connection = metadata
+        let made = try await registry.makeSource(SourcePluginContext(source: catalog, baseDirectory: context.baseDirectory))
+        guard let connector = made as? SQLSourceConnector, let ddl = FilesystemCatalog.ddl(dialect: connector.dialect.name) else {
+            await made.close()
+            throw DESKitError(
+                .configuration,
+                "\(what): the metadata store's database (\(metadata.type)) cannot hold a filesystem catalog: use SQLite, PostgreSQL or MySQL/MariaDB")
+        }
+        do {
+            try await connector.transaction { session in
+                for statement in ddl {
+                    do {
+                        _ = try session.execute(statement, [])
+                    } catch let error as SQLError where statement.contains(" INDEX ") && error.message.lowercased().contains("duplicate") {
+                        continue  // MySQL has no CREATE INDEX IF NOT EXISTS: the index is there
+                    } catch let error as SQLError where statement.hasPrefix("ALTER") && error.message.lowercased().contains("duplicate column") {
+                        continue  // SQLite and MySQL have no ADD COLUMN IF NOT EXISTS: the column is there
+                    }
+                }
+            }
+            try await checkRoots(context, connector: connector)
+        } catch {
+            await connector.close()
+            throw error
+        }
+        return connector
+    }
+
+    /// Rows name their root by its position in `roots`: the roots recorded for the source must
+    /// be the configured ones, in the same places (new roots are recorded at the end). A list
+    /// reordered, or with a root removed or changed, is refused: each root's rows would be read
+    /// as another's.
+    static func checkRoots(_ context: SourcePluginContext, connector: SQLSourceConnector) async throws {
+        guard let settings = context.source.connection.settings?.value(as: FilesystemSourceConfiguration.self) else { return }
+        let configured = settings.roots.map(FilesystemSourceConfiguration.normalizedRoot)
+        // The same directory under two names (a link, `..`): the config check compares the text only.
+        let real = settings.resolvedRoots(baseDirectory: context.baseDirectory).map { path -> String? in
+            guard let resolved = realpath(path, nil) else { return nil }
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+        for i in real.indices {
+            for j in real.indices where j > i {
+                guard let a = real[i], let b = real[j] else { continue }
+                if FilesystemSourceConfiguration.overlap(a, b) {
+                    throw DESKitError(
+                        .configuration,
+                        "source '\(context.source.name)': roots '\(settings.roots[i])' and '\(settings.roots[j])' are \(a == b ? "the same directory" : "one inside the other") once links are followed (\(a), \(b)): every file there would be cataloged twice")
+                }
+            }
+        }
+        let (d, name, table) = (connector.dialect, context.source.name, FilesystemCatalog.rootsTable)
+        try await connector.transaction { session in
+            let rows = try session.query(
+                "SELECT place, root FROM \(table) WHERE source = \(d.placeholder(1)) ORDER BY place", [.text(name)])
+            var recorded: [Int: String] = [:]
+            for row in rows { if let p = row["place"].int, let r = row["root"].text { recorded[Int(p)] = r } }
+            for (position, root) in recorded.sorted(by: { $0.key < $1.key }) {
+                guard position < configured.count else {
+                    throw DESKitError(
+                        .configuration,
+                        "source '\(name)': its catalog has rows of root \(position + 1), '\(root)', which is no longer in roots: rows name their root by its place in the list; put it back (roots may only be added at the end)")
+                }
+                guard configured[position] == root else {
+                    throw DESKitError(
+                        .configuration,
+                        "source '\(name)': root \(position + 1) is '\(configured[position])', but its catalog's rows there are of '\(root)': rows name their root by its place in roots; keep the list's order (add new roots at the end)")
+                }
+            }
+            // Two processes starting at once may both record a new root: the second's insert does
+            // nothing, and what is recorded is compared again.
+            let mysql = d.name == "mysql" || d.name == "mariadb"
+            let insert =
+                mysql
+                ? "INSERT IGNORE INTO \(table) (source, place, root) VALUES (\(d.placeholders(3)))"
+                : "INSERT INTO \(table) (source, place, root) VALUES (\(d.placeholders(3))) ON CONFLICT (source, place) DO NOTHING"
+            var added = false
+            for position in configured.indices where recorded[position] == nil {
+                _ = try session.execute(insert, [.text(name), .int(Int64(position)), .text(configured[position])])
+                added = true
+            }
+            if added {
+                let again = try session.query(
+                    "SELECT place, root FROM \(table) WHERE source = \(d.placeholder(1)) ORDER BY place", [.text(name)])
+                for row in again {
+                    if let p = row["place"].int, let r = row["root"].text, Int(p) < configured.count, configured[Int(p)] != r {
+                        throw DESKitError(
+                            .configuration,
+                            "source '\(name)': root \(p + 1) is '\(configured[Int(p)])', but another process recorded '\(r)' there at the same moment: the processes run different roots lists")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads a filesystem source's bodies: a row's key is `{root index}/{path beneath the root}`,
+/// opened beneath that root (`openat2` with `RESOLVE_BENEATH`: nothing a row says leads outside).
+public struct FilesystemBodyFetcher: BodyFetcher {
+    let roots: [LocalBodyFetcher]
+
+    /// The fetcher of `source` (a `filesystem` source), its roots resolved against `baseDirectory`.
+    public init(source: SourceConfig, baseDirectory: String) throws {
+        guard let settings = source.connection.settings?.value(as: FilesystemSourceConfiguration.self) else {
+            throw DESKitError(.configuration, "source '\(source.name)': its filesystem connection settings are missing")
+        }
+        roots = settings.resolvedRoots(baseDirectory: baseDirectory).map { LocalBodyFetcher(root: $0) }
+    }
+
+    /// The root index and the path beneath it, of a key.
+    func split(_ key: String) throws -> (LocalBodyFetcher, String) {
+        guard let slash = key.firstIndex(of: "/"), let index = Int(key[..<slash]), roots.indices.contains(index) else {
+            throw DESKitError(.invalidData, "'\(key)' is not a filesystem source's body key ({root}/{path})")
+        }
+        return (roots[index], String(key[key.index(after: slash)...]))
+    }
+
+    /// The body, opened beneath its root only when the packer appends it, and only if it is
+    /// still the file the scan accepted (`location.stamp`, the row's stamp): device, inode,
+    /// size, mtime and ctime all equal; and packed only if its bytes have the SHA-256 the scan
+    /// read (after the stamp, behind a `#`), which catches a write that moved no timestamp.
+    /// Anything else (rewritten since, replaced by another file, its root swapped for a link) is
+    /// refused, and the next scan takes the new version.
+    public func fetch(_ location: BodyLocation) async throws -> FetchedBody {
+        let (root, path) = try split(location.key)
+        let opened = try await root.fetch(BodyLocation(bucket: nil, key: path))
+        guard let recorded = location.stamp, let open = opened.opener else { return opened }
+        // The stamp, and once the file was made ready, `#` and the SHA-256 the scan read.
+        let parts = recorded.split(separator: "#", maxSplits: 1)
+        let expected = parts.first.map(String.init) ?? recorded
+        let shown = opened.path
+        var body = FetchedBody(path: shown) {
+            let fd = try open()
+            let now: String
+            do {
+                now = try FileStamp(fileDescriptor: fd, path: shown).text
+            } catch {
+                _ = Glibc.close(fd)
+                throw error
+            }
+            guard now == expected else {
+                _ = Glibc.close(fd)
+                throw DESKitError(
+                    .invalidData, "'\(shown)' is not the file the scan accepted (device:inode:size:mtime:ctime \(now), scanned \(expected)): not packed; the next scan takes it as it is now")
+            }
+            return fd
+        }
+        if parts.count == 2 { body.expectedSHA256 = String(parts[1]) }
+        return body
+    }
+
+    public func version(of location: BodyLocation) async throws -> BodyVersion? {
+        let (root, path) = try split(location.key)
+        return try await root.version(of: BodyLocation(bucket: nil, key: path))
+    }
+
+    public func delete(_ locations: [BodyLocation]) async throws -> [BodyLocation: String] {
+        var refused: [BodyLocation: String] = [:]
+        for location in locations {
+            let (root, path) = try split(location.key)
+            for (_, why) in try await root.delete([BodyLocation(bucket: nil, key: path)]) { refused[location] = why }
+        }
+        return refused
+    }
+}

@@ -1,0 +1,230 @@
+import DESFormat
+import DESKit
+import Foundation
+import Logging
+import Synchronization
+
+/// `des scan` for a filesystem source: walks its roots and brings its catalog up to date (see
+/// ``ScanPlan``): new files and new versions are inserted, files left alone long enough become
+/// ready for the marker, files that vanished before they were packed are marked gone.
+public struct FilesystemScanner: SourceScanner {
+    let source: SourceConfig
+    let settings: FilesystemSourceConfiguration
+    let roots: [String]
+    let catalog: SQLSourceConnector
+    let logger: Logger
+    /// inotify's hints, on once a scanning service asks for them (``watchForChanges()``).
+    let hints = ChangeHints()
+
+    /// A scanner of `source` (a `filesystem` source) writing to `catalog` (its connector, as the
+    /// registry makes it), with its roots resolved against `baseDirectory`. The plugin registers
+    /// it for `des scan` (``FilesystemPlugin/register(in:)``).
+    public init(source: SourceConfig, catalog: any SourceConnector, baseDirectory: String, logger: Logger) throws {
+        guard let settings = source.connection.settings?.value(as: FilesystemSourceConfiguration.self),
+            let catalog = catalog as? SQLSourceConnector
+        else {
+            throw DESKitError(.configuration, "source '\(source.name)' is not a filesystem source")
+        }
+        self.source = source
+        self.settings = settings
+        self.roots = settings.resolvedRoots(baseDirectory: baseDirectory)
+        self.catalog = catalog
+        self.logger = logger
+    }
+
+    /// Turns inotify hints on (a scanning service; a one-shot scan adds no watches).
+    public func watchForChanges() { hints.start() }
+
+    public var settleSeconds: Double { max(1, settings.minAgeSeconds) }
+
+    /// Whether inotify saw a change in the root at `index` since its last scan began.
+    public func hasChanged(part index: Int) -> Bool { hints.changed(root: index) }
+
+    /// How long a scan service waits between walks.
+    public var rescanSeconds: Double { settings.rescanSeconds }
+
+    public var sourceName: String { source.name }
+
+    /// The roots, as the config names them.
+    public var parts: [String] { settings.roots }
+
+    /// Walks the root at `index` once and applies what changed.
+    public func scan(part index: Int) async throws -> ScanTotals {
+        var totals = ScanTotals()
+        guard roots.indices.contains(index) else { return totals }
+        do {
+            let root = roots[index]
+            // This root's hint is taken before the walk: a change during it hints again.
+            hints.take(root: index)
+            let (files, walk): ([ScannedFile], WalkTotals)
+            do {
+                (files, walk) = try await Self.walk(root: root, index: index, settings: settings)
+            } catch let error as WalkError {
+                // Not there (an unmounted volume?) or not a directory: said as such, exit 66, and nothing marked gone.
+                throw DESKitError(.notFound, "source '\(source.name)': \(error)")
+            }
+            for problem in walk.unreadable { logger.warning("could not read during the scan", metadata: ["root": "\(root)", "entry": "\(problem)"]) }
+            for name in walk.skippedNames {
+                logger.warning("a name that is not UTF-8 is left out (a catalog path is text)", metadata: ["root": "\(root)", "name": "\(name)"])
+            }
+            // Hints from here on (when on): the directories this walk found files in, and the root.
+            if hints.isOn {
+                var directories: Set<String> = [root]
+                for file in files {
+                    if let slash = file.path.lastIndex(of: "/") { directories.insert(root + "/" + file.path[..<slash]) }
+                }
+                hints.watch(root: index, directories: directories)
+            }
+            let rows = try await latestRows(root: index)
+            let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
+            var ordered = files
+            if settings.priorityRecent {
+                // Written first, so read first by the marker and the packer (they go by row id).
+                let day = now - 86_400 * 1_000_000_000
+                ordered.sort { a, b in (a.mtimeNanos >= day ? 0 : 1, a.path) < (b.mtimeNanos >= day ? 0 : 1, b.path) }
+            } else {
+                ordered.sort { $0.path < $1.path }
+            }
+            let plan = ScanPlan.make(
+                rows: rows, found: ordered, now: now, minAgeSeconds: settings.minAgeSeconds, complete: walk.unreadable.isEmpty)
+            let made = try await apply(plan, now: now)
+            var t = ScanTotals()
+            t.seen = files.count
+            t.inserted = plan.inserts.count
+            t.versions = plan.inserts.filter { $0.version > 1 }.count
+            t.updated = plan.updates.count
+            t.changing = plan.changing
+            t.ready = made.ready
+            t.duplicates = made.duplicates
+            t.read = made.read
+            t.gone = plan.gone.count
+            t.superseded = plan.superseded.count
+            t.waiting = plan.waiting + made.waiting
+            t.directories = walk.directories
+            t.excluded = walk.excluded
+            t.links = walk.links
+            t.special = walk.special + walk.otherFileSystems
+            t.unreadable = walk.unreadable.count + walk.invalidNames
+            totals = totals.adding(t)
+        }
+        return totals
+    }
+
+    /// The walk of one root on threads of its own (it blocks), its files collected.
+    static func walk(root: String, index: Int, settings: FilesystemSourceConfiguration) async throws -> ([ScannedFile], WalkTotals) {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                let found = Mutex<[ScannedFile]>([])
+                continuation.resume(
+                    with: Result {
+                        let totals = try FilesystemWalker(rules: settings.rules, threads: settings.scanThreads).walk(root: root, index: index) { file in
+                            found.withLock { $0.append(file) }
+                        }
+                        return (found.withLock { $0 }, totals)
+                    })
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    /// The latest row of each path of root `index`.
+    func latestRows(root index: Int) async throws -> [String: ScanPlan.Row] {
+        let (d, name) = (catalog.dialect, source.name)
+        let rows = try await catalog.transaction { session in
+            try session.query(
+                """
+                SELECT id, path, version, size_bytes, mtime_ns, ctime_ns, device, inode, status, des_name, des_error, sha256 FROM \(FilesystemCatalog.table)
+                WHERE source = \(d.placeholder(1)) AND root = \(d.placeholder(2)) ORDER BY path, version
+                """, [.text(name), .int(Int64(index))])
+        }
+        var latest: [String: ScanPlan.Row] = [:]
+        latest.reserveCapacity(rows.count)
+        for row in rows {
+            guard let path = row["path"].text else { continue }
+            latest[path] = ScanPlan.Row(
+                id: row["id"].int ?? 0, path: path, version: Int(row["version"].int ?? 1), size: UInt64(max(0, row["size_bytes"].int ?? 0)),
+                mtimeNanos: row["mtime_ns"].int ?? 0, ctimeNanos: row["ctime_ns"].int ?? 0,
+                device: UInt64(bitPattern: row["device"].int ?? 0), inode: UInt64(bitPattern: row["inode"].int ?? 0),
+                status: row["status"].text ?? "", named: row["des_name"].text != nil,
+                rehash: row["des_error"].text?.contains(DESArchiveWriter.unexpectedContentWords) == true,
+                digest: row["status"].text == FilesystemCatalog.Status.observed ? row["sha256"].text : nil)
+        }
+        return latest
+    }
+
+    /// Writes `plan`, in transactions of at most 1,000 rows.
+    func apply(_ plan: ScanPlan, now: Int64) async throws -> ReadyOutcome {
+        let d = catalog.dialect
+        let (name, table, observedAt) = (source.name, FilesystemCatalog.table, Double(now) / 1e9)
+        let observed = FilesystemCatalog.Status.observed
+        let settings = self.settings
+        @Sendable func values(_ f: ScannedFile) -> [SQLValue] {
+            [
+                .int(Int64(bitPattern: f.size)), .int(f.mtimeNanos), .int(f.ctimeNanos), .int(Int64(bitPattern: f.device)),
+                .int(Int64(bitPattern: f.inode)), Self.tagsValue(settings.tags(of: f.path)), .double(observedAt),
+                .text(f.stamp.text),
+            ]
+        }
+        let insert = """
+            INSERT INTO \(table) (size_bytes, mtime_ns, ctime_ns, device, inode, tags, observed_at, stamp, source, root, path, body_key, version, status)
+            VALUES (\(d.placeholders(14)))
+            """
+        let update = """
+            UPDATE \(table) SET size_bytes = \(d.placeholder(1)), mtime_ns = \(d.placeholder(2)), ctime_ns = \(d.placeholder(3)),
+            device = \(d.placeholder(4)), inode = \(d.placeholder(5)), tags = \(d.placeholder(6)), observed_at = \(d.placeholder(7)),
+            stamp = \(d.placeholder(8)), status = \(d.placeholder(9)), sha256 = NULL WHERE id = \(d.placeholder(10)) AND status <> \(d.placeholder(11))
+            """
+        // Superseded first (the table's status_source_deleted_value: the generic mark, packed rows
+        // only), then the new versions: a scan killed in between leaves a superseded latest row,
+        // which the next scan follows with the new version. (The other order would leave a packed
+        // row behind a newer version, never superseded, its file no longer what it holds.)
+        _ = try await catalog.markSourceDeleted(rowIDs: plan.superseded.map(String.init))
+        for chunk in Self.chunks(plan.inserts, 1_000) {
+            _ = try await catalog.transaction { session in
+                for (file, version) in chunk {
+                    _ = try session.execute(
+                        insert,
+                        values(file) + [
+                            .text(name), .int(Int64(file.root)), .text(file.path), .text("\(file.root)/\(file.path)"), .int(Int64(version)),
+                            .text(observed),
+                        ])
+                }
+            }
+        }
+        for chunk in Self.chunks(plan.updates, 1_000) {
+            _ = try await catalog.transaction { session in
+                for (id, file) in chunk {
+                    _ = try session.execute(update, values(file) + [.text(observed), .int(id), .text(FilesystemCatalog.Status.claimed)])
+                }
+            }
+        }
+        let made = try await makeReady(plan.ready, now: now)
+        let markGone = "UPDATE \(table) SET status = \(d.placeholder(1)) WHERE id = \(d.placeholder(2)) AND status IN (\(d.placeholders(4, from: 3)))"
+        for chunk in Self.chunks(plan.gone, 1_000) {
+            _ = try await catalog.transaction { session in
+                for id in chunk {
+                    _ = try session.execute(
+                        markGone,
+                        [
+                            .text(FilesystemCatalog.Status.gone), .int(id), .text(observed), .text(FilesystemCatalog.Status.new),
+                            .text(FilesystemCatalog.Status.pending), .text(FilesystemCatalog.Status.failed),
+                        ])
+                }
+            }
+        }
+        return made
+    }
+
+    /// A file's tags as the catalog keeps them: a JSON array, or NULL when it has none.
+    static func tagsValue(_ tags: [String]) -> SQLValue {
+        guard !tags.isEmpty, let data = try? JSONSerialization.data(withJSONObject: tags), let text = String(data: data, encoding: .utf8) else {
+            return .null
+        }
+        return .text(text)
+    }
+
+    static func chunks<T>(_ items: [T], _ size: Int) -> [[T]] {
+        stride(from: 0, to: items.count, by: size).map { Array(items[$0..<min($0 + size, items.count)]) }
+    }
+}

@@ -1,0 +1,151 @@
+import CDESFileSystem
+import DESKit
+import Foundation
+import Testing
+
+@testable import DESStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The warm read path of local storage: a versioned range whose bytes are in the page cache is
+/// read on the caller's thread; one the kernel would have to fetch from the device goes to the
+/// storage thread. Both give the same bytes and the same errors.
+@Suite("Local disk: warm ranged reads on the caller's thread, cold ones on the storage thread")
+struct LocalReadPathTests {
+    /// An object of `count` distinct bytes under `key`, durable (so its pages can be dropped).
+    static func object(_ storage: LocalDiskStorage, key: String, count: Int, dir: String) async throws -> (bytes: [UInt8], info: ObjectInfo) {
+        let bytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 / 251) }
+        let source = dir + "/source-\(key.replacingOccurrences(of: "/", with: "_"))"
+        try Data(bytes).write(to: URL(fileURLWithPath: source))
+        let info = try await storage.put(key: key, fromFile: source)
+        return (bytes, info)
+    }
+
+    /// Drops the object's pages from the page cache (it is synced first: clean pages go).
+    static func evict(_ path: String) throws {
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        #expect(fsync(fd) == 0)
+        #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+    }
+
+    /// What the file system answers to a read-only-if-cached of a range just read normally
+    /// (so its pages are in the cache): the bytes, "not cached", or "cannot tell".
+    enum NoWait: Equatable { case read, notCached, unsupported }
+    static func probe(_ path: String, offset: Int, count: Int) throws -> NoWait {
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: count)
+        #expect(pread(fd, &buffer, count, off_t(offset)) == count)
+        let n = cdes_pread_cached(fd, &buffer, UInt(count), Int64(offset))
+        if n == count { return .read }
+        return n < 0 && errno != EAGAIN ? .unsupported : .notCached
+    }
+
+    @Test("A warm range is read inline, an evicted one on the storage thread, with the same bytes; a file system that cannot tell is asked once")
+    func warmAndCold() async throws {
+        let dir = NSTemporaryDirectory() + "des-readpath-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = try LocalDiskStorage(root: dir + "/store")
+        let (bytes, info) = try await Self.object(storage, key: "a/c.des", count: 3 << 20, dir: dir)
+        let path = try storage.path(for: "a/c.des")
+
+        // The kernel decides what is cached: each attempt first reads the range normally, and the
+        // file system's own answer for it says what the storage must have done.
+        var answer = NoWait.notCached
+        for _ in 0..<3 where storage.rangeReads.withLock({ $0.cached }) == 0 {
+            answer = try Self.probe(path, offset: 4096, count: 4096)
+            let warm = try await storage.get(key: "a/c.des", offset: 4096, length: 4096, ifMatch: info.etag)
+            #expect(warm == Array(bytes[4096..<8192]))
+            if answer == .unsupported { break }
+        }
+        switch answer {
+        case .unsupported:
+            // overlayfs, tmpfs and some network file systems: every range on the storage thread,
+            // and the cached-only read is not tried again.
+            #expect(storage.inlineUnsupported.withLock { $0 })
+            #expect(storage.rangeReads.withLock { $0 } == (cached: 0, onThread: 1))
+        case .read, .notCached:
+            #expect(answer == .read, "three ranges just read were never in the page cache")
+            #expect(storage.rangeReads.withLock { $0.cached } == 1)
+            #expect(!storage.inlineUnsupported.withLock { $0 })
+        }
+        let before = storage.rangeReads.withLock { $0 }
+
+        try Self.evict(path)
+        let cold = try await storage.get(key: "a/c.des", offset: 2 << 20, length: 8192, ifMatch: info.etag)
+        #expect(cold == Array(bytes[(2 << 20)..<((2 << 20) + 8192)]))
+        #expect(storage.rangeReads.withLock { $0.onThread } == before.onThread + 1, "an evicted range waits for the device: not on the caller's thread")
+
+        // Larger than the inline limit: always the storage thread, whatever the cache holds.
+        let big = try await storage.get(key: "a/c.des", offset: 0, length: LocalDiskStorage.inlineReadLimit + 1, ifMatch: info.etag)
+        #expect(big == Array(bytes[0..<Int(LocalDiskStorage.inlineReadLimit + 1)]))
+        #expect(storage.rangeReads.withLock { $0.onThread } == before.onThread + 2)
+        #expect(storage.rangeReads.withLock { $0.cached } == before.cached)
+    }
+
+    @Test("A FIFO, a directory or a socket where an object should be is refused at once, never opened to block a thread")
+    func notRegular() async throws {
+        let dir = NSTemporaryDirectory() + "des-readpath-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = try LocalDiskStorage(root: dir + "/store")
+        #expect(mkfifo(dir + "/store/fifo.des", 0o600) == 0)
+        try FileManager.default.createDirectory(atPath: dir + "/store/dir.des", withIntermediateDirectories: true)
+        for key in ["fifo.des", "dir.des"] {
+            let ranged = await #expect(throws: DESKitError.self) { try await storage.get(key: key, offset: 0, length: 10, ifMatch: nil) }
+            #expect(ranged?.code == .storage && ranged?.message.contains("not a regular file") == true, "\(String(describing: ranged))")
+            let versioned = await #expect(throws: DESKitError.self) { try await storage.get(key: key, offset: 0, length: 10, ifMatch: "1-1-1") }
+            #expect(versioned?.message.contains("not a regular file") == true)
+            let whole = await #expect(throws: DESKitError.self) { try await storage.get(key: key) }
+            #expect(whole?.message.contains("not a regular file") == true)
+            let suffix = await #expect(throws: DESKitError.self) { try await storage.getSuffix(key: key, length: 10) }
+            #expect(suffix?.message.contains("not a regular file") == true)
+        }
+    }
+
+    @Test("An absolute body path (allow_absolute) through a symbolic link opens: only resolved relative keys refuse links")
+    func absoluteThroughLink() async throws {
+        let dir = NSTemporaryDirectory() + "des-abs-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/real", withIntermediateDirectories: true)
+        try Data("body".utf8).write(to: URL(fileURLWithPath: dir + "/real/x"))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: dir + "/real")
+        let fetcher = LocalBodyFetcher(root: dir + "/real", allowAbsolute: true)
+        let fd = try fetcher.open(dir + "/link/x")
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 8)
+        #expect(read(fd, &buffer, 8) == 4 && Array(buffer[0..<4]) == Array("body".utf8))
+    }
+
+    @Test("The inline path refuses as the thread does: another version, a missing object, a range past the end")
+    func inlineErrors() async throws {
+        let dir = NSTemporaryDirectory() + "des-readpath-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = try LocalDiskStorage(root: dir + "/store")
+        let (_, info) = try await Self.object(storage, key: "c.des", count: 10_000, dir: dir)
+        let answer = try Self.probe(try storage.path(for: "c.des"), offset: 0, count: 4096)  // in the page cache now
+        #expect(answer != .notCached, "a range just read is in the page cache")
+        _ = try await storage.get(key: "c.des", offset: 0, length: 10, ifMatch: info.etag)
+
+        await #expect(throws: DESKitError.self) {
+            try await storage.get(key: "c.des", offset: 0, length: 10, ifMatch: "10000-1-1")
+        }
+        let changed = await #expect(throws: DESKitError.self) { try await storage.get(key: "c.des", offset: 0, length: 10, ifMatch: "x") }
+        #expect(changed?.code == .changed)
+        let missing = await #expect(throws: DESKitError.self) { try await storage.get(key: "gone.des", offset: 0, length: 10, ifMatch: nil) }
+        #expect(missing?.code == .notFound)
+        let short = await #expect(throws: DESKitError.self) { try await storage.get(key: "c.des", offset: 9_990, length: 20, ifMatch: info.etag) }
+        #expect(short?.code == .storage)
+        #expect(short?.message.contains("ends before byte 10010") == true)
+        if answer == .unsupported {
+            // A file system that cannot read only-if-cached: the storage thread gives the same errors.
+            #expect(storage.rangeReads.withLock { $0.onThread } == 5)
+        } else {
+            #expect(storage.rangeReads.withLock { $0.onThread } == 0, "every one of these was answered inline")
+        }
+    }
+}

@@ -1,0 +1,45 @@
+@testable import DESPluginS3
+import DESKit
+import DESServer
+import Foundation
+import Testing
+
+@Suite("The API contract") struct OpenAPITests {
+    @Test("GET /openapi.json is docs/openapi.json byte for byte, open without a token, and names every route the server serves")
+    func served() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let document = try Data(contentsOf: root.appendingPathComponent("docs/openapi.json"))
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        _ = try await shelf.pack(1)
+        try await withServer(shelf, edit: { $0.tokens = [Secret("openapi-token-0123456789")] }) { server, client in
+            let r = try await client.send("GET", server.base + "/openapi.json")
+            #expect(r.status == 200 && r.headers["content-type"] == "application/json")
+            #expect(Data(r.body) == document, "docs/openapi.json changed: run scripts/embed-openapi.py")
+            let spec = try #require(try JSONSerialization.jsonObject(with: document) as? [String: Any])
+            #expect(spec["openapi"] as? String == "3.1.0")
+            let paths = Set(((spec["paths"] as? [String: Any]) ?? [:]).keys)
+            #expect(
+                paths == ["/health", "/health/live", "/health/ready", "/metrics", "/openapi.json", "/assign", "/files/{name}", "/files/by-path/{path}"],
+                "\(paths.sorted())")
+        }
+    }
+
+    @Test("What the router refuses is a JSON error with the request id (an unknown path, a method a path does not take); a name badly percent-encoded is said so")
+    func routerErrors() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        _ = try await shelf.pack(1)
+        try await withServer(shelf) { server, client in
+            let unknown = try await client.send("GET", server.base + "/nope", headers: ["X-Request-ID": "router-1"])
+            #expect(unknown.status == 404 && unknown.headers["content-type"] == "application/json")
+            #expect(client.errorCode(unknown) == "not_found" && String(decoding: unknown.body, as: UTF8.self).contains("router-1"))
+            let wrong = try await client.send("POST", server.base + "/health")
+            #expect([404, 405].contains(wrong.status) && wrong.headers["content-type"] == "application/json", "\(wrong.status)")
+            #expect(client.errorCode(wrong) == (wrong.status == 405 ? "method_not_allowed" : "not_found"))
+            let bad = try await client.send("GET", server.base + "/files/%FF")
+            #expect(bad.status == 400 && client.errorCode(bad) == "bad_name")
+            #expect(String(decoding: bad.body, as: UTF8.self).contains("percent-encoded"), "\(String(decoding: bad.body, as: UTF8.self))")
+        }
+    }
+}
