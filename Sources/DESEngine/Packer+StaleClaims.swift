@@ -34,6 +34,7 @@ extension Packer {
             machine.noteActivity()
         }
         try await warnOfRowClaims()
+        try await discardStrayContainers()
         return report
     }
 

@@ -184,16 +184,18 @@ public final class Packer {
                     try await finalizeAll()
                     await dropLostShards()
                     // Nothing is in hand now, so any claim left on a held shard — this instance's (a release
-                    // that failed) or a paused zombie's — is stale: recover it, and go round again.
-                    let stale = try await claimsOn(shards.filter { book.lease($0) != nil })
+                    // that failed) or a paused zombie's — is stale, and so is any container recorded under
+                    // this instance (a creation whose answer was lost): recover them, and go round again.
+                    let stale = try await claimsOn(shards.filter { book.lease($0) != nil }) + strayContainers().count
                     if stale == 0, machine.activity == epoch, try await idleEverywhere(claimedFrom: shards), machine.activity == epoch { return }
                     if stale > 0 {
                         leftoverRounds += 1
                         if leftoverRounds > 3 {
                             throw DESKitError(
-                                .invalidData, "\(stale) rows of this packer's shards are still claimed after \(leftoverRounds - 1) recoveries")
+                                .invalidData,
+                                "\(stale) rows or containers of this packer's shards are still claimed or writing after \(leftoverRounds - 1) recoveries")
                         }
-                        logger.warning("claimed rows left on idle shards; recovering them", metadata: ["rows": "\(stale)"])
+                        logger.warning("claimed rows or writing containers left on idle shards; recovering them", metadata: ["count": "\(stale)"])
                         for shard in shards where book.lease(shard) != nil {
                             runState.totals.recovery.add(try await context.recovery.recoverShard(shard))
                         }

@@ -193,9 +193,8 @@ struct PostgresDeployment {
         #expect(packer.terminationStatus == 0)
         let statuses = try await pg.statuses()
         #expect(statuses == ["DES_PACKED": 6000], "\(statuses)")
-        let check = try pg.des(["check"])
-        await pg.d.wait(check)
-        #expect(check.terminationStatus == 0)
+        let check = try await runDES(["check"], config: pg.config, in: pg.d.dir)
+        #expect(check.status == 0, "des check: \(check.out) \(check.err)")
         try await pg.drop()
     }
 }
