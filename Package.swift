@@ -88,7 +88,7 @@ let package = Package(
         .target(
             name: "DESServer",
             dependencies: [
-                "DESKit", "DESNaming", "DESFormat", "DESEngine",
+                "DESKit", "DESNaming", "DESFormat", "DESEngine", "CDESCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -150,6 +150,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

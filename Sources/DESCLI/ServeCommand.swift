@@ -19,7 +19,11 @@ struct ServeCommand: AsyncParsableCommand {
               GET  /metrics           Prometheus text
 
             /assign and /files take 'Authorization: Bearer <token>' when server.auth_tokens \
-            or $DES_SERVER_TOKENS (comma-separated) name tokens. Responses of /files carry \
+            or $DES_SERVER_TOKENS (comma-separated) name tokens, or server.jwt accepts JWTs \
+            of an identity provider (verified against its JWKS or PEM keys: signature, exp, \
+            nbf, aud, iss; writes — /assign, DELETE /files — need the write scope, else 403). \
+            A refused token gets a bare 401; the log says why. SIGHUP reads the config again \
+            and puts its tokens and JWT keys in force. Responses of /files carry \
             ETag (the sha256), X-DES-Container and X-DES-Shard-Id. Errors are JSON: \
             {"error": {"code", "message", "request_id"}} (the id is X-Request-Id's, also in \
             the log line): 400 bad name or body, 401, 404 unknown name, 413 body too large, \
@@ -83,7 +87,14 @@ struct ServeCommand: AsyncParsableCommand {
                 if packer {
                     workers.append(.init(service: try runtime.packer(logger: options.logger("des.packer")).service(untilIdle: false), endsGroup: false))
                 }
-                try await runtime.serve(settings: settings, routes: .all, readiness: readiness, workers: workers, logger: logger) { bound in
+                let configPath = options.configPath
+                let reload: @Sendable () throws -> ServerCredentials = {
+                    let (config, base, _) = try Runtime.loadConfig(configPath)
+                    return try ServerCredentials(config: config, baseDirectory: base)
+                }
+                try await runtime.serve(
+                    settings: settings, routes: .all, readiness: readiness, workers: workers, logger: logger, reload: reload
+                ) { bound in
                     logger.notice("listening", metadata: ["address": "\(scheme)://\(shownHost):\(bound)"])
                     Terminal.out("listening on \(scheme)://\(shownHost):\(bound)\n")
                 }

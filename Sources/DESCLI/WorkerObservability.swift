@@ -107,20 +107,25 @@ extension Runtime {
 
     /// Runs the HTTP service over this runtime's parts beside `workers`, in one service group:
     /// [listener, workers…, drain gate], so that shutdown drains first and closes the listener last.
+    /// With `reload`, SIGHUP puts the credentials it returns in force (``CredentialReloader``).
     func serve(
         settings: ServerSettings, routes: DESHTTPServer.Routes, readiness: Readiness,
-        workers: [ServiceRunner.Member], logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void
+        workers: [ServiceRunner.Member], logger: Logger, reload: (@Sendable () throws -> ServerCredentials)? = nil,
+        onRunning: @escaping @Sendable (Int) async -> Void
     ) async throws {
         let server = DESHTTPServer(
             parts: .init(
                 metadata: metadata, storage: storage, cache: cache, shardBits: config.packer.shardBits, readiness: readiness,
                 paths: try pathLookup()),
             settings: settings, routes: routes, registry: Observability.registry, logger: logger)
+        var reloader: CredentialReloader?
+        if let reload { reloader = await CredentialReloader.trapping(server: server, logger: logger, load: reload) }
         var members: [ServiceRunner.Member] =
             [.init(service: try server.application(onRunning: onRunning), endsGroup: false)] + workers
             + [.init(service: DrainGate(readiness: readiness, seconds: settings.drainSeconds), endsGroup: false)]
         // Where files are served, deletes are polled beside them.
         if routes.contains(.files) { members.append(.init(service: server.tombstonePoller, endsGroup: false)) }
+        if let reloader { members.append(.init(service: reloader, endsGroup: false)) }
         try await ServiceRunner.run(members, logger: logger)
     }
 }

@@ -73,6 +73,8 @@ public struct DESHTTPServer: Sendable {
     let readiness: Readiness
     /// Deletes, polled from the metadata store (run ``tombstonePoller`` beside the server).
     let tombstones: TombstoneWatcher
+    /// Who may call the API (replaced by ``reloadCredentials(from:)``).
+    let authenticator: Authenticator
     /// The metadata store's events, followed (nil when `followEvents` is off).
     let follower: EventFollower?
     /// Records `DELETE /files/{name}`.
@@ -108,6 +110,7 @@ public struct DESHTTPServer: Sendable {
         self.paths = parts.paths
         let tombstones = TombstoneWatcher(metadata: parts.metadata, pollSeconds: settings.tombstonePollSeconds, logger: logger)
         self.tombstones = tombstones
+        authenticator = Authenticator(settings.credentials)
         if settings.followEvents {
             let follower = EventFollower(
                 metadata: parts.metadata, settings: settings.events, logger: logger,
@@ -128,6 +131,15 @@ public struct DESHTTPServer: Sendable {
             sources: [], metadata: parts.metadata, storage: parts.storage, cache: parts.cache, shardBits: parts.shardBits, logger: logger)
     }
 
+    /// Whether the API checks credentials now (static tokens or JWT keys).
+    public var checksCredentials: Bool { authenticator.isConfigured }
+
+    /// Puts `credentials` (static tokens and JWT keys) in force for the requests that start from
+    /// now on.
+    public func reloadCredentials(_ credentials: ServerCredentials) {
+        authenticator.replace(with: Authenticator.Credentials(tokens: credentials.tokens, jwt: credentials.jwt))
+    }
+
     /// The router with every enabled route and the middleware (metrics and request ids on all,
     /// auth on the API).
     public func router() -> Router<BasicRequestContext> {
@@ -137,7 +149,7 @@ public struct DESHTTPServer: Sendable {
         if routes.contains(.observability) {
             addHealthRoutes(to: router)
         }
-        let api = router.group().add(middleware: BearerAuthMiddleware(tokens: settings.tokens))
+        let api = router.group().add(middleware: BearerAuthMiddleware(authenticator: authenticator))
         if routes.contains(.assign) {
             addAssignRoute(to: api)
         }

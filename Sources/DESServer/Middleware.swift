@@ -28,45 +28,36 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Bearer-token authentication: `Authorization: Bearer <token>` must carry one of the
-/// configured tokens (compared in constant time); with none configured every request passes.
+/// Bearer-token authentication (``Authenticator``): `Authorization: Bearer <token>` must carry
+/// a static token or a JWT that verifies; with no credentials configured every request passes.
+/// Writes (`POST /assign`, `DELETE /files`) need a token that may write: a static token, or a
+/// JWT with the write scope (403 `insufficient_scope` otherwise). A refused token gets a bare 401:
+/// why is logged (never the token), not told.
 struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
-    let tokens: [[UInt8]]
-
-    init(tokens: [Secret]) {
-        self.tokens = tokens.map { Array($0.value.utf8) }
-    }
+    let authenticator: Authenticator
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard !tokens.isEmpty else { return try await next(request, context) }
-        guard let header = request.headers[.authorization] else {
+        switch authenticator.authenticate(request.headers[.authorization]) {
+        case .open:
+            return try await next(request, context)
+        case .missing:
             return APIResponse.error(
                 .unauthorized, "unauthorized", "this endpoint needs 'Authorization: Bearer <token>'", headers: [.wwwAuthenticate: "Bearer"])
-        }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        case .malformed:
             return APIResponse.error(
                 .unauthorized, "unauthorized", "the Authorization header must be 'Bearer <token>'", headers: [.wwwAuthenticate: "Bearer"])
-        }
-        let given = Array(parts[1].utf8)
-        var accepted = false
-        for token in tokens { accepted = constantTimeEqual(token, given) || accepted }  // every token compared: no early exit
-        guard accepted else {
+        case .refused(let reason):
+            context.logger.notice("bearer token refused", metadata: ["reason": "\(reason)"])
             return APIResponse.error(
                 .unauthorized, "unauthorized", "the bearer token is not accepted", headers: [.wwwAuthenticate: #"Bearer error="invalid_token""#])
+        case .granted(let canWrite):
+            if !canWrite && request.method != .get && request.method != .head {
+                let writeScope = authenticator.writeScope
+                return APIResponse.error(
+                    .forbidden, "insufficient_scope", "this token may read, not write: writing needs the scope '\(writeScope)'",
+                    headers: [.wwwAuthenticate: "Bearer error=\"insufficient_scope\", scope=\"\(writeScope)\""])
+            }
+            return try await next(request, context)
         }
-        return try await next(request, context)
     }
-}
-
-/// Whether two byte strings are equal, in time that depends on their lengths only.
-func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    var diff = UInt8(a.count == b.count ? 0 : 1)
-    let n = max(a.count, b.count)
-    for i in 0..<n {
-        let x = i < a.count ? a[i] : 0
-        let y = i < b.count ? b[i] : 0
-        diff |= x ^ y
-    }
-    return diff == 0
 }

@@ -10,7 +10,7 @@ enum OpenAPIDocument {
     "title": "DES HTTP service",
     "version": "0.1.0",
     "summary": "Name assignment and file retrieval by name or path, for `des serve`.",
-    "description": "The HTTP service of DES (`des serve`). `/assign` and `/files` take `Authorization: Bearer <token>` when `server.auth_tokens` or `DES_SERVER_TOKENS` name tokens; `/health*`, `/metrics` and `/openapi.json` stay open. Every answer carries `X-Request-Id`. Errors are JSON, `{\"error\": {\"code\", \"message\", \"request_id\"}}`. docs/operations.md (\"The HTTP service\") says more."
+    "description": "The HTTP service of DES (`des serve`). `/assign` and `/files` take `Authorization: Bearer <token>` when `server.auth_tokens` or `DES_SERVER_TOKENS` name tokens or `server.jwt` accepts JWTs of an identity provider (which may read, and write with the write scope); `/health*`, `/metrics` and `/openapi.json` stay open. Every answer carries `X-Request-Id`. Errors are JSON, `{\"error\": {\"code\", \"message\", \"request_id\"}}`. docs/operations.md (\"The HTTP service\") says more."
   },
   "servers": [
     {
@@ -512,6 +512,9 @@ enum OpenAPIDocument {
                 }
               }
             }
+          },
+          "403": {
+            "$ref": "#/components/responses/InsufficientScope"
           }
         }
       }
@@ -1017,7 +1020,7 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/Unauthorized"
           },
           "403": {
-            "description": "The server has no bearer tokens (`server.auth_tokens`, `DES_SERVER_TOKENS`): it accepts no deletes.",
+            "description": "The server has no credentials (`server.auth_tokens`, `DES_SERVER_TOKENS`, `server.jwt`): it accepts no deletes (`deletes_need_auth`); or a JWT lacks the write scope (`insufficient_scope`).",
             "headers": {
               "X-Request-Id": {
                 "$ref": "#/components/headers/X-Request-Id"
@@ -1036,7 +1039,8 @@ enum OpenAPIDocument {
                           "properties": {
                             "code": {
                               "enum": [
-                                "deletes_need_auth"
+                                "deletes_need_auth",
+                                "insufficient_scope"
                               ]
                             }
                           }
@@ -2076,7 +2080,7 @@ enum OpenAPIDocument {
     },
     "responses": {
       "Unauthorized": {
-        "description": "`Authorization: Bearer <token>` is missing, not a bearer token, or not one of `server.auth_tokens` / `DES_SERVER_TOKENS` (a server with no tokens checks none).",
+        "description": "`Authorization: Bearer <token>` is missing, not a bearer token, or its token is neither one of `server.auth_tokens` / `DES_SERVER_TOKENS` nor a JWT that verifies against `server.jwt` (the answer does not say why; the server's log does). A server with neither checks none.",
         "headers": {
           "X-Request-Id": {
             "$ref": "#/components/headers/X-Request-Id"
@@ -2283,6 +2287,41 @@ enum OpenAPIDocument {
             }
           }
         }
+      },
+      "InsufficientScope": {
+        "description": "A JWT that verifies but lacks the write scope (`server.jwt.write_scope`): it may read, not write.",
+        "headers": {
+          "X-Request-Id": {
+            "$ref": "#/components/headers/X-Request-Id"
+          },
+          "WWW-Authenticate": {
+            "$ref": "#/components/headers/WWW-Authenticate"
+          }
+        },
+        "content": {
+          "application/json": {
+            "schema": {
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                },
+                {
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "insufficient_scope"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              ]
+            }
+          }
+        }
       }
     },
     "parameters": {
@@ -2426,13 +2465,11 @@ enum OpenAPIDocument {
         }
       },
       "WWW-Authenticate": {
-        "description": "`Bearer`, or `Bearer error=\"invalid_token\"` when a token was given and is not accepted.",
+        "description": "`Bearer`; `Bearer error=\"invalid_token\"` when a token was given and is not accepted; `Bearer error=\"insufficient_scope\", scope=\"…\"` when a JWT may read but not write.",
         "required": true,
         "schema": {
-          "enum": [
-            "Bearer",
-            "Bearer error=\"invalid_token\""
-          ]
+          "type": "string",
+          "pattern": "^Bearer( error=\"(invalid_token|insufficient_scope)\"(, scope=\"[^\"]*\")?)?$"
         }
       },
       "Retry-After": {
@@ -2569,7 +2606,7 @@ enum OpenAPIDocument {
       "bearerAuth": {
         "type": "http",
         "scheme": "bearer",
-        "description": "One of `server.auth_tokens` or the comma-separated `DES_SERVER_TOKENS` (each at least 16 characters). A server with no tokens checks none (and refuses deletes)."
+        "description": "One of `server.auth_tokens` or the comma-separated `DES_SERVER_TOKENS` (each at least 16 characters; allowed everything), or a JWT that verifies against `server.jwt` (signature, `exp`/`nbf`, `aud`, `iss`): it may read, and write (`POST /assign`, `DELETE /files/{name}`) when its `scope` or `scp` holds `server.jwt.write_scope`. A server with neither checks none (and refuses deletes)."
       }
     }
   }

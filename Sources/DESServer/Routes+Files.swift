@@ -104,13 +104,20 @@ extension DESHTTPServer {
         }
     }
 
-    /// `DELETE /files/{name}?reason=…`: a tombstone, always behind bearer tokens (a server without
-    /// tokens refuses deletes: 403). 200 when deleted (or deleted before), 404 when no uploaded
-    /// container holds the name.
+    /// `DELETE /files/{name}?reason=…`: a tombstone, always behind bearer tokens that may write (a
+    /// server without tokens or JWT keys refuses deletes: 403). 200 when deleted (or deleted
+    /// before), 404 when no uploaded container holds the name.
     private func deleteFile(_ request: Request, _ context: BasicRequestContext) async -> Response {
-        guard !settings.tokens.isEmpty else {
+        // Asked again here, not taken from the middleware: credentials reloaded in between (SIGHUP)
+        // must not let through a delete that passed while the server was open.
+        guard case .granted(canWrite: true) = authenticator.authenticate(request.headers[.authorization]) else {
+            if !authenticator.isConfigured {
+                return APIResponse.error(
+                    .forbidden, "deletes_need_auth",
+                    "this server has no bearer tokens (server.auth_tokens, DES_SERVER_TOKENS) nor JWT keys (server.jwt): it accepts no deletes")
+            }
             return APIResponse.error(
-                .forbidden, "deletes_need_auth", "this server has no bearer tokens (server.auth_tokens, DES_SERVER_TOKENS): it accepts no deletes")
+                .unauthorized, "unauthorized", "the bearer token is not accepted", headers: [.wwwAuthenticate: #"Bearer error="invalid_token""#])
         }
         let name: String
         switch requestedName(context) {

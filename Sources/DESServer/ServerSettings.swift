@@ -47,16 +47,16 @@ public struct ServerSettings: Sendable {
     /// The most client connections open at once (`server.max_connections`), before the
     /// descriptor limit is applied (see ``ConnectionGuard/effectiveLimit(configured:)``).
     public var maxConnections: Int
+    /// The verifier of `server.jwt` (its keys read when the settings were made): nil accepts no JWT.
+    var jwt: JWTVerifier?
     /// TLS 1.2–1.3 with the certificate and key of `server.tls` (and client certificates checked
     /// against its `client_ca`): nil serves plain HTTP.
     public var tls: TLSConfiguration?
 
-    /// Settings from a config's `server:` section (and `marker.name_prefix` as the default prefix).
-    /// `environment` adds the comma-separated tokens of `DES_SERVER_TOKENS`, held to the rule
-    /// `server.auth_tokens` is: a token shorter than 16 characters is refused, and so is a
-    /// variable with something in it but no token (`","`, what `"${TOKEN},"` gives when TOKEN is
-    /// empty), which would leave the server open while its operator believes it guarded.
-    /// Relative `server.tls` paths are read from `baseDirectory` (the config file's directory).
+    /// Settings from a config's `server:` section (and `marker.name_prefix` as the default prefix),
+    /// with the credentials of ``ServerCredentials`` (`environment` for `DES_SERVER_TOKENS`).
+    /// Relative `server.tls` and `server.jwt` paths are read from `baseDirectory` (the config
+    /// file's directory).
     public init(
         config: DESConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
         baseDirectory: String = FileManager.default.currentDirectoryPath
@@ -66,19 +66,9 @@ public struct ServerSettings: Sendable {
         port = s.port
         nodeID = s.nodeID
         defaultPrefix = config.marker.namePrefix
-        var tokens = s.authTokens
-        if let extra = environment["DES_SERVER_TOKENS"], !extra.trimmingCharacters(in: .whitespaces).isEmpty {
-            let given = extra.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !given.isEmpty else {
-                throw DESKitError(.configuration, "DES_SERVER_TOKENS is set but holds no token (\(extra.count) characters of commas and spaces): the server would be open")
-            }
-            for token in given where token.count < 16 {
-                throw DESKitError(
-                    .configuration, "DES_SERVER_TOKENS: a token of \(token.count) characters is too easy to guess: use at least 16 (as server.auth_tokens)")
-            }
-            tokens += given.map { Secret($0) }
-        }
-        self.tokens = tokens
+        let credentials = try ServerCredentials(config: config, environment: environment, baseDirectory: baseDirectory)
+        tokens = credentials.tokens
+        jwt = credentials.jwt
         maxRequestBytes = s.maxRequestBytes
         maxAssignCount = s.maxAssignCount
         drainSeconds = s.drainSeconds
@@ -94,6 +84,9 @@ public struct ServerSettings: Sendable {
         fallbackRefreshSeconds = config.events.fallbackRefreshSeconds
         tls = try s.tls.map { try Self.tlsConfiguration($0, baseDirectory: baseDirectory) }
     }
+
+    /// The credentials these settings name: the static tokens and the JWT verifier.
+    var credentials: Authenticator.Credentials { Authenticator.Credentials(tokens: tokens, jwt: jwt) }
 
     /// The server's TLS configuration: the chain and key read now (a file that is missing, not
     /// PEM, or a key that is not the certificate's is a configuration error naming the key),
@@ -125,5 +118,44 @@ public struct ServerSettings: Sendable {
             throw DESKitError(.configuration, "server.tls: the certificate and key do not make a TLS context (\(error)); is the key the certificate's?")
         }
         return c
+    }
+}
+
+/// Who may call the API, as a config names it: the static tokens of `server.auth_tokens` and
+/// `DES_SERVER_TOKENS`, and the JWT keys and rules of `server.jwt` (its key files read now).
+/// What `des serve` puts in force at start and again on SIGHUP.
+public struct ServerCredentials: Sendable {
+    /// The static bearer tokens.
+    public var tokens: [Secret]
+    var jwt: JWTVerifier?
+
+    /// Whether JWTs are accepted (`server.jwt`).
+    public var acceptsJWT: Bool { jwt != nil }
+    /// Whether anything is checked (a server with neither tokens nor JWT keys is open).
+    public var isConfigured: Bool { !tokens.isEmpty || jwt != nil }
+
+    /// The credentials of `config`. `environment` adds the comma-separated tokens of
+    /// `DES_SERVER_TOKENS`, held to the rule `server.auth_tokens` is: a token shorter than 16
+    /// characters is refused, and so is a variable with something in it but no token (`","`,
+    /// what `"${TOKEN},"` gives when TOKEN is empty), which would leave the server open while
+    /// its operator believes it guarded. Relative `server.jwt` paths are read from `baseDirectory`.
+    public init(
+        config: DESConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
+        baseDirectory: String = FileManager.default.currentDirectoryPath
+    ) throws {
+        var tokens = config.server.authTokens
+        if let extra = environment["DES_SERVER_TOKENS"], !extra.trimmingCharacters(in: .whitespaces).isEmpty {
+            let given = extra.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !given.isEmpty else {
+                throw DESKitError(.configuration, "DES_SERVER_TOKENS is set but holds no token (\(extra.count) characters of commas and spaces): the server would be open")
+            }
+            for token in given where token.count < 16 {
+                throw DESKitError(
+                    .configuration, "DES_SERVER_TOKENS: a token of \(token.count) characters is too easy to guess: use at least 16 (as server.auth_tokens)")
+            }
+            tokens += given.map { Secret($0) }
+        }
+        self.tokens = tokens
+        jwt = try config.server.jwt.map { try JWTVerifier(config: $0, baseDirectory: baseDirectory) }
     }
 }

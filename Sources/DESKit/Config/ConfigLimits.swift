@@ -110,6 +110,8 @@ public enum ConfigLimits {
     public static let maxRequestBytes: ClosedRange<Int> = 1_024...(16 << 20)
     /// `server.max_assign_count`: names one `/assign` may ask for.
     public static let maxAssignCount: ClosedRange<Int> = 1...1_000_000
+    /// `server.jwt.leeway_seconds`: clock skew allowed on a token's `exp` and `nbf`, up to ten minutes.
+    public static let jwtLeewaySeconds: ClosedRange<Double> = 0...600
     /// `server.drain_seconds`: up to ten minutes (0: stop at once).
     public static let drainSeconds: ClosedRange<Double> = 0...600
     /// `server.ready_timeout_seconds`: from 10 ms to a minute.

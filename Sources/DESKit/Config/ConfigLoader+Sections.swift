@@ -120,8 +120,11 @@ extension ConfigLoader {
     static let serverKeys = [
         "host", "port", "node_id", "auth_tokens", "max_request_bytes", "max_assign_count", "drain_seconds",
         "ready_timeout_seconds", "container_refresh_seconds", "tombstone_poll_seconds", "verify_max_bytes", "header_timeout", "idle_timeout", "max_connections",
-        "tls",
+        "tls", "jwt",
     ]
+
+    /// The keys of `server.jwt:`.
+    static let jwtKeys = ["jwks_file", "public_keys", "audience", "issuer", "write_scope", "leeway_seconds", "algorithms"]
 
     static let compactionKeys = ["garbage_ratio", "small_container_bytes", "grace", "lease_ttl_seconds", "concurrency"]
 
@@ -189,6 +192,37 @@ extension ConfigLoader {
             guard let key = try nonEmpty(t, "key") else { throw t.missing("key") }
             s.tls = ServerTLSConfig(certificate: certificate, key: key, clientCA: try nonEmpty(t, "client_ca"))
         }
+        if let j = try m.mapping("jwt", allowed: jwtKeys) { s.jwt = try parseJWT(j) }
         return s
+    }
+
+    /// `server.jwt:` — where the identity provider's keys are, and what every token must say.
+    static func parseJWT(_ j: ConfigMapping) throws -> ServerJWTConfig {
+        guard let audience = try nonEmpty(j, "audience") else { throw j.missing("audience") }
+        var c = ServerJWTConfig(audience: audience)
+        c.jwksFile = try nonEmpty(j, "jwks_file")
+        if let keys = try j.stringList("public_keys") {
+            if keys.contains(where: \.isEmpty) { throw j.error("public_keys", .invalidValue, "a path must not be empty") }
+            c.publicKeys = keys
+        }
+        if c.jwksFile == nil && c.publicKeys.isEmpty {
+            throw j.error("jwks_file", .missingKey, "server.jwt needs jwks_file or public_keys: without keys no token could be verified")
+        }
+        c.issuer = try nonEmpty(j, "issuer")
+        if let v = try nonEmpty(j, "write_scope") {
+            if v.contains(" ") { throw j.error("write_scope", .invalidValue, "a scope has no spaces (scope claims are space-separated)") }
+            c.writeScope = v
+        }
+        if let v = try j.double("leeway_seconds", in: ConfigLimits.jwtLeewaySeconds) { c.leewaySeconds = v }
+        if let v = try j.stringList("algorithms") {
+            if v.isEmpty { throw j.error("algorithms", .invalidValue, "must name at least one algorithm") }
+            for a in v where !ServerJWTConfig.supportedAlgorithms.contains(a) {
+                throw j.error(
+                    "algorithms", .invalidValue,
+                    "'\(a)' is not an algorithm DES verifies (\(ServerJWTConfig.supportedAlgorithms.joined(separator: ", ")); 'none' never is")
+            }
+            c.algorithms = v
+        }
+        return c
     }
 }

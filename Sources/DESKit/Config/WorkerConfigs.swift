@@ -154,6 +154,8 @@ public struct ServerConfig: Sendable, Hashable {
     public var maxConnections: Int = 10_000
     /// TLS (`server.tls`): nil serves plain HTTP.
     public var tls: ServerTLSConfig? = nil
+    /// JSON Web Tokens of an identity provider accepted beside the static tokens (`server.jwt`).
+    public var jwt: ServerJWTConfig? = nil
     /// Creates the defaults.
     public init() {}
 }
@@ -173,6 +175,48 @@ public struct ServerTLSConfig: Sendable, Hashable {
         self.certificate = certificate
         self.key = key
         self.clientCA = clientCA
+    }
+}
+
+/// `server.jwt`: bearer tokens that are JSON Web Tokens (RFC 7519) signed by an identity
+/// provider, accepted beside `server.auth_tokens`. A token is accepted when its signature
+/// verifies with one of the keys (RS256/384/512, ES256/384, or HS256/384/512 with a JWKS `oct`
+/// key), it is within its `exp` and `nbf` (give or take the leeway), its `aud` names the
+/// audience and, when set, its `iss` is the issuer. Such a token may read (`GET`/`HEAD /files`);
+/// it may also write (`/assign`, `DELETE /files`) when its `scope` (space-separated) or `scp`
+/// (a list) holds the write scope. Paths are relative to the config file's directory; the
+/// keys are read again on SIGHUP.
+public struct ServerJWTConfig: Sendable, Hashable {
+    /// A JWKS file (RFC 7517): `{"keys": [...]}`, as an identity provider publishes it.
+    public var jwksFile: String?
+    /// PEM public keys (RSA or EC), for providers that hand out PEM.
+    public var publicKeys: [String]
+    /// The audience every token's `aud` must name.
+    public var audience: String
+    /// The issuer every token's `iss` must be (nil: not checked).
+    public var issuer: String?
+    /// The scope that allows writes (default `des:write`).
+    public var writeScope: String
+    /// Clock skew allowed on `exp` and `nbf`, in seconds (default 30).
+    public var leewaySeconds: Double
+    /// The signature algorithms accepted (default: all the ones DES verifies).
+    public var algorithms: [String]
+
+    /// Every algorithm DES verifies.
+    public static let supportedAlgorithms = ["RS256", "RS384", "RS512", "ES256", "ES384", "HS256", "HS384", "HS512"]
+
+    /// A JWT config.
+    public init(
+        jwksFile: String? = nil, publicKeys: [String] = [], audience: String, issuer: String? = nil, writeScope: String = "des:write",
+        leewaySeconds: Double = 30, algorithms: [String] = ServerJWTConfig.supportedAlgorithms
+    ) {
+        self.jwksFile = jwksFile
+        self.publicKeys = publicKeys
+        self.audience = audience
+        self.issuer = issuer
+        self.writeScope = writeScope
+        self.leewaySeconds = leewaySeconds
+        self.algorithms = algorithms
     }
 }
 

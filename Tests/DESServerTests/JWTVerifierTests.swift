@@ -1,0 +1,61 @@
+import DESKit
+@testable import DESServer
+import DESTestSupport
+import Foundation
+import Testing
+
+/// The verifier on its own, with tokens openssl signed: the algorithms the server test does not
+/// take (RS512, ES384), the key a kid picks, the leeway's edges, and headers it must refuse.
+@Suite("JWT verifier")
+struct JWTVerifierTests {
+    let dir = NSTemporaryDirectory() + "des-jwtv-\(UUID().uuidString.prefix(8))"
+
+    func verifier(_ config: ServerJWTConfig) throws -> JWTVerifier { try JWTVerifier(config: config, baseDirectory: dir) }
+
+    @Test("kid picks the JWKS key and falls back to PEM keys; RS512 and ES384 verify; exp and nbf hold to the leeway; crit, a foreign typ and base64 padding are refused; a static token with two dots stays a static token")
+    func verifies() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let idp = try TestIdentityProvider(in: dir)
+        let (status, out) = try runTool("/bin/bash", ["-c", "cd \"$1\" && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out p384.key && openssl pkey -in p384.key -pubout -out p384.pub", "x", dir])
+        #expect(status == 0, "\(out)")
+        try idp.writeJWKS([try idp.rsaJWK("rsa1", kid: "k1")], to: dir + "/jwks.json")
+        let v = try verifier(ServerJWTConfig(jwksFile: "jwks.json", publicKeys: ["rsa2.pub", "p384.pub"], audience: "des-test", leewaySeconds: 30))
+        let claims = TestIdentityProvider.claims(scope: "des:write")
+        // kid k1 → the JWKS key; a kid nobody has → the PEM keys; rsa2 under k1 → refused.
+        #expect(try v.verify(Substring(idp.token(alg: "RS512", key: "rsa1", kid: "k1", claims: claims))).canWrite)
+        #expect(try v.verify(Substring(idp.token(alg: "RS256", key: "rsa2", kid: "idp-2024", claims: claims))).canWrite)
+        #expect(throws: TokenRejection.self) { try v.verify(Substring(idp.token(alg: "RS256", key: "rsa2", kid: "k1", claims: claims))) }
+        let es384 = try idp.token(alg: "ES384", key: "p384", kid: nil, claims: claims)
+        #expect(try v.verify(Substring(es384)).canWrite)
+        // ES384's signature is not ES256's.
+        #expect(throws: TokenRejection.self) { try v.verify(Substring(es384.replacingOccurrences(of: TestIdentityProvider.base64url(#"{"alg": "ES384", "typ": "JWT"}"#), with: TestIdentityProvider.base64url(#"{"alg": "ES256", "typ": "JWT"}"#)))) }
+
+        // The leeway: 30 s either side, not 31.
+        let now = Date().timeIntervalSince1970.rounded()
+        let at = { (offset: Double) in Date(timeIntervalSince1970: now + offset) }
+        let edge = try idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: TestIdentityProvider.claims(exp: now, nbf: now - 100))
+        #expect((try? v.verify(Substring(edge), now: at(29))) != nil)
+        #expect(throws: TokenRejection.self) { try v.verify(Substring(edge), now: at(31)) }
+        let early = try idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: TestIdentityProvider.claims(exp: now + 1000, nbf: now))
+        #expect((try? v.verify(Substring(early), now: at(-29))) != nil)
+        #expect(throws: TokenRejection.self) { try v.verify(Substring(early), now: at(-31)) }
+
+        // Headers: crit, a typ that is not a JWT.
+        for header in [#"{"alg": "RS256", "kid": "k1", "crit": ["exp"]}"#, #"{"alg": "RS256", "kid": "k1", "typ": "JOSE+JSON"}"#] {
+            let t = try idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: claims, header: header)
+            #expect(throws: TokenRejection.self) { try v.verify(Substring(t)) }
+        }
+        // Padding is not base64url.
+        #expect(Base64URL.decode("YQ==") == nil && Base64URL.decode("YQ") == [0x61])
+        #expect(Base64URL.decode("a+b/") == nil)
+
+        // A static token with two dots is compared as a static token first.
+        let auth = Authenticator(.init(tokens: [Secret("static.token.0123456789")], jwt: v))
+        #expect(auth.authenticate("Bearer static.token.0123456789") == .granted(canWrite: true))
+        #expect(auth.authenticate("Bearer static.token.0123456780") != .granted(canWrite: true))
+        #expect(auth.authenticate(nil) == .missing)
+        #expect(auth.authenticate("Basic abc") == .malformed)
+        let reader = try idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: TestIdentityProvider.claims(scope: "openid"))
+        #expect(auth.authenticate("Bearer " + reader) == .granted(canWrite: false))
+    }
+}
