@@ -52,6 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port to listen on (default: server.port, 8080; 0: any free port, printed).") var port: Int?
     @Flag(help: "Also run the marker in this process (its metrics join /metrics).") var marker = false
     @Flag(help: "Also run the packer in this process (its metrics join /metrics).") var packer = false
+    @OptionGroup(title: "Backlog gauges (with --marker or --packer)") var backlog: BacklogOptions
 
     func validate() throws {
         if let port, !(0...65_535).contains(port) { throw ValidationError("--port must be 0 to 65535, got \(port)") }
@@ -64,6 +65,11 @@ struct ServeCommand: AsyncParsableCommand {
             // by connecting when asked whether it is ready: an upstream catalog that is down does
             // not stop it from starting and serving files, its readiness just says so.
             let runsWorker = marker || packer
+            if backlog.given && !runsWorker {
+                throw CLIFailure(
+                    message: "--backlog-interval, --backlog-cap and --backlog-statuses need --marker or --packer: the server alone opens no sources to count",
+                    exitCode: DESExit.usage)
+            }
             let runtime = try await Runtime.open(configPath: options.configPath, needSources: runsWorker, pathSources: true)
             var settings = try ServerSettings(config: runtime.config, baseDirectory: runtime.baseDirectory)
             if let host { settings.host = host }
@@ -86,6 +92,13 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 if packer {
                     workers.append(.init(service: try runtime.packer(logger: options.logger("des.packer")).service(untilIdle: false), endsGroup: false))
+                }
+                if runsWorker, backlog.interval > 0, !runtime.sources.isEmpty {
+                    // The backlog gauges (des_catalog_rows, des_catalog_oldest_pending_seconds) join /metrics, as a worker's --metrics-port has them.
+                    let monitor = BacklogMonitor(
+                        sources: runtime.sources, intervalSeconds: backlog.interval, cap: backlog.cap, statuses: backlog.statuses,
+                        logger: options.logger("des.backlog"))
+                    workers.append(.init(service: monitor, endsGroup: false))
                 }
                 let configPath = options.configPath
                 let reload: @Sendable () throws -> ServerCredentials = {

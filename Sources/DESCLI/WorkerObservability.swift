@@ -56,7 +56,7 @@ struct BacklogOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "Seconds between refreshes of the backlog gauges des_catalog_rows and des_catalog_oldest_pending_seconds (default 30; 0: off).",
-            discussion: "Only with --metrics-port: the gauges are served on its /metrics."))
+            discussion: "The gauges are served on a worker's --metrics-port /metrics (which they need), or on the /metrics of des serve --marker/--packer."))
     var backlogInterval: Double?
 
     @Option(help: "The most rows one backlog count reads, per source and status (the gauge stops there; default 100000).")

@@ -53,10 +53,10 @@ func firstLine(_ handle: FileHandle) async -> String {
 
 /// Starts `des serve -c CONFIG --port 0`; returns the process and its base URL (read from the
 /// first line it prints, which names the port it bound).
-func startServe(config: String) async throws -> (Process, String) {
+func startServe(config: String, extra: [String] = []) async throws -> (Process, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try desBinary())
-    p.arguments = ["serve", "-c", config, "--port", "0", "--log-level", "critical"]
+    p.arguments = ["serve", "-c", config, "--port", "0", "--log-level", "critical"] + extra
     let out = Pipe()
     p.standardOutput = out
     p.standardError = FileHandle.nullDevice

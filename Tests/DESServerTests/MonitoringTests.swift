@@ -82,6 +82,31 @@ struct MonitoringTests {
         #expect(status == 0, "\(report)")
     }
 
+    @Test("des serve --marker: the backlog gauges join /metrics; without a worker the backlog options are refused (exit 64), not ignored")
+    func serveBacklog() async throws {
+        let d = try SQLiteDeployment("serve-backlog", columns: "s3_key: body_path, created_at: created_at")
+        defer { d.cleanup() }
+        #expect(try await runDES(["sample", "-c", d.config, "--files", "7"]).0 == 0)
+        let refused = try runTool("/usr/bin/timeout", ["20", try desBinary(), "serve", "-c", d.config, "--port", "0", "--backlog-interval", "1"])
+        #expect(refused.0 == 64 && refused.1.contains("need --marker or --packer"), "\(refused)")
+        // The marker names the 7 rows; nothing packs them, so 7 stay pending and the gauge says so.
+        let (server, base) = try await startServe(config: d.config, extra: ["--marker", "--backlog-interval", "1"])
+        defer { server.terminate() }
+        let client = Client()
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let r = try? await client.send("GET", base + "/metrics"), r.status == 200 {
+                text = String(decoding: r.body, as: UTF8.self)
+                if metricSum(text, "des_catalog_rows", labels: #"status="pending""#) == 7 { break }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        await client.close()
+        #expect(metricSum(text, "des_catalog_rows", labels: #"status="pending""#) == 7, "\(text.split(separator: "\n").filter { $0.contains("des_catalog") })")
+        #expect(text.contains("des_catalog_oldest_pending_seconds"))
+    }
+
     @Test("The oldest pending row's age: NaN while rows are pending without a creation time or with one that is not a time, else the age by the database's clock")
     func oldestPending() async throws {
         let d = try SQLiteDeployment("oldest", columns: "s3_key: body_path, created_at: created_at")
