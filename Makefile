@@ -53,6 +53,7 @@ bench: setup
 	scripts/bench-http.sh
 	scripts/bench-compact.sh
 	scripts/bench-index.sh
+	scripts/bench-auth.sh
 	scripts/bench-events.sh
 	scripts/bench-scan.sh
 

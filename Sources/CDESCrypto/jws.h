@@ -79,12 +79,12 @@ static inline int cdes_jws_key_kind(const EVP_PKEY *key) {
     return id == EVP_PKEY_RSA ? 1 : id == EVP_PKEY_EC ? 2 : 0;
 }
 
-/// Whether an RSA key's modulus is odd and its public exponent odd and at least 3 (1 yes, 0 no):
-/// an exponent of 1 would let anyone forge signatures.
+/// Whether an RSA key's modulus is odd and its public exponent odd, at least 3 and below the
+/// modulus (1 yes, 0 no): an exponent of 1 would let anyone forge signatures.
 static inline int cdes_jws_rsa_sane(const EVP_PKEY *key) {
     BIGNUM *n = NULL, *e = NULL, *three = BN_new();
     int ok = three && BN_set_word(three, 3) && EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n) == 1
-        && EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) == 1 && BN_is_odd(n) && BN_is_odd(e) && BN_cmp(e, three) >= 0;
+        && EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) == 1 && BN_is_odd(n) && BN_is_odd(e) && BN_cmp(e, three) >= 0 && BN_cmp(e, n) < 0;
     BN_free(n);
     BN_free(e);
     BN_free(three);

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DESKit
+import DESServer
 import Foundation
 
 /// `des config …`: work with config files.
@@ -65,7 +66,14 @@ struct ConfigCheckCommand: ParsableCommand {
             }
             // Keys accepted but not (yet) honoured: one line each on stderr, file:line:col: key: what.
             for warning in config.warnings { Terminal.warn(warning.description) }
-            Terminal.out(json ? Terminal.json(ConfigSummary.json(config)) + "\n" : ConfigSummary.text(config))
+            // The credentials des serve would put in force: server.jwt's key files are read as it reads them.
+            let base = ((file as NSString).deletingLastPathComponent as NSString).standardizingPath
+            let credentials = try ServerCredentials(config: config, baseDirectory: base.isEmpty ? FileManager.default.currentDirectoryPath : base)
+            for why in credentials.skippedKeys { Terminal.warn("server.jwt: JWKS key skipped: \(why)") }
+            Terminal.out(
+                json
+                    ? Terminal.json(ConfigSummary.json(config, credentials: credentials)) + "\n"
+                    : ConfigSummary.text(config, credentials: credentials))
         }
     }
 
@@ -81,7 +89,18 @@ struct ConfigCheckCommand: ParsableCommand {
 enum ConfigSummary {
     static let masked = "***"
 
-    static func text(_ config: DESConfig) -> String {
+    /// Who may call des serve's API: `open`, or the static tokens and the JWT keys.
+    static func authSummary(_ config: DESConfig, _ credentials: ServerCredentials) -> String {
+        guard credentials.isConfigured else { return "API open (no auth_tokens, DES_SERVER_TOKENS or jwt)" }
+        var parts: [String] = []
+        if !credentials.tokens.isEmpty { parts.append("\(credentials.tokens.count) static token\(credentials.tokens.count == 1 ? "" : "s")") }
+        if let j = config.server.jwt {
+            parts.append("JWTs for audience '\(j.audience)' (\(credentials.jwtKeyCount) key\(credentials.jwtKeyCount == 1 ? "" : "s"), writes need '\(j.writeScope)')")
+        }
+        return "auth: " + parts.joined(separator: ", ") + (config.server.tls != nil ? ", TLS" : "")
+    }
+
+    static func text(_ config: DESConfig, credentials: ServerCredentials) -> String {
         var out = "\(config.path ?? "config"): valid\n"
         let enabled = config.enabledSources.count
         out += "sources: \(config.sources.count) (\(enabled) enabled)\n"
@@ -119,7 +138,7 @@ enum ConfigSummary {
         out += "marker:   \(k.naming) names, prefix \(k.namePrefix), node \(k.nodeID), batch \(k.batchSize)\n"
         let c = config.cache
         out += "cache:    \(c.type)\(c.settings.map { $0.summary.isEmpty ? "" : ", " + $0.summary } ?? "")\n"
-        out += "server:   \(config.server.host):\(config.server.port)\n"
+        out += "server:   \(config.server.host):\(config.server.port), \(authSummary(config, credentials))\n"
         let e = config.events
         let retain = e.retain.formatted(.number.grouping(.automatic))
         out += "events:   "
@@ -139,7 +158,7 @@ enum ConfigSummary {
         return out
     }
 
-    static func json(_ config: DESConfig) -> [String: Any] {
+    static func json(_ config: DESConfig, credentials: ServerCredentials) -> [String: Any] {
         func opt(_ v: Any?) -> Any { v ?? NSNull() }
         let sources: [[String: Any]] = config.sources.map { s in
             let c = s.connection
@@ -169,7 +188,13 @@ enum ConfigSummary {
             "marker": ["naming": config.marker.naming, "name_prefix": config.marker.namePrefix, "node_id": config.marker.nodeID]
                 as [String: Any],
             "cache": ["type": config.cache.type].merging(written(config.cache.settings)) { own, _ in own },
-            "server": ["host": config.server.host, "port": config.server.port] as [String: Any],
+            "server": [
+                "host": config.server.host, "port": config.server.port, "static_tokens": credentials.tokens.count,
+                "jwt": config.server.jwt.map { j -> [String: Any] in
+                    ["keys": credentials.jwtKeyCount, "skipped_keys": credentials.skippedKeys.count, "audience": j.audience, "issuer": opt(j.issuer), "write_scope": j.writeScope]
+                } ?? NSNull(),
+                "tls": config.server.tls != nil,
+            ] as [String: Any],
             "events": [
                 "follow": config.events.follow, "poll_seconds": config.events.pollSeconds, "gap_seconds": config.events.gapSeconds,
                 "retain": config.events.retain, "fallback_refresh_seconds": config.events.fallbackRefreshSeconds,

@@ -32,9 +32,10 @@ struct CredentialReloader: Service {
                     continue
                 }
                 server.reloadCredentials(credentials)
+                for why in credentials.skippedKeys { logger.warning("JWKS key skipped", metadata: ["why": "\(why)"]) }
                 logger.notice(
                     "credentials reloaded (SIGHUP)",
-                    metadata: ["static_tokens": "\(credentials.tokens.count)", "jwt": "\(credentials.acceptsJWT ? "on" : "off")"])
+                    metadata: ["static_tokens": "\(credentials.tokens.count)", "jwt_keys": "\(credentials.jwtKeyCount)"])
             } catch {
                 logger.error("credentials not reloaded (SIGHUP): the ones in force stay", metadata: ["error": "\(describe(error).0)"])
             }

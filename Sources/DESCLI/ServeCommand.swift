@@ -72,6 +72,10 @@ struct ServeCommand: AsyncParsableCommand {
             }
             let runtime = try await Runtime.open(configPath: options.configPath, needSources: runsWorker, pathSources: true)
             var settings = try ServerSettings(config: runtime.config, baseDirectory: runtime.baseDirectory)
+            for why in settings.skippedKeys { logger.warning("JWKS key skipped", metadata: ["why": "\(why)"]) }
+            if settings.tokens.isEmpty && !settings.acceptsJWT {
+                logger.notice("no credentials (server.auth_tokens, DES_SERVER_TOKENS, server.jwt): /assign and /files are open, deletes refused")
+            }
             if let host { settings.host = host }
             if let port { settings.port = port }
             let readiness: Readiness

@@ -85,6 +85,11 @@ public struct ServerSettings: Sendable {
         tls = try s.tls.map { try Self.tlsConfiguration($0, baseDirectory: baseDirectory) }
     }
 
+    /// Whether JWTs are accepted (`server.jwt`).
+    public var acceptsJWT: Bool { jwt != nil }
+    /// The JWKS keys skipped as of no use to DES, each with why (``ServerCredentials/skippedKeys``).
+    public var skippedKeys: [String] { jwt?.skipped ?? [] }
+
     /// The credentials these settings name: the static tokens and the JWT verifier.
     var credentials: Authenticator.Credentials { Authenticator.Credentials(tokens: tokens, jwt: jwt) }
 
@@ -131,6 +136,11 @@ public struct ServerCredentials: Sendable {
 
     /// Whether JWTs are accepted (`server.jwt`).
     public var acceptsJWT: Bool { jwt != nil }
+    /// How many keys verify JWTs.
+    public var jwtKeyCount: Int { jwt?.keys.count ?? 0 }
+    /// The JWKS keys skipped as of no use to DES (another kind, curve or algorithm; not for
+    /// verifying), each with why: say so in the log.
+    public var skippedKeys: [String] { jwt?.skipped ?? [] }
     /// Whether anything is checked (a server with neither tokens nor JWT keys is open).
     public var isConfigured: Bool { !tokens.isEmpty || jwt != nil }
 

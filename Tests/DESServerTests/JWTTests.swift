@@ -315,6 +315,9 @@ struct JWTTests {
             ("jwt: {public_keys: [idp/rsa1.pub], audience: des-test, algorithms: [HS256]}", "none of its 1 keys"),
             ("jwt: {public_keys: [idp/rsa1.pub], audience: des-test, leeway_seconds: 99999}", "leeway_seconds"),
             ("jwt: {public_keys: [idp/rsa1.pub], audience: des-test, scope: x}", "scope"),
+            // An empty section (every line commented out) would leave the API open: refused.
+            ("jwt: null", "is empty"),
+            ("jwt: {public_keys: [idp/rsa1.key], audience: des-test}", "holds no PEM public key"),
         ]
         let original = try String(contentsOfFile: d.config, encoding: .utf8)
         for (section, expected) in cases {
@@ -322,6 +325,9 @@ struct JWTTests {
                 .write(toFile: d.config, atomically: true, encoding: .utf8)
             let (status, out) = try runTool("/usr/bin/timeout", ["20", try desBinary(), "serve", "-c", d.config, "--port", "0"])
             #expect(status == 65 && out.contains(expected), "\(section): \(status) \(out)")
+            // des config check reads the key files as des serve does: it passes nothing serve refuses.
+            let (checked, checkOut) = try runTool("/usr/bin/timeout", ["20", try desBinary(), "config", "check", "-c", d.config])
+            #expect(checked == 65 && checkOut.contains(expected), "config check, \(section): \(checked) \(checkOut)")
         }
         _ = idp
     }

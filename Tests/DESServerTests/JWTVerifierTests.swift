@@ -49,6 +49,31 @@ struct JWTVerifierTests {
         #expect(Base64URL.decode("YQ==") == nil && Base64URL.decode("YQ") == [0x61])
         #expect(Base64URL.decode("a+b/") == nil)
 
+        // A PEM file of two keys gives both.
+        let two = try String(contentsOfFile: dir + "/rsa2.pub", encoding: .utf8) + String(contentsOfFile: dir + "/p384.pub", encoding: .utf8)
+        try two.write(toFile: dir + "/two.pem", atomically: true, encoding: .utf8)
+        #expect(try verifier(ServerJWTConfig(publicKeys: ["two.pem"], audience: "des-test")).keys.count == 2)
+
+        // A provider's JWKS with keys DES has no use for: skipped, each said; the usable key loads.
+        let unusable = [
+            #"{"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+            #"{"kty": "EC", "crv": "P-521", "kid": "p521", "x": "AQ", "y": "AQ"}"#,
+            #"{"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQ", "e": "AQAB"}"#,
+            #"{"kty": "RSA", "kid": "ops", "key_ops": ["encrypt"], "n": "AQ", "e": "AQAB"}"#,
+            #"{"kty": "RSA", "kid": "ps", "alg": "PS256", "n": "AQ", "e": "AQAB"}"#,
+        ]
+        try idp.writeJWKS(unusable + [try idp.rsaJWK("rsa1", kid: "k1")], to: dir + "/mixed.json")
+        let mixed = try verifier(ServerJWTConfig(jwksFile: "mixed.json", audience: "des-test"))
+        #expect(mixed.keys.count == 1 && mixed.skipped.count == 5, "\(mixed.skipped)")
+        #expect(try mixed.verify(Substring(idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: claims))).canWrite)
+        // A JWKS of only such keys accepts no token: an error, naming what was skipped.
+        try idp.writeJWKS(unusable, to: dir + "/useless.json")
+        #expect(throws: DESKitError.self) { try verifier(ServerJWTConfig(jwksFile: "useless.json", audience: "des-test")) }
+        // A published private part is an error, not a key.
+        let withPrivate = try idp.rsaJWK("rsa1", kid: "k1").replacingOccurrences(of: #""e": "AQAB""#, with: #""e": "AQAB", "d": "AQ""#)
+        try idp.writeJWKS([withPrivate], to: dir + "/private.json")
+        #expect(throws: DESKitError.self) { try verifier(ServerJWTConfig(jwksFile: "private.json", audience: "des-test")) }
+
         // A static token with two dots is compared as a static token first.
         let auth = Authenticator(.init(tokens: [Secret("static.token.0123456789")], jwt: v))
         #expect(auth.authenticate("Bearer static.token.0123456789") == .granted(canWrite: true))

@@ -187,6 +187,13 @@ extension ConfigLoader {
         if let v = try m.double("header_timeout", in: ConfigLimits.headerTimeoutSeconds) { s.headerTimeoutSeconds = v }
         if let v = try m.double("idle_timeout", in: ConfigLimits.idleTimeoutSeconds) { s.idleTimeoutSeconds = v }
         if let v = try m.int("max_connections", in: ConfigLimits.maxConnections) { s.maxConnections = v }
+        // An empty section (every line of it commented out) is a mistake, not "no TLS" or "no JWTs":
+        // it would serve plain HTTP, or leave the API open, while its operator believes otherwise.
+        for section in ["tls", "jwt"] where m.contains(section) && m.node(section) == nil {
+            throw m.error(
+                section, .invalidValue,
+                "is empty: give its keys, or remove it (an empty \(section) section would \(section == "tls" ? "serve plain HTTP" : "leave the API without JWT checks"))")
+        }
         if let t = try m.mapping("tls", allowed: ["certificate", "key", "client_ca"]) {
             guard let certificate = try nonEmpty(t, "certificate") else { throw t.missing("certificate") }
             guard let key = try nonEmpty(t, "key") else { throw t.missing("key") }

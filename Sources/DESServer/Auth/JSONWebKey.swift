@@ -62,6 +62,8 @@ final class VerificationKey: @unchecked Sendable {
 
     /// RSA keys shorter than this are refused (RFC 7518 §3.3 asks for 2048 bits).
     static let minimumRSABits: Int32 = 2048
+    /// RSA keys longer than this are refused (each verification would cost too much).
+    static let maximumRSABits: Int32 = 8192
     /// HMAC secrets shorter than this are refused (RFC 7518 §3.2: at least the hash's size; 256 bits here for all).
     static let minimumSecretBytes = 32
 
@@ -104,36 +106,53 @@ final class VerificationKey: @unchecked Sendable {
         }
     }
 
+    /// What became of one JWK of a JWKS.
+    enum Loaded {
+        /// A key that verifies.
+        case key(VerificationKey)
+        /// A key DES has no use for, skipped as RFC 7517 §5 asks (a provider's JWKS may hold
+        /// encryption keys, or kinds and algorithms DES does not verify); why.
+        case skipped(String)
+    }
+
     /// A key from one JWK of a JWKS (RFC 7517): `kty` RSA (`n`, `e`), EC (`crv` P-256 or P-384,
-    /// `x`, `y`) or oct (`k`). `where` names it in errors. Nil for a key meant for encryption
-    /// (`use: enc`), which a JWKS may also hold.
-    static func jwk(_ jwk: [String: Any], where place: String) throws -> VerificationKey? {
+    /// `x`, `y`) or oct (`k`). `where` names it in errors and skips. A key of a kind, curve or
+    /// algorithm DES does not verify, or one not meant for verifying (`use`, `key_ops`), is
+    /// skipped; a key of a kind DES verifies that cannot be used (bad numbers, too weak, a private
+    /// part published) is an error.
+    static func jwk(_ jwk: [String: Any], where place: String) throws -> Loaded {
         func field(_ name: String) throws -> [UInt8] {
             guard let text = jwk[name] as? String, let bytes = Base64URL.decode(text), !bytes.isEmpty else {
                 throw JSONWebKeyError(description: "\(place): '\(name)' is missing or not base64url")
             }
             return bytes
         }
-        if let use = jwk["use"] as? String, use != "sig" { return nil }
+        let kid = (jwk["kid"] as? String).map { " (kid '\(JWTVerifier.shown($0))')" } ?? ""
+        if let use = jwk["use"] as? String, use != "sig" { return .skipped("\(place)\(kid): use '\(JWTVerifier.shown(use))', not sig") }
+        if let ops = jwk["key_ops"] as? [Any], !ops.contains(where: { $0 as? String == "verify" }) {
+            return .skipped("\(place)\(kid): key_ops has no 'verify'")
+        }
         let id = jwk["kid"] as? String
         var algorithm: JWSAlgorithm?
         if let alg = jwk["alg"] as? String {
-            guard let a = JWSAlgorithm(rawValue: alg) else {
-                throw JSONWebKeyError(description: "\(place): alg '\(alg)' is not one DES verifies")
-            }
+            guard let a = JWSAlgorithm(rawValue: alg) else { return .skipped("\(place)\(kid): alg '\(JWTVerifier.shown(alg))' is not one DES verifies") }
             algorithm = a
         }
-        switch jwk["kty"] as? String {
+        let kty = jwk["kty"] as? String
+        if (kty == "RSA" || kty == "EC") && jwk["d"] != nil {
+            throw JSONWebKeyError(description: "\(place)\(kid): holds a private key ('d'): a JWKS publishes public keys only; replace it, and the key")
+        }
+        switch kty {
         case "RSA":
             let (n, e) = (try field("n"), try field("e"))
             guard let key = cdes_jws_rsa_key(n, n.count, e, e.count) else {
-                throw JSONWebKeyError(description: "\(place): 'n' and 'e' make no RSA key")
+                throw JSONWebKeyError(description: "\(place)\(kid): 'n' and 'e' make no usable RSA key (an even modulus, or an exponent even or below 3)")
             }
-            return try checked(VerificationKey(id: id, algorithm: algorithm, material: .rsa(key)), where: place)
+            return .key(try checked(VerificationKey(id: id, algorithm: algorithm, material: .rsa(key)), where: place))
         case "EC":
             let curves = ["P-256": ("prime256v1", 32), "P-384": ("secp384r1", 48)]
             guard let crv = jwk["crv"] as? String, let entry = curves[crv] else {
-                throw JSONWebKeyError(description: "\(place): crv must be P-256 or P-384")
+                return .skipped("\(place)\(kid): crv \((jwk["crv"] as? String).map { "'\(JWTVerifier.shown($0))'" } ?? "missing"): DES verifies P-256 and P-384")
             }
             let (curve, size) = entry
             let (x, y) = (try field("x"), try field("y"))
@@ -144,16 +163,26 @@ final class VerificationKey: @unchecked Sendable {
             guard let key = cdes_jws_ec_key(curve, point, point.count) else {
                 throw JSONWebKeyError(description: "\(place): x and y are not a point of \(crv)")
             }
-            return VerificationKey(id: id, algorithm: algorithm, material: .ec(key, curve: curve))
+            return .key(VerificationKey(id: id, algorithm: algorithm, material: .ec(key, curve: curve)))
         case "oct":
             let secret = try field("k")
             guard secret.count >= minimumSecretBytes else {
                 throw JSONWebKeyError(description: "\(place): an HMAC secret of \(secret.count) bytes is too short: use at least \(minimumSecretBytes)")
             }
-            return VerificationKey(id: id, algorithm: algorithm, material: .hmac(secret))
+            return .key(VerificationKey(id: id, algorithm: algorithm, material: .hmac(secret)))
         case let other:
-            throw JSONWebKeyError(description: "\(place): kty \(other.map { "'\($0)'" } ?? "is missing"): DES verifies RSA, EC and oct keys")
+            return .skipped("\(place)\(kid): kty \(other.map { "'\(JWTVerifier.shown($0))'" } ?? "missing"): DES verifies RSA, EC and oct keys")
         }
+    }
+
+    /// Every public key of PEM text (RSA, or EC on P-256 or P-384), in order; a file of none is an error.
+    static func pemKeys(_ text: String, where place: String) throws -> [VerificationKey] {
+        let begin = "-----BEGIN PUBLIC KEY-----"
+        let blocks = text.components(separatedBy: begin).dropFirst().map { begin + $0 }
+        guard !blocks.isEmpty else {
+            throw JSONWebKeyError(description: "\(place): holds no PEM public key ('\(begin)')")
+        }
+        return try blocks.enumerated().map { i, block in try pem(block, where: blocks.count > 1 ? "\(place), key \(i + 1)" : place) }
     }
 
     /// A public key from PEM text (RSA, or EC on P-256 or P-384).
@@ -180,6 +209,9 @@ final class VerificationKey: @unchecked Sendable {
 
     private static func checked(_ key: VerificationKey, where place: String) throws -> VerificationKey {
         if case .rsa(let k) = key.material {
+            if cdes_jws_key_bits(k) > maximumRSABits {
+                throw JSONWebKeyError(description: "\(place): an RSA key of \(cdes_jws_key_bits(k)) bits: DES verifies at most \(maximumRSABits)")
+            }
             if cdes_jws_key_bits(k) < minimumRSABits {
                 throw JSONWebKeyError(description: "\(place): an RSA key of \(cdes_jws_key_bits(k)) bits is too weak: use at least \(minimumRSABits)")
             }

@@ -27,8 +27,14 @@ struct JWTVerifier: Sendable {
     let leeway: Double
     let algorithms: Set<JWSAlgorithm>
 
+    /// The JWKS keys skipped (kinds, curves or algorithms DES does not verify, or keys not for
+    /// verifying), each with why: logged when the keys are read.
+    let skipped: [String]
+
     /// The longest token looked at.
     static let maximumTokenBytes = 16 << 10
+    /// The largest JWKS or PEM file read.
+    static let maximumKeyFileBytes: UInt64 = 1 << 20
 
     /// The keys of `config`, read now: its JWKS file and PEM files (relative paths from
     /// `baseDirectory`). A file that cannot be read or a key that cannot be used is a
@@ -36,12 +42,21 @@ struct JWTVerifier: Sendable {
     init(config: ServerJWTConfig, baseDirectory: String) throws {
         func path(_ p: String) -> String { p.hasPrefix("/") ? p : (baseDirectory as NSString).appendingPathComponent(p) }
         func read(_ key: String, _ file: String) throws -> Data {
-            guard let data = FileManager.default.contents(atPath: path(file)) else {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path(file))
+            guard attributes?[.type] as? FileAttributeType == .typeRegular else {
+                throw DESKitError(.configuration, "server.jwt.\(key): cannot read '\(path(file))' (no such regular file)")
+            }
+            if let size = attributes?[.size] as? UInt64, size > Self.maximumKeyFileBytes {
+                throw DESKitError(
+                    .configuration, "server.jwt.\(key): '\(path(file))' is \(size) bytes; a key file is at most \(Self.maximumKeyFileBytes)")
+            }
+            guard let data = FileManager.default.contents(atPath: path(file)), data.count <= Self.maximumKeyFileBytes else {
                 throw DESKitError(.configuration, "server.jwt.\(key): cannot read '\(path(file))'")
             }
             return data
         }
         var keys: [VerificationKey] = []
+        var skipped: [String] = []
         do {
             if let file = config.jwksFile {
                 let place = "server.jwt.jwks_file '\(path(file))'"
@@ -52,12 +67,15 @@ struct JWTVerifier: Sendable {
                     guard let jwk = entry as? [String: Any] else {
                         throw DESKitError(.configuration, "\(place): keys[\(i)] is not a JSON object")
                     }
-                    if let key = try VerificationKey.jwk(jwk, where: "\(place): keys[\(i)]") { keys.append(key) }
+                    switch try VerificationKey.jwk(jwk, where: "\(place): keys[\(i)]") {
+                    case .key(let key): keys.append(key)
+                    case .skipped(let why): skipped.append(why)
+                    }
                 }
             }
             for file in config.publicKeys {
                 let text = String(decoding: try read("public_keys", file), as: UTF8.self)
-                keys.append(try VerificationKey.pem(text, where: "server.jwt.public_keys '\(path(file))'"))
+                keys += try VerificationKey.pemKeys(text, where: "server.jwt.public_keys '\(path(file))'")
             }
         } catch let error as JSONWebKeyError {
             throw DESKitError(.configuration, error.description)
@@ -66,9 +84,11 @@ struct JWTVerifier: Sendable {
         guard keys.contains(where: { key in algorithms.contains { key.allows($0) } }) else {
             throw DESKitError(
                 .configuration,
-                "server.jwt: none of its \(keys.count) keys verifies any of the algorithms \(config.algorithms.joined(separator: ", ")): no token could be accepted")
+                "server.jwt: none of its \(keys.count) keys verifies any of the algorithms \(config.algorithms.joined(separator: ", ")): no token could be accepted"
+                    + (skipped.isEmpty ? "" : " (skipped: \(skipped.joined(separator: "; ")))"))
         }
         self.keys = keys
+        self.skipped = skipped
         audience = config.audience
         issuer = config.issuer
         writeScope = config.writeScope

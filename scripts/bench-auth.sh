@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): what bearer auth costs GET /files/{name} (4 KiB files, warm index
+# cache, bodies checked) under wrk on loopback. One des serve with a static token and
+# server.jwt (an RSA and an EC P-256 key made here by openssl); the same route with the static
+# token (the baseline), an RS256 JWT and an ES256 JWT, each as a ratio to the baseline in the
+# same run, with the server's CPU per request.
+#   scripts/bench-auth.sh [SECONDS] [CONNECTIONS]     (default 10 s, 64 connections)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${1:-10}"
+CONNS="${2:-64}"
+FILES=2000
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+. scripts/bench-lib.sh
+bench_build des
+WORK="$(mktemp -d -t des-bench-auth.XXXXXX)"
+SERVER=""
+trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+export DES_LOG_LEVEL=warning
+STATIC="bench-static-token-0123456789"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/rsa.key" 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/ec.key" 2>/dev/null
+openssl pkey -in "$WORK/rsa.key" -pubout -out "$WORK/rsa.pub"
+openssl pkey -in "$WORK/ec.key" -pubout -out "$WORK/ec.pub"
+cp configs/local.yaml "$WORK/local.yaml"
+cat >> "$WORK/local.yaml" <<YAML
+server:
+  auth_tokens: [$STATIC]
+  jwt: {public_keys: [rsa.pub, ec.pub], audience: des-bench}
+YAML
+# A token signed by openssl: token ALG KEY
+token() {
+  python3 - "$1" "$2" <<'PY'
+import base64, json, subprocess, sys, time
+alg, key = sys.argv[1], sys.argv[2]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+claims = {"sub": "bench", "aud": "des-bench", "exp": now + 3600, "nbf": now - 60, "scope": "openid des:read"}
+signing = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
+sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key, "-binary"], input=signing.encode(), capture_output=True, check=True).stdout
+if alg == "ES256":  # DER (SEQUENCE of two INTEGERs) to JWS's r || s
+    i = 2 + ((sig[1] & 0x7f) if sig[1] & 0x80 else 0)
+    parts = []
+    for _ in range(2):
+        n = sig[i + 1]; parts.append(sig[i + 2:i + 2 + n].lstrip(b"\0").rjust(32, b"\0")); i += 2 + n
+    sig = parts[0] + parts[1]
+print(signing + "." + b64(sig))
+PY
+}
+RS256="$(token RS256 "$WORK/rsa.key")"
+ES256="$(token ES256 "$WORK/ec.key")"
+
+echo "==> $FILES sample files of 4 KiB, named and packed"
+"$DES" sample -c "$WORK/local.yaml" --files "$FILES" --size 4096 >/dev/null
+"$DES" marker run -c "$WORK/local.yaml" --until-idle >/dev/null
+"$DES" packer run -c "$WORK/local.yaml" --until-idle >/dev/null
+python3 -c "import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1]).execute('select des_name from files order by random()')]" \
+  "$WORK/des-data/catalog.sqlite" > "$WORK/names"
+export DES_BENCH_NAMES="$WORK/names"
+
+"$DES" serve -c "$WORK/local.yaml" --port 0 --log-level warning > "$WORK/serve.out" &
+SERVER=$!
+for _ in $(seq 100); do grep -q listening "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+PORT="$(grep -o '[0-9]*$' "$WORK/serve.out" | head -1)"
+BASE="http://127.0.0.1:$PORT"
+echo "==> des serve on $BASE; warming the index cache (every name once)"
+sed -e 's/(/%28/; s/)/%29/' -e "s|.*|url = \"$BASE/files/&\"\noutput = \"/dev/null\"\nheader = \"Authorization: Bearer $STATIC\"|" "$WORK/names" > "$WORK/curl.cfg"
+curl -s -K "$WORK/curl.cfg"
+for t in "$STATIC" "$RS256" "$ES256"; do
+  code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$BASE/files/$(head -1 "$WORK/names")")"
+  [ "$code" = 200 ] || { echo "bench-auth: a token was refused ($code)" >&2; exit 1; }
+done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+run() {  # run TOKEN -> "rps p99_ms non2xx server_cpu_us_per_request"
+  local out c0 c1 n
+  c0="$(cpu_ticks)"
+  out="$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "Authorization: Bearer $1" -s scripts/wrk/files.lua "$BASE" 2>&1)"
+  c1="$(cpu_ticks)"
+  n="$(awk '/requests in/ {print $1}' <<<"$out")"
+  local rps p99 bad cpu
+  cpu="$(python3 -c "print(round(($c1 - $c0) * 10000 / max(1, $n), 1))")"
+  rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+  p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
+  bad="$(awk '/^non-2xx:/ {print $2}' <<<"$out")"
+  p99="$(python3 -c "import sys; v=sys.argv[1]; print(round(float(v[:-2])/1000,3) if v.endswith('us') else round(float(v[:-2]),3) if v.endswith('ms') else round(float(v[:-1])*1000,3))" "$p99")"
+  echo "$rps $p99 ${bad:-0} $cpu"
+}
+echo "==> wrk: 1 thread, $CONNS connections, ${SECS} s per token"
+read -r S_RPS S_P99 S_BAD S_CPU <<<"$(run "$STATIC")"
+read -r R_RPS R_P99 R_BAD R_CPU <<<"$(run "$RS256")"
+read -r E_RPS E_P99 E_BAD E_CPU <<<"$(run "$ES256")"
+printf '\n%-40s %12s %10s %10s %14s %14s\n' "GET /files/{name} with (loopback, wrk)" "requests/s" "p99 ms" "non-2xx" "vs static" "server CPU/req"
+printf '%-40s %12.0f %10s %10s %14s %11s us\n' "a static token (baseline)" "$S_RPS" "$S_P99" "$S_BAD" "1.00" "$S_CPU"
+printf '%-40s %12.0f %10s %10s %14s %11s us\n' "an RS256 JWT (verified per request)" "$R_RPS" "$R_P99" "$R_BAD" "$(python3 -c "print(f'{$R_RPS/$S_RPS:.2f}')")" "$R_CPU"
+printf '%-40s %12.0f %10s %10s %14s %11s us\n' "an ES256 JWT (verified per request)" "$E_RPS" "$E_P99" "$E_BAD" "$(python3 -c "print(f'{$E_RPS/$S_RPS:.2f}')")" "$E_CPU"
