@@ -82,5 +82,17 @@ struct JWTVerifierTests {
         #expect(auth.authenticate("Basic abc") == .malformed)
         let reader = try idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: TestIdentityProvider.claims(scope: "openid"))
         #expect(auth.authenticate("Bearer " + reader) == .granted(canWrite: false))
+        // Remembered once verified, but only within its times: past exp (and the leeway) it is refused.
+        #expect(auth.authenticate("Bearer " + reader) == .granted(canWrite: false))
+        if case .refused = auth.authenticate("Bearer " + reader, now: Date().addingTimeInterval(3600 + 31)) {} else {
+            Issue.record("a remembered token was accepted past its exp")
+        }
+        let short = try idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: TestIdentityProvider.claims(exp: now + 10))
+        #expect(auth.authenticate("Bearer " + short, now: at(0)) == .granted(canWrite: false))
+        if case .refused = auth.authenticate("Bearer " + short, now: at(41)) {} else { Issue.record("a remembered token outlived its exp") }
+        // A reload forgets what the old credentials verified: a key taken out takes its tokens with it.
+        let rotated = try verifier(ServerJWTConfig(publicKeys: ["rsa2.pub"], audience: "des-test"))
+        auth.replace(with: .init(tokens: [], jwt: rotated))
+        if case .refused = auth.authenticate("Bearer " + reader) {} else { Issue.record("a token of a removed key was still accepted after the reload") }
     }
 }

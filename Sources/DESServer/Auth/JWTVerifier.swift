@@ -8,12 +8,20 @@ struct TokenRejection: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// What a verified token allows.
+/// What a verified token allows, and until when.
 struct VerifiedToken: Sendable, Equatable {
     /// The token's `sub`, for logs.
     var subject: String?
     /// Whether its scopes hold the write scope.
     var canWrite: Bool
+    /// Its `exp` and `nbf` (seconds since 1970).
+    var expires: Double
+    var notBefore: Double?
+
+    /// Whether the token is within its times at `t`, give or take `leeway`.
+    func isCurrent(at t: Double, leeway: Double) -> Bool {
+        t < expires + leeway && (notBefore.map { t >= $0 - leeway } ?? true)
+    }
 }
 
 /// Verifies JSON Web Tokens (RFC 7519) signed with JWS compact serialization (RFC 7515) against
@@ -144,7 +152,7 @@ struct JWTVerifier: Sendable {
         }
         guard claims.audiences.contains(audience) else { throw TokenRejection("aud does not name '\(audience)'") }
         if let issuer, claims.iss != issuer { throw TokenRejection("iss is not '\(issuer)'") }
-        return VerifiedToken(subject: claims.sub, canWrite: claims.scopes.contains(writeScope))
+        return VerifiedToken(subject: claims.sub, canWrite: claims.scopes.contains(writeScope), expires: exp, notBefore: claims.nbf)
     }
 
     /// Text of a token as the log may show it: letters, digits and `._:+-/` only, at most 40
