@@ -59,11 +59,7 @@ python3 -c "import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1
   "$WORK/des-data/catalog.sqlite" > "$WORK/names"
 export DES_BENCH_NAMES="$WORK/names"
 
-"$DES" serve -c "$WORK/local.yaml" --port 0 --log-level warning > "$WORK/serve.out" &
-SERVER=$!
-for _ in $(seq 100); do grep -q listening "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
-PORT="$(grep -o '[0-9]*$' "$WORK/serve.out" | head -1)"
-BASE="http://127.0.0.1:$PORT"
+bench_serve "$WORK/local.yaml" "$WORK"
 echo "==> des serve on $BASE; warming the index cache (every name once)"
 sed -e 's/(/%28/; s/)/%29/' -e "s|.*|url = \"$BASE/files/&\"\noutput = \"/dev/null\"\nheader = \"Authorization: Bearer $STATIC\"|" "$WORK/names" > "$WORK/curl.cfg"
 curl -s -K "$WORK/curl.cfg"
@@ -72,26 +68,11 @@ for t in "$STATIC" "$RS256" "$ES256"; do
   [ "$code" = 200 ] || { echo "bench-auth: a token was refused ($code)" >&2; exit 1; }
 done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
-run() {  # run TOKEN -> "rps p99_ms non2xx server_cpu_us_per_request"
-  local out c0 c1 n
-  c0="$(cpu_ticks)"
-  out="$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "Authorization: Bearer $1" -s scripts/wrk/files.lua "$BASE" 2>&1)"
-  c1="$(cpu_ticks)"
-  n="$(awk '/requests in/ {print $1}' <<<"$out")"
-  local rps p99 bad cpu
-  cpu="$(python3 -c "print(round(($c1 - $c0) * 10000 / max(1, $n), 1))")"
-  rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
-  p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
-  bad="$(awk '/^non-2xx:/ {print $2}' <<<"$out")"
-  p99="$(python3 -c "import sys; v=sys.argv[1]; print(round(float(v[:-2])/1000,3) if v.endswith('us') else round(float(v[:-2]),3) if v.endswith('ms') else round(float(v[:-1])*1000,3))" "$p99")"
-  echo "$rps $p99 ${bad:-0} $cpu"
-}
 echo "==> wrk: 1 thread, $CONNS connections, ${SECS} s per token (after a 2 s warm-up)"
 wrk -t1 -c"$CONNS" -d2s -H "Authorization: Bearer $STATIC" -s scripts/wrk/files.lua "$BASE" >/dev/null 2>&1
-read -r S_RPS S_P99 S_BAD S_CPU <<<"$(run "$STATIC")"
-read -r R_RPS R_P99 R_BAD R_CPU <<<"$(run "$RS256")"
-read -r E_RPS E_P99 E_BAD E_CPU <<<"$(run "$ES256")"
+read -r S_RPS S_P99 S_BAD S_CPU <<<"$(bench_wrk -H "Authorization: Bearer $STATIC" -s scripts/wrk/files.lua "$BASE")"
+read -r R_RPS R_P99 R_BAD R_CPU <<<"$(bench_wrk -H "Authorization: Bearer $RS256" -s scripts/wrk/files.lua "$BASE")"
+read -r E_RPS E_P99 E_BAD E_CPU <<<"$(bench_wrk -H "Authorization: Bearer $ES256" -s scripts/wrk/files.lua "$BASE")"
 printf '\n%-40s %12s %10s %10s %14s %14s\n' "GET /files/{name} with (loopback, wrk)" "requests/s" "p99 ms" "non-2xx" "vs static" "server CPU/req"
 printf '%-40s %12.0f %10s %10s %14s %11s us\n' "a static token (baseline)" "$S_RPS" "$S_P99" "$S_BAD" "1.00" "$S_CPU"
 printf '%-40s %12.0f %10s %10s %14s %11s us\n' "an RS256 JWT (verified, remembered)" "$R_RPS" "$R_P99" "$R_BAD" "$(python3 -c "print(f'{$R_RPS/$S_RPS:.2f}')")" "$R_CPU"

@@ -26,37 +26,15 @@ python3 -c "import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1
   "$WORK/des-data/catalog.sqlite" > "$WORK/names"
 export DES_BENCH_NAMES="$WORK/names"
 
-"$DES" serve -c "$WORK/local.yaml" --port 0 --log-level warning > "$WORK/serve.out" &
-SERVER=$!
-for _ in $(seq 100); do grep -q listening "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
-PORT="$(grep -o '[0-9]*$' "$WORK/serve.out" | head -1)"
-BASE="http://127.0.0.1:$PORT"
+bench_serve "$WORK/local.yaml" "$WORK"
 echo "==> des serve on $BASE; warming the index cache (every name once)"
 sed -e 's/(/%28/; s/)/%29/' -e "s|.*|url = \"$BASE/files/&\"\noutput = \"/dev/null\"|" "$WORK/names" > "$WORK/curl.cfg"
 curl -s -K "$WORK/curl.cfg"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
-run() {  # run NAME ARGS... -> "rps p99_ms non2xx server_cpu_us_per_request"
-  local out c0 c1
-  c0="$(cpu_ticks)"
-  out="$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$@" 2>&1)"
-  c1="$(cpu_ticks)"
-  local rps p99 bad n cpu
-  n="$(awk '/requests in/ {print $1}' <<<"$out")"
-  # The server's own CPU (user + system, clock ticks of 10 ms) per request: steadier than
-  # requests/s on a shared machine, where wrk and the server take turns on the cores.
-  cpu="$(python3 -c "print(round(($c1 - $c0) * 10000 / max(1, $n), 1))")"
-  rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
-  p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
-  bad="$(awk '/^non-2xx:/ {print $2}' <<<"$out")"
-  # wrk prints latency as 812.00us, 1.20ms or 1.01s: in ms.
-  p99="$(python3 -c "import sys; v=sys.argv[1]; print(round(float(v[:-2])/1000,3) if v.endswith('us') else round(float(v[:-2]),3) if v.endswith('ms') else round(float(v[:-1])*1000,3))" "$p99")"
-  echo "$rps $p99 ${bad:-0} $cpu"
-}
 echo "==> wrk: 1 thread, $CONNS connections, ${SECS} s per route"
-read -r LIVE_RPS LIVE_P99 _ LIVE_CPU <<<"$(run "$BASE/health/live")"
-read -r ASSIGN_RPS ASSIGN_P99 ASSIGN_BAD ASSIGN_CPU <<<"$(run -s scripts/wrk/assign.lua "$BASE/assign")"
-read -r FILES_RPS FILES_P99 FILES_BAD FILES_CPU <<<"$(run -s scripts/wrk/files.lua "$BASE")"
+read -r LIVE_RPS LIVE_P99 _ LIVE_CPU <<<"$(bench_wrk "$BASE/health/live")"
+read -r ASSIGN_RPS ASSIGN_P99 ASSIGN_BAD ASSIGN_CPU <<<"$(bench_wrk -s scripts/wrk/assign.lua "$BASE/assign")"
+read -r FILES_RPS FILES_P99 FILES_BAD FILES_CPU <<<"$(bench_wrk -s scripts/wrk/files.lua "$BASE")"
 METRICS="$(curl -s "$BASE/metrics")"
 STORAGE="$(awk '/^des_storage_requests_total/ {s+=$2} END {print s+0}' <<<"$METRICS")"
 MISMATCHES="$(awk '/^des_read_checksum_failures_total/ {s+=$2} END {print s+0}' <<<"$METRICS")"

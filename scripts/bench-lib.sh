@@ -63,3 +63,31 @@ packer: {${keys}work_dir: work, shard_bits: 4, batch_size: 1000, max_container_f
 marker: {batch_size: 5000}
 YAML
 }
+
+# bench_serve CONFIG WORK : starts des serve on a free port in the background; sets SERVER (its
+# pid) and BASE (http://127.0.0.1:PORT). The caller's EXIT trap kills $SERVER.
+bench_serve() {
+  "$DES" serve -c "$1" --port 0 --log-level warning > "$2/serve.out" &
+  SERVER=$!
+  for _ in $(seq 100); do grep -q listening "$2/serve.out" 2>/dev/null && break; sleep 0.1; done
+  BASE="http://127.0.0.1:$(grep -o '[0-9]*$' "$2/serve.out" | head -1)"
+}
+
+# bench_wrk ARGS... : wrk (1 thread, $CONNS connections, $SECS s) against $SERVER; prints
+# "requests/s p99_ms non2xx server_cpu_us_per_request". The server's own CPU (user + system,
+# clock ticks of 10 ms) per request is steadier than requests/s on a shared machine, where wrk
+# and the server take turns on the cores.
+bench_wrk() {
+  local out c0 c1 n rps p99 bad cpu
+  c0="$(awk '{print $14 + $15}' "/proc/$SERVER/stat")"
+  out="$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$@" 2>&1)"
+  c1="$(awk '{print $14 + $15}' "/proc/$SERVER/stat")"
+  n="$(awk '/requests in/ {print $1}' <<<"$out")"
+  cpu="$(python3 -c "print(round(($c1 - $c0) * 10000 / max(1, $n), 1))")"
+  rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+  p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
+  bad="$(awk '/^non-2xx:/ {print $2}' <<<"$out")"
+  # wrk prints latency as 812.00us, 1.20ms or 1.01s: in ms.
+  p99="$(python3 -c "import sys; v=sys.argv[1]; print(round(float(v[:-2])/1000,3) if v.endswith('us') else round(float(v[:-2]),3) if v.endswith('ms') else round(float(v[:-1])*1000,3))" "$p99")"
+  echo "$rps $p99 ${bad:-0} $cpu"
+}

@@ -115,24 +115,6 @@ struct TestIdentityProvider {
     }
 }
 
-/// `des serve` started with its stderr in a file, at `--log-level` info.
-func startServeLogging(config: String, log: String) async throws -> (Process, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: try desBinary())
-    p.arguments = ["serve", "-c", config, "--port", "0", "--log-level", "info"]
-    let out = Pipe()
-    p.standardOutput = out
-    FileManager.default.createFile(atPath: log, contents: nil)
-    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-    try p.run()
-    let line = await firstLine(out.fileHandleForReading)
-    guard let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
-        p.terminate()
-        throw TestFailure("des serve did not print its port: '\(line)'")
-    }
-    return (p, "http://127.0.0.1:\(port)")
-}
-
 /// `curl -X method url` with `token` as bearer; the status and the body.
 func call(_ method: String, _ url: String, token: String?, body: String? = nil) throws -> (status: Int, body: String) {
     var args = ["curl", "-sS", "--max-time", "10", "-X", method, "-w", "\n%{http_code}"]
@@ -158,7 +140,7 @@ struct JWTTests {
         try idp.writeJWKS([try idp.rsaJWK("rsa1", kid: "rsa1"), try idp.ecJWK(kid: "ec1"), idp.octJWK(kid: "hs1")], to: d.dir + "/idp/jwks.json")
         #expect(try await runDES(["sample", "-c", d.config, "--files", "1"]).0 == 0)
         let log = d.dir + "/serve.log"
-        let (server, base) = try await startServeLogging(config: d.config, log: log)
+        let (server, base) = try await startServe(config: d.config, log: log)
         defer { server.terminate() }
         let assign = base + "/assign"
         let body = #"{"prefix": "JWT"}"#
@@ -250,7 +232,7 @@ struct JWTTests {
         try idp.writeJWKS([try idp.rsaJWK("rsa1", kid: "k1")], to: jwks)
         #expect(try await runDES(["sample", "-c", d.config, "--files", "1"]).0 == 0)
         let log = d.dir + "/serve.log"
-        let (server, base) = try await startServeLogging(config: d.config, log: log)
+        let (server, base) = try await startServe(config: d.config, log: log)
         defer { server.terminate() }
         let url = base + "/files/" + "T" + String(repeating: "0", count: 10)  // any path under /files: auth comes first
         let old = try idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: TestIdentityProvider.claims())

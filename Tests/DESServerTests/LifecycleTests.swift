@@ -51,15 +51,21 @@ func firstLine(_ handle: FileHandle) async -> String {
     }
 }
 
-/// Starts `des serve -c CONFIG --port 0`; returns the process and its base URL (read from the
-/// first line it prints, which names the port it bound).
-func startServe(config: String, extra: [String] = []) async throws -> (Process, String) {
+/// Starts `des serve -c CONFIG --port 0` (with `log`, at level info with its stderr in that
+/// file); returns the process and its base URL (read from the first line it prints, which
+/// names the port it bound).
+func startServe(config: String, extra: [String] = [], log: String? = nil) async throws -> (Process, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try desBinary())
-    p.arguments = ["serve", "-c", config, "--port", "0", "--log-level", "critical"] + extra
+    p.arguments = ["serve", "-c", config, "--port", "0", "--log-level", log == nil ? "critical" : "info"] + extra
     let out = Pipe()
     p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
+    if let log {
+        FileManager.default.createFile(atPath: log, contents: nil)
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    } else {
+        p.standardError = FileHandle.nullDevice
+    }
     try p.run()
     let line = await firstLine(out.fileHandleForReading)
     guard let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
