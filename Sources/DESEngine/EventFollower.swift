@@ -112,7 +112,18 @@ public final class EventFollower: Sendable {
             try await resyncIfPruned(after: watermark)
         }
         let fresh = state.withLock { s in read.filter { $0.seq > (s.watermark ?? 0) && !s.seen.contains($0.seq) } }
-        if !fresh.isEmpty { try await deliver(fresh) }
+        if !fresh.isEmpty {
+            do {
+                try await deliver(fresh)
+            } catch {
+                // Stuck (a relay whose stream is down): the lag is the age of the oldest event not
+                // delivered, growing while delivery fails, never the last good value.
+                if let oldest = fresh.min(by: { $0.createdAt < $1.createdAt }) {
+                    lag.record(max(0, Date().timeIntervalSince1970 - oldest.createdAt))
+                }
+                throw error
+            }
+        }
         let now = monotonicSeconds()
         let expired = state.withLock { s in
             s.answeredAt = now

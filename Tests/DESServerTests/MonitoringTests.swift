@@ -107,6 +107,58 @@ struct MonitoringTests {
         #expect(text.contains("des_catalog_oldest_pending_seconds"))
     }
 
+    @Test("A relay whose stream is down shows its lag growing (the age of the oldest event not published), not its last good value")
+    func stuckRelayLag() async throws {
+        // A private redis-server, so that it can be killed under the relay.
+        let port = try freePort()
+        let d = try SQLiteDeployment(
+            "stuck-relay",
+            extra: #"events: {poll_seconds: 0.05, publish: {type: redis, url: "redis://127.0.0.1:\#(port)", stream: "des:stuck"}}"#)
+        defer { d.cleanup() }
+        let redis = Process()
+        redis.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        redis.arguments = ["redis-server", "--bind", "127.0.0.1", "--port", String(port), "--dir", d.dir, "--save", "", "--appendonly", "no"]
+        redis.standardOutput = FileHandle.nullDevice
+        redis.standardError = FileHandle.nullDevice
+        try redis.run()
+        defer { if redis.isRunning { kill(redis.processIdentifier, SIGKILL) } }
+        var up = false
+        for _ in 0..<250 where !up {
+            up = (try? runTool("/usr/bin/env", ["redis-cli", "-p", String(port), "PING"]))?.1.contains("PONG") ?? false
+            if !up { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        try #require(up, "the private redis-server did not start")
+        for args in [["sample", "--files", "3"], ["marker", "run", "--until-idle"], ["packer", "run", "--until-idle"]] {
+            #expect(try await runDES(args + ["-c", d.config]).0 == 0, "\(args)")
+        }
+        let (relay, metricsPort) = try await startWorker(["relay", "-c", d.config, "--log-level", "critical"])
+        defer { kill(relay.processIdentifier, SIGTERM) }
+        let client = Client()
+        func lag() async -> Double? {
+            guard let r = try? await client.send("GET", "http://127.0.0.1:\(metricsPort)/metrics"), r.status == 200 else { return nil }
+            let line = String(decoding: r.body, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("des_events_lag_seconds ") }
+            return line?.split(separator: " ").last.flatMap { Double($0) }
+        }
+        // Caught up: the container's event published, the lag 0.
+        var caughtUp = false
+        for _ in 0..<300 where !caughtUp {
+            caughtUp = await lag() == 0
+            if !caughtUp { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(caughtUp, "the relay never showed a lag of 0")
+        // The stream goes down, then an event comes: the lag grows past 2 s.
+        kill(redis.processIdentifier, SIGKILL)
+        redis.waitUntilExit()
+        #expect(try await runDES(["delete", try d.packedName(), "--reason", "stuck relay test", "-c", d.config]).0 == 0)
+        var seen = 0.0
+        for _ in 0..<300 where seen < 2 {
+            seen = await lag() ?? 0
+            if seen < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        await client.close()
+        #expect(seen >= 2, "des_events_lag_seconds stayed at \(seen) while the stream was down")
+    }
+
     @Test("The oldest pending row's age: NaN while rows are pending without a creation time or with one that is not a time, else the age by the database's clock")
     func oldestPending() async throws {
         let d = try SQLiteDeployment("oldest", columns: "s3_key: body_path, created_at: created_at")
