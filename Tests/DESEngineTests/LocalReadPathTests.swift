@@ -129,23 +129,47 @@ struct LocalReadPathTests {
         let (_, info) = try await Self.object(storage, key: "c.des", count: 10_000, dir: dir)
         let answer = try Self.probe(try storage.path(for: "c.des"), offset: 0, count: 4096)  // in the page cache now
         #expect(answer != .notCached, "a range just read is in the page cache")
-        _ = try await storage.get(key: "c.des", offset: 0, length: 10, ifMatch: info.etag)
-
-        await #expect(throws: DESKitError.self) {
-            try await storage.get(key: "c.des", offset: 0, length: 10, ifMatch: "10000-1-1")
+        let path = try storage.path(for: "c.des")
+        // Each call right after its range is warmed; whether it was answered inline. On a busy
+        // machine a page can go between the warm-up and the call (or RWF_NOWAIT say EAGAIN for
+        // a moment), so a call that went to the thread is tried once more: a broken inline path
+        // goes there both times.
+        func answeredInline(offset: Int, count: Int, _ call: () async -> Void) async throws -> Bool {
+            for _ in 0..<2 {
+                _ = try Self.probe(path, offset: offset, count: count)
+                let before = storage.rangeReads.withLock { $0.onThread }
+                await call()
+                if storage.rangeReads.withLock({ $0.onThread }) == before { return true }
+            }
+            return false
         }
-        let changed = await #expect(throws: DESKitError.self) { try await storage.get(key: "c.des", offset: 0, length: 10, ifMatch: "x") }
-        #expect(changed?.code == .changed)
-        let missing = await #expect(throws: DESKitError.self) { try await storage.get(key: "gone.des", offset: 0, length: 10, ifMatch: nil) }
-        #expect(missing?.code == .notFound)
-        let short = await #expect(throws: DESKitError.self) { try await storage.get(key: "c.des", offset: 9_990, length: 20, ifMatch: info.etag) }
-        #expect(short?.code == .storage)
-        #expect(short?.message.contains("ends before byte 10010") == true)
+        var inline: [Bool] = []
+        inline.append(try await answeredInline(offset: 0, count: 10) { _ = try? await storage.get(key: "c.des", offset: 0, length: 10, ifMatch: info.etag) })
+        inline.append(
+            try await answeredInline(offset: 0, count: 10) {
+                await #expect(throws: DESKitError.self) { try await storage.get(key: "c.des", offset: 0, length: 10, ifMatch: "10000-1-1") }
+            })
+        inline.append(
+            try await answeredInline(offset: 0, count: 10) {
+                let changed = await #expect(throws: DESKitError.self) { try await storage.get(key: "c.des", offset: 0, length: 10, ifMatch: "x") }
+                #expect(changed?.code == .changed)
+            })
+        inline.append(
+            try await answeredInline(offset: 0, count: 10) {
+                let missing = await #expect(throws: DESKitError.self) { try await storage.get(key: "gone.des", offset: 0, length: 10, ifMatch: nil) }
+                #expect(missing?.code == .notFound)
+            })
+        inline.append(
+            try await answeredInline(offset: 9_990, count: 10) {
+                let short = await #expect(throws: DESKitError.self) { try await storage.get(key: "c.des", offset: 9_990, length: 20, ifMatch: info.etag) }
+                #expect(short?.code == .storage)
+                #expect(short?.message.contains("ends before byte 10010") == true)
+            })
         if answer == .unsupported {
             // A file system that cannot read only-if-cached: the storage thread gives the same errors.
-            #expect(storage.rangeReads.withLock { $0.onThread } == 5)
+            #expect(inline == [false, false, false, false, false])
         } else {
-            #expect(storage.rangeReads.withLock { $0.onThread } == 0, "every one of these was answered inline")
+            #expect(inline == [true, true, true, true, true], "every one of these was answered inline")
         }
     }
 }
