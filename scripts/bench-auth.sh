@@ -51,13 +51,7 @@ PY
 RS256="$(token RS256 "$WORK/rsa.key")"
 ES256="$(token ES256 "$WORK/ec.key")"
 
-echo "==> $FILES sample files of 4 KiB, named and packed"
-"$DES" sample -c "$WORK/local.yaml" --files "$FILES" --size 4096 >/dev/null
-"$DES" marker run -c "$WORK/local.yaml" --until-idle >/dev/null
-"$DES" packer run -c "$WORK/local.yaml" --until-idle >/dev/null
-python3 -c "import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1]).execute('select des_name from files order by random()')]" \
-  "$WORK/des-data/catalog.sqlite" > "$WORK/names"
-export DES_BENCH_NAMES="$WORK/names"
+bench_packed_sample "$WORK/local.yaml" "$WORK" "$FILES"
 
 bench_serve "$WORK/local.yaml" "$WORK"
 echo "==> des serve on $BASE; warming the index cache (every name once)"

@@ -91,3 +91,16 @@ bench_wrk() {
   p99="$(python3 -c "import sys; v=sys.argv[1]; print(round(float(v[:-2])/1000,3) if v.endswith('us') else round(float(v[:-2]),3) if v.endswith('ms') else round(float(v[:-1])*1000,3))" "$p99")"
   echo "$rps $p99 ${bad:-0} $cpu"
 }
+
+# bench_packed_sample CONFIG WORK FILES : FILES sample files of 4 KiB, named and packed on CONFIG's
+# embedded default; their names, in random order, in WORK/names (exported as DES_BENCH_NAMES for
+# the wrk scripts).
+bench_packed_sample() {
+  echo "==> $3 sample files of 4 KiB, named and packed"
+  "$DES" sample -c "$1" --files "$3" --size 4096 >/dev/null
+  "$DES" marker run -c "$1" --until-idle >/dev/null
+  "$DES" packer run -c "$1" --until-idle >/dev/null
+  python3 -c "import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1]).execute('select des_name from files order by random()')]" \
+    "$2/des-data/catalog.sqlite" > "$2/names"
+  export DES_BENCH_NAMES="$2/names"
+}

@@ -19,20 +19,27 @@ final class GatedStorage: StorageBackend {
     let inner: LocalDiskStorage
     let holdFirstUntilOthers: Int
     let refuseUploadNumber: Int?
+    let beforePut: (@Sendable (_ key: String) async throws -> Void)?
     let state = Mutex(State())
     private let uploads = Atomic<Int>(0)
 
     /// `holdFirstUntilOthers`: the first container upload waits until that many others have
-    /// completed (at most a minute). `refuseUploadNumber`: that upload (1-based) fails, not transiently.
-    init(root: String, holdFirstUntilOthers: Int = 0, refuseUploadNumber: Int? = nil) throws {
+    /// completed (at most a minute). `refuseUploadNumber`: that upload (1-based) fails, not
+    /// transiently. `beforePut`: runs before every upload, with its key.
+    init(
+        root: String, holdFirstUntilOthers: Int = 0, refuseUploadNumber: Int? = nil,
+        beforePut: (@Sendable (_ key: String) async throws -> Void)? = nil
+    ) throws {
         inner = try LocalDiskStorage(root: root)
         self.holdFirstUntilOthers = holdFirstUntilOthers
         self.refuseUploadNumber = refuseUploadNumber
+        self.beforePut = beforePut
     }
 
     var location: String { inner.location }
 
     func put(key: String, fromFile path: String) async throws -> ObjectInfo {
+        try await beforePut?(key)
         let number = uploads.wrappingAdd(1, ordering: .relaxed).newValue
         if number == refuseUploadNumber {
             state.withLock { $0.refusedKeys.append(key) }
