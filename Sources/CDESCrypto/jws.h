@@ -12,8 +12,8 @@
 #include <openssl/pem.h>
 #include <string.h>
 
-/// An RSA public key from its modulus and exponent (big-endian bytes); NULL when they make none,
-/// or when the modulus is even or the exponent even or below 3.
+/// An RSA public key from its modulus and exponent (big-endian bytes); NULL when they make none.
+/// (cdes_jws_rsa_sane then says whether it may be used.)
 static inline EVP_PKEY *cdes_jws_rsa_key(const unsigned char *n, size_t n_len, const unsigned char *e, size_t e_len) {
     EVP_PKEY *key = NULL;
     BIGNUM *bn_n = BN_bin2bn(n, (int)n_len, NULL);
@@ -21,11 +21,7 @@ static inline EVP_PKEY *cdes_jws_rsa_key(const unsigned char *n, size_t n_len, c
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *ctx = NULL;
-    // A public exponent of 1 (or any even one, or an even modulus) would let anyone forge signatures.
-    BIGNUM *three = BN_new();
-    int sane = bn_n && bn_e && three && BN_set_word(three, 3) && BN_is_odd(bn_n) && BN_is_odd(bn_e) && BN_cmp(bn_e, three) >= 0;
-    BN_free(three);
-    if (sane && bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n)
+    if (bn_n && bn_e && bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n)
         && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) && (params = OSSL_PARAM_BLD_to_param(bld)) != NULL
         && (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) != NULL && EVP_PKEY_fromdata_init(ctx) > 0) {
         if (EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) <= 0) key = NULL;

@@ -67,8 +67,7 @@ struct ConfigCheckCommand: ParsableCommand {
             // Keys accepted but not (yet) honoured: one line each on stderr, file:line:col: key: what.
             for warning in config.warnings { Terminal.warn(warning.description) }
             // The credentials des serve would put in force: server.jwt's key files are read as it reads them.
-            let base = ((file as NSString).deletingLastPathComponent as NSString).standardizingPath
-            let credentials = try ServerCredentials(config: config, baseDirectory: base.isEmpty ? FileManager.default.currentDirectoryPath : base)
+            let credentials = try ServerCredentials(config: config, baseDirectory: Runtime.baseDirectory(of: file))
             for why in credentials.skippedKeys { Terminal.warn("server.jwt: JWKS key skipped: \(why)") }
             Terminal.out(
                 json

@@ -32,7 +32,7 @@ struct CredentialReloader: Service {
                     continue
                 }
                 server.reloadCredentials(credentials)
-                for why in credentials.skippedKeys { logger.warning("JWKS key skipped", metadata: ["why": "\(why)"]) }
+                credentials.logSkippedKeys(logger)
                 logger.notice(
                     "credentials reloaded (SIGHUP)",
                     metadata: ["static_tokens": "\(credentials.tokens.count)", "jwt_keys": "\(credentials.jwtKeyCount)"])

@@ -66,8 +66,13 @@ struct Runtime {
         }
         let registry = try DESCommandLine.requireRegistry()
         let config = try ConfigLoader.load(path: path, plugins: registry)
+        return (config, baseDirectory(of: path), registry)
+    }
+
+    /// The directory relative paths of the config file at `path` are read from: its own.
+    static func baseDirectory(of path: String) -> String {
         let base = ((path as NSString).deletingLastPathComponent as NSString).standardizingPath
-        return (config, base.isEmpty ? FileManager.default.currentDirectoryPath : base, registry)
+        return base.isEmpty ? FileManager.default.currentDirectoryPath : base
     }
 
     /// Files found by path, through the opened sources that keep paths.

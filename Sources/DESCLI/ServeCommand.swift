@@ -72,8 +72,8 @@ struct ServeCommand: AsyncParsableCommand {
             }
             let runtime = try await Runtime.open(configPath: options.configPath, needSources: runsWorker, pathSources: true)
             var settings = try ServerSettings(config: runtime.config, baseDirectory: runtime.baseDirectory)
-            for why in settings.skippedKeys { logger.warning("JWKS key skipped", metadata: ["why": "\(why)"]) }
-            if settings.tokens.isEmpty && !settings.acceptsJWT {
+            settings.credentials.logSkippedKeys(logger)
+            if !settings.credentials.isConfigured {
                 logger.notice("no credentials (server.auth_tokens, DES_SERVER_TOKENS, server.jwt): /assign and /files are open, deletes refused")
             }
             if let host { settings.host = host }

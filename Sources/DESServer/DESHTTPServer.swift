@@ -110,7 +110,7 @@ public struct DESHTTPServer: Sendable {
         self.paths = parts.paths
         let tombstones = TombstoneWatcher(metadata: parts.metadata, pollSeconds: settings.tombstonePollSeconds, logger: logger)
         self.tombstones = tombstones
-        authenticator = Authenticator(settings.credentials)
+        authenticator = Authenticator(.init(settings.credentials))
         if settings.followEvents {
             let follower = EventFollower(
                 metadata: parts.metadata, settings: settings.events, logger: logger,
@@ -137,7 +137,7 @@ public struct DESHTTPServer: Sendable {
     /// Puts `credentials` (static tokens and JWT keys) in force for the requests that start from
     /// now on.
     public func reloadCredentials(_ credentials: ServerCredentials) {
-        authenticator.replace(with: Authenticator.Credentials(tokens: credentials.tokens, jwt: credentials.jwt))
+        authenticator.replace(with: .init(credentials))
     }
 
     /// The router with every enabled route and the middleware (metrics and request ids on all,

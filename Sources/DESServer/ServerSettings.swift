@@ -1,6 +1,7 @@
 import DESEngine
 import DESKit
 import Foundation
+import Logging
 import NIOSSL
 
 /// The HTTP service's settings: the `server:` section of the config, with the
@@ -14,8 +15,13 @@ public struct ServerSettings: Sendable {
     public var nodeID: Int
     /// The prefix `/assign` uses when a request names none.
     public var defaultPrefix: String
-    /// Bearer tokens accepted on `/assign` and `/files` (empty: no authentication).
-    public var tokens: [Secret]
+    /// Who may call `/assign` and `/files`: the static tokens and the JWT keys (``ServerCredentials``).
+    public var credentials: ServerCredentials
+    /// The static bearer tokens of ``credentials`` (empty, with no JWT keys: no authentication).
+    public var tokens: [Secret] {
+        get { credentials.tokens }
+        set { credentials.tokens = newValue }
+    }
     /// The largest request body accepted, in bytes.
     public var maxRequestBytes: Int
     /// The most names one `/assign` may ask for.
@@ -47,8 +53,6 @@ public struct ServerSettings: Sendable {
     /// The most client connections open at once (`server.max_connections`), before the
     /// descriptor limit is applied (see ``ConnectionGuard/effectiveLimit(configured:)``).
     public var maxConnections: Int
-    /// The verifier of `server.jwt` (its keys read when the settings were made): nil accepts no JWT.
-    var jwt: JWTVerifier?
     /// TLS 1.2–1.3 with the certificate and key of `server.tls` (and client certificates checked
     /// against its `client_ca`): nil serves plain HTTP.
     public var tls: TLSConfiguration?
@@ -66,9 +70,7 @@ public struct ServerSettings: Sendable {
         port = s.port
         nodeID = s.nodeID
         defaultPrefix = config.marker.namePrefix
-        let credentials = try ServerCredentials(config: config, environment: environment, baseDirectory: baseDirectory)
-        tokens = credentials.tokens
-        jwt = credentials.jwt
+        credentials = try ServerCredentials(config: config, environment: environment, baseDirectory: baseDirectory)
         maxRequestBytes = s.maxRequestBytes
         maxAssignCount = s.maxAssignCount
         drainSeconds = s.drainSeconds
@@ -85,13 +87,6 @@ public struct ServerSettings: Sendable {
         tls = try s.tls.map { try Self.tlsConfiguration($0, baseDirectory: baseDirectory) }
     }
 
-    /// Whether JWTs are accepted (`server.jwt`).
-    public var acceptsJWT: Bool { jwt != nil }
-    /// The JWKS keys skipped as of no use to DES, each with why (``ServerCredentials/skippedKeys``).
-    public var skippedKeys: [String] { jwt?.skipped ?? [] }
-
-    /// The credentials these settings name: the static tokens and the JWT verifier.
-    var credentials: Authenticator.Credentials { Authenticator.Credentials(tokens: tokens, jwt: jwt) }
 
     /// The server's TLS configuration: the chain and key read now (a file that is missing, not
     /// PEM, or a key that is not the certificate's is a configuration error naming the key),
@@ -134,13 +129,15 @@ public struct ServerCredentials: Sendable {
     public var tokens: [Secret]
     var jwt: JWTVerifier?
 
-    /// Whether JWTs are accepted (`server.jwt`).
-    public var acceptsJWT: Bool { jwt != nil }
     /// How many keys verify JWTs.
     public var jwtKeyCount: Int { jwt?.keys.count ?? 0 }
     /// The JWKS keys skipped as of no use to DES (another kind, curve or algorithm; not for
     /// verifying), each with why: say so in the log.
     public var skippedKeys: [String] { jwt?.skipped ?? [] }
+    /// Logs each of ``skippedKeys`` as a warning (at start and on every reload).
+    public func logSkippedKeys(_ logger: Logger) {
+        for why in skippedKeys { logger.warning("JWKS key skipped", metadata: ["why": "\(why)"]) }
+    }
     /// Whether anything is checked (a server with neither tokens nor JWT keys is open).
     public var isConfigured: Bool { !tokens.isEmpty || jwt != nil }
 

@@ -82,8 +82,10 @@ struct JWTVerifierTests {
         #expect(auth.authenticate("Basic abc") == .malformed)
         let reader = try idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: TestIdentityProvider.claims(scope: "openid"))
         #expect(auth.authenticate("Bearer " + reader) == .granted(canWrite: false))
-        // Remembered once verified, but only within its times: past exp (and the leeway) it is refused.
+        // Remembered once verified (not verified again), but only within its times: past exp (and the leeway) it is refused.
+        let verified = auth.verifications.load(ordering: .relaxed)
         #expect(auth.authenticate("Bearer " + reader) == .granted(canWrite: false))
+        #expect(auth.verifications.load(ordering: .relaxed) == verified, "a remembered token was verified again")
         if case .refused = auth.authenticate("Bearer " + reader, now: Date().addingTimeInterval(3600 + 31)) {} else {
             Issue.record("a remembered token was accepted past its exp")
         }

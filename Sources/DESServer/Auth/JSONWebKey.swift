@@ -146,7 +146,7 @@ final class VerificationKey: @unchecked Sendable {
         case "RSA":
             let (n, e) = (try field("n"), try field("e"))
             guard let key = cdes_jws_rsa_key(n, n.count, e, e.count) else {
-                throw JSONWebKeyError(description: "\(place)\(kid): 'n' and 'e' make no usable RSA key (an even modulus, or an exponent even or below 3)")
+                throw JSONWebKeyError(description: "\(place)\(kid): 'n' and 'e' make no RSA key")
             }
             return .key(try checked(VerificationKey(id: id, algorithm: algorithm, material: .rsa(key)), where: place))
         case "EC":

@@ -10,8 +10,6 @@ struct TokenRejection: Error, CustomStringConvertible {
 
 /// What a verified token allows, and until when.
 struct VerifiedToken: Sendable, Equatable {
-    /// The token's `sub`, for logs.
-    var subject: String?
     /// Whether its scopes hold the write scope.
     var canWrite: Bool
     /// Its `exp` and `nbf` (seconds since 1970).
@@ -152,7 +150,7 @@ struct JWTVerifier: Sendable {
         }
         guard claims.audiences.contains(audience) else { throw TokenRejection("aud does not name '\(audience)'") }
         if let issuer, claims.iss != issuer { throw TokenRejection("iss is not '\(issuer)'") }
-        return VerifiedToken(subject: claims.sub, canWrite: claims.scopes.contains(writeScope), expires: exp, notBefore: claims.nbf)
+        return VerifiedToken(canWrite: claims.scopes.contains(writeScope), expires: exp, notBefore: claims.nbf)
     }
 
     /// Text of a token as the log may show it: letters, digits and `._:+-/` only, at most 40
@@ -180,18 +178,16 @@ struct JWTVerifier: Sendable {
         var exp: Double?
         var nbf: Double?
         var iss: String?
-        var sub: String?
         var audiences: [String] = []
         var scopes: [String] = []
 
-        enum Key: String, CodingKey { case exp, nbf, iss, sub, aud, scope, scp }
+        enum Key: String, CodingKey { case exp, nbf, iss, aud, scope, scp }
 
         init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: Key.self)
             exp = try c.decodeIfPresent(Double.self, forKey: .exp)
             nbf = try c.decodeIfPresent(Double.self, forKey: .nbf)
             iss = try c.decodeIfPresent(String.self, forKey: .iss)
-            sub = try c.decodeIfPresent(String.self, forKey: .sub)
             audiences = try Self.strings(c, .aud)
             scopes = try Self.strings(c, .scope).flatMap { $0.split(separator: " ").map(String.init) }
                 + Self.strings(c, .scp).flatMap { $0.split(separator: " ").map(String.init) }
