@@ -71,4 +71,27 @@ struct ScanPlanTests {
         let back = ScanPlan.make(rows: ["a": Self.row(1, files[0], "gone")], found: [files[0]], now: Self.now, minAgeSeconds: 0, complete: true)
         #expect(back.updates.map(\.id) == [1] && back.ready.isEmpty && back.inserts.isEmpty)
     }
+
+    @Test("Some files found, some vanished: only the vanished rows are gone or superseded; every row found leaves nothing to do")
+    func someVanished() {
+        let files = (0..<6).map { Self.file("p\($0)") }
+        let rows = Dictionary(uniqueKeysWithValues: files.enumerated().map { i, f in (f.path, Self.row(Int64(i + 1), f, i % 2 == 0 ? "packed" : "pending", named: true)) })
+        let found = [files[4], files[1], files[0], files[3]]  // p2 and p5 vanished
+        let plan = ScanPlan.make(rows: rows, found: found, now: Self.now, minAgeSeconds: 0, complete: true)
+        #expect(plan.superseded == [3] && plan.gone == [6] && plan.inserts.isEmpty && plan.updates.isEmpty && plan.ready.isEmpty)
+        let all = ScanPlan.make(rows: rows, found: files.reversed(), now: Self.now, minAgeSeconds: 0, complete: true)
+        #expect(all.superseded.isEmpty && all.gone.isEmpty && all.waiting == 0)
+    }
+
+    @Test("order(by:) puts what is written in order, whatever order the walk found it in")
+    func ordering() {
+        let a = Self.file("a"), b = Self.file("b"), c = Self.file("c", size: 20), d = Self.file("d")
+        let rows = ["c": Self.row(3, Self.file("c"), "observed"), "d": Self.row(4, d, "observed")]
+        var plan = ScanPlan.make(rows: rows, found: [d, b, c, a], now: Self.now, minAgeSeconds: 0, complete: true)
+        #expect(plan.inserts.map(\.file.path) == ["b", "a"], "make keeps the walk's order")
+        plan.order { $0.path < $1.path }
+        #expect(plan.inserts.map(\.file.path) == ["a", "b"] && plan.updates.map(\.id) == [3] && plan.ready.map(\.id) == [4])
+        plan.order { $0.path > $1.path }
+        #expect(plan.inserts.map(\.file.path) == ["b", "a"])
+    }
 }

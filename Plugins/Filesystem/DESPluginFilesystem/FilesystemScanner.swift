@@ -56,6 +56,9 @@ public struct FilesystemScanner: SourceScanner {
             let root = roots[index]
             // This root's hint is taken before the walk: a change during it hints again.
             hints.take(root: index)
+            // The catalog's rows are read (on the database's thread) while the tree is walked (on the walk's).
+            let started = ContinuousClock.now
+            async let catalogRows = latestRows(root: index)
             let (files, walk): ([ScannedFile], WalkTotals)
             do {
                 (files, walk) = try await Self.walk(root: root, index: index, settings: settings)
@@ -75,19 +78,28 @@ public struct FilesystemScanner: SourceScanner {
                 }
                 hints.watch(root: index, directories: directories)
             }
-            let rows = try await latestRows(root: index)
+            let walked = ContinuousClock.now
+            let rows = try await catalogRows
+            let read = ContinuousClock.now
             let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
-            var ordered = files
+            var plan = ScanPlan.make(
+                rows: rows, found: files, now: now, minAgeSeconds: settings.minAgeSeconds, complete: walk.unreadable.isEmpty)
+            // Only what is written is put in order (a rescan of an unchanged tree writes nothing).
             if settings.priorityRecent {
                 // Written first, so read first by the marker and the packer (they go by row id).
                 let day = now - 86_400 * 1_000_000_000
-                ordered.sort { a, b in (a.mtimeNanos >= day ? 0 : 1, a.path) < (b.mtimeNanos >= day ? 0 : 1, b.path) }
+                plan.order { a, b in (a.mtimeNanos >= day ? 0 : 1, a.path) < (b.mtimeNanos >= day ? 0 : 1, b.path) }
             } else {
-                ordered.sort { $0.path < $1.path }
+                plan.order { $0.path < $1.path }
             }
-            let plan = ScanPlan.make(
-                rows: rows, found: ordered, now: now, minAgeSeconds: settings.minAgeSeconds, complete: walk.unreadable.isEmpty)
+            let planned = ContinuousClock.now
             let made = try await apply(plan, now: now)
+            logger.debug(
+                "root scanned",
+                metadata: [
+                    "root": "\(root)", "walk_seconds": "\(walked - started)", "catalog_wait_seconds": "\(read - walked)",
+                    "plan_seconds": "\(planned - read)", "write_seconds": "\(ContinuousClock.now - planned)",
+                ])
             var t = ScanTotals()
             t.seen = files.count
             t.inserted = plan.inserts.count
@@ -134,21 +146,27 @@ public struct FilesystemScanner: SourceScanner {
         let rows = try await catalog.transaction { session in
             try session.query(
                 """
-                SELECT id, path, version, size_bytes, mtime_ns, ctime_ns, device, inode, status, des_name, des_error, sha256 FROM \(FilesystemCatalog.table)
+                SELECT id, path, version, size_bytes, mtime_ns, ctime_ns, device, inode, status,
+                  CASE WHEN des_name IS NULL THEN 0 ELSE 1 END, des_error, CASE WHEN status = \(d.placeholder(3)) THEN sha256 END
+                FROM \(FilesystemCatalog.table)
                 WHERE source = \(d.placeholder(1)) AND root = \(d.placeholder(2)) ORDER BY path, version
-                """, [.text(name), .int(Int64(index))])
+                """, [.text(name), .int(Int64(index)), .text(FilesystemCatalog.Status.observed)])
         }
         var latest: [String: ScanPlan.Row] = [:]
         latest.reserveCapacity(rows.count)
+        let unexpected = DESArchiveWriter.unexpectedContentWords
         for row in rows {
-            guard let path = row["path"].text else { continue }
+            // By position, in the SELECT's order (a lookup by name per column is a string search
+            // per value); whether a row is named, and its digest only while it is observed, are
+            // worked out by the database (a string fewer to make per row, or two).
+            guard row.values.count == 12, let path = row[1].text else { continue }
             latest[path] = ScanPlan.Row(
-                id: row["id"].int ?? 0, path: path, version: Int(row["version"].int ?? 1), size: UInt64(max(0, row["size_bytes"].int ?? 0)),
-                mtimeNanos: row["mtime_ns"].int ?? 0, ctimeNanos: row["ctime_ns"].int ?? 0,
-                device: UInt64(bitPattern: row["device"].int ?? 0), inode: UInt64(bitPattern: row["inode"].int ?? 0),
-                status: row["status"].text ?? "", named: row["des_name"].text != nil,
-                rehash: row["des_error"].text?.contains(DESArchiveWriter.unexpectedContentWords) == true,
-                digest: row["status"].text == FilesystemCatalog.Status.observed ? row["sha256"].text : nil)
+                id: row[0].int ?? 0, path: path, version: Int(row[2].int ?? 1), size: UInt64(max(0, row[3].int ?? 0)),
+                mtimeNanos: row[4].int ?? 0, ctimeNanos: row[5].int ?? 0,
+                device: UInt64(bitPattern: row[6].int ?? 0), inode: UInt64(bitPattern: row[7].int ?? 0),
+                status: row[8].text ?? "", named: row[9].int == 1,
+                rehash: row[10].text?.contains(unexpected) == true,
+                digest: row[11].text)
         }
         return latest
     }

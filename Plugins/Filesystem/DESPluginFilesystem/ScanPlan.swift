@@ -57,15 +57,14 @@ public struct ScanPlan: Sendable {
     public static func make(rows: [String: Row], found: [ScannedFile], now: Int64, minAgeSeconds: Double, complete: Bool) -> ScanPlan {
         var plan = ScanPlan()
         let minAge = Int64(minAgeSeconds * 1_000_000_000)
-        var seen = Set<String>()
-        seen.reserveCapacity(found.count)
+        var matched = 0  // files of `found` that have a row (a walk finds each path once)
         for file in found {
-            seen.insert(file.path)
             guard let row = rows[file.path] else {
                 plan.inserts.append((file, 1))
                 plan.waiting += 1
                 continue
             }
+            matched += 1
             switch row.status {
             case FilesystemCatalog.Status.claimed:
                 continue  // the packer has it; its own check before and after reading catches a change
@@ -96,7 +95,11 @@ public struct ScanPlan: Sendable {
                 }
             }
         }
-        if complete {
+        // Rows the walk did not find: none when every row was matched (an unchanged tree), else
+        // those whose path is not among the files found.
+        if complete && matched != rows.count {
+            var seen = Set<String>(minimumCapacity: found.count)
+            for file in found { seen.insert(file.path) }
             for (path, row) in rows where !seen.contains(path) {
                 // (A failed row's file was never packed: gone too, and out of the packer's way.)
                 if [FilesystemCatalog.Status.observed, FilesystemCatalog.Status.new, FilesystemCatalog.Status.pending, FilesystemCatalog.Status.failed]
@@ -111,6 +114,14 @@ public struct ScanPlan: Sendable {
             plan.superseded.sort()
         }
         return plan
+    }
+
+    /// Puts what is written in the order `areInIncreasingOrder` gives its files (``make(rows:found:now:minAgeSeconds:complete:)``
+    /// keeps the walk's order; sorting after it sorts only the files that are written).
+    public mutating func order(by areInIncreasingOrder: (ScannedFile, ScannedFile) -> Bool) {
+        inserts.sort { areInIncreasingOrder($0.file, $1.file) }
+        updates.sort { areInIncreasingOrder($0.file, $1.file) }
+        ready.sort { areInIncreasingOrder($0.file, $1.file) }
     }
 
     /// When the file last changed: the later of its mtime and ctime, an mtime in the future
