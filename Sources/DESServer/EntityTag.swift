@@ -118,6 +118,28 @@ enum EntityTagList: Equatable, Sendable {
     }
 }
 
+extension EntityTagList {
+    /// Whether the condition `If-Match` states (RFC 9110 §13.1.1) is true for a file that exists
+    /// with `etag` (nil: it has none): `*` for any file, a list when one of its tags matches
+    /// strongly (a weak tag never does). A false one answers 412.
+    func matchesStrongly(_ etag: EntityTag?) -> Bool {
+        switch self {
+        case .any: return true
+        case .tags(let tags):
+            guard let etag else { return false }
+            return tags.contains { $0.matchesStrongly(etag) }
+        }
+    }
+
+    /// Whether the `If-Match` field lines `lines` (none: no condition) let a request on a file
+    /// that exists with `etag` go on. A value that is not a valid list names no tag, so it is
+    /// false: a client that asked for a check is never answered as if it had passed.
+    static func ifMatchAllows(_ lines: [String], etag: EntityTag?) -> Bool {
+        guard !lines.isEmpty else { return true }
+        return parse(lines)?.matchesStrongly(etag) ?? false
+    }
+}
+
 /// `If-Range` (RFC 9110 §13.1.5): whether a `Range` may be honoured. Only a strong tag equal
 /// to the file's strong ETag lets it through; a weak tag, a date (the files have no
 /// `Last-Modified`, so no date can match), garbage or another tag means the whole file, 200.

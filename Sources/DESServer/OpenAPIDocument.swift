@@ -545,6 +545,9 @@ enum OpenAPIDocument {
             "$ref": "#/components/parameters/Range"
           },
           {
+            "$ref": "#/components/parameters/If-Match"
+          },
+          {
             "$ref": "#/components/parameters/If-None-Match"
           },
           {
@@ -725,6 +728,9 @@ enum OpenAPIDocument {
           "410": {
             "$ref": "#/components/responses/Gone"
           },
+          "412": {
+            "$ref": "#/components/responses/PreconditionFailed"
+          },
           "416": {
             "$ref": "#/components/responses/RangeNotSatisfiable"
           },
@@ -757,6 +763,9 @@ enum OpenAPIDocument {
           },
           {
             "$ref": "#/components/parameters/Range"
+          },
+          {
+            "$ref": "#/components/parameters/If-Match"
           },
           {
             "$ref": "#/components/parameters/If-None-Match"
@@ -933,6 +942,9 @@ enum OpenAPIDocument {
           "410": {
             "$ref": "#/components/responses/Gone"
           },
+          "412": {
+            "$ref": "#/components/responses/PreconditionFailed"
+          },
           "416": {
             "$ref": "#/components/responses/RangeNotSatisfiable"
           },
@@ -965,6 +977,9 @@ enum OpenAPIDocument {
           },
           {
             "$ref": "#/components/parameters/X-DES-Reason"
+          },
+          {
+            "$ref": "#/components/parameters/If-Match"
           }
         ],
         "responses": {
@@ -1084,6 +1099,9 @@ enum OpenAPIDocument {
               }
             }
           },
+          "412": {
+            "$ref": "#/components/responses/PreconditionFailed"
+          },
           "500": {
             "$ref": "#/components/responses/InternalError"
           },
@@ -1126,6 +1144,9 @@ enum OpenAPIDocument {
           },
           {
             "$ref": "#/components/parameters/Range"
+          },
+          {
+            "$ref": "#/components/parameters/If-Match"
           },
           {
             "$ref": "#/components/parameters/If-None-Match"
@@ -1419,6 +1440,9 @@ enum OpenAPIDocument {
               }
             }
           },
+          "412": {
+            "$ref": "#/components/responses/PreconditionFailed"
+          },
           "416": {
             "description": "The range starts past the end of the file, or is an empty suffix.",
             "headers": {
@@ -1508,6 +1532,9 @@ enum OpenAPIDocument {
           },
           {
             "$ref": "#/components/parameters/Range"
+          },
+          {
+            "$ref": "#/components/parameters/If-Match"
           },
           {
             "$ref": "#/components/parameters/If-None-Match"
@@ -1794,6 +1821,9 @@ enum OpenAPIDocument {
                 }
               }
             }
+          },
+          "412": {
+            "$ref": "#/components/responses/PreconditionFailed"
           },
           "416": {
             "description": "The range starts past the end of the file, or is an empty suffix.",
@@ -2253,6 +2283,44 @@ enum OpenAPIDocument {
           }
         }
       },
+      "PreconditionFailed": {
+        "description": "`If-Match` names no entity tag of the file (nothing was done). The file's ETag, when it has one, is in `ETag`.",
+        "headers": {
+          "X-Request-Id": {
+            "$ref": "#/components/headers/X-Request-Id"
+          },
+          "ETag": {
+            "$ref": "#/components/headers/ETag"
+          },
+          "Cache-Control": {
+            "$ref": "#/components/headers/Cache-Control-No-Store"
+          }
+        },
+        "content": {
+          "application/json": {
+            "schema": {
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                },
+                {
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "precondition_failed"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              ]
+            }
+          }
+        }
+      },
       "Gone": {
         "description": "The file was deleted (`des delete`, `DELETE /files/{name}`, retention).",
         "headers": {
@@ -2412,6 +2480,15 @@ enum OpenAPIDocument {
           "suffix": {
             "value": "bytes=-10"
           }
+        }
+      },
+      "If-Match": {
+        "name": "If-Match",
+        "in": "header",
+        "description": "`*` or a list of entity tags, compared strongly (a weak tag never matches): when none matches the file's ETag, 412 `precondition_failed` and nothing is done. A value that is not a valid list matches nothing. Evaluated before `If-None-Match`; a name that is not there is still 404 (on DELETE, a name deleted or in no container has nothing to match: 412).",
+        "required": false,
+        "schema": {
+          "type": "string"
         }
       },
       "If-None-Match": {

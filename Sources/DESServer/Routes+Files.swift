@@ -119,16 +119,30 @@ extension DESHTTPServer {
             return APIResponse.error(
                 .unauthorized, "unauthorized", "the bearer token is not accepted", headers: [.wwwAuthenticate: #"Bearer error="invalid_token""#])
         }
-        let name: String
+        let (name, parsed): (String, SnowflakeName)
         switch requestedName(context) {
         case .failure(let e): return APIResponse.error(e.status, e.code, e.message)
-        case .success(let (n, _)): name = n
+        case .success(let named): (name, parsed) = named
         }
         let reason = (request.uri.queryParameters.get("reason") ?? request.headers[.xDESReason] ?? "").trimmingCharacters(in: .whitespaces)
         guard !reason.isEmpty, reason.utf8.count <= 2_000 else {
             return APIResponse.error(.badRequest, "reason_required", "say why: ?reason=… or an X-DES-Reason header (at most 2,000 bytes)")
         }
         do {
+            // If-Match: only the file with that ETag is deleted (a file already deleted, or in
+            // no container, has no current representation: nothing can match).
+            let conditions = request.headers[values: .ifMatch]
+            if !conditions.isEmpty {
+                let shard = locator.shard(of: name)
+                let located = try await tombstones.deleted(name) ? nil : try await locator.locate(name, parsed: parsed, shard: shard)
+                guard let located else {
+                    return APIResponse.error(
+                        .preconditionFailed, "precondition_failed", "If-Match: \(name) has no current representation (deleted, or in no uploaded container)",
+                        headers: [.cacheControl: "no-store"])
+                }
+                let etag = located.sha256.map { EntityTag(strong: $0) }
+                if !EntityTagList.ifMatchAllows(conditions, etag: etag) { return Self.preconditionFailed(etag) }
+            }
             let outcome = try await deleter.delete(names: [name], reason: reason)
             if !outcome.notFound.isEmpty {
                 return APIResponse.error(.notFound, "not_found", "\(name) is in no uploaded container: nothing to delete")
@@ -139,6 +153,16 @@ extension DESHTTPServer {
         } catch {
             return APIResponse.failure(error, while: "DELETE /files", logger: context.logger)
         }
+    }
+
+    /// 412 for an `If-Match` this file's ETag (`etag`; nil when it has none) does not satisfy.
+    static func preconditionFailed(_ etag: EntityTag?) -> Response {
+        var headers: HTTPFields = [.cacheControl: "no-store"]
+        if let etag { headers[.eTag] = etag.header }
+        let has = etag.map { "its ETag is \($0.header)" } ?? "it has no ETag (no sha256 recorded)"
+        return APIResponse.error(
+            .preconditionFailed, "precondition_failed", "If-Match names no entity tag of this file (\(has)); only * or that tag passes",
+            headers: headers)
     }
 
     private func serveFile(_ request: Request, _ context: BasicRequestContext, head: Bool) async -> Response {
@@ -198,7 +222,11 @@ extension DESHTTPServer {
             .xDESShardID: String(shard),
         ]
         if let etag { headers.append(HTTPField(name: .eTag, value: etag.header)) }
-        // If-None-Match comes first (RFC 9110 §13.2.2): any listed tag matching weakly, or `*`, is 304.
+        // If-Match first (RFC 9110 §13.2.2): no listed tag matching strongly (and not `*`) is 412.
+        if !EntityTagList.ifMatchAllows(request.headers[values: .ifMatch], etag: etag) {
+            return Self.preconditionFailed(etag)
+        }
+        // Then If-None-Match: any listed tag matching weakly, or `*`, is 304.
         let noneMatch = request.headers[values: .ifNoneMatch]
         if !noneMatch.isEmpty, let condition = EntityTagList.parse(noneMatch), condition.matches(etag) {
             return Response(status: .notModified, headers: headers)

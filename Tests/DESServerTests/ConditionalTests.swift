@@ -1,5 +1,7 @@
 @testable import DESPluginS3
 @testable import DESServer
+import DESKit
+import DESNaming
 import DESTestSupport
 import Foundation
 import Testing
@@ -75,6 +77,70 @@ import Testing
             #expect(try await client.send("GET", rawURL, headers: ["If-None-Match": "\"x\""]).status == 200)
             let rawRange = try await client.send("GET", rawURL, headers: ["Range": "bytes=0-9", "If-Range": "\"x\""])
             #expect(rawRange.status == 200 && rawRange.body.count == 100)
+        }
+    }
+
+    @Test("If-Match: * or a strongly equal tag passes; a weak, other or malformed one does not")
+    func ifMatchParsing() {
+        let etag = EntityTag(strong: "aaa")
+        #expect(EntityTagList.ifMatchAllows([], etag: etag) && EntityTagList.ifMatchAllows([], etag: nil))
+        for passes in ["\"aaa\"", "\"x\", \"aaa\"", "*", " * "] {
+            #expect(EntityTagList.ifMatchAllows([passes], etag: etag), "\(passes)")
+        }
+        #expect(EntityTagList.ifMatchAllows(["\"x\"", "\"aaa\""], etag: etag))  // two field lines
+        for fails in ["W/\"aaa\"", "\"x\"", "aaa", "\"aaa", "", "*, \"aaa\""] {
+            #expect(!EntityTagList.ifMatchAllows([fails], etag: etag), "\(fails)")
+        }
+        #expect(EntityTagList.ifMatchAllows(["*"], etag: nil) && !EntityTagList.ifMatchAllows(["\"aaa\""], etag: nil))
+    }
+
+    @Test("over HTTP: If-Match that no tag of the file satisfies is 412 with its ETag, before If-None-Match; DELETE with If-Match deletes only that file")
+    func ifMatchOverHTTP() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(3, size: 1000)
+        let plain = try await shelf.pack(1, prefix: "RAW", size: 100, checksums: false)
+        let auth = ["authorization": "Bearer s3cret"]
+        try await withServer(shelf, edit: { $0.tokens = [Secret("s3cret")] }) { server, client in
+            let url = server.base + "/files/" + path(names[0])
+            let bytes = try #require(shelf.files[names[0]]?.bytes)
+            let etag = try #require(try await client.send("GET", url, headers: auth).headers["etag"])
+            for header in [etag, "\"nope\", " + etag, "*"] {
+                let r = try await client.send("GET", url, headers: auth.merging(["If-Match": header]) { a, _ in a })
+                #expect(r.status == 200 && r.body == bytes, "\(header)")
+            }
+            let ranged = try await client.send("GET", url, headers: auth.merging(["If-Match": etag, "Range": "bytes=0-9"]) { a, _ in a })
+            #expect(ranged.status == 206 && ranged.body == Array(bytes[0...9]))
+            for header in ["W/" + etag, "\"nope\"", "garbage"] {
+                for method in ["GET", "HEAD"] {
+                    let r = try await client.send(method, url, headers: auth.merging(["If-Match": header]) { a, _ in a })
+                    #expect(r.status == 412 && r.headers["etag"] == etag && r.headers["cache-control"] == "no-store", "\(method) \(header)")
+                    if method == "GET" { #expect(client.errorCode(r) == "precondition_failed" && !r.body.starts(with: bytes)) }
+                }
+            }
+            // If-Match is evaluated first: a failing one is 412 even when If-None-Match would be 304.
+            let both = try await client.send("GET", url, headers: auth.merging(["If-Match": "\"nope\"", "If-None-Match": etag]) { a, _ in a })
+            #expect(both.status == 412)
+            let cached = try await client.send("GET", url, headers: auth.merging(["If-Match": etag, "If-None-Match": etag]) { a, _ in a })
+            #expect(cached.status == 304)
+            // No sha256, no ETag: only * passes. A name that is not there stays 404.
+            let rawURL = server.base + "/files/" + path(plain[0])
+            #expect(try await client.send("GET", rawURL, headers: auth.merging(["If-Match": "*"]) { a, _ in a }).status == 200)
+            #expect(try await client.send("GET", rawURL, headers: auth.merging(["If-Match": "\"x\""]) { a, _ in a }).status == 412)
+            let never = try SnowflakeGenerator(configuration: .init(prefix: "SRV", node: 9)).next(count: 1)[0].description
+            #expect(try await client.send("GET", server.base + "/files/" + never, headers: auth.merging(["If-Match": "*"]) { a, _ in a }).status == 404)
+            // DELETE: a wrong tag deletes nothing; the right one deletes; then nothing matches, not even *.
+            let victim = server.base + "/files/" + path(names[1])
+            let victimTag = try #require(try await client.send("GET", victim, headers: auth).headers["etag"])
+            let wrong = try await client.send("DELETE", victim + "?reason=x", headers: auth.merging(["If-Match": etag]) { a, _ in a })
+            #expect(wrong.status == 412 && wrong.headers["etag"] == victimTag)
+            #expect(try await client.send("GET", victim, headers: auth).status == 200, "a failed If-Match deleted the file")
+            let right = try await client.send("DELETE", victim + "?reason=x", headers: auth.merging(["If-Match": victimTag]) { a, _ in a })
+            #expect(right.status == 200)
+            #expect(try await client.send("GET", victim, headers: auth).status == 410)
+            let after = try await client.send("DELETE", victim + "?reason=x", headers: auth.merging(["If-Match": "*"]) { a, _ in a })
+            #expect(after.status == 412 && client.errorCode(after) == "precondition_failed")
+            #expect(try await client.send("DELETE", victim + "?reason=x", headers: auth).status == 200, "without If-Match, deleting again is still 200")
         }
     }
 }
