@@ -80,7 +80,8 @@ extension DESHTTPServer {
         response.headers[.xDESName] = name
         response.headers[.xDESVersion] = String(found.version)
         // A name's bytes never change, a path's do: without a version, caches revalidate (by ETag).
-        if version == nil && response.headers[.cacheControl] != nil { response.headers[.cacheControl] = "no-cache" }
+        // Only the file's own answers (200, 206, 304) say immutable; errors keep their no-store.
+        if version == nil && response.headers[.cacheControl]?.contains("immutable") == true { response.headers[.cacheControl] = "no-cache" }
         return response
     }
 

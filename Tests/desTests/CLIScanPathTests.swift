@@ -166,6 +166,12 @@ struct CLIScanPathTests {
         #expect(r.status == 206 && r.body == "edition", "\(r)")
         r = try HTTP.get(base, headers: ["If-None-Match": etag])
         #expect(r.status == 304, "\(r)")
+        r = try HTTP.get(base, headers: ["If-Match": etag])
+        #expect(r.status == 200 && r.body == "second edition!", "\(r)")
+        // An If-Match of the first edition fails on the path's newest: 412, not cached.
+        let first = try #require(try HTTP.get(base + "?version=1").headers["etag"])
+        r = try HTTP.get(base, headers: ["If-Match": first])
+        #expect(r.status == 412 && r.headers["cache-control"] == "no-store" && r.headers["etag"] == etag, "\(r)")
         r = try HTTP.get(base + "?version=9")
         #expect(r.status == 404 && r.body.contains("no_such_version"), "\(r)")
         r = try HTTP.get("http://127.0.0.1:\(port)/files/by-path/docs/missing.txt")
