@@ -45,7 +45,7 @@ extension DESHTTPServer {
     /// deleted), with `X-DES-Name` and `X-DES-Version` saying which file it was.
     private func serveByPath(_ request: Request, _ context: BasicRequestContext, head: Bool) async -> Response {
         let raw = context.parameters.getCatchAll().joined(separator: "/")
-        guard raw.utf8.count <= 3 * 4_096, let path = raw.removingPercentEncoding, !path.isEmpty, path.utf8.count <= 4_096 else {
+        guard raw.utf8.count <= 3 * 4_096, let path = PercentDecoding.decode(raw), !path.isEmpty, path.utf8.count <= 4_096 else {
             return APIResponse.error(.badRequest, "bad_path", "not a file path: empty, too long (over 4,096 bytes) or badly percent-encoded")
         }
         let query = request.uri.queryParameters
@@ -92,7 +92,7 @@ extension DESHTTPServer {
         guard raw.utf8.count <= Self.maxNameLength * 3 else {
             return .failure(APIError(status: .badRequest, code: "bad_name", message: "not a DES name: too long"))
         }
-        guard let name = raw.utf8.contains(UInt8(ascii: "%")) ? raw.removingPercentEncoding : raw else {
+        guard let name = PercentDecoding.decode(raw) else {
             return .failure(APIError(status: .badRequest, code: "bad_name", message: "not a DES name: badly percent-encoded (not UTF-8 once decoded)"))
         }
         guard name.utf8.count <= Self.maxNameLength else {
