@@ -97,4 +97,45 @@ struct JWTVerifierTests {
         auth.replace(with: .init(tokens: [], jwt: rotated))
         if case .refused = auth.authenticate("Bearer " + reader) {} else { Issue.record("a token of a removed key was still accepted after the reload") }
     }
+
+    @Test("A member named twice (RFC 7515/7519 §4): found with escapes decoded, at the top level only; nested, malformed and empty input is no duplicate")
+    func duplicateNames() {
+        func dup(_ text: String) -> String? { JSONMemberNames.firstDuplicate(in: Array(text.utf8)) }
+        #expect(dup(#"{"exp": 1, "exp": 2}"#) == "exp")
+        #expect(dup(#"{"exp": 1, "\u0065xp": 2}"#) == "exp")
+        #expect(dup(#"{"a": {"x": 1, "x": 2}, "b": [1, {"y": 1, "y": 2}], "c": "\"exp\""}"#) == nil, "nested names are a claim's own business")
+        #expect(dup(#"{"aud": ["a", "b"], "n": -1.5e3, "t": true, "f": false, "z": null, "aud": "c"}"#) == "aud")
+        #expect(dup(#" { "k" : "v" , "K" : "v" } "#) == nil)
+        #expect(dup(#"{"\ud83d\ude00": 1, "😀": 2}"#) == "😀")
+        for notAnObject in ["", "[]", "{", #"{"a""#, #"{"a": }"#, "{}", #"{"a": 1,}"#, #"{"\ud83d": 1, "\ud83d": 2}"#, "null"] {
+            #expect(dup(notAnObject) == nil, "\(notAnObject)")
+        }
+        let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect(dup(#"{"a": \#(deep), "a": 1}"#) == nil, "too deep to scan: the decoder decides")
+    }
+
+    @Test("A token whose claims or header name a member twice is refused, however it is signed")
+    func duplicateClaimsRefused() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let idp = try TestIdentityProvider(in: dir)
+        try idp.writeJWKS([try idp.rsaJWK("rsa1", kid: "k1")], to: dir + "/jwks.json")
+        let v = try verifier(ServerJWTConfig(jwksFile: "jwks.json", audience: "des-test"))
+        let now = Int(Date().timeIntervalSince1970)
+        let good = #"{"aud": "des-test", "exp": \#(now + 3600), "scope": "des:write"}"#
+        #expect(try v.verify(Substring(idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: good))).canWrite)
+        let twice = [
+            // An expired exp after a good one (JSONDecoder would have kept the first).
+            #"{"aud": "des-test", "exp": \#(now + 3600), "exp": \#(now - 3600)}"#,
+            #"{"aud": "des-test", "exp": \#(now + 3600), "\u0065xp": \#(now - 3600)}"#,
+            #"{"aud": "other", "exp": \#(now + 3600), "aud": "des-test"}"#,
+            #"{"aud": "des-test", "exp": \#(now + 3600), "scope": "openid", "scope": "des:write"}"#,
+        ]
+        for claims in twice {
+            let token = try idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: claims)
+            #expect(throws: TokenRejection.self, "\(claims)") { try v.verify(Substring(token)) }
+        }
+        let header = #"{"alg": "RS256", "kid": "k1", "kid": "other"}"#
+        let token = try idp.token(alg: "RS256", key: "rsa1", kid: "k1", claims: good, header: header)
+        #expect(throws: TokenRejection.self) { try v.verify(Substring(token)) }
+    }
 }
