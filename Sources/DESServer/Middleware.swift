@@ -1,6 +1,7 @@
 import DESKit
 import Foundation
 import Hummingbird
+import Logging
 
 /// Counts every request by route, method and status, with its latency.
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -35,6 +36,8 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 /// why is logged (never the token), not told.
 struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let authenticator: Authenticator
+    /// Refusals are logged at most 5 a second after a burst of 20: a flood of bad tokens must not flood the log.
+    let refusals = LogThrottle(perSecond: 5, burst: 20)
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         switch authenticator.authenticate(request.headers[.authorization]) {
@@ -47,7 +50,11 @@ struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
             return APIResponse.error(
                 .unauthorized, "unauthorized", "the Authorization header must be 'Bearer <token>'", headers: [.wwwAuthenticate: "Bearer"])
         case .refused(let reason):
-            context.logger.notice("bearer token refused", metadata: ["reason": "\(reason)"])
+            if let held = refusals.admit() {
+                var metadata: Logger.Metadata = ["reason": "\(reason)"]
+                if held > 0 { metadata["suppressed"] = "\(held)" }  // refusals not logged since the last line
+                context.logger.notice("bearer token refused", metadata: metadata)
+            }
             return APIResponse.error(
                 .unauthorized, "unauthorized", "the bearer token is not accepted", headers: [.wwwAuthenticate: #"Bearer error="invalid_token""#])
         case .granted(let canWrite):

@@ -223,6 +223,41 @@ struct JWTTests {
         #expect(!logged.contains(writer) && !logged.contains("static-token-0123456789"))
     }
 
+    @Test("A flood of refused tokens does not flood the log: a burst of lines, then a few a second, the next one saying how many were held back")
+    func refusalFlood() async throws {
+        let d = try SQLiteDeployment("jwt-flood", extra: "server: {auth_tokens: [static-token-0123456789]}")
+        defer { d.cleanup() }
+        let log = d.dir + "/serve.log"
+        let (server, base) = try await startServe(config: d.config, log: log)
+        defer { server.terminate() }
+        // 400 requests over one connection (one curl, its URLs from a config file).
+        let count = 400
+        let urls = (0..<count).map { _ in "url = \"\(base)/files/DES_20240101_(000000000000_00)\"\noutput = \"/dev/null\"" }
+        try urls.joined(separator: "\n").write(toFile: d.dir + "/flood.cfg", atomically: true, encoding: .utf8)
+        let started = Date()
+        let (status, out) = try runTool(
+            "/usr/bin/env", ["curl", "-s", "-H", "Authorization: Bearer not-the-token-0123456789", "-w", "%{http_code}\n", "-K", d.dir + "/flood.cfg"])
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(status == 0)
+        #expect(out.split(separator: "\n").filter { $0 == "401" }.count == count, "\(out.suffix(200))")
+        // One more, once the throttle has a line to spare again (5 a second: one every 0.2 s): it is
+        // written, and says how many were held back before it.
+        try await Task.sleep(nanoseconds: 300_000_000)
+        #expect(try call("GET", base + "/files/DES_20240101_(000000000000_00)", token: "not-the-token-0123456789").status == 401)
+        server.terminate()
+        await waitForExit(server)
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.contains("bearer token refused") }
+        // 20 at once, then 5 a second: at most that many lines for the flood's length (and a second's slack).
+        #expect(lines.count >= 20 && Double(lines.count) <= 20 + 5 * (elapsed + 1.5), "\(lines.count) lines in \(elapsed) s")
+        func held(_ line: Substring) -> Int {
+            guard let r = line.range(of: "suppressed=") else { return 0 }
+            return Int(line[r.upperBound...].prefix { $0.isNumber }) ?? 0
+        }
+        #expect(held(lines.last ?? "") > 0, "the last line does not say how many were held back: \(lines.last ?? "")")
+        // Every refusal is in the log: written, or counted by a later line.
+        #expect(lines.count + lines.map(held).reduce(0, +) == count + 1, "\(lines.count) lines, \(lines.map(held))")
+    }
+
     @Test("SIGHUP rotates the keys and the static tokens; a config that no longer loads leaves the ones in force")
     func rotation() async throws {
         let d = try SQLiteDeployment("jwt-hup", extra: "server: {auth_tokens: [old-static-token-0123456789], \(Self.jwtSection)}")
