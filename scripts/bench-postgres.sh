@@ -8,8 +8,9 @@
 #
 # The catalog has the partial indexes docs/operations.md recommends and is analyzed before each
 # packer run, as autovacuum would have done. This machine's disk and memory stall at random for
-# up to seconds, so the packer and `des pack` each run three times, in turn, on the same bodies,
-# and the best time of each is compared (the range is printed too). Beside the rates it prints
+# up to seconds, so the packer and `des pack` each run three times, in turn, on the same bodies
+# (read into the page cache before each run), and the best time of each is compared (the range
+# is printed too). Beside the rates it prints
 # the CPU seconds of the packer, of the PostgreSQL server during the packer's best run, and of
 # `des pack`: where the server shares the packer's cores, their sum bounds the packer's rate.
 # The packer runs in both claim modes (packer.claim_mode row and lease) on the same rows, three
@@ -54,6 +55,10 @@ print("%.2f" % (total / tick))
 PY
 }
 
+# Every body in the page cache before a timed run: the packer and des pack then both read warm
+# (left alone, either sometimes read part of them from the disk, whichever ran after a stall).
+warm() { find "$1" -type f -print0 | xargs -0 cat > /dev/null; }
+
 faster() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(b == "" || a < b)}'; }
 slower() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a > b)}'; }
 
@@ -79,6 +84,7 @@ run_size() {  # N -> sets MARK_RATE PACK_RATE DESPACK_RATE RSS_KB PACK_SPREAD DE
     fi
     first=0
     "${PSQL[@]}" -c "VACUUM ANALYZE $schema.files" >/dev/null
+    warm "$dir/bodies"
     upd0=$("${PSQL[@]}" -c "SELECT n_tup_upd FROM pg_stat_user_tables WHERE schemaname = '$schema' AND relname = 'files'")
     pg0=$(pg_cpu)
     pack="$(/usr/bin/time -f "%M %U %S" -o "$dir/time.txt" "$DES" packer run -c "$dir/des-$mode.yaml" --until-idle)"
@@ -102,6 +108,7 @@ run_size() {  # N -> sets MARK_RATE PACK_RATE DESPACK_RATE RSS_KB PACK_SPREAD DE
     fi
     slower "$secs" "$worst_pack" && worst_pack=$secs
    done
+    warm "$dir/bodies"
     t0=$(date +%s.%N)
     /usr/bin/time -f "%U %S" -o "$dir/despack.txt" "$DES" pack "$dir/bodies" -o "$dir/pack.des" --force >/dev/null
     t1=$(date +%s.%N)
