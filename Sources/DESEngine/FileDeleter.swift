@@ -65,13 +65,16 @@ public struct FileDeleter: Sendable {
             }
             stones.append(Tombstone(name: name, reason: reason, origin: origin, containerID: container.id, bytes: bytes))
         }
-        if !stones.isEmpty { _ = try await metadata.addTombstones(stones) }
-        outcome.deleted = stones.map(\.name)
+        // Only the names this call tombstoned are deleted by it: one tombstoned meanwhile by
+        // another process (a delete of the same name at the same moment) was already deleted.
+        let added = stones.isEmpty ? [] : Set(try await metadata.addTombstonesNamingAdded(stones))
+        outcome.deleted = stones.map(\.name).filter { added.contains($0) }
+        outcome.alreadyDeleted += stones.map(\.name).filter { !added.contains($0) }
         let marked = try await markRows(names: outcome.deleted + outcome.alreadyDeleted)
         outcome.rowsMarked = marked.rows
         outcome.rowProblems = marked.problems
-        if !stones.isEmpty {
-            logger.notice("files deleted", metadata: ["count": "\(stones.count)", "origin": "\(origin)", "reason": "\(reason)"])
+        if !outcome.deleted.isEmpty {
+            logger.notice("files deleted", metadata: ["count": "\(outcome.deleted.count)", "origin": "\(origin)", "reason": "\(reason)"])
         }
         return outcome
     }

@@ -198,10 +198,24 @@ public enum MetadataStoreConformance {
             ])
             try require(added == 2, c, "added \(added)")
             try require(try await store.addTombstones([Tombstone(name: "A_1", reason: "again", origin: "delete", containerID: 4, bytes: 1)]) == 0, c, "a second tombstone of one name")
+            // Deletes of one name at once (on the store's several connections, where it has them):
+            // exactly one is told it added it, and none fails.
+            let racers = try await withThrowingTaskGroup(of: [String].self) { group in
+                for i in 0..<8 {
+                    group.addTask { try await store.addTombstonesNamingAdded([Tombstone(name: "A_R", reason: "race \(i)", origin: "delete", containerID: nil, bytes: 0)]) }
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            try require(racers == ["A_R"], c, "eight deletes of one name at once told \(racers.count) they added it")
+            let mixed = try await store.addTombstonesNamingAdded([
+                Tombstone(name: "A_1", reason: "again", origin: "delete", containerID: nil, bytes: 0),
+                Tombstone(name: "A_S", reason: "new", origin: "delete", containerID: nil, bytes: 0),
+            ])
+            try require(mixed == ["A_S"], c, "a batch of one old and one new name named \(mixed)")
             let all = try await store.tombstones(afterSeq: 0, limit: 10)
-            try require(all.map(\.name) == ["A_1", "A_2"] && all[0].seq < all[1].seq && all[0].deletedAt > 0, c, "polled \(all)")
+            try require(all.map(\.name) == ["A_1", "A_2", "A_R", "A_S"] && all[0].seq < all[1].seq && all[0].deletedAt > 0, c, "polled \(all)")
             try require(all[0].reason == "ticket 7 ü" && all[0].containerID == 3 && all[0].bytes == 40 && all[1].containerID == nil, c, "\(all[0])")
-            try require(try await store.tombstones(afterSeq: all[0].seq, limit: 10).map(\.name) == ["A_2"], c, "after the first")
+            try require(try await store.tombstones(afterSeq: all[0].seq, limit: 10).map(\.name) == ["A_2", "A_R", "A_S"], c, "after the first")
             try require(try await store.tombstones(afterSeq: 0, limit: 1).map(\.name) == ["A_1"], c, "limit 1")
             try require(try await store.tombstone(named: "A_2")?.origin == "retention", c, "by name")
             try require(try await store.tombstone(named: "A_3") == nil, c, "a name never deleted")

@@ -194,6 +194,11 @@ public struct MariaDBMetadataDialect: SQLMetadataDialect {
     public var keyColumn: String { "`key`" }
     public var fromDual: String { " FROM DUAL" }
 
+    public func insertIgnoringDuplicate(_ insert: String, on column: String) -> String {
+        // No ON CONFLICT: IGNORE turns the duplicate key of a concurrent insert into nothing inserted.
+        insert.hasPrefix("INSERT INTO") ? "INSERT IGNORE INTO" + insert.dropFirst("INSERT INTO".count) : insert
+    }
+
     public var migrations: [[String]] {
         let table = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         return [[

@@ -149,7 +149,14 @@ extension DESHTTPServer {
                 return APIResponse.error(.notFound, "not_found", "\(name) is in no uploaded container: nothing to delete")
             }
             tombstones.insert(name)
-            context.logger.notice("file deleted", metadata: ["name": "\(name)", "reason": "\(reason)"])
+            if !conditions.isEmpty && outcome.deleted.isEmpty {
+                // Deleted by another request between the check and this delete: the file this
+                // If-Match named was no longer there to delete.
+                return APIResponse.error(
+                    .preconditionFailed, "precondition_failed", "If-Match: \(name) was deleted by another request meanwhile",
+                    headers: [.cacheControl: "no-store"])
+            }
+            if !outcome.deleted.isEmpty { context.logger.notice("file deleted", metadata: ["name": "\(name)", "reason": "\(reason)"]) }
             return APIResponse.json(.ok, ["name": name, "deleted": true, "already_deleted": outcome.deleted.isEmpty])
         } catch {
             return APIResponse.failure(error, while: "DELETE /files", logger: context.logger)

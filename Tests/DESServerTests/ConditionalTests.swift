@@ -141,6 +141,22 @@ import Testing
             let after = try await client.send("DELETE", victim + "?reason=x", headers: auth.merging(["If-Match": "*"]) { a, _ in a })
             #expect(after.status == 412 && client.errorCode(after) == "precondition_failed")
             #expect(try await client.send("DELETE", victim + "?reason=x", headers: auth).status == 200, "without If-Match, deleting again is still 200")
+            // Eight conditional deletes of one file at once: exactly one deletes it; the others find it gone (412).
+            let raced = server.base + "/files/" + path(names[2])
+            let racedTag = try #require(try await client.send("GET", raced, headers: auth).headers["etag"])
+            let answers = try await withThrowingTaskGroup(of: (Int, Bool?).self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        let c = Client()
+                        defer { Task { await c.close() } }
+                        let r = try await c.send("DELETE", raced + "?reason=race", headers: auth.merging(["If-Match": racedTag]) { a, _ in a })
+                        return (r.status, (try? c.json(r) as? [String: Any])??["already_deleted"] as? Bool)
+                    }
+                }
+                return try await group.reduce(into: [(Int, Bool?)]()) { $0.append($1) }
+            }
+            #expect(answers.filter { $0.0 == 200 }.count == 1 && answers.filter { $0.0 == 412 }.count == 7, "\(answers)")
+            #expect(answers.first { $0.0 == 200 }?.1 == false, "the one delete that won was told it deleted the file")
         }
     }
 }

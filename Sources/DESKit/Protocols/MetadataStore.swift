@@ -322,6 +322,11 @@ public protocol MetadataStore: Sendable {
     /// store's. Returns how many were added.
     func addTombstones(_ tombstones: [Tombstone]) async throws -> Int
 
+    /// As ``addTombstones(_:)``, returning the names tombstoned now: not a name tombstoned
+    /// before, nor one another process tombstoned at the same moment (of two deletes of a name,
+    /// exactly one is told it deleted it). Default: one ``addTombstones(_:)`` per name.
+    func addTombstonesNamingAdded(_ tombstones: [Tombstone]) async throws -> [String]
+
     /// Tombstones with `seq` above `afterSeq`, in `seq` order, up to `limit`: how servers learn
     /// of deletes (they poll with the last `seq` they saw).
     func tombstones(afterSeq: Int64, limit: Int) async throws -> [Tombstone]
@@ -361,6 +366,12 @@ public protocol MetadataStore: Sendable {
 }
 
 extension MetadataStore {
+    public func addTombstonesNamingAdded(_ tombstones: [Tombstone]) async throws -> [String] {
+        var added: [String] = []
+        for tombstone in tombstones where try await addTombstones([tombstone]) > 0 { added.append(tombstone.name) }
+        return added
+    }
+
     /// Every tombstone with `seq` above `afterSeq`, in `seq` order, read 10,000 a query.
     public func tombstones(afterSeq: Int64) async throws -> [Tombstone] {
         var all: [Tombstone] = []

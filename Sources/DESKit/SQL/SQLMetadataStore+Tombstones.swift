@@ -1,15 +1,22 @@
 /// Deletes: the tombstones servers, `des get`, `des check` and compaction read.
 extension SQLMetadataStore {
     public func addTombstones(_ tombstones: [Tombstone]) async throws -> Int {
-        guard !tombstones.isEmpty else { return 0 }
+        try await addTombstonesNamingAdded(tombstones).count
+    }
+
+    public func addTombstonesNamingAdded(_ tombstones: [Tombstone]) async throws -> [String] {
+        guard !tombstones.isEmpty else { return [] }
         // A container compacted since the caller found the file in it is replaced by the one that
-        // holds the file now: the tombstone names that one, so its garbage is counted there.
-        let sql = """
+        // holds the file now: the tombstone names that one, so its garbage is counted there. Two
+        // deletes of one name at once: the unique name lets one insert, the other inserts nothing
+        // (not an error), and only the first is told it deleted the file.
+        let sql = dialect.insertIgnoringDuplicate(
+            """
             INSERT INTO des_tombstones (des_name, reason, origin, deleted_at, container_id, bytes)
             SELECT \(p(1)), \(p(2)), \(p(3)), \(dialect.now),
               COALESCE((SELECT replaced_by FROM des_containers WHERE id = \(p(4)) AND replaced_by IS NOT NULL), \(p(5))), \(p(6))\(dialect.fromDual)
             WHERE NOT EXISTS (SELECT 1 FROM des_tombstones WHERE des_name = \(p(7)))
-            """
+            """, on: "des_name")
         return try await transaction { [self] s in
             var added: [String] = []
             for t in tombstones {
@@ -20,7 +27,7 @@ extension SQLMetadataStore {
                 if inserted > 0 { added.append(t.name) }
             }
             try emitTombstones(added, in: s)
-            return added.count
+            return added
         }
     }
 

@@ -41,6 +41,11 @@ public protocol SQLMetadataDialect: Sendable {
     /// A statement run in each transaction that writes events, waking the store's listeners
     /// when it commits (PostgreSQL: `NOTIFY des_events`); nil (the default) where followers poll.
     var notifyEvents: String? { get }
+
+    /// `insert` (an `INSERT INTO … SELECT … WHERE …`) made to insert nothing, rather than fail,
+    /// when a row with the same unique `column` exists, or is inserted meanwhile by a concurrent
+    /// transaction: `ON CONFLICT (column) DO NOTHING` by default, `INSERT IGNORE` in MySQL and MariaDB.
+    func insertIgnoringDuplicate(_ insert: String, on column: String) -> String
 }
 
 extension SQLMetadataDialect {
@@ -48,6 +53,10 @@ extension SQLMetadataDialect {
     public var fromDual: String { "" }
     public var resyncContainerIDs: String? { nil }
     public var notifyEvents: String? { nil }
+
+    public func insertIgnoringDuplicate(_ insert: String, on column: String) -> String {
+        insert + " ON CONFLICT (\(column)) DO NOTHING"
+    }
 
     public func acquireLease(in session: any SQLSession, shard: Int, pod: String, instance: String, ttlSeconds: Double) throws
         -> (token: Int64, expiresAt: Double)?
