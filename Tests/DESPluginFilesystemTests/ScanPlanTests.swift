@@ -20,7 +20,7 @@ struct ScanPlanTests {
         let first = ScanPlan.make(rows: [:], found: [a, young], now: Self.now, minAgeSeconds: 30, complete: true)
         #expect(first.inserts.map(\.file.path) == ["a", "young"] && first.inserts.allSatisfy { $0.version == 1 })
         #expect(first.waiting == 2 && first.ready.isEmpty)
-        let rows = ["a": Self.row(1, a, "observed"), "young": Self.row(2, young, "observed", named: true)]
+        let rows: [ScanPath: ScanPlan.Row] = ["a": Self.row(1, a, "observed"), "young": Self.row(2, young, "observed", named: true)]
         let second = ScanPlan.make(rows: rows, found: [a, young], now: Self.now, minAgeSeconds: 30, complete: true)
         #expect(second.ready.map(\.id) == [1] && second.waiting == 1 && second.inserts.isEmpty && second.updates.isEmpty)
         let later = ScanPlan.make(rows: rows, found: [a, young], now: Self.now + 30_000_000_000, minAgeSeconds: 30, complete: true)
@@ -30,7 +30,7 @@ struct ScanPlanTests {
     @Test("A change: rows not packed are updated and wait again; packed ones get a new version and are superseded; claimed ones are left to the packer")
     func changes() {
         let (a, b, c, d) = (Self.file("a"), Self.file("b"), Self.file("c"), Self.file("d"))
-        let rows = [
+        let rows: [ScanPath: ScanPlan.Row] = [
             "a": Self.row(1, a, "pending", named: true), "b": Self.row(2, b, "packed", version: 3), "c": Self.row(3, c, "claimed"),
             "d": Self.row(4, d, "observed"),
         ]
@@ -58,7 +58,7 @@ struct ScanPlanTests {
     @Test("Vanished: rows not packed (failed ones too) are gone, packed ones superseded, claimed and deleted ones left; nothing when the walk was incomplete")
     func vanished() {
         let files = ["a", "b", "c", "d", "e", "f", "g"].map { Self.file($0) }
-        let rows = [
+        let rows: [ScanPath: ScanPlan.Row] = [
             "a": Self.row(1, files[0], "observed"), "b": Self.row(2, files[1], "new"), "c": Self.row(3, files[2], "pending", named: true),
             "d": Self.row(4, files[3], "packed"), "e": Self.row(5, files[4], "claimed"), "f": Self.row(6, files[5], "failed", named: true),
             "g": Self.row(7, files[6], "deleted", named: true),
@@ -75,7 +75,7 @@ struct ScanPlanTests {
     @Test("Some files found, some vanished: only the vanished rows are gone or superseded; every row found leaves nothing to do")
     func someVanished() {
         let files = (0..<6).map { Self.file("p\($0)") }
-        let rows = Dictionary(uniqueKeysWithValues: files.enumerated().map { i, f in (f.path, Self.row(Int64(i + 1), f, i % 2 == 0 ? "packed" : "pending", named: true)) })
+        let rows = Dictionary(uniqueKeysWithValues: files.enumerated().map { i, f in (ScanPath(f.path), Self.row(Int64(i + 1), f, i % 2 == 0 ? "packed" : "pending", named: true)) })
         let found = [files[4], files[1], files[0], files[3]]  // p2 and p5 vanished
         let plan = ScanPlan.make(rows: rows, found: found, now: Self.now, minAgeSeconds: 0, complete: true)
         #expect(plan.superseded == [3] && plan.gone == [6] && plan.inserts.isEmpty && plan.updates.isEmpty && plan.ready.isEmpty)
@@ -86,12 +86,26 @@ struct ScanPlanTests {
     @Test("order(by:) puts what is written in order, whatever order the walk found it in")
     func ordering() {
         let a = Self.file("a"), b = Self.file("b"), c = Self.file("c", size: 20), d = Self.file("d")
-        let rows = ["c": Self.row(3, Self.file("c"), "observed"), "d": Self.row(4, d, "observed")]
+        let rows: [ScanPath: ScanPlan.Row] = ["c": Self.row(3, Self.file("c"), "observed"), "d": Self.row(4, d, "observed")]
         var plan = ScanPlan.make(rows: rows, found: [d, b, c, a], now: Self.now, minAgeSeconds: 0, complete: true)
         #expect(plan.inserts.map(\.file.path) == ["b", "a"], "make keeps the walk's order")
         plan.order { $0.path < $1.path }
         #expect(plan.inserts.map(\.file.path) == ["a", "b"] && plan.updates.map(\.id) == [3] && plan.ready.map(\.id) == [4])
         plan.order { $0.path > $1.path }
         #expect(plan.inserts.map(\.file.path) == ["b", "a"])
+    }
+
+    @Test("Paths are compared byte for byte: café precomposed and decomposed are two files, as the file system has them")
+    func normalizationTwins() {
+        let nfc = Self.file("caf\u{e9}.txt", inode: 1), nfd = Self.file("cafe\u{301}.txt", inode: 2)
+        #expect(nfc.path == nfd.path, "Swift's String equality is canonical: the reason for ScanPath")
+        #expect(ScanPath(nfc.path) != ScanPath(nfd.path))
+        let rows: [ScanPath: ScanPlan.Row] = [ScanPath(nfc.path): Self.row(1, nfc, "packed", named: true)]
+        let plan = ScanPlan.make(rows: rows, found: [nfc, nfd], now: Self.now, minAgeSeconds: 0, complete: true)
+        #expect(plan.inserts.map { Array($0.file.path.utf8) } == [Array(nfd.path.utf8)] && plan.inserts.first?.version == 1, "\(plan.inserts)")
+        #expect(plan.superseded.isEmpty && plan.updates.isEmpty && plan.gone.isEmpty)
+        // The decomposed one alone found: the precomposed row's file is gone (superseded, as it was packed).
+        let alone = ScanPlan.make(rows: rows, found: [nfd], now: Self.now, minAgeSeconds: 0, complete: true)
+        #expect(alone.superseded == [1] && alone.inserts.count == 1)
     }
 }

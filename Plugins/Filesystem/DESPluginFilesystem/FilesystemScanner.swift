@@ -141,7 +141,7 @@ public struct FilesystemScanner: SourceScanner {
     }
 
     /// The latest row of each path of root `index`.
-    func latestRows(root index: Int) async throws -> [String: ScanPlan.Row] {
+    func latestRows(root index: Int) async throws -> [ScanPath: ScanPlan.Row] {
         let (d, name) = (catalog.dialect, source.name)
         let rows = try await catalog.transaction { session in
             try session.query(
@@ -152,7 +152,7 @@ public struct FilesystemScanner: SourceScanner {
                 WHERE source = \(d.placeholder(1)) AND root = \(d.placeholder(2)) ORDER BY path, version
                 """, [.text(name), .int(Int64(index)), .text(FilesystemCatalog.Status.observed)])
         }
-        var latest: [String: ScanPlan.Row] = [:]
+        var latest: [ScanPath: ScanPlan.Row] = [:]
         latest.reserveCapacity(rows.count)
         let unexpected = DESArchiveWriter.unexpectedContentWords
         for row in rows {
@@ -160,7 +160,7 @@ public struct FilesystemScanner: SourceScanner {
             // per value); whether a row is named, and its digest only while it is observed, are
             // worked out by the database (a string fewer to make per row, or two).
             guard row.values.count == 12, let path = row[1].text else { continue }
-            latest[path] = ScanPlan.Row(
+            latest[ScanPath(path)] = ScanPlan.Row(
                 id: row[0].int ?? 0, path: path, version: Int(row[2].int ?? 1), size: UInt64(max(0, row[3].int ?? 0)),
                 mtimeNanos: row[4].int ?? 0, ctimeNanos: row[5].int ?? 0,
                 device: UInt64(bitPattern: row[6].int ?? 0), inode: UInt64(bitPattern: row[7].int ?? 0),

@@ -1,3 +1,24 @@
+/// A path compared byte for byte. Swift's `String` compares by Unicode canonical equivalence,
+/// so `café` written precomposed (`c3 a9`) and decomposed (`65 cc 81`) are one string; to a
+/// file system they are two names, two files, and the catalog keeps two rows.
+public struct ScanPath: Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+    /// The path as text (its bytes kept exactly).
+    public let text: String
+
+    /// The path `text`.
+    public init(_ text: String) { self.text = text }
+    public init(stringLiteral value: String) { text = value }
+
+    public static func == (a: Self, b: Self) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+
+    public func hash(into hasher: inout Hasher) {
+        let hashed = text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil { for byte in text.utf8 { hasher.combine(byte) } }
+    }
+
+    public var description: String { text }
+}
+
 /// What one scan of a root changes in the catalog, worked out from the rows it holds and the
 /// files the walk found (a pure function: the scanner applies it).
 public struct ScanPlan: Sendable {
@@ -54,12 +75,12 @@ public struct ScanPlan: Sendable {
     /// The plan for `found` (one walk of a root, in the order to write them) against `rows` (the
     /// latest row of each path of that root), at `now` (ns since the epoch); `complete` is
     /// false when part of the tree could not be read (then nothing is taken as gone).
-    public static func make(rows: [String: Row], found: [ScannedFile], now: Int64, minAgeSeconds: Double, complete: Bool) -> ScanPlan {
+    public static func make(rows: [ScanPath: Row], found: [ScannedFile], now: Int64, minAgeSeconds: Double, complete: Bool) -> ScanPlan {
         var plan = ScanPlan()
         let minAge = Int64(minAgeSeconds * 1_000_000_000)
         var matched = 0  // files of `found` that have a row (a walk finds each path once)
         for file in found {
-            guard let row = rows[file.path] else {
+            guard let row = rows[ScanPath(file.path)] else {
                 plan.inserts.append((file, 1))
                 plan.waiting += 1
                 continue
@@ -98,8 +119,8 @@ public struct ScanPlan: Sendable {
         // Rows the walk did not find: none when every row was matched (an unchanged tree), else
         // those whose path is not among the files found.
         if complete && matched != rows.count {
-            var seen = Set<String>(minimumCapacity: found.count)
-            for file in found { seen.insert(file.path) }
+            var seen = Set<ScanPath>(minimumCapacity: found.count)
+            for file in found { seen.insert(ScanPath(file.path)) }
             for (path, row) in rows where !seen.contains(path) {
                 // (A failed row's file was never packed: gone too, and out of the packer's way.)
                 if [FilesystemCatalog.Status.observed, FilesystemCatalog.Status.new, FilesystemCatalog.Status.pending, FilesystemCatalog.Status.failed]
