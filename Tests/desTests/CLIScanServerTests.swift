@@ -70,4 +70,35 @@ struct CLIScanServerTests {
             #expect(check.status == 0, "\(server): \(check.out) \(check.stderr)")
         }
     }
+
+    @Test("MariaDB: in a database whose default collation ignores case, the catalog still tells A.txt from a.txt; a catalog made case-blind is refused, naming the fix")
+    func caseBlindDatabase() throws {
+        try withTempDir { dir in
+            let database = "des_fs_" + UUID().uuidString.prefix(8).lowercased()
+            try Self.admin("mariadb", "CREATE DATABASE \(database) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+            defer { try? Self.admin("mariadb", "DROP DATABASE \(database)") }
+            try """
+                sources:
+                  - name: share
+                    connection: {type: filesystem, roots: [tree], min_age: 0}
+                metadata: {connection: \(try Self.connection("mariadb", database: database))}
+                storage: {type: local, root: des-data/archive}
+                packer: {work_dir: des-data/work}
+                """.write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
+            try CLIScanPathTests.write(dir, ["A.txt": "upper", "a.txt": "lower", "caf\u{e9}.txt": "accent"])
+            let t = try CLIScanPathTests.scan(dir)
+            #expect(t["inserted"] as? Int == 3 && t["ready"] as? Int == 3, "\(t)")
+            try CLIScanTests.drain(dir)
+            for (path, text) in [("A.txt", "upper"), ("a.txt", "lower"), ("caf\u{e9}.txt", "accent")] {
+                let r = try runDES(["get", "-c", "des.yaml", "--path", path], in: dir)
+                #expect(r.status == 0 && r.out == text, "\(path): \(r.out) \(r.stderr)")
+            }
+            // A catalog an earlier release made with the database's case-blind default.
+            // (Emptied first: case-blind, its rows of A.txt and a.txt would be one key.)
+            try Self.admin(
+                "mariadb", "DELETE FROM \(database).des_fs_files; ALTER TABLE \(database).des_fs_files CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+            let refused = try runDES(["scan", "-c", "des.yaml", "--until-idle"], in: dir)
+            #expect(refused.status != 0 && refused.stderr.contains("utf8mb4_general_ci") && refused.stderr.contains("CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"), "\(refused.status) \(refused.stderr)")
+        }
+    }
 }

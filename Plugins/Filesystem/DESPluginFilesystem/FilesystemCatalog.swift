@@ -83,6 +83,9 @@ public enum FilesystemCatalog {
         default: return nil
         }
         let short = dialect == "sqlite" || dialect == "postgresql" ? "TEXT" : "VARCHAR(128)"
+        // MySQL and MariaDB compare text by the table's collation, often case- and accent-blind
+        // (utf8mb4_general_ci): paths are compared byte for byte, as the file system names them.
+        let options = dialect == "mysql" || dialect == "mariadb" ? " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin" : ""
         let create = """
             CREATE TABLE IF NOT EXISTS \(table) (
               id \(id),
@@ -108,7 +111,7 @@ public enum FilesystemCatalog {
               des_container \(text),
               des_error \(text),
               des_packed_at \(float)
-            )
+            )\(options)
             """
         let ifNotExists = dialect == "mysql" ? "" : "IF NOT EXISTS "
         // A table made before stamps and digests were kept (an earlier release) gets the columns,
@@ -125,7 +128,7 @@ public enum FilesystemCatalog {
               place INTEGER NOT NULL,
               root \(text) NOT NULL,
               PRIMARY KEY (source, place)
-            )
+            )\(options)
             """
         return [
             create,
