@@ -100,6 +100,10 @@ struct JSONLogHandler: LogHandler {
 /// its error text is logged with `***` in its place).
 struct RedactingLogHandler: LogHandler {
     var base: any LogHandler
+    /// Whether control characters in the message and metadata are written as escapes (`\n`,
+    /// `\u{1B}`): a text log is one line per event, and a value holding a line break (a client's
+    /// text) must not forge another. JSON lines escape them already.
+    var escapesControls = false
 
     var logLevel: Logger.Level {
         get { base.logLevel }
@@ -120,12 +124,41 @@ struct RedactingLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var event = event
-        event.message = Logger.Message(stringLiteral: SecretRedaction.redact(event.message.description))
-        event.metadata = event.metadata?.mapValues(Self.redact)
+        let escape = escapesControls
+        event.message = Logger.Message(stringLiteral: Self.clean(SecretRedaction.redact(event.message.description), escape))
+        event.metadata = event.metadata?.mapValues { Self.redact($0, escapingControls: escape) }
         var base = self.base
         let own = base.metadata
-        if own.values.contains(where: { Self.needsRedaction($0) }) { base.metadata = own.mapValues(Self.redact) }
+        if own.values.contains(where: { Self.needsRedaction($0) || (escape && Self.hasControls($0)) }) {
+            base.metadata = own.mapValues { Self.redact($0, escapingControls: escape) }
+        }
         base.log(event: event)
+    }
+
+    /// `text` with each control character written as an escape, when `escape`.
+    static func clean(_ text: String, _ escape: Bool) -> String {
+        guard escape, text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default: out += isControl(scalar) ? "\\u{\(String(scalar.value, radix: 16, uppercase: true))}" : String(scalar)
+            }
+        }
+        return out
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.properties.generalCategory == .control }
+
+    static func hasControls(_ value: Logger.Metadata.Value) -> Bool {
+        switch value {
+        case .string(let s): return s.unicodeScalars.contains(where: isControl)
+        case .stringConvertible(let c): return c.description.unicodeScalars.contains(where: isControl)
+        case .array(let a): return a.contains(where: hasControls)
+        case .dictionary(let d): return d.values.contains(where: hasControls)
+        }
     }
 
     static func needsRedaction(_ value: Logger.Metadata.Value) -> Bool {
@@ -133,12 +166,12 @@ struct RedactingLogHandler: LogHandler {
         return false
     }
 
-    static func redact(_ value: Logger.Metadata.Value) -> Logger.Metadata.Value {
+    static func redact(_ value: Logger.Metadata.Value, escapingControls escape: Bool = false) -> Logger.Metadata.Value {
         switch value {
-        case .string(let s): return .string(SecretRedaction.redact(s))
-        case .stringConvertible(let c): return .string(SecretRedaction.redact(c.description))
-        case .array(let a): return .array(a.map(redact))
-        case .dictionary(let d): return .dictionary(d.mapValues(redact))
+        case .string(let s): return .string(clean(SecretRedaction.redact(s), escape))
+        case .stringConvertible(let c): return .string(clean(SecretRedaction.redact(c.description), escape))
+        case .array(let a): return .array(a.map { redact($0, escapingControls: escape) })
+        case .dictionary(let d): return .dictionary(d.mapValues { redact($0, escapingControls: escape) })
         }
     }
 }

@@ -196,7 +196,7 @@ enum LoggingSetup {
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return RedactingLogHandler(base: handler)
+            return RedactingLogHandler(base: handler, escapesControls: !json)
         }
     }
 }

@@ -2513,7 +2513,7 @@ enum OpenAPIDocument {
       "Reason": {
         "name": "reason",
         "in": "query",
-        "description": "Why the file is deleted (kept with the tombstone): 1 to 2,000 bytes once leading and trailing spaces are trimmed. Required, here or as `X-DES-Reason` (the query wins): else 400 `reason_required`.",
+        "description": "Why the file is deleted (kept with the tombstone): 1 to 2,000 bytes once leading and trailing spaces are trimmed, printable (a control character such as a line break is refused). Required, here or as `X-DES-Reason` (the query wins): else 400 `reason_required`.",
         "required": false,
         "schema": {
           "type": "string",

@@ -129,6 +129,10 @@ extension DESHTTPServer {
         guard !reason.isEmpty, reason.utf8.count <= 2_000 else {
             return APIResponse.error(.badRequest, "reason_required", "say why: ?reason=… or an X-DES-Reason header (at most 2,000 bytes)")
         }
+        // Kept with the tombstone and written to logs: printable text only (a line break would forge a log line).
+        guard !reason.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            return APIResponse.error(.badRequest, "reason_required", "say why in printable text: the reason holds a control character (a line break, a tab, NUL…)")
+        }
         do {
             // If-Match: only the file with that ETag is deleted (a file already deleted, or in
             // no container, has no current representation: nothing can match).

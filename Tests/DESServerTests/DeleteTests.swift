@@ -25,6 +25,11 @@ import Testing
                 #expect(try await client.send("GET", "\(b.base)/files/\(victim)", headers: auth).status == 200)
                 let noReason = try await client.send("DELETE", "\(a.base)/files/\(victim)", headers: auth)
                 #expect(noReason.status == 400 && client.errorCode(noReason) == "reason_required")
+                // A reason that would break a log line (CR LF, or NUL) is refused, and nothing is deleted.
+                for forged in ["%0D%0Afake%20line", "a%00b", "tab%09here"] {
+                    let r = try await client.send("DELETE", "\(a.base)/files/\(victim)?reason=\(forged)", headers: auth)
+                    #expect(r.status == 400 && client.errorCode(r) == "reason_required", "\(forged): \(r.status)")
+                }
                 let noToken = try await client.send("DELETE", "\(a.base)/files/\(victim)?reason=x")
                 #expect(noToken.status == 401)
                 let deleted = try await client.send("DELETE", "\(a.base)/files/\(victim)?reason=ticket%2042", headers: auth)
