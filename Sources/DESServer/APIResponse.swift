@@ -31,6 +31,10 @@ enum APIResponse {
     static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) -> Response {
         var fields = ["code": code, "message": message]
         if let id = requestID { fields["request_id"] = id }
+        // An error is about this moment (a name not yet packed, a server not ready): no cache
+        // keeps it, unless the caller said otherwise.
+        var headers = headers
+        if headers[.cacheControl] == nil { headers[.cacheControl] = "no-store" }
         return json(status, ["error": fields], headers: headers)
     }
 

@@ -128,7 +128,10 @@ import Testing
             #expect(try await client.send("GET", rawURL, headers: auth.merging(["If-Match": "*"]) { a, _ in a }).status == 200)
             #expect(try await client.send("GET", rawURL, headers: auth.merging(["If-Match": "\"x\""]) { a, _ in a }).status == 412)
             let never = try SnowflakeGenerator(configuration: .init(prefix: "SRV", node: 9)).next(count: 1)[0].description
-            #expect(try await client.send("GET", server.base + "/files/" + never, headers: auth.merging(["If-Match": "*"]) { a, _ in a }).status == 404)
+            let missing = try await client.send("GET", server.base + "/files/" + never, headers: auth.merging(["If-Match": "*"]) { a, _ in a })
+            #expect(missing.status == 404 && missing.headers["cache-control"] == "no-store", "a name not there yet may be there later: \(missing.headers)")
+            let badName = try await client.send("GET", server.base + "/files/not-a-name", headers: auth)
+            #expect(badName.status == 400 && badName.headers["cache-control"] == "no-store")
             // DELETE: a wrong tag deletes nothing; the right one deletes; then nothing matches, not even *.
             let victim = server.base + "/files/" + path(names[1])
             let victimTag = try #require(try await client.send("GET", victim, headers: auth).headers["etag"])
