@@ -108,6 +108,17 @@ public struct DESMetadata: Sendable, Equatable, ExpressibleByDictionaryLiteral, 
     public static func parse(_ bytes: [UInt8]) throws -> DESMetadata {
         try bytes.withUnsafeBytes { raw in try parse(raw) }
     }
+
+    /// The first member name the JSON object `bytes` names twice at its top level (escapes
+    /// decoded: `"exp"` and `"\u0065xp"` are one name), or nil: none twice, or `bytes` is not a
+    /// JSON object (``parse(_:)`` keeps the last of two; a JWT must not be read either way, RFC 7519 §4).
+    public static func firstRepeatedKey(inJSON bytes: [UInt8]) -> String? {
+        bytes.withUnsafeBytes { raw in
+            var parser = JSONParser(raw)
+            guard (try? parser.parseTopLevelObject()) != nil else { return nil }
+            return parser.firstRepeatedTopLevelKey
+        }
+    }
 }
 
 extension DESMetadata {

@@ -95,6 +95,8 @@ struct JSONParser {
     private let bytes: UnsafeRawBufferPointer
     private var pos = 0
     private var depth = 0
+    /// The first member name the top-level object had twice (escapes decoded), if any.
+    private(set) var firstRepeatedTopLevelKey: String?
 
     init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
@@ -152,6 +154,7 @@ struct JSONParser {
                 try expect(":")
                 let value = try parseValue()
                 if let i = positions[key] {
+                    if depth == 1 && firstRepeatedTopLevelKey == nil { firstRepeatedTopLevelKey = key }
                     pairs[i].value = value
                 } else {
                     positions[key] = pairs.count

@@ -1,3 +1,4 @@
+import DESFormat
 import DESKit
 @testable import DESServer
 import DESTestSupport
@@ -98,20 +99,20 @@ struct JWTVerifierTests {
         if case .refused = auth.authenticate("Bearer " + reader) {} else { Issue.record("a token of a removed key was still accepted after the reload") }
     }
 
-    @Test("A member named twice (RFC 7515/7519 §4): found with escapes decoded, at the top level only; nested, malformed and empty input is no duplicate")
+    @Test("A member named twice (RFC 7515/7519 §4): found with escapes decoded, at the top level only; nested and malformed input is no duplicate")
     func duplicateNames() {
-        func dup(_ text: String) -> String? { JSONMemberNames.firstDuplicate(in: Array(text.utf8)) }
+        func dup(_ text: String) -> String? { DESMetadata.firstRepeatedKey(inJSON: Array(text.utf8)) }
         #expect(dup(#"{"exp": 1, "exp": 2}"#) == "exp")
         #expect(dup(#"{"exp": 1, "\u0065xp": 2}"#) == "exp")
         #expect(dup(#"{"a": {"x": 1, "x": 2}, "b": [1, {"y": 1, "y": 2}], "c": "\"exp\""}"#) == nil, "nested names are a claim's own business")
         #expect(dup(#"{"aud": ["a", "b"], "n": -1.5e3, "t": true, "f": false, "z": null, "aud": "c"}"#) == "aud")
         #expect(dup(#" { "k" : "v" , "K" : "v" } "#) == nil)
         #expect(dup(#"{"\ud83d\ude00": 1, "😀": 2}"#) == "😀")
-        for notAnObject in ["", "[]", "{", #"{"a""#, #"{"a": }"#, "{}", #"{"a": 1,}"#, #"{"\ud83d": 1, "\ud83d": 2}"#, "null"] {
+        for notAnObject in ["", "[]", "{", #"{"a""#, #"{"a": }"#, "{}", #"{"a": 1,}"#, "null", #"{"a": 1} {"a": 2}"#] {
             #expect(dup(notAnObject) == nil, "\(notAnObject)")
         }
         let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
-        #expect(dup(#"{"a": \#(deep), "a": 1}"#) == nil, "too deep to scan: the decoder decides")
+        #expect(dup(#"{"a": \#(deep), "a": 1}"#) == "a")
     }
 
     @Test("A token whose claims or header name a member twice is refused, however it is signed")

@@ -1,3 +1,4 @@
+import DESFormat
 import DESKit
 import Foundation
 
@@ -116,7 +117,7 @@ struct JWTVerifier: Sendable {
         guard let headerBytes = Base64URL.decode(parts[0]), let header = try? JSONDecoder().decode(Header.self, from: Data(headerBytes)) else {
             throw TokenRejection("the header is not base64url JSON of a JWS header")
         }
-        if let name = JSONMemberNames.firstDuplicate(in: headerBytes) { throw TokenRejection("the header names '\(Self.shown(name))' twice") }
+        if let name = DESMetadata.firstRepeatedKey(inJSON: headerBytes) { throw TokenRejection("the header names '\(Self.shown(name))' twice") }
         guard let algorithm = JWSAlgorithm(rawValue: header.alg), algorithms.contains(algorithm) else {
             throw TokenRejection("alg '\(Self.shown(header.alg))' is not accepted")
         }
@@ -144,7 +145,7 @@ struct JWTVerifier: Sendable {
             throw TokenRejection("the payload is not JSON claims of the expected types")
         }
         // Two values of one claim (two exps, two auds): which one the issuer meant is not ours to guess.
-        if let name = JSONMemberNames.firstDuplicate(in: payloadBytes) { throw TokenRejection("the claims name '\(Self.shown(name))' twice") }
+        if let name = DESMetadata.firstRepeatedKey(inJSON: payloadBytes) { throw TokenRejection("the claims name '\(Self.shown(name))' twice") }
         let t = now.timeIntervalSince1970
         guard let exp = claims.exp, exp.isFinite else { throw TokenRejection("the token has no numeric exp") }
         guard t < exp + leeway else { throw TokenRejection("expired \(Self.seconds(t - exp)) s ago") }
