@@ -74,7 +74,9 @@ struct JSONLogHandler: LogHandler {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
+            // C0 and C1 controls, and the line and paragraph separators that JavaScript and Python's
+            // splitlines() take for line breaks.
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029:
                 out += String(format: "\\u%04x", scalar.value)
             default: out.unicodeScalars.append(scalar)
             }
@@ -135,7 +137,7 @@ struct RedactingLogHandler: LogHandler {
         base.log(event: event)
     }
 
-    /// `text` with each control character written as an escape, when `escape`.
+    /// `text` with each control character (``isControl(_:)``) written as an escape, when `escape`.
     static func clean(_ text: String, _ escape: Bool) -> String {
         guard escape, text.unicodeScalars.contains(where: isControl) else { return text }
         var out = ""
@@ -150,7 +152,14 @@ struct RedactingLogHandler: LogHandler {
         return out
     }
 
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.properties.generalCategory == .control }
+    /// Whether a text log writes `scalar` as an escape: controls (C0, C1), the line and paragraph
+    /// separators, and format characters (bidi overrides that reorder what a terminal shows, zero-width ones).
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .lineSeparator, .paragraphSeparator, .format: return true
+        default: return false
+        }
+    }
 
     static func hasControls(_ value: Logger.Metadata.Value) -> Bool {
         switch value {

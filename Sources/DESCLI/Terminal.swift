@@ -26,15 +26,15 @@ enum Terminal {
     /// Writes an error line to stderr.
     static func error(_ text: String) { stderrLine("error", "des: error: ", text) }
 
-    /// One line on stderr, as text after `prefix` or as a JSON log line of `level`; no known
-    /// secret in it (``SecretRedaction``).
+    /// One line on stderr, as text after `prefix` (control characters written as escapes) or as
+    /// a JSON log line of `level`; no known secret in it (``SecretRedaction``).
     private static func stderrLine(_ level: String, _ prefix: String, _ text: String) {
         clearProgress()
         let text = SecretRedaction.redact(text)
         let line =
             jsonLines
             ? "{\"ts\":\"" + JSONLogHandler.timestamp() + "\",\"level\":\"" + level + "\",\"logger\":\"des\",\"msg\":" + JSONLogHandler.quoted(text) + "}"
-            : prefix + text
+            : prefix + RedactingLogHandler.clean(text, true)  // one line: a name or path given or found cannot forge another
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 

@@ -143,7 +143,8 @@ struct JSONParser {
             // Keys are placed through a hash table, so an object of n keys parses in O(n)
             // (a later duplicate replaces the earlier value in place, as Python's json does).
             var pairs: [(key: String, value: DESJSONValue)] = []
-            var positions: [String: Int] = [:]
+            // Names are told apart code point by code point (RFC 8259 §8.3), not by Unicode equivalence.
+            var positions: [ExactText: Int] = [:]
             skipSpace()
             if peek() == UInt8(ascii: "}") { pos += 1; return .object(DESMetadata()) }
             while true {
@@ -153,11 +154,11 @@ struct JSONParser {
                 skipSpace()
                 try expect(":")
                 let value = try parseValue()
-                if let i = positions[key] {
+                if let i = positions[ExactText(key)] {
                     if depth == 1 && firstRepeatedTopLevelKey == nil { firstRepeatedTopLevelKey = key }
                     pairs[i].value = value
                 } else {
-                    positions[key] = pairs.count
+                    positions[ExactText(key)] = pairs.count
                     pairs.append((key, value))
                 }
                 skipSpace()

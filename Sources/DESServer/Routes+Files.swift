@@ -130,8 +130,11 @@ extension DESHTTPServer {
             return APIResponse.error(.badRequest, "reason_required", "say why: ?reason=… or an X-DES-Reason header (at most 2,000 bytes)")
         }
         // Kept with the tombstone and written to logs: printable text only (a line break would forge a log line).
-        guard !reason.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard !reason.unicodeScalars.contains(where: { [.control, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory) }) else {
             return APIResponse.error(.badRequest, "reason_required", "say why in printable text: the reason holds a control character (a line break, a tab, NUL…)")
+        }
+        guard request.uri.queryParameters.getAll("reason").count <= 1 else {
+            return APIResponse.error(.badRequest, "reason_required", "give the reason once: ?reason= is given more than once")
         }
         do {
             // If-Match: only the file with that ETag is deleted (a file already deleted, or in

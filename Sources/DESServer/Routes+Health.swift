@@ -18,7 +18,8 @@ extension DESHTTPServer {
         }
         let ready: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, context in
             let report = Self.publicReport(await readiness.report(), logger: context.logger)
-            return APIResponse.json(report.jsonText, status: report.healthy ? .ok : .serviceUnavailable)
+            // What is ready now says nothing of a moment later: no cache keeps it.
+            return APIResponse.json(report.jsonText, status: report.healthy ? .ok : .serviceUnavailable, headers: [.cacheControl: "no-store"])
         }
         let metricsText: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             var buffer: [UInt8] = []

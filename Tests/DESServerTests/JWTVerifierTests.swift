@@ -108,6 +108,7 @@ struct JWTVerifierTests {
         #expect(dup(#"{"aud": ["a", "b"], "n": -1.5e3, "t": true, "f": false, "z": null, "aud": "c"}"#) == "aud")
         #expect(dup(#" { "k" : "v" , "K" : "v" } "#) == nil)
         #expect(dup(#"{"\ud83d\ude00": 1, "😀": 2}"#) == "😀")
+        #expect(dup(#"{"caf\u00e9": 1, "cafe\u0301": 2}"#) == nil, "names are compared code point by code point (RFC 8259 §8.3), not by Unicode equivalence")
         for notAnObject in ["", "[]", "{", #"{"a""#, #"{"a": }"#, "{}", #"{"a": 1,}"#, "null", #"{"a": 1} {"a": 2}"#] {
             #expect(dup(notAnObject) == nil, "\(notAnObject)")
         }

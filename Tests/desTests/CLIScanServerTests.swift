@@ -71,7 +71,7 @@ struct CLIScanServerTests {
         }
     }
 
-    @Test("MariaDB: in a database whose default collation ignores case, the catalog still tells A.txt from a.txt; a catalog made case-blind is refused, naming the fix")
+    @Test("MariaDB: in a database whose default collation ignores case, the catalog still tells A.txt from a.txt and a.txt from a.txt with a space; a catalog made case-blind or space-padded is refused, naming the fix")
     func caseBlindDatabase() throws {
         try withTempDir { dir in
             let database = "des_fs_" + UUID().uuidString.prefix(8).lowercased()
@@ -85,20 +85,24 @@ struct CLIScanServerTests {
                 storage: {type: local, root: des-data/archive}
                 packer: {work_dir: des-data/work}
                 """.write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
-            try CLIScanPathTests.write(dir, ["A.txt": "upper", "a.txt": "lower", "caf\u{e9}.txt": "accent"])
+            try CLIScanPathTests.write(dir, ["A.txt": "upper", "a.txt": "lower", "a.txt ": "trailing space", "caf\u{e9}.txt": "accent"])
             let t = try CLIScanPathTests.scan(dir)
-            #expect(t["inserted"] as? Int == 3 && t["ready"] as? Int == 3, "\(t)")
+            #expect(t["inserted"] as? Int == 4 && t["ready"] as? Int == 4, "\(t)")
             try CLIScanTests.drain(dir)
-            for (path, text) in [("A.txt", "upper"), ("a.txt", "lower"), ("caf\u{e9}.txt", "accent")] {
+            for (path, text) in [("A.txt", "upper"), ("a.txt", "lower"), ("a.txt ", "trailing space"), ("caf\u{e9}.txt", "accent")] {
                 let r = try runDES(["get", "-c", "des.yaml", "--path", path], in: dir)
                 #expect(r.status == 0 && r.out == text, "\(path): \(r.out) \(r.stderr)")
             }
-            // A catalog an earlier release made with the database's case-blind default.
-            // (Emptied first: case-blind, its rows of A.txt and a.txt would be one key.)
-            try Self.admin(
-                "mariadb", "DELETE FROM \(database).des_fs_files; ALTER TABLE \(database).des_fs_files CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
-            let refused = try runDES(["scan", "-c", "des.yaml", "--until-idle"], in: dir)
-            #expect(refused.status != 0 && refused.stderr.contains("utf8mb4_general_ci") && refused.stderr.contains("CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"), "\(refused.status) \(refused.stderr)")
+            // A catalog an earlier release made with the database's case-blind default, or with
+            // utf8mb4_bin (which pads with spaces). (Emptied first: their keys would collide.)
+            for collation in ["utf8mb4_general_ci", "utf8mb4_bin"] {
+                try Self.admin(
+                    "mariadb", "DELETE FROM \(database).des_fs_files; ALTER TABLE \(database).des_fs_files CONVERT TO CHARACTER SET utf8mb4 COLLATE \(collation)")
+                let refused = try runDES(["scan", "-c", "des.yaml", "--until-idle"], in: dir)
+                #expect(
+                    refused.status != 0 && refused.stderr.contains(collation) && refused.stderr.contains("CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"),
+                    "\(refused.status) \(refused.stderr)")
+            }
         }
     }
 }

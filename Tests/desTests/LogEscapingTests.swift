@@ -42,4 +42,16 @@ struct LogEscapingTests {
             }
         }
     }
+
+    @Test("The CLI's error line is one line: a path or name holding a line break, an escape or a line separator is written with escapes")
+    func errorLineIsOneLine() throws {
+        try withTempDir { dir in
+            let hostile = "/nonexistent\n2026-01-01T00:00:00+0000 critical des: FORGED\u{1B}[31m\u{2028}x\u{202E}.des"
+            let r = try runDES(["cat", hostile, "a"], in: dir)
+            #expect(r.status != 0)
+            let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+            #expect(lines.count == 1 && lines[0].hasPrefix("des: error: "), "\(r.stderr)")
+            #expect(r.stderr.contains("\\n2026-01-01T00:00:00+0000 critical") && r.stderr.contains("\\u{1B}[31m") && r.stderr.contains("\\u{2028}") && r.stderr.contains("\\u{202E}"), "\(r.stderr)")
+        }
+    }
 }

@@ -71,6 +71,17 @@ public enum FilesystemCatalog {
         return table
     }
 
+    /// The collation that compares text byte for byte, trailing spaces included, on MySQL
+    /// (`utf8mb4_0900_bin`, MySQL 8) and MariaDB (`utf8mb4_nopad_bin`); nil elsewhere (SQLite and
+    /// PostgreSQL compare bytes already).
+    public static func exactCollation(_ dialect: String) -> String? {
+        switch dialect {
+        case "mariadb": return "utf8mb4_nopad_bin"
+        case "mysql": return "utf8mb4_0900_bin"
+        default: return nil
+        }
+    }
+
     /// The DDL that creates the table and its indexes when missing, in `dialect` (`sqlite`,
     /// `postgresql`, `mysql` or `mariadb`); nil for a database DES keeps no metadata in.
     public static func ddl(dialect: String) -> [String]? {
@@ -84,8 +95,9 @@ public enum FilesystemCatalog {
         }
         let short = dialect == "sqlite" || dialect == "postgresql" ? "TEXT" : "VARCHAR(128)"
         // MySQL and MariaDB compare text by the table's collation, often case- and accent-blind
-        // (utf8mb4_general_ci): paths are compared byte for byte, as the file system names them.
-        let options = dialect == "mysql" || dialect == "mariadb" ? " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin" : ""
+        // (utf8mb4_general_ci), and even utf8mb4_bin ignores trailing spaces: paths are compared
+        // byte for byte, as the file system names them (`a.txt` and `a.txt ` are two files).
+        let options = exactCollation(dialect).map { " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=\($0)" } ?? ""
         let create = """
             CREATE TABLE IF NOT EXISTS \(table) (
               id \(id),

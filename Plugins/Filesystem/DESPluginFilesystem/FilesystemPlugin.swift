@@ -66,22 +66,23 @@ public enum FilesystemPlugin {
         return connector
     }
 
-    /// On MySQL and MariaDB, a catalog whose paths compare by a collation that is not binary
-    /// (made by an earlier release in a database whose default is `utf8mb4_general_ci`) is
-    /// refused: `A.txt` and `a.txt`, or two spellings of `é`, would be one path to it, and the
-    /// second file's row would fail or stand for the first.
+    /// On MySQL and MariaDB, a catalog whose paths compare by a collation that is not byte for
+    /// byte (made by an earlier release: the database's default, `utf8mb4_general_ci`, or
+    /// `utf8mb4_bin`, which pads with spaces) is refused: `A.txt` and `a.txt`, `a.txt` and
+    /// `a.txt `, or two spellings of `é` would be one path to it, and the second file's row would
+    /// fail the whole scan or stand for the first.
     static func checkCollation(_ context: SourcePluginContext, connector: SQLSourceConnector) async throws {
-        guard ["mysql", "mariadb"].contains(connector.dialect.name) else { return }
+        guard let exact = FilesystemCatalog.exactCollation(connector.dialect.name) else { return }
         let (table, d) = (FilesystemCatalog.table, connector.dialect)
         let rows = try await connector.transaction { session in
             try session.query(
                 "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = \(d.placeholder(1)) AND COLUMN_NAME = 'path'",
                 [.text(table)])
         }
-        guard let collation = rows.first?[0].text, !collation.hasSuffix("_bin") else { return }
+        guard let collation = rows.first?[0].text, ![exact, "utf8mb4_nopad_bin", "utf8mb4_0900_bin", "binary"].contains(collation) else { return }
         throw DESKitError(
             .configuration,
-            "source '\(context.source.name)': \(table).path compares by \(collation), which takes paths that differ in case or accents for one; convert the table (ALTER TABLE \(table) CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin) and scan again")
+            "source '\(context.source.name)': \(table).path compares by \(collation), which takes paths that differ in case, accents or trailing spaces for one; convert the table (ALTER TABLE \(table) CONVERT TO CHARACTER SET utf8mb4 COLLATE \(exact)) and scan again")
     }
 
     /// Rows name their root by its position in `roots`: the roots recorded for the source must

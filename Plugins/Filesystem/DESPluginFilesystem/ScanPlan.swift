@@ -1,23 +1,8 @@
-/// A path compared byte for byte. Swift's `String` compares by Unicode canonical equivalence,
-/// so `café` written precomposed (`c3 a9`) and decomposed (`65 cc 81`) are one string; to a
-/// file system they are two names, two files, and the catalog keeps two rows.
-public struct ScanPath: Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
-    /// The path as text (its bytes kept exactly).
-    public let text: String
+import DESFormat
 
-    /// The path `text`.
-    public init(_ text: String) { self.text = text }
-    public init(stringLiteral value: String) { text = value }
-
-    public static func == (a: Self, b: Self) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
-
-    public func hash(into hasher: inout Hasher) {
-        let hashed = text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-        if hashed == nil { for byte in text.utf8 { hasher.combine(byte) } }
-    }
-
-    public var description: String { text }
-}
+/// A path compared byte for byte (``ExactText``): `café` precomposed and decomposed are two
+/// names to a file system, two files, and two rows of the catalog.
+public typealias ScanPath = ExactText
 
 /// What one scan of a root changes in the catalog, worked out from the rows it holds and the
 /// files the walk found (a pure function: the scanner applies it).
