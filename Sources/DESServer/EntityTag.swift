@@ -105,38 +105,27 @@ enum EntityTagList: Equatable, Sendable {
         return tags.isEmpty ? nil : .tags(tags)
     }
 
-    /// Whether the condition `If-None-Match` states is false for a file that exists with
-    /// `etag` (nil: it has none): `*` matches any file, a list when one of its tags matches
-    /// weakly. A true match answers a GET or HEAD with 304.
-    func matches(_ etag: EntityTag?) -> Bool {
+    /// Whether the list matches a file that exists with `etag` (nil: it has none): `*` matches
+    /// any file; a list when one of its tags matches, weakly (`If-None-Match`: a true match
+    /// answers a GET or HEAD with 304) or, with `strongly`, strongly (`If-Match`, RFC 9110
+    /// §13.1.1: a weak tag never matches, and a false match answers 412).
+    func matches(_ etag: EntityTag?, strongly: Bool = false) -> Bool {
         switch self {
         case .any: return true
         case .tags(let tags):
             guard let etag else { return false }
-            return tags.contains { $0.matchesWeakly(etag) }
+            return tags.contains { strongly ? $0.matchesStrongly(etag) : $0.matchesWeakly(etag) }
         }
     }
 }
 
 extension EntityTagList {
-    /// Whether the condition `If-Match` states (RFC 9110 §13.1.1) is true for a file that exists
-    /// with `etag` (nil: it has none): `*` for any file, a list when one of its tags matches
-    /// strongly (a weak tag never does). A false one answers 412.
-    func matchesStrongly(_ etag: EntityTag?) -> Bool {
-        switch self {
-        case .any: return true
-        case .tags(let tags):
-            guard let etag else { return false }
-            return tags.contains { $0.matchesStrongly(etag) }
-        }
-    }
-
     /// Whether the `If-Match` field lines `lines` (none: no condition) let a request on a file
     /// that exists with `etag` go on. A value that is not a valid list names no tag, so it is
     /// false: a client that asked for a check is never answered as if it had passed.
     static func ifMatchAllows(_ lines: [String], etag: EntityTag?) -> Bool {
         guard !lines.isEmpty else { return true }
-        return parse(lines)?.matchesStrongly(etag) ?? false
+        return parse(lines)?.matches(etag, strongly: true) ?? false
     }
 }
 
