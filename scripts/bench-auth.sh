@@ -11,13 +11,8 @@ cd "$(dirname "$0")/.."
 SECS="${1:-10}"
 CONNS="${2:-64}"
 FILES=2000
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 . scripts/bench-lib.sh
-bench_build des
-WORK="$(mktemp -d -t des-bench-auth.XXXXXX)"
-SERVER=""
-trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-export DES_LOG_LEVEL=warning
+bench_http_setup auth
 STATIC="bench-static-token-0123456789"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/rsa.key" 2>/dev/null
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/ec.key" 2>/dev/null

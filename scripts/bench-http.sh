@@ -10,14 +10,9 @@ cd "$(dirname "$0")/.."
 SECS="${1:-10}"
 CONNS="${2:-64}"
 FILES=5000
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 . scripts/bench-lib.sh
-bench_build des
-WORK="$(mktemp -d -t des-bench-http.XXXXXX)"
-SERVER=""
-trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+bench_http_setup http
 cp configs/local.yaml "$WORK/local.yaml"
-export DES_LOG_LEVEL=warning
 bench_packed_sample "$WORK/local.yaml" "$WORK" "$FILES"
 
 bench_serve "$WORK/local.yaml" "$WORK"

@@ -64,6 +64,18 @@ marker: {batch_size: 5000}
 YAML
 }
 
+# bench_http_setup NAME : for a benchmark of des serve under wrk: wrk installed, des built, WORK a
+# fresh temporary directory, and on exit the server bench_serve started (SERVER) killed and WORK
+# removed.
+bench_http_setup() {
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  bench_build des
+  WORK="$(mktemp -d -t "des-bench-$1.XXXXXX")"
+  SERVER=""
+  trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+  export DES_LOG_LEVEL=warning
+}
+
 # bench_serve CONFIG WORK : starts des serve on a free port in the background; sets SERVER (its
 # pid) and BASE (http://127.0.0.1:PORT). The caller's EXIT trap kills $SERVER.
 bench_serve() {

@@ -35,11 +35,7 @@ struct DeleteCommand: AsyncParsableCommand {
 
     func validate() throws {
         if names.isEmpty { throw ValidationError("name at least one file to delete") }
-        if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") }
-        if reason.utf8.count > 2_000 { throw ValidationError("--reason is \(reason.utf8.count) bytes; at most 2,000") }
-        if reason.unicodeScalars.contains(where: { [.control, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory) }) {
-            throw ValidationError("--reason must be printable text: it holds a control character (a line break, a tab, an escape…)")
-        }
+        if let problem = FileDeleter.reasonProblem(reason) { throw ValidationError("--reason \(problem)") }
         if let bad = names.first(where: { (try? SnowflakeName(parsing: $0)) == nil }) {
             throw ValidationError("'\(bad)' is not a DES name")
         }

@@ -1,6 +1,7 @@
 import DESFormat
 import DESKit
 import DESNaming
+import Foundation
 import Logging
 
 /// Deletes files by name (`des delete`, `DELETE /files/{name}`, retention): a tombstone in the
@@ -48,8 +49,22 @@ public struct FileDeleter: Sendable {
         return try await ContainerLookup.find(name, shardBits: shardBits, among: candidates, reader: reader).map { ($0.container, $0.entry.dataLength) }
     }
 
-    /// Deletes `names` with `reason` (`origin`: `delete` or `retention`).
+    /// What is wrong with `reason` (`des delete --reason`, `DELETE /files?reason=`), or nil: it
+    /// must say something, in at most 2,000 bytes, of printable text (it is kept with the
+    /// tombstone and written to logs, where a line break would forge a line).
+    public static func reasonProblem(_ reason: String) -> String? {
+        if reason.trimmingCharacters(in: .whitespaces).isEmpty { return "is empty: say why" }
+        if reason.utf8.count > 2_000 { return "is \(reason.utf8.count) bytes; at most 2,000" }
+        if reason.unicodeScalars.contains(where: { [.control, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory) }) {
+            return "holds a control character (a line break, a tab, an escape, NUL…): say why in printable text"
+        }
+        return nil
+    }
+
+    /// Deletes `names` with `reason` (`origin`: `delete` or `retention`); a reason
+    /// ``reasonProblem(_:)`` refuses is an `invalidData` error, and nothing is deleted.
     public func delete(names: [String], reason: String, origin: String = "delete") async throws -> Outcome {
+        if let problem = Self.reasonProblem(reason) { throw DESKitError(.invalidData, "the reason \(problem)") }
         var outcome = Outcome()
         var stones: [Tombstone] = []
         let unique = Array(Set(names)).sorted()
@@ -68,8 +83,9 @@ public struct FileDeleter: Sendable {
         // Only the names this call tombstoned are deleted by it: one tombstoned meanwhile by
         // another process (a delete of the same name at the same moment) was already deleted.
         let added = stones.isEmpty ? [] : Set(try await metadata.addTombstonesNamingAdded(stones))
-        outcome.deleted = stones.map(\.name).filter { added.contains($0) }
-        outcome.alreadyDeleted += stones.map(\.name).filter { !added.contains($0) }
+        for stone in stones {
+            if added.contains(stone.name) { outcome.deleted.append(stone.name) } else { outcome.alreadyDeleted.append(stone.name) }
+        }
         let marked = try await markRows(names: outcome.deleted + outcome.alreadyDeleted)
         outcome.rowsMarked = marked.rows
         outcome.rowProblems = marked.problems

@@ -154,11 +154,12 @@ struct JSONParser {
                 skipSpace()
                 try expect(":")
                 let value = try parseValue()
-                if let i = positions[ExactText(key)] {
+                let exact = ExactText(key)
+                if let i = positions[exact] {
                     if depth == 1 && firstRepeatedTopLevelKey == nil { firstRepeatedTopLevelKey = key }
                     pairs[i].value = value
                 } else {
-                    positions[ExactText(key)] = pairs.count
+                    positions[exact] = pairs.count
                     pairs.append((key, value))
                 }
                 skipSpace()

@@ -1,3 +1,4 @@
+import DESEngine
 import DESKit
 import DESNaming
 import Foundation
@@ -126,12 +127,8 @@ extension DESHTTPServer {
         case .success(let named): (name, parsed) = named
         }
         let reason = (request.uri.queryParameters.get("reason") ?? request.headers[.xDESReason] ?? "").trimmingCharacters(in: .whitespaces)
-        guard !reason.isEmpty, reason.utf8.count <= 2_000 else {
-            return APIResponse.error(.badRequest, "reason_required", "say why: ?reason=… or an X-DES-Reason header (at most 2,000 bytes)")
-        }
-        // Kept with the tombstone and written to logs: printable text only (a line break would forge a log line).
-        guard !reason.unicodeScalars.contains(where: { [.control, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory) }) else {
-            return APIResponse.error(.badRequest, "reason_required", "say why in printable text: the reason holds a control character (a line break, a tab, NUL…)")
+        if let problem = FileDeleter.reasonProblem(reason) {
+            return APIResponse.error(.badRequest, "reason_required", "the reason (?reason=… or an X-DES-Reason header) \(problem)")
         }
         guard request.uri.queryParameters.getAll("reason").count <= 1 else {
             return APIResponse.error(.badRequest, "reason_required", "give the reason once: ?reason= is given more than once")

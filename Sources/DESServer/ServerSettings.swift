@@ -87,7 +87,6 @@ public struct ServerSettings: Sendable {
         tls = try s.tls.map { try Self.tlsConfiguration($0, baseDirectory: baseDirectory) }
     }
 
-
     /// The server's TLS configuration: the chain and key read now (a file that is missing, not
     /// PEM, or a key that is not the certificate's is a configuration error naming the key),
     /// TLS 1.2 and 1.3 only, and with a client CA, client certificates required and checked.

@@ -1,8 +1,10 @@
 import DESEngine
 import DESKit
 import DESNaming
+import DESStorage
 import DESTestSupport
 import Foundation
+import Logging
 import Testing
 
 /// `des delete`, and what a tombstone does to `des get` and `des check`.
@@ -41,5 +43,26 @@ import Testing
         #expect(notAName.status == 64 && notAName.err.contains("not a DES name"), "\(notAName)")
         let long = try await runDES(["delete", "--reason", String(repeating: "r", count: 2_001), names[1]], config: config, in: d.dir)
         #expect(long.status == 64 && long.err.contains("at most 2,000"), "\(long)")
+        let kept = try #require(try await d.sql("SELECT des_name FROM files WHERE id = 7").first?[0].text)
+        let forged = try await runDES(["delete", "--reason", "ticket\n2026-01-01 critical: forged", kept], config: config, in: d.dir)
+        #expect(forged.status == 64 && forged.err.contains("control character"), "\(forged)")
+        #expect(try await d.metadata().tombstone(named: kept) == nil, "a refused reason deleted the file")
+    }
+
+    @Test("A reason is checked where every delete passes (des delete, DELETE /files, retention): something said, at most 2,000 bytes, printable")
+    func reasonRules() async throws {
+        for bad in ["", "   ", String(repeating: "r", count: 2_001), "a\nb", "a\rb", "tab\there", "nul\u{0}", "esc\u{1B}[31m", "nel\u{85}", "ls\u{2028}ps\u{2029}"] {
+            #expect(FileDeleter.reasonProblem(bad) != nil, "\(bad.debugDescription)")
+        }
+        for good in ["GDPR request 4711", "ticket 7 ü", String(repeating: "r", count: 2_000), "bidi \u{202E} is kept (logs escape it)"] {
+            #expect(FileDeleter.reasonProblem(good) == nil, "\(good.debugDescription)")
+        }
+        // The deleter itself refuses one, before any I/O.
+        let d = try await Deployment.named(rows: 2)
+        defer { d.cleanup() }
+        let deleter = FileDeleter(
+            sources: [], metadata: try await d.metadata(), storage: try LocalDiskStorage(root: d.dir + "/archive"), cache: nil, shardBits: 4,
+            logger: Logger(label: "test"))
+        await #expect(throws: DESKitError.self) { try await deleter.delete(names: ["DES_20250101_(21BCAA000100_88)"], reason: "a\nb") }
     }
 }

@@ -79,7 +79,7 @@ public enum FilesystemPlugin {
                 "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = \(d.placeholder(1)) AND COLUMN_NAME = 'path'",
                 [.text(table)])
         }
-        guard let collation = rows.first?[0].text, ![exact, "utf8mb4_nopad_bin", "utf8mb4_0900_bin", "binary"].contains(collation) else { return }
+        guard let collation = rows.first?[0].text, ![exact, "binary"].contains(collation) else { return }
         throw DESKitError(
             .configuration,
             "source '\(context.source.name)': \(table).path compares by \(collation), which takes paths that differ in case, accents or trailing spaces for one; convert the table (ALTER TABLE \(table) CONVERT TO CHARACTER SET utf8mb4 COLLATE \(exact)) and scan again")
