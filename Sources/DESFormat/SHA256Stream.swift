@@ -67,10 +67,23 @@ final class SHA256Stream {
     }
 
     /// The SHA-256 of a whole buffer, as lowercase hex.
+    /// One call, no context made and freed (a server checks a small body on every read).
     static func hex(of buffer: UnsafeRawBufferPointer) -> String {
-        let stream = SHA256Stream()
-        stream.update(buffer)
-        return stream.finalizeHex()
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &digest) { raw in
+            let out = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self)
+            let empty: UInt8 = 0
+            withUnsafePointer(to: empty) { none in
+                _ = SHA256(buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? none, buffer.count, out)
+            }
+            return String(unsafeUninitializedCapacity: 64) { text in
+                for (i, b) in raw.enumerated() {
+                    text[2 * i] = hexDigits[Int(b >> 4)]
+                    text[2 * i + 1] = hexDigits[Int(b & 0x0F)]
+                }
+                return 64
+            }
+        }
     }
 }
 

@@ -34,7 +34,7 @@ final class FileLocator: Sendable {
     /// Whether the server follows the store's events now (its follower read them recently).
     let following: @Sendable () -> Bool
     private let lists = BoundedCache<DayShard, ContainerList>(capacity: 16_384)
-    private let located: BoundedCache<String, LocatedEntry>
+    private let located: BoundedCache<String, ServedFile>
     /// When each container's version was last checked after a negative answer (monotonic seconds).
     private let verified = BoundedCache<String, Double>(capacity: 16_384)
 
@@ -58,8 +58,9 @@ final class FileLocator: Sendable {
     func shard(of name: String) -> Int { Int(consistentHash(name, bits: shardBits)) }
 
     /// Where `name` is, or nil when no uploaded container of its (day, shard) holds it.
-    func locate(_ name: String, parsed: SnowflakeName, shard: Int) async throws -> LocatedEntry? {
+    func locate(_ name: String, parsed: SnowflakeName) async throws -> ServedFile? {
         if let hit = located[name] { return hit }
+        let shard = shard(of: name)
         let where_ = DayShard(day: parsed.isoDay, shard: shard)
         var searched: Set<String> = []
         var list = try await containers(where_, refresh: false)
@@ -69,8 +70,9 @@ final class FileLocator: Sendable {
             for key in NameRanges.candidates(for: name, among: list.records).map(\.key) where !searched.contains(key) {
                 searched.insert(key)
                 if let found = try await find(name, key: key) {
-                    located.set(name, found)
-                    return found
+                    let served = ServedFile(found, shard: shard)
+                    located.set(name, served)
+                    return served
                 }
             }
             guard monotonicSeconds() - list.fetchedAt >= currentRefreshSeconds else { return nil }
@@ -104,7 +106,7 @@ final class FileLocator: Sendable {
         }
         guard let known = located[name] else { return }
         located.remove(name)
-        await reader.forget(key: known.key, version: known.version)
+        await reader.forget(key: known.located.key, version: known.located.version)
     }
 
     /// Applies the store's events: a (day, shard) whose containers changed is asked again at
@@ -116,9 +118,9 @@ final class FileLocator: Sendable {
             case .containerUploaded, .containerRetired, .containerDeleted:
                 if let day = event.day, let shard = event.shard { lists.remove(DayShard(day: day, shard: shard)) }
                 if event.kind == .containerDeleted, let key = event.containerKey {
-                    let gone = located.removeAll { _, entry in entry.key == key }
+                    let gone = located.removeAll { _, served in served.located.key == key }
                     verified.remove(key)
-                    for version in Set(gone.map(\.version)) { await reader.forget(key: key, version: version) }
+                    for version in Set(gone.map(\.located.version)) { await reader.forget(key: key, version: version) }
                 }
             case .tombstone:
                 // Only the name's location: its container's index stays cached for its other files.

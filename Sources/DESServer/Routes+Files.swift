@@ -138,15 +138,13 @@ extension DESHTTPServer {
             // no container, has no current representation: nothing can match).
             let conditions = request.headers[values: .ifMatch]
             if !conditions.isEmpty {
-                let shard = locator.shard(of: name)
-                let located = try await tombstones.deleted(name) ? nil : try await locator.locate(name, parsed: parsed, shard: shard)
-                guard let located else {
+                let served = try await tombstones.deleted(name) ? nil : try await locator.locate(name, parsed: parsed)
+                guard let served else {
                     return APIResponse.error(
                         .preconditionFailed, "precondition_failed", "If-Match: \(name) has no current representation (deleted, or in no uploaded container)",
                         headers: [.cacheControl: "no-store"])
                 }
-                let etag = located.sha256.map { EntityTag(strong: $0) }
-                if !EntityTagList.ifMatchAllows(conditions, etag: etag) { return Self.preconditionFailed(etag) }
+                if !EntityTagList.ifMatchAllows(conditions, etag: served.etag) { return Self.preconditionFailed(served.etag) }
             }
             let outcome = try await deleter.delete(names: [name], reason: reason)
             if !outcome.notFound.isEmpty {
@@ -186,7 +184,6 @@ extension DESHTTPServer {
     }
 
     private func serveFile(_ request: Request, _ context: BasicRequestContext, name: String, parsed: SnowflakeName, head: Bool) async -> Response {
-        let shard = locator.shard(of: name)
         // The request's logger with the name, made only when a line is written (copying the
         // logger's metadata on every request showed in profiles of warm reads).
         var logger: Logger {
@@ -204,11 +201,11 @@ extension DESHTTPServer {
         var attempt = 0
         while true {
             do {
-                guard let located = try await locator.locate(name, parsed: parsed, shard: shard) else {
+                guard let served = try await locator.locate(name, parsed: parsed) else {
                     return APIResponse.error(
-                        .notFound, "not_found", "\(name) is in no uploaded container of day \(parsed.isoDay), shard \(shard)")
+                        .notFound, "not_found", "\(name) is in no uploaded container of day \(parsed.isoDay), shard \(locator.shard(of: name))")
                 }
-                return try await respond(request, located, shard: shard, head: head, logger: context.logger)
+                return try await respond(request, served, head: head, logger: context.logger)
             } catch let error as DESKitError where (error.code == .changed || error.code == .notFound) && attempt == 0 {
                 // The container was replaced under what we knew of it, or is gone (compacted, its
                 // grace over): forget it, and the (day, shard)'s list, and look again, once.
@@ -220,20 +217,10 @@ extension DESHTTPServer {
         }
     }
 
-    private func respond(_ request: Request, _ located: LocatedEntry, shard: Int, head: Bool, logger: Logger) async throws -> Response {
-        let etag = located.sha256.map { EntityTag(strong: $0) }
-        // One literal, so no field is looked up before it is set.
-        var headers: HTTPFields = [
-            .contentType: located.contentType ?? "application/octet-stream",
-            .acceptRanges: "bytes",
-            .cacheControl: "public, max-age=31536000, immutable",
-            // The content type comes from catalog rows: never let a browser run what it serves.
-            .xContentTypeOptions: "nosniff",
-            .contentSecurityPolicy: "sandbox",
-            .xDESContainer: located.key,
-            .xDESShardID: String(shard),
-        ]
-        if let etag { headers.append(HTTPField(name: .eTag, value: etag.header)) }
+    private func respond(_ request: Request, _ served: ServedFile, head: Bool, logger: Logger) async throws -> Response {
+        let located = served.located
+        let etag = served.etag
+        var headers = served.headers
         // If-Match first (RFC 9110 §13.2.2): no listed tag matching strongly (and not `*`) is 412.
         if !EntityTagList.ifMatchAllows(request.headers[values: .ifMatch], etag: etag) {
             return Self.preconditionFailed(etag)

@@ -19,6 +19,10 @@ public final class LocalDiskStorage: StorageBackend {
     /// The directory holding the objects.
     public let root: String
     private let thread = DedicatedThread(name: "des-local-storage")
+    /// Container files kept open for versioned range reads (see ``OpenObjectCache``).
+    let openObjects = OpenObjectCache(capacity: LocalDiskStorage.openFileLimit)
+    /// How many container files versioned range reads keep open at most.
+    static let openFileLimit = 64
     /// How many versioned range reads were served from the page cache on the caller's thread,
     /// and how many went to the storage thread (for tests and profiles).
     let rangeReads = Mutex((cached: 0, onThread: 0))
@@ -45,11 +49,26 @@ public final class LocalDiskStorage: StorageBackend {
 
     /// The path of an object (keys are checked: no absolute paths, no `..`).
     public func path(for key: String) throws -> String {
-        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
-        guard !key.isEmpty, !key.hasPrefix("/"), !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
-            throw DESKitError(.storage, "invalid storage key '\(key)'")
-        }
+        guard Self.isPlainKey(key) else { throw DESKitError(.storage, "invalid storage key '\(key)'") }
         return root + "/" + key
+    }
+
+    /// Whether `key` is a relative path of non-empty components, none of them `.` or `..`
+    /// (one pass over its bytes: every read of a file checks its container's key).
+    static func isPlainKey(_ key: String) -> Bool {
+        var key = key
+        return key.withUTF8 { bytes in
+            guard !bytes.isEmpty else { return false }
+            var start = 0
+            for i in 0...bytes.count {
+                guard i == bytes.count || bytes[i] == UInt8(ascii: "/") else { continue }
+                let n = i - start
+                if n == 0 { return false }  // empty: a leading, doubled or trailing slash
+                if n <= 2 && bytes[start] == UInt8(ascii: ".") && (n == 1 || bytes[start + 1] == UInt8(ascii: ".")) { return false }
+                start = i + 1
+            }
+            return true
+        }
     }
 
     private static func failure(_ what: String, _ path: String, _ code: Int32 = errno) -> DESKitError {
@@ -76,8 +95,10 @@ public final class LocalDiskStorage: StorageBackend {
     }
 
     /// A file's version: size, mtime in ns and inode (a rename over it, or a rewrite, changes it).
-    private static func etag(of st: stat) -> String {
-        let stamp = FileStamp(st)
+    private static func etag(of st: stat) -> String { etag(of: FileStamp(st)) }
+
+    /// The version string of a stamp (see ``etag(of:)-stat``).
+    static func etag(of stamp: FileStamp) -> String {
         return "\(stamp.size)-\(stamp.mtimeNanos)-\(stamp.inode)"
     }
 
@@ -109,6 +130,7 @@ public final class LocalDiskStorage: StorageBackend {
                 unlink(temp)
                 throw Self.failure("rename into place", target, code)
             }
+            self.openObjects.remove(target)
             let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if dfd >= 0 {
                 _ = fsync(dfd)
@@ -178,14 +200,13 @@ public final class LocalDiskStorage: StorageBackend {
     /// read (a rename over it in between changes neither). A range of at most
     /// ``inlineReadLimit`` whose bytes are all in the page cache is read on the caller's thread
     /// (a warm read of one file, the server's common case, then costs no hop); anything else
-    /// is read on the storage thread, which may block.
+    /// is read on the storage thread, which may block. With a version, the file is kept open
+    /// for the next read of the same container (``OpenObjectCache``).
     public func get(key: String, offset: UInt64, length: UInt64, ifMatch: String?) async throws -> [UInt8] {
         let p = try path(for: key)
         if length <= Self.inlineReadLimit, !inlineUnsupported.withLock({ $0 }) {
             var unsupported = false
-            if let cached = try Self.readRange(
-                p, key: key, offset: offset, length: length, location: location, ifMatch: ifMatch, cachedOnly: true, unsupported: &unsupported)
-            {
+            if let cached = try versionedRead(p, key: key, offset: offset, length: length, ifMatch: ifMatch, cachedOnly: true, unsupported: &unsupported) {
                 rangeReads.withLock { $0.cached += 1 }
                 return cached
             }
@@ -193,8 +214,35 @@ public final class LocalDiskStorage: StorageBackend {
         }
         rangeReads.withLock { $0.onThread += 1 }
         return try await thread.run {
-            try Self.readRange(p, key: key, offset: offset, length: length, location: self.location, ifMatch: ifMatch) ?? []
+            var unsupported = false
+            return try self.versionedRead(p, key: key, offset: offset, length: length, ifMatch: ifMatch, cachedOnly: false, unsupported: &unsupported) ?? []
         }
+    }
+
+    /// A range of version `ifMatch` of the object at `p`, through its cached open file when that
+    /// is still the version asked for and still linked; else the path is opened again (and the
+    /// file kept open for the next read). Without a version, the path is opened and closed.
+    private func versionedRead(
+        _ p: String, key: String, offset: UInt64, length: UInt64, ifMatch: String?, cachedOnly: Bool, unsupported: inout Bool
+    ) throws -> [UInt8]? {
+        guard let ifMatch else {
+            return try Self.readRange(p, key: key, offset: offset, length: length, location: location, ifMatch: nil, cachedOnly: cachedOnly, unsupported: &unsupported)
+        }
+        if let open = openObjects.lookup(p) {
+            var st = stat()
+            if fstat(open.fd, &st) == 0, st.st_nlink > 0, FileStamp(st) == open.stamp, open.version == ifMatch {
+                return try Self.readOpen(fd: open.fd, p, key: key, offset: offset, length: length, cachedOnly: cachedOnly, unsupported: &unsupported)
+            }
+            // Replaced, deleted, rewritten, or another version than the one asked for: the path decides.
+            openObjects.remove(p, ifSame: open)
+        }
+        let (fd, st) = try Self.openObject(p, key: key, location: location)
+        let stamp = FileStamp(st)
+        let now = Self.etag(of: stamp)
+        let object = OpenObject(fd: fd, stamp: stamp, version: now)  // closes fd when let go
+        guard now == ifMatch else { throw DESKitError(.changed, "'\(key)' changed (version \(now), not \(ifMatch))") }
+        openObjects.insert(p, object)
+        return try Self.readOpen(fd: object.fd, p, key: key, offset: offset, length: length, cachedOnly: cachedOnly, unsupported: &unsupported)
     }
 
     /// The largest range tried on the caller's thread (see ``get(key:offset:length:ifMatch:)``).
@@ -215,22 +263,43 @@ public final class LocalDiskStorage: StorageBackend {
     private static func readRange(
         _ p: String, key: String, offset: UInt64, length: UInt64, location: String, ifMatch: String?, cachedOnly: Bool, unsupported: inout Bool
     ) throws -> [UInt8]? {
+        let (fd, st) = try openObject(p, key: key, location: location)
+        defer { Glibc.close(fd) }
+        if let ifMatch {
+            let now = etag(of: FileStamp(st))
+            guard now == ifMatch else { throw DESKitError(.changed, "'\(key)' changed (version \(now), not \(ifMatch))") }
+        }
+        return try readOpen(fd: fd, p, key: key, offset: offset, length: length, cachedOnly: cachedOnly, unsupported: &unsupported)
+    }
+
+    /// The object at `p` opened for reading, and its `fstat`: a regular file, or a thrown error
+    /// (`notFound` when there is none).
+    private static func openObject(_ p: String, key: String, location: String) throws -> (fd: Int32, stat: stat) {
         // O_NONBLOCK: a FIFO put where an object should be must not block the open (it is refused below).
         let fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             if errno == ENOENT { throw DESKitError(.notFound, "no object '\(key)' in \(location)") }
             throw failure("open", p)
         }
-        defer { Glibc.close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw failure("stat", p) }
-        try requireRegular(st, key: key)
-        if let ifMatch {
-            let now = etag(of: st)
-            guard now == ifMatch else { throw DESKitError(.changed, "'\(key)' changed (version \(now), not \(ifMatch))") }
+        do {
+            guard fstat(fd, &st) == 0 else { throw failure("stat", p) }
+            try requireRegular(st, key: key)
+        } catch {
+            Glibc.close(fd)
+            throw error
         }
+        return (fd, st)
+    }
+
+    /// `length` bytes at `offset` of the open object `fd` (at `p`). With `cachedOnly`, nil when
+    /// any of them would wait for the device, or the file system cannot tell (`unsupported` set).
+    private static func readOpen(
+        fd: Int32, _ p: String, key: String, offset: UInt64, length: UInt64, cachedOnly: Bool, unsupported: inout Bool
+    ) throws -> [UInt8]? {
         let count = Int(length)
         var wouldBlock = false
+        var notSupported = false
         let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
             var done = 0
             while done < count {
@@ -243,7 +312,7 @@ public final class LocalDiskStorage: StorageBackend {
                     if errno == EINTR { continue }
                     let code = errno
                     if cachedOnly && [EAGAIN, EOPNOTSUPP, ENOSYS, EINVAL].contains(code) {
-                        unsupported = code != EAGAIN
+                        notSupported = code != EAGAIN
                         wouldBlock = true
                         break
                     }
@@ -257,6 +326,7 @@ public final class LocalDiskStorage: StorageBackend {
                 throw DESKitError(.storage, "object '\(key)' ends before byte \(offset + length)")
             }
         }
+        if notSupported { unsupported = true }
         return wouldBlock ? nil : bytes
     }
 
@@ -281,6 +351,7 @@ public final class LocalDiskStorage: StorageBackend {
         let p = try path(for: key)
         try await thread.run {
             if unlink(p) != 0 && errno != ENOENT { throw Self.failure("delete", p) }
+            self.openObjects.remove(p)
         }
     }
 

@@ -173,3 +173,87 @@ struct LocalReadPathTests {
         }
     }
 }
+
+/// Versioned range reads keep their containers open (``OpenObjectCache``): the descriptor is
+/// used only while it is still the version asked for and still linked.
+@Suite("Local disk: open containers kept for versioned reads")
+struct LocalOpenFileTests {
+    static func store(_ storage: LocalDiskStorage, key: String, _ text: String, dir: String) async throws -> ObjectInfo {
+        let source = dir + "/src-\(UUID().uuidString)"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: source))
+        return try await storage.put(key: key, fromFile: source)
+    }
+
+    static func read(_ storage: LocalDiskStorage, _ key: String, _ version: String?) async throws -> String {
+        String(decoding: try await storage.get(key: key, offset: 0, length: 5, ifMatch: version), as: UTF8.self)
+    }
+
+    @Test("A container replaced by a rename, rewritten in place, or deleted is never read through its old descriptor")
+    func replacedAndDeleted() async throws {
+        let dir = NSTemporaryDirectory() + "des-openfiles-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = try LocalDiskStorage(root: dir + "/store")
+        let first = try await Self.store(storage, key: "a/c.des", "first", dir: dir)
+        #expect(try await Self.read(storage, "a/c.des", first.etag) == "first")
+        #expect(storage.openObjects.count == 1, "a versioned read keeps its container open")
+
+        // Replaced by another process's rename (not through this storage: the cache is not told).
+        let path = try storage.path(for: "a/c.des")
+        try Data("other".utf8).write(to: URL(fileURLWithPath: path + ".new"))
+        #expect(rename(path + ".new", path) == 0)
+        let changed = await #expect(throws: DESKitError.self) { try await Self.read(storage, "a/c.des", first.etag) }
+        #expect(changed?.code == .changed, "the old descriptor's file is unlinked: the path decides, and it holds another version")
+        let now = try #require(try await storage.head(key: "a/c.des"))
+        #expect(try await Self.read(storage, "a/c.des", now.etag) == "other")
+
+        // Rewritten in place (same inode): its stamp changed, so the version asked for is not it.
+        let fd = open(path, O_WRONLY)
+        #expect(fd >= 0 && pwrite(fd, "OTHER", 5, 0) == 5)
+        close(fd)
+        let rewritten = await #expect(throws: DESKitError.self) { try await Self.read(storage, "a/c.des", now.etag) }
+        #expect(rewritten?.code == .changed)
+
+        // Deleted by another process: not found, not served from the descriptor.
+        let current = try #require(try await storage.head(key: "a/c.des"))
+        #expect(try await Self.read(storage, "a/c.des", current.etag) == "OTHER")
+        #expect(unlink(path) == 0)
+        let gone = await #expect(throws: DESKitError.self) { try await Self.read(storage, "a/c.des", current.etag) }
+        #expect(gone?.code == .notFound)
+        #expect(storage.openObjects.count == 0, "an unlinked container's descriptor is let go")
+
+        // This storage's own put and delete let go at once.
+        let again = try await Self.store(storage, key: "a/c.des", "again", dir: dir)
+        #expect(try await Self.read(storage, "a/c.des", again.etag) == "again")
+        #expect(storage.openObjects.count == 1)
+        try await storage.delete(key: "a/c.des")
+        #expect(storage.openObjects.count == 0)
+    }
+
+    @Test("At most openFileLimit containers stay open, the least recently read closed first")
+    func bounded() async throws {
+        let dir = NSTemporaryDirectory() + "des-openfiles-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = try LocalDiskStorage(root: dir + "/store")
+        func openDescriptors() throws -> Int { try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count }
+        let limit = LocalDiskStorage.openFileLimit
+        var infos: [ObjectInfo] = []
+        for i in 0..<(limit + 20) { infos.append(try await Self.store(storage, key: "c\(i).des", "c\(i)    ", dir: dir)) }
+        let before = try openDescriptors()
+        for (i, info) in infos.enumerated() { #expect(try await Self.read(storage, "c\(i).des", info.etag).hasPrefix("c\(i)")) }
+        #expect(storage.openObjects.count == limit)
+        #expect(try openDescriptors() - before <= limit, "no descriptor beyond the limit stays open")
+        // The first ones were closed; read again, they open again and still read right.
+        #expect(try await Self.read(storage, "c0.des", infos[0].etag).hasPrefix("c0"))
+        #expect(storage.openObjects.count == limit)
+    }
+
+    @Test("Keys are plain relative paths: no empty, . or .. component", arguments: [
+        ("a/c.des", true), ("c.des", true), ("a/.b/c", true), ("a/..b", true), ("...", true),
+        ("", false), ("/a", false), ("a/", false), ("a//b", false), (".", false), ("..", false), ("a/./b", false), ("a/../b", false), ("../a", false),
+    ])
+    func plainKeys(key: String, plain: Bool) throws {
+        #expect(LocalDiskStorage.isPlainKey(key) == plain)
+        let storage = try LocalDiskStorage(root: NSTemporaryDirectory() + "des-keys")
+        #expect(((try? storage.path(for: key)) != nil) == plain)
+    }
+}

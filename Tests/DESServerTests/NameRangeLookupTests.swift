@@ -27,7 +27,7 @@ import Testing
         var reads: [Int] = []
         for name in names {
             storage.reset()
-            let found = try await locator.locate(name, parsed: try SnowflakeName(parsing: name), shard: 0)
+            let found = try await locator.locate(name, parsed: try SnowflakeName(parsing: name))?.located
             #expect(found?.key == shelf.files[name]?.container, "\(name)")
             reads.append(storage.requests["get_suffix"] ?? 0)
         }
