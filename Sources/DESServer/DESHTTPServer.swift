@@ -105,7 +105,9 @@ public struct DESHTTPServer: Sendable {
             locatedCapacity: settings.locatedCacheEntries, fallbackRefreshSeconds: settings.fallbackRefreshSeconds,
             following: { link.isCurrent })
         self.locator = locator
-        self.fileBody = FileBody(locator: locator, metrics: metrics, verifyMaxBytes: settings.verifyMaxBytes)
+        self.fileBody = FileBody(
+            locator: locator, metrics: metrics, verifyMaxBytes: settings.verifyMaxBytes,
+            bodies: BodyCache(budget: Int(settings.bodyCacheBytes)), confirmSeconds: settings.containerRefreshSeconds)
         self.readiness = parts.readiness
         self.paths = parts.paths
         let tombstones = TombstoneWatcher(metadata: parts.metadata, pollSeconds: settings.tombstonePollSeconds, logger: logger)

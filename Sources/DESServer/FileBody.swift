@@ -1,3 +1,4 @@
+import DESEngine
 import DESFormat
 import DESKit
 import Hummingbird
@@ -17,6 +18,9 @@ import Logging
 /// - An entry with no sha256 (archives written by the original DES) is served unchecked; in a
 ///   sealed container (DES's own) the reader refuses it as damage, 500 `corrupt_container`.
 ///
+/// A body read whole and checked is kept in the ``BodyCache`` (`server.body_cache_bytes`) and
+/// answered from memory while the server still knows the file where it read it.
+///
 /// Every mismatch is logged (container, entry, request id), counted in
 /// `des_read_checksum_failures_total`, and makes the server forget where the name was (and the
 /// index it was found in), so the next request reads them again.
@@ -25,21 +29,43 @@ struct FileBody: Sendable {
     let metrics: ServerMetrics
     /// Bodies up to this size are read whole and checked before the answer starts.
     let verifyMaxBytes: UInt64
+    /// Bodies read whole and checked, kept for the next request of the same file.
+    let bodies: BodyCache
+    /// How long a container's version, once read or asked, is believed for the bodies kept from
+    /// it (`server.container_refresh_seconds`): after that, one `HEAD` of it before the next is served.
+    let confirmSeconds: Double
+    /// When each container's version was last confirmed (monotonic seconds), by key.
+    let confirmed = BoundedCache<String, (version: String, at: Double)>(capacity: 16_384)
 
     /// Bodies larger than this are streamed in chunks of this size.
     static let streamChunk: UInt64 = 1 << 20
 
-    /// The body of `located`, or of its `range` (inclusive; nil: all of it).
+    /// The body of `served`, or of its `range` (inclusive; nil: all of it).
     /// `logger` is the request's: every line written here names the entry and its container.
-    func body(_ located: LocatedEntry, range: ClosedRange<UInt64>?, logger: Logger) async throws -> ResponseBody {
+    func body(_ served: ServedFile, range: ClosedRange<UInt64>?, logger: Logger) async throws -> ResponseBody {
+        let located = served.located
         let size = located.size
         if let expected = located.sha256 {
             if size <= verifyMaxBytes {
-                let whole = try await locator.reader.read(located, offset: 0, length: size)
-                try await check(BodyDigest.hex(of: whole), expected: expected, located, logger: logger)
-                guard let range else { return ResponseBody(byteBuffer: ByteBuffer(bytes: whole)) }
-                let slice = whole[Int(range.lowerBound)...Int(range.upperBound)]
-                return ResponseBody(byteBuffer: ByteBuffer(bytes: slice))
+                let whole: ByteBuffer
+                if let cached = bodies.body(of: located.entry.name, served: served), try await stillStored(located) {
+                    metrics.bodyCacheHits.increment()
+                    whole = cached
+                } else {
+                    let bytes = try await locator.reader.read(located, offset: 0, length: size)
+                    try await check(BodyDigest.hex(of: bytes), expected: expected, located, logger: logger)
+                    whole = ByteBuffer(bytes: bytes)
+                    if bodies.admits(size: size), let version = located.version {
+                        // The read was of this version (pinned): it is confirmed as of now.
+                        confirmed.set(located.key, (version, monotonicSeconds()))
+                        metrics.bodyCacheMisses.increment()
+                        bodies.insert(located.entry.name, served: served, body: whole)
+                        metrics.bodyCacheBytes.set(Int64(bodies.bytes))
+                    }
+                }
+                guard let range else { return ResponseBody(byteBuffer: whole) }
+                let slice = whole.getSlice(at: whole.readerIndex + Int(range.lowerBound), length: Int(range.upperBound - range.lowerBound + 1))
+                return ResponseBody(byteBuffer: slice ?? ByteBuffer())
             }
             // A range that covers the whole body (`bytes=0-`, as players and download managers send)
             // reads all of it anyway: it is checked as the whole body is.
@@ -51,6 +77,23 @@ struct FileBody: Sendable {
             }
         }
         return try await uncheckedStream(located, range: range, logger: logger)
+    }
+
+    /// Whether the container `located` was found in still holds the version it was found in:
+    /// believed for ``confirmSeconds`` after it was last read or asked, then asked again (one
+    /// `HEAD`). A container replaced, restored or removed behind the server's back is so noticed
+    /// within `container_refresh_seconds`, as a name missing from a cached index is; when it is,
+    /// the kept body is dropped and the file read (and found again) as without the cache.
+    private func stillStored(_ located: LocatedEntry) async throws -> Bool {
+        guard let version = located.version else { return false }
+        let now = monotonicSeconds()
+        if let last = confirmed[located.key], last.version == version, now - last.at < confirmSeconds { return true }
+        guard try await locator.reader.storage.head(key: located.key)?.etag == version else {
+            bodies.remove(located.entry.name)
+            return false
+        }
+        confirmed.set(located.key, (version, now))
+        return true
     }
 
     /// A large body (or `range` of it), chunk by chunk: every chunk of the whole body is hashed,
@@ -141,6 +184,7 @@ struct FileBody: Sendable {
                 "size": "\(located.size)",
             ])
         await locator.forget(name: located.entry.name)
+        bodies.remove(located.entry.name)
         throw DESFormatError(
             .checksumMismatch, "\"\(located.entry.name)\" hashes to \(actual), META records \(expected)", path: located.key)
     }

@@ -253,7 +253,7 @@ extension DESHTTPServer {
         let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? size
         headers.append(HTTPField(name: .contentLength, value: String(length)))
         if head { return Response(status: status, headers: headers) }
-        let body = try await fileBody.body(located, range: range, logger: logger)
+        let body = try await fileBody.body(served, range: range, logger: logger)
         return Response(status: status, headers: headers, body: body)
     }
 }

@@ -8,6 +8,8 @@ import Synchronization
 /// - `des_http_request_duration_seconds{route, method, status}` (histogram)
 /// - `des_http_requests_in_flight`
 /// - `des_index_cache_requests_total{result="hit"|"miss"}`
+/// - `des_body_cache_requests_total{result="hit"|"miss"}` (bodies answered from memory; a miss is
+///   counted only for a body small enough to be kept) and `des_body_cache_bytes`
 /// - `des_storage_requests_total{operation}` (every read the service makes of storage)
 /// - `des_assign_names_total`
 /// - `des_read_checksum_failures_total` (bodies read from storage that did not hash to their META sha256)
@@ -20,6 +22,9 @@ public final class ServerMetrics: Sendable {
     let inFlight: Gauge
     let cacheHits: Counter
     let cacheMisses: Counter
+    let bodyCacheHits: Counter
+    let bodyCacheMisses: Counter
+    let bodyCacheBytes: Gauge
     let assigned: Counter
     let checksumFailures: Counter
     let connectionsOpen: Gauge
@@ -46,6 +51,10 @@ public final class ServerMetrics: Sendable {
         let cache = Self.name("des_index_cache_requests_total", "Index cache lookups by the HTTP service")
         cacheHits = registry.makeCounter(descriptor: cache, labels: [("result", "hit")])
         cacheMisses = registry.makeCounter(descriptor: cache, labels: [("result", "miss")])
+        let bodies = Self.name("des_body_cache_requests_total", "Checked bodies answered from memory (hit) or read and kept (miss)")
+        bodyCacheHits = registry.makeCounter(descriptor: bodies, labels: [("result", "hit")])
+        bodyCacheMisses = registry.makeCounter(descriptor: bodies, labels: [("result", "miss")])
+        bodyCacheBytes = registry.makeGauge(descriptor: Self.name("des_body_cache_bytes", "Bytes of checked bodies kept in memory"))
         assigned = registry.makeCounter(descriptor: Self.name("des_assign_names_total", "Names given by /assign"))
         checksumFailures = registry.makeCounter(
             descriptor: Self.name("des_read_checksum_failures_total", "Bodies read from storage whose sha256 is not the one META records"))

@@ -46,6 +46,9 @@ public struct ServerSettings: Sendable {
     /// Bodies up to this many bytes are read whole and checked against their META sha256 before
     /// the answer starts; larger ones are checked as they stream (`server.verify_max_bytes`).
     public var verifyMaxBytes: UInt64
+    /// Bytes of checked bodies kept in memory for the next request of the same file
+    /// (`server.body_cache_bytes`; 0: none).
+    public var bodyCacheBytes: UInt64
     /// The most a client may take to send a request's head (`server.header_timeout`).
     public var headerTimeoutSeconds: Double
     /// How long a kept-alive connection may wait for its next request (`server.idle_timeout`).
@@ -78,6 +81,7 @@ public struct ServerSettings: Sendable {
         containerRefreshSeconds = s.containerRefreshSeconds
         tombstonePollSeconds = s.tombstonePollSeconds
         verifyMaxBytes = s.verifyMaxBytes
+        bodyCacheBytes = s.bodyCacheBytes
         headerTimeoutSeconds = s.headerTimeoutSeconds
         idleTimeoutSeconds = s.idleTimeoutSeconds
         maxConnections = s.maxConnections

@@ -257,6 +257,7 @@ private let outOfRangeCases: [OutOfRangeCase] = [
             "server.container_refresh_seconds": .double(config.server.containerRefreshSeconds),
             "server.tombstone_poll_seconds": .double(config.server.tombstonePollSeconds),
             "server.verify_max_bytes": .bytes(config.server.verifyMaxBytes),
+            "server.body_cache_bytes": .bytes(config.server.bodyCacheBytes),
             "server.header_timeout": .double(config.server.headerTimeoutSeconds),
             "server.idle_timeout": .double(config.server.idleTimeoutSeconds),
             "server.max_connections": .int(config.server.maxConnections),

@@ -37,16 +37,17 @@ import Testing
         }
     }
 
-    @Test("server.header_timeout, idle_timeout, max_connections and verify_max_bytes: parsed into ServerSettings, bounded")
+    @Test("server.header_timeout, idle_timeout, max_connections, verify_max_bytes and body_cache_bytes: parsed into ServerSettings, bounded")
     func settings() throws {
-        let yaml = "server:\n  header_timeout: 2.5\n  idle_timeout: 30\n  max_connections: 500\n  verify_max_bytes: 4MiB\n"
+        let yaml = "server:\n  header_timeout: 2.5\n  idle_timeout: 30\n  max_connections: 500\n  verify_max_bytes: 4MiB\n  body_cache_bytes: 1GiB\n"
         let config = try ConfigLoader.parse(yaml: yaml, file: "s.yaml", environment: [:])
         let s = try ServerSettings(config: config, environment: [:])
         #expect(s.headerTimeoutSeconds == 2.5 && s.idleTimeoutSeconds == 30 && s.maxConnections == 500 && s.verifyMaxBytes == 4 << 20)
+        #expect(s.bodyCacheBytes == 1 << 30)
         let defaults = try ServerSettings(config: DESConfig(), environment: [:])
         #expect(defaults.headerTimeoutSeconds == 10 && defaults.idleTimeoutSeconds == 75 && defaults.maxConnections == 10_000)
-        #expect(defaults.verifyMaxBytes == 1 << 20)
-        for (key, value) in [("header_timeout", "0"), ("idle_timeout", "7200"), ("max_connections", "0"), ("verify_max_bytes", "1GiB")] {
+        #expect(defaults.verifyMaxBytes == 1 << 20 && defaults.bodyCacheBytes == 64 << 20)
+        for (key, value) in [("header_timeout", "0"), ("idle_timeout", "7200"), ("max_connections", "0"), ("verify_max_bytes", "1GiB"), ("body_cache_bytes", "65GiB")] {
             #expect {
                 _ = try ConfigLoader.parse(yaml: "server:\n  \(key): \(value)\n", file: "s.yaml", environment: [:])
             } throws: { error in

@@ -123,6 +123,8 @@ public enum ConfigLimits {
     /// `server.verify_max_bytes`: bodies up to this size are read whole and checked before the
     /// answer starts; up to 256 MiB (each request in flight may hold that much). 0: none are.
     public static let verifyMaxBytes: ClosedRange<UInt64> = 0...(256 << 20)
+    /// `server.body_cache_bytes`: checked bodies kept in memory, up to 64 GiB. 0: none are.
+    public static let bodyCacheBytes: ClosedRange<UInt64> = 0...(64 << 30)
     /// `server.header_timeout`: from 0.1 s to ten minutes.
     public static let headerTimeoutSeconds: ClosedRange<Double> = 0.1...600
     /// `server.idle_timeout`: from 0.1 s to an hour.
@@ -204,6 +206,7 @@ public enum ConfigLimits {
         Entry(keyPath: "server.container_refresh_seconds", bounds: .seconds(containerRefreshSeconds)),
         Entry(keyPath: "server.tombstone_poll_seconds", bounds: .seconds(tombstonePollSeconds)),
         Entry(keyPath: "server.verify_max_bytes", bounds: .bytes(verifyMaxBytes)),
+        Entry(keyPath: "server.body_cache_bytes", bounds: .bytes(bodyCacheBytes)),
         Entry(keyPath: "server.header_timeout", bounds: .seconds(headerTimeoutSeconds)),
         Entry(keyPath: "server.idle_timeout", bounds: .seconds(idleTimeoutSeconds)),
         Entry(keyPath: "server.max_connections", bounds: .count(maxConnections)),

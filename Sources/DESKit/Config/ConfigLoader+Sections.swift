@@ -119,7 +119,7 @@ extension ConfigLoader {
     /// The keys of `server:`.
     static let serverKeys = [
         "host", "port", "node_id", "auth_tokens", "max_request_bytes", "max_assign_count", "drain_seconds",
-        "ready_timeout_seconds", "container_refresh_seconds", "tombstone_poll_seconds", "verify_max_bytes", "header_timeout", "idle_timeout", "max_connections",
+        "ready_timeout_seconds", "container_refresh_seconds", "tombstone_poll_seconds", "verify_max_bytes", "body_cache_bytes", "header_timeout", "idle_timeout", "max_connections",
         "tls", "jwt",
     ]
 
@@ -184,6 +184,7 @@ extension ConfigLoader {
         if let v = try m.double("container_refresh_seconds", in: ConfigLimits.containerRefreshSeconds) { s.containerRefreshSeconds = v }
         if let v = try m.double("tombstone_poll_seconds", in: ConfigLimits.tombstonePollSeconds) { s.tombstonePollSeconds = v }
         if let v = try m.byteCount("verify_max_bytes", in: ConfigLimits.verifyMaxBytes) { s.verifyMaxBytes = v }
+        if let v = try m.byteCount("body_cache_bytes", in: ConfigLimits.bodyCacheBytes) { s.bodyCacheBytes = v }
         if let v = try m.double("header_timeout", in: ConfigLimits.headerTimeoutSeconds) { s.headerTimeoutSeconds = v }
         if let v = try m.double("idle_timeout", in: ConfigLimits.idleTimeoutSeconds) { s.idleTimeoutSeconds = v }
         if let v = try m.int("max_connections", in: ConfigLimits.maxConnections) { s.maxConnections = v }

@@ -142,6 +142,10 @@ public struct ServerConfig: Sendable, Hashable {
     /// the status line goes out (default 1 MiB; ``ConfigLimits/verifyMaxBytes``). Larger ones are
     /// checked as they stream, and a mismatch cuts the connection short of `Content-Length`.
     public var verifyMaxBytes: UInt64 = 1 << 20
+    /// Bytes of bodies, read whole and checked, that `des serve` keeps in memory to answer the
+    /// same file again without reading or hashing it (default 64 MiB; 0: none;
+    /// ``ConfigLimits/bodyCacheBytes``). A body larger than an eighth of this is not kept.
+    public var bodyCacheBytes: UInt64 = 64 << 20
     /// The most a client may take to send a request's head, from its first byte (or from
     /// connecting) to the blank line (default 10 s; ``ConfigLimits/headerTimeoutSeconds``).
     public var headerTimeoutSeconds: Double = 10
