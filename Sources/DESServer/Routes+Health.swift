@@ -1,4 +1,5 @@
 import DESEngine
+import DESKit
 import Foundation
 import Hummingbird
 import Logging
@@ -25,6 +26,8 @@ extension DESHTTPServer {
             var buffer: [UInt8] = []
             buffer.reserveCapacity(16 << 10)
             metrics.registry.emit(into: &buffer)
+            // swift-metrics' metrics carry no help text: DES's described ones get their # HELP line.
+            buffer = MetricHelp.addingHelp(to: buffer)
             buffer.append(contentsOf: ProcessMetrics.text().utf8)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

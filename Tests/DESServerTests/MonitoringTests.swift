@@ -80,6 +80,12 @@ struct MonitoringTests {
         }
         let (status, report) = try runTool("/usr/bin/env", ["python3"] + arguments)
         #expect(status == 0, "\(report)")
+        // And every scrape passes promtool's lint: each metric has its # HELP line, names and
+        // types as Prometheus expects (make test installs promtool: scripts/test-monitoring.sh).
+        for i in scrapes.indices {
+            let (lintStatus, lint) = try runTool("/bin/sh", ["-c", "promtool check metrics < '\(dir)/scrape-\(i).txt'"])
+            #expect(lintStatus == 0 && lint.isEmpty, "scrape \(i): \(lint)")
+        }
     }
 
     @Test("des serve --marker: the backlog gauges join /metrics; without a worker the backlog options are refused (exit 64), not ignored")

@@ -13,6 +13,7 @@ public enum S3Plugin {
 
     /// Adds S3 storage and bodies to `registry`.
     public static func register(in registry: PluginRegistry, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        MetricHelp.describe("des_s3_requests_total", "S3 requests made, by operation and HTTP status")
         registry.registerStorage(type: type, configuration: S3StorageConfig.self) { config, _ in
             S3Storage(client: S3Client(settings: try config.settings(environment: environment)))
         }
