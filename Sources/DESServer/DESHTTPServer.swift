@@ -146,8 +146,9 @@ public struct DESHTTPServer: Sendable {
     /// auth on the API).
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        let allowed = AllowedMethods()
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
-        router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: RequestIDMiddleware(allowed: allowed))
         if routes.contains(.observability) {
             addHealthRoutes(to: router)
         }
@@ -168,6 +169,7 @@ public struct DESHTTPServer: Sendable {
             router.get("/openapi.json", use: document)
             router.head("/openapi.json") { request, context in Self.headersOnly(try await document(request, context)) }
         }
+        allowed.set(router.routes)
         return router
     }
 

@@ -11,6 +11,8 @@ import Logging
 struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The longest client id kept.
     static var maxLength: Int { 128 }
+    /// The methods each path takes: a path asked with another is 405, not 404.
+    let allowed: AllowedMethods
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let id = Self.accepted(request.headers[.xRequestID]) ?? context.id
@@ -22,7 +24,10 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError where error.body == nil {
             // The router's own answers (no route for the path, a method the path does not take)
             // are JSON errors like every other, with the request id.
-            response = APIResponse.$requestID.withValue(id) { Self.routerError(error.status, request) }
+            let methods = error.status == .notFound ? allowed.methods(for: request.uri.path) : []
+            response = APIResponse.$requestID.withValue(id) {
+                methods.isEmpty ? Self.routerError(error.status, request) : Self.methodNotAllowed(request, allow: methods)
+            }
         } catch let error as any HTTPResponseError {
             response = try error.response(from: request, context: context)
         } catch {
@@ -32,6 +37,14 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
             }
         }
         response.headers[.xRequestID] = id
+        return response
+    }
+
+    /// 405 for a path that exists asked with a method none of its routes takes, with `Allow`.
+    static func methodNotAllowed(_ request: Request, allow: [HTTPRequest.Method]) -> Response {
+        let list = allow.map(\.rawValue).joined(separator: ", ")
+        var response = routerError(.methodNotAllowed, request)
+        response.headers[.allow] = list
         return response
     }
 

@@ -34,9 +34,20 @@ import Testing
             let unknown = try await client.send("GET", server.base + "/nope", headers: ["X-Request-ID": "router-1"])
             #expect(unknown.status == 404 && unknown.headers["content-type"] == "application/json")
             #expect(client.errorCode(unknown) == "not_found" && String(decoding: unknown.body, as: UTF8.self).contains("router-1"))
+            // A path that exists, with a method it does not take: 405 and what it takes (RFC 9110 §15.5.6).
             let wrong = try await client.send("POST", server.base + "/health")
-            #expect([404, 405].contains(wrong.status) && wrong.headers["content-type"] == "application/json", "\(wrong.status)")
-            #expect(client.errorCode(wrong) == (wrong.status == 405 ? "method_not_allowed" : "not_found"))
+            #expect(wrong.status == 405 && wrong.headers["content-type"] == "application/json", "\(wrong.status)")
+            #expect(client.errorCode(wrong) == "method_not_allowed" && wrong.headers["allow"] == "GET, HEAD")
+            let name = try await shelf.pack(1)[0]
+            let put = try await client.send("PUT", server.base + "/files/" + path(name))
+            #expect(put.status == 405 && put.headers["allow"] == "DELETE, GET, HEAD", "\(put.headers)")
+            let byPath = try await client.send("POST", server.base + "/files/by-path/a/b/c.txt")
+            #expect(byPath.status == 405 && byPath.headers["allow"] == "GET, HEAD")
+            let assign = try await client.send("GET", server.base + "/assign")
+            #expect(assign.status == 405 && assign.headers["allow"] == "POST")
+            // Past what any route takes, still unknown.
+            #expect(try await client.send("PUT", server.base + "/files/a/b").status == 404)
+            #expect(try await client.send("PUT", server.base + "/health/live/more").status == 404)
             let bad = try await client.send("GET", server.base + "/files/%FF")
             #expect(bad.status == 400 && client.errorCode(bad) == "bad_name")
             #expect(String(decoding: bad.body, as: UTF8.self).contains("percent-encoded"), "\(String(decoding: bad.body, as: UTF8.self))")
