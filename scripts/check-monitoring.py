@@ -564,9 +564,27 @@ def skip_bracketed(s, i, open_, close):
     return i
 
 
-def metric_names(expr):
-    """The metric names a PromQL expression selects."""
-    names = []
+MATCHER = re.compile(
+    r"""([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)"""
+)
+
+
+def unquote(literal):
+    """The value of a PromQL string literal."""
+    body = literal[1:-1]
+    if literal[0] == "`":
+        return body
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+def matchers_in(braces):
+    """[(label, op, value)] of a {...} selector's text (the braces included)."""
+    return [(m.group(1), m.group(2), unquote(m.group(3))) for m in MATCHER.finditer(braces)]
+
+
+def selectors(expr):
+    """(metric name, [(label, op, value)]) of each selector a PromQL expression makes."""
+    out = []
     s = expr
     i = 0
     n = len(s)
@@ -582,8 +600,10 @@ def metric_names(expr):
         elif c == "{":
             end = skip_bracketed(s, i, "{", "}")
             # {__name__="x"} selects x.
-            for m in re.finditer(r'__name__\s*=\s*"([a-zA-Z_:][a-zA-Z0-9_:]*)"', s[i:end]):
-                names.append(m.group(1))
+            matchers = matchers_in(s[i:end])
+            for label, op, value in matchers:
+                if label == "__name__" and op == "=":
+                    out.append((value, [m for m in matchers if m[0] != "__name__"]))
             i = end
         elif c == "[":
             i = skip_bracketed(s, i, "[", "]")
@@ -605,15 +625,29 @@ def metric_names(expr):
             elif lower in KEYWORDS or followed_by_paren:
                 pass  # a keyword, an aggregation, or a function
             else:
-                names.append(word)
+                matchers = []
+                if j < n and s[j] == "{":
+                    end = skip_bracketed(s, j, "{", "}")
+                    matchers = matchers_in(s[j:end])
+                    i = end
+                out.append((word, matchers))
         else:
             i += 1
-    return names
+    return out
+
+
+def metric_names(expr):
+    """The metric names a PromQL expression selects."""
+    return [name for name, _ in selectors(expr)]
+
+
+SAMPLE_LABELS = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def parse_scrape(path):
-    """(names, types) of a Prometheus text exposition: names from samples and # TYPE lines."""
-    names, types = set(), {}
+    """(names, types, labels) of a Prometheus text exposition: names from samples and # TYPE
+    lines; labels[name][label] the set of values each label takes in name's samples."""
+    names, types, labels = set(), {}, {}
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
@@ -630,8 +664,54 @@ def parse_scrape(path):
             continue
         m = SAMPLE_NAME.match(line)
         if m:
-            names.add(m.group(1))
-    return names, types
+            name = m.group(1)
+            names.add(name)
+            seen = labels.setdefault(name, {})
+            rest = line[m.end():]
+            if rest.startswith("{"):
+                for lm in SAMPLE_LABELS.finditer(rest[: skip_bracketed(rest, 0, "{", "}")]):
+                    seen.setdefault(lm.group(1), set()).add(re.sub(r"\\(.)", r"\1", lm.group(2)))
+    return names, types, labels
+
+
+# Labels Prometheus adds when it scrapes (not in /metrics), and labels whose values are the
+# user's or the traffic's (source names, HTTP statuses and methods): only that the metric has them is checked.
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "container", "service", "endpoint", "node"}
+OPEN_LABELS = {("", "source"), ("des_http_", "status"), ("des_http_", "method")}
+
+
+def open_label(name, label):
+    return any(name.startswith(prefix) and label == lab for prefix, lab in OPEN_LABELS)
+
+
+def label_problems(name, sample_labels, matchers, where):
+    """What is wrong with `matchers` of `name` against the labels its samples carry."""
+    out = []
+    for label, op, value in matchers:
+        if label in TARGET_LABELS or label == "__name__":
+            continue
+        values = sample_labels.get(label)
+        if values is None:
+            out.append(f'{name}{{{label}{op}"{value}"}}: {name} has no label {label} in the scrape; used by {where}')
+            continue
+        if op in ("!=", "!~") or open_label(name, label):
+            continue
+        if op == "=" and value not in values:
+            out.append(f'{name}{{{label}="{value}"}}: no series has {label}="{value}" (it takes {", ".join(sorted(values))}); used by {where}')
+        elif op == "=~":
+            try:
+                pattern = re.compile(value)
+            except re.error as e:
+                out.append(f'{name}{{{label}=~"{value}"}}: not a regular expression ({e}); used by {where}')
+                continue
+            # A list of alternatives (a|b|c): each must be a value; else some value must match.
+            if re.fullmatch(r"[A-Za-z0-9_./{}*-]+(\|[A-Za-z0-9_./{}*-]+)+", value) and not re.search(r"[.*+?]", value.replace("/**", "")):
+                missing = [v for v in value.split("|") if v not in values]
+                if missing:
+                    out.append(f'{name}{{{label}=~"{value}"}}: no series has {label} {", ".join(missing)}; used by {where}')
+            elif not any(pattern.fullmatch(v) for v in values):
+                out.append(f'{name}{{{label}=~"{value}"}}: no value of {label} matches (it takes {", ".join(sorted(values))}); used by {where}')
+    return out
 
 
 def is_external(name):
@@ -639,19 +719,25 @@ def is_external(name):
 
 
 def usages():
-    """(name, where, panel title or None) of every metric name the alerts and dashboards use."""
+    """(name, where, panel title or None, matchers) of every selector the alerts, their tests'
+    input series and the dashboards use."""
     out = []
     plain = load_yaml(RULES)
     for g in (plain or {}).get("groups") or []:
         for r in g.get("rules") or []:
             kind = f"alert {r['alert']}" if "alert" in r else f"record {r.get('record')}"
-            for name in metric_names(str(r.get("expr", ""))):
-                out.append((name, f"{RULES}: {kind}", None))
+            for name, matchers in selectors(str(r.get("expr", ""))):
+                out.append((name, f"{RULES}: {kind}", None, matchers))
+    tests = load_yaml(RULE_TESTS)
+    for t in (tests or {}).get("tests") or []:
+        for series in t.get("input_series") or []:
+            for name, matchers in selectors(str(series.get("series", ""))):
+                out.append((name, f"{RULE_TESTS}: input series {series.get('series')}", None, matchers))
     for path in dashboard_files():
         board = load_dashboard(path)
         for where, _record, panel, expr in panel_queries(path, board):
-            for name in metric_names(substitute(expr)):
-                out.append((name, where, panel.get("title")))
+            for name, matchers in selectors(substitute(expr)):
+                out.append((name, where, panel.get("title"), matchers))
         for v in (board.get("templating") or {}).get("list") or []:
             query = v.get("query")
             if isinstance(query, dict):
@@ -662,19 +748,22 @@ def usages():
                     inner = m.group(1)
                     if query.strip().startswith("label_values") and "," in inner:
                         inner = inner.rsplit(",", 1)[0]
-                    for name in metric_names(substitute(inner)):
-                        out.append((name, f"{DASHBOARDS}/{path.name}: variable {v.get('name')}", None))
+                    for name, matchers in selectors(substitute(inner)):
+                        out.append((name, f"{DASHBOARDS}/{path.name}: variable {v.get('name')}", None, matchers))
     return out
 
 
 def check_metrics(scrapes, listing=False):
     if not scrapes:
         raise UsageError("metrics: give at least one --scrape FILE (the text of a worker's /metrics)")
-    present, types = set(), {}
+    present, types, labels = set(), {}, {}
     for s in scrapes:
-        names, t = parse_scrape(s)
+        names, t, l = parse_scrape(s)
         present |= names
         types.update(t)
+        for name, by_label in l.items():
+            for label, values in by_label.items():
+                labels.setdefault(name, {}).setdefault(label, set()).update(values)
 
     def base_of(name):
         for suffix in ("_bucket", "_sum", "_count"):
@@ -683,8 +772,8 @@ def check_metrics(scrapes, listing=False):
         return name
 
     used = usages()
-    missing, external, misplaced, seen = {}, {}, [], {}
-    for name, where, title in used:
+    missing, external, misplaced, seen, wrong_labels = {}, {}, [], {}, []
+    for name, where, title, matchers in used:
         seen.setdefault(name, []).append(where)
         if is_external(name):
             external.setdefault(name, []).append(where)
@@ -692,6 +781,10 @@ def check_metrics(scrapes, listing=False):
                 misplaced.append(f"{name} (external) used outside a \"{EXTERNAL_PANEL}\" panel: {where}")
         elif name not in present and base_of(name) not in present:
             missing.setdefault(name, []).append(where)
+        else:
+            # The label values it selects must be ones DES writes (a typo, or a value renamed,
+            # would make an alert that never fires and a panel that stays empty).
+            wrong_labels += label_problems(name, labels.get(name, {}), matchers, where)
 
     if listing:
         say("metrics: names used (metric: where)")
@@ -721,10 +814,13 @@ def check_metrics(scrapes, listing=False):
     if missing:
         problems.insert(0, f"{len(missing)} metric name(s) used but not in the scrape: {', '.join(sorted(missing))}")
     problems += misplaced
+    problems += sorted(set(wrong_labels))
     if problems:
         raise Failure("\n".join(problems))
     exported = {base_of(n) for n in seen if not is_external(n)}
-    say(f"metrics: ok ({len(exported)} metrics used, all in the scrape; {len(external)} external)")
+    checked = sum(1 for _, _, _, m in used if any(label not in TARGET_LABELS for label, _, _ in m))
+    say(f"metrics: ok ({len(exported)} metrics used, all in the scrape; {len(external)} external; "
+        f"the label values of {checked} selectors found)")
 
 
 # The name extraction on the constructs it must handle; `selftest` runs them.
@@ -757,6 +853,9 @@ def selftest():
     if (substitute('label_replace(rate(x{source=~"$source", r="${route:regex}"}[$__rate_interval]), "a", "$1", "b", "(.*)")')
             != 'label_replace(rate(x{source=~".*", r=".*"}[5m]), "a", "$1", "b", "(.*)")'):
         bad.append("variable substitution")
+    got = selectors('sum(rate(a_total{x="1", y=~"b|c", z!="q\\"r"}[5m])) / b{w=`v`} + {__name__="c", w=`v`}')
+    if got != [("a_total", [("x", "=", "1"), ("y", "=~", "b|c"), ("z", "!=", 'q"r')]), ("b", [("w", "=", "v")]), ("c", [("w", "=", "v")])]:
+        bad.append(f"selectors: {got}")
     if bad:
         raise Failure("the metric name extraction is wrong:\n" + indent("\n".join(bad)))
     say(f"selftest: ok ({len(SELFTEST)} expressions)")

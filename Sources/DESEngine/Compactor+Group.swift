@@ -78,7 +78,7 @@ extension Compactor {
             do {
                 try await compact(group, lease: current, totals: &totals)
             } catch let error as DESKitError where error.code == .fenced {
-                FencingMetrics.counter(worker: "compactor").increment()
+                metrics.fencingRejections.increment()
                 totals.groupsAbandoned += 1
                 logger.warning("compaction fenced; the old containers stay", metadata: ["shard": "\(shard)", "error": "\(error.message)"])
                 return

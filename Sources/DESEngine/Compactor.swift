@@ -182,4 +182,6 @@ struct CompactionMetrics: Sendable {
     let liveBytes = Counter(label: "des_compact_live_bytes_total")
     let droppedBytes = Counter(label: "des_compact_dropped_bytes_total")
     let objectsDeleted = Counter(label: "des_compact_objects_deleted_total")
+    /// At zero from the start, as the packer's: a `rate()` alert then sees the first rejection.
+    let fencingRejections = FencingMetrics.counter(worker: "compactor")
 }

@@ -60,13 +60,14 @@ struct MonitoringTests {
             await waitForExit(p)
             #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(worker.args)")
         }
-        // The server: a file read, a HEAD, a miss and an unknown route, then its metrics.
+        // The server: a file read, a HEAD, misses by name and by path, readiness, then its metrics.
         let (server, base) = try await startServe(config: config)
         defer { server.terminate() }
         let name = try d.packedName()
         _ = try await client.send("GET", base + "/files/" + path(name))
         _ = try await client.send("HEAD", base + "/files/" + path(name))
         _ = try await client.send("GET", base + "/files/no-such-name")
+        _ = try await client.send("GET", base + "/files/by-path/no/such/file.txt")
         _ = try await client.send("GET", base + "/health/ready")
         let served = try await client.send("GET", base + "/metrics")
         scrapes.append(String(decoding: served.body, as: UTF8.self))
