@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import DESKit
 import Glibc
 #endif
 import Logging
@@ -132,13 +133,13 @@ public final class ConnectionGuard: Sendable {
 
     /// `configured`, lowered when the process's descriptor limit (`RLIMIT_NOFILE`, soft) leaves
     /// less room: 64 descriptors (half the limit when it is under 128) stay for everything else
-    /// the process opens (storage and database connections, files, the event loops), so that
-    /// accepting a connection never fails for want of one. `logger` hears when it is lowered.
+    /// the process opens (storage and database connections, files, the event loops), and as many
+    /// again as local storage may keep container files open (``DescriptorBudget/containerFiles``),
+    /// so that accepting a connection never fails for want of one. `logger` hears when it is lowered.
     public static func effectiveLimit(configured: Int, logger: Logger? = nil) -> Int {
-        var limits = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0, limits.rlim_cur != rlim_t.max else { return configured }  // max: RLIM_INFINITY
-        let soft = Int(clamping: limits.rlim_cur)
-        let reserve = soft > 128 ? 64 : soft / 2
+        guard let soft = DescriptorBudget.softLimit else { return configured }
+        // The server's own descriptors, and the container files local storage keeps open.
+        let reserve = (soft > 128 ? 64 : soft / 2) + DescriptorBudget.containerFiles
         let room = max(1, soft - reserve)
         if room < configured {
             logger?.notice(

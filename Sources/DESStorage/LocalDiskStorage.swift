@@ -21,8 +21,9 @@ public final class LocalDiskStorage: StorageBackend {
     private let thread = DedicatedThread(name: "des-local-storage")
     /// Container files kept open for versioned range reads (see ``OpenObjectCache``).
     let openObjects = OpenObjectCache(capacity: LocalDiskStorage.openFileLimit)
-    /// How many container files versioned range reads keep open at most.
-    static let openFileLimit = 64
+    /// How many container files versioned range reads keep open at most (64, less under a low
+    /// descriptor limit: ``DescriptorBudget/containerFiles``, which the HTTP server leaves room for).
+    static let openFileLimit = DescriptorBudget.containerFiles
     /// How many versioned range reads were served from the page cache on the caller's thread,
     /// and how many went to the storage thread (for tests and profiles).
     let rangeReads = Mutex((cached: 0, onThread: 0))
@@ -228,9 +229,9 @@ public final class LocalDiskStorage: StorageBackend {
         guard let ifMatch else {
             return try Self.readRange(p, key: key, offset: offset, length: length, location: location, ifMatch: nil, cachedOnly: cachedOnly, unsupported: &unsupported)
         }
-        if let open = openObjects.lookup(p) {
-            var st = stat()
-            if fstat(open.fd, &st) == 0, st.st_nlink > 0, FileStamp(st) == open.stamp, open.version == ifMatch {
+        let clock = monotonicNanos()
+        if let open = openObjects.lookup(p, now: clock) {
+            if open.version == ifMatch, open.unchanged {
                 return try Self.readOpen(fd: open.fd, p, key: key, offset: offset, length: length, cachedOnly: cachedOnly, unsupported: &unsupported)
             }
             // Replaced, deleted, rewritten, or another version than the one asked for: the path decides.
@@ -239,7 +240,7 @@ public final class LocalDiskStorage: StorageBackend {
         let (fd, st) = try Self.openObject(p, key: key, location: location)
         let stamp = FileStamp(st)
         let now = Self.etag(of: stamp)
-        let object = OpenObject(fd: fd, stamp: stamp, version: now)  // closes fd when let go
+        let object = OpenObject(fd: fd, stamp: stamp, version: now, now: clock)  // closes fd when let go
         guard now == ifMatch else { throw DESKitError(.changed, "'\(key)' changed (version \(now), not \(ifMatch))") }
         openObjects.insert(p, object)
         return try Self.readOpen(fd: object.fd, p, key: key, offset: offset, length: length, cachedOnly: cachedOnly, unsupported: &unsupported)

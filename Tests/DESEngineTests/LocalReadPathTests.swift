@@ -1,4 +1,5 @@
 import CDESFileSystem
+import DESFormat
 import DESKit
 import Foundation
 import Testing
@@ -255,5 +256,61 @@ struct LocalOpenFileTests {
         #expect(LocalDiskStorage.isPlainKey(key) == plain)
         let storage = try LocalDiskStorage(root: NSTemporaryDirectory() + "des-keys")
         #expect(((try? storage.path(for: key)) != nil) == plain)
+    }
+}
+
+/// The open-file cache's own rules, on its own clock.
+@Suite("Local disk: the open-file cache lets go of what is gone")
+struct OpenObjectCacheTests {
+    /// A file at `path` opened as the storage opens one, at time `now`.
+    static func open(_ path: String, now: UInt64) throws -> OpenObject {
+        let fd = Glibc.open(path, O_RDONLY)
+        try #require(fd >= 0)
+        var st = stat()
+        #expect(fstat(fd, &st) == 0)
+        return OpenObject(fd: fd, stamp: FileStamp(st), version: "v", now: now)
+    }
+
+    static func deletedDescriptors() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)
+        }.filter { $0.hasSuffix("(deleted)") }
+    }
+
+    @Test("A container reached through a symbolic link that now points elsewhere is let go within pathCheckNanos")
+    func symlinkRepointed() throws {
+        let dir = NSTemporaryDirectory() + "des-openobj-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("one".utf8).write(to: URL(fileURLWithPath: dir + "/one"))
+        try Data("two".utf8).write(to: URL(fileURLWithPath: dir + "/two"))
+        #expect(symlink(dir + "/one", dir + "/c.des") == 0)
+        let cache = OpenObjectCache(capacity: 4)
+        let t0: UInt64 = 1_000_000_000_000
+        cache.insert(dir + "/c.des", try Self.open(dir + "/c.des", now: t0))
+        #expect(cache.lookup(dir + "/c.des", now: t0 + 1) != nil)
+        #expect(unlink(dir + "/c.des") == 0 && symlink(dir + "/two", dir + "/c.des") == 0)
+        #expect(cache.lookup(dir + "/c.des", now: t0 + 2) != nil, "within pathCheckNanos the path is believed")
+        #expect(cache.lookup(dir + "/c.des", now: t0 + OpenObjectCache.pathCheckNanos + 10) == nil, "then looked at again: elsewhere")
+        #expect(cache.count == 0)
+    }
+
+    @Test("The sweep closes a deleted container's descriptor, read or not, and one left idle; it ends when none is left")
+    func sweep() throws {
+        let dir = NSTemporaryDirectory() + "des-openobj-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for name in ["gone", "kept", "idle"] { try Data(name.utf8).write(to: URL(fileURLWithPath: dir + "/" + name)) }
+        let cache = OpenObjectCache(capacity: 4)
+        let t0 = monotonicNanos()
+        for name in ["gone", "kept", "idle"] { cache.insert(dir + "/" + name, try Self.open(dir + "/" + name, now: t0)) }
+        #expect(unlink(dir + "/gone") == 0)
+        #expect(try Self.deletedDescriptors().contains { $0.hasPrefix(dir + "/gone") }, "held open after the delete")
+        _ = cache.lookup(dir + "/kept", now: t0 + OpenObjectCache.idleNanos)
+        #expect(cache.sweep(now: t0 + OpenObjectCache.idleNanos + 1))
+        #expect(cache.count == 1, "the deleted one and the idle one are closed, the one in use stays")
+        #expect(try !Self.deletedDescriptors().contains { $0.hasPrefix(dir + "/gone") }, "the deleted file's blocks are let go")
+        #expect(!cache.sweep(now: t0 + 3 * OpenObjectCache.idleNanos), "all idle now: none left, the sweep ends")
+        #expect(cache.count == 0)
     }
 }

@@ -37,7 +37,7 @@ import Testing
             let text = server.metrics.registry.emitToString()
             #expect(metricSum(text, "des_body_cache_requests_total", labels: "result=\"hit\"") == 12)
             #expect(metricSum(text, "des_body_cache_requests_total", labels: "result=\"miss\"") == 6)
-            #expect(metricSum(text, "des_body_cache_bytes") == 18_000)
+            #expect(metricSum(text, "des_body_cache_bytes") == 6 * (3_000 + BodyCache.entryOverhead), "their bytes, and what each costs beside")
         }
     }
 
@@ -61,12 +61,12 @@ import Testing
         defer { shelf.cleanup() }
         let big = try await shelf.pack(1, size: 3_000)
         let small = try await shelf.pack(1, size: 500)
-        try await withServer(shelf, edit: { $0.bodyCacheBytes = 16_000; $0.containerRefreshSeconds = 3_600 }) { server, client async throws in
+        try await withServer(shelf, edit: { $0.bodyCacheBytes = 40_000; $0.containerRefreshSeconds = 3_600 }) { server, client async throws in
             for name in big + small { #expect(try await client.send("GET", server.base + "/files/" + path(name)).status == 200) }
             let reads = Self.requests(server, "get_range")  // the first reads: META and bodies
             for _ in 0..<2 { #expect(try await client.send("GET", server.base + "/files/" + path(big[0])).body == shelf.files[big[0]]?.bytes) }
             for _ in 0..<2 { #expect(try await client.send("GET", server.base + "/files/" + path(small[0])).body == shelf.files[small[0]]?.bytes) }
-            #expect(Self.requests(server, "get_range") == reads + 2, "the 3,000-byte body each time (over 16,000 / 8), the 500-byte one from memory")
+            #expect(Self.requests(server, "get_range") == reads + 2, "the 3,000-byte body each time (its cost over 40,000 / 8), the 500-byte one from memory")
         }
         try await withServer(shelf, edit: { $0.bodyCacheBytes = 0; $0.containerRefreshSeconds = 3_600 }) { server, client async throws in
             #expect(try await client.send("GET", server.base + "/files/" + path(small[0])).status == 200)
@@ -100,14 +100,14 @@ import Testing
 
     @Test("The cache never holds more than its budget, keeps what was asked for lately, and answers only for the location a body was read through")
     func bounded() {
-        let cache = BodyCache(budget: 8_000)
+        let cache = BodyCache(budget: 80_000)
         var kept: [String: ServedFile] = [:]
         for i in 0..<100 {
             let name = "n\(i)"
             let served = Self.served(name)
             kept[name] = served
             cache.insert(name, served: served, body: ByteBuffer(repeating: UInt8(i), count: 1_000))
-            #expect(cache.bytes <= 8_000 + 1_000, "at most the budget (and the body that turned a generation)")
+            #expect(cache.bytes <= 80_000, "never more than the budget")
             // n0 is asked for after every insert: it stays.
             #expect(cache.body(of: "n0", served: kept["n0"].unsafelyUnwrapped)?.readableBytes == 1_000, "after \(i)")
         }
@@ -116,7 +116,17 @@ import Testing
         #expect(cache.body(of: "n99", served: Self.served("n99")) == nil, "found anew: another location, not this body")
         cache.remove("n99")
         #expect(cache.body(of: "n99", served: kept["n99"].unsafelyUnwrapped) == nil)
-        #expect(!cache.admits(size: 1_001) && cache.admits(size: 1_000))
+        let largest = UInt64(80_000 / 8 - BodyCache.entryOverhead)
+        #expect(cache.admits(size: largest) && !cache.admits(size: largest + 1))
         #expect(!BodyCache(budget: 0).admits(size: 0))
+        #expect(!BodyCache(budget: 1).admits(size: 0), "a budget too small for one entry's cost keeps none")
+    }
+
+    @Test("Empty bodies are not free: a flood of them stays within the budget")
+    func emptyBodies() {
+        let cache = BodyCache(budget: 80_000)
+        for i in 0..<10_000 { cache.insert("e\(i)", served: Self.served("e\(i)"), body: ByteBuffer()) }
+        #expect(cache.bytes <= 80_000)
+        #expect(cache.count <= 80_000 / BodyCache.entryOverhead)
     }
 }

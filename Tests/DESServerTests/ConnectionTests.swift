@@ -89,8 +89,10 @@ import Testing
         var limits = rlimit()
         #expect(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0)
         let soft = Int(clamping: limits.rlim_cur)
-        #expect(ConnectionGuard.effectiveLimit(configured: 10) == min(10, soft - 64))
-        #expect(ConnectionGuard.effectiveLimit(configured: 10_000_000) == soft - (soft > 128 ? 64 : soft / 2))
+        let files = DescriptorBudget.containerFiles
+        #expect(files == min(64, soft / 16))
+        #expect(ConnectionGuard.effectiveLimit(configured: 10) == min(10, soft - 64 - files))
+        #expect(ConnectionGuard.effectiveLimit(configured: 10_000_000) == soft - (soft > 128 ? 64 : soft / 2) - files)
     }
 
     @Test("a silent socket and a half-sent request line are closed at the header timeout, a kept-alive one at the idle timeout")
