@@ -35,6 +35,8 @@ enum APIResponse {
         // keeps it, unless the caller said otherwise.
         var headers = headers
         if headers[.cacheControl] == nil { headers[.cacheControl] = "no-store" }
+        // The message may quote the request (a path, a method): never let a browser sniff it as HTML.
+        headers[.xContentTypeOptions] = "nosniff"
         return json(status, ["error": fields], headers: headers)
     }
 

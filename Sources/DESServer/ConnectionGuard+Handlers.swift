@@ -25,6 +25,8 @@ extension ConnectionGuard {
         var inFlight = 0
         /// Bytes came while serving: the next request has begun.
         var pendingBytes = false
+        /// While serving: the answer cannot be written, its client not reading it.
+        var stalled = false
         var active = false
         private var timer: Scheduled<Void>?
 
@@ -62,15 +64,17 @@ extension ConnectionGuard {
             }
         }
 
+        /// A request's head: it is in flight. Its connection stays sheddable until the request has
+        /// arrived whole (a client trickling a body is as slow as one trickling a head).
         func headRead() {
             inFlight += 1
             pendingBytes = false
-            record.sheddable.store(false, ordering: .relaxed)
         }
 
         func requestEnded() {
             guard case .reading = phase else { return }
             phase = .serving
+            record.sheddable.store(false, ordering: .relaxed)
             cancelTimer()
             // Answered before its body was read whole (413, 401, 404): idle now, not serving forever.
             if inFlight == 0 { becameIdle() }
@@ -83,8 +87,27 @@ extension ConnectionGuard {
             becameIdle()
         }
 
+        /// While serving, the connection stopped (or started again) taking what is written to it.
+        /// Stalled, it waits on its client as an idle one does: sheddable (since the stall began)
+        /// and closed after the idle timeout, so a client that asks and never reads cannot hold a
+        /// connection, and what its answer holds in memory, for good.
+        func writabilityChanged(writable: Bool) {
+            guard case .serving = phase else { return }
+            if !writable && !stalled {
+                stalled = true
+                record.since.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
+                record.sheddable.store(true, ordering: .relaxed)
+                schedule(.sendStalled)
+            } else if writable && stalled {
+                stalled = false
+                record.sheddable.store(false, ordering: .relaxed)
+                cancelTimer()
+            }
+        }
+
         /// Every answer is sent and the request read whole: sheddable again, and timed.
         private func becameIdle() {
+            stalled = false
             record.since.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
             record.sheddable.store(true, ordering: .relaxed)
             if pendingBytes {
@@ -99,7 +122,7 @@ extension ConnectionGuard {
 
         private func schedule(_ reason: CloseReason) {
             cancelTimer()  // on the event loop: a cancelled task never runs
-            let delay = reason == .idleTimeout ? owner.idleTimeout : owner.headerTimeout
+            let delay = reason == .headerTimeout ? owner.headerTimeout : owner.idleTimeout
             timer = channel.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
                 self.fired(reason)
             }
@@ -114,7 +137,7 @@ extension ConnectionGuard {
             guard active else { return }
             timer = nil
             switch (reason, phase) {
-            case (.headerTimeout, .reading), (.headerTimeout, .waiting), (.idleTimeout, .waiting):
+            case (.headerTimeout, .reading), (.headerTimeout, .waiting), (.idleTimeout, .waiting), (.sendStalled, .serving) where stalled:
                 owner.closed(reason)
                 owner.logger.debug("closing a connection", metadata: ["reason": "\(reason.rawValue)"])
                 channel.close(mode: .all, promise: nil)
@@ -151,6 +174,11 @@ extension ConnectionGuard {
             state.bytesArrived()
             context.fireChannelRead(data)
         }
+
+        func channelWritabilityChanged(context: ChannelHandlerContext) {
+            state.writabilityChanged(writable: context.channel.isWritable)
+            context.fireChannelWritabilityChanged()
+        }
     }
 
     /// After the HTTP decoder: sees each request's head and end, and each response's end.
@@ -163,9 +191,16 @@ extension ConnectionGuard {
 
         init(_ state: ConnectionState) { self.state = state }
 
+        /// A `CONNECT` was asked (never served: no route takes it). What follows it on the
+        /// connection is a tunnel to the HTTP parser, which reads no further request: the
+        /// connection is closed once its answer is out, instead of hanging until the idle timeout.
+        private var closeAfterAnswer = false
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
-            case .head: state.headRead()
+            case .head(let head):
+                if head.method == .connect { closeAfterAnswer = true }
+                state.headRead()
             case .body: break
             case .end: state.requestEnded()
             }
@@ -173,8 +208,19 @@ extension ConnectionGuard {
         }
 
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-            if case .end = unwrapOutboundIn(data) { state.responseEnded() }
-            context.write(data, promise: promise)
+            guard case .end = unwrapOutboundIn(data) else {
+                context.write(data, promise: promise)
+                return
+            }
+            state.responseEnded()
+            guard closeAfterAnswer else {
+                context.write(data, promise: promise)
+                return
+            }
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.cascade(to: promise)
+            written.futureResult.whenComplete { [channel = context.channel] _ in channel.close(mode: .all, promise: nil) }
+            context.writeAndFlush(data, promise: written)
         }
     }
 }

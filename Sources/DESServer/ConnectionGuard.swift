@@ -13,15 +13,17 @@ import Synchronization
 ///   connection, of connecting). A client that connects and sends nothing, or trickles a
 ///   request line, is closed when it passes.
 /// - **Idle timeout** (`server.idle_timeout`): a kept-alive connection waiting for its next
-///   request is closed after this long.
+///   request is closed after this long; so is one whose answer its client has not read (the
+///   connection could not be written to) for this long (`send_stalled`).
 /// - **Connection limit** (`server.max_connections`, never more than the descriptor limit
 ///   leaves room for, see ``effectiveLimit(configured:)``): a connection arriving at the limit
-///   closes the open connection that has waited longest without a request being served (idle,
-///   or still sending its head), as nginx reuses idle keep-alive connections; when every open
-///   connection is being served, the newcomer is closed instead.
+///   closes the open connection that has waited longest on its client — idle, still sending its
+///   request (head or body), or not reading its answer — as nginx reuses idle keep-alive
+///   connections; when every open connection is being served to a client that reads, the
+///   newcomer is closed instead.
 ///
-/// A request being served is never timed out here (storage and metadata calls have their own
-/// deadlines). Closes are counted in `des_http_connections_closed_total{reason}`.
+/// A request served to a client that reads is never timed out here (storage and metadata calls
+/// have their own deadlines). Closes are counted in `des_http_connections_closed_total{reason}`.
 public final class ConnectionGuard: Sendable {
     /// Why the server closed a connection.
     public enum CloseReason: String, CaseIterable, Sendable {
@@ -33,6 +35,8 @@ public final class ConnectionGuard: Sendable {
         case shed
         /// A new connection, closed at the limit because every open one was being served.
         case refused
+        /// An answer its client did not read (the connection could not be written to) for the idle timeout.
+        case sendStalled = "send_stalled"
     }
 
     /// One open connection, as the guard sees it from any thread.

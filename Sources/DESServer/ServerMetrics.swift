@@ -29,7 +29,8 @@ public final class ServerMetrics: Sendable {
     let checksumFailures: Counter
     let connectionsOpen: Gauge
     /// Connections the server closed, by why: `header_timeout`, `idle_timeout`, `shed` (the oldest
-    /// idle one, to make room at the limit), `refused` (at the limit with none idle).
+    /// idle one, to make room at the limit), `refused` (at the limit with none idle), `send_stalled`
+    /// (an answer its client did not read for the idle timeout).
     let connectionsClosed: [ConnectionGuard.CloseReason: Counter]
     private let storageCounters = Mutex<[String: Counter]>([:])
 

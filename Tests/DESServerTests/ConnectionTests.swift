@@ -153,6 +153,70 @@ import Testing
         }
     }
 
+    /// `GET url` until it answers 200 or `seconds` pass; whether it did.
+    static func answers(_ client: Client, _ url: String, within seconds: Double) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? await client.send("GET", url))?.status == 200 { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    @Test("clients that ask and never read (their answers stalled) are shed at the limit, and one left alone is closed at the idle timeout (send_stalled)")
+    func stalledReaders() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let big = try await shelf.pack(1, size: 8 << 20)[0]
+        let asking = "GET /files/\(path(big)) HTTP/1.1\r\nHost: t\r\n\r\n"
+        try await withServer(shelf, edit: { $0.maxConnections = 6; $0.headerTimeoutSeconds = 600; $0.idleTimeoutSeconds = 600 }) { server, client in
+            // Every connection asks for 24 MiB and reads none of it: each is being served, forever
+            // unless a stalled answer counts as waiting on its client.
+            let stalled = try await Self.openSockets(6, port: server.port, sending: asking + asking + asking)
+            #expect(await Self.answers(client, server.base + "/health/live", within: 20), "the stalled readers locked new clients out")
+            #expect(Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"shed\"") >= 1)
+            _ = stalled
+        }
+        try await withServer(shelf, edit: { $0.headerTimeoutSeconds = 600; $0.idleTimeoutSeconds = 1 }) { server, _ in
+            let stalled = try await Self.openSockets(1, port: server.port, sending: asking)
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline && Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"send_stalled\"") == 0 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"send_stalled\"") == 1)
+            _ = stalled
+        }
+    }
+
+    @Test("clients trickling a request body are shed at the limit as those trickling a head are")
+    func tricklingBodies() async throws {
+        let shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        try await withServer(shelf, edit: { $0.maxConnections = 4; $0.headerTimeoutSeconds = 600; $0.idleTimeoutSeconds = 600 }) { server, client in
+            let trickling = try await Self.openSockets(
+                4, port: server.port, sending: "POST /assign HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+            #expect(await Self.answers(client, server.base + "/health/live", within: 20), "half-sent bodies locked new clients out")
+            #expect(Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"shed\"") >= 1)
+            // Shed already (the metric says so): closed by the server, not by a timeout.
+            #expect((await Self.closedByServer(trickling, within: 2)).contains(true), "a trickling one was shed")
+        }
+    }
+
+    @Test("a CONNECT is answered and its connection closed, not left hanging until the idle timeout")
+    func connect() async throws {
+        let shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        try await withServer(shelf, edit: { $0.idleTimeoutSeconds = 600 }) { server, _ in
+            let sockets = try await Self.openSockets(
+                1, port: server.port, sending: "CONNECT /files/x HTTP/1.1\r\nHost: t\r\n\r\nGET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+            let (bytes, closed) = await withCheckedContinuation { (c: CheckedContinuation<([UInt8], Bool), Never>) in
+                DispatchQueue.global().async { c.resume(returning: sockets[0].readToEnd(within: 20)) }
+            }
+            #expect(closed, "the connection hung after the CONNECT's answer")
+            #expect([404, 405].contains(RawAnswer(bytes)?.status ?? 0), "\(String(decoding: bytes, as: UTF8.self))")
+        }
+    }
+
     /// `GET url` by curl(1): the status and curl's own total time (it gives up after 5 s: status 0).
     static func timedProbe(_ url: String) async throws -> (status: Int, seconds: Double) {
         let path = NSTemporaryDirectory() + "des-probe-\(UUID().uuidString)"

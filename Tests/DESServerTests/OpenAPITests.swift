@@ -34,6 +34,7 @@ import Testing
             let unknown = try await client.send("GET", server.base + "/nope", headers: ["X-Request-ID": "router-1"])
             #expect(unknown.status == 404 && unknown.headers["content-type"] == "application/json")
             #expect(client.errorCode(unknown) == "not_found" && String(decoding: unknown.body, as: UTF8.self).contains("router-1"))
+            #expect(unknown.headers["x-content-type-options"] == "nosniff", "an error quoting the request is never sniffed")
             // A path that exists, with a method it does not take: 405 and what it takes (RFC 9110 §15.5.6).
             let wrong = try await client.send("POST", server.base + "/health")
             #expect(wrong.status == 405 && wrong.headers["content-type"] == "application/json", "\(wrong.status)")
