@@ -3,6 +3,7 @@ import DESFormat
 import DESKit
 import Hummingbird
 import Logging
+import NIOCore
 
 /// The bytes of a located file for an answer, checked against the sha256 its META records.
 ///
@@ -34,8 +35,6 @@ struct FileBody: Sendable {
     /// How long a container's version, once read or asked, is believed for the bodies kept from
     /// it (`server.container_refresh_seconds`): after that, one `HEAD` of it before the next is served.
     let confirmSeconds: Double
-    /// When each container's version was last confirmed (monotonic seconds), by key.
-    let confirmed = BoundedCache<String, (version: String, at: Double)>(capacity: 16_384)
 
     /// Bodies larger than this are streamed in chunks of this size.
     static let streamChunk: UInt64 = 1 << 20
@@ -48,16 +47,16 @@ struct FileBody: Sendable {
         if let expected = located.sha256 {
             if size <= verifyMaxBytes {
                 let whole: ByteBuffer
-                if let cached = bodies.body(of: located.entry.name, served: served), try await stillStored(located) {
+                if let cached = bodies.body(of: located.entry.name, served: served), try await stillStored(served) {
                     metrics.bodyCacheHits.increment()
                     whole = cached
                 } else {
                     let bytes = try await locator.reader.read(located, offset: 0, length: size)
                     try await check(BodyDigest.hex(of: bytes), expected: expected, located, logger: logger)
                     whole = ByteBuffer(bytes: bytes)
-                    if bodies.admits(size: size), let version = located.version {
+                    if bodies.admits(size: size), located.version != nil {
                         // The read was of this version (pinned): it is confirmed as of now.
-                        confirmed.set(located.key, (version, monotonicSeconds()))
+                        served.check.confirmedAt.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
                         metrics.bodyCacheMisses.increment()
                         bodies.insert(located.entry.name, served: served, body: whole)
                         metrics.bodyCacheBytes.set(Int64(bodies.bytes))
@@ -79,20 +78,22 @@ struct FileBody: Sendable {
         return try await uncheckedStream(located, range: range, logger: logger)
     }
 
-    /// Whether the container `located` was found in still holds the version it was found in:
+    /// Whether the container `served` was found in still holds the version it was found in:
     /// believed for ``confirmSeconds`` after it was last read or asked, then asked again (one
     /// `HEAD`). A container replaced, restored or removed behind the server's back is so noticed
     /// within `container_refresh_seconds`, as a name missing from a cached index is; when it is,
     /// the kept body is dropped and the file read (and found again) as without the cache.
-    private func stillStored(_ located: LocatedEntry) async throws -> Bool {
+    private func stillStored(_ served: ServedFile) async throws -> Bool {
+        let located = served.located
         guard let version = located.version else { return false }
-        let now = monotonicSeconds()
-        if let last = confirmed[located.key], last.version == version, now - last.at < confirmSeconds { return true }
+        let now = NIODeadline.now().uptimeNanoseconds
+        let last = served.check.confirmedAt.load(ordering: .relaxed)
+        if last != 0, Double(now &- last) < confirmSeconds * 1e9 { return true }
         guard try await locator.reader.storage.head(key: located.key)?.etag == version else {
             bodies.remove(located.entry.name)
             return false
         }
-        confirmed.set(located.key, (version, now))
+        served.check.confirmedAt.store(now, ordering: .relaxed)
         return true
     }
 

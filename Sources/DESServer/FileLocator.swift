@@ -35,6 +35,8 @@ final class FileLocator: Sendable {
     let following: @Sendable () -> Bool
     private let lists = BoundedCache<DayShard, ContainerList>(capacity: 16_384)
     private let located: BoundedCache<String, ServedFile>
+    /// Each container version's check, shared by the files found in it (key, a line feed, version).
+    private let checks = BoundedCache<String, ContainerCheck>(capacity: 16_384)
     /// When each container's version was last checked after a negative answer (monotonic seconds).
     private let verified = BoundedCache<String, Double>(capacity: 16_384)
 
@@ -70,7 +72,7 @@ final class FileLocator: Sendable {
             for key in NameRanges.candidates(for: name, among: list.records).map(\.key) where !searched.contains(key) {
                 searched.insert(key)
                 if let found = try await find(name, key: key) {
-                    let served = ServedFile(found, shard: shard)
+                    let served = ServedFile(found, shard: shard, check: check(of: found))
                     located.set(name, served)
                     return served
                 }
@@ -80,6 +82,15 @@ final class FileLocator: Sendable {
             guard NameRanges.candidates(for: name, among: fresh.records).contains(where: { !searched.contains($0.key) }) else { return nil }
             list = fresh
         }
+    }
+
+    /// The shared check of the container version `found` is in.
+    private func check(of found: LocatedEntry) -> ContainerCheck {
+        let id = found.key + "\n" + (found.version ?? "")
+        if let known = checks[id] { return known }
+        let made = ContainerCheck(key: found.key, version: found.version)
+        checks.set(id, made)
+        return made
     }
 
     /// `name` in the container at `key`. A negative answer from a cached index is trusted only

@@ -1,5 +1,19 @@
 import DESKit
 import HTTPTypes
+import Synchronization
+
+/// One version of one container, shared by every file the server found in it: when storage
+/// last confirmed that the container is still that version (``FileBody``'s kept bodies are
+/// believed for `container_refresh_seconds` after it, then one `HEAD` asks again).
+final class ContainerCheck: Sendable {
+    /// The container's key and the version its files were found in.
+    let key: String
+    let version: String?
+    /// Monotonic nanoseconds of the last confirmation (0: none yet).
+    let confirmedAt = Atomic<UInt64>(0)
+
+    init(key: String, version: String?) { (self.key, self.version) = (key, version) }
+}
 
 /// A located file as the server answers for it: where it is, the shard of its name, and the
 /// header values that every answer for it repeats, made once when it is located and kept in the
@@ -9,16 +23,20 @@ final class ServedFile: Sendable {
     let located: LocatedEntry
     /// The shard of its name.
     let shard: Int
+    /// Its container's version, as last confirmed (shared with the container's other files).
+    let check: ContainerCheck
     /// Its ETag (the sha256 META records), nil when META records none.
     let etag: EntityTag?
     /// The headers of every answer with the file (200, 206, 304, HEAD): content type, caching,
     /// container, shard and ETag; `Content-Length` and `Content-Range` are the answer's own.
     let headers: HTTPFields
 
-    /// The file `located`, whose name is in shard `shard`.
-    init(_ located: LocatedEntry, shard: Int) {
+    /// The file `located`, whose name is in shard `shard`; `check` is its container version's
+    /// (one of its own when not given).
+    init(_ located: LocatedEntry, shard: Int, check: ContainerCheck? = nil) {
         self.located = located
         self.shard = shard
+        self.check = check ?? ContainerCheck(key: located.key, version: located.version)
         let etag = located.sha256.map { EntityTag(strong: $0) }
         self.etag = etag
         var headers: HTTPFields = [
