@@ -12,13 +12,13 @@ import Testing
     }
 
     /// Opens `count` sockets to `port`, each sending `prefix` (maybe nothing), off the cooperative pool.
-    static func openSockets(_ count: Int, port: Int, sending prefix: String) async throws -> [RawSocket] {
+    static func openSockets(_ count: Int, port: Int, sending prefix: String, receiveBuffer: Int? = nil) async throws -> [RawSocket] {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<[RawSocket], any Error>) in
             DispatchQueue.global().async {
                 do {
                     var sockets: [RawSocket] = []
                     for _ in 0..<count {
-                        let s = try RawSocket(port: port)
+                        let s = try RawSocket(port: port, receiveBuffer: receiveBuffer)
                         if !prefix.isEmpty { try s.send(prefix) }
                         sockets.append(s)
                     }
@@ -172,14 +172,16 @@ import Testing
         try await withServer(shelf, edit: { $0.maxConnections = 6; $0.headerTimeoutSeconds = 600; $0.idleTimeoutSeconds = 600 }) { server, client in
             // Every connection asks for 24 MiB and reads none of it: each is being served, forever
             // unless a stalled answer counts as waiting on its client.
-            let stalled = try await Self.openSockets(6, port: server.port, sending: asking + asking + asking)
+            let stalled = try await Self.openSockets(6, port: server.port, sending: asking + asking + asking, receiveBuffer: 4_096)
             #expect(await Self.answers(client, server.base + "/health/live", within: 20), "the stalled readers locked new clients out")
             #expect(Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"shed\"") >= 1)
             _ = stalled
         }
         try await withServer(shelf, edit: { $0.headerTimeoutSeconds = 600; $0.idleTimeoutSeconds = 1 }) { server, _ in
-            let stalled = try await Self.openSockets(1, port: server.port, sending: asking)
-            let deadline = Date().addingTimeInterval(20)
+            // A small receive buffer, fixed (no autotuning): 24 MiB asked for stalls after a few MiB
+            // (the server's send buffer), whatever the machine's tcp_rmem allows.
+            let stalled = try await Self.openSockets(1, port: server.port, sending: asking + asking + asking, receiveBuffer: 4_096)
+            let deadline = Date().addingTimeInterval(30)
             while Date() < deadline && Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"send_stalled\"") == 0 {
                 try await Task.sleep(for: .milliseconds(50))
             }

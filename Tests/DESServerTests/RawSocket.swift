@@ -8,10 +8,18 @@ import Foundation
 final class RawSocket: @unchecked Sendable {
     let fd: Int32
 
-    /// Connects to 127.0.0.1:`port` (blocking).
-    init(port: Int) throws {
+    /// Connects to 127.0.0.1:`port` (blocking). With `receiveBuffer`, the socket's receive buffer
+    /// is that many bytes (set before connecting: the kernel does not grow it), so a client that
+    /// does not read stalls the server's writes after little.
+    init(port: Int, receiveBuffer: Int? = nil) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
+        if var size = receiveBuffer.map(Int32.init) {
+            guard setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                close(fd)
+                throw TestFailure("SO_RCVBUF: errno \(errno)")
+            }
+        }
         var a = sockaddr_in()
         a.sin_family = sa_family_t(AF_INET)
         a.sin_port = UInt16(port).bigEndian
