@@ -87,7 +87,7 @@ import Testing
             #expect(try await client.send("GET", url).status == 200)
             #expect(try await client.send("GET", url).status == 200)
             _ = try await shelf.metadata.addTombstones([Tombstone(name: names[0], reason: "test", origin: "delete", containerID: nil, bytes: 100)])
-            let gone = try await CacheRecoveryTests.until(410, client, url, seconds: 10)
+            let gone = try await poll(until: 410, client, url, within: 10)
             #expect(gone.status == 410)
         }
     }

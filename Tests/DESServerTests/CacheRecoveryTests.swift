@@ -9,16 +9,6 @@ import Foundation
 import Testing
 
 @Suite("Caches recover") struct CacheRecoveryTests {
-    /// Polls `url` until it answers 200, for at most `seconds`; the last answer.
-    static func until200(_ client: Client, _ url: String, seconds: Double) async throws -> HTTPResponse {
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            let r = try await client.send("GET", url)
-            if r.status == 200 || Date() > deadline { return r }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
     /// A container replaced on storage with another valid archive, then restored: its files
     /// answer 404 while it is replaced, and 200 again within container_refresh_seconds after.
     /// Without the body cache, every read is pinned to the version it located (the replacement is
@@ -51,11 +41,11 @@ import Testing
             }
 
             _ = try await storage.put(key: file.container, fromFile: foreign)
-            let replaced = bodyCache ? try await until(404, client, url, seconds: refresh + 15) : try await client.send("GET", url)
+            let replaced = bodyCache ? try await poll(until: 404, client, url, within: refresh + 15) : try await client.send("GET", url)
             #expect(replaced.status == 404, "\(String(decoding: replaced.body, as: UTF8.self))")
 
             _ = try await storage.put(key: file.container, fromFile: original)
-            let restored = try await until200(client, url, seconds: refresh + 15)
+            let restored = try await poll(until: 200, client, url, within: refresh + 15)
             #expect(restored.status == 200 && restored.body == file.bytes, "still \(restored.status) after the restore")
             // Every file of the container is back, and the warm path is one request again.
             for other in names where shelf.files[other]?.container == file.container {
@@ -67,16 +57,6 @@ import Testing
                 #expect(try await client.send("GET", url).status == 200)
                 #expect(storageRequests(server) == warm + 1)
             }
-        }
-    }
-
-    /// Polls `url` until it answers `status`, for at most `seconds`; the last answer.
-    static func until(_ status: Int, _ client: Client, _ url: String, seconds: Double) async throws -> HTTPResponse {
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            let r = try await client.send("GET", url)
-            if r.status == status || Date() > deadline { return r }
-            try await Task.sleep(for: .milliseconds(50))
         }
     }
 

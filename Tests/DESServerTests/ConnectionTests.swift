@@ -153,16 +153,6 @@ import Testing
         }
     }
 
-    /// `GET url` until it answers 200 or `seconds` pass; whether it did.
-    static func answers(_ client: Client, _ url: String, within seconds: Double) async -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if (try? await client.send("GET", url))?.status == 200 { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return false
-    }
-
     @Test("clients that ask and never read (their answers stalled) are shed at the limit, and one left alone is closed at the idle timeout (send_stalled)")
     func stalledReaders() async throws {
         var shelf = try await Shelf.make()
@@ -173,7 +163,7 @@ import Testing
             // Every connection asks for 24 MiB and reads none of it: each is being served, forever
             // unless a stalled answer counts as waiting on its client.
             let stalled = try await Self.openSockets(6, port: server.port, sending: asking + asking + asking, receiveBuffer: 4_096)
-            #expect(await Self.answers(client, server.base + "/health/live", within: 20), "the stalled readers locked new clients out")
+            #expect((try? await poll(until: 200, client, server.base + "/health/live", within: 20))?.status == 200, "the stalled readers locked new clients out")
             #expect(Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"shed\"") >= 1)
             _ = stalled
         }
@@ -197,7 +187,7 @@ import Testing
         try await withServer(shelf, edit: { $0.maxConnections = 4; $0.headerTimeoutSeconds = 600; $0.idleTimeoutSeconds = 600 }) { server, client in
             let trickling = try await Self.openSockets(
                 4, port: server.port, sending: "POST /assign HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
-            #expect(await Self.answers(client, server.base + "/health/live", within: 20), "half-sent bodies locked new clients out")
+            #expect((try? await poll(until: 200, client, server.base + "/health/live", within: 20))?.status == 200, "half-sent bodies locked new clients out")
             #expect(Self.metric(server, "des_http_connections_closed_total", labels: "reason=\"shed\"") >= 1)
             // Shed already (the metric says so): closed by the server, not by a timeout.
             #expect((await Self.closedByServer(trickling, within: 2)).contains(true), "a trickling one was shed")

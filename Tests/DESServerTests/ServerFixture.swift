@@ -186,6 +186,22 @@ final class RunningServer: Sendable {
     }
 }
 
+/// `GET url` again every 50 ms until it answers `status`, for at most `seconds`: the last answer.
+/// A request that fails (a connection refused or closed) is tried again while time is left; when
+/// no answer came at all, the last failure is thrown.
+func poll(until status: Int, _ client: Client, _ url: String, within seconds: Double) async throws -> HTTPResponse {
+    let deadline = Date().addingTimeInterval(seconds)
+    while true {
+        do {
+            let r = try await client.send("GET", url)
+            if r.status == status || Date() > deadline { return r }
+        } catch {
+            if Date() > deadline { throw error }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
+
 /// Real HTTP over libcurl (the S3 plugin's transport).
 struct Client: Sendable {
     let transport = CurlTransport(concurrency: 16, timeouts: .init(stallSeconds: 10))
