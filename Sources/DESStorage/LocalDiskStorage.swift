@@ -227,7 +227,7 @@ public final class LocalDiskStorage: StorageBackend {
         _ p: String, key: String, offset: UInt64, length: UInt64, ifMatch: String?, cachedOnly: Bool, unsupported: inout Bool
     ) throws -> [UInt8]? {
         guard let ifMatch else {
-            return try Self.readRange(p, key: key, offset: offset, length: length, location: location, ifMatch: nil, cachedOnly: cachedOnly, unsupported: &unsupported)
+            return try Self.readRange(p, key: key, offset: offset, length: length, location: location, cachedOnly: cachedOnly, unsupported: &unsupported)
         }
         let clock = monotonicNanos()
         if let open = openObjects.lookup(p, now: clock) {
@@ -249,27 +249,21 @@ public final class LocalDiskStorage: StorageBackend {
     /// The largest range tried on the caller's thread (see ``get(key:offset:length:ifMatch:)``).
     static let inlineReadLimit: UInt64 = 256 << 10
 
-    /// `length` bytes of the file at `p` from `offset`, its version first compared with
-    /// `ifMatch` on the open file. With `cachedOnly`, the bytes are read only if all of them are
-    /// in the page cache (`preadv2` with `RWF_NOWAIT`, safe on a thread that must not block):
-    /// nil when any would wait for the device, or the kernel or file system cannot tell (then
-    /// `unsupported` is set).
-    private static func readRange(
-        _ p: String, key: String, offset: UInt64, length: UInt64, location: String, ifMatch: String? = nil, cachedOnly: Bool = false
-    ) throws -> [UInt8]? {
+    /// `length` bytes of the file at `p` from `offset`, opened and closed for this read. With
+    /// `cachedOnly`, the bytes are read only if all of them are in the page cache (`preadv2` with
+    /// `RWF_NOWAIT`, safe on a thread that must not block): nil when any would wait for the
+    /// device, or the kernel or file system cannot tell (then `unsupported` is set). A version
+    /// is checked by ``versionedRead(_:key:offset:length:ifMatch:cachedOnly:unsupported:)``.
+    private static func readRange(_ p: String, key: String, offset: UInt64, length: UInt64, location: String) throws -> [UInt8]? {
         var unsupported = false
-        return try readRange(p, key: key, offset: offset, length: length, location: location, ifMatch: ifMatch, cachedOnly: cachedOnly, unsupported: &unsupported)
+        return try readRange(p, key: key, offset: offset, length: length, location: location, cachedOnly: false, unsupported: &unsupported)
     }
 
     private static func readRange(
-        _ p: String, key: String, offset: UInt64, length: UInt64, location: String, ifMatch: String?, cachedOnly: Bool, unsupported: inout Bool
+        _ p: String, key: String, offset: UInt64, length: UInt64, location: String, cachedOnly: Bool, unsupported: inout Bool
     ) throws -> [UInt8]? {
-        let (fd, st) = try openObject(p, key: key, location: location)
+        let (fd, _) = try openObject(p, key: key, location: location)
         defer { Glibc.close(fd) }
-        if let ifMatch {
-            let now = etag(of: FileStamp(st))
-            guard now == ifMatch else { throw DESKitError(.changed, "'\(key)' changed (version \(now), not \(ifMatch))") }
-        }
         return try readOpen(fd: fd, p, key: key, offset: offset, length: length, cachedOnly: cachedOnly, unsupported: &unsupported)
     }
 
