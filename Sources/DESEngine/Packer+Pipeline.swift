@@ -35,6 +35,104 @@ final class MarkedRows: Sendable {
     func take() -> [String: [String]] { rows.withLock { r in defer { r = [:] }; return r } }
 }
 
+/// Uploaded containers whose rows are to be marked packed, taken in batches by one background
+/// task at a time (``Packer/markPackedInBackground(_:)``). A batch is taken once it reaches
+/// ``batchRows`` rows, once its oldest container has waited ``maxDelaySeconds``, or at once when
+/// the packer waits for the marks (``flush()``): a few hundred containers finishing together
+/// are then marked in two or three transactions, not in hundreds.
+final class MarkQueue: Sendable {
+    /// More containers than this waiting makes the packer wait for the marks.
+    static let waitingLimit = 256
+    /// A batch stops adding containers once it holds this many rows.
+    static let batchRows = 50_000
+    /// The longest a container waits for others to join its batch.
+    static let maxDelaySeconds = 1.0
+    private struct State {
+        var waiting: [PackerStateMachine.Container] = []
+        var rows = 0
+        /// When the oldest waiting container was added.
+        var since = 0.0
+        var running = false
+        var flushing = false
+    }
+    private let state = Mutex(State())
+
+    /// Adds a container. True when no task is marking: the caller starts one.
+    func add(_ container: PackerStateMachine.Container) -> Bool {
+        state.withLock { s in
+            if s.waiting.isEmpty { s.since = monotonicSeconds() }
+            s.waiting.append(container)
+            s.rows += container.fileCount
+            if s.running { return false }
+            s.running = true
+            return true
+        }
+    }
+
+    /// Takes the waiting containers without delay until none wait (the packer waits for them).
+    func flush() {
+        state.withLock { s in
+            // With none waiting and no task, there is nothing to hurry (and a flag left set
+            // would hurry the batches that come after).
+            if s.running || !s.waiting.isEmpty { s.flushing = true }
+        }
+    }
+
+    private enum Step {
+        case done
+        case take([PackerStateMachine.Container])
+        case wait(Double)
+    }
+
+    /// The next batch for the running task: the waiting containers, oldest first, up to
+    /// ``batchRows`` rows (at least one container), once due. Nil when none wait, and the task is done.
+    func next() async -> [PackerStateMachine.Container]? {
+        while true {
+            let now = monotonicSeconds()
+            let step: Step = state.withLock { s in
+                guard !s.waiting.isEmpty else {
+                    (s.running, s.flushing) = (false, false)
+                    return .done
+                }
+                let due = s.since + Self.maxDelaySeconds
+                guard s.flushing || s.rows >= Self.batchRows || now >= due || Task.isCancelled else { return .wait(due - now) }
+                var (rows, count) = (0, 0)
+                for container in s.waiting {
+                    if count > 0 && rows + container.fileCount > Self.batchRows { break }
+                    rows += container.fileCount
+                    count += 1
+                }
+                let batch = Array(s.waiting.prefix(count))
+                s.waiting.removeFirst(count)
+                s.rows -= rows
+                s.since = now
+                return .take(batch)
+            }
+            switch step {
+            case .done: return nil
+            case .take(let batch): return batch
+            // Short naps, so that a flush or a full batch is seen soon.
+            case .wait(let seconds): try? await Task.sleep(nanoseconds: UInt64(min(seconds, 0.02) * 1e9))
+            }
+        }
+    }
+
+    /// The running task failed: the containers still waiting wait for ``restart()``.
+    func stopped() { state.withLock { $0.running = false } }
+
+    /// True (and marked running) when containers wait and no task runs: the caller starts one.
+    func restart() -> Bool {
+        state.withLock { s in
+            guard !s.running, !s.waiting.isEmpty else { return false }
+            s.running = true
+            return true
+        }
+    }
+
+    /// Containers waiting.
+    var waiting: Int { state.withLock { $0.waiting.count } }
+}
+
 /// The packer's two overlapping stages besides writing: the next batch is claimed and its
 /// bodies fetched while the current one is written, and rows of uploaded containers are
 /// marked packed in the background (a crash before that is covered: recovery adopts an
@@ -206,44 +304,88 @@ extension Packer {
         if config.claimMode == .row { await release(batch.files, reason: reason) }
     }
 
-    /// Marks the rows of an uploaded container packed, in the background; at most a few run at
-    /// once (beyond that the oldest is waited for), and a failure surfaces at the next wait. This
-    /// container's marks start first, so an older one's failure never leaves them unstarted.
+    /// Marks the rows of an uploaded container packed, in the background, batched with the other
+    /// containers waiting (``MarkQueue``): at most one batch runs at a time, and whatever was
+    /// uploaded meanwhile goes in the next, in one transaction per source. A container's rows lie
+    /// scattered over the catalog (it holds one shard's), so each mark alone would write most of
+    /// a SQLite catalog's pages again; a batch writes each once. A crash before the mark is
+    /// covered: recovery adopts an uploaded container and marks its rows. Waits while more than
+    /// ``MarkQueue/waitingLimit`` containers wait.
     func markPackedInBackground(_ container: PackerStateMachine.Container) async throws {
-        let (context, marked, rows, names) = (context, markedRows, container.rows, container.names)
-        let (key, containerID, lease) = (container.record.key, container.record.id, context.config.claimMode == .lease)
+        if markQueue.add(container) {
+            // The task before has ended (none was running): its outcome is taken now, after the
+            // next one has started, so a failure of its batch cannot strand this container.
+            let ended = runState.marking
+            runState.marking = []
+            startMarking()
+            for task in ended { try await task.value }
+        }
+        if markQueue.waiting > MarkQueue.waitingLimit, !runState.marking.isEmpty {
+            markQueue.flush()
+            while !runState.marking.isEmpty { try await runState.marking.removeFirst().value }
+        }
+    }
+
+    /// Starts the task that marks the waiting containers, batch after batch until none wait.
+    private func startMarking() {
+        let (context, marked, queue) = (context, markedRows, markQueue)
         runState.marking.append(Task {
-            let holder = context.holder.description
-            for (name, ids) in rows {
-                guard let connector = context.source(name)?.connector else { continue }
-                let changed: Int
-                if lease {
-                    changed = try await connector.markManifestRows(
-                        ids: ids, names: names[name] ?? [], container: key, metadata: context.metadata, retry: context.retry,
-                        logger: context.logger)
-                    marked.add(ids, source: name)
-                } else {
-                    changed = try await context.retry.run { try await connector.markPacked(rowIDs: ids, container: key, holder: holder) }
-                }
-                if changed != ids.count {
-                    context.logger.warning(
-                        "some rows were not marked packed (gone from the catalog, or changed)",
-                        metadata: ["key": "\(key)", "expected": "\(ids.count)", "changed": "\(changed)"])
-                }
+            do {
+                while let batch = await queue.next() { try await Packer.mark(batch, context: context, marked: marked) }
+            } catch {
+                queue.stopped()
+                throw error
             }
-            // Every row of the manifest is packed now: recovery need not mark them again.
-            if lease { try await context.retry.run { try await context.metadata.manifestMarked(containerID: containerID) } }
         })
-        while runState.marking.count > 4 {
-            try await runState.marking.removeFirst().value
+    }
+
+    /// Marks the rows of `batch` packed: per source, every container's rows in one call; then,
+    /// in lease mode, each manifest is recorded marked.
+    private static func mark(_ batch: [PackerStateMachine.Container], context: PackerContext, marked: MarkedRows) async throws {
+        let lease = context.config.claimMode == .lease
+        var bySource: [String: [ContainerMark]] = [:]
+        for container in batch {
+            for (name, ids) in container.rows {
+                bySource[name, default: []].append(ContainerMark(container: container.record.key, rowIDs: ids, names: container.names[name] ?? []))
+            }
+        }
+        for (name, marks) in bySource.sorted(by: { $0.key < $1.key }) {
+            guard let connector = context.source(name)?.connector else { continue }
+            let changed: [Int]
+            if lease {
+                changed = try await connector.markManifestRows(marks, metadata: context.metadata, retry: context.retry, logger: context.logger)
+                marked.add(marks.flatMap(\.rowIDs), source: name)
+            } else {
+                let holder = context.holder.description
+                changed = try await context.retry.run { try await connector.markPacked(marks, holder: holder) }
+            }
+            for (mark, count) in zip(marks, changed) where count != mark.rowIDs.count {
+                context.logger.warning(
+                    "some rows were not marked packed (gone from the catalog, or changed)",
+                    metadata: ["key": "\(mark.container)", "source": "\(name)", "expected": "\(mark.rowIDs.count)", "changed": "\(count)"])
+            }
+        }
+        context.logger.debug("rows marked packed", metadata: ["containers": "\(batch.count)", "files": "\(batch.reduce(0) { $0 + $1.fileCount })"])
+        // Every row of these manifests is packed now: recovery need not mark them again.
+        if lease {
+            for container in batch {
+                try await context.retry.run { try await context.metadata.manifestMarked(containerID: container.record.id) }
+            }
         }
     }
 
     /// Waits until every row of an uploaded container is marked packed; passes on the first failure.
     func awaitMarking() async throws {
+        markQueue.flush()
         var first: Error?
-        while !runState.marking.isEmpty {
-            do { try await runState.marking.removeFirst().value } catch { if first == nil { first = error } }
+        while true {
+            while !runState.marking.isEmpty {
+                do { try await runState.marking.removeFirst().value } catch { if first == nil { first = error } }
+            }
+            // Containers a failed batch left waiting are marked now, unless it failed this time
+            // (then recovery marks them: their containers are recorded uploaded).
+            guard first == nil, markQueue.restart() else { break }
+            startMarking()
         }
         dropMarkedRows()
         if let first { throw first }

@@ -68,6 +68,8 @@ public final class Packer {
     var runState = PackerRunState()
     /// `claim_mode: lease`: rows the background marks have marked packed, for the machine.
     let markedRows = MarkedRows()
+    /// Uploaded containers whose rows wait to be marked packed.
+    let markQueue = MarkQueue()
 
     /// This incarnation's identity: the pod, and an instance naming this process (``ProcessIdentity``).
     public var holder: LeaseHolder { context.holder }

@@ -17,6 +17,27 @@ extension SourceConnector {
         ids: [String], names: [String], container: String, metadata: any MetadataStore, retry: RetryPolicy, logger: Logger
     ) async throws -> Int {
         let byID = try await retry.run { try await markPackedUnlessPacked(rowIDs: ids, names: names, container: container) }
+        return try await markShortfall(ids: ids, names: names, container: container, byID: byID, metadata: metadata, retry: retry, logger: logger)
+    }
+
+    /// ``markManifestRows(ids:names:container:metadata:retry:logger:)`` for several containers:
+    /// the marks by id in one batch (``SourceConnector/markPackedUnlessPacked(_:)``, one
+    /// transaction where the source has them), then each container's shortfall as for one.
+    /// Returns, per mark, how many rows changed.
+    func markManifestRows(_ marks: [ContainerMark], metadata: any MetadataStore, retry: RetryPolicy, logger: Logger) async throws -> [Int] {
+        var changed = try await retry.run { try await markPackedUnlessPacked(marks) }
+        for (i, mark) in marks.enumerated() where i < changed.count {
+            changed[i] = try await markShortfall(
+                ids: mark.rowIDs, names: mark.names, container: mark.container, byID: changed[i], metadata: metadata, retry: retry, logger: logger)
+        }
+        return changed
+    }
+
+    /// After a mark by id changed `byID` rows of `ids`: when short, the rows found by name (see
+    /// ``markManifestRows(ids:names:container:metadata:retry:logger:)``). Returns the rows changed in all.
+    private func markShortfall(
+        ids: [String], names: [String], container: String, byID: Int, metadata: any MetadataStore, retry: RetryPolicy, logger: Logger
+    ) async throws -> Int {
         guard byID < ids.count else { return byID }
         let found = try await retry.run { try await rowsNamed(names) }
         var byName: [String: [NamedRow]] = [:]

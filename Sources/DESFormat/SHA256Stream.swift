@@ -100,13 +100,18 @@ public enum DESFileDigest {
     }
 
     /// The lower-case hex SHA-256 of what is left to read of the open file `fd` (the caller
-    /// keeps and closes it; `path` names it in errors), read in pieces of at most 1 MiB.
+    /// keeps and closes it; `path` names it in errors), read in pieces of at most 64 KiB.
+    ///
+    /// The buffer stays under malloc's mmap threshold (128 KiB): a 1 MiB one was mapped, zeroed
+    /// by page faults and unmapped for every file, which cost a scan of small files more than
+    /// reading and hashing them.
     public static func sha256(ofFileDescriptor fd: Int32, path: String) throws -> String {
         let hasher = SHA256Stream()
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        let size = 64 << 10
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         defer { buffer.deallocate() }
         while true {
-            let n = read(fd, buffer, 1 << 20)
+            let n = read(fd, buffer, size)
             if n == 0 { break }
             guard n > 0 else {
                 if errno == EINTR { continue }

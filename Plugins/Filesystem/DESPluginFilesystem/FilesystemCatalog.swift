@@ -82,6 +82,29 @@ public enum FilesystemCatalog {
         }
     }
 
+    /// The indexes the marker, the packer and recovery find rows by. Where the database has
+    /// partial indexes (SQLite, PostgreSQL), only the rows in flight are indexed, as
+    /// docs/operations.md recommends for any catalog: a row made ready enters the unnamed index,
+    /// leaves it for the pending one when named, and leaves that when packed — a packed row, the
+    /// bulk of the table, is in none of them. The pending rows are indexed by id, with the shard
+    /// beside it: a packer's keyset read and claim walk it in order and stop at the limit,
+    /// skipping other shards' rows in the index alone. (An index led by the shard would make
+    /// every batch the marker names write one page of it per shard.) Every one leads with the
+    /// source, which each statement names, so that SQLite's planner prefers them to the
+    /// `(source, sha256)` index. An earlier release's full `(status, des_shard)` index is
+    /// dropped. MySQL and MariaDB keep that full index.
+    static func statusIndexes(dialect: String, ifNotExists: String) -> [String] {
+        guard dialect == "sqlite" || dialect == "postgresql" else {
+            return ["CREATE INDEX \(ifNotExists)des_fs_files_status ON \(table) (status, des_shard)"]
+        }
+        return [
+            "DROP INDEX IF EXISTS des_fs_files_status",
+            "CREATE INDEX IF NOT EXISTS des_fs_files_unnamed ON \(table) (source, id) WHERE status = '\(Status.new)' AND des_name IS NULL",
+            "CREATE INDEX IF NOT EXISTS des_fs_files_pending ON \(table) (source, id, des_shard) WHERE status = '\(Status.pending)' AND des_name IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS des_fs_files_claimed ON \(table) (source, des_shard) WHERE status = '\(Status.claimed)'",
+        ]
+    }
+
     /// The DDL that creates the table and its indexes when missing, in `dialect` (`sqlite`,
     /// `postgresql`, `mysql` or `mariadb`); nil for a database DES keeps no metadata in.
     public static func ddl(dialect: String) -> [String]? {
@@ -150,7 +173,7 @@ public enum FilesystemCatalog {
             dialect == "mysql" || dialect == "mariadb"
                 ? "CREATE UNIQUE INDEX \(ifNotExists)des_fs_files_version ON \(table) (source(64), root, path(700), version)"
                 : "CREATE UNIQUE INDEX \(ifNotExists)des_fs_files_version ON \(table) (source, root, path, version)",
-            "CREATE INDEX \(ifNotExists)des_fs_files_status ON \(table) (status, des_shard)",
+        ] + statusIndexes(dialect: dialect, ifNotExists: ifNotExists) + [
             "CREATE INDEX \(ifNotExists)des_fs_files_name ON \(table) (des_name)",
             // Bytes DES already holds, found by their digest (a duplicate is recorded, not packed again).
             dialect == "mysql" || dialect == "mariadb"

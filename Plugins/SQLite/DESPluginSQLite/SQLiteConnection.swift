@@ -70,7 +70,11 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         // Pages read through a mapping rather than a pread each, and a page cache of 16 MiB
         // (the default 2 MiB re-reads a catalog of some 100,000 rows on every claim).
         try session.execute("PRAGMA mmap_size=268435456")
-        try session.execute("PRAGMA cache_size=-16384")
+        try session.execute("PRAGMA cache_size=-65536")
+        // Statement journals and sorts in memory, not in files under /var/tmp: an UPDATE of many
+        // rows inside a transaction (a container's mark, a claim) journals every page it touches
+        // so that it alone can be undone, and in files that came to more bytes than the WAL.
+        try session.execute("PRAGMA temp_store=MEMORY")
     }
 
     private func monotonicNow() -> Double {

@@ -139,6 +139,23 @@ public struct PackedRow: Sendable, Hashable {
     }
 }
 
+/// The rows one container holds, to be marked packed into it (``SourceConnector/markPacked(_:holder:)``,
+/// ``SourceConnector/markPackedUnlessPacked(_:)``).
+public struct ContainerMark: Sendable, Hashable {
+    /// The container's storage key (written in the rows' container column).
+    public var container: String
+    /// The rows' primary keys.
+    public var rowIDs: [String]
+    /// The DES names the container holds for those rows (used by the lease-mode mark only).
+    public var names: [String]
+    /// Creates a mark.
+    public init(container: String, rowIDs: [String], names: [String] = []) {
+        self.container = container
+        self.rowIDs = rowIDs
+        self.names = names
+    }
+}
+
 /// A catalog row found by its DES name (``SourceConnector/rowsNamed(_:)``), with where it stands.
 public struct NamedRow: Sendable, Hashable {
     /// A row's status, as the source's configured status labels say.
@@ -198,6 +215,13 @@ public protocol SourceConnector: Sendable {
     /// (`holder` nil: regardless of claimer, for recovery). Returns how many changed.
     func markPacked(rowIDs: [String], container: String, holder: String?) async throws -> Int
 
+    /// ``markPacked(rowIDs:container:holder:)`` for several containers at once, in one
+    /// transaction where the source has them: a catalog whose rows of one container lie
+    /// scattered over its pages (a container holds one shard's rows) then writes each page once
+    /// per batch, not once per container. Returns, per mark, how many rows changed. Default: one
+    /// call per container.
+    func markPacked(_ marks: [ContainerMark], holder: String?) async throws -> [Int]
+
     /// Marks rows failed with their reasons. Returns how many changed.
     func markFailed(_ rows: [FailedRow], holder: String?) async throws -> Int
 
@@ -216,6 +240,11 @@ public protocol SourceConnector: Sendable {
     /// id that now belongs to another row (renumbered, swapped, reused) marks nothing. Returns how
     /// many changed.
     func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int
+
+    /// ``markPackedUnlessPacked(rowIDs:names:container:)`` for several containers at once (see
+    /// ``markPacked(_:holder:)``). Returns, per mark, how many rows changed. Default: one call
+    /// per container.
+    func markPackedUnlessPacked(_ marks: [ContainerMark]) async throws -> [Int]
 
     /// Every row (within the source's `where`) whose DES name is one of `names`, whatever its
     /// status (`claim_mode: lease`): a read, used when a manifest's mark by id changed fewer rows
@@ -289,6 +318,20 @@ extension SourceConnector {
     /// See ``readPending(shards:afterRowID:limit:)``.
     public func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int {
         throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot mark a manifest's rows")
+    }
+
+    /// One ``markPackedUnlessPacked(rowIDs:names:container:)`` per mark, in order.
+    public func markPackedUnlessPacked(_ marks: [ContainerMark]) async throws -> [Int] {
+        var changed: [Int] = []
+        for mark in marks { changed.append(try await markPackedUnlessPacked(rowIDs: mark.rowIDs, names: mark.names, container: mark.container)) }
+        return changed
+    }
+
+    /// One ``markPacked(rowIDs:container:holder:)`` per mark, in order.
+    public func markPacked(_ marks: [ContainerMark], holder: String?) async throws -> [Int] {
+        var changed: [Int] = []
+        for mark in marks { changed.append(try await markPacked(rowIDs: mark.rowIDs, container: mark.container, holder: holder)) }
+        return changed
     }
 
     /// See ``readPending(shards:afterRowID:limit:)``.

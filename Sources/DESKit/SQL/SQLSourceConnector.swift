@@ -112,17 +112,50 @@ public final class SQLSourceConnector: SourceConnector {
     /// Runs `UPDATE … WHERE <prefix> [AND claimed_by = holder] AND id IN (…) [AND des_name IN (…)]`
     /// over `ids` (and any of `names`, when given), in chunks the dialect's bind limit allows
     /// (``SQLDialect/chunkSize(valuesPerRow:fixed:)``): one statement when ids and names fit in one,
-    /// else every chunk of ids with every chunk of names.
+    /// else every chunk of ids with every chunk of names; each chunk in a transaction of its own.
     func updateInChunks(
         ids: [String], names: [String]? = nil, shape: SQLTableShape, prefix: @escaping @Sendable (inout [SQLValue]) -> String,
         holder: String?
     ) async throws -> Int {
-        guard !ids.isEmpty else { return 0 }
         let dialect = self.dialect
+        var total = 0
+        for (slice, named) in Self.chunkPlan(ids: ids, names: names, dialect: dialect) {
+            total += try await transaction { session in
+                try Self.update(session, dialect: dialect, shape: shape, sql: prefix, holder: holder, ids: slice, names: named)
+            }
+        }
+        return total
+    }
+
+    /// Each of `marks` as ``updateInChunks(ids:names:shape:prefix:holder:)`` would run it (`prefix`
+    /// given the mark's container), all in one transaction. Returns the rows changed per mark.
+    func updateMarks(
+        _ marks: [ContainerMark], byName: Bool, shape: SQLTableShape,
+        prefix: @escaping @Sendable (_ container: String, inout [SQLValue]) -> String, holder: String?
+    ) async throws -> [Int] {
+        let dialect = self.dialect
+        let plans = marks.map { Self.chunkPlan(ids: $0.rowIDs, names: byName ? $0.names : nil, dialect: dialect) }
+        guard plans.contains(where: { !$0.isEmpty }) else { return marks.map { _ in 0 } }
+        return try await transaction { session in
+            try zip(marks, plans).map { mark, plan in
+                try plan.reduce(0) { total, chunk in
+                    total + (try Self.update(
+                        session, dialect: dialect, shape: shape, sql: { prefix(mark.container, &$0) }, holder: holder, ids: chunk.ids,
+                        names: chunk.names))
+                }
+            }
+        }
+    }
+
+    /// The statements one update over `ids` (and `names`) takes: slices of each that fit the
+    /// dialect's bind limit, every slice of ids with every slice of names. Empty when `ids` (or a
+    /// given `names`) is.
+    static func chunkPlan(ids: [String], names: [String]?, dialect: any SQLDialect) -> [(ids: [String], names: [String]?)] {
+        guard !ids.isEmpty else { return [] }
         var plan: [(ids: [String], names: [String]?)] = []
         let budget = dialect.chunkSize(valuesPerRow: 1, fixed: 16)
         if let names {
-            guard !names.isEmpty else { return 0 }
+            guard !names.isEmpty else { return [] }
             let chunk = ids.count + names.count <= budget ? max(ids.count, names.count) : max(1, budget / 2)
             for start in stride(from: 0, to: ids.count, by: chunk) {
                 for from in stride(from: 0, to: names.count, by: chunk) {
@@ -132,37 +165,46 @@ public final class SQLSourceConnector: SourceConnector {
         } else {
             for start in stride(from: 0, to: ids.count, by: budget) { plan.append((Array(ids[start..<min(ids.count, start + budget)]), nil)) }
         }
-        var total = 0
-        for (slice, named) in plan {
-            total += try await transaction { session in
-                var binds: [SQLValue] = []
-                var sql = prefix(&binds)
-                if let holder {
-                    binds.append(.text(holder))
-                    sql += " AND \(shape.claimedBy) = \(dialect.placeholder(binds.count))"
-                }
-                sql += " AND " + (try dialect.idMatches(in: session, table: shape, count: slice.count, firstBind: binds.count + 1))
-                binds += slice.map { shape.idValue($0) }
-                if let named {
-                    sql += " AND \(shape.desName) IN (\(dialect.placeholders(named.count, from: binds.count + 1)))"
-                    binds += named.map { .text($0) }
-                }
-                return try session.execute(sql, binds)
-            }
+        return plan
+    }
+
+    /// One statement of an update: `sql` (the `UPDATE … WHERE …` start, filling its binds), then
+    /// the holder, the ids and the names.
+    static func update(
+        _ session: any SQLSession, dialect: any SQLDialect, shape: SQLTableShape, sql prefix: (inout [SQLValue]) throws -> String,
+        holder: String?, ids: [String], names: [String]?
+    ) throws -> Int {
+        var binds: [SQLValue] = []
+        var sql = try prefix(&binds)
+        if let holder {
+            binds.append(.text(holder))
+            sql += " AND \(shape.claimedBy) = \(dialect.placeholder(binds.count))"
         }
-        return total
+        sql += " AND " + (try dialect.idMatches(in: session, table: shape, count: ids.count, firstBind: binds.count + 1))
+        binds += ids.map { shape.idValue($0) }
+        if let names {
+            sql += " AND \(shape.desName) IN (\(dialect.placeholders(names.count, from: binds.count + 1)))"
+            binds += names.map { .text($0) }
+        }
+        return try session.execute(sql, binds)
     }
 
     public func markPacked(rowIDs: [String], container: String, holder: String?) async throws -> Int {
         let (d, s) = (dialect, try await tableShape())
-        return try await updateInChunks(
-            ids: rowIDs, shape: s,
-            prefix: { binds in
-                binds = []
-                let set = s.packedAssignments(d, key: container, binds: &binds)
-                binds.append(s.statusValue(s.statusClaimed))
-                return "UPDATE \(s.table) SET \(set) WHERE \(s.status) = \(s.statusParam(d, binds.count))"
-            }, holder: holder)
+        return try await updateInChunks(ids: rowIDs, shape: s, prefix: { binds in Self.markPackedSQL(d, s, container, &binds) }, holder: holder)
+    }
+
+    public func markPacked(_ marks: [ContainerMark], holder: String?) async throws -> [Int] {
+        let (d, s) = (dialect, try await tableShape())
+        return try await updateMarks(marks, byName: false, shape: s, prefix: { Self.markPackedSQL(d, s, $0, &$1) }, holder: holder)
+    }
+
+    /// `UPDATE … SET <packed into container> WHERE status = claimed`, its binds in `binds`.
+    static func markPackedSQL(_ d: any SQLDialect, _ s: SQLTableShape, _ container: String, _ binds: inout [SQLValue]) -> String {
+        binds = []
+        let set = s.packedAssignments(d, key: container, binds: &binds)
+        binds.append(s.statusValue(s.statusClaimed))
+        return "UPDATE \(s.table) SET \(set) WHERE \(s.status) = \(s.statusParam(d, binds.count))"
     }
 
     public func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int {
@@ -425,11 +467,13 @@ public final class SQLSourceConnector: SourceConnector {
 
     public func shardsWithWork() async throws -> Set<Int>? {
         let (s, d) = (try await tableShape(), dialect)
-        let sql = "SELECT DISTINCT \(s.shard) FROM \(s.table) WHERE \(s.status) IN (\(s.statusParam(d, 1)), \(s.statusParam(d, 2))) "
+        // One query per status, not `status IN (pending, claimed)`: each can then use its own
+        // partial index (docs/operations.md, "Catalog indexes") instead of reading the table.
+        let sql = "SELECT DISTINCT \(s.shard) FROM \(s.table) WHERE \(s.status) = \(s.statusParam(d, 1)) "
             + "AND \(s.shard) IS NOT NULL AND \(s.desName) IS NOT NULL\(s.andWhere)"
-        let binds: [SQLValue] = [s.statusValue(s.statusPending), s.statusValue(s.statusClaimed)]
+        let statuses: [SQLValue] = [s.statusValue(s.statusPending), s.statusValue(s.statusClaimed)]
         let rows = try await pool.withConnection { conn in
-            try await conn.withSession { try $0.query(sql, binds) }
+            try await conn.withSession { session in try statuses.flatMap { try session.query(sql, [$0]) } }
         }
         return Set(rows.compactMap { $0[0].int.map(Int.init) })
     }
