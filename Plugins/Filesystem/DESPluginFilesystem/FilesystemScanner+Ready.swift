@@ -170,14 +170,14 @@ extension FilesystemScanner {
             UPDATE \(table) SET status = \(d.placeholder(1)), sha256 = \(d.placeholder(2)), stamp = \(d.placeholder(3))
             WHERE id = \(d.placeholder(4)) AND status = \(d.placeholder(5))
             """
-        for chunk in Self.chunks(plain, 1_000) {
+        for chunk in Self.chunks(plain, Self.rowsPerTransaction) {
             let written = try await catalog.transaction { session in
                 try chunk.reduce(0) { n, r in n + (try session.execute(setReady, [.text(r.1), r.2, .text(r.3), .int(r.0), .text(observed)])) }
             }
             outcome.ready += written
         }
         let keep = "UPDATE \(table) SET sha256 = \(d.placeholder(1)) WHERE id = \(d.placeholder(2)) AND status = \(d.placeholder(3))"
-        for chunk in Self.chunks(kept, 1_000) {
+        for chunk in Self.chunks(kept, Self.rowsPerTransaction) {
             _ = try await catalog.transaction { session in
                 for (id, digest) in chunk { _ = try session.execute(keep, [.text(digest), .int(id), .text(observed)]) }
             }
@@ -190,7 +190,7 @@ extension FilesystemScanner {
               AND status IN (\(d.placeholder(10)), \(d.placeholder(11)))) AS held)
             """
         let packedAt = Double(now) / 1e9
-        for chunk in Self.chunks(references, 1_000) {
+        for chunk in Self.chunks(references, Self.rowsPerTransaction) {
             let written = try await catalog.transaction { session in
                 try chunk.reduce(0) { n, r in
                     n

@@ -198,7 +198,7 @@ public struct FilesystemScanner: SourceScanner {
         // which the next scan follows with the new version. (The other order would leave a packed
         // row behind a newer version, never superseded, its file no longer what it holds.)
         _ = try await catalog.markSourceDeleted(rowIDs: plan.superseded.map(String.init))
-        for chunk in Self.chunks(plan.inserts, 1_000) {
+        for chunk in Self.chunks(plan.inserts, Self.rowsPerTransaction) {
             _ = try await catalog.transaction { session in
                 for (file, version) in chunk {
                     _ = try session.execute(
@@ -210,7 +210,7 @@ public struct FilesystemScanner: SourceScanner {
                 }
             }
         }
-        for chunk in Self.chunks(plan.updates, 1_000) {
+        for chunk in Self.chunks(plan.updates, Self.rowsPerTransaction) {
             _ = try await catalog.transaction { session in
                 for (id, file) in chunk {
                     _ = try session.execute(update, values(file) + [.text(observed), .int(id), .text(FilesystemCatalog.Status.claimed)])
@@ -219,7 +219,7 @@ public struct FilesystemScanner: SourceScanner {
         }
         let made = try await makeReady(plan.ready, now: now)
         let markGone = "UPDATE \(table) SET status = \(d.placeholder(1)) WHERE id = \(d.placeholder(2)) AND status IN (\(d.placeholders(4, from: 3)))"
-        for chunk in Self.chunks(plan.gone, 1_000) {
+        for chunk in Self.chunks(plan.gone, Self.rowsPerTransaction) {
             _ = try await catalog.transaction { session in
                 for id in chunk {
                     _ = try session.execute(
@@ -241,6 +241,13 @@ public struct FilesystemScanner: SourceScanner {
         }
         return .text(text)
     }
+
+    /// Rows a scan writes per transaction. Large on purpose: a file's row is updated where it
+    /// lies, and its digest lands at a random place in the `(source, sha256)` index, so a
+    /// transaction of a thousand rows rewrote most of that index's pages, and a SQLite catalog's
+    /// WAL grew by gigabytes over a tree of 100,000 files. Twenty thousand rows hold the write
+    /// lock for a fraction of a second.
+    static let rowsPerTransaction = 20_000
 
     static func chunks<T>(_ items: [T], _ size: Int) -> [[T]] {
         stride(from: 0, to: items.count, by: size).map { Array(items[$0..<min($0 + size, items.count)]) }
