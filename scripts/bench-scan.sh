@@ -5,7 +5,8 @@
 #      beside `des scan` passes over the unchanged tree (the walk, a stat of each file, and the
 #      comparison with its catalog row: what a rescan is).
 #   2. End to end on that tree: des scan (first run: insert, make ready, hash) + des marker +
-#      des packer, in files/s, beside `des pack` of the same tree.
+#      des packer, in files/s, beside `des pack` of the same tree; the packer runs twice on the
+#      same marked catalog, in claim_mode row (the default) and lease.
 #   3. A rescan of an unchanged tree of M files (default 1,000,000), seconds (goal: under 10 s).
 #   scripts/bench-scan.sh [N] [M]      (defaults 100000 and 1000000; M=0 skips part 3)
 set -euo pipefail
@@ -46,6 +47,7 @@ sources:
 storage: {type: local, root: des-data/archive}
 packer: {work_dir: des-data/work}
 YAML
+  sed 's/^packer: {work_dir: des-data\/work}/packer: {work_dir: des-data\/work, claim_mode: lease}/' "$1/des.yaml" > "$1/des-lease.yaml"
 }
 now() { python3 -c "import time; print(time.monotonic())"; }
 # best CMD... : the best wall time of three runs of CMD (output discarded).
@@ -69,11 +71,20 @@ T0=$(now)
 T1=$(now)
 "$DES" marker run -c "$WORK/a/des.yaml" --until-idle > /dev/null
 T2=$(now)
+cp -a "$WORK/a/des-data" "$WORK/marked"
 "$DES" packer run -c "$WORK/a/des.yaml" --until-idle > /dev/null
 T3=$(now)
 SCAN=$(python3 -c "print($T1 - $T0)"); MARK=$(python3 -c "print($T2 - $T1)"); PACK=$(python3 -c "print($T3 - $T2)")
 E2E=$(python3 -c "print($T3 - $T0)")
-PACKED=$(python3 -c "import sqlite3; print(sqlite3.connect('$WORK/a/des-data/metadata.sqlite').execute(\"select count(*) from des_fs_files where status='packed'\").fetchone()[0])")
+packed() { python3 -c "import sqlite3; print(sqlite3.connect('$WORK/a/des-data/metadata.sqlite').execute(\"select count(*) from des_fs_files where status='packed'\").fetchone()[0])"; }
+PACKED=$(packed)
+# The same marked catalog packed again with packer.claim_mode lease.
+rm -rf "$WORK/a/des-data"; mv "$WORK/marked" "$WORK/a/des-data"
+T4=$(now)
+"$DES" packer run -c "$WORK/a/des-lease.yaml" --until-idle > /dev/null
+T5=$(now)
+PACKL=$(python3 -c "print($T5 - $T4)"); E2EL=$(python3 -c "print($SCAN + $MARK + $PACKL)")
+PACKEDL=$(packed)
 DESPACK=$(best "$DES" pack "$WORK/a/tree" -o "$WORK/pack.des" --force)
 
 # 1. Walks, warm (each best of three).
@@ -96,6 +107,8 @@ printf '%-58s %9.3f %12s %9s\n' "des scan (first: insert, ready, hash) + marker 
 printf '%-58s %9.3f %12s\n' "  of which des scan --until-idle" "$SCAN" "$(rate $N $SCAN)"
 printf '%-58s %9.3f %12s\n' "  of which des marker run --until-idle" "$MARK" "$(rate $N $MARK)"
 printf '%-58s %9.3f %12s\n' "  of which des packer run --until-idle" "$PACK" "$(rate $N $PACK)"
+printf '%-58s %9.3f %12s %9s\n' "the same, the packer with claim_mode: lease ($PACKEDL packed)" "$E2EL" "$(rate $N $E2EL)" "$(ratio $DESPACK $E2EL)"
+printf '%-58s %9.3f %12s\n' "  of which des packer run --until-idle (lease)" "$PACKL" "$(rate $N $PACKL)"
 python3 -c "import json; t=json.load(open('$WORK/scan.json')); print('first scan: inserted %d, ready %d, read %d' % (t['inserted'], t['ready'], t['read']))"
 rm -rf "$WORK/a" "$WORK/pack.des"
 

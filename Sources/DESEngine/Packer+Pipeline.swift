@@ -36,17 +36,20 @@ final class MarkedRows: Sendable {
 }
 
 /// Uploaded containers whose rows are to be marked packed, taken in batches by one background
-/// task at a time (``Packer/markPackedInBackground(_:)``). A batch is taken once it reaches
-/// ``batchRows`` rows, once its oldest container has waited ``maxDelaySeconds``, or at once when
-/// the packer waits for the marks (``flush()``): a few hundred containers finishing together
-/// are then marked in two or three transactions, not in hundreds.
-final class MarkQueue: Sendable {
+/// task at a time (``Packer/markPackedInBackground(_:)``). A batch is taken once
+/// ``promptRows`` rows wait, once its oldest container has waited ``maxDelaySeconds``, or at once
+/// when the packer waits for the marks (``flush()``), and holds up to ``batchRows`` rows: a few
+/// hundred containers finishing together are then marked in a few transactions, not in
+/// hundreds, while the marks of a steady stream of containers still overlap the packing.
+package final class MarkQueue: Sendable {
     /// More containers than this waiting makes the packer wait for the marks.
-    static let waitingLimit = 256
+    package static let waitingLimit = 256
     /// A batch stops adding containers once it holds this many rows.
-    static let batchRows = 50_000
+    package static let batchRows = 50_000
+    /// A batch is taken without waiting once this many rows wait.
+    package static let promptRows = 10_000
     /// The longest a container waits for others to join its batch.
-    static let maxDelaySeconds = 1.0
+    package static let maxDelaySeconds = 1.0
     private struct State {
         var waiting: [PackerStateMachine.Container] = []
         var rows = 0
@@ -57,8 +60,14 @@ final class MarkQueue: Sendable {
     }
     private let state = Mutex(State())
 
+    /// An empty queue.
+    package init() {}
+
+    /// Whether the waiting containers are being taken without delay.
+    package var isFlushing: Bool { state.withLock { $0.flushing } }
+
     /// Adds a container. True when no task is marking: the caller starts one.
-    func add(_ container: PackerStateMachine.Container) -> Bool {
+    package func add(_ container: PackerStateMachine.Container) -> Bool {
         state.withLock { s in
             if s.waiting.isEmpty { s.since = monotonicSeconds() }
             s.waiting.append(container)
@@ -70,7 +79,7 @@ final class MarkQueue: Sendable {
     }
 
     /// Takes the waiting containers without delay until none wait (the packer waits for them).
-    func flush() {
+    package func flush() {
         state.withLock { s in
             // With none waiting and no task, there is nothing to hurry (and a flag left set
             // would hurry the batches that come after).
@@ -86,7 +95,7 @@ final class MarkQueue: Sendable {
 
     /// The next batch for the running task: the waiting containers, oldest first, up to
     /// ``batchRows`` rows (at least one container), once due. Nil when none wait, and the task is done.
-    func next() async -> [PackerStateMachine.Container]? {
+    package func next() async -> [PackerStateMachine.Container]? {
         while true {
             let now = monotonicSeconds()
             let step: Step = state.withLock { s in
@@ -95,7 +104,7 @@ final class MarkQueue: Sendable {
                     return .done
                 }
                 let due = s.since + Self.maxDelaySeconds
-                guard s.flushing || s.rows >= Self.batchRows || now >= due || Task.isCancelled else { return .wait(due - now) }
+                guard s.flushing || s.rows >= Self.promptRows || now >= due || Task.isCancelled else { return .wait(due - now) }
                 var (rows, count) = (0, 0)
                 for container in s.waiting {
                     if count > 0 && rows + container.fileCount > Self.batchRows { break }
@@ -118,10 +127,10 @@ final class MarkQueue: Sendable {
     }
 
     /// The running task failed: the containers still waiting wait for ``restart()``.
-    func stopped() { state.withLock { $0.running = false } }
+    package func stopped() { state.withLock { $0.running = false } }
 
     /// True (and marked running) when containers wait and no task runs: the caller starts one.
-    func restart() -> Bool {
+    package func restart() -> Bool {
         state.withLock { s in
             guard !s.running, !s.waiting.isEmpty else { return false }
             s.running = true
@@ -130,7 +139,7 @@ final class MarkQueue: Sendable {
     }
 
     /// Containers waiting.
-    var waiting: Int { state.withLock { $0.waiting.count } }
+    package var waiting: Int { state.withLock { $0.waiting.count } }
 }
 
 /// The packer's two overlapping stages besides writing: the next batch is claimed and its
