@@ -204,6 +204,35 @@ public enum SourceConnectorConformance {
             try require(left == ["6", "7", "8", "9", "10"], c, "pending left \(left)")
         }
 
+        await runner.run("batched marks: each container's rows get its key, counted per container, as the single marks would") {
+            let c = "batched marks: each container's rows get its key, counted per container, as the single marks would"
+            let rows = (1...12).map { FixtureRow(id: $0, key: "k\($0)", desName: "N\($0)", shard: $0 % 2) }
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            // Row mode: only the holder's claims, and only claimed rows (7 to 12 go back to pending).
+            let claimed = try await source.claim(shards: [0, 1], limit: 12, holder: "h").map(\.rowID)
+            try require(claimed.count == 12, c, "claimed \(claimed)")
+            let back = (7...12).map(String.init)
+            try require(try await source.releaseClaims(rowIDs: back, holder: "h") == 6, c, "released \(back)")
+            let counts = try await source.markPacked(
+                [
+                    ContainerMark(container: "a", rowIDs: ["1", "2"]), ContainerMark(container: "b", rowIDs: ["3", "7"]),
+                    ContainerMark(container: "c", rowIDs: []), ContainerMark(container: "d", rowIDs: ["4"]),
+                ], holder: "h")
+            try require(counts == [2, 1, 0, 1], c, "row mode counts \(counts) (7 is pending, not claimed)")
+            try require(try await source.markPacked([ContainerMark(container: "e", rowIDs: ["5"])], holder: "other") == [0], c, "another holder marked")
+            // Lease mode: by id and name, unless packed already.
+            let lease = try await source.markPackedUnlessPacked([
+                ContainerMark(container: "f", rowIDs: ["5", "8"], names: ["N5", "N8"]), ContainerMark(container: "g", rowIDs: ["9"], names: ["N10"]),
+                ContainerMark(container: "h", rowIDs: ["1", "10"], names: ["N1", "N10"]),
+            ])
+            try require(lease == [2, 0, 1], c, "lease mode counts \(lease) (9 is not N10; 1 is packed already)")
+            let packed = try await source.packedRows(afterRowID: nil, limit: 100)
+            let holders = Dictionary(uniqueKeysWithValues: packed.map { ($0.rowID, $0.container) })
+            try require(
+                holders == ["1": "a", "2": "a", "3": "b", "4": "d", "5": "f", "8": "f", "10": "h"], c, "containers \(holders.sorted { $0.key < $1.key })")
+        }
+
         await runner.run("values: NULL, unicode, a 1 MiB text, integers") {
             let c = "values: NULL, unicode, a 1 MiB text, integers"
             let long = String(repeating: "ä€𝄞x", count: 1 << 18)  // well over 1 MiB of UTF-8

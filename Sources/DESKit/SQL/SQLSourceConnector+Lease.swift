@@ -25,20 +25,12 @@ extension SQLSourceConnector {
     public func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int {
         let (d, s) = (dialect, try await tableShape())
         return try await updateInChunks(
-            ids: rowIDs, names: names, shape: s, prefix: { binds in Self.markUnlessPackedSQL(d, s, container, &binds) }, holder: nil)
+            ids: rowIDs, names: names, shape: s, prefix: { binds in Self.markPackedSQL(d, s, container, unlessPacked: true, &binds) }, holder: nil)
     }
 
     public func markPackedUnlessPacked(_ marks: [ContainerMark]) async throws -> [Int] {
         let (d, s) = (dialect, try await tableShape())
-        return try await updateMarks(marks, byName: true, shape: s, prefix: { Self.markUnlessPackedSQL(d, s, $0, &$1) }, holder: nil)
-    }
-
-    /// `UPDATE … SET <packed into container> WHERE status <> packed`, its binds in `binds`.
-    static func markUnlessPackedSQL(_ d: any SQLDialect, _ s: SQLTableShape, _ container: String, _ binds: inout [SQLValue]) -> String {
-        binds = []
-        let set = s.packedAssignments(d, key: container, binds: &binds)
-        binds.append(s.statusValue(s.statusPacked))
-        return "UPDATE \(s.table) SET \(set) WHERE \(s.status) <> \(s.statusParam(d, binds.count))"
+        return try await updateMarks(marks, byName: true, shape: s, prefix: { Self.markPackedSQL(d, s, $0, unlessPacked: true, &$1) }, holder: nil)
     }
 
     public func rowsNamed(_ names: [String]) async throws -> [NamedRow] {

@@ -199,12 +199,15 @@ public final class SQLSourceConnector: SourceConnector {
         return try await updateMarks(marks, byName: false, shape: s, prefix: { Self.markPackedSQL(d, s, $0, &$1) }, holder: holder)
     }
 
-    /// `UPDATE … SET <packed into container> WHERE status = claimed`, its binds in `binds`.
-    static func markPackedSQL(_ d: any SQLDialect, _ s: SQLTableShape, _ container: String, _ binds: inout [SQLValue]) -> String {
+    /// `UPDATE … SET <packed into container> WHERE status = claimed` — or, `unlessPacked`
+    /// (`claim_mode: lease`), `WHERE status <> packed` — its binds in `binds`.
+    static func markPackedSQL(
+        _ d: any SQLDialect, _ s: SQLTableShape, _ container: String, unlessPacked: Bool = false, _ binds: inout [SQLValue]
+    ) -> String {
         binds = []
         let set = s.packedAssignments(d, key: container, binds: &binds)
-        binds.append(s.statusValue(s.statusClaimed))
-        return "UPDATE \(s.table) SET \(set) WHERE \(s.status) = \(s.statusParam(d, binds.count))"
+        binds.append(s.statusValue(unlessPacked ? s.statusPacked : s.statusClaimed))
+        return "UPDATE \(s.table) SET \(set) WHERE \(s.status) \(unlessPacked ? "<>" : "=") \(s.statusParam(d, binds.count))"
     }
 
     public func releaseClaims(rowIDs: [String], holder: String?) async throws -> Int {
