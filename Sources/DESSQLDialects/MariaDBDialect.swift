@@ -252,6 +252,10 @@ public struct MariaDBMetadataDialect: SQLMetadataDialect {
               day VARCHAR(10) NULL, shard INT NULL, des_name VARCHAR(255) NULL, source VARCHAR(255) NULL, row_id VARCHAR(255) NULL,
               created_at DOUBLE NOT NULL) \(table)
             """,
+        ], [
+            // 7: open dead letters by row: a letter is added only when its row has no open one of
+            // the stage, and without this index each addition read every letter.
+            "CREATE INDEX IF NOT EXISTS des_dead_letters_open ON des_dead_letters (source, catalog_entry_id, stage, resolved)",
         ]]
     }
 

@@ -203,6 +203,10 @@ public struct SQLiteMetadataDialect: SQLMetadataDialect {
               seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, container_id INTEGER, container_key TEXT, day TEXT,
               shard INTEGER, des_name TEXT, source TEXT, row_id TEXT, created_at REAL NOT NULL)
             """,
+        ], [
+            // 7: open dead letters by row: a letter is added only when its row has no open one of
+            // the stage, and without this index each addition read every letter.
+            "CREATE INDEX IF NOT EXISTS des_dead_letters_open ON des_dead_letters(source, catalog_entry_id, stage) WHERE resolved = 0",
         ]]
     }
 }

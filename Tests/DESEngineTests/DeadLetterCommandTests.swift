@@ -78,4 +78,21 @@ import Testing
         #expect(resolved.status == 0 && resolved.out.contains("closed 1 letter"), "\(resolved)")
         #expect(try await Self.dlq(["list"], config: config, dir: d.dir).out == "no open dead letters\n")
     }
+
+    @Test("A row has one open letter per stage, found by an index: adding a letter reads no other letter")
+    func openLetterIndex() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let store = try await d.metadata()
+        try await store.addDeadLetters((1...300).map { DeadLetter(source: "catalog", rowID: "\($0)", desName: nil, stage: "packer", reason: "r") })
+        try await store.addDeadLetters([
+            DeadLetter(source: "catalog", rowID: "7", desName: nil, stage: "packer", reason: "again"),
+            DeadLetter(source: "catalog", rowID: "7", desName: nil, stage: "marker", reason: "another stage"),
+        ])
+        #expect(try await store.deadLetters(limit: 1000).count == 301, "a second open letter of row 7's packer stage was added")
+        let plan = try await d.metadataSQL(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM des_dead_letters WHERE source = 'catalog' AND catalog_entry_id = '7' AND stage = 'packer' AND resolved = 0")
+        let steps = plan.compactMap { $0.values.last?.text }
+        #expect(steps.contains { $0.contains("des_dead_letters_open") } && !steps.contains { $0.hasPrefix("SCAN") }, "\(steps)")
+    }
 }
