@@ -51,10 +51,10 @@ package final class MarkQueue: Sendable {
     /// The longest a container waits for others to join its batch.
     package static let maxDelaySeconds = 1.0
     private struct State {
-        var waiting: [PackerStateMachine.Container] = []
+        /// The containers waiting, oldest first, each with when it was added (monotonic seconds).
+        var waiting: [(container: PackerStateMachine.Container, at: Double)] = []
+        /// Their rows, summed.
         var rows = 0
-        /// When the oldest waiting container was added.
-        var since = 0.0
         var running = false
         var flushing = false
     }
@@ -69,8 +69,7 @@ package final class MarkQueue: Sendable {
     /// Adds a container. True when no task is marking: the caller starts one.
     package func add(_ container: PackerStateMachine.Container) -> Bool {
         state.withLock { s in
-            if s.waiting.isEmpty { s.since = monotonicSeconds() }
-            s.waiting.append(container)
+            s.waiting.append((container, monotonicSeconds()))
             s.rows += container.fileCount
             if s.running { return false }
             s.running = true
@@ -99,22 +98,21 @@ package final class MarkQueue: Sendable {
         while true {
             let now = monotonicSeconds()
             let step: Step = state.withLock { s in
-                guard !s.waiting.isEmpty else {
+                guard let oldest = s.waiting.first else {
                     (s.running, s.flushing) = (false, false)
                     return .done
                 }
-                let due = s.since + Self.maxDelaySeconds
+                let due = oldest.at + Self.maxDelaySeconds
                 guard s.flushing || s.rows >= Self.promptRows || now >= due || Task.isCancelled else { return .wait(due - now) }
                 var (rows, count) = (0, 0)
-                for container in s.waiting {
+                for (container, _) in s.waiting {
                     if count > 0 && rows + container.fileCount > Self.batchRows { break }
                     rows += container.fileCount
                     count += 1
                 }
-                let batch = Array(s.waiting.prefix(count))
+                let batch = s.waiting.prefix(count).map(\.container)
                 s.waiting.removeFirst(count)
                 s.rows -= rows
-                s.since = now
                 return .take(batch)
             }
             switch step {

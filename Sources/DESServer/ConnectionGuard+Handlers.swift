@@ -136,14 +136,17 @@ extension ConnectionGuard {
         private func fired(_ reason: CloseReason) {
             guard active else { return }
             timer = nil
+            // A timer that fired after its phase ended (a request began, the answer moved on) closes nothing.
+            let due: Bool
             switch (reason, phase) {
-            case (.headerTimeout, .reading), (.headerTimeout, .waiting), (.idleTimeout, .waiting), (.sendStalled, .serving) where stalled:
-                owner.closed(reason)
-                owner.logger.debug("closing a connection", metadata: ["reason": "\(reason.rawValue)"])
-                channel.close(mode: .all, promise: nil)
-            default:
-                break
+            case (.headerTimeout, .reading), (.headerTimeout, .waiting), (.idleTimeout, .waiting): due = true
+            case (.sendStalled, .serving): due = stalled
+            default: due = false
             }
+            guard due else { return }
+            owner.closed(reason)
+            owner.logger.debug("closing a connection", metadata: ["reason": "\(reason.rawValue)"])
+            channel.close(mode: .all, promise: nil)
         }
     }
 

@@ -88,7 +88,7 @@ final class FileLocator: Sendable {
     private func check(of found: LocatedEntry) -> ContainerCheck {
         let id = found.key + "\n" + (found.version ?? "")
         if let known = checks[id] { return known }
-        let made = ContainerCheck(key: found.key, version: found.version)
+        let made = ContainerCheck()
         checks.set(id, made)
         return made
     }

@@ -6,13 +6,8 @@ import Synchronization
 /// last confirmed that the container is still that version (``FileBody``'s kept bodies are
 /// believed for `container_refresh_seconds` after it, then one `HEAD` asks again).
 final class ContainerCheck: Sendable {
-    /// The container's key and the version its files were found in.
-    let key: String
-    let version: String?
     /// Monotonic nanoseconds of the last confirmation (0: none yet).
     let confirmedAt = Atomic<UInt64>(0)
-
-    init(key: String, version: String?) { (self.key, self.version) = (key, version) }
 }
 
 /// A located file as the server answers for it: where it is, the shard of its name, and the
@@ -36,7 +31,7 @@ final class ServedFile: Sendable {
     init(_ located: LocatedEntry, shard: Int, check: ContainerCheck? = nil) {
         self.located = located
         self.shard = shard
-        self.check = check ?? ContainerCheck(key: located.key, version: located.version)
+        self.check = check ?? ContainerCheck()
         let etag = located.sha256.map { EntityTag(strong: $0) }
         self.etag = etag
         var headers: HTTPFields = [
