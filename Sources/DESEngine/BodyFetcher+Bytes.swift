@@ -1,3 +1,4 @@
+import DESFormat
 import DESKit
 import Foundation
 
@@ -21,6 +22,7 @@ extension BodyFetcher {
                 let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n < 0 {
                     if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK, makeBlocking(fd) { continue }
                     throw DESKitError(.storage, "cannot read body '\(body.path)': \(String(cString: strerror(errno)))")
                 }
                 if n == 0 { break }

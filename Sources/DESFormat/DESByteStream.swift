@@ -61,6 +61,9 @@ public struct DESFileDescriptorStream: DESByteStream {
             let n = Glibc.read(fileDescriptor, base, want)
             if n < 0 {
                 if errno == EINTR { continue }
+                // Opened O_NONBLOCK (so that a FIFO could not block the open) and on a file system
+                // that honours it for regular files: blocking from here on, and read again.
+                if errno == EAGAIN || errno == EWOULDBLOCK, makeBlocking(fileDescriptor) { continue }
                 throw ioError("read", path: path)
             }
             if n == 0, let expectedSize, total < expectedSize {
@@ -85,6 +88,13 @@ public struct DESFileDescriptorStream: DESByteStream {
                 .changedWhileRead, "changed while it was read (before: \(before); after: \(after)): nothing of it is kept", path: path)
         }
     }
+}
+
+/// Clears `O_NONBLOCK` on `fd`; whether it was set and is now cleared (a read that met `EAGAIN`
+/// on a descriptor opened non-blocking goes on blocking).
+public func makeBlocking(_ fd: Int32) -> Bool {
+    let flags = fcntl(fd, F_GETFL)
+    return flags >= 0 && flags & O_NONBLOCK != 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0
 }
 
 /// What tells one file, and one version of it, from another on disk: device and inode, size,

@@ -10,9 +10,12 @@ import Glibc
 /// `/dev/zero` never ends).
 extension LocalBodyFetcher {
     /// Checks that `fd` (opened `O_NONBLOCK`, so that opening a FIFO did not wait for a writer)
-    /// is a regular file and makes it blocking for the read. Anything else is closed and refused
-    /// with a permanent `invalidData` error naming the path and what it is: the packer sends the
-    /// row to the dead-letter table.
+    /// is a regular file. Anything else is closed and refused with a permanent `invalidData`
+    /// error naming the path and what it is: the packer sends the row to the dead-letter table.
+    ///
+    /// The descriptor stays `O_NONBLOCK`: Linux ignores the flag for regular files, and where a
+    /// file system does not, the reader (``DESFileDescriptorStream``) clears it on `EAGAIN`. Not
+    /// clearing it here saves the packer a system call a file.
     static func regularFile(_ fd: Int32, path: String) throws -> Int32 {
         var st = stat()
         guard fstat(fd, &st) == 0 else {
@@ -24,13 +27,6 @@ extension LocalBodyFetcher {
         guard kind == S_IFREG else {
             _ = Glibc.close(fd)
             throw notRegular(path, kind: kind)
-        }
-        // Every descriptor checked here was opened O_RDONLY | O_NONBLOCK (and fd flags, which
-        // F_SETFL leaves alone): clearing the status flags outright saves asking for them first.
-        if fcntl(fd, F_SETFL, 0) != 0 {
-            let code = errno
-            _ = Glibc.close(fd)
-            throw DESKitError(.storage, "cannot read body '\(path)': \(String(cString: strerror(code)))")
         }
         return fd
     }

@@ -1,3 +1,4 @@
+import DESFormat
 import DESKit
 import DESTestSupport
 import Foundation
@@ -55,10 +56,14 @@ func makeSpecialBodies(in dir: String) throws -> (bodies: [(path: String, kind: 
                     }
                 }
             }
-            // A regular file opens, in blocking mode for the read.
+            // A regular file opens (left O_NONBLOCK, which a regular file's read ignores) and reads whole.
             let fd = try fetcher.open("plain.txt")
             defer { close(fd) }
-            #expect(fcntl(fd, F_GETFL) & O_NONBLOCK == 0)
+            var stream = try DESFileDescriptorStream(regularFile: fd, path: "plain.txt")
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let n = try buffer.withUnsafeMutableBytes { try stream.read(into: $0) }
+            let size = try FileStamp(fileDescriptor: fd, path: "plain.txt").size
+            #expect(n > 0 && n == Int(size))
         }
     }
 

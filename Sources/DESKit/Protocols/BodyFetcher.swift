@@ -7,7 +7,8 @@ public struct FetchedBody: Sendable {
     /// Opens the body for reading and returns a descriptor the caller closes; it may throw what
     /// ``BodyFetcher/fetch(_:)`` throws. Set by fetchers whose bodies are cheap to reach (local
     /// disk): the packer opens each body just before appending it, and no descriptor waits open
-    /// in a batch fetched ahead.
+    /// in a batch fetched ahead. The descriptor may be left `O_NONBLOCK` (as a body that could
+    /// be a FIFO is opened): readers clear the flag if a read answers `EAGAIN`.
     public var opener: (@Sendable () throws -> Int32)?
     /// The SHA-256 (hex) its bytes must have, when the source recorded one (a filesystem
     /// source's scan): bytes that differ are not packed, and the row fails saying so.

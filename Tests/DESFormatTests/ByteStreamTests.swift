@@ -1,0 +1,45 @@
+import DESFormat
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reading a descriptor left non-blocking (bodies are opened `O_NONBLOCK` so that a FIFO cannot
+/// block the open, and the packer no longer clears the flag before it reads).
+@Suite("Descriptor streams")
+struct ByteStreamTests {
+    @Test("A read that meets EAGAIN on a non-blocking descriptor makes it blocking and waits for the bytes, instead of failing")
+    func nonBlockingDescriptorReadsWhole() throws {
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        let (readEnd, writeEnd) = (ends[0], ends[1])
+        defer { close(readEnd) }
+        #expect(fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK) == 0)
+        // The writer writes only once the reader has met EAGAIN and cleared O_NONBLOCK (the flag
+        // is on the open file, which both ends' holders see): the fallback is sure to have run.
+        let writer = Thread {
+            while fcntl(readEnd, F_GETFL) & O_NONBLOCK != 0 { usleep(1_000) }
+            _ = "hello".withCString { write(writeEnd, $0, 5) }
+            close(writeEnd)
+        }
+        writer.start()
+        var stream = DESFileDescriptorStream(fileDescriptor: readEnd, path: "a pipe", expectedSize: 5)
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let n = try buffer.withUnsafeMutableBytes { try stream.read(into: $0) }
+        #expect(n == 5 && Array(buffer[..<5]) == Array("hello".utf8))
+        #expect(fcntl(readEnd, F_GETFL) & O_NONBLOCK == 0)
+    }
+
+    @Test("makeBlocking: true only when it cleared the flag")
+    func makeBlockingAnswers() throws {
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        defer { close(ends[0]); close(ends[1]) }
+        #expect(!makeBlocking(ends[0]), "already blocking")
+        #expect(fcntl(ends[0], F_SETFL, O_NONBLOCK) == 0)
+        #expect(makeBlocking(ends[0]))
+        #expect(!makeBlocking(-1))
+    }
+}
