@@ -260,7 +260,7 @@ public struct Recovery: Sendable {
 
 /// The `YYYY-MM-DD` day of a DES name; names that carry no day belong to today (UTC).
 public func dayOfName(_ name: String) -> String {
-    if let parsed = try? SnowflakeName(parsing: name, verifyChecksum: false) { return parsed.isoDay }
+    if let day = SnowflakeName.isoDay(ofName: name) { return day }
     let today = utcDay(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
     return String(today.prefix(4)) + "-" + String(today.dropFirst(4).prefix(2)) + "-" + String(today.suffix(2))
 }

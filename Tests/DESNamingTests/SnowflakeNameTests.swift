@@ -131,3 +131,30 @@ func prefixLimit() throws {
     #expect(throws: NamingError.self) { try SnowflakeName(parsing: tooLong + "_20250101_(21BCAA000100_88)") }
     #expect(!SnowflakeName.isValidPrefix(tooLong) && SnowflakeName.isValidPrefix(longest))
 }
+
+@Test("The day of a name, read byte by byte, is the parsed name's day; anything parsing refuses has none")
+func dayOfNameAgreesWithParsing() {
+    func parsedDay(_ text: String) -> String? { (try? SnowflakeName(parsing: text, verifyChecksum: false))?.isoDay }
+    var texts = [
+        SnowflakeNameTests.vector, "A_20240229_(000000000000_00)", "A_20230229_(000000000000_00)", "A_20241301_(000000000000_00)",
+        "A_20240100_(000000000000_00)", "A_20241231_(FFFFFFFFFFFF_FF)", "A_20241231_(FFFFFFFFFFFF_ff)", "_20240101_(000000000000_00)",
+        "", ")", String(repeating: "P", count: SnowflakeName.maxPrefixLength) + "_20240101_(000000000000_00)",
+        String(repeating: "P", count: SnowflakeName.maxPrefixLength + 1) + "_20240101_(000000000000_00)", "Ä_20240101_(000000000000_00)",
+    ]
+    // Every byte of the vector replaced by each of a set of bytes (digits, hex, the separators, others).
+    let vector = Array(SnowflakeNameTests.vector.utf8)
+    for i in vector.indices {
+        for c in "09AFGaf_()-Z ".utf8 where c != vector[i] {
+            var mutated = vector
+            mutated[i] = c
+            texts.append(String(decoding: mutated, as: UTF8.self))
+        }
+    }
+    var agreed = 0
+    for text in texts {
+        #expect(SnowflakeName.isoDay(ofName: text) == parsedDay(text), "\(text)")
+        if parsedDay(text) != nil { agreed += 1 }
+    }
+    #expect(SnowflakeName.isoDay(ofName: SnowflakeNameTests.vector) == "2025-01-01")
+    #expect(agreed > 20)  // the mutations include names that still parse (another digit, another prefix letter)
+}
