@@ -249,13 +249,14 @@ extension Packer {
         for source in sources {
             let limit = limits[source.name] ?? 1
             var cursor = plan.cursors[source.name]
+            let held = plan.rows[source.name] ?? [:]
             var taken: [PendingFile] = []
             while taken.count < limit {
                 let after = cursor
                 let page = try await retry.run { try await source.connector.readPending(shards: shards, afterRowID: after, limit: limit) }
                 var fresh: [PendingFile] = []
                 for row in page {
-                    switch plan.inFlight(source: source.name, rowID: row.rowID, name: row.desName) {
+                    switch plan.inFlight(held: held, rowID: row.rowID, name: row.desName) {
                     case nil: fresh.append(row)
                     case .same?: break
                     case .twin?: twins = true

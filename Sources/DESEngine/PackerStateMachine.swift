@@ -69,6 +69,8 @@ package struct PackerStateMachine: Sendable {
         /// The file count last checkpointed, and when.
         package var checkpointFiles = 0
         package var checkpointAt: Double
+        /// The batch (``PackerStateMachine/batches``) whose file it took last, or in which it was opened.
+        package var lastBatch = 0
 
         /// A container just opened at `now`.
         package init(record: ContainerRecord, lease: ShardLease, now: Double) {
@@ -171,7 +173,13 @@ package struct PackerStateMachine: Sendable {
         /// id with another name, or its name under another id: a row renumbered, swapped or
         /// renamed in flight), or nil.
         package func inFlight(source: String, rowID: String, name: String) -> InFlight? {
-            if let held = rows[source]?[rowID] { return held == name ? .same : .twin }
+            inFlight(held: rows[source] ?? [:], rowID: rowID, name: name)
+        }
+
+        /// ``inFlight(source:rowID:name:)`` with the source's rows in flight (`rows[source]`)
+        /// looked up once for a page of rows.
+        package func inFlight(held: [String: String], rowID: String, name: String) -> InFlight? {
+            if let heldName = held[rowID] { return heldName == name ? .same : .twin }
             return names.contains(name) ? .twin : nil
         }
 
@@ -183,16 +191,29 @@ package struct PackerStateMachine: Sendable {
     /// (``ReadPlan/InFlight/twin``): until a read finds none, rows leaving flight are activity.
     package private(set) var twinsSkipped = false
 
+    /// How many batches have been taken (empty ones too): a container of a closed day stays
+    /// open while each batch brings it files (a backlog of that day), and is due once one does not.
+    package private(set) var batches = 0
+
     /// A batch was taken: in lease mode its rows are in flight now, and the cursors move on;
     /// `twins`: whether its read skipped a twin of a row in flight.
     package mutating func taken(
         rows: [(source: String, rowID: String, name: String)], shards: [Int], cursors next: [String: String], twins: Bool = false
     ) {
+        batches += 1
         guard mode == .lease else { return }
         twinsSkipped = twins
-        for row in rows {
-            inFlightRows[row.source, default: [:]][row.rowID] = row.name
-            inFlightNames.insert(row.name)
+        // A run of rows of one source at a time: its table is looked up once, not once a row.
+        var i = rows.startIndex
+        while i < rows.endIndex {
+            let source = rows[i].source
+            var held = inFlightRows.removeValue(forKey: source) ?? [:]
+            while i < rows.endIndex, rows[i].source == source {
+                held[rows[i].rowID] = rows[i].name
+                inFlightNames.insert(rows[i].name)
+                i += 1
+            }
+            inFlightRows[source] = held
         }
         cursors = next
         cursorShards = shards
@@ -204,13 +225,15 @@ package struct PackerStateMachine: Sendable {
     /// would keep `--until-idle` from seeing quiet.)
     private mutating func land(_ rows: [String: [String]]) {
         var landed = false
-        for (source, ids) in rows where inFlightRows[source] != nil {
+        for (source, ids) in rows {
+            guard var held = inFlightRows.removeValue(forKey: source) else { continue }
             for id in ids {
-                if let name = inFlightRows[source]?.removeValue(forKey: id) {
+                if let name = held.removeValue(forKey: id) {
                     inFlightNames.remove(name)
                     landed = true
                 }
             }
+            inFlightRows[source] = held
         }
         if landed && twinsSkipped { activity += 1 }
     }
@@ -221,7 +244,11 @@ package struct PackerStateMachine: Sendable {
     // MARK: Filling containers
 
     /// A container was opened in its slot.
-    package mutating func opened(_ container: Container) { open[container.slot] = container }
+    package mutating func opened(_ container: Container) {
+        var container = container
+        container.lastBatch = batches
+        open[container.slot] = container
+    }
 
     /// A file of `source`'s row `rowID`, `bytes` long, was written to the container of `slot`;
     /// whether the container is now full and is to be finalized.
@@ -232,6 +259,7 @@ package struct PackerStateMachine: Sendable {
         open.values[i].names[source, default: []].append(name)
         open.values[i].fileCount += 1
         open.values[i].bytes += bytes
+        open.values[i].lastBatch = batches
         return open.values[i].bytes >= limits.maxBytes || open.values[i].fileCount >= limits.maxFiles
     }
 
@@ -255,10 +283,14 @@ package struct PackerStateMachine: Sendable {
         open[slot]?.checkpointAt = now
     }
 
-    /// The slots whose containers are full, older than the age limit, or of a day before `today`.
+    /// The slots whose containers are full, older than the age limit, or of a day before `today`
+    /// that the last batch taken brought no file. (No name of a closed day is made any more, but
+    /// a backlog of them may still be read: a container of such a day fills while the batches
+    /// bring it files, instead of being closed after every batch with a few dozen.)
     package func finalizeDue(now: Double, today: String) -> [ContainerSlot] {
         open.filter { slot, c in
-            c.bytes >= limits.maxBytes || c.fileCount >= limits.maxFiles || now - c.openedAt >= limits.maxAgeSeconds || slot.day < today
+            c.bytes >= limits.maxBytes || c.fileCount >= limits.maxFiles || now - c.openedAt >= limits.maxAgeSeconds
+                || (slot.day < today && c.lastBatch < batches)
         }.keys.sorted()
     }
 

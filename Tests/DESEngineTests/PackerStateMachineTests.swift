@@ -50,12 +50,20 @@ import Testing
         #expect(m.open[Self.slot(7)] == nil)
     }
 
-    @Test("due: full, past the age limit, or of a closed day; checkpoints every N files or S seconds")
+    @Test("due: full, past the age limit, or of a closed day and left out of the last batch; checkpoints every N files or S seconds")
     func due() {
         var m = PackerStateMachine(mode: .row, limits: Self.limits)
         m.opened(Self.container(id: 1, shard: 0, now: 100))
         m.opened(Self.container(id: 2, day: "20261204", shard: 1, now: 100))
         m.opened(Self.container(id: 3, shard: 2, now: 100))
+        #expect(m.finalizeDue(now: 120, today: "20261205").isEmpty, "a closed day's container opened for this batch fills on")
+        var backlog = m
+        backlog.taken(rows: [], shards: [0, 1, 2], cursors: [:])
+        _ = backlog.placed(source: "a", rowID: "7", name: "n7", bytes: 1, in: Self.slot(1, day: "20261204"))
+        #expect(backlog.finalizeDue(now: 120, today: "20261205").isEmpty, "a backlog of a closed day: this batch brought it a file")
+        backlog.taken(rows: [], shards: [0, 1, 2], cursors: [:])
+        #expect(backlog.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")], "the next batch brought it none")
+        m.taken(rows: [], shards: [0, 1, 2], cursors: [:])
         #expect(m.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")])
         #expect(m.finalizeDue(now: 161, today: "20261205").count == 3)
         _ = m.placed(source: "a", rowID: "1", name: "n1", bytes: 1, in: Self.slot(0))
