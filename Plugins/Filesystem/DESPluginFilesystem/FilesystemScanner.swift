@@ -129,8 +129,8 @@ public struct FilesystemScanner: SourceScanner {
                 let found = Mutex<[ScannedFile]>([])
                 continuation.resume(
                     with: Result {
-                        let totals = try FilesystemWalker(rules: settings.rules, threads: settings.scanThreads).walk(root: root, index: index) { file in
-                            found.withLock { $0.append(file) }
+                        let totals = try FilesystemWalker(rules: settings.rules, threads: settings.scanThreads).walkByDirectory(root: root, index: index) { files in
+                            found.withLock { $0 += files }
                         }
                         return (found.withLock { $0 }, totals)
                     })
@@ -143,31 +143,39 @@ public struct FilesystemScanner: SourceScanner {
     /// The latest row of each path of root `index`.
     func latestRows(root index: Int) async throws -> [ScanPath: ScanPlan.Row] {
         let (d, name) = (catalog.dialect, source.name)
-        let rows = try await catalog.transaction { session in
-            try session.query(
+        // Outside a transaction: on SQLite the read (seconds, for millions of rows) then holds no
+        // write lock, and the packer and marker write on meanwhile.
+        let rows = try await catalog.session { session in
+            var rows: [ScanPlan.Row] = []
+            let unexpected = DESArchiveWriter.unexpectedContentWords
+            // Streamed (a driver that can does not hold every row's values at once), each row
+            // read by position, in the SELECT's order (a lookup by name per column is a string
+            // search per value); whether a row is named, and its digest only while it is
+            // observed, are worked out by the database (a string fewer to make per row, or two).
+            try session.forEachRow(
                 """
                 SELECT id, path, version, size_bytes, mtime_ns, ctime_ns, device, inode, status,
                   CASE WHEN des_name IS NULL THEN 0 ELSE 1 END, des_error, CASE WHEN status = \(d.placeholder(3)) THEN sha256 END
                 FROM \(FilesystemCatalog.table)
                 WHERE source = \(d.placeholder(1)) AND root = \(d.placeholder(2)) ORDER BY path, version
-                """, [.text(name), .int(Int64(index)), .text(FilesystemCatalog.Status.observed)])
+                """, [.text(name), .int(Int64(index)), .text(FilesystemCatalog.Status.observed)]
+            ) { row in
+                guard row.count == 12, let path = row[1].text else { return }
+                rows.append(ScanPlan.Row(
+                    id: row[0].int ?? 0, path: path, version: Int(row[2].int ?? 1), size: UInt64(max(0, row[3].int ?? 0)),
+                    mtimeNanos: row[4].int ?? 0, ctimeNanos: row[5].int ?? 0,
+                    device: UInt64(bitPattern: row[6].int ?? 0), inode: UInt64(bitPattern: row[7].int ?? 0),
+                    status: row[8].text ?? "", named: row[9].int == 1,
+                    rehash: row[10].text?.contains(unexpected) == true,
+                    digest: row[11].text))
+            }
+            return rows
         }
+        // A path's versions come in order: the last one stays. (Sized first: a dictionary grown
+        // row by row hashes every path again each time it doubles.)
         var latest: [ScanPath: ScanPlan.Row] = [:]
         latest.reserveCapacity(rows.count)
-        let unexpected = DESArchiveWriter.unexpectedContentWords
-        for row in rows {
-            // By position, in the SELECT's order (a lookup by name per column is a string search
-            // per value); whether a row is named, and its digest only while it is observed, are
-            // worked out by the database (a string fewer to make per row, or two).
-            guard row.values.count == 12, let path = row[1].text else { continue }
-            latest[ScanPath(path)] = ScanPlan.Row(
-                id: row[0].int ?? 0, path: path, version: Int(row[2].int ?? 1), size: UInt64(max(0, row[3].int ?? 0)),
-                mtimeNanos: row[4].int ?? 0, ctimeNanos: row[5].int ?? 0,
-                device: UInt64(bitPattern: row[6].int ?? 0), inode: UInt64(bitPattern: row[7].int ?? 0),
-                status: row[8].text ?? "", named: row[9].int == 1,
-                rehash: row[10].text?.contains(unexpected) == true,
-                digest: row[11].text)
-        }
+        for row in rows { latest[ScanPath(row.path)] = row }
         return latest
     }
 

@@ -99,6 +99,14 @@ public struct FilesystemWalker: Sendable {
     /// Walks `root` (its index `index` in the source's roots), calling `found` for every accepted
     /// regular file, from any of the walk's threads. Throws when the root itself cannot be opened.
     public func walk(root: String, index: Int, found: @escaping @Sendable (ScannedFile) -> Void) throws -> WalkTotals {
+        try walkByDirectory(root: root, index: index) { files in files.forEach(found) }
+    }
+
+    /// Walks `root` as ``walk(root:index:found:)`` does, calling `found` once a
+    /// directory with the accepted regular files directly in it (not for a directory with none):
+    /// a caller that collects them takes its lock once a directory, not once a file (the walk's
+    /// threads contend for it otherwise).
+    public func walkByDirectory(root: String, index: Int, found: @escaping @Sendable ([ScannedFile]) -> Void) throws -> WalkTotals {
         let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else {
             throw WalkError(root: root, problem: "cannot be opened: \(String(cString: strerror(errno)))")
@@ -113,7 +121,8 @@ public struct FilesystemWalker: Sendable {
             Thread {
                 while let dir = work.pop() {
                     var local = WalkTotals()
-                    Self.read(dir, rootFD: rootFD, index: index, rules: rules, queue: work, totals: &local, found: found)
+                    let files = Self.read(dir, rootFD: rootFD, index: index, rules: rules, queue: work, totals: &local)
+                    if !files.isEmpty { found(files) }
                     work.finished(local)
                 }
             }
@@ -125,33 +134,34 @@ public struct FilesystemWalker: Sendable {
         return work.waitUntilDone()
     }
 
-    /// Reads one directory (`relative` to the root; "" is the root) and queues its subdirectories.
+    /// Reads one directory (`relative` to the root; "" is the root), queues its subdirectories
+    /// and returns the accepted regular files in it.
     static func read(
-        _ relative: String, rootFD: Int32, index: Int, rules: Rules, queue: WalkQueue, totals: inout WalkTotals,
-        found: @Sendable (ScannedFile) -> Void
-    ) {
+        _ relative: String, rootFD: Int32, index: Int, rules: Rules, queue: WalkQueue, totals: inout WalkTotals
+    ) -> [ScannedFile] {
+        var found: [ScannedFile] = []
         let fd = relative.isEmpty ? dup(rootFD) : cdes_open_beneath(rootFD, relative)
         guard fd >= 0 else {
             // A followed link that leads out of the root (or into a loop) is a link left alone,
             // not a part of the tree that could not be read.
             if errno == EXDEV || errno == ELOOP { totals.links += 1 } else { totals.unreadable.append("\(relative): \(String(cString: strerror(errno)))") }
-            return
+            return []
         }
         var dirStat = stat()
         guard fstat(fd, &dirStat) == 0, (dirStat.st_mode & S_IFMT) == S_IFDIR, let dir = fdopendir(fd) else {
             totals.unreadable.append("\(relative): not a directory any more")
             close(fd)
-            return
+            return []
         }
         defer { closedir(dir) }
         if rules.oneFileSystem, !relative.isEmpty, UInt64(dirStat.st_dev) != queue.rootDevice {
             totals.otherFileSystems += 1
-            return
+            return []
         }
         // Followed links can lead back up the tree: each directory is read once.
         if rules.followSymlinks, !queue.firstVisit(device: UInt64(dirStat.st_dev), inode: UInt64(dirStat.st_ino)) {
             totals.links += 1
-            return
+            return []
         }
         totals.directories += 1
         let listing: DirectoryListing
@@ -159,7 +169,7 @@ public struct FilesystemWalker: Sendable {
             listing = try DirectoryListing(dir, path: relative)
         } catch {
             totals.unreadable.append("\(relative): \(error)")
-            return
+            return []
         }
         let dfd = dirfd(dir)
         listing.forEach { cName, raw, listedType in
@@ -203,7 +213,7 @@ public struct FilesystemWalker: Sendable {
                 }
                 totals.accepted += 1
                 let stamp = FileStamp(st)
-                found(
+                found.append(
                     ScannedFile(
                         root: index, path: path, size: stamp.size, mtimeNanos: stamp.mtimeNanos, ctimeNanos: stamp.ctimeNanos,
                         device: stamp.device, inode: stamp.inode))
@@ -213,6 +223,7 @@ public struct FilesystemWalker: Sendable {
                 totals.special += 1
             }
         }
+        return found
     }
 
     /// Whether `path` (a link) resolves beneath the root: the kernel resolves it with `RESOLVE_BENEATH`.

@@ -153,23 +153,34 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
     }
 
     fileprivate func run(_ sql: String, _ binds: [SQLValue], collect: Bool, maxRows: Int = .max) throws -> ([SQLRow], Int) {
+        var rows: [SQLRow] = []
+        var names: [String] = []
+        let changed = try step(sql, binds, decode: collect, maxRows: maxRows) { stmt, values in
+            if names.isEmpty { names = (0..<sqlite3_column_count(stmt)).map { String(cString: sqlite3_column_name(stmt, $0)) } }
+            rows.append(SQLRow(columns: names, values: values))
+        }
+        return (rows, changed)
+    }
+
+    /// Runs `sql`, handing each row (its values decoded when `decode`) to `row`, for at most
+    /// `maxRows` rows; returns the number of rows the statement changed.
+    fileprivate func step(
+        _ sql: String, _ binds: [SQLValue], decode: Bool, maxRows: Int = .max, row: (OpaquePointer, [SQLValue]) throws -> Void
+    ) throws -> Int {
         let stmt = try prepare(sql)
         defer { sqlite3_reset(stmt) }
         try bind(stmt, binds, sql)
-        var rows: [SQLRow] = []
-        let count = Int(sqlite3_column_count(stmt))
-        var names: [String] = []
-        if collect {
-            names = (0..<count).map { String(cString: sqlite3_column_name(stmt, Int32($0))) }
-        }
-        while rows.count < maxRows {
+        let count = sqlite3_column_count(stmt)
+        var seen = 0
+        while seen < maxRows {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else { throw error(rc, sql) }
-            guard collect else { continue }
+            guard decode else { continue }
+            seen += 1
             var values: [SQLValue] = []
-            values.reserveCapacity(count)
-            for c in 0..<Int32(count) {
+            values.reserveCapacity(Int(count))
+            for c in 0..<count {
                 switch sqlite3_column_type(stmt, c) {
                 case SQLITE_INTEGER: values.append(.int(sqlite3_column_int64(stmt, c)))
                 case SQLITE_FLOAT: values.append(.double(sqlite3_column_double(stmt, c)))
@@ -189,9 +200,9 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
                 default: values.append(.null)
                 }
             }
-            rows.append(SQLRow(columns: names, values: values))
+            try row(stmt, values)
         }
-        return (rows, Int(sqlite3_changes(handle)))
+        return Int(sqlite3_changes(handle))
     }
 
     private struct Session: SQLSession {
@@ -204,6 +215,9 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         }
         func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int {
             try connection.run(sql, binds, collect: false).1
+        }
+        func forEachRow(_ sql: String, _ binds: [SQLValue], _ body: ([SQLValue]) throws -> Void) throws {
+            _ = try connection.step(sql, binds, decode: true) { _, values in try body(values) }
         }
     }
 }

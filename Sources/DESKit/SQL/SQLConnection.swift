@@ -11,6 +11,10 @@ public protocol SQLSession {
     /// Runs a statement and returns the number of rows it changed.
     @discardableResult
     func execute(_ sql: String, _ binds: [SQLValue]) throws -> Int
+    /// Runs a statement that returns rows and hands `body` each row's values, in result order,
+    /// as they come: for a read of a whole table, which then keeps only what it builds from
+    /// them. Drivers that can stream do (SQLite); the default runs ``query(_:_:)`` first.
+    func forEachRow(_ sql: String, _ binds: [SQLValue], _ body: ([SQLValue]) throws -> Void) throws
 }
 
 extension SQLSession {
@@ -30,6 +34,10 @@ extension SQLSession {
 
     public func query(_ sql: String, _ binds: [SQLValue], maxRows: Int) throws -> [SQLRow] {
         Array(try query(sql, binds).prefix(max(0, maxRows)))
+    }
+
+    public func forEachRow(_ sql: String, _ binds: [SQLValue], _ body: ([SQLValue]) throws -> Void) throws {
+        for row in try query(sql, binds) { try body(row.values) }
     }
 
     /// Runs a statement with no binds.

@@ -72,6 +72,13 @@ public final class SQLSourceConnector: SourceConnector {
         try await pool.withConnection { try await $0.withTransaction(body) }
     }
 
+    /// Runs `body` on one of the source's connections outside an explicit transaction (each
+    /// statement reads its own snapshot): for a long read of the catalog by a plugin (the
+    /// filesystem scanner's), which in a transaction would hold SQLite's write lock throughout.
+    public func session<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+        try await pool.withConnection { try await $0.withSession(body) }
+    }
+
     public func claim(shards: [Int], limit: Int, holder: String) async throws -> [PendingFile] {
         guard !shards.isEmpty, limit > 0 else { return [] }
         let (dialect, shape) = (self.dialect, try await tableShape())
