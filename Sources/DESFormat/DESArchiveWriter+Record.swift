@@ -29,23 +29,19 @@ extension DESArchiveWriter {
             meta.append(contentsOf: #","is_external":true,"external_key":"#.utf8)
             JSONWriter.write(string: externalKey, into: &meta)
         }
+        var digest: [UInt8]?
         switch checksum {
         case .none: break
         case .hasher:
             meta.append(contentsOf: #","sha256":""#.utf8)
-            hasher.finalizeHex(appendingTo: &meta)
+            digest = hasher.finalizeHex(appendingTo: &meta)
             meta.append(UInt8(ascii: "\""))
         case .given(let hex):
             meta.append(contentsOf: #","sha256":"#.utf8)
             JSONWriter.write(string: hex, into: &meta)
+            digest = Self.bytes(ofHex: Array(hex.utf8)[...])
         }
         meta.append(UInt8(ascii: "}"))
-        var digest: [UInt8]?
-        switch checksum {
-        case .none: break
-        case .hasher: digest = Self.bytes(ofHex: meta[(meta.count - 66)..<(meta.count - 2)])
-        case .given(let hex): digest = Self.bytes(ofHex: Array(hex.utf8)[...])
-        }
         levelItems.append((digest, metadata.contentType))
         let entry = DESIndexEntry(
             name: name, dataOffset: offset, dataLength: length, metaOffset: UInt64(metaOffset),

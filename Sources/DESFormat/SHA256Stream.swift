@@ -52,18 +52,22 @@ final class SHA256Stream {
         return String(decoding: hex, as: UTF8.self)
     }
 
-    /// Ends the digest and appends it to `out` as 64 lowercase hex digits; the stream is reset.
-    func finalizeHex(appendingTo out: inout [UInt8]) {
+    /// Ends the digest, appends it to `out` as 64 lowercase hex digits and returns its 32 bytes;
+    /// the stream is reset.
+    @discardableResult
+    func finalizeHex(appendingTo out: inout [UInt8]) -> [UInt8] {
         var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         var length: UInt32 = 0
-        withUnsafeMutableBytes(of: &digest) { raw in
+        let bytes = withUnsafeMutableBytes(of: &digest) { raw in
             EVP_DigestFinal_ex(context, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), &length)
             for b in raw {
                 out.append(hexDigits[Int(b >> 4)])
                 out.append(hexDigits[Int(b & 0x0F)])
             }
+            return [UInt8](raw)
         }
         reset()
+        return bytes
     }
 
     /// The SHA-256 of a whole buffer, as lowercase hex.
