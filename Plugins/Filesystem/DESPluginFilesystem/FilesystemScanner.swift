@@ -145,8 +145,15 @@ public struct FilesystemScanner: SourceScanner {
         let (d, name) = (catalog.dialect, source.name)
         // Outside a transaction: on SQLite the read (seconds, for millions of rows) then holds no
         // write lock, and the packer and marker write on meanwhile.
-        let rows = try await catalog.session { session in
-            var rows: [ScanPlan.Row] = []
+        return try await catalog.session { session in
+            // Sized first, from a count (a dictionary grown row by row hashes every path again
+            // each time it doubles; collecting the rows first would hold them twice).
+            let count = try session.query(
+                "SELECT COUNT(*) FROM \(FilesystemCatalog.table) WHERE source = \(d.placeholder(1)) AND root = \(d.placeholder(2))",
+                [.text(name), .int(Int64(index))]
+            ).first?.values.first?.int ?? 0
+            var latest: [ScanPath: ScanPlan.Row] = [:]
+            latest.reserveCapacity(Int(min(max(count, 0), 1 << 26)))
             let unexpected = DESArchiveWriter.unexpectedContentWords
             // Streamed (a driver that can does not hold every row's values at once), each row
             // read by position, in the SELECT's order (a lookup by name per column is a string
@@ -161,22 +168,17 @@ public struct FilesystemScanner: SourceScanner {
                 """, [.text(name), .int(Int64(index)), .text(FilesystemCatalog.Status.observed)]
             ) { row in
                 guard row.count == 12, let path = row[1].text else { return }
-                rows.append(ScanPlan.Row(
+                // A path's versions come in order: the last one stays.
+                latest[ScanPath(path)] = ScanPlan.Row(
                     id: row[0].int ?? 0, path: path, version: Int(row[2].int ?? 1), size: UInt64(max(0, row[3].int ?? 0)),
                     mtimeNanos: row[4].int ?? 0, ctimeNanos: row[5].int ?? 0,
                     device: UInt64(bitPattern: row[6].int ?? 0), inode: UInt64(bitPattern: row[7].int ?? 0),
                     status: row[8].text ?? "", named: row[9].int == 1,
                     rehash: row[10].text?.contains(unexpected) == true,
-                    digest: row[11].text))
+                    digest: row[11].text)
             }
-            return rows
+            return latest
         }
-        // A path's versions come in order: the last one stays. (Sized first: a dictionary grown
-        // row by row hashes every path again each time it doubles.)
-        var latest: [ScanPath: ScanPlan.Row] = [:]
-        latest.reserveCapacity(rows.count)
-        for row in rows { latest[ScanPath(row.path)] = row }
-        return latest
     }
 
     /// Writes `plan`, in transactions of at most ``rowsPerTransaction`` rows.
