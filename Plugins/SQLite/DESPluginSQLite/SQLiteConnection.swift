@@ -76,6 +76,12 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         // rows inside a transaction (a container's mark, a claim) journals every page it touches
         // so that it alone can be undone, and in files that came to more bytes than the WAL.
         try session.execute("PRAGMA temp_store=MEMORY")
+        // A checkpoint once the WAL holds 10,000 pages (40 MiB), not 1,000: the catalog's hot
+        // pages (claimed, then marked; named, then claimed) are written to the WAL many times
+        // between two checkpoints and copied into the database once each. The WAL file is cut
+        // back to 64 MiB after a checkpoint, so it does not keep the size of its busiest moment.
+        try session.execute("PRAGMA wal_autocheckpoint=10000")
+        try session.execute("PRAGMA journal_size_limit=67108864")
     }
 
     private func monotonicNow() -> Double {
