@@ -171,7 +171,8 @@ public final class Packer {
                 batch = try await startTake(shards: book.held.keys.sorted()).value
             }
             machine.taken(
-                rows: batch.files.map { ($0.source, $0.rowID, $0.desName) }, shards: batch.shards, cursors: batch.cursors, twins: batch.twins)
+                rows: batch.files.map { ($0.source, $0.rowID, $0.desName) }, shards: batch.shards, cursors: batch.cursors, twins: batch.twins,
+                saturated: batch.saturated, days: Set(batch.files.map { dayOfName($0.desName) }))
             if !batch.shards.isEmpty { context.metrics.claimDuration.recordSeconds(batch.claimSeconds) }
             runState.saturated = batch.saturated
             let (shards, epoch) = (batch.shards, batch.epoch)

@@ -69,8 +69,6 @@ package struct PackerStateMachine: Sendable {
         /// The file count last checkpointed, and when.
         package var checkpointFiles = 0
         package var checkpointAt: Double
-        /// The batch (``PackerStateMachine/batches``) whose file it took last, or in which it was opened.
-        package var lastBatch = 0
 
         /// A container just opened at `now`.
         package init(record: ContainerRecord, lease: ShardLease, now: Double) {
@@ -191,16 +189,26 @@ package struct PackerStateMachine: Sendable {
     /// (``ReadPlan/InFlight/twin``): until a read finds none, rows leaving flight are activity.
     package private(set) var twinsSkipped = false
 
-    /// How many batches have been taken (empty ones too): a container of a closed day stays
-    /// open while each batch brings it files (a backlog of that day), and is due once one does not.
-    package private(set) var batches = 0
+    /// Whether the last batch taken was short (fewer rows than asked for: every pending row of
+    /// the shards read is in hand), and the days of its rows' names: a container of a closed day
+    /// stays open while full batches bring rows of its day (a backlog of that day), and is due
+    /// once one does not (``finalizeDue(now:today:)``).
+    package private(set) var drained = true
+    package private(set) var lastDays: Set<String> = []
+
+    /// How many containers of closed days stay open at most, filling from a backlog; beyond it
+    /// the oldest are due (each keeps a descriptor and up to a buffer of memory while open).
+    package static let closedDayOpenLimit = 256
 
     /// A batch was taken: in lease mode its rows are in flight now, and the cursors move on;
-    /// `twins`: whether its read skipped a twin of a row in flight.
+    /// `twins`: whether its read skipped a twin of a row in flight; `saturated`: whether it came
+    /// full, and `days` the days of its rows' names (``drained``, ``lastDays``).
     package mutating func taken(
-        rows: [(source: String, rowID: String, name: String)], shards: [Int], cursors next: [String: String], twins: Bool = false
+        rows: [(source: String, rowID: String, name: String)], shards: [Int], cursors next: [String: String], twins: Bool = false,
+        saturated: Bool = false, days: Set<String> = []
     ) {
-        batches += 1
+        drained = !saturated
+        lastDays = days
         guard mode == .lease else { return }
         twinsSkipped = twins
         // A run of rows of one source at a time: its table is looked up once, not once a row.
@@ -244,11 +252,7 @@ package struct PackerStateMachine: Sendable {
     // MARK: Filling containers
 
     /// A container was opened in its slot.
-    package mutating func opened(_ container: Container) {
-        var container = container
-        container.lastBatch = batches
-        open[container.slot] = container
-    }
+    package mutating func opened(_ container: Container) { open[container.slot] = container }
 
     /// A file of `source`'s row `rowID`, `bytes` long, was written to the container of `slot`;
     /// whether the container is now full and is to be finalized.
@@ -259,7 +263,6 @@ package struct PackerStateMachine: Sendable {
         open.values[i].names[source, default: []].append(name)
         open.values[i].fileCount += 1
         open.values[i].bytes += bytes
-        open.values[i].lastBatch = batches
         return open.values[i].bytes >= limits.maxBytes || open.values[i].fileCount >= limits.maxFiles
     }
 
@@ -284,14 +287,29 @@ package struct PackerStateMachine: Sendable {
     }
 
     /// The slots whose containers are full, older than the age limit, or of a day before `today`
-    /// that the last batch taken brought no file. (No name of a closed day is made any more, but
-    /// a backlog of them may still be read: a container of such a day fills while the batches
-    /// bring it files, instead of being closed after every batch with a few dozen.)
+    /// that the last batch brought no row of, or once the pending rows are drained (the last
+    /// batch came short); and the oldest of the rest of closed days beyond
+    /// ``closedDayOpenLimit``. No name of a closed day is made any more, but a backlog of them
+    /// may still be pending: a container of such a day fills while full batches bring rows of
+    /// its day, instead of being closed after every batch with the few files each batch brings
+    /// each of its shards.
     package func finalizeDue(now: Double, today: String) -> [ContainerSlot] {
-        open.filter { slot, c in
-            c.bytes >= limits.maxBytes || c.fileCount >= limits.maxFiles || now - c.openedAt >= limits.maxAgeSeconds
-                || (slot.day < today && c.lastBatch < batches)
-        }.keys.sorted()
+        var due: [ContainerSlot] = []
+        var backlog: [(slot: ContainerSlot, openedAt: Double)] = []
+        for (slot, c) in open {
+            if c.bytes >= limits.maxBytes || c.fileCount >= limits.maxFiles || now - c.openedAt >= limits.maxAgeSeconds
+                || (slot.day < today && (drained || !lastDays.contains(slot.day)))
+            {
+                due.append(slot)
+            } else if slot.day < today {
+                backlog.append((slot, c.openedAt))
+            }
+        }
+        if backlog.count > Self.closedDayOpenLimit {
+            backlog.sort { ($0.openedAt, $0.slot) < ($1.openedAt, $1.slot) }
+            due += backlog.prefix(backlog.count - Self.closedDayOpenLimit).map(\.slot)
+        }
+        return due.sorted()
     }
 
     // MARK: Finalizing

@@ -55,6 +55,35 @@ import Testing
         #expect(try await d.audit().isOK)
     }
 
+    @Test("a backlog named on closed days fills one container per (day, shard), not one per batch")
+    func closedDayBacklog() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        let days = [now - 2 * 86_400_000, now - 86_400_000]
+        try await d.addRows(240, size: 10)
+        _ = try await d.mark(shardBits: 3, clock: { days[0] })
+        try await d.addRows(240, size: 10, seed: 2)
+        _ = try await d.mark(shardBits: 3, clock: { days[1] })
+        try await d.addRows(100, size: 10, seed: 3)
+        _ = try await d.mark(shardBits: 3)
+        // (At most 256 names a millisecond: the fixed clocks allow 240 a day.) Batches of 20 over
+        // 8 shards: each brings a shard some 2 or 3 files of the day being read, and none often.
+        let totals = try await d.packer(shardBits: 3, batchSize: 20).run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(totals.filesPacked == 580)
+        let containers = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil)
+        for (i, ms) in days.enumerated() {
+            let day = utcDay(milliseconds: ms)
+            let iso = "\(day.prefix(4))-\(day.dropFirst(4).prefix(2))-\(day.suffix(2))"
+            let first = i * 240
+            let shards = try await d.sql("SELECT COUNT(DISTINCT des_shard) AS n FROM files WHERE id > \(first) AND id <= \(first + 240)")[0]["n"].int
+            let ofDay = containers.filter { $0.day == iso }
+            #expect(ofDay.reduce(0) { $0 + $1.fileCount } == 240)
+            #expect(Int64(ofDay.count) == shards, "\(iso): \(ofDay.count) containers for \(shards ?? 0) shards")
+        }
+        #expect(try await d.audit().isOK)
+    }
+
     @Test("a container closes at max_container_files and a new one opens")
     func sizeRollover() async throws {
         let d = try Deployment()

@@ -50,21 +50,31 @@ import Testing
         #expect(m.open[Self.slot(7)] == nil)
     }
 
+    @Test("Containers of closed days filling from a backlog: at most closedDayOpenLimit stay open, the oldest are due beyond it")
+    func closedDayCap() {
+        var m = PackerStateMachine(mode: .lease, limits: Self.limits)
+        let limit = PackerStateMachine.closedDayOpenLimit
+        for i in 0..<(limit + 3) { m.opened(Self.container(id: Int64(i + 1), day: "20261204", shard: i, now: 100 + Double(i) / 1000)) }
+        m.opened(Self.container(id: 9_999, day: "20261205", shard: 0, now: 100))
+        m.taken(rows: [], shards: [], cursors: [:], saturated: true, days: ["20261204", "20261205"])
+        #expect(m.finalizeDue(now: 101, today: "20261205") == (0..<3).map { Self.slot($0, day: "20261204") })
+    }
+
     @Test("due: full, past the age limit, or of a closed day and left out of the last batch; checkpoints every N files or S seconds")
     func due() {
         var m = PackerStateMachine(mode: .row, limits: Self.limits)
         m.opened(Self.container(id: 1, shard: 0, now: 100))
         m.opened(Self.container(id: 2, day: "20261204", shard: 1, now: 100))
         m.opened(Self.container(id: 3, shard: 2, now: 100))
-        #expect(m.finalizeDue(now: 120, today: "20261205").isEmpty, "a closed day's container opened for this batch fills on")
+        #expect(m.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")], "nothing more pending: a closed day's container is due")
         var backlog = m
-        backlog.taken(rows: [], shards: [0, 1, 2], cursors: [:])
-        _ = backlog.placed(source: "a", rowID: "7", name: "n7", bytes: 1, in: Self.slot(1, day: "20261204"))
-        #expect(backlog.finalizeDue(now: 120, today: "20261205").isEmpty, "a backlog of a closed day: this batch brought it a file")
-        backlog.taken(rows: [], shards: [0, 1, 2], cursors: [:])
-        #expect(backlog.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")], "the next batch brought it none")
-        m.taken(rows: [], shards: [0, 1, 2], cursors: [:])
-        #expect(m.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")])
+        backlog.taken(rows: [("a", "7", "n7")], shards: [0, 1, 2], cursors: [:], saturated: true, days: ["20261204"])
+        #expect(backlog.finalizeDue(now: 120, today: "20261205").isEmpty, "a full batch of its day: a backlog of that day may be behind it")
+        var moved = backlog
+        moved.taken(rows: [("a", "8", "n8")], shards: [0, 1, 2], cursors: [:], saturated: true, days: ["20261205"])
+        #expect(moved.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")], "the read moved on past its day")
+        backlog.taken(rows: [], shards: [0, 1, 2], cursors: [:], saturated: false, days: ["20261204"])
+        #expect(backlog.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")], "a short batch: drained")
         #expect(m.finalizeDue(now: 161, today: "20261205").count == 3)
         _ = m.placed(source: "a", rowID: "1", name: "n1", bytes: 1, in: Self.slot(0))
         #expect(m.checkpointsDue(now: 101).isEmpty)
