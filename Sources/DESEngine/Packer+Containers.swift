@@ -25,6 +25,17 @@ extension Packer {
                     giveBack.append(file)  // lost meanwhile: the claim is ours to return
                     continue
                 }
+                // Readers find a name in its shard's containers: a row whose shard is not its
+                // name's (renamed after marking, or marked with another shard_bits) would be
+                // packed where no reader looks.
+                let nameShard = context.assignment.shard(of: file.desName)
+                guard nameShard == file.shard else {
+                    fail(
+                        file,
+                        "the row's shard \(file.shard) is not its name's shard \(nameShard) (shard_bits \(context.assignment.shardBits)): "
+                            + "renamed after it was marked, or marked with another shard_bits; readers would not find it")
+                    continue
+                }
                 let body: FetchedBody
                 switch fetched {
                 case .success(let b): body = b
