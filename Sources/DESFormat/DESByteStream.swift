@@ -27,6 +27,7 @@ public struct DESFileDescriptorStream: DESByteStream {
     public var unchangedSince: FileStamp?
     private var total: UInt64 = 0
     private var checked = false
+    private var probed = false
 
     /// Creates a stream over `fileDescriptor`.
     public init(fileDescriptor: Int32, path: String, expectedSize: UInt64? = nil, unchangedSince: FileStamp? = nil) {
@@ -50,8 +51,18 @@ public struct DESFileDescriptorStream: DESByteStream {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         var want = buffer.count
         if let expectedSize {
-            // Stop at the size seen by fstat: no extra read() to find the end.
+            // Stop at the size seen by fstat: no extra read() to find the end. Except after none:
+            // a file fstat calls empty may be one whose size the kernel does not know (/proc,
+            // /sys), whose bytes would be packed as an empty body; one read shows it.
             if total >= expectedSize {
+                if expectedSize == 0, !probed {
+                    probed = true
+                    if try hasBytes(base) {
+                        try checkUnchanged()  // written since the stamp: changed while read
+                        throw DESFormatError(
+                            .sizeMismatch, "has bytes, yet fstat gives it 0 bytes (a /proc or /sys file?): its size cannot be trusted", path: path)
+                    }
+                }
                 try checkUnchanged()
                 return 0
             }
@@ -75,6 +86,17 @@ public struct DESFileDescriptorStream: DESByteStream {
             if n == 0 { try checkUnchanged() }
             total += UInt64(n)
             return n
+        }
+    }
+
+    /// Whether a read at the end still finds a byte (into `scratch`).
+    private func hasBytes(_ scratch: UnsafeMutableRawPointer) throws -> Bool {
+        while true {
+            let n = Glibc.read(fileDescriptor, scratch, 1)
+            if n >= 0 { return n > 0 }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK, makeBlocking(fileDescriptor) { continue }
+            throw ioError("read", path: path)
         }
     }
 

@@ -42,4 +42,35 @@ struct ByteStreamTests {
         #expect(makeBlocking(ends[0]))
         #expect(!makeBlocking(-1))
     }
+
+    @Test("A file fstat calls empty that has bytes (/proc) is refused, not read as empty; an empty file reads empty; one written since its stamp changed while read")
+    func zeroSizeFiles() throws {
+        let proc = open("/proc/self/status", O_RDONLY)
+        #expect(proc >= 0)
+        defer { close(proc) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        var procStream = try DESFileDescriptorStream(regularFile: proc, path: "/proc/self/status")
+        #expect(procStream.expectedSize == 0)
+        let refused = #expect(throws: DESFormatError.self) { _ = try buffer.withUnsafeMutableBytes { try procStream.read(into: $0) } }
+        #expect(refused?.code == .sizeMismatch && refused?.message.contains("0 bytes") == true)
+
+        let dir = NSTemporaryDirectory() + "des-bytestream-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/empty"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        let stamp = try FileStamp(fileDescriptor: fd, path: path)
+        var empty = DESFileDescriptorStream(fileDescriptor: fd, path: path, expectedSize: stamp.size, unchangedSince: stamp)
+        #expect(try buffer.withUnsafeMutableBytes { try empty.read(into: $0) } == 0)
+
+        // Written after the stamp was taken: changed while read (the packer gives the row back), not refused.
+        let writer = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try writer.write(contentsOf: Data("late".utf8))
+        try writer.close()
+        var grown = DESFileDescriptorStream(fileDescriptor: fd, path: path, expectedSize: stamp.size, unchangedSince: stamp)
+        let changed = #expect(throws: DESFormatError.self) { _ = try buffer.withUnsafeMutableBytes { try grown.read(into: $0) } }
+        #expect(changed?.code == .changedWhileRead)
+    }
 }
