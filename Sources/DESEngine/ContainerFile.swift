@@ -23,6 +23,10 @@ final class ContainerFile: Sendable {
         // metadata store and the storage). The storage backend's put makes the container durable
         // where it is kept, once.
         options.syncOnClose = false
+        // A quarter of the default buffer: a packer keeps a container open per (day, shard), up to
+        // some hundreds at once (256 shards, and a backlog of earlier days), and each buffer ends
+        // up resident. Bodies are still written in writes of up to 256 KiB.
+        options.bufferSize = 256 * 1024
         let writer = try DESArchiveWriter(path: path, options: options)
         self.path = path
         self.partialPath = writer.partialPath

@@ -205,7 +205,17 @@ extension Packer {
 
     /// Finalizes containers that are full, old enough, or of a closed day.
     func finalizeDue() async throws {
-        for slot in machine.finalizeDue(now: monotonicSeconds(), today: dayOfName("")) { try await finalize(slot) }
+        let today = dayOfName("")
+        if !runState.warnedClosedDayLimit, machine.closedDayOverflow(today: today) > 0 {
+            runState.warnedClosedDayLimit = true
+            logger.warning(
+                "more containers of earlier days are filling than the descriptor limit allows; the oldest are closed early, and small",
+                metadata: [
+                    "limit": "\(machine.limits.maxClosedDayContainers)",
+                    "hint": "a backlog named on several days, read in mixed order: raise ulimit -n (a quarter of it is the limit, up to 1024)",
+                ])
+        }
+        for slot in machine.finalizeDue(now: monotonicSeconds(), today: today) { try await finalize(slot) }
     }
 
     /// Abandons one container taken out of the machine: the writer is aborted, the record

@@ -24,4 +24,7 @@ struct PackerRunState {
     var finalizations: [Int64: Task<FinalizeOutcome, Never>] = [:]
     /// The archive files of the open and finalizing containers, by container id.
     var files: [Int64: ContainerFile] = [:]
+    /// Whether the run has said that containers of closed days were closed early, for want of
+    /// descriptors (said once a run).
+    var warnedClosedDayLimit = false
 }

@@ -37,12 +37,24 @@ package struct PackerStateMachine: Sendable {
         package var maxAgeSeconds: Double
         package var checkpointEveryFiles: Int
         package var checkpointEverySeconds: Double
+        /// How many containers of closed days stay open at most, filling from a backlog; beyond
+        /// it the oldest are due. Each keeps a descriptor and up to a write buffer of memory.
+        package var maxClosedDayContainers = Limits.closedDayContainers
 
         /// The limits of a packer config.
         package init(_ config: PackerConfig) {
             self.init(
                 maxFiles: config.maxContainerFiles, maxBytes: config.maxContainerBytes, maxAgeSeconds: config.maxContainerAgeSeconds,
                 checkpointEveryFiles: config.checkpointEveryFiles, checkpointEverySeconds: config.checkpointEverySeconds)
+        }
+
+        /// ``maxClosedDayContainers`` by default: 1,024, or a quarter of the descriptor limit when
+        /// that is less (256 under `ulimit -n 1024`). A backlog named on several days, read in an
+        /// order that mixes them (a catalog keyed by uuid), keeps one container per (day, shard)
+        /// open: 768 for two days and today at 256 shards.
+        package static var closedDayContainers: Int {
+            guard let soft = DescriptorBudget.softLimit else { return 1_024 }
+            return max(16, min(1_024, soft / 4))
         }
 
         /// Limits given one by one.
@@ -196,10 +208,6 @@ package struct PackerStateMachine: Sendable {
     package private(set) var drained = true
     package private(set) var lastDays: Set<String> = []
 
-    /// How many containers of closed days stay open at most, filling from a backlog; beyond it
-    /// the oldest are due (each keeps a descriptor and up to a buffer of memory while open).
-    package static let closedDayOpenLimit = 256
-
     /// A batch was taken: in lease mode its rows are in flight now, and the cursors move on;
     /// `twins`: whether its read skipped a twin of a row in flight; `saturated`: whether it came
     /// full, and `days` the days of its rows' names (``drained``, ``lastDays``).
@@ -289,7 +297,7 @@ package struct PackerStateMachine: Sendable {
     /// The slots whose containers are full, older than the age limit, or of a day before `today`
     /// that the last batch brought no row of, or once the pending rows are drained (the last
     /// batch came short); and the oldest of the rest of closed days beyond
-    /// ``closedDayOpenLimit``. No name of a closed day is made any more, but a backlog of them
+    /// ``Limits/maxClosedDayContainers``. No name of a closed day is made any more, but a backlog of them
     /// may still be pending: a container of such a day fills while full batches bring rows of
     /// its day, instead of being closed after every batch with the few files each batch brings
     /// each of its shards.
@@ -305,11 +313,18 @@ package struct PackerStateMachine: Sendable {
                 backlog.append((slot, c.openedAt))
             }
         }
-        if backlog.count > Self.closedDayOpenLimit {
+        if backlog.count > limits.maxClosedDayContainers {
             backlog.sort { ($0.openedAt, $0.slot) < ($1.openedAt, $1.slot) }
-            due += backlog.prefix(backlog.count - Self.closedDayOpenLimit).map(\.slot)
+            due += backlog.prefix(backlog.count - limits.maxClosedDayContainers).map(\.slot)
         }
         return due.sorted()
+    }
+
+    /// How many more containers of days before `today` are open than
+    /// ``Limits/maxClosedDayContainers`` allows (0: none): ``finalizeDue(now:today:)`` closes
+    /// that many early.
+    package func closedDayOverflow(today: String) -> Int {
+        max(0, open.keys.filter { $0.day < today }.count - limits.maxClosedDayContainers)
     }
 
     // MARK: Finalizing

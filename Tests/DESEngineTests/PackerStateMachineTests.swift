@@ -50,13 +50,17 @@ import Testing
         #expect(m.open[Self.slot(7)] == nil)
     }
 
-    @Test("Containers of closed days filling from a backlog: at most closedDayOpenLimit stay open, the oldest are due beyond it")
+    @Test("Containers of closed days filling from a backlog: at most maxClosedDayContainers stay open, the oldest are due beyond it")
     func closedDayCap() {
-        var m = PackerStateMachine(mode: .lease, limits: Self.limits)
-        let limit = PackerStateMachine.closedDayOpenLimit
+        var limits = Self.limits
+        limits.maxClosedDayContainers = 40
+        var m = PackerStateMachine(mode: .lease, limits: limits)
+        let limit = limits.maxClosedDayContainers
+        #expect(PackerStateMachine.Limits.closedDayContainers >= 16 && PackerStateMachine.Limits.closedDayContainers <= 1_024)
         for i in 0..<(limit + 3) { m.opened(Self.container(id: Int64(i + 1), day: "20261204", shard: i, now: 100 + Double(i) / 1000)) }
         m.opened(Self.container(id: 9_999, day: "20261205", shard: 0, now: 100))
         m.taken(rows: [], shards: [], cursors: [:], saturated: true, days: ["20261204", "20261205"])
+        #expect(m.closedDayOverflow(today: "20261205") == 3)
         #expect(m.finalizeDue(now: 101, today: "20261205") == (0..<3).map { Self.slot($0, day: "20261204") })
     }
 
