@@ -211,7 +211,8 @@ struct CheckCommand: AsyncParsableCommand {
             let report = try await runtime.closing {
                 try await CatalogAudit(
                     sources: runtime.sources, fetchers: runtime.fetchers, metadata: runtime.metadata, storage: runtime.storage,
-                    staleAfterSeconds: runtime.config.packer.leaseTTLSeconds, shardBits: runtime.config.packer.shardBits
+                    staleAfterSeconds: runtime.config.packer.leaseTTLSeconds, shardBits: runtime.config.packer.shardBits,
+                    desNamesOnly: runtime.config.marker.naming == "snowflake"
                 ).run()
             }
             let secs = max(Terminal.seconds() - start, 1e-9)

@@ -1,5 +1,6 @@
 import DESFormat
 import DESKit
+import DESNaming
 import Foundation
 import Logging
 
@@ -38,16 +39,20 @@ public struct CatalogAudit: Sendable {
     let storage: any StorageBackend
     let staleAfterSeconds: Double
     let shardBits: Int?
+    let desNamesOnly: Bool
 
     /// Creates an audit over these parts; claims and `writing` containers older than
     /// `staleAfterSeconds` (the lease TTL) are reported as stranded. With `shardBits`, a file
     /// found in a container of another day or shard than its name's is a problem too (lookups
-    /// by name would not find it there).
+    /// by name would not find it there). With `desNamesOnly` (the marker names rows with
+    /// `snowflake`), a row packed under a name that is not a DES name is a problem too: `des get`
+    /// and `GET /files/{name}` refuse such a name, so only `des cat` reaches its bytes.
     public init(
         sources: [any SourceConnector], fetchers: [String: any BodyFetcher], metadata: any MetadataStore,
-        storage: any StorageBackend, staleAfterSeconds: Double = 30, shardBits: Int? = nil
+        storage: any StorageBackend, staleAfterSeconds: Double = 30, shardBits: Int? = nil, desNamesOnly: Bool = false
     ) {
         self.shardBits = shardBits
+        self.desNamesOnly = desNamesOnly
         self.sources = sources
         self.fetchers = fetchers
         self.metadata = metadata
@@ -103,6 +108,10 @@ public struct CatalogAudit: Sendable {
                     if deleted.contains(row.desName) { continue }
                     report.rowsChecked += 1
                     packedNames.insert(row.desName)
+                    if desNamesOnly, (try? SnowflakeName(parsing: row.desName)) == nil {
+                        problem(
+                            "\(source.name) row \(row.rowID): packed under \(DESNameRules.escapedForDisplay(row.desName)), which is not a DES name: des get and GET /files refuse it (des cat reads it from \(row.container))")
+                    }
                     // The row's container, or the one compaction moved its file to; when the links end
                     // (a store rebuilt after the replaced object went), the one holding its name.
                     var resolved: String?

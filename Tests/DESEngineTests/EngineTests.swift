@@ -99,6 +99,22 @@ import Testing
         #expect(try await d.audit().isOK)
     }
 
+    @Test("des check, with snowflake naming, names a row packed under a name that is not a DES name (des get refuses it)")
+    func undesNamedRow() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(10, size: 10)
+        _ = try await d.mark(shardBits: 2)
+        // A hand-written name with a day that is no calendar day, given its own shard (so the packer packs it).
+        let odd = "T_20250230_(000000000001_01)"
+        _ = try await d.sql("UPDATE files SET des_name = '\(odd)', des_shard = \(consistentHash(odd, bits: 2)) WHERE id = 4")
+        let totals = try await d.packer(shardBits: 2).run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(totals.filesPacked == 10)
+        #expect(try await d.audit().isOK, "without the naming rule: the bytes are there")
+        let strict = try await d.audit(desNamesOnly: true)
+        #expect(strict.problems.count == 1 && strict.problems.first?.contains("row 4: packed under \(odd), which is not a DES name") == true, "\(strict.problems)")
+    }
+
     @Test("a container closes at max_container_files and a new one opens")
     func sizeRollover() async throws {
         let d = try Deployment()

@@ -119,10 +119,10 @@ struct Deployment {
             config: config, logger: logger)
     }
 
-    func audit() async throws -> CatalogAudit.Report {
+    func audit(desNamesOnly: Bool = false) async throws -> CatalogAudit.Report {
         try await CatalogAudit(
             sources: [try connector()], fetchers: ["catalog": LocalBodyFetcher(root: bodiesRoot)],
-            metadata: try await metadata(), storage: try storage()
+            metadata: try await metadata(), storage: try storage(), desNamesOnly: desNamesOnly
         ).run()
     }
 
