@@ -19,12 +19,8 @@ extension BodyFetcher {
             var out: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 1 << 16)
             while true {
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    if errno == EAGAIN || errno == EWOULDBLOCK, makeBlocking(fd) { continue }
-                    throw DESKitError(.storage, "cannot read body '\(body.path)': \(String(cString: strerror(errno)))")
-                }
+                let n = chunk.withUnsafeMutableBytes { readBlocking(fd, $0.baseAddress.unsafelyUnwrapped, $0.count) }
+                if n < 0 { throw DESKitError(.storage, "cannot read body '\(body.path)': \(String(cString: strerror(errno)))") }
                 if n == 0 { break }
                 out += chunk[0..<n]
             }

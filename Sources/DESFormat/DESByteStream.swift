@@ -68,36 +68,24 @@ public struct DESFileDescriptorStream: DESByteStream {
             }
             want = Int(min(UInt64(want), expectedSize - total))
         }
-        while true {
-            let n = Glibc.read(fileDescriptor, base, want)
-            if n < 0 {
-                if errno == EINTR { continue }
-                // Opened O_NONBLOCK (so that a FIFO could not block the open) and on a file system
-                // that honours it for regular files: blocking from here on, and read again.
-                if errno == EAGAIN || errno == EWOULDBLOCK, makeBlocking(fileDescriptor) { continue }
-                throw ioError("read", path: path)
-            }
-            if n == 0, let expectedSize, total < expectedSize {
-                // Shrunk under a stamp taken before the read: changed while read, like any other change.
-                if unchangedSince != nil { try checkUnchanged() }
-                throw DESFormatError(
-                    .sizeMismatch, "file shrank while reading: expected \(expectedSize) bytes, got \(total)", path: path)
-            }
-            if n == 0 { try checkUnchanged() }
-            total += UInt64(n)
-            return n
+        let n = readBlocking(fileDescriptor, base, want)
+        if n < 0 { throw ioError("read", path: path) }
+        if n == 0, let expectedSize, total < expectedSize {
+            // Shrunk under a stamp taken before the read: changed while read, like any other change.
+            if unchangedSince != nil { try checkUnchanged() }
+            throw DESFormatError(
+                .sizeMismatch, "file shrank while reading: expected \(expectedSize) bytes, got \(total)", path: path)
         }
+        if n == 0 { try checkUnchanged() }
+        total += UInt64(n)
+        return n
     }
 
     /// Whether a read at the end still finds a byte (into `scratch`).
     private func hasBytes(_ scratch: UnsafeMutableRawPointer) throws -> Bool {
-        while true {
-            let n = Glibc.read(fileDescriptor, scratch, 1)
-            if n >= 0 { return n > 0 }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK, makeBlocking(fileDescriptor) { continue }
-            throw ioError("read", path: path)
-        }
+        let n = readBlocking(fileDescriptor, scratch, 1)
+        if n < 0 { throw ioError("read", path: path) }
+        return n > 0
     }
 
     /// At the end: the file must still be as it was before the read.
@@ -109,6 +97,20 @@ public struct DESFileDescriptorStream: DESByteStream {
             throw DESFormatError(
                 .changedWhileRead, "changed while it was read (before: \(before); after: \(after)): nothing of it is kept", path: path)
         }
+    }
+}
+
+/// `read(2)` of up to `count` bytes into `buffer`, again when interrupted; a descriptor opened
+/// `O_NONBLOCK` (as bodies are, so that a FIFO cannot block the open) that answers `EAGAIN` (a
+/// file system that honours the flag for regular files) is made blocking and read again. The
+/// bytes read, or -1 with `errno` set.
+public func readBlocking(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+    while true {
+        let n = Glibc.read(fd, buffer, count)
+        if n >= 0 { return n }
+        if errno == EINTR { continue }
+        if errno == EAGAIN || errno == EWOULDBLOCK, makeBlocking(fd) { continue }
+        return -1
     }
 }
 
