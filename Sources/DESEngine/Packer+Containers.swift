@@ -205,8 +205,8 @@ extension Packer {
 
     /// Finalizes containers that are full, old enough, or of a closed day.
     func finalizeDue() async throws {
-        let today = dayOfName("")
-        if !runState.warnedClosedDayLimit, machine.closedDayOverflow(today: today) > 0 {
+        let due = machine.finalizeDueCounting(now: monotonicSeconds(), today: dayOfName(""))
+        if !runState.warnedClosedDayLimit, due.closedEarly > 0 {
             runState.warnedClosedDayLimit = true
             logger.warning(
                 "more containers of earlier days are filling than the descriptor limit allows; the oldest are closed early, and small",
@@ -215,7 +215,7 @@ extension Packer {
                     "hint": "a backlog named on several days, read in mixed order: raise ulimit -n (a quarter of it is the limit, up to 1024)",
                 ])
         }
-        for slot in machine.finalizeDue(now: monotonicSeconds(), today: today) { try await finalize(slot) }
+        for slot in due.slots { try await finalize(slot) }
     }
 
     /// Abandons one container taken out of the machine: the writer is aborted, the record

@@ -172,7 +172,7 @@ public final class Packer {
             }
             machine.taken(
                 rows: batch.files.map { ($0.source, $0.rowID, $0.desName) }, shards: batch.shards, cursors: batch.cursors, twins: batch.twins,
-                saturated: batch.saturated, days: Set(batch.files.map { dayOfName($0.desName) }))
+                saturated: batch.saturated)
             if !batch.shards.isEmpty { context.metrics.claimDuration.recordSeconds(batch.claimSeconds) }
             runState.saturated = batch.saturated
             let (shards, epoch) = (batch.shards, batch.epoch)

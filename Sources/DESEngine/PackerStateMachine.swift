@@ -202,21 +202,21 @@ package struct PackerStateMachine: Sendable {
     package private(set) var twinsSkipped = false
 
     /// Whether the last batch taken was short (fewer rows than asked for: every pending row of
-    /// the shards read is in hand), and the days of its rows' names: a container of a closed day
-    /// stays open while full batches bring rows of its day (a backlog of that day), and is due
-    /// once one does not (``finalizeDue(now:today:)``).
+    /// the shards read is in hand), and the days of the containers its files were placed in: a
+    /// container of a closed day stays open while full batches bring files of its day (a backlog
+    /// of that day), and is due once one does not (``finalizeDue(now:today:)``).
     package private(set) var drained = true
     package private(set) var lastDays: Set<String> = []
 
     /// A batch was taken: in lease mode its rows are in flight now, and the cursors move on;
     /// `twins`: whether its read skipped a twin of a row in flight; `saturated`: whether it came
-    /// full, and `days` the days of its rows' names (``drained``, ``lastDays``).
+    /// full (``drained``).
     package mutating func taken(
         rows: [(source: String, rowID: String, name: String)], shards: [Int], cursors next: [String: String], twins: Bool = false,
-        saturated: Bool = false, days: Set<String> = []
+        saturated: Bool = false
     ) {
         drained = !saturated
-        lastDays = days
+        lastDays = []
         guard mode == .lease else { return }
         twinsSkipped = twins
         // A run of rows of one source at a time: its table is looked up once, not once a row.
@@ -271,6 +271,7 @@ package struct PackerStateMachine: Sendable {
         open.values[i].names[source, default: []].append(name)
         open.values[i].fileCount += 1
         open.values[i].bytes += bytes
+        lastDays.insert(slot.day)
         return open.values[i].bytes >= limits.maxBytes || open.values[i].fileCount >= limits.maxFiles
     }
 
@@ -301,7 +302,11 @@ package struct PackerStateMachine: Sendable {
     /// may still be pending: a container of such a day fills while full batches bring rows of
     /// its day, instead of being closed after every batch with the few files each batch brings
     /// each of its shards.
-    package func finalizeDue(now: Double, today: String) -> [ContainerSlot] {
+    package func finalizeDue(now: Double, today: String) -> [ContainerSlot] { finalizeDueCounting(now: now, today: today).slots }
+
+    /// ``finalizeDue(now:today:)``, and how many of its slots are closed early for
+    /// ``Limits/maxClosedDayContainers`` (0: none).
+    package func finalizeDueCounting(now: Double, today: String) -> (slots: [ContainerSlot], closedEarly: Int) {
         var due: [ContainerSlot] = []
         var backlog: [(slot: ContainerSlot, openedAt: Double)] = []
         for (slot, c) in open {
@@ -313,18 +318,12 @@ package struct PackerStateMachine: Sendable {
                 backlog.append((slot, c.openedAt))
             }
         }
-        if backlog.count > limits.maxClosedDayContainers {
+        let early = max(0, backlog.count - limits.maxClosedDayContainers)
+        if early > 0 {
             backlog.sort { ($0.openedAt, $0.slot) < ($1.openedAt, $1.slot) }
-            due += backlog.prefix(backlog.count - limits.maxClosedDayContainers).map(\.slot)
+            due += backlog.prefix(early).map(\.slot)
         }
-        return due.sorted()
-    }
-
-    /// How many more containers of days before `today` are open than
-    /// ``Limits/maxClosedDayContainers`` allows (0: none): ``finalizeDue(now:today:)`` closes
-    /// that many early.
-    package func closedDayOverflow(today: String) -> Int {
-        max(0, open.keys.filter { $0.day < today }.count - limits.maxClosedDayContainers)
+        return (due.sorted(), early)
     }
 
     // MARK: Finalizing

@@ -59,9 +59,10 @@ import Testing
         #expect(PackerStateMachine.Limits.closedDayContainers >= 16 && PackerStateMachine.Limits.closedDayContainers <= 1_024)
         for i in 0..<(limit + 3) { m.opened(Self.container(id: Int64(i + 1), day: "20261204", shard: i, now: 100 + Double(i) / 1000)) }
         m.opened(Self.container(id: 9_999, day: "20261205", shard: 0, now: 100))
-        m.taken(rows: [], shards: [], cursors: [:], saturated: true, days: ["20261204", "20261205"])
-        #expect(m.closedDayOverflow(today: "20261205") == 3)
-        #expect(m.finalizeDue(now: 101, today: "20261205") == (0..<3).map { Self.slot($0, day: "20261204") })
+        m.taken(rows: [], shards: [], cursors: [:], saturated: true)
+        for i in 0..<(limit + 3) { _ = m.placed(source: "a", rowID: "\(i)", name: "n\(i)", bytes: 1, in: Self.slot(i, day: "20261204")) }
+        let due = m.finalizeDueCounting(now: 101, today: "20261205")
+        #expect(due.closedEarly == 3 && due.slots == (0..<3).map { Self.slot($0, day: "20261204") })
     }
 
     @Test("due: full, past the age limit, or of a closed day and left out of the last batch; checkpoints every N files or S seconds")
@@ -72,12 +73,15 @@ import Testing
         m.opened(Self.container(id: 3, shard: 2, now: 100))
         #expect(m.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")], "nothing more pending: a closed day's container is due")
         var backlog = m
-        backlog.taken(rows: [("a", "7", "n7")], shards: [0, 1, 2], cursors: [:], saturated: true, days: ["20261204"])
+        backlog.taken(rows: [("a", "7", "n7")], shards: [0, 1, 2], cursors: [:], saturated: true)
+        _ = backlog.placed(source: "a", rowID: "7", name: "n7", bytes: 1, in: Self.slot(1, day: "20261204"))
         #expect(backlog.finalizeDue(now: 120, today: "20261205").isEmpty, "a full batch of its day: a backlog of that day may be behind it")
         var moved = backlog
-        moved.taken(rows: [("a", "8", "n8")], shards: [0, 1, 2], cursors: [:], saturated: true, days: ["20261205"])
+        moved.taken(rows: [("a", "8", "n8")], shards: [0, 1, 2], cursors: [:], saturated: true)
+        _ = moved.placed(source: "a", rowID: "8", name: "n8", bytes: 1, in: Self.slot(0))
         #expect(moved.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")], "the read moved on past its day")
-        backlog.taken(rows: [], shards: [0, 1, 2], cursors: [:], saturated: false, days: ["20261204"])
+        backlog.taken(rows: [("a", "9", "n9")], shards: [0, 1, 2], cursors: [:], saturated: false)
+        _ = backlog.placed(source: "a", rowID: "9", name: "n9", bytes: 1, in: Self.slot(1, day: "20261204"))
         #expect(backlog.finalizeDue(now: 120, today: "20261205") == [Self.slot(1, day: "20261204")], "a short batch: drained")
         #expect(m.finalizeDue(now: 161, today: "20261205").count == 3)
         _ = m.placed(source: "a", rowID: "1", name: "n1", bytes: 1, in: Self.slot(0))
