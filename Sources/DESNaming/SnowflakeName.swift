@@ -68,40 +68,17 @@ public struct SnowflakeName: Sendable, Hashable, CustomStringConvertible {
     /// Parses a name. Throws ``NamingError`` saying which part is wrong; a wrong
     /// checksum is an error unless `verifyChecksum` is false.
     public init(parsing text: String, verifyChecksum: Bool = true) throws(NamingError) {
-        let bytes = Array(text.utf8)
-        // Shape from the end: "_YYYYMMDD_(" + 12 hex + "_" + 2 hex + ")" = 27 bytes after the prefix.
-        let tail = Self.tailLength
-        guard bytes.count > tail, bytes.count <= Self.maxLength, bytes.last == UInt8(ascii: ")") else {
-            if bytes.count > Self.maxLength {
-                throw NamingError(
-                    .malformedName, "a DES name is at most \(Self.maxLength) bytes (a prefix of at most \(Self.maxPrefixLength)); this one is \(bytes.count)")
+        var utf8 = text
+        let parts: Result<(prefix: String, day: String, value: UInt64, checksum: UInt64), NamingError> = utf8.withUTF8 { b in
+            switch Self.shape(of: b) {
+            case .success(let s):
+                return .success((String(decoding: b[..<s.prefixEnd], as: UTF8.self), s.day(b), s.value, s.checksum))
+            case .failure(let flaw):
+                return .failure(Self.error(flaw, text: text, bytes: b))
             }
-            throw NamingError(.malformedName, "'\(text)' is not a DES name (expected PREFIX_YYYYMMDD_(FFFFFFFFFFFF_CC))")
         }
-        let p = bytes.count - tail
-        let prefixBytes = bytes[..<p]
-        guard bytes[p] == UInt8(ascii: "_"), bytes[p + 9] == UInt8(ascii: "_"), bytes[p + 10] == UInt8(ascii: "("),
-            bytes[p + 23] == UInt8(ascii: "_")
-        else {
-            throw NamingError(.malformedName, "'\(text)' is not a DES name (expected PREFIX_YYYYMMDD_(FFFFFFFFFFFF_CC))")
-        }
-        guard prefixBytes.allSatisfy(isAlnum) else {
-            throw NamingError(.malformedName, "'\(text)': prefix must be ASCII letters and digits")
-        }
-        let dayBytes = bytes[(p + 1)..<(p + 9)]
-        guard dayBytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-            throw NamingError(.malformedName, "'\(text)': day must be 8 digits YYYYMMDD")
-        }
-        let day = String(decoding: dayBytes, as: UTF8.self)
-        guard let year = Int(day.prefix(4)), let month = Int(day.dropFirst(4).prefix(2)), let dom = Int(day.suffix(2)),
-            (1...12).contains(month), (1...daysInMonth(year: year, month: month)).contains(dom)
-        else {
-            throw NamingError(.malformedName, "'\(text)': day \(day) is not a calendar day")
-        }
-        guard let f = parseHex(bytes[(p + 11)..<(p + 23)]), let cc = parseHex(bytes[(p + 24)..<(p + 26)]) else {
-            throw NamingError(.malformedName, "'\(text)': Snowflake value and checksum must be uppercase hex")
-        }
-        self.prefix = String(decoding: prefixBytes, as: UTF8.self)
+        let (prefix, day, f, cc) = try parts.get()
+        self.prefix = prefix
         self.day = day
         self.value = f
         self.checksum = UInt8(cc)
@@ -110,6 +87,20 @@ public struct SnowflakeName: Sendable, Hashable, CustomStringConvertible {
                 .badChecksum,
                 "'\(text)': checksum \(hex(cc, digits: 2)) does not match the value (expected \(hex(UInt64(Self.checksum(of: f)), digits: 2)))"
             )
+        }
+    }
+
+    /// What is wrong with a name's bytes, as ``init(parsing:verifyChecksum:)`` says it.
+    private static func error(_ flaw: ShapeFlaw, text: String, bytes: UnsafeBufferPointer<UInt8>) -> NamingError {
+        switch flaw {
+        case .tooLong:
+            return NamingError(
+                .malformedName, "a DES name is at most \(maxLength) bytes (a prefix of at most \(maxPrefixLength)); this one is \(bytes.count)")
+        case .form: return NamingError(.malformedName, "'\(text)' is not a DES name (expected PREFIX_YYYYMMDD_(FFFFFFFFFFFF_CC))")
+        case .prefix: return NamingError(.malformedName, "'\(text)': prefix must be ASCII letters and digits")
+        case .dayDigits: return NamingError(.malformedName, "'\(text)': day must be 8 digits YYYYMMDD")
+        case .calendar(let day): return NamingError(.malformedName, "'\(text)': day \(day) is not a calendar day")
+        case .hex: return NamingError(.malformedName, "'\(text)': Snowflake value and checksum must be uppercase hex")
         }
     }
 }
@@ -128,7 +119,7 @@ func isAlnum(_ b: UInt8) -> Bool {
     (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
 }
 
-private func parseHex(_ bytes: ArraySlice<UInt8>) -> UInt64? {
+func parseHex(_ bytes: some Collection<UInt8>) -> UInt64? {
     var v: UInt64 = 0
     for b in bytes {
         let d: UInt8
