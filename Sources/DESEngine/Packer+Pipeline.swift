@@ -35,111 +35,6 @@ final class MarkedRows: Sendable {
     func take() -> [String: [String]] { rows.withLock { r in defer { r = [:] }; return r } }
 }
 
-/// Uploaded containers whose rows are to be marked packed, taken in batches by one background
-/// task at a time (``Packer/markPackedInBackground(_:)``). A batch is taken once
-/// ``promptRows`` rows wait, once its oldest container has waited ``maxDelaySeconds``, or at once
-/// when the packer waits for the marks (``flush()``), and holds up to ``batchRows`` rows: a few
-/// hundred containers finishing together are then marked in a few transactions, not in
-/// hundreds, while the marks of a steady stream of containers still overlap the packing.
-package final class MarkQueue: Sendable {
-    /// More containers than this waiting makes the packer wait for the marks.
-    package static let waitingLimit = 256
-    /// A batch stops adding containers once it holds this many rows.
-    package static let batchRows = 50_000
-    /// A batch is taken without waiting once this many rows wait.
-    package static let promptRows = 10_000
-    /// The longest a container waits for others to join its batch.
-    package static let maxDelaySeconds = 1.0
-    private struct State {
-        /// The containers waiting, oldest first, each with when it was added (monotonic seconds).
-        var waiting: [(container: PackerStateMachine.Container, at: Double)] = []
-        /// Their rows, summed.
-        var rows = 0
-        var running = false
-        var flushing = false
-    }
-    private let state = Mutex(State())
-
-    /// An empty queue.
-    package init() {}
-
-    /// Whether the waiting containers are being taken without delay.
-    package var isFlushing: Bool { state.withLock { $0.flushing } }
-
-    /// Adds a container. True when no task is marking: the caller starts one.
-    package func add(_ container: PackerStateMachine.Container) -> Bool {
-        state.withLock { s in
-            s.waiting.append((container, monotonicSeconds()))
-            s.rows += container.fileCount
-            if s.running { return false }
-            s.running = true
-            return true
-        }
-    }
-
-    /// Takes the waiting containers without delay until none wait (the packer waits for them).
-    package func flush() {
-        state.withLock { s in
-            // With none waiting and no task, there is nothing to hurry (and a flag left set
-            // would hurry the batches that come after).
-            if s.running || !s.waiting.isEmpty { s.flushing = true }
-        }
-    }
-
-    private enum Step {
-        case done
-        case take([PackerStateMachine.Container])
-        case wait(Double)
-    }
-
-    /// The next batch for the running task: the waiting containers, oldest first, up to
-    /// ``batchRows`` rows (at least one container), once due. Nil when none wait, and the task is done.
-    package func next() async -> [PackerStateMachine.Container]? {
-        while true {
-            let now = monotonicSeconds()
-            let step: Step = state.withLock { s in
-                guard let oldest = s.waiting.first else {
-                    (s.running, s.flushing) = (false, false)
-                    return .done
-                }
-                let due = oldest.at + Self.maxDelaySeconds
-                guard s.flushing || s.rows >= Self.promptRows || now >= due || Task.isCancelled else { return .wait(due - now) }
-                var (rows, count) = (0, 0)
-                for (container, _) in s.waiting {
-                    if count > 0 && rows + container.fileCount > Self.batchRows { break }
-                    rows += container.fileCount
-                    count += 1
-                }
-                let batch = s.waiting.prefix(count).map(\.container)
-                s.waiting.removeFirst(count)
-                s.rows -= rows
-                return .take(batch)
-            }
-            switch step {
-            case .done: return nil
-            case .take(let batch): return batch
-            // Short naps, so that a flush or a full batch is seen soon.
-            case .wait(let seconds): try? await Task.sleep(nanoseconds: UInt64(min(seconds, 0.02) * 1e9))
-            }
-        }
-    }
-
-    /// The running task failed: the containers still waiting wait for ``restart()``.
-    package func stopped() { state.withLock { $0.running = false } }
-
-    /// True (and marked running) when containers wait and no task runs: the caller starts one.
-    package func restart() -> Bool {
-        state.withLock { s in
-            guard !s.running, !s.waiting.isEmpty else { return false }
-            s.running = true
-            return true
-        }
-    }
-
-    /// Containers waiting.
-    package var waiting: Int { state.withLock { $0.waiting.count } }
-}
-
 /// The packer's two overlapping stages besides writing: the next batch is claimed and its
 /// bodies fetched while the current one is written, and rows of uploaded containers are
 /// marked packed in the background (a crash before that is covered: recovery adopts an
@@ -251,23 +146,42 @@ extension Packer {
             var cursor = plan.cursors[source.name]
             let held = plan.rows[source.name] ?? [:]
             var taken: [PendingFile] = []
+            // A read that starts over while rows are in flight meets them all again (they stay
+            // pending until marked): it reads ids and names first where the source can, and whole
+            // rows only of those not in flight.
+            let keysFirst = cursor == nil && !held.isEmpty
+            // Whether a row read is not in flight (a twin of one that is is noted).
+            func isFresh(_ rowID: String, _ name: String) -> Bool {
+                switch plan.inFlight(held: held, rowID: rowID, name: name) {
+                case nil: return true
+                case .same?: return false
+                case .twin?:
+                    twins = true
+                    return false
+                }
+            }
             while taken.count < limit {
-                let after = cursor
-                let page = try await retry.run { try await source.connector.readPending(shards: shards, afterRowID: after, limit: limit) }
+                let (after, connector) = (cursor, source.connector)
+                let (count, last): (Int, String?)
                 var fresh: [PendingFile] = []
-                for row in page {
-                    switch plan.inFlight(held: held, rowID: row.rowID, name: row.desName) {
-                    case nil: fresh.append(row)
-                    case .same?: break
-                    case .twin?: twins = true
+                if keysFirst, let keys = try await retry.run({ try await connector.readPendingNames(shards: shards, afterRowID: after, limit: limit) }) {
+                    (count, last) = (keys.count, keys.last?.rowID)
+                    let wanted = keys.filter { isFresh($0.rowID, $0.desName) }.map(\.rowID)
+                    // Checked again whole: a name may have changed between the two reads.
+                    if !wanted.isEmpty {
+                        fresh = try await retry.run { try await connector.readPending(rowIDs: wanted, shards: shards) }.filter { isFresh($0.rowID, $0.desName) }
                     }
+                } else {
+                    let page = try await retry.run { try await connector.readPending(shards: shards, afterRowID: after, limit: limit) }
+                    (count, last) = (page.count, page.last?.rowID)
+                    fresh = page.filter { isFresh($0.rowID, $0.desName) }
                 }
                 taken += fresh.prefix(limit - taken.count)
-                if page.count < limit {
+                if count < limit {
                     cursor = nil  // the end: the next read starts over (and finds rows named late)
                     break
                 }
-                cursor = page.last?.rowID
+                cursor = last
             }
             if let last = taken.last, taken.count >= limit { cursor = last.rowID }
             next[source.name] = cursor

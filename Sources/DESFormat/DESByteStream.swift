@@ -159,6 +159,16 @@ public struct FileStamp: Sendable, Hashable, CustomStringConvertible {
 
     /// `device:inode:size:mtime:ctime`, as a filesystem source's catalog row keeps it.
     public var text: String { "\(device):\(inode):\(size):\(mtimeNanos):\(ctimeNanos)" }
+
+    /// The stamp ``text`` wrote; nil for anything else (not five decimal numbers in range).
+    public init?(text: some StringProtocol) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 5, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 == UInt8(ascii: "-") || ($0 >= 48 && $0 <= 57) } }),
+            let device = UInt64(parts[0]), let inode = UInt64(parts[1]), let size = UInt64(parts[2]),
+            let mtime = Int64(parts[3]), let ctime = Int64(parts[4])
+        else { return nil }
+        self.init(device: device, inode: inode, size: size, mtimeNanos: mtime, ctimeNanos: ctime)
+    }
 }
 
 /// Reads from an in-memory buffer.

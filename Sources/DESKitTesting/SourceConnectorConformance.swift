@@ -187,6 +187,21 @@ public enum SourceConnectorConformance {
             try require(try await source.claim(shards: [1], limit: 1, holder: "h").map(\.rowID) == ["1"], c, "claim row 1")
             let pending = try await source.readPending(shards: [0, 1], afterRowID: nil, limit: 100).map(\.rowID)
             try require(!pending.contains("1") && pending.count == 9, c, "claimed row read: \(pending)")
+            // Where the source reads ids and names alone, they are those of the same read, and the
+            // rows of some ids are the rows that read returns (an id no longer pending, or of
+            // another shard, is left out).
+            if let keys = try await source.readPendingNames(shards: [0, 1], afterRowID: "2", limit: 4) {
+                let full = try await source.readPending(shards: [0, 1], afterRowID: "2", limit: 4)
+                let (ids, names) = (keys.map(\.rowID), keys.map(\.desName))
+                try require(
+                    ids == full.map(\.rowID) && ids == ["3", "4", "5", "6"] && names == full.map(\.desName) && keys.allSatisfy { $0.state == .pending },
+                    c, "ids and names read \(keys), rows read \(full.map(\.rowID))")
+                let some = try await source.readPending(rowIDs: ["6", "1", "3", "11", "99"], shards: [1])
+                try require(
+                    some.map { "\($0.rowID) \($0.desName) \($0.body.key) \($0.shard)" } == ["3 N3 k3 1"], c,
+                    "rows 6 (shard 0), 1 (claimed), 3, 11 (unnamed), 99 (none) of shard 1: \(some.map(\.rowID))")
+                try require(try await source.readPending(rowIDs: [], shards: [1]).isEmpty, c, "no ids")
+            }
             // Only rows whose id and name both match: id 5 with another row's name marks nothing.
             try require(try await source.markPackedUnlessPacked(rowIDs: ["5"], names: ["N6"], container: "x") == 0, c, "id 5 marked under N6")
             try require(

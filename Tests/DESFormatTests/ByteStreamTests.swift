@@ -73,4 +73,17 @@ struct ByteStreamTests {
         let changed = #expect(throws: DESFormatError.self) { _ = try buffer.withUnsafeMutableBytes { try grown.read(into: $0) } }
         #expect(changed?.code == .changedWhileRead)
     }
+
+    @Test("a stamp's text parses back to the stamp; anything else parses to nothing")
+    func stampText() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let stamp = FileStamp(
+                device: rng.next(), inode: rng.next(), size: rng.next(), mtimeNanos: Int64(bitPattern: rng.next()), ctimeNanos: Int64(bitPattern: rng.next()))
+            #expect(FileStamp(text: stamp.text) == stamp)
+        }
+        for bad in ["", "1:2:3:4", "1:2:3:4:5:6", "a:2:3:4:5", "1:2:-3:4:5", "1::3:4:5", " 1:2:3:4:5", "1:2:3:4:5 ", "1:2:3:4:+5", "18446744073709551616:2:3:4:5"] {
+            #expect(FileStamp(text: bad) == nil, "\(bad)")
+        }
+    }
 }

@@ -187,20 +187,23 @@ public struct FilesystemBodyFetcher: BodyFetcher {
         // The stamp, and once the file was made ready, `#` and the SHA-256 the scan read.
         let parts = recorded.split(separator: "#", maxSplits: 1)
         let expected = parts.first.map(String.init) ?? recorded
+        // Compared as numbers (no text made per file); a stamp that does not parse matches no file.
+        let scanned = FileStamp(text: expected)
         let shown = opened.path
         var body = FetchedBody(path: shown) {
             let fd = try open()
-            let now: String
+            let now: FileStamp
             do {
-                now = try FileStamp(fileDescriptor: fd, path: shown).text
+                now = try FileStamp(fileDescriptor: fd, path: shown)
             } catch {
                 _ = Glibc.close(fd)
                 throw error
             }
-            guard now == expected else {
+            guard now == scanned else {
                 _ = Glibc.close(fd)
                 throw DESKitError(
-                    .invalidData, "'\(shown)' is not the file the scan accepted (device:inode:size:mtime:ctime \(now), scanned \(expected)): not packed; the next scan takes it as it is now")
+                    .invalidData,
+                    "'\(shown)' is not the file the scan accepted (device:inode:size:mtime:ctime \(now.text), scanned \(expected)): not packed; the next scan takes it as it is now")
             }
             return fd
         }

@@ -233,6 +233,19 @@ public protocol SourceConnector: Sendable {
     /// shard's fenced lease is the claim).
     func readPending(shards: [Int], afterRowID: String?, limit: Int) async throws -> [PendingFile]
 
+    /// The rows ``readPending(shards:afterRowID:limit:)`` would return, in the same order, with
+    /// only their ids and names (state `pending`); nil when the source has no such read (the
+    /// default). A read that starts over from the first pending row while rows are in flight
+    /// meets every one of them again (in `claim_mode: lease` they stay pending until their
+    /// container is marked): the packer then reads ids and names first, and whole rows only for
+    /// rows not in flight (``readPending(rowIDs:shards:)``).
+    func readPendingNames(shards: [Int], afterRowID: String?, limit: Int) async throws -> [NamedRow]?
+
+    /// The rows among `rowIDs` that ``readPending(shards:afterRowID:limit:)`` would return (still
+    /// pending, of `shards`), in row-id order; ids of rows no longer pending are left out. Needed
+    /// only where ``readPendingNames(shards:afterRowID:limit:)`` answers.
+    func readPending(rowIDs: [String], shards: [Int]) async throws -> [PendingFile]
+
     /// Marks rows packed into `container` unless they are packed already (`claim_mode: lease`):
     /// the rows of a container recorded under the lease are the holder's, whatever a packer that
     /// lost the shard wrote on them meanwhile (a claim, a failure). Only a row whose id is in
@@ -313,6 +326,14 @@ extension SourceConnector {
     /// A source without keyset reads cannot run under `claim_mode: lease`.
     public func readPending(shards: [Int], afterRowID: String?, limit: Int) async throws -> [PendingFile] {
         throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it has no keyset read of pending rows")
+    }
+
+    /// No read of ids and names alone: the packer reads whole rows.
+    public func readPendingNames(shards: [Int], afterRowID: String?, limit: Int) async throws -> [NamedRow]? { nil }
+
+    /// See ``readPendingNames(shards:afterRowID:limit:)``.
+    public func readPending(rowIDs: [String], shards: [Int]) async throws -> [PendingFile] {
+        throw DESKitError(.configuration, "source '\(name)' has no read of pending rows by id, yet answered readPendingNames")
     }
 
     /// See ``readPending(shards:afterRowID:limit:)``.

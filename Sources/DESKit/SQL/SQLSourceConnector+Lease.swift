@@ -5,7 +5,43 @@
 extension SQLSourceConnector {
     public func readPending(shards: [Int], afterRowID: String?, limit: Int) async throws -> [PendingFile] {
         guard !shards.isEmpty, limit > 0 else { return [] }
+        let s = try await tableShape()
+        return try await keysetRead(s.claimSelectList, shape: s, shards: shards, afterRowID: afterRowID, limit: limit).map { try pendingFile($0, s) }
+    }
+
+    /// Reads only the key and name columns: no row is decoded whole.
+    public func readPendingNames(shards: [Int], afterRowID: String?, limit: Int) async throws -> [NamedRow]? {
+        guard !shards.isEmpty, limit > 0 else { return [] }
+        let s = try await tableShape()
+        return try await keysetRead("\(s.id), \(s.desName)", shape: s, shards: shards, afterRowID: afterRowID, limit: limit).compactMap { row in
+            guard let id = row[0].text, let name = row[1].text else { return nil }
+            return NamedRow(rowID: id, desName: name, state: .pending)
+        }
+    }
+
+    public func readPending(rowIDs: [String], shards: [Int]) async throws -> [PendingFile] {
+        guard !rowIDs.isEmpty, !shards.isEmpty else { return [] }
         let (d, s) = (dialect, try await tableShape())
+        let pending = s.pendingPredicate(d, shards: shards, firstBind: 1)
+        let chunk = d.chunkSize(valuesPerRow: 1, fixed: 16)
+        var found: [PendingFile] = []
+        for start in stride(from: 0, to: rowIDs.count, by: chunk) {
+            let slice = rowIDs[start..<min(rowIDs.count, start + chunk)]
+            let binds = pending.binds + slice.map { s.idValue($0) }
+            let rows = try await pool.withConnection { conn in
+                try await conn.withSession { session in
+                    let match = try d.idMatches(in: session, table: s, count: slice.count, firstBind: pending.binds.count + 1)
+                    return try session.query("SELECT \(s.claimSelectList) FROM \(s.table) WHERE \(pending.sql) AND \(match) ORDER BY \(s.id)", binds)
+                }
+            }
+            found += try rows.map { try pendingFile($0, s) }
+        }
+        return found
+    }
+
+    /// `SELECT columns` of the pending rows of `shards` after `afterRowID`, in key order, up to `limit`.
+    private func keysetRead(_ columns: String, shape s: SQLTableShape, shards: [Int], afterRowID: String?, limit: Int) async throws -> [SQLRow] {
+        let d = dialect
         let pending = s.pendingPredicate(d, shards: shards, firstBind: 1)
         var binds = pending.binds
         var rest = "\(s.table) WHERE \(pending.sql)"
@@ -13,13 +49,12 @@ extension SQLSourceConnector {
             binds.append(s.idValue(afterRowID))
             rest += " AND \(s.id) > \(s.idParam(d, binds.count))"
         }
-        let limited = d.limitedSelect(s.claimSelectList, from: rest + " ORDER BY \(s.id)", limit: limit, bind: binds.count + 1)
+        let limited = d.limitedSelect(columns, from: rest + " ORDER BY \(s.id)", limit: limit, bind: binds.count + 1)
         if let bind = limited.bind { binds.append(bind) }
         let (query, values, maxRows) = (limited.sql, binds, limited.maxRows)
-        let rows = try await pool.withConnection { conn in
+        return try await pool.withConnection { conn in
             try await conn.withSession { try $0.query(query, values, maxRows: maxRows) }
         }
-        return try rows.map { try pendingFile($0, s) }
     }
 
     public func markPackedUnlessPacked(rowIDs: [String], names: [String], container: String) async throws -> Int {
