@@ -302,4 +302,38 @@ struct CLIScanMappedWriteTests {
             writer.waitUntilExit()
         }
     }
+
+    @Test("A row whose stamp no longer describes its unchanged file is refused by the packer; the next scan takes the file again with a stamp made afresh")
+    func corruptStamp() throws {
+        try withTempDir { dir in
+            try CLIScanPathTests.config().write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
+            try CLIScanTests.write(dir, ["f1": "one", "f2": "two"])
+            _ = try CLIScanTreeTests.scan(dir)
+            #expect(try runDES(["marker", "run", "-c", "des.yaml", "--until-idle"], in: dir).status == 0)
+            // f1's stamp says one byte more than the file has; the file and the row's other columns are as scanned.
+            _ = try CLIScanTreeTests.python(
+                """
+                import sqlite3, sys
+                c = sqlite3.connect(sys.argv[1])
+                stamp = c.execute("select stamp from des_fs_files where path = 'f1'").fetchone()[0]
+                head, sep, digest = stamp.partition("#")
+                parts = head.split(":"); parts[2] = str(int(parts[2]) + 1)
+                c.execute("update des_fs_files set stamp = ? where path = 'f1'", (":".join(parts) + sep + digest,)); c.commit()
+                """, [dir + "/des-data/metadata.sqlite"])
+            #expect(try runDES(["packer", "run", "-c", "des.yaml", "--until-idle"], in: dir).status == 0)
+            var rows = try CLIScanTests.rows(dir)
+            #expect(rows["f1@1"]?.status == "failed" && rows["f2@1"]?.status == "packed", "\(rows)")
+            let letters = try runDES(["dlq", "list", "-c", "des.yaml"], in: dir)
+            #expect(letters.out.contains("is not the file the scan accepted"), "\(letters.out)")
+            // Taken again as it is (waiting once, then ready), and packed.
+            let again = try CLIScanTreeTests.scan(dir)
+            #expect(again["ready"] as? Int == 1 && again["inserted"] as? Int == 0, "\(again)")
+            try CLIScanTests.drain(dir)
+            rows = try CLIScanTests.rows(dir)
+            #expect(rows["f1@1"]?.status == "packed", "\(rows)")
+            let r = try runDES(["get", "-c", "des.yaml", "--path", "f1"], in: dir)
+            #expect(r.status == 0 && r.out == "one", "\(r.out) \(r.stderr)")
+            #expect(try runDES(["check", "-c", "des.yaml"], in: dir).status == 0)
+        }
+    }
 }

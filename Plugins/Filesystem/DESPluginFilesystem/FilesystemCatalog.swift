@@ -21,6 +21,11 @@ public enum FilesystemCatalog {
     /// The table of each source's roots by position (rows name their root by position).
     public static let rootsTable = "des_fs_roots"
 
+    /// The words of the error a row fails with when its file is not the one its `stamp` records
+    /// (``FilesystemBodyFetcher/fetch(_:)``): the next scan takes such a row again as its file
+    /// is now, with a stamp made afresh, even when the file itself did not change (the stamp did).
+    public static let notTheScannedFileWords = "is not the file the scan accepted"
+
     /// Statuses the scanner writes.
     public enum Status {
         public static let observed = "observed"

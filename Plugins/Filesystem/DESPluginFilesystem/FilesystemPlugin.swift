@@ -203,7 +203,7 @@ public struct FilesystemBodyFetcher: BodyFetcher {
                 _ = Glibc.close(fd)
                 throw DESKitError(
                     .invalidData,
-                    "'\(shown)' is not the file the scan accepted (device:inode:size:mtime:ctime \(now.text), scanned \(expected)): not packed; the next scan takes it as it is now")
+                    "'\(shown)' \(FilesystemCatalog.notTheScannedFileWords) (device:inode:size:mtime:ctime \(now.text), scanned \(expected)): not packed; the next scan takes it as it is now")
             }
             return fd
         }

@@ -154,7 +154,7 @@ public struct FilesystemScanner: SourceScanner {
             ).first?.values.first?.int ?? 0
             var latest: [ScanPath: ScanPlan.Row] = [:]
             latest.reserveCapacity(Int(min(max(count, 0), 1 << 26)))
-            let unexpected = DESArchiveWriter.unexpectedContentWords
+            let (unexpected, notScanned) = (DESArchiveWriter.unexpectedContentWords, FilesystemCatalog.notTheScannedFileWords)
             // Streamed (a driver that can does not hold every row's values at once), each row
             // read by position, in the SELECT's order (a lookup by name per column is a string
             // search per value); whether a row is named, and its digest only while it is
@@ -174,7 +174,7 @@ public struct FilesystemScanner: SourceScanner {
                     mtimeNanos: row[4].int ?? 0, ctimeNanos: row[5].int ?? 0,
                     device: UInt64(bitPattern: row[6].int ?? 0), inode: UInt64(bitPattern: row[7].int ?? 0),
                     status: row[8].text ?? "", named: row[9].int == 1,
-                    rehash: row[10].text?.contains(unexpected) == true,
+                    rehash: row[10].text.map { $0.contains(unexpected) || $0.contains(notScanned) } == true,
                     digest: row[11].text)
             }
             return latest

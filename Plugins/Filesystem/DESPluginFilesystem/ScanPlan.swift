@@ -20,7 +20,8 @@ public struct ScanPlan: Sendable {
         public var status: String
         public var named: Bool
         /// A failed row whose file the packer read with other bytes than the scan hashed (it
-        /// changed without its timestamps moving): it is taken again, and hashed again.
+        /// changed without its timestamps moving), or found to be another file than its stamp
+        /// records (the stamp itself may be what changed): it is taken again, and hashed again.
         public var rehash: Bool
         /// The SHA-256 a pass read of the file as it is now (a row waiting for a twin with the
         /// same bytes keeps it, so it is not read again), or nil.
