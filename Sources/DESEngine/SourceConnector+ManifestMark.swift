@@ -44,7 +44,8 @@ extension SourceConnector {
         for row in found { byName[row.desName, default: []].append(row) }
         var unique: [NamedRow] = [], shared: [NamedRow] = []
         for (_, rows) in byName {
-            let open = rows.filter { $0.state == .pending || $0.state == .claimed }
+            // A row failed while in flight is marked too, as the mark by id marks it: its bytes are in the container.
+            let open = rows.filter { $0.state == .pending || $0.state == .claimed || $0.state == .failed }
             if open.isEmpty { continue }
             if rows.count == 1 { unique += open } else { shared += open.filter { $0.state == .pending } }
         }

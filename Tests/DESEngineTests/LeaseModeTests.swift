@@ -74,6 +74,26 @@ import Testing
         try await expectNothingStranded(d, "recovered by name")
     }
 
+    @Test("Recovery of an unmarked manifest marks a row whose id changed and which was failed meanwhile, as it marks one failed under its own id")
+    func recoveryMarksFailedByName() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let (store, container) = try await Self.unmarkedManifest(d, rows: 200)
+        let ids = try await d.sql("SELECT id FROM files WHERE des_status = 'DES_TODO' ORDER BY id LIMIT 2").compactMap { $0[0].int }
+        try #require(ids.count == 2)
+        // One renumbered and failed (found by its name), one failed under its own id (marked by id).
+        _ = try await d.sql("UPDATE files SET id = 900000, des_status = 'DES_FAILED', des_error = 'app' WHERE id = \(ids[0])")
+        _ = try await d.sql("UPDATE files SET des_status = 'DES_FAILED', des_error = 'app' WHERE id = \(ids[1])")
+        let recovery = Recovery(sources: [try d.connector()], metadata: store, storage: try d.storage(), logger: d.logger)
+        let report = try await recovery.recoverShard(container.shard)
+        #expect(report.rowsPacked == container.fileCount, "\(report)")
+        for id in [900000, ids[1]] {
+            let row = try await d.sql("SELECT des_status, des_container, des_error FROM files WHERE id = \(id)").first
+            #expect(row?[0].text == "DES_PACKED" && row?[1].text == container.key && row?[2].text == nil, "row \(id): \(String(describing: row))")
+        }
+        try await expectNothingStranded(d, "failed rows recovered")
+    }
+
     @Test(
         "Recovery of an unmarked manifest whose row's id changed, when an application gave that row's DES name to another row too: both are dead-lettered with the reason, neither marked with bytes that may be the other's"
     )
