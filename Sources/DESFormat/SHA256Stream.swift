@@ -70,6 +70,24 @@ final class SHA256Stream {
         return bytes
     }
 
+    /// Ends the digest and returns it as lowercase hex, made in place; the stream is reset.
+    func finalizeHexString() -> String {
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var length: UInt32 = 0
+        let text = withUnsafeMutableBytes(of: &digest) { raw in
+            EVP_DigestFinal_ex(context, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), &length)
+            return String(unsafeUninitializedCapacity: 64) { text in
+                for (i, b) in raw.enumerated() {
+                    text[2 * i] = hexDigits[Int(b >> 4)]
+                    text[2 * i + 1] = hexDigits[Int(b & 0x0F)]
+                }
+                return 64
+            }
+        }
+        reset()
+        return text
+    }
+
     /// The SHA-256 of a whole buffer, as lowercase hex.
     /// One call, no context made and freed (a server checks a small body on every read).
     static func hex(of buffer: UnsafeRawBufferPointer) -> String {
@@ -110,19 +128,42 @@ public enum DESFileDigest {
     /// by page faults and unmapped for every file, which cost a scan of small files more than
     /// reading and hashing them.
     public static func sha256(ofFileDescriptor fd: Int32, path: String) throws -> String {
-        let hasher = SHA256Stream()
-        let size = 64 << 10
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(fd, buffer, size)
+        try DESFileHasher().sha256(ofFileDescriptor: fd, path: path)
+    }
+}
+
+/// SHA-256 of many files in turn, with one digest context and one read buffer (64 KiB, under
+/// malloc's mmap threshold) kept between them: a scan hashing small files spent more on making
+/// and freeing those per file than on hashing. Not thread-safe: one per thread.
+public final class DESFileHasher {
+    private let stream = SHA256Stream()
+    private let size = 64 << 10
+    private let buffer: UnsafeMutableRawPointer
+
+    /// A hasher with its context and buffer.
+    public init() { buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16) }
+
+    deinit { buffer.deallocate() }
+
+    /// The lower-case hex SHA-256 of what is left to read of the open file `fd` (the caller
+    /// keeps and closes it; `path` names it in errors). With `expectedSize` (its size by `fstat`,
+    /// above zero) at most that many bytes are read and hashed, without the read that would find
+    /// the end: the caller compares the file's stamp after, which shows a file that grew.
+    public func sha256(ofFileDescriptor fd: Int32, path: String, expectedSize: UInt64? = nil) throws -> String {
+        var total: UInt64 = 0
+        let stopAt = expectedSize.flatMap { $0 > 0 ? $0 : nil }
+        while stopAt.map({ total < $0 }) ?? true {
+            let n = read(fd, buffer, stopAt.map { Int(min(UInt64(size), $0 - total)) } ?? size)
             if n == 0 { break }
             guard n > 0 else {
                 if errno == EINTR { continue }
-                throw DESFormatError(.io, "cannot read to hash it", path: path, errno: errno)
+                let error = DESFormatError(.io, "cannot read to hash it", path: path, errno: errno)
+                stream.reset()  // for the next file
+                throw error
             }
-            hasher.update(buffer, count: n)
+            stream.update(buffer, count: n)
+            total += UInt64(n)
         }
-        return hasher.finalizeHex()
+        return stream.finalizeHexString()  // (which starts the next digest)
     }
 }

@@ -44,9 +44,10 @@ extension FilesystemScanner {
                 let results = Mutex([Hashed](repeating: .unreadable, count: files.count))
                 let lanes = max(1, min(threads, files.count))
                 DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+                    let hasher = DESFileHasher()
                     var i = lane
                     while i < files.count {
-                        let h = hashOne(files[i], fetcher: fetchers[files[i].root])
+                        let h = hashOne(files[i], fetcher: fetchers[files[i].root], hasher: hasher)
                         results.withLock { $0[i] = h }
                         i += lanes
                     }
@@ -56,11 +57,12 @@ extension FilesystemScanner {
         }
     }
 
-    static func hashOne(_ file: ScannedFile, fetcher: LocalBodyFetcher) -> Hashed {
+    static func hashOne(_ file: ScannedFile, fetcher: LocalBodyFetcher, hasher: DESFileHasher) -> Hashed {
         guard let fd = try? fetcher.open(file.path) else { return .unreadable }
         defer { _ = Glibc.close(fd) }
         guard let before = try? FileStamp(fileDescriptor: fd, path: file.path), before == file.stamp else { return .changed }
-        guard let digest = try? DESFileDigest.sha256(ofFileDescriptor: fd, path: file.path) else { return .unreadable }
+        // Read up to its size: a file that grew meanwhile shows in the stamp taken after.
+        guard let digest = try? hasher.sha256(ofFileDescriptor: fd, path: file.path, expectedSize: before.size) else { return .unreadable }
         guard let after = try? FileStamp(fileDescriptor: fd, path: file.path), after == before else { return .changed }
         return .sha256(digest)
     }
