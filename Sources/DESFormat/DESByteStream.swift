@@ -160,14 +160,43 @@ public struct FileStamp: Sendable, Hashable, CustomStringConvertible {
     /// `device:inode:size:mtime:ctime`, as a filesystem source's catalog row keeps it.
     public var text: String { "\(device):\(inode):\(size):\(mtimeNanos):\(ctimeNanos)" }
 
-    /// The stamp ``text`` wrote; nil for anything else (not five decimal numbers in range).
-    public init?(text: some StringProtocol) {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 5, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 == UInt8(ascii: "-") || ($0 >= 48 && $0 <= 57) } }),
-            let device = UInt64(parts[0]), let inode = UInt64(parts[1]), let size = UInt64(parts[2]),
-            let mtime = Int64(parts[3]), let ctime = Int64(parts[4])
-        else { return nil }
-        self.init(device: device, inode: inode, size: size, mtimeNanos: mtime, ctimeNanos: ctime)
+    /// The stamp ``text`` wrote; nil for anything else (not five decimal numbers in range,
+    /// the last two signed). Read byte by byte: the packer parses one per file.
+    public init?(text: String) {
+        var copy = text
+        guard let stamp = copy.withUTF8({ Self.parse($0) }) else { return nil }
+        self = stamp
+    }
+
+    /// Five `:`-separated decimal numbers, each of at least one digit and within 64 bits; only
+    /// the last two (the times) may start with `-`.
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> FileStamp? {
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 5) { values in
+            values.initialize(repeating: 0)
+            var (field, digits, minus) = (0, 0, (false, false))
+            for byte in bytes {
+                if byte == UInt8(ascii: ":") {
+                    guard digits > 0, field < 4 else { return nil }
+                    (field, digits) = (field + 1, 0)
+                } else if byte == UInt8(ascii: "-") {
+                    guard field >= 3, digits == 0, !(field == 3 ? minus.0 : minus.1) else { return nil }
+                    if field == 3 { minus.0 = true } else { minus.1 = true }
+                } else {
+                    guard byte >= 48, byte <= 57 else { return nil }
+                    let (times, o1) = values[field].multipliedReportingOverflow(by: 10)
+                    let (sum, o2) = times.addingReportingOverflow(UInt64(byte - 48))
+                    guard !o1, !o2 else { return nil }
+                    (values[field], digits) = (sum, digits + 1)
+                }
+            }
+            guard field == 4, digits > 0 else { return nil }
+            func signed(_ magnitude: UInt64, _ negative: Bool) -> Int64? {
+                if !negative { return magnitude <= UInt64(Int64.max) ? Int64(magnitude) : nil }
+                return magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil
+            }
+            guard let mtime = signed(values[3], minus.0), let ctime = signed(values[4], minus.1) else { return nil }
+            return FileStamp(device: values[0], inode: values[1], size: values[2], mtimeNanos: mtime, ctimeNanos: ctime)
+        }
     }
 }
 

@@ -82,7 +82,14 @@ struct ByteStreamTests {
                 device: rng.next(), inode: rng.next(), size: rng.next(), mtimeNanos: Int64(bitPattern: rng.next()), ctimeNanos: Int64(bitPattern: rng.next()))
             #expect(FileStamp(text: stamp.text) == stamp)
         }
-        for bad in ["", "1:2:3:4", "1:2:3:4:5:6", "a:2:3:4:5", "1:2:-3:4:5", "1::3:4:5", " 1:2:3:4:5", "1:2:3:4:5 ", "1:2:3:4:+5", "18446744073709551616:2:3:4:5"] {
+        for edge in [FileStamp(device: .max, inode: 0, size: .max, mtimeNanos: .min, ctimeNanos: .max), FileStamp(device: 0, inode: 0, size: 0, mtimeNanos: -1, ctimeNanos: 0)] {
+            #expect(FileStamp(text: edge.text) == edge, "\(edge.text)")
+        }
+        #expect(FileStamp(text: "01:2:3:-0:5") == FileStamp(device: 1, inode: 2, size: 3, mtimeNanos: 0, ctimeNanos: 5), "numbers, as numbers")
+        for bad in [
+            "", "1:2:3:4", "1:2:3:4:5:6", "a:2:3:4:5", "1:2:-3:4:5", "1::3:4:5", " 1:2:3:4:5", "1:2:3:4:5 ", "1:2:3:4:+5", "18446744073709551616:2:3:4:5",
+            "1:2:3:4:", ":1:2:3:4", "1:2:3:--4:5", "1:2:3:4-:5", "1:2:3:9223372036854775808:5", "1:2:3:-9223372036854775809:5", "1:2:3:4:5#", "1:2:3:4:5\u{0}",
+        ] {
             #expect(FileStamp(text: bad) == nil, "\(bad)")
         }
     }

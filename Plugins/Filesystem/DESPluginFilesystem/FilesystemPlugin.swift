@@ -185,8 +185,8 @@ public struct FilesystemBodyFetcher: BodyFetcher {
         let opened = try await root.fetch(BodyLocation(bucket: nil, key: path))
         guard let recorded = location.stamp, let open = opened.opener else { return opened }
         // The stamp, and once the file was made ready, `#` and the SHA-256 the scan read.
-        let parts = recorded.split(separator: "#", maxSplits: 1)
-        let expected = parts.first.map(String.init) ?? recorded
+        let mark = recorded.utf8.firstIndex(of: UInt8(ascii: "#"))
+        let expected = mark.map { String(recorded[..<$0]) } ?? recorded
         // Compared as numbers (no text made per file); a stamp that does not parse matches no file.
         let scanned = FileStamp(text: expected)
         let shown = opened.path
@@ -207,7 +207,7 @@ public struct FilesystemBodyFetcher: BodyFetcher {
             }
             return fd
         }
-        if parts.count == 2 { body.expectedSHA256 = String(parts[1]) }
+        if let mark, case let digest = recorded[recorded.utf8.index(after: mark)...], !digest.isEmpty { body.expectedSHA256 = String(digest) }
         return body
     }
 
