@@ -145,15 +145,13 @@ public final class DESFileHasher {
 
     deinit { buffer.deallocate() }
 
-    /// The lower-case hex SHA-256 of what is left to read of the open file `fd` (the caller
-    /// keeps and closes it; `path` names it in errors). With `expectedSize` (its size by `fstat`,
-    /// above zero) at most that many bytes are read and hashed, without the read that would find
-    /// the end: the caller compares the file's stamp after, which shows a file that grew.
-    public func sha256(ofFileDescriptor fd: Int32, path: String, expectedSize: UInt64? = nil) throws -> String {
-        var total: UInt64 = 0
-        let stopAt = expectedSize.flatMap { $0 > 0 ? $0 : nil }
-        while stopAt.map({ total < $0 }) ?? true {
-            let n = read(fd, buffer, stopAt.map { Int(min(UInt64(size), $0 - total)) } ?? size)
+    /// The lower-case hex SHA-256 of what is left to read of the open file `fd`, up to the end
+    /// (the caller keeps and closes it; `path` names it in errors). It reads on past the size
+    /// `fstat` gave until a read finds the end: a file whose size understates its bytes (a
+    /// stale attribute cache) must not be hashed short, then packed short and taken as whole.
+    public func sha256(ofFileDescriptor fd: Int32, path: String) throws -> String {
+        while true {
+            let n = read(fd, buffer, size)
             if n == 0 { break }
             guard n > 0 else {
                 if errno == EINTR { continue }
@@ -162,7 +160,6 @@ public final class DESFileHasher {
                 throw error
             }
             stream.update(buffer, count: n)
-            total += UInt64(n)
         }
         return stream.finalizeHexString()  // (which starts the next digest)
     }

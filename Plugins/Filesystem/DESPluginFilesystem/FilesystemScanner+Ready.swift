@@ -61,8 +61,7 @@ extension FilesystemScanner {
         guard let fd = try? fetcher.open(file.path) else { return .unreadable }
         defer { _ = Glibc.close(fd) }
         guard let before = try? FileStamp(fileDescriptor: fd, path: file.path), before == file.stamp else { return .changed }
-        // Read up to its size: a file that grew meanwhile shows in the stamp taken after.
-        guard let digest = try? hasher.sha256(ofFileDescriptor: fd, path: file.path, expectedSize: before.size) else { return .unreadable }
+        guard let digest = try? hasher.sha256(ofFileDescriptor: fd, path: file.path) else { return .unreadable }
         guard let after = try? FileStamp(fileDescriptor: fd, path: file.path), after == before else { return .changed }
         return .sha256(digest)
     }
