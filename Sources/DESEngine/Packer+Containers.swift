@@ -71,7 +71,7 @@ extension Packer {
                 do {
                     let entry: DESIndexEntry
                     let stamp = try Self.bodyStamp(body, descriptor: descriptor)
-                    if let big = try await storeOutsideIfBig(file, body: body, size: stamp.size) {
+                    if let big = try await storeOutsideIfBig(file, body: body, descriptor: descriptor, stamp: stamp) {
                         entry = try container.addExternal(
                             name: file.desName, size: big.size, externalKey: big.key, sha256: big.sha256, metadata: file.metadata)
                     } else if descriptor >= 0 {
@@ -139,13 +139,44 @@ extension Packer {
     /// A body at or above `big_file_threshold` is uploaded on its own, to
     /// `{prefix}/_bigFiles/{name}` (before its entry is recorded, so that an entry never points at
     /// nothing); returns where, its size and its SHA-256. Recovery never deletes these objects.
-    func storeOutsideIfBig(_ file: PendingFile, body: FetchedBody, size: UInt64) async throws
+    ///
+    /// What is stored is a copy in the work directory, read through the body's open descriptor
+    /// with the checks a container's entry gets (its size, no change while read, the SHA-256 the
+    /// source expects): storing the source's own file could hard-link it into a local store,
+    /// where a later write to the source would change the archived bytes (and its link count,
+    /// its ctime). Only a body DES downloaded itself (a temporary file) is stored as it is.
+    func storeOutsideIfBig(_ file: PendingFile, body: FetchedBody, descriptor: Int32, stamp: FileStamp) async throws
         -> (key: String, size: UInt64, sha256: String)?
     {
+        let size = stamp.size
         guard size >= config.bigFileThreshold else { return nil }
         let key = "\(context.keyPrefix)/_bigFiles/\(file.desName)"
-        let sha256 = try DESFileDigest.sha256(ofFile: body.path)
-        let info = try await retry.run { try await context.storage.put(key: key, fromFile: body.path) }
+        var stored = body.path
+        let sha256: String
+        if body.isTemporary {
+            sha256 = try DESFileDigest.sha256(ofFile: body.path)
+        } else {
+            let fd = descriptor >= 0 ? descriptor : open(body.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            guard fd >= 0 else { throw DESFormatError(.io, "cannot open the body", path: body.path, errno: errno) }
+            defer { if descriptor < 0 { close(fd) } }
+            var stream = DESFileDescriptorStream(fileDescriptor: fd, path: body.path, expectedSize: size, unchangedSince: stamp)
+            stored = (context.workDir as NSString).appendingPathComponent("big-\(UUID().uuidString).part")
+            do {
+                sha256 = try DESFileCopy.copy(&stream, to: stored)
+            } catch let error as DESFormatError where error.path == stored {
+                // The work directory's fault (full?), not the body's: the batch stops, nothing is failed.
+                throw DESKitError(.storage, "cannot copy the big file \(body.path) into the work directory: \(error)")
+            }
+        }
+        let copy = stored == body.path ? nil : stored
+        defer { if let copy { try? FileManager.default.removeItem(atPath: copy) } }
+        if let expected = body.expectedSHA256, expected.lowercased() != sha256 {
+            throw DESFormatError(
+                .unexpectedContent,
+                "the bytes read for \(file.desName) (sha256 \(sha256)) \(DESArchiveWriter.unexpectedContentWords) (\(expected)): changed without its size or times moving; nothing of it is kept",
+                path: body.path)
+        }
+        let info = try await retry.run { try await context.storage.put(key: key, fromFile: stored) }
         guard info.size == size else {
             throw DESKitError(.storage, "uploaded '\(key)' is \(info.size) bytes, expected \(size)")
         }

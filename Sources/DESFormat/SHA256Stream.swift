@@ -164,3 +164,43 @@ public final class DESFileHasher {
         return stream.finalizeHexString()  // (which starts the next digest)
     }
 }
+
+/// A private copy of a body, hashed as it is copied: what is stored outside a container must
+/// be DES's own file, never the source's (a hard link would share its inode, and a write to
+/// the source would change the stored bytes).
+public enum DESFileCopy {
+    /// Copies everything `stream` reads into a new file at `target` (which must not exist) and
+    /// returns the lower-case hex SHA-256 of the bytes copied. The stream's own checks (size,
+    /// a change while read) throw as they would for a container's entry; on any error the
+    /// partial copy is removed.
+    public static func copy(_ stream: inout DESFileDescriptorStream, to target: String) throws -> String {
+        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard output >= 0 else { throw DESFormatError(.io, "cannot create the copy", path: target, errno: errno) }
+        var done = false
+        defer {
+            Glibc.close(output)
+            if !done { unlink(target) }
+        }
+        let hasher = SHA256Stream()
+        let size = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try stream.read(into: buffer)
+            if n == 0 { break }
+            guard let base = buffer.baseAddress else { break }
+            hasher.update(base, count: n)
+            var written = 0
+            while written < n {
+                let w = write(output, base + written, n - written)
+                if w < 0 {
+                    if errno == EINTR { continue }
+                    throw DESFormatError(.io, "cannot write the copy", path: target, errno: errno)
+                }
+                written += w
+            }
+        }
+        done = true
+        return hasher.finalizeHexString()
+    }
+}

@@ -48,6 +48,23 @@ import Testing
                 #expect(outside.contains { $0.key == "des/_bigFiles/\(name)" })
             }
         }
+        // Stored as copies of their own: a source keeps one link, and a write to it in place
+        // changes nothing stored (a hard link would share the inode, and the archived bytes).
+        for (path, bytes) in big {
+            var st = stat()
+            #expect(stat(d.bodiesRoot + "/" + path, &st) == 0 && st.st_nlink == 1, "\(path) has \(st.st_nlink) links")
+            let handle = try #require(FileHandle(forWritingAtPath: d.bodiesRoot + "/" + path))
+            try handle.write(contentsOf: Data(repeating: 0x58, count: 100))
+            try handle.close()
+            let name = try #require(rows.first { $0[0].text == path }?[1].text)
+            let stored = try await storage.list(prefix: "des/_bigFiles/\(name)")
+            #expect(stored.count == 1)
+            #expect(try await reader.file(named: name, key: try #require(rows.first { $0[0].text == path }?[2].text)) == bytes)
+        }
+        let leftovers = (FileManager.default.enumerator(atPath: d.dir + "/work")?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".part") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+        // Put the bodies back as they were, for the audit.
+        for (path, bytes) in big { _ = FileManager.default.createFile(atPath: d.bodiesRoot + "/" + path, contents: Data(bytes)) }
         // The audit reads every row back (external ones included); recovery leaves the big objects alone.
         let report = try await d.audit()
         #expect(report.isOK, "\(report)")
