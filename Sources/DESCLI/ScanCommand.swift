@@ -46,7 +46,7 @@ struct ScanCommand: AsyncParsableCommand {
             min_age) while files wait to settle, and within a second of inotify seeing a \
             change in a watched directory (a hint only: the periodic walk stays the truth); with --until-idle it \
             scans until a scan moves nothing on (files still too young, or still being written, \
-            stay waiting for the next run) or leaves nothing waiting. \
+            stay waiting for the next run) or leaves no file waiting that was there when it began (files made while it runs are the next run's). \
             Metrics (with --metrics-port): des_scan_files_seen_total, des_scan_rows_inserted_total, \
             des_scan_rows_ready_total, des_scan_rows_duplicate_total, des_scan_rows_gone_total, des_scan_seconds, des_scan_parts_held.
 
@@ -58,7 +58,7 @@ struct ScanCommand: AsyncParsableCommand {
     @OptionGroup var options: PipelineOptions
     @OptionGroup var observability: WorkerObservabilityOptions
     @OptionGroup var backlog: BacklogOptions
-    @Flag(help: "Scan until a scan moves nothing on (files still being written wait) or leaves nothing waiting, then stop.") var untilIdle = false
+    @Flag(help: "Scan until a scan moves nothing on (files still being written wait) or leaves no file waiting that was there when the run began, then stop.") var untilIdle = false
     @Option(help: "The name this process's leases are held under (default: packer.pod_name, else the host name).") var podName: String?
     @Flag(help: "Print the summary as JSON.") var json = false
 
@@ -144,10 +144,11 @@ struct ScanCommand: AsyncParsableCommand {
                     "scanned", metadata: ["files": "\(last.seen)", "waiting": "\(last.waiting)", "changed": "\(last.changed)", "parts": "\(parts.sorted())"])
                 if untilIdle {
                     // Idle: a scan that moved nothing on (files still too young, or still being
-                    // written, keep waiting for the next run), or one that left nothing waiting
-                    // (every row it saw is ready, packed or gone: a pass more of the same tree
-                    // would write nothing; what changes after this walk is the next run's).
-                    if !last.progressed || last.waiting == 0 { break }
+                    // written, keep waiting for the next run), or one that left no file waiting
+                    // that was there, unchanged, when the run began (what is made or changed
+                    // while it runs is the next run's: a directory that never stops receiving
+                    // files must not keep a one-shot scan running).
+                    if !last.progressed || last.waitingFromBefore == 0 { break }
                     _ = await shutdown.sleep(seconds: 0.2)
                     continue
                 }

@@ -336,4 +336,36 @@ struct CLIScanMappedWriteTests {
             #expect(try runDES(["check", "-c", "des.yaml"], in: dir).status == 0)
         }
     }
+
+    @Test("A one-shot scan of a directory that never stops receiving files ends; the files made while it ran are the next run's")
+    func endsWhileFilesArrive() throws {
+        try withTempDir { dir in
+            try CLIScanPathTests.config().write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
+            try CLIScanTests.write(dir, ["a": "alpha", "b": "bravo"])
+            // A writer makes a new file every 20 ms while the scan runs; `timeout` ends a scan
+            // that would not end by itself (exit 124). The writer is ended with SIGKILL: the test
+            // process's children inherit SIGTERM ignored.
+            let scan = Process()
+            scan.executableURL = URL(fileURLWithPath: "/bin/bash")
+            scan.arguments = [
+                "-c",
+                "(i=0; while :; do echo $i > tree/n$i; i=$((i+1)); sleep 0.02; done) & w=$!; "
+                    + "timeout 120 \"$0\" scan -c des.yaml --until-idle --json > scan.json 2> scan.err; rc=$?; kill -9 $w; wait $w; exit $rc",
+                try desBinary(),
+            ]
+            scan.currentDirectoryURL = URL(fileURLWithPath: dir)
+            scan.standardInput = FileHandle.nullDevice
+            try scan.run()
+            scan.waitUntilExit()
+            #expect(scan.terminationStatus == 0, "the scan did not end by itself (exit \(scan.terminationStatus))")
+            let text = try Data(contentsOf: URL(fileURLWithPath: dir + "/scan.json"))
+            let first = try #require(try JSONSerialization.jsonObject(with: text) as? [String: Any])
+            #expect((first["ready"] as? Int ?? 0) >= 2, "the files there before it ran are ready: \(first)")
+            // The next runs take what was made meanwhile: every file ready, none gone.
+            _ = try CLIScanTreeTests.scan(dir)
+            let rows = try CLIScanTests.rows(dir)
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/tree")
+            #expect(rows.count == files.count && rows.values.allSatisfy { $0.status == "new" }, "\(rows.count) rows, \(files.count) files")
+        }
+    }
 }

@@ -15,6 +15,8 @@ public struct FilesystemScanner: SourceScanner {
     let logger: Logger
     /// inotify's hints, on once a scanning service asks for them (``watchForChanges()``).
     let hints = ChangeHints()
+    /// When this scanner was made (ns since the epoch): the start of its run, for ``ScanTotals/waitingFromBefore``.
+    let runStart = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
 
     /// A scanner of `source` (a `filesystem` source) writing to `catalog` (its connector, as the
     /// registry makes it), with its roots resolved against `baseDirectory`. The plugin registers
@@ -83,7 +85,7 @@ public struct FilesystemScanner: SourceScanner {
             let read = ContinuousClock.now
             let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
             var plan = ScanPlan.make(
-                rows: rows, found: files, now: now, minAgeSeconds: settings.minAgeSeconds, complete: walk.unreadable.isEmpty)
+                rows: rows, found: files, now: now, minAgeSeconds: settings.minAgeSeconds, complete: walk.unreadable.isEmpty, runStart: runStart)
             // Only what is written is put in order (a rescan of an unchanged tree writes nothing).
             if settings.priorityRecent {
                 // Written first, so read first by the marker and the packer (they go by row id).
@@ -112,6 +114,7 @@ public struct FilesystemScanner: SourceScanner {
             t.gone = plan.gone.count
             t.superseded = plan.superseded.count
             t.waiting = plan.waiting + made.waiting
+            t.waitingFromBefore = plan.waitingFromBefore
             t.directories = walk.directories
             t.excluded = walk.excluded
             t.links = walk.links

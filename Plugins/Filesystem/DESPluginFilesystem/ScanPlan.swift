@@ -57,18 +57,25 @@ public struct ScanPlan: Sendable {
     /// Among ``updates``, rows that were already waiting and changed again: files still being
     /// written (a scan that only sees these has nothing new to hand on).
     public var changing = 0
+    /// Among ``waiting``, rows of files that last changed before `runStart`
+    /// (``make(rows:found:now:minAgeSeconds:complete:runStart:)``): an until-idle run scans
+    /// again only for these; files made or changed while it runs are the next run's.
+    public var waitingFromBefore = 0
 
     /// The plan for `found` (one walk of a root, in the order to write them) against `rows` (the
     /// latest row of each path of that root), at `now` (ns since the epoch); `complete` is
-    /// false when part of the tree could not be read (then nothing is taken as gone).
-    public static func make(rows: [ScanPath: Row], found: [ScannedFile], now: Int64, minAgeSeconds: Double, complete: Bool) -> ScanPlan {
+    /// false when part of the tree could not be read (then nothing is taken as gone); `runStart`
+    /// (ns since the epoch) is when the scanning run began (``waitingFromBefore``).
+    public static func make(
+        rows: [ScanPath: Row], found: [ScannedFile], now: Int64, minAgeSeconds: Double, complete: Bool, runStart: Int64 = .max
+    ) -> ScanPlan {
         var plan = ScanPlan()
         let minAge = Int64(minAgeSeconds * 1_000_000_000)
         var matched = 0  // files of `found` that have a row (a walk finds each path once)
         for file in found {
             guard let row = rows[ScanPath(file.path)] else {
                 plan.inserts.append((file, 1))
-                plan.waiting += 1
+                plan.wait(file, before: runStart, now: now)
                 continue
             }
             matched += 1
@@ -78,14 +85,14 @@ public struct ScanPlan: Sendable {
             case FilesystemCatalog.Status.failed where !row.same(file) || row.rehash:
                 // Never packed (refused as changed since the scan, or unreadable): it waits again as it is now.
                 plan.updates.append((row.id, file))
-                plan.waiting += 1
+                plan.wait(file, before: runStart, now: now)
             case FilesystemCatalog.Status.packed, FilesystemCatalog.Status.failed, FilesystemCatalog.Status.superseded,
                 FilesystemCatalog.Status.deleted:
                 // (A deleted version is never packed again under its name: a change is a new version.)
                 if !row.same(file) || row.status == FilesystemCatalog.Status.superseded {
                     plan.inserts.append((file, row.version + 1))
                     if row.status == FilesystemCatalog.Status.packed { plan.superseded.append(row.id) }
-                    plan.waiting += 1
+                    plan.wait(file, before: runStart, now: now)
                 }
             case FilesystemCatalog.Status.observed, FilesystemCatalog.Status.gone:
                 if row.same(file) && row.status == FilesystemCatalog.Status.observed && now - Self.changedAt(file, now: now) >= minAge {
@@ -93,12 +100,12 @@ public struct ScanPlan: Sendable {
                 } else {
                     if !row.same(file) || row.status == FilesystemCatalog.Status.gone { plan.updates.append((row.id, file)) }
                     if !row.same(file) && row.status == FilesystemCatalog.Status.observed { plan.changing += 1 }
-                    plan.waiting += 1
+                    plan.wait(file, before: runStart, now: now)
                 }
             default:  // new, pending: ready; changed since, it waits again
                 if !row.same(file) {
                     plan.updates.append((row.id, file))
-                    plan.waiting += 1
+                    plan.wait(file, before: runStart, now: now)
                 }
             }
         }
@@ -121,6 +128,12 @@ public struct ScanPlan: Sendable {
             plan.superseded.sort()
         }
         return plan
+    }
+
+    /// Counts `file` as waiting (and as waiting from before the run when it last changed before `runStart`).
+    mutating func wait(_ file: ScannedFile, before runStart: Int64, now: Int64) {
+        waiting += 1
+        if Self.changedAt(file, now: now) < runStart { waitingFromBefore += 1 }
     }
 
     /// Puts what is written in the order `areInIncreasingOrder` gives its files (``make(rows:found:now:minAgeSeconds:complete:)``

@@ -62,6 +62,15 @@ public struct ScanTotals: Sendable, Hashable {
     public var superseded = 0
     /// Rows still waiting for their file to be left alone.
     public var waiting = 0
+    /// Among ``waiting``, rows of files that last changed before this scanning run began: an
+    /// until-idle run scans again only while some wait (files made or changed while it runs are
+    /// the next run's, so that a directory that never stops receiving files cannot keep it
+    /// running). A scanner that does not set it leaves it equal to ``waiting``.
+    public var waitingFromBefore: Int {
+        get { counted ?? waiting }
+        set { counted = newValue }
+    }
+    private var counted: Int?
     /// Directories read.
     public var directories = 0
     /// Names the globs left out.
@@ -96,6 +105,7 @@ public struct ScanTotals: Sendable, Hashable {
         t.gone += other.gone
         t.superseded += other.superseded
         t.waiting += other.waiting
+        t.waitingFromBefore = waitingFromBefore + other.waitingFromBefore
         t.directories += other.directories
         t.excluded += other.excluded
         t.links += other.links
