@@ -171,10 +171,7 @@ extension Packer {
         let copy = stored == body.path ? nil : stored
         defer { if let copy { try? FileManager.default.removeItem(atPath: copy) } }
         if let expected = body.expectedSHA256, expected.lowercased() != sha256 {
-            throw DESFormatError(
-                .unexpectedContent,
-                "the bytes read for \(file.desName) (sha256 \(sha256)) \(DESArchiveWriter.unexpectedContentWords) (\(expected)): changed without its size or times moving; nothing of it is kept",
-                path: body.path)
+            throw DESArchiveWriter.unexpectedContent(name: file.desName, sha256: sha256, expected: expected, path: body.path)
         }
         let info = try await retry.run { try await context.storage.put(key: key, fromFile: stored) }
         guard info.size == size else {

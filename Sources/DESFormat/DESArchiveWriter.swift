@@ -162,6 +162,14 @@ public final class DESArchiveWriter {
     /// records the digests it expects looks for them in a row's error to hash the file again).
     public static let unexpectedContentWords = "differ from the sha256 expected"
 
+    /// The error for bytes of `name` read with SHA-256 `sha256` where `expected` was expected.
+    public static func unexpectedContent(name: String, sha256: String, expected: String, path: String?) -> DESFormatError {
+        DESFormatError(
+            .unexpectedContent,
+            "the bytes read for \(DESNameRules.quoted(name)) (sha256 \(sha256)) \(unexpectedContentWords) (\(expected)): changed without its size or times moving; nothing of it is kept",
+            path: path)
+    }
+
     func add(name: String, from stream: inout some DESByteStream, metadata: DESMetadata, viaFeed: Bool, expectedSHA256: String? = nil)
         throws -> DESIndexEntry
     {
@@ -191,10 +199,7 @@ public final class DESArchiveWriter {
             guard digest == expected.lowercased() else {
                 names.removeLast(name)
                 try rollback(to: start)
-                throw DESFormatError(
-                    .unexpectedContent,
-                    "the bytes read for \(DESNameRules.quoted(name)) (sha256 \(digest)) \(Self.unexpectedContentWords) (\(expected)): changed without its size or times moving; nothing of it is kept",
-                    path: path)
+                throw Self.unexpectedContent(name: name, sha256: digest, expected: expected, path: path)
             }
             return record(name: name, offset: start, length: total, metadata: metadata, checksum: .given(digest), flags: [])
         }

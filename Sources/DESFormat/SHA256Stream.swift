@@ -44,12 +44,16 @@ final class SHA256Stream {
         if let base = buffer.baseAddress { update(base, count: buffer.count) }
     }
 
-    /// Ends the digest and returns it as lowercase hex; the stream is reset.
+    /// Ends the digest and returns it as lowercase hex, made in place; the stream is reset.
     func finalizeHex() -> String {
-        var hex: [UInt8] = []
-        hex.reserveCapacity(64)
-        finalizeHex(appendingTo: &hex)
-        return String(decoding: hex, as: UTF8.self)
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var length: UInt32 = 0
+        let text = withUnsafeMutableBytes(of: &digest) { raw in
+            EVP_DigestFinal_ex(context, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), &length)
+            return Self.hexString(UnsafeRawBufferPointer(raw))
+        }
+        reset()
+        return text
     }
 
     /// Ends the digest, appends it to `out` as 64 lowercase hex digits and returns its 32 bytes;
@@ -70,22 +74,15 @@ final class SHA256Stream {
         return bytes
     }
 
-    /// Ends the digest and returns it as lowercase hex, made in place; the stream is reset.
-    func finalizeHexString() -> String {
-        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        var length: UInt32 = 0
-        let text = withUnsafeMutableBytes(of: &digest) { raw in
-            EVP_DigestFinal_ex(context, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), &length)
-            return String(unsafeUninitializedCapacity: 64) { text in
-                for (i, b) in raw.enumerated() {
-                    text[2 * i] = hexDigits[Int(b >> 4)]
-                    text[2 * i + 1] = hexDigits[Int(b & 0x0F)]
-                }
-                return 64
+    /// A 32-byte digest as 64 lowercase hex digits, made in place.
+    static func hexString(_ digest: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: 64) { text in
+            for (i, b) in digest.prefix(32).enumerated() {
+                text[2 * i] = hexDigits[Int(b >> 4)]
+                text[2 * i + 1] = hexDigits[Int(b & 0x0F)]
             }
+            return 64
         }
-        reset()
-        return text
     }
 
     /// The SHA-256 of a whole buffer, as lowercase hex.
@@ -98,13 +95,7 @@ final class SHA256Stream {
             withUnsafePointer(to: empty) { none in
                 _ = SHA256(buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? none, buffer.count, out)
             }
-            return String(unsafeUninitializedCapacity: 64) { text in
-                for (i, b) in raw.enumerated() {
-                    text[2 * i] = hexDigits[Int(b >> 4)]
-                    text[2 * i + 1] = hexDigits[Int(b & 0x0F)]
-                }
-                return 64
-            }
+            return hexString(UnsafeRawBufferPointer(raw))
         }
     }
 }
@@ -161,7 +152,7 @@ public final class DESFileHasher {
             }
             stream.update(buffer, count: n)
         }
-        return stream.finalizeHexString()  // (which starts the next digest)
+        return stream.finalizeHex()  // (which starts the next digest)
     }
 }
 
@@ -201,6 +192,6 @@ public enum DESFileCopy {
             }
         }
         done = true
-        return hasher.finalizeHexString()
+        return hasher.finalizeHex()
     }
 }
