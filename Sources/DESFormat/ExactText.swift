@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Text compared and hashed byte for byte (its UTF-8). Swift's `String` compares by Unicode
 /// canonical equivalence, so `café` written precomposed (`c3 a9`) and decomposed
 /// (`65 cc 81`) are one string; to a file system they are two names, and to JSON (RFC 8259
@@ -10,7 +16,23 @@ public struct ExactText: Hashable, Sendable, ExpressibleByStringLiteral, CustomS
     public init(_ text: String) { self.text = text }
     public init(stringLiteral value: String) { text = value }
 
-    public static func == (a: Self, b: Self) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+    public static func == (a: Self, b: Self) -> Bool { bytesEqual(a.text, b.text) }
+
+    /// Whether `a` and `b` have the same UTF-8 bytes (not Swift's canonical equivalence): a
+    /// length check, then one `memcmp` of their contiguous storage (a generic byte-by-byte walk
+    /// of the views was a quarter of a rescan's comparison of 100,000 paths).
+    public static func bytesEqual(_ a: String, _ b: String) -> Bool {
+        let (x, y) = (a.utf8, b.utf8)
+        guard x.count == y.count else { return false }
+        let compared = x.withContiguousStorageIfAvailable { p in
+            y.withContiguousStorageIfAvailable { q in
+                guard let a = p.baseAddress, let b = q.baseAddress else { return true }  // (both empty)
+                return memcmp(a, b, p.count) == 0
+            }
+        }
+        if let equal = compared ?? nil { return equal }
+        return x.elementsEqual(y)
+    }
 
     public func hash(into hasher: inout Hasher) {
         let hashed = text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }

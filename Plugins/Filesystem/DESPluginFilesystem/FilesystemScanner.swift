@@ -85,7 +85,7 @@ public struct FilesystemScanner: SourceScanner {
             let read = ContinuousClock.now
             let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
             var plan = ScanPlan.make(
-                rows: rows, found: files, now: now, minAgeSeconds: settings.minAgeSeconds, complete: walk.unreadable.isEmpty, runStart: runStart)
+                catalog: rows, found: files, now: now, minAgeSeconds: settings.minAgeSeconds, complete: walk.unreadable.isEmpty, runStart: runStart)
             // Only what is written is put in order (a rescan of an unchanged tree writes nothing).
             if settings.priorityRecent {
                 // Written first, so read first by the marker and the packer (they go by row id).
@@ -121,8 +121,18 @@ public struct FilesystemScanner: SourceScanner {
             t.special = walk.special + walk.otherFileSystems
             t.unreadable = walk.unreadable.count + walk.invalidNames
             totals = totals.adding(t)
+            // A row and a file per path (10^6 each for 10^6 files) are freed off the scan's path.
+            Self.free((consume files, consume rows, consume plan))
         }
         return totals
+    }
+
+    /// Drops `value` (the last reference to it) on a background thread: freeing the strings
+    /// of every file and row of a large root took a rescan of 100,000 files some 15 ms, which a
+    /// one-shot scan then waited for before it could exit.
+    static func free<T: Sendable>(_ value: consuming T) {
+        let box = Mutex<T?>(consume value)
+        DispatchQueue.global(qos: .background).async { box.withLock { $0 = nil } }
     }
 
     /// The walk of one root on threads of its own (it blocks), its files collected.
@@ -132,7 +142,7 @@ public struct FilesystemScanner: SourceScanner {
                 let found = Mutex<[ScannedFile]>([])
                 continuation.resume(
                     with: Result {
-                        let totals = try FilesystemWalker(rules: settings.rules, threads: settings.scanThreads).walkByDirectory(root: root, index: index) { files in
+                        let totals = try FilesystemWalker(rules: settings.rules, threads: settings.scanThreads, yielding: Self.walkYielding).walkByDirectory(root: root, index: index) { files in
                             found.withLock { $0 += files }
                         }
                         return (found.withLock { $0 }, totals)
@@ -143,20 +153,23 @@ public struct FilesystemScanner: SourceScanner {
         }
     }
 
+    /// How far below the scan's priority its walk runs (``FilesystemWalker/yielding``): the
+    /// catalog is read on one thread beside the walk's several, and the plan waits for both.
+    static let walkYielding: Int32 = 5
+
     /// The latest row of each path of root `index`.
-    func latestRows(root index: Int) async throws -> [ScanPath: ScanPlan.Row] {
+    func latestRows(root index: Int) async throws -> ScanCatalog {
         let (d, name) = (catalog.dialect, source.name)
         // Outside a transaction: on SQLite the read (seconds, for millions of rows) then holds no
         // write lock, and the packer and marker write on meanwhile.
         return try await catalog.session { session in
-            // Sized first, from a count (a dictionary grown row by row hashes every path again
-            // each time it doubles; collecting the rows first would hold them twice).
+            // Sized first, from a count (a table grown row by row places every row again each
+            // time it doubles; collecting the rows first would hold them twice).
             let count = try session.query(
                 "SELECT COUNT(*) FROM \(FilesystemCatalog.table) WHERE source = \(d.placeholder(1)) AND root = \(d.placeholder(2))",
                 [.text(name), .int(Int64(index))]
             ).first?.values.first?.int ?? 0
-            var latest: [ScanPath: ScanPlan.Row] = [:]
-            latest.reserveCapacity(Int(min(max(count, 0), 1 << 26)))
+            var latest = ScanCatalog(capacity: Int(min(max(count, 0), 1 << 26)))
             let (unexpected, notScanned) = (DESArchiveWriter.unexpectedContentWords, FilesystemCatalog.notTheScannedFileWords)
             // Streamed (a driver that can does not hold every row's values at once), each row
             // read by position, in the SELECT's order (a lookup by name per column is a string
@@ -167,18 +180,18 @@ public struct FilesystemScanner: SourceScanner {
                 SELECT id, path, version, size_bytes, mtime_ns, ctime_ns, device, inode, status,
                   CASE WHEN des_name IS NULL THEN 0 ELSE 1 END, des_error, CASE WHEN status = \(d.placeholder(3)) THEN sha256 END
                 FROM \(FilesystemCatalog.table)
-                WHERE source = \(d.placeholder(1)) AND root = \(d.placeholder(2)) ORDER BY path, version
+                WHERE source = \(d.placeholder(1)) AND root = \(d.placeholder(2))
                 """, [.text(name), .int(Int64(index)), .text(FilesystemCatalog.Status.observed)]
             ) { row in
                 guard row.count == 12, let path = row[1].text else { return }
-                // A path's versions come in order: the last one stays.
-                latest[ScanPath(path)] = ScanPlan.Row(
+                // (In any order: of a path's versions, the latest stays.)
+                latest.keep(ScanPlan.Row(
                     id: row[0].int ?? 0, path: path, version: Int(row[2].int ?? 1), size: UInt64(max(0, row[3].int ?? 0)),
                     mtimeNanos: row[4].int ?? 0, ctimeNanos: row[5].int ?? 0,
                     device: UInt64(bitPattern: row[6].int ?? 0), inode: UInt64(bitPattern: row[7].int ?? 0),
                     status: row[8].text ?? "", named: row[9].int == 1,
                     rehash: row[10].text.map { $0.contains(unexpected) || $0.contains(notScanned) } == true,
-                    digest: row[11].text)
+                    digest: row[11].text))
             }
             return latest
         }
@@ -210,7 +223,8 @@ public struct FilesystemScanner: SourceScanner {
         // only), then the new versions: a scan killed in between leaves a superseded latest row,
         // which the next scan follows with the new version. (The other order would leave a packed
         // row behind a newer version, never superseded, its file no longer what it holds.)
-        _ = try await catalog.markSourceDeleted(rowIDs: plan.superseded.map(String.init))
+        // (Not called with none: an empty list only probes, in a write transaction of its own.)
+        if !plan.superseded.isEmpty { _ = try await catalog.markSourceDeleted(rowIDs: plan.superseded.map(String.init)) }
         for chunk in Self.chunks(plan.inserts, Self.rowsPerTransaction) {
             _ = try await catalog.transaction { session in
                 for (file, version) in chunk {

@@ -90,10 +90,17 @@ public struct FilesystemWalker: Sendable {
     /// How many directories are read at once.
     public let threads: Int
 
+    /// How many steps of nice value its threads run below the thread that walks (0: at its
+    /// priority): a scan reads its catalog on one thread while the walk reads directories on
+    /// ``threads`` threads, and cannot plan before both end; at equal priority the catalog read
+    /// got a fifth of the machine until the walk ended, and then ran alone.
+    public let yielding: Int32
+
     /// A walker.
-    public init(rules: Rules, threads: Int = 4) {
+    public init(rules: Rules, threads: Int = 4, yielding: Int32 = 0) {
         self.rules = rules
         self.threads = max(1, threads)
+        self.yielding = max(0, min(19, yielding))
     }
 
     /// Walks `root` (its index `index` in the source's roots), calling `found` for every accepted
@@ -117,8 +124,10 @@ public struct FilesystemWalker: Sendable {
         let work = WalkQueue(rootDevice: UInt64(st.st_dev))
         work.push("")
         let rules = self.rules
-        let threads = (0..<threads).map { _ in
+        let (threads, yielding) = (self.threads, self.yielding)
+        let walkers = (0..<threads).map { _ in
             Thread {
+                if yielding > 0 { Self.lowerPriority(by: yielding) }
                 while let dir = work.pop() {
                     var local = WalkTotals()
                     let files = Self.read(dir, rootFD: rootFD, index: index, rules: rules, queue: work, totals: &local)
@@ -127,11 +136,22 @@ public struct FilesystemWalker: Sendable {
                 }
             }
         }
-        for t in threads {
+        for t in walkers {
             t.stackSize = 1 << 20
             t.start()
         }
         return work.waitUntilDone()
+    }
+
+    /// Raises the calling thread's nice value by `steps` (Linux sets it per thread): a thread
+    /// may always lower its own priority. Fails quietly (the walk runs as it would).
+    static func lowerPriority(by steps: Int32) {
+        #if os(Linux)
+        errno = 0
+        let current = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        guard errno == 0 else { return }
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, min(19, current + steps))
+        #endif
     }
 
     /// Reads one directory (`relative` to the root; "" is the root), queues its subdirectories

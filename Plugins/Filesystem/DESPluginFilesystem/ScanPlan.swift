@@ -1,4 +1,6 @@
 import DESFormat
+import Dispatch
+import Synchronization
 
 /// A path compared byte for byte (``ExactText``): `café` precomposed and decomposed are two
 /// names to a file system, two files, and two rows of the catalog.
@@ -69,16 +71,77 @@ public struct ScanPlan: Sendable {
     public static func make(
         rows: [ScanPath: Row], found: [ScannedFile], now: Int64, minAgeSeconds: Double, complete: Bool, runStart: Int64 = .max
     ) -> ScanPlan {
-        var plan = ScanPlan()
+        make(catalog: ScanCatalog(rows), found: found, now: now, minAgeSeconds: minAgeSeconds, complete: complete, runStart: runStart)
+    }
+
+    /// The plan for `found` against `catalog` (the latest row of each path of that root); the
+    /// rest as ``make(rows:found:now:minAgeSeconds:complete:runStart:)``.
+    ///
+    /// A large walk is compared in slices on several threads (each file is one lookup and a few
+    /// comparisons, and nothing else runs then: the walk and the catalog read are over); the
+    /// slices' plans are joined in the walk's order, so the plan is the same as one thread's.
+    public static func make(
+        catalog: ScanCatalog, found: [ScannedFile], now: Int64, minAgeSeconds: Double, complete: Bool, runStart: Int64 = .max
+    ) -> ScanPlan {
         let minAge = Int64(minAgeSeconds * 1_000_000_000)
-        var matched = 0  // files of `found` that have a row (a walk finds each path once)
+        let slices = found.count >= 2 * minimumSlice ? min(maximumSlices, found.count / minimumSlice) : 1
+        let results = Mutex([(plan: ScanPlan, matched: [Int32])](repeating: (ScanPlan(), []), count: slices))
+        let step = (found.count + slices - 1) / slices
+        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+            let range = min(found.count, slice * step)..<min(found.count, (slice + 1) * step)
+            let part = compare(found[range], catalog: catalog, now: now, minAge: minAge, runStart: runStart)
+            results.withLock { $0[slice] = part }
+        }
+        let parts = results.withLock { $0 }
+        var plan = ScanPlan()
+        let rows = catalog.rows
+        var matched = 0  // rows whose path the walk found (it finds each path once)
+        var wasFound = [Bool](repeating: false, count: rows.count)
+        for part in parts {
+            plan.join(part.plan)
+            for index in part.matched where !wasFound[Int(index)] {
+                wasFound[Int(index)] = true
+                matched += 1
+            }
+        }
+        // Rows the walk did not find: none when every row was matched (an unchanged tree), else
+        // those whose path is not among the files found.
+        if complete && matched != rows.count {
+            for (index, row) in rows.enumerated() where !wasFound[index] {
+                // (A failed row's file was never packed: gone too, and out of the packer's way.)
+                if [FilesystemCatalog.Status.observed, FilesystemCatalog.Status.new, FilesystemCatalog.Status.pending, FilesystemCatalog.Status.failed]
+                    .contains(row.status)
+                {
+                    plan.gone.append(row.id)
+                } else if row.status == FilesystemCatalog.Status.packed {
+                    plan.superseded.append(row.id)
+                }
+            }
+            plan.gone.sort()
+            plan.superseded.sort()
+        }
+        return plan
+    }
+
+    /// Files of a walk compared in one slice: at most this many slices, of at least this many files.
+    static let (maximumSlices, minimumSlice) = (4, 16_384)
+
+    /// The plan of the files `found` that have no row or a row that changes (``make(catalog:found:now:minAgeSeconds:complete:runStart:)``
+    /// without what rows the walk did not find), and the indices of the rows they matched.
+    static func compare(
+        _ found: ArraySlice<ScannedFile>, catalog: ScanCatalog, now: Int64, minAge: Int64, runStart: Int64
+    ) -> (plan: ScanPlan, matched: [Int32]) {
+        var plan = ScanPlan()
+        var matched: [Int32] = []
+        matched.reserveCapacity(found.count)
         for file in found {
-            guard let row = rows[ScanPath(file.path)] else {
+            guard let index = catalog.index(of: file.path) else {
                 plan.inserts.append((file, 1))
                 plan.wait(file, before: runStart, now: now)
                 continue
             }
-            matched += 1
+            let row = catalog.rows[index]
+            matched.append(Int32(index))
             switch row.status {
             case FilesystemCatalog.Status.claimed:
                 continue  // the packer has it; its own check before and after reading catches a change
@@ -109,25 +172,19 @@ public struct ScanPlan: Sendable {
                 }
             }
         }
-        // Rows the walk did not find: none when every row was matched (an unchanged tree), else
-        // those whose path is not among the files found.
-        if complete && matched != rows.count {
-            var seen = Set<ScanPath>(minimumCapacity: found.count)
-            for file in found { seen.insert(ScanPath(file.path)) }
-            for (path, row) in rows where !seen.contains(path) {
-                // (A failed row's file was never packed: gone too, and out of the packer's way.)
-                if [FilesystemCatalog.Status.observed, FilesystemCatalog.Status.new, FilesystemCatalog.Status.pending, FilesystemCatalog.Status.failed]
-                    .contains(row.status)
-                {
-                    plan.gone.append(row.id)
-                } else if row.status == FilesystemCatalog.Status.packed {
-                    plan.superseded.append(row.id)
-                }
-            }
-            plan.gone.sort()
-            plan.superseded.sort()
-        }
-        return plan
+        return (plan, matched)
+    }
+
+    /// Adds `other`'s writes after this plan's, and its counts to these.
+    mutating func join(_ other: ScanPlan) {
+        inserts += other.inserts
+        updates += other.updates
+        ready += other.ready
+        gone += other.gone
+        superseded += other.superseded
+        waiting += other.waiting
+        changing += other.changing
+        waitingFromBefore += other.waitingFromBefore
     }
 
     /// Counts `file` as waiting (and as waiting from before the run when it last changed before `runStart`).

@@ -178,14 +178,17 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         try bind(stmt, binds, sql)
         let count = sqlite3_column_count(stmt)
         var seen = 0
+        // One array for every row, emptied in place: a body that keeps it copies it (copy on
+        // write), one that only reads it costs no allocation per row.
+        var values: [SQLValue] = []
+        values.reserveCapacity(Int(count))
         while seen < maxRows {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else { throw error(rc, sql) }
             guard decode else { continue }
             seen += 1
-            var values: [SQLValue] = []
-            values.reserveCapacity(Int(count))
+            values.removeAll(keepingCapacity: true)
             for c in 0..<count {
                 switch sqlite3_column_type(stmt, c) {
                 case SQLITE_INTEGER: values.append(.int(sqlite3_column_int64(stmt, c)))
