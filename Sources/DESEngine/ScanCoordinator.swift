@@ -111,7 +111,9 @@ public final class ScanCoordinator: Sendable {
             held.withLock { $0[entry.slot] = renewed }
             let scanner = scanners[entry.scanner]
             do {
-                totals = totals.adding(try await scanner.scan(part: entry.part))
+                let scanned = try await scanner.scan(part: entry.part)
+                await closeLetters(ofRows: scanned.retaken, source: scanner.sourceName)
+                totals = totals.adding(scanned)
                 names.append("\(scanner.sourceName):\(scanner.parts[entry.part])")
             } catch {
                 logger.error("scan failed", metadata: ["part": "\(scanner.sourceName):\(scanner.parts[entry.part])", "error": "\(error)"])
@@ -120,6 +122,28 @@ public final class ScanCoordinator: Sendable {
         }
         if let failure { throw failure }
         return (totals, names)
+    }
+
+    /// Closes the open dead letters of `rows` of `source`: rows a scan took out of failure (their
+    /// file changed, or is gone), so the letters no longer describe them (a row that fails again
+    /// gets a new one). The rows were written first: a crash in between leaves a stale letter,
+    /// which `des dlq retry` closes, never a failed row without its letter. A failure here is
+    /// logged, not thrown: the scan itself is done.
+    func closeLetters(ofRows rows: [String], source: String) async {
+        guard !rows.isEmpty else { return }
+        var closed = 0
+        do {
+            for start in stride(from: 0, to: rows.count, by: 500) {
+                let chunk = Array(rows[start..<min(rows.count, start + 500)])
+                let letters = try await metadata.deadLetters(matching: DeadLetterQuery(source: source, rowIDs: chunk, limit: 100_000))
+                closed += try await metadata.resolveDeadLetters(ids: letters.map(\.id))
+            }
+        } catch {
+            logger.warning("could not close the dead letters of rows the scan took back", metadata: ["source": "\(source)", "error": "\(error)"])
+        }
+        if closed > 0 {
+            logger.info("closed the dead letters of rows the scan took back", metadata: ["source": "\(source)", "letters": "\(closed)"])
+        }
     }
 
     /// Whether a source hints at a change in a part this process holds.

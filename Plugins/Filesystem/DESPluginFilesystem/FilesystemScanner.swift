@@ -113,6 +113,7 @@ public struct FilesystemScanner: SourceScanner {
             t.read = made.read
             t.gone = plan.gone.count
             t.superseded = plan.superseded.count
+            t.retaken = plan.retaken.map(String.init)
             t.waiting = plan.waiting + made.waiting
             t.waitingFromBefore = plan.waitingFromBefore
             t.directories = walk.directories

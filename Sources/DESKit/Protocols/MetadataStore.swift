@@ -175,15 +175,21 @@ public struct DeadLetterQuery: Sendable, Hashable {
     public var stage: String?
     /// Only these letters.
     public var ids: [Int64]?
+    /// Only the letters of these rows (catalog row ids; at most 500 at once).
+    public var rowIDs: [String]?
     /// Closed letters too.
     public var includeResolved = false
     /// At most this many (oldest first).
     public var limit = 1_000
     /// Creates a query; every filter is optional.
-    public init(source: String? = nil, stage: String? = nil, ids: [Int64]? = nil, includeResolved: Bool = false, limit: Int = 1_000) {
+    public init(
+        source: String? = nil, stage: String? = nil, ids: [Int64]? = nil, rowIDs: [String]? = nil, includeResolved: Bool = false,
+        limit: Int = 1_000
+    ) {
         self.source = source
         self.stage = stage
         self.ids = ids
+        self.rowIDs = rowIDs
         self.includeResolved = includeResolved
         self.limit = limit
     }

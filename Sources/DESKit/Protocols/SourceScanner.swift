@@ -60,6 +60,9 @@ public struct ScanTotals: Sendable, Hashable {
     public var gone = 0
     /// Packed rows whose file changed or vanished since.
     public var superseded = 0
+    /// Ids of failed rows the scan took out of failure (taken again, or gone with their file):
+    /// the coordinator closes their open dead letters once the scan has written them.
+    public var retaken: [String] = []
     /// Rows still waiting for their file to be left alone.
     public var waiting = 0
     /// Among ``waiting``, rows of files that last changed before this scanning run began: an
@@ -104,6 +107,7 @@ public struct ScanTotals: Sendable, Hashable {
         t.read += other.read
         t.gone += other.gone
         t.superseded += other.superseded
+        t.retaken += other.retaken
         t.waiting += other.waiting
         t.waitingFromBefore = waitingFromBefore + other.waitingFromBefore
         t.directories += other.directories

@@ -2,6 +2,10 @@
 extension SQLMetadataStore {
     public func deadLetters(matching query: DeadLetterQuery) async throws -> [DeadLetterRecord] {
         if let ids = query.ids, ids.isEmpty { return [] }
+        if let rows = query.rowIDs, rows.isEmpty { return [] }
+        if let rows = query.rowIDs, rows.count > 500 {
+            throw DESKitError(.configuration, "dead letters of \(rows.count) rows asked for at once: at most 500")
+        }
         var binds: [SQLValue] = []
         var conditions: [String] = []
         if !query.includeResolved { conditions.append("resolved = 0") }
@@ -12,6 +16,11 @@ extension SQLMetadataStore {
         if let stage = query.stage {
             binds.append(.text(stage))
             conditions.append("stage = \(p(binds.count))")
+        }
+        if let rows = query.rowIDs {
+            let first = binds.count + 1
+            binds += rows.map { .text($0) }
+            conditions.append("catalog_entry_id IN (\((first..<first + rows.count).map { p($0) }.joined(separator: ", ")))")
         }
         // Ids are integers of ours: inlined, so a long list needs no binds.
         if let ids = query.ids { conditions.append("id IN (\(ids.map(String.init).joined(separator: ", ")))") }
