@@ -48,6 +48,25 @@ struct FilesystemWalkerTests {
         return root
     }
 
+    @Test("A yielding walk's threads run the given nice steps below the walking thread, which keeps its own")
+    func yielding() throws {
+        let root = try Self.tree()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let rules = FilesystemWalker.Rules(include: [], exclude: [], followSymlinks: false, oneFileSystem: true)
+        errno = 0
+        let mine = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        try #require(errno == 0)
+        for (steps, expected) in [(Int32(0), mine), (5, min(19, mine + 5))] {
+            let seen = Mutex<Set<Int32>>([])
+            _ = try FilesystemWalker(rules: rules, threads: 3, yielding: steps).walkByDirectory(root: root, index: 0) { _ in
+                let nice = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)  // (Linux: this thread's)
+                seen.withLock { _ = $0.insert(nice) }
+            }
+            #expect(seen.withLock { $0 } == [expected], "yielding \(steps)")
+            #expect(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) == mine)
+        }
+    }
+
     static func walk(_ root: String, _ rules: FilesystemWalker.Rules, threads: Int = 3) throws -> (Set<String>, WalkTotals) {
         let seen = Mutex<[String]>([])
         let totals = try FilesystemWalker(rules: rules, threads: threads).walk(root: root, index: 0) { file in
