@@ -108,4 +108,17 @@ struct ScanPlanTests {
         let alone = ScanPlan.make(rows: rows, found: [nfd], now: Self.now, minAgeSeconds: 0, complete: true)
         #expect(alone.superseded == [1] && alone.inserts.count == 1)
     }
+
+    @Test("A row the scan cannot move on is left as it is and named: a status DES does not write, a version with no next one")
+    func stuck() {
+        let changed = Self.file("a", size: 20), other = Self.file("b", size: 20), fine = Self.file("c", size: 20)
+        let rows: [ScanPath: ScanPlan.Row] = [
+            "a": Self.row(1, Self.file("a"), "weird"), "b": Self.row(2, Self.file("b"), "packed", version: Int.max),
+            "c": Self.row(3, Self.file("c"), "packed", version: 7),
+        ]
+        let plan = ScanPlan.make(rows: rows, found: [changed, other, fine], now: Self.now, minAgeSeconds: 0, complete: true)
+        #expect(plan.inserts.map(\.file.path) == ["c"] && plan.inserts.map(\.version) == [8])
+        #expect(plan.updates.isEmpty && plan.ready.isEmpty && plan.superseded == [3])
+        #expect(Set(plan.stuck) == ["a", "b"])
+    }
 }

@@ -22,8 +22,10 @@ public enum FilesystemCatalog {
     public static let rootsTable = "des_fs_roots"
 
     /// The words of the error a row fails with when its file is not the one its `stamp` records
-    /// (``FilesystemBodyFetcher/fetch(_:)``): the next scan takes such a row again as its file
-    /// is now, with a stamp made afresh, even when the file itself did not change (the stamp did).
+    /// (``FilesystemBodyFetcher/fetch(_:)``). The next scan takes such a row again as its file is
+    /// now, with a stamp made afresh: because the file changed, or because its stamp no longer
+    /// describes the row's own columns (the stamp is what changed). It decides from those facts,
+    /// not from these words (an error quotes the file's path, which can hold any words).
     public static let notTheScannedFileWords = "is not the file the scan accepted"
 
     /// Statuses the scanner writes.

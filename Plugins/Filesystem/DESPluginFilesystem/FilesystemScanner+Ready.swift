@@ -24,6 +24,9 @@ extension FilesystemScanner {
         /// Rows left waiting: their file changed while it was hashed, or a row with the same
         /// bytes is on its way to being packed (they become references once it is).
         var waiting = 0
+        /// Failed rows the scan's writes took out of failure (``ScanPlan/retaken`` less the rows
+        /// another writer moved meanwhile: a packer claimed one, say).
+        var retaken: [Int64] = []
     }
 
     /// A ready file's SHA-256, read beneath its root, or nil when it cannot be read (the packer

@@ -81,7 +81,8 @@ public struct FilesystemScanner: SourceScanner {
                 hints.watch(root: index, directories: directories)
             }
             let walked = ContinuousClock.now
-            let rows = try await catalogRows
+            var (rows, suspects) = try await catalogRows
+            if !suspects.isEmpty { await recheck(suspects, in: &rows, found: files) }
             let read = ContinuousClock.now
             let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
             var plan = ScanPlan.make(
@@ -93,6 +94,11 @@ public struct FilesystemScanner: SourceScanner {
                 plan.order { a, b in (a.mtimeNanos >= day ? 0 : 1, a.path) < (b.mtimeNanos >= day ? 0 : 1, b.path) }
             } else {
                 plan.order { $0.path < $1.path }
+            }
+            if !plan.stuck.isEmpty {
+                logger.warning(
+                    "rows the scan leaves as they are: a status DES does not write, or a version with no next one",
+                    metadata: ["root": "\(root)", "paths": "\(plan.stuck.count)", "first": "\(plan.stuck.prefix(5))"])
             }
             let planned = ContinuousClock.now
             let made = try await apply(plan, now: now)
@@ -113,7 +119,7 @@ public struct FilesystemScanner: SourceScanner {
             t.read = made.read
             t.gone = plan.gone.count
             t.superseded = plan.superseded.count
-            t.retaken = plan.retaken.map(String.init)
+            t.retaken = made.retaken.map(String.init)
             t.waiting = plan.waiting + made.waiting
             t.waitingFromBefore = plan.waitingFromBefore
             t.directories = walk.directories
@@ -158,8 +164,22 @@ public struct FilesystemScanner: SourceScanner {
     /// catalog is read on one thread beside the walk's several, and the plan waits for both.
     static let walkYielding: Int32 = 5
 
-    /// The latest row of each path of root `index`.
-    func latestRows(root index: Int) async throws -> ScanCatalog {
+    /// A failed row that may have failed because its file's bytes changed without its size or
+    /// times moving: its path, and the SHA-256 the scan read and the packer expected.
+    struct Suspect: Sendable {
+        var path: String
+        var digest: String
+    }
+
+    /// The latest row of each path of root `index`, and the failed rows whose files are read again
+    /// before they are compared (``recheck(_:in:found:)``).
+    ///
+    /// Whether a failed row is taken again although its file did not change is decided from
+    /// facts, never from the words of its error (which quotes its path, and so can say anything):
+    /// its `stamp` no longer describes its own columns (the stamp is what changed: taken again),
+    /// or its error is the packer's "bytes differ" (then the file is hashed again, and taken
+    /// again only when its bytes are not those the scan read).
+    func latestRows(root index: Int) async throws -> (ScanCatalog, [Suspect]) {
         let (d, name) = (catalog.dialect, source.name)
         // Outside a transaction: on SQLite the read (seconds, for millions of rows) then holds no
         // write lock, and the packer and marker write on meanwhile.
@@ -171,30 +191,63 @@ public struct FilesystemScanner: SourceScanner {
                 [.text(name), .int(Int64(index))]
             ).first?.values.first?.int ?? 0
             var latest = ScanCatalog(capacity: Int(min(max(count, 0), 1 << 26)))
-            let (unexpected, notScanned) = (DESArchiveWriter.unexpectedContentWords, FilesystemCatalog.notTheScannedFileWords)
+            var suspects: [Suspect] = []
+            let unexpected = DESArchiveWriter.unexpectedContentWords
             // Streamed (a driver that can does not hold every row's values at once), each row
             // read by position, in the SELECT's order (a lookup by name per column is a string
-            // search per value); whether a row is named, and its digest only while it is
-            // observed, are worked out by the database (a string fewer to make per row, or two).
+            // search per value); whether a row is named, its digest only while it is observed,
+            // and its stamp and error only while it is failed are worked out by the database (a
+            // string fewer to make per row, or three).
             try session.forEachRow(
                 """
                 SELECT id, path, version, size_bytes, mtime_ns, ctime_ns, device, inode, status,
-                  CASE WHEN des_name IS NULL THEN 0 ELSE 1 END, des_error, CASE WHEN status = \(d.placeholder(3)) THEN sha256 END
+                  CASE WHEN des_name IS NULL THEN 0 ELSE 1 END, CASE WHEN status = \(d.placeholder(4)) THEN des_error END,
+                  CASE WHEN status = \(d.placeholder(3)) THEN sha256 END, CASE WHEN status = \(d.placeholder(4)) THEN stamp END
                 FROM \(FilesystemCatalog.table)
                 WHERE source = \(d.placeholder(1)) AND root = \(d.placeholder(2))
-                """, [.text(name), .int(Int64(index)), .text(FilesystemCatalog.Status.observed)]
+                """, [.text(name), .int(Int64(index)), .text(FilesystemCatalog.Status.observed), .text(FilesystemCatalog.Status.failed)]
             ) { row in
-                guard row.count == 12, let path = row[1].text else { return }
-                // (In any order: of a path's versions, the latest stays.)
-                latest.keep(ScanPlan.Row(
+                guard row.count == 13, let path = row[1].text else { return }
+                var kept = ScanPlan.Row(
                     id: row[0].int ?? 0, path: path, version: Int(row[2].int ?? 1), size: UInt64(max(0, row[3].int ?? 0)),
                     mtimeNanos: row[4].int ?? 0, ctimeNanos: row[5].int ?? 0,
                     device: UInt64(bitPattern: row[6].int ?? 0), inode: UInt64(bitPattern: row[7].int ?? 0),
-                    status: row[8].text ?? "", named: row[9].int == 1,
-                    rehash: row[10].text.map { $0.contains(unexpected) || $0.contains(notScanned) } == true,
-                    digest: row[11].text))
+                    status: row[8].text ?? "", named: row[9].int == 1, digest: row[11].text)
+                if let stamp = row[12].text {
+                    let mark = stamp.firstIndex(of: "#")
+                    let own = FileStamp(device: kept.device, inode: kept.inode, size: kept.size, mtimeNanos: kept.mtimeNanos, ctimeNanos: kept.ctimeNanos)
+                    if FileStamp(text: String(stamp[..<(mark ?? stamp.endIndex)])) != own {
+                        kept.rehash = true
+                    } else if let error = row[10].text, error.contains(unexpected), let mark, case let digest = String(stamp[stamp.index(after: mark)...]),
+                        !digest.isEmpty
+                    {
+                        suspects.append(Suspect(path: path, digest: digest))
+                    }
+                }
+                // (In any order: of a path's versions, the latest stays.)
+                latest.keep(kept)
             }
-            return latest
+            // (A suspect whose row is not its path's latest is compared with nothing.)
+            return (latest, suspects.filter { latest[$0.path]?.status == FilesystemCatalog.Status.failed })
+        }
+    }
+
+    /// Reads again the files of `suspects` the walk found unchanged, and marks to be taken again
+    /// (``ScanPlan/Row/rehash``) the rows of those whose bytes are not the ones the scan read.
+    /// A file that cannot be read is left failed.
+    func recheck(_ suspects: [Suspect], in catalog: inout ScanCatalog, found: [ScannedFile]) async {
+        var expected: [ScanPath: String] = [:]
+        for suspect in suspects { expected[ScanPath(suspect.path)] = suspect.digest }
+        var files: [ScannedFile] = []
+        var digests: [String] = []
+        for file in found {
+            guard let digest = expected[ScanPath(file.path)], catalog[file.path]?.same(file) == true else { continue }
+            files.append(file)
+            digests.append(digest)
+        }
+        let hashed = await Self.hash(files, roots: roots, threads: settings.scanThreads)
+        for (file, (digest, now)) in zip(files, zip(digests, hashed)) {
+            if case .sha256(let read) = now, read != digest { catalog.markRehash(path: file.path) }
         }
     }
 
@@ -238,27 +291,37 @@ public struct FilesystemScanner: SourceScanner {
                 }
             }
         }
+        // Of the failed rows the plan takes back, those the writes below did change.
+        let failed = Set(plan.retaken)
+        var retaken: [Int64] = []
         for chunk in Self.chunks(plan.updates, Self.rowsPerTransaction) {
-            _ = try await catalog.transaction { session in
+            retaken += try await catalog.transaction { session in
+                var changed: [Int64] = []
                 for (id, file) in chunk {
-                    _ = try session.execute(update, values(file) + [.text(observed), .int(id), .text(FilesystemCatalog.Status.claimed)])
+                    let n = try session.execute(update, values(file) + [.text(observed), .int(id), .text(FilesystemCatalog.Status.claimed)])
+                    if n > 0 && failed.contains(id) { changed.append(id) }
                 }
+                return changed
             }
         }
-        let made = try await makeReady(plan.ready, now: now)
+        var made = try await makeReady(plan.ready, now: now)
         let markGone = "UPDATE \(table) SET status = \(d.placeholder(1)) WHERE id = \(d.placeholder(2)) AND status IN (\(d.placeholders(4, from: 3)))"
         for chunk in Self.chunks(plan.gone, Self.rowsPerTransaction) {
-            _ = try await catalog.transaction { session in
+            retaken += try await catalog.transaction { session in
+                var changed: [Int64] = []
                 for id in chunk {
-                    _ = try session.execute(
+                    let n = try session.execute(
                         markGone,
                         [
                             .text(FilesystemCatalog.Status.gone), .int(id), .text(observed), .text(FilesystemCatalog.Status.new),
                             .text(FilesystemCatalog.Status.pending), .text(FilesystemCatalog.Status.failed),
                         ])
+                    if n > 0 && failed.contains(id) { changed.append(id) }
                 }
+                return changed
             }
         }
+        made.retaken = retaken
         return made
     }
 

@@ -70,6 +70,11 @@ public struct ScanCatalog: Sendable {
     /// The row of `path`, or nil.
     public subscript(path: String) -> ScanPlan.Row? { index(of: path).map { rows[$0] } }
 
+    /// Marks the row of `path` to be taken again and hashed afresh (``ScanPlan/Row/rehash``).
+    public mutating func markRehash(path: String) {
+        if let index = index(of: path) { rows[index].rehash = true }
+    }
+
     /// Doubles the table and places every row again (from its kept hash).
     private mutating func grow() {
         slots = Array(repeating: -1, count: slots.count * 2)

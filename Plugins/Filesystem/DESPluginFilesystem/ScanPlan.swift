@@ -58,6 +58,9 @@ public struct ScanPlan: Sendable {
     /// hashed again) or gone with their file. Their open dead letters are stale once the plan is
     /// written (``ScanTotals/retaken``).
     public var retaken: [Int64] = []
+    /// Paths whose latest row the scan cannot move on and leaves as it is: a status DES does not
+    /// write, or a version with no next one (the largest integer). The scanner names them.
+    public var stuck: [String] = []
     /// Rows still waiting (changed too recently, or seen once).
     public var waiting = 0
     /// Among ``updates``, rows that were already waiting and changed again: files still being
@@ -159,6 +162,10 @@ public struct ScanPlan: Sendable {
                 FilesystemCatalog.Status.deleted:
                 // (A deleted version is never packed again under its name: a change is a new version.)
                 if !row.same(file) || row.status == FilesystemCatalog.Status.superseded {
+                    guard row.version < Int.max else {
+                        plan.stuck.append(file.path)  // (a version no scan wrote: there is no next one)
+                        continue
+                    }
                     plan.inserts.append((file, row.version + 1))
                     if row.status == FilesystemCatalog.Status.packed { plan.superseded.append(row.id) }
                     plan.wait(file, before: runStart, now: now)
@@ -171,11 +178,16 @@ public struct ScanPlan: Sendable {
                     if !row.same(file) && row.status == FilesystemCatalog.Status.observed { plan.changing += 1 }
                     plan.wait(file, before: runStart, now: now)
                 }
-            default:  // new, pending: ready; changed since, it waits again
+            case FilesystemCatalog.Status.new, FilesystemCatalog.Status.pending:  // ready; changed since, it waits again
                 if !row.same(file) {
                     plan.updates.append((row.id, file))
                     plan.wait(file, before: runStart, now: now)
                 }
+            default:
+                // A status no DES wrote (set by hand, or by a later release): the row is left as
+                // it is, and the file with it (taken as new, it could be packed again under the
+                // name it already has).
+                plan.stuck.append(file.path)
             }
         }
         return (plan, matched)
@@ -189,6 +201,7 @@ public struct ScanPlan: Sendable {
         gone += other.gone
         superseded += other.superseded
         retaken += other.retaken
+        stuck += other.stuck
         waiting += other.waiting
         changing += other.changing
         waitingFromBefore += other.waitingFromBefore
