@@ -528,8 +528,11 @@ public struct LocalBodyFetcher: BodyFetcher {
     /// Resolves every link of the path and checks that the result is under the root.
     private func resolvePortably(_ key: String, joined: String, realRoot: String) throws -> String {
         guard let resolved = RootDirectory.realPath(joined) else {
+            let code = errno
             // Missing file: refuse a lexical escape all the same, so the reason is the right one.
             if Self.escapesLexically(key) { throw escape(key) }
+            // A directory on the way this process may not search is not a missing file.
+            if code == EACCES { throw DESKitError(.storage, "cannot open body '\(joined)': \(String(cString: strerror(code)))") }
             throw DESKitError(.notFound, "no such file '\(joined)'")
         }
         guard resolved.hasPrefix(realRoot == "/" ? "/" : realRoot + "/") else { throw escape(key, to: resolved) }

@@ -179,12 +179,14 @@ struct CLIScanTreeTests {
     func unreadableToDeadLetters() throws {
         try withTempDir { dir in
             try CLIScanPathTests.config().write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
-            try CLIScanPathTests.write(dir, ["open.txt": "readable", "locked.txt": "secret"])
+            try CLIScanPathTests.write(dir, ["open.txt": "readable", "locked.txt": "secret", "closed/inside.txt": "behind a shut door"])
             #expect(chmod(dir + "/tree/locked.txt", 0) == 0)
             // The packer runs as nobody (root reads any file): the locked file is refused by the
             // kernel. What it writes is nobody's; the tree is, before the scan (a chown changes ctime).
             let chownAll = "import os,sys\nos.lchown(sys.argv[1], 65534, 65534)\nfor r,ds,fs in os.walk(sys.argv[1]):\n  for n in ds+fs: os.lchown(os.path.join(r,n), 65534, 65534)"
             try Self.python(chownAll, [dir + "/tree"])
+            // A directory nobody may not search: its file is unreadable, not missing.
+            #expect(chown(dir + "/tree/closed", 0, 0) == 0 && chmod(dir + "/tree/closed", 0o700) == 0)
             _ = try Self.scan(dir)
             #expect(try runDES(["marker", "run", "-c", "des.yaml", "--until-idle"], in: dir).status == 0)
             #expect(chown(dir, 65_534, 65_534) == 0)
@@ -195,6 +197,7 @@ struct CLIScanTreeTests {
             #expect(rows["open.txt@1"]?.status == "packed" && rows["locked.txt@1"]?.status == "failed", "\(rows)")
             let letters = try runDES(["dlq", "list", "-c", "des.yaml", "--json"], in: dir)
             #expect(letters.status == 0 && letters.out.contains("locked.txt") && letters.out.contains("Permission denied"), "\(letters.out) \(letters.stderr)")
+            #expect(rows["closed/inside.txt@1"]?.status == "failed" && letters.out.contains("inside.txt") && !letters.out.contains("no such file"), "\(letters.out)")
             // Made readable (a chmod moves ctime): the next scan takes the row back and closes its letter.
             #expect(chmod(dir + "/tree/locked.txt", 0o644) == 0)
             let again = try Self.scan(dir)
