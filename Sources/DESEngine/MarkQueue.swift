@@ -7,17 +7,18 @@ import Synchronization
 /// when the packer waits for the marks (``flush()``), and holds up to ``batchRows`` rows: a few
 /// hundred containers finishing together are then marked in a few transactions, not in
 /// hundreds, while the marks of a steady stream of containers still overlap the packing.
-/// Transactions are made as large as that allows because a container's rows lie scattered over
-/// the catalog: on SQLite every transaction writes each page it touched again (100,000 rows
-/// marked in batches of 10,000 wrote the catalog's pages about eight times, in batches of
-/// 50,000 twice).
+/// ``promptRows`` is the largest ``SourceConnector/markBatchRows`` of the packer's sources:
+/// 1 on a server database (each container is marked as soon as no batch runs, the next batch
+/// gathering meanwhile), ``batchRows`` on SQLite, where a container's rows lie scattered over
+/// the catalog and every transaction writes each page it touched again (100,000 rows marked in
+/// batches of 10,000 wrote the catalog's pages about eight times, in batches of 50,000 twice).
 package final class MarkQueue: Sendable {
     /// More containers than this waiting makes the packer wait for the marks.
     package static let waitingLimit = 256
     /// A batch stops adding containers once it holds this many rows.
     package static let batchRows = 50_000
-    /// A batch is taken without waiting once this many rows wait: a full batch.
-    package static let promptRows = batchRows
+    /// A batch is taken without waiting once this many rows wait (1 to ``batchRows``).
+    package let promptRows: Int
     /// The longest a container waits for others to join its batch.
     package static let maxDelaySeconds = 1.0
     private struct State {
@@ -30,8 +31,8 @@ package final class MarkQueue: Sendable {
     }
     private let state = Mutex(State())
 
-    /// An empty queue.
-    package init() {}
+    /// An empty queue that takes a batch without waiting once `promptRows` rows wait.
+    package init(promptRows: Int = MarkQueue.batchRows) { self.promptRows = max(1, min(Self.batchRows, promptRows)) }
 
     /// Whether the waiting containers are being taken without delay.
     package var isFlushing: Bool { state.withLock { $0.flushing } }
@@ -73,7 +74,7 @@ package final class MarkQueue: Sendable {
                     return .done
                 }
                 let due = oldest.at + Self.maxDelaySeconds
-                guard s.flushing || s.rows >= Self.promptRows || now >= due || Task.isCancelled else { return .wait(due - now) }
+                guard s.flushing || s.rows >= promptRows || now >= due || Task.isCancelled else { return .wait(due - now) }
                 var (rows, count) = (0, 0)
                 for (container, _) in s.waiting {
                     if count > 0 && rows + container.fileCount > Self.batchRows { break }

@@ -69,7 +69,7 @@ public final class Packer {
     /// `claim_mode: lease`: rows the background marks have marked packed, for the machine.
     let markedRows = MarkedRows()
     /// Uploaded containers whose rows wait to be marked packed.
-    let markQueue = MarkQueue()
+    let markQueue: MarkQueue
 
     /// This incarnation's identity: the pod, and an instance naming this process (``ProcessIdentity``).
     public var holder: LeaseHolder { context.holder }
@@ -83,6 +83,7 @@ public final class Packer {
     public init(parts: Parts, config: PackerConfig, logger: Logger) throws {
         self.context = try PackerContext(parts: parts, config: config, logger: logger)
         self.machine = PackerStateMachine(mode: config.claimMode, limits: .init(config))
+        self.markQueue = MarkQueue(promptRows: parts.sources.map(\.connector.markBatchRows).max() ?? MarkQueue.batchRows)
     }
 
     deinit { context.closer.stop() }

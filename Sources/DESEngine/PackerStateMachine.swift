@@ -266,13 +266,19 @@ package struct PackerStateMachine: Sendable {
     /// whether the container is now full and is to be finalized.
     package mutating func placed(source: String, rowID: String, name: String, bytes: UInt64, in slot: ContainerSlot) -> Bool {
         // In place: a copy of the container would copy its rows, once a file.
+        // (Through one inout access: reading a field back through `open.values[i]` copied the
+        // whole container, retaining each of its fields, once a file.)
         guard let i = open.index(forKey: slot) else { return false }
-        open.values[i].rows[source, default: []].append(rowID)
-        open.values[i].names[source, default: []].append(name)
-        open.values[i].fileCount += 1
-        open.values[i].bytes += bytes
         lastDays.insert(slot.day)
-        return open.values[i].bytes >= limits.maxBytes || open.values[i].fileCount >= limits.maxFiles
+        return Self.place(source: source, rowID: rowID, name: name, bytes: bytes, in: &open.values[i], limits: limits)
+    }
+
+    private static func place(source: String, rowID: String, name: String, bytes: UInt64, in c: inout Container, limits: Limits) -> Bool {
+        c.rows[source, default: []].append(rowID)
+        c.names[source, default: []].append(name)
+        c.fileCount += 1
+        c.bytes += bytes
+        return c.bytes >= limits.maxBytes || c.fileCount >= limits.maxFiles
     }
 
     /// Whether `source`'s row `rowID` is in the open container of `slot`.

@@ -8,6 +8,7 @@ public struct SQLiteDialect: SQLDialect {
     public init() {}
 
     public var name: String { "sqlite" }
+    public var writesTouchedPagesAgain: Bool { true }
 
     public func quoteIdentifier(_ identifier: String) -> String {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
@@ -144,6 +145,7 @@ public struct SQLiteMetadataDialect: SQLMetadataDialect {
     public init() {}
 
     public var name: String { "sqlite" }
+    public var writesTouchedPagesAgain: Bool { true }
     public func placeholder(_ position: Int) -> String { "?\(position)" }
     public var now: String { SQLiteDialect.now }
 

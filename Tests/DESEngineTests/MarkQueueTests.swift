@@ -18,7 +18,7 @@ import Testing
     @Test("one task at a time: the first container starts it, later ones join its batches; none is lost when it fails")
     func oneTask() async {
         let q = MarkQueue()
-        #expect(q.add(Self.container(id: 1, files: MarkQueue.promptRows - 10)), "the first container starts a task")
+        #expect(q.add(Self.container(id: 1, files: q.promptRows - 10)), "the first container starts a task")
         #expect(!q.add(Self.container(id: 2, files: 10)), "a second waits for the running task")
         #expect(!q.restart(), "a task is running")
         let batch = await q.next()
@@ -55,5 +55,18 @@ import Testing
         #expect(await q.next()?.map(\.record.id) == [1, 2])
         #expect(await q.next() == nil)
         #expect(!q.isFlushing, "the flush ends when the queue is empty")
+    }
+
+    @Test("with promptRows 1 (a server database) a container is taken at once; those added while a batch runs form the next")
+    func prompt() async {
+        let q = MarkQueue(promptRows: 1)
+        #expect(q.add(Self.container(id: 1, files: 2_000)))
+        #expect(await q.next()?.map(\.record.id) == [1], "taken without waiting a second")
+        _ = q.add(Self.container(id: 2, files: 2_000))
+        _ = q.add(Self.container(id: 3, files: 2_000))
+        #expect(await q.next()?.map(\.record.id) == [2, 3])
+        #expect(await q.next() == nil)
+        #expect(MarkQueue(promptRows: 0).promptRows == 1 && MarkQueue(promptRows: .max).promptRows == MarkQueue.batchRows)
+        #expect(MarkQueue().promptRows == MarkQueue.batchRows)
     }
 }

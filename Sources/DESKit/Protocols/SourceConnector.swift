@@ -241,6 +241,13 @@ public protocol SourceConnector: Sendable {
     /// rows not in flight (``readPending(rowIDs:shards:)``).
     func readPendingNames(shards: [Int], afterRowID: String?, limit: Int) async throws -> [NamedRow]?
 
+    /// How many rows the packer lets gather before it marks them packed in one batch, when
+    /// nothing hurries it (at most a second): 1 marks each uploaded container at once (while one
+    /// batch runs the next gathers, so marks follow the packing and overlap it); a database that
+    /// writes every page a transaction touched again wants many (a container's rows lie
+    /// scattered). Default 1.
+    var markBatchRows: Int { get }
+
     /// The rows among `rowIDs` that ``readPending(shards:afterRowID:limit:)`` would return (still
     /// pending, of `shards`), in row-id order; ids of rows no longer pending are left out. Needed
     /// only where ``readPendingNames(shards:afterRowID:limit:)`` answers.
@@ -330,6 +337,9 @@ extension SourceConnector {
 
     /// No read of ids and names alone: the packer reads whole rows.
     public func readPendingNames(shards: [Int], afterRowID: String?, limit: Int) async throws -> [NamedRow]? { nil }
+
+    /// Each uploaded container is marked at once.
+    public var markBatchRows: Int { 1 }
 
     /// See ``readPendingNames(shards:afterRowID:limit:)``.
     public func readPending(rowIDs: [String], shards: [Int]) async throws -> [PendingFile] {

@@ -24,6 +24,10 @@ public enum SQLIdentifier {
 public protocol SQLDialect: Sendable {
     /// The dialect's name, e.g. `sqlite`.
     var name: String { get }
+    /// Whether every write transaction writes each page it touched again in full (SQLite's
+    /// journal): then rows updated in one transaction should be many, even if they wait for it.
+    /// Default false (a server database logs the rows, and marks are best spread over a run).
+    var writesTouchedPagesAgain: Bool { get }
     /// Quotes an already validated identifier.
     func quoteIdentifier(_ identifier: String) -> String
     /// The placeholder for the `position`-th (1-based) bound value.
@@ -136,6 +140,7 @@ public enum SQLDESColumnRole: String, Sendable {
 }
 
 extension SQLDialect {
+    public var writesTouchedPagesAgain: Bool { false }
     public var rowLimit: SQLRowLimit { .limit }
     public var healthQuery: String { "SELECT 1" }
     public var identifiersCaseSensitive: Bool { false }
