@@ -165,3 +165,30 @@ import Testing
         }
     }
 }
+
+/// Recording a container uploaded is safe to retry: the answer of a write that committed can be
+/// lost with the connection, and the retry must not read as fencing.
+@Suite struct UploadRecordRetryTests {
+    @Test("markUploaded again with the same holder, token and values answers true; other values, another lease, or a container not uploaded answer false")
+    func idempotent() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        let store = try await d.metadata()
+        let holder = LeaseHolder(pod: "p", instance: "1")
+        let lease = try #require(try await store.acquireLease(shard: 0, holder: holder, ttlSeconds: 30))
+        let c = try await store.createContainer(day: "2025-01-01", shard: 0, lease: lease, keyPrefix: "des")
+        let other = try await store.createContainer(day: "2025-01-01", shard: 0, lease: lease, keyPrefix: "des")
+        #expect(try await store.markUploaded(containerID: c.id, fileCount: 3, bytes: 30, size: 100, etag: "e", lease: lease))
+        #expect(try await store.markUploaded(containerID: c.id, fileCount: 3, bytes: 30, size: 100, etag: "e", lease: lease), "the retry of a committed write")
+        #expect(try await !store.markUploaded(containerID: c.id, fileCount: 3, bytes: 30, size: 101, etag: "e", lease: lease), "other values")
+        #expect(try await !store.markUploaded(containerID: c.id, fileCount: 4, bytes: 30, size: 100, etag: "e", lease: lease), "other values")
+        var stranger = lease
+        stranger.token += 1
+        #expect(try await !store.markUploaded(containerID: c.id, fileCount: 3, bytes: 30, size: 100, etag: "e", lease: stranger), "another token")
+        // A container still writing under a lease lost meanwhile is fenced, as before.
+        try await store.releaseLease(lease)
+        #expect(try await !store.markUploaded(containerID: other.id, fileCount: 3, bytes: 30, size: 100, etag: "e", lease: lease))
+        let events = try await store.events(afterSeq: 0, limit: 100)
+        #expect(events.filter { $0.kind == .containerUploaded }.count == 1, "one upload event, not one per retry: \(events)")
+    }
+}

@@ -232,7 +232,8 @@ public protocol MetadataStore: Sendable {
     func checkpoint(containerID: Int64, fileCount: Int, bytes: UInt64, lease: ShardLease) async throws
 
     /// Records a container `uploaded` — only while `lease` still holds with its token.
-    /// Returns false when fenced (the lease was lost).
+    /// Returns false when fenced (the lease was lost). Idempotent: a retry of a call that
+    /// committed (its answer lost with the connection) returns true, as the first would have.
     func markUploaded(containerID: Int64, fileCount: Int, bytes: UInt64, size: UInt64, etag: String, lease: ShardLease)
         async throws -> Bool
 

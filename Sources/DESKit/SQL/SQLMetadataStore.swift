@@ -272,12 +272,27 @@ public final class SQLMetadataStore: MetadataStore {
               uploaded_at = \(now), updated_at = \(now)
             WHERE id = \(p(9)) AND state = 'writing' AND \(guardClause)
             """
+        // A retry of this very write, whose commit went through but whose answer was lost with
+        // the connection, finds the container uploaded already: by this holder, under this
+        // token, with these values. That is a success, not fencing (taken for fencing, a
+        // lease-mode packer gave the rows back and packed them again, into a second container).
+        let again = """
+            SELECT 1 FROM des_containers WHERE id = \(p(1)) AND state = 'uploaded' AND holder = \(p(2)) AND token = \(p(3))
+              AND file_count = \(p(4)) AND bytes = \(p(5)) AND size = \(p(6)) AND etag = \(p(7))
+            """
+        let mine: [SQLValue] = [
+            .int(containerID), .text(lease.holder.description), .int(lease.token), .int(Int64(fileCount)), .int(Int64(bytes)), .int(Int64(size)),
+            .text(etag),
+        ]
         return try await transaction { [self] s in
             let changed = try s.execute(
                 sql,
                 Self.guardBinds(lease) + [.int(Int64(fileCount)), .int(Int64(bytes)), .int(Int64(size)), .text(etag), .int(containerID)])
-            if changed == 1 { try emitContainerEvents(.containerUploaded, ids: [containerID], in: s) }
-            return changed == 1
+            if changed == 1 {
+                try emitContainerEvents(.containerUploaded, ids: [containerID], in: s)
+                return true
+            }
+            return !(try s.query(again, mine)).isEmpty
         }
     }
 
