@@ -283,7 +283,7 @@ extension Packer {
             }
             for (mark, count) in zip(marks, changed) where count != mark.rowIDs.count {
                 context.logger.warning(
-                    "some rows were not marked packed (gone from the catalog, or changed)",
+                    "the mark changed fewer rows than the container holds: packed already (a retry after an answer lost with the connection, or recovery marked them), gone from the catalog, or changed; des check tells which",
                     metadata: ["key": "\(mark.container)", "source": "\(name)", "expected": "\(mark.rowIDs.count)", "changed": "\(count)"])
             }
         }
