@@ -181,15 +181,7 @@ public enum DESFileCopy {
             if n == 0 { break }
             guard let base = buffer.baseAddress else { break }
             hasher.update(base, count: n)
-            var written = 0
-            while written < n {
-                let w = write(output, base + written, n - written)
-                if w < 0 {
-                    if errno == EINTR { continue }
-                    throw DESFormatError(.io, "cannot write the copy", path: target, errno: errno)
-                }
-                written += w
-            }
+            try writeFully(output, base, count: n, path: target)
         }
         done = true
         return hasher.finalizeHex()

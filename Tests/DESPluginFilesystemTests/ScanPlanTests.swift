@@ -1,3 +1,4 @@
+import DESFormat
 import DESPluginFilesystem
 import Testing
 
@@ -120,5 +121,18 @@ struct ScanPlanTests {
         #expect(plan.inserts.map(\.file.path) == ["c"] && plan.inserts.map(\.version) == [8])
         #expect(plan.updates.isEmpty && plan.ready.isEmpty && plan.superseded == [3])
         #expect(Set(plan.stuck) == ["a", "b"])
+    }
+
+    @Test("A stamp column read back gives the stamp and the digest written; no digest, an empty one, or a stamp that does not parse say so")
+    func stampColumn() {
+        let stamp = FileStamp(device: 7, inode: 42, size: 9, mtimeNanos: -5, ctimeNanos: 1_700_000_000_000_000_000)
+        let digest = String(repeating: "ab", count: 32)
+        let full = FilesystemCatalog.parseStampColumn(FilesystemCatalog.stampColumn(stamp, digest: digest))
+        #expect(full.stamp == stamp && full.text == stamp.text && full.digest == digest[...])
+        let bare = FilesystemCatalog.parseStampColumn(stamp.text)
+        #expect(bare.stamp == stamp && bare.digest == nil)
+        #expect(FilesystemCatalog.parseStampColumn(stamp.text + "#").digest == nil)
+        let garbage = FilesystemCatalog.parseStampColumn("7:42:x:1:2#" + digest)
+        #expect(garbage.stamp == nil && garbage.text == "7:42:x:1:2" && garbage.digest == digest[...])
     }
 }

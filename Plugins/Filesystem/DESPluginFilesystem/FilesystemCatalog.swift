@@ -1,3 +1,4 @@
+import DESFormat
 import DESKit
 
 /// The catalog DES keeps for `filesystem` sources: one table, `des_fs_files`, in the metadata
@@ -27,6 +28,19 @@ public enum FilesystemCatalog {
     /// describes the row's own columns (the stamp is what changed). It decides from those facts,
     /// not from these words (an error quotes the file's path, which can hold any words).
     public static let notTheScannedFileWords = "is not the file the scan accepted"
+
+    /// A row's `stamp` column as the scan writes it: the file's ``FileStamp/text``, and once the
+    /// row is made ready `#` and the SHA-256 the scan read.
+    public static func stampColumn(_ stamp: FileStamp, digest: String) -> String { stamp.text + "#" + digest }
+
+    /// A `stamp` column read back (``stampColumn(_:digest:)``): the file it records (nil when the
+    /// text does not parse: it matches no file), that part's text, and the SHA-256 (nil when none).
+    public static func parseStampColumn(_ recorded: String) -> (stamp: FileStamp?, text: Substring, digest: Substring?) {
+        guard let mark = recorded.utf8.firstIndex(of: UInt8(ascii: "#")) else { return (FileStamp(text: recorded), recorded[...], nil) }
+        let text = recorded[..<mark]
+        let digest = recorded[recorded.utf8.index(after: mark)...]
+        return (FileStamp(text: String(text)), text, digest.isEmpty ? nil : digest)
+    }
 
     /// Statuses the scanner writes.
     public enum Status {

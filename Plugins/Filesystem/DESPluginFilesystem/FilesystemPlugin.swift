@@ -184,11 +184,8 @@ public struct FilesystemBodyFetcher: BodyFetcher {
         let (root, path) = try split(location.key)
         let opened = try await root.fetch(BodyLocation(bucket: nil, key: path))
         guard let recorded = location.stamp, let open = opened.opener else { return opened }
-        // The stamp, and once the file was made ready, `#` and the SHA-256 the scan read.
-        let mark = recorded.utf8.firstIndex(of: UInt8(ascii: "#"))
-        let expected = mark.map { String(recorded[..<$0]) } ?? recorded
         // Compared as numbers (no text made per file); a stamp that does not parse matches no file.
-        let scanned = FileStamp(text: expected)
+        let (scanned, expected, digest) = FilesystemCatalog.parseStampColumn(recorded)
         let shown = opened.path
         var body = FetchedBody(path: shown) {
             let fd = try open()
@@ -207,7 +204,7 @@ public struct FilesystemBodyFetcher: BodyFetcher {
             }
             return fd
         }
-        if let mark, case let digest = recorded[recorded.utf8.index(after: mark)...], !digest.isEmpty { body.expectedSHA256 = String(digest) }
+        if let digest { body.expectedSHA256 = String(digest) }
         return body
     }
 

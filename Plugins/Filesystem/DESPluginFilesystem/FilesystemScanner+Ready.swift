@@ -163,7 +163,7 @@ extension FilesystemScanner {
                     if row.digest == nil { kept.append((row.id, digest)) }
                 } else {
                     // The packer packs the file only if its bytes still have this digest.
-                    plain.append((row.id, status, .text(digest), row.file.stamp.text + "#" + digest))
+                    plain.append((row.id, status, .text(digest), FilesystemCatalog.stampColumn(row.file.stamp, digest: digest)))
                 }
             }
         }

@@ -82,7 +82,7 @@ public struct FilesystemScanner: SourceScanner {
             }
             let walked = ContinuousClock.now
             var (rows, suspects) = try await catalogRows
-            if !suspects.isEmpty { await recheck(suspects, in: &rows, found: files) }
+            if !suspects.isEmpty { await recheck(suspects, in: &rows, root: index) }
             let read = ContinuousClock.now
             let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
             var plan = ScanPlan.make(
@@ -165,8 +165,9 @@ public struct FilesystemScanner: SourceScanner {
     static let walkYielding: Int32 = 5
 
     /// A failed row that may have failed because its file's bytes changed without its size or
-    /// times moving: its path, and the SHA-256 the scan read and the packer expected.
+    /// times moving: its id and path, and the SHA-256 the scan read and the packer expected.
     struct Suspect: Sendable {
+        var id: Int64
         var path: String
         var digest: String
     }
@@ -214,40 +215,34 @@ public struct FilesystemScanner: SourceScanner {
                     device: UInt64(bitPattern: row[6].int ?? 0), inode: UInt64(bitPattern: row[7].int ?? 0),
                     status: row[8].text ?? "", named: row[9].int == 1, digest: row[11].text)
                 if let stamp = row[12].text {
-                    let mark = stamp.firstIndex(of: "#")
-                    let own = FileStamp(device: kept.device, inode: kept.inode, size: kept.size, mtimeNanos: kept.mtimeNanos, ctimeNanos: kept.ctimeNanos)
-                    if FileStamp(text: String(stamp[..<(mark ?? stamp.endIndex)])) != own {
+                    let recorded = FilesystemCatalog.parseStampColumn(stamp)
+                    if recorded.stamp != kept.stamp {
                         kept.rehash = true
-                    } else if let error = row[10].text, error.contains(unexpected), let mark, case let digest = String(stamp[stamp.index(after: mark)...]),
-                        !digest.isEmpty
-                    {
-                        suspects.append(Suspect(path: path, digest: digest))
+                    } else if let error = row[10].text, error.contains(unexpected), let digest = recorded.digest {
+                        suspects.append(Suspect(id: kept.id, path: path, digest: String(digest)))
                     }
                 }
                 // (In any order: of a path's versions, the latest stays.)
                 latest.keep(kept)
             }
-            // (A suspect whose row is not its path's latest is compared with nothing.)
-            return (latest, suspects.filter { latest[$0.path]?.status == FilesystemCatalog.Status.failed })
+            return (latest, suspects)
         }
     }
 
-    /// Reads again the files of `suspects` the walk found unchanged, and marks to be taken again
-    /// (``ScanPlan/Row/rehash``) the rows of those whose bytes are not the ones the scan read.
-    /// A file that cannot be read is left failed.
-    func recheck(_ suspects: [Suspect], in catalog: inout ScanCatalog, found: [ScannedFile]) async {
-        var expected: [ScanPath: String] = [:]
-        for suspect in suspects { expected[ScanPath(suspect.path)] = suspect.digest }
-        var files: [ScannedFile] = []
-        var digests: [String] = []
-        for file in found {
-            guard let digest = expected[ScanPath(file.path)], catalog[file.path]?.same(file) == true else { continue }
-            files.append(file)
-            digests.append(digest)
+    /// Reads again the files of `suspects` (those still their path's latest row), and marks to
+    /// be taken again (``ScanPlan/Row/rehash``) the rows whose files, unchanged since the row was
+    /// written, now have other bytes than the scan read. A file that changed (the hash checks
+    /// its stamp first) is taken again anyway; one that cannot be read is left failed.
+    func recheck(_ suspects: [Suspect], in catalog: inout ScanCatalog, root: Int) async {
+        let rows = suspects.compactMap { suspect in catalog[suspect.path].flatMap { $0.id == suspect.id ? ($0, suspect.digest) : nil } }
+        let files = rows.map { row, _ in
+            ScannedFile(
+                root: root, path: row.path, size: row.size, mtimeNanos: row.mtimeNanos, ctimeNanos: row.ctimeNanos, device: row.device,
+                inode: row.inode)
         }
         let hashed = await Self.hash(files, roots: roots, threads: settings.scanThreads)
-        for (file, (digest, now)) in zip(files, zip(digests, hashed)) {
-            if case .sha256(let read) = now, read != digest { catalog.markRehash(path: file.path) }
+        for ((row, digest), now) in zip(rows, hashed) {
+            if case .sha256(let read) = now, read != digest { catalog.markRehash(path: row.path) }
         }
     }
 

@@ -35,36 +35,38 @@ public struct ScanCatalog: Sendable {
 
     /// Keeps `row` as its path's latest row unless a row of a later version is already kept.
     public mutating func keep(_ row: ScanPlan.Row) {
+        if (rows.count + 1) * 2 > slots.count { grow() }
         let hash = Self.hash(row.path)
-        var slot = hash & (slots.count - 1)
-        while slots[slot] >= 0 {
-            let index = Int(slots[slot])
-            if hashes[index] == hash, ExactText.bytesEqual(rows[index].path, row.path) {
-                if row.version >= rows[index].version { rows[index] = row }
-                return
-            }
-            slot = (slot + 1) & (slots.count - 1)
+        switch probe(row.path, hash: hash) {
+        case .found(let index):
+            if row.version >= rows[index].version { rows[index] = row }
+        case .free(let slot):
+            slots[slot] = Int32(rows.count)
+            rows.append(row)
+            hashes.append(hash)
         }
-        if (rows.count + 1) * 2 > slots.count {
-            grow()
-            keep(row)
-            return
-        }
-        slots[slot] = Int32(rows.count)
-        rows.append(row)
-        hashes.append(hash)
     }
 
     /// The index in ``rows`` of the row of `path`, or nil.
     public func index(of path: String) -> Int? {
-        let hash = Self.hash(path)
+        if case .found(let index) = probe(path, hash: Self.hash(path)) { return index }
+        return nil
+    }
+
+    private enum Probe {
+        case found(Int)
+        case free(Int)
+    }
+
+    /// The row of `path` (whose hash is `hash`), or the free slot where it would go.
+    private func probe(_ path: String, hash: Int) -> Probe {
         var slot = hash & (slots.count - 1)
         while slots[slot] >= 0 {
             let index = Int(slots[slot])
-            if hashes[index] == hash, ExactText.bytesEqual(rows[index].path, path) { return index }
+            if hashes[index] == hash, ExactText.bytesEqual(rows[index].path, path) { return .found(index) }
             slot = (slot + 1) & (slots.count - 1)
         }
-        return nil
+        return .free(slot)
     }
 
     /// The row of `path`, or nil.

@@ -37,6 +37,8 @@ public struct ScanPlan: Sendable {
             (self.ctimeNanos, self.device, self.inode, self.status, self.named) = (ctimeNanos, device, inode, status, named)
             (self.rehash, self.digest) = (rehash, digest)
         }
+        /// The file as this row records it.
+        var stamp: FileStamp { FileStamp(device: device, inode: inode, size: size, mtimeNanos: mtimeNanos, ctimeNanos: ctimeNanos) }
         /// Whether `file` is the same version: path, size, mtime, ctime, device and inode all equal.
         func same(_ file: ScannedFile) -> Bool {
             size == file.size && mtimeNanos == file.mtimeNanos && ctimeNanos == file.ctimeNanos && device == file.device && inode == file.inode
