@@ -86,14 +86,14 @@ final class SHA256Stream {
     }
 
     /// The SHA-256 of a whole buffer, as lowercase hex.
-    /// One call, no context made and freed (a server checks a small body on every read).
+    /// No context allocated (``cdes_sha256``): a server checks a small body on every read.
     static func hex(of buffer: UnsafeRawBufferPointer) -> String {
         var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         return withUnsafeMutableBytes(of: &digest) { raw in
             let out = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self)
             let empty: UInt8 = 0
             withUnsafePointer(to: empty) { none in
-                _ = SHA256(buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? none, buffer.count, out)
+                cdes_sha256(buffer.baseAddress ?? UnsafeRawPointer(none), buffer.count, out)
             }
             return hexString(UnsafeRawBufferPointer(raw))
         }

@@ -9,7 +9,7 @@ public func consistentHash(_ value: String, bits: Int) -> UInt64 {
     var text = value
     let top: UInt64 = text.withUTF8 { utf8 in
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
-            _ = SHA256(utf8.baseAddress, utf8.count, digest.baseAddress)
+            cdes_sha256(utf8.baseAddress, utf8.count, digest.baseAddress)
             var top: UInt64 = 0
             for i in 0..<8 { top = top << 8 | UInt64(digest[i]) }
             return top

@@ -112,7 +112,7 @@ struct CLIScanCrashTests {
 struct CLIScanLeaseTests {
     /// Starts `des scan` as a service under `pod`, its log (info) going to `log`.
     static func start(pod: String, dir: String, log: String, config: String = "des.yaml") throws -> Process {
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try desBinary())
         p.arguments = ["scan", "-c", dir + "/" + config, "--pod-name", pod, "--log-level", "info"]
