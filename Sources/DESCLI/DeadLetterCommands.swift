@@ -1,5 +1,6 @@
 import ArgumentParser
 import DESEngine
+import DESFormat
 import DESKit
 import Foundation
 
@@ -104,8 +105,10 @@ struct DeadLetterListCommand: AsyncParsableCommand {
             var out = ""
             for l in letters {
                 let state = l.resolvedAt == nil ? "" : " (resolved)"
-                let name = l.letter.desName.map { " \($0)" } ?? ""
-                out += "\(l.id)  \(l.letter.source) row \(l.letter.rowID)\(name) [\(l.letter.stage)]\(state): \(l.letter.reason)\n"
+                // Catalog text (ids, names, reasons quoting paths) escaped: a hostile row cannot fake lines or drive the terminal.
+                let show = DESNameRules.escapedForDisplay
+                let name = l.letter.desName.map { " \(show($0))" } ?? ""
+                out += "\(l.id)  \(show(l.letter.source)) row \(show(l.letter.rowID))\(name) [\(show(l.letter.stage))]\(state): \(show(l.letter.reason))\n"
             }
             out += "\(letters.count) letter(s)\(letters.count == limit ? " (the first \(limit); --limit for more)" : "")\n"
             Terminal.out(out)

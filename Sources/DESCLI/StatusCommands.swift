@@ -1,5 +1,6 @@
 import ArgumentParser
 import DESEngine
+import DESFormat
 import DESKit
 import DESNaming
 import Foundation
@@ -71,7 +72,8 @@ struct StatusCommand: AsyncParsableCommand {
             out += holders.isEmpty ? "\n" : " (held by \(holders.sorted().joined(separator: ", ")))\n"
             if !letters.isEmpty {
                 out += "latest dead letters:\n"
-                for l in letters { out += "  \(l.source) row \(l.rowID) [\(l.stage)]: \(l.reason)\n" }
+                let show = DESNameRules.escapedForDisplay  // catalog text: no faked lines, no terminal control
+                for l in letters { out += "  \(show(l.source)) row \(show(l.rowID)) [\(show(l.stage))]: \(show(l.reason))\n" }
             }
             Terminal.out(out)
         }

@@ -70,9 +70,26 @@ public struct CatalogAudit: Sendable {
         report.filesDeleted = deleted.count
         var indexes: [String: StorageArchiveReader.VersionedIndex] = [:]
         var seen: [String: String] = [:]
+        // Uploaded containers whose index could not be read (lost from storage, corrupt): reported once, and their rows say so.
+        var unreadable: Set<String> = []
         let chain = try await ContainerChain.load(from: metadata)
         for container in chain.uploaded.values.sorted(by: { $0.id < $1.id }) {
-            let (versioned, levelsProblems) = try await reader.checkedIndex(key: container.key)
+            let versioned: StorageArchiveReader.VersionedIndex
+            let levelsProblems: [String]
+            do {
+                (versioned, levelsProblems) = try await reader.checkedIndex(key: container.key)
+            } catch let error as DESKitError where error.code == .notFound {
+                // A recorded container lost from storage is what an audit is for: reported, and the audit goes on.
+                report.containers += 1
+                unreadable.insert(container.key)
+                problem("container \(container.key) is recorded uploaded (\(container.fileCount) files) but is not in storage")
+                continue
+            } catch let error as DESFormatError {
+                report.containers += 1
+                unreadable.insert(container.key)
+                problem("container \(container.key) cannot be read: \(error)")
+                continue
+            }
             let index = versioned.index
             indexes[container.key] = versioned
             report.containers += 1
@@ -125,6 +142,10 @@ public struct CatalogAudit: Sendable {
                             problem("\(source.name) row \(row.rowID): the links from its container \(row.container) \(why)")
                             continue
                         }
+                    }
+                    if let key = resolved, unreadable.contains(key) {
+                        problem("\(source.name) row \(row.rowID): \(row.desName) is in \(key), which cannot be read (above)")
+                        continue
                     }
                     guard let key = resolved, let versioned = indexes[key] else {
                         problem("\(source.name) row \(row.rowID): container \(row.container) is not an uploaded container, and none holds \(row.desName)")

@@ -51,7 +51,8 @@ enum APIResponse {
 
     /// The verdict on an error: the metadata store (a ``DESKitError`` of the database or a
     /// driver's `SQLError`) or storage failing is 503 `unavailable`, a
-    /// container that changed while read 503 `changed`, a body that does not hash to its META
+    /// container that changed while read 503 `changed`, a recorded container (or external body)
+    /// that storage does not have 503 `container_missing`, a body that does not hash to its META
     /// sha256 502 `checksum_mismatch`, a container failing validation 500 `corrupt_container`,
     /// anything else 500 `internal`. No message names a key, a path, SQL or a database's words.
     static func verdict(for error: any Error) -> Verdict {
@@ -64,7 +65,13 @@ enum APIResponse {
             case .changed:
                 return Verdict(status: .serviceUnavailable, code: "changed", message: "the container changed while it was read; try again", retry: true)
             case .notFound:
-                return Verdict(status: .notFound, code: "not_found", message: "the file's container or body is not in storage")
+                // The metadata store records a container (or an external body) that storage does not
+                // have: lost, or replaced by a compaction between the lookup and the read. Not a
+                // 404, which a client or a cache would take as "no such file".
+                return Verdict(
+                    status: .serviceUnavailable, code: "container_missing",
+                    message: "the container recorded as holding this file is not in storage; try again (des check tells an operator whether it is lost)",
+                    retry: true)
             default:
                 return internalVerdict
             }

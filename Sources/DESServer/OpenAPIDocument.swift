@@ -1321,7 +1321,7 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/Unauthorized"
           },
           "404": {
-            "description": "No filesystem source records a file at the path (`not_found`); it has no such version (`no_such_version`); the version is not packed (`not_packed`); or its container or body is not in storage (`not_found`).",
+            "description": "No filesystem source records a file at the path (`not_found`); it has no such version (`no_such_version`); or the version is not packed (`not_packed`).",
             "headers": {
               "X-Request-Id": {
                 "$ref": "#/components/headers/X-Request-Id"
@@ -1703,7 +1703,7 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/Unauthorized"
           },
           "404": {
-            "description": "No filesystem source records a file at the path (`not_found`); it has no such version (`no_such_version`); the version is not packed (`not_packed`); or its container or body is not in storage (`not_found`).",
+            "description": "No filesystem source records a file at the path (`not_found`); it has no such version (`no_such_version`); or the version is not packed (`not_packed`).",
             "headers": {
               "X-Request-Id": {
                 "$ref": "#/components/headers/X-Request-Id"
@@ -2145,7 +2145,7 @@ enum OpenAPIDocument {
         }
       },
       "Unavailable": {
-        "description": "The metadata store or the storage failed (`unavailable`), or the container changed while it was read, twice in a row (`changed`).",
+        "description": "The metadata store or the storage failed (`unavailable`), the container changed while it was read, twice in a row (`changed`), or storage does not have the container the metadata store records as holding the file (`container_missing`: replaced a moment ago, or lost).",
         "headers": {
           "X-Request-Id": {
             "$ref": "#/components/headers/X-Request-Id"
@@ -2168,7 +2168,8 @@ enum OpenAPIDocument {
                         "code": {
                           "enum": [
                             "unavailable",
-                            "changed"
+                            "changed",
+                            "container_missing"
                           ]
                         }
                       }

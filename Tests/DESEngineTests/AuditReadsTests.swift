@@ -34,4 +34,26 @@ struct AuditReadsTests {
         #expect(audit.problems.count == 1, "\(audit.problems)")
         #expect(audit.problems.first?.contains(victim.name) == true && audit.problems.first?.contains("does not read back") == true, "\(audit.problems)")
     }
+
+    @Test("A recorded container lost from storage, and one that is garbage: each is a problem, with its rows, and the audit goes on to the others")
+    func lostContainers() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(40, size: 100)
+        _ = try await d.mark(shardBits: 1)
+        _ = try await d.packer(shardBits: 1).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let records = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil).sorted { $0.id < $1.id }
+        try #require(records.count >= 2, "two shards, a container each")
+        let (lost, garbage) = (records[0], records[1])
+        try FileManager.default.removeItem(atPath: d.dir + "/archive/" + lost.key)
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: d.dir + "/archive/" + garbage.key))
+        let audit = try await d.audit()
+        #expect(audit.containers == records.count, "every container counted")
+        #expect(audit.problems.contains { $0.contains(lost.key) && $0.contains("not in storage") }, "\(audit.problems)")
+        #expect(audit.problems.contains { $0.contains(garbage.key) && $0.contains("cannot be read") }, "\(audit.problems)")
+        // Each row of the two is named; the rows of any other container check out.
+        let rowProblems = audit.problems.filter { $0.contains("which cannot be read") }
+        #expect(rowProblems.count == lost.fileCount + garbage.fileCount, "\(audit.problems)")
+        #expect(audit.rowsChecked == 40)
+    }
 }

@@ -55,6 +55,32 @@ import Testing
         #expect(closed.count == 3 && closed.allSatisfy { $0["resolved_at"] is Double })
     }
 
+    @Test("A hostile body path (escape sequences, a line break) is listed escaped by des dlq list and des status: one line a letter, no terminal control")
+    func hostileReasonsEscaped() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(3, size: 100)
+        let hostile = "evil\u{1b}[2J\u{1b}[31mFAKE\nOK: all good"
+        _ = try await d.sql("UPDATE files SET body_path = '\(hostile)' WHERE id = 2")
+        _ = try await d.mark(shardBits: 1)
+        let config = try d.writeConfig(packer: "{work_dir: work, shard_bits: 1}")
+        let run = try await d.packer(shardBits: 1).run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(run.filesPacked == 2 && run.filesFailed == 1)
+        let listed = try await Self.dlq(["list"], config: config, dir: d.dir)
+        #expect(listed.status == 0, "\(listed.err)")
+        let status = try await runDES(["status"], config: config, in: d.dir)
+        #expect(status.status == 0, "\(status.err)")
+        for (what, text) in [("dlq list", listed.out), ("status", status.out)] {
+            #expect(!text.unicodeScalars.contains("\u{1b}"), "\(what): \(text)")
+            #expect(text.contains("evil\\x1b[2J") && text.contains("FAKE\\nOK: all good"), "\(what): \(text)")
+            #expect(!text.split(separator: "\n").contains { $0.hasPrefix("OK: all good") }, "\(what): a line forged")
+        }
+        // --json keeps the text as it is (JSON escapes it).
+        let json = try await Self.dlq(["list", "--json"], config: config, dir: d.dir)
+        let letters = try #require(try jsonObject(json.out)["letters"] as? [[String: Any]])
+        #expect((letters.first?["reason"] as? String)?.contains(hostile) == true)
+    }
+
     @Test("A letter of a source the config lacks is left open by retry (exit 1, saying why) and closed by resolve; retire letters are closed by retry without touching the row")
     func unknownSourceAndRetire() async throws {
         let d = try Deployment()

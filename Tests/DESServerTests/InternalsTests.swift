@@ -35,6 +35,8 @@ import Testing
         #expect(APIResponse.verdict(for: DESKitError(.unavailable, "no answer from 10.0.0.1:5432")).retry)
         let mismatch = APIResponse.verdict(for: DESFormatError(.checksumMismatch, "hashes to 00", path: "des/2025-01-01/shard_01_c000001.des"))
         #expect(mismatch.status == .badGateway && mismatch.code == "checksum_mismatch" && !mismatch.message.contains("des/"))
+        let missing = APIResponse.verdict(for: DESKitError(.notFound, "no object des/2025-01-01/shard_01_c000001.des"))
+        #expect(missing.status == .serviceUnavailable && missing.code == "container_missing" && missing.retry && !missing.message.contains("shard_"))
         let corrupt = APIResponse.verdict(for: DESFormatError(.badFooterMagic, "bad footer", path: "/srv/des/x.des"))
         #expect(corrupt.status == .internalServerError && corrupt.code == "corrupt_container" && !corrupt.message.contains("/srv"))
         struct Odd: Error {}
@@ -132,6 +134,26 @@ import Testing
             let r = try await client.send("GET", server.base + "/files/" + path(names[0]))
             #expect(r.status == 500 && client.errorCode(r) == "corrupt_container", "\(String(decoding: r.body, as: UTF8.self))")
             Self.expectClean(r.body, "a corrupt container", extra: [key, shelf.dir, "shard_"])
+        }
+    }
+
+    @Test("a recorded container gone from storage: 503 container_missing with Retry-After, never a 404 a cache would keep; HEAD too")
+    func missingContainer() async throws {
+        var shelf = try await Shelf.make()
+        defer { shelf.cleanup() }
+        let names = try await shelf.pack(1)
+        let key = try #require(shelf.files[names[0]]?.container)
+        try await shelf.storage.delete(key: key)
+        try await withServer(shelf) { server, client in
+            for method in ["GET", "HEAD"] {
+                let r = try await client.send(method, server.base + "/files/" + path(names[0]))
+                #expect(r.status == 503, "\(method): \(r.status)")
+                #expect(r.headers["retry-after"] == "1", "\(method)")
+                if method == "GET" {
+                    #expect(client.errorCode(r) == "container_missing", "\(String(decoding: r.body, as: UTF8.self))")
+                    Self.expectClean(r.body, "a missing container", extra: [key, shelf.dir, "shard_"])
+                }
+            }
         }
     }
 }
