@@ -29,6 +29,11 @@ extension Retirer {
                 metrics.skipped(reason, count: count)
             }
         }
+        // 0: other rows of the source listing the same bodies (a catalog may list one body twice):
+        // a body a row not yet packed still needs is kept — deleted, that row could never be
+        // packed — and one that another row's retire deleted is retired, not gone missing.
+        let keys = rows.map(\.body.key)
+        let sharing = try await retry.run { try await source.connector.rowsSharingBodies(keys: keys, excluding: Set(rows.map(\.rowID))) }
         // 1–2: each row's uploaded container, old enough.
         let reader = StorageArchiveReader(storage: storage, cache: cache)
         var byContainer: [String: [PackedRow]] = [:]
@@ -36,6 +41,10 @@ extension Retirer {
         for row in rows {
             if lettered.contains(row.rowID) {
                 skip("dead_lettered")
+                continue
+            }
+            if sharing[row.body.key]?.neededByUnpacked == true {
+                skip("body_needed_by_unpacked_row")
                 continue
             }
             var record = await container(of: row, in: containers, reader: reader, evenUnrecorded: refreshed)
@@ -133,7 +142,9 @@ extension Retirer {
         // is recorded): otherwise it vanished by other means — a volume not mounted, a wrong root —
         // and the row stays packed, dead-lettered, so that nothing is marked deleted that is not.
         let missing = ready.filter { $0.version == nil }.map(\.row.rowID)
-        let intended = missing.isEmpty ? [] : try await retry.run { try await metadata.retireIntents(source: name, rowIDs: missing) }
+        var intended = missing.isEmpty ? [] : try await retry.run { try await metadata.retireIntents(source: name, rowIDs: missing) }
+        // Deleted by the retire of another row listing the same body: ours too.
+        for item in ready where item.version == nil && sharing[item.row.body.key]?.retiredByAnother == true { intended.insert(item.row.rowID) }
         for item in ready where item.version == nil && !intended.contains(item.row.rowID) {
             keep(
                 item.row, "body_missing",
@@ -176,7 +187,11 @@ extension Retirer {
             let ids = deleting.map(\.row.rowID)
             try await retry.run { try await metadata.addRetireIntents(source: name, rowIDs: ids) }
         }
-        let failures = deleting.isEmpty ? [:] : try await retry.run { try await source.fetcher.delete(deleting.map(\.row.body)) }
+        // Each body once, however many rows of the batch list it.
+        var bodies: [BodyLocation] = []
+        var listed: Set<BodyLocation> = []
+        for item in deleting where listed.insert(item.row.body).inserted { bodies.append(item.row.body) }
+        let failures = bodies.isEmpty ? [:] : try await retry.run { try await source.fetcher.delete(bodies) }
         for (location, reason) in failures.prefix(5) {
             logger.warning("a body could not be deleted; its row stays packed", metadata: ["body": "\(location)", "error": "\(reason)"])
         }

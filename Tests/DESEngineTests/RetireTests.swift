@@ -69,6 +69,43 @@ import Testing
         #expect((try? Data(contentsOf: URL(fileURLWithPath: d.dir + "/got.bin")))?.count == 200)
     }
 
+    @Test("A body two rows list: kept while one is not yet packed; once both are, deleted once and both rows marked retired, with no letter; des check passes")
+    func sharedBodies() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(20, size: 200)
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2).run(shutdown: ShutdownSignal(), untilIdle: true)
+        // Row 1001 lists row 6's body and is packed too; row 1000 lists row 5's and is new.
+        _ = try await d.sql("INSERT INTO files (id, body_path, size_bytes) SELECT 1001, body_path, size_bytes FROM files WHERE id = 6")
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2).run(shutdown: ShutdownSignal(), untilIdle: true)
+        _ = try await d.sql("INSERT INTO files (id, body_path, size_bytes) SELECT 1000, body_path, size_bytes FROM files WHERE id = 5")
+        let shared = try #require(try await d.sql("SELECT body_path FROM files WHERE id = 5").first?[0].text)
+        let config = try Self.config(d, delay: "0s")
+
+        let run = try await runDES(["retire", "--until-idle", "--json"], config: config, in: d.dir)
+        #expect(run.status == 0, "\(run.err)")
+        let done = try jsonObject(run.out)
+        #expect(done["deleted"] as? Int == 20 && (done["skipped"] as? [String: Int])?["body_needed_by_unpacked_row"] == 1, "\(done)")
+        #expect(Self.bodies(d) == [shared], "only the body the new row needs is left")
+        let statuses = try await d.sql("SELECT id, des_status FROM files WHERE id IN (5, 6, 1000, 1001) ORDER BY id").map { "\($0[0].int ?? 0) \($0[1].text ?? "-")" }
+        #expect(statuses == ["5 DES_PACKED", "6 DES_SOURCE_DELETED", "1000 -", "1001 DES_SOURCE_DELETED"], "\(statuses)")
+        #expect(try await d.metadata().deadLetters(limit: 10).isEmpty)
+
+        // The new row packed, then retired with row 5 (in one batch or two): the body goes once, no letter.
+        _ = try await d.mark(shardBits: 2)
+        let packed = try await d.packer(shardBits: 2).run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(packed.filesPacked == 1)
+        let again = try await runDES(["retire", "--until-idle", "--json"], config: config, in: d.dir)
+        #expect(again.status == 0, "\(again.err)")
+        #expect(Self.bodies(d).isEmpty)
+        #expect(try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_SOURCE_DELETED'").first?[0].int == 22)
+        #expect(try await d.metadata().deadLetters(limit: 10).isEmpty, "no row taken for a missing body")
+        let audit = try await d.audit()
+        #expect(audit.isOK && audit.rowsRetired == 22, "\(audit.problems)")
+    }
+
     @Test("Bodies younger than delete_after_pack are kept (too_young); without any opted-in source, des retire refuses with exit 65")
     func delayAndOptIn() async throws {
         let d = try Deployment()

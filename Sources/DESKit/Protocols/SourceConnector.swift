@@ -120,6 +120,20 @@ public struct UnnamedRow: Sendable, Hashable {
     }
 }
 
+/// How the other rows pointing at one body stand (``SourceConnector/rowsSharingBodies(keys:excluding:)``).
+public struct SharedBody: Sendable, Hashable {
+    /// Some other row is not packed yet (unnamed, pending, claimed, failed): it still needs the body.
+    public var neededByUnpacked: Bool
+    /// Some other row's body was retired: `des retire` deleted this body for that row.
+    public var retiredByAnother: Bool
+
+    /// A body's sharers as described.
+    public init(neededByUnpacked: Bool, retiredByAnother: Bool) {
+        self.neededByUnpacked = neededByUnpacked
+        self.retiredByAnother = retiredByAnother
+    }
+}
+
 /// A packed row: where its body came from and which container holds it.
 public struct PackedRow: Sendable, Hashable {
     public var rowID: String
@@ -281,6 +295,12 @@ public protocol SourceConnector: Sendable {
     /// catalog error otherwise, before any body is deleted). Returns how many changed.
     func markSourceDeleted(rowIDs: [String]) async throws -> Int
 
+    /// `des retire`: how the rows of this source other than `excluding` that point at the same
+    /// body keys as given stand, by key (keys no other row points at may be left out). A catalog
+    /// may list one body under several rows; retire keeps a body another row still needs, and
+    /// takes one that another row's retire deleted as retired, not as gone missing.
+    func rowsSharingBodies(keys: [String], excluding rowIDs: Set<String>) async throws -> [String: SharedBody]
+
     /// Deletes (`des delete`, retention): marks the rows holding `names` with
     /// `status_deleted_value` — only rows packed (or packed with their body retired). An empty
     /// list only checks that the status can be written here. Returns how many changed.
@@ -369,6 +389,11 @@ extension SourceConnector {
     public func rowsNamed(_ names: [String]) async throws -> [NamedRow] {
         throw DESKitError(.configuration, "source '\(name)' cannot run with packer.claim_mode lease: it cannot find rows by name")
     }
+
+    /// A source that cannot list its rows by body key: nothing known to share a body. A source
+    /// whose rows may share one should implement ``rowsSharingBodies(keys:excluding:)``, or
+    /// `des retire` may delete a body that a row not yet packed still needs.
+    public func rowsSharingBodies(keys: [String], excluding rowIDs: Set<String>) async throws -> [String: SharedBody] { [:] }
 
     /// A source that cannot record retired bodies: `des retire` says so before deleting anything.
     public func markSourceDeleted(rowIDs: [String]) async throws -> Int {
