@@ -319,6 +319,31 @@ public enum SourceConnectorConformance {
             try require(try await source.packedRows(afterRowID: nil, limit: 10).isEmpty, c, "deleted rows listed as packed")
         }
 
+        await runner.run("rows listing the same body: retire learns which still need it (not yet packed) and which had it retired") {
+            let c = "rows listing the same body: retire learns which still need it (not yet packed) and which had it retired"
+            // a: rows 1, 2 (packed); b: 3 (retired), 4 (packed); c: 5 (unnamed), 6 (packed); d: 7 alone; e: 8 (packed), 9 (failed).
+            let keys = ["a", "a", "b", "b", "c", "c", "d", "e", "e"].map { "shared/" + $0 }
+            let rows = (1...9).map { FixtureRow(id: $0, key: keys[$0 - 1], desName: $0 == 5 ? nil : "N\($0)", shard: $0 == 5 ? nil : 0) }
+            let source = try await fixture.makeConnector(rows: rows, poolSize: 1)
+            defer { Task { await source.close() } }
+            let packed = ["1", "2", "3", "4", "6", "7", "8"]
+            try require(try await source.claim(shards: [0], limit: 20, holder: "h").count == 8, c, "claim the 8 named rows")
+            try require(try await source.markPacked(rowIDs: packed, container: "x", holder: "h") == 7, c, "pack 7")
+            try require(try await source.markFailed([FailedRow(rowID: "9", reason: "no body")], holder: "h") == 1, c, "fail 9")
+            try require(try await source.markSourceDeleted(rowIDs: ["3"]) == 1, c, "retire 3")
+            let shared = try await source.rowsSharingBodies(keys: ["a", "b", "c", "d", "e"].map { "shared/" + $0 }, excluding: ["1", "4", "6", "7", "8"])
+            func state(_ key: String) -> (Bool, Bool) {
+                let s = shared["shared/" + key]
+                return (s?.neededByUnpacked ?? false, s?.retiredByAnother ?? false)
+            }
+            try require(state("a") == (false, false), c, "a: the other row is packed: \(shared)")
+            try require(state("b") == (false, true), c, "b: the other row was retired: \(shared)")
+            try require(state("c") == (true, false), c, "c: the other row is not named yet: \(shared)")
+            try require(state("d") == (false, false), c, "d: no other row: \(shared)")
+            try require(state("e") == (true, false), c, "e: the other row failed (a retry packs it): \(shared)")
+            try require(try await source.rowsSharingBodies(keys: [], excluding: []).isEmpty, c, "no keys, no rows")
+        }
+
         await runner.run("failed rows go back (des dlq retry): the marker's to naming, the packer's to pending") {
             let c = "failed rows go back (des dlq retry): the marker's to naming, the packer's to pending"
             let rows = (1...6).map { FixtureRow(id: $0, key: "k\($0)", desName: $0 <= 2 ? nil : "N\($0)", shard: $0 <= 2 ? nil : 0) }

@@ -69,7 +69,7 @@ struct MariaDBConformanceTests {
     func source() async throws {
         let report = await SourceConnectorConformance.run(fixture: MariaDBSourceFixture())
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 12)
+        #expect(report.passed.count == 13)
     }
 
     @Test("The MariaDB metadata store passes the MetadataStore suite")

@@ -109,14 +109,14 @@ struct ODBCTests {
     func postgresConformance() async throws {
         let report = await SourceConnectorConformance.run(fixture: ODBCSourceFixture(server: "postgres"))
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 12)
+        #expect(report.passed.count == 13)
     }
 
     @Test("ODBC → MariaDB (MariaDB Connector/ODBC) passes the SourceConnector suite")
     func mariadbConformance() async throws {
         let report = await SourceConnectorConformance.run(fixture: ODBCSourceFixture(server: "mariadb"))
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 12)
+        #expect(report.passed.count == 13)
     }
 
     @Test("Types round-trip through both drivers; errors carry the driver's SQLSTATE")

@@ -57,7 +57,7 @@ struct PostgresConformanceTests {
     func source() async throws {
         let report = await SourceConnectorConformance.run(fixture: PostgresSourceFixture(conninfo: try testServer()))
         #expect(report.isOK, "\(report)")
-        #expect(report.passed.count == 12)
+        #expect(report.passed.count == 13)
     }
 
     @Test("The PostgreSQL metadata store passes the MetadataStore suite")

@@ -310,6 +310,21 @@ public actor __NAME__Source: SourceConnector {
         return try record(Change(op: "source-deleted", ids: rowIDs))
     }
 
+    public func rowsSharingBodies(keys: [String], excluding rowIDs: Set<String>) async throws -> [String: SharedBody] {
+        let wanted = Set(keys)
+        var found: [String: SharedBody] = [:]
+        for row in rows where wanted.contains(row.key) && !rowIDs.contains(row.id) {
+            var shared = found[row.key] ?? SharedBody(neededByUnpacked: false, retiredByAnother: false)
+            switch row.status {
+            case .sourceDeleted: shared.retiredByAnother = true
+            case .packed, .deleted: break
+            case .unnamed, .pending, .claimed, .failed: shared.neededByUnpacked = true
+            }
+            found[row.key] = shared
+        }
+        return found
+    }
+
     public func stats() async throws -> SourceStats {
         var s = SourceStats()
         for row in rows {
