@@ -64,7 +64,8 @@ struct DESCommand: AsyncParsableCommand {
 
             Exit codes: 0 success, 1 other failure, 64 usage error, 65 corrupt \
             archive or bad data, 66 input not found, 69 a server unavailable, \
-            70 internal error, 73 output exists or cannot be created, 74 I/O error, 77 a server refused \
+            70 internal error, 73 output exists or cannot be created, 74 I/O error, 75 a worker \
+            stopped past its drain deadline (nothing lost; run it again), 77 a server refused \
             the login (authentication failed), 78 a catalog table does not fit its \
             mapping (des catalog check says what to add), 130 stopped by a \
             second signal.

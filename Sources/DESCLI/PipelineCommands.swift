@@ -90,6 +90,10 @@ struct PackerRun: AsyncParsableCommand {
     @Option(help: "Number of pods (overrides packer.pod_count).") var podCount: Int?
     @Option(help: "Stable pod name (overrides packer.pod_name).") var podName: String?
 
+    func validate() throws {
+        if let podName, let problem = PackerConfig.podNameProblem(podName) { throw ValidationError("--pod-name \(problem)") }
+    }
+
     func run() async throws {
         try await reportingErrorsAsync {
             let logger = options.logger("des.packer")

@@ -62,6 +62,10 @@ struct ScanCommand: AsyncParsableCommand {
     @Option(help: "The name this process's leases are held under (default: packer.pod_name, else the host name).") var podName: String?
     @Flag(help: "Print the summary as JSON.") var json = false
 
+    func validate() throws {
+        if let podName, let problem = PackerConfig.podNameProblem(podName) { throw ValidationError("--pod-name \(problem)") }
+    }
+
     func run() async throws {
         try await reportingErrorsAsync {
             let logger = options.logger("des.scan")

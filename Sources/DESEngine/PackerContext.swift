@@ -50,6 +50,9 @@ struct PackerContext: Sendable {
         self.config = config
         self.logger = logger
         let pod = config.podName ?? "\(ProcessInfo.processInfo.hostName)-\(config.podIndex)"
+        if let name = config.podName, let problem = PackerConfig.podNameProblem(name) {
+            throw DESKitError(.configuration, "packer: pod name \(problem)")
+        }
         let instance = ProcessIdentity.current.token + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         self.holder = LeaseHolder(pod: pod, instance: instance)
         do {

@@ -53,7 +53,10 @@ extension ConfigLoader {
         if p.podIndex >= p.podCount {
             throw m.error("pod_index", .invalidValue, "must be less than pod_count (\(p.podCount)), got \(p.podIndex)")
         }
-        p.podName = try nonEmpty(m, "pod_name")
+        if let name = try m.string("pod_name") {
+            if let problem = PackerConfig.podNameProblem(name) { throw m.error("pod_name", .invalidValue, problem) }
+            p.podName = name
+        }
         if let v = try m.int("batch_size", in: ConfigLimits.packerBatchSize) { p.batchSize = v }
         if let v = try m.int("fetch_concurrency", in: ConfigLimits.fetchConcurrency) { p.fetchConcurrency = v }
         if let v = try m.byteCount("max_container_bytes", in: ConfigLimits.maxContainerBytes) { p.maxContainerBytes = v }

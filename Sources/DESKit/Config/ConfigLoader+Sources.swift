@@ -48,6 +48,7 @@ extension ConfigLoader {
     ) throws -> [SourceConfig] {
         var sources: [SourceConfig] = []
         var names: [String: String] = [:]  // name -> key path of its first use
+        var tables: [String: String] = [:]  // a table's place (connection and name) -> the source mapping it
         var bitsOrigin: String? = packerBitsGiven ? "packer.shard_bits" : nil
         for item in items {
             let m = try ConfigMapping(item.node, path: item.path, context: context, allowed: sourceKeys)
@@ -56,6 +57,18 @@ extension ConfigLoader {
                 throw m.error("name", .duplicate, "source name '\(source.name)' is already used by \(first) (names must be unique)")
             }
             names[source.name] = item.path
+            // claim_mode lease reads pending rows without writing a claim: two sources over one table
+            // would each read — and pack — a row both where_clauses accept. Row claims exclude each other.
+            if packer.claimMode == .lease, source.enabled, m.node("table") != nil {
+                let place = tablePlace(source)
+                if let first = tables[place] {
+                    throw m.error(
+                        "table", .invalidValue,
+                        "source '\(first)' maps the same table (\(source.table.name)) over the same connection: with packer.claim_mode lease "
+                            + "a row both sources' where_clauses accept would be packed twice; use claim_mode row (claims exclude each other), or one source")
+                }
+                tables[place] = source.name
+            }
             if let bits = source.shardBits {
                 if let origin = bitsOrigin {
                     if bits != packer.shardBits {
@@ -73,6 +86,16 @@ extension ConfigLoader {
             sources.append(source)
         }
         return sources
+    }
+
+    /// Where a source's table lives, for telling two sources over one table apart: the
+    /// connection's type, host, port, database and schema, and the table's schema and name
+    /// (names without case, as most databases compare unquoted names).
+    static func tablePlace(_ source: SourceConfig) -> String {
+        let c = source.connection
+        let schema = source.table.schema ?? c.schema ?? ""
+        return [c.type.lowercased(), c.host ?? "", c.port.map(String.init) ?? "", c.database ?? "", schema.lowercased(), source.table.name.lowercased()]
+            .joined(separator: "\u{0}")
     }
 
     /// One item of `sources:`.
@@ -263,7 +286,38 @@ extension ConfigLoader {
         if let v = try identifier(m, "error") { c.error = v }
         if let v = try identifier(m, "packed_at") { c.packedAt = v }
         if let v = try identifier(m, "source_deleted_at") { c.sourceDeletedAt = v }
+        try checkWrittenColumnsApart(c, in: m)
         return c
+    }
+
+    /// A column DES writes (status, names, containers, claims, errors, times) must not be a
+    /// column of any other role: the writes would overwrite it — the body's key with container
+    /// keys, a status with names. Columns DES only reads (id, key, bucket, size, created_at,
+    /// metadata) may share one (an id that is the path). Compared without case, as most
+    /// databases compare unquoted names.
+    static func checkWrittenColumnsApart(_ c: ColumnMapping, in m: ConfigMapping) throws {
+        let written: [(String, String?)] = [
+            ("status", c.status), ("des_name", c.desName), ("des_hash", c.desHash), ("des_container", c.desContainer),
+            ("claimed_by", c.claimedBy), ("claimed_at", c.claimedAt), ("error", c.error), ("packed_at", c.packedAt),
+            ("source_deleted_at", c.sourceDeletedAt),
+        ]
+        let read: [(String, String?)] =
+            [("id", c.id), ("s3_key", c.s3Key), ("s3_bucket", c.s3Bucket), ("size_bytes", c.sizeBytes), ("created_at", c.createdAt)]
+            + c.metadata.map { ("metadata_columns.\($0.key)", $0.column) }
+        let roles = written.compactMap { key, column in column.map { (key, $0, true) } } + read.compactMap { key, column in column.map { (key, $0, false) } }
+        func top(_ key: String) -> String { String(key.split(separator: ".")[0]) }
+        for (i, (key, column, writes)) in roles.enumerated() {
+            for (otherKey, otherColumn, otherWrites) in roles[(i + 1)...] where writes || otherWrites {
+                guard column.lowercased() == otherColumn.lowercased() else { continue }
+                // At the key the user wrote (the later in the file when both are), naming the other.
+                func line(_ k: String) -> Int { m.node(top(k))?.mark?.line ?? -1 }
+                let at = line(otherKey) >= line(key) ? otherKey : key
+                let other = at == otherKey ? key : otherKey
+                throw m.error(
+                    top(at), .invalidValue,
+                    "'\(otherColumn)' is also columns.\(other)\(m.contains(top(other)) ? "" : " (its default)"): DES writes columns.\(writes ? key : otherKey) into it, which would overwrite the other; map each to a column of its own")
+            }
+        }
     }
 
     /// A table, schema or column name: non-empty, and an identifier every dialect can quote

@@ -1,3 +1,4 @@
+import DESFormat
 import Yams
 
 /// Typed access to a mapping's values: scalars, collections, and how values are shown in errors.
@@ -209,6 +210,13 @@ extension ConfigMapping {
         func add(_ field: MetadataColumn, path: String, mark: Mark?) throws {
             if let first = seen[field.key] {
                 throw context.error(.duplicate, at: mark, path: path, "META key '\(field.key)' is already taken by \(first)")
+            }
+            // Keys DES writes into every entry's META itself: the packer would refuse every row.
+            if DESArchiveWriter.reservedMetadataKeys.contains(field.key) {
+                let reserved = DESArchiveWriter.reservedMetadataKeys.sorted().joined(separator: ", ")
+                throw context.error(
+                    .invalidValue, at: mark, path: path,
+                    "META key '\(field.key)' is reserved: DES writes \(reserved) itself; give the column another key (metadata_columns: {\(field.key)_value: \(field.column)})")
             }
             seen[field.key] = path
             out.append(field)

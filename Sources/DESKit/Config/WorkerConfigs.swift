@@ -45,8 +45,22 @@ public struct PackerConfig: Sendable, Hashable {
     public var podIndex: Int = 0
     /// Packers sharing the shards (``ConfigLimits/podCount``).
     public var podCount: Int = 1
-    /// Stable identity of this packer (default: the host name plus the pod index).
+    /// Stable identity of this packer (default: the host name plus the pod index); see ``podNameProblem(_:)``.
     public var podName: String? = nil
+
+    /// The longest pod name, in UTF-8 bytes: it names a directory under `work_dir` and is kept with every lease.
+    public static let maxPodNameBytes = 128
+
+    /// What is wrong with `name` as a pod name (nil when nothing): empty, longer than
+    /// ``maxPodNameBytes``, or holding a control character or a `/`.
+    public static func podNameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "must not be empty" }
+        if name.utf8.count > maxPodNameBytes { return "is \(name.utf8.count) bytes long; a pod name has at most \(maxPodNameBytes)" }
+        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0 == "/" }) {
+            return "may not hold a control character or '/'"
+        }
+        return nil
+    }
     /// Rows claimed per round trip (``ConfigLimits/packerBatchSize``).
     public var batchSize: Int = 500
     /// Bodies fetched at once (``ConfigLimits/fetchConcurrency``).

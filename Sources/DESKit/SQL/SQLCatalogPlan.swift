@@ -1,3 +1,5 @@
+import DESNaming
+
 /// A source's mapping held against its real table: each mapped column found (with its type) or
 /// missing, each recommended index present or missing, the DDL (in the table's own dialect) that
 /// adds what is missing, and what no DDL can fix. `des catalog check` prints it; `des catalog
@@ -99,7 +101,7 @@ public struct SQLCatalogPlan: Sendable, Codable, Equatable {
         let status = q(c.status), shard = q(config.shardKeyColumn), id = q(c.id), name = q(c.desName)
         let pendingLiteral = Int64(config.statusPendingValue) != nil
             ? config.statusPendingValue : "'" + config.statusPendingValue.replacingOccurrences(of: "'", with: "''") + "'"
-        let claimName = config.name + "_des_claim", nameIndex = config.name + "_des_name"
+        let claimName = Self.indexName(config.name, "_des_claim"), nameIndex = Self.indexName(config.name, "_des_name")
         let hasClaim = catalog.hasIndex(leadingWith: dialect.storedName(c.status))
             || catalog.hasIndex(leadingWith: dialect.storedName(config.shardKeyColumn))
         let hasName = catalog.hasIndex(leadingWith: dialect.storedName(c.desName))
@@ -117,5 +119,23 @@ public struct SQLCatalogPlan: Sendable, Codable, Equatable {
         }
         self.ddl = ddl
         self.problems = problems
+    }
+}
+
+extension SQLCatalogPlan {
+    /// The longest index name DES makes, in bytes: under PostgreSQL's 63 and MariaDB's 64, which
+    /// cut longer names — two of them cut to one name, and the second index is never made.
+    static let maxIndexNameBytes = 60
+
+    /// `table + suffix`, or, when that is too long, the table's name shortened with 8 hex digits
+    /// of its hash before the suffix: distinct for distinct tables, and the same on every run.
+    static func indexName(_ table: String, _ suffix: String) -> String {
+        let full = table + suffix
+        guard full.utf8.count > maxIndexNameBytes else { return full }
+        let hash = String(consistentHash(table, bits: 32), radix: 16)
+        let tag = "_" + String(repeating: "0", count: 8 - hash.count) + hash + suffix
+        var head = Substring(table)
+        while head.utf8.count + tag.utf8.count > maxIndexNameBytes { head = head.dropLast() }
+        return head + tag
     }
 }

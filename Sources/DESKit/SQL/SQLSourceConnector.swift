@@ -372,6 +372,9 @@ public final class SQLSourceConnector: SourceConnector {
             if shards.isEmpty { return [] }
             sql += " AND \(s.shard) IN (\(d.shardList(shards)))"
         }
+        // This source's rows only: two sources over one table each recover their own claims,
+        // with their own claim timeout.
+        sql += s.andWhere
         var conditions: [String] = []
         if let excludingHolder {
             binds.append(.text(excludingHolder))
