@@ -109,7 +109,11 @@ struct CLIExitCodeTests {
         }
     }
 
-    @Test("Usage errors exit 64", arguments: [["ls", "--bogus", "a.des"], ["frobnicate"], ["cat", "a.des"], ["name", "--count", "0"], ["pack", "src"]])
+    @Test("Usage errors exit 64", arguments: [
+        ["ls", "--bogus", "a.des"], ["frobnicate"], ["cat", "a.des"], ["name", "--count", "0"], ["pack", "src"],
+        ["packer", "run", "-c", "none.yaml", "--pod-name", ""], ["packer", "run", "-c", "none.yaml", "--pod-name", String(repeating: "p", count: 300)],
+        ["scan", "-c", "none.yaml", "--pod-name", "a/b"],
+    ])
     func usageErrors(args: [String]) throws {
         try withTempDir { dir in
             try Self.packSample(in: dir)
