@@ -68,7 +68,7 @@ extension LocalBodyFetcher {
         let base = (joined as NSString).lastPathComponent
         guard let realParent = RootDirectory.realPath(parent) else { return }  // its directory is gone: so is the body
         guard realParent == realRoot || realParent.hasPrefix(realRoot == "/" ? "/" : realRoot + "/"), base != "..", base != "." else {
-            throw DESKitError(.invalidData, "body path '\(key)' escapes the body root '\(root)' (its directory resolves to '\(realParent)')")
+            throw DESKitError(.invalidData, "body path '\(key)' escapes the body root '\(root)' (a link on its way leads outside it)")
         }
         if Glibc.unlink(realParent + "/" + base) != 0 && errno != ENOENT { throw Self.unlinkFailure(key) }
     }

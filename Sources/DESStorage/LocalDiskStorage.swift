@@ -520,9 +520,12 @@ public struct LocalBodyFetcher: BodyFetcher {
         return try resolvePortably(key, joined: joined, realRoot: root.resolvedPath)
     }
 
+    /// The error for a key that leads out of the root. Where it leads is not said: the message
+    /// reaches dead letters, which whoever writes the catalog may read, and naming the target
+    /// would tell them what exists outside the root.
     private func escape(_ key: String, to resolved: String? = nil) -> DESKitError {
         DESKitError(
-            .invalidData, "body path '\(key)' escapes the body root '\(root)'" + (resolved.map { " (it resolves to '\($0)')" } ?? ""))
+            .invalidData, "body path '\(key)' escapes the body root '\(root)'" + (resolved == nil ? "" : " (a link on its way leads outside it)"))
     }
 
     /// Resolves every link of the path and checks that the result is under the root.
