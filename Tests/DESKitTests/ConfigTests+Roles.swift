@@ -48,13 +48,37 @@ struct ConfigRoleTests {
 
     @Test("With claim_mode lease, two sources over one table are refused (a row both accept would be packed twice); row mode, other tables and disabled ones pass")
     func leaseSourcesOverOneTable() throws {
-        let two = source("a") + source("b", table: "FILES")
+        let two = source("a") + source("b")
         let lease = "packer: {claim_mode: lease}\nsources:\n" + two
         let error = try #require(configError(lease))
         #expect(error.keyPath == "sources[1].table" && error.message.contains("source 'a'") && error.message.contains("packed twice"), "\(error)")
         #expect(try parse("packer: {claim_mode: row}\nsources:\n" + two).sources.count == 2)
         #expect(try parse("packer: {claim_mode: lease}\nsources:\n" + source("a") + source("b", table: "other")).sources.count == 2)
         #expect(try parse("packer: {claim_mode: lease}\nsources:\n" + source("a") + source("b", extra: ["enabled: false"])).sources.count == 2)
+        // DES quotes names: files and FILES are two tables.
+        #expect(try parse("packer: {claim_mode: lease}\nsources:\n" + source("a") + source("b", table: "FILES")).sources.count == 2)
+        // One PostgreSQL table however its place is spelled: this machine's names, the default port and schema.
+        func pg(_ name: String, _ connection: String, schema: String = "") -> String {
+            "  - name: \(name)\n    connection: {type: postgresql, database: app\(connection)}\n    table: {name: files\(schema)}\n"
+        }
+        for (first, second) in [
+            (pg("a", ", host: 127.0.0.1"), pg("b", ", host: localhost")), (pg("a", ", host: db.example."), pg("b", ", host: DB.example")),
+            (pg("a", ", host: db, port: 5432"), pg("b", ", host: db")), (pg("a", ""), pg("b", "", schema: ", schema: public")),
+        ] {
+            let e = try #require(configError("packer: {claim_mode: lease}\nsources:\n" + first + second), "\(first)\(second)")
+            #expect(e.message.contains("packed twice"), "\(e)")
+        }
+        // Two servers, or two databases: two tables.
+        #expect(try parse("packer: {claim_mode: lease}\nsources:\n" + pg("a", ", host: db1") + pg("b", ", host: db2")).sources.count == 2)
+    }
+
+    @Test("A column DES writes may not be the shard column, nor columns.created_at's META key a metadata column's")
+    func shardAndCreatedAt() throws {
+        let shard = try #require(configError("sources:\n" + source(columns: ["source_deleted_at: des_shard"])))
+        #expect(shard.message.contains("columns.source_deleted_at") && shard.message.contains("shard"), "\(shard)")
+        let created = try #require(configError("sources:\n" + source(columns: ["created_at: ts", "metadata_columns: {created_at: other}"])))
+        #expect(created.keyPath == "sources[0].table.columns.metadata_columns" && created.message.contains("created_at"), "\(created)")
+        #expect(try parse("sources:\n" + source(columns: ["created_at: ts", "metadata_columns: {made: other}"])).sources.count == 1)
     }
 
     @Test("A pod name is 1 to 128 bytes with no control character or '/', in the config and on the command line")

@@ -89,13 +89,21 @@ extension ConfigLoader {
     }
 
     /// Where a source's table lives, for telling two sources over one table apart: the
-    /// connection's type, host, port, database and schema, and the table's schema and name
-    /// (names without case, as most databases compare unquoted names).
+    /// connection's type, host, port, database and schema, and the table's schema and name,
+    /// with what is left out filled in as the server would (the default port, PostgreSQL's
+    /// `public` schema, this machine under any of its names). Table and schema names are
+    /// compared as written: DES quotes them, so `files` and `FILES` are two tables.
     static func tablePlace(_ source: SourceConfig) -> String {
         let c = source.connection
-        let schema = source.table.schema ?? c.schema ?? ""
-        return [c.type.lowercased(), c.host ?? "", c.port.map(String.init) ?? "", c.database ?? "", schema.lowercased(), source.table.name.lowercased()]
-            .joined(separator: "\u{0}")
+        let type = c.type.lowercased()
+        let family = ["postgres": "postgresql", "postgresql": "postgresql", "mysql": "mariadb", "mariadb": "mariadb"][type] ?? type
+        let defaultPort = ["postgresql": 5432, "mariadb": 3306, "mssql": 1433, "oracle": 1521][family]
+        var host = (c.host ?? "").lowercased()
+        while host.hasSuffix(".") { host.removeLast() }
+        if ["", "localhost", "127.0.0.1", "::1", "[::1]", "localhost.localdomain"].contains(host) { host = "local" }
+        let port = (c.port ?? defaultPort).map(String.init) ?? ""
+        let schema = source.table.schema ?? c.schema ?? (family == "postgresql" ? "public" : "")
+        return [family, host, port, c.database ?? "", schema, source.table.name].joined(separator: "\u{0}")
     }
 
     /// One item of `sources:`.
@@ -258,6 +266,7 @@ extension ConfigLoader {
             ("columns.id", c.id), ("columns.s3_key", c.s3Key), ("columns.status", c.status), ("columns.des_name", c.desName),
             ("columns.des_container", c.desContainer), ("columns.claimed_by", c.claimedBy),
             ("columns.claimed_at", c.claimedAt), ("columns.error", c.error), ("columns.packed_at", c.packedAt),
+            ("columns.source_deleted_at", c.sourceDeletedAt),
         ]
         let optional: [(String, String?)] = [
             ("columns.s3_bucket", c.s3Bucket), ("columns.size_bytes", c.sizeBytes), ("columns.created_at", c.createdAt),
@@ -287,6 +296,12 @@ extension ConfigLoader {
         if let v = try identifier(m, "packed_at") { c.packedAt = v }
         if let v = try identifier(m, "source_deleted_at") { c.sourceDeletedAt = v }
         try checkWrittenColumnsApart(c, in: m)
+        // columns.created_at goes into META as created_at: a metadata column under that key would take its place.
+        if c.createdAt != nil, c.metadata.contains(where: { $0.key == "created_at" }) {
+            throw m.error(
+                "metadata_columns", .invalidValue,
+                "META key 'created_at' is where columns.created_at goes; give this column another key, or drop columns.created_at")
+        }
         return c
     }
 
