@@ -18,7 +18,8 @@ extension Retirer {
 
     /// Checks a batch of packed rows and retires those that pass every check.
     func retireBatch(
-        _ rows: [PackedRow], of source: Source, lettered: Set<String>, containers: inout ContainerChain, totals: inout Totals
+        _ rows: [PackedRow], of source: Source, lettered: Set<String>, needed: Set<String> = [], containers: inout ContainerChain,
+        totals: inout Totals
     ) async throws {
         let name = source.connector.name
         var skipped: [String: Int] = [:]
@@ -174,6 +175,28 @@ extension Retirer {
             } else {
                 skip("body_changing")
             }
+        }
+        // 6: the file each body reaches, however its key spells it (`./`, `//`, `..`, links): kept
+        // when a row not yet packed reaches it (`needed`, resolved for this pass), or a row of this
+        // batch that keeps its body does.
+        let leaving = Set((deleting + gone).map(\.row.rowID))
+        let kept = rows.filter { !leaving.contains($0.rowID) }
+        let keptKeys = Set(kept.map(\.body.key))
+        var keptFiles: Set<String> = []
+        for row in kept { if let file = try? await source.fetcher.identity(of: row.body) { keptFiles.insert(file) } }
+        var files: [String: String] = [:]  // row id -> the file its body reaches
+        for item in deleting { files[item.row.rowID] = try? await source.fetcher.identity(of: item.row.body) }
+        deleting = deleting.filter { item in
+            let file = files[item.row.rowID]
+            if let file, needed.contains(file) {
+                skip("body_needed_by_unpacked_row")
+                return false
+            }
+            if keptKeys.contains(item.row.body.key) || file.map(keptFiles.contains) == true {
+                skip("body_needed_by_kept_row")
+                return false
+            }
+            return true
         }
         if config.dryRun {
             totals.deleted += deleting.count

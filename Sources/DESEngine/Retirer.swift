@@ -119,6 +119,7 @@ public struct Retirer: Sendable {
             try await metadata.deadLetters(matching: DeadLetterQuery(source: name, stage: "retire", limit: Int(Int32.max)))
         }
         let lettered = Set(letters.map(\.letter.rowID))
+        let needed = try await filesNotYetPacked(source)
         var containers = try await uploadedContainers()
         var after: String?
         while !shutdown.isTriggered {
@@ -127,8 +128,36 @@ public struct Retirer: Sendable {
             after = last.rowID
             let candidates = rows.filter { !$0.bodyDeleted }
             if candidates.isEmpty { continue }
-            try await retireBatch(candidates, of: source, lettered: lettered, containers: &containers, totals: &totals)
+            try await retireBatch(candidates, of: source, lettered: lettered, needed: needed, containers: &containers, totals: &totals)
         }
+    }
+
+    /// The most rows not yet packed whose bodies a pass resolves (one `stat` each).
+    static let maxRowsResolved = 2_000_000
+
+    /// The files that the bodies of the source's rows not yet packed reach (one `stat` each, on
+    /// local disk), so that a body a packed row spells otherwise is kept for them. Rows named
+    /// while the pass runs are compared by key only (``retireBatch``'s step 0).
+    func filesNotYetPacked(_ source: Source) async throws -> Set<String> {
+        var files: Set<String> = []
+        guard source.fetcher.locationsMayAlias else { return files }
+        var after: String?
+        var count = 0
+        while true {
+            guard let page = try await retry.run({ try await source.connector.bodiesNotYetPacked(afterRowID: after, limit: 1000) }),
+                let last = page.last
+            else { break }
+            after = last.rowID
+            for row in page { if let file = try? await source.fetcher.identity(of: row.body) { files.insert(file) } }
+            count += page.count
+            if count >= Self.maxRowsResolved {
+                logger.warning(
+                    "more rows are not yet packed than one pass resolves; beyond these, a body is kept for them only when they spell its key the same",
+                    metadata: ["source": "\(source.connector.name)", "resolved": "\(count)"])
+                break
+            }
+        }
+        return files
     }
 
     /// Every recorded container, the uploaded ones with their age.

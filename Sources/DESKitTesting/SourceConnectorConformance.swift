@@ -342,6 +342,12 @@ public enum SourceConnectorConformance {
             try require(state("d") == (false, false), c, "d: no other row: \(shared)")
             try require(state("e") == (true, false), c, "e: the other row failed (a retry packs it): \(shared)")
             try require(try await source.rowsSharingBodies(keys: [], excluding: []).isEmpty, c, "no keys, no rows")
+            // The rows not yet packed, in id order, in pages: the unnamed row 5 and the failed row 9.
+            if let first = try await source.bodiesNotYetPacked(afterRowID: nil, limit: 1) {
+                let rest = try await source.bodiesNotYetPacked(afterRowID: first.last?.rowID, limit: 10) ?? []
+                let all = first + rest
+                try require(all.map(\.rowID) == ["5", "9"] && all.map(\.body.key) == ["shared/c", "shared/e"], c, "rows not yet packed: \(all)")
+            }
         }
 
         await runner.run("failed rows go back (des dlq retry): the marker's to naming, the packer's to pending") {

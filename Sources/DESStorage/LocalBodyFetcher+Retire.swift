@@ -28,6 +28,26 @@ extension LocalBodyFetcher {
         return BodyVersion(size: stamp.size, tag: "mtime \(stamp.mtimeNanos) ns, inode \(stamp.inode)")
     }
 
+    /// Paths on disk: `./a`, `a`, `d//a` and a link to it reach one file.
+    public var locationsMayAlias: Bool { true }
+
+    /// The device and inode of the file the packer would read (links followed beneath the
+    /// root); nil when nothing is there or the location leads out of the root.
+    public func identity(of location: BodyLocation) async throws -> String? {
+        let fd: Int32
+        do {
+            fd = try open(location.key)
+        } catch let error as DESKitError where error.code == .notFound || error.code == .invalidData {
+            return nil
+        }
+        defer { _ = Glibc.close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw DESKitError(.storage, "cannot stat body '\(location.key)': \(String(cString: strerror(errno)))")
+        }
+        return "\(st.st_dev):\(st.st_ino)"
+    }
+
     /// Unlinks each body's directory entry beneath the root (a symbolic link is removed itself,
     /// never its target); an absolute path only with `allow_absolute`, as reads. Gone already
     /// counts as deleted.

@@ -119,6 +119,9 @@ struct CarelessConnector: SourceConnector {
     func rowsSharingBodies(keys: [String], excluding rowIDs: Set<String>) async throws -> [String: SharedBody] {
         try await base.rowsSharingBodies(keys: keys, excluding: rowIDs)
     }
+    func bodiesNotYetPacked(afterRowID: String?, limit: Int) async throws -> [RowBody]? {
+        try await base.bodiesNotYetPacked(afterRowID: afterRowID, limit: limit)
+    }
     func markDeleted(names: [String]) async throws -> Int { try await base.markDeleted(names: names) }
     func returnFailedRows(_ rowIDs: [String], to target: FailedRowTarget) async throws -> Int {
         try await base.returnFailedRows(rowIDs, to: target)

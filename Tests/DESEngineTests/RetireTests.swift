@@ -106,6 +106,41 @@ import Testing
         #expect(audit.isOK && audit.rowsRetired == 22, "\(audit.problems)")
     }
 
+    @Test("A body a row not yet packed reaches under another spelling (./, //, a linked directory, a linked file) is kept; so is one a kept row of the batch lists")
+    func aliasedBodies() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(20, size: 200)
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let paths = Dictionary(uniqueKeysWithValues: try await d.sql("SELECT id, body_path FROM files").compactMap { r in r[1].text.map { (r[0].int ?? 0, $0) } })
+        let (p5, p6, p7, p8) = (try #require(paths[5]), try #require(paths[6]), try #require(paths[7]), try #require(paths[8]))
+        // Row 1001 lists row 6's body, is packed, and has a retire letter: its body is kept, so row 6's is too.
+        _ = try await d.sql("INSERT INTO files (id, body_path, size_bytes) SELECT 1001, body_path, size_bytes FROM files WHERE id = 6")
+        _ = try await d.mark(shardBits: 2)
+        _ = try await d.packer(shardBits: 2).run(shutdown: ShutdownSignal(), untilIdle: true)
+        try await d.metadata().addDeadLetters([DeadLetter(source: "catalog", rowID: "1001", desName: nil, stage: "retire", reason: "kept by hand")])
+        // New rows reaching rows 5, 7 and 8's bodies under other spellings.
+        let dir7 = (p7 as NSString).deletingLastPathComponent
+        try FileManager.default.createSymbolicLink(atPath: d.bodiesRoot + "/linked", withDestinationPath: d.bodiesRoot + "/" + dir7)
+        try FileManager.default.createSymbolicLink(atPath: d.bodiesRoot + "/alias8", withDestinationPath: d.bodiesRoot + "/" + p8)
+        let spellings = [(2001, "./" + p5), (2002, p5.replacingOccurrences(of: "/", with: "//")), (2003, "linked/" + (p7 as NSString).lastPathComponent), (2004, "alias8")]
+        for (id, key) in spellings { _ = try await d.sql("INSERT INTO files (id, body_path, size_bytes) VALUES (\(id), '\(key)', 200)") }
+        let config = try Self.config(d, delay: "0s")
+
+        let run = try await runDES(["retire", "--until-idle", "--json"], config: config, in: d.dir)
+        #expect(run.status == 0, "\(run.err)")
+        let done = try jsonObject(run.out)
+        let skipped = done["skipped"] as? [String: Int] ?? [:]
+        #expect(skipped["body_needed_by_unpacked_row"] == 3 && skipped["body_needed_by_kept_row"] == 1 && skipped["dead_lettered"] == 1, "\(done)")
+        #expect(done["deleted"] as? Int == 16, "\(done)")
+        #expect(Self.bodies(d) == [p5, p6, p7, p8, "alias8"], "\(Self.bodies(d))")
+        // The new rows are packed from the bodies kept for them.
+        _ = try await d.mark(shardBits: 2)
+        let packed = try await d.packer(shardBits: 2).run(shutdown: ShutdownSignal(), untilIdle: true)
+        #expect(packed.filesPacked == 4 && packed.filesFailed == 0)
+    }
+
     @Test("Bodies younger than delete_after_pack are kept (too_young); without any opted-in source, des retire refuses with exit 65")
     func delayAndOptIn() async throws {
         let d = try Deployment()

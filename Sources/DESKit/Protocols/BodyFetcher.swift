@@ -43,6 +43,16 @@ public protocol BodyFetcher: Sendable {
     /// between the check of its bytes and its deletion. Default: this fetcher cannot tell.
     func version(of location: BodyLocation) async throws -> BodyVersion?
 
+    /// The file a body location reaches, as a text equal for every location that reaches it
+    /// (device and inode on disk, through `./`, `//`, `..` and links), or nil when nothing is
+    /// there — or when a location is its own identity (S3 keys): then `des retire` compares
+    /// keys only. Used by `des retire` to keep a body that a row not yet packed reaches under
+    /// another spelling. Default: nil.
+    func identity(of location: BodyLocation) async throws -> String?
+
+    /// Whether two locations may reach one body (paths on disk: yes; S3 keys: no). Default: no.
+    var locationsMayAlias: Bool { get }
+
     /// Deletes bodies (`des retire`): S3 in DeleteObjects requests of up to 1,000 keys, local
     /// files unlinked only beneath the bodies' root. A body already gone counts as deleted.
     /// Returns the ones that could not be deleted, with why. Default: this fetcher cannot delete.
@@ -65,6 +75,10 @@ public struct BodyVersion: Sendable, Hashable, CustomStringConvertible {
 
 extension BodyFetcher {
     public func close() async {}
+
+    public func identity(of location: BodyLocation) async throws -> String? { nil }
+
+    public var locationsMayAlias: Bool { false }
 
     public func version(of location: BodyLocation) async throws -> BodyVersion? {
         throw DESKitError(.configuration, "this body fetcher cannot tell a body's version, so des retire cannot delete its bodies")

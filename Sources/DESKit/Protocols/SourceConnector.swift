@@ -134,6 +134,20 @@ public struct SharedBody: Sendable, Hashable {
     }
 }
 
+/// A row's id and where its body is.
+public struct RowBody: Sendable, Hashable {
+    /// The row's primary key.
+    public var rowID: String
+    /// Where its body is.
+    public var body: BodyLocation
+
+    /// A row and its body.
+    public init(rowID: String, body: BodyLocation) {
+        self.rowID = rowID
+        self.body = body
+    }
+}
+
 /// A packed row: where its body came from and which container holds it.
 public struct PackedRow: Sendable, Hashable {
     public var rowID: String
@@ -301,6 +315,12 @@ public protocol SourceConnector: Sendable {
     /// takes one that another row's retire deleted as retired, not as gone missing.
     func rowsSharingBodies(keys: [String], excluding rowIDs: Set<String>) async throws -> [String: SharedBody]
 
+    /// `des retire`: the bodies of rows not yet packed (unnamed, pending, claimed, failed, or a
+    /// status DES did not write), after `afterRowID` in id order, up to `limit`; nil when this
+    /// source cannot list them. Retire resolves each to the file it reaches, and keeps that file
+    /// whatever spelling a packed row gives it.
+    func bodiesNotYetPacked(afterRowID: String?, limit: Int) async throws -> [RowBody]?
+
     /// Deletes (`des delete`, retention): marks the rows holding `names` with
     /// `status_deleted_value` — only rows packed (or packed with their body retired). An empty
     /// list only checks that the status can be written here. Returns how many changed.
@@ -394,6 +414,9 @@ extension SourceConnector {
     /// whose rows may share one should implement ``rowsSharingBodies(keys:excluding:)``, or
     /// `des retire` may delete a body that a row not yet packed still needs.
     public func rowsSharingBodies(keys: [String], excluding rowIDs: Set<String>) async throws -> [String: SharedBody] { [:] }
+
+    /// A source that cannot list its rows not yet packed: retire compares keys only.
+    public func bodiesNotYetPacked(afterRowID: String?, limit: Int) async throws -> [RowBody]? { nil }
 
     /// A source that cannot record retired bodies: `des retire` says so before deleting anything.
     public func markSourceDeleted(rowIDs: [String]) async throws -> Int {

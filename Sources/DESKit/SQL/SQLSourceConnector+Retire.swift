@@ -31,3 +31,34 @@ extension SQLSourceConnector {
         return found
     }
 }
+
+extension SQLSourceConnector {
+    /// Rows whose status is none of packed, retired and deleted (a NULL status included), in id order.
+    public func bodiesNotYetPacked(afterRowID: String?, limit: Int) async throws -> [RowBody]? {
+        let (d, s) = (dialect, try await tableShape())
+        var binds: [SQLValue] = [s.statusValue(s.statusPacked)]
+        var done = s.statusParam(d, 1)
+        // A status the column cannot hold is on no row: not asked for.
+        for (value, problem) in [(s.statusSourceDeleted, s.statusSourceDeletedProblem), (s.statusDeleted, s.statusDeletedProblem)] where problem == nil {
+            binds.append(s.statusValue(value))
+            done += ", " + s.statusParam(d, binds.count)
+        }
+        var cols = "\(s.id), \(s.key)"
+        if let bucket = s.bucket { cols += ", \(bucket)" }
+        var rest = "\(s.table) WHERE (\(s.status) IS NULL OR \(s.status) NOT IN (\(done)))\(s.andWhere)"
+        if let afterRowID {
+            binds.append(s.idValue(afterRowID))
+            rest += " AND \(s.id) > \(s.idParam(d, binds.count))"
+        }
+        let limited = d.limitedSelect(cols, from: rest + " ORDER BY \(s.id)", limit: limit, bind: binds.count + 1)
+        if let bind = limited.bind { binds.append(bind) }
+        let (query, values, maxRows, hasBucket) = (limited.sql, binds, limited.maxRows, s.bucket != nil)
+        let rows = try await pool.withConnection { conn in
+            try await conn.withSession { try $0.query(query, values, maxRows: maxRows) }
+        }
+        return rows.compactMap { r in
+            guard let id = r[0].text, let key = r[1].text else { return nil }
+            return RowBody(rowID: id, body: BodyLocation(bucket: hasBucket ? r[2].text : nil, key: key))
+        }
+    }
+}

@@ -325,6 +325,12 @@ public actor __NAME__Source: SourceConnector {
         return found
     }
 
+    public func bodiesNotYetPacked(afterRowID: String?, limit: Int) async throws -> [RowBody]? {
+        let waiting = rows.filter { [.unnamed, .pending, .claimed, .failed].contains($0.status) }.sorted { Self.idOrder($0.id, $1.id) }
+        let after = waiting.filter { row in afterRowID.map { Self.idOrder($0, row.id) } ?? true }
+        return after.prefix(limit).map { RowBody(rowID: $0.id, body: BodyLocation(bucket: nil, key: $0.key)) }
+    }
+
     public func stats() async throws -> SourceStats {
         var s = SourceStats()
         for row in rows {
