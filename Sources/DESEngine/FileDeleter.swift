@@ -43,10 +43,33 @@ public struct FileDeleter: Sendable {
 
     /// The uploaded container holding `name` and its size there, newest container first; nil
     /// when none holds it (or it is not a DES name).
+    ///
+    /// A candidate container lost from storage cannot say whether it held the name: when a
+    /// source has a row packed under the name, the name is taken as that container's (its size
+    /// unknown, 0), so that an operator can still delete a file whose container is lost (were
+    /// it restored from a backup, it stays deleted). Otherwise the loss is passed on.
     public func locate(_ name: String) async throws -> (container: ContainerRecord, bytes: UInt64)? {
         guard let (day, shard) = ContainerLookup.dayShard(of: name, shardBits: shardBits) else { return nil }
         let candidates = try await metadata.containers(state: .uploaded, shard: shard, day: day)
-        return try await ContainerLookup.find(name, shardBits: shardBits, among: candidates, reader: reader).map { ($0.container, $0.entry.dataLength) }
+        var lost: (container: ContainerRecord, error: DESKitError)?
+        for container in NameRanges.candidates(for: name, among: candidates) {
+            do {
+                if let entry = try await reader.index(key: container.key, etag: container.etag).entry(named: name) {
+                    return (container, entry.dataLength)
+                }
+            } catch let error as DESKitError where error.code == .notFound {
+                if lost == nil { lost = (container, error) }
+            }
+        }
+        guard let lost else { return nil }
+        for source in sources {
+            let rows = (try? await source.rowsNamed([name])) ?? []
+            if rows.contains(where: { $0.desName == name && ($0.state == .packed || $0.state == .other) }) {  // packed, or retired
+                logger.warning("deleting a file whose container is not in storage", metadata: ["name": "\(name)", "container": "\(lost.container.key)"])
+                return (lost.container, 0)
+            }
+        }
+        throw lost.error
     }
 
     /// What is wrong with `reason` (`des delete --reason`, `DELETE /files?reason=`), or nil: it

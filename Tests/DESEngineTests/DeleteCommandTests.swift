@@ -49,6 +49,35 @@ import Testing
         #expect(try await d.metadata().tombstone(named: kept) == nil, "a refused reason deleted the file")
     }
 
+    @Test("A file whose container is lost from storage is deleted all the same when its row says it was packed; without such a row, the loss is the error")
+    func deleteFromLostContainer() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(10, size: 64)
+        _ = try await d.mark(shardBits: 1)
+        _ = try await d.packer(shardBits: 1).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let config = try d.writeConfig(packer: "{work_dir: work, shard_bits: 1}")
+        let row = try #require(try await d.sql("SELECT des_name, des_container FROM files WHERE id = 3").first)
+        let (name, key) = (try #require(row[0].text), try #require(row[1].text))
+        try FileManager.default.moveItem(atPath: d.dir + "/archive/" + key, toPath: d.dir + "/lost.des")
+        let run = try await runDES(["delete", "--reason", "lost with its disk", "--json", name], config: config, in: d.dir)
+        let outcome = try jsonObject(run.out)
+        #expect(run.status == 0 && outcome["deleted"] as? [String] == [name], "\(run)")
+        #expect(try await d.sql("SELECT des_status FROM files WHERE id = 3").first?[0].text == "DES_DELETED")
+        // Restored from a backup, it stays deleted.
+        try FileManager.default.moveItem(atPath: d.dir + "/lost.des", toPath: d.dir + "/archive/" + key)
+        let got = try await runDES(["get", name, "-o", d.dir + "/x"], config: config, in: d.dir)
+        #expect(got.status == 66 && got.err.contains("deleted"), "\(got)")
+        // Another name of that container, its row no longer packed (failed by hand): the loss is the answer.
+        let other = try #require(try await d.sql("SELECT des_name FROM files WHERE des_container = '\(key)' AND id <> 3").first?[0].text)
+        _ = try await d.sql("UPDATE files SET des_status = 'DES_FAILED' WHERE des_name = '\(other)'")
+        try FileManager.default.moveItem(atPath: d.dir + "/archive/" + key, toPath: d.dir + "/lost.des")
+        let refused = try await runDES(["delete", "--reason", "x", other], config: config, in: d.dir)
+        #expect(refused.status != 0 && refused.err.contains(key), "\(refused)")
+        let stone = try await d.metadata().tombstone(named: other)
+        #expect(stone == nil)
+    }
+
     @Test("A reason is checked where every delete passes (des delete, DELETE /files, retention): something said, at most 2,000 bytes, printable")
     func reasonRules() async throws {
         for bad in ["", "   ", String(repeating: "r", count: 2_001), "a\nb", "a\rb", "tab\there", "nul\u{0}", "esc\u{1B}[31m", "nel\u{85}", "ls\u{2028}ps\u{2029}"] {
