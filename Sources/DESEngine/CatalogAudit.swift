@@ -78,16 +78,13 @@ public struct CatalogAudit: Sendable {
             let levelsProblems: [String]
             do {
                 (versioned, levelsProblems) = try await reader.checkedIndex(key: container.key)
-            } catch let error as DESKitError where error.code == .notFound {
-                // A recorded container lost from storage is what an audit is for: reported, and the audit goes on.
+            } catch let error where (error as? DESKitError)?.code == .notFound || error is DESFormatError {
+                // A recorded container lost from storage, or garbage, is what an audit is for: reported, and the audit goes on.
                 report.containers += 1
                 unreadable.insert(container.key)
-                problem("container \(container.key) is recorded uploaded (\(container.fileCount) files) but is not in storage")
-                continue
-            } catch let error as DESFormatError {
-                report.containers += 1
-                unreadable.insert(container.key)
-                problem("container \(container.key) cannot be read: \(error)")
+                problem(
+                    "container \(container.key) "
+                        + (error is DESFormatError ? "cannot be read: \(error)" : "is recorded uploaded (\(container.fileCount) files) but is not in storage"))
                 continue
             }
             let index = versioned.index

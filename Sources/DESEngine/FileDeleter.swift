@@ -52,14 +52,8 @@ public struct FileDeleter: Sendable {
         guard let (day, shard) = ContainerLookup.dayShard(of: name, shardBits: shardBits) else { return nil }
         let candidates = try await metadata.containers(state: .uploaded, shard: shard, day: day)
         var lost: (container: ContainerRecord, error: DESKitError)?
-        for container in NameRanges.candidates(for: name, among: candidates) {
-            do {
-                if let entry = try await reader.index(key: container.key, etag: container.etag).entry(named: name) {
-                    return (container, entry.dataLength)
-                }
-            } catch let error as DESKitError where error.code == .notFound {
-                if lost == nil { lost = (container, error) }
-            }
+        if let found = try await ContainerLookup.find(name, shardBits: shardBits, among: candidates, reader: reader, lost: { lost = lost ?? ($0, $1) }) {
+            return (found.container, found.entry.dataLength)
         }
         guard let lost else { return nil }
         for source in sources {

@@ -18,7 +18,7 @@ extension Retirer {
 
     /// Checks a batch of packed rows and retires those that pass every check.
     func retireBatch(
-        _ rows: [PackedRow], of source: Source, lettered: Set<String>, needed: Set<String> = [], containers: inout ContainerChain,
+        _ rows: [PackedRow], of source: Source, lettered: Set<String>, needed: Set<String>, containers: inout ContainerChain,
         totals: inout Totals
     ) async throws {
         let name = source.connector.name
@@ -30,11 +30,6 @@ extension Retirer {
                 metrics.skipped(reason, count: count)
             }
         }
-        // 0: other rows of the source listing the same bodies (a catalog may list one body twice):
-        // a body a row not yet packed still needs is kept — deleted, that row could never be
-        // packed — and one that another row's retire deleted is retired, not gone missing.
-        let keys = rows.map(\.body.key)
-        let sharing = try await retry.run { try await source.connector.rowsSharingBodies(keys: keys, excluding: Set(rows.map(\.rowID))) }
         // 1–2: each row's uploaded container, old enough.
         let reader = StorageArchiveReader(storage: storage, cache: cache)
         var byContainer: [String: [PackedRow]] = [:]
@@ -42,10 +37,6 @@ extension Retirer {
         for row in rows {
             if lettered.contains(row.rowID) {
                 skip("dead_lettered")
-                continue
-            }
-            if sharing[row.body.key]?.neededByUnpacked == true {
-                skip("body_needed_by_unpacked_row")
                 continue
             }
             var record = await container(of: row, in: containers, reader: reader, evenUnrecorded: refreshed)
@@ -139,6 +130,18 @@ extension Retirer {
                 }
             }
         }
+        // The other rows of the source listing the bodies still in the running (a catalog may list
+        // one body twice), read only for those: a body a row not yet packed still needs is kept —
+        // deleted, that row could never be packed — and one that another row's retire deleted is
+        // retired, not gone missing.
+        let sharing = ready.isEmpty ? [:] : try await retry.run { [ready] in
+            try await source.connector.rowsSharingBodies(keys: ready.map(\.row.body.key), excluding: Set(rows.map(\.rowID)))
+        }
+        ready.removeAll { item in
+            guard sharing[item.row.body.key]?.neededByUnpacked == true else { return false }
+            skip("body_needed_by_unpacked_row")
+            return true
+        }
         // A body already gone counts as retired only when this worker was deleting it (its intent
         // is recorded): otherwise it vanished by other means — a volume not mounted, a wrong root —
         // and the row stays packed, dead-lettered, so that nothing is marked deleted that is not.
@@ -180,10 +183,12 @@ extension Retirer {
         // when a row not yet packed reaches it (`needed`, resolved for this pass), or a row of this
         // batch that keeps its body does.
         let leaving = Set((deleting + gone).map(\.row.rowID))
-        let kept = rows.filter { !leaving.contains($0.rowID) }
+        let kept = deleting.isEmpty ? [] : rows.filter { !leaving.contains($0.rowID) }
         let keptKeys = Set(kept.map(\.body.key))
         var keptFiles: Set<String> = []
-        for row in kept { if let file = try? await source.fetcher.identity(of: row.body) { keptFiles.insert(file) } }
+        if source.fetcher.locationsMayAlias {
+            for row in kept { if let file = try? await source.fetcher.identity(of: row.body) { keptFiles.insert(file) } }
+        }
         var files: [String: String] = [:]  // row id -> the file its body reaches
         for item in deleting { files[item.row.rowID] = try? await source.fetcher.identity(of: item.row.body) }
         deleting = deleting.filter { item in

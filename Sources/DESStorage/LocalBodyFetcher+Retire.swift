@@ -13,19 +13,26 @@ extension LocalBodyFetcher {
     /// Size, mtime (ns) and inode of the file the packer would read (links followed beneath the
     /// root, as a fetch follows them); nil when nothing is there.
     public func version(of location: BodyLocation) async throws -> BodyVersion? {
+        guard let st = try status(of: location.key) else { return nil }
+        let stamp = FileStamp(st)
+        return BodyVersion(size: stamp.size, tag: "mtime \(stamp.mtimeNanos) ns, inode \(stamp.inode)")
+    }
+
+    /// The `fstat` of the file the packer would open for `key`; nil when nothing is there
+    /// (and, with `orOutside`, when the key leads out of the root).
+    private func status(of key: String, orOutside: Bool = false) throws -> stat? {
         let fd: Int32
         do {
-            fd = try open(location.key)
-        } catch let error as DESKitError where error.code == .notFound {
+            fd = try open(key)
+        } catch let error as DESKitError where error.code == .notFound || orOutside && error.code == .invalidData {
             return nil
         }
         defer { _ = Glibc.close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
-            throw DESKitError(.storage, "cannot stat body '\(location.key)': \(String(cString: strerror(errno)))")
+            throw DESKitError(.storage, "cannot stat body '\(key)': \(String(cString: strerror(errno)))")
         }
-        let stamp = FileStamp(st)
-        return BodyVersion(size: stamp.size, tag: "mtime \(stamp.mtimeNanos) ns, inode \(stamp.inode)")
+        return st
     }
 
     /// Paths on disk: `./a`, `a`, `d//a` and a link to it reach one file.
@@ -34,18 +41,7 @@ extension LocalBodyFetcher {
     /// The device and inode of the file the packer would read (links followed beneath the
     /// root); nil when nothing is there or the location leads out of the root.
     public func identity(of location: BodyLocation) async throws -> String? {
-        let fd: Int32
-        do {
-            fd = try open(location.key)
-        } catch let error as DESKitError where error.code == .notFound || error.code == .invalidData {
-            return nil
-        }
-        defer { _ = Glibc.close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            throw DESKitError(.storage, "cannot stat body '\(location.key)': \(String(cString: strerror(errno)))")
-        }
-        return "\(st.st_dev):\(st.st_ino)"
+        try status(of: location.key, orOutside: true).map { "\($0.st_dev):\($0.st_ino)" }
     }
 
     /// Unlinks each body's directory entry beneath the root (a symbolic link is removed itself,

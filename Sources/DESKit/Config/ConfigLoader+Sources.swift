@@ -311,21 +311,17 @@ extension ConfigLoader {
     /// metadata) may share one (an id that is the path). Compared without case, as most
     /// databases compare unquoted names.
     static func checkWrittenColumnsApart(_ c: ColumnMapping, in m: ConfigMapping) throws {
-        let written: [(String, String?)] = [
-            ("status", c.status), ("des_name", c.desName), ("des_hash", c.desHash), ("des_container", c.desContainer),
-            ("claimed_by", c.claimedBy), ("claimed_at", c.claimedAt), ("error", c.error), ("packed_at", c.packedAt),
-            ("source_deleted_at", c.sourceDeletedAt),
-        ]
-        let read: [(String, String?)] =
-            [("id", c.id), ("s3_key", c.s3Key), ("s3_bucket", c.s3Bucket), ("size_bytes", c.sizeBytes), ("created_at", c.createdAt)]
-            + c.metadata.map { ("metadata_columns.\($0.key)", $0.column) }
-        let roles = written.compactMap { key, column in column.map { (key, $0, true) } } + read.compactMap { key, column in column.map { (key, $0, false) } }
+        // Each role as (key under columns:, column, whether DES writes it).
+        let roles = mappedColumns(c).map { path, column in
+            let key = String(path.dropFirst("columns.".count))
+            return (key, column, writtenColumnKeys.contains(key))
+        }
         func top(_ key: String) -> String { String(key.split(separator: ".")[0]) }
+        func line(_ key: String) -> Int { m.node(top(key))?.mark?.line ?? -1 }
         for (i, (key, column, writes)) in roles.enumerated() {
             for (otherKey, otherColumn, otherWrites) in roles[(i + 1)...] where writes || otherWrites {
                 guard column.lowercased() == otherColumn.lowercased() else { continue }
                 // At the key the user wrote (the later in the file when both are), naming the other.
-                func line(_ k: String) -> Int { m.node(top(k))?.mark?.line ?? -1 }
                 let at = line(otherKey) >= line(key) ? otherKey : key
                 let other = at == otherKey ? key : otherKey
                 throw m.error(
@@ -334,6 +330,11 @@ extension ConfigLoader {
             }
         }
     }
+
+    /// The `columns:` keys whose columns DES writes (the others it only reads).
+    static let writtenColumnKeys: Set<String> = [
+        "status", "des_name", "des_hash", "des_container", "claimed_by", "claimed_at", "error", "packed_at", "source_deleted_at",
+    ]
 
     /// A table, schema or column name: non-empty, and an identifier every dialect can quote
     /// (``SQLIdentifier``), refused here, at its line, rather than at the first statement.
