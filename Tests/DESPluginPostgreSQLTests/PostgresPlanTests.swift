@@ -63,15 +63,58 @@ struct PostgresPlanTests {
         let (c, shape) = try await Self.catalog()
         let ids = Array(8001...9000)
         let plan = try await c.withSession { s in
-            let condition = try PostgresDialect().idMatches(in: s, table: shape, count: ids.count, firstBind: 3)
+            var binds: [SQLValue] = [.text("DES_CLAIMED"), .text("h")]
+            let condition = try PostgresDialect().idMatches(in: s, table: shape, ids: ids.map(String.init), binds: &binds)
             let sql = "EXPLAIN (VERBOSE) UPDATE \(shape.table) SET \(shape.status) = 'DES_PACKED' "
                 + "WHERE \(shape.status) = $1 AND \(shape.claimedBy) = $2 AND \(condition)"
-            return try s.query(sql, [.text("DES_CLAIMED"), .text("h")] + ids.map { shape.idValue(String($0)) })
+            return try s.query(sql, binds)
                 .compactMap { $0[0].text }.joined(separator: "\n")
         }
         await c.close()
         #expect(!plan.contains("InitPlan") && !plan.contains("SubPlan"), "\(plan.prefix(600))")
         #expect(plan.contains("= ANY ('{8001,8002"), "\(plan.prefix(600))")
+    }
+
+    @Test("Keys with separators, quotes, backslashes, braces, spaces or the word NULL are matched as themselves; an empty key too")
+    func hostileTextKeysMatch() async throws {
+        let conninfo = try testServer()
+        let schema = try await freshSchema(conninfo)
+        let c = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+        let keys = ["plain", "with \"quote\"", "back\\slash", "a,b", "c|d", "{brace}", " spaced ", "NULL", "zéro-0007", "\\\"", "e\u{1F}f"]
+        try await c.withTransaction { s in
+            try s.execute("CREATE TABLE \(schema).\"Keys\" (\"Id\" VARCHAR(40) PRIMARY KEY, body_path TEXT NOT NULL, des_status TEXT, des_name TEXT, "
+                + "des_shard INTEGER, des_container TEXT, des_claimed_by TEXT, des_claimed_at DOUBLE PRECISION, des_error TEXT)")
+            for (i, key) in (keys + ["", "NULL2", "other", "a", "b"]).enumerated() {
+                try s.execute("INSERT INTO \(schema).\"Keys\" (\"Id\", body_path) VALUES ($1, $2)", [.text(key), .text("b\(i)")])
+            }
+        }
+        var columns = ColumnMapping()
+        columns.id = "Id"
+        columns.s3Key = "body_path"
+        let catalog = try await c.withSession { try PostgresDialect().reflectTable(in: $0, schema: schema, table: "Keys") }
+        let shape = try SQLTableShape(
+            config: TableConfig(name: "Keys", schema: schema, columns: columns), dialect: PostgresDialect(), catalog: catalog, source: "keys")
+        func match(_ ids: [String]) async throws -> (found: Set<String>, binds: Int) {
+            try await c.withSession { s in
+                var binds: [SQLValue] = []
+                let condition = try PostgresDialect().idMatches(in: s, table: shape, ids: ids, binds: &binds)
+                let rows = try s.query("SELECT \(shape.id) FROM \(shape.table) WHERE \(condition)", binds)
+                return (Set(rows.compactMap { $0[0].text }), binds.count)
+            }
+        }
+        let asText = try await c.withSession { s in
+            var binds: [SQLValue] = []
+            let condition = PostgresDialect().textMatches(shape.id, values: keys, binds: &binds)
+            return (Set(try s.query("SELECT \(shape.id) FROM \(shape.table) WHERE \(condition)", binds).compactMap { $0[0].text }), binds.count)
+        }
+        #expect(asText.0 == Set(keys) && asText.1 == 2, "names are matched as ids are")
+        let joined = try await match(keys)
+        #expect(joined.found == Set(keys))
+        #expect(joined.binds == 2, "the ids go as one text and its separator")
+        let withEmpty = try await match(keys + [""])
+        #expect(withEmpty.found == Set(keys + [""]))
+        #expect(withEmpty.binds == keys.count + 1, "an empty id cannot be told from no id in a joined text")
+        await c.close()
     }
 }
 

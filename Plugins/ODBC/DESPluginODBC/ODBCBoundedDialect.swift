@@ -51,7 +51,11 @@ public struct ODBCBoundedDialect: SQLDialect {
         try base.assignNames(in: session, table: table, assignments)
     }
 
-    public func idMatches(in session: any SQLSession, table: SQLTableShape, count: Int, firstBind: Int) throws -> String {
-        try base.idMatches(in: session, table: table, count: count, firstBind: firstBind)
+    public func textMatches(_ column: String, values: [String], binds: inout [SQLValue]) -> String {
+        base.textMatches(column, values: values, binds: &binds)
+    }
+
+    public func idMatches(in session: any SQLSession, table: SQLTableShape, ids: [String], binds: inout [SQLValue]) throws -> String {
+        try base.idMatches(in: session, table: table, ids: ids, binds: &binds)
     }
 }

@@ -99,10 +99,15 @@ public protocol SQLDialect: Sendable {
     /// Writes names, hashes, shards and the pending status for many rows in one statement.
     func assignNames(in session: any SQLSession, table: SQLTableShape, _ assignments: [NameAssignment]) throws -> Int
 
-    /// The condition "the row's id is one of `count` bound ids" (placeholders from `firstBind`),
-    /// used by the packer's batch updates (mark packed, give back). Default `id IN (…)`; a dialect
-    /// whose planner would scan the table for a long list writes it so that the key's index is used.
-    func idMatches(in session: any SQLSession, table: SQLTableShape, count: Int, firstBind: Int) throws -> String
+    /// The condition "the row's id is one of `ids`", its bound values appended to `binds`
+    /// (placeholders continue from `binds.count + 1`); used by the packer's batch updates (mark
+    /// packed, give back) and reads by id. Default `id IN (…)`, a value per id; a dialect whose
+    /// planner would scan the table for a long list writes it so that the key's index is used.
+    func idMatches(in session: any SQLSession, table: SQLTableShape, ids: [String], binds: inout [SQLValue]) throws -> String
+
+    /// The condition "`column` holds one of `values`" for a text column (DES names), its bound
+    /// values appended to `binds`. Default `column IN (…)`, a value each.
+    func textMatches(_ column: String, values: [String], binds: inout [SQLValue]) -> String
 }
 
 /// The ways databases limit a select to n rows.
@@ -176,8 +181,16 @@ extension SQLDialect {
         "CREATE INDEX \(quoteIdentifier(name)) ON \(table) (\(columns.joined(separator: ", ")))"
     }
 
-    public func idMatches(in session: any SQLSession, table: SQLTableShape, count: Int, firstBind: Int) throws -> String {
-        "\(table.id) IN (\((0..<count).map { table.idParam(self, firstBind + $0) }.joined(separator: ", ")))"
+    public func textMatches(_ column: String, values: [String], binds: inout [SQLValue]) -> String {
+        let first = binds.count + 1
+        binds += values.map { .text($0) }
+        return "\(column) IN (\(placeholders(values.count, from: first)))"
+    }
+
+    public func idMatches(in session: any SQLSession, table: SQLTableShape, ids: [String], binds: inout [SQLValue]) throws -> String {
+        let first = binds.count + 1
+        binds += ids.map { table.idValue($0) }
+        return "\(table.id) IN (\((0..<ids.count).map { table.idParam(self, first + $0) }.joined(separator: ", ")))"
     }
 
     /// `SELECT columns FROM rest` limited to `limit` rows in this dialect's form; `limit` is bound at

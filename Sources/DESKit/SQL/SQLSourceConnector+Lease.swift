@@ -26,11 +26,11 @@ extension SQLSourceConnector {
         let chunk = d.chunkSize(valuesPerRow: 1, fixed: 16)
         var found: [PendingFile] = []
         for start in stride(from: 0, to: rowIDs.count, by: chunk) {
-            let slice = rowIDs[start..<min(rowIDs.count, start + chunk)]
-            let binds = pending.binds + slice.map { s.idValue($0) }
+            let slice = Array(rowIDs[start..<min(rowIDs.count, start + chunk)])
             let rows = try await pool.withConnection { conn in
                 try await conn.withSession { session in
-                    let match = try d.idMatches(in: session, table: s, count: slice.count, firstBind: pending.binds.count + 1)
+                    var binds = pending.binds
+                    let match = try d.idMatches(in: session, table: s, ids: slice, binds: &binds)
                     return try session.query("SELECT \(s.claimSelectList) FROM \(s.table) WHERE \(pending.sql) AND \(match) ORDER BY \(s.id)", binds)
                 }
             }

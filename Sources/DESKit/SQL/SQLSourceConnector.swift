@@ -193,11 +193,9 @@ public final class SQLSourceConnector: SourceConnector {
             binds.append(.text(holder))
             sql += " AND \(shape.claimedBy) = \(dialect.placeholder(binds.count))"
         }
-        sql += " AND " + (try dialect.idMatches(in: session, table: shape, count: ids.count, firstBind: binds.count + 1))
-        binds += ids.map { shape.idValue($0) }
+        sql += " AND " + (try dialect.idMatches(in: session, table: shape, ids: ids, binds: &binds))
         if let names {
-            sql += " AND \(shape.desName) IN (\(dialect.placeholders(names.count, from: binds.count + 1)))"
-            binds += names.map { .text($0) }
+            sql += " AND " + dialect.textMatches(shape.desName, values: names, binds: &binds)
         }
         return try session.execute(sql, binds)
     }
