@@ -177,18 +177,9 @@ public final class Packer {
             if !batch.shards.isEmpty { context.metrics.claimDuration.recordSeconds(batch.claimSeconds) }
             runState.saturated = batch.saturated
             let (shards, epoch) = (batch.shards, batch.epoch)
-            // Lease mode, until idle: the read reached the end of the pending rows. The read that
-            // starts over would meet every row in flight again (they stay pending until marked),
-            // page after page, to find none fresh: the open containers are finalized and marked
-            // first, so that it meets none. (A backlog drained in one pass is finalized then
-            // anyway; rows named meanwhile make later passes, and smaller containers.)
-            let passEnded = untilIdle && config.claimMode == .lease && !batch.shards.isEmpty && batch.cursors.isEmpty
             // Lease mode: a read that began past a cursor and found nothing has reset its cursors;
             // the next one starts over, and only that one can show idleness.
-            if batch.files.isEmpty, !batch.fromStart {
-                if passEnded { try await finalizeAll() }
-                continue
-            }
+            if batch.files.isEmpty, !batch.fromStart { continue }
             if batch.files.isEmpty {
                 try await settleFinalizations()
                 try await awaitMarking()
@@ -223,12 +214,12 @@ public final class Packer {
             // Claim the next batch while this one is written — only when every shard with work is
             // held, so the next round takes no lease (whose recovery would treat claims in
             // flight as stale), and the shards with work are not due to be looked up again.
-            if !shutdown.isTriggered, !passEnded, !workLookupIsDue, runState.targets.allSatisfy({ book.lease($0) != nil }) {
+            if !shutdown.isTriggered, !workLookupIsDue, runState.targets.allSatisfy({ book.lease($0) != nil })
+            {
                 runState.prefetch = startTake(shards: book.held.keys.sorted())
             }
             try await pack(batch.files, bodies: batch.bodies)
             try await finalizeDue()
-            if passEnded { try await finalizeAll() }
         }
     }
 
@@ -237,13 +228,12 @@ public final class Packer {
     /// shards are idle. A shard held by anyone else (a dead instance whose lease has not yet
     /// expired, `des recover`) is waited for, as it may still have rows for us.
     ///
-    /// `claimedFrom` are the shards the last (empty) claim covered: when a shard is held now that
-    /// it did not cover, there is more to look at and the answer is no. (Those it covered that
-    /// are no longer held were given back just now for having no work.)
+    /// `claimedFrom` are the shards the last (empty) claim covered: when the shards held now
+    /// differ, there is more to look at and the answer is no.
     private func idleEverywhere(claimedFrom: [Int]) async throws -> Bool {
         // The shards with work, looked up now: work may have moved to shards not held.
         try await acquireLeases(force: true)
-        guard Set(book.held.keys).isSubset(of: claimedFrom) else { return false }
+        guard Set(book.held.keys) == Set(claimedFrom) else { return false }
         let missing = Set(runState.targets).subtracting(claimedFrom)
         if missing.isEmpty { return true }
         let leases = try await retry.run { try await metadata.leases() }.filter { missing.contains($0.shard) }

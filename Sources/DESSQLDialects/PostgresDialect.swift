@@ -165,7 +165,8 @@ public struct PostgresDialect: SQLDialect {
 extension PostgresDialect {
     /// `id = ANY(string_to_array($n, $m)::type[])`: the ids joined into one bound text, split and
     /// read in the key column's own type. Statements go unnamed, so they are planned with the
-    /// bound values, and every function here is immutable: the planner folds the array into a
+    /// bound values, and for the usual key types (integers, text, `varchar(n)`, uuid, numeric)
+    /// every function here is immutable: the planner folds the array into a
     /// constant, knows how many ids there are and looks them up in a hash — whether it then
     /// probes the key's index or walks the claimed rows of a status index, the cost grows with
     /// the rows, not with rows × ids. (An array it cannot fold — `$n::bigint[]` from text, whose
