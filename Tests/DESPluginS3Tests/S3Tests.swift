@@ -15,12 +15,20 @@ enum S3Server {
         return v
     }
 
+    /// Settings for the shared test server. Its requests may wait a minute: moto is one Python
+    /// process serving every suite at once, and on a loaded 2-core machine a GET has waited
+    /// over the stock 10 s (a request that never ends is still an error).
     static func settings(bucket: String? = nil, secret: String? = nil) throws -> S3Settings {
-        S3Settings(
+        var s = S3Settings(
             endpoint: try variable("DES_TEST_S3_ENDPOINT"), region: try variable("DES_TEST_S3_REGION"),
             bucket: try bucket ?? variable("DES_TEST_S3_BUCKET"),
             credentials: SigV4.Credentials(accessKey: try variable("DES_TEST_S3_ACCESS_KEY"), secretKey: try secret ?? variable("DES_TEST_S3_SECRET_KEY")))
+        s.requestTimeoutSeconds = sharedServerTimeout
+        return s
     }
+
+    /// `request_timeout` on the shared test server, in seconds.
+    static let sharedServerTimeout = 60.0
 
     /// Storage on a fresh bucket of its own. The bucket is made with the stock settings (their retries),
     /// so a test that edits retries away is not failed by a blip of the shared server before it starts.
