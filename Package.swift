@@ -186,7 +186,7 @@ let package = Package(
         .testTarget(name: "DESPluginODBCTests", dependencies: ["DESPluginODBC", "DESSQLDialects", "DESKit", "DESKitTesting"]),
         .testTarget(name: "DESPluginMSSQLTests", dependencies: ["DESPluginMSSQL", "DESSQLDialects", "DESKit"]),
         .testTarget(name: "DESSQLDialectsTests", dependencies: ["DESSQLDialects", "DESKit"]),
-        .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat", "DESStorage", "DESKitTesting"]),
+        .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat", "DESStorage", "DESKitTesting", "DESTestSupport"]),
         .testTarget(name: "DESPluginFilesystemTests", dependencies: ["DESPluginFilesystem", "DESKit"]),
         .testTarget(name: "DESPluginRedisTests", dependencies: ["DESPluginRedis", "DESKit", "DESFormat", "DESKitTesting"]),
         .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "CDESFileSystem", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESPluginRedis", "DESSQLDialects", "DESCLI", "DESKitTesting", "DESTestSupport"]),

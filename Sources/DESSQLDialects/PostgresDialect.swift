@@ -179,27 +179,23 @@ extension PostgresDialect {
     /// `ANY(ARRAY[$n, …]::type[])`, a placeholder per id.
     public func idMatches(in session: any SQLSession, table t: SQLTableShape, ids: [String], binds: inout [SQLValue]) throws -> String {
         let idType = try Self.keyType(t)
-        if let separator = Self.separator(for: ids) {
-            binds.append(.text(ids.joined(separator: separator)))
-            binds.append(.text(separator))
-            return "\(t.id) = ANY(string_to_array(\(placeholder(binds.count - 1)), \(placeholder(binds.count)))::\(idType)[])"
-        }
-        let first = binds.count + 1
-        binds += ids.map { t.idValue($0) }
-        return "\(t.id) = ANY(ARRAY[\(placeholders(ids.count, from: first))]::\(idType)[])"
+        if let array = joinedArray(ids, binds: &binds) { return "\(t.id) = ANY(\(array)::\(idType)[])" }
+        return "\(t.id) = ANY(ARRAY[\(placeholders(binding: ids.map(t.idValue), to: &binds))]::\(idType)[])"
     }
 
     /// `column = ANY(string_to_array($n, $m))`, as ``idMatches(in:table:ids:binds:)`` binds ids:
     /// two values, however many names.
     public func textMatches(_ column: String, values: [String], binds: inout [SQLValue]) -> String {
-        guard let separator = Self.separator(for: values) else {
-            let first = binds.count + 1
-            binds += values.map { .text($0) }
-            return "\(column) IN (\(placeholders(values.count, from: first)))"
-        }
-        binds.append(.text(values.joined(separator: separator)))
-        binds.append(.text(separator))
-        return "\(column) = ANY(string_to_array(\(placeholder(binds.count - 1)), \(placeholder(binds.count))))"
+        if let array = joinedArray(values, binds: &binds) { return "\(column) = ANY(\(array))" }
+        return "\(column) IN (\(placeholders(binding: values.map { .text($0) }, to: &binds)))"
+    }
+
+    /// `string_to_array($n, $m)` over `values` joined by ``separator(for:)`` (both bound); nil,
+    /// binding nothing, when no separator will do.
+    private func joinedArray(_ values: [String], binds: inout [SQLValue]) -> String? {
+        guard let separator = Self.separator(for: values) else { return nil }
+        binds += [.text(values.joined(separator: separator)), .text(separator)]
+        return "string_to_array(\(placeholder(binds.count - 1)), \(placeholder(binds.count)))"
     }
 
     /// A one-character separator that occurs in none of `ids` (nil when every candidate does, or

@@ -20,16 +20,17 @@ struct S3TestServer {
     /// A new bucket, created.
     func bucket(_ name: String) async throws -> S3Storage {
         var settings = S3Settings(endpoint: endpoint, region: region, bucket: name, credentials: .init(accessKey: key, secretKey: secret))
-        settings.requestTimeoutSeconds = 60
+        settings.requestTimeoutSeconds = Double(sharedS3RequestTimeout)
         let storage = S3Storage(client: S3Client(settings: settings))
         try await storage.createBucket()
         return storage
     }
 
-    /// `endpoint: …, region: …, access_key: …, secret_key: …, request_timeout: 60` for a config's
-    /// flow map. The shared test server (moto, one Python process serving every suite) has taken
-    /// over the stock 10 s to answer a GET on a loaded 2-core machine.
-    var configKeys: String { "endpoint: \(endpoint), region: \(region), access_key: \(key), secret_key: \(secret), request_timeout: 60" }
+    /// `endpoint: …, region: …, access_key: …, secret_key: …, request_timeout: …` for a config's
+    /// flow map (``sharedS3RequestTimeout``).
+    var configKeys: String {
+        "endpoint: \(endpoint), region: \(region), access_key: \(key), secret_key: \(secret), request_timeout: \(sharedS3RequestTimeout)"
+    }
 }
 
 /// The stock packer with its bodies on S3 and its containers on S3 (moto, signatures checked).

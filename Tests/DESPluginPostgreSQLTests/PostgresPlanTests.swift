@@ -94,20 +94,19 @@ struct PostgresPlanTests {
         let catalog = try await c.withSession { try PostgresDialect().reflectTable(in: $0, schema: schema, table: "Keys") }
         let shape = try SQLTableShape(
             config: TableConfig(name: "Keys", schema: schema, columns: columns), dialect: PostgresDialect(), catalog: catalog, source: "keys")
-        func match(_ ids: [String]) async throws -> (found: Set<String>, binds: Int) {
+        /// The keys `condition` (written by the dialect, its values appended to the binds) selects.
+        func select(_ condition: @escaping @Sendable (any SQLSession, inout [SQLValue]) throws -> String) async throws -> (found: Set<String>, binds: Int) {
             try await c.withSession { s in
                 var binds: [SQLValue] = []
-                let condition = try PostgresDialect().idMatches(in: s, table: shape, ids: ids, binds: &binds)
-                let rows = try s.query("SELECT \(shape.id) FROM \(shape.table) WHERE \(condition)", binds)
-                return (Set(rows.compactMap { $0[0].text }), binds.count)
+                let sql = "SELECT \(shape.id) FROM \(shape.table) WHERE \(try condition(s, &binds))"
+                return (Set(try s.query(sql, binds).compactMap { $0[0].text }), binds.count)
             }
         }
-        let asText = try await c.withSession { s in
-            var binds: [SQLValue] = []
-            let condition = PostgresDialect().textMatches(shape.id, values: keys, binds: &binds)
-            return (Set(try s.query("SELECT \(shape.id) FROM \(shape.table) WHERE \(condition)", binds).compactMap { $0[0].text }), binds.count)
+        func match(_ ids: [String]) async throws -> (found: Set<String>, binds: Int) {
+            try await select { s, binds in try PostgresDialect().idMatches(in: s, table: shape, ids: ids, binds: &binds) }
         }
-        #expect(asText.0 == Set(keys) && asText.1 == 2, "names are matched as ids are")
+        let asText = try await select { _, binds in PostgresDialect().textMatches(shape.id, values: keys, binds: &binds) }
+        #expect(asText.found == Set(keys) && asText.binds == 2, "names are matched as ids are")
         let joined = try await match(keys)
         #expect(joined.found == Set(keys))
         #expect(joined.binds == 2, "the ids go as one text and its separator")

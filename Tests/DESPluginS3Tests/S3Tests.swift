@@ -1,7 +1,9 @@
 import DESFormat
 import DESKit
-import Foundation
 import DESKitTesting
+import DESStorage
+import DESTestSupport
+import Foundation
 import Testing
 
 @testable import DESPluginS3
@@ -15,20 +17,15 @@ enum S3Server {
         return v
     }
 
-    /// Settings for the shared test server. Its requests may wait a minute: moto is one Python
-    /// process serving every suite at once, and on a loaded 2-core machine a GET has waited
-    /// over the stock 10 s (a request that never ends is still an error).
+    /// Settings for the shared test server, whose requests may take ``sharedS3RequestTimeout``.
     static func settings(bucket: String? = nil, secret: String? = nil) throws -> S3Settings {
         var s = S3Settings(
             endpoint: try variable("DES_TEST_S3_ENDPOINT"), region: try variable("DES_TEST_S3_REGION"),
             bucket: try bucket ?? variable("DES_TEST_S3_BUCKET"),
             credentials: SigV4.Credentials(accessKey: try variable("DES_TEST_S3_ACCESS_KEY"), secretKey: try secret ?? variable("DES_TEST_S3_SECRET_KEY")))
-        s.requestTimeoutSeconds = sharedServerTimeout
+        s.requestTimeoutSeconds = Double(sharedS3RequestTimeout)
         return s
     }
-
-    /// `request_timeout` on the shared test server, in seconds.
-    static let sharedServerTimeout = 60.0
 
     /// Storage on a fresh bucket of its own. The bucket is made with the stock settings (their retries),
     /// so a test that edits retries away is not failed by a blip of the shared server before it starts.
@@ -235,8 +232,6 @@ struct S3ReaderTests {
         #expect(s3.client.requestCounts == ["GET": 1])
     }
 }
-
-import DESStorage
 
 enum MemoryCacheForTests {
     static func make() -> any IndexCache { MemoryIndexCache(limits: .init(maxEntries: 100, ttlSeconds: nil)) }

@@ -54,8 +54,7 @@ struct Shelf {
             endpoint: endpoint, region: try testServerSetting("DES_TEST_S3_REGION"), bucket: "des-srv-\(UUID().uuidString.prefix(8).lowercased())",
             credentials: .init(accessKey: try testServerSetting("DES_TEST_S3_ACCESS_KEY"), secretKey: try testServerSetting("DES_TEST_S3_SECRET_KEY")))
         settings.maxRetries = maxRetries
-        // The shared test server (one Python process) can be slow under every suite's load.
-        settings.requestTimeoutSeconds = 60
+        settings.requestTimeoutSeconds = Double(sharedS3RequestTimeout)
         let storage = S3Storage(client: S3Client(settings: settings))
         try await storage.createBucket()
         return storage

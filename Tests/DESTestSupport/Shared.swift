@@ -12,6 +12,12 @@ public func testServerSetting(_ name: String) throws -> String {
     return v
 }
 
+/// `request_timeout` (seconds) of the tests' S3 clients on the shared test server. moto is one
+/// Python process serving every suite at once, and on a loaded 2-core machine a GET has waited
+/// over the stock 10 s; a request that never ends is still an error. Tests of the timeout itself
+/// set their own.
+public let sharedS3RequestTimeout = 60
+
 /// A test server setting is missing from the environment.
 public struct MissingTestServer: Error, CustomStringConvertible {
     public let description: String

@@ -182,15 +182,11 @@ extension SQLDialect {
     }
 
     public func textMatches(_ column: String, values: [String], binds: inout [SQLValue]) -> String {
-        let first = binds.count + 1
-        binds += values.map { .text($0) }
-        return "\(column) IN (\(placeholders(values.count, from: first)))"
+        "\(column) IN (\(placeholders(binding: values.map { .text($0) }, to: &binds)))"
     }
 
     public func idMatches(in session: any SQLSession, table: SQLTableShape, ids: [String], binds: inout [SQLValue]) throws -> String {
-        let first = binds.count + 1
-        binds += ids.map { table.idValue($0) }
-        return "\(table.id) IN (\((0..<ids.count).map { table.idParam(self, first + $0) }.joined(separator: ", ")))"
+        "\(table.id) IN (\(placeholders(binding: ids.map(table.idValue), to: &binds) { table.idParam(self, $0) }))"
     }
 
     /// `SELECT columns FROM rest` limited to `limit` rows in this dialect's form; `limit` is bound at
@@ -209,6 +205,14 @@ extension SQLDialect {
     /// `?, ?, ?` starting at `start` (1-based) for `count` values.
     public func placeholders(_ count: Int, from start: Int = 1) -> String {
         (0..<count).map { placeholder(start + $0) }.joined(separator: ", ")
+    }
+
+    /// Appends `values` to `binds` and returns their placeholders, comma-separated: each
+    /// position as `each` writes it (default the plain placeholder; a cast around it, say).
+    public func placeholders(binding values: [SQLValue], to binds: inout [SQLValue], each: ((Int) -> String)? = nil) -> String {
+        let first = binds.count + 1
+        binds += values
+        return (first..<first + values.count).map { each?($0) ?? placeholder($0) }.joined(separator: ", ")
     }
 
     /// `id IN (…)` over shard numbers, inlined as integers (they are ours, not input).
