@@ -227,38 +227,42 @@ extension Packer {
     }
 
     /// Marks the rows of an uploaded container packed, in the background, batched with the other
-    /// containers waiting (``MarkQueue``): at most one batch runs at a time, and whatever was
-    /// uploaded meanwhile goes in the next, in one transaction per source. A container's rows lie
+    /// containers waiting (``MarkQueue``): at most ``MarkQueue/concurrency`` batches run at a
+    /// time, and whatever was uploaded meanwhile goes in the next, in one transaction per source. A container's rows lie
     /// scattered over the catalog (it holds one shard's), so each mark alone would write most of
     /// a SQLite catalog's pages again; a batch writes each once. A crash before the mark is
     /// covered: recovery adopts an uploaded container and marks its rows. Waits while more than
     /// ``MarkQueue/waitingLimit`` containers wait.
     func markPackedInBackground(_ container: PackerStateMachine.Container) async throws {
         if markQueue.add(container) {
-            // The task before has ended (none was running): its outcome is taken now, after the
-            // next one has started, so a failure of its batch cannot strand this container.
-            let ended = runState.marking
-            runState.marking = []
+            // The tasks that have ended: their outcome is taken now, after the next one has
+            // started, so a failure of their batch cannot strand this container. A task still
+            // running is left to run.
+            let ended = runState.marking.filter(\.hasEnded)
+            runState.marking.removeAll(where: \.hasEnded)
             startMarking()
-            for task in ended { try await task.value }
+            for marking in ended { try await marking.task.value }
         }
         if markQueue.waiting > MarkQueue.waitingLimit, !runState.marking.isEmpty {
             markQueue.flush()
-            while !runState.marking.isEmpty { try await runState.marking.removeFirst().value }
+            while !runState.marking.isEmpty { try await runState.marking.removeFirst().task.value }
         }
     }
 
-    /// Starts the task that marks the waiting containers, batch after batch until none wait.
+    /// Starts a task that marks the waiting containers, batch after batch until none wait.
     private func startMarking() {
         let (context, marked, queue) = (context, markedRows, markQueue)
-        runState.marking.append(Task {
+        let ended = MarkingTask.EndFlag()
+        let task = Task {
+            defer { ended.set() }
             do {
                 while let batch = await queue.next() { try await Packer.mark(batch, context: context, marked: marked) }
             } catch {
                 queue.stopped()
                 throw error
             }
-        })
+        }
+        runState.marking.append(MarkingTask(task: task, ended: ended))
     }
 
     /// Marks the rows of `batch` packed: per source, every container's rows in one call; then,
@@ -302,7 +306,7 @@ extension Packer {
         var first: Error?
         while true {
             while !runState.marking.isEmpty {
-                do { try await runState.marking.removeFirst().value } catch { if first == nil { first = error } }
+                do { try await runState.marking.removeFirst().task.value } catch { if first == nil { first = error } }
             }
             // Containers a failed batch left waiting are marked now, unless it failed this time
             // (then recovery marks them: their containers are recorded uploaded).

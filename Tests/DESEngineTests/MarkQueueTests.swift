@@ -57,16 +57,38 @@ import Testing
         #expect(!q.isFlushing, "the flush ends when the queue is empty")
     }
 
-    @Test("with promptRows 1 (a server database) a container is taken at once; those added while a batch runs form the next")
+    @Test("with promptRows 1 (a server database) a container is taken at once, and two tasks mark: while both run, each takes half of those waiting")
     func prompt() async {
         let q = MarkQueue(promptRows: 1)
-        #expect(q.add(Self.container(id: 1, files: 2_000)))
+        #expect(q.concurrency == 2 && MarkQueue().concurrency == 1)
+        #expect(q.add(Self.container(id: 1, files: 2_000)), "the first container starts a task")
         #expect(await q.next()?.map(\.record.id) == [1], "taken without waiting a second")
-        _ = q.add(Self.container(id: 2, files: 2_000))
-        _ = q.add(Self.container(id: 3, files: 2_000))
-        #expect(await q.next()?.map(\.record.id) == [2, 3])
-        #expect(await q.next() == nil)
+        #expect(q.add(Self.container(id: 2, files: 2_000)), "a second task starts while the first marks")
+        for id in 3...5 { #expect(!q.add(Self.container(id: Int64(id), files: 2_000)), "no third task") }
+        #expect(await q.next()?.map(\.record.id) == [2, 3], "both run: half of the four waiting")
+        #expect(await q.next()?.map(\.record.id) == [4])
+        #expect(await q.next()?.map(\.record.id) == [5])
+        #expect(await q.next() == nil, "none wait: one task is done")
+        #expect(q.add(Self.container(id: 6, files: 2_000)), "one task runs: another may start")
+        #expect(await q.next()?.map(\.record.id) == [6])
+        #expect(await q.next() == nil && q.waiting == 0)
+        #expect(await q.next() == nil, "the second task is done too")
+        #expect(q.add(Self.container(id: 7, files: 2_000)) && q.add(Self.container(id: 8, files: 2_000)), "none run: two may start")
         #expect(MarkQueue(promptRows: 0).promptRows == 1 && MarkQueue(promptRows: .max).promptRows == MarkQueue.batchRows)
         #expect(MarkQueue().promptRows == MarkQueue.batchRows)
+    }
+
+    @Test("two tasks: one failing leaves the waiting containers to the other; a restart only once none runs")
+    func failureWithTwo() async {
+        let q = MarkQueue(promptRows: 1)
+        #expect(q.add(Self.container(id: 1, files: 10)) && q.add(Self.container(id: 2, files: 10)))
+        #expect(!q.add(Self.container(id: 3, files: 10)))
+        q.stopped()  // the first task failed
+        #expect(!q.restart(), "the other task still runs, and takes what waits")
+        #expect(await q.next()?.map(\.record.id) == [1, 2, 3], "one task runs: it takes every container waiting")
+        #expect(await q.next() == nil)
+        #expect(q.add(Self.container(id: 4, files: 10)), "none run")
+        q.stopped()
+        #expect(q.restart() && !q.restart(), "none run after the failure: one restart, once")
     }
 }

@@ -55,6 +55,18 @@ import Testing
         }
     }
 
+    @Test("Names order by their UTF-8 bytes: prefixes first, bytes above 0x7F after ASCII, small and long strings alike")
+    func byteOrder() {
+        let long = String(repeating: "n", count: 40)
+        let names = ["", "a", "a/", "a/b", "ab", "B", "é", "e\u{301}", "z", "\u{7F}", "\u{10FFFF}", long, long + "a", long + "é", "DES_1", "DES_10", "DES_2"]
+        for a in names {
+            for b in names {
+                #expect(DESNameRules.precedes(a, b) == a.utf8.lexicographicallyPrecedes(b.utf8), "\(a.debugDescription) < \(b.debugDescription)")
+            }
+        }
+        #expect(DESNameRules.precedes("z", "é") && !DESNameRules.precedes("é", "z") && DESNameRules.precedes(long, long + "a"))
+    }
+
     @Test("Small sealed archives and unsealed archives of any size have no two-level index: their bytes are as before")
     func onlyWhereItPays() throws {
         try withTempDir { dir in

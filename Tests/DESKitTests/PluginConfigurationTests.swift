@@ -258,4 +258,19 @@ struct ContainerManifestTests {
         // 100,000 consecutive ids stay a few bytes.
         #expect(ContainerManifest(rows: ["a": (1...100_000).map(String.init)]).encoded == "{\"a\":\"1-100000\"}")
     }
+
+    @Test("Hostile source names and ids (quotes, backslashes, control characters, non-ASCII, Int64's edge) come back as themselves")
+    func hostileText() throws {
+        let m = ContainerManifest(rows: [
+            "s\"q\\\n\u{1}é": ["a\"b", "c\\d", "line\nbreak", "\u{0}", "ünï\u{2028}", "/x/", "\u{1F}\u{7F}"],
+            "edge": ["0", "9223372036854775807"],
+            "over": ["1", "9223372036854775808"],
+            "zero": ["00", "0"],
+        ])
+        let text = m.encoded
+        #expect(text.contains("\"edge\":\"0,9223372036854775807\""), "\(text)")
+        #expect(text.contains("\"over\":[\"1\",\"9223372036854775808\"]") && text.contains("\"zero\":[\"00\",\"0\"]"), "\(text)")
+        #expect(try ContainerManifest(encoded: text) == m)
+        #expect(ContainerManifest.canonicalInteger("") == nil && ContainerManifest.canonicalInteger("+1") == nil && ContainerManifest.canonicalInteger("0") == 0)
+    }
 }

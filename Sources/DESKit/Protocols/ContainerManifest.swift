@@ -17,14 +17,51 @@ public struct ContainerManifest: Sendable, Hashable {
     /// How many rows it names.
     public var count: Int { rows.values.reduce(0) { $0 + $1.count } }
 
-    /// The compact text stored in the metadata store.
+    /// The compact text stored in the metadata store: a JSON object, sources in order, each
+    /// mapped to its runs (a string) or its list of ids. Written by hand, not through
+    /// `JSONSerialization`: a lease-mode packer encodes one for every container it records.
     public var encoded: String {
-        var object: [String: Any] = [:]
-        for (source, ids) in rows {
-            if let runs = Self.runs(ids) { object[source] = runs } else { object[source] = ids }
+        var out = "{"
+        for (i, source) in rows.keys.sorted().enumerated() {
+            if i > 0 { out += "," }
+            Self.appendJSON(source, to: &out)
+            out += ":"
+            let ids = rows[source] ?? []
+            if let runs = Self.runs(ids) {
+                Self.appendJSON(runs, to: &out)
+            } else {
+                out += "["
+                for (j, id) in ids.enumerated() {
+                    if j > 0 { out += "," }
+                    Self.appendJSON(id, to: &out)
+                }
+                out += "]"
+            }
         }
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
+        return out + "}"
+    }
+
+    /// Appends `text` as a JSON string: `"` and `\` escaped, control characters as `\uXXXX`.
+    static func appendJSON(_ text: String, to out: inout String) {
+        out += "\""
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+            out += text
+            out += "\""
+            return
+        }
+        let hex = Array("0123456789abcdef")
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20:
+                out += "\\u00"
+                out.append(hex[Int(scalar.value >> 4)])
+                out.append(hex[Int(scalar.value & 0xF)])
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
     }
 
     /// Decodes ``encoded`` text; anything else, or more than `maxRows` ids, is an `invalidData` error.
@@ -55,7 +92,7 @@ public struct ContainerManifest: Sendable, Hashable {
         var numbers: [Int64] = []
         numbers.reserveCapacity(ids.count)
         for id in ids {
-            guard let n = Int64(id), n >= 0, String(n) == id else { return nil }
+            guard let n = canonicalInteger(id) else { return nil }
             numbers.append(n)
         }
         numbers.sort()
@@ -68,6 +105,22 @@ public struct ContainerManifest: Sendable, Hashable {
             i = j + 1
         }
         return parts.joined(separator: ",")
+    }
+
+    /// `id` as a number when it is one written canonically: digits only, no sign, no leading
+    /// zero, within `Int64` (so that the number written back is `id` again); nil otherwise.
+    static func canonicalInteger(_ id: String) -> Int64? {
+        var value: Int64 = 0
+        var digits = 0
+        for byte in id.utf8 {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), !(digits == 1 && value == 0) else { return nil }
+            let (shifted, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = shifted.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+            guard !o1, !o2 else { return nil }
+            value = sum
+            digits += 1
+        }
+        return digits > 0 ? value : nil
     }
 
     /// How many ids `1-3,5` names (nil when malformed).
