@@ -47,9 +47,14 @@ extension Packer {
                 defer { if body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) } }
                 // A body opened only now (local disk): its checks run here, with the same outcomes as a fetch's.
                 var descriptor: Int32 = -1
-                if let open = body.opener {
+                var openedAs: FileStamp?
+                if body.opener != nil {
                     do {
-                        descriptor = try open()
+                        if let open = body.stampedOpener {
+                            (descriptor, openedAs) = try open()
+                        } else if let open = body.opener {
+                            descriptor = try open()
+                        }
                     } catch {
                         if RetryPolicy.isTransient(error) { throw error }
                         fail(file, "fetching the body from \(file.body) failed: \(error)")
@@ -70,7 +75,7 @@ extension Packer {
                 }
                 do {
                     let entry: DESIndexEntry
-                    let stamp = try Self.bodyStamp(body, descriptor: descriptor)
+                    let stamp = try openedAs ?? Self.bodyStamp(body, descriptor: descriptor)
                     if let big = try await storeOutsideIfBig(file, body: body, descriptor: descriptor, stamp: stamp) {
                         entry = try container.addExternal(
                             name: file.desName, size: big.size, externalKey: big.key, sha256: big.sha256, metadata: file.metadata)

@@ -147,7 +147,7 @@ package struct PackerStateMachine: Sendable {
     package private(set) var inFlightRows: [String: [String: String]] = [:]
     /// `claim_mode: lease`: the DES names of the rows in flight. A keyset read skips these too: a
     /// row whose id changed while it was in flight is pending under its new id, and is the same file.
-    package private(set) var inFlightNames: Set<String> = []
+    package private(set) var inFlightNames = InFlightNames()
 
     /// `claim_mode: lease`: where each source's keyset read goes on, for ``cursorShards``.
     package private(set) var cursors: [String: String] = [:]
@@ -175,7 +175,7 @@ package struct PackerStateMachine: Sendable {
         /// The rows in flight by source, id to name.
         package var rows: [String: [String: String]]
         /// The names of the rows in flight.
-        package var names: Set<String>
+        package var names: InFlightNames
         /// Where each source's read goes on.
         package var cursors: [String: String]
 
@@ -225,7 +225,9 @@ package struct PackerStateMachine: Sendable {
             let source = rows[i].source
             var held = inFlightRows.removeValue(forKey: source) ?? [:]
             while i < rows.endIndex, rows[i].source == source {
-                held[rows[i].rowID] = rows[i].name
+                // (A row taken again, which a read never does, replaces its name: every name in
+                // flight stays one row's.)
+                if let replaced = held.updateValue(rows[i].name, forKey: rows[i].rowID) { inFlightNames.remove(replaced) }
                 inFlightNames.insert(rows[i].name)
                 i += 1
             }

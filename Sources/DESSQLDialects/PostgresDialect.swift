@@ -201,20 +201,21 @@ extension PostgresDialect {
     /// A one-character separator that occurs in none of `ids` (nil when every candidate does, or
     /// an id is empty: `string_to_array` reads an empty text as no element at all).
     static func separator(for ids: [String]) -> String? {
-        // One pass over each id's bytes, noting which ASCII bytes occur (every candidate is ASCII).
-        var seen: (low: UInt64, high: UInt64) = (0, 0)
-        for id in ids {
-            if id.isEmpty { return nil }
-            for byte in id.utf8 where byte < 0x80 {
-                if byte < 64 { seen.low |= 1 << UInt64(byte) } else { seen.high |= 1 << UInt64(byte - 64) }
-            }
-        }
+        if ids.contains(where: \.isEmpty) { return nil }
         let candidates: [UInt8] = [UInt8(ascii: ","), 0x1F, 0x1E, UInt8(ascii: "|"), UInt8(ascii: ";"), UInt8(ascii: "\t")]
-        for byte in candidates {
-            let used = byte < 64 ? seen.low & (1 << UInt64(byte)) : seen.high & (1 << UInt64(byte - 64))
-            if used == 0 { return String(UnicodeScalar(byte)) }
+        // Candidate by candidate, each a memchr over each id's bytes: the first is nearly always free.
+        for byte in candidates where !ids.contains(where: { Self.holds($0, byte) }) {
+            return String(UnicodeScalar(byte))
         }
         return nil
+    }
+
+    /// Whether `text`'s UTF-8 holds `byte`.
+    private static func holds(_ text: String, _ byte: UInt8) -> Bool {
+        text.utf8.withContiguousStorageIfAvailable { bytes in
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return false }
+            return memchr(base, Int32(byte), bytes.count) != nil
+        } ?? text.utf8.contains(byte)
     }
 
     /// The key column's type, as reflected: ids are cast to it so that they compare in the

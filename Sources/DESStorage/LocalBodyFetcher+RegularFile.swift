@@ -1,3 +1,4 @@
+import DESFormat
 import DESKit
 import Foundation
 
@@ -15,8 +16,9 @@ extension LocalBodyFetcher {
     ///
     /// The descriptor stays `O_NONBLOCK`: Linux ignores the flag for regular files, and where a
     /// file system does not, the reader (``DESFileDescriptorStream``) clears it on `EAGAIN`. Not
-    /// clearing it here saves the packer a system call a file.
-    static func regularFile(_ fd: Int32, path: String) throws -> Int32 {
+    /// clearing it here saves the packer a system call a file. Returns the descriptor and the
+    /// file as this `fstat` saw it (the packer reads it against that stamp: no second `fstat`).
+    static func regularFile(_ fd: Int32, path: String) throws -> (descriptor: Int32, stamp: FileStamp) {
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let code = errno
@@ -28,7 +30,7 @@ extension LocalBodyFetcher {
             _ = Glibc.close(fd)
             throw notRegular(path, kind: kind)
         }
-        return fd
+        return (fd, FileStamp(st))
     }
 
     /// The refusal of a body path that is not a regular file, naming what it is.

@@ -448,15 +448,18 @@ public struct LocalBodyFetcher: BodyFetcher {
         guard kernelConfinement, !key.isEmpty, !key.hasPrefix("/"), let directory else {
             let path = try resolve(key)
             let resolved = !key.hasPrefix("/")
-            return FetchedBody(path: path) { try Self.openResolved(path, linksResolved: resolved) }
+            return FetchedBody(path: path, stampedOpener: { try Self.openResolved(path, linksResolved: resolved) })
         }
-        return FetchedBody(path: directory.resolvedPath + "/" + key) { [self] in try self.open(key) }
+        return FetchedBody(path: directory.resolvedPath + "/" + key, stampedOpener: { [self] in try self.openStamped(key) })
     }
 
     /// Opens a key for reading under the same rules as ``resolve(_:)``; the caller closes the
     /// descriptor. It never blocks: the body is opened `O_NONBLOCK` and must be a regular file
     /// (a FIFO, a device, a socket or a directory is refused with `invalidData`, naming it).
-    public func open(_ key: String) throws -> Int32 {
+    public func open(_ key: String) throws -> Int32 { try openStamped(key).descriptor }
+
+    /// ``open(_:)``, also giving the file as `fstat` saw it once opened.
+    public func openStamped(_ key: String) throws -> (descriptor: Int32, stamp: FileStamp) {
         if kernelConfinement, !key.isEmpty, !key.hasPrefix("/"), !key.utf8.contains(0), let directory,
             let fd = directory.openBeneath(key), fd >= 0
         {
@@ -470,7 +473,7 @@ public struct LocalBodyFetcher: BodyFetcher {
     /// ago) no link is allowed on the way, so a component swapped for a link since (to lead out
     /// of the root) fails the open instead of being followed; plain open where the kernel cannot
     /// say. An absolute key (`allow_absolute`) is the catalog's own path, opened as it is.
-    static func openResolved(_ path: String, linksResolved: Bool) throws -> Int32 {
+    static func openResolved(_ path: String, linksResolved: Bool) throws -> (descriptor: Int32, stamp: FileStamp) {
         var fd: Int32 = -1
         var plain = !linksResolved
         if linksResolved {

@@ -183,27 +183,32 @@ public struct FilesystemBodyFetcher: BodyFetcher {
     public func fetch(_ location: BodyLocation) async throws -> FetchedBody {
         let (root, path) = try split(location.key)
         let opened = try await root.fetch(BodyLocation(bucket: nil, key: path))
-        guard let recorded = location.stamp, let open = opened.opener else { return opened }
+        guard let recorded = location.stamp, opened.opener != nil else { return opened }
         // Compared as numbers (no text made per file); a stamp that does not parse matches no file.
         let (scanned, expected, digest) = FilesystemCatalog.parseStampColumn(recorded)
         let shown = opened.path
-        var body = FetchedBody(path: shown) {
-            let fd = try open()
-            let now: FileStamp
-            do {
-                now = try FileStamp(fileDescriptor: fd, path: shown)
-            } catch {
-                _ = Glibc.close(fd)
-                throw error
+        // The stamp the root's opener took as it opened the body (one `fstat` a file, not two).
+        let open: @Sendable () throws -> (descriptor: Int32, stamp: FileStamp) =
+            opened.stampedOpener ?? { [opener = opened.opener] in
+                guard let opener else { throw DESKitError(.storage, "'\(shown)' cannot be opened") }
+                let fd = try opener()
+                do {
+                    return (fd, try FileStamp(fileDescriptor: fd, path: shown))
+                } catch {
+                    _ = Glibc.close(fd)
+                    throw error
+                }
             }
+        var body = FetchedBody(path: shown, stampedOpener: {
+            let (fd, now) = try open()
             guard now == scanned else {
                 _ = Glibc.close(fd)
                 throw DESKitError(
                     .invalidData,
                     "'\(shown)' \(FilesystemCatalog.notTheScannedFileWords) (device:inode:size:mtime:ctime \(now.text), scanned \(expected)): not packed; the next scan takes it as it is now")
             }
-            return fd
-        }
+            return (fd, now)
+        })
         if let digest { body.expectedSHA256 = String(digest) }
         return body
     }

@@ -1,3 +1,5 @@
+import DESFormat
+
 /// A file body ready to be appended: a path on local disk, or a way to open it.
 public struct FetchedBody: Sendable {
     /// The file to read (named in errors; read directly when there is no ``opener``).
@@ -10,6 +12,11 @@ public struct FetchedBody: Sendable {
     /// in a batch fetched ahead. The descriptor may be left `O_NONBLOCK` (as a body that could
     /// be a FIFO is opened): readers clear the flag if a read answers `EAGAIN`.
     public var opener: (@Sendable () throws -> Int32)?
+    /// ``opener``, also giving the body as `fstat` saw it once opened (a regular file: the
+    /// opener checked). Set by fetchers that `fstat` the body anyway (local disk): the packer
+    /// then reads the body against this stamp, with no `fstat` of its own. When set, ``opener``
+    /// is the same open without the stamp.
+    public var stampedOpener: (@Sendable () throws -> (descriptor: Int32, stamp: FileStamp))?
     /// The SHA-256 (hex) its bytes must have, when the source recorded one (a filesystem
     /// source's scan): bytes that differ are not packed, and the row fails saying so.
     public var expectedSHA256: String?
@@ -19,6 +26,7 @@ public struct FetchedBody: Sendable {
         self.path = path
         self.isTemporary = isTemporary
         self.opener = nil
+        self.stampedOpener = nil
     }
 
     /// Creates a body opened when it is appended.
@@ -26,6 +34,15 @@ public struct FetchedBody: Sendable {
         self.path = path
         self.isTemporary = false
         self.opener = opener
+        self.stampedOpener = nil
+    }
+
+    /// Creates a body opened when it is appended, by an opener that also gives its stamp.
+    public init(path: String, stampedOpener: @escaping @Sendable () throws -> (descriptor: Int32, stamp: FileStamp)) {
+        self.path = path
+        self.isTemporary = false
+        self.opener = { try stampedOpener().descriptor }
+        self.stampedOpener = stampedOpener
     }
 }
 
