@@ -13,8 +13,8 @@ extension BodyFetcher {
     public func bytes(of location: BodyLocation) async throws -> [UInt8] {
         let body = try await fetch(location)
         defer { if body.isTemporary { try? FileManager.default.removeItem(atPath: body.path) } }
-        if let opener = body.opener {
-            let fd = try opener()
+        if let open = body.stampedOpener {
+            let fd = try open().descriptor
             defer { _ = Glibc.close(fd) }
             var out: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 1 << 16)

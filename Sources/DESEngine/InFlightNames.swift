@@ -7,7 +7,7 @@
 /// one hash (a 64-bit hash, seeded per process) only make ``contains(_:)`` say yes for a name
 /// not in flight: a read then skips that row as a twin, and a later read, once the other has
 /// landed, takes it. Counts keep a name in flight until every row taken with it has left.
-package struct InFlightNames: Sendable, Equatable {
+package struct InFlightNames: Sendable {
     private var counts: [Int: Int] = [:]
     /// How many rows' names it holds.
     package private(set) var count = 0

@@ -48,13 +48,9 @@ extension Packer {
                 // A body opened only now (local disk): its checks run here, with the same outcomes as a fetch's.
                 var descriptor: Int32 = -1
                 var openedAs: FileStamp?
-                if body.opener != nil {
+                if let open = body.stampedOpener {
                     do {
-                        if let open = body.stampedOpener {
-                            (descriptor, openedAs) = try open()
-                        } else if let open = body.opener {
-                            descriptor = try open()
-                        }
+                        (descriptor, openedAs) = try open()
                     } catch {
                         if RetryPolicy.isTransient(error) { throw error }
                         fail(file, "fetching the body from \(file.body) failed: \(error)")

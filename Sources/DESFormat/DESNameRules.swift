@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The rules a name must follow to be written into a DES archive.
 ///
 /// Names are UTF-8, 1–65535 bytes, with no control characters and none of
@@ -75,21 +69,7 @@ public enum DESNameRules {
     /// Whether `a` sorts before `b` by their UTF-8 bytes: the order of the two-level index's
     /// leaves and of the name ranges the metadata store records, whatever a locale or a
     /// database collation would say.
-    public static func precedes(_ a: String, _ b: String) -> Bool {
-        // Native strings compare their bytes in place (memcmp: unsigned, as UTF-8 order wants);
-        // the generic walk is for any string without contiguous bytes.
-        let fast = a.utf8.withContiguousStorageIfAvailable { x in
-            b.utf8.withContiguousStorageIfAvailable { y -> Bool in
-                let common = min(x.count, y.count)
-                if common > 0, let px = x.baseAddress, let py = y.baseAddress {
-                    let order = memcmp(px, py, common)
-                    if order != 0 { return order < 0 }
-                }
-                return x.count < y.count
-            }
-        }
-        return (fast ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
-    }
+    public static func precedes(_ a: String, _ b: String) -> Bool { ExactText.byteOrder(a, b) < 0 }
 
     /// A name quoted for messages: control characters escaped (as ``escapedForDisplay(_:)``), long names shortened.
     static func quoted(_ name: String) -> String {

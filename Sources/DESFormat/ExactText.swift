@@ -22,16 +22,27 @@ public struct ExactText: Hashable, Sendable, ExpressibleByStringLiteral, CustomS
     /// length check, then one `memcmp` of their contiguous storage (a generic byte-by-byte walk
     /// of the views was a quarter of a rescan's comparison of 100,000 paths).
     public static func bytesEqual(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && byteOrder(a, b) == 0
+    }
+
+    /// The order of `a` and `b` by their UTF-8 bytes (a prefix first): negative, zero or
+    /// positive. One `memcmp` of their contiguous storage; the views' generic walk only for a
+    /// string without contiguous bytes.
+    static func byteOrder(_ a: String, _ b: String) -> Int {
         let (x, y) = (a.utf8, b.utf8)
-        guard x.count == y.count else { return false }
         let compared = x.withContiguousStorageIfAvailable { p in
-            y.withContiguousStorageIfAvailable { q in
-                guard let a = p.baseAddress, let b = q.baseAddress else { return true }  // (both empty)
-                return memcmp(a, b, p.count) == 0
+            y.withContiguousStorageIfAvailable { q -> Int in
+                let common = min(p.count, q.count)
+                if common > 0, let a = p.baseAddress, let b = q.baseAddress {
+                    let order = memcmp(a, b, common)
+                    if order != 0 { return Int(order) }
+                }
+                return p.count - q.count
             }
         }
-        if let equal = compared ?? nil { return equal }
-        return x.elementsEqual(y)
+        if let order = compared ?? nil { return order }
+        if x.elementsEqual(y) { return 0 }
+        return x.lexicographicallyPrecedes(y) ? -1 : 1
     }
 
     public func hash(into hasher: inout Hasher) {

@@ -448,9 +448,15 @@ public struct LocalBodyFetcher: BodyFetcher {
         guard kernelConfinement, !key.isEmpty, !key.hasPrefix("/"), let directory else {
             let path = try resolve(key)
             let resolved = !key.hasPrefix("/")
-            return FetchedBody(path: path, stampedOpener: { try Self.openResolved(path, linksResolved: resolved) })
+            return FetchedBody(path: path, stampedOpener: {
+                let opened = try Self.openResolved(path, linksResolved: resolved)
+                return (opened.descriptor, opened.stamp)
+            })
         }
-        return FetchedBody(path: directory.resolvedPath + "/" + key, stampedOpener: { [self] in try self.openStamped(key) })
+        return FetchedBody(path: directory.resolvedPath + "/" + key, stampedOpener: { [self] in
+            let opened = try openStamped(key)
+            return (opened.descriptor, opened.stamp)
+        })
     }
 
     /// Opens a key for reading under the same rules as ``resolve(_:)``; the caller closes the

@@ -183,24 +183,20 @@ public struct FilesystemBodyFetcher: BodyFetcher {
     public func fetch(_ location: BodyLocation) async throws -> FetchedBody {
         let (root, path) = try split(location.key)
         let opened = try await root.fetch(BodyLocation(bucket: nil, key: path))
-        guard let recorded = location.stamp, opened.opener != nil else { return opened }
+        guard let recorded = location.stamp, let open = opened.stampedOpener else { return opened }
         // Compared as numbers (no text made per file); a stamp that does not parse matches no file.
         let (scanned, expected, digest) = FilesystemCatalog.parseStampColumn(recorded)
         let shown = opened.path
-        // The stamp the root's opener took as it opened the body (one `fstat` a file, not two).
-        let open: @Sendable () throws -> (descriptor: Int32, stamp: FileStamp) =
-            opened.stampedOpener ?? { [opener = opened.opener] in
-                guard let opener else { throw DESKitError(.storage, "'\(shown)' cannot be opened") }
-                let fd = try opener()
-                do {
-                    return (fd, try FileStamp(fileDescriptor: fd, path: shown))
-                } catch {
-                    _ = Glibc.close(fd)
-                    throw error
-                }
-            }
         var body = FetchedBody(path: shown, stampedOpener: {
-            let (fd, now) = try open()
+            let (fd, stamp) = try open()
+            let now: FileStamp
+            do {
+                // The root's opener `fstat`s the body as it opens it: that look is the one compared.
+                now = try stamp ?? FileStamp(fileDescriptor: fd, path: shown)
+            } catch {
+                _ = Glibc.close(fd)
+                throw error
+            }
             guard now == scanned else {
                 _ = Glibc.close(fd)
                 throw DESKitError(

@@ -2,46 +2,51 @@ import DESFormat
 
 /// A file body ready to be appended: a path on local disk, or a way to open it.
 public struct FetchedBody: Sendable {
-    /// The file to read (named in errors; read directly when there is no ``opener``).
+    /// The file to read (named in errors; read directly when there is no ``stampedOpener``).
     public var path: String
     /// Whether the packer deletes it after use (a temporary download).
     public var isTemporary: Bool
-    /// Opens the body for reading and returns a descriptor the caller closes; it may throw what
-    /// ``BodyFetcher/fetch(_:)`` throws. Set by fetchers whose bodies are cheap to reach (local
-    /// disk): the packer opens each body just before appending it, and no descriptor waits open
-    /// in a batch fetched ahead. The descriptor may be left `O_NONBLOCK` (as a body that could
-    /// be a FIFO is opened): readers clear the flag if a read answers `EAGAIN`.
-    public var opener: (@Sendable () throws -> Int32)?
-    /// ``opener``, also giving the body as `fstat` saw it once opened (a regular file: the
-    /// opener checked). Set by fetchers that `fstat` the body anyway (local disk): the packer
-    /// then reads the body against this stamp, with no `fstat` of its own. When set, ``opener``
-    /// is the same open without the stamp.
-    public var stampedOpener: (@Sendable () throws -> (descriptor: Int32, stamp: FileStamp))?
+    /// Opens the body for reading and returns a descriptor the caller closes, with the body as
+    /// `fstat` saw it once opened when the opener took that look (local disk does, to refuse
+    /// anything but a regular file): the packer then reads the body against this stamp, with no
+    /// `fstat` of its own. It may throw what ``BodyFetcher/fetch(_:)`` throws. Set by fetchers
+    /// whose bodies are cheap to reach (local disk): the packer opens each body just before
+    /// appending it, and no descriptor waits open in a batch fetched ahead. The descriptor may be
+    /// left `O_NONBLOCK` (as a body that could be a FIFO is opened): readers clear the flag if a
+    /// read answers `EAGAIN`.
+    public var stampedOpener: (@Sendable () throws -> (descriptor: Int32, stamp: FileStamp?))?
     /// The SHA-256 (hex) its bytes must have, when the source recorded one (a filesystem
     /// source's scan): bytes that differ are not packed, and the row fails saying so.
     public var expectedSHA256: String?
+
+    /// ``stampedOpener`` giving the descriptor only; an opener set here gives no stamp.
+    public var opener: (@Sendable () throws -> Int32)? {
+        get {
+            guard let open = stampedOpener else { return nil }
+            return { @Sendable in try open().descriptor }
+        }
+        set {
+            guard let open = newValue else { return stampedOpener = nil }
+            stampedOpener = { @Sendable in (descriptor: try open(), stamp: nil) }
+        }
+    }
 
     /// Creates a fetched body read from `path`.
     public init(path: String, isTemporary: Bool) {
         self.path = path
         self.isTemporary = isTemporary
-        self.opener = nil
         self.stampedOpener = nil
     }
 
     /// Creates a body opened when it is appended.
     public init(path: String, opener: @escaping @Sendable () throws -> Int32) {
-        self.path = path
-        self.isTemporary = false
-        self.opener = opener
-        self.stampedOpener = nil
+        self.init(path: path, stampedOpener: { @Sendable in (descriptor: try opener(), stamp: nil) })
     }
 
-    /// Creates a body opened when it is appended, by an opener that also gives its stamp.
-    public init(path: String, stampedOpener: @escaping @Sendable () throws -> (descriptor: Int32, stamp: FileStamp)) {
+    /// Creates a body opened when it is appended, by an opener that may also give its stamp.
+    public init(path: String, stampedOpener: @escaping @Sendable () throws -> (descriptor: Int32, stamp: FileStamp?)) {
         self.path = path
         self.isTemporary = false
-        self.opener = { try stampedOpener().descriptor }
         self.stampedOpener = stampedOpener
     }
 }
