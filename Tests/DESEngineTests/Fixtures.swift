@@ -255,13 +255,19 @@ final class RowsInHandWatcher: @unchecked Sendable {
 
     /// Starts watching `workDir` while `process` (launched at `since`: files older than that
     /// are an earlier instance's) runs, for two minutes at most; `act` says whether it did its work.
-    init(process: Process, workDir: String, since: Date, act: @escaping @Sendable () -> Bool) {
+    convenience init(process: Process, workDir: String, since: Date, act: @escaping @Sendable () -> Bool) {
+        self.init(process: process, when: { Self.hasContainerFile(workDir, since: since) }, act: act)
+    }
+
+    /// Watches `process` for two minutes at most, polling `ready` every 2 ms from the watching
+    /// thread; the first time it holds, `act` runs there.
+    init(process: Process, when ready: @escaping @Sendable () -> Bool, act: @escaping @Sendable () -> Bool) {
         let pid = process.processIdentifier
         let deadline = Date().addingTimeInterval(120)
         let thread = Thread { [self] in
             defer { done.signal() }
             while kill(pid, 0) == 0, Date() < deadline {
-                if Self.hasContainerFile(workDir, since: since) {
+                if ready() {
                     let did = act()
                     lock.withLock { acted = did }
                     return

@@ -11,10 +11,13 @@ import Testing
         try d.writeConfig(packer: "{work_dir: work, shard_bits: 2}", name: name, bodies: "delete_after_pack: \(delay)")
     }
 
-    static func bodies(_ d: Deployment) -> Set<String> {
-        Set((FileManager.default.enumerator(atPath: d.bodiesRoot)?.allObjects as? [String] ?? []).filter {
+    static func bodies(_ d: Deployment) -> Set<String> { bodies(under: d.bodiesRoot) }
+
+    /// The files (not directories) under `root`, as paths relative to it.
+    static func bodies(under root: String) -> Set<String> {
+        Set((FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter {
             var dir: ObjCBool = false
-            return FileManager.default.fileExists(atPath: d.bodiesRoot + "/" + $0, isDirectory: &dir) && !dir.boolValue
+            return FileManager.default.fileExists(atPath: root + "/" + $0, isDirectory: &dir) && !dir.boolValue
         })
     }
 
@@ -189,12 +192,19 @@ import Testing
         let config = try Self.config(d, delay: "0s")
         var kills = 0
         for round in 0..<40 {
+            // Killed from a thread of its own once it has deleted a body this round (then a
+            // moment later, varied by round), so the kill lands mid-run however busy the
+            // cooperative pool is with the tests running beside this one.
+            let before = Self.bodies(d).count
             let p = try startDES(["retire", "--until-idle", "--batch-size", "50"], config: config)
-            try await Task.sleep(nanoseconds: UInt64(20_000_000 + (round % 7) * 15_000_000))
-            if p.isRunning {
-                kill(p.processIdentifier, SIGKILL)
-                kills += 1
+            let pid = p.processIdentifier
+            let linger = useconds_t((round % 5) * 3_000)
+            let root = d.bodiesRoot
+            let watcher = RowsInHandWatcher(process: p, when: { Self.bodies(under: root).count < before }) {
+                usleep(linger)
+                return kill(pid, SIGKILL) == 0
             }
+            if await watcher.finished() { kills += 1 }
             await d.wait(p)
             let left = try await d.sql("SELECT COUNT(*) FROM files WHERE des_status = 'DES_PACKED'").first?[0].int ?? -1
             if left == 0 { break }

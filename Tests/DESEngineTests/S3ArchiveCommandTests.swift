@@ -28,6 +28,7 @@ import Testing
                 environment: [
                     "AWS_ENDPOINT_URL": "http://127.0.0.1:\(proxy.port)", "AWS_REGION": s3.region, "AWS_ACCESS_KEY_ID": s3.key,
                     "AWS_SECRET_ACCESS_KEY": s3.secret, "TMPDIR": dir + "/tmp",
+                    "DES_S3_REQUEST_TIMEOUT": "\(sharedS3RequestTimeout)",
                 ], in: dir, killAfter: 120)
         }
     }

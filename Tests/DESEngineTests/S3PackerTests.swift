@@ -136,7 +136,10 @@ struct S3TestServer {
             p.executableURL = URL(fileURLWithPath: try desBinary())
             p.arguments = args
             p.environment = ProcessInfo.processInfo.environment.merging(
-                ["AWS_ENDPOINT_URL": s3.endpoint, "AWS_REGION": s3.region, "AWS_ACCESS_KEY_ID": s3.key, "AWS_SECRET_ACCESS_KEY": s3.secret]) { $1 }
+                [
+                    "AWS_ENDPOINT_URL": s3.endpoint, "AWS_REGION": s3.region, "AWS_ACCESS_KEY_ID": s3.key, "AWS_SECRET_ACCESS_KEY": s3.secret,
+                    "DES_S3_REQUEST_TIMEOUT": "\(sharedS3RequestTimeout)",
+                ]) { $1 }
             let out = Pipe()
             p.standardOutput = out
             try p.run()

@@ -306,4 +306,24 @@ struct S3EnvironmentTests {
         #expect(b.endpoint == "https://s3.eu-west-1.amazonaws.com" && b.region == "eu-west-1")
         #expect(throws: DESKitError.self) { try connection.settings(bucket: "b", environment: ["AWS_ENDPOINT_URL": ""], what: "t") }
     }
+
+    @Test("DES_S3_REQUEST_TIMEOUT sets the request timeout a section leaves unset; the section's wins; a value out of bounds is a configuration error naming the variable")
+    func requestTimeoutFromEnvironment() throws {
+        var connection = S3ConnectionConfig()
+        connection.accessKey = Secret("AKIAEXAMPLE")
+        connection.secretKey = Secret("secret-example")
+        let endpoint = ["AWS_ENDPOINT_URL": "http://127.0.0.1:9000"]
+        #expect(try connection.settings(bucket: "b", environment: endpoint, what: "t").requestTimeoutSeconds == 10)
+        let fromEnv = endpoint.merging(["DES_S3_REQUEST_TIMEOUT": "45"]) { $1 }
+        #expect(try connection.settings(bucket: "b", environment: fromEnv, what: "t").requestTimeoutSeconds == 45)
+        #expect(try connection.settings(bucket: "b", environment: endpoint.merging(["DES_S3_REQUEST_TIMEOUT": "2.5s"]) { $1 }, what: "t").requestTimeoutSeconds == 2.5)
+        for bad in ["0", "-1", "nan", "inf", "4000", "soon"] {
+            let error = #expect(throws: DESKitError.self) {
+                try connection.settings(bucket: "b", environment: endpoint.merging(["DES_S3_REQUEST_TIMEOUT": bad]) { $1 }, what: "t")
+            }
+            #expect(error?.code == .configuration && "\(error.map { "\($0)" } ?? "")".contains("DES_S3_REQUEST_TIMEOUT must be seconds"), "\(bad)")
+        }
+        connection.requestTimeoutSeconds = 3
+        #expect(try connection.settings(bucket: "b", environment: fromEnv, what: "t").requestTimeoutSeconds == 3)
+    }
 }

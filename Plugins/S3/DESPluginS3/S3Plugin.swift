@@ -40,7 +40,7 @@ public struct S3ConnectionConfig: Sendable, Hashable {
         ConfigKey("concurrency", .integer(1...256), default: "16", help: "Requests in flight at once."),
         ConfigKey(
             "request_timeout", .seconds(requestTimeoutRange), default: "10",
-            help: "Seconds a request may go without a byte moving, connecting included; past it the request fails and is not retried."),
+            help: "Seconds a request may go without a byte moving, connecting included; past it the request fails and is not retried. Default DES_S3_REQUEST_TIMEOUT, else 10."),
     ]
 
     public var endpoint: String?
@@ -49,7 +49,8 @@ public struct S3ConnectionConfig: Sendable, Hashable {
     public var secretKey: Secret?
     public var pathStyle = true
     public var concurrency = 16
-    public var requestTimeoutSeconds: Double = 10
+    /// Seconds a request may go without a byte moving; nil: `DES_S3_REQUEST_TIMEOUT`, else 10.
+    public var requestTimeoutSeconds: Double?
 
     /// Nothing set: everything from the environment.
     public init() {}
@@ -81,6 +82,19 @@ public struct S3ConnectionConfig: Sendable, Hashable {
         guard let host = url.host, !host.isEmpty else { throw ConfigProblem("endpoint names no host") }
     }
 
+    /// `DES_S3_REQUEST_TIMEOUT` (seconds, the bounds of `request_timeout`): what the archive
+    /// commands' `s3://` URLs, which have no section, wait on a slow service.
+    static func requestTimeout(_ value: String?, what: String) throws -> Double? {
+        guard let value else { return nil }
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        guard let seconds = Double(trimmed.hasSuffix("s") ? String(trimmed.dropLast()) : trimmed), requestTimeoutRange.contains(seconds) else {
+            throw DESKitError(
+                .configuration,
+                "\(what): DES_S3_REQUEST_TIMEOUT must be seconds between \(requestTimeoutRange.lowerBound) and \(Int(requestTimeoutRange.upperBound)), not '\(value)'")
+        }
+        return seconds
+    }
+
     /// Client settings for `bucket`, with what the section leaves unset taken from the environment.
     func settings(bucket: String, environment: [String: String], what: String) throws -> S3Settings {
         // A variable set to nothing (`AWS_ENDPOINT_URL=`, what an unset `${…}` in a manifest gives) is unset.
@@ -105,7 +119,7 @@ public struct S3ConnectionConfig: Sendable, Hashable {
             credentials: SigV4.Credentials(accessKey: access, secretKey: secret, sessionToken: env["AWS_SESSION_TOKEN"]))
         s.pathStyle = pathStyle
         s.concurrency = concurrency
-        s.requestTimeoutSeconds = requestTimeoutSeconds
+        s.requestTimeoutSeconds = try requestTimeoutSeconds ?? Self.requestTimeout(env["DES_S3_REQUEST_TIMEOUT"], what: what) ?? 10
         return s
     }
 }
