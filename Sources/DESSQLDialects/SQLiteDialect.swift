@@ -27,6 +27,12 @@ public struct SQLiteDialect: SQLDialect {
 
     public var maxBindParameters: Int { 32_766 }
 
+    /// `likely(filter)`: with no statistics SQLite's planner takes `source = 'x'` (a filesystem
+    /// catalog's filter) for a selective condition and walks every row of the source through
+    /// an index that column leads, instead of looking the listed names up in their index.
+    /// `likely` keeps the filter's meaning and tells the planner it holds for most rows.
+    public func listLookupFilter(_ filter: String) -> String { "likely(\(filter))" }
+
     public var transactionalDDL: Bool { true }
 
     public var partialIndexes: Bool { true }

@@ -108,6 +108,12 @@ public protocol SQLDialect: Sendable {
     /// The condition "`column` holds one of `values`" for a text column (DES names), its bound
     /// values appended to `binds`. Default `column IN (…)`, a value each.
     func textMatches(_ column: String, values: [String], binds: inout [SQLValue]) -> String
+
+    /// A source's `where_clause` as written into a statement whose rows a list of names or keys
+    /// finds, so that the planner looks them up by that list's column rather than by an index
+    /// the filter's columns lead (SQLite, with no statistics, takes any equality on an index's
+    /// first column for a selective one). Default: the filter unchanged.
+    func listLookupFilter(_ filter: String) -> String
 }
 
 /// The ways databases limit a select to n rows.
@@ -184,6 +190,8 @@ extension SQLDialect {
     public func textMatches(_ column: String, values: [String], binds: inout [SQLValue]) -> String {
         "\(column) IN (\(placeholders(binding: values.map { .text($0) }, to: &binds)))"
     }
+
+    public func listLookupFilter(_ filter: String) -> String { filter }
 
     public func idMatches(in session: any SQLSession, table: SQLTableShape, ids: [String], binds: inout [SQLValue]) throws -> String {
         "\(table.id) IN (\(placeholders(binding: ids.map(table.idValue), to: &binds) { table.idParam(self, $0) }))"

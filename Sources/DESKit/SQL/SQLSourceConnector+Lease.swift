@@ -78,7 +78,7 @@ extension SQLSourceConnector {
         var found: [NamedRow] = []
         for start in stride(from: 0, to: names.count, by: chunk) {
             let slice = Array(names[start..<min(names.count, start + chunk)])
-            let sql = "SELECT \(s.id), \(s.desName), \(s.status) FROM \(s.table) WHERE \(s.desName) IN (\(d.placeholders(slice.count, from: 1)))\(s.andWhere)"
+            let sql = "SELECT \(s.id), \(s.desName), \(s.status) FROM \(s.table) WHERE \(s.desName) IN (\(d.placeholders(slice.count, from: 1)))\(s.andWhere(findingByListIn: d))"
             let binds: [SQLValue] = slice.map { .text($0) }
             let rows = try await pool.withConnection { conn in
                 try await conn.withSession { try $0.query(sql, binds) }

@@ -12,7 +12,7 @@ extension SQLSourceConnector {
         let chunk = d.chunkSize(valuesPerRow: 1, fixed: 16)
         for start in stride(from: 0, to: unique.count, by: chunk) {
             let slice = Array(unique[start..<min(unique.count, start + chunk)])
-            let sql = "SELECT \(s.id), \(s.key), \(s.status) FROM \(s.table) WHERE \(s.key) IN (\(d.placeholders(slice.count, from: 1)))\(s.andWhere)"
+            let sql = "SELECT \(s.id), \(s.key), \(s.status) FROM \(s.table) WHERE \(s.key) IN (\(d.placeholders(slice.count, from: 1)))\(s.andWhere(findingByListIn: d))"
             let binds: [SQLValue] = slice.map { .text($0) }
             let rows = try await pool.withConnection { conn in
                 try await conn.withSession { try $0.query(sql, binds) }

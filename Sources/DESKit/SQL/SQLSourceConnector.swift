@@ -320,7 +320,7 @@ public final class SQLSourceConnector: SourceConnector {
                 let list = d.placeholders(slice.count, from: binds.count + 1)
                 binds += slice.map { .text($0) }
                 return try session.execute(
-                    "UPDATE \(s.table) SET \(s.status) = \(s.statusParam(d, 1)) WHERE \(s.status) IN (\(statuses)) AND \(s.desName) IN (\(list))\(s.andWhere)", binds)
+                    "UPDATE \(s.table) SET \(s.status) = \(s.statusParam(d, 1)) WHERE \(s.status) IN (\(statuses)) AND \(s.desName) IN (\(list))\(s.andWhere(findingByListIn: d))", binds)
             }
         }
         return total

@@ -61,6 +61,12 @@ public struct SQLTableShape: Sendable {
     /// ` AND (where_clause)` or an empty string.
     public var andWhere: String { whereClause.map { " AND (\($0))" } ?? "" }
 
+    /// ``andWhere`` for a statement whose rows a list of names or keys finds, in the form
+    /// `dialect` plans by that list (``SQLDialect/listLookupFilter(_:)``).
+    public func andWhere(findingByListIn dialect: any SQLDialect) -> String {
+        whereClause.map { " AND (\(dialect.listLookupFilter($0)))" } ?? ""
+    }
+
     // MARK: Binding by the reflected type
 
     /// A row id bound in its column's type: an integer key as an integer, every other key
