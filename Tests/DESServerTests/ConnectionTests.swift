@@ -256,7 +256,9 @@ import Testing
             for i in 0..<10 {
                 let (status, seconds) = try await Self.timedProbe(base + "/health/live")
                 #expect(status == 200, "probe \(i)")
-                #expect(seconds < 1, "probe \(i) took \(seconds) s")
+                // A server the sockets held would not answer before header_timeout (60 s); 5 s
+                // leaves room for a machine busy with the other suites.
+                #expect(seconds < 5, "probe \(i) took \(seconds) s")
             }
             for name in names {
                 let r = try await client.send("GET", base + "/files/" + path(name))
