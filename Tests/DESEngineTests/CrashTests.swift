@@ -67,7 +67,7 @@ func desBinary() throws -> String { try desExecutable() }
                 + "max_container_age_seconds: 3600, claim_mode: \(mode)}")
         let p = try d.startPacker(config: config, untilIdle: false)
         // Once it has rows in hand (a container file in its work directory), ask it to stop.
-        let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: Date()) {
+        let watcher = ProcessWatcher(process: p, workDir: d.dir + "/work", since: Date()) {
             kill(p.processIdentifier, SIGTERM) == 0
         }
         guard await watcher.finished() else {

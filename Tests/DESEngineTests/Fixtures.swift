@@ -239,16 +239,16 @@ func waitUntilStopped(_ pid: pid_t) -> Bool {
 /// (``pauseOutsideSQLiteWrites(_:databases:)``); false when it finished first.
 func pauseWithRowsInHand(_ p: Process, workDir: String, databases: [String]) async -> Bool {
     let pid = p.processIdentifier
-    return await RowsInHandWatcher(process: p, workDir: workDir, since: Date()) {
+    return await ProcessWatcher(process: p, workDir: workDir, since: Date()) {
         pauseOutsideSQLiteWrites(pid, databases: databases)
     }.finished()
 }
 
-/// Watches a packer from a thread of its own (not the cooperative pool, which tests running
-/// in parallel can keep busy for seconds): once the packer has rows in hand — a container
-/// file under its work directory — `act` runs there. Timing-sensitive kills use it, so that
-/// they land mid-run however loaded the machine is.
-final class RowsInHandWatcher: @unchecked Sendable {
+/// Watches a child process from a thread of its own (not the cooperative pool, which tests
+/// running in parallel can keep busy for seconds): once a condition holds — for a packer, rows
+/// in hand (a container file under its work directory) — `act` runs there. Kills that must land
+/// mid-run use it, so that they do however loaded the machine is.
+final class ProcessWatcher: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private var acted = false  // guarded by lock
@@ -278,7 +278,7 @@ final class RowsInHandWatcher: @unchecked Sendable {
         thread.start()
     }
 
-    /// Whether `act` ran and did its work (the packer had rows in hand while running), once the watch is over.
+    /// Whether `act` ran and did its work (its condition held while the process ran), once the watch is over.
     func finished() async -> Bool {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {

@@ -211,7 +211,7 @@ struct HeterogeneousDeployment {
             // speed; watched from a thread of its own, so a busy test process cannot delay it.
             let delay = useconds_t.random(in: 0...50_000, using: &rng)
             let pid = p.processIdentifier
-            let watcher = RowsInHandWatcher(process: p, workDir: h.d.dir + "/work", since: launched) {
+            let watcher = ProcessWatcher(process: p, workDir: h.d.dir + "/work", since: launched) {
                 usleep(delay)
                 return kill(pid, SIGKILL) == 0
             }

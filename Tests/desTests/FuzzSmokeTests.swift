@@ -1,8 +1,8 @@
 import Foundation
 import Testing
 
-/// The fuzz targets run briefly (a fixed number of executions) on every test run (`make fuzz` runs them for ten minutes each):
-/// no crash, no hang, bounded memory, and the mutations reach more than the seeds.
+/// The fuzz targets run a fixed number of times on every test run (`make fuzz` runs them for
+/// ten minutes each): no crash, no hang, bounded memory, and the mutations reach more than the seeds.
 @Suite("Fuzz smoke")
 struct FuzzSmokeTests {
     @Test("des-fuzz runs each target 1,500 times without a crash or a hang", arguments: ["archive", "config"])

@@ -82,12 +82,11 @@ public struct S3ConnectionConfig: Sendable, Hashable {
         guard let host = url.host, !host.isEmpty else { throw ConfigProblem("endpoint names no host") }
     }
 
-    /// `DES_S3_REQUEST_TIMEOUT` (seconds, the bounds of `request_timeout`): what the archive
-    /// commands' `s3://` URLs, which have no section, wait on a slow service.
+    /// `DES_S3_REQUEST_TIMEOUT`, written as `request_timeout` is (a number of seconds within its
+    /// bounds): what the archive commands' `s3://` URLs, which have no section, wait on a slow service.
     static func requestTimeout(_ value: String?, what: String) throws -> Double? {
         guard let value else { return nil }
-        let trimmed = value.trimmingCharacters(in: .whitespaces)
-        guard let seconds = Double(trimmed.hasSuffix("s") ? String(trimmed.dropLast()) : trimmed), requestTimeoutRange.contains(seconds) else {
+        guard let seconds = Double(value.trimmingCharacters(in: .whitespaces)), requestTimeoutRange.contains(seconds) else {
             throw DESKitError(
                 .configuration,
                 "\(what): DES_S3_REQUEST_TIMEOUT must be seconds between \(requestTimeoutRange.lowerBound) and \(Int(requestTimeoutRange.upperBound)), not '\(value)'")
