@@ -33,6 +33,25 @@ public struct PostgresDialect: SQLDialect {
 
     public var identifiersCaseSensitive: Bool { true }
 
+    /// The longest identifier PostgreSQL keeps, in bytes (`NAMEDATALEN - 1`).
+    public static let maxIdentifierBytes = 63
+
+    /// The identifier as PostgreSQL stores it: cut to its first 63 bytes, at a character boundary,
+    /// as the server cuts a longer name in `CREATE TABLE` and in every statement (with only a
+    /// NOTICE). A column configured by its full long name is then found in the catalog.
+    public func storedName(_ identifier: String) -> String {
+        guard identifier.utf8.count > Self.maxIdentifierBytes else { return identifier }
+        var kept = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in identifier.unicodeScalars {
+            let size = UTF8.width(scalar)
+            if bytes + size > Self.maxIdentifierBytes { break }
+            kept.append(scalar)
+            bytes += size
+        }
+        return String(kept)
+    }
+
     public var transactionalDDL: Bool { true }
 
     public var partialIndexes: Bool { true }

@@ -1,3 +1,4 @@
+import DESFormat
 import DESNaming
 import Foundation
 import Hummingbird
@@ -49,6 +50,12 @@ extension DESHTTPServer {
             return .failure(problem)
         } catch {
             return .failure(Problem(code: "bad_body", message: "the body must be a JSON object like {\"prefix\": \"IMG\", \"count\": 10}"))
+        }
+        // Two values of one key: which one the client meant is not ours to guess (a proxy that
+        // checked the first and a server that used the other would disagree).
+        if let name = DESMetadata.firstRepeatedKey(inJSON: Array(body.readableBytesView)) {
+            // Only prefix and count get this far: any other key was refused by name above.
+            return .failure(Problem(code: "bad_body", message: "the body names '\(name)' twice"))
         }
         var prefix = settings.defaultPrefix
         if let text = fields.prefix {

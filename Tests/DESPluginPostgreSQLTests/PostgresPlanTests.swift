@@ -117,6 +117,43 @@ struct PostgresPlanTests {
     }
 }
 
+@Suite("PostgreSQL identifiers over 63 bytes")
+struct PostgresLongIdentifierTests {
+    @Test("A status column configured by a name over 63 bytes is found under the name PostgreSQL kept, and a claim runs")
+    func longColumnName() async throws {
+        let conninfo = try testServer()
+        let schema = try await freshSchema(conninfo)
+        // 70 bytes; the server keeps (and matches in every statement) its first 63.
+        let status = "upload_status_of_the_file_as_the_ingest_service_wrote_it_" + String(repeating: "x", count: 13)
+        #expect(status.utf8.count == 70)
+        let c = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+        try await c.withTransaction { s in
+            try s.execute(
+                """
+                CREATE TABLE \(schema).files (id BIGINT PRIMARY KEY, path TEXT NOT NULL, "\(status)" TEXT, des_name TEXT,
+                  des_shard INTEGER, des_claimed_by TEXT)
+                """)
+            try s.execute("INSERT INTO \(schema).files VALUES (1, 'a', 'DES_TODO', 'N1', 0, NULL)")
+        }
+        let catalog = try await c.withSession { try PostgresDialect().reflectTable(in: $0, schema: schema, table: "files") }
+        #expect(catalog.columns.contains { $0.name == PostgresDialect().storedName(status) })
+        var columns = ColumnMapping()
+        columns.s3Key = "path"
+        columns.status = status
+        let config = TableConfig(name: "files", schema: schema, columns: columns)
+        let plan = try SQLCatalogPlan(source: "long", config: config, dialect: PostgresDialect(), catalog: catalog)
+        #expect(plan.columns.first { $0.key == "columns.status" }?.found == true, "\(plan.columns)")
+        #expect(plan.canRun, "\(plan.problems)")
+        #expect(!plan.ddl.contains { $0.contains("ADD COLUMN") && $0.contains("upload_status") }, "\(plan.ddl)")
+        let shape = try SQLTableShape(config: config, dialect: PostgresDialect(), catalog: catalog, source: "long")
+        let claimed = try await c.withTransaction { s in
+            try PostgresDialect().claim(in: s, table: shape, shards: [0], limit: 10, holder: "h").count
+        }
+        await c.close()
+        #expect(claimed == 1)
+    }
+}
+
 @Suite("PostgreSQL enum status labels")
 struct PostgresEnumLabelTests {
     @Test("An enum status reflects its labels; status values outside them are a catalog error before any row is touched, and labels that fit run")

@@ -176,4 +176,17 @@ struct DialectStatementTests {
         #expect(OracleDialect().quoteIdentifier("Files") == "\"Files\"")
         #expect(MSSQLDialect().quoteIdentifier("a]b") == "[a]]b]")
     }
+
+    @Test("PostgreSQL stores an identifier's first 63 bytes, cut before a character that would cross the limit")
+    func postgresStoredName() {
+        let d = PostgresDialect()
+        #expect(d.storedName("Files") == "Files")
+        let exact = String(repeating: "a", count: 63)
+        #expect(d.storedName(exact) == exact)
+        #expect(d.storedName(exact + "bcd") == exact)
+        // 62 ASCII bytes, then a 2-byte é that would end at byte 64: it is dropped whole.
+        let head = String(repeating: "a", count: 62)
+        #expect(d.storedName(head + "éé") == head)
+        #expect(d.storedName(head + "éé").utf8.count == 62)
+    }
 }

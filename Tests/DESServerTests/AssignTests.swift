@@ -35,6 +35,8 @@ import Testing
             (#"{"prefix": "\#(String(repeating: "A", count: 33))"}"#, "bad_prefix"), (#"{"count": 0}"#, "bad_count"),
             (#"{"count": 10001}"#, "bad_count"), (#"{"count": 2.5}"#, "bad_count"), (#"{"count": "3"}"#, "bad_count"),
             (#"{"prefix": "IMG", "cuont": 3}"#, "bad_body"), ("not json", "bad_body"), ("[1, 2]", "bad_body"),
+            // A key twice, even spelled with an escape: refused, not one of the two picked.
+            (#"{"count": 1, "count": 10}"#, "bad_body"), (#"{"prefix": "A", "pr\u0065fix": "B"}"#, "bad_body"),
         ]
         for (body, code) in bad {
             let r = try await client.send("POST", server.base + "/assign", body: body)

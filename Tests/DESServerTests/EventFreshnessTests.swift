@@ -74,7 +74,7 @@ struct EventFreshnessTests {
         let conninfo = try testServerSetting("DES_TEST_POSTGRES")
         let schema = "des_fr_" + UUID().uuidString.prefix(8).lowercased()
         let admin = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
-        try await admin.withSession { s in try s.execute("CREATE SCHEMA \(schema)") }
+        _ = try await admin.withSession { s in try s.execute("CREATE SCHEMA \(schema)") }
         let scoped = conninfo + " options='-c search_path=\(schema)'"
         let pool = SQLConnectionPool(size: 4) { try await PostgresConnection.connect(conninfo: scoped, target: "test server") }
         let store = SQLMetadataStore(pool: pool, dialect: PostgresMetadataDialect()) {
