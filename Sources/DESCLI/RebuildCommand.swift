@@ -14,7 +14,10 @@ struct RebuildCommand: AsyncParsableCommand {
             the readers' suffix read (checking the seal), and records each one uploaded \
             under the id its key carries, unless that id or key is recorded already. \
             Objects that cannot be used are listed on stderr and the command exits 65; \
-            nothing is recorded for them. Run it with the packers stopped.
+            nothing is recorded for them. A name two containers of its (day, shard) both \
+            hold (a copied container, another deployment under the same prefix) is \
+            warned about; both are recorded, and des check reports it until one copy is \
+            gone. Run it with the packers stopped.
 
             Storage cannot give back what only the metadata store holds: deletes \
             (tombstones), dead letters, leases. Back the store up (docs/operations.md).
@@ -43,10 +46,15 @@ struct RebuildCommand: AsyncParsableCommand {
                         "dry_run": dryRun, "recorded": report.recorded, "already_recorded": report.alreadyRecorded, "files": report.files,
                         "big_files": report.bigFiles, "unusable": report.unusable, "retired": report.retired,
                         "ignored_notes": report.ignoredNotes, "missing": report.missing,
+                        "duplicates": report.duplicates, "duplicate_count": report.duplicateCount,
                     ]) + "\n")
             } else {
                 for line in report.unusable { Terminal.error("unusable: \(line)") }
                 for line in report.ignoredNotes { Terminal.warn("ignored: \(line)") }
+                for line in report.duplicates { Terminal.warn("duplicate: \(line)") }
+                if report.duplicateCount > report.duplicates.count {
+                    Terminal.warn("duplicate: \(report.duplicateCount - report.duplicates.count) more names held twice")
+                }
                 for key in report.missing { Terminal.warn("missing: \(key) is recorded but not in storage (recorded deleted unless this is a dry run or nothing is listed)") }
                 Terminal.out(
                     "\(dryRun ? "would record" : "recorded") \(report.recorded) containers (\(report.files) files); "

@@ -35,8 +35,16 @@ public struct Rebuild: Sendable {
         /// Containers recorded uploaded (or retired) whose objects are not in storage — a metadata
         /// store restored from an older backup — now recorded deleted, so lookups pass them over.
         public var missing: [String] = []
+        /// Names two usable, not replaced containers of one (day, shard) both hold (`name is in
+        /// A and B`), at most ``maxDuplicatesListed``: a copy of a container under another id, or
+        /// another deployment's containers under the same prefix. Both are recorded, as they are
+        /// in storage; `des check` then reports each such name until one copy is gone.
+        public var duplicates: [String] = []
+        /// How many names are held twice, listed or not.
+        public var duplicateCount = 0
+        /// The most duplicates ``duplicates`` lists.
+        public static let maxDuplicatesListed = 100
         /// Creates an empty report.
-        public init() {}
     }
 
     let metadata: any MetadataStore
@@ -104,13 +112,22 @@ public struct Rebuild: Sendable {
                 report.ignoredNotes.append("\(container).compacted names \(target), which is not in storage (a compaction that did not finish)")
             }
         }
-        for object in objects where object.key.hasPrefix(head) {
+        // Containers in (day, shard, id) order: a name belongs to one (day, shard), so the names
+        // held by one (day, shard)'s containers are all a duplicate can be looked for among.
+        let ordered = objects.filter { $0.key.hasPrefix(head) }.map { ($0, Self.parse(key: $0.key, prefix: keyPrefix)) }
+            .sorted { a, b in
+                guard let x = a.1, let y = b.1 else { return a.1 == nil && b.1 != nil }
+                return (x.day, x.shard, x.id) < (y.day, y.shard, y.id)
+            }
+        var group: (day: String, shard: Int)?
+        var holders: [String: String] = [:]
+        for (object, parsed) in ordered {
             if object.key.hasPrefix(head + "_bigFiles/") {
                 report.bigFiles += 1
                 continue
             }
             if object.key.hasSuffix(".compacted") { continue }
-            guard let (day, shard, id) = Self.parse(key: object.key, prefix: keyPrefix) else {
+            guard let (day, shard, id) = parsed else {
                 report.unusable.append("\(object.key): not a container key ({prefix}/{YYYY-MM-DD}/shard_{NN}_c{id}.des)")
                 continue
             }
@@ -142,6 +159,14 @@ public struct Rebuild: Sendable {
                 record.state = .retired
                 record.replacedBy = note.replacedBy.flatMap { Self.parse(key: $0, prefix: keyPrefix)?.id }
                 report.retired += 1
+            } else {
+                if group?.day != day || group?.shard != shard { (group, holders) = ((day, shard), [:]) }
+                for entry in index.entries {
+                    guard let first = holders.updateValue(object.key, forKey: entry.name) else { continue }
+                    holders[entry.name] = first
+                    report.duplicateCount += 1
+                    if report.duplicates.count < Report.maxDuplicatesListed { report.duplicates.append("\(entry.name) is in \(first) and \(object.key)") }
+                }
             }
             if dryRun {
                 if recordedIDs.contains(id) || recordedKeys.contains(object.key) { report.alreadyRecorded += 1 } else { report.recorded += 1; report.files += index.count }
@@ -169,6 +194,11 @@ public struct Rebuild: Sendable {
                 try await metadata.containerObjectDeleted(id: record.id)
             }
             logger.warning("a recorded container is not in storage; recorded deleted", metadata: ["key": "\(record.key)"])
+        }
+        if report.duplicateCount > 0 {
+            logger.warning(
+                "names held by two containers of their (day, shard); both are recorded, and des check reports each",
+                metadata: ["names": "\(report.duplicateCount)", "first": "\(report.duplicates.first ?? "")"])
         }
         logger.info(
             "rebuild done",

@@ -114,6 +114,8 @@ import Testing
         #expect(rebuilt.status == 0, "\(rebuilt)")
         let report = try jsonObject(rebuilt.out)
         #expect(report["recorded"] as? Int == before.count + after.count && report["retired"] as? Int == before.count, "\(report)")
+        // The replaced containers hold the merged one's names again: not duplicates.
+        #expect(report["duplicate_count"] as? Int == 0, "\(report)")
         let check = try await runDES(["check"], config: config, in: d.dir)
         #expect(check.status == 0, "\(check.out) \(check.err)")
     }

@@ -43,6 +43,7 @@ import Testing
         #expect(run.status == 65, "\(run)")
         let report = try jsonObject(run.out)
         #expect(report["recorded"] as? Int == before.count && report["files"] as? Int == 300, "\(report)")
+        #expect(report["duplicate_count"] as? Int == 0 && (report["duplicates"] as? [String])?.isEmpty == true, "\(report)")
         let unusable = try #require(report["unusable"] as? [String])
         #expect(unusable.count == 3 && unusable.contains { $0.hasPrefix("des/notes.txt") } && unusable.contains { $0.hasPrefix(corruptKey) }, "\(unusable)")
         #expect(unusable.contains { $0.hasPrefix(strayKey) && $0.contains("another day or shard") }, "\(unusable)")
@@ -66,6 +67,39 @@ import Testing
         let newer = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil).filter { id in !before.contains { $0.id == id.id } }
         #expect(!newer.isEmpty && newer.allSatisfy { $0.id > before.map(\.id).max() ?? 0 })
         #expect(try await d.audit().isOK)
+    }
+
+    @Test("A copy of a container under another id of its (day, shard): rebuild records both and names each file held twice; des check then fails on them")
+    func rebuildDuplicateCopy() async throws {
+        let d = try Deployment()
+        defer { d.cleanup() }
+        try await d.addRows(60, size: 50)
+        _ = try await d.mark(shardBits: 1)
+        _ = try await d.packer(shardBits: 1, maxFiles: 20).run(shutdown: ShutdownSignal(), untilIdle: true)
+        let config = try d.writeConfig(packer: "{work_dir: work, shard_bits: 1}")
+        let before = try await d.metadata().containers(state: .uploaded, shard: nil, day: nil)
+        try #require(before.count >= 3)
+        d.dropMetadata()
+        // Another deployment's copy, or a restored object, under a later id of the same (day, shard).
+        let archive = d.dir + "/archive/"
+        let victim = before[0]
+        let copyKey = containerKey(prefix: "des", day: victim.day, shard: victim.shard, id: 999_999)
+        try FileManager.default.copyItem(atPath: archive + victim.key, toPath: archive + copyKey)
+
+        let dry = try await runDES(["rebuild", "--dry-run", "--json"], config: config, in: d.dir)
+        #expect(try jsonObject(dry.out)["duplicate_count"] as? Int == victim.fileCount, "\(dry)")
+        let run = try await runDES(["rebuild", "--json"], config: config, in: d.dir)
+        #expect(run.status == 0, "\(run)")
+        let report = try jsonObject(run.out)
+        #expect(report["recorded"] as? Int == before.count + 1, "\(report)")
+        #expect(report["duplicate_count"] as? Int == victim.fileCount, "\(report)")
+        let lines = try #require(report["duplicates"] as? [String])
+        #expect(lines.count == victim.fileCount && lines.allSatisfy { $0.hasSuffix("is in \(victim.key) and \(copyKey)") }, "\(lines)")
+        // In text, each is a warning on stderr.
+        let text = try await runDES(["rebuild"], config: config, in: d.dir)
+        #expect(text.status == 0 && text.err.contains("duplicate: ") && text.err.contains(copyKey), "\(text)")
+        let check = try await runDES(["check"], config: config, in: d.dir)
+        #expect(check.status != 0 && (check.out + check.err).contains("is in two uploaded containers"), "\(check)")
     }
 
     @Test("PostgreSQL: the metadata tables are dropped after a full run; des rebuild records every container again and des check passes; the sequence continues above them")
