@@ -189,7 +189,7 @@ let package = Package(
         .testTarget(name: "DESPluginS3Tests", dependencies: ["DESPluginS3", "DESKit", "DESFormat", "DESStorage", "DESKitTesting", "DESTestSupport"]),
         .testTarget(name: "DESPluginFilesystemTests", dependencies: ["DESPluginFilesystem", "DESKit"]),
         .testTarget(name: "DESPluginRedisTests", dependencies: ["DESPluginRedis", "DESKit", "DESFormat", "DESKitTesting"]),
-        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "CDESFileSystem", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESPluginRedis", "DESSQLDialects", "DESCLI", "DESKitTesting", "DESTestSupport"]),
+        .testTarget(name: "DESEngineTests", dependencies: ["DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "CDESFileSystem", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginMariaDB", "DESPluginS3", "DESPluginRedis", "DESSQLDialects", "DESCLI", "DESKitTesting", "DESTestSupport", "DESPluginFilesystem"]),
         .testTarget(
             name: "DESServerTests",
             dependencies: ["DESServer", "DESEngine", "DESKit", "DESNaming", "DESFormat", "DESStorage", "DESPluginSQLite", "DESPluginPostgreSQL", "DESPluginS3", "DESCLI", "DESTestSupport"]),

@@ -14,7 +14,8 @@ extension Packer {
         var letters: [DeadLetter] = []
         var giveBack: [PendingFile] = []
         func fail(_ file: PendingFile, _ reason: String) {
-            failed[file.source, default: []].append(FailedRow(rowID: file.rowID, reason: reason))
+            // With its name: in lease mode a row renamed since it was read is not failed by this.
+            failed[file.source, default: []].append(FailedRow(rowID: file.rowID, reason: reason, desName: file.desName))
             letters.append(DeadLetter(source: file.source, rowID: file.rowID, desName: file.desName, stage: "packer", reason: reason))
         }
         var placed = 0  // files[..<placed] are in a container, failed or given back

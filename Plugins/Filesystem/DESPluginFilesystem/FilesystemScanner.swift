@@ -266,8 +266,14 @@ public struct FilesystemScanner: SourceScanner {
         let update = """
             UPDATE \(table) SET size_bytes = \(d.placeholder(1)), mtime_ns = \(d.placeholder(2)), ctime_ns = \(d.placeholder(3)),
             device = \(d.placeholder(4)), inode = \(d.placeholder(5)), tags = \(d.placeholder(6)), observed_at = \(d.placeholder(7)),
-            stamp = \(d.placeholder(8)), status = \(d.placeholder(9)), sha256 = NULL WHERE id = \(d.placeholder(10)) AND status <> \(d.placeholder(11))
+            stamp = \(d.placeholder(8)), status = \(d.placeholder(9)), sha256 = NULL, des_name = NULL, des_shard = NULL
+            WHERE id = \(d.placeholder(10)) AND status <> \(d.placeholder(11))
             """
+        // A row taken again as its file is now loses the name it had: a packer with
+        // `claim_mode: lease` claims nothing, so the row may be in a container that packer has
+        // open, with the bytes it had. That container's mark names the row by id and name and
+        // no longer finds it; the marker names it afresh, and it is packed again as it is now.
+        // (A claimed row is not updated: the packer's check before and after reading covers it.)
         // Superseded first (the table's status_source_deleted_value: the generic mark, packed rows
         // only), then the new versions: a scan killed in between leaves a superseded latest row,
         // which the next scan follows with the new version. (The other order would leave a packed

@@ -70,10 +70,16 @@ public struct FailedRow: Sendable, Hashable {
     public var rowID: String
     /// What went wrong (stored in the catalog and the dead-letter table).
     public var reason: String
+    /// The DES name the row had when it was read, when known: ``SourceConnector/markFailedIfPending(_:)``
+    /// then fails the row only while it still holds that name. (`claim_mode: lease` claims
+    /// nothing: a row renamed since it was read — a filesystem source's row whose file changed —
+    /// is not the row this failure is about.)
+    public var desName: String?
     /// Creates a failed row.
-    public init(rowID: String, reason: String) {
+    public init(rowID: String, reason: String, desName: String? = nil) {
         self.rowID = rowID
         self.reason = reason
+        self.desName = desName
     }
 }
 
@@ -300,7 +306,8 @@ public protocol SourceConnector: Sendable {
     /// container holds — and to see when a name is shared by several rows.
     func rowsNamed(_ names: [String]) async throws -> [NamedRow]
 
-    /// Marks rows failed with their reasons, only rows still pending. Returns how many changed.
+    /// Marks rows failed with their reasons, only rows still pending — and, for a row given with
+    /// its ``FailedRow/desName``, only while it still holds that name. Returns how many changed.
     func markFailedIfPending(_ rows: [FailedRow]) async throws -> Int
 
     /// `des retire`: marks packed rows whose bodies were deleted — `status_source_deleted_value`,

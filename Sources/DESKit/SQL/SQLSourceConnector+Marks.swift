@@ -236,6 +236,10 @@ extension SQLSourceConnector {
                 } else if fromPending {
                     binds.append(s.statusValue(s.statusPending))
                     sql += " AND \(s.status) = \(s.statusParam(d, binds.count))"
+                    if let name = row.desName {
+                        binds.append(.text(name))
+                        sql += " AND \(s.desName) = \(d.placeholder(binds.count))"
+                    }
                 }
                 changed += try session.execute(sql, binds)
             }

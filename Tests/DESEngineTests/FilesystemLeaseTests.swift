@@ -1,0 +1,68 @@
+import DESKit
+import DESPluginFilesystem
+import DESPluginSQLite
+import DESSQLDialects
+import Foundation
+import Testing
+
+/// A filesystem source drained with `claim_mode: lease`: the packer claims nothing, so a scan may
+/// take a row again (its file changed) while the row's old bytes sit in a container the packer
+/// has open. That container's mark must not record those bytes as the file's.
+@Suite("Filesystem source, lease mode: a file changed while its row is in an open container")
+struct FilesystemLeaseTests {
+    @Test("A row the scan took again is not marked packed by the container read before (its old bytes), nor failed by a failure of that read; it is packed again as the file now is")
+    func changedInFlight() async throws {
+        let dir = NSTemporaryDirectory() + "des-fs-lease-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/tree", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/tree/a.txt"
+        try Data("OLD-CONTENT".utf8).write(to: URL(fileURLWithPath: file))
+        try """
+            sources:
+              - name: tree
+                connection: {type: filesystem, roots: [tree], min_age: 0}
+            storage: {type: local, root: des-data/archive}
+            packer: {work_dir: des-data/work, claim_mode: lease}
+            """.write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
+        func des(_ args: [String]) async throws -> (status: Int32, out: String, err: String) {
+            try await runDES(args, config: dir + "/des.yaml", in: dir)
+        }
+        for step in [["scan", "--until-idle"], ["scan", "--until-idle"], ["marker", "run", "--until-idle"]] {
+            let r = try await des(step)
+            try #require(r.status == 0, "\(step): \(r.err)")
+        }
+        // The catalog as the packer reads it: the source's rows in DES's own table.
+        let path = dir + "/des-data/metadata.sqlite"
+        let config = SourceConfig(
+            name: "tree", connection: ConnectionConfig(type: "sqlite", database: path, poolSize: 1), table: FilesystemCatalog.tableConfig(source: "tree"))
+        let pool = SQLConnectionPool(size: 1) { try await SQLiteConnection.open(path: path, create: false) }
+        let connector = try SQLSourceConnector(config: config, dialect: SQLiteDialect(), pool: pool)
+        // A lease-mode packer's read: the row, its name, and the stamp of the old bytes.
+        let read = try await connector.readPending(shards: Array(0..<256), afterRowID: nil, limit: 10)
+        try #require(read.count == 1)
+        let row = read[0]
+
+        // The file changes (another size), and the scan takes the row again as it is now.
+        try Data("NEW-CONTENT-LONGER".utf8).write(to: URL(fileURLWithPath: file))
+        for step in [["scan", "--until-idle"], ["scan", "--until-idle"]] {
+            let r = try await des(step)
+            try #require(r.status == 0, "\(step): \(r.err)")
+        }
+        // The container read before the change is marked: this row is not among its rows any more.
+        #expect(try await connector.markPackedUnlessPacked(rowIDs: [row.rowID], names: [row.desName], container: "des/old.des") == 0)
+        // Named afresh; a failure of the old read (its body no longer the scanned file) fails nothing.
+        let named = try await des(["marker", "run", "--until-idle"])
+        try #require(named.status == 0, "\(named.err)")
+        #expect(try await connector.markFailedIfPending([FailedRow(rowID: row.rowID, reason: "stale", desName: row.desName)]) == 0)
+        let renamed = try await connector.readPending(shards: Array(0..<256), afterRowID: nil, limit: 10)
+        #expect(renamed.map(\.rowID) == [row.rowID] && renamed.first?.desName != row.desName, "\(renamed.map(\.desName))")
+        await pool.close()
+
+        let packed = try await des(["packer", "run", "--until-idle"])
+        #expect(packed.status == 0, "\(packed.err)")
+        let got = try await runDESRaw(["get", "-c", dir + "/des.yaml", "--path", "a.txt"], in: dir)
+        #expect(got.status == 0 && String(decoding: got.out, as: UTF8.self) == "NEW-CONTENT-LONGER", "\(String(decoding: got.out, as: UTF8.self)) \(got.err)")
+        let check = try await des(["check"])
+        #expect(check.status == 0, "\(check.out) \(check.err)")
+    }
+}
