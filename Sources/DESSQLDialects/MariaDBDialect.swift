@@ -17,6 +17,8 @@ public struct MariaDBDialect: SQLDialect {
     /// Creates the dialect.
     public init(name: String = "mariadb") { self.name = name }
 
+    public var readsDecimalsAsDoubles: Bool { true }
+
     public func quoteIdentifier(_ identifier: String) -> String {
         "`" + identifier.replacingOccurrences(of: "`", with: "``") + "`"
     }

@@ -56,6 +56,8 @@ public struct PostgresDialect: SQLDialect {
 
     public var partialIndexes: Bool { true }
 
+    public var readsDecimalsAsDoubles: Bool { true }
+
     /// Database time in the column's own form: `timestamptz` takes the instant, `timestamp` the
     /// UTC wall time, a number epoch seconds.
     public func now(for kind: SQLColumnKind) -> String {
@@ -112,7 +114,8 @@ public struct PostgresDialect: SQLDialect {
             let isEnum = row[3].text == "e"
             var kind = isEnum ? SQLColumnKind.enumeration : SQLColumnKind.classify(base)
             if base == "\"char\"" { kind = .text }
-            let needsCast = isEnum || kind == .uuid || (type != base && kind != .text && kind != .integer)
+            // (A numeric key is bound as text: cast, or `id > $1` would compare numeric with text.)
+            let needsCast = isEnum || kind == .uuid || kind == .decimal || (type != base && kind != .text && kind != .integer)
             // The server's own words, checked before they go into SQL text all the same.
             let safe = type.allSatisfy { $0.isLetter || $0.isNumber || " (),_.\"".contains($0) }
             let labels = isEnum ? row[5].text.map { $0.isEmpty ? [] : $0.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init) } : nil

@@ -154,6 +154,47 @@ struct PostgresLongIdentifierTests {
     }
 }
 
+@Suite("PostgreSQL numeric keys")
+struct PostgresNumericKeyTests {
+    @Test("A numeric key of up to 15 digits is bound cast to its type (a keyset read past an id runs); a wider or unbounded one is a catalog error before any row is read")
+    func numericKeys() async throws {
+        let conninfo = try testServer()
+        let schema = try await freshSchema(conninfo)
+        let c = try await PostgresConnection.connect(conninfo: conninfo, target: "test server")
+        try await c.withTransaction { s in
+            for (table, type) in [("narrow", "numeric(12,0)"), ("wide", "numeric(20,0)"), ("unbounded", "numeric")] {
+                try s.execute(
+                    "CREATE TABLE \(schema).\(table) (id \(type) PRIMARY KEY, path TEXT NOT NULL, des_status TEXT, des_name TEXT, des_shard INTEGER, des_claimed_by TEXT)")
+            }
+            try s.execute("INSERT INTO \(schema).narrow SELECT g, 'b' || g, 'DES_TODO', 'N' || g, 0, NULL FROM generate_series(1, 5) g")
+        }
+        await c.close()
+        var columns = ColumnMapping()
+        columns.s3Key = "path"
+        func connector(_ table: String) throws -> SQLSourceConnector {
+            let source = SourceConfig(
+                name: table, connection: ConnectionConfig(type: "postgresql", poolSize: 1), table: TableConfig(name: table, schema: schema, columns: columns))
+            let pool = SQLConnectionPool(size: 1) { try await PostgresConnection.connect(conninfo: conninfo, target: "test server") }
+            return try SQLSourceConnector(config: source, dialect: PostgresDialect(), pool: pool)
+        }
+        let narrow = try connector("narrow")
+        let read = try await narrow.readPending(shards: [0], afterRowID: "2", limit: 10)
+        #expect(read.map(\.rowID) == ["3", "4", "5"])
+        #expect(try await narrow.markPackedUnlessPacked(rowIDs: ["3"], names: ["N3"], container: "x") == 1)
+        await narrow.close()
+        for table in ["wide", "unbounded"] {
+            let source = try connector(table)
+            await #expect {
+                _ = try await source.tableShape()
+            } throws: { error in
+                let e = error as? DESKitError
+                return e?.code == .catalog && e?.message.contains("key column 'id'") == true && e?.message.contains("bigint or text") == true
+            }
+            await source.close()
+        }
+    }
+}
+
 @Suite("PostgreSQL enum status labels")
 struct PostgresEnumLabelTests {
     @Test("An enum status reflects its labels; status values outside them are a catalog error before any row is touched, and labels that fit run")

@@ -79,6 +79,11 @@ public protocol SQLDialect: Sendable {
     /// Server's filtered indexes: true; default false).
     var partialIndexes: Bool { get }
 
+    /// Whether the client library reads `numeric`/`decimal` values as doubles (PostgreSQL,
+    /// MySQL/MariaDB: true; default false), so that a key column of that type is accepted only
+    /// while every key fits a double exactly (``SQLTableShape/maxDecimalKeyDigits``).
+    var readsDecimalsAsDoubles: Bool { get }
+
     /// `CREATE INDEX …` over `columns` of `table`, restricted to rows matching `predicate` (given
     /// only where ``partialIndexes``). Default: `CREATE INDEX name ON t (cols)`.
     func createIndex(name: String, table: String, columns: [String], predicate: String?) -> String
@@ -160,6 +165,7 @@ extension SQLDialect {
     public func olderThan(_ column: String, kind: SQLColumnKind, seconds: Double) -> String { olderThan(column, seconds: seconds) }
     public var transactionalDDL: Bool { false }
     public var partialIndexes: Bool { false }
+    public var readsDecimalsAsDoubles: Bool { false }
     public var maxListLength: Int { 10_000 }
 
     /// How many rows of `valuesPerRow` bound values one statement carries, beside `fixed` other

@@ -225,6 +225,9 @@ public struct SQLTableShape: Sendable {
             }
             return nil
         }
+        if idKind == .decimal, dialect.readsDecimalsAsDoubles, let why = Self.decimalKeyProblem(idType) {
+            throw DESKitError(.catalog, "\(who)key column '\(c.id)' of \(tableName) is \(idType ?? "numeric"): \(why)")
+        }
         // The statuses the pipeline writes are checked at connect (a value the column lacks would fail
         // the first mark, with rows in hand); those only the lifecycle workers write, when they run.
         for (key, value) in values {
@@ -233,6 +236,29 @@ public struct SQLTableShape: Sendable {
         statusSourceDeletedProblem = problem(config.statusSourceDeletedValue, "status_source_deleted_value")
         statusDeleted = config.statusDeletedValue
         statusDeletedProblem = problem(config.statusDeletedValue, "status_deleted_value")
+    }
+}
+
+extension SQLTableShape {
+    /// The most digits of a `numeric`/`decimal` key DES reads exactly: drivers read such a
+    /// column as a double, which holds every whole number of up to 15 digits (2^53 has 16).
+    public static let maxDecimalKeyDigits = 15
+
+    /// Why a `numeric`/`decimal` key column of type `type` cannot be a key (no precision, a
+    /// scale, more than ``maxDecimalKeyDigits`` digits), or nil when it can. Two keys past 2^53
+    /// would read back as one number: both rows named alike, and marks landing on the wrong row.
+    static func decimalKeyProblem(_ type: String?) -> String? {
+        let advice = "use bigint or text for the key, or numeric(\(maxDecimalKeyDigits),0) or narrower"
+        guard let type, let open = type.firstIndex(of: "("), let close = type.lastIndex(of: ")"), open < close else {
+            return "a numeric key of unbounded precision cannot be read exactly past 2^53 (\(advice))"
+        }
+        let parts = type[type.index(after: open)..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let digits = parts.first.flatMap({ Int($0) }) else { return "its precision cannot be read (\(advice))" }
+        if parts.count > 1, let scale = Int(parts[1]), scale != 0 { return "a key with \(scale) decimal places is not a row id DES can bind (\(advice))" }
+        if digits > maxDecimalKeyDigits {
+            return "\(digits) digits cannot be read exactly past 2^53 (\(advice))"
+        }
+        return nil
     }
 }
 
