@@ -178,6 +178,20 @@ extension ConfigLoader {
         connection.host = try nonEmpty(m, "host")
         connection.port = try m.int("port", in: ConfigLimits.port)
         connection.database = try nonEmpty(m, "database")
+        // A URL or connection string here would carry the password past its redaction (into
+        // `des config check`, errors and logs); the value itself is not repeated.
+        if let host = connection.host, host.contains("://") || host.contains("@") {
+            throw m.error(
+                "host", .invalidValue,
+                "must be a host name, an address or a socket directory, not a URL or user@host: give the user and password in username and password")
+        }
+        if let database = connection.database,
+            database.contains("://") || (type.hasPrefix("postgres") && database.contains("="))
+        {
+            throw m.error(
+                "database", .invalidValue,
+                "must be a database name, not a URL or connection string (libpq would read one as such): give host, port, username and password in their own keys")
+        }
         connection.username = try m.string("username")
         connection.password = try m.string("password").map(Secret.init)
         connection.schema = try nonEmpty(m, "schema")
