@@ -176,7 +176,9 @@ struct VerifyCommand: ParsableCommand {
             --require-seal makes that a failure.
 
             Exit codes: 0 all good, 65 corrupt (the first problems are printed) or \
-            unsealed with --require-seal, 66 no such file.
+            unsealed with --require-seal, 66 no such file. With --json an archive too \
+            broken to list is a report too ("ok": false, the problem named), then \
+            exit 65.
 
             Examples:
               des verify photos.des
@@ -192,8 +194,20 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let start = Terminal.seconds()
-            let reader = try openArchive(archive, wholeArchive: true)
-            var report = try reader.verify(maxProblems: max(1, maxProblems))
+            var report: DESVerifyReport
+            do {
+                report = try openArchive(archive, wholeArchive: true).verify(maxProblems: max(1, maxProblems))
+            } catch let error as DESFormatError where json && error.code.isCorruption {
+                // An archive too broken to list (a torn footer, a bad index) is a report too: a
+                // script parsing stdout gets one, then the error on stderr and exit 65.
+                Terminal.out(
+                    Terminal.json([
+                        "archive": archive, "ok": false, "sealed": false, "entries": 0, "checksummed": 0, "without_checksum": 0,
+                        "external": 0, "bytes_checked": 0, "problem_count": 1, "problems": ["(archive): \(error.message)"],
+                        "seconds": max(Terminal.seconds() - start, 1e-9),
+                    ]) + "\n")
+                throw error
+            }
             if requireSeal && !report.sealed {
                 report.problemCount += 1
                 report.problems.append(.init(name: "(archive)", message: "is not sealed (--require-seal)"))

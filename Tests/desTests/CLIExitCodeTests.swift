@@ -65,6 +65,12 @@ struct CLIExitCodeTests {
             #expect(r.stderr.contains("corrupt archive"))
             #expect(r.stderr.contains("footer magic"))
             #expect(r.stderr.contains("bad.des"))
+            // With --json, a report a script can parse all the same: not ok, the problem named.
+            let j = try runDES(["verify", "--json", "bad.des"], in: dir)
+            #expect(j.status == 65)
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(j.stdout)) as? [String: Any], "\(String(decoding: j.stdout, as: UTF8.self))")
+            #expect(report["ok"] as? Bool == false && report["problem_count"] as? Int == 1)
+            #expect((report["problems"] as? [String])?.first?.contains("footer magic") == true, "\(report)")
 
             // The same for every command that opens the archive, and for a file that is not an archive at all.
             for args in [["ls", "bad.des"], ["stat", "bad.des"], ["cat", "bad.des", "a.txt"]] {
