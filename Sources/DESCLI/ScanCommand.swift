@@ -79,6 +79,11 @@ struct ScanCommand: AsyncParsableCommand {
                     message: "\(options.configPath): no enabled source that scans (connection.type filesystem): nothing to scan (see des scan --help)",
                     exitCode: DESExit.catalog)
             }
+            let own = Self.ownPathProblems(runtime, scanners: scanners, configPath: options.configPath)
+            if !own.isEmpty {
+                for (source, problem) in own { Terminal.error("\(options.configPath): source '\(source)': \(problem)") }
+                throw ExitCode(DESExit.dataError)
+            }
             let start = Terminal.seconds()
             let untilIdle = self.untilIdle
             let host = ProcessInfo.processInfo.hostName.isEmpty ? "host" : ProcessInfo.processInfo.hostName
@@ -181,5 +186,28 @@ struct ScanCommand: AsyncParsableCommand {
         (totals.ready, totals.gone, totals.superseded) = (written.ready, written.gone, written.superseded)
         (totals.duplicates, totals.read) = (written.duplicates, written.read)
         return totals
+    }
+}
+
+extension ScanCommand {
+    /// DES's own paths — local storage's directory, the work directory, a SQLite metadata
+    /// database (with its journal files) and the config file — that a scanned source's part
+    /// holds and does not leave out (``SourceScanner/ownPathProblems(_:)``): scanning them would
+    /// pack DES's own files.
+    static func ownPathProblems(_ runtime: Runtime, scanners: [any SourceScanner], configPath: String) -> [(source: String, problem: String)] {
+        func absolute(_ path: String, _ base: String) -> String { path.hasPrefix("/") ? path : base + "/" + path }
+        var own: [(what: String, paths: [String])] = [
+            ("packer.work_dir", [runtime.config.packer.workDir]),
+            ("the config file", [absolute(configPath, FileManager.default.currentDirectoryPath)]),
+        ]
+        if let storage = runtime.config.storage.settings?.base as? any DirectoryStorageConfiguration {
+            own.append(("storage.root", [absolute(storage.directory, runtime.baseDirectory)]))
+        }
+        let metadata = runtime.config.metadata.connection
+        if metadata.type.lowercased() == "sqlite", let database = metadata.database {
+            let path = absolute(database, runtime.baseDirectory)
+            own.append(("the metadata database", ["", "-wal", "-shm", "-journal"].map { path + $0 }))
+        }
+        return scanners.flatMap { scanner in scanner.ownPathProblems(own).map { (scanner.sourceName, $0) } }
     }
 }

@@ -279,8 +279,10 @@ extension Packer {
             guard let connector = context.source(name)?.connector else { continue }
             let changed: [Int]
             if lease {
-                changed = try await connector.markManifestRows(marks, metadata: context.metadata, retry: context.retry, logger: context.logger)
+                let outcome = try await connector.markManifestRows(marks, metadata: context.metadata, retry: context.retry, logger: context.logger)
+                changed = outcome.map(\.changed)
                 marked.add(marks.flatMap(\.rowIDs), source: name)
+                try await tombstoneOrphans(zip(marks, outcome.map(\.orphans)), source: name, batch: batch, context: context)
             } else {
                 let holder = context.holder.description
                 changed = try await context.retry.run { try await connector.markPacked(marks, holder: holder) }
@@ -298,6 +300,28 @@ extension Packer {
                 try await context.retry.run { try await context.metadata.manifestMarked(containerID: container.record.id) }
             }
         }
+    }
+
+    /// `claim_mode: lease`: entries of just-marked containers whose names no row of their source
+    /// holds any more — the row deleted from the catalog, or renamed (a filesystem source's row
+    /// whose file changed) while the container was open — are tombstoned: never served, dropped
+    /// by compaction, and not orphans to `des check`. Their names were never marked packed.
+    private static func tombstoneOrphans(
+        _ orphans: Zip2Sequence<[ContainerMark], [[String]]>, source: String, batch: [PackerStateMachine.Container], context: PackerContext
+    ) async throws {
+        let ids = Dictionary(batch.map { ($0.record.key, $0.record.id) }, uniquingKeysWith: { a, _ in a })
+        let stones = orphans.flatMap { mark, names in
+            names.map { name in
+                Tombstone(
+                    name: name, reason: "never marked packed: no row of source '\(source)' holds the name any more (deleted, or renamed as its file changed, while the container was open)",
+                    origin: "unmarked", containerID: ids[mark.container], bytes: 0)
+            }
+        }
+        guard !stones.isEmpty else { return }
+        _ = try await context.retry.run { try await context.metadata.addTombstones(stones) }
+        context.logger.notice(
+            "entries whose rows were gone or renamed while their container was open are tombstoned",
+            metadata: ["source": "\(source)", "count": "\(stones.count)", "first": "\(stones[0].name)"])
     }
 
     /// Waits until every row of an uploaded container is marked packed; passes on the first failure.

@@ -18,30 +18,39 @@ extension SourceConnector {
     ) async throws -> Int {
         let byID = try await retry.run { try await markPackedUnlessPacked(rowIDs: ids, names: names, container: container) }
         return try await markShortfall(ids: ids, names: names, container: container, byID: byID, metadata: metadata, retry: retry, logger: logger)
+            .changed
     }
 
     /// ``markManifestRows(ids:names:container:metadata:retry:logger:)`` for several containers:
     /// the marks by id in one batch (``SourceConnector/markPackedUnlessPacked(_:)``, one
     /// transaction where the source has them), then each container's shortfall as for one.
-    /// Returns, per mark, how many rows changed.
-    func markManifestRows(_ marks: [ContainerMark], metadata: any MetadataStore, retry: RetryPolicy, logger: Logger) async throws -> [Int] {
-        var changed = try await retry.run { try await markPackedUnlessPacked(marks) }
-        for (i, mark) in marks.enumerated() where i < changed.count {
-            changed[i] = try await markShortfall(
-                ids: mark.rowIDs, names: mark.names, container: mark.container, byID: changed[i], metadata: metadata, retry: retry, logger: logger)
+    /// Returns, per mark, how many rows changed, and the mark's names that no row of this source
+    /// holds any more (`orphans`: deleted from the catalog, or renamed — a filesystem row whose
+    /// file changed — while the container was open), found only when the mark fell short.
+    func markManifestRows(_ marks: [ContainerMark], metadata: any MetadataStore, retry: RetryPolicy, logger: Logger) async throws
+        -> [(changed: Int, orphans: [String])]
+    {
+        let byID = try await retry.run { try await markPackedUnlessPacked(marks) }
+        var outcome: [(changed: Int, orphans: [String])] = []
+        for (i, mark) in marks.enumerated() where i < byID.count {
+            outcome.append(
+                try await markShortfall(
+                    ids: mark.rowIDs, names: mark.names, container: mark.container, byID: byID[i], metadata: metadata, retry: retry, logger: logger))
         }
-        return changed
+        return outcome
     }
 
     /// After a mark by id changed `byID` rows of `ids`: when short, the rows found by name (see
-    /// ``markManifestRows(ids:names:container:metadata:retry:logger:)``). Returns the rows changed in all.
+    /// ``markManifestRows(ids:names:container:metadata:retry:logger:)``). Returns the rows changed
+    /// in all, and the names of `names` no row of this source holds.
     private func markShortfall(
         ids: [String], names: [String], container: String, byID: Int, metadata: any MetadataStore, retry: RetryPolicy, logger: Logger
-    ) async throws -> Int {
-        guard byID < ids.count else { return byID }
+    ) async throws -> (changed: Int, orphans: [String]) {
+        guard byID < ids.count else { return (byID, []) }
         let found = try await retry.run { try await rowsNamed(names) }
         var byName: [String: [NamedRow]] = [:]
         for row in found { byName[row.desName, default: []].append(row) }
+        let orphans = names.filter { byName[$0] == nil }
         var unique: [NamedRow] = [], shared: [NamedRow] = []
         for (_, rows) in byName {
             // A row failed while in flight is marked too, as the mark by id marks it: its bytes are in the container.
@@ -76,6 +85,6 @@ extension SourceConnector {
                 "rows sharing a DES name with a file in a container were dead-lettered",
                 metadata: ["container": "\(container)", "source": "\(name)", "rows": "\(failed)", "first": "\(shared[0].desName)"])
         }
-        return changed
+        return (changed, orphans)
     }
 }

@@ -25,7 +25,7 @@ public enum LocalStoragePlugin {
 }
 
 /// `storage.type: local`: containers are files under a directory.
-public struct LocalStorageConfig: PluginConfiguration {
+public struct LocalStorageConfig: DirectoryStorageConfiguration {
     public static let keys = [
         ConfigKey(
             "root", .text, default: "./des-data/archive",
@@ -33,6 +33,7 @@ public struct LocalStorageConfig: PluginConfiguration {
     ]
     /// The directory holding the containers.
     public var root = "./des-data/archive"
+    public var directory: String { root }
     /// The defaults.
     public init() {}
     public init(from section: ConfigSection) throws {

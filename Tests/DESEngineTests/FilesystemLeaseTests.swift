@@ -2,6 +2,7 @@ import DESKit
 import DESPluginFilesystem
 import DESPluginSQLite
 import DESSQLDialects
+import DESTestSupport
 import Foundation
 import Testing
 
@@ -65,4 +66,52 @@ struct FilesystemLeaseTests {
         let check = try await des(["check"])
         #expect(check.status == 0, "\(check.out) \(check.err)")
     }
+
+    @Test("End to end: the file changes while a lease packer holds its row in an open container; that container's entry is tombstoned, the file is packed again as it is now, and des check passes")
+    func changedWhileContainerOpen() async throws {
+        let dir = NSTemporaryDirectory() + "des-fs-lease-open-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/tree", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/tree/a.txt"
+        try Data("OLD-CONTENT".utf8).write(to: URL(fileURLWithPath: file))
+        let config = dir + "/des.yaml"
+        try """
+            sources:
+              - name: tree
+                connection: {type: filesystem, roots: [tree], min_age: 0}
+            storage: {type: local, root: des-data/archive}
+            packer: {work_dir: des-data/work, claim_mode: lease, max_container_age_seconds: 3600, idle_sleep_seconds: 0.2}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        for step in [["scan", "--until-idle"], ["scan", "--until-idle"], ["marker", "run", "--until-idle"]] {
+            let r = try await runDES(step, config: config, in: dir)
+            try #require(r.status == 0, "\(step): \(r.err)")
+        }
+        let before = try await runDES(["ls-versions", "--path", "a.txt", "--json"], config: config, in: dir)
+        // The packer reads the row and holds it in a container it keeps open (an hour's age).
+        let start = Date()
+        let packer = try startDES(["packer", "run"], config: config)
+        let placed = await ProcessWatcher(process: packer, workDir: dir + "/des-data/work", since: start) { true }.finished()
+        try #require(placed, "the packer never opened a container")
+        try Data("NEW-CONTENT-LONGER".utf8).write(to: URL(fileURLWithPath: file))
+        for step in [["scan", "--until-idle"], ["scan", "--until-idle"], ["marker", "run", "--until-idle"]] {
+            let r = try await runDES(step, config: config, in: dir)
+            try #require(r.status == 0, "\(step): \(r.err)")
+        }
+        // SIGTERM: the open container is finished, uploaded and marked; its one row is not its any more.
+        packer.terminate()
+        await waitForExit(packer)
+        #expect(packer.terminationStatus == 0)
+        let drained = try await runDES(["packer", "run", "--until-idle"], config: config, in: dir)
+        #expect(drained.status == 0, "\(drained.err)")
+        let got = try await runDESRaw(["get", "-c", config, "--path", "a.txt"], in: dir)
+        #expect(got.status == 0 && String(decoding: got.out, as: UTF8.self) == "NEW-CONTENT-LONGER", "\(got.err)")
+        let check = try await runDES(["check"], config: config, in: dir)
+        #expect(check.status == 0, "\(check.out) \(check.err)")
+        // The old name, never marked packed, is gone (410 in a server), not served with the old bytes.
+        let versions = try #require(try JSONSerialization.jsonObject(with: Data(before.out.utf8)) as? [[String: Any]], "\(before)")
+        let name = try #require(versions.first?["name"] as? String, "\(versions)")
+        let old = try await runDES(["get", name], config: config, in: dir)
+        #expect(old.status != 0 && !old.out.contains("OLD-CONTENT"), "\(old)")
+    }
 }
+

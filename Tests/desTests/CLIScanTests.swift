@@ -156,6 +156,36 @@ struct CLIScanTests {
         }
     }
 
+    @Test("A root holding DES's own files (containers, work directory, metadata database, config) is refused, naming each and its exclude; excluded, it scans only the tree")
+    func rootHoldingDESData() throws {
+        try withTempDir { dir in
+            try Self.write(dir, ["a.txt": "alpha"])
+            func config(_ exclude: String) -> String {
+                """
+                sources:
+                  - name: here
+                    connection: {type: filesystem, roots: [.], min_age: 0\(exclude)}
+                storage: {type: local, root: des-data/archive}
+                packer: {work_dir: des-data/work}
+                """
+            }
+            try config("").write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
+            let r = try runDES(["scan", "-c", "des.yaml", "--until-idle"], in: dir)
+            #expect(r.status == 65, "\(r.status) \(r.stderr)")
+            for named in ["storage.root ('des-data/archive')", "packer.work_dir ('des-data/work')", "the config file ('des.yaml')",
+                "the metadata database ('des-data/metadata.sqlite*')"] {
+                #expect(r.stderr.contains(named), "\(named): \(r.stderr)")
+            }
+            #expect(try Self.rows(dir).isEmpty, "rows written before the refusal")
+            // A directory on the way excludes what is beneath it.
+            try config(", exclude: [des-data, des.yaml, '.*']").write(toFile: dir + "/des.yaml", atomically: true, encoding: .utf8)
+            let ok = try runDES(["scan", "-c", "des.yaml", "--until-idle"], in: dir)
+            #expect(ok.status == 0, "\(ok.stderr)")
+            let keys = Set(try Self.rows(dir).keys)
+            #expect(keys == ["tree/a.txt@1"], "\(keys.sorted())")
+        }
+    }
+
     @Test("A file not yet min_age old waits: no row is handed to the marker")
     func youngFilesWait() throws {
         try withTempDir { dir in

@@ -11,6 +11,8 @@ public struct FilesystemScanner: SourceScanner {
     let source: SourceConfig
     let settings: FilesystemSourceConfiguration
     let roots: [String]
+    /// The config file's directory, which relative roots resolve against.
+    let baseDirectory: String
     let catalog: SQLSourceConnector
     let logger: Logger
     /// inotify's hints, on once a scanning service asks for them (``watchForChanges()``).
@@ -30,8 +32,13 @@ public struct FilesystemScanner: SourceScanner {
         self.source = source
         self.settings = settings
         self.roots = settings.resolvedRoots(baseDirectory: baseDirectory)
+        self.baseDirectory = baseDirectory
         self.catalog = catalog
         self.logger = logger
+    }
+
+    public func ownPathProblems(_ paths: [(what: String, paths: [String])]) -> [String] {
+        settings.ownPathProblems(paths, baseDirectory: baseDirectory).map(\.description)
     }
 
     /// Turns inotify hints on (a scanning service; a one-shot scan adds no watches).

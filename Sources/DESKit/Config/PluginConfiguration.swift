@@ -39,6 +39,13 @@ public struct NoConfiguration: PluginConfiguration {
     public init(from section: ConfigSection) throws {}
 }
 
+/// A storage configuration whose containers are files under one directory (`storage.type:
+/// local`): `des scan` refuses a root that holds it.
+public protocol DirectoryStorageConfiguration: PluginConfiguration {
+    /// The directory, as written (relative paths resolve against the config file's directory).
+    var directory: String { get }
+}
+
 /// A bodies configuration whose bodies are files under one directory: `des sample` writes its
 /// sample bodies there.
 public protocol DirectoryBodiesConfiguration: PluginConfiguration {

@@ -129,7 +129,8 @@ public struct Tombstone: Sendable, Hashable {
     public var name: String
     /// Why it was deleted (a ticket, "retention 30d").
     public var reason: String
-    /// `delete` (by a person or a program) or `retention`.
+    /// `delete` (by a person or a program), `retention`, or `unmarked` (an entry whose row was
+    /// deleted or renamed while its container was open, in `claim_mode: lease`).
     public var origin: String
     /// When (seconds since 1970, the store's clock).
     public var deletedAt: Double

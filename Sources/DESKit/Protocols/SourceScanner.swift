@@ -21,12 +21,18 @@ public protocol SourceScanner: Sendable {
     func hasChanged(part index: Int) -> Bool
     /// Starts gathering those hints (a scanning service calls it once; a one-shot scan does not).
     func watchForChanges()
+    /// Of DES's own paths (absolute, in groups: `what` names each — `storage.root`, the
+    /// metadata database with its journals, …), those a part of the source holds and does not
+    /// leave out, each as a sentence saying how to leave it out. `des scan` refuses to start
+    /// while there is one: it would pack DES's own files (default: none).
+    func ownPathProblems(_ paths: [(what: String, paths: [String])]) -> [String]
 }
 
 extension SourceScanner {
     public var settleSeconds: Double { rescanSeconds }
     public func hasChanged(part index: Int) -> Bool { false }
     public func watchForChanges() {}
+    public func ownPathProblems(_ paths: [(what: String, paths: [String])]) -> [String] { [] }
 
     /// Scans every part once.
     public func scan() async throws -> ScanTotals {
