@@ -19,7 +19,7 @@ public struct FilesystemSourceConfiguration: PluginConfiguration {
         ConfigKey("roots", .textList, help: "The directories to scan (absolute, or relative to the config file). Required.", example: "[/srv/share/in]"),
         ConfigKey("include", .textList, default: "[] (every file)", help: "Globs a file must match to be taken (a glob without / matches a name at any depth; ** spans directories)."),
         ConfigKey("exclude", .textList, default: "[\"*.tmp\", \"*.part\", \".*\"]", help: "Globs of files and directories left out (a directory left out is not read)."),
-        ConfigKey("follow_symlinks", .boolean, default: "false", help: "Follow symbolic links (only to targets beneath the root)."),
+        ConfigKey("follow_symlinks", .boolean, default: "false", help: "Follow symbolic links to files, only to targets beneath the root (a link to a directory is not walked: the directory is, by its own path)."),
         ConfigKey("one_file_system", .boolean, default: "true", help: "Do not enter directories on another file system than the root's."),
         ConfigKey("min_age", .seconds(0...31_536_000), default: "30", help: "A file is taken once its mtime and ctime are this many seconds old and two scans saw the same size, mtime and ctime."),
         ConfigKey("priority_recent", .boolean, default: "true", help: "Files changed within the last day are written first in each scan (named and packed first)."),

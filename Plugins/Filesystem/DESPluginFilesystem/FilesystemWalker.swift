@@ -215,6 +215,13 @@ public struct FilesystemWalker: Sendable {
                 type = Self.direntType(st.st_mode)
             }
             switch type {
+            case UInt8(DT_DIR) where listedType == UInt8(DT_LNK):
+                // A link to a directory is not walked: a followed link stays beneath the root, so
+                // the walk reaches that directory by its own path, the one its files are
+                // catalogued under (walked by both, whichever parallel reader came first would
+                // win, and files would move between the two paths from scan to scan). Nor does
+                // a link lead into a directory the globs leave out.
+                totals.links += 1
             case UInt8(DT_DIR):
                 queue.push(path)
             case UInt8(DT_REG):
