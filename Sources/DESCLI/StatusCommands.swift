@@ -231,7 +231,7 @@ struct CheckCommand: AsyncParsableCommand {
                 Terminal.out(
                     "\(report.isOK ? "OK" : "FAILED"): \(report.rowsChecked) packed rows read back by name "
                         + "(\(Terminal.bytes(report.bytesChecked))) from \(report.containers) containers "
-                        + (report.rowsRetired > 0 ? "(\(report.rowsRetired) with their bodies retired) " : "")
+                        + (report.rowsRetired > 0 ? "(\(report.rowsRetired) whose bodies are gone from the source: retired, or superseded in a scanned tree) " : "")
                         + (report.filesDeleted > 0 ? "(\(report.filesDeleted) files deleted) " : "")
                         + "(\(report.entries) entries) in \(String(format: "%.2f", secs)) s\n")
                 for (source, s) in report.unpacked.sorted(by: { $0.key < $1.key }) {

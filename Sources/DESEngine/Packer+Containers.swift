@@ -113,7 +113,8 @@ extension Packer {
             for (name, rows) in failed {
                 guard let connector = context.source(name)?.connector else { continue }
                 if config.claimMode == .lease {
-                    _ = try await retry.run { try await connector.markFailedIfPending(rows) }
+                    let changed = try await retry.run { try await connector.markFailedIfPending(rows) }
+                    if changed < rows.count { try await closeLettersOfUnfailedRows(rows, source: name, connector: connector) }
                 } else {
                     _ = try await retry.run { try await connector.markFailed(rows, holder: holder.description) }
                 }
@@ -124,6 +125,29 @@ extension Packer {
             logger.warning("rows failed", metadata: ["count": "\(letters.count)", "first": "\(letters[0].reason)"])
         }
         try await checkpointDue()
+    }
+
+    /// `claim_mode: lease`: of `rows` just given dead letters, those the mark did not fail — no
+    /// longer pending under the name they were read with (renamed: a filesystem row whose file
+    /// changed, taken again by the scan; or packed meanwhile) — have their letters closed, so
+    /// that the dead-letter table lists only rows that failed.
+    private func closeLettersOfUnfailedRows(_ rows: [FailedRow], source: String, connector: any SourceConnector) async throws {
+        let names = rows.compactMap(\.desName)
+        let failed = Set(try await retry.run { try await connector.rowsNamed(names) }.filter { $0.state == .failed }.map { "\($0.rowID) \($0.desName)" })
+        let unfailed = rows.filter { row in !failed.contains("\(row.rowID) \(row.desName ?? "")") }
+        guard !unfailed.isEmpty else { return }
+        let wanted = Set(unfailed.map { "\($0.rowID) \($0.desName ?? "")" })
+        var ids: [Int64] = []
+        for chunk in stride(from: 0, to: unfailed.count, by: 500).map({ Array(unfailed[$0..<min($0 + 500, unfailed.count)]) }) {
+            let query = DeadLetterQuery(source: source, stage: "packer", rowIDs: chunk.map(\.rowID))
+            let letters = try await retry.run { try await metadata.deadLetters(matching: query) }
+            ids += letters.filter { wanted.contains("\($0.letter.rowID) \($0.letter.desName ?? "")") }.map(\.id)
+        }
+        guard !ids.isEmpty else { return }
+        let closed = try await retry.run { try await metadata.resolveDeadLetters(ids: ids) }
+        logger.notice(
+            "dead letters closed: their rows were renamed or packed while in flight, not failed",
+            metadata: ["source": "\(source)", "letters": "\(closed)"])
     }
 
     /// The body as one `fstat` of its open descriptor (or a `stat` of its path) sees it; it must
