@@ -39,9 +39,10 @@ struct ConnectionCredentialTests {
             #expect(error.keyPath.hasSuffix("connection.\(key)"), "\(error)")
             #expect(!"\(error)".contains(secret) && !error.message.contains(secret), "\(error)")
         }
-        // A socket directory, an address, a plain name: accepted.
+        // A socket directory, an address, a plain name: accepted; and any path as SQLite's database.
         for text in [Self.yaml(host: "/var/run/postgresql"), Self.yaml(host: "::1"), Self.yaml(host: "db-1.internal", database: "my_db")] {
             #expect(throws: Never.self) { _ = try parseStock(text) }
         }
+        #expect(throws: Never.self) { _ = try parseStock(sourceYAML().replacingOccurrences(of: "a.sqlite", with: "'data/a=b://c.sqlite'")) }
     }
 }

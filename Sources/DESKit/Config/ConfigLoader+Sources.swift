@@ -185,7 +185,8 @@ extension ConfigLoader {
                 "host", .invalidValue,
                 "must be a host name, an address or a socket directory, not a URL or user@host: give the user and password in username and password")
         }
-        if let database = connection.database,
+        // (SQLite's database is a file's path, which may hold anything a path may.)
+        if let database = connection.database, type != "sqlite",
             database.contains("://") || (type.hasPrefix("postgres") && database.contains("="))
         {
             throw m.error(
