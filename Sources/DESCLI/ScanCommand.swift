@@ -109,6 +109,11 @@ struct ScanCommand: AsyncParsableCommand {
             Terminal.out(
                 "scanned \(t.seen) files in \(t.directories) directories in \(String(format: "%.2f", secs)) s: \(t.inserted) new rows "
                     + "(\(t.versions) new versions), \(t.ready) ready, \(t.duplicates) duplicates of packed files, \(t.gone) gone, \(t.waiting) waiting\n")
+            if t.unreadable > 0 {
+                // The log names each; the summary must not read as a whole tree scanned.
+                Terminal.warn(
+                    "\(t.unreadable) names could not be read (see the log): their roots were walked in part, and nothing in them was marked gone")
+            }
         }
     }
 
