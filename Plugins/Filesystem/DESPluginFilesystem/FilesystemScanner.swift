@@ -270,12 +270,25 @@ public struct FilesystemScanner: SourceScanner {
             INSERT INTO \(table) (size_bytes, mtime_ns, ctime_ns, device, inode, tags, observed_at, stamp, source, root, path, body_key, version, status)
             VALUES (\(d.placeholders(14)))
             """
+        // Only a row still as the scan read it, not yet packed: a row the packer claimed or
+        // marked packed since the catalog was read is left alone (a packed one's change is the
+        // next scan's new version). Tried as any waiting row first, then as a failed one, whose
+        // letter the scan then closes (it may have failed since the read).
         let update = """
             UPDATE \(table) SET size_bytes = \(d.placeholder(1)), mtime_ns = \(d.placeholder(2)), ctime_ns = \(d.placeholder(3)),
             device = \(d.placeholder(4)), inode = \(d.placeholder(5)), tags = \(d.placeholder(6)), observed_at = \(d.placeholder(7)),
             stamp = \(d.placeholder(8)), status = \(d.placeholder(9)), sha256 = NULL, des_name = NULL, des_shard = NULL
-            WHERE id = \(d.placeholder(10)) AND status <> \(d.placeholder(11))
+            WHERE id = \(d.placeholder(10)) AND status IN (\(d.placeholders(4, from: 11)))
             """
+        let updateFailed = """
+            UPDATE \(table) SET size_bytes = \(d.placeholder(1)), mtime_ns = \(d.placeholder(2)), ctime_ns = \(d.placeholder(3)),
+            device = \(d.placeholder(4)), inode = \(d.placeholder(5)), tags = \(d.placeholder(6)), observed_at = \(d.placeholder(7)),
+            stamp = \(d.placeholder(8)), status = \(d.placeholder(9)), sha256 = NULL, des_name = NULL, des_shard = NULL
+            WHERE id = \(d.placeholder(10)) AND status = \(d.placeholder(11))
+            """
+        let waiting: [SQLValue] = [observed, FilesystemCatalog.Status.new, FilesystemCatalog.Status.pending, FilesystemCatalog.Status.gone]
+            .map { .text($0) }
+        let failedStatus = SQLValue.text(FilesystemCatalog.Status.failed)
         // A row taken again as its file is now loses the name it had: a packer with
         // `claim_mode: lease` claims nothing, so the row may be in a container that packer has
         // open, with the bytes it had. That container's mark names the row by id and name and
@@ -300,31 +313,29 @@ public struct FilesystemScanner: SourceScanner {
             }
         }
         // Of the failed rows the plan takes back, those the writes below did change.
-        let failed = Set(plan.retaken)
+        // Failed rows the writes below take back: read failed by the scan, or failed since.
         var retaken: [Int64] = []
         for chunk in Self.chunks(plan.updates, Self.rowsPerTransaction) {
             retaken += try await catalog.transaction { session in
                 var changed: [Int64] = []
                 for (id, file) in chunk {
-                    let n = try session.execute(update, values(file) + [.text(observed), .int(id), .text(FilesystemCatalog.Status.claimed)])
-                    if n > 0 && failed.contains(id) { changed.append(id) }
+                    let row = values(file) + [.text(observed), .int(id)]
+                    if try session.execute(update, row + waiting) > 0 { continue }
+                    if try session.execute(updateFailed, row + [failedStatus]) > 0 { changed.append(id) }
                 }
                 return changed
             }
         }
         var made = try await makeReady(plan.ready, now: now)
-        let markGone = "UPDATE \(table) SET status = \(d.placeholder(1)) WHERE id = \(d.placeholder(2)) AND status IN (\(d.placeholders(4, from: 3)))"
+        let markGone = "UPDATE \(table) SET status = \(d.placeholder(1)) WHERE id = \(d.placeholder(2)) AND status IN (\(d.placeholders(3, from: 3)))"
+        let markFailedGone = "UPDATE \(table) SET status = \(d.placeholder(1)) WHERE id = \(d.placeholder(2)) AND status = \(d.placeholder(3))"
         for chunk in Self.chunks(plan.gone, Self.rowsPerTransaction) {
             retaken += try await catalog.transaction { session in
                 var changed: [Int64] = []
                 for id in chunk {
-                    let n = try session.execute(
-                        markGone,
-                        [
-                            .text(FilesystemCatalog.Status.gone), .int(id), .text(observed), .text(FilesystemCatalog.Status.new),
-                            .text(FilesystemCatalog.Status.pending), .text(FilesystemCatalog.Status.failed),
-                        ])
-                    if n > 0 && failed.contains(id) { changed.append(id) }
+                    let row: [SQLValue] = [.text(FilesystemCatalog.Status.gone), .int(id)]
+                    if try session.execute(markGone, row + Array(waiting.prefix(3))) > 0 { continue }
+                    if try session.execute(markFailedGone, row + [failedStatus]) > 0 { changed.append(id) }
                 }
                 return changed
             }
