@@ -132,16 +132,21 @@ extension Packer {
     /// changed, taken again by the scan; or packed meanwhile) — have their letters closed, so
     /// that the dead-letter table lists only rows that failed.
     private func closeLettersOfUnfailedRows(_ rows: [FailedRow], source: String, connector: any SourceConnector) async throws {
-        let names = rows.compactMap(\.desName)
-        let failed = Set(try await retry.run { try await connector.rowsNamed(names) }.filter { $0.state == .failed }.map { "\($0.rowID) \($0.desName)" })
-        let unfailed = rows.filter { row in !failed.contains("\(row.rowID) \(row.desName ?? "")") }
+        struct Row: Hashable {
+            var id: String
+            var name: String?
+        }
+        let named = try await retry.run { try await connector.rowsNamed(rows.compactMap(\.desName)) }
+        let failed = Set(named.filter { $0.state == .failed }.map { Row(id: $0.rowID, name: $0.desName) })
+        let unfailed = rows.filter { !failed.contains(Row(id: $0.rowID, name: $0.desName)) }
         guard !unfailed.isEmpty else { return }
-        let wanted = Set(unfailed.map { "\($0.rowID) \($0.desName ?? "")" })
+        let wanted = Set(unfailed.map { Row(id: $0.rowID, name: $0.desName) })
         var ids: [Int64] = []
-        for chunk in stride(from: 0, to: unfailed.count, by: 500).map({ Array(unfailed[$0..<min($0 + 500, unfailed.count)]) }) {
-            let query = DeadLetterQuery(source: source, stage: "packer", rowIDs: chunk.map(\.rowID))
+        // (A dead-letter query takes at most 500 row ids.)
+        for start in stride(from: 0, to: unfailed.count, by: 500) {
+            let query = DeadLetterQuery(source: source, stage: "packer", rowIDs: unfailed[start..<min(start + 500, unfailed.count)].map(\.rowID))
             let letters = try await retry.run { try await metadata.deadLetters(matching: query) }
-            ids += letters.filter { wanted.contains("\($0.letter.rowID) \($0.letter.desName ?? "")") }.map(\.id)
+            ids += letters.filter { wanted.contains(Row(id: $0.letter.rowID, name: $0.letter.desName)) }.map(\.id)
         }
         guard !ids.isEmpty else { return }
         let closed = try await retry.run { try await metadata.resolveDeadLetters(ids: ids) }

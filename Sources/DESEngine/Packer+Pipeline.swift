@@ -282,7 +282,7 @@ extension Packer {
                 let outcome = try await connector.markManifestRows(marks, metadata: context.metadata, retry: context.retry, logger: context.logger)
                 changed = outcome.map(\.changed)
                 marked.add(marks.flatMap(\.rowIDs), source: name)
-                try await tombstoneOrphans(zip(marks, outcome.map(\.orphans)), source: name, batch: batch, context: context)
+                try await tombstoneOrphans(marks: marks, orphans: outcome.map(\.orphans), source: name, batch: batch, context: context)
             } else {
                 let holder = context.holder.description
                 changed = try await context.retry.run { try await connector.markPacked(marks, holder: holder) }
@@ -307,10 +307,10 @@ extension Packer {
     /// whose file changed) while the container was open — are tombstoned: never served, dropped
     /// by compaction, and not orphans to `des check`. Their names were never marked packed.
     private static func tombstoneOrphans(
-        _ orphans: Zip2Sequence<[ContainerMark], [[String]]>, source: String, batch: [PackerStateMachine.Container], context: PackerContext
+        marks: [ContainerMark], orphans: [[String]], source: String, batch: [PackerStateMachine.Container], context: PackerContext
     ) async throws {
         let ids = Dictionary(batch.map { ($0.record.key, $0.record.id) }, uniquingKeysWith: { a, _ in a })
-        let stones = orphans.flatMap { mark, names in
+        let stones = zip(marks, orphans).flatMap { mark, names in
             names.map { name in
                 Tombstone(
                     name: name, reason: "never marked packed: no row of source '\(source)' holds the name any more (deleted, or renamed as its file changed, while the container was open)",

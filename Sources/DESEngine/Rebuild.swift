@@ -45,6 +45,7 @@ public struct Rebuild: Sendable {
         /// The most duplicates ``duplicates`` lists.
         public static let maxDuplicatesListed = 100
         /// Creates an empty report.
+        public init() {}
     }
 
     let metadata: any MetadataStore

@@ -93,11 +93,7 @@ public enum FilesystemPlugin {
         guard let settings = context.source.connection.settings?.value(as: FilesystemSourceConfiguration.self) else { return }
         let configured = settings.roots.map(FilesystemSourceConfiguration.normalizedRoot)
         // The same directory under two names (a link, `..`): the config check compares the text only.
-        let real = settings.resolvedRoots(baseDirectory: context.baseDirectory).map { path -> String? in
-            guard let resolved = realpath(path, nil) else { return nil }
-            defer { free(resolved) }
-            return String(cString: resolved)
-        }
+        let real = settings.resolvedRoots(baseDirectory: context.baseDirectory).map(FilesystemSourceConfiguration.realPath)
         for i in real.indices {
             for j in real.indices where j > i {
                 guard let a = real[i], let b = real[j] else { continue }

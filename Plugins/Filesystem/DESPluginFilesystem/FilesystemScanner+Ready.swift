@@ -24,8 +24,8 @@ extension FilesystemScanner {
         /// Rows left waiting: their file changed while it was hashed, or a row with the same
         /// bytes is on its way to being packed (they become references once it is).
         var waiting = 0
-        /// Failed rows the scan's writes took out of failure (``ScanPlan/retaken`` less the rows
-        /// another writer moved meanwhile: a packer claimed one, say).
+        /// Failed rows the scan's writes took out of failure (taken again as their file now is, or
+        /// gone with it): read failed by the scan, or failed since; their letters are stale.
         var retaken: [Int64] = []
     }
 

@@ -270,30 +270,25 @@ public struct FilesystemScanner: SourceScanner {
             INSERT INTO \(table) (size_bytes, mtime_ns, ctime_ns, device, inode, tags, observed_at, stamp, source, root, path, body_key, version, status)
             VALUES (\(d.placeholders(14)))
             """
-        // Only a row still as the scan read it, not yet packed: a row the packer claimed or
-        // marked packed since the catalog was read is left alone (a packed one's change is the
-        // next scan's new version). Tried as any waiting row first, then as a failed one, whose
-        // letter the scan then closes (it may have failed since the read).
-        let update = """
+        // A row is taken again as its file is now only while it waits, not yet packed: one the
+        // packer claimed or marked packed since the catalog was read is left alone (a packed
+        // one's change is the next scan's new version). It loses the name it had: a packer with
+        // `claim_mode: lease` claims nothing, so the row may be in a container that packer has
+        // open, with the bytes it had; that container's mark names the row by id and name and no
+        // longer finds it, and the marker names it afresh. Tried as a waiting row first, then as
+        // a failed one (it may have failed since the read), whose letter the scan then closes.
+        func restamp(_ statuses: Int) -> String {
+            """
             UPDATE \(table) SET size_bytes = \(d.placeholder(1)), mtime_ns = \(d.placeholder(2)), ctime_ns = \(d.placeholder(3)),
             device = \(d.placeholder(4)), inode = \(d.placeholder(5)), tags = \(d.placeholder(6)), observed_at = \(d.placeholder(7)),
             stamp = \(d.placeholder(8)), status = \(d.placeholder(9)), sha256 = NULL, des_name = NULL, des_shard = NULL
-            WHERE id = \(d.placeholder(10)) AND status IN (\(d.placeholders(4, from: 11)))
+            WHERE id = \(d.placeholder(10)) AND status IN (\(d.placeholders(statuses, from: 11)))
             """
-        let updateFailed = """
-            UPDATE \(table) SET size_bytes = \(d.placeholder(1)), mtime_ns = \(d.placeholder(2)), ctime_ns = \(d.placeholder(3)),
-            device = \(d.placeholder(4)), inode = \(d.placeholder(5)), tags = \(d.placeholder(6)), observed_at = \(d.placeholder(7)),
-            stamp = \(d.placeholder(8)), status = \(d.placeholder(9)), sha256 = NULL, des_name = NULL, des_shard = NULL
-            WHERE id = \(d.placeholder(10)) AND status = \(d.placeholder(11))
-            """
+        }
+        let (update, updateFailed) = (restamp(4), restamp(1))
         let waiting: [SQLValue] = [observed, FilesystemCatalog.Status.new, FilesystemCatalog.Status.pending, FilesystemCatalog.Status.gone]
             .map { .text($0) }
         let failedStatus = SQLValue.text(FilesystemCatalog.Status.failed)
-        // A row taken again as its file is now loses the name it had: a packer with
-        // `claim_mode: lease` claims nothing, so the row may be in a container that packer has
-        // open, with the bytes it had. That container's mark names the row by id and name and
-        // no longer finds it; the marker names it afresh, and it is packed again as it is now.
-        // (A claimed row is not updated: the packer's check before and after reading covers it.)
         // Superseded first (the table's status_source_deleted_value: the generic mark, packed rows
         // only), then the new versions: a scan killed in between leaves a superseded latest row,
         // which the next scan follows with the new version. (The other order would leave a packed
@@ -312,7 +307,6 @@ public struct FilesystemScanner: SourceScanner {
                 }
             }
         }
-        // Of the failed rows the plan takes back, those the writes below did change.
         // Failed rows the writes below take back: read failed by the scan, or failed since.
         var retaken: [Int64] = []
         for chunk in Self.chunks(plan.updates, Self.rowsPerTransaction) {
@@ -327,15 +321,17 @@ public struct FilesystemScanner: SourceScanner {
             }
         }
         var made = try await makeReady(plan.ready, now: now)
-        let markGone = "UPDATE \(table) SET status = \(d.placeholder(1)) WHERE id = \(d.placeholder(2)) AND status IN (\(d.placeholders(3, from: 3)))"
-        let markFailedGone = "UPDATE \(table) SET status = \(d.placeholder(1)) WHERE id = \(d.placeholder(2)) AND status = \(d.placeholder(3))"
+        func markGone(_ statuses: Int) -> String {
+            "UPDATE \(table) SET status = \(d.placeholder(1)) WHERE id = \(d.placeholder(2)) AND status IN (\(d.placeholders(statuses, from: 3)))"
+        }
+        let (goneWaiting, goneFailed) = (markGone(3), markGone(1))
         for chunk in Self.chunks(plan.gone, Self.rowsPerTransaction) {
             retaken += try await catalog.transaction { session in
                 var changed: [Int64] = []
                 for id in chunk {
                     let row: [SQLValue] = [.text(FilesystemCatalog.Status.gone), .int(id)]
-                    if try session.execute(markGone, row + Array(waiting.prefix(3))) > 0 { continue }
-                    if try session.execute(markFailedGone, row + [failedStatus]) > 0 { changed.append(id) }
+                    if try session.execute(goneWaiting, row + Array(waiting.prefix(3))) > 0 { continue }
+                    if try session.execute(goneFailed, row + [failedStatus]) > 0 { changed.append(id) }
                 }
                 return changed
             }

@@ -59,15 +59,21 @@ extension FilesystemSourceConfiguration {
         return excluded ? nil : relative
     }
 
-    /// `path` with every symbolic link and `..` resolved, for the part that exists (what does
-    /// not exist yet is appended as written); nil when not even `/` resolves.
+    /// `path` with every symbolic link and `..` resolved (`realpath`), or nil when it does not
+    /// resolve (it, or a directory on its way, does not exist).
+    static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    /// ``realPath(_:)`` for the part of `path` that exists, what does not exist yet appended as
+    /// written; nil when not even `/` resolves.
     static func canonical(_ path: String) -> String? {
         var head = (path as NSString).standardizingPath
         var tail: [String] = []
         while true {
-            if let p = realpath(head, nil) {
-                defer { free(p) }
-                let base = String(cString: p)
+            if let base = realPath(head) {
                 guard !tail.isEmpty else { return base }
                 return (base == "/" ? "" : base) + "/" + tail.reversed().joined(separator: "/")
             }

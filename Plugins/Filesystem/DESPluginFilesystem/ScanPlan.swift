@@ -56,10 +56,6 @@ public struct ScanPlan: Sendable {
     /// Packed rows whose file is no longer what they hold (it changed: a new version is
     /// inserted; or it vanished): the source no longer has their bytes, which only DES keeps now.
     public var superseded: [Int64] = []
-    /// Failed rows this plan takes out of failure: taken again (their file changed, or must be
-    /// hashed again) or gone with their file. Their open dead letters are stale once the plan is
-    /// written (``ScanTotals/retaken``).
-    public var retaken: [Int64] = []
     /// Paths whose latest row the scan cannot move on and leaves as it is: a status DES does not
     /// write, or a version with no next one (the largest integer). The scanner names them.
     public var stuck: [String] = []
@@ -122,7 +118,6 @@ public struct ScanPlan: Sendable {
                     .contains(row.status)
                 {
                     plan.gone.append(row.id)
-                    if row.status == FilesystemCatalog.Status.failed { plan.retaken.append(row.id) }
                 } else if row.status == FilesystemCatalog.Status.packed {
                     plan.superseded.append(row.id)
                 }
@@ -158,7 +153,6 @@ public struct ScanPlan: Sendable {
             case FilesystemCatalog.Status.failed where !row.same(file) || row.rehash:
                 // Never packed (refused as changed since the scan, or unreadable): it waits again as it is now.
                 plan.updates.append((row.id, file))
-                plan.retaken.append(row.id)
                 plan.wait(file, before: runStart, now: now)
             case FilesystemCatalog.Status.packed, FilesystemCatalog.Status.failed, FilesystemCatalog.Status.superseded,
                 FilesystemCatalog.Status.deleted:
@@ -202,7 +196,6 @@ public struct ScanPlan: Sendable {
         ready += other.ready
         gone += other.gone
         superseded += other.superseded
-        retaken += other.retaken
         stuck += other.stuck
         waiting += other.waiting
         changing += other.changing
